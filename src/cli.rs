@@ -1,0 +1,266 @@
+//! Command-line definitions (clap derive).
+
+use std::path::PathBuf;
+
+use clap::{ArgMatches, Args, Parser, Subcommand};
+
+use crate::config::{Overrides, Size};
+use crate::filter::{FilterRule, RuleKind};
+use crate::format;
+
+const AFTER_HELP: &str = "\
+Locations are local paths or s3://bucket/prefix, gs://bucket/prefix, az://container/prefix.
+
+Exit codes: 0 done, 1 some entries failed, 2 usage/config error or refused plan,
+3 a side could not be listed or written, 130 interrupted.";
+
+#[derive(Debug, Parser)]
+#[command(name = "hugesync", version, about, after_help = AFTER_HELP, propagate_version = true)]
+pub struct Cli {
+    /// More output: -v lists every item, -vv adds debug logs.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// Only errors.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Config file to read instead of ~/.config/hugesync/config.toml
+    /// (also HUGESYNC_CONFIG).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Make DST like SRC: scan both, show the plan, ask, then execute it.
+    Sync(SyncArgs),
+    /// Scan both sides and print the plan without changing anything.
+    Plan(PlanArgs),
+    /// Execute a plan saved with `plan -o`, after checking it is still current.
+    Apply(ApplyArgs),
+    /// Print the effective settings and where each came from.
+    Config(ConfigArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SyncArgs {
+    /// Source: a local directory or a bucket URI.
+    #[arg(value_name = "SRC")]
+    pub source: String,
+    /// Destination: a local directory or a bucket URI.
+    #[arg(value_name = "DST")]
+    pub destination: String,
+    #[command(flatten)]
+    pub plan: PlanFlags,
+    #[command(flatten)]
+    pub exec: ExecFlags,
+    #[command(flatten)]
+    pub run: RunFlags,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    #[arg(value_name = "SRC")]
+    pub source: String,
+    #[arg(value_name = "DST")]
+    pub destination: String,
+    #[command(flatten)]
+    pub plan: PlanFlags,
+    /// Save the plan as JSON to FILE (for `hugesync apply`).
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Print the plan as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Accepted for symmetry with `sync`; `plan` never changes anything.
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// A plan file written by `hugesync plan -o` or the TUI.
+    #[arg(value_name = "PLAN")]
+    pub plan_file: PathBuf,
+    /// When planned entries changed since the plan was made, plan again (keeping
+    /// the plan's edits) instead of refusing.
+    #[arg(long)]
+    pub replan: bool,
+    #[command(flatten)]
+    pub exec: ExecFlags,
+    #[command(flatten)]
+    pub run: RunFlags,
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    /// Print as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Flags that decide what the plan contains.
+#[derive(Debug, Args, Default)]
+pub struct PlanFlags {
+    /// Archive mode: preserve permissions and directory times, copy symlinks as
+    /// symlinks (file mtimes, to the nanosecond, are always preserved).
+    #[arg(short, long)]
+    pub archive: bool,
+    /// Delete destination entries that do not exist at the source.
+    #[arg(long)]
+    pub delete: bool,
+    /// Refuse to run a plan that deletes more than N entries.
+    #[arg(long, value_name = "N")]
+    pub max_delete: Option<u64>,
+    /// Allow --delete to empty the destination when the source is empty.
+    #[arg(long)]
+    pub allow_empty_source: bool,
+    /// Compare files by content (blake3) instead of size and modification time.
+    #[arg(short, long)]
+    pub checksum: bool,
+    /// Changed files of at least SIZE are sent by delta (e.g. 32MiB).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size_arg)]
+    pub delta_threshold: Option<u64>,
+    /// Delta block size, 64KiB to 5MiB.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size_arg)]
+    pub block_size: Option<u64>,
+    /// Include paths matching GLOB (rsync rules; first matching rule wins).
+    #[arg(long, value_name = "GLOB")]
+    pub include: Vec<String>,
+    /// Exclude paths matching GLOB (rsync rules; first matching rule wins).
+    #[arg(long, value_name = "GLOB")]
+    pub exclude: Vec<String>,
+}
+
+/// Flags that decide how a plan is executed.
+#[derive(Debug, Args, Default)]
+pub struct ExecFlags {
+    /// Transfer up to N files at once.
+    #[arg(short, long, value_name = "N")]
+    pub jobs: Option<usize>,
+    /// Show progress bars.
+    #[arg(short = 'P', long)]
+    pub progress: bool,
+    /// Do not fsync written files (faster, less safe on power loss).
+    #[arg(long)]
+    pub no_fsync: bool,
+}
+
+/// Flags shared by the commands that execute.
+#[derive(Debug, Args, Default)]
+pub struct RunFlags {
+    /// Only print what would be done.
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
+    /// Do not ask for confirmation.
+    #[arg(short, long)]
+    pub yes: bool,
+    /// Machine-readable output: the plan as JSON with --dry-run, otherwise one JSON
+    /// event per line.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_size_arg(text: &str) -> Result<u64, String> {
+    format::parse_size(text)
+}
+
+impl PlanFlags {
+    pub fn apply_to(&self, overrides: &mut Overrides) {
+        let flag = |on: bool| on.then_some(true);
+        overrides.archive = flag(self.archive);
+        overrides.delete = flag(self.delete);
+        overrides.max_delete = self.max_delete.map(Some);
+        overrides.allow_empty_source = flag(self.allow_empty_source);
+        overrides.checksum = flag(self.checksum);
+        overrides.delta_threshold = self.delta_threshold.map(Size);
+        overrides.block_size = self.block_size.map(Size);
+    }
+}
+
+impl ExecFlags {
+    pub fn apply_to(&self, overrides: &mut Overrides) {
+        overrides.jobs = self.jobs;
+        overrides.progress = self.progress.then_some(true);
+        overrides.fsync = self.no_fsync.then_some(false);
+    }
+}
+
+/// The `--include`/`--exclude` rules in the order they were given: clap keeps each
+/// flag's values apart, their indices restore the interleaving.
+pub fn ordered_filters(matches: &ArgMatches) -> Vec<FilterRule> {
+    let Some((_, sub)) = matches.subcommand() else {
+        return Vec::new();
+    };
+    let mut rules: Vec<(usize, FilterRule)> = Vec::new();
+    for (id, kind) in [("include", RuleKind::Include), ("exclude", RuleKind::Exclude)] {
+        // `try_get_many` first: it answers (rather than panics) for commands
+        // that have no such flag.
+        let Ok(Some(values)) = sub.try_get_many::<String>(id) else {
+            continue;
+        };
+        let Some(indices) = sub.indices_of(id) else {
+            continue;
+        };
+        for (index, pattern) in indices.zip(values) {
+            rules.push((
+                index,
+                FilterRule {
+                    kind,
+                    pattern: pattern.clone(),
+                },
+            ));
+        }
+    }
+    rules.sort_by_key(|(index, _)| *index);
+    rules.into_iter().map(|(_, rule)| rule).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::{CommandFactory, FromArgMatches};
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn filters_keep_command_line_order() {
+        let matches = Cli::command()
+            .try_get_matches_from([
+                "hugesync", "plan", "a", "b", "--exclude", "x", "--include", "y", "--exclude", "z",
+            ])
+            .unwrap();
+        let rules = ordered_filters(&matches);
+        let got: Vec<_> = rules.iter().map(|r| (r.kind, r.pattern.as_str())).collect();
+        assert_eq!(
+            got,
+            vec![
+                (RuleKind::Exclude, "x"),
+                (RuleKind::Include, "y"),
+                (RuleKind::Exclude, "z")
+            ]
+        );
+        let cli = Cli::from_arg_matches(&matches).unwrap();
+        assert!(matches!(cli.command, Command::Plan(_)));
+    }
+
+    #[test]
+    fn sizes_are_human() {
+        let matches = Cli::command()
+            .try_get_matches_from(["hugesync", "sync", "a", "b", "--block-size", "64KiB"])
+            .unwrap();
+        let Command::Sync(args) = Cli::from_arg_matches(&matches).unwrap().command else {
+            panic!("not sync")
+        };
+        assert_eq!(args.plan.block_size, Some(64 * 1024));
+        assert!(
+            Cli::command()
+                .try_get_matches_from(["hugesync", "sync", "a", "b", "--block-size", "big"])
+                .is_err()
+        );
+    }
+}

@@ -1,0 +1,351 @@
+//! The headless commands: each one a straight line through the pipeline
+//! (scan → plan → confirm → execute → report), with output rendered here only.
+
+mod report;
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::ArgMatches;
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::{ApplyArgs, Cli, Command, ConfigArgs, PlanArgs, RunFlags, SyncArgs};
+use crate::config::{self, Overrides, Settings};
+use crate::error::{Error, ExitStatus};
+use crate::filter::{FilterRule, RuleKind};
+use crate::progress::{self, BarReporter, JsonLinesReporter, LineReporter, Reporter};
+use crate::storage::Storage;
+use crate::sync::{self, ExecOptions, Scan, ScanProgress, SyncOptions, SyncPlan};
+use crate::uri::Location;
+
+pub use report::Listing;
+
+/// How chatty the headless output is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verbosity {
+    Quiet,
+    Normal,
+    Verbose,
+}
+
+struct Context {
+    settings: Settings,
+    config_path: Option<PathBuf>,
+    verbosity: Verbosity,
+    cancel: CancellationToken,
+}
+
+/// Runs the parsed command line; the returned status becomes the exit code.
+pub async fn run(cli: Cli, matches: &ArgMatches, cancel: CancellationToken) -> Result<ExitStatus, Error> {
+    let verbosity = match (cli.quiet, cli.verbose) {
+        (true, _) => Verbosity::Quiet,
+        (false, 0) => Verbosity::Normal,
+        _ => Verbosity::Verbose,
+    };
+    let mut overrides = Overrides::default();
+    match &cli.command {
+        Command::Sync(args) => {
+            args.plan.apply_to(&mut overrides);
+            args.exec.apply_to(&mut overrides);
+        }
+        Command::Plan(args) => args.plan.apply_to(&mut overrides),
+        Command::Apply(args) => args.exec.apply_to(&mut overrides),
+        Command::Config(_) => {}
+    }
+    let (settings, config_path) = Settings::resolve(cli.config.as_deref(), &config::process_env, overrides)?;
+    let ctx = Context {
+        settings,
+        config_path,
+        verbosity,
+        cancel,
+    };
+    let filters = crate::cli::ordered_filters(matches);
+    match cli.command {
+        Command::Sync(args) => sync_command(args, filters, &ctx).await,
+        Command::Plan(args) => plan_command(args, filters, &ctx).await,
+        Command::Apply(args) => apply_command(args, &ctx).await,
+        Command::Config(args) => config_command(&args, &ctx),
+    }
+}
+
+async fn sync_command(args: SyncArgs, filters: Vec<FilterRule>, ctx: &Context) -> Result<ExitStatus, Error> {
+    let source = Location::parse(&args.source)?;
+    let destination = Location::parse(&args.destination)?;
+    let options = sync_options(&ctx.settings, filters);
+    let quiet_scan = args.run.json || ctx.verbosity == Verbosity::Quiet;
+    let (plan, scan, sides) = scan_and_plan(source, destination, options, ctx, quiet_scan).await?;
+    finish_run(plan, &scan, sides, &args.run, ctx).await
+}
+
+async fn plan_command(args: PlanArgs, filters: Vec<FilterRule>, ctx: &Context) -> Result<ExitStatus, Error> {
+    let source = Location::parse(&args.source)?;
+    let destination = Location::parse(&args.destination)?;
+    let options = sync_options(&ctx.settings, filters);
+    let quiet_scan = args.json || ctx.verbosity == Verbosity::Quiet;
+    let (plan, scan, _) = scan_and_plan(source, destination, options, ctx, quiet_scan).await?;
+    if let Some(path) = &args.output {
+        plan.save(path)?;
+        if !args.json && ctx.verbosity != Verbosity::Quiet {
+            eprintln!("Plan saved to {}; run it with `hugesync apply {}`.", path.display(), path.display());
+        }
+    }
+    if args.json {
+        print_json(&plan)?;
+    } else if ctx.verbosity != Verbosity::Quiet {
+        let listing = if ctx.verbosity == Verbosity::Verbose { Listing::All } else { Listing::Changes };
+        print!("{}", report::plan_text(&plan, listing));
+    }
+    if let Err(refusal) = plan.check_safety() {
+        eprintln!("warning: `sync` would refuse this plan: {refusal}");
+    }
+    Ok(if scan.error_count() > 0 { ExitStatus::Partial } else { ExitStatus::Success })
+}
+
+async fn apply_command(args: ApplyArgs, ctx: &Context) -> Result<ExitStatus, Error> {
+    let saved = SyncPlan::load(&args.plan_file)?;
+    let quiet_scan = args.run.json || ctx.verbosity == Verbosity::Quiet;
+    let (fresh, scan, sides) = scan_and_plan(
+        saved.source.clone(),
+        saved.destination.clone(),
+        saved.options.clone(),
+        ctx,
+        quiet_scan,
+    )
+    .await?;
+    let stale = saved.stale_items(&scan);
+    let plan = if stale.is_empty() {
+        saved
+    } else if args.replan {
+        let mut fresh = fresh;
+        fresh.carry_edits_from(&saved);
+        if ctx.verbosity != Verbosity::Quiet {
+            eprintln!(
+                "{} planned entries changed since the plan was made; planned again.",
+                stale.len()
+            );
+        }
+        fresh
+    } else {
+        return Err(sync::PlanError::Stale {
+            count: stale.len(),
+            first: stale[0].path.display(),
+        }
+        .into());
+    };
+    finish_run(plan, &scan, sides, &args.run, ctx).await
+}
+
+fn config_command(args: &ConfigArgs, ctx: &Context) -> Result<ExitStatus, Error> {
+    let rows = ctx.settings.rows();
+    let file = ctx.config_path.as_ref().map(|p| p.display().to_string());
+    if args.json {
+        let settings: serde_json::Map<String, serde_json::Value> = rows
+            .iter()
+            .map(|(key, _, value, origin, env)| {
+                (
+                    key.to_string(),
+                    serde_json::json!({ "value": value, "origin": origin.to_string(), "env": env }),
+                )
+            })
+            .collect();
+        print_json(&serde_json::json!({ "config_file": file, "settings": settings }))?;
+    } else {
+        println!("config file: {}", file.as_deref().unwrap_or("(none)"));
+        for (key, shown, _, origin, env) in rows {
+            println!("{key:<20} = {shown:<14} ({origin}; env {env})");
+        }
+    }
+    Ok(ExitStatus::Success)
+}
+
+/// The plan-deciding options from the effective settings and the command line's
+/// filter rules (the config file's excludes come after them).
+fn sync_options(settings: &Settings, mut filters: Vec<FilterRule>) -> SyncOptions {
+    filters.extend(settings.exclude.value.iter().map(|pattern| FilterRule {
+        kind: RuleKind::Exclude,
+        pattern: pattern.clone(),
+    }));
+    SyncOptions {
+        delete: settings.delete.value,
+        max_delete: settings.max_delete.value,
+        archive: settings.archive.value,
+        checksum: settings.checksum.value,
+        delta_threshold: settings.delta_threshold.value.0,
+        block_size: settings.block_size.value.0,
+        allow_empty_source: settings.allow_empty_source.value,
+        filters,
+    }
+}
+
+/// Both sides of a sync, opened.
+struct Sides {
+    source: Storage,
+    destination: Storage,
+}
+
+async fn scan_and_plan(
+    source: Location,
+    destination: Location,
+    options: SyncOptions,
+    ctx: &Context,
+    quiet: bool,
+) -> Result<(SyncPlan, Scan, Sides), Error> {
+    sync::check_locations(&source, &destination)?;
+    let sides = Sides {
+        source: Storage::open(&source)?,
+        destination: Storage::open(&destination)?,
+    };
+    let progress = ScanProgress::default();
+    let spinner = (!quiet && std::io::stderr().is_terminal()).then(|| scan_spinner(progress.clone()));
+    let scanned = tokio::select! {
+        scanned = sync::scan(&sides.source, &sides.destination, &options, &progress) => scanned,
+        () = ctx.cancel.cancelled() => return Err(Error::Interrupted),
+    };
+    if let Some(spinner) = spinner {
+        spinner.abort();
+    }
+    let scan = scanned?;
+    if ctx.verbosity != Verbosity::Quiet {
+        let issues: Vec<_> = scan.source.issues.iter().chain(&scan.destination.issues).collect();
+        for line in report::scan_notes(&issues, ctx.verbosity == Verbosity::Verbose) {
+            eprintln!("{line}");
+        }
+    }
+    let plan = sync::build_plan(source, destination, &scan, options);
+    Ok((plan, scan, sides))
+}
+
+/// A stderr spinner with both sides' live counts while a scan runs.
+fn scan_spinner(progress: ScanProgress) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let bar = indicatif::ProgressBar::new_spinner();
+        let mut tick = tokio::time::interval(Duration::from_millis(100));
+        loop {
+            tick.tick().await;
+            let (src_n, src_b) = progress.source.get();
+            let (dst_n, dst_b) = progress.destination.get();
+            bar.set_message(format!(
+                "scanning: source {} entries ({}), destination {} entries ({})",
+                crate::format::count(src_n),
+                crate::format::bytes(src_b),
+                crate::format::count(dst_n),
+                crate::format::bytes(dst_b),
+            ));
+            bar.tick();
+        }
+    })
+}
+
+/// Prints, confirms and executes a plan; the common tail of `sync` and `apply`.
+async fn finish_run(
+    plan: SyncPlan,
+    scan: &Scan,
+    sides: Sides,
+    run: &RunFlags,
+    ctx: &Context,
+) -> Result<ExitStatus, Error> {
+    let partial_scan = scan.error_count() > 0;
+    let human = !run.json && ctx.verbosity != Verbosity::Quiet;
+    if run.dry_run {
+        if run.json {
+            print_json(&plan)?;
+        } else if ctx.verbosity != Verbosity::Quiet {
+            let listing = if ctx.verbosity == Verbosity::Verbose { Listing::All } else { Listing::Changes };
+            print!("{}", report::plan_text(&plan, listing));
+        }
+        return Ok(if partial_scan { ExitStatus::Partial } else { ExitStatus::Success });
+    }
+    if human {
+        let listing = if ctx.verbosity == Verbosity::Verbose { Listing::Changes } else { Listing::None };
+        print!("{}", report::plan_text(&plan, listing));
+    }
+    if plan.stats.changes() == 0 {
+        return Ok(if partial_scan { ExitStatus::Partial } else { ExitStatus::Success });
+    }
+    plan.check_safety()?;
+    if !run.yes {
+        confirm(ctx).await?;
+    }
+
+    let plan = Arc::new(plan);
+    let (events_tx, events_rx) = tokio::sync::mpsc::channel(1024);
+    let mut reporters: Vec<Box<dyn Reporter>> = Vec::new();
+    if run.json {
+        reporters.push(Box::new(JsonLinesReporter));
+    } else {
+        reporters.push(Box::new(LineReporter {
+            verbose: ctx.verbosity == Verbosity::Verbose,
+        }));
+        if ctx.settings.progress.value && std::io::stderr().is_terminal() {
+            reporters.push(Box::new(BarReporter::new()));
+        }
+    }
+    let consumer = tokio::spawn(progress::consume(events_rx, reporters));
+    let options = ExecOptions {
+        jobs: ctx.settings.jobs.value,
+        fsync: ctx.settings.fsync.value,
+    };
+    let report = sync::execute(
+        plan.clone(),
+        sides.source,
+        sides.destination,
+        options,
+        events_tx,
+        ctx.cancel.clone(),
+    )
+    .await;
+    let _ = consumer.await;
+
+    if run.json {
+        print_json_line(&serde_json::json!({ "event": "summary", "report": report }))?;
+    } else if ctx.verbosity != Verbosity::Quiet {
+        print!("{}", report::summary_text(&report, &plan));
+    }
+    Ok(if report.interrupted {
+        ExitStatus::Interrupted
+    } else if report.failed > 0 || report.deletes_withheld > 0 || partial_scan {
+        ExitStatus::Partial
+    } else {
+        ExitStatus::Success
+    })
+}
+
+/// Asks on the terminal; refuses when nobody can answer.
+async fn confirm(ctx: &Context) -> Result<(), Error> {
+    if !std::io::stdin().is_terminal() {
+        return Err(Error::Usage(
+            "refusing to run without confirmation: stdin is not a terminal; pass --yes to run, or --dry-run to only see the plan".into(),
+        ));
+    }
+    eprint!("Proceed? [y/N] ");
+    let _ = std::io::stderr().flush();
+    let answer = tokio::task::spawn_blocking(|| {
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line).map(|_| line)
+    });
+    let line = tokio::select! {
+        answer = answer => answer.map_err(|e| Error::Output(std::io::Error::other(e)))?.map_err(Error::Output)?,
+        () = ctx.cancel.cancelled() => return Err(Error::Interrupted),
+    };
+    if matches!(line.trim().to_ascii_lowercase().as_str(), "y" | "yes") {
+        Ok(())
+    } else {
+        Err(Error::Usage("not confirmed; nothing was changed".into()))
+    }
+}
+
+fn print_json<T: serde::Serialize>(value: &T) -> Result<(), Error> {
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    serde_json::to_writer_pretty(&mut out, value).map_err(|e| Error::Output(e.into()))?;
+    writeln!(out).map_err(Error::Output)?;
+    out.flush().map_err(Error::Output)
+}
+
+fn print_json_line<T: serde::Serialize>(value: &T) -> Result<(), Error> {
+    let line = serde_json::to_string(value).map_err(|e| Error::Output(e.into()))?;
+    println!("{line}");
+    Ok(())
+}

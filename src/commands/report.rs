@@ -1,0 +1,143 @@
+//! Headless text: the plan table, scan notes and the final summary.
+
+use std::fmt::Write as _;
+
+use crate::format;
+use crate::storage::ScanIssue;
+use crate::sync::{ExecReport, SyncPlan};
+use crate::types::SyncAction;
+
+/// Which items the plan text lists one by one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Listing {
+    /// Totals only.
+    None,
+    /// Every item that changes something.
+    Changes,
+    /// Every item, skipped ones too.
+    All,
+}
+
+/// The plan as a table grouped by action, with totals.
+pub fn plan_text(plan: &SyncPlan, listing: Listing) -> String {
+    let mut out = String::new();
+    let s = &plan.stats;
+    let _ = writeln!(out, "Plan: {} → {}", plan.source, plan.destination);
+    let _ = writeln!(
+        out,
+        "  scanned: source {} entries ({}), destination {} entries ({})",
+        format::count(plan.scanned.source_entries),
+        format::bytes(plan.scanned.source_bytes),
+        format::count(plan.scanned.destination_entries),
+        format::bytes(plan.scanned.destination_bytes),
+    );
+    for action in SyncAction::ALL {
+        let totals = s.totals(action);
+        if totals.count == 0 {
+            continue;
+        }
+        let size = if action == SyncAction::Skip || action == SyncAction::Metadata {
+            String::new()
+        } else {
+            format::bytes(totals.bytes)
+        };
+        let _ = writeln!(
+            out,
+            "  {:<9} {:>12} {:>12}{}",
+            action.name(),
+            format::count(totals.count),
+            size,
+            if action == SyncAction::Delete { "   ← deleted at the destination" } else { "" }
+        );
+    }
+    if listing != Listing::None {
+        for item in &plan.items {
+            if item.action == SyncAction::Skip && listing != Listing::All {
+                continue;
+            }
+            let size = item.src.as_ref().or(item.dst.as_ref()).map_or(0, |e| e.size);
+            let _ = write!(
+                out,
+                "    {:<9}{:>12}  {}  ({})",
+                item.action.name(),
+                format::bytes(size),
+                item.path,
+                item.reason.describe()
+            );
+            if let Some(note) = &item.note {
+                let _ = write!(out, " [{note}]");
+            }
+            out.push('\n');
+        }
+    }
+    if s.changes() == 0 {
+        let _ = writeln!(out, "Nothing to do: the destination is up to date.");
+    } else {
+        let _ = writeln!(
+            out,
+            "To send: {}; saved by delta: {}; {} change(s), {} deletion(s).",
+            format::bytes(s.bytes_to_send),
+            format::bytes(s.bytes_saved),
+            format::count(s.changes()),
+            format::count(s.delete.count),
+        );
+    }
+    out
+}
+
+/// One line per scan note; errors first.
+pub fn scan_notes(issues: &[&ScanIssue], verbose: bool) -> Vec<String> {
+    let mut lines: Vec<String> = issues
+        .iter()
+        .filter(|i| i.is_error())
+        .map(|i| format!("error: {}", i.message()))
+        .collect();
+    let skipped: Vec<&&ScanIssue> = issues.iter().filter(|i| !i.is_error()).collect();
+    if verbose {
+        lines.extend(skipped.iter().map(|i| format!("note: {}", i.message())));
+    } else if let Some(first) = skipped.first() {
+        lines.push(format!(
+            "note: {}{}",
+            first.message(),
+            match skipped.len() {
+                1 => String::new(),
+                n => format!(" (and {} more; -v lists them)", n - 1),
+            }
+        ));
+    }
+    lines
+}
+
+/// The closing summary of an execution.
+pub fn summary_text(report: &ExecReport, plan: &SyncPlan) -> String {
+    let mut out = String::new();
+    let verb = if report.interrupted { "Interrupted after" } else { "Done in" };
+    let _ = writeln!(
+        out,
+        "{verb} {}: {} copied, {} by delta, {} metadata, {} deleted, {} unchanged, {} failed.",
+        format::duration(report.duration),
+        format::count(report.copied),
+        format::count(report.delta),
+        format::count(report.metadata),
+        format::count(report.deleted),
+        format::count(report.skipped),
+        format::count(report.failed),
+    );
+    let _ = writeln!(
+        out,
+        "Sent {} at {}; saved {} by delta; scanned {} source and {} destination entries.",
+        format::bytes(report.bytes_sent),
+        format::rate(report.bytes_sent, report.duration),
+        format::bytes(report.bytes_saved),
+        format::count(plan.scanned.source_entries),
+        format::count(plan.scanned.destination_entries),
+    );
+    if report.deletes_withheld > 0 {
+        let _ = writeln!(
+            out,
+            "{} deletion(s) withheld because of failures.",
+            format::count(report.deletes_withheld)
+        );
+    }
+    out
+}

@@ -1,0 +1,425 @@
+//! Effective settings: defaults, then `config.toml`, then `HUGESYNC_*` environment
+//! variables, then command-line flags (the later wins). Every value remembers where
+//! it came from so `hugesync config` can say so.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Deserializer};
+
+use crate::format;
+
+/// Smallest and largest block size the delta engine accepts (seed plan: 64 KiB to the
+/// 5 MiB S3 minimum part size).
+pub const MIN_BLOCK_SIZE: u64 = 64 * 1024;
+pub const MAX_BLOCK_SIZE: u64 = 5 * 1024 * 1024;
+pub const MAX_JOBS: usize = 1024;
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    #[error("cannot read config file {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("config file {}: {message}", path.display())]
+    Parse { path: PathBuf, message: String },
+    #[error("environment variable {var}={value:?}: {reason}")]
+    BadEnv {
+        var: &'static str,
+        value: String,
+        reason: String,
+    },
+    #[error("{key} = {value} ({origin}) is out of range: {range}")]
+    OutOfRange {
+        key: &'static str,
+        value: String,
+        origin: Origin,
+        range: String,
+    },
+}
+
+/// Where an effective setting came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Origin {
+    Default,
+    File(PathBuf),
+    Env(&'static str),
+    CommandLine,
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::Default => f.write_str("default"),
+            Origin::File(path) => write!(f, "file {}", path.display()),
+            Origin::Env(var) => write!(f, "env {var}"),
+            Origin::CommandLine => f.write_str("command line"),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Setting<T> {
+    pub value: T,
+    pub origin: Origin,
+}
+
+/// A byte size that reads as a number or a human string (`"5MiB"`) from TOML.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Size(pub u64);
+
+impl<'de> Deserialize<'de> for Size {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Repr {
+            Number(u64),
+            Text(String),
+        }
+        match Repr::deserialize(d)? {
+            Repr::Number(n) => Ok(Size(n)),
+            Repr::Text(t) => format::parse_size(&t).map(Size).map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+/// How a setting's value is shown by `hugesync config`.
+pub trait ShowValue {
+    fn show(&self) -> String;
+    fn to_json(&self) -> serde_json::Value;
+}
+
+impl ShowValue for usize {
+    fn show(&self) -> String {
+        self.to_string()
+    }
+    fn to_json(&self) -> serde_json::Value {
+        (*self).into()
+    }
+}
+
+impl ShowValue for bool {
+    fn show(&self) -> String {
+        self.to_string()
+    }
+    fn to_json(&self) -> serde_json::Value {
+        (*self).into()
+    }
+}
+
+impl ShowValue for Size {
+    fn show(&self) -> String {
+        format::bytes(self.0)
+    }
+    fn to_json(&self) -> serde_json::Value {
+        self.0.into()
+    }
+}
+
+impl ShowValue for Option<u64> {
+    fn show(&self) -> String {
+        self.map_or_else(|| "unlimited".into(), |n| n.to_string())
+    }
+    fn to_json(&self) -> serde_json::Value {
+        (*self).into()
+    }
+}
+
+impl ShowValue for Vec<String> {
+    fn show(&self) -> String {
+        if self.is_empty() {
+            "[]".into()
+        } else {
+            format!("[{}]", self.join(", "))
+        }
+    }
+    fn to_json(&self) -> serde_json::Value {
+        self.clone().into()
+    }
+}
+
+fn parse_bool(text: &str) -> Result<bool, String> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" | "" => Ok(false),
+        _ => Err("expected true/false, yes/no, on/off or 1/0".into()),
+    }
+}
+
+fn parse_usize(text: &str) -> Result<usize, String> {
+    text.trim()
+        .parse()
+        .map_err(|_| "expected a whole number".into())
+}
+
+fn parse_size_setting(text: &str) -> Result<Size, String> {
+    format::parse_size(text).map(Size)
+}
+
+fn parse_limit(text: &str) -> Result<Option<u64>, String> {
+    match text.trim() {
+        "" | "unlimited" => Ok(None),
+        n => n
+            .parse()
+            .map(Some)
+            .map_err(|_| "expected a whole number or `unlimited`".into()),
+    }
+}
+
+fn parse_patterns(text: &str) -> Result<Vec<String>, String> {
+    Ok(text
+        .split(':')
+        .filter(|p| !p.is_empty())
+        .map(str::to_string)
+        .collect())
+}
+
+/// One table drives the file format, the environment variables, the command-line
+/// overrides and the `hugesync config` listing, so they cannot drift apart.
+macro_rules! settings {
+    ($( $(#[doc = $doc:literal])* $name:ident : $ty:ty = $default:expr, env $env:literal, parse $parse:path; )*) => {
+        /// The keys `config.toml` accepts. Unknown keys are an error naming the key.
+        #[derive(Debug, Default, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct ConfigFile {
+            $( #[serde(default)] pub $name: Option<$ty>, )*
+        }
+
+        /// Values given on the command line; `None` where the flag was not given.
+        #[derive(Debug, Default, Clone)]
+        pub struct Overrides {
+            $( pub $name: Option<$ty>, )*
+        }
+
+        /// The effective settings, each with its origin.
+        #[derive(Debug, Clone)]
+        pub struct Settings {
+            $( $(#[doc = $doc])* pub $name: Setting<$ty>, )*
+        }
+
+        impl Settings {
+            fn layer(
+                file: Option<(PathBuf, ConfigFile)>,
+                env: &dyn Fn(&str) -> Option<String>,
+                cli: Overrides,
+            ) -> Result<Settings, ConfigError> {
+                let (path, file) = match file {
+                    Some((path, file)) => (Some(path), file),
+                    None => (None, ConfigFile::default()),
+                };
+                Ok(Settings { $(
+                    $name: {
+                        let mut setting = Setting { value: $default, origin: Origin::Default };
+                        if let (Some(value), Some(path)) = (file.$name, &path) {
+                            setting = Setting { value, origin: Origin::File(path.clone()) };
+                        }
+                        if let Some(text) = env($env) {
+                            let value = $parse(&text).map_err(|reason| ConfigError::BadEnv {
+                                var: $env, value: text.clone(), reason,
+                            })?;
+                            setting = Setting { value, origin: Origin::Env($env) };
+                        }
+                        if let Some(value) = cli.$name {
+                            setting = Setting { value, origin: Origin::CommandLine };
+                        }
+                        setting
+                    },
+                )* })
+            }
+
+            /// `(key, value, origin, env var)` for every setting, in table order.
+            pub fn rows(&self) -> Vec<(&'static str, String, serde_json::Value, &Origin, &'static str)> {
+                vec![ $( (
+                    stringify!($name),
+                    self.$name.value.show(),
+                    self.$name.value.to_json(),
+                    &self.$name.origin,
+                    $env,
+                ), )* ]
+            }
+        }
+    };
+}
+
+settings! {
+    /// Files transferred at once (`-j`).
+    jobs: usize = 8, env "HUGESYNC_JOBS", parse parse_usize;
+    /// Delete destination entries that are missing at the source.
+    delete: bool = false, env "HUGESYNC_DELETE", parse parse_bool;
+    /// Refuse a plan that deletes more than this many entries.
+    max_delete: Option<u64> = None, env "HUGESYNC_MAX_DELETE", parse parse_limit;
+    /// Changed files at least this large are sent by delta.
+    delta_threshold: Size = Size(32 * 1024 * 1024), env "HUGESYNC_DELTA_THRESHOLD", parse parse_size_setting;
+    /// Delta block size.
+    block_size: Size = Size(MAX_BLOCK_SIZE), env "HUGESYNC_BLOCK_SIZE", parse parse_size_setting;
+    /// Compare files by blake3 of their content instead of size and mtime.
+    checksum: bool = false, env "HUGESYNC_CHECKSUM", parse parse_bool;
+    /// Preserve mode and directory times, copy symlinks as symlinks.
+    archive: bool = false, env "HUGESYNC_ARCHIVE", parse parse_bool;
+    /// Show progress bars.
+    progress: bool = false, env "HUGESYNC_PROGRESS", parse parse_bool;
+    /// fsync every written file before it is renamed into place.
+    fsync: bool = true, env "HUGESYNC_FSYNC", parse parse_bool;
+    /// Allow --delete when the source is empty (normally refused as a likely mistake).
+    allow_empty_source: bool = false, env "HUGESYNC_ALLOW_EMPTY_SOURCE", parse parse_bool;
+    /// Exclude patterns applied after the command line's rules.
+    exclude: Vec<String> = Vec::new(), env "HUGESYNC_EXCLUDE", parse parse_patterns;
+}
+
+/// Where the config file is looked for: `--config`, then `HUGESYNC_CONFIG`, then
+/// `$XDG_CONFIG_HOME/hugesync/config.toml` (`~/.config/hugesync/config.toml`).
+/// Returns the path and whether it was named explicitly (then it must exist).
+pub fn config_path(
+    flag: Option<&Path>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Option<(PathBuf, bool)> {
+    if let Some(path) = flag {
+        return Some((path.to_path_buf(), true));
+    }
+    if let Some(path) = env("HUGESYNC_CONFIG").filter(|p| !p.is_empty()) {
+        return Some((PathBuf::from(path), true));
+    }
+    use etcetera::BaseStrategy;
+    let base = etcetera::choose_base_strategy().ok()?;
+    Some((base.config_dir().join("hugesync").join("config.toml"), false))
+}
+
+/// Reads and parses a config file. A missing file that was not named explicitly is
+/// no file at all.
+pub fn load_file(path: &Path, explicit: bool) -> Result<Option<ConfigFile>, ConfigError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => return Ok(None),
+        Err(source) => {
+            return Err(ConfigError::Read {
+                path: path.to_path_buf(),
+                source,
+            });
+        }
+    };
+    toml::from_str(&text).map(Some).map_err(|e| ConfigError::Parse {
+        path: path.to_path_buf(),
+        message: e.to_string().trim_end().to_string(),
+    })
+}
+
+impl Settings {
+    /// Resolves the effective settings for this process.
+    pub fn resolve(
+        config_flag: Option<&Path>,
+        env: &dyn Fn(&str) -> Option<String>,
+        cli: Overrides,
+    ) -> Result<(Settings, Option<PathBuf>), ConfigError> {
+        let mut file = None;
+        let mut file_path = None;
+        if let Some((path, explicit)) = config_path(config_flag, env) {
+            if let Some(parsed) = load_file(&path, explicit)? {
+                file = Some((path.clone(), parsed));
+            }
+            file_path = Some(path);
+        }
+        let settings = Settings::layer(file, env, cli)?;
+        settings.validate()?;
+        Ok((settings, file_path))
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let jobs = &self.jobs;
+        if jobs.value == 0 || jobs.value > MAX_JOBS {
+            return Err(ConfigError::OutOfRange {
+                key: "jobs",
+                value: jobs.value.to_string(),
+                origin: jobs.origin.clone(),
+                range: format!("1 to {MAX_JOBS}"),
+            });
+        }
+        let block = &self.block_size;
+        if !(MIN_BLOCK_SIZE..=MAX_BLOCK_SIZE).contains(&block.value.0) {
+            return Err(ConfigError::OutOfRange {
+                key: "block_size",
+                value: block.value.show(),
+                origin: block.origin.clone(),
+                range: format!(
+                    "{} to {}",
+                    format::bytes(MIN_BLOCK_SIZE),
+                    format::bytes(MAX_BLOCK_SIZE)
+                ),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// The process environment, as the resolver's lookup function.
+pub fn process_env(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    fn file(text: &str) -> Option<(PathBuf, ConfigFile)> {
+        Some(("/etc/hs.toml".into(), toml::from_str(text).unwrap()))
+    }
+
+    #[test]
+    fn precedence_is_cli_env_file_default() {
+        let env = env_of(&[("HUGESYNC_JOBS", "4"), ("HUGESYNC_DELETE", "yes")]);
+        let cli = Overrides {
+            delete: Some(false),
+            ..Default::default()
+        };
+        let s = Settings::layer(file("jobs = 2\nchecksum = true\nblock_size = \"1MiB\""), &env, cli).unwrap();
+        assert_eq!(s.jobs.value, 4);
+        assert_eq!(s.jobs.origin, Origin::Env("HUGESYNC_JOBS"));
+        assert!(!s.delete.value);
+        assert_eq!(s.delete.origin, Origin::CommandLine);
+        assert!(s.checksum.value);
+        assert_eq!(s.checksum.origin, Origin::File("/etc/hs.toml".into()));
+        assert_eq!(s.block_size.value, Size(1024 * 1024));
+        assert_eq!(s.archive.origin, Origin::Default);
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let err = toml::from_str::<ConfigFile>("jobz = 3").unwrap_err().to_string();
+        assert!(err.contains("jobz"), "{err}");
+    }
+
+    #[test]
+    fn bad_env_and_ranges_are_reported() {
+        let env = env_of(&[("HUGESYNC_JOBS", "many")]);
+        let err = Settings::layer(None, &env, Overrides::default()).unwrap_err();
+        assert!(err.to_string().contains("HUGESYNC_JOBS"), "{err}");
+
+        let s = Settings::layer(file("block_size = \"10MiB\""), &env_of(&[]), Overrides::default()).unwrap();
+        let err = s.validate().unwrap_err().to_string();
+        assert!(err.contains("block_size") && err.contains("/etc/hs.toml"), "{err}");
+    }
+
+    #[test]
+    fn config_path_order() {
+        let env = env_of(&[("HUGESYNC_CONFIG", "/x/env.toml")]);
+        assert_eq!(
+            config_path(Some(Path::new("/x/flag.toml")), &env),
+            Some(("/x/flag.toml".into(), true))
+        );
+        assert_eq!(config_path(None, &env), Some(("/x/env.toml".into(), true)));
+        let (default, explicit) = config_path(None, &env_of(&[])).unwrap();
+        assert!(default.ends_with("hugesync/config.toml"));
+        assert!(!explicit);
+    }
+}

@@ -1,0 +1,80 @@
+//! The top-level error, and the documented exit codes it maps to.
+
+use crate::config::ConfigError;
+use crate::filter::FilterError;
+use crate::storage::StorageError;
+use crate::sync::{LocationConflict, PlanError, ScanError};
+use crate::uri::LocationError;
+
+/// Process exit codes (documented in the README).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExitStatus {
+    /// Everything planned was done (or there was nothing to do).
+    Success = 0,
+    /// The run finished but some entries failed or could not be read.
+    Partial = 1,
+    /// Bad arguments, configuration or input; a refused plan. Nothing was changed.
+    Usage = 2,
+    /// The sync could not run at all (a side could not be listed or written).
+    Fatal = 3,
+    /// Interrupted by Ctrl+C or SIGTERM.
+    Interrupted = 130,
+}
+
+impl ExitStatus {
+    pub fn code(self) -> u8 {
+        self as u8
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    #[error(transparent)]
+    Location(#[from] LocationError),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Filter(#[from] FilterError),
+    #[error(transparent)]
+    Overlap(#[from] LocationConflict),
+    #[error(transparent)]
+    Scan(#[from] ScanError),
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error("{0}")]
+    Usage(String),
+    #[error("cannot write output: {0}")]
+    Output(#[source] std::io::Error),
+    #[error("interrupted")]
+    Interrupted,
+}
+
+impl Error {
+    pub fn exit_status(&self) -> ExitStatus {
+        match self {
+            Error::Location(_)
+            | Error::Config(_)
+            | Error::Filter(_)
+            | Error::Overlap(_)
+            | Error::Usage(_)
+            | Error::Plan(
+                PlanError::TooManyDeletes { .. }
+                | PlanError::EmptySource { .. }
+                | PlanError::Invalid { .. }
+                | PlanError::Read { .. }
+                | PlanError::Stale { .. },
+            )
+            | Error::Scan(ScanError::Filter(_) | ScanError::SourceMissing { .. })
+            | Error::Storage(StorageError::Unsupported { .. })
+            | Error::Scan(
+                ScanError::Source(StorageError::Unsupported { .. } | StorageError::NotADirectory { .. })
+                | ScanError::Destination(StorageError::Unsupported { .. } | StorageError::NotADirectory { .. }),
+            ) => ExitStatus::Usage,
+            Error::Interrupted => ExitStatus::Interrupted,
+            _ => ExitStatus::Fatal,
+        }
+    }
+}

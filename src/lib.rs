@@ -1,0 +1,20 @@
+//! HugeSync: sync very large files and trees between local disks and object
+//! storage, moving only what changed.
+//!
+//! The pipeline runs one way: [`sync::scan`] both sides → [`sync::diff`] →
+//! [`sync::build_plan`] → (review) → [`sync::execute`] → [`progress::ExecEvent`]s.
+
+#![deny(clippy::unwrap_used, clippy::expect_used)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
+
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod error;
+pub mod filter;
+pub mod format;
+pub mod progress;
+pub mod storage;
+pub mod sync;
+pub mod types;
+pub mod uri;

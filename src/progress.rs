@@ -1,0 +1,333 @@
+//! What the executor reports while it runs ([`ExecEvent`]), the one fold of those
+//! events into a [`Progress`] value, and the headless consumers of the stream.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::format;
+use crate::types::{RelPath, SyncAction};
+
+/// One thing the executor did. Ids are the item's index in the plan.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum ExecEvent {
+    /// Execution begins: how many items will be worked on and the bytes to send.
+    Begin { items: u64, bytes: u64 },
+    Started {
+        id: usize,
+        path: RelPath,
+        action: SyncAction,
+        bytes: u64,
+    },
+    /// `bytes` more were sent for item `id`.
+    Advanced { id: usize, bytes: u64 },
+    Finished {
+        id: usize,
+        path: RelPath,
+        action: SyncAction,
+        bytes_sent: u64,
+        bytes_saved: u64,
+    },
+    Failed {
+        id: usize,
+        path: RelPath,
+        action: SyncAction,
+        error: String,
+    },
+    /// Something worth telling that is not tied to one item's failure.
+    Warning { message: String },
+}
+
+/// An item being worked on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ActiveItem {
+    pub path: RelPath,
+    pub action: SyncAction,
+    pub total: u64,
+    pub done: u64,
+}
+
+/// The fold of the event stream; every display draws from this value.
+#[derive(Clone, Debug)]
+pub struct Progress {
+    pub started: Instant,
+    pub total_items: u64,
+    pub total_bytes: u64,
+    pub done_items: u64,
+    pub failed_items: u64,
+    /// Bytes sent so far, counted as they go.
+    pub bytes_sent: u64,
+    pub bytes_saved: u64,
+    pub active: BTreeMap<usize, ActiveItem>,
+    pub failures: Vec<(RelPath, String)>,
+    pub warnings: Vec<String>,
+    pub per_action: BTreeMap<SyncAction, u64>,
+}
+
+impl Default for Progress {
+    fn default() -> Self {
+        Self {
+            started: Instant::now(),
+            total_items: 0,
+            total_bytes: 0,
+            done_items: 0,
+            failed_items: 0,
+            bytes_sent: 0,
+            bytes_saved: 0,
+            active: BTreeMap::new(),
+            failures: Vec::new(),
+            warnings: Vec::new(),
+            per_action: BTreeMap::new(),
+        }
+    }
+}
+
+impl Progress {
+    pub fn apply(&mut self, event: &ExecEvent) {
+        match event {
+            ExecEvent::Begin { items, bytes } => {
+                self.total_items = *items;
+                self.total_bytes = *bytes;
+                self.started = Instant::now();
+            }
+            ExecEvent::Started { id, path, action, bytes } => {
+                self.active.insert(
+                    *id,
+                    ActiveItem {
+                        path: path.clone(),
+                        action: *action,
+                        total: *bytes,
+                        done: 0,
+                    },
+                );
+            }
+            ExecEvent::Advanced { id, bytes } => {
+                self.bytes_sent += bytes;
+                if let Some(item) = self.active.get_mut(id) {
+                    item.done += bytes;
+                }
+            }
+            ExecEvent::Finished {
+                id,
+                action,
+                bytes_sent,
+                bytes_saved,
+                ..
+            } => {
+                // Bytes not reported by Advanced (small items) are counted here.
+                let advanced = self.active.remove(id).map_or(0, |a| a.done);
+                self.bytes_sent += bytes_sent.saturating_sub(advanced);
+                self.bytes_saved += bytes_saved;
+                self.done_items += 1;
+                *self.per_action.entry(*action).or_default() += 1;
+            }
+            ExecEvent::Failed { id, path, error, .. } => {
+                self.active.remove(id);
+                self.done_items += 1;
+                self.failed_items += 1;
+                self.failures.push((path.clone(), error.clone()));
+            }
+            ExecEvent::Warning { message } => self.warnings.push(message.clone()),
+        }
+    }
+
+    pub fn elapsed(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// Estimated time left from the byte rate so far.
+    pub fn eta(&self) -> Option<Duration> {
+        let secs = self.elapsed().as_secs_f64();
+        if self.bytes_sent == 0 || secs <= 0.0 || self.total_bytes <= self.bytes_sent {
+            return None;
+        }
+        let rate = self.bytes_sent as f64 / secs;
+        Some(Duration::from_secs_f64((self.total_bytes - self.bytes_sent) as f64 / rate))
+    }
+
+    pub fn count(&self, action: SyncAction) -> u64 {
+        self.per_action.get(&action).copied().unwrap_or(0)
+    }
+}
+
+/// Something that shows the event stream to a person or a program.
+pub trait Reporter: Send {
+    fn event(&mut self, event: &ExecEvent, progress: &Progress);
+    fn finish(&mut self, _progress: &Progress) {}
+}
+
+/// Default headless output: failures and warnings as they happen on stderr, and
+/// with `-v` every finished item on stdout (like `rsync -v`).
+pub struct LineReporter {
+    pub verbose: bool,
+}
+
+impl Reporter for LineReporter {
+    fn event(&mut self, event: &ExecEvent, _: &Progress) {
+        match event {
+            ExecEvent::Finished { path, action, .. } if self.verbose => println!("{action:>8}  {path}"),
+            ExecEvent::Failed { path, error, .. } => eprintln!("error: {path}: {error}"),
+            ExecEvent::Warning { message } => eprintln!("warning: {message}"),
+            _ => {}
+        }
+    }
+}
+
+/// `--json`: one JSON object per event per line on stdout.
+pub struct JsonLinesReporter;
+
+impl Reporter for JsonLinesReporter {
+    fn event(&mut self, event: &ExecEvent, _: &Progress) {
+        if let Ok(line) = serde_json::to_string(event) {
+            println!("{line}");
+        }
+    }
+}
+
+/// `-P`: an overall bar (bytes, files, rate, ETA) and one line per active file.
+pub struct BarReporter {
+    bars: indicatif::MultiProgress,
+    overall: indicatif::ProgressBar,
+    files: BTreeMap<usize, indicatif::ProgressBar>,
+}
+
+impl BarReporter {
+    pub fn new() -> Self {
+        let bars = indicatif::MultiProgress::with_draw_target(indicatif::ProgressDrawTarget::stderr_with_hz(10));
+        let overall = bars.add(indicatif::ProgressBar::new(0));
+        overall.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{bar:30.cyan/blue} {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta} {msg}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        Self {
+            bars,
+            overall,
+            files: BTreeMap::new(),
+        }
+    }
+}
+
+impl Default for BarReporter {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Reporter for BarReporter {
+    fn event(&mut self, event: &ExecEvent, progress: &Progress) {
+        match event {
+            ExecEvent::Begin { bytes, .. } => self.overall.set_length(*bytes),
+            ExecEvent::Started { id, path, bytes, .. } if *bytes >= 1024 * 1024 => {
+                let bar = self.bars.add(indicatif::ProgressBar::new(*bytes));
+                bar.set_style(
+                    indicatif::ProgressStyle::with_template("  {bar:20} {bytes:>10}/{total_bytes:<10} {msg}")
+                        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+                );
+                bar.set_message(path.display());
+                self.files.insert(*id, bar);
+            }
+            ExecEvent::Advanced { id, bytes } => {
+                if let Some(bar) = self.files.get(id) {
+                    bar.inc(*bytes);
+                }
+            }
+            ExecEvent::Finished { id, .. } | ExecEvent::Failed { id, .. } => {
+                if let Some(bar) = self.files.remove(id) {
+                    bar.finish_and_clear();
+                    self.bars.remove(&bar);
+                }
+            }
+            ExecEvent::Warning { message } => {
+                let _ = self.bars.println(format!("warning: {message}"));
+            }
+            _ => {}
+        }
+        if let ExecEvent::Failed { path, error, .. } = event {
+            let _ = self.bars.println(format!("error: {path}: {error}"));
+        }
+        self.overall.set_position(progress.bytes_sent.min(progress.total_bytes));
+        self.overall.set_message(format!(
+            "{}/{} items",
+            format::count(progress.done_items),
+            format::count(progress.total_items)
+        ));
+    }
+
+    fn finish(&mut self, _: &Progress) {
+        for bar in self.files.values() {
+            bar.finish_and_clear();
+        }
+        self.overall.finish_and_clear();
+    }
+}
+
+/// Drains the event channel into a [`Progress`], showing each event to every
+/// reporter, until the executor drops its sender.
+pub async fn consume(
+    mut events: tokio::sync::mpsc::Receiver<ExecEvent>,
+    mut reporters: Vec<Box<dyn Reporter>>,
+) -> Progress {
+    let mut progress = Progress::default();
+    while let Some(event) = events.recv().await {
+        progress.apply(&event);
+        for reporter in &mut reporters {
+            reporter.event(&event, &progress);
+        }
+    }
+    for reporter in &mut reporters {
+        reporter.finish(&progress);
+    }
+    progress
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fold_counts_bytes_once() {
+        let mut p = Progress::default();
+        let path = RelPath::from("f");
+        for event in [
+            ExecEvent::Begin { items: 2, bytes: 30 },
+            ExecEvent::Started {
+                id: 0,
+                path: path.clone(),
+                action: SyncAction::Copy,
+                bytes: 20,
+            },
+            ExecEvent::Advanced { id: 0, bytes: 15 },
+            ExecEvent::Finished {
+                id: 0,
+                path: path.clone(),
+                action: SyncAction::Copy,
+                bytes_sent: 20,
+                bytes_saved: 0,
+            },
+            ExecEvent::Started {
+                id: 1,
+                path: path.clone(),
+                action: SyncAction::Copy,
+                bytes: 10,
+            },
+            ExecEvent::Failed {
+                id: 1,
+                path: path.clone(),
+                action: SyncAction::Copy,
+                error: "boom".into(),
+            },
+        ] {
+            p.apply(&event);
+        }
+        assert_eq!(p.bytes_sent, 20);
+        assert_eq!(p.done_items, 2);
+        assert_eq!(p.failed_items, 1);
+        assert_eq!(p.count(SyncAction::Copy), 1);
+        assert!(p.active.is_empty());
+        assert_eq!(p.failures, vec![(path, "boom".to_string())]);
+    }
+}

@@ -1,0 +1,387 @@
+//! The local filesystem backend: a parallel walk with jwalk, and writes that only
+//! ever make a file appear whole (temp file beside the target, fsync, rename).
+
+use std::fs::{self, File, Metadata};
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use jwalk::{Parallelism, WalkDirGeneric};
+
+use super::{ListOptions, Listing, ScanCounter, ScanIssue, ScanIssueKind, StorageError};
+use crate::filter::Filter;
+use crate::types::{Entry, EntryExtra, EntryKind, Manifest, ManifestEntry, RelPath};
+
+/// Temp files are named `.hugesync-<random>.tmp` in the target's directory; scans
+/// never report them, so an interrupted run leaves nothing that looks like data.
+pub const TEMP_PREFIX: &str = ".hugesync-";
+pub const TEMP_SUFFIX: &str = ".tmp";
+
+pub fn is_temp_name(name: &[u8]) -> bool {
+    name.starts_with(TEMP_PREFIX.as_bytes()) && name.ends_with(TEMP_SUFFIX.as_bytes())
+}
+
+#[derive(Clone, Debug)]
+pub struct LocalStorage {
+    root: Arc<Path>,
+}
+
+/// What a walk records per entry, computed on the walker's threads so that the
+/// `lstat` calls run in parallel.
+type WalkState = ((), Option<(RelPath, io::Result<Metadata>)>);
+
+/// Metadata to give a written entry.
+#[derive(Clone, Copy, Debug)]
+pub struct WriteMeta {
+    pub mtime_ns: i64,
+    /// Permission bits to set explicitly (`-a`), or `None` to keep what creation gave.
+    pub mode: Option<u32>,
+}
+
+impl LocalStorage {
+    pub fn new(root: PathBuf) -> Self {
+        Self { root: root.into() }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn path_of(&self, rel: &RelPath) -> PathBuf {
+        rel.to_local(&self.root)
+    }
+
+    /// Walks the tree. A missing root is an empty listing (`root_exists == false`);
+    /// a root that is not a directory, or cannot be read at all, is an error.
+    pub fn list(
+        &self,
+        filter: &Arc<Filter>,
+        options: ListOptions,
+        counter: &ScanCounter,
+    ) -> Result<Listing, StorageError> {
+        match fs::metadata(&*self.root) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Ok(Listing {
+                    manifest: Manifest::new(Vec::new(), Vec::new(), false),
+                    issues: Vec::new(),
+                });
+            }
+            Err(e) => return Err(StorageError::io("cannot access", &*self.root, e)),
+            Ok(meta) if !meta.is_dir() => {
+                return Err(StorageError::NotADirectory {
+                    path: self.root.to_path_buf(),
+                });
+            }
+            Ok(_) => {}
+        }
+        let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).max(2) * 2;
+        let root = self.root.clone();
+        let walk_filter = filter.clone();
+        let walker = WalkDirGeneric::<WalkState>::new(&*self.root)
+            .skip_hidden(false)
+            .follow_links(false)
+            .sort(false)
+            .parallelism(Parallelism::RayonNewPool(threads))
+            .process_read_dir(move |depth, dir, _, children| {
+                if depth.is_none() {
+                    return; // the root entry itself
+                }
+                let rel_dir = relative(&root, dir);
+                children.retain_mut(|child| {
+                    let Ok(child) = child else { return true };
+                    let name = child.file_name.as_bytes();
+                    if is_temp_name(name) {
+                        return false;
+                    }
+                    let rel = join(&rel_dir, name);
+                    if !walk_filter.includes(&rel, child.file_type.is_dir()) {
+                        return false; // also keeps jwalk out of excluded directories
+                    }
+                    let meta = fs::symlink_metadata(child.parent_path.join(&child.file_name));
+                    child.client_state = Some((rel, meta));
+                    true
+                });
+            });
+
+        let mut entries = Vec::new();
+        let mut incomplete = Vec::new();
+        let mut issues = Vec::new();
+        for item in walker {
+            let mut dir_entry = match item {
+                Ok(dir_entry) => dir_entry,
+                Err(e) => {
+                    let rel = e
+                        .path()
+                        .map(|p| relative(&self.root, p))
+                        .unwrap_or_else(|| RelPath::from(""));
+                    incomplete.push(rel.clone());
+                    issues.push(ScanIssue {
+                        path: rel,
+                        kind: ScanIssueKind::Unreadable(e.to_string()),
+                    });
+                    continue;
+                }
+            };
+            if dir_entry.depth == 0 {
+                if let Some(e) = dir_entry.read_children_error {
+                    return Err(StorageError::io(
+                        "cannot list",
+                        &*self.root,
+                        e.into_io_error().unwrap_or_else(|| io::Error::other("walk failed")),
+                    ));
+                }
+                continue;
+            }
+            let Some((rel, meta)) = dir_entry.client_state.take() else {
+                continue;
+            };
+            if let Some(e) = dir_entry.read_children_error.take() {
+                incomplete.push(rel.clone());
+                issues.push(ScanIssue {
+                    path: rel.clone(),
+                    kind: ScanIssueKind::Unreadable(describe_walk_error(e)),
+                });
+            }
+            let meta = match meta {
+                Ok(meta) => meta,
+                Err(e) => {
+                    incomplete.push(rel.clone());
+                    issues.push(ScanIssue {
+                        path: rel,
+                        kind: ScanIssueKind::Unreadable(e.to_string()),
+                    });
+                    continue;
+                }
+            };
+            match entry_from_meta(&self.path_of(&rel), &meta, options.symlinks) {
+                Ok(entry) => {
+                    counter.add(if entry.kind == EntryKind::File { entry.size } else { 0 });
+                    entries.push(ManifestEntry { path: rel, entry });
+                }
+                Err(kind) => {
+                    // Whatever we skipped must not look "missing at the source":
+                    // nothing at this path may be deleted on the other side.
+                    incomplete.push(rel.clone());
+                    issues.push(ScanIssue { path: rel, kind });
+                }
+            }
+        }
+        issues.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(Listing {
+            manifest: Manifest::new(entries, incomplete, true),
+            issues,
+        })
+    }
+
+    /// Describes one entry, or `None` when nothing is there.
+    pub fn head(&self, rel: &RelPath) -> Result<Option<Entry>, StorageError> {
+        let path = self.path_of(rel);
+        match fs::symlink_metadata(&path) {
+            Ok(meta) => Ok(entry_from_meta(&path, &meta, true).ok()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(StorageError::io("cannot stat", path, e)),
+        }
+    }
+
+    /// Removes a file or link, or an empty directory.
+    pub fn delete(&self, rel: &RelPath, kind: EntryKind) -> Result<(), StorageError> {
+        let path = self.path_of(rel);
+        let result = match kind {
+            EntryKind::Dir => fs::remove_dir(&path),
+            EntryKind::File | EntryKind::Symlink => fs::remove_file(&path),
+        };
+        match result {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(StorageError::io("cannot delete", path, e)),
+        }
+    }
+
+    /// Creates the directories leading to `rel` (not `rel` itself).
+    pub fn create_parents(&self, rel: &RelPath) -> Result<(), StorageError> {
+        let dir = match rel.parent() {
+            Some(parent) => self.path_of(&parent),
+            None => self.root.to_path_buf(),
+        };
+        fs::create_dir_all(&dir).map_err(|e| StorageError::io("cannot create directory", dir, e))
+    }
+
+    /// Creates directory `rel`; an existing directory is fine, and a file or link
+    /// in the way is replaced (the plan said the source has a directory there).
+    pub fn create_dir(&self, rel: &RelPath) -> Result<(), StorageError> {
+        self.create_parents(rel)?;
+        let path = self.path_of(rel);
+        match fs::symlink_metadata(&path) {
+            Ok(meta) if meta.is_dir() => return Ok(()),
+            Ok(_) => fs::remove_file(&path).map_err(|e| StorageError::io("cannot replace", &path, e))?,
+            Err(_) => {}
+        }
+        match fs::create_dir(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+            Err(e) => Err(StorageError::io("cannot create directory", path, e)),
+        }
+    }
+
+    /// Writes a file so that it only ever appears whole: `fill` writes the content
+    /// into a temp file in the target's directory, which is then fsynced (when asked),
+    /// given its metadata and renamed over the target. On any error, or when `fill`
+    /// fails, the temp file is removed and the target is untouched.
+    pub fn write_file_atomic<E>(
+        &self,
+        rel: &RelPath,
+        create_mode: u32,
+        meta: WriteMeta,
+        fsync: bool,
+        fill: impl FnOnce(&mut File) -> Result<(), E>,
+    ) -> Result<(), E>
+    where
+        E: From<StorageError>,
+    {
+        self.create_parents(rel)?;
+        let target = self.path_of(rel);
+        let dir = target.parent().unwrap_or(&self.root).to_path_buf();
+        let mut temp = tempfile::Builder::new()
+            .prefix(TEMP_PREFIX)
+            .suffix(TEMP_SUFFIX)
+            .permissions(fs::Permissions::from_mode(create_mode & 0o777))
+            .tempfile_in(&dir)
+            .map_err(|e| StorageError::io("cannot create temp file in", &dir, e))?;
+        fill(temp.as_file_mut())?;
+        let file = temp.as_file();
+        if let Some(mode) = meta.mode {
+            file.set_permissions(fs::Permissions::from_mode(mode & 0o7777))
+                .map_err(|e| StorageError::io("cannot set mode of", &target, e))?;
+        }
+        filetime::set_file_handle_times(file, None, Some(file_time(meta.mtime_ns)))
+            .map_err(|e| StorageError::io("cannot set mtime of", &target, e))?;
+        if fsync {
+            file.sync_all()
+                .map_err(|e| StorageError::io("cannot fsync", &target, e))?;
+        }
+        if let Ok(existing) = fs::symlink_metadata(&target)
+            && existing.is_dir()
+        {
+            // A directory where the source has a file: replace it only if empty.
+            fs::remove_dir(&target).map_err(|e| StorageError::io("cannot replace directory", &target, e))?;
+        }
+        temp.persist(&target)
+            .map_err(|e| StorageError::io("cannot rename into place", &target, e.error))?;
+        Ok(())
+    }
+
+    /// Creates (or replaces) a symbolic link atomically.
+    pub fn write_symlink_atomic(
+        &self,
+        rel: &RelPath,
+        target: &RelPath,
+        mtime_ns: Option<i64>,
+    ) -> Result<(), StorageError> {
+        self.create_parents(rel)?;
+        let path = self.path_of(rel);
+        let dir = path.parent().unwrap_or(&self.root).to_path_buf();
+        let link_target = std::ffi::OsStr::from_bytes(target.as_bytes());
+        let temp = tempfile::Builder::new()
+            .prefix(TEMP_PREFIX)
+            .suffix(TEMP_SUFFIX)
+            .make_in(&dir, |temp_path| std::os::unix::fs::symlink(link_target, temp_path))
+            .map_err(|e| StorageError::io("cannot create symlink in", &dir, e))?;
+        if let Some(ns) = mtime_ns {
+            filetime::set_symlink_file_times(temp.path(), file_time(ns), file_time(ns))
+                .map_err(|e| StorageError::io("cannot set mtime of", &path, e))?;
+        }
+        temp.persist(&path)
+            .map_err(|e| StorageError::io("cannot rename into place", &path, e.error))?;
+        Ok(())
+    }
+
+    /// Sets mtime and, when given, mode of an existing entry (not following links).
+    pub fn set_meta(&self, rel: &RelPath, kind: EntryKind, meta: WriteMeta) -> Result<(), StorageError> {
+        let path = self.path_of(rel);
+        if kind == EntryKind::Symlink {
+            return filetime::set_symlink_file_times(&path, file_time(meta.mtime_ns), file_time(meta.mtime_ns))
+                .map_err(|e| StorageError::io("cannot set mtime of", path, e));
+        }
+        if let Some(mode) = meta.mode {
+            fs::set_permissions(&path, fs::Permissions::from_mode(mode & 0o7777))
+                .map_err(|e| StorageError::io("cannot set mode of", &path, e))?;
+        }
+        filetime::set_file_mtime(&path, file_time(meta.mtime_ns))
+            .map_err(|e| StorageError::io("cannot set mtime of", path, e))
+    }
+
+    /// Flushes a directory's entries (renames, creations) to disk.
+    pub fn sync_dir(&self, rel: Option<&RelPath>) -> Result<(), StorageError> {
+        let path = rel.map_or_else(|| self.root.to_path_buf(), |r| self.path_of(r));
+        File::open(&path)
+            .and_then(|dir| dir.sync_all())
+            .map_err(|e| StorageError::io("cannot fsync directory", path, e))
+    }
+}
+
+fn file_time(mtime_ns: i64) -> filetime::FileTime {
+    filetime::FileTime::from_unix_time(
+        mtime_ns.div_euclid(1_000_000_000),
+        mtime_ns.rem_euclid(1_000_000_000) as u32,
+    )
+}
+
+/// Nanoseconds since the epoch from `lstat` data.
+pub fn mtime_ns(meta: &Metadata) -> i64 {
+    meta.mtime().saturating_mul(1_000_000_000).saturating_add(meta.mtime_nsec())
+}
+
+/// Builds an [`Entry`], or says why the entry is skipped.
+fn entry_from_meta(path: &Path, meta: &Metadata, symlinks: bool) -> Result<Entry, ScanIssueKind> {
+    let file_type = meta.file_type();
+    let mut entry = Entry {
+        kind: EntryKind::File,
+        size: 0,
+        mtime_ns: mtime_ns(meta),
+        mode: meta.mode() & 0o7777,
+        extra: None,
+    };
+    if file_type.is_file() {
+        entry.size = meta.len();
+    } else if file_type.is_dir() {
+        entry.kind = EntryKind::Dir;
+    } else if file_type.is_symlink() {
+        if !symlinks {
+            return Err(ScanIssueKind::SkippedSymlink);
+        }
+        let target = fs::read_link(path).map_err(|e| ScanIssueKind::Unreadable(e.to_string()))?;
+        entry.kind = EntryKind::Symlink;
+        entry.extra = Some(Box::new(EntryExtra {
+            link_target: Some(RelPath::from_bytes(target.as_os_str().as_bytes())),
+            blake3: None,
+        }));
+    } else {
+        return Err(ScanIssueKind::SkippedSpecial);
+    }
+    Ok(entry)
+}
+
+fn relative(root: &Path, path: &Path) -> RelPath {
+    let rel = path.strip_prefix(root).unwrap_or(path);
+    RelPath::from_bytes(rel.as_os_str().as_bytes())
+}
+
+fn join(dir: &RelPath, name: &[u8]) -> RelPath {
+    if dir.as_bytes().is_empty() {
+        return RelPath::from_bytes(name);
+    }
+    let mut bytes = Vec::with_capacity(dir.as_bytes().len() + 1 + name.len());
+    bytes.extend_from_slice(dir.as_bytes());
+    bytes.push(b'/');
+    bytes.extend_from_slice(name);
+    RelPath::from_bytes(&bytes)
+}
+
+fn describe_walk_error(e: jwalk::Error) -> String {
+    match e.io_error() {
+        Some(io) => io.to_string(),
+        None => e.to_string(),
+    }
+}

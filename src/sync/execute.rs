@@ -1,0 +1,340 @@
+//! Executing a plan: bounded concurrency, cancellation, events out.
+//!
+//! Phases, in order: create directories (parents first); transfer files, links and
+//! metadata with at most `jobs` at once; delete (entries before their directories,
+//! and only when every transfer succeeded, as rsync does); set directory metadata
+//! (deepest first, after their contents stopped changing); fsync the directories
+//! that received entries.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tokio::sync::{Semaphore, mpsc};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use super::plan::{PlanItem, SyncPlan};
+use super::transfer::{self, ItemContext, ItemError, Outcome};
+use crate::progress::ExecEvent;
+use crate::storage::Storage;
+use crate::storage::local::WriteMeta;
+use crate::types::{EntryKind, RelPath, SyncAction};
+
+#[derive(Clone, Copy, Debug)]
+pub struct ExecOptions {
+    pub jobs: usize,
+    pub fsync: bool,
+}
+
+/// The outcome of a run, for the final summary and the exit code.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ExecReport {
+    /// Entries written whole (files, links, directories).
+    pub copied: u64,
+    pub delta: u64,
+    pub metadata: u64,
+    pub deleted: u64,
+    /// Items the plan skipped.
+    pub skipped: u64,
+    pub failed: u64,
+    pub bytes_sent: u64,
+    pub bytes_saved: u64,
+    pub duration: Duration,
+    /// Ctrl+C (or SIGTERM) stopped the run before it finished.
+    pub interrupted: bool,
+    /// Deletions left out because transfers failed.
+    pub deletes_withheld: u64,
+}
+
+struct Runner {
+    plan: Arc<SyncPlan>,
+    ctx: ItemContext,
+    report: ExecReport,
+    touched_dirs: BTreeSet<Option<RelPath>>,
+}
+
+/// Runs the plan's items. Per-item failures are reported as events and counted;
+/// the rest of the plan goes on.
+pub async fn execute(
+    plan: Arc<SyncPlan>,
+    source: Storage,
+    destination: Storage,
+    options: ExecOptions,
+    events: mpsc::Sender<ExecEvent>,
+    cancel: CancellationToken,
+) -> ExecReport {
+    let started = Instant::now();
+    let ctx = ItemContext {
+        source,
+        destination,
+        archive: plan.options.archive,
+        fsync: options.fsync,
+        events,
+        cancel,
+    };
+    let mut runner = Runner {
+        report: ExecReport {
+            skipped: plan.stats.skip.count,
+            ..ExecReport::default()
+        },
+        plan,
+        ctx,
+        touched_dirs: BTreeSet::new(),
+    };
+    runner.run(options.jobs.max(1)).await;
+    runner.report.duration = started.elapsed();
+    runner.report
+}
+
+impl Runner {
+    async fn run(&mut self, jobs: usize) {
+        let plan = self.plan.clone();
+        let work: Vec<usize> = (0..plan.items.len())
+            .filter(|&i| plan.items[i].action != SyncAction::Skip)
+            .collect();
+        self.emit(ExecEvent::Begin {
+            items: work.len() as u64,
+            bytes: plan.stats.bytes_to_send,
+        })
+        .await;
+        if work.is_empty() {
+            return;
+        }
+        let is_dir = |i: &usize| plan.items[*i].src.as_ref().or(plan.items[*i].dst.as_ref()).map(|e| e.kind) == Some(EntryKind::Dir);
+        let (mkdirs, rest): (Vec<usize>, Vec<usize>) = work
+            .iter()
+            .partition(|i| is_dir(i) && plan.items[**i].action.transfers());
+        let (dir_meta, rest): (Vec<usize>, Vec<usize>) = rest
+            .into_iter()
+            .partition(|i| is_dir(i) && plan.items[*i].action == SyncAction::Metadata);
+        let (deletes, transfers): (Vec<usize>, Vec<usize>) =
+            rest.into_iter().partition(|i| plan.items[*i].action == SyncAction::Delete);
+
+        if let Err(e) = self.ensure_destination_root().await {
+            self.emit(ExecEvent::Warning { message: e.to_string() }).await;
+        }
+        for &id in &mkdirs {
+            if self.ctx.cancel.is_cancelled() {
+                break;
+            }
+            let outcome = self.run_dir(id).await;
+            self.finish(id, outcome).await;
+        }
+        self.run_transfers(&transfers, jobs).await;
+        if self.ctx.cancel.is_cancelled() {
+            self.report.interrupted = true;
+            return;
+        }
+        self.run_deletes(deletes).await;
+        self.run_dir_metadata(&mkdirs, &dir_meta).await;
+        self.sync_touched_dirs().await;
+        self.report.interrupted = self.ctx.cancel.is_cancelled();
+    }
+
+    async fn ensure_destination_root(&self) -> Result<(), crate::storage::StorageError> {
+        let Storage::Local(dst) = &self.ctx.destination;
+        let dst = dst.clone();
+        crate::storage::run_blocking(move || dst.create_dir(&RelPath::from(""))).await
+    }
+
+    async fn run_dir(&mut self, id: usize) -> Result<Outcome, ItemError> {
+        self.started(id).await;
+        let Storage::Local(dst) = &self.ctx.destination;
+        let (dst, path) = (dst.clone(), self.plan.items[id].path.clone());
+        crate::storage::run_blocking(move || dst.create_dir(&path)).await?;
+        Ok(Outcome::default())
+    }
+
+    /// Files, links and metadata updates, `jobs` at a time. New work stops being
+    /// scheduled on cancellation; running items notice it and discard their temp
+    /// files.
+    async fn run_transfers(&mut self, ids: &[usize], jobs: usize) {
+        let permits = Arc::new(Semaphore::new(jobs));
+        let mut running: JoinSet<(usize, Result<Outcome, ItemError>)> = JoinSet::new();
+        for &id in ids {
+            let permit = tokio::select! {
+                permit = permits.clone().acquire_owned() => permit,
+                () = self.ctx.cancel.cancelled() => break,
+            };
+            let Ok(permit) = permit else { break };
+            // Reap what finished meanwhile so events flow in order of completion.
+            while let Some(Ok((done, outcome))) = running.try_join_next() {
+                self.finish(done, outcome).await;
+            }
+            self.started(id).await;
+            let item = self.plan.items[id].clone();
+            let ctx = self.ctx.clone();
+            running.spawn(async move {
+                let outcome = transfer::run(id, item, ctx).await;
+                drop(permit);
+                (id, outcome)
+            });
+        }
+        while let Some(joined) = running.join_next().await {
+            match joined {
+                Ok((id, outcome)) => self.finish(id, outcome).await,
+                Err(e) => {
+                    self.report.failed += 1;
+                    self.emit(ExecEvent::Warning {
+                        message: format!("a transfer task failed: {e}"),
+                    })
+                    .await;
+                }
+            }
+        }
+    }
+
+    /// Deletes entries before their directories (deepest first). Withheld entirely
+    /// when any transfer failed: a half-applied sync should not also lose data.
+    async fn run_deletes(&mut self, mut ids: Vec<usize>) {
+        if ids.is_empty() {
+            return;
+        }
+        if self.report.failed > 0 {
+            self.report.deletes_withheld = ids.len() as u64;
+            self.emit(ExecEvent::Warning {
+                message: format!(
+                    "{} deletion(s) withheld because {} item(s) failed; fix the errors and re-run",
+                    ids.len(),
+                    self.report.failed
+                ),
+            })
+            .await;
+            return;
+        }
+        let plan = self.plan.clone();
+        ids.sort_by(|a, b| {
+            let (a, b) = (&plan.items[*a].path, &plan.items[*b].path);
+            b.depth().cmp(&a.depth()).then_with(|| a.cmp(b))
+        });
+        for id in ids {
+            if self.ctx.cancel.is_cancelled() {
+                return;
+            }
+            self.started(id).await;
+            let outcome = self.delete_one(&plan.items[id]).await;
+            self.finish(id, outcome).await;
+        }
+    }
+
+    async fn delete_one(&self, item: &PlanItem) -> Result<Outcome, ItemError> {
+        let planned = item.dst.as_ref().ok_or(ItemError::Incomplete { side: "destination" })?;
+        match self.ctx.destination.head(&item.path).await? {
+            None => return Ok(Outcome::default()),
+            Some(now)
+                if now.kind != planned.kind
+                    || (now.kind != EntryKind::Dir && !now.same_size_and_mtime(planned)) =>
+            {
+                return Err(ItemError::DestinationChanged);
+            }
+            Some(_) => {}
+        }
+        self.ctx.destination.delete(&item.path, planned.kind).await?;
+        Ok(Outcome::default())
+    }
+
+    /// Directory times are set last, deepest first: writing into a directory
+    /// changes its mtime.
+    async fn run_dir_metadata(&mut self, created: &[usize], updated: &[usize]) {
+        let plan = self.plan.clone();
+        let mut ids: Vec<usize> = updated.to_vec();
+        if plan.options.archive {
+            ids.extend_from_slice(created);
+        }
+        ids.sort_by(|a, b| plan.items[*b].path.depth().cmp(&plan.items[*a].path.depth()));
+        let Storage::Local(dst) = self.ctx.destination.clone();
+        for id in ids {
+            let item = &plan.items[id];
+            let Some(src) = item.src.as_ref() else { continue };
+            let meta = WriteMeta {
+                mtime_ns: src.mtime_ns,
+                mode: Some(src.mode),
+            };
+            let is_update = item.action == SyncAction::Metadata;
+            if is_update {
+                self.started(id).await;
+            }
+            let (dst, path) = (dst.clone(), item.path.clone());
+            let result = crate::storage::run_blocking(move || dst.set_meta(&path, EntryKind::Dir, meta)).await;
+            match (is_update, result) {
+                (true, result) => self.finish(id, result.map(|()| Outcome::default()).map_err(Into::into)).await,
+                (false, Err(e)) => self.emit(ExecEvent::Warning { message: e.to_string() }).await,
+                (false, Ok(())) => {}
+            }
+        }
+    }
+
+    async fn sync_touched_dirs(&mut self) {
+        if !self.ctx.fsync || self.touched_dirs.is_empty() {
+            return;
+        }
+        let Storage::Local(dst) = &self.ctx.destination;
+        let dst = dst.clone();
+        let dirs = std::mem::take(&mut self.touched_dirs);
+        let result = crate::storage::run_blocking(move || {
+            for dir in &dirs {
+                dst.sync_dir(dir.as_ref())?;
+            }
+            Ok(())
+        })
+        .await;
+        if let Err(e) = result {
+            self.emit(ExecEvent::Warning { message: e.to_string() }).await;
+        }
+    }
+
+    async fn started(&self, id: usize) {
+        let item = &self.plan.items[id];
+        self.emit(ExecEvent::Started {
+            id,
+            path: item.path.clone(),
+            action: item.action,
+            bytes: item.bytes_to_send,
+        })
+        .await;
+    }
+
+    async fn finish(&mut self, id: usize, outcome: Result<Outcome, ItemError>) {
+        let item = &self.plan.items[id];
+        let event = match outcome {
+            Ok(outcome) => {
+                let report = &mut self.report;
+                match item.action {
+                    SyncAction::Delta => report.delta += 1,
+                    SyncAction::Metadata => report.metadata += 1,
+                    SyncAction::Delete => report.deleted += 1,
+                    SyncAction::Skip => {}
+                    SyncAction::Upload | SyncAction::Download | SyncAction::Copy => report.copied += 1,
+                }
+                report.bytes_sent += outcome.bytes_sent;
+                report.bytes_saved += outcome.bytes_saved;
+                self.touched_dirs.insert(item.path.parent());
+                ExecEvent::Finished {
+                    id,
+                    path: item.path.clone(),
+                    action: item.action,
+                    bytes_sent: outcome.bytes_sent,
+                    bytes_saved: outcome.bytes_saved,
+                }
+            }
+            Err(ItemError::Cancelled) => return,
+            Err(error) => {
+                self.report.failed += 1;
+                ExecEvent::Failed {
+                    id,
+                    path: item.path.clone(),
+                    action: item.action,
+                    error: error.to_string(),
+                }
+            }
+        };
+        self.emit(event).await;
+    }
+
+    async fn emit(&self, event: ExecEvent) {
+        // A consumer that went away (e.g. the UI quit) must not stop the engine.
+        let _ = self.ctx.events.send(event).await;
+    }
+}

@@ -1,0 +1,119 @@
+//! The sync pipeline: scan → diff → plan → execute, each step a module.
+
+pub mod diff;
+pub mod execute;
+pub mod plan;
+pub mod scan;
+mod transfer;
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::filter::FilterRule;
+use crate::types::SyncAction;
+use crate::uri::Location;
+
+pub use execute::{ExecOptions, ExecReport, execute};
+pub use plan::{PlanError, PlanItem, PlanStats, SyncPlan, build_plan};
+pub use scan::{Scan, ScanError, ScanProgress, scan};
+
+/// Everything that decides what a plan contains. Saved inside the plan so that
+/// `apply --replan` plans again exactly alike.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncOptions {
+    pub delete: bool,
+    pub max_delete: Option<u64>,
+    pub archive: bool,
+    pub checksum: bool,
+    pub delta_threshold: u64,
+    pub block_size: u64,
+    pub allow_empty_source: bool,
+    pub filters: Vec<FilterRule>,
+}
+
+/// The whole-entry action for a pair of sides.
+pub fn transfer_action(source: &Location, destination: &Location) -> SyncAction {
+    match (source.is_local(), destination.is_local()) {
+        (true, false) => SyncAction::Upload,
+        (false, true) => SyncAction::Download,
+        _ => SyncAction::Copy,
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LocationConflict {
+    #[error("source and destination are the same directory ({})", path.display())]
+    Same { path: PathBuf },
+    #[error("the destination {} lies inside the source {}; choose a destination outside it", inner.display(), outer.display())]
+    DestinationInsideSource { outer: PathBuf, inner: PathBuf },
+    #[error("the source {} lies inside the destination {}; syncing would overwrite or delete the source itself", inner.display(), outer.display())]
+    SourceInsideDestination { outer: PathBuf, inner: PathBuf },
+}
+
+/// Refuses local roots that overlap: syncing a tree into itself copies its own
+/// output, and with `--delete` a source inside the destination would be deleted.
+pub fn check_locations(source: &Location, destination: &Location) -> Result<(), LocationConflict> {
+    let (Location::Local(src), Location::Local(dst)) = (source, destination) else {
+        return Ok(());
+    };
+    let (src, dst) = (resolve(src), resolve(dst));
+    if src == dst {
+        Err(LocationConflict::Same { path: src })
+    } else if dst.starts_with(&src) {
+        Err(LocationConflict::DestinationInsideSource { outer: src, inner: dst })
+    } else if src.starts_with(&dst) {
+        Err(LocationConflict::SourceInsideDestination { outer: dst, inner: src })
+    } else {
+        Ok(())
+    }
+}
+
+/// Canonicalizes the longest existing ancestor and appends the rest, so paths that
+/// do not exist yet compare correctly too.
+fn resolve(path: &Path) -> PathBuf {
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut existing = absolute.as_path();
+    let mut rest = Vec::new();
+    loop {
+        if let Ok(canonical) = existing.canonicalize() {
+            let mut out = canonical;
+            out.extend(rest.iter().rev());
+            return out;
+        }
+        match (existing.parent(), existing.file_name()) {
+            (Some(parent), Some(name)) => {
+                rest.push(name.to_os_string());
+                existing = parent;
+            }
+            _ => return absolute,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overlapping_roots_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = Location::Local(dir.path().join("a"));
+        let inner = Location::Local(dir.path().join("a/b"));
+        let b = Location::Local(dir.path().join("b"));
+        std::fs::create_dir(dir.path().join("a")).unwrap();
+        assert!(matches!(check_locations(&a, &a), Err(LocationConflict::Same { .. })));
+        assert!(matches!(
+            check_locations(&a, &inner),
+            Err(LocationConflict::DestinationInsideSource { .. })
+        ));
+        assert!(matches!(
+            check_locations(&inner, &a),
+            Err(LocationConflict::SourceInsideDestination { .. })
+        ));
+        assert!(check_locations(&a, &b).is_ok());
+        let dotted = Location::Local(dir.path().join("a/../a"));
+        assert!(check_locations(&a, &dotted).is_err());
+    }
+}

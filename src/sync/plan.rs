@@ -1,0 +1,461 @@
+//! The sync plan: a plain, serializable value that can be printed, saved, reviewed,
+//! edited and applied later.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::diff::{self, DiffOptions, Reason};
+use super::scan::Scan;
+use super::{SyncOptions, transfer_action};
+use crate::types::{Entry, RelPath, SyncAction};
+use crate::uri::Location;
+
+/// Identifies plan files; bumped whenever their meaning changes.
+pub const PLAN_FORMAT: &str = "hugesync-plan";
+pub const PLAN_VERSION: u32 = 1;
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PlanError {
+    #[error(
+        "the plan deletes {count} entries, more than --max-delete {max}; review it with `hugesync plan` and raise the limit if that is intended"
+    )]
+    TooManyDeletes { count: u64, max: u64 },
+    #[error(
+        "the source {source_location} is empty, so --delete would remove all {count} entries at the destination; pass --allow-empty-source if that is really intended"
+    )]
+    EmptySource { source_location: String, count: u64 },
+    #[error("cannot read plan {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{} is not a HugeSync plan: {reason}", path.display())]
+    Invalid { path: PathBuf, reason: String },
+    #[error("cannot write plan {}: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "the plan is stale: {count} planned entries changed since it was made (first: {first}); run `hugesync apply --replan` to plan them again, or make a new plan"
+    )]
+    Stale { count: usize, first: String },
+}
+
+/// A user's edit of an item during review; kept so a re-plan can honour it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "edit", content = "was")]
+pub enum UserEdit {
+    /// Skipped by the user; `was` is the planned action.
+    Skipped(SyncAction),
+    /// A delta replaced by a whole transfer.
+    ForcedFull(SyncAction),
+}
+
+/// One path and what the plan does with it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanItem {
+    pub path: RelPath,
+    pub action: SyncAction,
+    pub reason: Reason,
+    /// The source entry as scanned (absent for deletes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub src: Option<Entry>,
+    /// The destination entry as scanned (absent for new entries).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dst: Option<Entry>,
+    /// Estimated bytes this item sends.
+    pub bytes_to_send: u64,
+    /// Estimated bytes a delta transfer avoids sending.
+    #[serde(default)]
+    pub bytes_saved: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<Box<str>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edit: Option<UserEdit>,
+}
+
+impl PlanItem {
+    pub fn new(path: RelPath, action: SyncAction, reason: Reason) -> Self {
+        Self {
+            path,
+            action,
+            reason,
+            src: None,
+            dst: None,
+            bytes_to_send: 0,
+            bytes_saved: 0,
+            note: None,
+            edit: None,
+        }
+    }
+}
+
+/// Count and bytes of one action.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActionTotals {
+    pub count: u64,
+    /// Size of the entries concerned (source size; destination size for deletes).
+    pub bytes: u64,
+}
+
+/// Totals derived from the items; recomputed, never trusted from a file.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanStats {
+    pub upload: ActionTotals,
+    pub download: ActionTotals,
+    pub copy: ActionTotals,
+    pub delta: ActionTotals,
+    pub metadata: ActionTotals,
+    pub delete: ActionTotals,
+    pub skip: ActionTotals,
+    pub bytes_to_send: u64,
+    pub bytes_saved: u64,
+}
+
+impl PlanStats {
+    pub fn of(items: &[PlanItem]) -> PlanStats {
+        let mut stats = PlanStats::default();
+        for item in items {
+            let size = item.src.as_ref().or(item.dst.as_ref()).map_or(0, |e| e.size);
+            let totals = stats.totals_mut(item.action);
+            totals.count += 1;
+            totals.bytes += size;
+            stats.bytes_to_send += item.bytes_to_send;
+            stats.bytes_saved += item.bytes_saved;
+        }
+        stats
+    }
+
+    pub fn totals(&self, action: SyncAction) -> ActionTotals {
+        match action {
+            SyncAction::Upload => self.upload,
+            SyncAction::Download => self.download,
+            SyncAction::Copy => self.copy,
+            SyncAction::Delta => self.delta,
+            SyncAction::Metadata => self.metadata,
+            SyncAction::Delete => self.delete,
+            SyncAction::Skip => self.skip,
+        }
+    }
+
+    fn totals_mut(&mut self, action: SyncAction) -> &mut ActionTotals {
+        match action {
+            SyncAction::Upload => &mut self.upload,
+            SyncAction::Download => &mut self.download,
+            SyncAction::Copy => &mut self.copy,
+            SyncAction::Delta => &mut self.delta,
+            SyncAction::Metadata => &mut self.metadata,
+            SyncAction::Delete => &mut self.delete,
+            SyncAction::Skip => &mut self.skip,
+        }
+    }
+
+    /// Items that change something at the destination.
+    pub fn changes(&self) -> u64 {
+        SyncAction::ALL
+            .iter()
+            .filter(|a| **a != SyncAction::Skip)
+            .map(|a| self.totals(*a).count)
+            .sum()
+    }
+}
+
+/// What the scans saw, for the summary and the empty-source guard.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScanTotals {
+    pub source_entries: u64,
+    pub source_bytes: u64,
+    pub destination_entries: u64,
+    pub destination_bytes: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncPlan {
+    pub format: String,
+    pub version: u32,
+    pub source: Location,
+    pub destination: Location,
+    pub options: SyncOptions,
+    /// When the plan was made, nanoseconds since the epoch.
+    pub created_ns: i64,
+    pub scanned: ScanTotals,
+    pub stats: PlanStats,
+    pub items: Vec<PlanItem>,
+}
+
+/// Plans a sync from two scans.
+pub fn build_plan(source: Location, destination: Location, scan: &Scan, options: SyncOptions) -> SyncPlan {
+    let diff_options = DiffOptions {
+        delete: options.delete,
+        checksum: options.checksum,
+        archive: options.archive,
+        delta_threshold: options.delta_threshold,
+        transfer: transfer_action(&source, &destination),
+        // The delta engine is not wired into any transfer path yet: candidates are
+        // sent whole and their items say so.
+        delta_supported: false,
+        destination_has_dirs: destination.is_local(),
+    };
+    let items = diff::diff(&scan.source.manifest, &scan.destination.manifest, &diff_options);
+    let src = &scan.source.manifest;
+    let dst = &scan.destination.manifest;
+    let scanned = ScanTotals {
+        source_entries: src.len() as u64,
+        source_bytes: src.total_bytes(),
+        destination_entries: dst.len() as u64,
+        destination_bytes: dst.total_bytes(),
+    };
+    let created_ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
+    SyncPlan {
+        format: PLAN_FORMAT.into(),
+        version: PLAN_VERSION,
+        source,
+        destination,
+        options,
+        created_ns,
+        scanned,
+        stats: PlanStats::of(&items),
+        items,
+    }
+}
+
+impl SyncPlan {
+    /// Recomputes the totals after the items were edited.
+    pub fn refresh_stats(&mut self) {
+        self.stats = PlanStats::of(&self.items);
+    }
+
+    /// The guards that stand between a plan and its execution.
+    pub fn check_safety(&self) -> Result<(), PlanError> {
+        let deletes = self.stats.delete.count;
+        if let Some(max) = self.options.max_delete
+            && deletes > max
+        {
+            return Err(PlanError::TooManyDeletes { count: deletes, max });
+        }
+        if deletes > 0 && self.scanned.source_entries == 0 && !self.options.allow_empty_source {
+            return Err(PlanError::EmptySource {
+                source_location: self.source.to_string(),
+                count: deletes,
+            });
+        }
+        Ok(())
+    }
+
+    /// Saves the plan as JSON, atomically (temp file + rename).
+    pub fn save(&self, path: &Path) -> Result<(), PlanError> {
+        let write_err = |source| PlanError::Write {
+            path: path.to_path_buf(),
+            source,
+        };
+        let dir = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        let mut temp = tempfile::NamedTempFile::new_in(dir).map_err(write_err)?;
+        serde_json::to_writer_pretty(std::io::BufWriter::new(temp.as_file_mut()), self)
+            .map_err(|e| write_err(e.into()))?;
+        temp.as_file().sync_all().map_err(write_err)?;
+        temp.persist(path).map_err(|e| write_err(e.error))?;
+        Ok(())
+    }
+
+    /// Loads and validates a saved plan.
+    pub fn load(path: &Path) -> Result<SyncPlan, PlanError> {
+        let invalid = |reason: String| PlanError::Invalid {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let text = std::fs::read(path).map_err(|source| PlanError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let probe: serde_json::Value = serde_json::from_slice(&text).map_err(|e| invalid(format!("not JSON ({e})")))?;
+        if probe.get("format").and_then(|f| f.as_str()) != Some(PLAN_FORMAT) {
+            return Err(invalid("the `format` field is missing or wrong".into()));
+        }
+        match probe.get("version").and_then(|v| v.as_u64()) {
+            Some(v) if v == u64::from(PLAN_VERSION) => {}
+            Some(v) => {
+                return Err(invalid(format!(
+                    "plan format version {v} is not supported (this build reads version {PLAN_VERSION})"
+                )));
+            }
+            None => return Err(invalid("the `version` field is missing".into())),
+        }
+        let mut plan: SyncPlan = serde_json::from_value(probe).map_err(|e| invalid(e.to_string()))?;
+        plan.refresh_stats();
+        Ok(plan)
+    }
+
+    /// Paths whose source or destination no longer looks as the plan saw it.
+    pub fn stale_items(&self, scan: &Scan) -> Vec<&PlanItem> {
+        self.items
+            .iter()
+            .filter(|item| item.action != SyncAction::Skip)
+            .filter(|item| {
+                !same_entry(item.src.as_ref(), scan.source.manifest.get(&item.path))
+                    || !same_entry(item.dst.as_ref(), scan.destination.manifest.get(&item.path))
+            })
+            .collect()
+    }
+
+    /// Re-applies the user's edits of `previous` to this (fresh) plan, by path.
+    pub fn carry_edits_from(&mut self, previous: &SyncPlan) {
+        let edits = previous
+            .items
+            .iter()
+            .filter_map(|item| item.edit.map(|edit| (&item.path, edit)))
+            .collect::<std::collections::HashMap<_, _>>();
+        if edits.is_empty() {
+            return;
+        }
+        for item in &mut self.items {
+            match edits.get(&item.path) {
+                Some(UserEdit::Skipped(_)) if item.action != SyncAction::Skip => {
+                    item.edit = Some(UserEdit::Skipped(item.action));
+                    item.action = SyncAction::Skip;
+                    item.bytes_to_send = 0;
+                    item.bytes_saved = 0;
+                }
+                Some(UserEdit::ForcedFull(_)) if item.action == SyncAction::Delta => {
+                    item.edit = Some(UserEdit::ForcedFull(item.action));
+                    item.action = transfer_action(&self.source, &self.destination);
+                    item.bytes_to_send = item.src.as_ref().map_or(0, |e| e.size);
+                    item.bytes_saved = 0;
+                }
+                _ => {}
+            }
+        }
+        self.refresh_stats();
+    }
+}
+
+/// The quick-check identity used for staleness: kind, size, mtime (and link target).
+fn same_entry(planned: Option<&Entry>, now: Option<&Entry>) -> bool {
+    match (planned, now) {
+        (None, None) => true,
+        (Some(a), Some(b)) => {
+            a.kind == b.kind && a.same_size_and_mtime(b) && a.link_target() == b.link_target()
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::Listing;
+    use crate::types::{Manifest, ManifestEntry};
+
+    fn listing(files: &[(&str, u64, i64)]) -> Listing {
+        let entries = files
+            .iter()
+            .map(|(p, size, mtime)| ManifestEntry {
+                path: (*p).into(),
+                entry: Entry::file(*size, *mtime, 0o644),
+            })
+            .collect();
+        Listing {
+            manifest: Manifest::new(entries, Vec::new(), true),
+            issues: Vec::new(),
+        }
+    }
+
+    fn options() -> SyncOptions {
+        SyncOptions {
+            delete: true,
+            max_delete: None,
+            archive: false,
+            checksum: false,
+            delta_threshold: 100,
+            block_size: 65536,
+            allow_empty_source: false,
+            filters: Vec::new(),
+        }
+    }
+
+    fn plan(src: &[(&str, u64, i64)], dst: &[(&str, u64, i64)], options: SyncOptions) -> SyncPlan {
+        let scan = Scan {
+            source: listing(src),
+            destination: listing(dst),
+        };
+        build_plan(Location::Local("/s".into()), Location::Local("/d".into()), &scan, options)
+    }
+
+    #[test]
+    fn stats_add_up() {
+        let p = plan(
+            &[("a", 10, 1), ("b", 20, 1), ("big", 500, 2)],
+            &[("b", 20, 1), ("big", 400, 1), ("gone", 7, 1)],
+            options(),
+        );
+        assert_eq!(p.stats.copy, ActionTotals { count: 2, bytes: 510 });
+        assert_eq!(p.stats.skip.count, 1);
+        assert_eq!(p.stats.delete, ActionTotals { count: 1, bytes: 7 });
+        assert_eq!(p.stats.bytes_to_send, 510);
+        assert_eq!(p.stats.changes(), 3);
+        let big = p.items.iter().find(|i| i.path == RelPath::from("big")).unwrap();
+        assert!(big.note.is_some(), "delta candidate says it is sent whole");
+    }
+
+    #[test]
+    fn safety_guards() {
+        let p = plan(&[("a", 1, 1)], &[("x", 1, 1), ("y", 1, 1)], SyncOptions {
+            max_delete: Some(1),
+            ..options()
+        });
+        assert!(matches!(p.check_safety(), Err(PlanError::TooManyDeletes { count: 2, max: 1 })));
+        let p = plan(&[], &[("x", 1, 1)], options());
+        assert!(matches!(p.check_safety(), Err(PlanError::EmptySource { .. })));
+        let p = plan(&[], &[("x", 1, 1)], SyncOptions {
+            allow_empty_source: true,
+            ..options()
+        });
+        assert!(p.check_safety().is_ok());
+    }
+
+    #[test]
+    fn save_load_round_trip_and_rejects_foreign_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("plan.json");
+        let p = plan(&[("a", 1, 1)], &[("b", 2, 2)], options());
+        p.save(&path).unwrap();
+        assert_eq!(SyncPlan::load(&path).unwrap(), p);
+
+        std::fs::write(&path, "{\"format\":\"other\"}").unwrap();
+        assert!(matches!(SyncPlan::load(&path), Err(PlanError::Invalid { .. })));
+        std::fs::write(&path, "{\"format\":\"hugesync-plan\",\"version\":99}").unwrap();
+        let err = SyncPlan::load(&path).unwrap_err().to_string();
+        assert!(err.contains("version 99"), "{err}");
+        std::fs::write(&path, "not json").unwrap();
+        assert!(matches!(SyncPlan::load(&path), Err(PlanError::Invalid { .. })));
+    }
+
+    #[test]
+    fn staleness_and_edit_carry_over() {
+        let mut p = plan(&[("a", 1, 1), ("b", 2, 2)], &[], options());
+        p.items[0].edit = Some(UserEdit::Skipped(SyncAction::Copy));
+        p.items[0].action = SyncAction::Skip;
+        let now = Scan {
+            source: listing(&[("a", 1, 1), ("b", 3, 3)]),
+            destination: listing(&[]),
+        };
+        let stale = p.stale_items(&now);
+        assert_eq!(stale.len(), 1);
+        assert_eq!(stale[0].path, RelPath::from("b"));
+
+        let mut fresh = build_plan(p.source.clone(), p.destination.clone(), &now, options());
+        fresh.carry_edits_from(&p);
+        assert_eq!(fresh.items[0].action, SyncAction::Skip);
+        assert_eq!(fresh.items[1].action, SyncAction::Copy);
+        assert_eq!(fresh.stats.copy.count, 1);
+    }
+}

@@ -1,0 +1,377 @@
+//! Core domain types shared by every layer: relative paths, entries, manifests and
+//! the actions a plan can hold.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// A path relative to a sync root, with `/` separators.
+///
+/// Stored as raw bytes so that local file names that are not valid UTF-8 survive a
+/// round trip (scan → plan JSON → apply) unchanged. Byte order is the manifest order.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RelPath(Box<[u8]>);
+
+impl RelPath {
+    pub fn from_bytes(bytes: &[u8]) -> Self {
+        Self(bytes.into())
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    pub fn as_str(&self) -> Option<&str> {
+        std::str::from_utf8(&self.0).ok()
+    }
+
+    /// A printable form; invalid UTF-8 bytes are shown as `\xNN` escapes so that two
+    /// different names never print the same.
+    pub fn display(&self) -> String {
+        self.0.escape_ascii_non_utf8()
+    }
+
+    /// The path on a local filesystem under `root`.
+    pub fn to_local(&self, root: &Path) -> PathBuf {
+        use std::os::unix::ffi::OsStrExt;
+        if self.0.is_empty() {
+            return root.to_path_buf();
+        }
+        root.join(std::ffi::OsStr::from_bytes(&self.0))
+    }
+
+    /// The parent path, or `None` for a top-level entry.
+    pub fn parent(&self) -> Option<RelPath> {
+        self.0
+            .iter()
+            .rposition(|&b| b == b'/')
+            .map(|i| RelPath::from_bytes(&self.0[..i]))
+    }
+
+    /// The last component.
+    pub fn file_name(&self) -> &[u8] {
+        match self.0.iter().rposition(|&b| b == b'/') {
+            Some(i) => &self.0[i + 1..],
+            None => &self.0,
+        }
+    }
+
+    /// Number of components (`a` is 1, `a/b` is 2).
+    pub fn depth(&self) -> usize {
+        self.0.iter().filter(|&&b| b == b'/').count() + 1
+    }
+
+    /// True when `self` equals `ancestor` or lies below it.
+    pub fn is_within(&self, ancestor: &RelPath) -> bool {
+        if ancestor.0.is_empty() {
+            return true; // the root contains everything
+        }
+        self.0.starts_with(&ancestor.0)
+            && (self.0.len() == ancestor.0.len() || self.0[ancestor.0.len()] == b'/')
+    }
+}
+
+trait EscapeNonUtf8 {
+    fn escape_ascii_non_utf8(&self) -> String;
+}
+
+impl EscapeNonUtf8 for [u8] {
+    fn escape_ascii_non_utf8(&self) -> String {
+        let mut out = String::with_capacity(self.len());
+        for chunk in self.utf8_chunks() {
+            out.push_str(chunk.valid());
+            for b in chunk.invalid() {
+                out.push_str(&format!("\\x{b:02X}"));
+            }
+        }
+        out
+    }
+}
+
+impl fmt::Debug for RelPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.display())
+    }
+}
+
+impl fmt::Display for RelPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.display())
+    }
+}
+
+impl From<&str> for RelPath {
+    fn from(s: &str) -> Self {
+        Self::from_bytes(s.as_bytes())
+    }
+}
+
+/// UTF-8 paths serialize as strings; others as an array of byte values, so that a
+/// saved plan names exactly the file it was made for.
+impl Serialize for RelPath {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.as_str() {
+            Some(text) => s.serialize_str(text),
+            None => s.collect_seq(self.0.iter()),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for RelPath {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Repr {
+            Text(String),
+            Bytes(Vec<u8>),
+        }
+        Ok(match Repr::deserialize(d)? {
+            Repr::Text(t) => RelPath::from_bytes(t.as_bytes()),
+            Repr::Bytes(b) => RelPath::from_bytes(&b),
+        })
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EntryKind {
+    File,
+    Dir,
+    Symlink,
+}
+
+/// What a scan knows about one entry on one side.
+///
+/// Kept small (a plan holds two of these per item, and plans may hold millions of
+/// items); rarely present fields live behind one box.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    pub kind: EntryKind,
+    pub size: u64,
+    /// Modification time in nanoseconds since the Unix epoch.
+    pub mtime_ns: i64,
+    /// Unix permission bits (`st_mode & 0o7777`), 0 when the side has none.
+    #[serde(default)]
+    pub mode: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extra: Option<Box<EntryExtra>>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EntryExtra {
+    /// Target of a symbolic link, as raw bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link_target: Option<RelPath>,
+    /// blake3 of the content, hex, when it was computed (`--checksum`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blake3: Option<String>,
+}
+
+impl Entry {
+    pub fn file(size: u64, mtime_ns: i64, mode: u32) -> Self {
+        Self {
+            kind: EntryKind::File,
+            size,
+            mtime_ns,
+            mode,
+            extra: None,
+        }
+    }
+
+    pub fn link_target(&self) -> Option<&RelPath> {
+        self.extra.as_ref()?.link_target.as_ref()
+    }
+
+    pub fn blake3(&self) -> Option<&str> {
+        self.extra.as_ref()?.blake3.as_deref()
+    }
+
+    pub fn set_blake3(&mut self, hex: String) {
+        self.extra.get_or_insert_with(Default::default).blake3 = Some(hex);
+    }
+
+    /// The quick-check identity: two files with the same size and mtime are taken to
+    /// be the same (rsync's and rclone's default rule).
+    pub fn same_size_and_mtime(&self, other: &Entry) -> bool {
+        self.size == other.size && self.mtime_ns == other.mtime_ns
+    }
+}
+
+/// One path and what a scan found there.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ManifestEntry {
+    pub path: RelPath,
+    pub entry: Entry,
+}
+
+/// Everything a scan found on one side, sorted by path, plus the subtrees it could
+/// not read completely (nothing below those may be deleted on the other side).
+#[derive(Clone, Debug, Default)]
+pub struct Manifest {
+    entries: Vec<ManifestEntry>,
+    incomplete: Vec<RelPath>,
+    /// Whether the root itself exists (a missing destination is simply empty).
+    pub root_exists: bool,
+}
+
+impl Manifest {
+    pub fn new(mut entries: Vec<ManifestEntry>, incomplete: Vec<RelPath>, root_exists: bool) -> Self {
+        entries.sort_unstable_by(|a, b| a.path.cmp(&b.path));
+        entries.dedup_by(|a, b| a.path == b.path);
+        Self {
+            entries,
+            incomplete,
+            root_exists,
+        }
+    }
+
+    pub fn entries(&self) -> &[ManifestEntry] {
+        &self.entries
+    }
+
+    pub fn entries_mut(&mut self) -> &mut [ManifestEntry] {
+        &mut self.entries
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    pub fn get(&self, path: &RelPath) -> Option<&Entry> {
+        self.entries
+            .binary_search_by(|e| e.path.cmp(path))
+            .ok()
+            .map(|i| &self.entries[i].entry)
+    }
+
+    /// Subtrees whose listing failed part way (unreadable directories).
+    pub fn incomplete(&self) -> &[RelPath] {
+        &self.incomplete
+    }
+
+    pub fn is_incomplete_at(&self, path: &RelPath) -> bool {
+        self.incomplete.iter().any(|dir| path.is_within(dir))
+    }
+
+    pub fn total_bytes(&self) -> u64 {
+        self.entries
+            .iter()
+            .filter(|e| e.entry.kind == EntryKind::File)
+            .map(|e| e.entry.size)
+            .sum()
+    }
+}
+
+/// What a plan does with one path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SyncAction {
+    /// Send the whole entry from a local source to a remote destination.
+    Upload,
+    /// Fetch the whole entry from a remote source to a local destination.
+    Download,
+    /// Copy the whole entry between two sides of the same kind (local → local).
+    Copy,
+    /// Send only the changed parts of a file.
+    Delta,
+    /// Update metadata (mtime, mode) of an entry whose content is unchanged.
+    Metadata,
+    /// Remove an entry that no longer exists at the source (`--delete`).
+    Delete,
+    /// Leave the entry alone.
+    Skip,
+}
+
+impl SyncAction {
+    pub const ALL: [SyncAction; 7] = [
+        SyncAction::Upload,
+        SyncAction::Download,
+        SyncAction::Copy,
+        SyncAction::Delta,
+        SyncAction::Metadata,
+        SyncAction::Delete,
+        SyncAction::Skip,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            SyncAction::Upload => "upload",
+            SyncAction::Download => "download",
+            SyncAction::Copy => "copy",
+            SyncAction::Delta => "delta",
+            SyncAction::Metadata => "metadata",
+            SyncAction::Delete => "delete",
+            SyncAction::Skip => "skip",
+        }
+    }
+
+    /// Whether this action writes entry content to the destination.
+    pub fn transfers(self) -> bool {
+        matches!(
+            self,
+            SyncAction::Upload | SyncAction::Download | SyncAction::Copy | SyncAction::Delta
+        )
+    }
+}
+
+impl fmt::Display for SyncAction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rel_path_parts() {
+        let p = RelPath::from("a/b/c.txt");
+        assert_eq!(p.parent(), Some(RelPath::from("a/b")));
+        assert_eq!(p.file_name(), b"c.txt");
+        assert_eq!(p.depth(), 3);
+        assert!(p.is_within(&RelPath::from("a/b")));
+        assert!(!p.is_within(&RelPath::from("a/b/c")));
+        assert!(!RelPath::from("a/bc").is_within(&RelPath::from("a/b")));
+        assert_eq!(RelPath::from("top").parent(), None);
+    }
+
+    #[test]
+    fn non_utf8_path_round_trips_through_json() {
+        let p = RelPath::from_bytes(b"dir/caf\xe9.txt");
+        assert_eq!(p.display(), "dir/caf\\xE9.txt");
+        let json = serde_json::to_string(&p).unwrap();
+        let back: RelPath = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, p);
+        let utf8 = RelPath::from("dir/café.txt");
+        assert_eq!(serde_json::to_string(&utf8).unwrap(), "\"dir/café.txt\"");
+    }
+
+    #[test]
+    fn manifest_lookup_and_incomplete() {
+        let m = Manifest::new(
+            vec![
+                ManifestEntry {
+                    path: "b".into(),
+                    entry: Entry::file(1, 0, 0o644),
+                },
+                ManifestEntry {
+                    path: "a".into(),
+                    entry: Entry::file(2, 0, 0o644),
+                },
+            ],
+            vec!["locked".into()],
+            true,
+        );
+        assert_eq!(m.entries()[0].path, RelPath::from("a"));
+        assert_eq!(m.get(&"b".into()).map(|e| e.size), Some(1));
+        assert!(m.is_incomplete_at(&"locked/x".into()));
+        assert!(!m.is_incomplete_at(&"lockedx".into()));
+        assert_eq!(m.total_bytes(), 3);
+    }
+}
