@@ -194,7 +194,10 @@ pub fn ordered_filters(matches: &ArgMatches) -> Vec<FilterRule> {
         return Vec::new();
     };
     let mut rules: Vec<(usize, FilterRule)> = Vec::new();
-    for (id, kind) in [("include", RuleKind::Include), ("exclude", RuleKind::Exclude)] {
+    for (id, kind) in [
+        ("include", RuleKind::Include),
+        ("exclude", RuleKind::Exclude),
+    ] {
         // `try_get_many` first: it answers (rather than panics) for commands
         // that have no such flag.
         let Ok(Some(values)) = sub.try_get_many::<String>(id) else {
@@ -231,7 +234,16 @@ mod tests {
     fn filters_keep_command_line_order() {
         let matches = Cli::command()
             .try_get_matches_from([
-                "hugesync", "plan", "a", "b", "--exclude", "x", "--include", "y", "--exclude", "z",
+                "hugesync",
+                "plan",
+                "a",
+                "b",
+                "--exclude",
+                "x",
+                "--include",
+                "y",
+                "--exclude",
+                "z",
             ])
             .unwrap();
         let rules = ordered_filters(&matches);

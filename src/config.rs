@@ -81,7 +81,9 @@ impl<'de> Deserialize<'de> for Size {
         }
         match Repr::deserialize(d)? {
             Repr::Number(n) => Ok(Size(n)),
-            Repr::Text(t) => format::parse_size(&t).map(Size).map_err(serde::de::Error::custom),
+            Repr::Text(t) => format::parse_size(&t)
+                .map(Size)
+                .map_err(serde::de::Error::custom),
         }
     }
 }
@@ -284,7 +286,10 @@ pub fn config_path(
     }
     use etcetera::BaseStrategy;
     let base = etcetera::choose_base_strategy().ok()?;
-    Some((base.config_dir().join("hugesync").join("config.toml"), false))
+    Some((
+        base.config_dir().join("hugesync").join("config.toml"),
+        false,
+    ))
 }
 
 /// Reads and parses a config file. A missing file that was not named explicitly is
@@ -300,10 +305,12 @@ pub fn load_file(path: &Path, explicit: bool) -> Result<Option<ConfigFile>, Conf
             });
         }
     };
-    toml::from_str(&text).map(Some).map_err(|e| ConfigError::Parse {
-        path: path.to_path_buf(),
-        message: e.to_string().trim_end().to_string(),
-    })
+    toml::from_str(&text)
+        .map(Some)
+        .map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string().trim_end().to_string(),
+        })
 }
 
 impl Settings {
@@ -382,7 +389,12 @@ mod tests {
             delete: Some(false),
             ..Default::default()
         };
-        let s = Settings::layer(file("jobs = 2\nchecksum = true\nblock_size = \"1MiB\""), &env, cli).unwrap();
+        let s = Settings::layer(
+            file("jobs = 2\nchecksum = true\nblock_size = \"1MiB\""),
+            &env,
+            cli,
+        )
+        .unwrap();
         assert_eq!(s.jobs.value, 4);
         assert_eq!(s.jobs.origin, Origin::Env("HUGESYNC_JOBS"));
         assert!(!s.delete.value);
@@ -395,7 +407,9 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_named() {
-        let err = toml::from_str::<ConfigFile>("jobz = 3").unwrap_err().to_string();
+        let err = toml::from_str::<ConfigFile>("jobz = 3")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("jobz"), "{err}");
     }
 
@@ -405,9 +419,17 @@ mod tests {
         let err = Settings::layer(None, &env, Overrides::default()).unwrap_err();
         assert!(err.to_string().contains("HUGESYNC_JOBS"), "{err}");
 
-        let s = Settings::layer(file("block_size = \"10MiB\""), &env_of(&[]), Overrides::default()).unwrap();
+        let s = Settings::layer(
+            file("block_size = \"10MiB\""),
+            &env_of(&[]),
+            Overrides::default(),
+        )
+        .unwrap();
         let err = s.validate().unwrap_err().to_string();
-        assert!(err.contains("block_size") && err.contains("/etc/hs.toml"), "{err}");
+        assert!(
+            err.contains("block_size") && err.contains("/etc/hs.toml"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -70,8 +70,12 @@ impl Error {
             | Error::Scan(ScanError::Filter(_) | ScanError::SourceMissing { .. })
             | Error::Storage(StorageError::Unsupported { .. })
             | Error::Scan(
-                ScanError::Source(StorageError::Unsupported { .. } | StorageError::NotADirectory { .. })
-                | ScanError::Destination(StorageError::Unsupported { .. } | StorageError::NotADirectory { .. }),
+                ScanError::Source(
+                    StorageError::Unsupported { .. } | StorageError::NotADirectory { .. },
+                )
+                | ScanError::Destination(
+                    StorageError::Unsupported { .. } | StorageError::NotADirectory { .. },
+                ),
             ) => ExitStatus::Usage,
             Error::Interrupted => ExitStatus::Interrupted,
             _ => ExitStatus::Fatal,

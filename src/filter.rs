@@ -50,7 +50,9 @@ pub struct Filter {
 
 impl std::fmt::Debug for Filter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Filter").field("rules", &self.rules.len()).finish()
+        f.debug_struct("Filter")
+            .field("rules", &self.rules.len())
+            .finish()
     }
 }
 
@@ -102,7 +104,9 @@ fn compile(rule: &FilterRule) -> Result<CompiledRule, FilterError> {
     let pattern = rewritten.as_str();
     let glob = if let Some(anchored) = pattern.strip_prefix('/') {
         if anchored.is_empty() {
-            return Err(error("`/` alone matches nothing; name a path below the root".into()));
+            return Err(error(
+                "`/` alone matches nothing; name a path below the root".into(),
+            ));
         }
         anchored.to_string()
     } else {
@@ -171,7 +175,10 @@ mod tests {
         assert!(!f.includes(&"build".into(), true));
         assert!(f.includes(&"src/build".into(), true));
         assert!(!f.includes(&"x/cache".into(), true));
-        assert!(f.includes(&"x/cache".into(), false), "dir-only rule skips files");
+        assert!(
+            f.includes(&"x/cache".into(), false),
+            "dir-only rule skips files"
+        );
     }
 
     #[test]

@@ -85,6 +85,9 @@ mod tests {
         assert_eq!(count(12), "12");
         assert_eq!(duration(Duration::from_millis(850)), "850ms");
         assert_eq!(duration(Duration::from_secs(245)), "4m 05s");
-        assert_eq!(mtime(1_500_000_000_123_456_789), "2017-07-14T02:40:00.123456789Z");
+        assert_eq!(
+            mtime(1_500_000_000_123_456_789),
+            "2017-07-14T02:40:00.123456789Z"
+        );
     }
 }

@@ -92,7 +92,12 @@ impl Progress {
                 self.total_bytes = *bytes;
                 self.started = Instant::now();
             }
-            ExecEvent::Started { id, path, action, bytes } => {
+            ExecEvent::Started {
+                id,
+                path,
+                action,
+                bytes,
+            } => {
                 self.active.insert(
                     *id,
                     ActiveItem {
@@ -123,7 +128,9 @@ impl Progress {
                 self.done_items += 1;
                 *self.per_action.entry(*action).or_default() += 1;
             }
-            ExecEvent::Failed { id, path, error, .. } => {
+            ExecEvent::Failed {
+                id, path, error, ..
+            } => {
                 self.active.remove(id);
                 self.done_items += 1;
                 self.failed_items += 1;
@@ -144,7 +151,9 @@ impl Progress {
             return None;
         }
         let rate = self.bytes_sent as f64 / secs;
-        Some(Duration::from_secs_f64((self.total_bytes - self.bytes_sent) as f64 / rate))
+        Some(Duration::from_secs_f64(
+            (self.total_bytes - self.bytes_sent) as f64 / rate,
+        ))
     }
 
     pub fn count(&self, action: SyncAction) -> u64 {
@@ -167,7 +176,9 @@ pub struct LineReporter {
 impl Reporter for LineReporter {
     fn event(&mut self, event: &ExecEvent, _: &Progress) {
         match event {
-            ExecEvent::Finished { path, action, .. } if self.verbose => println!("{action:>8}  {path}"),
+            ExecEvent::Finished { path, action, .. } if self.verbose => {
+                println!("{action:>8}  {path}")
+            }
             ExecEvent::Failed { path, error, .. } => eprintln!("error: {path}: {error}"),
             ExecEvent::Warning { message } => eprintln!("warning: {message}"),
             _ => {}
@@ -195,7 +206,9 @@ pub struct BarReporter {
 
 impl BarReporter {
     pub fn new() -> Self {
-        let bars = indicatif::MultiProgress::with_draw_target(indicatif::ProgressDrawTarget::stderr_with_hz(10));
+        let bars = indicatif::MultiProgress::with_draw_target(
+            indicatif::ProgressDrawTarget::stderr_with_hz(10),
+        );
         let overall = bars.add(indicatif::ProgressBar::new(0));
         overall.set_style(
             indicatif::ProgressStyle::with_template(
@@ -221,11 +234,15 @@ impl Reporter for BarReporter {
     fn event(&mut self, event: &ExecEvent, progress: &Progress) {
         match event {
             ExecEvent::Begin { bytes, .. } => self.overall.set_length(*bytes),
-            ExecEvent::Started { id, path, bytes, .. } if *bytes >= 1024 * 1024 => {
+            ExecEvent::Started {
+                id, path, bytes, ..
+            } if *bytes >= 1024 * 1024 => {
                 let bar = self.bars.add(indicatif::ProgressBar::new(*bytes));
                 bar.set_style(
-                    indicatif::ProgressStyle::with_template("  {bar:20} {bytes:>10}/{total_bytes:<10} {msg}")
-                        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+                    indicatif::ProgressStyle::with_template(
+                        "  {bar:20} {bytes:>10}/{total_bytes:<10} {msg}",
+                    )
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
                 );
                 bar.set_message(path.display());
                 self.files.insert(*id, bar);
@@ -249,7 +266,8 @@ impl Reporter for BarReporter {
         if let ExecEvent::Failed { path, error, .. } = event {
             let _ = self.bars.println(format!("error: {path}: {error}"));
         }
-        self.overall.set_position(progress.bytes_sent.min(progress.total_bytes));
+        self.overall
+            .set_position(progress.bytes_sent.min(progress.total_bytes));
         self.overall.set_message(format!(
             "{}/{} items",
             format::count(progress.done_items),
@@ -293,7 +311,10 @@ mod tests {
         let mut p = Progress::default();
         let path = RelPath::from("f");
         for event in [
-            ExecEvent::Begin { items: 2, bytes: 30 },
+            ExecEvent::Begin {
+                items: 2,
+                bytes: 30,
+            },
             ExecEvent::Started {
                 id: 0,
                 path: path.clone(),

@@ -216,7 +216,11 @@ pub struct Manifest {
 }
 
 impl Manifest {
-    pub fn new(mut entries: Vec<ManifestEntry>, incomplete: Vec<RelPath>, root_exists: bool) -> Self {
+    pub fn new(
+        mut entries: Vec<ManifestEntry>,
+        incomplete: Vec<RelPath>,
+        root_exists: bool,
+    ) -> Self {
         entries.sort_unstable_by(|a, b| a.path.cmp(&b.path));
         entries.dedup_by(|a, b| a.path == b.path);
         Self {

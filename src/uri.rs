@@ -126,7 +126,9 @@ fn normalize_prefix(raw: &str) -> Result<String, &'static str> {
         match segment {
             "" => return Err("empty path segment (`//`)"),
             "." | ".." => return Err("`.` and `..` segments are not allowed"),
-            s if s.chars().any(char::is_control) => return Err("control characters are not allowed"),
+            s if s.chars().any(char::is_control) => {
+                return Err("control characters are not allowed");
+            }
             _ => {}
         }
     }
@@ -171,7 +173,8 @@ impl BucketKind {
                 BucketKind::Azure => "only lowercase letters, digits and `-` are allowed",
             });
         }
-        let edge_ok = |c: Option<char>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+        let edge_ok =
+            |c: Option<char>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
         if !edge_ok(name.chars().next()) || !edge_ok(name.chars().last()) {
             return Err("must start and end with a letter or digit");
         }
@@ -212,10 +215,22 @@ mod tests {
 
     #[test]
     fn local_paths() {
-        assert_eq!(Location::parse("data").unwrap(), Location::Local("data".into()));
-        assert_eq!(Location::parse("/a/b/").unwrap(), Location::Local("/a/b/".into()));
-        assert_eq!(Location::parse("file:///x").unwrap(), Location::Local("/x".into()));
-        assert_eq!(Location::parse("./a://b").unwrap(), Location::Local("./a://b".into()));
+        assert_eq!(
+            Location::parse("data").unwrap(),
+            Location::Local("data".into())
+        );
+        assert_eq!(
+            Location::parse("/a/b/").unwrap(),
+            Location::Local("/a/b/".into())
+        );
+        assert_eq!(
+            Location::parse("file:///x").unwrap(),
+            Location::Local("/x".into())
+        );
+        assert_eq!(
+            Location::parse("./a://b").unwrap(),
+            Location::Local("./a://b".into())
+        );
     }
 
     #[test]
@@ -284,7 +299,10 @@ mod tests {
             Location::parse("ftp://host/x"),
             Err(LocationError::UnknownScheme { .. })
         ));
-        assert!(matches!(Location::parse(""), Err(LocationError::Empty { .. })));
+        assert!(matches!(
+            Location::parse(""),
+            Err(LocationError::Empty { .. })
+        ));
         let msg = Location::parse("s3://Bad").unwrap_err().to_string();
         assert!(msg.contains("invalid bucket name `Bad`"), "{msg}");
     }

@@ -38,7 +38,11 @@ struct Context {
 }
 
 /// Runs the parsed command line; the returned status becomes the exit code.
-pub async fn run(cli: Cli, matches: &ArgMatches, cancel: CancellationToken) -> Result<ExitStatus, Error> {
+pub async fn run(
+    cli: Cli,
+    matches: &ArgMatches,
+    cancel: CancellationToken,
+) -> Result<ExitStatus, Error> {
     let verbosity = match (cli.quiet, cli.verbose) {
         (true, _) => Verbosity::Quiet,
         (false, 0) => Verbosity::Normal,
@@ -54,7 +58,8 @@ pub async fn run(cli: Cli, matches: &ArgMatches, cancel: CancellationToken) -> R
         Command::Apply(args) => args.exec.apply_to(&mut overrides),
         Command::Config(_) => {}
     }
-    let (settings, config_path) = Settings::resolve(cli.config.as_deref(), &config::process_env, overrides)?;
+    let (settings, config_path) =
+        Settings::resolve(cli.config.as_deref(), &config::process_env, overrides)?;
     let ctx = Context {
         settings,
         config_path,
@@ -70,7 +75,11 @@ pub async fn run(cli: Cli, matches: &ArgMatches, cancel: CancellationToken) -> R
     }
 }
 
-async fn sync_command(args: SyncArgs, filters: Vec<FilterRule>, ctx: &Context) -> Result<ExitStatus, Error> {
+async fn sync_command(
+    args: SyncArgs,
+    filters: Vec<FilterRule>,
+    ctx: &Context,
+) -> Result<ExitStatus, Error> {
     let source = Location::parse(&args.source)?;
     let destination = Location::parse(&args.destination)?;
     let options = sync_options(&ctx.settings, filters);
@@ -79,7 +88,11 @@ async fn sync_command(args: SyncArgs, filters: Vec<FilterRule>, ctx: &Context) -
     finish_run(plan, &scan, sides, &args.run, ctx).await
 }
 
-async fn plan_command(args: PlanArgs, filters: Vec<FilterRule>, ctx: &Context) -> Result<ExitStatus, Error> {
+async fn plan_command(
+    args: PlanArgs,
+    filters: Vec<FilterRule>,
+    ctx: &Context,
+) -> Result<ExitStatus, Error> {
     let source = Location::parse(&args.source)?;
     let destination = Location::parse(&args.destination)?;
     let options = sync_options(&ctx.settings, filters);
@@ -88,19 +101,31 @@ async fn plan_command(args: PlanArgs, filters: Vec<FilterRule>, ctx: &Context) -
     if let Some(path) = &args.output {
         plan.save(path)?;
         if !args.json && ctx.verbosity != Verbosity::Quiet {
-            eprintln!("Plan saved to {}; run it with `hugesync apply {}`.", path.display(), path.display());
+            eprintln!(
+                "Plan saved to {}; run it with `hugesync apply {}`.",
+                path.display(),
+                path.display()
+            );
         }
     }
     if args.json {
         print_json(&plan)?;
     } else if ctx.verbosity != Verbosity::Quiet {
-        let listing = if ctx.verbosity == Verbosity::Verbose { Listing::All } else { Listing::Changes };
+        let listing = if ctx.verbosity == Verbosity::Verbose {
+            Listing::All
+        } else {
+            Listing::Changes
+        };
         print!("{}", report::plan_text(&plan, listing));
     }
     if let Err(refusal) = plan.check_safety() {
         eprintln!("warning: `sync` would refuse this plan: {refusal}");
     }
-    Ok(if scan.error_count() > 0 { ExitStatus::Partial } else { ExitStatus::Success })
+    Ok(if scan.error_count() > 0 {
+        ExitStatus::Partial
+    } else {
+        ExitStatus::Success
+    })
 }
 
 async fn apply_command(args: ApplyArgs, ctx: &Context) -> Result<ExitStatus, Error> {
@@ -198,7 +223,8 @@ async fn scan_and_plan(
         destination: Storage::open(&destination)?,
     };
     let progress = ScanProgress::default();
-    let spinner = (!quiet && std::io::stderr().is_terminal()).then(|| scan_spinner(progress.clone()));
+    let spinner =
+        (!quiet && std::io::stderr().is_terminal()).then(|| scan_spinner(progress.clone()));
     let scanned = tokio::select! {
         scanned = sync::scan(&sides.source, &sides.destination, &options, &progress) => scanned,
         () = ctx.cancel.cancelled() => return Err(Error::Interrupted),
@@ -208,7 +234,12 @@ async fn scan_and_plan(
     }
     let scan = scanned?;
     if ctx.verbosity != Verbosity::Quiet {
-        let issues: Vec<_> = scan.source.issues.iter().chain(&scan.destination.issues).collect();
+        let issues: Vec<_> = scan
+            .source
+            .issues
+            .iter()
+            .chain(&scan.destination.issues)
+            .collect();
         for line in report::scan_notes(&issues, ctx.verbosity == Verbosity::Verbose) {
             eprintln!("{line}");
         }
@@ -252,17 +283,33 @@ async fn finish_run(
         if run.json {
             print_json(&plan)?;
         } else if ctx.verbosity != Verbosity::Quiet {
-            let listing = if ctx.verbosity == Verbosity::Verbose { Listing::All } else { Listing::Changes };
+            let listing = if ctx.verbosity == Verbosity::Verbose {
+                Listing::All
+            } else {
+                Listing::Changes
+            };
             print!("{}", report::plan_text(&plan, listing));
         }
-        return Ok(if partial_scan { ExitStatus::Partial } else { ExitStatus::Success });
+        return Ok(if partial_scan {
+            ExitStatus::Partial
+        } else {
+            ExitStatus::Success
+        });
     }
     if human {
-        let listing = if ctx.verbosity == Verbosity::Verbose { Listing::Changes } else { Listing::None };
+        let listing = if ctx.verbosity == Verbosity::Verbose {
+            Listing::Changes
+        } else {
+            Listing::None
+        };
         print!("{}", report::plan_text(&plan, listing));
     }
     if plan.stats.changes() == 0 {
-        return Ok(if partial_scan { ExitStatus::Partial } else { ExitStatus::Success });
+        return Ok(if partial_scan {
+            ExitStatus::Partial
+        } else {
+            ExitStatus::Success
+        });
     }
     plan.check_safety()?;
     if !run.yes {

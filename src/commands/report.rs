@@ -47,7 +47,11 @@ pub fn plan_text(plan: &SyncPlan, listing: Listing) -> String {
             action.name(),
             format::count(totals.count),
             size,
-            if action == SyncAction::Delete { "   ← deleted at the destination" } else { "" }
+            if action == SyncAction::Delete {
+                "   ← deleted at the destination"
+            } else {
+                ""
+            }
         );
     }
     if listing != Listing::None {
@@ -55,7 +59,11 @@ pub fn plan_text(plan: &SyncPlan, listing: Listing) -> String {
             if item.action == SyncAction::Skip && listing != Listing::All {
                 continue;
             }
-            let size = item.src.as_ref().or(item.dst.as_ref()).map_or(0, |e| e.size);
+            let size = item
+                .src
+                .as_ref()
+                .or(item.dst.as_ref())
+                .map_or(0, |e| e.size);
             let _ = write!(
                 out,
                 "    {:<9}{:>12}  {}  ({})",
@@ -111,7 +119,11 @@ pub fn scan_notes(issues: &[&ScanIssue], verbose: bool) -> Vec<String> {
 /// The closing summary of an execution.
 pub fn summary_text(report: &ExecReport, plan: &SyncPlan) -> String {
     let mut out = String::new();
-    let verb = if report.interrupted { "Interrupted after" } else { "Done in" };
+    let verb = if report.interrupted {
+        "Interrupted after"
+    } else {
+        "Done in"
+    };
     let _ = writeln!(
         out,
         "{verb} {}: {} copied, {} by delta, {} metadata, {} deleted, {} unchanged, {} failed.",

@@ -3,6 +3,7 @@
 
 use std::fs::{self, File, Metadata};
 use std::io;
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -30,7 +31,7 @@ pub struct LocalStorage {
 
 /// What a walk records per entry, computed on the walker's threads so that the
 /// `lstat` calls run in parallel.
-type WalkState = ((), Option<(RelPath, io::Result<Metadata>)>);
+type WalkState = ((), Option<(RelPath, Result<Entry, ScanIssueKind>)>);
 
 /// Metadata to give a written entry.
 #[derive(Clone, Copy, Debug)]
@@ -76,9 +77,10 @@ impl LocalStorage {
             }
             Ok(_) => {}
         }
-        let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).max(2) * 2;
+        let threads = std::thread::available_parallelism().map_or(2, |n| n.get()) + 1;
         let root = self.root.clone();
         let walk_filter = filter.clone();
+        let symlinks = options.symlinks;
         let walker = WalkDirGeneric::<WalkState>::new(&*self.root)
             .skip_hidden(false)
             .follow_links(false)
@@ -89,6 +91,9 @@ impl LocalStorage {
                     return; // the root entry itself
                 }
                 let rel_dir = relative(&root, dir);
+                // One directory handle per directory: `fstatat` on a bare name
+                // costs far less than resolving every full path again.
+                let dir_fd = open_dir(dir).ok();
                 children.retain_mut(|child| {
                     let Ok(child) = child else { return true };
                     let name = child.file_name.as_bytes();
@@ -99,8 +104,11 @@ impl LocalStorage {
                     if !walk_filter.includes(&rel, child.file_type.is_dir()) {
                         return false; // also keeps jwalk out of excluded directories
                     }
-                    let meta = fs::symlink_metadata(child.parent_path.join(&child.file_name));
-                    child.client_state = Some((rel, meta));
+                    let entry = match &dir_fd {
+                        Some(fd) => stat_entry(fd, Path::new(&child.file_name), symlinks),
+                        None => stat_entry(rustix::fs::CWD, &dir.join(&child.file_name), symlinks),
+                    };
+                    child.client_state = Some((rel, entry));
                     true
                 });
             });
@@ -129,12 +137,13 @@ impl LocalStorage {
                     return Err(StorageError::io(
                         "cannot list",
                         &*self.root,
-                        e.into_io_error().unwrap_or_else(|| io::Error::other("walk failed")),
+                        e.into_io_error()
+                            .unwrap_or_else(|| io::Error::other("walk failed")),
                     ));
                 }
                 continue;
             }
-            let Some((rel, meta)) = dir_entry.client_state.take() else {
+            let Some((rel, entry)) = dir_entry.client_state.take() else {
                 continue;
             };
             if let Some(e) = dir_entry.read_children_error.take() {
@@ -144,25 +153,18 @@ impl LocalStorage {
                     kind: ScanIssueKind::Unreadable(describe_walk_error(e)),
                 });
             }
-            let meta = match meta {
-                Ok(meta) => meta,
-                Err(e) => {
-                    incomplete.push(rel.clone());
-                    issues.push(ScanIssue {
-                        path: rel,
-                        kind: ScanIssueKind::Unreadable(e.to_string()),
-                    });
-                    continue;
-                }
-            };
-            match entry_from_meta(&self.path_of(&rel), &meta, options.symlinks) {
+            match entry {
                 Ok(entry) => {
-                    counter.add(if entry.kind == EntryKind::File { entry.size } else { 0 });
+                    counter.add(if entry.kind == EntryKind::File {
+                        entry.size
+                    } else {
+                        0
+                    });
                     entries.push(ManifestEntry { path: rel, entry });
                 }
                 Err(kind) => {
-                    // Whatever we skipped must not look "missing at the source":
-                    // nothing at this path may be deleted on the other side.
+                    // Whatever we skipped or could not read must not look "missing at
+                    // the source": nothing at this path may be deleted on the other side.
                     incomplete.push(rel.clone());
                     issues.push(ScanIssue { path: rel, kind });
                 }
@@ -178,10 +180,14 @@ impl LocalStorage {
     /// Describes one entry, or `None` when nothing is there.
     pub fn head(&self, rel: &RelPath) -> Result<Option<Entry>, StorageError> {
         let path = self.path_of(rel);
-        match fs::symlink_metadata(&path) {
-            Ok(meta) => Ok(entry_from_meta(&path, &meta, true).ok()),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(StorageError::io("cannot stat", path, e)),
+        match rustix::fs::statat(
+            rustix::fs::CWD,
+            &path,
+            rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+        ) {
+            Ok(stat) => Ok(entry_from_stat(rustix::fs::CWD, &path, &stat, true).ok()),
+            Err(rustix::io::Errno::NOENT) => Ok(None),
+            Err(e) => Err(StorageError::io("cannot stat", path, e.into())),
         }
     }
 
@@ -215,7 +221,9 @@ impl LocalStorage {
         let path = self.path_of(rel);
         match fs::symlink_metadata(&path) {
             Ok(meta) if meta.is_dir() => return Ok(()),
-            Ok(_) => fs::remove_file(&path).map_err(|e| StorageError::io("cannot replace", &path, e))?,
+            Ok(_) => {
+                fs::remove_file(&path).map_err(|e| StorageError::io("cannot replace", &path, e))?
+            }
             Err(_) => {}
         }
         match fs::create_dir(&path) {
@@ -265,7 +273,8 @@ impl LocalStorage {
             && existing.is_dir()
         {
             // A directory where the source has a file: replace it only if empty.
-            fs::remove_dir(&target).map_err(|e| StorageError::io("cannot replace directory", &target, e))?;
+            fs::remove_dir(&target)
+                .map_err(|e| StorageError::io("cannot replace directory", &target, e))?;
         }
         temp.persist(&target)
             .map_err(|e| StorageError::io("cannot rename into place", &target, e.error))?;
@@ -286,7 +295,9 @@ impl LocalStorage {
         let temp = tempfile::Builder::new()
             .prefix(TEMP_PREFIX)
             .suffix(TEMP_SUFFIX)
-            .make_in(&dir, |temp_path| std::os::unix::fs::symlink(link_target, temp_path))
+            .make_in(&dir, |temp_path| {
+                std::os::unix::fs::symlink(link_target, temp_path)
+            })
             .map_err(|e| StorageError::io("cannot create symlink in", &dir, e))?;
         if let Some(ns) = mtime_ns {
             filetime::set_symlink_file_times(temp.path(), file_time(ns), file_time(ns))
@@ -298,11 +309,20 @@ impl LocalStorage {
     }
 
     /// Sets mtime and, when given, mode of an existing entry (not following links).
-    pub fn set_meta(&self, rel: &RelPath, kind: EntryKind, meta: WriteMeta) -> Result<(), StorageError> {
+    pub fn set_meta(
+        &self,
+        rel: &RelPath,
+        kind: EntryKind,
+        meta: WriteMeta,
+    ) -> Result<(), StorageError> {
         let path = self.path_of(rel);
         if kind == EntryKind::Symlink {
-            return filetime::set_symlink_file_times(&path, file_time(meta.mtime_ns), file_time(meta.mtime_ns))
-                .map_err(|e| StorageError::io("cannot set mtime of", path, e));
+            return filetime::set_symlink_file_times(
+                &path,
+                file_time(meta.mtime_ns),
+                file_time(meta.mtime_ns),
+            )
+            .map_err(|e| StorageError::io("cannot set mtime of", path, e));
         }
         if let Some(mode) = meta.mode {
             fs::set_permissions(&path, fs::Permissions::from_mode(mode & 0o7777))
@@ -330,35 +350,61 @@ fn file_time(mtime_ns: i64) -> filetime::FileTime {
 
 /// Nanoseconds since the epoch from `lstat` data.
 pub fn mtime_ns(meta: &Metadata) -> i64 {
-    meta.mtime().saturating_mul(1_000_000_000).saturating_add(meta.mtime_nsec())
+    meta.mtime()
+        .saturating_mul(1_000_000_000)
+        .saturating_add(meta.mtime_nsec())
 }
 
-/// Builds an [`Entry`], or says why the entry is skipped.
-fn entry_from_meta(path: &Path, meta: &Metadata, symlinks: bool) -> Result<Entry, ScanIssueKind> {
-    let file_type = meta.file_type();
+fn open_dir(dir: &Path) -> io::Result<OwnedFd> {
+    use rustix::fs::{Mode, OFlags};
+    Ok(rustix::fs::openat(
+        rustix::fs::CWD,
+        dir,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?)
+}
+
+/// `lstat` of `name` relative to `dir`, as an [`Entry`], or why it is skipped.
+fn stat_entry<Fd: AsFd>(dir: Fd, name: &Path, symlinks: bool) -> Result<Entry, ScanIssueKind> {
+    let stat = rustix::fs::statat(&dir, name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW)
+        .map_err(|e| ScanIssueKind::Unreadable(io::Error::from(e).to_string()))?;
+    entry_from_stat(dir, name, &stat, symlinks)
+}
+
+fn entry_from_stat<Fd: AsFd>(
+    dir: Fd,
+    name: &Path,
+    stat: &rustix::fs::Stat,
+    symlinks: bool,
+) -> Result<Entry, ScanIssueKind> {
+    use rustix::fs::FileType;
+    // `st_mtime`'s C type differs between targets; the casts are no-ops on some.
+    #[allow(clippy::unnecessary_cast)]
+    let mtime_secs = stat.st_mtime as i64;
     let mut entry = Entry {
         kind: EntryKind::File,
         size: 0,
-        mtime_ns: mtime_ns(meta),
-        mode: meta.mode() & 0o7777,
+        mtime_ns: mtime_secs
+            .saturating_mul(1_000_000_000)
+            .saturating_add(stat.st_mtime_nsec as i64),
+        mode: stat.st_mode & 0o7777,
         extra: None,
     };
-    if file_type.is_file() {
-        entry.size = meta.len();
-    } else if file_type.is_dir() {
-        entry.kind = EntryKind::Dir;
-    } else if file_type.is_symlink() {
-        if !symlinks {
-            return Err(ScanIssueKind::SkippedSymlink);
+    match FileType::from_raw_mode(stat.st_mode) {
+        FileType::RegularFile => entry.size = u64::try_from(stat.st_size).unwrap_or(0),
+        FileType::Directory => entry.kind = EntryKind::Dir,
+        FileType::Symlink if !symlinks => return Err(ScanIssueKind::SkippedSymlink),
+        FileType::Symlink => {
+            let target = rustix::fs::readlinkat(dir, name, Vec::new())
+                .map_err(|e| ScanIssueKind::Unreadable(io::Error::from(e).to_string()))?;
+            entry.kind = EntryKind::Symlink;
+            entry.extra = Some(Box::new(EntryExtra {
+                link_target: Some(RelPath::from_bytes(target.as_bytes())),
+                blake3: None,
+            }));
         }
-        let target = fs::read_link(path).map_err(|e| ScanIssueKind::Unreadable(e.to_string()))?;
-        entry.kind = EntryKind::Symlink;
-        entry.extra = Some(Box::new(EntryExtra {
-            link_target: Some(RelPath::from_bytes(target.as_os_str().as_bytes())),
-            blake3: None,
-        }));
-    } else {
-        return Err(ScanIssueKind::SkippedSpecial);
+        _ => return Err(ScanIssueKind::SkippedSpecial),
     }
     Ok(entry)
 }

@@ -103,7 +103,10 @@ impl ScanIssue {
     pub fn message(&self) -> String {
         match &self.kind {
             ScanIssueKind::SkippedSymlink => {
-                format!("{}: symbolic link skipped (use -a to copy links as links)", self.path)
+                format!(
+                    "{}: symbolic link skipped (use -a to copy links as links)",
+                    self.path
+                )
             }
             ScanIssueKind::SkippedSpecial => format!("{}: special file skipped", self.path),
             ScanIssueKind::Unreadable(why) => format!("{}: cannot read: {why}", self.path),

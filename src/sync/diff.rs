@@ -145,7 +145,9 @@ fn on_both_sides(src: &ManifestEntry, dst: &ManifestEntry, opts: &DiffOptions) -
                 (opts.transfer, Reason::LinkTargetChanged)
             }
             EntryKind::Symlink => (SyncAction::Skip, Reason::Unchanged),
-            EntryKind::Dir if opts.archive && s.mode != d.mode => (SyncAction::Metadata, Reason::ModeChanged),
+            EntryKind::Dir if opts.archive && s.mode != d.mode => {
+                (SyncAction::Metadata, Reason::ModeChanged)
+            }
             EntryKind::Dir if opts.archive && s.mtime_ns != d.mtime_ns => {
                 (SyncAction::Metadata, Reason::MtimeChanged)
             }
@@ -170,7 +172,14 @@ fn on_both_sides(src: &ManifestEntry, dst: &ManifestEntry, opts: &DiffOptions) -
 fn compare_files(s: &Entry, d: &Entry, opts: &DiffOptions) -> (SyncAction, Reason) {
     let changed = |reason| {
         let delta = d.size > 0 && s.size >= opts.delta_threshold;
-        (if delta { SyncAction::Delta } else { opts.transfer }, reason)
+        (
+            if delta {
+                SyncAction::Delta
+            } else {
+                opts.transfer
+            },
+            reason,
+        )
     };
     let mode_differs = opts.archive && s.mode != d.mode;
     if opts.checksum {
@@ -255,8 +264,18 @@ mod tests {
 
     #[test]
     fn new_changed_unchanged_and_extra() {
-        let src = manifest(vec![file("a", 1, 1), file("b", 2, 2), file("c", 3, 3), file("e", 9, 9)]);
-        let dst = manifest(vec![file("b", 2, 2), file("c", 4, 3), file("d", 1, 1), file("e", 9, 8)]);
+        let src = manifest(vec![
+            file("a", 1, 1),
+            file("b", 2, 2),
+            file("c", 3, 3),
+            file("e", 9, 9),
+        ]);
+        let dst = manifest(vec![
+            file("b", 2, 2),
+            file("c", 4, 3),
+            file("d", 1, 1),
+            file("e", 9, 8),
+        ]);
         let items = diff(&src, &dst, &opts());
         assert_eq!(
             actions(&items),
@@ -276,11 +295,22 @@ mod tests {
     fn delete_only_with_flag_and_not_below_unreadable_source() {
         let src = Manifest::new(vec![dir("locked")], vec![RelPath::from("locked")], true);
         let dst = manifest(vec![dir("locked"), file("locked/x", 1, 1), file("y", 1, 1)]);
-        let items = diff(&src, &dst, &DiffOptions { delete: true, ..opts() });
+        let items = diff(
+            &src,
+            &dst,
+            &DiffOptions {
+                delete: true,
+                ..opts()
+            },
+        );
         assert_eq!(
             actions(&items)[1..],
             [
-                ("locked/x".into(), SyncAction::Skip, Reason::SourceUnreadable),
+                (
+                    "locked/x".into(),
+                    SyncAction::Skip,
+                    Reason::SourceUnreadable
+                ),
                 ("y".into(), SyncAction::Delete, Reason::MissingAtSource),
             ]
         );
@@ -288,13 +318,32 @@ mod tests {
 
     #[test]
     fn delta_candidates_by_threshold() {
-        let src = manifest(vec![file("big", 5000, 2), file("grown", 5000, 2), file("small", 10, 2)]);
-        let dst = manifest(vec![file("big", 4000, 1), file("grown", 0, 1), file("small", 11, 1)]);
+        let src = manifest(vec![
+            file("big", 5000, 2),
+            file("grown", 5000, 2),
+            file("small", 10, 2),
+        ]);
+        let dst = manifest(vec![
+            file("big", 4000, 1),
+            file("grown", 0, 1),
+            file("small", 11, 1),
+        ]);
         let items = diff(&src, &dst, &opts());
         assert_eq!(items[0].action, SyncAction::Delta);
-        assert_eq!(items[1].action, SyncAction::Copy, "an empty old file has nothing to reuse");
+        assert_eq!(
+            items[1].action,
+            SyncAction::Copy,
+            "an empty old file has nothing to reuse"
+        );
         assert_eq!(items[2].action, SyncAction::Copy);
-        let items = diff(&src, &dst, &DiffOptions { delta_supported: false, ..opts() });
+        let items = diff(
+            &src,
+            &dst,
+            &DiffOptions {
+                delta_supported: false,
+                ..opts()
+            },
+        );
         assert_eq!(items[0].action, SyncAction::Copy);
         assert!(items[0].note.is_some());
     }
@@ -309,8 +358,15 @@ mod tests {
         other.entry.set_blake3("bb".into());
         let mut other_dst = file("other", 4, 1);
         other_dst.entry.set_blake3("cc".into());
-        let o = DiffOptions { checksum: true, ..opts() };
-        let items = diff(&manifest(vec![same, other]), &manifest(vec![moved, other_dst]), &o);
+        let o = DiffOptions {
+            checksum: true,
+            ..opts()
+        };
+        let items = diff(
+            &manifest(vec![same, other]),
+            &manifest(vec![moved, other_dst]),
+            &o,
+        );
         assert_eq!(
             actions(&items),
             vec![
@@ -338,8 +394,20 @@ mod tests {
             },
         };
         let src = manifest(vec![dir("d"), link("a"), exec, file("x", 1, 1)]);
-        let dst = manifest(vec![file("d", 1, 1), link("b"), file("run.sh", 1, 1), dir("x")]);
-        let items = diff(&src, &dst, &DiffOptions { archive: true, ..opts() });
+        let dst = manifest(vec![
+            file("d", 1, 1),
+            link("b"),
+            file("run.sh", 1, 1),
+            dir("x"),
+        ]);
+        let items = diff(
+            &src,
+            &dst,
+            &DiffOptions {
+                archive: true,
+                ..opts()
+            },
+        );
         assert_eq!(
             actions(&items),
             vec![
@@ -363,13 +431,24 @@ mod tests {
                 ..opts()
             },
         );
-        assert_eq!(actions(&items), vec![("d/f".into(), SyncAction::Upload, Reason::New)]);
+        assert_eq!(
+            actions(&items),
+            vec![("d/f".into(), SyncAction::Upload, Reason::New)]
+        );
     }
 
     #[test]
     fn identical_manifests_plan_nothing_but_skips() {
         let m = manifest(vec![dir("d"), file("d/f", 1, 1), file("g", 2, 2)]);
-        let items = diff(&m, &m, &DiffOptions { delete: true, archive: true, ..opts() });
+        let items = diff(
+            &m,
+            &m,
+            &DiffOptions {
+                delete: true,
+                archive: true,
+                ..opts()
+            },
+        );
         assert!(items.iter().all(|i| i.action == SyncAction::Skip));
     }
 }

@@ -102,18 +102,29 @@ impl Runner {
         if work.is_empty() {
             return;
         }
-        let is_dir = |i: &usize| plan.items[*i].src.as_ref().or(plan.items[*i].dst.as_ref()).map(|e| e.kind) == Some(EntryKind::Dir);
+        let is_dir = |i: &usize| {
+            plan.items[*i]
+                .src
+                .as_ref()
+                .or(plan.items[*i].dst.as_ref())
+                .map(|e| e.kind)
+                == Some(EntryKind::Dir)
+        };
         let (mkdirs, rest): (Vec<usize>, Vec<usize>) = work
             .iter()
             .partition(|i| is_dir(i) && plan.items[**i].action.transfers());
         let (dir_meta, rest): (Vec<usize>, Vec<usize>) = rest
             .into_iter()
             .partition(|i| is_dir(i) && plan.items[*i].action == SyncAction::Metadata);
-        let (deletes, transfers): (Vec<usize>, Vec<usize>) =
-            rest.into_iter().partition(|i| plan.items[*i].action == SyncAction::Delete);
+        let (deletes, transfers): (Vec<usize>, Vec<usize>) = rest
+            .into_iter()
+            .partition(|i| plan.items[*i].action == SyncAction::Delete);
 
         if let Err(e) = self.ensure_destination_root().await {
-            self.emit(ExecEvent::Warning { message: e.to_string() }).await;
+            self.emit(ExecEvent::Warning {
+                message: e.to_string(),
+            })
+            .await;
         }
         for &id in &mkdirs {
             if self.ctx.cancel.is_cancelled() {
@@ -220,7 +231,9 @@ impl Runner {
     }
 
     async fn delete_one(&self, item: &PlanItem) -> Result<Outcome, ItemError> {
-        let planned = item.dst.as_ref().ok_or(ItemError::Incomplete { side: "destination" })?;
+        let planned = item.dst.as_ref().ok_or(ItemError::Incomplete {
+            side: "destination",
+        })?;
         match self.ctx.destination.head(&item.path).await? {
             None => return Ok(Outcome::default()),
             Some(now)
@@ -231,7 +244,10 @@ impl Runner {
             }
             Some(_) => {}
         }
-        self.ctx.destination.delete(&item.path, planned.kind).await?;
+        self.ctx
+            .destination
+            .delete(&item.path, planned.kind)
+            .await?;
         Ok(Outcome::default())
     }
 
@@ -243,11 +259,18 @@ impl Runner {
         if plan.options.archive {
             ids.extend_from_slice(created);
         }
-        ids.sort_by(|a, b| plan.items[*b].path.depth().cmp(&plan.items[*a].path.depth()));
+        ids.sort_by(|a, b| {
+            plan.items[*b]
+                .path
+                .depth()
+                .cmp(&plan.items[*a].path.depth())
+        });
         let Storage::Local(dst) = self.ctx.destination.clone();
         for id in ids {
             let item = &plan.items[id];
-            let Some(src) = item.src.as_ref() else { continue };
+            let Some(src) = item.src.as_ref() else {
+                continue;
+            };
             let meta = WriteMeta {
                 mtime_ns: src.mtime_ns,
                 mode: Some(src.mode),
@@ -257,10 +280,20 @@ impl Runner {
                 self.started(id).await;
             }
             let (dst, path) = (dst.clone(), item.path.clone());
-            let result = crate::storage::run_blocking(move || dst.set_meta(&path, EntryKind::Dir, meta)).await;
+            let result =
+                crate::storage::run_blocking(move || dst.set_meta(&path, EntryKind::Dir, meta))
+                    .await;
             match (is_update, result) {
-                (true, result) => self.finish(id, result.map(|()| Outcome::default()).map_err(Into::into)).await,
-                (false, Err(e)) => self.emit(ExecEvent::Warning { message: e.to_string() }).await,
+                (true, result) => {
+                    self.finish(id, result.map(|()| Outcome::default()).map_err(Into::into))
+                        .await
+                }
+                (false, Err(e)) => {
+                    self.emit(ExecEvent::Warning {
+                        message: e.to_string(),
+                    })
+                    .await
+                }
                 (false, Ok(())) => {}
             }
         }
@@ -281,7 +314,10 @@ impl Runner {
         })
         .await;
         if let Err(e) = result {
-            self.emit(ExecEvent::Warning { message: e.to_string() }).await;
+            self.emit(ExecEvent::Warning {
+                message: e.to_string(),
+            })
+            .await;
         }
     }
 
@@ -306,7 +342,9 @@ impl Runner {
                     SyncAction::Metadata => report.metadata += 1,
                     SyncAction::Delete => report.deleted += 1,
                     SyncAction::Skip => {}
-                    SyncAction::Upload | SyncAction::Download | SyncAction::Copy => report.copied += 1,
+                    SyncAction::Upload | SyncAction::Download | SyncAction::Copy => {
+                        report.copied += 1
+                    }
                 }
                 report.bytes_sent += outcome.bytes_sent;
                 report.bytes_saved += outcome.bytes_saved;

@@ -62,9 +62,15 @@ pub fn check_locations(source: &Location, destination: &Location) -> Result<(), 
     if src == dst {
         Err(LocationConflict::Same { path: src })
     } else if dst.starts_with(&src) {
-        Err(LocationConflict::DestinationInsideSource { outer: src, inner: dst })
+        Err(LocationConflict::DestinationInsideSource {
+            outer: src,
+            inner: dst,
+        })
     } else if src.starts_with(&dst) {
-        Err(LocationConflict::SourceInsideDestination { outer: dst, inner: src })
+        Err(LocationConflict::SourceInsideDestination {
+            outer: dst,
+            inner: src,
+        })
     } else {
         Ok(())
     }
@@ -103,7 +109,10 @@ mod tests {
         let inner = Location::Local(dir.path().join("a/b"));
         let b = Location::Local(dir.path().join("b"));
         std::fs::create_dir(dir.path().join("a")).unwrap();
-        assert!(matches!(check_locations(&a, &a), Err(LocationConflict::Same { .. })));
+        assert!(matches!(
+            check_locations(&a, &a),
+            Err(LocationConflict::Same { .. })
+        ));
         assert!(matches!(
             check_locations(&a, &inner),
             Err(LocationConflict::DestinationInsideSource { .. })

@@ -121,7 +121,11 @@ impl PlanStats {
     pub fn of(items: &[PlanItem]) -> PlanStats {
         let mut stats = PlanStats::default();
         for item in items {
-            let size = item.src.as_ref().or(item.dst.as_ref()).map_or(0, |e| e.size);
+            let size = item
+                .src
+                .as_ref()
+                .or(item.dst.as_ref())
+                .map_or(0, |e| e.size);
             let totals = stats.totals_mut(item.action);
             totals.count += 1;
             totals.bytes += size;
@@ -189,7 +193,12 @@ pub struct SyncPlan {
 }
 
 /// Plans a sync from two scans.
-pub fn build_plan(source: Location, destination: Location, scan: &Scan, options: SyncOptions) -> SyncPlan {
+pub fn build_plan(
+    source: Location,
+    destination: Location,
+    scan: &Scan,
+    options: SyncOptions,
+) -> SyncPlan {
     let diff_options = DiffOptions {
         delete: options.delete,
         checksum: options.checksum,
@@ -201,7 +210,11 @@ pub fn build_plan(source: Location, destination: Location, scan: &Scan, options:
         delta_supported: false,
         destination_has_dirs: destination.is_local(),
     };
-    let items = diff::diff(&scan.source.manifest, &scan.destination.manifest, &diff_options);
+    let items = diff::diff(
+        &scan.source.manifest,
+        &scan.destination.manifest,
+        &diff_options,
+    );
     let src = &scan.source.manifest;
     let dst = &scan.destination.manifest;
     let scanned = ScanTotals {
@@ -238,7 +251,10 @@ impl SyncPlan {
         if let Some(max) = self.options.max_delete
             && deletes > max
         {
-            return Err(PlanError::TooManyDeletes { count: deletes, max });
+            return Err(PlanError::TooManyDeletes {
+                count: deletes,
+                max,
+            });
         }
         if deletes > 0 && self.scanned.source_entries == 0 && !self.options.allow_empty_source {
             return Err(PlanError::EmptySource {
@@ -277,7 +293,8 @@ impl SyncPlan {
             path: path.to_path_buf(),
             source,
         })?;
-        let probe: serde_json::Value = serde_json::from_slice(&text).map_err(|e| invalid(format!("not JSON ({e})")))?;
+        let probe: serde_json::Value =
+            serde_json::from_slice(&text).map_err(|e| invalid(format!("not JSON ({e})")))?;
         if probe.get("format").and_then(|f| f.as_str()) != Some(PLAN_FORMAT) {
             return Err(invalid("the `format` field is missing or wrong".into()));
         }
@@ -290,7 +307,8 @@ impl SyncPlan {
             }
             None => return Err(invalid("the `version` field is missing".into())),
         }
-        let mut plan: SyncPlan = serde_json::from_value(probe).map_err(|e| invalid(e.to_string()))?;
+        let mut plan: SyncPlan =
+            serde_json::from_value(probe).map_err(|e| invalid(e.to_string()))?;
         plan.refresh_stats();
         Ok(plan)
     }
@@ -387,7 +405,12 @@ mod tests {
             source: listing(src),
             destination: listing(dst),
         };
-        build_plan(Location::Local("/s".into()), Location::Local("/d".into()), &scan, options)
+        build_plan(
+            Location::Local("/s".into()),
+            Location::Local("/d".into()),
+            &scan,
+            options,
+        )
     }
 
     #[test]
@@ -397,28 +420,52 @@ mod tests {
             &[("b", 20, 1), ("big", 400, 1), ("gone", 7, 1)],
             options(),
         );
-        assert_eq!(p.stats.copy, ActionTotals { count: 2, bytes: 510 });
+        assert_eq!(
+            p.stats.copy,
+            ActionTotals {
+                count: 2,
+                bytes: 510
+            }
+        );
         assert_eq!(p.stats.skip.count, 1);
         assert_eq!(p.stats.delete, ActionTotals { count: 1, bytes: 7 });
         assert_eq!(p.stats.bytes_to_send, 510);
         assert_eq!(p.stats.changes(), 3);
-        let big = p.items.iter().find(|i| i.path == RelPath::from("big")).unwrap();
+        let big = p
+            .items
+            .iter()
+            .find(|i| i.path == RelPath::from("big"))
+            .unwrap();
         assert!(big.note.is_some(), "delta candidate says it is sent whole");
     }
 
     #[test]
     fn safety_guards() {
-        let p = plan(&[("a", 1, 1)], &[("x", 1, 1), ("y", 1, 1)], SyncOptions {
-            max_delete: Some(1),
-            ..options()
-        });
-        assert!(matches!(p.check_safety(), Err(PlanError::TooManyDeletes { count: 2, max: 1 })));
+        let p = plan(
+            &[("a", 1, 1)],
+            &[("x", 1, 1), ("y", 1, 1)],
+            SyncOptions {
+                max_delete: Some(1),
+                ..options()
+            },
+        );
+        assert!(matches!(
+            p.check_safety(),
+            Err(PlanError::TooManyDeletes { count: 2, max: 1 })
+        ));
         let p = plan(&[], &[("x", 1, 1)], options());
-        assert!(matches!(p.check_safety(), Err(PlanError::EmptySource { .. })));
-        let p = plan(&[], &[("x", 1, 1)], SyncOptions {
-            allow_empty_source: true,
-            ..options()
-        });
+        assert!(matches!(
+            p.check_safety(),
+            Err(PlanError::EmptySource { .. })
+        ));
+        let p = plan(
+            &[],
+            &[("x", 1, 1)],
+            SyncOptions {
+                allow_empty_source: true,
+                ..options()
+            },
+        );
         assert!(p.check_safety().is_ok());
     }
 
@@ -431,12 +478,18 @@ mod tests {
         assert_eq!(SyncPlan::load(&path).unwrap(), p);
 
         std::fs::write(&path, "{\"format\":\"other\"}").unwrap();
-        assert!(matches!(SyncPlan::load(&path), Err(PlanError::Invalid { .. })));
+        assert!(matches!(
+            SyncPlan::load(&path),
+            Err(PlanError::Invalid { .. })
+        ));
         std::fs::write(&path, "{\"format\":\"hugesync-plan\",\"version\":99}").unwrap();
         let err = SyncPlan::load(&path).unwrap_err().to_string();
         assert!(err.contains("version 99"), "{err}");
         std::fs::write(&path, "not json").unwrap();
-        assert!(matches!(SyncPlan::load(&path), Err(PlanError::Invalid { .. })));
+        assert!(matches!(
+            SyncPlan::load(&path),
+            Err(PlanError::Invalid { .. })
+        ));
     }
 
     #[test]

@@ -40,7 +40,12 @@ pub struct Scan {
 impl Scan {
     /// Unreadable entries on either side (they make the run a partial failure).
     pub fn error_count(&self) -> usize {
-        self.source.issues.iter().chain(&self.destination.issues).filter(|i| i.is_error()).count()
+        self.source
+            .issues
+            .iter()
+            .chain(&self.destination.issues)
+            .filter(|i| i.is_error())
+            .count()
     }
 }
 
@@ -102,12 +107,17 @@ fn add_checksums(scan: &mut Scan, source: &Storage, destination: &Storage) {
         .manifest
         .entries()
         .iter()
-        .filter(|e| e.entry.kind == EntryKind::File && dst_sizes.get(&e.path) == Some(&e.entry.size))
+        .filter(|e| {
+            e.entry.kind == EntryKind::File && dst_sizes.get(&e.path) == Some(&e.entry.size)
+        })
         .map(|e| e.path.clone())
         .collect();
     drop(dst_sizes);
     let hash_side = |storage: &Storage| -> Vec<Option<String>> {
-        wanted.par_iter().map(|path| content_hash(storage, path)).collect()
+        wanted
+            .par_iter()
+            .map(|path| content_hash(storage, path))
+            .collect()
     };
     let src_hashes = hash_side(source);
     let dst_hashes = hash_side(destination);

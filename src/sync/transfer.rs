@@ -70,15 +70,24 @@ fn run_local(
     dst: &LocalStorage,
     ctx: &ItemContext,
 ) -> Result<Outcome, ItemError> {
-    let planned = item.src.as_ref().ok_or(ItemError::Incomplete { side: "source" })?;
+    let planned = item
+        .src
+        .as_ref()
+        .ok_or(ItemError::Incomplete { side: "source" })?;
     check_destination_unchanged(dst, item)?;
     match (item.action, planned.kind) {
         (SyncAction::Metadata, kind) => {
-            dst.set_meta(&item.path, kind, write_meta(planned, item.dst.as_ref(), ctx.archive))?;
+            dst.set_meta(
+                &item.path,
+                kind,
+                write_meta(planned, item.dst.as_ref(), ctx.archive),
+            )?;
             Ok(Outcome::default())
         }
         (_, EntryKind::Symlink) => {
-            let target = planned.link_target().ok_or(ItemError::Incomplete { side: "link target" })?;
+            let target = planned.link_target().ok_or(ItemError::Incomplete {
+                side: "link target",
+            })?;
             dst.write_symlink_atomic(&item.path, target, Some(planned.mtime_ns))?;
             Ok(Outcome::default())
         }
@@ -97,7 +106,8 @@ fn check_destination_unchanged(dst: &LocalStorage, item: &PlanItem) -> Result<()
     let unchanged = match (&item.dst, &now) {
         (None, None) => true,
         (Some(planned), Some(now)) => {
-            planned.kind == now.kind && (planned.kind == EntryKind::Dir || planned.same_size_and_mtime(now))
+            planned.kind == now.kind
+                && (planned.kind == EntryKind::Dir || planned.same_size_and_mtime(now))
         }
         _ => false,
     };
@@ -131,14 +141,17 @@ fn copy_local_file(
     ctx: &ItemContext,
 ) -> Result<Outcome, ItemError> {
     let src_path = src.path_of(&item.path);
-    let source = File::open(&src_path).map_err(|e| StorageError::io("cannot open", &src_path, e))?;
+    let source =
+        File::open(&src_path).map_err(|e| StorageError::io("cannot open", &src_path, e))?;
     let stat = |file: &File| {
         file.metadata()
             .map_err(|e| ItemError::from(StorageError::io("cannot stat", &src_path, e)))
     };
     let before = stat(&source)?;
     if before.len() != planned.size || mtime_ns(&before) != planned.mtime_ns {
-        return Err(ItemError::SourceChanged { what: "before the copy" });
+        return Err(ItemError::SourceChanged {
+            what: "before the copy",
+        });
     }
     let meta = write_meta(planned, item.dst.as_ref(), ctx.archive);
     // New files get the source's permission bits filtered by the umask, as cp does.
@@ -157,11 +170,18 @@ fn copy_local_file(
                 break;
             }
             copied += n;
-            let _ = ctx.events.blocking_send(ExecEvent::Advanced { id, bytes: n });
+            let _ = ctx
+                .events
+                .blocking_send(ExecEvent::Advanced { id, bytes: n });
         }
         let after = stat(&source)?;
-        if copied != planned.size || after.len() != planned.size || mtime_ns(&after) != planned.mtime_ns {
-            return Err(ItemError::SourceChanged { what: "during the copy" });
+        if copied != planned.size
+            || after.len() != planned.size
+            || mtime_ns(&after) != planned.mtime_ns
+        {
+            return Err(ItemError::SourceChanged {
+                what: "during the copy",
+            });
         }
         Ok(())
     })?;

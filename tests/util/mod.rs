@@ -53,7 +53,11 @@ impl Scratch {
     /// `hugesync sync --yes SRC DST ARGS…`
     pub fn sync(&self, args: &[&str]) -> Command {
         let mut cmd = self.cmd();
-        cmd.arg("sync").arg("--yes").arg(self.src()).arg(self.dst()).args(args);
+        cmd.arg("sync")
+            .arg("--yes")
+            .arg(self.src())
+            .arg(self.dst())
+            .args(args);
         cmd
     }
 
@@ -83,10 +87,22 @@ pub fn tree(root: &Path) -> BTreeMap<Vec<u8>, Node> {
     let mut out = BTreeMap::new();
     for entry in walkdir::WalkDir::new(root).min_depth(1) {
         let entry = entry.unwrap();
-        let rel = entry.path().strip_prefix(root).unwrap().as_os_str().as_bytes().to_vec();
+        let rel = entry
+            .path()
+            .strip_prefix(root)
+            .unwrap()
+            .as_os_str()
+            .as_bytes()
+            .to_vec();
         let ft = entry.file_type();
         let node = if ft.is_symlink() {
-            Node::Link(fs::read_link(entry.path()).unwrap().as_os_str().as_bytes().to_vec())
+            Node::Link(
+                fs::read_link(entry.path())
+                    .unwrap()
+                    .as_os_str()
+                    .as_bytes()
+                    .to_vec(),
+            )
         } else if ft.is_dir() {
             Node::Dir
         } else {
@@ -134,7 +150,9 @@ pub fn temp_files(root: &Path) -> Vec<PathBuf> {
 
 /// Deterministic pseudo-random bytes.
 pub fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut state = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     let mut out = Vec::with_capacity(len + 8);
     while out.len() < len {
         state ^= state << 13;
