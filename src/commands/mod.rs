@@ -108,16 +108,7 @@ async fn plan_command(
             );
         }
     }
-    if args.json {
-        print_json(&plan)?;
-    } else if ctx.verbosity != Verbosity::Quiet {
-        let listing = if ctx.verbosity == Verbosity::Verbose {
-            Listing::All
-        } else {
-            Listing::Changes
-        };
-        print!("{}", report::plan_text(&plan, listing));
-    }
+    print_plan(&plan, args.json, ctx)?;
     if let Err(refusal) = plan.check_safety() {
         eprintln!("warning: `sync` would refuse this plan: {refusal}");
     }
@@ -280,16 +271,7 @@ async fn finish_run(
     let partial_scan = scan.error_count() > 0;
     let human = !run.json && ctx.verbosity != Verbosity::Quiet;
     if run.dry_run {
-        if run.json {
-            print_json(&plan)?;
-        } else if ctx.verbosity != Verbosity::Quiet {
-            let listing = if ctx.verbosity == Verbosity::Verbose {
-                Listing::All
-            } else {
-                Listing::Changes
-            };
-            print!("{}", report::plan_text(&plan, listing));
-        }
+        print_plan(&plan, run.json, ctx)?;
         return Ok(if partial_scan {
             ExitStatus::Partial
         } else {
@@ -381,6 +363,22 @@ async fn confirm(ctx: &Context) -> Result<(), Error> {
     } else {
         Err(Error::Usage("not confirmed; nothing was changed".into()))
     }
+}
+
+/// The full plan: JSON, or the table listing every change (every item with -v).
+fn print_plan(plan: &SyncPlan, json: bool, ctx: &Context) -> Result<(), Error> {
+    if json {
+        return print_json(plan);
+    }
+    if ctx.verbosity != Verbosity::Quiet {
+        let listing = if ctx.verbosity == Verbosity::Verbose {
+            Listing::All
+        } else {
+            Listing::Changes
+        };
+        print!("{}", report::plan_text(plan, listing));
+    }
+    Ok(())
 }
 
 fn print_json<T: serde::Serialize>(value: &T) -> Result<(), Error> {
