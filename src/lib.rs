@@ -10,10 +10,12 @@
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod delta;
 pub mod error;
 pub mod filter;
 pub mod format;
 pub mod progress;
+pub mod signature;
 pub mod storage;
 pub mod sync;
 pub mod types;

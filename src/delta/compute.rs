@@ -1,0 +1,322 @@
+//! Finding the old file's blocks in the new file at any byte offset: slide a
+//! rolling checksum over the new bytes, look it up in a compact filter then a
+//! table of the old blocks' weak sums, and confirm a hit with blake3.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+use super::{Delta, DeltaOp};
+use crate::signature::Signature;
+use crate::signature::rolling::{Rolling, checksum};
+
+/// Hashes a weak checksum by one multiply: the checksums are already well mixed
+/// enough for bucketing, and this runs once per byte of input.
+#[derive(Default)]
+struct WeakHasher(u64);
+
+impl Hasher for WeakHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
+        }
+    }
+    fn write_u32(&mut self, value: u32) {
+        self.0 = mix(value);
+    }
+}
+
+fn mix(weak: u32) -> u64 {
+    u64::from(weak).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
+/// The old file's full blocks, by weak checksum, behind a bitmap that rejects
+/// almost every non-matching window with one memory access.
+struct BlockIndex {
+    bits: Vec<u64>,
+    shift: u32,
+    blocks: HashMap<u32, Vec<u32>, BuildHasherDefault<WeakHasher>>,
+}
+
+impl BlockIndex {
+    fn new(sig: &Signature, full_blocks: usize) -> Self {
+        // ~16 bits per block keeps false positives near 1/16 per lookup at most.
+        let bit_count = (full_blocks * 16)
+            .next_power_of_two()
+            .clamp(1 << 16, 1 << 27);
+        let shift = 64 - bit_count.trailing_zeros();
+        let mut index = BlockIndex {
+            bits: vec![0; bit_count / 64],
+            shift,
+            blocks: HashMap::default(),
+        };
+        for (i, block) in sig.blocks[..full_blocks].iter().enumerate() {
+            let bit = index.bit(block.weak);
+            index.bits[bit / 64] |= 1 << (bit % 64);
+            index.blocks.entry(block.weak).or_default().push(i as u32);
+        }
+        index
+    }
+
+    #[inline(always)]
+    fn bit(&self, weak: u32) -> usize {
+        (mix(weak) >> self.shift) as usize
+    }
+
+    #[inline(always)]
+    fn may_contain(&self, weak: u32) -> bool {
+        let bit = self.bit(weak);
+        self.bits[bit / 64] & (1 << (bit % 64)) != 0
+    }
+
+    /// The old block equal to `window`, preferring `expected` (the block after the
+    /// previous match) so runs of identical blocks stay one contiguous copy.
+    fn find(
+        &self,
+        sig: &Signature,
+        weak: u32,
+        window: &[u8],
+        expected: Option<usize>,
+    ) -> Option<usize> {
+        let candidates = self.blocks.get(&weak)?;
+        let strong = *blake3::hash(window).as_bytes();
+        if let Some(e) = expected
+            && sig
+                .blocks
+                .get(e)
+                .is_some_and(|b| b.weak == weak && b.strong == strong)
+            && candidates.contains(&(e as u32))
+        {
+            return Some(e);
+        }
+        candidates
+            .iter()
+            .map(|&i| i as usize)
+            .find(|&i| sig.blocks[i].strong == strong)
+    }
+}
+
+/// The delta from the file `sig` describes to `new`.
+///
+/// `new` may be a memory map of a file larger than RAM: it is read front to back
+/// once (plus a blake3 of each candidate window), and nothing but the ops is kept.
+pub fn compute_delta(new: &[u8], sig: &Signature) -> Delta {
+    let n = sig.block_size as usize;
+    let len = new.len();
+    let mut delta = Delta {
+        ops: Vec::new(),
+        new_size: len as u64,
+    };
+    let tail_len = (sig.file_size % u64::from(sig.block_size)) as usize;
+    let full_blocks = sig.blocks.len() - usize::from(tail_len > 0);
+    let mut literal_start = 0usize;
+    let mut pos = 0usize;
+
+    if full_blocks > 0 && len >= n {
+        let index = BlockIndex::new(sig, full_blocks);
+        let mut expected = None;
+        let mut rolling = Rolling::new(&new[..n]);
+        loop {
+            let weak = rolling.value();
+            if index.may_contain(weak)
+                && let Some(block) = index.find(sig, weak, &new[pos..pos + n], expected)
+            {
+                delta.push(insert(literal_start, pos));
+                delta.push(DeltaOp::Copy {
+                    src_offset: (block * n) as u64,
+                    len: n as u64,
+                });
+                pos += n;
+                literal_start = pos;
+                expected = Some(block + 1);
+                if pos + n > len {
+                    break;
+                }
+                rolling = Rolling::new(&new[pos..pos + n]);
+                continue;
+            }
+            if pos + n >= len {
+                break;
+            }
+            rolling.roll(new[pos], new[pos + n]);
+            pos += 1;
+        }
+    }
+
+    // The old file's short last block can only match the new file's end.
+    if tail_len > 0 && len >= literal_start + tail_len {
+        let at = len - tail_len;
+        let tail = &sig.blocks[sig.blocks.len() - 1];
+        if checksum(&new[at..]) == tail.weak && blake3::hash(&new[at..]).as_bytes() == &tail.strong
+        {
+            delta.push(insert(literal_start, at));
+            delta.push(DeltaOp::Copy {
+                src_offset: (full_blocks * n) as u64,
+                len: tail_len as u64,
+            });
+            literal_start = len;
+        }
+    }
+    delta.push(insert(literal_start, len));
+    delta
+}
+
+fn insert(from: usize, to: usize) -> DeltaOp {
+    DeltaOp::Insert {
+        new_offset: from as u64,
+        len: (to - from) as u64,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::delta::apply_delta;
+    use crate::signature::signature_of_bytes;
+    use proptest::prelude::*;
+
+    const BLOCK: u32 = 64 * 1024;
+
+    fn noise(len: usize, seed: u64) -> Vec<u8> {
+        let mut state = seed | 1;
+        (0..len)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state as u8
+            })
+            .collect()
+    }
+
+    fn round_trip(old: &[u8], new: &[u8]) -> Delta {
+        let sig = signature_of_bytes(old, BLOCK);
+        let delta = compute_delta(new, &sig);
+        assert_eq!(apply_delta(old, &delta, new).unwrap(), new);
+        assert_eq!(delta.new_size, new.len() as u64);
+        delta
+    }
+
+    #[test]
+    fn unchanged_file_is_one_copy() {
+        let old = noise(5 * BLOCK as usize + 123, 1);
+        let delta = round_trip(&old, &old);
+        assert_eq!(
+            delta.ops,
+            vec![DeltaOp::Copy {
+                src_offset: 0,
+                len: old.len() as u64
+            }]
+        );
+    }
+
+    #[test]
+    fn insertion_shifts_are_found() {
+        let old = noise(8 * BLOCK as usize, 2);
+        let mut new = old.clone();
+        new.splice(1000..1000, noise(777, 3));
+        let delta = round_trip(&old, &new);
+        assert!(
+            delta.bytes_new() <= u64::from(BLOCK) + 777,
+            "{}",
+            delta.bytes_new()
+        );
+    }
+
+    #[test]
+    fn identical_blocks_stay_contiguous() {
+        let old = vec![7u8; 6 * BLOCK as usize];
+        let delta = round_trip(&old, &old);
+        assert_eq!(delta.ops.len(), 1);
+    }
+
+    #[test]
+    fn small_and_empty_files() {
+        round_trip(b"", b"");
+        round_trip(b"", b"new");
+        round_trip(b"old", b"");
+        round_trip(b"short old", b"short new");
+        let old = noise(BLOCK as usize + 10, 4);
+        let delta = round_trip(&old, &old[..BLOCK as usize]);
+        assert_eq!(delta.bytes_new(), 0);
+    }
+
+    #[derive(Clone, Debug)]
+    enum Edit {
+        Overwrite { at: usize, data: Vec<u8> },
+        Insert { at: usize, data: Vec<u8> },
+        Delete { at: usize, len: usize },
+        Move { from: usize, len: usize, to: usize },
+        Truncate { len: usize },
+        Append { data: Vec<u8> },
+    }
+
+    fn edit() -> impl Strategy<Value = Edit> {
+        let data = proptest::collection::vec(any::<u8>(), 1..3000);
+        prop_oneof![
+            (any::<usize>(), data.clone()).prop_map(|(at, data)| Edit::Overwrite { at, data }),
+            (any::<usize>(), data.clone()).prop_map(|(at, data)| Edit::Insert { at, data }),
+            (any::<usize>(), 1usize..100_000).prop_map(|(at, len)| Edit::Delete { at, len }),
+            (any::<usize>(), 1usize..200_000, any::<usize>())
+                .prop_map(|(from, len, to)| Edit::Move { from, len, to }),
+            any::<usize>().prop_map(|len| Edit::Truncate { len }),
+            data.prop_map(|data| Edit::Append { data }),
+        ]
+    }
+
+    fn apply_edit(file: &mut Vec<u8>, edit: &Edit) {
+        let size = file.len();
+        let pick = |x: usize| if size == 0 { 0 } else { x % (size + 1) };
+        match edit {
+            Edit::Overwrite { at, data } => {
+                let at = pick(*at);
+                let end = (at + data.len()).min(size);
+                file.splice(at..end, data.iter().copied());
+            }
+            Edit::Insert { at, data } => {
+                let at = pick(*at);
+                file.splice(at..at, data.iter().copied());
+            }
+            Edit::Delete { at, len } => {
+                let at = pick(*at);
+                file.drain(at..(at + len).min(size));
+            }
+            Edit::Move { from, len, to } => {
+                let from = pick(*from);
+                let moved: Vec<u8> = file.drain(from..(from + len).min(size)).collect();
+                let to = if file.is_empty() {
+                    0
+                } else {
+                    to % (file.len() + 1)
+                };
+                file.splice(to..to, moved);
+            }
+            Edit::Truncate { len } => file.truncate(pick(*len)),
+            Edit::Append { data } => file.extend_from_slice(data),
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        #[test]
+        fn apply_of_delta_rebuilds_new(
+            size in prop_oneof![0usize..1000, 60_000usize..70_000, 200_000usize..600_000],
+            seed in any::<u64>(),
+            repeated in any::<bool>(),
+            edits in proptest::collection::vec(edit(), 0..5),
+        ) {
+            let old = if repeated { vec![0xAB; size] } else { noise(size, seed) };
+            let mut new = old.clone();
+            for e in &edits {
+                apply_edit(&mut new, e);
+            }
+            let sig = signature_of_bytes(&old, BLOCK);
+            let delta = compute_delta(&new, &sig);
+            prop_assert_eq!(apply_delta(&old, &delta, &new).unwrap(), new.clone());
+            prop_assert_eq!(delta.bytes_reused() + delta.bytes_new(), new.len() as u64);
+        }
+    }
+}

@@ -1,0 +1,153 @@
+//! Computing signatures: from bytes in memory, from a file (memory-mapped a window
+//! at a time, so resident memory does not grow with the file), or from any reader
+//! (pipes, remote streams) with memory bounded by a few blocks.
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::Path;
+
+use rayon::prelude::*;
+
+use super::rolling::checksum;
+use super::{BlockChecksum, Signature};
+
+/// Bytes mapped at once when signing a file: a multiple of the block size near
+/// 64 MiB, enough to keep every core busy.
+const WINDOW_TARGET: u64 = 64 * 1024 * 1024;
+
+fn block_checksums(data: &[u8], block_size: u32) -> Vec<BlockChecksum> {
+    data.par_chunks(block_size as usize)
+        .map(|block| BlockChecksum {
+            weak: checksum(block),
+            strong: *blake3::hash(block).as_bytes(),
+        })
+        .collect()
+}
+
+/// The signature of `data`, blocks hashed in parallel.
+pub fn signature_of_bytes(data: &[u8], block_size: u32) -> Signature {
+    let (blocks, file_hash) = rayon::join(
+        || block_checksums(data, block_size),
+        || {
+            *blake3::Hasher::new()
+                .update_rayon(data)
+                .finalize()
+                .as_bytes()
+        },
+    );
+    Signature {
+        block_size,
+        file_size: data.len() as u64,
+        blocks,
+        file_hash,
+    }
+}
+
+/// The signature of a file on disk.
+pub fn signature_of_file(path: &Path, block_size: u32) -> io::Result<Signature> {
+    let file = File::open(path)?;
+    let file_size = file.metadata()?.len();
+    let window = (WINDOW_TARGET / u64::from(block_size)).max(1) * u64::from(block_size);
+    let mut blocks = Vec::with_capacity(Signature::block_count(file_size, block_size) as usize);
+    let mut whole = blake3::Hasher::new();
+    let mut offset = 0;
+    while offset < file_size {
+        let len = window.min(file_size - offset);
+        // SAFETY: the map is read-only and dropped before the next window. A file
+        // truncated by another process meanwhile can fault (SIGBUS) as with any
+        // mmap reader; the size is re-checked after the pass.
+        let map = unsafe {
+            memmap2::MmapOptions::new()
+                .offset(offset)
+                .len(len as usize)
+                .map(&file)?
+        };
+        let (window_blocks, ()) = rayon::join(
+            || block_checksums(&map, block_size),
+            || {
+                whole.update_rayon(&map);
+            },
+        );
+        blocks.extend(window_blocks);
+        offset += len;
+    }
+    if file.metadata()?.len() != file_size {
+        return Err(io::Error::other(format!(
+            "{} changed size while its signature was computed",
+            path.display()
+        )));
+    }
+    Ok(Signature {
+        block_size,
+        file_size,
+        blocks,
+        file_hash: *whole.finalize().as_bytes(),
+    })
+}
+
+/// The signature of a stream, reading `BATCH` blocks at a time and hashing them in
+/// parallel; memory stays at `BATCH × block_size`.
+pub fn signature_of_reader(mut reader: impl Read, block_size: u32) -> io::Result<Signature> {
+    const BATCH: usize = 8;
+    let block = block_size as usize;
+    let mut buffer = vec![0u8; block * BATCH];
+    let mut blocks = Vec::new();
+    let mut whole = blake3::Hasher::new();
+    let mut file_size = 0u64;
+    loop {
+        let filled = read_full(&mut reader, &mut buffer)?;
+        if filled == 0 {
+            break;
+        }
+        let data = &buffer[..filled];
+        whole.update(data);
+        blocks.extend(block_checksums(data, block_size));
+        file_size += filled as u64;
+        if filled < buffer.len() {
+            break;
+        }
+    }
+    Ok(Signature {
+        block_size,
+        file_size,
+        blocks,
+        file_hash: *whole.finalize().as_bytes(),
+    })
+}
+
+/// Reads until `buf` is full or the stream ends; returns the bytes read.
+fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match reader.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn all_three_sources_agree() {
+        let data: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let block = 65536;
+        let from_bytes = signature_of_bytes(&data, block);
+        assert_eq!(from_bytes.blocks.len(), 5);
+        assert_eq!(from_bytes.file_hash, *blake3::hash(&data).as_bytes());
+        assert_eq!(signature_of_reader(&data[..], block).unwrap(), from_bytes);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, &data).unwrap();
+        assert_eq!(signature_of_file(&path, block).unwrap(), from_bytes);
+        std::fs::write(&path, b"").unwrap();
+        let empty = signature_of_file(&path, block).unwrap();
+        assert!(empty.blocks.is_empty());
+        assert_eq!(empty, signature_of_bytes(b"", block));
+    }
+}
