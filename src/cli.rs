@@ -41,6 +41,54 @@ pub enum Command {
     Apply(ApplyArgs),
     /// Print the effective settings and where each came from.
     Config(ConfigArgs),
+    /// Compute a file's block signature (.hssig), like `rdiff signature`.
+    Signature(SignatureArgs),
+    /// Compute the delta from a signature's file to NEWFILE, like `rdiff delta`.
+    Delta(DeltaArgs),
+    /// Rebuild NEWFILE from BASIS and a delta, like `rdiff patch`.
+    Patch(PatchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SignatureArgs {
+    /// The file to sign.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// Where to write the signature (default: FILE.hssig).
+    #[arg(short, long, value_name = "SIG")]
+    pub output: Option<PathBuf>,
+    /// Block size, 64KiB to 5MiB.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size_arg)]
+    pub block_size: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+pub struct DeltaArgs {
+    /// Signature of the old file.
+    #[arg(value_name = "SIG")]
+    pub signature: PathBuf,
+    /// The new file.
+    #[arg(value_name = "NEWFILE")]
+    pub new_file: PathBuf,
+    /// Where to write the delta (without it, only the statistics are printed).
+    #[arg(short, long, value_name = "DELTA")]
+    pub output: Option<PathBuf>,
+    /// Print the statistics as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PatchArgs {
+    /// The old file the signature was made from.
+    #[arg(value_name = "BASIS")]
+    pub basis: PathBuf,
+    /// The delta from `hugesync delta`.
+    #[arg(value_name = "DELTA")]
+    pub delta: PathBuf,
+    /// Where to write the rebuilt file (written whole or not at all).
+    #[arg(value_name = "NEWFILE")]
+    pub new_file: PathBuf,
 }
 
 #[derive(Debug, Args)]

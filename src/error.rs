@@ -44,6 +44,8 @@ pub enum Error {
     Plan(#[from] PlanError),
     #[error(transparent)]
     Storage(#[from] StorageError),
+    #[error(transparent)]
+    Engine(#[from] crate::commands::EngineError),
     #[error("{0}")]
     Usage(String),
     #[error("cannot write output: {0}")]
@@ -77,6 +79,7 @@ impl Error {
                     StorageError::Unsupported { .. } | StorageError::NotADirectory { .. },
                 ),
             ) => ExitStatus::Usage,
+            Error::Engine(e) if e.is_bad_input() => ExitStatus::Usage,
             Error::Interrupted => ExitStatus::Interrupted,
             _ => ExitStatus::Fatal,
         }

@@ -1,7 +1,10 @@
 //! The headless commands: each one a straight line through the pipeline
 //! (scan → plan → confirm → execute → report), with output rendered here only.
 
+mod engine;
 mod report;
+
+pub use engine::EngineError;
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -56,7 +59,8 @@ pub async fn run(
         }
         Command::Plan(args) => args.plan.apply_to(&mut overrides),
         Command::Apply(args) => args.exec.apply_to(&mut overrides),
-        Command::Config(_) => {}
+        Command::Signature(args) => overrides.block_size = args.block_size.map(config::Size),
+        Command::Config(_) | Command::Delta(_) | Command::Patch(_) => {}
     }
     let (settings, config_path) =
         Settings::resolve(cli.config.as_deref(), &config::process_env, overrides)?;
@@ -72,6 +76,9 @@ pub async fn run(
         Command::Plan(args) => plan_command(args, filters, &ctx).await,
         Command::Apply(args) => apply_command(args, &ctx).await,
         Command::Config(args) => config_command(&args, &ctx),
+        Command::Signature(args) => engine::signature(&args, ctx.settings.block_size.value.0, ctx.verbosity),
+        Command::Delta(args) => engine::delta(&args, ctx.verbosity),
+        Command::Patch(args) => engine::patch(&args, ctx.verbosity),
     }
 }
 

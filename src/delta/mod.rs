@@ -3,6 +3,7 @@
 
 pub mod coalesce;
 pub mod compute;
+pub mod file;
 
 pub use coalesce::{Part, PartLimits, PartPlan, PartPlanError, plan_parts};
 pub use compute::compute_delta;

@@ -431,3 +431,26 @@ fn describe_walk_error(e: jwalk::Error) -> String {
         None => e.to_string(),
     }
 }
+
+/// A read-only view of a whole file: a memory map, or nothing for an empty file
+/// (which cannot be mapped).
+pub struct MappedFile(Option<memmap2::Mmap>);
+
+impl std::ops::Deref for MappedFile {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        self.0.as_deref().unwrap_or(&[])
+    }
+}
+
+/// Maps `file` read-only. The caller must not rely on the bytes staying the same if
+/// another process writes the file meanwhile; HugeSync re-checks size and mtime
+/// after using a mapping.
+pub fn map_readonly(file: &File) -> io::Result<MappedFile> {
+    if file.metadata()?.len() == 0 {
+        return Ok(MappedFile(None));
+    }
+    // SAFETY: read-only mapping; concurrent truncation by another process can
+    // fault, as with any mmap reader (documented above).
+    unsafe { memmap2::Mmap::map(file) }.map(|m| MappedFile(Some(m)))
+}

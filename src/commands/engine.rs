@@ -1,0 +1,193 @@
+//! `signature`, `delta` and `patch`: the delta engine on plain files, rdiff-style,
+//! for debugging and benchmarking.
+
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use super::Verbosity;
+use crate::cli::{DeltaArgs, PatchArgs, SignatureArgs};
+use crate::delta::compute_delta;
+use crate::delta::file::{DeltaFileError, apply_delta_stream, write_delta};
+use crate::error::{Error, ExitStatus};
+use crate::format;
+use crate::signature::{SignatureFileError, SourceIdentity, read_signature, signature_of_file, write_signature};
+use crate::storage::local::{map_readonly, mtime_ns};
+
+/// Largest `.hssig` read: a 5 TiB object at 64 KiB blocks needs ~2.9 GiB; anything
+/// bigger is not a signature.
+const MAX_SIGNATURE_FILE: u64 = 4 << 30;
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EngineError {
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: {source}", path.display())]
+    Signature {
+        path: PathBuf,
+        #[source]
+        source: SignatureFileError,
+    },
+    #[error("{}: {source}", path.display())]
+    Delta {
+        path: PathBuf,
+        #[source]
+        source: DeltaFileError,
+    },
+    #[error("{}: block size {size} is outside 64 KiB..5 MiB", path.display())]
+    BlockSize { path: PathBuf, size: u64 },
+}
+
+impl EngineError {
+    /// Malformed input files are the user's to fix (exit 2); IO failures are not.
+    pub fn is_bad_input(&self) -> bool {
+        match self {
+            EngineError::Signature { .. } | EngineError::BlockSize { .. } => true,
+            EngineError::Delta { source, .. } => !matches!(source, DeltaFileError::Io(_)),
+            EngineError::Io { source, .. } => source.kind() == std::io::ErrorKind::NotFound,
+        }
+    }
+}
+
+fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+    move |source| {
+        EngineError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+        .into()
+    }
+}
+
+/// Writes `path` whole or not at all: temp file beside it, then rename.
+fn write_atomically(path: &Path, fill: impl FnOnce(&mut BufWriter<&File>) -> Result<(), Error>) -> Result<(), Error> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let temp = tempfile::NamedTempFile::new_in(dir).map_err(io_error(path))?;
+    {
+        let mut out = BufWriter::with_capacity(1 << 20, temp.as_file());
+        fill(&mut out)?;
+        out.flush().map_err(io_error(path))?;
+    }
+    temp.as_file().sync_all().map_err(io_error(path))?;
+    temp.persist(path).map_err(|e| io_error(path)(e.error))?;
+    Ok(())
+}
+
+pub fn signature(args: &SignatureArgs, block_size: u64, verbosity: Verbosity) -> Result<ExitStatus, Error> {
+    let block = u32::try_from(block_size).map_err(|_| EngineError::BlockSize {
+        path: args.file.clone(),
+        size: block_size,
+    })?;
+    let started = Instant::now();
+    let meta = std::fs::metadata(&args.file).map_err(io_error(&args.file))?;
+    let sig = signature_of_file(&args.file, block).map_err(io_error(&args.file))?;
+    let identity = SourceIdentity {
+        etag: None,
+        mtime_ns: Some(mtime_ns(&meta)),
+    };
+    let output = args.output.clone().unwrap_or_else(|| {
+        let mut name = args.file.clone().into_os_string();
+        name.push(".hssig");
+        PathBuf::from(name)
+    });
+    let bytes = write_signature(&sig, &identity);
+    write_atomically(&output, |out| out.write_all(&bytes).map_err(io_error(&output)))?;
+    if verbosity != Verbosity::Quiet {
+        eprintln!(
+            "{}: {} in {} blocks of {} → {} ({})",
+            args.file.display(),
+            format::bytes(sig.file_size),
+            format::count(sig.blocks.len() as u64),
+            format::bytes(u64::from(sig.block_size)),
+            output.display(),
+            format::duration(started.elapsed()),
+        );
+    }
+    Ok(ExitStatus::Success)
+}
+
+pub fn delta(args: &DeltaArgs, verbosity: Verbosity) -> Result<ExitStatus, Error> {
+    let started = Instant::now();
+    let sig_path = &args.signature;
+    let sig_file = File::open(sig_path).map_err(io_error(sig_path))?;
+    let sig_len = sig_file.metadata().map_err(io_error(sig_path))?.len();
+    if sig_len > MAX_SIGNATURE_FILE {
+        return Err(EngineError::Signature {
+            path: sig_path.clone(),
+            source: SignatureFileError::LengthMismatch {
+                expected: MAX_SIGNATURE_FILE,
+                actual: sig_len,
+            },
+        }
+        .into());
+    }
+    let sig_bytes = map_readonly(&sig_file).map_err(io_error(sig_path))?;
+    let (sig, _) = read_signature(&sig_bytes).map_err(|source| EngineError::Signature {
+        path: sig_path.clone(),
+        source,
+    })?;
+    let new_file = File::open(&args.new_file).map_err(io_error(&args.new_file))?;
+    let new = map_readonly(&new_file).map_err(io_error(&args.new_file))?;
+    let delta = compute_delta(&new, &sig);
+    if let Some(output) = &args.output {
+        write_atomically(output, |out| write_delta(out, &delta, &new).map_err(io_error(output)))?;
+    }
+    let (reused, fresh) = (delta.bytes_reused(), delta.bytes_new());
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "new_size": delta.new_size,
+                "bytes_reused": reused,
+                "bytes_new": fresh,
+                "ops": delta.ops.len(),
+                "seconds": started.elapsed().as_secs_f64(),
+            })
+        );
+    } else if verbosity != Verbosity::Quiet {
+        let percent = if delta.new_size == 0 {
+            0.0
+        } else {
+            100.0 * fresh as f64 / delta.new_size as f64
+        };
+        println!(
+            "{}: reused {}, new {} ({percent:.2}% of {}), {} ops, {}",
+            args.new_file.display(),
+            format::bytes(reused),
+            format::bytes(fresh),
+            format::bytes(delta.new_size),
+            format::count(delta.ops.len() as u64),
+            format::duration(started.elapsed()),
+        );
+    }
+    Ok(ExitStatus::Success)
+}
+
+pub fn patch(args: &PatchArgs, verbosity: Verbosity) -> Result<ExitStatus, Error> {
+    let basis_file = File::open(&args.basis).map_err(io_error(&args.basis))?;
+    let basis = map_readonly(&basis_file).map_err(io_error(&args.basis))?;
+    let delta_file = File::open(&args.delta).map_err(io_error(&args.delta))?;
+    let delta_len = delta_file.metadata().map_err(io_error(&args.delta))?.len();
+    let mut written = 0;
+    write_atomically(&args.new_file, |out| {
+        written = apply_delta_stream(&basis, BufReader::with_capacity(1 << 20, &delta_file), delta_len, out)
+            .map_err(|source| EngineError::Delta {
+                path: args.delta.clone(),
+                source,
+            })?;
+        Ok(())
+    })?;
+    if verbosity != Verbosity::Quiet {
+        eprintln!("{}: {} written and verified", args.new_file.display(), format::bytes(written));
+    }
+    Ok(ExitStatus::Success)
+}
