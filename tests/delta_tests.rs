@@ -8,7 +8,12 @@ use std::fs;
 use util::*;
 
 fn engine(s: &Scratch, args: &[&str]) -> std::process::Output {
-    let out = s.cmd().current_dir(s.dir.path()).args(args).output().unwrap();
+    let out = s
+        .cmd()
+        .current_dir(s.dir.path())
+        .args(args)
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{args:?}: {}", stderr_of(&out));
     out
 }
@@ -21,10 +26,26 @@ fn one_small_edit_in_64_mib_costs_at_most_two_blocks() {
     new[40_000_000..40_000_100].copy_from_slice(&[0x5A; 100]);
     s.write("old.bin", &old);
     s.write("new.bin", &new);
-    engine(&s, &["signature", "old.bin", "-o", "old.hssig", "--block-size", "64KiB"]);
-    let out = engine(&s, &["delta", "old.hssig", "new.bin", "-o", "new.delta", "--json"]);
+    engine(
+        &s,
+        &[
+            "signature",
+            "old.bin",
+            "-o",
+            "old.hssig",
+            "--block-size",
+            "64KiB",
+        ],
+    );
+    let out = engine(
+        &s,
+        &["delta", "old.hssig", "new.bin", "-o", "new.delta", "--json"],
+    );
     let stats: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert!(stats["bytes_new"].as_u64().unwrap() <= 2 * 64 * 1024, "{stats}");
+    assert!(
+        stats["bytes_new"].as_u64().unwrap() <= 2 * 64 * 1024,
+        "{stats}"
+    );
     engine(&s, &["patch", "old.bin", "new.delta", "rebuilt.bin"]);
     assert_eq!(fs::read(s.path("rebuilt.bin")).unwrap(), new);
     assert!(fs::metadata(s.path("new.delta")).unwrap().len() < 200_000);
@@ -41,9 +62,15 @@ fn shifted_data_is_found_and_patch_rebuilds_exactly() {
     s.write("old.bin", &old);
     s.write("new.bin", &new);
     engine(&s, &["signature", "old.bin", "--block-size", "64KiB"]);
-    let out = engine(&s, &["delta", "old.bin.hssig", "new.bin", "-o", "d", "--json"]);
+    let out = engine(
+        &s,
+        &["delta", "old.bin.hssig", "new.bin", "-o", "d", "--json"],
+    );
     let stats: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert!(stats["bytes_new"].as_u64().unwrap() <= 3 * 64 * 1024 + 2000, "{stats}");
+    assert!(
+        stats["bytes_new"].as_u64().unwrap() <= 3 * 64 * 1024 + 2000,
+        "{stats}"
+    );
     engine(&s, &["patch", "old.bin", "d", "out.bin"]);
     assert_eq!(fs::read(s.path("out.bin")).unwrap(), new);
 }
@@ -56,13 +83,21 @@ fn corrupt_inputs_are_refused_and_nothing_is_written() {
     new[1000] ^= 0xFF;
     s.write("old.bin", &old);
     s.write("new.bin", &new);
-    engine(&s, &["signature", "old.bin", "-o", "sig", "--block-size", "64KiB"]);
+    engine(
+        &s,
+        &["signature", "old.bin", "-o", "sig", "--block-size", "64KiB"],
+    );
     engine(&s, &["delta", "sig", "new.bin", "-o", "d"]);
 
     let mut sig = fs::read(s.path("sig")).unwrap();
     sig[100] ^= 1;
     s.write("bad.sig", &sig);
-    let out = s.cmd().current_dir(s.dir.path()).args(["delta", "bad.sig", "new.bin"]).output().unwrap();
+    let out = s
+        .cmd()
+        .current_dir(s.dir.path())
+        .args(["delta", "bad.sig", "new.bin"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr_of(&out).contains("corrupt"), "{}", stderr_of(&out));
 
@@ -77,9 +112,19 @@ fn corrupt_inputs_are_refused_and_nothing_is_written() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", stderr_of(&out));
-    assert!(stderr_of(&out).contains("wrong basis"), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains("wrong basis"),
+        "{}",
+        stderr_of(&out)
+    );
     assert!(!s.path("out.bin").exists());
-    assert!(fs::read_dir(s.dir.path()).unwrap().all(|e| !e.unwrap().file_name().to_string_lossy().starts_with(".tmp")));
+    assert!(
+        fs::read_dir(s.dir.path()).unwrap().all(|e| !e
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .starts_with(".tmp"))
+    );
 
     let out = s
         .cmd()

@@ -594,3 +594,50 @@ fn ctrl_c_stops_cleanly_with_exit_130_and_no_partial_files() {
     s.sync(&[]).assert().success();
     assert_eq!(tree(&s.src()), tree(&s.dst()));
 }
+
+#[test]
+fn large_changed_files_go_by_delta_and_the_plan_estimates_savings() {
+    let s = Scratch::new();
+    let old = noise(8 * 1024 * 1024, 21);
+    s.write("src/disk.img", &old);
+    s.sync(&[]).assert().success();
+    let mut new = old.clone();
+    new[3_000_000..3_000_100].copy_from_slice(&[1; 100]);
+    new.splice(100..100, noise(1024, 22));
+    s.write("src/disk.img", &new);
+
+    let args = ["--delta-threshold", "1MiB", "--block-size", "64KiB"];
+    let mut cmd = s.cmd();
+    cmd.arg("plan")
+        .arg("--json")
+        .arg(s.src())
+        .arg(s.dst())
+        .args(args);
+    let plan: serde_json::Value = serde_json::from_slice(&cmd.output().unwrap().stdout).unwrap();
+    let item = &plan["items"][0];
+    assert_eq!(item["action"], "delta", "{item}");
+    assert!(
+        item["bytes_to_send"].as_u64().unwrap() <= 3 * 65536,
+        "{item}"
+    );
+    assert!(
+        item["bytes_saved"].as_u64().unwrap() >= 8 * 1024 * 1024 - 3 * 65536,
+        "{item}"
+    );
+
+    let mut full = args.to_vec();
+    full.push("--json");
+    let out = s.sync(&full).output().unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let summary: serde_json::Value =
+        serde_json::from_str(stdout_of(&out).lines().last().unwrap()).unwrap();
+    assert_eq!(summary["report"]["delta"], 1);
+    assert!(
+        summary["report"]["bytes_sent"].as_u64().unwrap() <= 3 * 65536,
+        "{summary}"
+    );
+    assert_eq!(fs::read(s.path("dst/disk.img")).unwrap(), new);
+    assert!(temp_files(&s.dst()).is_empty());
+    s.sync(&args).assert().success();
+    assert_eq!(tree(&s.src()), tree(&s.dst()));
+}

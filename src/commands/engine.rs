@@ -12,7 +12,9 @@ use crate::delta::compute_delta;
 use crate::delta::file::{DeltaFileError, apply_delta_stream, write_delta};
 use crate::error::{Error, ExitStatus};
 use crate::format;
-use crate::signature::{SignatureFileError, SourceIdentity, read_signature, signature_of_file, write_signature};
+use crate::signature::{
+    SignatureFileError, SourceIdentity, read_signature, signature_of_file, write_signature,
+};
 use crate::storage::local::{map_readonly, mtime_ns};
 
 /// Largest `.hssig` read: a 5 TiB object at 64 KiB blocks needs ~2.9 GiB; anything
@@ -66,7 +68,10 @@ fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
 }
 
 /// Writes `path` whole or not at all: temp file beside it, then rename.
-fn write_atomically(path: &Path, fill: impl FnOnce(&mut BufWriter<&File>) -> Result<(), Error>) -> Result<(), Error> {
+fn write_atomically(
+    path: &Path,
+    fill: impl FnOnce(&mut BufWriter<&File>) -> Result<(), Error>,
+) -> Result<(), Error> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
@@ -82,7 +87,11 @@ fn write_atomically(path: &Path, fill: impl FnOnce(&mut BufWriter<&File>) -> Res
     Ok(())
 }
 
-pub fn signature(args: &SignatureArgs, block_size: u64, verbosity: Verbosity) -> Result<ExitStatus, Error> {
+pub fn signature(
+    args: &SignatureArgs,
+    block_size: u64,
+    verbosity: Verbosity,
+) -> Result<ExitStatus, Error> {
     let block = u32::try_from(block_size).map_err(|_| EngineError::BlockSize {
         path: args.file.clone(),
         size: block_size,
@@ -100,7 +109,9 @@ pub fn signature(args: &SignatureArgs, block_size: u64, verbosity: Verbosity) ->
         PathBuf::from(name)
     });
     let bytes = write_signature(&sig, &identity);
-    write_atomically(&output, |out| out.write_all(&bytes).map_err(io_error(&output)))?;
+    write_atomically(&output, |out| {
+        out.write_all(&bytes).map_err(io_error(&output))
+    })?;
     if verbosity != Verbosity::Quiet {
         eprintln!(
             "{}: {} in {} blocks of {} → {} ({})",
@@ -139,7 +150,9 @@ pub fn delta(args: &DeltaArgs, verbosity: Verbosity) -> Result<ExitStatus, Error
     let new = map_readonly(&new_file).map_err(io_error(&args.new_file))?;
     let delta = compute_delta(&new, &sig);
     if let Some(output) = &args.output {
-        write_atomically(output, |out| write_delta(out, &delta, &new).map_err(io_error(output)))?;
+        write_atomically(output, |out| {
+            write_delta(out, &delta, &new).map_err(io_error(output))
+        })?;
     }
     let (reused, fresh) = (delta.bytes_reused(), delta.bytes_new());
     if args.json {
@@ -179,15 +192,24 @@ pub fn patch(args: &PatchArgs, verbosity: Verbosity) -> Result<ExitStatus, Error
     let delta_len = delta_file.metadata().map_err(io_error(&args.delta))?.len();
     let mut written = 0;
     write_atomically(&args.new_file, |out| {
-        written = apply_delta_stream(&basis, BufReader::with_capacity(1 << 20, &delta_file), delta_len, out)
-            .map_err(|source| EngineError::Delta {
-                path: args.delta.clone(),
-                source,
-            })?;
+        written = apply_delta_stream(
+            &basis,
+            BufReader::with_capacity(1 << 20, &delta_file),
+            delta_len,
+            out,
+        )
+        .map_err(|source| EngineError::Delta {
+            path: args.delta.clone(),
+            source,
+        })?;
         Ok(())
     })?;
     if verbosity != Verbosity::Quiet {
-        eprintln!("{}: {} written and verified", args.new_file.display(), format::bytes(written));
+        eprintln!(
+            "{}: {} written and verified",
+            args.new_file.display(),
+            format::bytes(written)
+        );
     }
     Ok(ExitStatus::Success)
 }

@@ -76,7 +76,9 @@ pub async fn run(
         Command::Plan(args) => plan_command(args, filters, &ctx).await,
         Command::Apply(args) => apply_command(args, &ctx).await,
         Command::Config(args) => config_command(&args, &ctx),
-        Command::Signature(args) => engine::signature(&args, ctx.settings.block_size.value.0, ctx.verbosity),
+        Command::Signature(args) => {
+            engine::signature(&args, ctx.settings.block_size.value.0, ctx.verbosity)
+        }
         Command::Delta(args) => engine::delta(&args, ctx.verbosity),
         Command::Patch(args) => engine::patch(&args, ctx.verbosity),
     }
@@ -91,7 +93,8 @@ async fn sync_command(
     let destination = Location::parse(&args.destination)?;
     let options = sync_options(&ctx.settings, filters);
     let quiet_scan = args.run.json || ctx.verbosity == Verbosity::Quiet;
-    let (plan, scan, sides) = scan_and_plan(source, destination, options, ctx, quiet_scan).await?;
+    let (plan, scan, sides) =
+        scan_and_plan(source, destination, options, ctx, quiet_scan, true).await?;
     finish_run(plan, &scan, sides, &args.run, ctx).await
 }
 
@@ -104,7 +107,8 @@ async fn plan_command(
     let destination = Location::parse(&args.destination)?;
     let options = sync_options(&ctx.settings, filters);
     let quiet_scan = args.json || ctx.verbosity == Verbosity::Quiet;
-    let (plan, scan, _) = scan_and_plan(source, destination, options, ctx, quiet_scan).await?;
+    let (plan, scan, _) =
+        scan_and_plan(source, destination, options, ctx, quiet_scan, true).await?;
     if let Some(path) = &args.output {
         plan.save(path)?;
         if !args.json && ctx.verbosity != Verbosity::Quiet {
@@ -135,6 +139,8 @@ async fn apply_command(args: ApplyArgs, ctx: &Context) -> Result<ExitStatus, Err
         saved.options.clone(),
         ctx,
         quiet_scan,
+        // The fresh plan only matters when it replaces a stale one.
+        args.replan,
     )
     .await?;
     let stale = saved.stale_items(&scan);
@@ -214,6 +220,7 @@ async fn scan_and_plan(
     options: SyncOptions,
     ctx: &Context,
     quiet: bool,
+    estimate: bool,
 ) -> Result<(SyncPlan, Scan, Sides), Error> {
     sync::check_locations(&source, &destination)?;
     let sides = Sides {
@@ -242,7 +249,10 @@ async fn scan_and_plan(
             eprintln!("{line}");
         }
     }
-    let plan = sync::build_plan(source, destination, &scan, options);
+    let mut plan = sync::build_plan(source, destination, &scan, options);
+    if estimate {
+        sync::estimate::estimate_deltas(&mut plan, &sides.source, &sides.destination).await;
+    }
     Ok((plan, scan, sides))
 }
 

@@ -25,8 +25,15 @@ pub enum DeltaFileError {
     Truncated,
     #[error("delta op {index} has unknown tag {tag}")]
     BadTag { index: u64, tag: u8 },
-    #[error("delta op {index} copies {len} bytes at {offset}, past the end of the {size}-byte basis")]
-    CopyOutOfRange { index: u64, offset: u64, len: u64, size: u64 },
+    #[error(
+        "delta op {index} copies {len} bytes at {offset}, past the end of the {size}-byte basis"
+    )]
+    CopyOutOfRange {
+        index: u64,
+        offset: u64,
+        len: u64,
+        size: u64,
+    },
     #[error("delta ops produce {actual} bytes, the header says {expected}")]
     SizeMismatch { expected: u64, actual: u64 },
     #[error("delta file is corrupt (checksum mismatch)")]
@@ -152,8 +159,16 @@ pub fn apply_delta_stream(
     if flags != 0 {
         return Err(DeltaFileError::UnknownFlags(flags));
     }
-    let count = u64::from_le_bytes(header[16..24].try_into().map_err(|_| DeltaFileError::Truncated)?);
-    let new_size = u64::from_le_bytes(header[24..32].try_into().map_err(|_| DeltaFileError::Truncated)?);
+    let count = u64::from_le_bytes(
+        header[16..24]
+            .try_into()
+            .map_err(|_| DeltaFileError::Truncated)?,
+    );
+    let new_size = u64::from_le_bytes(
+        header[24..32]
+            .try_into()
+            .map_err(|_| DeltaFileError::Truncated)?,
+    );
     let mut output = Hashing {
         inner: out,
         hasher: blake3::Hasher::new(),
@@ -166,14 +181,15 @@ pub fn apply_delta_stream(
         match tag[0] {
             TAG_COPY => {
                 let (offset, len) = (input.u64()?, input.u64()?);
-                let end = offset.checked_add(len).filter(|&e| e <= basis.len() as u64).ok_or(
-                    DeltaFileError::CopyOutOfRange {
+                let end = offset
+                    .checked_add(len)
+                    .filter(|&e| e <= basis.len() as u64)
+                    .ok_or(DeltaFileError::CopyOutOfRange {
                         index,
                         offset,
                         len,
                         size: basis.len() as u64,
-                    },
-                )?;
+                    })?;
                 output.write_all(&basis[offset as usize..end as usize])?;
                 written += len;
             }
@@ -200,7 +216,10 @@ pub fn apply_delta_stream(
         });
     }
     let mut trailer = [0u8; 32];
-    input.inner.read_exact(&mut trailer).map_err(|_| DeltaFileError::Truncated)?;
+    input
+        .inner
+        .read_exact(&mut trailer)
+        .map_err(|_| DeltaFileError::Truncated)?;
     if input.hasher.finalize().as_bytes() != &trailer {
         return Err(DeltaFileError::ChecksumMismatch);
     }
@@ -239,22 +258,33 @@ mod tests {
         );
         assert_eq!(out, new);
 
-        let run = |bytes: &[u8], basis: &[u8]| apply_delta_stream(basis, bytes, bytes.len() as u64, Vec::new());
+        let run = |bytes: &[u8], basis: &[u8]| {
+            apply_delta_stream(basis, bytes, bytes.len() as u64, Vec::new())
+        };
         assert!(run(&file[..file.len() - 1], &old).is_err());
         let mut bad = file.clone();
         bad[0] = b'X';
         assert!(matches!(run(&bad, &old), Err(DeltaFileError::BadMagic)));
         let mut bad = file.clone();
         bad[8] = 7;
-        assert!(matches!(run(&bad, &old), Err(DeltaFileError::UnsupportedVersion(7))));
+        assert!(matches!(
+            run(&bad, &old),
+            Err(DeltaFileError::UnsupportedVersion(7))
+        ));
         let mut bad = file.clone();
         let last = bad.len() - 40;
         bad[last] ^= 1;
         assert!(run(&bad, &old).is_err());
         let mut other_basis = old.clone();
         other_basis[10] ^= 1;
-        assert!(matches!(run(&file, &other_basis), Err(DeltaFileError::ResultMismatch)));
-        assert!(matches!(run(&file, &old[..1000]), Err(DeltaFileError::CopyOutOfRange { .. })));
+        assert!(matches!(
+            run(&file, &other_basis),
+            Err(DeltaFileError::ResultMismatch)
+        ));
+        assert!(matches!(
+            run(&file, &old[..1000]),
+            Err(DeltaFileError::CopyOutOfRange { .. })
+        ));
     }
 
     proptest! {

@@ -71,6 +71,8 @@ pub async fn execute(
         destination,
         archive: plan.options.archive,
         fsync: options.fsync,
+        block_size: u32::try_from(plan.options.block_size)
+            .unwrap_or(crate::signature::DEFAULT_BLOCK_SIZE),
         events,
         cancel,
     };

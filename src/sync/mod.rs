@@ -1,6 +1,7 @@
 //! The sync pipeline: scan → diff → plan → execute, each step a module.
 
 pub mod diff;
+pub mod estimate;
 pub mod execute;
 pub mod plan;
 pub mod scan;

@@ -205,9 +205,9 @@ pub fn build_plan(
         archive: options.archive,
         delta_threshold: options.delta_threshold,
         transfer: transfer_action(&source, &destination),
-        // The delta engine is not wired into any transfer path yet: candidates are
-        // sent whole and their items say so.
-        delta_supported: false,
+        // Local → local runs the delta engine; object-store paths send candidates
+        // whole (and their items say so) until their delta pipelines land.
+        delta_supported: source.is_local() && destination.is_local(),
         destination_has_dirs: destination.is_local(),
     };
     let items = diff::diff(
@@ -423,8 +423,15 @@ mod tests {
         assert_eq!(
             p.stats.copy,
             ActionTotals {
-                count: 2,
-                bytes: 510
+                count: 1,
+                bytes: 10
+            }
+        );
+        assert_eq!(
+            p.stats.delta,
+            ActionTotals {
+                count: 1,
+                bytes: 500
             }
         );
         assert_eq!(p.stats.skip.count, 1);
@@ -436,7 +443,12 @@ mod tests {
             .iter()
             .find(|i| i.path == RelPath::from("big"))
             .unwrap();
-        assert!(big.note.is_some(), "delta candidate says it is sent whole");
+        assert_eq!(
+            big.action,
+            SyncAction::Delta,
+            "local → local runs the delta engine"
+        );
+        assert_eq!(big.bytes_to_send, 500, "sent whole until estimated");
     }
 
     #[test]

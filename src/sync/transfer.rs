@@ -8,8 +8,10 @@ use std::os::unix::fs::MetadataExt;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::delta::{DeltaOp, compute_delta};
 use crate::progress::ExecEvent;
-use crate::storage::local::{WriteMeta, mtime_ns};
+use crate::signature::signature_of_bytes;
+use crate::storage::local::{WriteMeta, map_readonly, mtime_ns};
 use crate::storage::{LocalStorage, Storage, StorageError};
 use crate::types::{Entry, EntryKind, SyncAction};
 
@@ -45,6 +47,8 @@ pub struct ItemContext {
     pub destination: Storage,
     pub archive: bool,
     pub fsync: bool,
+    /// Delta block size.
+    pub block_size: u32,
     pub events: mpsc::Sender<ExecEvent>,
     pub cancel: CancellationToken,
 }
@@ -95,6 +99,7 @@ fn run_local(
             dst.create_dir(&item.path)?;
             Ok(Outcome::default())
         }
+        (SyncAction::Delta, EntryKind::File) => delta_local_file(id, item, planned, src, dst, ctx),
         (_, EntryKind::File) => copy_local_file(id, item, planned, src, dst, ctx),
     }
 }
@@ -188,5 +193,74 @@ fn copy_local_file(
     Ok(Outcome {
         bytes_sent: copied,
         bytes_saved: 0,
+    })
+}
+
+/// Rebuilds the destination file from its own unchanged blocks plus the source's
+/// new bytes, into a temp file that replaces it: the same delta core the object
+/// stores use, with the local file as both basis and target.
+fn delta_local_file(
+    id: usize,
+    item: &PlanItem,
+    planned: &Entry,
+    src: &LocalStorage,
+    dst: &LocalStorage,
+    ctx: &ItemContext,
+) -> Result<Outcome, ItemError> {
+    let src_path = src.path_of(&item.path);
+    let dst_path = dst.path_of(&item.path);
+    let source =
+        File::open(&src_path).map_err(|e| StorageError::io("cannot open", &src_path, e))?;
+    let basis_file =
+        File::open(&dst_path).map_err(|e| StorageError::io("cannot open", &dst_path, e))?;
+    let stat = |file: &File, path: &std::path::Path| {
+        file.metadata()
+            .map_err(|e| ItemError::from(StorageError::io("cannot stat", path, e)))
+    };
+    let before = stat(&source, &src_path)?;
+    if before.len() != planned.size || mtime_ns(&before) != planned.mtime_ns {
+        return Err(ItemError::SourceChanged {
+            what: "before the delta",
+        });
+    }
+    let new = map_readonly(&source).map_err(|e| StorageError::io("cannot map", &src_path, e))?;
+    let basis =
+        map_readonly(&basis_file).map_err(|e| StorageError::io("cannot map", &dst_path, e))?;
+    let block_size = ctx.block_size;
+    let delta = compute_delta(&new, &signature_of_bytes(&basis, block_size));
+    let meta = write_meta(planned, item.dst.as_ref(), ctx.archive);
+    dst.write_file_atomic(&item.path, before.mode(), meta, ctx.fsync, |out| {
+        use std::io::Write;
+        for op in &delta.ops {
+            if ctx.cancel.is_cancelled() {
+                return Err(ItemError::Cancelled);
+            }
+            let (bytes, sent) = match *op {
+                DeltaOp::Copy { src_offset, len } => {
+                    (&basis[src_offset as usize..(src_offset + len) as usize], 0)
+                }
+                DeltaOp::Insert { new_offset, len } => {
+                    (&new[new_offset as usize..(new_offset + len) as usize], len)
+                }
+            };
+            out.write_all(bytes)
+                .map_err(|e| StorageError::io("cannot write", &dst_path, e))?;
+            if sent > 0 {
+                let _ = ctx
+                    .events
+                    .blocking_send(ExecEvent::Advanced { id, bytes: sent });
+            }
+        }
+        let after = stat(&source, &src_path)?;
+        if after.len() != planned.size || mtime_ns(&after) != planned.mtime_ns {
+            return Err(ItemError::SourceChanged {
+                what: "during the delta",
+            });
+        }
+        Ok(())
+    })?;
+    Ok(Outcome {
+        bytes_sent: delta.bytes_new(),
+        bytes_saved: delta.bytes_reused(),
     })
 }
