@@ -44,7 +44,9 @@ fn engine(c: &mut Criterion) {
     });
     group.bench_function("signature", |b| b.iter(|| signature_of_bytes(&old, BLOCK)));
     group.bench_function("delta_edited", |b| b.iter(|| compute_delta(&edited, &sig)));
-    group.bench_function("delta_unrelated", |b| b.iter(|| compute_delta(&unrelated, &sig)));
+    group.bench_function("delta_unrelated", |b| {
+        b.iter(|| compute_delta(&unrelated, &sig))
+    });
     group.finish();
 }
 

@@ -5,6 +5,8 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
+use rayon::prelude::*;
+
 use super::{Delta, DeltaOp};
 use crate::signature::Signature;
 use crate::signature::rolling::{Rolling, checksum};
@@ -32,65 +34,52 @@ fn mix(weak: u32) -> u64 {
     u64::from(weak).wrapping_mul(0x9E37_79B9_7F4A_7C15)
 }
 
+/// Bits in the pre-filter: 256 KiB, small enough to stay in cache, ≥ 64 bits per
+/// block for signatures up to 32,768 blocks (1 TiB at the default block size).
+const FILTER_BITS_LOG2: u32 = 21;
+const FILTER_WORDS: usize = 1 << (FILTER_BITS_LOG2 - 6);
+
+/// New-file bytes each parallel matcher takes at least.
+const PARALLEL_MIN: usize = 16 * 1024 * 1024;
+
 /// The old file's full blocks, by weak checksum, behind a bitmap that rejects
-/// almost every non-matching window with one memory access.
+/// almost every non-matching window with one cached memory access.
 struct BlockIndex {
-    bits: Vec<u64>,
-    shift: u32,
+    bits: Box<[u64; FILTER_WORDS]>,
     blocks: HashMap<u32, Vec<u32>, BuildHasherDefault<WeakHasher>>,
+    full_blocks: usize,
 }
 
 impl BlockIndex {
     fn new(sig: &Signature, full_blocks: usize) -> Self {
-        // ~16 bits per block keeps false positives near 1/16 per lookup at most.
-        let bit_count = (full_blocks * 16)
-            .next_power_of_two()
-            .clamp(1 << 16, 1 << 27);
-        let shift = 64 - bit_count.trailing_zeros();
         let mut index = BlockIndex {
-            bits: vec![0; bit_count / 64],
-            shift,
+            bits: Box::new([0; FILTER_WORDS]),
             blocks: HashMap::default(),
+            full_blocks,
         };
         for (i, block) in sig.blocks[..full_blocks].iter().enumerate() {
-            let bit = index.bit(block.weak);
-            index.bits[bit / 64] |= 1 << (bit % 64);
+            let bit = Self::bit(block.weak);
+            index.bits[bit >> 6] |= 1 << (bit & 63);
             index.blocks.entry(block.weak).or_default().push(i as u32);
         }
         index
     }
 
     #[inline(always)]
-    fn bit(&self, weak: u32) -> usize {
-        (mix(weak) >> self.shift) as usize
+    fn bit(weak: u32) -> usize {
+        (mix(weak) >> (64 - FILTER_BITS_LOG2)) as usize
     }
 
     #[inline(always)]
     fn may_contain(&self, weak: u32) -> bool {
-        let bit = self.bit(weak);
-        self.bits[bit / 64] & (1 << (bit % 64)) != 0
+        let bit = Self::bit(weak);
+        self.bits[bit >> 6] & (1 << (bit & 63)) != 0
     }
 
-    /// The old block equal to `window`, preferring `expected` (the block after the
-    /// previous match) so runs of identical blocks stay one contiguous copy.
-    fn find(
-        &self,
-        sig: &Signature,
-        weak: u32,
-        window: &[u8],
-        expected: Option<usize>,
-    ) -> Option<usize> {
+    /// The old block equal to `window`, if any.
+    fn find(&self, sig: &Signature, weak: u32, window: &[u8]) -> Option<usize> {
         let candidates = self.blocks.get(&weak)?;
         let strong = *blake3::hash(window).as_bytes();
-        if let Some(e) = expected
-            && sig
-                .blocks
-                .get(e)
-                .is_some_and(|b| b.weak == weak && b.strong == strong)
-            && candidates.contains(&(e as u32))
-        {
-            return Some(e);
-        }
         candidates
             .iter()
             .map(|&i| i as usize)
@@ -98,11 +87,28 @@ impl BlockIndex {
     }
 }
 
+/// A stretch of the new file found in the old one.
+#[derive(Clone, Copy, Debug)]
+struct Match {
+    new_pos: usize,
+    src_offset: u64,
+    len: usize,
+}
+
 /// The delta from the file `sig` describes to `new`.
 ///
 /// `new` may be a memory map of a file larger than RAM: it is read front to back
-/// once (plus a blake3 of each candidate window), and nothing but the ops is kept.
+/// (in as many stretches as there are cores), and only the matches are kept.
 pub fn compute_delta(new: &[u8], sig: &Signature) -> Delta {
+    let pieces = rayon::current_num_threads()
+        .min(new.len() / PARALLEL_MIN)
+        .max(1);
+    delta_in_pieces(new, sig, pieces)
+}
+
+/// [`compute_delta`] with the new file split into `pieces` stretches matched in
+/// parallel.
+fn delta_in_pieces(new: &[u8], sig: &Signature, pieces: usize) -> Delta {
     let n = sig.block_size as usize;
     let len = new.len();
     let mut delta = Delta {
@@ -111,56 +117,152 @@ pub fn compute_delta(new: &[u8], sig: &Signature) -> Delta {
     };
     let tail_len = (sig.file_size % u64::from(sig.block_size)) as usize;
     let full_blocks = sig.blocks.len() - usize::from(tail_len > 0);
-    let mut literal_start = 0usize;
-    let mut pos = 0usize;
+    // Bytes of `new` the ops cover so far.
+    let mut covered = 0usize;
 
     if full_blocks > 0 && len >= n {
         let index = BlockIndex::new(sig, full_blocks);
-        let mut expected = None;
-        let mut rolling = Rolling::new(&new[..n]);
-        loop {
-            let weak = rolling.value();
-            if index.may_contain(weak)
-                && let Some(block) = index.find(sig, weak, &new[pos..pos + n], expected)
-            {
-                delta.push(insert(literal_start, pos));
-                delta.push(DeltaOp::Copy {
-                    src_offset: (block * n) as u64,
-                    len: n as u64,
-                });
-                pos += n;
-                literal_start = pos;
-                expected = Some(block + 1);
-                if pos + n > len {
-                    break;
-                }
-                rolling = Rolling::new(&new[pos..pos + n]);
+        let pieces = pieces.clamp(1, len);
+        // Stretches start on block boundaries, where an unchanged file's matches are.
+        let cut = |i: usize| {
+            if i == pieces {
+                len
+            } else {
+                (len / pieces * i) / n * n
+            }
+        };
+        let bounds: Vec<(usize, usize)> = (0..pieces)
+            .map(|i| (cut(i), cut(i + 1)))
+            .filter(|(start, end)| start < end)
+            .collect();
+        let found: Vec<Vec<Match>> = bounds
+            .par_iter()
+            .map(|&(start, end)| find_matches(new, start, end, sig, &index))
+            .collect();
+        // A match near a stretch's end may run into the next stretch: the next
+        // stretch's overlapping matches are trimmed to start where it ended.
+        for m in found.into_iter().flatten() {
+            let end = m.new_pos + m.len;
+            if end <= covered {
                 continue;
             }
-            if pos + n >= len {
-                break;
+            let cut = covered.saturating_sub(m.new_pos);
+            delta.push(insert(covered, m.new_pos.max(covered)));
+            delta.push(DeltaOp::Copy {
+                src_offset: m.src_offset + cut as u64,
+                len: (m.len - cut) as u64,
+            });
+            covered = end;
+        }
+    }
+
+    // The old file's short last block can only match the new file's end.
+    if tail_len > 0 && len >= covered + tail_len {
+        let at = len - tail_len;
+        let tail = &sig.blocks[sig.blocks.len() - 1];
+        if checksum(&new[at..]) == tail.weak && blake3::hash(&new[at..]).as_bytes() == &tail.strong
+        {
+            delta.push(insert(covered, at));
+            delta.push(DeltaOp::Copy {
+                src_offset: (full_blocks * n) as u64,
+                len: tail_len as u64,
+            });
+            covered = len;
+        }
+    }
+    delta.push(insert(covered, len));
+    delta
+}
+
+/// Matches of old blocks starting in `start..end` of `new` (they may extend past
+/// `end`), in order and not overlapping.
+fn find_matches(
+    new: &[u8],
+    start: usize,
+    end: usize,
+    sig: &Signature,
+    index: &BlockIndex,
+) -> Vec<Match> {
+    let n = sig.block_size as usize;
+    let len = new.len();
+    let mut found = Vec::new();
+    let mut pos = start;
+    // After a match the next old block is the likeliest next match: checking it
+    // directly skips the weak checksum on unchanged stretches.
+    let mut expected: Option<usize> = None;
+    let record = |found: &mut Vec<Match>, pos: usize, block: usize| {
+        found.push(Match {
+            new_pos: pos,
+            src_offset: (block * n) as u64,
+            len: n,
+        })
+    };
+    'outer: while pos < end && pos + n <= len {
+        if let Some(e) = expected.take()
+            && e < index.full_blocks
+            && blake3::hash(&new[pos..pos + n]).as_bytes() == &sig.blocks[e].strong
+        {
+            record(&mut found, pos, e);
+            pos += n;
+            expected = Some(e + 1);
+            continue;
+        }
+        let mut rolling = Rolling::new(&new[pos..pos + n]);
+        loop {
+            match next_candidate(new, n, pos, end, &mut rolling, index) {
+                Some(candidate) => pos = candidate,
+                None => break 'outer,
+            }
+            if let Some(block) = index.find(sig, rolling.value(), &new[pos..pos + n]) {
+                record(&mut found, pos, block);
+                pos += n;
+                expected = Some(block + 1);
+                continue 'outer;
+            }
+            if pos + 1 >= end || pos + n >= len {
+                break 'outer;
             }
             rolling.roll(new[pos], new[pos + n]);
             pos += 1;
         }
     }
+    found
+}
 
-    // The old file's short last block can only match the new file's end.
-    if tail_len > 0 && len >= literal_start + tail_len {
-        let at = len - tail_len;
-        let tail = &sig.blocks[sig.blocks.len() - 1];
-        if checksum(&new[at..]) == tail.weak && blake3::hash(&new[at..]).as_bytes() == &tail.strong
-        {
-            delta.push(insert(literal_start, at));
-            delta.push(DeltaOp::Copy {
-                src_offset: (full_blocks * n) as u64,
-                len: tail_len as u64,
-            });
-            literal_start = len;
+/// Slides the window (whose checksum `rolling` holds, starting at `pos`) to the
+/// first start before `end` that may match, or `None`. The hot loop: two slices
+/// zipped so no index is bounds-checked per byte.
+#[inline]
+fn next_candidate(
+    new: &[u8],
+    n: usize,
+    pos: usize,
+    end: usize,
+    rolling: &mut Rolling,
+    index: &BlockIndex,
+) -> Option<usize> {
+    if index.may_contain(rolling.value()) {
+        return Some(pos);
+    }
+    let last_start = (end - 1).min(new.len() - n);
+    if pos >= last_start {
+        return None;
+    }
+    let outgoing = &new[pos..last_start];
+    let incoming = &new[pos + n..last_start + n];
+    // A local copy keeps the sums in registers for the whole loop.
+    let mut local = *rolling;
+    let filter = &index.bits;
+    for (k, (&out, &inc)) in outgoing.iter().zip(incoming).enumerate() {
+        local.roll(out, inc);
+        let bit = BlockIndex::bit(local.value());
+        if filter[bit >> 6] & (1 << (bit & 63)) != 0 {
+            *rolling = local;
+            return Some(pos + k + 1);
         }
     }
-    delta.push(insert(literal_start, len));
-    delta
+    *rolling = local;
+    None
 }
 
 fn insert(from: usize, to: usize) -> DeltaOp {
@@ -307,6 +409,7 @@ mod tests {
             seed in any::<u64>(),
             repeated in any::<bool>(),
             edits in proptest::collection::vec(edit(), 0..5),
+            pieces in 1usize..5,
         ) {
             let old = if repeated { vec![0xAB; size] } else { noise(size, seed) };
             let mut new = old.clone();
@@ -314,8 +417,11 @@ mod tests {
                 apply_edit(&mut new, e);
             }
             let sig = signature_of_bytes(&old, BLOCK);
-            let delta = compute_delta(&new, &sig);
+            let delta = delta_in_pieces(&new, &sig, pieces);
             prop_assert_eq!(apply_delta(&old, &delta, &new).unwrap(), new.clone());
+            if edits.is_empty() && !new.is_empty() {
+                prop_assert_eq!(delta.bytes_new(), 0, "an unchanged file is all copies");
+            }
             prop_assert_eq!(delta.bytes_reused() + delta.bytes_new(), new.len() as u64);
         }
     }

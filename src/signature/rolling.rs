@@ -5,22 +5,29 @@
 /// The weak checksum of `data` (as one window).
 pub fn checksum(data: &[u8]) -> u32 {
     const LANES: usize = 32;
-    let (mut a, mut b) = (0u32, 0u32);
-    let mut chunks = data.chunks_exact(LANES);
-    for chunk in &mut chunks {
-        // Serially each byte does `a += x; b += a`; over a chunk that is
-        // `b += LANES·a₀ + Σ (LANES − j)·xⱼ` and `a += Σ xⱼ`.
-        let (mut sum, mut weighted) = (0u32, 0u32);
-        for (j, &x) in chunk.iter().enumerate() {
-            sum += u32::from(x);
-            weighted += (LANES - j) as u32 * u32::from(x);
+    // Serially each byte does `a += x; b += a`. Split into 32 lanes: `sums[j]`
+    // adds up lane j's bytes, `prefix[j]` adds up `sums[j]` as it stood before each
+    // chunk (so Σ prefix is the `a` every chunk started from), and `weighted[j]`
+    // adds `(32 − j)·x`. Element-wise array updates vectorize; the wrapping
+    // arithmetic is exact modulo 2³², hence modulo 2¹⁶.
+    let (chunks, rest) = data.as_chunks::<LANES>();
+    let mut sums = [0u32; LANES];
+    let mut prefix = [0u32; LANES];
+    let mut weighted = [0u32; LANES];
+    for chunk in chunks {
+        for j in 0..LANES {
+            let x = u32::from(chunk[j]);
+            prefix[j] = prefix[j].wrapping_add(sums[j]);
+            sums[j] = sums[j].wrapping_add(x);
+            weighted[j] = weighted[j].wrapping_add((LANES - j) as u32 * x);
         }
-        b = b
-            .wrapping_add(a.wrapping_mul(LANES as u32))
-            .wrapping_add(weighted);
-        a = a.wrapping_add(sum);
     }
-    for &x in chunks.remainder() {
+    let fold = |v: &[u32; LANES]| v.iter().fold(0u32, |acc, &x| acc.wrapping_add(x));
+    let mut a = fold(&sums);
+    let mut b = fold(&prefix)
+        .wrapping_mul(LANES as u32)
+        .wrapping_add(fold(&weighted));
+    for &x in rest {
         a = a.wrapping_add(u32::from(x));
         b = b.wrapping_add(a);
     }
