@@ -137,6 +137,40 @@ fn write_meta(src: &Entry, dst: Option<&Entry>, archive: bool) -> WriteMeta {
     }
 }
 
+/// A source file opened for reading, checked against what the plan saw.
+struct SourceFile<'a> {
+    file: File,
+    path: std::path::PathBuf,
+    planned: &'a Entry,
+    mode: u32,
+}
+
+impl<'a> SourceFile<'a> {
+    fn open(path: std::path::PathBuf, planned: &'a Entry) -> Result<Self, ItemError> {
+        let file = File::open(&path).map_err(|e| StorageError::io("cannot open", &path, e))?;
+        let mut source = SourceFile {
+            file,
+            path,
+            planned,
+            mode: 0,
+        };
+        source.mode = source.check("before it was read")?.mode();
+        Ok(source)
+    }
+
+    /// Fails unless size and mtime are still the planned ones.
+    fn check(&self, when: &'static str) -> Result<std::fs::Metadata, ItemError> {
+        let now = self
+            .file
+            .metadata()
+            .map_err(|e| StorageError::io("cannot stat", &self.path, e))?;
+        if now.len() != self.planned.size || mtime_ns(&now) != self.planned.mtime_ns {
+            return Err(ItemError::SourceChanged { what: when });
+        }
+        Ok(now)
+    }
+}
+
 fn copy_local_file(
     id: usize,
     item: &PlanItem,
@@ -145,22 +179,10 @@ fn copy_local_file(
     dst: &LocalStorage,
     ctx: &ItemContext,
 ) -> Result<Outcome, ItemError> {
-    let src_path = src.path_of(&item.path);
-    let source =
-        File::open(&src_path).map_err(|e| StorageError::io("cannot open", &src_path, e))?;
-    let stat = |file: &File| {
-        file.metadata()
-            .map_err(|e| ItemError::from(StorageError::io("cannot stat", &src_path, e)))
-    };
-    let before = stat(&source)?;
-    if before.len() != planned.size || mtime_ns(&before) != planned.mtime_ns {
-        return Err(ItemError::SourceChanged {
-            what: "before the copy",
-        });
-    }
+    let source = SourceFile::open(src.path_of(&item.path), planned)?;
     let meta = write_meta(planned, item.dst.as_ref(), ctx.archive);
     // New files get the source's permission bits filtered by the umask, as cp does.
-    let create_mode = before.mode();
+    let create_mode = source.mode;
     let mut copied = 0u64;
     dst.write_file_atomic(&item.path, create_mode, meta, ctx.fsync, |out| {
         loop {
@@ -169,8 +191,8 @@ fn copy_local_file(
             }
             // `io::copy` between files uses copy_file_range (reflinks where the
             // filesystem has them), a chunk at a time for progress and cancellation.
-            let n = io::copy(&mut (&source).take(CHUNK), out)
-                .map_err(|e| StorageError::io("cannot copy", &src_path, e))?;
+            let n = io::copy(&mut (&source.file).take(CHUNK), out)
+                .map_err(|e| StorageError::io("cannot copy", &source.path, e))?;
             if n == 0 {
                 break;
             }
@@ -179,13 +201,10 @@ fn copy_local_file(
                 .events
                 .blocking_send(ExecEvent::Advanced { id, bytes: n });
         }
-        let after = stat(&source)?;
-        if copied != planned.size
-            || after.len() != planned.size
-            || mtime_ns(&after) != planned.mtime_ns
-        {
+        source.check("while it was copied")?;
+        if copied != planned.size {
             return Err(ItemError::SourceChanged {
-                what: "during the copy",
+                what: "while it was copied",
             });
         }
         Ok(())
@@ -207,29 +226,19 @@ fn delta_local_file(
     dst: &LocalStorage,
     ctx: &ItemContext,
 ) -> Result<Outcome, ItemError> {
-    let src_path = src.path_of(&item.path);
+    let source = SourceFile::open(src.path_of(&item.path), planned)?;
+    let src_path = &source.path;
     let dst_path = dst.path_of(&item.path);
-    let source =
-        File::open(&src_path).map_err(|e| StorageError::io("cannot open", &src_path, e))?;
     let basis_file =
         File::open(&dst_path).map_err(|e| StorageError::io("cannot open", &dst_path, e))?;
-    let stat = |file: &File, path: &std::path::Path| {
-        file.metadata()
-            .map_err(|e| ItemError::from(StorageError::io("cannot stat", path, e)))
-    };
-    let before = stat(&source, &src_path)?;
-    if before.len() != planned.size || mtime_ns(&before) != planned.mtime_ns {
-        return Err(ItemError::SourceChanged {
-            what: "before the delta",
-        });
-    }
-    let new = map_readonly(&source).map_err(|e| StorageError::io("cannot map", &src_path, e))?;
+    let new =
+        map_readonly(&source.file).map_err(|e| StorageError::io("cannot map", src_path, e))?;
     let basis =
         map_readonly(&basis_file).map_err(|e| StorageError::io("cannot map", &dst_path, e))?;
     let block_size = ctx.block_size;
     let delta = compute_delta(&new, &signature_of_bytes(&basis, block_size));
     let meta = write_meta(planned, item.dst.as_ref(), ctx.archive);
-    dst.write_file_atomic(&item.path, before.mode(), meta, ctx.fsync, |out| {
+    dst.write_file_atomic(&item.path, source.mode, meta, ctx.fsync, |out| {
         use std::io::Write;
         for op in &delta.ops {
             if ctx.cancel.is_cancelled() {
@@ -251,12 +260,7 @@ fn delta_local_file(
                     .blocking_send(ExecEvent::Advanced { id, bytes: sent });
             }
         }
-        let after = stat(&source, &src_path)?;
-        if after.len() != planned.size || mtime_ns(&after) != planned.mtime_ns {
-            return Err(ItemError::SourceChanged {
-                what: "during the delta",
-            });
-        }
+        source.check("while it was read")?;
         Ok(())
     })?;
     Ok(Outcome {
