@@ -29,14 +29,14 @@ PY
 fi
 cat old.bin new.bin unrelated.bin >/dev/null   # warm the page cache
 "$bin" -q signature old.bin -o old.hssig
-rdiff signature -b 65536 old.bin old.rdsig
+rdiff --force signature -b 65536 old.bin old.rdsig
 
 hyperfine -N --warmup 1 --runs 5 --export-json hyperfine.json \
   -n b3sum "b3sum --num-threads 2 old.bin" \
   -n signature "$bin -q signature old.bin -o old.hssig" \
   -n delta_edited "$bin -q delta old.hssig new.bin" \
   -n delta_unrelated "$bin -q delta old.hssig unrelated.bin" \
-  -n rdiff_delta_unrelated "rdiff delta old.rdsig unrelated.bin /dev/null"
+  -n rdiff_delta_unrelated "rdiff --force delta old.rdsig unrelated.bin rdiff.delta"
 
 rss() { /usr/bin/time -f '%M' "$@" 2>&1 >/dev/null | tail -1; }
 echo "peak RSS (KiB): delta_edited $(rss "$bin" -q delta old.hssig new.bin), delta_unrelated $(rss "$bin" -q delta old.hssig unrelated.bin)"
