@@ -41,20 +41,20 @@ fn pack(a: u32, b: u32) -> u32 {
 /// A window's checksum that slides one byte at a time.
 #[derive(Clone, Copy, Debug)]
 pub struct Rolling {
-    // u16 halves: the sums are only ever needed modulo 2¹⁶, so wrapping u16
-    // arithmetic is exact and packing needs no masks.
-    a: u16,
-    b: u16,
-    len: u16,
+    a: u32,
+    b: u32,
+    len: u32,
 }
 
 impl Rolling {
     pub fn new(window: &[u8]) -> Self {
+        // Only the sums modulo 2¹⁶ are ever compared, and wrapping arithmetic
+        // keeps them exact, so the packed halves are a valid starting state.
         let packed = checksum(window);
         Self {
-            a: packed as u16,
-            b: (packed >> 16) as u16,
-            len: window.len() as u16,
+            a: packed & 0xffff,
+            b: packed >> 16,
+            len: window.len() as u32,
         }
     }
 
@@ -63,17 +63,17 @@ impl Rolling {
     pub fn roll(&mut self, out: u8, incoming: u8) {
         self.a = self
             .a
-            .wrapping_sub(u16::from(out))
-            .wrapping_add(u16::from(incoming));
+            .wrapping_sub(u32::from(out))
+            .wrapping_add(u32::from(incoming));
         self.b = self
             .b
-            .wrapping_sub(self.len.wrapping_mul(u16::from(out)))
+            .wrapping_sub(self.len.wrapping_mul(u32::from(out)))
             .wrapping_add(self.a);
     }
 
     #[inline(always)]
     pub fn value(&self) -> u32 {
-        u32::from(self.a) | (u32::from(self.b) << 16)
+        pack(self.a, self.b)
     }
 }
 
