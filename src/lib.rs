@@ -18,5 +18,6 @@ pub mod progress;
 pub mod signature;
 pub mod storage;
 pub mod sync;
+pub mod tui;
 pub mod types;
 pub mod uri;
