@@ -115,6 +115,15 @@ pub struct PlanTree {
     /// The node of each plan item.
     item_node: Vec<NodeId>,
     undo: Vec<Undo>,
+    filter: Option<PathFilter>,
+    hide_skipped: bool,
+}
+
+/// An active path filter and the nodes it matched (to narrow on the next key).
+#[derive(Clone, Debug)]
+struct PathFilter {
+    query: String,
+    matches: Vec<NodeId>,
 }
 
 /// Path order with `/` before every other byte, so a directory's descendants
@@ -154,6 +163,8 @@ impl PlanTree {
             rows: Vec::new(),
             item_node: vec![NONE; plan.items.len()],
             undo: Vec::new(),
+            filter: None,
+            hide_skipped: false,
         };
         // The open directory chain: (node, path bytes).
         let mut stack: Vec<(NodeId, Vec<u8>)> = vec![(0, Vec::new())];
@@ -195,7 +206,7 @@ impl PlanTree {
             }
         }
         tree.expand_to_first_changes(plan);
-        tree.rebuild_rows();
+        tree.rebuild_rows(plan);
         tree
     }
 
@@ -309,16 +320,29 @@ impl PlanTree {
         &self.rows
     }
 
-    fn rebuild_rows(&mut self) {
+    fn rebuild_rows(&mut self, plan: &SyncPlan) {
+        if let Some(filter) = &self.filter {
+            self.rows = self.with_ancestors(&filter.matches, plan);
+            return;
+        }
         let mut rows = Vec::new();
-        self.push_visible(0, &mut rows);
+        self.push_visible(0, &mut rows, plan);
         self.rows = rows;
     }
 
-    fn push_visible(&self, dir: NodeId, rows: &mut Vec<NodeId>) {
+    /// Whether a node is shown at all: with "hide skipped" on, only entries (or
+    /// directories holding entries) that change something are.
+    fn shown(&self, id: NodeId, plan: &SyncPlan) -> bool {
+        !self.hide_skipped || self.totals_of(id, plan).changes() > 0
+    }
+
+    fn push_visible(&self, dir: NodeId, rows: &mut Vec<NodeId>, plan: &SyncPlan) {
         let mut stack: Vec<NodeId> = self.children(dir).collect();
         stack.reverse();
         while let Some(id) = stack.pop() {
+            if !self.shown(id, plan) {
+                continue;
+            }
             rows.push(id);
             let node = &self.nodes[id as usize];
             if node.is_dir() && node.expanded {
@@ -329,9 +353,79 @@ impl PlanTree {
         }
     }
 
+    /// `ids` and all their directories, in display order. Nodes are created in
+    /// display order, so sorting ids is enough.
+    fn with_ancestors(&self, ids: &[NodeId], plan: &SyncPlan) -> Vec<NodeId> {
+        let mut marked = vec![false; self.nodes.len()];
+        for &id in ids {
+            if !self.shown(id, plan) {
+                continue;
+            }
+            let mut at = id;
+            while at != 0 && at != NONE && !marked[at as usize] {
+                marked[at as usize] = true;
+                at = self.nodes[at as usize].parent;
+            }
+        }
+        (1..self.nodes.len() as NodeId)
+            .filter(|&id| marked[id as usize])
+            .collect()
+    }
+
+    /// The full path of a node.
+    pub fn path_of<'a>(&self, id: NodeId, plan: &'a SyncPlan) -> std::borrow::Cow<'a, [u8]> {
+        if let Some(item) = self.nodes[id as usize].item() {
+            return std::borrow::Cow::Borrowed(plan.items[item].path.as_bytes());
+        }
+        let mut parts: Vec<&[u8]> = Vec::new();
+        let mut at = id;
+        while at != 0 && at != NONE {
+            parts.push(&*self.nodes[at as usize].name);
+            at = self.nodes[at as usize].parent;
+        }
+        parts.reverse();
+        std::borrow::Cow::Owned(parts.join(&b'/'))
+    }
+
+    /// Shows only entries whose path contains `query`, with their directories; an
+    /// empty query returns to the tree as it was expanded. A longer query narrows
+    /// the previous matches rather than searching everything again.
+    pub fn set_filter(&mut self, plan: &SyncPlan, query: &str) {
+        if query.is_empty() {
+            self.filter = None;
+            self.rebuild_rows(plan);
+            return;
+        }
+        let finder = memchr::memmem::Finder::new(query.as_bytes());
+        let matches = match self.filter.take() {
+            Some(previous) if query.starts_with(&previous.query) => previous
+                .matches
+                .into_iter()
+                .filter(|&id| finder.find(&self.path_of(id, plan)).is_some())
+                .collect(),
+            _ => (1..self.nodes.len() as NodeId)
+                .filter(|&id| finder.find(&self.path_of(id, plan)).is_some())
+                .collect(),
+        };
+        self.filter = Some(PathFilter {
+            query: query.to_string(),
+            matches,
+        });
+        self.rebuild_rows(plan);
+    }
+
+    /// Shows or hides entries that change nothing.
+    pub fn set_hide_skipped(&mut self, plan: &SyncPlan, hide: bool) {
+        self.hide_skipped = hide;
+        self.rebuild_rows(plan);
+    }
+
     /// Expands or collapses the directory shown at `row`; the rows below it move,
-    /// nothing else is visited.
-    pub fn toggle(&mut self, row: usize) {
+    /// nothing else is visited. While a filter is active every match is shown.
+    pub fn toggle(&mut self, plan: &SyncPlan, row: usize) {
+        if self.filter.is_some() {
+            return;
+        }
         let Some(&id) = self.rows.get(row) else {
             return;
         };
@@ -349,7 +443,7 @@ impl PlanTree {
         } else {
             self.nodes[id as usize].expanded = true;
             let mut shown = Vec::new();
-            self.push_visible(id, &mut shown);
+            self.push_visible(id, &mut shown, plan);
             self.rows.splice(row + 1..row + 1, shown);
         }
     }
@@ -423,6 +517,9 @@ impl PlanTree {
         if changed > 0 {
             plan.refresh_stats();
             self.undo.push(undo);
+            if self.hide_skipped {
+                self.rebuild_rows(plan);
+            }
         }
         changed
     }
@@ -440,6 +537,9 @@ impl PlanTree {
             plan.items[index as usize] = before;
         }
         plan.refresh_stats();
+        if self.hide_skipped {
+            self.rebuild_rows(plan);
+        }
         true
     }
 }
@@ -554,23 +654,50 @@ mod tests {
     fn expand_and_collapse_move_only_the_rows_below() {
         let plan = sample();
         let mut tree = PlanTree::build(&plan);
-        tree.toggle(0);
+        tree.toggle(&plan, 0);
         assert_eq!(names(&tree), ["a", "  b", "a.txt", "old", "same"]);
-        tree.toggle(1);
+        tree.toggle(&plan, 1);
         assert_eq!(
             names(&tree),
             ["a", "  b", "    big", "    c", "a.txt", "old", "same"]
         );
-        tree.toggle(0);
+        tree.toggle(&plan, 0);
         assert_eq!(names(&tree), ["a", "a.txt", "old", "same"]);
-        tree.toggle(0);
+        tree.toggle(&plan, 0);
         assert_eq!(
             names(&tree),
             ["a", "  b", "    big", "    c", "a.txt", "old", "same"],
             "b stays open"
         );
-        tree.toggle(6);
+        tree.toggle(&plan, 6);
         assert_eq!(tree.rows().len(), 7, "files do not toggle");
+    }
+
+    #[test]
+    fn filter_narrows_and_shows_directories_of_matches() {
+        let plan = sample();
+        let mut tree = PlanTree::build(&plan);
+        tree.set_filter(&plan, "b");
+        assert_eq!(names(&tree), ["a", "  b", "    big", "    c"]);
+        tree.set_filter(&plan, "bi");
+        assert_eq!(names(&tree), ["a", "  b", "    big"]);
+        tree.set_filter(&plan, "txt");
+        assert_eq!(names(&tree), ["a.txt"]);
+        tree.set_filter(&plan, "");
+        assert_eq!(names(&tree), ["a", "a.txt", "old", "same"]);
+    }
+
+    #[test]
+    fn hide_skipped_keeps_only_changes() {
+        let mut plan = sample();
+        let mut tree = PlanTree::build(&plan);
+        tree.set_hide_skipped(&plan, true);
+        assert_eq!(names(&tree), ["a", "a.txt", "old"]);
+        let txt = tree.rows()[1];
+        tree.edit(&mut plan, txt, Edit::ToggleSkip);
+        assert_eq!(names(&tree), ["a", "old"]);
+        tree.undo(&mut plan);
+        assert_eq!(names(&tree), ["a", "a.txt", "old"]);
     }
 
     #[test]
