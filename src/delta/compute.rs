@@ -34,10 +34,11 @@ fn mix(weak: u32) -> u64 {
     u64::from(weak).wrapping_mul(0x9E37_79B9_7F4A_7C15)
 }
 
-/// Bits in the pre-filter: 256 KiB, small enough to stay in cache, ≥ 64 bits per
-/// block for signatures up to 32,768 blocks (1 TiB at the default block size).
-const FILTER_BITS_LOG2: u32 = 21;
-const FILTER_WORDS: usize = 1 << (FILTER_BITS_LOG2 - 6);
+/// The pre-filter holds 64 bits per block, between 4 KiB and 2 MiB: small
+/// signatures (the default 5 MiB blocks) stay in L1 cache, large ones keep false
+/// positives near 1/64.
+const FILTER_MIN_BITS_LOG2: u32 = 15;
+const FILTER_MAX_BITS_LOG2: u32 = 24;
 
 /// New-file bytes each parallel matcher takes at least.
 const PARALLEL_MIN: usize = 16 * 1024 * 1024;
@@ -45,20 +46,26 @@ const PARALLEL_MIN: usize = 16 * 1024 * 1024;
 /// The old file's full blocks, by weak checksum, behind a bitmap that rejects
 /// almost every non-matching window with one cached memory access.
 struct BlockIndex {
-    bits: Box<[u64; FILTER_WORDS]>,
+    bits: Vec<u64>,
+    shift: u32,
     blocks: HashMap<u32, Vec<u32>, BuildHasherDefault<WeakHasher>>,
     full_blocks: usize,
 }
 
 impl BlockIndex {
     fn new(sig: &Signature, full_blocks: usize) -> Self {
+        let log2 = (full_blocks.max(1) * 64)
+            .next_power_of_two()
+            .trailing_zeros()
+            .clamp(FILTER_MIN_BITS_LOG2, FILTER_MAX_BITS_LOG2);
         let mut index = BlockIndex {
-            bits: Box::new([0; FILTER_WORDS]),
+            bits: vec![0; 1 << (log2 - 6)],
+            shift: 64 - log2,
             blocks: HashMap::default(),
             full_blocks,
         };
         for (i, block) in sig.blocks[..full_blocks].iter().enumerate() {
-            let bit = Self::bit(block.weak);
+            let bit = index.bit(block.weak);
             index.bits[bit >> 6] |= 1 << (bit & 63);
             index.blocks.entry(block.weak).or_default().push(i as u32);
         }
@@ -66,13 +73,13 @@ impl BlockIndex {
     }
 
     #[inline(always)]
-    fn bit(weak: u32) -> usize {
-        (mix(weak) >> (64 - FILTER_BITS_LOG2)) as usize
+    fn bit(&self, weak: u32) -> usize {
+        (mix(weak) >> self.shift) as usize
     }
 
     #[inline(always)]
     fn may_contain(&self, weak: u32) -> bool {
-        let bit = Self::bit(weak);
+        let bit = self.bit(weak);
         self.bits[bit >> 6] & (1 << (bit & 63)) != 0
     }
 
@@ -231,8 +238,9 @@ fn find_matches(
 
 /// Slides the window (whose checksum `rolling` holds, starting at `pos`) to the
 /// first start before `end` that may match, or `None`. The hot loop: two slices
-/// zipped so no index is bounds-checked per byte.
-#[inline]
+/// zipped so no index is bounds-checked per byte. Kept out of line so the loop
+/// gets registers of its own instead of spilling its caller's state.
+#[inline(never)]
 fn next_candidate(
     new: &[u8],
     n: usize,
@@ -252,11 +260,9 @@ fn next_candidate(
     let incoming = &new[pos + n..last_start + n];
     // A local copy keeps the sums in registers for the whole loop.
     let mut local = *rolling;
-    let filter = &index.bits;
     for (k, (&out, &inc)) in outgoing.iter().zip(incoming).enumerate() {
         local.roll(out, inc);
-        let bit = BlockIndex::bit(local.value());
-        if filter[bit >> 6] & (1 << (bit & 63)) != 0 {
+        if index.may_contain(local.value()) {
             *rolling = local;
             return Some(pos + k + 1);
         }
