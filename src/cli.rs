@@ -35,6 +35,8 @@ pub struct Cli {
 pub enum Command {
     /// Make DST like SRC: scan both, show the plan, ask, then execute it.
     Sync(SyncArgs),
+    /// Review, edit and approve the plan in a terminal UI, then watch it execute.
+    Tui(TuiArgs),
     /// Scan both sides and print the plan without changing anything.
     Plan(PlanArgs),
     /// Execute a plan saved with `plan -o`, after checking it is still current.
@@ -105,6 +107,18 @@ pub struct SyncArgs {
     pub exec: ExecFlags,
     #[command(flatten)]
     pub run: RunFlags,
+}
+
+#[derive(Debug, Args)]
+pub struct TuiArgs {
+    #[arg(value_name = "SRC")]
+    pub source: String,
+    #[arg(value_name = "DST")]
+    pub destination: String,
+    #[command(flatten)]
+    pub plan: PlanFlags,
+    #[command(flatten)]
+    pub exec: ExecFlags,
 }
 
 #[derive(Debug, Args)]

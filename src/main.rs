@@ -14,7 +14,8 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => e.exit(),
     };
-    init_logging(cli.quiet, cli.verbose);
+    let tui = matches!(cli.command, hugesync::cli::Command::Tui(_));
+    init_logging(cli.quiet, cli.verbose, tui);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -80,7 +81,7 @@ async fn watch_signals(cancel: CancellationToken) {
     std::process::exit(i32::from(ExitStatus::Interrupted.code()));
 }
 
-fn init_logging(quiet: bool, verbose: u8) {
+fn init_logging(quiet: bool, verbose: u8, tui: bool) {
     let level = match (quiet, verbose) {
         (true, _) => "error",
         (false, 0 | 1) => "warn",
@@ -89,10 +90,33 @@ fn init_logging(quiet: bool, verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("HUGESYNC_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("hugesync={level}")));
+    if tui {
+        // While the UI owns the screen, logs go to its log pane and to a file in
+        // the XDG state directory, never to the terminal.
+        use tracing_subscriber::prelude::*;
+        let _ = tui_logger::init_logger(tui_logger::LevelFilter::Trace);
+        tui_logger::set_default_level(tui_logger::LevelFilter::Info);
+        if let Some(path) = log_file() {
+            tui_logger::set_log_file(tui_logger::TuiLoggerFile::new(&path));
+        }
+        tracing_subscriber::registry()
+            .with(filter)
+            .with(tui_logger::TuiTracingSubscriberLayer)
+            .init();
+        return;
+    }
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_target(false)
         .without_time()
         .init();
+}
+
+/// `$XDG_STATE_HOME/hugesync/tui.log`, when the directory can be made.
+fn log_file() -> Option<String> {
+    use etcetera::BaseStrategy;
+    let dir = etcetera::choose_base_strategy().ok()?.state_dir()?.join("hugesync");
+    std::fs::create_dir_all(&dir).ok()?;
+    Some(dir.join("tui.log").to_string_lossy().into_owned())
 }

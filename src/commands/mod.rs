@@ -58,6 +58,10 @@ pub async fn run(
             args.exec.apply_to(&mut overrides);
         }
         Command::Plan(args) => args.plan.apply_to(&mut overrides),
+        Command::Tui(args) => {
+            args.plan.apply_to(&mut overrides);
+            args.exec.apply_to(&mut overrides);
+        }
         Command::Apply(args) => args.exec.apply_to(&mut overrides),
         Command::Signature(args) => overrides.block_size = args.block_size.map(config::Size),
         Command::Config(_) | Command::Delta(_) | Command::Patch(_) => {}
@@ -74,6 +78,7 @@ pub async fn run(
     match cli.command {
         Command::Sync(args) => sync_command(args, filters, &ctx).await,
         Command::Plan(args) => plan_command(args, filters, &ctx).await,
+        Command::Tui(args) => tui_command(args, filters, &ctx).await,
         Command::Apply(args) => apply_command(args, &ctx).await,
         Command::Config(args) => config_command(&args, &ctx),
         Command::Signature(args) => {
@@ -96,6 +101,55 @@ async fn sync_command(
     let (plan, scan, sides) =
         scan_and_plan(source, destination, options, ctx, quiet_scan, true).await?;
     finish_run(plan, &scan, sides, &args.run, ctx).await
+}
+
+async fn tui_command(
+    args: crate::cli::TuiArgs,
+    filters: Vec<FilterRule>,
+    ctx: &Context,
+) -> Result<ExitStatus, Error> {
+    use std::io::IsTerminal;
+    if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
+        return Err(Error::Usage(
+            "`hugesync tui` needs a terminal; use `hugesync sync` for scripts".into(),
+        ));
+    }
+    let source = Location::parse(&args.source)?;
+    let destination = Location::parse(&args.destination)?;
+    let options = sync_options(&ctx.settings, filters);
+    sync::check_locations(&source, &destination)?;
+    let sides = Sides {
+        source: Storage::open(&source)?,
+        destination: Storage::open(&destination)?,
+    };
+    let progress = ScanProgress::default();
+    let mut tui = crate::tui::Tui::start();
+    let planning = async {
+        let scan = sync::scan(&sides.source, &sides.destination, &options, &progress).await?;
+        let mut plan = sync::build_plan(source, destination, &scan, options.clone());
+        sync::estimate::estimate_deltas(&mut plan, &sides.source, &sides.destination).await;
+        Ok::<_, Error>((plan, scan))
+    };
+    let Some(planned) = tui.scanning(&progress, planning).await else {
+        return Ok(ExitStatus::Success);
+    };
+    let (plan, scan) = planned?;
+    let exec = ExecOptions {
+        jobs: ctx.settings.jobs.value,
+        fsync: ctx.settings.fsync.value,
+    };
+    let status = tui
+        .review_and_run(plan, sides.source, sides.destination, exec, ctx.cancel.clone())
+        .await;
+    drop(tui);
+    let issues: Vec<_> = scan.source.issues.iter().chain(&scan.destination.issues).collect();
+    for line in report::scan_notes(&issues, ctx.verbosity == Verbosity::Verbose) {
+        eprintln!("{line}");
+    }
+    Ok(match status {
+        ExitStatus::Success if scan.error_count() > 0 => ExitStatus::Partial,
+        other => other,
+    })
 }
 
 async fn plan_command(

@@ -1,4 +1,191 @@
-//! The terminal UI. `model` holds review state with no rendering; views and the
-//! event loop build on it.
+//! The terminal UI: review, edit and approve a plan, then watch it execute.
+//!
+//! `model` holds review state without rendering, `app` the state machine fed by
+//! `action`s and engine events, `view` draws from `&App`. The loop here owns the
+//! terminal: it restores it on every exit path (ratatui's panic hook covers panics)
+//! and merges redraws: engine events only mark the screen dirty, a tick draws.
 
+pub mod action;
+pub mod app;
 pub mod model;
+pub mod view;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use crossterm::event::{self, Event};
+use ratatui::DefaultTerminal;
+use ratatui::text::Line;
+use ratatui::widgets::{Block, Borders, Paragraph};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::error::ExitStatus;
+use crate::format;
+use crate::storage::Storage;
+use crate::sync::{self, ExecOptions, ScanProgress, SyncPlan};
+use action::Action;
+use app::{App, Effect, Screen};
+use view::Palette;
+
+/// How often the screen is redrawn at most.
+const TICK: Duration = Duration::from_millis(50);
+
+/// The terminal, owned while the UI runs; restored when dropped.
+pub struct Tui {
+    terminal: DefaultTerminal,
+    keys: mpsc::UnboundedReceiver<Action>,
+    stop_keys: Arc<AtomicBool>,
+    palette: Palette,
+}
+
+impl Tui {
+    /// Takes over the terminal (raw mode, alternate screen; ratatui's panic hook
+    /// restores it) and starts reading keys on a thread of their own.
+    pub fn start() -> Tui {
+        let terminal = ratatui::init();
+        let _ = crossterm::execute!(std::io::stdout(), crossterm::event::EnableMouseCapture);
+        let (tx, keys) = mpsc::unbounded_channel();
+        let stop_keys = Arc::new(AtomicBool::new(false));
+        let stop = stop_keys.clone();
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                if !event::poll(Duration::from_millis(100)).unwrap_or(false) {
+                    continue;
+                }
+                let action = match event::read() {
+                    Ok(Event::Key(key)) => action::for_key(key),
+                    Ok(Event::Mouse(mouse)) => action::for_mouse(mouse),
+                    _ => None,
+                };
+                if let Some(action) = action
+                    && tx.send(action).is_err()
+                {
+                    break;
+                }
+            }
+        });
+        Tui {
+            terminal,
+            keys,
+            stop_keys,
+            palette: Palette::from_env(),
+        }
+    }
+
+    /// Shows live scan counts until `scan` finishes; `None` when the user quit.
+    pub async fn scanning<F: Future>(&mut self, progress: &ScanProgress, scan: F) -> Option<F::Output> {
+        let started = std::time::Instant::now();
+        let mut tick = tokio::time::interval(TICK);
+        tokio::pin!(scan);
+        loop {
+            tokio::select! {
+                output = &mut scan => return Some(output),
+                Some(action) = self.keys.recv() => {
+                    if matches!(action, Action::Quit | Action::Interrupt) {
+                        return None;
+                    }
+                }
+                _ = tick.tick() => {
+                    let (src_n, src_b) = progress.source.get();
+                    let (dst_n, dst_b) = progress.destination.get();
+                    let lines = vec![
+                        Line::from(format!("source       {:>12} entries  {:>12}", format::count(src_n), format::bytes(src_b))),
+                        Line::from(format!("destination  {:>12} entries  {:>12}", format::count(dst_n), format::bytes(dst_b))),
+                        Line::from(format!("elapsed      {}", format::duration(started.elapsed()))),
+                        Line::from(""),
+                        Line::from("q: quit"),
+                    ];
+                    let _ = self.terminal.draw(|frame| {
+                        let block = Block::default().borders(Borders::ALL).title(" scanning ");
+                        frame.render_widget(Paragraph::new(lines).block(block), frame.area());
+                    });
+                }
+            }
+        }
+    }
+
+    /// Review, then (when approved) execute. Returns the exit status headless
+    /// `sync` would give.
+    pub async fn review_and_run(
+        &mut self,
+        plan: SyncPlan,
+        source: Storage,
+        destination: Storage,
+        options: ExecOptions,
+        cancel: CancellationToken,
+    ) -> ExitStatus {
+        let mut app = App::new(plan);
+        let (events_tx, mut events) = mpsc::channel(4096);
+        let mut events_tx = Some(events_tx);
+        let mut running: Option<tokio::task::JoinHandle<sync::ExecReport>> = None;
+        let mut tick = tokio::time::interval(TICK);
+        let mut dirty = true;
+        loop {
+            tokio::select! {
+                Some(action) = self.keys.recv() => {
+                    match app.update(action) {
+                        Effect::None => {}
+                        Effect::Quit => break,
+                        Effect::Cancel => cancel.cancel(),
+                        Effect::StartExecution => {
+                            if let Err(refusal) = app.plan.check_safety() {
+                                app.progress.warnings.push(refusal.to_string());
+                                app.screen = Screen::Review;
+                            } else if let Some(tx) = events_tx.take() {
+                                let plan = Arc::new(app.plan.clone());
+                                running = Some(tokio::spawn(sync::execute(
+                                    plan,
+                                    source.clone(),
+                                    destination.clone(),
+                                    options,
+                                    tx,
+                                    cancel.clone(),
+                                )));
+                            }
+                        }
+                    }
+                    dirty = true;
+                }
+                Some(event) = events.recv() => {
+                    app.on_event(&event);
+                    dirty = true;
+                }
+                _ = tick.tick() => {
+                    if let Some(handle) = running.as_mut().filter(|h| h.is_finished()) {
+                        if let Ok(report) = handle.await {
+                            while let Ok(event) = events.try_recv() {
+                                app.on_event(&event);
+                            }
+                            app.on_finished(report);
+                        }
+                        running = None;
+                        dirty = true;
+                    }
+                    if dirty || app.screen == Screen::Executing {
+                        let area = self.terminal.size().map(|s| ratatui::layout::Rect::new(0, 0, s.width, s.height)).unwrap_or_default();
+                        app.scroll_into_view(view::tree_rows(area));
+                        let palette = self.palette;
+                        let _ = self.terminal.draw(|frame| view::draw(frame, &app, &palette));
+                        dirty = false;
+                    }
+                }
+            }
+        }
+        match &app.report {
+            Some(report) if report.interrupted => ExitStatus::Interrupted,
+            Some(report) if report.failed > 0 || report.deletes_withheld > 0 => ExitStatus::Partial,
+            _ => ExitStatus::Success,
+        }
+    }
+}
+
+impl Drop for Tui {
+    fn drop(&mut self) {
+        self.stop_keys.store(true, Ordering::Relaxed);
+        let _ = crossterm::execute!(std::io::stdout(), crossterm::event::DisableMouseCapture);
+        ratatui::restore();
+    }
+}

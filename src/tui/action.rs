@@ -1,0 +1,88 @@
+//! What the user asks for, and the key bindings that ask it.
+
+use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseEvent, MouseEventKind};
+
+/// One user request; the app state changes only through these.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    Up,
+    Down,
+    PageUp,
+    PageDown,
+    Home,
+    End,
+    /// Enter: open or close the selected directory.
+    Toggle,
+    Expand,
+    Collapse,
+    ToggleSkip,
+    ForceFull,
+    VetoDelete,
+    Undo,
+    ToggleHideSkipped,
+    ToggleHelp,
+    /// `a`: ask to run the plan.
+    Approve,
+    /// `y` in the confirmation dialog.
+    Confirm,
+    /// `n` / Esc: leave a dialog or overlay.
+    Back,
+    /// Ctrl+C.
+    Interrupt,
+    Quit,
+}
+
+/// Every binding, for the help overlay and the status bar.
+pub const BINDINGS: &[(&str, &str)] = &[
+    ("↑/k ↓/j", "move"),
+    ("PgUp PgDn Home End", "jump"),
+    ("Enter ←/→", "collapse / expand"),
+    ("space", "skip / unskip (entry or subtree)"),
+    ("f", "force full copy instead of delta"),
+    ("d", "veto deletes"),
+    ("u", "undo the last edit"),
+    ("h", "hide / show skipped entries"),
+    ("a", "approve: review and run"),
+    ("y / n", "confirm / back"),
+    ("?", "this help"),
+    ("q / Ctrl+C", "quit / interrupt"),
+];
+
+pub fn for_key(key: KeyEvent) -> Option<Action> {
+    if key.kind == KeyEventKind::Release {
+        return None;
+    }
+    if key.modifiers.contains(KeyModifiers::CONTROL) && key.code == KeyCode::Char('c') {
+        return Some(Action::Interrupt);
+    }
+    Some(match key.code {
+        KeyCode::Up | KeyCode::Char('k') => Action::Up,
+        KeyCode::Down | KeyCode::Char('j') => Action::Down,
+        KeyCode::PageUp => Action::PageUp,
+        KeyCode::PageDown => Action::PageDown,
+        KeyCode::Home | KeyCode::Char('g') => Action::Home,
+        KeyCode::End | KeyCode::Char('G') => Action::End,
+        KeyCode::Enter => Action::Toggle,
+        KeyCode::Right | KeyCode::Char('l') => Action::Expand,
+        KeyCode::Left => Action::Collapse,
+        KeyCode::Char(' ') => Action::ToggleSkip,
+        KeyCode::Char('f') => Action::ForceFull,
+        KeyCode::Char('d') => Action::VetoDelete,
+        KeyCode::Char('u') => Action::Undo,
+        KeyCode::Char('h') => Action::ToggleHideSkipped,
+        KeyCode::Char('?') => Action::ToggleHelp,
+        KeyCode::Char('a') => Action::Approve,
+        KeyCode::Char('y') => Action::Confirm,
+        KeyCode::Char('n') | KeyCode::Esc => Action::Back,
+        KeyCode::Char('q') => Action::Quit,
+        _ => return None,
+    })
+}
+
+pub fn for_mouse(mouse: MouseEvent) -> Option<Action> {
+    match mouse.kind {
+        MouseEventKind::ScrollUp => Some(Action::Up),
+        MouseEventKind::ScrollDown => Some(Action::Down),
+        _ => None,
+    }
+}

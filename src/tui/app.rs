@@ -1,0 +1,169 @@
+//! The TUI's state and its one update function: actions and engine events in,
+//! effects out. Views only read it.
+
+use crate::progress::{ExecEvent, Progress};
+use crate::sync::{ExecReport, SyncPlan};
+
+use super::action::Action;
+use super::model::{Edit, PlanTree};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Screen {
+    Review,
+    Confirm,
+    Executing,
+    Done,
+}
+
+/// What the event loop must do after an update.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Effect {
+    None,
+    StartExecution,
+    /// Ask the engine to stop (Ctrl+C while executing).
+    Cancel,
+    Quit,
+}
+
+pub struct App {
+    pub plan: SyncPlan,
+    pub tree: PlanTree,
+    pub screen: Screen,
+    /// Index into the tree's rows.
+    pub selected: usize,
+    /// First row shown.
+    pub offset: usize,
+    /// Rows the tree pane showed last time it was drawn (for paging).
+    pub page: usize,
+    pub show_help: bool,
+    pub hide_skipped: bool,
+    pub progress: Progress,
+    pub report: Option<ExecReport>,
+    pub cancelling: bool,
+}
+
+impl App {
+    pub fn new(plan: SyncPlan) -> Self {
+        let tree = PlanTree::build(&plan);
+        Self {
+            plan,
+            tree,
+            screen: Screen::Review,
+            selected: 0,
+            offset: 0,
+            page: 20,
+            show_help: false,
+            hide_skipped: false,
+            progress: Progress::default(),
+            report: None,
+            cancelling: false,
+        }
+    }
+
+    pub fn update(&mut self, action: Action) -> Effect {
+        if action == Action::Interrupt {
+            return match self.screen {
+                Screen::Executing if !self.cancelling => {
+                    self.cancelling = true;
+                    Effect::Cancel
+                }
+                Screen::Executing => Effect::None,
+                _ => Effect::Quit,
+            };
+        }
+        if self.show_help {
+            if matches!(action, Action::ToggleHelp | Action::Back | Action::Quit) {
+                self.show_help = false;
+            }
+            return Effect::None;
+        }
+        match self.screen {
+            Screen::Review => self.review(action),
+            Screen::Confirm => match action {
+                Action::Confirm => {
+                    self.screen = Screen::Executing;
+                    Effect::StartExecution
+                }
+                Action::Back | Action::Quit => {
+                    self.screen = Screen::Review;
+                    Effect::None
+                }
+                _ => Effect::None,
+            },
+            Screen::Executing => Effect::None,
+            Screen::Done => match action {
+                Action::Quit | Action::Back => Effect::Quit,
+                _ => Effect::None,
+            },
+        }
+    }
+
+    fn review(&mut self, action: Action) -> Effect {
+        let rows = self.tree.rows().len();
+        let last = rows.saturating_sub(1);
+        match action {
+            Action::Up => self.selected = self.selected.saturating_sub(1),
+            Action::Down => self.selected = (self.selected + 1).min(last),
+            Action::PageUp => self.selected = self.selected.saturating_sub(self.page.max(1)),
+            Action::PageDown => self.selected = (self.selected + self.page.max(1)).min(last),
+            Action::Home => self.selected = 0,
+            Action::End => self.selected = last,
+            Action::Toggle => self.tree.toggle(&self.plan, self.selected),
+            Action::Expand | Action::Collapse => {
+                if let Some(&id) = self.tree.rows().get(self.selected) {
+                    let node = self.tree.node(id);
+                    if node.is_dir() && node.expanded == (action == Action::Collapse) {
+                        self.tree.toggle(&self.plan, self.selected);
+                    }
+                }
+            }
+            Action::ToggleSkip => self.edit(Edit::ToggleSkip),
+            Action::ForceFull => self.edit(Edit::ForceFull),
+            Action::VetoDelete => self.edit(Edit::VetoDelete),
+            Action::Undo => {
+                self.tree.undo(&mut self.plan);
+            }
+            Action::ToggleHideSkipped => {
+                self.hide_skipped = !self.hide_skipped;
+                self.tree.set_hide_skipped(&self.plan, self.hide_skipped);
+            }
+            Action::ToggleHelp => self.show_help = true,
+            Action::Approve if self.plan.stats.changes() > 0 => self.screen = Screen::Confirm,
+            Action::Quit => return Effect::Quit,
+            _ => {}
+        }
+        self.selected = self.selected.min(self.tree.rows().len().saturating_sub(1));
+        Effect::None
+    }
+
+    fn edit(&mut self, edit: Edit) {
+        if let Some(&id) = self.tree.rows().get(self.selected) {
+            self.tree.edit(&mut self.plan, id, edit);
+        }
+    }
+
+    /// Folds an engine event into the progress shown.
+    pub fn on_event(&mut self, event: &ExecEvent) {
+        match event {
+            ExecEvent::Failed { path, error, .. } => tracing::error!("{path}: {error}"),
+            ExecEvent::Warning { message } => tracing::warn!("{message}"),
+            _ => {}
+        }
+        self.progress.apply(event);
+    }
+
+    pub fn on_finished(&mut self, report: ExecReport) {
+        self.report = Some(report);
+        self.screen = Screen::Done;
+    }
+
+    /// Keeps the selection on screen for a pane of `height` rows.
+    pub fn scroll_into_view(&mut self, height: usize) {
+        self.page = height.max(1);
+        if self.selected < self.offset {
+            self.offset = self.selected;
+        } else if self.selected >= self.offset + self.page {
+            self.offset = self.selected + 1 - self.page;
+        }
+    }
+}

@@ -1,0 +1,122 @@
+//! Execution: overall gauge, rate and ETA, one line per active item, failures;
+//! then the closing summary.
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::text::Line;
+use ratatui::widgets::{Block, Borders, Gauge, Paragraph};
+
+use super::style::Palette;
+use crate::format;
+use crate::tui::app::{App, Screen};
+
+pub fn draw(frame: &mut Frame, area: Rect, app: &App, palette: &Palette) {
+    let p = &app.progress;
+    let [gauge_area, stats_area, active_area, failures_area, log_area, status] = Layout::vertical([
+        Constraint::Length(3),
+        Constraint::Length(2),
+        Constraint::Min(3),
+        Constraint::Length(6),
+        Constraint::Length(6),
+        Constraint::Length(1),
+    ])
+    .areas(area);
+    let ratio = if p.total_bytes == 0 {
+        if p.total_items == 0 { 1.0 } else { p.done_items as f64 / p.total_items as f64 }
+    } else {
+        (p.bytes_sent as f64 / p.total_bytes as f64).min(1.0)
+    };
+    let title = match (app.screen, app.cancelling) {
+        (Screen::Done, _) => " done ",
+        (_, true) => " stopping after the running items… ",
+        _ => " running ",
+    };
+    frame.render_widget(
+        Gauge::default()
+            .block(Block::default().borders(Borders::ALL).title(title))
+            .ratio(ratio)
+            .label(format!(
+                "{} / {}  ·  {} / {} items",
+                format::bytes(p.bytes_sent),
+                format::bytes(p.total_bytes),
+                format::count(p.done_items),
+                format::count(p.total_items)
+            )),
+        gauge_area,
+    );
+    let elapsed = p.elapsed();
+    let eta = p.eta().map_or_else(|| "-".into(), format::duration);
+    frame.render_widget(
+        Paragraph::new(vec![Line::from(format!(
+            "rate {}  ·  eta {eta}  ·  elapsed {}  ·  saved by delta {}  ·  failed {}",
+            format::rate(p.bytes_sent, elapsed),
+            format::duration(elapsed),
+            format::bytes(p.bytes_saved),
+            format::count(p.failed_items),
+        ))]),
+        stats_area,
+    );
+    let active: Vec<Line> = if let (Screen::Done, Some(report)) = (app.screen, &app.report) {
+        vec![
+            Line::from(format!(
+                "{} in {}: {} copied, {} by delta, {} metadata, {} deleted, {} unchanged, {} failed",
+                if report.interrupted { "Interrupted" } else { "Finished" },
+                format::duration(report.duration),
+                format::count(report.copied),
+                format::count(report.delta),
+                format::count(report.metadata),
+                format::count(report.deleted),
+                format::count(report.skipped),
+                format::count(report.failed),
+            )),
+            Line::from(format!(
+                "sent {} at {}; saved {} by delta",
+                format::bytes(report.bytes_sent),
+                format::rate(report.bytes_sent, report.duration),
+                format::bytes(report.bytes_saved)
+            )),
+        ]
+    } else {
+        p.active
+            .values()
+            .map(|item| {
+                Line::from(format!(
+                    "{:>8} {:>10}/{:<10} {}",
+                    item.action.name(),
+                    format::bytes(item.done),
+                    format::bytes(item.total),
+                    item.path
+                ))
+            })
+            .collect()
+    };
+    frame.render_widget(
+        Paragraph::new(active).block(Block::default().borders(Borders::ALL).title(
+            if app.screen == Screen::Done { " summary " } else { " active " },
+        )),
+        active_area,
+    );
+    let failures: Vec<Line> = p
+        .failures
+        .iter()
+        .rev()
+        .take(4)
+        .map(|(path, error)| Line::styled(format!("{path}: {error}"), palette.danger()))
+        .chain(p.warnings.iter().rev().take(2).map(|w| Line::from(format!("warning: {w}"))))
+        .collect();
+    frame.render_widget(
+        Paragraph::new(failures).block(Block::default().borders(Borders::ALL).title(" failures and warnings ")),
+        failures_area,
+    );
+    frame.render_widget(
+        tui_logger::TuiLoggerWidget::default()
+            .block(Block::default().borders(Borders::ALL).title(" log "))
+            .output_timestamp(Some("%H:%M:%S".into()))
+            .output_target(false)
+            .output_file(false)
+            .output_line(false),
+        log_area,
+    );
+    let hint = if app.screen == Screen::Done { "q: quit" } else { "Ctrl+C: stop after the running items" };
+    frame.render_widget(Paragraph::new(hint).style(palette.dim()), status);
+}
