@@ -4,10 +4,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# setpriv (util-linux) lets the permission tests drop root; it is on Debian by
-# default, install it if a slim image lacks it.
-if ! command -v setpriv >/dev/null; then
-  apt-get update -qq && apt-get install -y -qq util-linux
+# setpriv (util-linux) lets the permission tests drop root; tmux drives the
+# terminal UI end to end. Installed from Debian's archive when missing.
+missing=()
+command -v setpriv >/dev/null || missing+=(util-linux)
+command -v tmux >/dev/null || missing+=(tmux)
+if [ ${#missing[@]} -gt 0 ]; then
+  apt-get update -qq && apt-get install -y -qq "${missing[@]}"
 fi
 
 echo "== cargo fmt --check"

@@ -116,7 +116,10 @@ fn init_logging(quiet: bool, verbose: u8, tui: bool) {
 /// `$XDG_STATE_HOME/hugesync/tui.log`, when the directory can be made.
 fn log_file() -> Option<String> {
     use etcetera::BaseStrategy;
-    let dir = etcetera::choose_base_strategy().ok()?.state_dir()?.join("hugesync");
+    let dir = etcetera::choose_base_strategy()
+        .ok()?
+        .state_dir()?
+        .join("hugesync");
     std::fs::create_dir_all(&dir).ok()?;
     Some(dir.join("tui.log").to_string_lossy().into_owned())
 }

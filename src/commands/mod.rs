@@ -139,10 +139,21 @@ async fn tui_command(
         fsync: ctx.settings.fsync.value,
     };
     let status = tui
-        .review_and_run(plan, sides.source, sides.destination, exec, ctx.cancel.clone())
+        .review_and_run(
+            plan,
+            sides.source,
+            sides.destination,
+            exec,
+            ctx.cancel.clone(),
+        )
         .await;
     drop(tui);
-    let issues: Vec<_> = scan.source.issues.iter().chain(&scan.destination.issues).collect();
+    let issues: Vec<_> = scan
+        .source
+        .issues
+        .iter()
+        .chain(&scan.destination.issues)
+        .collect();
     for line in report::scan_notes(&issues, ctx.verbosity == Verbosity::Verbose) {
         eprintln!("{line}");
     }

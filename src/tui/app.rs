@@ -167,3 +167,108 @@ impl App {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::Listing;
+    use crate::sync::{Scan, SyncOptions, build_plan};
+    use crate::types::{Entry, Manifest, ManifestEntry};
+    use crate::uri::Location;
+
+    fn app(changes: bool) -> App {
+        let files = |names: &[&str]| Listing {
+            manifest: Manifest::new(
+                names
+                    .iter()
+                    .map(|n| ManifestEntry {
+                        path: (*n).into(),
+                        entry: Entry::file(1, 1, 0o644),
+                    })
+                    .collect(),
+                Vec::new(),
+                true,
+            ),
+            issues: Vec::new(),
+        };
+        let scan = Scan {
+            source: files(&["a", "b"]),
+            destination: files(if changes { &["a"] } else { &["a", "b"] }),
+        };
+        let options = SyncOptions {
+            delete: false,
+            max_delete: None,
+            archive: false,
+            checksum: false,
+            delta_threshold: 1 << 20,
+            block_size: 1 << 20,
+            allow_empty_source: false,
+            filters: Vec::new(),
+        };
+        App::new(build_plan(
+            Location::Local("/s".into()),
+            Location::Local("/d".into()),
+            &scan,
+            options,
+        ))
+    }
+
+    #[test]
+    fn approve_confirm_execute_done_quit() {
+        let mut app = app(true);
+        assert_eq!(app.update(Action::Approve), Effect::None);
+        assert_eq!(app.screen, Screen::Confirm);
+        assert_eq!(app.update(Action::Back), Effect::None);
+        assert_eq!(app.screen, Screen::Review);
+        app.update(Action::Approve);
+        assert_eq!(app.update(Action::Confirm), Effect::StartExecution);
+        assert_eq!(
+            app.update(Action::Quit),
+            Effect::None,
+            "q does not abandon a running sync"
+        );
+        assert_eq!(app.update(Action::Interrupt), Effect::Cancel);
+        assert_eq!(app.update(Action::Interrupt), Effect::None);
+        app.on_finished(ExecReport::default());
+        assert_eq!(app.update(Action::Quit), Effect::Quit);
+    }
+
+    #[test]
+    fn nothing_to_approve_and_navigation_bounds() {
+        let mut app = app(false);
+        app.update(Action::Approve);
+        assert_eq!(
+            app.screen,
+            Screen::Review,
+            "an empty plan has nothing to approve"
+        );
+        app.update(Action::End);
+        assert_eq!(app.selected, 1);
+        app.update(Action::Down);
+        assert_eq!(app.selected, 1);
+        app.update(Action::PageUp);
+        assert_eq!(app.selected, 0);
+        app.update(Action::ToggleHelp);
+        assert!(app.show_help);
+        assert_eq!(
+            app.update(Action::Quit),
+            Effect::None,
+            "q closes help first"
+        );
+        assert!(!app.show_help);
+        assert_eq!(app.update(Action::Interrupt), Effect::Quit);
+    }
+
+    #[test]
+    fn edits_go_through_the_tree() {
+        let mut app = app(true);
+        app.update(Action::Down);
+        app.update(Action::ToggleSkip);
+        assert_eq!(app.plan.stats.changes(), 0);
+        app.update(Action::Undo);
+        assert_eq!(app.plan.stats.changes(), 1);
+        app.update(Action::ToggleHideSkipped);
+        assert_eq!(app.tree.rows().len(), 1);
+        assert_eq!(app.selected, 0, "selection stays within the rows");
+    }
+}

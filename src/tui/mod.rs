@@ -76,7 +76,11 @@ impl Tui {
     }
 
     /// Shows live scan counts until `scan` finishes; `None` when the user quit.
-    pub async fn scanning<F: Future>(&mut self, progress: &ScanProgress, scan: F) -> Option<F::Output> {
+    pub async fn scanning<F: Future>(
+        &mut self,
+        progress: &ScanProgress,
+        scan: F,
+    ) -> Option<F::Output> {
         let started = std::time::Instant::now();
         let mut tick = tokio::time::interval(TICK);
         tokio::pin!(scan);

@@ -18,12 +18,19 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, palette: &Palette) {
             format::count(stats.changes()),
             format::bytes(stats.bytes_to_send)
         )),
-        Line::from(format!("saved by delta: {}", format::bytes(stats.bytes_saved))),
+        Line::from(format!(
+            "saved by delta: {}",
+            format::bytes(stats.bytes_saved)
+        )),
     ];
     let deletes = stats.totals(SyncAction::Delete).count;
     if deletes > 0 {
         lines.push(Line::styled(
-            format!("{} entr{} will be DELETED", format::count(deletes), if deletes == 1 { "y" } else { "ies" }),
+            format!(
+                "{} entr{} will be DELETED",
+                format::count(deletes),
+                if deletes == 1 { "y" } else { "ies" }
+            ),
             palette.danger(),
         ));
     }
@@ -34,6 +41,13 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, palette: &Palette) {
     lines.push(Line::from("y: run it    n / Esc: back to the plan"));
     let popup = super::centered(area, 64, lines.len() as u16 + 2);
     frame.render_widget(Clear, popup);
-    let block = Block::default().borders(Borders::ALL).title(" Run this plan? ");
-    frame.render_widget(Paragraph::new(lines).wrap(ratatui::widgets::Wrap { trim: true }).block(block), popup);
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .title(" Run this plan? ");
+    frame.render_widget(
+        Paragraph::new(lines)
+            .wrap(ratatui::widgets::Wrap { trim: true })
+            .block(block),
+        popup,
+    );
 }

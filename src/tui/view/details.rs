@@ -35,12 +35,21 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, palette: &Palette) {
         }
     }
     let block = Block::default().borders(Borders::ALL).title(" details ");
-    frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }).block(block), area);
+    frame.render_widget(
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: false })
+            .block(block),
+        area,
+    );
 }
 
 fn side(label: &str, entry: Option<&Entry>) -> String {
     match entry {
-        Some(e) => format!("{label}: {} {}", format::bytes(e.size), format::mtime(e.mtime_ns)),
+        Some(e) => format!(
+            "{label}: {} {}",
+            format::bytes(e.size),
+            format::mtime(e.mtime_ns)
+        ),
         None => format!("{label}: —"),
     }
 }

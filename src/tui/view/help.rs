@@ -21,6 +21,8 @@ pub fn overlay(frame: &mut Frame, area: Rect, _palette: &Palette) {
         .collect();
     let popup = super::centered(area, 60, lines.len() as u16 + 2);
     frame.render_widget(Clear, popup);
-    let block = Block::default().borders(Borders::ALL).title(" keys (Esc closes) ");
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .title(" keys (Esc closes) ");
     frame.render_widget(Paragraph::new(lines).block(block), popup);
 }

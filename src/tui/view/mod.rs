@@ -24,13 +24,19 @@ struct ReviewLayout {
 }
 
 fn review_layout(area: Rect) -> ReviewLayout {
-    let [header, body, status] =
-        Layout::vertical([Constraint::Length(5), Constraint::Min(3), Constraint::Length(1)]).areas(area);
+    let [header, body, status] = Layout::vertical([
+        Constraint::Length(5),
+        Constraint::Min(3),
+        Constraint::Length(1),
+    ])
+    .areas(area);
     let (tree, details) = if area.width >= 110 {
-        let [tree, details] = Layout::horizontal([Constraint::Min(60), Constraint::Length(44)]).areas(body);
+        let [tree, details] =
+            Layout::horizontal([Constraint::Min(60), Constraint::Length(44)]).areas(body);
         (tree, details)
     } else {
-        let [tree, details] = Layout::vertical([Constraint::Min(3), Constraint::Length(6)]).areas(body);
+        let [tree, details] =
+            Layout::vertical([Constraint::Min(3), Constraint::Length(6)]).areas(body);
         (tree, details)
     };
     ReviewLayout {
@@ -77,3 +83,6 @@ fn centered(area: Rect, width: u16, height: u16) -> Rect {
         height,
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -36,12 +36,19 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, palette: &Palette) {
             action.name(),
             format::bytes(totals.size),
             format::bytes(totals.bytes_to_send),
-            if totals.bytes_saved > 0 { format::bytes(totals.bytes_saved) } else { String::new() },
+            if totals.bytes_saved > 0 {
+                format::bytes(totals.bytes_saved)
+            } else {
+                String::new()
+            },
         );
         let left = format!("{} {indent}{marker}{name}", symbol(action));
         let room = width.saturating_sub(columns.chars().count() + 1);
         let left: String = if left.chars().count() > room {
-            left.chars().take(room.saturating_sub(1)).chain(std::iter::once('…')).collect()
+            left.chars()
+                .take(room.saturating_sub(1))
+                .chain(std::iter::once('…'))
+                .collect()
         } else {
             format!("{left:<room$}")
         };
@@ -58,9 +65,16 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, palette: &Palette) {
     let title = format!(
         " {} entries{} ",
         format::count(rows.len() as u64),
-        if app.hide_skipped { ", skipped hidden" } else { "" }
+        if app.hide_skipped {
+            ", skipped hidden"
+        } else {
+            ""
+        }
     );
-    let header = format!("{:>9} {:>10} {:>10} {:>10} ", "action", "size", "to send", "saved");
+    let header = format!(
+        "{:>9} {:>10} {:>10} {:>10} ",
+        "action", "size", "to send", "saved"
+    );
     let block = Block::default()
         .borders(Borders::ALL)
         .title(title)

@@ -12,7 +12,14 @@ use crate::tui::app::{App, Screen};
 
 pub fn draw(frame: &mut Frame, area: Rect, app: &App, palette: &Palette) {
     let p = &app.progress;
-    let [gauge_area, stats_area, active_area, failures_area, log_area, status] = Layout::vertical([
+    let [
+        gauge_area,
+        stats_area,
+        active_area,
+        failures_area,
+        log_area,
+        status,
+    ] = Layout::vertical([
         Constraint::Length(3),
         Constraint::Length(2),
         Constraint::Min(3),
@@ -22,7 +29,11 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, palette: &Palette) {
     ])
     .areas(area);
     let ratio = if p.total_bytes == 0 {
-        if p.total_items == 0 { 1.0 } else { p.done_items as f64 / p.total_items as f64 }
+        if p.total_items == 0 {
+            1.0
+        } else {
+            p.done_items as f64 / p.total_items as f64
+        }
     } else {
         (p.bytes_sent as f64 / p.total_bytes as f64).min(1.0)
     };
@@ -60,7 +71,11 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, palette: &Palette) {
         vec![
             Line::from(format!(
                 "{} in {}: {} copied, {} by delta, {} metadata, {} deleted, {} unchanged, {} failed",
-                if report.interrupted { "Interrupted" } else { "Finished" },
+                if report.interrupted {
+                    "Interrupted"
+                } else {
+                    "Finished"
+                },
                 format::duration(report.duration),
                 format::count(report.copied),
                 format::count(report.delta),
@@ -92,7 +107,11 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, palette: &Palette) {
     };
     frame.render_widget(
         Paragraph::new(active).block(Block::default().borders(Borders::ALL).title(
-            if app.screen == Screen::Done { " summary " } else { " active " },
+            if app.screen == Screen::Done {
+                " summary "
+            } else {
+                " active "
+            },
         )),
         active_area,
     );
@@ -102,10 +121,20 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, palette: &Palette) {
         .rev()
         .take(4)
         .map(|(path, error)| Line::styled(format!("{path}: {error}"), palette.danger()))
-        .chain(p.warnings.iter().rev().take(2).map(|w| Line::from(format!("warning: {w}"))))
+        .chain(
+            p.warnings
+                .iter()
+                .rev()
+                .take(2)
+                .map(|w| Line::from(format!("warning: {w}"))),
+        )
         .collect();
     frame.render_widget(
-        Paragraph::new(failures).block(Block::default().borders(Borders::ALL).title(" failures and warnings ")),
+        Paragraph::new(failures).block(
+            Block::default()
+                .borders(Borders::ALL)
+                .title(" failures and warnings "),
+        ),
         failures_area,
     );
     frame.render_widget(
@@ -117,6 +146,10 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, palette: &Palette) {
             .output_line(false),
         log_area,
     );
-    let hint = if app.screen == Screen::Done { "q: quit" } else { "Ctrl+C: stop after the running items" };
+    let hint = if app.screen == Screen::Done {
+        "q: quit"
+    } else {
+        "Ctrl+C: stop after the running items"
+    };
     frame.render_widget(Paragraph::new(hint).style(palette.dim()), status);
 }

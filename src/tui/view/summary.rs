@@ -25,7 +25,12 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, palette: &Palette) {
             palette.action(action)
         };
         counts.push(Span::styled(
-            format!("{} {} {}  ", symbol(action), format::count(totals.count), action.name()),
+            format!(
+                "{} {} {}  ",
+                symbol(action),
+                format::count(totals.count),
+                action.name()
+            ),
             style,
         ));
     }
@@ -39,6 +44,8 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, palette: &Palette) {
             format::count(stats.changes()),
         )),
     ];
-    let block = Block::default().borders(Borders::BOTTOM).title(" HugeSync plan ");
+    let block = Block::default()
+        .borders(Borders::BOTTOM)
+        .title(" HugeSync plan ");
     frame.render_widget(Paragraph::new(lines).block(block), area);
 }

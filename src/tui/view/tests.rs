@@ -1,0 +1,165 @@
+//! Snapshots of every screen at 80×24 and 120×40, drawn from hand-made plans and
+//! hand-fed engine events.
+
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+
+use super::{Palette, draw};
+use crate::progress::ExecEvent;
+use crate::storage::Listing;
+use crate::sync::{ExecReport, Scan, SyncOptions, build_plan};
+use crate::tui::action::Action;
+use crate::tui::app::App;
+use crate::types::{Entry, EntryKind, Manifest, ManifestEntry, SyncAction};
+use crate::uri::Location;
+
+fn listing(entries: &[(&str, Option<u64>, i64)]) -> Listing {
+    let entries = entries
+        .iter()
+        .map(|(path, size, mtime)| ManifestEntry {
+            path: (*path).into(),
+            entry: match size {
+                Some(size) => Entry::file(*size, *mtime, 0o644),
+                None => Entry {
+                    kind: EntryKind::Dir,
+                    size: 0,
+                    mtime_ns: *mtime,
+                    mode: 0o755,
+                    extra: None,
+                },
+            },
+        })
+        .collect();
+    Listing {
+        manifest: Manifest::new(entries, Vec::new(), true),
+        issues: Vec::new(),
+    }
+}
+
+fn app() -> App {
+    const T: i64 = 1_700_000_000_000_000_000;
+    let src = listing(&[
+        ("datasets", None, T),
+        ("datasets/train.parquet", Some(40 << 30), T + 5),
+        ("datasets/labels.csv", Some(12_345), T),
+        ("models", None, T),
+        ("models/checkpoint-final.bin", Some(7 << 30), T + 9),
+        ("README.md", Some(2048), T + 1),
+    ]);
+    let dst = listing(&[
+        ("datasets", None, T),
+        ("datasets/train.parquet", Some(39 << 30), T),
+        ("datasets/labels.csv", Some(12_345), T),
+        ("old-notes.txt", Some(512), T),
+        ("README.md", Some(2048), T),
+    ]);
+    let options = SyncOptions {
+        delete: true,
+        max_delete: None,
+        archive: false,
+        checksum: false,
+        delta_threshold: 32 << 20,
+        block_size: 5 << 20,
+        allow_empty_source: false,
+        filters: Vec::new(),
+    };
+    let mut plan = build_plan(
+        Location::Local("/data/src".into()),
+        Location::Local("/backup/dst".into()),
+        &Scan {
+            source: src,
+            destination: dst,
+        },
+        options,
+    );
+    // What the delta estimate would have found.
+    for item in &mut plan.items {
+        if item.action == SyncAction::Delta {
+            item.bytes_to_send = 600 << 20;
+            item.bytes_saved = (40 << 30) - (600 << 20);
+        }
+    }
+    plan.refresh_stats();
+    App::new(plan)
+}
+
+fn render(app: &mut App, width: u16, height: u16) -> String {
+    let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
+    app.scroll_into_view(super::tree_rows(ratatui::layout::Rect::new(
+        0, 0, width, height,
+    )));
+    let palette = Palette { color: false };
+    terminal.draw(|frame| draw(frame, app, &palette)).unwrap();
+    terminal.backend().to_string()
+}
+
+#[test]
+fn review_screen() {
+    let mut app = app();
+    insta::assert_snapshot!("review_80x24", render(&mut app, 80, 24));
+    app.update(Action::Down);
+    app.update(Action::Toggle);
+    insta::assert_snapshot!("review_expanded_120x40", render(&mut app, 120, 40));
+}
+
+#[test]
+fn confirm_and_help() {
+    let mut app = app();
+    app.update(Action::Approve);
+    insta::assert_snapshot!("confirm_80x24", render(&mut app, 80, 24));
+    app.update(Action::Back);
+    app.update(Action::ToggleHelp);
+    insta::assert_snapshot!("help_120x40", render(&mut app, 120, 40));
+}
+
+#[test]
+fn execution_and_summary() {
+    let mut app = app();
+    app.update(Action::Approve);
+    app.update(Action::Confirm);
+    let path = app
+        .plan
+        .items
+        .iter()
+        .find(|i| i.action == SyncAction::Delta)
+        .map(|i| i.path.clone())
+        .unwrap();
+    for event in [
+        ExecEvent::Begin {
+            items: 5,
+            bytes: 2 << 30,
+        },
+        ExecEvent::Started {
+            id: 1,
+            path: path.clone(),
+            action: SyncAction::Delta,
+            bytes: 600 << 20,
+        },
+        ExecEvent::Advanced {
+            id: 1,
+            bytes: 300 << 20,
+        },
+        ExecEvent::Failed {
+            id: 3,
+            path: "models/checkpoint-final.bin".into(),
+            action: SyncAction::Copy,
+            error: "cannot open: Permission denied".into(),
+        },
+    ] {
+        app.on_event(&event);
+    }
+    let text = render(&mut app, 80, 24);
+    assert!(text.contains("datasets/train.parquet"), "{text}");
+    assert!(text.contains("Permission denied"), "{text}");
+    app.on_finished(ExecReport {
+        copied: 3,
+        delta: 1,
+        failed: 1,
+        bytes_sent: 700 << 20,
+        bytes_saved: 39 << 30,
+        ..ExecReport::default()
+    });
+    let text = render(&mut app, 120, 40);
+    assert!(text.contains("Finished"), "{text}");
+    assert!(text.contains("3 copied, 1 by delta"), "{text}");
+}

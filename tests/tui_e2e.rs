@@ -1,0 +1,164 @@
+//! `hugesync tui` end to end through a real terminal: tmux runs it on a temp tree,
+//! keys approve the plan, the test waits for the summary, quits, and checks the
+//! destination and the exit code.
+
+mod util;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use util::*;
+
+struct Session {
+    name: String,
+}
+
+impl Session {
+    fn start(command: &str) -> Session {
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!("hugesync-e2e-{}-{n}", std::process::id());
+        let status = Command::new("tmux")
+            // CI may have no TERM at all; the UI inside tmux gets tmux's own.
+            .env(
+                "TERM",
+                std::env::var("TERM").unwrap_or_else(|_| "xterm-256color".into()),
+            )
+            .args([
+                "new-session",
+                "-d",
+                "-x",
+                "120",
+                "-y",
+                "40",
+                "-s",
+                &name,
+                command,
+            ])
+            .status()
+            .expect("tmux must be installed (scripts/test.sh installs it)");
+        assert!(status.success());
+        Session { name }
+    }
+
+    fn screen(&self) -> String {
+        let out = Command::new("tmux")
+            .args(["capture-pane", "-p", "-t", &self.name])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Waits (bounded) until the screen shows `text`.
+    fn wait_for(&self, text: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let screen = self.screen();
+            if screen.contains(text) {
+                return screen;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "never saw {text:?}; screen:\n{screen}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        let status = Command::new("tmux")
+            .args(["send-keys", "-t", &self.name])
+            .args(keys)
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["kill-session", "-t", &self.name])
+            .status();
+    }
+}
+
+fn wait_for_file(path: &Path) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(text) = std::fs::read_to_string(path)
+            && text.ends_with('\n')
+        {
+            return text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} never appeared",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn approve_run_and_quit_through_tmux() {
+    let s = Scratch::new();
+    s.write("src/docs/readme.txt", b"hello");
+    s.write("src/data/blob.bin", &noise(3 * 1024 * 1024, 9));
+    s.write("dst/stale.txt", b"old");
+    let exit_file = s.path("exit-code");
+    let command = format!(
+        "XDG_CONFIG_HOME={config} XDG_STATE_HOME={state} {bin} tui --delete {src} {dst}; echo $? > {exit}",
+        config = s.path("config").display(),
+        state = s.path("state").display(),
+        bin = assert_cmd::cargo::cargo_bin("hugesync").display(),
+        src = s.src().display(),
+        dst = s.dst().display(),
+        exit = exit_file.display(),
+    );
+    let session = Session::start(&command);
+    let review = session.wait_for("HugeSync plan");
+    assert!(review.contains("delete"), "{review}");
+    session.keys(&["a"]);
+    session.wait_for("Run this plan?");
+    session.keys(&["y"]);
+    session.wait_for("Finished");
+    session.keys(&["q"]);
+    assert_eq!(wait_for_file(&exit_file).trim(), "0");
+    assert_eq!(tree(&s.src()), tree(&s.dst()));
+}
+
+#[test]
+fn veto_a_delete_then_run() {
+    let s = Scratch::new();
+    s.write("src/a.txt", b"a");
+    s.write("dst/keep.txt", b"k");
+    let exit_file = s.path("exit-code");
+    let command = format!(
+        "XDG_CONFIG_HOME={config} XDG_STATE_HOME={state} {bin} tui --delete {src} {dst}; echo $? > {exit}",
+        config = s.path("config").display(),
+        state = s.path("state").display(),
+        bin = assert_cmd::cargo::cargo_bin("hugesync").display(),
+        src = s.src().display(),
+        dst = s.dst().display(),
+        exit = exit_file.display(),
+    );
+    let session = Session::start(&command);
+    session.wait_for("keep.txt");
+    // Rows: a.txt, keep.txt. Veto the delete, approve, run.
+    session.keys(&["Down", "d"]);
+    let screen = session.wait_for("1 skip");
+    assert!(!screen.contains("1 delete"), "{screen}");
+    session.keys(&["a"]);
+    session.wait_for("Run this plan?");
+    session.keys(&["y"]);
+    session.wait_for("Finished");
+    session.keys(&["q"]);
+    assert_eq!(wait_for_file(&exit_file).trim(), "0");
+    assert!(
+        s.path("dst/keep.txt").exists(),
+        "the vetoed delete did not happen"
+    );
+    assert!(s.path("dst/a.txt").exists());
+}
