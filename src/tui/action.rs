@@ -18,6 +18,18 @@ pub enum Action {
     ToggleSkip,
     ForceFull,
     VetoDelete,
+    /// `e`: leave the subtree out (and out of re-plans).
+    Exclude,
+    /// `/`: start typing a path filter.
+    Filter,
+    /// A character typed into the filter.
+    Input(char),
+    /// Backspace in the filter.
+    Erase,
+    /// Enter in the filter: keep it and go back to the tree.
+    Accept,
+    /// `w`: write the edited plan for `hugesync apply`.
+    WritePlan,
     Undo,
     ToggleHideSkipped,
     ToggleHelp,
@@ -40,6 +52,9 @@ pub const BINDINGS: &[(&str, &str)] = &[
     ("space", "skip / unskip (entry or subtree)"),
     ("f", "force full copy instead of delta"),
     ("d", "veto deletes"),
+    ("e", "exclude the subtree (also from re-plans)"),
+    ("/", "filter by path (Enter keeps, Esc clears)"),
+    ("w", "write the edited plan to hugesync-plan.json"),
     ("u", "undo the last edit"),
     ("h", "hide / show skipped entries"),
     ("a", "approve: review and run"),
@@ -48,12 +63,24 @@ pub const BINDINGS: &[(&str, &str)] = &[
     ("q / Ctrl+C", "quit / interrupt"),
 ];
 
-pub fn for_key(key: KeyEvent) -> Option<Action> {
+/// The action for a key; while `typing` a filter, characters are text.
+pub fn for_key(key: KeyEvent, typing: bool) -> Option<Action> {
     if key.kind == KeyEventKind::Release {
         return None;
     }
     if key.modifiers.contains(KeyModifiers::CONTROL) && key.code == KeyCode::Char('c') {
         return Some(Action::Interrupt);
+    }
+    if typing {
+        return match key.code {
+            KeyCode::Char(c) => Some(Action::Input(c)),
+            KeyCode::Backspace => Some(Action::Erase),
+            KeyCode::Enter => Some(Action::Accept),
+            KeyCode::Esc => Some(Action::Back),
+            KeyCode::Up => Some(Action::Up),
+            KeyCode::Down => Some(Action::Down),
+            _ => None,
+        };
     }
     Some(match key.code {
         KeyCode::Up | KeyCode::Char('k') => Action::Up,
@@ -68,6 +95,9 @@ pub fn for_key(key: KeyEvent) -> Option<Action> {
         KeyCode::Char(' ') => Action::ToggleSkip,
         KeyCode::Char('f') => Action::ForceFull,
         KeyCode::Char('d') => Action::VetoDelete,
+        KeyCode::Char('e') => Action::Exclude,
+        KeyCode::Char('/') => Action::Filter,
+        KeyCode::Char('w') => Action::WritePlan,
         KeyCode::Char('u') => Action::Undo,
         KeyCode::Char('h') => Action::ToggleHideSkipped,
         KeyCode::Char('?') => Action::ToggleHelp,

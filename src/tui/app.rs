@@ -22,6 +22,8 @@ pub enum Effect {
     StartExecution,
     /// Ask the engine to stop (Ctrl+C while executing).
     Cancel,
+    /// Save the edited plan.
+    WritePlan,
     Quit,
 }
 
@@ -40,6 +42,13 @@ pub struct App {
     pub progress: Progress,
     pub report: Option<ExecReport>,
     pub cancelling: bool,
+    /// Ctrl+C was pressed while executing: asking whether to stop.
+    pub confirm_cancel: bool,
+    /// The path filter, while typed or active.
+    pub filter: Option<String>,
+    pub typing: bool,
+    /// A one-line message for the status bar.
+    pub message: Option<String>,
 }
 
 impl App {
@@ -57,19 +66,19 @@ impl App {
             progress: Progress::default(),
             report: None,
             cancelling: false,
+            confirm_cancel: false,
+            filter: None,
+            typing: false,
+            message: None,
         }
     }
 
     pub fn update(&mut self, action: Action) -> Effect {
+        if self.screen == Screen::Executing {
+            return self.executing(action);
+        }
         if action == Action::Interrupt {
-            return match self.screen {
-                Screen::Executing if !self.cancelling => {
-                    self.cancelling = true;
-                    Effect::Cancel
-                }
-                Screen::Executing => Effect::None,
-                _ => Effect::Quit,
-            };
+            return Effect::Quit;
         }
         if self.show_help {
             if matches!(action, Action::ToggleHelp | Action::Back | Action::Quit) {
@@ -98,9 +107,60 @@ impl App {
         }
     }
 
+    /// While the engine runs: Ctrl+C asks, `y` stops, `n` carries on; a second
+    /// Ctrl+C stops without asking again.
+    fn executing(&mut self, action: Action) -> Effect {
+        match (action, self.confirm_cancel) {
+            (Action::Interrupt, false) if !self.cancelling => {
+                self.confirm_cancel = true;
+                Effect::None
+            }
+            (Action::Interrupt | Action::Confirm, true) => {
+                self.confirm_cancel = false;
+                self.cancelling = true;
+                Effect::Cancel
+            }
+            (Action::Back, true) => {
+                self.confirm_cancel = false;
+                Effect::None
+            }
+            _ => Effect::None,
+        }
+    }
+
     fn review(&mut self, action: Action) -> Effect {
         let rows = self.tree.rows().len();
         let last = rows.saturating_sub(1);
+        self.message = None;
+        if self.typing {
+            match action {
+                Action::Input(c) => {
+                    let query = self.filter.get_or_insert_with(String::new);
+                    query.push(c);
+                    let query = query.clone();
+                    self.tree.set_filter(&self.plan, &query);
+                    self.selected = 0;
+                }
+                Action::Erase => {
+                    let query = self.filter.get_or_insert_with(String::new);
+                    query.pop();
+                    let query = query.clone();
+                    self.tree.set_filter(&self.plan, &query);
+                    self.selected = 0;
+                }
+                Action::Accept => self.typing = false,
+                Action::Back => {
+                    self.typing = false;
+                    self.filter = None;
+                    self.tree.set_filter(&self.plan, "");
+                }
+                Action::Up => self.selected = self.selected.saturating_sub(1),
+                Action::Down => self.selected = (self.selected + 1).min(last),
+                _ => {}
+            }
+            self.selected = self.selected.min(self.tree.rows().len().saturating_sub(1));
+            return Effect::None;
+        }
         match action {
             Action::Up => self.selected = self.selected.saturating_sub(1),
             Action::Down => self.selected = (self.selected + 1).min(last),
@@ -120,6 +180,16 @@ impl App {
             Action::ToggleSkip => self.edit(Edit::ToggleSkip),
             Action::ForceFull => self.edit(Edit::ForceFull),
             Action::VetoDelete => self.edit(Edit::VetoDelete),
+            Action::Exclude => self.edit(Edit::Exclude),
+            Action::Filter => {
+                self.typing = true;
+                self.filter = Some(String::new());
+            }
+            Action::Back if self.filter.is_some() => {
+                self.filter = None;
+                self.tree.set_filter(&self.plan, "");
+            }
+            Action::WritePlan => return Effect::WritePlan,
             Action::Undo => {
                 self.tree.undo(&mut self.plan);
             }
@@ -227,8 +297,21 @@ mod tests {
             Effect::None,
             "q does not abandon a running sync"
         );
-        assert_eq!(app.update(Action::Interrupt), Effect::Cancel);
-        assert_eq!(app.update(Action::Interrupt), Effect::None);
+        assert_eq!(
+            app.update(Action::Interrupt),
+            Effect::None,
+            "Ctrl+C asks first"
+        );
+        assert!(app.confirm_cancel);
+        assert_eq!(app.update(Action::Back), Effect::None);
+        assert!(!app.confirm_cancel);
+        app.update(Action::Interrupt);
+        assert_eq!(app.update(Action::Confirm), Effect::Cancel);
+        assert_eq!(
+            app.update(Action::Interrupt),
+            Effect::None,
+            "already stopping"
+        );
         app.on_finished(ExecReport::default());
         assert_eq!(app.update(Action::Quit), Effect::Quit);
     }
@@ -257,6 +340,24 @@ mod tests {
         );
         assert!(!app.show_help);
         assert_eq!(app.update(Action::Interrupt), Effect::Quit);
+    }
+
+    #[test]
+    fn typing_a_filter() {
+        let mut app = app(true);
+        app.update(Action::Filter);
+        assert!(app.typing);
+        app.update(Action::Input('b'));
+        assert_eq!(app.tree.rows().len(), 1);
+        app.update(Action::Erase);
+        assert_eq!(app.tree.rows().len(), 2);
+        app.update(Action::Input('a'));
+        app.update(Action::Accept);
+        assert!(!app.typing);
+        assert_eq!(app.tree.rows().len(), 1);
+        assert_eq!(app.update(Action::WritePlan), Effect::WritePlan);
+        app.update(Action::Back);
+        assert_eq!(app.tree.rows().len(), 2, "Esc clears the filter");
     }
 
     #[test]

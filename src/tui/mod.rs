@@ -36,7 +36,7 @@ const TICK: Duration = Duration::from_millis(50);
 /// The terminal, owned while the UI runs; restored when dropped.
 pub struct Tui {
     terminal: DefaultTerminal,
-    keys: mpsc::UnboundedReceiver<Action>,
+    keys: mpsc::UnboundedReceiver<Event>,
     stop_keys: Arc<AtomicBool>,
     palette: Palette,
 }
@@ -55,15 +55,13 @@ impl Tui {
                 if !event::poll(Duration::from_millis(100)).unwrap_or(false) {
                     continue;
                 }
-                let action = match event::read() {
-                    Ok(Event::Key(key)) => action::for_key(key),
-                    Ok(Event::Mouse(mouse)) => action::for_mouse(mouse),
-                    _ => None,
-                };
-                if let Some(action) = action
-                    && tx.send(action).is_err()
-                {
-                    break;
+                match event::read() {
+                    Ok(event @ (Event::Key(_) | Event::Mouse(_) | Event::Resize(..))) => {
+                        if tx.send(event).is_err() {
+                            break;
+                        }
+                    }
+                    _ => {}
                 }
             }
         });
@@ -87,8 +85,8 @@ impl Tui {
         loop {
             tokio::select! {
                 output = &mut scan => return Some(output),
-                Some(action) = self.keys.recv() => {
-                    if matches!(action, Action::Quit | Action::Interrupt) {
+                Some(event) = self.keys.recv() => {
+                    if matches!(to_action(&event, false), Some(Action::Quit | Action::Interrupt)) {
                         return None;
                     }
                 }
@@ -129,10 +127,21 @@ impl Tui {
         let mut dirty = true;
         loop {
             tokio::select! {
-                Some(action) = self.keys.recv() => {
+                Some(event) = self.keys.recv() => {
+                    let Some(action) = to_action(&event, app.typing) else {
+                        dirty = true; // a resize
+                        continue;
+                    };
                     match app.update(action) {
                         Effect::None => {}
                         Effect::Quit => break,
+                        Effect::WritePlan => {
+                            let path = std::path::Path::new("hugesync-plan.json");
+                            app.message = Some(match app.plan.save(path) {
+                                Ok(()) => format!("plan written to {}; run it with `hugesync apply {}`", path.display(), path.display()),
+                                Err(e) => e.to_string(),
+                            });
+                        }
                         Effect::Cancel => cancel.cancel(),
                         Effect::StartExecution => {
                             if let Err(refusal) = app.plan.check_safety() {
@@ -183,6 +192,14 @@ impl Tui {
             Some(report) if report.failed > 0 || report.deletes_withheld > 0 => ExitStatus::Partial,
             _ => ExitStatus::Success,
         }
+    }
+}
+
+fn to_action(event: &Event, typing: bool) -> Option<Action> {
+    match event {
+        Event::Key(key) => action::for_key(*key, typing),
+        Event::Mouse(mouse) => action::for_mouse(*mouse),
+        _ => None,
     }
 }
 

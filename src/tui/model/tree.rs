@@ -99,12 +99,17 @@ pub enum Edit {
     ForceFull,
     /// Keep entries the plan would delete.
     VetoDelete,
+    /// Leave the subtree out: skip everything in it, and record an exclude rule
+    /// in the plan so `apply --replan` leaves it out too.
+    Exclude,
 }
 
 /// What an edit changed, to undo it.
 #[derive(Clone, Debug)]
 pub struct Undo {
     previous: Vec<(u32, PlanItem)>,
+    /// Filter rules the plan had before the edit added one.
+    filters_before: Option<usize>,
 }
 
 #[derive(Clone, Debug)]
@@ -474,7 +479,24 @@ impl PlanTree {
         let whole = transfer_action(&plan.source, &plan.destination);
         let mut undo = Undo {
             previous: Vec::new(),
+            filters_before: None,
         };
+        if edit == Edit::Exclude && id != 0 {
+            let path = self.path_of(id, plan);
+            let mut pattern = format!("/{}", String::from_utf8_lossy(&path));
+            if self.nodes[id as usize].is_dir() {
+                pattern.push('/');
+            }
+            let rule = crate::filter::FilterRule {
+                kind: crate::filter::RuleKind::Exclude,
+                pattern,
+            };
+            if !plan.options.filters.contains(&rule) {
+                undo.filters_before = Some(plan.options.filters.len());
+                // First matching rule wins: the user's exclusion goes first.
+                plan.options.filters.insert(0, rule);
+            }
+        }
         for (node, index) in targets {
             let before = plan.items[index].clone();
             let mut after = before.clone();
@@ -487,7 +509,7 @@ impl PlanTree {
                     after.edit = None;
                     restore_estimates(&mut after, whole);
                 }
-                Edit::ToggleSkip | Edit::VetoDelete => {
+                Edit::ToggleSkip | Edit::VetoDelete | Edit::Exclude => {
                     if before.action == SyncAction::Skip
                         || (edit == Edit::VetoDelete && before.action != SyncAction::Delete)
                     {
@@ -514,7 +536,7 @@ impl PlanTree {
             undo.previous.push((index as u32, before));
         }
         let changed = undo.previous.len();
-        if changed > 0 {
+        if changed > 0 || undo.filters_before.is_some() {
             plan.refresh_stats();
             self.undo.push(undo);
             if self.hide_skipped {
@@ -529,6 +551,9 @@ impl PlanTree {
         let Some(undo) = self.undo.pop() else {
             return false;
         };
+        if undo.filters_before.is_some() {
+            plan.options.filters.remove(0);
+        }
         for (index, before) in undo.previous.into_iter().rev() {
             let node = self.item_node[index as usize];
             let current = Totals::of_item(&plan.items[index as usize]);

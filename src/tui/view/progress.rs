@@ -146,6 +146,23 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, palette: &Palette) {
             .output_line(false),
         log_area,
     );
+    if app.confirm_cancel {
+        let popup = super::centered(area, 60, 5);
+        frame.render_widget(ratatui::widgets::Clear, popup);
+        frame.render_widget(
+            Paragraph::new(vec![
+                Line::from("Stop after the running items? Nothing partial is left."),
+                Line::from(""),
+                Line::from("y / Ctrl+C: stop    n / Esc: carry on"),
+            ])
+            .block(
+                Block::default()
+                    .borders(Borders::ALL)
+                    .title(" Stop the sync? "),
+            ),
+            popup,
+        );
+    }
     let hint = if app.screen == Screen::Done {
         "q: quit"
     } else {
