@@ -55,13 +55,11 @@ impl Tui {
                 if !event::poll(Duration::from_millis(100)).unwrap_or(false) {
                     continue;
                 }
-                match event::read() {
-                    Ok(event @ (Event::Key(_) | Event::Mouse(_) | Event::Resize(..))) => {
-                        if tx.send(event).is_err() {
-                            break;
-                        }
-                    }
-                    _ => {}
+                if let Ok(event @ (Event::Key(_) | Event::Mouse(_) | Event::Resize(..))) =
+                    event::read()
+                    && tx.send(event).is_err()
+                {
+                    break;
                 }
             }
         });
