@@ -137,6 +137,7 @@ async fn tui_command(
     let exec = ExecOptions {
         jobs: ctx.settings.jobs.value,
         fsync: ctx.settings.fsync.value,
+        pause: None,
     };
     let status = tui
         .review_and_run(
@@ -397,6 +398,7 @@ async fn finish_run(
     let options = ExecOptions {
         jobs: ctx.settings.jobs.value,
         fsync: ctx.settings.fsync.value,
+        pause: None,
     };
     let report = sync::execute(
         plan.clone(),

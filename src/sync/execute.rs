@@ -22,10 +22,12 @@ use crate::storage::Storage;
 use crate::storage::local::WriteMeta;
 use crate::types::{EntryKind, RelPath, SyncAction};
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct ExecOptions {
     pub jobs: usize,
     pub fsync: bool,
+    /// While it holds `true`, no new item starts (running ones finish).
+    pub pause: Option<tokio::sync::watch::Receiver<bool>>,
 }
 
 /// The outcome of a run, for the final summary and the exit code.
@@ -53,6 +55,7 @@ struct Runner {
     ctx: ItemContext,
     report: ExecReport,
     touched_dirs: BTreeSet<Option<RelPath>>,
+    pause: Option<tokio::sync::watch::Receiver<bool>>,
 }
 
 /// Runs the plan's items. Per-item failures are reported as events and counted;
@@ -84,6 +87,7 @@ pub async fn execute(
         plan,
         ctx,
         touched_dirs: BTreeSet::new(),
+        pause: options.pause.clone(),
     };
     runner.run(options.jobs.max(1)).await;
     runner.report.duration = started.elapsed();
@@ -167,6 +171,7 @@ impl Runner {
         let permits = Arc::new(Semaphore::new(jobs));
         let mut running: JoinSet<(usize, Result<Outcome, ItemError>)> = JoinSet::new();
         for &id in ids {
+            self.wait_while_paused().await;
             let permit = tokio::select! {
                 permit = permits.clone().acquire_owned() => permit,
                 () = self.ctx.cancel.cancelled() => break,
@@ -320,6 +325,19 @@ impl Runner {
                 message: e.to_string(),
             })
             .await;
+        }
+    }
+
+    /// Holds back new work while paused (cancellation ends the wait).
+    async fn wait_while_paused(&mut self) {
+        let Some(pause) = self.pause.as_mut() else {
+            return;
+        };
+        while *pause.borrow_and_update() {
+            tokio::select! {
+                changed = pause.changed() => if changed.is_err() { return },
+                () = self.ctx.cancel.cancelled() => return,
+            }
         }
     }
 

@@ -39,6 +39,8 @@ pub enum Action {
     Confirm,
     /// `n` / Esc: leave a dialog or overlay.
     Back,
+    /// `p` while executing: pause or resume scheduling.
+    TogglePause,
     /// Ctrl+C.
     Interrupt,
     Quit,
@@ -59,6 +61,7 @@ pub const BINDINGS: &[(&str, &str)] = &[
     ("h", "hide / show skipped entries"),
     ("a", "approve: review and run"),
     ("y / n", "confirm / back"),
+    ("p", "pause / resume starting new items (while running)"),
     ("?", "this help"),
     ("q / Ctrl+C", "quit / interrupt"),
 ];
@@ -104,6 +107,7 @@ pub fn for_key(key: KeyEvent, typing: bool) -> Option<Action> {
         KeyCode::Char('a') => Action::Approve,
         KeyCode::Char('y') => Action::Confirm,
         KeyCode::Char('n') | KeyCode::Esc => Action::Back,
+        KeyCode::Char('p') => Action::TogglePause,
         KeyCode::Char('q') => Action::Quit,
         _ => return None,
     })

@@ -24,6 +24,8 @@ pub enum Effect {
     Cancel,
     /// Save the edited plan.
     WritePlan,
+    /// Stop (`true`) or resume scheduling new items.
+    Pause(bool),
     Quit,
 }
 
@@ -44,6 +46,8 @@ pub struct App {
     pub cancelling: bool,
     /// Ctrl+C was pressed while executing: asking whether to stop.
     pub confirm_cancel: bool,
+    /// `p`: no new items start until pressed again.
+    pub paused: bool,
     /// The path filter, while typed or active.
     pub filter: Option<String>,
     pub typing: bool,
@@ -67,6 +71,7 @@ impl App {
             report: None,
             cancelling: false,
             confirm_cancel: false,
+            paused: false,
             filter: None,
             typing: false,
             message: None,
@@ -123,6 +128,10 @@ impl App {
             (Action::Back, true) => {
                 self.confirm_cancel = false;
                 Effect::None
+            }
+            (Action::TogglePause, false) if !self.cancelling => {
+                self.paused = !self.paused;
+                Effect::Pause(self.paused)
             }
             _ => Effect::None,
         }
@@ -340,6 +349,16 @@ mod tests {
         );
         assert!(!app.show_help);
         assert_eq!(app.update(Action::Interrupt), Effect::Quit);
+    }
+
+    #[test]
+    fn pause_while_executing() {
+        let mut app = app(true);
+        app.update(Action::Approve);
+        app.update(Action::Confirm);
+        assert_eq!(app.update(Action::TogglePause), Effect::Pause(true));
+        assert!(app.paused);
+        assert_eq!(app.update(Action::TogglePause), Effect::Pause(false));
     }
 
     #[test]

@@ -118,6 +118,11 @@ impl Tui {
         cancel: CancellationToken,
     ) -> ExitStatus {
         let mut app = App::new(plan);
+        let (pause_tx, pause_rx) = tokio::sync::watch::channel(false);
+        let options = ExecOptions {
+            pause: Some(pause_rx),
+            ..options
+        };
         let (events_tx, mut events) = mpsc::channel(4096);
         let mut events_tx = Some(events_tx);
         let mut running: Option<tokio::task::JoinHandle<sync::ExecReport>> = None;
@@ -141,6 +146,9 @@ impl Tui {
                             });
                         }
                         Effect::Cancel => cancel.cancel(),
+                        Effect::Pause(paused) => {
+                            let _ = pause_tx.send(paused);
+                        }
                         Effect::StartExecution => {
                             if let Err(refusal) = app.plan.check_safety() {
                                 app.progress.warnings.push(refusal.to_string());
@@ -151,7 +159,7 @@ impl Tui {
                                     plan,
                                     source.clone(),
                                     destination.clone(),
-                                    options,
+                                    options.clone(),
                                     tx,
                                     cancel.clone(),
                                 )));

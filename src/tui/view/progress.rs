@@ -37,9 +37,10 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, palette: &Palette) {
     } else {
         (p.bytes_sent as f64 / p.total_bytes as f64).min(1.0)
     };
-    let title = match (app.screen, app.cancelling) {
-        (Screen::Done, _) => " done ",
-        (_, true) => " stopping after the running items… ",
+    let title = match (app.screen, app.cancelling, app.paused) {
+        (Screen::Done, _, _) => " done ",
+        (_, true, _) => " stopping after the running items… ",
+        (_, _, true) => " paused: running items finish, no new ones start (p resumes) ",
         _ => " running ",
     };
     frame.render_widget(
