@@ -30,6 +30,8 @@ pub enum Action {
     Accept,
     /// `w`: write the edited plan for `hugesync apply`.
     WritePlan,
+    /// `s`: cycle the sort order (path, size, bytes to send).
+    CycleSort,
     Undo,
     ToggleHideSkipped,
     ToggleHelp,
@@ -59,6 +61,7 @@ pub const BINDINGS: &[(&str, &str)] = &[
     ("w", "write the edited plan to hugesync-plan.json"),
     ("u", "undo the last edit"),
     ("h", "hide / show skipped entries"),
+    ("s", "sort by path, size or bytes to send"),
     ("a", "approve: review and run"),
     ("y / n", "confirm / back"),
     ("p", "pause / resume starting new items (while running)"),
@@ -101,6 +104,7 @@ pub fn for_key(key: KeyEvent, typing: bool) -> Option<Action> {
         KeyCode::Char('e') => Action::Exclude,
         KeyCode::Char('/') => Action::Filter,
         KeyCode::Char('w') => Action::WritePlan,
+        KeyCode::Char('s') => Action::CycleSort,
         KeyCode::Char('u') => Action::Undo,
         KeyCode::Char('h') => Action::ToggleHideSkipped,
         KeyCode::Char('?') => Action::ToggleHelp,

@@ -199,6 +199,10 @@ impl App {
                 self.tree.set_filter(&self.plan, "");
             }
             Action::WritePlan => return Effect::WritePlan,
+            Action::CycleSort => {
+                let next = self.tree.sort().next();
+                self.tree.set_sort(&self.plan, next);
+            }
             Action::Undo => {
                 self.tree.undo(&mut self.plan);
             }
@@ -359,6 +363,16 @@ mod tests {
         assert_eq!(app.update(Action::TogglePause), Effect::Pause(true));
         assert!(app.paused);
         assert_eq!(app.update(Action::TogglePause), Effect::Pause(false));
+    }
+
+    #[test]
+    fn sort_cycles() {
+        let mut app = app(true);
+        app.update(Action::CycleSort);
+        assert_eq!(app.tree.sort(), crate::tui::model::SortKey::Size);
+        app.update(Action::CycleSort);
+        app.update(Action::CycleSort);
+        assert_eq!(app.tree.sort(), crate::tui::model::SortKey::Path);
     }
 
     #[test]

@@ -78,6 +78,37 @@ pub struct Node {
     totals: u32,
     pub depth: u16,
     pub expanded: bool,
+    /// The order this directory's children are linked in.
+    sorted_by: SortKey,
+}
+
+/// How siblings are ordered (`s` cycles through these).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SortKey {
+    #[default]
+    Path,
+    /// Largest first.
+    Size,
+    /// Most bytes to send first.
+    ToSend,
+}
+
+impl SortKey {
+    pub fn next(self) -> SortKey {
+        match self {
+            SortKey::Path => SortKey::Size,
+            SortKey::Size => SortKey::ToSend,
+            SortKey::ToSend => SortKey::Path,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            SortKey::Path => "path",
+            SortKey::Size => "size",
+            SortKey::ToSend => "bytes to send",
+        }
+    }
 }
 
 impl Node {
@@ -122,6 +153,7 @@ pub struct PlanTree {
     undo: Vec<Undo>,
     filter: Option<PathFilter>,
     hide_skipped: bool,
+    sort: SortKey,
 }
 
 /// An active path filter and the nodes it matched (to narrow on the next key).
@@ -163,6 +195,7 @@ impl PlanTree {
                 totals: 0,
                 depth: 0,
                 expanded: true,
+                sorted_by: SortKey::Path,
             }],
             dir_totals: vec![Totals::default()],
             rows: Vec::new(),
@@ -170,6 +203,7 @@ impl PlanTree {
             undo: Vec::new(),
             filter: None,
             hide_skipped: false,
+            sort: SortKey::Path,
         };
         // The open directory chain: (node, path bytes).
         let mut stack: Vec<(NodeId, Vec<u8>)> = vec![(0, Vec::new())];
@@ -239,6 +273,7 @@ impl PlanTree {
             totals,
             depth: self.nodes[parent as usize].depth + 1,
             expanded: false,
+            sorted_by: SortKey::Path,
         });
         last_child.push(NONE);
         match last_child[parent as usize] {
@@ -326,8 +361,8 @@ impl PlanTree {
     }
 
     fn rebuild_rows(&mut self, plan: &SyncPlan) {
-        if let Some(filter) = &self.filter {
-            self.rows = self.with_ancestors(&filter.matches, plan);
+        if let Some(matches) = self.filter.as_ref().map(|f| f.matches.clone()) {
+            self.rows = self.with_ancestors(&matches, plan);
             return;
         }
         let mut rows = Vec::new();
@@ -341,7 +376,34 @@ impl PlanTree {
         !self.hide_skipped || self.totals_of(id, plan).changes() > 0
     }
 
-    fn push_visible(&self, dir: NodeId, rows: &mut Vec<NodeId>, plan: &SyncPlan) {
+    /// Relinks a directory's children in the current sort order, when they are
+    /// not in it yet. Only directories about to be shown are sorted, so changing
+    /// the order costs what is visible, not the whole tree.
+    fn ensure_sorted(&mut self, dir: NodeId, plan: &SyncPlan) {
+        if self.nodes[dir as usize].sorted_by == self.sort {
+            return;
+        }
+        let mut children: Vec<NodeId> = self.children(dir).collect();
+        match self.sort {
+            // Nodes were created in path order.
+            SortKey::Path => children.sort_unstable(),
+            SortKey::Size => {
+                children.sort_by_key(|&c| (std::cmp::Reverse(self.totals_of(c, plan).size), c))
+            }
+            SortKey::ToSend => children
+                .sort_by_key(|&c| (std::cmp::Reverse(self.totals_of(c, plan).bytes_to_send), c)),
+        }
+        let mut next = NONE;
+        for &child in children.iter().rev() {
+            self.nodes[child as usize].next_sibling = next;
+            next = child;
+        }
+        self.nodes[dir as usize].first_child = next;
+        self.nodes[dir as usize].sorted_by = self.sort;
+    }
+
+    fn push_visible(&mut self, dir: NodeId, rows: &mut Vec<NodeId>, plan: &SyncPlan) {
+        self.ensure_sorted(dir, plan);
         let mut stack: Vec<NodeId> = self.children(dir).collect();
         stack.reverse();
         while let Some(id) = stack.pop() {
@@ -351,6 +413,7 @@ impl PlanTree {
             rows.push(id);
             let node = &self.nodes[id as usize];
             if node.is_dir() && node.expanded {
+                self.ensure_sorted(id, plan);
                 let first = stack.len();
                 stack.extend(self.children(id));
                 stack[first..].reverse();
@@ -358,9 +421,9 @@ impl PlanTree {
         }
     }
 
-    /// `ids` and all their directories, in display order. Nodes are created in
-    /// display order, so sorting ids is enough.
-    fn with_ancestors(&self, ids: &[NodeId], plan: &SyncPlan) -> Vec<NodeId> {
+    /// `ids` and all their directories, in display order: a walk that enters only
+    /// directories holding a match.
+    fn with_ancestors(&mut self, ids: &[NodeId], plan: &SyncPlan) -> Vec<NodeId> {
         let mut marked = vec![false; self.nodes.len()];
         for &id in ids {
             if !self.shown(id, plan) {
@@ -372,9 +435,30 @@ impl PlanTree {
                 at = self.nodes[at as usize].parent;
             }
         }
-        (1..self.nodes.len() as NodeId)
-            .filter(|&id| marked[id as usize])
-            .collect()
+        let mut rows = Vec::new();
+        let mut stack = vec![0];
+        while let Some(dir) = stack.pop() {
+            if dir != 0 {
+                rows.push(dir);
+            }
+            if dir == 0 || self.nodes[dir as usize].is_dir() {
+                self.ensure_sorted(dir, plan);
+                let first = stack.len();
+                stack.extend(self.children(dir).filter(|&c| marked[c as usize]));
+                stack[first..].reverse();
+            }
+        }
+        rows
+    }
+
+    /// Orders siblings by `key` (directories by their subtree's totals).
+    pub fn set_sort(&mut self, plan: &SyncPlan, key: SortKey) {
+        self.sort = key;
+        self.rebuild_rows(plan);
+    }
+
+    pub fn sort(&self) -> SortKey {
+        self.sort
     }
 
     /// The full path of a node.
@@ -710,6 +794,30 @@ mod tests {
         assert_eq!(names(&tree), ["a.txt"]);
         tree.set_filter(&plan, "");
         assert_eq!(names(&tree), ["a", "a.txt", "old", "same"]);
+    }
+
+    #[test]
+    fn sort_orders_siblings_lazily() {
+        let plan = sample();
+        let mut tree = PlanTree::build(&plan);
+        tree.toggle(&plan, 0);
+        tree.toggle(&plan, 1);
+        tree.set_sort(&plan, SortKey::Size);
+        assert_eq!(
+            names(&tree),
+            ["a", "  b", "    big", "    c", "old", "a.txt", "same"]
+        );
+        tree.set_sort(&plan, SortKey::Path);
+        assert_eq!(
+            names(&tree),
+            ["a", "  b", "    big", "    c", "a.txt", "old", "same"]
+        );
+        tree.set_sort(&plan, SortKey::Size);
+        tree.set_filter(&plan, "a");
+        assert_eq!(
+            names(&tree),
+            ["a", "  b", "    big", "    c", "a.txt", "same"]
+        );
     }
 
     #[test]
