@@ -107,13 +107,17 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, palette: &Palette) {
             .collect()
     };
     frame.render_widget(
-        Paragraph::new(active).block(Block::default().borders(Borders::ALL).title(
-            if app.screen == Screen::Done {
-                " summary "
-            } else {
-                " active "
-            },
-        )),
+        Paragraph::new(active)
+            .wrap(ratatui::widgets::Wrap { trim: true })
+            .block(
+                Block::default()
+                    .borders(Borders::ALL)
+                    .title(if app.screen == Screen::Done {
+                        " summary "
+                    } else {
+                        " active "
+                    }),
+            ),
         active_area,
     );
     let failures: Vec<Line> = p

@@ -93,6 +93,22 @@ fn render(app: &mut App, width: u16, height: u16) -> String {
     terminal.backend().to_string()
 }
 
+/// The live rate/ETA/elapsed line depends on the clock; everything else on the
+/// screen must match the snapshot exactly.
+fn timeless(screen: String) -> String {
+    screen
+        .lines()
+        .map(|line| {
+            if line.contains("elapsed") {
+                "<rate · eta · elapsed line>"
+            } else {
+                line
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 #[test]
 fn review_screen() {
     let mut app = app();
@@ -148,18 +164,24 @@ fn execution_and_summary() {
     ] {
         app.on_event(&event);
     }
-    let text = render(&mut app, 80, 24);
-    assert!(text.contains("datasets/train.parquet"), "{text}");
-    assert!(text.contains("Permission denied"), "{text}");
+    for (width, height) in [(80, 24), (120, 40)] {
+        let text = timeless(render(&mut app, width, height));
+        assert!(text.contains("datasets/train.parquet"), "{text}");
+        assert!(text.contains("Permission denied"), "{text}");
+        insta::assert_snapshot!(format!("execution_{width}x{height}"), text);
+    }
     app.on_finished(ExecReport {
         copied: 3,
         delta: 1,
         failed: 1,
         bytes_sent: 700 << 20,
         bytes_saved: 39 << 30,
+        duration: std::time::Duration::from_secs(83),
         ..ExecReport::default()
     });
-    let text = render(&mut app, 120, 40);
-    assert!(text.contains("Finished"), "{text}");
-    assert!(text.contains("3 copied, 1 by delta"), "{text}");
+    for (width, height) in [(80, 24), (120, 40)] {
+        let text = timeless(render(&mut app, width, height));
+        assert!(text.contains("3 copied, 1 by delta"), "{text}");
+        insta::assert_snapshot!(format!("summary_{width}x{height}"), text);
+    }
 }
