@@ -67,5 +67,5 @@ wait_for "HugeSync plan" && sleep 0.3
 tmux send-keys -t "$session" Down Down Enter; sleep 0.3; shot review
 tmux send-keys -t "$session" a; wait_for "Run this plan" && sleep 0.2 && shot confirm
 tmux send-keys -t "$session" y; wait_for "checkpoint-0" 3000 && sleep 0.5 && shot execution
-wait_for "Finished" 6000 && sleep 0.3 && shot summary
+wait_for "Done in" 6000 && sleep 0.3 && shot summary
 tmux send-keys -t "$session" q

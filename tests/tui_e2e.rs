@@ -123,7 +123,7 @@ fn approve_run_and_quit_through_tmux() {
     session.keys(&["a"]);
     session.wait_for("Run this plan?");
     session.keys(&["y"]);
-    session.wait_for("Finished");
+    session.wait_for("Done in");
     session.keys(&["q"]);
     assert_eq!(wait_for_file(&exit_file).trim(), "0");
     assert_eq!(tree(&s.src()), tree(&s.dst()));
@@ -153,7 +153,7 @@ fn veto_a_delete_then_run() {
     session.keys(&["a"]);
     session.wait_for("Run this plan?");
     session.keys(&["y"]);
-    session.wait_for("Finished");
+    session.wait_for("Done in");
     session.keys(&["q"]);
     assert_eq!(wait_for_file(&exit_file).trim(), "0");
     assert!(

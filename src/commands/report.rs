@@ -119,37 +119,14 @@ pub fn scan_notes(issues: &[&ScanIssue], verbose: bool) -> Vec<String> {
 /// The closing summary of an execution.
 pub fn summary_text(report: &ExecReport, plan: &SyncPlan) -> String {
     let mut out = String::new();
-    let verb = if report.interrupted {
-        "Interrupted after"
-    } else {
-        "Done in"
-    };
+    for line in report.summary_lines() {
+        let _ = writeln!(out, "{line}");
+    }
     let _ = writeln!(
         out,
-        "{verb} {}: {} copied, {} by delta, {} metadata, {} deleted, {} unchanged, {} failed.",
-        format::duration(report.duration),
-        format::count(report.copied),
-        format::count(report.delta),
-        format::count(report.metadata),
-        format::count(report.deleted),
-        format::count(report.skipped),
-        format::count(report.failed),
-    );
-    let _ = writeln!(
-        out,
-        "Sent {} at {}; saved {} by delta; scanned {} source and {} destination entries.",
-        format::bytes(report.bytes_sent),
-        format::rate(report.bytes_sent, report.duration),
-        format::bytes(report.bytes_saved),
+        "Scanned {} source and {} destination entries.",
         format::count(plan.scanned.source_entries),
         format::count(plan.scanned.destination_entries),
     );
-    if report.deletes_withheld > 0 {
-        let _ = writeln!(
-            out,
-            "{} deletion(s) withheld because of failures.",
-            format::count(report.deletes_withheld)
-        );
-    }
     out
 }

@@ -50,6 +50,43 @@ pub struct ExecReport {
     pub deletes_withheld: u64,
 }
 
+impl ExecReport {
+    /// The closing summary, one line per fact, for every front end.
+    pub fn summary_lines(&self) -> Vec<String> {
+        use crate::format;
+        let mut lines = vec![
+            format!(
+                "{} {}: {} copied, {} by delta, {} metadata, {} deleted, {} unchanged, {} failed.",
+                if self.interrupted {
+                    "Interrupted after"
+                } else {
+                    "Done in"
+                },
+                format::duration(self.duration),
+                format::count(self.copied),
+                format::count(self.delta),
+                format::count(self.metadata),
+                format::count(self.deleted),
+                format::count(self.skipped),
+                format::count(self.failed),
+            ),
+            format!(
+                "Sent {} at {}; saved {} by delta.",
+                format::bytes(self.bytes_sent),
+                format::rate(self.bytes_sent, self.duration),
+                format::bytes(self.bytes_saved),
+            ),
+        ];
+        if self.deletes_withheld > 0 {
+            lines.push(format!(
+                "{} deletion(s) withheld because of failures.",
+                format::count(self.deletes_withheld)
+            ));
+        }
+        lines
+    }
+}
+
 struct Runner {
     plan: Arc<SyncPlan>,
     ctx: ItemContext,

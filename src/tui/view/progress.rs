@@ -69,29 +69,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, palette: &Palette) {
         stats_area,
     );
     let active: Vec<Line> = if let (Screen::Done, Some(report)) = (app.screen, &app.report) {
-        vec![
-            Line::from(format!(
-                "{} in {}: {} copied, {} by delta, {} metadata, {} deleted, {} unchanged, {} failed",
-                if report.interrupted {
-                    "Interrupted"
-                } else {
-                    "Finished"
-                },
-                format::duration(report.duration),
-                format::count(report.copied),
-                format::count(report.delta),
-                format::count(report.metadata),
-                format::count(report.deleted),
-                format::count(report.skipped),
-                format::count(report.failed),
-            )),
-            Line::from(format!(
-                "sent {} at {}; saved {} by delta",
-                format::bytes(report.bytes_sent),
-                format::rate(report.bytes_sent, report.duration),
-                format::bytes(report.bytes_saved)
-            )),
-        ]
+        report.summary_lines().into_iter().map(Line::from).collect()
     } else {
         p.active
             .values()
@@ -171,7 +149,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, palette: &Palette) {
     let hint = if app.screen == Screen::Done {
         "q: quit"
     } else {
-        "Ctrl+C: stop after the running items"
+        "p: pause / resume  ·  Ctrl+C: stop after the running items"
     };
     frame.render_widget(Paragraph::new(hint).style(palette.dim()), status);
 }
