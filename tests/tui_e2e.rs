@@ -78,8 +78,10 @@ impl Session {
 
 impl Drop for Session {
     fn drop(&mut self) {
+        // The session may be gone already (tmux then says so on stderr).
         let _ = Command::new("tmux")
             .args(["kill-session", "-t", &self.name])
+            .stderr(std::process::Stdio::null())
             .status();
     }
 }
