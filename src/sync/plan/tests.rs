@@ -1,0 +1,154 @@
+use super::*;
+use crate::storage::Listing;
+use crate::types::{Manifest, ManifestEntry};
+
+fn listing(files: &[(&str, u64, i64)]) -> Listing {
+    let entries = files
+        .iter()
+        .map(|(p, size, mtime)| ManifestEntry {
+            path: (*p).into(),
+            entry: Entry::file(*size, *mtime, 0o644),
+        })
+        .collect();
+    Listing {
+        manifest: Manifest::new(entries, Vec::new(), true),
+        issues: Vec::new(),
+    }
+}
+
+fn options() -> SyncOptions {
+    SyncOptions {
+        delete: true,
+        max_delete: None,
+        archive: false,
+        checksum: false,
+        delta_threshold: 100,
+        block_size: 65536,
+        allow_empty_source: false,
+        filters: Vec::new(),
+    }
+}
+
+fn plan(src: &[(&str, u64, i64)], dst: &[(&str, u64, i64)], options: SyncOptions) -> SyncPlan {
+    let scan = Scan {
+        source: listing(src),
+        destination: listing(dst),
+    };
+    build_plan(
+        Location::Local("/s".into()),
+        Location::Local("/d".into()),
+        &scan,
+        options,
+    )
+}
+
+#[test]
+fn stats_add_up() {
+    let p = plan(
+        &[("a", 10, 1), ("b", 20, 1), ("big", 500, 2)],
+        &[("b", 20, 1), ("big", 400, 1), ("gone", 7, 1)],
+        options(),
+    );
+    assert_eq!(
+        p.stats.copy,
+        ActionTotals {
+            count: 1,
+            bytes: 10
+        }
+    );
+    assert_eq!(
+        p.stats.delta,
+        ActionTotals {
+            count: 1,
+            bytes: 500
+        }
+    );
+    assert_eq!(p.stats.skip.count, 1);
+    assert_eq!(p.stats.delete, ActionTotals { count: 1, bytes: 7 });
+    assert_eq!(p.stats.bytes_to_send, 510);
+    assert_eq!(p.stats.changes(), 3);
+    let big = p
+        .items
+        .iter()
+        .find(|i| i.path == RelPath::from("big"))
+        .unwrap();
+    assert_eq!(
+        big.action,
+        SyncAction::Delta,
+        "local → local runs the delta engine"
+    );
+    assert_eq!(big.bytes_to_send, 500, "sent whole until estimated");
+}
+
+#[test]
+fn safety_guards() {
+    let p = plan(
+        &[("a", 1, 1)],
+        &[("x", 1, 1), ("y", 1, 1)],
+        SyncOptions {
+            max_delete: Some(1),
+            ..options()
+        },
+    );
+    assert!(matches!(
+        p.check_safety(),
+        Err(PlanError::TooManyDeletes { count: 2, max: 1 })
+    ));
+    let p = plan(&[], &[("x", 1, 1)], options());
+    assert!(matches!(
+        p.check_safety(),
+        Err(PlanError::EmptySource { .. })
+    ));
+    let p = plan(
+        &[],
+        &[("x", 1, 1)],
+        SyncOptions {
+            allow_empty_source: true,
+            ..options()
+        },
+    );
+    assert!(p.check_safety().is_ok());
+}
+
+#[test]
+fn save_load_round_trip_and_rejects_foreign_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("plan.json");
+    let p = plan(&[("a", 1, 1)], &[("b", 2, 2)], options());
+    p.save(&path).unwrap();
+    assert_eq!(SyncPlan::load(&path).unwrap(), p);
+
+    std::fs::write(&path, "{\"format\":\"other\"}").unwrap();
+    assert!(matches!(
+        SyncPlan::load(&path),
+        Err(PlanError::Invalid { .. })
+    ));
+    std::fs::write(&path, "{\"format\":\"hugesync-plan\",\"version\":99}").unwrap();
+    let err = SyncPlan::load(&path).unwrap_err().to_string();
+    assert!(err.contains("version 99"), "{err}");
+    std::fs::write(&path, "not json").unwrap();
+    assert!(matches!(
+        SyncPlan::load(&path),
+        Err(PlanError::Invalid { .. })
+    ));
+}
+
+#[test]
+fn staleness_and_edit_carry_over() {
+    let mut p = plan(&[("a", 1, 1), ("b", 2, 2)], &[], options());
+    p.items[0].edit = Some(UserEdit::Skipped(SyncAction::Copy));
+    p.items[0].action = SyncAction::Skip;
+    let now = Scan {
+        source: listing(&[("a", 1, 1), ("b", 3, 3)]),
+        destination: listing(&[]),
+    };
+    let stale = p.stale_items(&now);
+    assert_eq!(stale.len(), 1);
+    assert_eq!(stale[0].path, RelPath::from("b"));
+
+    let mut fresh = build_plan(p.source.clone(), p.destination.clone(), &now, options());
+    fresh.carry_edits_from(&p);
+    assert_eq!(fresh.items[0].action, SyncAction::Skip);
+    assert_eq!(fresh.items[1].action, SyncAction::Copy);
+    assert_eq!(fresh.stats.copy.count, 1);
+}

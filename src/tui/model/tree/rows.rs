@@ -1,0 +1,188 @@
+//! The visible rows: expand/collapse, path filter, hidden skips and sorting.
+
+use super::{NONE, NodeId, PathFilter, PlanTree, SortKey};
+use crate::sync::SyncPlan;
+
+impl PlanTree {
+    /// The visible nodes in display order (the root itself is not shown).
+    pub fn rows(&self) -> &[NodeId] {
+        &self.rows
+    }
+
+    pub(super) fn rebuild_rows(&mut self, plan: &SyncPlan) {
+        if let Some(matches) = self.filter.as_ref().map(|f| f.matches.clone()) {
+            self.rows = self.with_ancestors(&matches, plan);
+            return;
+        }
+        let mut rows = Vec::new();
+        self.push_visible(0, &mut rows, plan);
+        self.rows = rows;
+    }
+
+    /// Whether a node is shown at all: with "hide skipped" on, only entries (or
+    /// directories holding entries) that change something are.
+    fn shown(&self, id: NodeId, plan: &SyncPlan) -> bool {
+        !self.hide_skipped || self.totals_of(id, plan).changes() > 0
+    }
+
+    /// Relinks a directory's children in the current sort order, when they are
+    /// not in it yet. Only directories about to be shown are sorted, so changing
+    /// the order costs what is visible, not the whole tree.
+    fn ensure_sorted(&mut self, dir: NodeId, plan: &SyncPlan) {
+        if self.nodes[dir as usize].sorted_by == self.sort {
+            return;
+        }
+        let mut children: Vec<NodeId> = self.children(dir).collect();
+        match self.sort {
+            // Nodes were created in path order.
+            SortKey::Path => children.sort_unstable(),
+            SortKey::Size => {
+                children.sort_by_key(|&c| (std::cmp::Reverse(self.totals_of(c, plan).size), c))
+            }
+            SortKey::ToSend => children
+                .sort_by_key(|&c| (std::cmp::Reverse(self.totals_of(c, plan).bytes_to_send), c)),
+        }
+        let mut next = NONE;
+        for &child in children.iter().rev() {
+            self.nodes[child as usize].next_sibling = next;
+            next = child;
+        }
+        self.nodes[dir as usize].first_child = next;
+        self.nodes[dir as usize].sorted_by = self.sort;
+    }
+
+    fn push_visible(&mut self, dir: NodeId, rows: &mut Vec<NodeId>, plan: &SyncPlan) {
+        self.ensure_sorted(dir, plan);
+        let mut stack: Vec<NodeId> = self.children(dir).collect();
+        stack.reverse();
+        while let Some(id) = stack.pop() {
+            if !self.shown(id, plan) {
+                continue;
+            }
+            rows.push(id);
+            let node = &self.nodes[id as usize];
+            if node.is_dir() && node.expanded {
+                self.ensure_sorted(id, plan);
+                let first = stack.len();
+                stack.extend(self.children(id));
+                stack[first..].reverse();
+            }
+        }
+    }
+
+    /// `ids` and all their directories, in display order: a walk that enters only
+    /// directories holding a match.
+    fn with_ancestors(&mut self, ids: &[NodeId], plan: &SyncPlan) -> Vec<NodeId> {
+        let mut marked = vec![false; self.nodes.len()];
+        for &id in ids {
+            if !self.shown(id, plan) {
+                continue;
+            }
+            let mut at = id;
+            while at != 0 && at != NONE && !marked[at as usize] {
+                marked[at as usize] = true;
+                at = self.nodes[at as usize].parent;
+            }
+        }
+        let mut rows = Vec::new();
+        let mut stack = vec![0];
+        while let Some(dir) = stack.pop() {
+            if dir != 0 {
+                rows.push(dir);
+            }
+            if dir == 0 || self.nodes[dir as usize].is_dir() {
+                self.ensure_sorted(dir, plan);
+                let first = stack.len();
+                stack.extend(self.children(dir).filter(|&c| marked[c as usize]));
+                stack[first..].reverse();
+            }
+        }
+        rows
+    }
+
+    /// Orders siblings by `key` (directories by their subtree's totals).
+    pub fn set_sort(&mut self, plan: &SyncPlan, key: SortKey) {
+        self.sort = key;
+        self.rebuild_rows(plan);
+    }
+
+    pub fn sort(&self) -> SortKey {
+        self.sort
+    }
+
+    /// The full path of a node.
+    pub fn path_of<'a>(&self, id: NodeId, plan: &'a SyncPlan) -> std::borrow::Cow<'a, [u8]> {
+        if let Some(item) = self.nodes[id as usize].item() {
+            return std::borrow::Cow::Borrowed(plan.items[item].path.as_bytes());
+        }
+        let mut parts: Vec<&[u8]> = Vec::new();
+        let mut at = id;
+        while at != 0 && at != NONE {
+            parts.push(&*self.nodes[at as usize].name);
+            at = self.nodes[at as usize].parent;
+        }
+        parts.reverse();
+        std::borrow::Cow::Owned(parts.join(&b'/'))
+    }
+
+    /// Shows only entries whose path contains `query`, with their directories; an
+    /// empty query returns to the tree as it was expanded. A longer query narrows
+    /// the previous matches rather than searching everything again.
+    pub fn set_filter(&mut self, plan: &SyncPlan, query: &str) {
+        if query.is_empty() {
+            self.filter = None;
+            self.rebuild_rows(plan);
+            return;
+        }
+        let finder = memchr::memmem::Finder::new(query.as_bytes());
+        let matches = match self.filter.take() {
+            Some(previous) if query.starts_with(&previous.query) => previous
+                .matches
+                .into_iter()
+                .filter(|&id| finder.find(&self.path_of(id, plan)).is_some())
+                .collect(),
+            _ => (1..self.nodes.len() as NodeId)
+                .filter(|&id| finder.find(&self.path_of(id, plan)).is_some())
+                .collect(),
+        };
+        self.filter = Some(PathFilter {
+            query: query.to_string(),
+            matches,
+        });
+        self.rebuild_rows(plan);
+    }
+
+    /// Shows or hides entries that change nothing.
+    pub fn set_hide_skipped(&mut self, plan: &SyncPlan, hide: bool) {
+        self.hide_skipped = hide;
+        self.rebuild_rows(plan);
+    }
+
+    /// Expands or collapses the directory shown at `row`; the rows below it move,
+    /// nothing else is visited. While a filter is active every match is shown.
+    pub fn toggle(&mut self, plan: &SyncPlan, row: usize) {
+        if self.filter.is_some() {
+            return;
+        }
+        let Some(&id) = self.rows.get(row) else {
+            return;
+        };
+        if !self.nodes[id as usize].is_dir() {
+            return;
+        }
+        if self.nodes[id as usize].expanded {
+            let depth = self.nodes[id as usize].depth;
+            let end = self.rows[row + 1..]
+                .iter()
+                .position(|&r| self.nodes[r as usize].depth <= depth)
+                .map_or(self.rows.len(), |p| row + 1 + p);
+            self.rows.drain(row + 1..end);
+            self.nodes[id as usize].expanded = false;
+        } else {
+            self.nodes[id as usize].expanded = true;
+            let mut shown = Vec::new();
+            self.push_visible(id, &mut shown, plan);
+            self.rows.splice(row + 1..row + 1, shown);
+        }
+    }
+}

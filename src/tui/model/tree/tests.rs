@@ -1,0 +1,202 @@
+//! Model tests: no rendering.
+
+use super::*;
+use crate::storage::Listing;
+use crate::sync::{Scan, SyncOptions, build_plan};
+use crate::types::{Entry, Manifest, ManifestEntry};
+use crate::uri::Location;
+
+fn listing(entries: &[(&str, Option<u64>)]) -> Listing {
+    let entries = entries
+        .iter()
+        .map(|(path, size)| ManifestEntry {
+            path: (*path).into(),
+            entry: match size {
+                Some(size) => Entry::file(*size, 1, 0o644),
+                None => Entry {
+                    kind: EntryKind::Dir,
+                    size: 0,
+                    mtime_ns: 1,
+                    mode: 0o755,
+                    extra: None,
+                },
+            },
+        })
+        .collect();
+    Listing {
+        manifest: Manifest::new(entries, Vec::new(), true),
+        issues: Vec::new(),
+    }
+}
+
+fn sample() -> SyncPlan {
+    let src = listing(&[
+        ("a", None),
+        ("a/b", None),
+        ("a/b/big", Some(1000)),
+        ("a/b/c", Some(10)),
+        ("a.txt", Some(5)),
+        ("same", Some(3)),
+    ]);
+    let dst = listing(&[
+        ("a", None),
+        ("a/b", None),
+        ("a/b/big", Some(900)),
+        ("old", Some(7)),
+        ("same", Some(3)),
+    ]);
+    let options = SyncOptions {
+        delete: true,
+        max_delete: None,
+        archive: false,
+        checksum: false,
+        delta_threshold: 100,
+        block_size: 65536,
+        allow_empty_source: false,
+        filters: Vec::new(),
+    };
+    build_plan(
+        Location::Local("/s".into()),
+        Location::Local("/d".into()),
+        &Scan {
+            source: src,
+            destination: dst,
+        },
+        options,
+    )
+}
+
+fn names(tree: &PlanTree) -> Vec<String> {
+    tree.rows()
+        .iter()
+        .map(|&id| {
+            let node = tree.node(id);
+            format!(
+                "{}{}",
+                "  ".repeat(node.depth as usize - 1),
+                String::from_utf8_lossy(&node.name)
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn builds_directories_before_siblings_and_aggregates() {
+    let plan = sample();
+    let tree = PlanTree::build(&plan);
+    assert_eq!(tree.len(), 7);
+    // Root level shows changes (a.txt, old), so only the root is expanded.
+    assert_eq!(names(&tree), ["a", "a.txt", "old", "same"]);
+    let a = tree.rows()[0];
+    let t = tree.totals_of(a, &plan);
+    assert_eq!(t.count(SyncAction::Delta), 1);
+    assert_eq!(t.count(SyncAction::Copy), 1);
+    assert_eq!(t.bytes_to_send, 1010);
+    assert_eq!(tree.totals().changes(), 4, "big, c, a.txt, old");
+    assert_eq!(tree.totals().count(SyncAction::Delete), 1);
+}
+
+#[test]
+fn expand_and_collapse_move_only_the_rows_below() {
+    let plan = sample();
+    let mut tree = PlanTree::build(&plan);
+    tree.toggle(&plan, 0);
+    assert_eq!(names(&tree), ["a", "  b", "a.txt", "old", "same"]);
+    tree.toggle(&plan, 1);
+    assert_eq!(
+        names(&tree),
+        ["a", "  b", "    big", "    c", "a.txt", "old", "same"]
+    );
+    tree.toggle(&plan, 0);
+    assert_eq!(names(&tree), ["a", "a.txt", "old", "same"]);
+    tree.toggle(&plan, 0);
+    assert_eq!(
+        names(&tree),
+        ["a", "  b", "    big", "    c", "a.txt", "old", "same"],
+        "b stays open"
+    );
+    tree.toggle(&plan, 6);
+    assert_eq!(tree.rows().len(), 7, "files do not toggle");
+}
+
+#[test]
+fn filter_narrows_and_shows_directories_of_matches() {
+    let plan = sample();
+    let mut tree = PlanTree::build(&plan);
+    tree.set_filter(&plan, "b");
+    assert_eq!(names(&tree), ["a", "  b", "    big", "    c"]);
+    tree.set_filter(&plan, "bi");
+    assert_eq!(names(&tree), ["a", "  b", "    big"]);
+    tree.set_filter(&plan, "txt");
+    assert_eq!(names(&tree), ["a.txt"]);
+    tree.set_filter(&plan, "");
+    assert_eq!(names(&tree), ["a", "a.txt", "old", "same"]);
+}
+
+#[test]
+fn sort_orders_siblings_lazily() {
+    let plan = sample();
+    let mut tree = PlanTree::build(&plan);
+    tree.toggle(&plan, 0);
+    tree.toggle(&plan, 1);
+    tree.set_sort(&plan, SortKey::Size);
+    assert_eq!(
+        names(&tree),
+        ["a", "  b", "    big", "    c", "old", "a.txt", "same"]
+    );
+    tree.set_sort(&plan, SortKey::Path);
+    assert_eq!(
+        names(&tree),
+        ["a", "  b", "    big", "    c", "a.txt", "old", "same"]
+    );
+    tree.set_sort(&plan, SortKey::Size);
+    tree.set_filter(&plan, "a");
+    assert_eq!(
+        names(&tree),
+        ["a", "  b", "    big", "    c", "a.txt", "same"]
+    );
+}
+
+#[test]
+fn hide_skipped_keeps_only_changes() {
+    let mut plan = sample();
+    let mut tree = PlanTree::build(&plan);
+    tree.set_hide_skipped(&plan, true);
+    assert_eq!(names(&tree), ["a", "a.txt", "old"]);
+    let txt = tree.rows()[1];
+    tree.edit(&mut plan, txt, Edit::ToggleSkip);
+    assert_eq!(names(&tree), ["a", "old"]);
+    tree.undo(&mut plan);
+    assert_eq!(names(&tree), ["a", "a.txt", "old"]);
+}
+
+#[test]
+fn subtree_edits_update_totals_and_undo_restores() {
+    let mut plan = sample();
+    let mut tree = PlanTree::build(&plan);
+    let original = plan.clone();
+    let a = tree.rows()[0];
+    assert_eq!(tree.edit(&mut plan, a, Edit::ForceFull), 1);
+    assert_eq!(plan.stats.delta.count, 0);
+    assert_eq!(tree.totals_of(a, &plan).count(SyncAction::Copy), 2);
+    assert_eq!(tree.edit(&mut plan, a, Edit::ToggleSkip), 2);
+    assert_eq!(tree.totals_of(a, &plan).changes(), 0);
+    assert_eq!(tree.totals().changes(), 2);
+    assert_eq!(plan.stats.bytes_to_send, 5);
+    // Space again unskips what the user skipped.
+    assert_eq!(tree.edit(&mut plan, a, Edit::ToggleSkip), 2);
+    assert_eq!(tree.totals_of(a, &plan).changes(), 2);
+
+    let old = tree.rows()[2];
+    assert_eq!(tree.edit(&mut plan, old, Edit::VetoDelete), 1);
+    assert_eq!(plan.stats.delete.count, 0);
+    assert_eq!(
+        tree.edit(&mut plan, old, Edit::VetoDelete),
+        0,
+        "nothing left to veto"
+    );
+
+    while tree.undo(&mut plan) {}
+    assert_eq!(plan, original);
+    assert_eq!(tree.totals(), PlanTree::build(&original).totals());
+}
