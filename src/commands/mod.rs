@@ -149,15 +149,7 @@ async fn tui_command(
         )
         .await;
     drop(tui);
-    let issues: Vec<_> = scan
-        .source
-        .issues
-        .iter()
-        .chain(&scan.destination.issues)
-        .collect();
-    for line in report::scan_notes(&issues, ctx.verbosity == Verbosity::Verbose) {
-        eprintln!("{line}");
-    }
+    print_scan_notes(&scan, ctx);
     Ok(match status {
         ExitStatus::Success if scan.error_count() > 0 => ExitStatus::Partial,
         other => other,
@@ -304,22 +296,29 @@ async fn scan_and_plan(
         spinner.abort();
     }
     let scan = scanned?;
-    if ctx.verbosity != Verbosity::Quiet {
-        let issues: Vec<_> = scan
-            .source
-            .issues
-            .iter()
-            .chain(&scan.destination.issues)
-            .collect();
-        for line in report::scan_notes(&issues, ctx.verbosity == Verbosity::Verbose) {
-            eprintln!("{line}");
-        }
-    }
+    print_scan_notes(&scan, ctx);
     let mut plan = sync::build_plan(source, destination, &scan, options);
     if estimate {
         sync::estimate::estimate_deltas(&mut plan, &sides.source, &sides.destination).await;
     }
     Ok((plan, scan, sides))
+}
+
+/// What the scans passed over or could not read, on stderr (errors always; the
+/// rest unless -q).
+fn print_scan_notes(scan: &Scan, ctx: &Context) {
+    if ctx.verbosity == Verbosity::Quiet {
+        return;
+    }
+    let issues: Vec<_> = scan
+        .source
+        .issues
+        .iter()
+        .chain(&scan.destination.issues)
+        .collect();
+    for line in report::scan_notes(&issues, ctx.verbosity == Verbosity::Verbose) {
+        eprintln!("{line}");
+    }
 }
 
 /// A stderr spinner with both sides' live counts while a scan runs.
