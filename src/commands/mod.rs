@@ -304,8 +304,8 @@ async fn scan_and_plan(
     Ok((plan, scan, sides))
 }
 
-/// What the scans passed over or could not read, on stderr (errors always; the
-/// rest unless -q).
+/// What the scans passed over or could not read, on stderr unless -q (the exit
+/// code reports unreadable entries either way).
 fn print_scan_notes(scan: &Scan, ctx: &Context) {
     if ctx.verbosity == Verbosity::Quiet {
         return;
