@@ -19,4 +19,8 @@ echo "== cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets --quiet -- -D warnings
 echo "== cargo test"
 # Doc tests are left out: the crate has none, and an empty run would close the log.
-cargo test --quiet --lib --bins --tests
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+cargo test --quiet --lib --bins --tests 2>&1 | tee "$log"
+# One closing line for the whole suite, summed over the test binaries.
+awk '/^test result:/ { p += $4; f += $6 } END { printf "suite: %d passed, %d failed\n", p, f }' "$log"
