@@ -384,6 +384,7 @@ fn bad_input_gets_clear_errors_and_exit_code_2() {
             &["plan", "a", "b", "--exclude", "[oops"],
             "invalid filter pattern",
         ),
+        (&["tui", "a", "b"], "needs a terminal"),
     ];
     for (args, expected) in cases {
         let out = s
