@@ -62,6 +62,18 @@ impl RelPath {
         self.0.iter().filter(|&&b| b == b'/').count() + 1
     }
 
+    /// Whether the path stays below the root it is joined to: not empty, not
+    /// absolute, no empty, `.` or `..` components, no NUL bytes. Paths from a
+    /// scan always are; paths read from a file must be checked.
+    pub fn is_contained(&self) -> bool {
+        !self.0.is_empty()
+            && !self.0.contains(&0)
+            && self
+                .0
+                .split(|&b| b == b'/')
+                .all(|part| !part.is_empty() && part != b"." && part != b"..")
+    }
+
     /// True when `self` equals `ancestor` or lies below it.
     pub fn is_within(&self, ancestor: &RelPath) -> bool {
         if ancestor.0.is_empty() {
@@ -343,6 +355,17 @@ mod tests {
         assert!(!p.is_within(&RelPath::from("a/b/c")));
         assert!(!RelPath::from("a/bc").is_within(&RelPath::from("a/b")));
         assert_eq!(RelPath::from("top").parent(), None);
+    }
+
+    #[test]
+    fn containment() {
+        for ok in ["a", "a/b.txt", "..a", "a/.hidden"] {
+            assert!(RelPath::from(ok).is_contained(), "{ok}");
+        }
+        for bad in ["", "/etc/passwd", "a/../../x", "..", "a//b", "./a", "a/"] {
+            assert!(!RelPath::from(bad).is_contained(), "{bad}");
+        }
+        assert!(!RelPath::from_bytes(b"a\0b").is_contained());
     }
 
     #[test]

@@ -309,6 +309,22 @@ impl SyncPlan {
         }
         let mut plan: SyncPlan =
             serde_json::from_value(probe).map_err(|e| invalid(e.to_string()))?;
+        // A plan file is input: nothing in it may point outside the roots or
+        // configure the engine out of its range.
+        if let Some(item) = plan.items.iter().find(|item| !item.path.is_contained()) {
+            return Err(invalid(format!(
+                "entry path {:?} would leave the sync root",
+                item.path.display()
+            )));
+        }
+        let block = plan.options.block_size;
+        let block_range = u64::from(crate::signature::MIN_BLOCK_SIZE)
+            ..=u64::from(crate::signature::MAX_BLOCK_SIZE);
+        if !block_range.contains(&block) {
+            return Err(invalid(format!(
+                "block size {block} is outside 64 KiB..5 MiB"
+            )));
+        }
         plan.refresh_stats();
         Ok(plan)
     }

@@ -126,6 +126,16 @@ fn save_load_round_trip_and_rejects_foreign_files() {
     std::fs::write(&path, "{\"format\":\"hugesync-plan\",\"version\":99}").unwrap();
     let err = SyncPlan::load(&path).unwrap_err().to_string();
     assert!(err.contains("version 99"), "{err}");
+    let mut hostile = p.clone();
+    hostile.items[0].path = RelPath::from("../../etc/cron.d/x");
+    hostile.save(&path).unwrap();
+    let err = SyncPlan::load(&path).unwrap_err().to_string();
+    assert!(err.contains("would leave the sync root"), "{err}");
+    let mut wild = p.clone();
+    wild.options.block_size = 0;
+    wild.save(&path).unwrap();
+    let err = SyncPlan::load(&path).unwrap_err().to_string();
+    assert!(err.contains("block size 0"), "{err}");
     std::fs::write(&path, "not json").unwrap();
     assert!(matches!(
         SyncPlan::load(&path),
