@@ -27,6 +27,9 @@ pub fn is_temp_name(name: &[u8]) -> bool {
 #[derive(Clone, Debug)]
 pub struct LocalStorage {
     root: Arc<Path>,
+    /// Directories below the root already checked to be real directories (not
+    /// symlinks), so each is checked once per run.
+    verified_dirs: Arc<std::sync::Mutex<std::collections::HashSet<RelPath>>>,
 }
 
 /// What a walk records per entry, computed on the walker's threads so that the
@@ -43,7 +46,10 @@ pub struct WriteMeta {
 
 impl LocalStorage {
     pub fn new(root: PathBuf) -> Self {
-        Self { root: root.into() }
+        Self {
+            root: root.into(),
+            verified_dirs: Arc::default(),
+        }
     }
 
     pub fn root(&self) -> &Path {
@@ -206,12 +212,56 @@ impl LocalStorage {
     }
 
     /// Creates the directories leading to `rel` (not `rel` itself).
+    ///
+    /// Never writes through a symbolic link: each directory on the way must be a
+    /// real directory (or is created as one), so a link planted in the destination
+    /// cannot redirect a write outside the root.
     pub fn create_parents(&self, rel: &RelPath) -> Result<(), StorageError> {
-        let dir = match rel.parent() {
-            Some(parent) => self.path_of(&parent),
-            None => self.root.to_path_buf(),
+        fs::create_dir_all(&*self.root)
+            .map_err(|e| StorageError::io("cannot create directory", &*self.root, e))?;
+        let Some(parent) = rel.parent() else {
+            return Ok(());
         };
-        fs::create_dir_all(&dir).map_err(|e| StorageError::io("cannot create directory", dir, e))
+        let mut missing = Vec::new();
+        let mut at = Some(parent);
+        while let Some(dir) = at {
+            if self.is_verified(&dir) {
+                break;
+            }
+            at = dir.parent();
+            missing.push(dir);
+        }
+        // Outermost first.
+        for dir in missing.into_iter().rev() {
+            let path = self.path_of(&dir);
+            match fs::symlink_metadata(&path) {
+                Ok(meta) if meta.is_dir() => {}
+                Ok(meta) if meta.file_type().is_symlink() => {
+                    return Err(StorageError::io(
+                        "refusing to write through a symbolic link at",
+                        path,
+                        io::Error::other("the destination has a link where a directory belongs"),
+                    ));
+                }
+                Ok(_) => {
+                    return Err(StorageError::NotADirectory { path });
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => match fs::create_dir(&path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                    Err(e) => return Err(StorageError::io("cannot create directory", path, e)),
+                },
+                Err(e) => return Err(StorageError::io("cannot stat", path, e)),
+            }
+            if let Ok(mut verified) = self.verified_dirs.lock() {
+                verified.insert(dir);
+            }
+        }
+        Ok(())
+    }
+
+    fn is_verified(&self, dir: &RelPath) -> bool {
+        self.verified_dirs.lock().is_ok_and(|v| v.contains(dir))
     }
 
     /// Creates directory `rel`; an existing directory is fine, and a file or link
@@ -453,4 +503,35 @@ pub fn map_readonly(file: &File) -> io::Result<MappedFile> {
     // SAFETY: read-only mapping; concurrent truncation by another process can
     // fault, as with any mmap reader (documented above).
     unsafe { memmap2::Mmap::map(file) }.map(|m| MappedFile(Some(m)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_never_go_through_a_planted_symlink() {
+        let root = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(outside.path(), root.path().join("a")).unwrap();
+        let storage = LocalStorage::new(root.path().to_path_buf());
+        let meta = WriteMeta {
+            mtime_ns: 0,
+            mode: None,
+        };
+        let result = storage.write_file_atomic(&RelPath::from("a/x"), 0o644, meta, false, |f| {
+            use std::io::Write;
+            f.write_all(b"x")
+                .map_err(|e| StorageError::io("write", "x", e))
+        });
+        assert!(result.is_err());
+        assert!(!outside.path().join("x").exists());
+        // A real directory path works, and deep parents are created.
+        storage
+            .write_file_atomic(&RelPath::from("b/c/d"), 0o644, meta, false, |_| {
+                Ok::<(), StorageError>(())
+            })
+            .unwrap();
+        assert!(root.path().join("b/c/d").is_file());
+    }
 }
