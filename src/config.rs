@@ -9,10 +9,9 @@ use serde::{Deserialize, Deserializer};
 
 use crate::format;
 
-/// Smallest and largest block size the delta engine accepts (seed plan: 64 KiB to the
-/// 5 MiB S3 minimum part size).
-pub const MIN_BLOCK_SIZE: u64 = 64 * 1024;
-pub const MAX_BLOCK_SIZE: u64 = 5 * 1024 * 1024;
+/// The block sizes the delta engine accepts, as settings see them.
+const MIN_BLOCK_SIZE: u64 = crate::signature::MIN_BLOCK_SIZE as u64;
+const MAX_BLOCK_SIZE: u64 = crate::signature::MAX_BLOCK_SIZE as u64;
 pub const MAX_JOBS: usize = 1024;
 
 #[derive(Debug, thiserror::Error)]

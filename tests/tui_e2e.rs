@@ -103,14 +103,10 @@ fn wait_for_file(path: &Path) -> String {
     }
 }
 
-#[test]
-fn approve_run_and_quit_through_tmux() {
-    let s = Scratch::new();
-    s.write("src/docs/readme.txt", b"hello");
-    s.write("src/data/blob.bin", &noise(3 * 1024 * 1024, 9));
-    s.write("dst/stale.txt", b"old");
-    let exit_file = s.path("exit-code");
-    let command = format!(
+/// `hugesync tui --delete SRC DST` with its own config and state homes, writing
+/// its exit code to `exit_file` when it ends.
+fn tui_delete_command(s: &Scratch, exit_file: &Path) -> String {
+    format!(
         "XDG_CONFIG_HOME={config} XDG_STATE_HOME={state} {bin} tui --delete {src} {dst}; echo $? > {exit}",
         config = s.path("config").display(),
         state = s.path("state").display(),
@@ -118,8 +114,17 @@ fn approve_run_and_quit_through_tmux() {
         src = s.src().display(),
         dst = s.dst().display(),
         exit = exit_file.display(),
-    );
-    let session = Session::start(&command);
+    )
+}
+
+#[test]
+fn approve_run_and_quit_through_tmux() {
+    let s = Scratch::new();
+    s.write("src/docs/readme.txt", b"hello");
+    s.write("src/data/blob.bin", &noise(3 * 1024 * 1024, 9));
+    s.write("dst/stale.txt", b"old");
+    let exit_file = s.path("exit-code");
+    let session = Session::start(&tui_delete_command(&s, &exit_file));
     let review = session.wait_for("HugeSync plan");
     assert!(review.contains("delete"), "{review}");
     session.keys(&["a"]);
@@ -137,16 +142,7 @@ fn veto_a_delete_then_run() {
     s.write("src/a.txt", b"a");
     s.write("dst/keep.txt", b"k");
     let exit_file = s.path("exit-code");
-    let command = format!(
-        "XDG_CONFIG_HOME={config} XDG_STATE_HOME={state} {bin} tui --delete {src} {dst}; echo $? > {exit}",
-        config = s.path("config").display(),
-        state = s.path("state").display(),
-        bin = assert_cmd::cargo::cargo_bin("hugesync").display(),
-        src = s.src().display(),
-        dst = s.dst().display(),
-        exit = exit_file.display(),
-    );
-    let session = Session::start(&command);
+    let session = Session::start(&tui_delete_command(&s, &exit_file));
     session.wait_for("keep.txt");
     // Rows: a.txt, keep.txt. Veto the delete, approve, run.
     session.keys(&["Down", "d"]);

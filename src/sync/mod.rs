@@ -5,6 +5,8 @@ pub mod estimate;
 pub mod execute;
 pub mod plan;
 pub mod scan;
+#[cfg(test)]
+pub(crate) mod testing;
 mod transfer;
 
 use std::path::{Path, PathBuf};

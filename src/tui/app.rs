@@ -254,46 +254,22 @@ impl App {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::Listing;
-    use crate::sync::{Scan, SyncOptions, build_plan};
-    use crate::types::{Entry, Manifest, ManifestEntry};
-    use crate::uri::Location;
+    use crate::sync::SyncOptions;
+    use crate::sync::testing::{listing, options, plan_of};
 
     fn app(changes: bool) -> App {
-        let files = |names: &[&str]| Listing {
-            manifest: Manifest::new(
-                names
-                    .iter()
-                    .map(|n| ManifestEntry {
-                        path: (*n).into(),
-                        entry: Entry::file(1, 1, 0o644),
-                    })
-                    .collect(),
-                Vec::new(),
-                true,
-            ),
-            issues: Vec::new(),
+        let files = |names: &[&str]| {
+            let entries: Vec<_> = names.iter().map(|n| (*n, Some(1), 1)).collect();
+            listing(&entries)
         };
-        let scan = Scan {
-            source: files(&["a", "b"]),
-            destination: files(if changes { &["a"] } else { &["a", "b"] }),
-        };
+        let dst = files(if changes { &["a"] } else { &["a", "b"] });
         let options = SyncOptions {
             delete: false,
-            max_delete: None,
-            archive: false,
-            checksum: false,
             delta_threshold: 1 << 20,
             block_size: 1 << 20,
-            allow_empty_source: false,
-            filters: Vec::new(),
+            ..options()
         };
-        App::new(build_plan(
-            Location::Local("/s".into()),
-            Location::Local("/d".into()),
-            &scan,
-            options,
-        ))
+        App::new(plan_of(files(&["a", "b"]), dst, options))
     }
 
     #[test]

@@ -1,45 +1,17 @@
 use super::*;
 use crate::storage::Listing;
-use crate::types::{Manifest, ManifestEntry};
+use crate::sync::testing::{self, options};
 
 fn listing(files: &[(&str, u64, i64)]) -> Listing {
-    let entries = files
+    let entries: Vec<_> = files
         .iter()
-        .map(|(p, size, mtime)| ManifestEntry {
-            path: (*p).into(),
-            entry: Entry::file(*size, *mtime, 0o644),
-        })
+        .map(|(p, size, mtime)| (*p, Some(*size), *mtime))
         .collect();
-    Listing {
-        manifest: Manifest::new(entries, Vec::new(), true),
-        issues: Vec::new(),
-    }
-}
-
-fn options() -> SyncOptions {
-    SyncOptions {
-        delete: true,
-        max_delete: None,
-        archive: false,
-        checksum: false,
-        delta_threshold: 100,
-        block_size: 65536,
-        allow_empty_source: false,
-        filters: Vec::new(),
-    }
+    testing::listing(&entries)
 }
 
 fn plan(src: &[(&str, u64, i64)], dst: &[(&str, u64, i64)], options: SyncOptions) -> SyncPlan {
-    let scan = Scan {
-        source: listing(src),
-        destination: listing(dst),
-    };
-    build_plan(
-        Location::Local("/s".into()),
-        Location::Local("/d".into()),
-        &scan,
-        options,
-    )
+    testing::plan_of(listing(src), listing(dst), options)
 }
 
 #[test]

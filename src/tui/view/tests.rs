@@ -6,35 +6,12 @@ use ratatui::backend::TestBackend;
 
 use super::{Palette, draw};
 use crate::progress::ExecEvent;
-use crate::storage::Listing;
+use crate::sync::testing::{listing, options};
 use crate::sync::{ExecReport, Scan, SyncOptions, build_plan};
 use crate::tui::action::Action;
 use crate::tui::app::App;
-use crate::types::{Entry, EntryKind, Manifest, ManifestEntry, SyncAction};
+use crate::types::SyncAction;
 use crate::uri::Location;
-
-fn listing(entries: &[(&str, Option<u64>, i64)]) -> Listing {
-    let entries = entries
-        .iter()
-        .map(|(path, size, mtime)| ManifestEntry {
-            path: (*path).into(),
-            entry: match size {
-                Some(size) => Entry::file(*size, *mtime, 0o644),
-                None => Entry {
-                    kind: EntryKind::Dir,
-                    size: 0,
-                    mtime_ns: *mtime,
-                    mode: 0o755,
-                    extra: None,
-                },
-            },
-        })
-        .collect();
-    Listing {
-        manifest: Manifest::new(entries, Vec::new(), true),
-        issues: Vec::new(),
-    }
-}
 
 fn app() -> App {
     const T: i64 = 1_700_000_000_000_000_000;
@@ -54,14 +31,9 @@ fn app() -> App {
         ("README.md", Some(2048), T),
     ]);
     let options = SyncOptions {
-        delete: true,
-        max_delete: None,
-        archive: false,
-        checksum: false,
         delta_threshold: 32 << 20,
         block_size: 5 << 20,
-        allow_empty_source: false,
-        filters: Vec::new(),
+        ..options()
     };
     let mut plan = build_plan(
         Location::Local("/data/src".into()),

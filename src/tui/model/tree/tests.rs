@@ -1,69 +1,25 @@
 //! Model tests: no rendering.
 
 use super::*;
-use crate::storage::Listing;
-use crate::sync::{Scan, SyncOptions, build_plan};
-use crate::types::{Entry, Manifest, ManifestEntry};
-use crate::uri::Location;
-
-fn listing(entries: &[(&str, Option<u64>)]) -> Listing {
-    let entries = entries
-        .iter()
-        .map(|(path, size)| ManifestEntry {
-            path: (*path).into(),
-            entry: match size {
-                Some(size) => Entry::file(*size, 1, 0o644),
-                None => Entry {
-                    kind: EntryKind::Dir,
-                    size: 0,
-                    mtime_ns: 1,
-                    mode: 0o755,
-                    extra: None,
-                },
-            },
-        })
-        .collect();
-    Listing {
-        manifest: Manifest::new(entries, Vec::new(), true),
-        issues: Vec::new(),
-    }
-}
+use crate::sync::testing::{listing, options, plan_of};
 
 fn sample() -> SyncPlan {
     let src = listing(&[
-        ("a", None),
-        ("a/b", None),
-        ("a/b/big", Some(1000)),
-        ("a/b/c", Some(10)),
-        ("a.txt", Some(5)),
-        ("same", Some(3)),
+        ("a", None, 1),
+        ("a/b", None, 1),
+        ("a/b/big", Some(1000), 1),
+        ("a/b/c", Some(10), 1),
+        ("a.txt", Some(5), 1),
+        ("same", Some(3), 1),
     ]);
     let dst = listing(&[
-        ("a", None),
-        ("a/b", None),
-        ("a/b/big", Some(900)),
-        ("old", Some(7)),
-        ("same", Some(3)),
+        ("a", None, 1),
+        ("a/b", None, 1),
+        ("a/b/big", Some(900), 1),
+        ("old", Some(7), 1),
+        ("same", Some(3), 1),
     ]);
-    let options = SyncOptions {
-        delete: true,
-        max_delete: None,
-        archive: false,
-        checksum: false,
-        delta_threshold: 100,
-        block_size: 65536,
-        allow_empty_source: false,
-        filters: Vec::new(),
-    };
-    build_plan(
-        Location::Local("/s".into()),
-        Location::Local("/d".into()),
-        &Scan {
-            source: src,
-            destination: dst,
-        },
-        options,
-    )
+    plan_of(src, dst, options())
 }
 
 fn names(tree: &PlanTree) -> Vec<String> {
