@@ -38,8 +38,28 @@ hyperfine -N --warmup 1 --runs 5 --export-json hyperfine.json \
   -n delta_unrelated "$bin -q delta old.hssig unrelated.bin" \
   -n rdiff_delta_unrelated "rdiff --force delta old.rdsig unrelated.bin rdiff.delta"
 
-rss() { /usr/bin/time -f '%M' "$@" 2>&1 >/dev/null | tail -1; }
-echo "peak RSS (KiB): delta_edited $(rss "$bin" -q delta old.hssig new.bin), delta_unrelated $(rss "$bin" -q delta old.hssig unrelated.bin)"
+# Peak RSS counts the mapped file's page-cache pages; the anonymous part (heap,
+# stacks) is what must not grow with the file, so it is sampled from /proc.
+peak_anon() {
+  python3 - "$@" <<'PY'
+import subprocess, sys, time
+p = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL)
+anon = total = 0
+while p.poll() is None:
+    try:
+        fields = dict(l.split(":", 1) for l in open(f"/proc/{p.pid}/status"))
+        anon = max(anon, int(fields["RssAnon"].split()[0]))
+        total = max(total, int(fields["VmHWM"].split()[0]))
+    except (OSError, KeyError, ValueError):
+        pass
+    time.sleep(0.002)
+print(f"peak RSS {total // 1024} MiB, of which anonymous {anon} KiB")
+PY
+}
+for run in "signature old.bin -o old.hssig" "signature unrelated.bin -o unrelated.hssig" \
+           "delta old.hssig new.bin" "delta old.hssig unrelated.bin"; do
+  echo "$run: $(peak_anon "$bin" -q $run)"
+done
 "$bin" delta old.hssig new.bin
 python3 - <<'PY'
 import json

@@ -10,8 +10,7 @@ use serde::{Deserialize, Deserializer};
 use crate::format;
 
 /// The block sizes the delta engine accepts, as settings see them.
-const MIN_BLOCK_SIZE: u64 = crate::signature::MIN_BLOCK_SIZE as u64;
-const MAX_BLOCK_SIZE: u64 = crate::signature::MAX_BLOCK_SIZE as u64;
+const DEFAULT_BLOCK_SIZE: u64 = crate::signature::DEFAULT_BLOCK_SIZE as u64;
 pub const MAX_JOBS: usize = 1024;
 
 #[derive(Debug, thiserror::Error)]
@@ -255,7 +254,7 @@ settings! {
     /// Changed files at least this large are sent by delta.
     delta_threshold: Size = Size(32 * 1024 * 1024), env "HUGESYNC_DELTA_THRESHOLD", parse parse_size_setting;
     /// Delta block size.
-    block_size: Size = Size(MAX_BLOCK_SIZE), env "HUGESYNC_BLOCK_SIZE", parse parse_size_setting;
+    block_size: Size = Size(DEFAULT_BLOCK_SIZE), env "HUGESYNC_BLOCK_SIZE", parse parse_size_setting;
     /// Compare files by blake3 of their content instead of size and mtime.
     checksum: bool = false, env "HUGESYNC_CHECKSUM", parse parse_bool;
     /// Preserve mode and directory times, copy symlinks as symlinks.
@@ -343,16 +342,12 @@ impl Settings {
             });
         }
         let block = &self.block_size;
-        if !(MIN_BLOCK_SIZE..=MAX_BLOCK_SIZE).contains(&block.value.0) {
+        if crate::signature::valid_block_size(block.value.0).is_none() {
             return Err(ConfigError::OutOfRange {
                 key: "block_size",
                 value: block.value.show(),
                 origin: block.origin.clone(),
-                range: format!(
-                    "{} to {}",
-                    format::bytes(MIN_BLOCK_SIZE),
-                    format::bytes(MAX_BLOCK_SIZE)
-                ),
+                range: crate::signature::BLOCK_SIZE_RULE.to_string(),
             });
         }
         Ok(())

@@ -13,7 +13,8 @@ use crate::delta::file::{DeltaFileError, apply_delta_stream, write_delta};
 use crate::error::{Error, ExitStatus};
 use crate::format;
 use crate::signature::{
-    SignatureFileError, SourceIdentity, read_signature, signature_of_file, write_signature,
+    SignatureFileError, SourceIdentity, read_signature, signature_of_file, valid_block_size,
+    write_signature,
 };
 use crate::storage::local::{map_readonly, mtime_ns};
 
@@ -42,7 +43,7 @@ pub enum EngineError {
         #[source]
         source: DeltaFileError,
     },
-    #[error("{}: block size {size} is outside 64 KiB..5 MiB", path.display())]
+    #[error("{}: block size {size} is not {}", path.display(), crate::signature::BLOCK_SIZE_RULE)]
     BlockSize { path: PathBuf, size: u64 },
 }
 
@@ -92,7 +93,7 @@ pub fn signature(
     block_size: u64,
     verbosity: Verbosity,
 ) -> Result<ExitStatus, Error> {
-    let block = u32::try_from(block_size).map_err(|_| EngineError::BlockSize {
+    let block = valid_block_size(block_size).ok_or_else(|| EngineError::BlockSize {
         path: args.file.clone(),
         size: block_size,
     })?;

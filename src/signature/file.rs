@@ -4,10 +4,11 @@
 //! actually present before anything is allocated, and a trailing blake3 over the
 //! whole file catches corruption.
 
-use super::{BlockChecksum, MAX_BLOCK_SIZE, MIN_BLOCK_SIZE, Signature};
+use super::{BlockChecksum, Signature, valid_block_size};
 
 pub const MAGIC: [u8; 8] = *b"HSSIG\r\n\x1a";
-pub const VERSION: u16 = 1;
+/// Version 2: strong hashes built from blake3 subtrees (docs/hssig-format.md).
+pub const VERSION: u16 = 2;
 /// Longest ETag stored (S3's are 34–~50 bytes; GCS generations and Azure ETags
 /// are shorter still).
 pub const MAX_ETAG_LEN: usize = 1024;
@@ -36,7 +37,7 @@ pub enum SignatureFileError {
     UnsupportedVersion(u16),
     #[error("signature uses unknown flags {0:#06x}")]
     UnknownFlags(u16),
-    #[error("signature block size {0} is outside 64 KiB..5 MiB")]
+    #[error("signature block size {0} is not {rule}", rule = super::BLOCK_SIZE_RULE)]
     BadBlockSize(u32),
     #[error("signature claims {found} blocks but a file of its size has {expected}")]
     CountMismatch { expected: u64, found: u64 },
@@ -96,7 +97,7 @@ pub fn read_signature(bytes: &[u8]) -> Result<(Signature, SourceIdentity), Signa
         return Err(E::UnknownFlags(flags));
     }
     let block_size = u32_at(12);
-    if !(MIN_BLOCK_SIZE..=MAX_BLOCK_SIZE).contains(&block_size) {
+    if valid_block_size(u64::from(block_size)).is_none() {
         return Err(E::BadBlockSize(block_size));
     }
     let file_size = u64_at(16);
@@ -161,6 +162,7 @@ fn array<const N: usize>(slice: &[u8]) -> [u8; N] {
 mod tests {
     use super::*;
     use crate::signature::signature_of_bytes;
+    use crate::signature::{MAX_BLOCK_SIZE, MIN_BLOCK_SIZE};
     use proptest::prelude::*;
 
     fn sample() -> (Signature, SourceIdentity, Vec<u8>) {

@@ -9,37 +9,51 @@ use std::path::Path;
 use rayon::prelude::*;
 
 use super::rolling::checksum;
+use super::strong::{TreeMerger, hash_block};
 use super::{BlockChecksum, Signature};
 
 /// Bytes mapped at once when signing a file: a multiple of the block size near
 /// 64 MiB, enough to keep every core busy.
 const WINDOW_TARGET: u64 = 64 * 1024 * 1024;
 
-fn block_checksums(data: &[u8], block_size: u32) -> Vec<BlockChecksum> {
-    data.par_chunks(block_size as usize)
-        .map(|block| BlockChecksum {
-            weak: checksum(block),
-            strong: *blake3::hash(block).as_bytes(),
+/// Checksums of the blocks of `data`, which starts `offset` bytes into its file,
+/// hashed in parallel; their blake3 subtrees go to `merger` in file order.
+fn block_checksums(
+    data: &[u8],
+    offset: u64,
+    block_size: u32,
+    merger: &mut TreeMerger,
+) -> Vec<BlockChecksum> {
+    let hashed: Vec<_> = data
+        .par_chunks(block_size as usize)
+        .enumerate()
+        .map(|(i, block)| {
+            let hash = hash_block(block, offset + i as u64 * u64::from(block_size));
+            let checksum = BlockChecksum {
+                weak: checksum(block),
+                strong: hash.strong,
+            };
+            (checksum, hash)
+        })
+        .collect();
+    hashed
+        .into_iter()
+        .map(|(checksum, hash)| {
+            merger.push_block(&hash);
+            checksum
         })
         .collect()
 }
 
 /// The signature of `data`, blocks hashed in parallel.
 pub fn signature_of_bytes(data: &[u8], block_size: u32) -> Signature {
-    let (blocks, file_hash) = rayon::join(
-        || block_checksums(data, block_size),
-        || {
-            *blake3::Hasher::new()
-                .update_rayon(data)
-                .finalize()
-                .as_bytes()
-        },
-    );
+    let mut merger = TreeMerger::default();
+    let blocks = block_checksums(data, 0, block_size, &mut merger);
     Signature {
         block_size,
         file_size: data.len() as u64,
         blocks,
-        file_hash,
+        file_hash: merger.finish(),
     }
 }
 
@@ -49,7 +63,7 @@ pub fn signature_of_file(path: &Path, block_size: u32) -> io::Result<Signature> 
     let file_size = file.metadata()?.len();
     let window = (WINDOW_TARGET / u64::from(block_size)).max(1) * u64::from(block_size);
     let mut blocks = Vec::with_capacity(Signature::block_count(file_size, block_size) as usize);
-    let mut whole = blake3::Hasher::new();
+    let mut merger = TreeMerger::default();
     let mut offset = 0;
     while offset < file_size {
         let len = window.min(file_size - offset);
@@ -62,13 +76,7 @@ pub fn signature_of_file(path: &Path, block_size: u32) -> io::Result<Signature> 
                 .len(len as usize)
                 .map(&file)?
         };
-        let (window_blocks, ()) = rayon::join(
-            || block_checksums(&map, block_size),
-            || {
-                whole.update_rayon(&map);
-            },
-        );
-        blocks.extend(window_blocks);
+        blocks.extend(block_checksums(&map, offset, block_size, &mut merger));
         offset += len;
     }
     if file.metadata()?.len() != file_size {
@@ -81,7 +89,7 @@ pub fn signature_of_file(path: &Path, block_size: u32) -> io::Result<Signature> 
         block_size,
         file_size,
         blocks,
-        file_hash: *whole.finalize().as_bytes(),
+        file_hash: merger.finish(),
     })
 }
 
@@ -92,16 +100,19 @@ pub fn signature_of_reader(mut reader: impl Read, block_size: u32) -> io::Result
     let block = block_size as usize;
     let mut buffer = vec![0u8; block * BATCH];
     let mut blocks = Vec::new();
-    let mut whole = blake3::Hasher::new();
+    let mut merger = TreeMerger::default();
     let mut file_size = 0u64;
     loop {
         let filled = read_full(&mut reader, &mut buffer)?;
         if filled == 0 {
             break;
         }
-        let data = &buffer[..filled];
-        whole.update(data);
-        blocks.extend(block_checksums(data, block_size));
+        blocks.extend(block_checksums(
+            &buffer[..filled],
+            file_size,
+            block_size,
+            &mut merger,
+        ));
         file_size += filled as u64;
         if filled < buffer.len() {
             break;
@@ -111,7 +122,7 @@ pub fn signature_of_reader(mut reader: impl Read, block_size: u32) -> io::Result
         block_size,
         file_size,
         blocks,
-        file_hash: *whole.finalize().as_bytes(),
+        file_hash: merger.finish(),
     })
 }
 

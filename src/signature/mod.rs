@@ -5,20 +5,35 @@
 pub mod file;
 pub mod generate;
 pub mod rolling;
+mod strong;
 
 pub use file::{SignatureFileError, SourceIdentity, read_signature, write_signature};
 pub use generate::{signature_of_bytes, signature_of_file, signature_of_reader};
+pub(crate) use strong::strong_hash;
 
 /// Smallest and largest block sizes (seed plan: 64 KiB up to S3's 5 MiB minimum part).
 pub const MIN_BLOCK_SIZE: u32 = 64 * 1024;
 pub const MAX_BLOCK_SIZE: u32 = 5 * 1024 * 1024;
 pub const DEFAULT_BLOCK_SIZE: u32 = MAX_BLOCK_SIZE;
+/// Block sizes are whole multiples of blake3's 1 KiB chunk, so that every block
+/// starts on a chunk and the block hashes add up to the file's hash.
+pub const BLOCK_SIZE_UNIT: u32 = blake3::CHUNK_LEN as u32;
+
+/// What `--block-size`, config files, plans and `.hssig` headers may say.
+pub const BLOCK_SIZE_RULE: &str = "64 KiB to 5 MiB, a multiple of 1 KiB";
+
+/// `size` as a block size, if it is one HugeSync can use.
+pub fn valid_block_size(size: u64) -> Option<u32> {
+    let size = u32::try_from(size).ok()?;
+    ((MIN_BLOCK_SIZE..=MAX_BLOCK_SIZE).contains(&size) && size % BLOCK_SIZE_UNIT == 0)
+        .then_some(size)
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct BlockChecksum {
     /// [`rolling::Rolling`] checksum of the block.
     pub weak: u32,
-    /// blake3 of the block.
+    /// blake3-based hash of the block at its offset (see `strong`).
     pub strong: [u8; 32],
 }
 

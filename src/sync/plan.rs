@@ -318,11 +318,10 @@ impl SyncPlan {
             )));
         }
         let block = plan.options.block_size;
-        let block_range = u64::from(crate::signature::MIN_BLOCK_SIZE)
-            ..=u64::from(crate::signature::MAX_BLOCK_SIZE);
-        if !block_range.contains(&block) {
+        if crate::signature::valid_block_size(block).is_none() {
             return Err(invalid(format!(
-                "block size {block} is outside 64 KiB..5 MiB"
+                "block size {block} is not {}",
+                crate::signature::BLOCK_SIZE_RULE
             )));
         }
         plan.refresh_stats();
