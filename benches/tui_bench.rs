@@ -1,5 +1,5 @@
 //! The review screen on a synthetic 1,000,000-entry plan: a keypress (move down,
-//! expand a directory, one more filter character) plus the redraw into a
+//! expand a directory, a filter character) plus the redraw into a
 //! TestBackend, and the memory the plan and its tree take per entry.
 
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -111,13 +111,34 @@ fn keypress_and_redraw(c: &mut Criterion) {
         b.iter(|| step(&mut app, Action::Toggle))
     });
     group.sample_size(10);
-    group.bench_function("filter_step", |b| {
-        b.iter(|| {
-            step(&mut app, Action::Filter);
-            step(&mut app, Action::Input('9'));
-            step(&mut app, Action::Back);
-        })
-    });
+    // Each filter keypress timed on its own: the first character searches every
+    // path, the second narrows the first one's matches, Esc restores the tree.
+    let mut timed = |app: &mut App, keys: &[Action], timed_key: usize| {
+        let mut elapsed = std::time::Duration::ZERO;
+        for (i, &key) in keys.iter().enumerate() {
+            let start = std::time::Instant::now();
+            step(app, key);
+            if i == timed_key {
+                elapsed = start.elapsed();
+            }
+        }
+        elapsed
+    };
+    let typing = [
+        Action::Filter,
+        Action::Input('9'),
+        Action::Input('1'),
+        Action::Back,
+    ];
+    for (name, key) in [
+        ("filter_first_char", 1),
+        ("filter_next_char", 2),
+        ("filter_clear", 3),
+    ] {
+        group.bench_function(name, |b| {
+            b.iter_custom(|iters| (0..iters).map(|_| timed(&mut app, &typing, key)).sum())
+        });
+    }
     group.finish();
 }
 

@@ -5,6 +5,7 @@
 
 mod edit;
 mod rows;
+mod search;
 #[cfg(test)]
 mod tests;
 
@@ -138,6 +139,7 @@ pub struct PlanTree {
     item_node: Vec<NodeId>,
     undo: Vec<Undo>,
     filter: Option<PathFilter>,
+    search: search::SearchText,
     hide_skipped: bool,
     sort: SortKey,
 }
@@ -188,6 +190,7 @@ impl PlanTree {
             item_node: vec![NONE; plan.items.len()],
             undo: Vec::new(),
             filter: None,
+            search: search::SearchText::default(),
             hide_skipped: false,
             sort: SortKey::Path,
         };
@@ -230,6 +233,7 @@ impl PlanTree {
                 stack.push((id, path.to_vec()));
             }
         }
+        tree.search = search::SearchText::build(&tree, plan);
         tree.expand_to_first_changes(plan);
         tree.rebuild_rows(plan);
         tree

@@ -73,6 +73,9 @@ impl PlanTree {
     /// `ids` and all their directories, in display order: a walk that enters only
     /// directories holding a match.
     fn with_ancestors(&mut self, ids: &[NodeId], plan: &SyncPlan) -> Vec<NodeId> {
+        if self.sort == SortKey::Path {
+            return self.with_ancestors_in_path_order(ids, plan);
+        }
         let mut marked = vec![false; self.nodes.len()];
         for &id in ids {
             if !self.shown(id, plan) {
@@ -96,6 +99,34 @@ impl PlanTree {
                 stack.extend(self.children(dir).filter(|&c| marked[c as usize]));
                 stack[first..].reverse();
             }
+        }
+        rows
+    }
+
+    /// [`Self::with_ancestors`] when the display order is path order, which is
+    /// node order (nodes are created depth first in path order): a node's
+    /// ancestors that are not shown yet go right before it, and no sibling list
+    /// is walked.
+    fn with_ancestors_in_path_order(&self, ids: &[NodeId], plan: &SyncPlan) -> Vec<NodeId> {
+        let mut emitted = vec![false; self.nodes.len()];
+        let mut rows = Vec::with_capacity(ids.len());
+        let mut chain = Vec::new();
+        for &id in ids {
+            if !self.shown(id, plan) || emitted[id as usize] {
+                continue;
+            }
+            let mut at = self.nodes[id as usize].parent;
+            while at != 0 && at != NONE && !emitted[at as usize] {
+                chain.push(at);
+                at = self.nodes[at as usize].parent;
+            }
+            for &dir in chain.iter().rev() {
+                emitted[dir as usize] = true;
+                rows.push(dir);
+            }
+            chain.clear();
+            emitted[id as usize] = true;
+            rows.push(id);
         }
         rows
     }
@@ -134,16 +165,12 @@ impl PlanTree {
             self.rebuild_rows(plan);
             return;
         }
-        let finder = memchr::memmem::Finder::new(query.as_bytes());
+        let needle = query.as_bytes();
         let matches = match self.filter.take() {
-            Some(previous) if query.starts_with(&previous.query) => previous
-                .matches
-                .into_iter()
-                .filter(|&id| finder.find(&self.path_of(id, plan)).is_some())
-                .collect(),
-            _ => (1..self.nodes.len() as NodeId)
-                .filter(|&id| finder.find(&self.path_of(id, plan)).is_some())
-                .collect(),
+            Some(previous) if query.starts_with(&previous.query) => {
+                self.search.search_among(previous.matches, needle)
+            }
+            _ => self.search.search_all(needle),
         };
         self.filter = Some(PathFilter {
             query: query.to_string(),

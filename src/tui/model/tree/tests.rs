@@ -156,3 +156,23 @@ fn subtree_edits_update_totals_and_undo_restores() {
     assert_eq!(plan, original);
     assert_eq!(tree.totals(), PlanTree::build(&original).totals());
 }
+
+#[test]
+fn filter_finds_directories_known_only_from_their_entries() {
+    // Only files are listed: "deep" and "deep/er" exist as implied directories.
+    let src = listing(&[
+        ("deep/er/one", Some(1), 1),
+        ("deep/er/two", Some(2), 1),
+        ("flat", Some(3), 1),
+    ]);
+    let plan = plan_of(src, listing(&[]), options());
+    let mut tree = PlanTree::build(&plan);
+    tree.set_sort(&plan, SortKey::Size);
+    tree.set_sort(&plan, SortKey::Path);
+    tree.set_filter(&plan, "er");
+    assert_eq!(names(&tree), ["deep", "  er", "    one", "    two"]);
+    tree.set_filter(&plan, "er/t");
+    assert_eq!(names(&tree), ["deep", "  er", "    two"]);
+    tree.set_filter(&plan, "a");
+    assert_eq!(names(&tree), ["flat"]);
+}
