@@ -12,7 +12,8 @@ const AFTER_HELP: &str = "\
 Locations are local paths or s3://bucket/prefix, gs://bucket/prefix, az://container/prefix.
 
 Exit codes: 0 done, 1 some entries failed, 2 usage/config error or refused plan,
-3 a side could not be listed or written, 130 interrupted.";
+3 a side could not be listed or written, 4 credentials missing or refused,
+130 interrupted.";
 
 #[derive(Debug, Parser)]
 #[command(name = "hugesync", version, about, after_help = AFTER_HELP, propagate_version = true)]
@@ -27,6 +28,8 @@ pub struct Cli {
     /// (also HUGESYNC_CONFIG).
     #[arg(long, global = true, value_name = "PATH")]
     pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub s3: S3Flags,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -207,6 +210,32 @@ pub struct ExecFlags {
     /// Do not fsync written files (faster, less safe on power loss).
     #[arg(long)]
     pub no_fsync: bool,
+}
+
+/// How s3:// locations are reached (aws-cli's names; also in config.toml and env).
+#[derive(Debug, Args, Default)]
+pub struct S3Flags {
+    /// AWS profile from ~/.aws/config and ~/.aws/credentials.
+    #[arg(long, global = true, value_name = "NAME")]
+    pub profile: Option<String>,
+    /// AWS region (e.g. eu-west-1).
+    #[arg(long, global = true, value_name = "REGION")]
+    pub region: Option<String>,
+    /// Endpoint of an S3-compatible store (e.g. http://127.0.0.1:9000).
+    #[arg(long, global = true, value_name = "URL")]
+    pub endpoint_url: Option<String>,
+    /// Address buckets by path (endpoint/bucket/key) rather than by host name.
+    #[arg(long, global = true)]
+    pub path_style: bool,
+}
+
+impl S3Flags {
+    pub fn apply_to(&self, overrides: &mut Overrides) {
+        overrides.profile = self.profile.clone().map(Some);
+        overrides.region = self.region.clone().map(Some);
+        overrides.endpoint_url = self.endpoint_url.clone().map(Some);
+        overrides.path_style = self.path_style.then_some(true);
+    }
 }
 
 /// Flags shared by the commands that execute.

@@ -141,6 +141,20 @@ impl ShowValue for Vec<String> {
     }
 }
 
+impl ShowValue for Option<String> {
+    fn show(&self) -> String {
+        self.clone().unwrap_or_else(|| "(unset)".into())
+    }
+    fn to_json(&self) -> serde_json::Value {
+        self.clone().into()
+    }
+}
+
+fn parse_optional_text(text: &str) -> Result<Option<String>, String> {
+    let text = text.trim();
+    Ok((!text.is_empty()).then(|| text.to_string()))
+}
+
 fn parse_bool(text: &str) -> Result<bool, String> {
     match text.trim().to_ascii_lowercase().as_str() {
         "1" | "true" | "yes" | "on" => Ok(true),
@@ -267,6 +281,14 @@ settings! {
     allow_empty_source: bool = false, env "HUGESYNC_ALLOW_EMPTY_SOURCE", parse parse_bool;
     /// Exclude patterns applied after the command line's rules.
     exclude: Vec<String> = Vec::new(), env "HUGESYNC_EXCLUDE", parse parse_patterns;
+    /// AWS profile for s3:// locations (unset: the SDK's chain, AWS_PROFILE included).
+    profile: Option<String> = None, env "HUGESYNC_PROFILE", parse parse_optional_text;
+    /// AWS region for s3:// locations (unset: from the profile or AWS_REGION).
+    region: Option<String> = None, env "HUGESYNC_REGION", parse parse_optional_text;
+    /// S3-compatible endpoint (MinIO, R2, Ceph, a local test server).
+    endpoint_url: Option<String> = None, env "HUGESYNC_ENDPOINT_URL", parse parse_optional_text;
+    /// Path-style bucket addressing (endpoint/bucket/key), as most S3-compatible stores need.
+    path_style: bool = false, env "HUGESYNC_PATH_STYLE", parse parse_bool;
 }
 
 /// Where the config file is looked for: `--config`, then `HUGESYNC_CONFIG`, then

@@ -17,6 +17,8 @@ pub enum ExitStatus {
     Usage = 2,
     /// The sync could not run at all (a side could not be listed or written).
     Fatal = 3,
+    /// Credentials are missing or were refused, or access was denied.
+    Denied = 4,
     /// Interrupted by Ctrl+C or SIGTERM.
     Interrupted = 130,
 }
@@ -81,6 +83,11 @@ impl Error {
             ) => ExitStatus::Usage,
             Error::Engine(e) if e.is_bad_input() => ExitStatus::Usage,
             Error::Interrupted => ExitStatus::Interrupted,
+            Error::Storage(e) | Error::Scan(ScanError::Source(e) | ScanError::Destination(e))
+                if e.is_denied() =>
+            {
+                ExitStatus::Denied
+            }
             _ => ExitStatus::Fatal,
         }
     }

@@ -178,6 +178,9 @@ pub struct EntryExtra {
     /// blake3 of the content, hex, when it was computed (`--checksum`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub blake3: Option<String>,
+    /// The object's ETag, for entries listed from an object store.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
 }
 
 impl Entry {
@@ -197,6 +200,14 @@ impl Entry {
 
     pub fn blake3(&self) -> Option<&str> {
         self.extra.as_ref()?.blake3.as_deref()
+    }
+
+    pub fn etag(&self) -> Option<&str> {
+        self.extra.as_ref()?.etag.as_deref()
+    }
+
+    pub fn set_etag(&mut self, etag: String) {
+        self.extra.get_or_insert_with(Default::default).etag = Some(etag);
     }
 
     pub fn set_blake3(&mut self, hex: String) {

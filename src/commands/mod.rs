@@ -52,6 +52,7 @@ pub async fn run(
         _ => Verbosity::Verbose,
     };
     let mut overrides = Overrides::default();
+    cli.s3.apply_to(&mut overrides);
     match &cli.command {
         Command::Sync(args) => {
             args.plan.apply_to(&mut overrides);
@@ -118,10 +119,7 @@ async fn tui_command(
     let destination = Location::parse(&args.destination)?;
     let options = sync_options(&ctx.settings, filters);
     sync::check_locations(&source, &destination)?;
-    let sides = Sides {
-        source: Storage::open(&source)?,
-        destination: Storage::open(&destination)?,
-    };
+    let sides = Sides::open(&source, &destination, &ctx.settings).await?;
     let progress = ScanProgress::default();
     let mut tui = crate::tui::Tui::start();
     let planning = async {
@@ -249,6 +247,25 @@ fn config_command(args: &ConfigArgs, ctx: &Context) -> Result<ExitStatus, Error>
 
 /// The plan-deciding options from the effective settings and the command line's
 /// filter rules (the config file's excludes come after them).
+impl Sides {
+    async fn open(
+        source: &Location,
+        destination: &Location,
+        settings: &Settings,
+    ) -> Result<Sides, Error> {
+        let s3 = crate::storage::S3Settings {
+            profile: settings.profile.value.clone(),
+            region: settings.region.value.clone(),
+            endpoint_url: settings.endpoint_url.value.clone(),
+            path_style: settings.path_style.value,
+        };
+        Ok(Sides {
+            source: Storage::open(source, &s3).await?,
+            destination: Storage::open(destination, &s3).await?,
+        })
+    }
+}
+
 fn sync_options(settings: &Settings, mut filters: Vec<FilterRule>) -> SyncOptions {
     filters.extend(settings.exclude.value.iter().map(|pattern| FilterRule {
         kind: RuleKind::Exclude,
@@ -281,10 +298,7 @@ async fn scan_and_plan(
     estimate: bool,
 ) -> Result<(SyncPlan, Scan, Sides), Error> {
     sync::check_locations(&source, &destination)?;
-    let sides = Sides {
-        source: Storage::open(&source)?,
-        destination: Storage::open(&destination)?,
-    };
+    let sides = Sides::open(&source, &destination, &ctx.settings).await?;
     let progress = ScanProgress::default();
     let spinner =
         (!quiet && std::io::stderr().is_terminal()).then(|| scan_spinner(progress.clone()));

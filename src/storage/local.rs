@@ -267,7 +267,7 @@ fn entry_from_stat<Fd: AsFd>(
             entry.kind = EntryKind::Symlink;
             entry.extra = Some(Box::new(EntryExtra {
                 link_target: Some(RelPath::from_bytes(target.as_bytes())),
-                blake3: None,
+                ..Default::default()
             }));
         }
         _ => return Err(ScanIssueKind::SkippedSpecial),

@@ -6,6 +6,7 @@
 //! the executor picks the transfer path from the (source, destination) pair.
 
 pub mod local;
+pub mod s3;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -16,6 +17,7 @@ use crate::types::{Entry, EntryKind, Manifest, RelPath};
 use crate::uri::Location;
 
 pub use local::LocalStorage;
+pub use s3::{RemoteErrorKind, S3Settings, S3Storage};
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -36,9 +38,43 @@ pub enum StorageError {
     },
     #[error("{location}: the listing task failed: {reason}")]
     Task { location: String, reason: String },
+    /// A request to an object store failed.
+    #[error("{op} {target}: {message}{hint}", hint = remote_hint(*kind))]
+    Remote {
+        op: &'static str,
+        target: String,
+        kind: RemoteErrorKind,
+        message: String,
+    },
+    /// A transfer's bytes did not arrive as expected.
+    #[error("{target}: {message}")]
+    Transfer { target: String, message: String },
+}
+
+/// What to do about a failed request, said once where the error is shown.
+fn remote_hint(kind: RemoteErrorKind) -> &'static str {
+    match kind {
+        RemoteErrorKind::Denied => {
+            " (check the credentials: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, --profile, or `aws sso login`)"
+        }
+        RemoteErrorKind::Network => " (is the endpoint reachable? see --endpoint-url)",
+        RemoteErrorKind::NotFound => " (does the bucket exist? HugeSync does not create buckets)",
+        _ => "",
+    }
 }
 
 impl StorageError {
+    /// Whether credentials or permissions are the problem.
+    pub fn is_denied(&self) -> bool {
+        matches!(
+            self,
+            StorageError::Remote {
+                kind: RemoteErrorKind::Denied,
+                ..
+            }
+        )
+    }
+
     pub fn io(op: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         StorageError::Io {
             op,
@@ -92,12 +128,18 @@ pub enum ScanIssueKind {
     SkippedSpecial,
     /// Could not be read (permissions, vanished during the scan).
     Unreadable(String),
+    /// An object key that cannot be a path below the root (`..`, `.`, empty or
+    /// absolute segments): refused rather than written outside the destination.
+    UnsafeKey(String),
 }
 
 impl ScanIssue {
     /// Unreadable entries are failures (exit code 1); skipped ones are notes.
     pub fn is_error(&self) -> bool {
-        matches!(self.kind, ScanIssueKind::Unreadable(_))
+        matches!(
+            self.kind,
+            ScanIssueKind::Unreadable(_) | ScanIssueKind::UnsafeKey(_)
+        )
     }
 
     pub fn message(&self) -> String {
@@ -110,6 +152,9 @@ impl ScanIssue {
             }
             ScanIssueKind::SkippedSpecial => format!("{}: special file skipped", self.path),
             ScanIssueKind::Unreadable(why) => format!("{}: cannot read: {why}", self.path),
+            ScanIssueKind::UnsafeKey(key) => format!(
+                "object key {key:?} refused: it would leave the sync root (`..`, `.`, empty or absolute segments)"
+            ),
         }
     }
 }
@@ -125,14 +170,18 @@ pub struct Listing {
 #[derive(Clone, Debug)]
 pub enum Storage {
     Local(LocalStorage),
+    S3(S3Storage),
 }
 
 impl Storage {
     /// Opens the backend for a location. Schemes without a backend yet are a clear
     /// error rather than a surprise later.
-    pub fn open(location: &Location) -> Result<Storage, StorageError> {
+    pub async fn open(location: &Location, s3: &S3Settings) -> Result<Storage, StorageError> {
         match location {
             Location::Local(path) => Ok(Storage::Local(LocalStorage::new(path.clone()))),
+            Location::S3 { bucket, prefix } => {
+                Ok(Storage::S3(S3Storage::connect(s3, bucket, prefix).await))
+            }
             other => Err(StorageError::Unsupported {
                 location: other.to_string(),
                 scheme: other.scheme(),
@@ -143,7 +192,17 @@ impl Storage {
     pub fn location(&self) -> Location {
         match self {
             Storage::Local(local) => Location::Local(local.root().to_path_buf()),
+            Storage::S3(s3) => Location::S3 {
+                bucket: s3.bucket().to_string(),
+                prefix: s3.prefix().to_string(),
+            },
         }
+    }
+
+    /// Whether the backend keeps directories of its own (object stores only
+    /// imply them from keys).
+    pub fn has_directories(&self) -> bool {
+        matches!(self, Storage::Local(_))
     }
 
     /// Lists every entry below the root that `filter` includes.
@@ -164,6 +223,7 @@ impl Storage {
                         reason: e.to_string(),
                     })?
             }
+            Storage::S3(s3) => s3.list(&filter, options, &counter).await,
         }
     }
 
@@ -175,6 +235,7 @@ impl Storage {
                 let path = path.clone();
                 run_blocking(move || local.head(&path)).await
             }
+            Storage::S3(s3) => s3.head(path).await,
         }
     }
 
@@ -186,6 +247,9 @@ impl Storage {
                 let path = path.clone();
                 run_blocking(move || local.delete(&path, kind)).await
             }
+            // Directories are only implied by keys; nothing to remove.
+            Storage::S3(_) if kind == EntryKind::Dir => Ok(()),
+            Storage::S3(s3) => s3.delete(path).await,
         }
     }
 }

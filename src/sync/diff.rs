@@ -75,6 +75,44 @@ pub struct DiffOptions {
     pub delta_supported: bool,
     /// Whether the destination keeps directories (local disks do, object stores don't).
     pub destination_has_dirs: bool,
+    /// How modification times are compared for this pair of sides.
+    pub times: TimeRule,
+    /// Whether both sides list permission bits (object stores don't).
+    pub modes_listed: bool,
+}
+
+/// The quick check's time rule. Object stores list only LastModified, the time
+/// an object was written, so each pairing with them has its own rule (README,
+/// "When is a file unchanged?").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TimeRule {
+    /// Local to local: mtimes equal to the nanosecond.
+    Exact,
+    /// To an object store: unchanged while the object was written no earlier
+    /// than the source's mtime (whole seconds; LastModified has no finer grain).
+    WrittenAfterSource,
+    /// From an object store to a disk: downloads take LastModified as their
+    /// mtime, so unchanged while they agree to the second.
+    SameSecond,
+}
+
+impl TimeRule {
+    pub fn for_sides(source_is_local: bool, destination_is_local: bool) -> TimeRule {
+        match (source_is_local, destination_is_local) {
+            (true, true) => TimeRule::Exact,
+            (false, true) => TimeRule::SameSecond,
+            (_, false) => TimeRule::WrittenAfterSource,
+        }
+    }
+
+    fn unchanged(self, src_ns: i64, dst_ns: i64) -> bool {
+        let seconds = |ns: i64| ns.div_euclid(1_000_000_000);
+        match self {
+            TimeRule::Exact => src_ns == dst_ns,
+            TimeRule::WrittenAfterSource => seconds(dst_ns) >= seconds(src_ns),
+            TimeRule::SameSecond => seconds(dst_ns) == seconds(src_ns),
+        }
+    }
 }
 
 /// Merges the two sorted manifests into plan items, in path order.
@@ -145,6 +183,7 @@ fn on_both_sides(src: &ManifestEntry, dst: &ManifestEntry, opts: &DiffOptions) -
                 (opts.transfer, Reason::LinkTargetChanged)
             }
             EntryKind::Symlink => (SyncAction::Skip, Reason::Unchanged),
+            EntryKind::Dir if !opts.modes_listed => (SyncAction::Skip, Reason::Unchanged),
             EntryKind::Dir if opts.archive && s.mode != d.mode => {
                 (SyncAction::Metadata, Reason::ModeChanged)
             }
@@ -181,7 +220,8 @@ fn compare_files(s: &Entry, d: &Entry, opts: &DiffOptions) -> (SyncAction, Reaso
             reason,
         )
     };
-    let mode_differs = opts.archive && s.mode != d.mode;
+    let mode_differs = opts.archive && opts.modes_listed && s.mode != d.mode;
+    let same_time = opts.times.unchanged(s.mtime_ns, d.mtime_ns);
     if opts.checksum {
         if s.size != d.size {
             return changed(Reason::SizeChanged);
@@ -191,12 +231,12 @@ fn compare_files(s: &Entry, d: &Entry, opts: &DiffOptions) -> (SyncAction, Reaso
         {
             return changed(Reason::ContentChanged);
         }
-        if s.mtime_ns != d.mtime_ns {
+        if !same_time {
             return (SyncAction::Metadata, Reason::MtimeOnly);
         }
     } else if s.size != d.size {
         return changed(Reason::SizeChanged);
-    } else if s.mtime_ns != d.mtime_ns {
+    } else if !same_time {
         return changed(Reason::MtimeChanged);
     }
     if mode_differs {
@@ -252,6 +292,8 @@ mod tests {
             transfer: SyncAction::Copy,
             delta_supported: true,
             destination_has_dirs: true,
+            times: TimeRule::Exact,
+            modes_listed: true,
         }
     }
 
@@ -389,7 +431,7 @@ mod tests {
                 mode: 0o777,
                 extra: Some(Box::new(EntryExtra {
                     link_target: Some(target.into()),
-                    blake3: None,
+                    ..Default::default()
                 })),
             },
         };

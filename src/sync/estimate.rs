@@ -14,7 +14,9 @@ use super::plan::{PlanItem, SyncPlan};
 /// cannot be estimated (unreadable file) keeps the whole-file estimate; execution
 /// reports its error.
 pub async fn estimate_deltas(plan: &mut SyncPlan, source: &Storage, destination: &Storage) {
-    let (Storage::Local(src), Storage::Local(dst)) = (source.clone(), destination.clone());
+    let (Storage::Local(src), Storage::Local(dst)) = (source.clone(), destination.clone()) else {
+        return; // object stores: estimated from their sidecars (delta upload)
+    };
     let block_size = plan.options.block_size as u32;
     let mut items: Vec<(usize, PlanItem)> = plan
         .items

@@ -113,6 +113,7 @@ pub async fn execute(
         fsync: options.fsync,
         block_size: u32::try_from(plan.options.block_size)
             .unwrap_or(crate::signature::DEFAULT_BLOCK_SIZE),
+        parallel_requests: options.jobs.max(1),
         events,
         cancel,
     };
@@ -188,16 +189,22 @@ impl Runner {
     }
 
     async fn ensure_destination_root(&self) -> Result<(), crate::storage::StorageError> {
-        let Storage::Local(dst) = &self.ctx.destination;
-        let dst = dst.clone();
-        crate::storage::run_blocking(move || dst.create_dir(&RelPath::from(""))).await
+        match &self.ctx.destination {
+            Storage::Local(dst) => {
+                let dst = dst.clone();
+                crate::storage::run_blocking(move || dst.create_dir(&RelPath::from(""))).await
+            }
+            // A bucket is not created for the user: the listing already proved it.
+            Storage::S3(_) => Ok(()),
+        }
     }
 
     async fn run_dir(&mut self, id: usize) -> Result<Outcome, ItemError> {
         self.started(id).await;
-        let Storage::Local(dst) = &self.ctx.destination;
-        let (dst, path) = (dst.clone(), self.plan.items[id].path.clone());
-        crate::storage::run_blocking(move || dst.create_dir(&path)).await?;
+        if let Storage::Local(dst) = &self.ctx.destination {
+            let (dst, path) = (dst.clone(), self.plan.items[id].path.clone());
+            crate::storage::run_blocking(move || dst.create_dir(&path)).await?;
+        }
         Ok(Outcome::default())
     }
 
@@ -309,7 +316,9 @@ impl Runner {
                 .depth()
                 .cmp(&plan.items[*a].path.depth())
         });
-        let Storage::Local(dst) = self.ctx.destination.clone();
+        let Storage::Local(dst) = self.ctx.destination.clone() else {
+            return; // object stores keep no directory attributes
+        };
         for id in ids {
             let item = &plan.items[id];
             let Some(src) = item.src.as_ref() else {
@@ -347,7 +356,9 @@ impl Runner {
         if !self.ctx.fsync || self.touched_dirs.is_empty() {
             return;
         }
-        let Storage::Local(dst) = &self.ctx.destination;
+        let Storage::Local(dst) = &self.ctx.destination else {
+            return;
+        };
         let dst = dst.clone();
         let dirs = std::mem::take(&mut self.touched_dirs);
         let result = crate::storage::run_blocking(move || {

@@ -209,6 +209,8 @@ pub fn build_plan(
         // whole (and their items say so) until their delta pipelines land.
         delta_supported: source.is_local() && destination.is_local(),
         destination_has_dirs: destination.is_local(),
+        times: diff::TimeRule::for_sides(source.is_local(), destination.is_local()),
+        modes_listed: source.is_local() && destination.is_local(),
     };
     let items = diff::diff(
         &scan.source.manifest,

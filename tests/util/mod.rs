@@ -11,6 +11,8 @@ use std::time::SystemTime;
 
 use assert_cmd::Command;
 
+pub mod s3;
+
 /// A scratch area with `src/`, `dst/` and an empty config home.
 pub struct Scratch {
     pub dir: tempfile::TempDir,
@@ -47,6 +49,20 @@ impl Scratch {
         cmd.env("XDG_CONFIG_HOME", self.path("config"));
         cmd.env("HOME", self.dir.path());
         cmd.env("NO_COLOR", "1");
+        // S3 tests talk to moto, which takes any key; nothing may reach a real
+        // account or the instance metadata service.
+        cmd.env("AWS_ACCESS_KEY_ID", "test");
+        cmd.env("AWS_SECRET_ACCESS_KEY", "test");
+        cmd.env("AWS_REGION", "us-east-1");
+        cmd.env("AWS_EC2_METADATA_DISABLED", "true");
+        cmd.env("AWS_CONFIG_FILE", self.path("no-aws-config"));
+        cmd.env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            self.path("no-aws-credentials"),
+        );
+        for key in ["AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"] {
+            cmd.env_remove(key);
+        }
         cmd
     }
 

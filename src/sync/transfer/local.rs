@@ -1,83 +1,31 @@
-//! Carrying out one plan item. The (source, destination) backend pair picks the
-//! path; today both sides are local disks.
+//! Local disk to local disk: a chunked copy (copy_file_range underneath) or a
+//! delta rebuild, always into a temp file renamed over the target.
 
 use std::fs::File;
 use std::io::{self, Read};
 use std::os::unix::fs::MetadataExt;
 
-use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
-
 use crate::delta::{DeltaOp, compute_delta};
 use crate::progress::ExecEvent;
 use crate::signature::signature_of_bytes;
-use crate::storage::local::{WriteMeta, map_readonly, mtime_ns};
-use crate::storage::{LocalStorage, Storage, StorageError};
+use crate::storage::local::{map_readonly, mtime_ns};
+use crate::storage::{LocalStorage, StorageError};
 use crate::types::{Entry, EntryKind, SyncAction};
 
-use super::plan::PlanItem;
+use super::super::plan::PlanItem;
+use super::{ItemContext, ItemError, Outcome, planned_source, write_meta};
 
 /// Copy granularity: progress is reported, and cancellation checked, per chunk.
 const CHUNK: u64 = 8 * 1024 * 1024;
 
-#[derive(Debug, thiserror::Error)]
-pub enum ItemError {
-    #[error(transparent)]
-    Storage(#[from] StorageError),
-    #[error("the source changed since it was scanned ({what}); re-run to pick up the new version")]
-    SourceChanged { what: &'static str },
-    #[error("the destination changed since the plan was made; re-run to plan it again")]
-    DestinationChanged,
-    #[error("the plan item has no {side} entry")]
-    Incomplete { side: &'static str },
-    #[error("cancelled")]
-    Cancelled,
-}
-
-/// What finishing one item achieved.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Outcome {
-    pub bytes_sent: u64,
-    pub bytes_saved: u64,
-}
-
-#[derive(Clone)]
-pub struct ItemContext {
-    pub source: Storage,
-    pub destination: Storage,
-    pub archive: bool,
-    pub fsync: bool,
-    /// Delta block size.
-    pub block_size: u32,
-    pub events: mpsc::Sender<ExecEvent>,
-    pub cancel: CancellationToken,
-}
-
-/// Runs one non-directory item (directories are handled by the executor's phases).
-pub async fn run(id: usize, item: PlanItem, ctx: ItemContext) -> Result<Outcome, ItemError> {
-    let (Storage::Local(src), Storage::Local(dst)) = (&ctx.source, &ctx.destination);
-    let (src, dst) = (src.clone(), dst.clone());
-    tokio::task::spawn_blocking(move || run_local(id, &item, &src, &dst, &ctx))
-        .await
-        .map_err(|e| {
-            ItemError::Storage(StorageError::Task {
-                location: "transfer".into(),
-                reason: e.to_string(),
-            })
-        })?
-}
-
-fn run_local(
+pub(super) fn run(
     id: usize,
     item: &PlanItem,
     src: &LocalStorage,
     dst: &LocalStorage,
     ctx: &ItemContext,
 ) -> Result<Outcome, ItemError> {
-    let planned = item
-        .src
-        .as_ref()
-        .ok_or(ItemError::Incomplete { side: "source" })?;
+    let planned = planned_source(item)?;
     check_destination_unchanged(dst, item)?;
     match (item.action, planned.kind) {
         (SyncAction::Metadata, kind) => {
@@ -106,7 +54,10 @@ fn run_local(
 
 /// Refuses to overwrite a destination entry that changed after planning (someone
 /// else wrote it); the next run plans it again.
-fn check_destination_unchanged(dst: &LocalStorage, item: &PlanItem) -> Result<(), ItemError> {
+pub(super) fn check_destination_unchanged(
+    dst: &LocalStorage,
+    item: &PlanItem,
+) -> Result<(), ItemError> {
     let now = dst.head(&item.path)?;
     let unchanged = match (&item.dst, &now) {
         (None, None) => true,
@@ -123,30 +74,16 @@ fn check_destination_unchanged(dst: &LocalStorage, item: &PlanItem) -> Result<()
     }
 }
 
-/// mtime is always kept (the quick check depends on it); the mode is copied with
-/// `-a`, and otherwise an existing destination file keeps its own.
-fn write_meta(src: &Entry, dst: Option<&Entry>, archive: bool) -> WriteMeta {
-    let mode = if archive {
-        Some(src.mode)
-    } else {
-        dst.filter(|d| d.kind == src.kind).map(|d| d.mode)
-    };
-    WriteMeta {
-        mtime_ns: src.mtime_ns,
-        mode,
-    }
-}
-
 /// A source file opened for reading, checked against what the plan saw.
-struct SourceFile<'a> {
-    file: File,
-    path: std::path::PathBuf,
+pub(super) struct SourceFile<'a> {
+    pub(super) file: File,
+    pub(super) path: std::path::PathBuf,
     planned: &'a Entry,
-    mode: u32,
+    pub(super) mode: u32,
 }
 
 impl<'a> SourceFile<'a> {
-    fn open(path: std::path::PathBuf, planned: &'a Entry) -> Result<Self, ItemError> {
+    pub(super) fn open(path: std::path::PathBuf, planned: &'a Entry) -> Result<Self, ItemError> {
         let file = File::open(&path).map_err(|e| StorageError::io("cannot open", &path, e))?;
         let mut source = SourceFile {
             file,
@@ -159,7 +96,7 @@ impl<'a> SourceFile<'a> {
     }
 
     /// Fails unless size and mtime are still the planned ones.
-    fn check(&self, when: &'static str) -> Result<std::fs::Metadata, ItemError> {
+    pub(super) fn check(&self, when: &'static str) -> Result<std::fs::Metadata, ItemError> {
         let now = self
             .file
             .metadata()

@@ -1,0 +1,175 @@
+//! S3 down to local disk: one streamed GET for small objects, parallel ranged GETs
+//! for large ones, into a temp file renamed into place once complete. Every GET
+//! carries `If-Match` with the ETag the listing saw, so a file is never assembled
+//! from two versions of an object.
+
+use std::io::Write;
+use std::os::unix::fs::FileExt;
+
+use futures::stream::{self, StreamExt, TryStreamExt};
+
+use crate::storage::local::WriteMeta;
+use crate::storage::s3::{ObjectMeta, S3Storage};
+use crate::storage::{LocalStorage, RemoteErrorKind, StorageError, run_blocking};
+use crate::types::{Entry, EntryKind, SyncAction};
+
+use super::super::plan::PlanItem;
+use super::local::check_destination_unchanged;
+use super::{ItemContext, ItemError, Outcome, planned_source};
+
+/// Objects above this come down in ranges fetched in parallel.
+const RANGED_THRESHOLD: u64 = 32 * 1024 * 1024;
+/// Bytes per ranged GET (held in memory until written: at most
+/// `parallel_requests` of them per file).
+const RANGE_SIZE: u64 = 16 * 1024 * 1024;
+
+fn source_changed(error: StorageError) -> ItemError {
+    match error {
+        StorageError::Remote {
+            kind: RemoteErrorKind::PreconditionFailed | RemoteErrorKind::NotFound,
+            ..
+        } => ItemError::SourceChanged {
+            what: "the object was replaced or removed",
+        },
+        other => ItemError::Storage(other),
+    }
+}
+
+/// The local attributes of a downloaded entry: mtime is the object's
+/// LastModified (what the next listing compares against), or with `-a` the
+/// original file's mtime and mode as HugeSync stored them.
+fn local_meta(planned: &Entry, meta: Option<&ObjectMeta>, archive: bool) -> WriteMeta {
+    let stored = meta.filter(|_| archive);
+    WriteMeta {
+        mtime_ns: stored.and_then(|m| m.mtime_ns).unwrap_or(planned.mtime_ns),
+        mode: stored.and_then(|m| m.mode),
+    }
+}
+
+pub(super) async fn run(
+    id: usize,
+    item: &PlanItem,
+    src: &S3Storage,
+    dst: &LocalStorage,
+    ctx: &ItemContext,
+) -> Result<Outcome, ItemError> {
+    let planned = planned_source(item)?.clone();
+    {
+        let (dst, item) = (dst.clone(), item.clone());
+        tokio::task::spawn_blocking(move || check_destination_unchanged(&dst, &item))
+            .await
+            .map_err(|e| StorageError::Task {
+                location: "transfer".into(),
+                reason: e.to_string(),
+            })??;
+    }
+    let key = src.key_of(&item.path);
+    // The stored attributes are only needed with -a (one HEAD per file then).
+    let stored = if ctx.archive {
+        src.head_key(&key).await?.map(|head| head.meta)
+    } else {
+        None
+    };
+    let meta = local_meta(&planned, stored.as_ref(), ctx.archive);
+    let (dst, path) = (dst.clone(), item.path.clone());
+    match planned.kind {
+        EntryKind::Dir => {
+            run_blocking(move || dst.create_dir(&path)).await?;
+            Ok(Outcome::default())
+        }
+        EntryKind::Symlink => {
+            let target = planned
+                .link_target()
+                .cloned()
+                .ok_or(ItemError::Incomplete {
+                    side: "link target",
+                })?;
+            run_blocking(move || dst.write_symlink_atomic(&path, &target, Some(meta.mtime_ns)))
+                .await?;
+            Ok(Outcome::default())
+        }
+        EntryKind::File if item.action == SyncAction::Metadata => {
+            run_blocking(move || dst.set_meta(&path, EntryKind::File, meta)).await?;
+            Ok(Outcome::default())
+        }
+        EntryKind::File => {
+            let handle = tokio::runtime::Handle::current();
+            let (src, ctx) = (src.clone(), ctx.clone());
+            let create_mode = meta.mode.unwrap_or(0o644);
+            let size = planned.size;
+            tokio::task::spawn_blocking(move || {
+                dst.write_file_atomic(&path, create_mode, meta, ctx.fsync, |out| {
+                    handle.block_on(fetch_into(id, &planned, &src, &key, out, &ctx))
+                })
+            })
+            .await
+            .map_err(|e| StorageError::Task {
+                location: "transfer".into(),
+                reason: e.to_string(),
+            })??;
+            Ok(Outcome {
+                bytes_sent: size,
+                bytes_saved: 0,
+            })
+        }
+    }
+}
+
+/// Writes the object's bytes into `out` (an empty temp file).
+async fn fetch_into(
+    id: usize,
+    planned: &Entry,
+    src: &S3Storage,
+    key: &str,
+    out: &mut std::fs::File,
+    ctx: &ItemContext,
+) -> Result<(), ItemError> {
+    let etag = planned.etag();
+    let size = planned.size;
+    let write_error = |e| StorageError::io("cannot write", format!("temp file for {key}"), e);
+    if size <= RANGED_THRESHOLD {
+        let (mut body, _) = src
+            .get_stream(key, None, etag)
+            .await
+            .map_err(source_changed)?;
+        let mut received = 0u64;
+        while let Some(chunk) = body.next().await {
+            if ctx.cancel.is_cancelled() {
+                return Err(ItemError::Cancelled);
+            }
+            let chunk = chunk.map_err(|e| StorageError::Transfer {
+                target: src.url_of(key),
+                message: e.to_string(),
+            })?;
+            out.write_all(&chunk).map_err(write_error)?;
+            received += chunk.len() as u64;
+            ctx.advanced(id, chunk.len() as u64).await;
+        }
+        if received != size {
+            return Err(ItemError::SourceChanged {
+                what: "the object's size differs from its listing",
+            });
+        }
+        return Ok(());
+    }
+    let ranges: Vec<(u64, u64)> = (0..size.div_ceil(RANGE_SIZE))
+        .map(|i| (i * RANGE_SIZE, RANGE_SIZE.min(size - i * RANGE_SIZE)))
+        .collect();
+    let file: &std::fs::File = out;
+    stream::iter(ranges)
+        .map(|(start, len)| async move {
+            if ctx.cancel.is_cancelled() {
+                return Err(ItemError::Cancelled);
+            }
+            let bytes = src
+                .get_range(key, start, len, etag)
+                .await
+                .map_err(source_changed)?;
+            file.write_all_at(&bytes, start).map_err(write_error)?;
+            ctx.advanced(id, len).await;
+            Ok(())
+        })
+        .buffer_unordered(ctx.parallel_requests.max(1))
+        .try_collect::<()>()
+        .await
+}

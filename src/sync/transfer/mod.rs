@@ -1,0 +1,106 @@
+//! Carrying out one plan item. The (source, destination) backend pair picks the
+//! path: local disk to local disk (`local`), up to an object store (`upload`), down
+//! from one (`download`), or between two (`remote`).
+
+mod download;
+mod local;
+mod remote;
+mod upload;
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::progress::ExecEvent;
+use crate::storage::local::WriteMeta;
+use crate::storage::{Storage, StorageError};
+use crate::types::Entry;
+
+use super::plan::PlanItem;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ItemError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error("the source changed since it was scanned ({what}); re-run to pick up the new version")]
+    SourceChanged { what: &'static str },
+    #[error("the destination changed since the plan was made; re-run to plan it again")]
+    DestinationChanged,
+    #[error("the plan item has no {side} entry")]
+    Incomplete { side: &'static str },
+    #[error("the name is not valid UTF-8, which object keys must be; rename it to sync it")]
+    NotUtf8Name,
+    #[error(
+        "names ending in .hssig are reserved for HugeSync's signature sidecars on object stores"
+    )]
+    ReservedName,
+    #[error("cancelled")]
+    Cancelled,
+}
+
+/// What finishing one item achieved.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Outcome {
+    pub bytes_sent: u64,
+    pub bytes_saved: u64,
+}
+
+#[derive(Clone)]
+pub struct ItemContext {
+    pub source: Storage,
+    pub destination: Storage,
+    pub archive: bool,
+    pub fsync: bool,
+    /// Delta block size.
+    pub block_size: u32,
+    /// Requests one item may have in flight (parts of a multipart upload, ranges
+    /// of a download).
+    pub parallel_requests: usize,
+    pub events: mpsc::Sender<ExecEvent>,
+    pub cancel: CancellationToken,
+}
+
+impl ItemContext {
+    async fn advanced(&self, id: usize, bytes: u64) {
+        let _ = self.events.send(ExecEvent::Advanced { id, bytes }).await;
+    }
+}
+
+/// Runs one non-directory item (directories are handled by the executor's phases).
+pub async fn run(id: usize, item: PlanItem, ctx: ItemContext) -> Result<Outcome, ItemError> {
+    match (ctx.source.clone(), ctx.destination.clone()) {
+        (Storage::Local(src), Storage::Local(dst)) => {
+            tokio::task::spawn_blocking(move || local::run(id, &item, &src, &dst, &ctx))
+                .await
+                .map_err(|e| {
+                    ItemError::Storage(StorageError::Task {
+                        location: "transfer".into(),
+                        reason: e.to_string(),
+                    })
+                })?
+        }
+        (Storage::Local(src), Storage::S3(dst)) => upload::run(id, &item, &src, &dst, &ctx).await,
+        (Storage::S3(src), Storage::Local(dst)) => download::run(id, &item, &src, &dst, &ctx).await,
+        (Storage::S3(src), Storage::S3(dst)) => remote::run(id, &item, &src, &dst, &ctx).await,
+    }
+}
+
+/// The planned source entry of an item.
+fn planned_source(item: &PlanItem) -> Result<&Entry, ItemError> {
+    item.src
+        .as_ref()
+        .ok_or(ItemError::Incomplete { side: "source" })
+}
+
+/// mtime is always kept (the quick check depends on it); the mode is copied with
+/// `-a`, and otherwise an existing destination file keeps its own.
+fn write_meta(src: &Entry, dst: Option<&Entry>, archive: bool) -> WriteMeta {
+    let mode = if archive {
+        Some(src.mode)
+    } else {
+        dst.filter(|d| d.kind == src.kind).map(|d| d.mode)
+    };
+    WriteMeta {
+        mtime_ns: src.mtime_ns,
+        mode,
+    }
+}

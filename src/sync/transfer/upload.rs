@@ -1,0 +1,167 @@
+//! Local disk up to S3: one PUT for small files, a parallel multipart upload for
+//! large ones, streamed from disk either way (memory does not grow with the file).
+
+use std::os::unix::fs::MetadataExt;
+
+use futures::stream::{self, StreamExt, TryStreamExt};
+
+use crate::storage::s3::{CompletedPart, ObjectMeta, S3Storage, is_sidecar};
+use crate::storage::{LocalStorage, StorageError};
+use crate::types::{Entry, EntryKind, RelPath, SyncAction};
+
+use super::super::plan::PlanItem;
+use super::local::SourceFile;
+use super::{ItemContext, ItemError, Outcome, planned_source};
+
+/// Files above this go up in parts (and can later be rebuilt by delta).
+pub const MULTIPART_THRESHOLD: u64 = 32 * 1024 * 1024;
+/// Smallest part; larger files get larger parts to stay within 10,000 parts.
+const MIN_PART_SIZE: u64 = 16 * 1024 * 1024;
+const MAX_PARTS: u64 = 10_000;
+
+/// Part size for a file of `size` bytes: at least 16 MiB, whole MiB, and few
+/// enough parts for S3's limit.
+pub fn part_size(size: u64) -> u64 {
+    const MIB: u64 = 1024 * 1024;
+    size.div_ceil(MAX_PARTS).div_ceil(MIB).max(1) * MIB
+}
+
+/// The object key for a path, refusing names an object store cannot hold.
+pub(super) fn checked_key(dst: &S3Storage, path: &RelPath) -> Result<String, ItemError> {
+    if path.as_str().is_none() {
+        return Err(ItemError::NotUtf8Name);
+    }
+    if is_sidecar(path.as_bytes()) {
+        return Err(ItemError::ReservedName);
+    }
+    Ok(dst.key_of(path))
+}
+
+/// The metadata that travels with an uploaded file.
+fn object_meta(planned: &Entry, metadata: Option<&std::fs::Metadata>) -> ObjectMeta {
+    ObjectMeta {
+        mtime_ns: Some(planned.mtime_ns),
+        mode: Some(planned.mode),
+        uid: metadata.map(MetadataExt::uid),
+        gid: metadata.map(MetadataExt::gid),
+        link_target: planned.link_target().cloned(),
+    }
+}
+
+pub(super) async fn run(
+    id: usize,
+    item: &PlanItem,
+    src: &LocalStorage,
+    dst: &S3Storage,
+    ctx: &ItemContext,
+) -> Result<Outcome, ItemError> {
+    let planned = planned_source(item)?;
+    let key = checked_key(dst, &item.path)?;
+    match planned.kind {
+        // Implied by keys: nothing to store.
+        EntryKind::Dir => Ok(Outcome::default()),
+        EntryKind::Symlink => {
+            dst.put_bytes(&key, bytes::Bytes::new(), &object_meta(planned, None))
+                .await?;
+            Ok(Outcome::default())
+        }
+        EntryKind::File if item.action == SyncAction::Metadata => {
+            // Same bytes, new attributes: rewrite the metadata server-side.
+            let source = SourceFile::open(src.path_of(&item.path), planned)?;
+            let meta = source
+                .file
+                .metadata()
+                .map_err(|e| StorageError::io("cannot stat", &source.path, e))?;
+            dst.copy_object(dst, &key, &key, Some(&object_meta(planned, Some(&meta))))
+                .await?;
+            Ok(Outcome::default())
+        }
+        EntryKind::File => upload_file(id, item, planned, src, dst, &key, ctx).await,
+    }
+}
+
+async fn upload_file(
+    id: usize,
+    item: &PlanItem,
+    planned: &Entry,
+    src: &LocalStorage,
+    dst: &S3Storage,
+    key: &str,
+    ctx: &ItemContext,
+) -> Result<Outcome, ItemError> {
+    let source = SourceFile::open(src.path_of(&item.path), planned)?;
+    let file_meta = source
+        .file
+        .metadata()
+        .map_err(|e| StorageError::io("cannot stat", &source.path, e))?;
+    let meta = object_meta(planned, Some(&file_meta));
+    let size = planned.size;
+    if size <= MULTIPART_THRESHOLD {
+        dst.put_file(key, &source.path, 0, size, &meta).await?;
+        if let Err(changed) = source.check("while it was uploaded") {
+            // The object may hold a mix of old and new bytes, yet look newer
+            // than the file: remove it so the next run uploads it again.
+            let _ = dst.delete_keys(&[key.to_string()]).await;
+            return Err(changed);
+        }
+        ctx.advanced(id, size).await;
+        return Ok(Outcome {
+            bytes_sent: size,
+            bytes_saved: 0,
+        });
+    }
+    let upload = dst.create_multipart(key, &meta).await?;
+    let result = async {
+        let part = part_size(size).max(MIN_PART_SIZE);
+        let ranges: Vec<(i32, u64, u64)> = (0..size.div_ceil(part))
+            .map(|i| (i as i32 + 1, i * part, part.min(size - i * part)))
+            .collect();
+        let mut parts: Vec<CompletedPart> = stream::iter(ranges)
+            .map(|(number, offset, len)| {
+                let (upload, path) = (&upload, &source.path);
+                async move {
+                    if ctx.cancel.is_cancelled() {
+                        return Err(ItemError::Cancelled);
+                    }
+                    let part = dst
+                        .upload_part_from_file(upload, number, path, offset, len)
+                        .await?;
+                    ctx.advanced(id, len).await;
+                    Ok(part)
+                }
+            })
+            .buffer_unordered(ctx.parallel_requests.max(1))
+            .try_collect()
+            .await?;
+        parts.sort_by_key(|p| p.number);
+        // Checked before completing: a file that changed under the upload never
+        // becomes the object.
+        source.check("while it was uploaded")?;
+        dst.complete_multipart(&upload, &parts, None).await?;
+        Ok::<_, ItemError>(())
+    }
+    .await;
+    if let Err(error) = result {
+        // Parts cost storage until aborted.
+        let _ = dst.abort_multipart(&upload).await;
+        return Err(error);
+    }
+    Ok(Outcome {
+        bytes_sent: size,
+        bytes_saved: 0,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parts_stay_within_the_limit() {
+        const MIB: u64 = 1024 * 1024;
+        assert_eq!(part_size(64 * MIB).max(MIN_PART_SIZE), 16 * MIB);
+        let five_tib = 5 * 1024 * 1024 * MIB;
+        assert!(five_tib.div_ceil(part_size(five_tib)) <= MAX_PARTS);
+        assert_eq!(part_size(five_tib) % MIB, 0);
+    }
+}

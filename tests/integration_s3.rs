@@ -1,0 +1,459 @@
+//! local ↔ S3 and S3 → S3 through the real binary, against moto on loopback
+//! (started by scripts/test.sh). Each test has a bucket of its own.
+
+mod util;
+
+use std::fs;
+
+use util::s3::{Bucket, auth_endpoint};
+use util::{Scratch, noise, set_mode, set_mtime, stderr_of, stdout_of, tree};
+
+fn sync(
+    scratch: &Scratch,
+    bucket: &Bucket,
+    src: &str,
+    dst: &str,
+    extra: &[&str],
+) -> std::process::Output {
+    scratch
+        .cmd()
+        .arg("sync")
+        .arg("--yes")
+        .arg(src)
+        .arg(dst)
+        .args(bucket.args())
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+fn local(path: &std::path::Path) -> String {
+    path.display().to_string()
+}
+
+fn sample_tree(scratch: &Scratch) {
+    scratch.write("src/a.txt", b"alpha");
+    scratch.write("src/dir/b.bin", &noise(100_000, 1));
+    scratch.write("src/dir/deeper/c.txt", b"gamma");
+    scratch.write("src/empty.txt", b"");
+}
+
+#[test]
+fn upload_then_rerun_is_a_noop() {
+    let (scratch, bucket) = (Scratch::new(), Bucket::new());
+    sample_tree(&scratch);
+    let out = sync(
+        &scratch,
+        &bucket,
+        &local(&scratch.src()),
+        &bucket.url("data"),
+        &[],
+    );
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(
+        bucket.keys(),
+        [
+            "data/a.txt",
+            "data/dir/b.bin",
+            "data/dir/deeper/c.txt",
+            "data/empty.txt"
+        ]
+    );
+    assert_eq!(bucket.get("data/dir/b.bin"), noise(100_000, 1));
+    let before: Vec<_> = bucket
+        .keys()
+        .iter()
+        .map(|k| bucket.head(k).unwrap().etag)
+        .collect();
+
+    let again = sync(
+        &scratch,
+        &bucket,
+        &local(&scratch.src()),
+        &bucket.url("data"),
+        &[],
+    );
+    assert!(again.status.success());
+    assert!(
+        stdout_of(&again).contains("Nothing to do"),
+        "{}",
+        stdout_of(&again)
+    );
+    let after: Vec<_> = bucket
+        .keys()
+        .iter()
+        .map(|k| bucket.head(k).unwrap().etag)
+        .collect();
+    assert_eq!(before, after);
+
+    // The dry-run plan of an unchanged tree transfers nothing.
+    let plan = scratch
+        .cmd()
+        .args(["plan", "--json"])
+        .arg(scratch.src())
+        .arg(bucket.url("data"))
+        .args(bucket.args())
+        .output()
+        .unwrap();
+    let plan: serde_json::Value = serde_json::from_slice(&plan.stdout).unwrap();
+    assert_eq!(plan["stats"]["bytes_to_send"], 0, "{plan}");
+}
+
+#[test]
+fn changes_and_deletes_propagate_and_sidecars_go_with_their_objects() {
+    let (scratch, bucket) = (Scratch::new(), Bucket::new());
+    sample_tree(&scratch);
+    assert!(
+        sync(
+            &scratch,
+            &bucket,
+            &local(&scratch.src()),
+            &bucket.url("p"),
+            &[]
+        )
+        .status
+        .success()
+    );
+    bucket.put("p/a.txt.hssig", b"sidecar of a.txt");
+    scratch.write("src/dir/deeper/c.txt", b"gamma, longer now");
+    fs::remove_file(scratch.path("src/a.txt")).unwrap();
+
+    // Without --delete the extra object stays.
+    let out = sync(
+        &scratch,
+        &bucket,
+        &local(&scratch.src()),
+        &bucket.url("p"),
+        &[],
+    );
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(bucket.get("p/dir/deeper/c.txt"), b"gamma, longer now");
+    assert!(bucket.head("p/a.txt").is_some());
+
+    let out = sync(
+        &scratch,
+        &bucket,
+        &local(&scratch.src()),
+        &bucket.url("p"),
+        &["--delete"],
+    );
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert!(bucket.head("p/a.txt").is_none());
+    assert!(
+        bucket.head("p/a.txt.hssig").is_none(),
+        "the sidecar goes with its object"
+    );
+    assert_eq!(
+        bucket.keys(),
+        ["p/dir/b.bin", "p/dir/deeper/c.txt", "p/empty.txt"]
+    );
+}
+
+#[test]
+fn download_to_an_empty_directory_gives_the_same_bytes() {
+    let (scratch, bucket) = (Scratch::new(), Bucket::new());
+    sample_tree(&scratch);
+    assert!(
+        sync(
+            &scratch,
+            &bucket,
+            &local(&scratch.src()),
+            &bucket.url(""),
+            &[]
+        )
+        .status
+        .success()
+    );
+    bucket.put("dir/b.bin.hssig", b"bookkeeping, never a user file");
+    let out = sync(
+        &scratch,
+        &bucket,
+        &bucket.url(""),
+        &local(&scratch.dst()),
+        &[],
+    );
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(tree(&scratch.src()), tree(&scratch.dst()));
+    assert!(!scratch.path("dst/dir/b.bin.hssig").exists());
+
+    let again = sync(
+        &scratch,
+        &bucket,
+        &bucket.url(""),
+        &local(&scratch.dst()),
+        &[],
+    );
+    assert!(
+        stdout_of(&again).contains("Nothing to do"),
+        "{}",
+        stdout_of(&again)
+    );
+}
+
+#[test]
+fn archive_mode_round_trips_mode_and_nanosecond_mtime() {
+    let (scratch, bucket) = (Scratch::new(), Bucket::new());
+    let file = scratch.write("src/script.sh", b"#!/bin/sh\necho hi\n");
+    set_mode(&file, 0o751);
+    set_mtime(&file, 1_600_000_000, 123_456_789);
+    let out = sync(
+        &scratch,
+        &bucket,
+        &local(&scratch.src()),
+        &bucket.url("m"),
+        &["-a"],
+    );
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let head = bucket.head("m/script.sh").unwrap();
+    assert_eq!(head.metadata["hugesync-mtime"], "1600000000123456789");
+    assert_eq!(head.metadata["hugesync-mode"], "751");
+
+    let out = sync(
+        &scratch,
+        &bucket,
+        &bucket.url("m"),
+        &local(&scratch.dst()),
+        &["-a"],
+    );
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let copy = scratch.path("dst/script.sh");
+    assert_eq!(util::mode(&copy), 0o751);
+    assert_eq!(util::mtime(&copy), util::mtime(&file));
+}
+
+#[test]
+fn listings_page_past_a_thousand_keys() {
+    let (scratch, bucket) = (Scratch::new(), Bucket::new());
+    for i in 0..1100 {
+        scratch.write(
+            &format!("src/d{}/f{i:04}", i % 7),
+            format!("{i}").as_bytes(),
+        );
+    }
+    let out = sync(
+        &scratch,
+        &bucket,
+        &local(&scratch.src()),
+        &bucket.url("many"),
+        &["-j", "16"],
+    );
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(bucket.keys().len(), 1100);
+    let again = sync(
+        &scratch,
+        &bucket,
+        &local(&scratch.src()),
+        &bucket.url("many"),
+        &[],
+    );
+    assert!(
+        stdout_of(&again).contains("Nothing to do"),
+        "{}",
+        stdout_of(&again)
+    );
+    let out = sync(
+        &scratch,
+        &bucket,
+        &bucket.url("many"),
+        &local(&scratch.dst()),
+        &["-j", "16"],
+    );
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(tree(&scratch.src()), tree(&scratch.dst()));
+}
+
+#[test]
+fn unicode_and_spaced_names_survive_both_ways() {
+    let (scratch, bucket) = (Scratch::new(), Bucket::new());
+    scratch.write("src/ünïcödé/файл 1.txt", b"one");
+    scratch.write("src/emoji 😀 + plus&amp.bin", b"two");
+    assert!(
+        sync(
+            &scratch,
+            &bucket,
+            &local(&scratch.src()),
+            &bucket.url("u"),
+            &[]
+        )
+        .status
+        .success()
+    );
+    assert!(bucket.keys().contains(&"u/ünïcödé/файл 1.txt".to_string()));
+    let out = sync(
+        &scratch,
+        &bucket,
+        &bucket.url("u"),
+        &local(&scratch.dst()),
+        &[],
+    );
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(tree(&scratch.src()), tree(&scratch.dst()));
+}
+
+#[test]
+fn large_files_go_by_multipart_and_come_back_by_ranges() {
+    let (scratch, bucket) = (Scratch::new(), Bucket::new());
+    let data = noise(64 * 1024 * 1024 + 12345, 9);
+    scratch.write("src/big.bin", &data);
+    let out = sync(
+        &scratch,
+        &bucket,
+        &local(&scratch.src()),
+        &bucket.url("big"),
+        &[],
+    );
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let head = bucket.head("big/big.bin").unwrap();
+    assert_eq!(head.size, data.len() as u64);
+    assert!(head.etag.contains('-'), "a multipart ETag: {}", head.etag);
+    assert_eq!(bucket.pending_uploads(), 0);
+    assert!(bucket.get("big/big.bin") == data);
+
+    let out = sync(
+        &scratch,
+        &bucket,
+        &bucket.url("big"),
+        &local(&scratch.dst()),
+        &[],
+    );
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert!(fs::read(scratch.path("dst/big.bin")).unwrap() == data);
+    assert!(util::temp_files(&scratch.dst()).is_empty());
+}
+
+#[test]
+fn keys_that_would_escape_the_destination_are_refused() {
+    let (scratch, bucket) = (Scratch::new(), Bucket::new());
+    bucket.put("in/ok.txt", b"fine");
+    bucket.put("in/../outside.txt", b"escape");
+    bucket.put("in/a//b.txt", b"empty segment");
+    bucket.put("in/./dot.txt", b"dot");
+    let out = sync(
+        &scratch,
+        &bucket,
+        &bucket.url("in"),
+        &local(&scratch.dst()),
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
+    let stderr = stderr_of(&out);
+    assert!(stderr.contains("refused"), "{stderr}");
+    assert!(stderr.contains("in/../outside.txt"), "{stderr}");
+    assert_eq!(fs::read(scratch.path("dst/ok.txt")).unwrap(), b"fine");
+    assert!(!scratch.path("outside.txt").exists());
+    assert_eq!(tree(&scratch.dst()).len(), 1);
+}
+
+#[test]
+fn server_side_copy_between_prefixes() {
+    let (scratch, bucket) = (Scratch::new(), Bucket::new());
+    sample_tree(&scratch);
+    assert!(
+        sync(
+            &scratch,
+            &bucket,
+            &local(&scratch.src()),
+            &bucket.url("one"),
+            &[]
+        )
+        .status
+        .success()
+    );
+    let out = sync(
+        &scratch,
+        &bucket,
+        &bucket.url("one"),
+        &bucket.url("two"),
+        &[],
+    );
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(bucket.get("two/dir/b.bin"), noise(100_000, 1));
+    let again = sync(
+        &scratch,
+        &bucket,
+        &bucket.url("one"),
+        &bucket.url("two"),
+        &[],
+    );
+    assert!(
+        stdout_of(&again).contains("Nothing to do"),
+        "{}",
+        stdout_of(&again)
+    );
+}
+
+#[test]
+fn names_an_object_store_cannot_hold_fail_per_file() {
+    use std::os::unix::ffi::OsStrExt;
+    let (scratch, bucket) = (Scratch::new(), Bucket::new());
+    scratch.write("src/fine.txt", b"ok");
+    scratch.write("src/looks-like.hssig", b"reserved");
+    let latin1 = scratch
+        .src()
+        .join(std::ffi::OsStr::from_bytes(b"caf\xe9.txt"));
+    fs::write(&latin1, b"not utf-8").unwrap();
+    let out = sync(
+        &scratch,
+        &bucket,
+        &local(&scratch.src()),
+        &bucket.url("n"),
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
+    let stderr = stderr_of(&out);
+    assert!(stderr.contains("reserved"), "{stderr}");
+    assert!(stderr.contains("UTF-8"), "{stderr}");
+    assert_eq!(bucket.keys(), ["n/fine.txt"]);
+}
+
+#[test]
+fn missing_or_wrong_credentials_stop_with_exit_4() {
+    let scratch = Scratch::new();
+    scratch.write("src/a.txt", b"a");
+    let secret = "wJalrXUtnFEMI-not-a-real-secret";
+    let out = scratch
+        .cmd()
+        .args(["sync", "--yes"])
+        .arg(scratch.src())
+        .arg("s3://some-bucket/x")
+        .args(["--endpoint-url", &auth_endpoint(), "--path-style"])
+        .env("AWS_ACCESS_KEY_ID", "AKIAWRONGWRONGWRONG")
+        .env("AWS_SECRET_ACCESS_KEY", secret)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4), "{}", stderr_of(&out));
+    let stderr = stderr_of(&out);
+    assert!(stderr.contains("credentials"), "{stderr}");
+    assert!(!stderr.contains(secret) && !stdout_of(&out).contains(secret));
+
+    let out = scratch
+        .cmd()
+        .args(["sync", "--yes"])
+        .arg(scratch.src())
+        .arg("s3://some-bucket/x")
+        .args(["--endpoint-url", &auth_endpoint(), "--path-style"])
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4), "{}", stderr_of(&out));
+}
+
+#[test]
+fn a_missing_bucket_is_a_clear_fatal_error() {
+    let (scratch, bucket) = (Scratch::new(), Bucket::new());
+    scratch.write("src/a.txt", b"a");
+    let out = sync(
+        &scratch,
+        &bucket,
+        &local(&scratch.src()),
+        "s3://no-such-bucket-here/x",
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(3), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains("does the bucket exist"),
+        "{}",
+        stderr_of(&out)
+    );
+}
