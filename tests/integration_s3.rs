@@ -219,6 +219,31 @@ fn archive_mode_round_trips_mode_and_nanosecond_mtime() {
     let copy = scratch.path("dst/script.sh");
     assert_eq!(util::mode(&copy), 0o751);
     assert_eq!(util::mtime(&copy), util::mtime(&file));
+
+    // Restored times differ from LastModified; the plan asks the object's
+    // metadata before calling the file changed.
+    let again = sync(
+        &scratch,
+        &bucket,
+        &bucket.url("m"),
+        &local(&scratch.dst()),
+        &["-a"],
+    );
+    assert!(
+        stdout_of(&again).contains("Nothing to do"),
+        "{}",
+        stdout_of(&again)
+    );
+    set_mode(&copy, 0o700);
+    let out = sync(
+        &scratch,
+        &bucket,
+        &bucket.url("m"),
+        &local(&scratch.dst()),
+        &["-a"],
+    );
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(util::mode(&copy), 0o751);
 }
 
 #[test]

@@ -125,6 +125,7 @@ async fn tui_command(
     let planning = async {
         let scan = sync::scan(&sides.source, &sides.destination, &options, &progress).await?;
         let mut plan = sync::build_plan(source, destination, &scan, options.clone());
+        sync::refine::confirm_restored_times(&mut plan, &sides.source, &sides.destination).await;
         sync::estimate::estimate_deltas(&mut plan, &sides.source, &sides.destination).await;
         Ok::<_, Error>((plan, scan))
     };
@@ -312,6 +313,7 @@ async fn scan_and_plan(
     let scan = scanned?;
     print_scan_notes(&scan, ctx);
     let mut plan = sync::build_plan(source, destination, &scan, options);
+    sync::refine::confirm_restored_times(&mut plan, &sides.source, &sides.destination).await;
     if estimate {
         sync::estimate::estimate_deltas(&mut plan, &sides.source, &sides.destination).await;
     }

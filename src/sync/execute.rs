@@ -113,7 +113,8 @@ pub async fn execute(
         fsync: options.fsync,
         block_size: u32::try_from(plan.options.block_size)
             .unwrap_or(crate::signature::DEFAULT_BLOCK_SIZE),
-        parallel_requests: options.jobs.max(1),
+        requests: Arc::new(Semaphore::new(options.jobs.max(1))),
+        request_limit: options.jobs.max(1),
         events,
         cancel,
     };

@@ -4,6 +4,7 @@ pub mod diff;
 pub mod estimate;
 pub mod execute;
 pub mod plan;
+pub mod refine;
 pub mod scan;
 #[cfg(test)]
 pub(crate) mod testing;

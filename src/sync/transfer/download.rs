@@ -20,7 +20,7 @@ use super::{ItemContext, ItemError, Outcome, planned_source};
 /// Objects above this come down in ranges fetched in parallel.
 const RANGED_THRESHOLD: u64 = 32 * 1024 * 1024;
 /// Bytes per ranged GET (held in memory until written: at most
-/// `parallel_requests` of them per file).
+/// `jobs` of them across the run).
 const RANGE_SIZE: u64 = 16 * 1024 * 1024;
 
 fn source_changed(error: StorageError) -> ItemError {
@@ -158,9 +158,7 @@ async fn fetch_into(
     let file: &std::fs::File = out;
     stream::iter(ranges)
         .map(|(start, len)| async move {
-            if ctx.cancel.is_cancelled() {
-                return Err(ItemError::Cancelled);
-            }
+            let _slot = ctx.request_slot().await?;
             let bytes = src
                 .get_range(key, start, len, etag)
                 .await
@@ -169,7 +167,7 @@ async fn fetch_into(
             ctx.advanced(id, len).await;
             Ok(())
         })
-        .buffer_unordered(ctx.parallel_requests.max(1))
+        .buffer_unordered(ctx.parallel_requests())
         .try_collect::<()>()
         .await
 }

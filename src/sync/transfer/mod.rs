@@ -52,9 +52,12 @@ pub struct ItemContext {
     pub fsync: bool,
     /// Delta block size.
     pub block_size: u32,
-    /// Requests one item may have in flight (parts of a multipart upload, ranges
-    /// of a download).
-    pub parallel_requests: usize,
+    /// Part and range requests in flight across the whole run (`jobs` of them):
+    /// one large file can use them all, many files share them, and memory held
+    /// by ranged downloads stays at `jobs × range size`.
+    pub requests: std::sync::Arc<tokio::sync::Semaphore>,
+    /// The number of permits `requests` was made with.
+    pub request_limit: usize,
     pub events: mpsc::Sender<ExecEvent>,
     pub cancel: CancellationToken,
 }
@@ -62,6 +65,19 @@ pub struct ItemContext {
 impl ItemContext {
     async fn advanced(&self, id: usize, bytes: u64) {
         let _ = self.events.send(ExecEvent::Advanced { id, bytes }).await;
+    }
+
+    /// How many of an item's part requests may wait for a slot at once.
+    fn parallel_requests(&self) -> usize {
+        self.request_limit.max(1)
+    }
+
+    /// Waits for a request slot (or cancellation).
+    async fn request_slot(&self) -> Result<tokio::sync::OwnedSemaphorePermit, ItemError> {
+        tokio::select! {
+            permit = self.requests.clone().acquire_owned() => permit.map_err(|_| ItemError::Cancelled),
+            () = self.cancel.cancelled() => Err(ItemError::Cancelled),
+        }
     }
 }
 

@@ -67,17 +67,15 @@ pub(super) async fn run(
             .map(|(number, start, len)| {
                 let (upload, source_key) = (&upload, &source_key);
                 async move {
-                    if ctx.cancel.is_cancelled() {
-                        return Err(ItemError::Cancelled);
-                    }
+                    let _slot = ctx.request_slot().await?;
                     let part = dst
                         .upload_part_copy(upload, number, src, source_key, start, len, etag)
                         .await?;
                     ctx.advanced(id, len).await;
-                    Ok(part)
+                    Ok::<_, ItemError>(part)
                 }
             })
-            .buffer_unordered(ctx.parallel_requests.max(1))
+            .buffer_unordered(ctx.parallel_requests())
             .try_collect()
             .await?;
         parts.sort_by_key(|p| p.number);

@@ -120,17 +120,15 @@ async fn upload_file(
             .map(|(number, offset, len)| {
                 let (upload, path) = (&upload, &source.path);
                 async move {
-                    if ctx.cancel.is_cancelled() {
-                        return Err(ItemError::Cancelled);
-                    }
+                    let _slot = ctx.request_slot().await?;
                     let part = dst
                         .upload_part_from_file(upload, number, path, offset, len)
                         .await?;
                     ctx.advanced(id, len).await;
-                    Ok(part)
+                    Ok::<_, ItemError>(part)
                 }
             })
-            .buffer_unordered(ctx.parallel_requests.max(1))
+            .buffer_unordered(ctx.parallel_requests())
             .try_collect()
             .await?;
         parts.sort_by_key(|p| p.number);

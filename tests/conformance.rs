@@ -1,0 +1,227 @@
+//! One set of test bodies, run against every backend: a local directory and an S3
+//! prefix (moto, started by scripts/test.sh). What a sync promises — mirroring,
+//! idempotence, deletes only when asked and within limits, filters, dry runs —
+//! must not depend on where the bytes live.
+
+mod util;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::PathBuf;
+
+use util::s3::Bucket;
+use util::{Scratch, noise, stderr_of, stdout_of};
+
+#[derive(Clone, Copy, Debug)]
+enum Backend {
+    Local,
+    S3,
+}
+
+const BACKENDS: [Backend; 2] = [Backend::Local, Backend::S3];
+
+/// One side of a sync on a given backend.
+enum Side {
+    Local(PathBuf),
+    S3(Bucket),
+}
+
+impl Side {
+    fn new(backend: Backend, scratch: &Scratch, name: &str) -> Side {
+        match backend {
+            Backend::Local => Side::Local(scratch.path(name)),
+            Backend::S3 => Side::S3(Bucket::new()),
+        }
+    }
+
+    fn url(&self) -> String {
+        match self {
+            Side::Local(path) => path.display().to_string(),
+            Side::S3(bucket) => bucket.url("root"),
+        }
+    }
+
+    fn args(&self) -> Vec<String> {
+        match self {
+            Side::Local(_) => Vec::new(),
+            Side::S3(bucket) => bucket.args().to_vec(),
+        }
+    }
+
+    fn put(&self, rel: &str, bytes: &[u8]) {
+        match self {
+            Side::Local(path) => {
+                util::write_file(&path.join(rel), bytes);
+            }
+            Side::S3(bucket) => bucket.put(&format!("root/{rel}"), bytes),
+        }
+    }
+
+    /// Every file below the root and its bytes.
+    fn files(&self) -> BTreeMap<String, Vec<u8>> {
+        match self {
+            Side::Local(path) if !path.exists() => BTreeMap::new(),
+            Side::Local(path) => walkdir::WalkDir::new(path)
+                .into_iter()
+                .map(Result::unwrap)
+                .filter(|e| e.file_type().is_file())
+                .map(|e| {
+                    let rel = e.path().strip_prefix(path).unwrap().display().to_string();
+                    (rel, fs::read(e.path()).unwrap())
+                })
+                .collect(),
+            Side::S3(bucket) => bucket
+                .keys()
+                .into_iter()
+                .filter_map(|key| {
+                    let rel = key.strip_prefix("root/")?.to_string();
+                    Some((rel, bucket.get(&key)))
+                })
+                .collect(),
+        }
+    }
+}
+
+fn source_tree(scratch: &Scratch) -> BTreeMap<String, Vec<u8>> {
+    let files = [
+        ("top.txt", b"top".to_vec()),
+        ("data/one.bin", noise(70_000, 3)),
+        ("data/two.bin", noise(1234, 4)),
+        ("data/nested/three.txt", b"three".to_vec()),
+        ("logs/run.log", b"log line".to_vec()),
+    ];
+    for (rel, bytes) in &files {
+        scratch.write(&format!("src/{rel}"), bytes);
+    }
+    files.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+}
+
+fn sync_to(scratch: &Scratch, side: &Side, extra: &[&str]) -> std::process::Output {
+    scratch
+        .cmd()
+        .args(["sync", "--yes"])
+        .arg(scratch.src())
+        .arg(side.url())
+        .args(side.args())
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn mirrors_a_tree_and_a_rerun_changes_nothing() {
+    for backend in BACKENDS {
+        let scratch = Scratch::new();
+        let side = Side::new(backend, &scratch, "dst");
+        let expected = source_tree(&scratch);
+        let out = sync_to(&scratch, &side, &[]);
+        assert!(out.status.success(), "{backend:?}: {}", stderr_of(&out));
+        assert_eq!(side.files(), expected, "{backend:?}");
+        let again = sync_to(&scratch, &side, &[]);
+        assert!(again.status.success());
+        assert!(
+            stdout_of(&again).contains("Nothing to do"),
+            "{backend:?}: {}",
+            stdout_of(&again)
+        );
+    }
+}
+
+#[test]
+fn deletes_only_when_asked_and_within_the_limit() {
+    for backend in BACKENDS {
+        let scratch = Scratch::new();
+        let side = Side::new(backend, &scratch, "dst");
+        let mut expected = source_tree(&scratch);
+        assert!(sync_to(&scratch, &side, &[]).status.success());
+        side.put("extra-1.txt", b"1");
+        side.put("deep/extra-2.txt", b"2");
+        side.put("deep/extra-3.txt", b"3");
+        let with_extras = side.files();
+
+        assert!(sync_to(&scratch, &side, &[]).status.success());
+        assert_eq!(
+            side.files(),
+            with_extras,
+            "{backend:?}: no --delete, no deletes"
+        );
+
+        let refused = sync_to(&scratch, &side, &["--delete", "--max-delete", "2"]);
+        assert_eq!(
+            refused.status.code(),
+            Some(2),
+            "{backend:?}: {}",
+            stderr_of(&refused)
+        );
+        assert_eq!(
+            side.files(),
+            with_extras,
+            "{backend:?}: a refused plan changes nothing"
+        );
+
+        fs::remove_file(scratch.path("src/top.txt")).unwrap();
+        expected.remove("top.txt");
+        let out = sync_to(&scratch, &side, &["--delete"]);
+        assert!(out.status.success(), "{backend:?}: {}", stderr_of(&out));
+        assert_eq!(side.files(), expected, "{backend:?}");
+    }
+}
+
+#[test]
+fn excluded_paths_are_neither_sent_nor_deleted() {
+    for backend in BACKENDS {
+        let scratch = Scratch::new();
+        let side = Side::new(backend, &scratch, "dst");
+        let mut expected = source_tree(&scratch);
+        side.put("logs/old.log", b"kept: excluded at the destination too");
+        let out = sync_to(&scratch, &side, &["--delete", "--exclude", "*.log"]);
+        assert!(out.status.success(), "{backend:?}: {}", stderr_of(&out));
+        expected.remove("logs/run.log");
+        expected.insert(
+            "logs/old.log".into(),
+            b"kept: excluded at the destination too".to_vec(),
+        );
+        assert_eq!(side.files(), expected, "{backend:?}");
+    }
+}
+
+#[test]
+fn a_dry_run_changes_nothing() {
+    for backend in BACKENDS {
+        let scratch = Scratch::new();
+        let side = Side::new(backend, &scratch, "dst");
+        source_tree(&scratch);
+        side.put("stale.txt", b"stale");
+        let before = side.files();
+        let out = sync_to(&scratch, &side, &["--delete", "--dry-run"]);
+        assert!(out.status.success(), "{backend:?}: {}", stderr_of(&out));
+        assert_eq!(side.files(), before, "{backend:?}");
+    }
+}
+
+#[test]
+fn serves_as_a_source_for_a_local_copy() {
+    for backend in BACKENDS {
+        let scratch = Scratch::new();
+        let side = Side::new(backend, &scratch, "remote");
+        let mut expected = BTreeMap::new();
+        for (rel, bytes) in [
+            ("a.txt", b"a".to_vec()),
+            ("d/b.bin", noise(50_000, 8)),
+            ("d/e/c", vec![]),
+        ] {
+            side.put(rel, &bytes);
+            expected.insert(rel.to_string(), bytes);
+        }
+        let out = scratch
+            .cmd()
+            .args(["sync", "--yes"])
+            .arg(side.url())
+            .arg(scratch.dst())
+            .args(side.args())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{backend:?}: {}", stderr_of(&out));
+        assert_eq!(Side::Local(scratch.dst()).files(), expected, "{backend:?}");
+    }
+}
