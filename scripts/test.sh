@@ -15,30 +15,12 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq && apt-get install -y -qq "${missing[@]}"
 fi
 
-# S3 tests run against moto (pinned: 5.2.x breaks aws-sdk-s3's ListParts) on
-# loopback ports of its own: one server open to any credentials, one that checks
-# them (for the wrong-credentials tests). Both stop when this script ends.
-moto=target/emu/moto
-if [ ! -x "$moto/bin/moto_server" ] || ! "$moto/bin/pip" show moto 2>/dev/null | grep -qx 'Version: 5.1.22'; then
-  echo "== installing moto[server]==5.1.22 into $moto"
-  python3 -m venv "$moto"
-  "$moto/bin/pip" install --quiet --disable-pip-version-check 'moto[server]==5.1.22'
-fi
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-pids=()
-start_moto() { # PORT [ENV=VALUE…]
-  local port=$1; shift
-  env "$@" "$moto/bin/moto_server" -H 127.0.0.1 -p "$port" >"target/emu/moto-$port.log" 2>&1 &
-  pids+=($!)
-  for _ in $(seq 100); do
-    curl -sf -o /dev/null "http://127.0.0.1:$port/moto-api/" && return 0
-    sleep 0.1
-  done
-  echo "moto did not start on port $port; see target/emu/moto-$port.log" >&2
-  return 1
-}
+# S3 tests run against moto on loopback ports of its own: one server open to
+# any credentials, one that checks them (for the wrong-credentials tests).
+source scripts/moto.sh
+install_moto
 log=$(mktemp)
-trap 'kill "${pids[@]}" 2>/dev/null || true; rm -f "$log"' EXIT
+trap 'stop_moto; rm -f "$log"' EXIT
 s3_port=$(free_port)
 start_moto "$s3_port"
 auth_port=$(free_port)
