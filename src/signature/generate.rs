@@ -93,6 +93,59 @@ pub fn signature_of_file(path: &Path, block_size: u32) -> io::Result<Signature> 
     })
 }
 
+/// The checksums of a run of whole blocks taken from a file at a block-aligned
+/// offset: uploads sign each part as it passes, in any order, and
+/// [`assemble_signature`] puts the parts together.
+pub struct SignedBlocks {
+    offset: u64,
+    blocks: Vec<(BlockChecksum, super::strong::BlockHash)>,
+}
+
+/// Signs `data`, which starts `offset` bytes into its file (a multiple of
+/// `block_size`; only the file's last run may end in a short block).
+pub fn sign_blocks(data: &[u8], offset: u64, block_size: u32) -> SignedBlocks {
+    let blocks = data
+        .par_chunks(block_size as usize)
+        .enumerate()
+        .map(|(i, block)| {
+            let hash = hash_block(block, offset + i as u64 * u64::from(block_size));
+            let checksum = BlockChecksum {
+                weak: checksum(block),
+                strong: hash.strong,
+            };
+            (checksum, hash)
+        })
+        .collect();
+    SignedBlocks { offset, blocks }
+}
+
+/// The signature of a file from the signed runs covering all of it, or `None`
+/// when they leave a gap or overlap.
+pub fn assemble_signature(
+    mut runs: Vec<SignedBlocks>,
+    block_size: u32,
+    file_size: u64,
+) -> Option<Signature> {
+    runs.sort_by_key(|run| run.offset);
+    let mut merger = TreeMerger::default();
+    let mut blocks = Vec::with_capacity(Signature::block_count(file_size, block_size) as usize);
+    for run in runs {
+        if run.offset != blocks.len() as u64 * u64::from(block_size) {
+            return None;
+        }
+        for (checksum, hash) in run.blocks {
+            merger.push_block(&hash);
+            blocks.push(checksum);
+        }
+    }
+    (blocks.len() as u64 == Signature::block_count(file_size, block_size)).then(|| Signature {
+        block_size,
+        file_size,
+        blocks,
+        file_hash: merger.finish(),
+    })
+}
+
 /// The signature of a stream, reading `BATCH` blocks at a time and hashing them in
 /// parallel; memory stays at `BATCH × block_size`.
 pub fn signature_of_reader(mut reader: impl Read, block_size: u32) -> io::Result<Signature> {
@@ -156,6 +209,16 @@ mod tests {
         let path = dir.path().join("f");
         std::fs::write(&path, &data).unwrap();
         assert_eq!(signature_of_file(&path, block).unwrap(), from_bytes);
+        let runs = vec![
+            sign_blocks(&data[2 * block as usize..], 2 * u64::from(block), block),
+            sign_blocks(&data[..2 * block as usize], 0, block),
+        ];
+        assert_eq!(
+            assemble_signature(runs, block, data.len() as u64),
+            Some(from_bytes.clone())
+        );
+        let gap = vec![sign_blocks(&data[..block as usize], 0, block)];
+        assert_eq!(assemble_signature(gap, block, data.len() as u64), None);
         std::fs::write(&path, b"").unwrap();
         let empty = signature_of_file(&path, block).unwrap();
         assert!(empty.blocks.is_empty());

@@ -8,7 +8,10 @@ pub mod rolling;
 mod strong;
 
 pub use file::{SignatureFileError, SourceIdentity, read_signature, write_signature};
-pub use generate::{signature_of_bytes, signature_of_file, signature_of_reader};
+pub use generate::{
+    SignedBlocks, assemble_signature, sign_blocks, signature_of_bytes, signature_of_file,
+    signature_of_reader,
+};
 pub(crate) use strong::strong_hash;
 
 /// Smallest and largest block sizes (seed plan: 64 KiB up to S3's 5 MiB minimum part).

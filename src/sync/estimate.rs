@@ -1,21 +1,29 @@
 //! Estimating what delta transfers will send, before anything is sent: the
-//! destination's signature against the source's bytes. Local → local only for now;
-//! object stores will read the remote `.hssig` sidecar instead.
+//! destination's signature against the source's bytes. Local → local signs the
+//! destination file; an object store's signature is its `.hssig` sidecar, and a
+//! file whose sidecar is missing, stale or corrupt is planned as a whole upload,
+//! with the reason in its note.
 
-use crate::delta::compute_delta;
+use crate::delta::{PartLimits, compute_delta, plan_parts};
 use crate::signature::signature_of_file;
-use crate::storage::Storage;
 use crate::storage::local::map_readonly;
+use crate::storage::{LocalStorage, S3Storage, Storage, StorageError};
 use crate::types::SyncAction;
 
 use super::plan::{PlanItem, SyncPlan};
+use super::sidecar::{self, Sidecar};
 
 /// Fills in `bytes_to_send` and `bytes_saved` of every delta item. An item that
 /// cannot be estimated (unreadable file) keeps the whole-file estimate; execution
 /// reports its error.
 pub async fn estimate_deltas(plan: &mut SyncPlan, source: &Storage, destination: &Storage) {
+    match (source, destination) {
+        (Storage::Local(src), Storage::S3(dst)) => return estimate_uploads(plan, src, dst).await,
+        (Storage::Local(_), Storage::Local(_)) => {}
+        _ => return,
+    }
     let (Storage::Local(src), Storage::Local(dst)) = (source.clone(), destination.clone()) else {
-        return; // object stores: estimated from their sidecars (delta upload)
+        return;
     };
     let block_size = plan.options.block_size as u32;
     let mut items: Vec<(usize, PlanItem)> = plan
@@ -54,4 +62,74 @@ pub async fn estimate_deltas(plan: &mut SyncPlan, source: &Storage, destination:
         }
         plan.refresh_stats();
     }
+}
+
+/// Sidecars fetched at once while planning.
+const PARALLEL_SIDECARS: usize = 8;
+
+/// Local → S3: each delta candidate's sidecar, then the part plan the upload
+/// would make from it; the bytes it uploads are the estimate.
+async fn estimate_uploads(plan: &mut SyncPlan, src: &LocalStorage, dst: &S3Storage) {
+    use futures::stream::{self, StreamExt};
+    let candidates: Vec<usize> = (0..plan.items.len())
+        .filter(|&i| plan.items[i].action == SyncAction::Delta)
+        .collect();
+    let fetched: Vec<(usize, Result<Sidecar, StorageError>)> = stream::iter(candidates)
+        .map(|i| {
+            let item = &plan.items[i];
+            async move {
+                let result = match &item.dst {
+                    Some(old) => sidecar::fetch(dst, &item.path, old).await,
+                    None => Ok(Sidecar::Missing),
+                };
+                (i, result)
+            }
+        })
+        .buffer_unordered(PARALLEL_SIDECARS)
+        .collect()
+        .await;
+    for (i, fetched) in fetched {
+        let item = &mut plan.items[i];
+        let signature = match fetched {
+            Ok(Sidecar::Fresh(signature)) => signature,
+            Ok(unusable) => {
+                if let Sidecar::Corrupt(why) = &unusable {
+                    tracing::warn!(
+                        "{}: signature sidecar unreadable ({why}); sending it whole",
+                        item.path
+                    );
+                }
+                item.action = SyncAction::Upload;
+                item.note = unusable.unusable_reason().map(Into::into);
+                item.bytes_saved = 0;
+                continue;
+            }
+            // The execution meets the same error and reports it.
+            Err(e) => {
+                tracing::warn!("{}: cannot read its signature sidecar: {e}", item.path);
+                continue;
+            }
+        };
+        let path = src.path_of(&item.path);
+        let old_size = item.dst.as_ref().map_or(0, |d| d.size);
+        let estimate = tokio::task::spawn_blocking(move || -> std::io::Result<(u64, u64)> {
+            let file = std::fs::File::open(&path)?;
+            let new = map_readonly(&file)?;
+            let delta = compute_delta(&new, &signature);
+            let parts =
+                plan_parts(&delta, old_size, &PartLimits::S3).map_err(std::io::Error::other)?;
+            let uploaded = parts.bytes_uploaded();
+            Ok((uploaded, delta.new_size - uploaded))
+        })
+        .await;
+        match estimate {
+            Ok(Ok((send, saved))) => {
+                item.bytes_to_send = send;
+                item.bytes_saved = saved;
+            }
+            Ok(Err(e)) => tracing::warn!("{}: cannot estimate the delta: {e}", item.path),
+            Err(e) => tracing::warn!("{}: cannot estimate the delta: {e}", item.path),
+        }
+    }
+    plan.refresh_stats();
 }

@@ -113,6 +113,7 @@ pub async fn execute(
         fsync: options.fsync,
         block_size: u32::try_from(plan.options.block_size)
             .unwrap_or(crate::signature::DEFAULT_BLOCK_SIZE),
+        delta_threshold: plan.options.delta_threshold,
         requests: Arc::new(Semaphore::new(options.jobs.max(1))),
         request_limit: options.jobs.max(1),
         events,

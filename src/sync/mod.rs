@@ -6,6 +6,7 @@ pub mod execute;
 pub mod plan;
 pub mod refine;
 pub mod scan;
+pub mod sidecar;
 #[cfg(test)]
 pub(crate) mod testing;
 mod transfer;

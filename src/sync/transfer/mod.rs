@@ -2,8 +2,10 @@
 //! path: local disk to local disk (`local`), up to an object store (`upload`), down
 //! from one (`download`), or between two (`remote`).
 
+mod delta_upload;
 mod download;
 mod local;
+mod parts;
 mod remote;
 mod upload;
 
@@ -52,6 +54,8 @@ pub struct ItemContext {
     pub fsync: bool,
     /// Delta block size.
     pub block_size: u32,
+    /// Files from this size are signed on upload (and sent by delta once signed).
+    pub delta_threshold: u64,
     /// Part and range requests in flight across the whole run (`jobs` of them):
     /// one large file can use them all, many files share them, and memory held
     /// by ranged downloads stays at `jobs × range size`.

@@ -10,6 +10,7 @@ use crate::storage::{LocalStorage, StorageError};
 use crate::types::{Entry, EntryKind, RelPath, SyncAction};
 
 use super::super::plan::PlanItem;
+use super::delta_upload::{Target, upload_delta, upload_signed};
 use super::local::SourceFile;
 use super::{ItemContext, ItemError, Outcome, planned_source};
 
@@ -75,6 +76,30 @@ pub(super) async fn run(
             dst.copy_object(dst, &key, &key, Some(&object_meta(planned, Some(&meta))))
                 .await?;
             Ok(Outcome::default())
+        }
+        EntryKind::File
+            if item.action == SyncAction::Delta || planned.size >= ctx.delta_threshold =>
+        {
+            let source = SourceFile::open(src.path_of(&item.path), planned)?;
+            let file_meta = source
+                .file
+                .metadata()
+                .map_err(|e| StorageError::io("cannot stat", &source.path, e))?;
+            let meta = object_meta(planned, Some(&file_meta));
+            let target = Target {
+                id,
+                item,
+                planned,
+                dst,
+                key: &key,
+                meta: &meta,
+                ctx,
+            };
+            if item.action == SyncAction::Delta {
+                upload_delta(&target, &source).await
+            } else {
+                upload_signed(&target, &source).await
+            }
         }
         EntryKind::File => upload_file(id, item, planned, src, dst, &key, ctx).await,
     }

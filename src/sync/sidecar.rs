@@ -1,0 +1,111 @@
+//! Signature sidecars on object stores: `KEY.hssig` describes the object `KEY`
+//! as it was when signed. A sidecar is used only when it is fresh — its recorded
+//! ETag and size are the object's now — so it never describes other bytes.
+
+use crate::signature::{
+    MIN_BLOCK_SIZE, Signature, SourceIdentity, read_signature, write_signature,
+};
+use crate::storage::s3::{ObjectMeta, S3Storage};
+use crate::storage::{RemoteErrorKind, StorageError};
+use crate::types::{Entry, RelPath};
+
+/// What the sidecar of an object says about it.
+#[derive(Debug)]
+pub enum Sidecar {
+    Fresh(Signature),
+    Missing,
+    /// It describes another version of the object.
+    Stale,
+    /// It cannot be read as a signature.
+    Corrupt(String),
+}
+
+impl Sidecar {
+    /// Why a delta cannot use this sidecar, for the plan's note.
+    pub fn unusable_reason(&self) -> Option<String> {
+        match self {
+            Sidecar::Fresh(_) => None,
+            Sidecar::Missing => Some("no signature sidecar yet: sent whole (and signed)".into()),
+            Sidecar::Stale => Some(
+                "the signature sidecar describes an older version of the object: sent whole".into(),
+            ),
+            Sidecar::Corrupt(why) => Some(format!(
+                "the signature sidecar is unreadable ({why}): sent whole"
+            )),
+        }
+    }
+}
+
+/// Largest sidecar an object of `size` bytes can have (smallest blocks, longest
+/// ETag): a longer one is corrupt, and is never read whole into memory.
+fn max_sidecar_len(size: u64) -> u64 {
+    let blocks = size.div_ceil(u64::from(MIN_BLOCK_SIZE));
+    74 + 1024 + 36 * blocks + 32
+}
+
+/// Fetches and checks the sidecar of `path`, whose object the listing (or a
+/// HEAD) described as `object`.
+pub async fn fetch(
+    store: &S3Storage,
+    path: &RelPath,
+    object: &Entry,
+) -> Result<Sidecar, StorageError> {
+    let key = store.sidecar_key_of(path);
+    let limit = max_sidecar_len(object.size);
+    let body = match store.get_stream(&key, Some((0, limit)), None).await {
+        Ok((body, _)) => body,
+        Err(StorageError::Remote {
+            kind: RemoteErrorKind::NotFound,
+            ..
+        }) => return Ok(Sidecar::Missing),
+        // An empty object cannot satisfy a range: it is no signature either.
+        Err(StorageError::Remote {
+            kind: RemoteErrorKind::Rejected,
+            message,
+            ..
+        }) => return Ok(Sidecar::Corrupt(message)),
+        Err(other) => return Err(other),
+    };
+    let bytes = body
+        .collect()
+        .await
+        .map_err(|e| StorageError::Transfer {
+            target: store.url_of(&key),
+            message: e.to_string(),
+        })?
+        .into_bytes();
+    let (signature, identity) = match read_signature(&bytes) {
+        Ok(read) => read,
+        Err(e) => return Ok(Sidecar::Corrupt(e.to_string())),
+    };
+    let fresh = identity.etag.is_some()
+        && identity.etag.as_deref() == object.etag()
+        && signature.file_size == object.size;
+    Ok(if fresh {
+        Sidecar::Fresh(signature)
+    } else {
+        Sidecar::Stale
+    })
+}
+
+/// Writes the sidecar of `path` for the object version `etag`.
+pub async fn store(
+    store: &S3Storage,
+    path: &RelPath,
+    signature: &Signature,
+    etag: &str,
+) -> Result<(), StorageError> {
+    let identity = SourceIdentity {
+        etag: Some(etag.to_string()),
+        mtime_ns: None,
+    };
+    let bytes = write_signature(signature, &identity);
+    store
+        .put_bytes(
+            &store.sidecar_key_of(path),
+            bytes::Bytes::from(bytes),
+            &ObjectMeta::default(),
+        )
+        .await?;
+    Ok(())
+}

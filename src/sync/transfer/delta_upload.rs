@@ -1,0 +1,233 @@
+//! Uploads that keep a signature sidecar next to the object: every file of at
+//! least `--delta-threshold` is signed as it is read for the upload, so its next
+//! change can go by delta; and the delta upload itself, which rebuilds the object
+//! server-side from its unchanged ranges (UploadPartCopy) plus the new bytes.
+
+use crate::delta::{Part, PartLimits, compute_delta, plan_parts};
+use crate::progress::ExecEvent;
+use crate::signature::{assemble_signature, signature_of_bytes};
+use crate::storage::StorageError;
+use crate::storage::local::map_readonly;
+use crate::storage::s3::etag::md5;
+use crate::storage::s3::{ObjectMeta, S3Storage};
+use crate::types::Entry;
+
+use super::super::plan::PlanItem;
+use super::super::sidecar::{self, Sidecar};
+use super::local::SourceFile;
+use super::parts::{Assembly, PartSpec};
+use super::{ItemContext, ItemError, Outcome};
+
+/// Parts of a signed whole upload: whole blocks, at least this large.
+const MIN_SIGNED_PART: u64 = 16 * 1024 * 1024;
+/// Largest object sent with a single PUT when signing (read into memory once).
+const SINGLE_PUT_MAX: u64 = 32 * 1024 * 1024;
+
+pub(super) struct Target<'a> {
+    pub id: usize,
+    pub item: &'a PlanItem,
+    pub planned: &'a Entry,
+    pub dst: &'a S3Storage,
+    pub key: &'a str,
+    pub meta: &'a ObjectMeta,
+    pub ctx: &'a ItemContext,
+}
+
+fn task_error(e: tokio::task::JoinError) -> ItemError {
+    ItemError::Storage(StorageError::Task {
+        location: "upload".into(),
+        reason: e.to_string(),
+    })
+}
+
+/// Uploads the whole file and writes its sidecar, reading it once.
+pub(super) async fn upload_signed(
+    t: &Target<'_>,
+    source: &SourceFile<'_>,
+) -> Result<Outcome, ItemError> {
+    let size = t.planned.size;
+    let block = t.ctx.block_size;
+    let path = source.path.clone();
+    if size <= SINGLE_PUT_MAX {
+        let (bytes, signature) = tokio::task::spawn_blocking(move || {
+            let bytes =
+                std::fs::read(&path).map_err(|e| StorageError::io("cannot read", &path, e))?;
+            let signature = signature_of_bytes(&bytes, block);
+            Ok::<_, StorageError>((bytes, signature))
+        })
+        .await
+        .map_err(task_error)??;
+        if bytes.len() as u64 != size {
+            return Err(ItemError::SourceChanged {
+                what: "before it was uploaded",
+            });
+        }
+        let sent_md5 = md5(&bytes);
+        let etag = t
+            .dst
+            .put_bytes(t.key, bytes::Bytes::from(bytes), t.meta)
+            .await?
+            .unwrap_or_default();
+        if crate::storage::s3::etag::etag_md5(&etag).is_some_and(|theirs| theirs != sent_md5) {
+            let _ = t.dst.delete_keys(&[t.key.to_string()]).await;
+            return Err(ItemError::Storage(StorageError::Transfer {
+                target: t.dst.url_of(t.key),
+                message: "the stored object's MD5 differs from what was sent; it was removed"
+                    .into(),
+            }));
+        }
+        source.check("while it was uploaded")?;
+        t.ctx.advanced(t.id, size).await;
+        sidecar::store(t.dst, &t.item.path, &signature, &etag).await?;
+        return Ok(Outcome {
+            bytes_sent: size,
+            bytes_saved: 0,
+        });
+    }
+    let part = (super::upload::part_size(size).max(MIN_SIGNED_PART)).div_ceil(u64::from(block))
+        * u64::from(block);
+    let specs = (0..size.div_ceil(part))
+        .map(|i| PartSpec::Upload {
+            offset: i * part,
+            len: part.min(size - i * part),
+        })
+        .collect();
+    let upload = t.dst.create_multipart(t.key, t.meta).await?;
+    let assembly = Assembly {
+        id: t.id,
+        dst: t.dst,
+        upload: &upload,
+        file: &source.path,
+        ctx: t.ctx,
+        base_etag: None,
+        sign_block_size: Some(block),
+    };
+    let result = async {
+        let assembled = assembly.run(specs).await?;
+        source.check("while it was uploaded")?;
+        let etag = assembly.complete(&assembled, size).await?;
+        let signature = assemble_signature(assembled.signed, block, size).ok_or_else(|| {
+            StorageError::Transfer {
+                target: t.dst.url_of(t.key),
+                message: "the signed parts do not cover the file".into(),
+            }
+        })?;
+        Ok::<_, ItemError>((etag, signature))
+    }
+    .await;
+    let (etag, signature) = match result {
+        Ok(done) => done,
+        Err(error) => {
+            let _ = t.dst.abort_multipart(&upload).await;
+            return Err(error);
+        }
+    };
+    sidecar::store(t.dst, &t.item.path, &signature, &etag).await?;
+    Ok(Outcome {
+        bytes_sent: size,
+        bytes_saved: 0,
+    })
+}
+
+/// Rebuilds the object from its unchanged ranges plus the file's new bytes,
+/// when its sidecar is fresh; otherwise uploads the whole file (signed).
+pub(super) async fn upload_delta(
+    t: &Target<'_>,
+    source: &SourceFile<'_>,
+) -> Result<Outcome, ItemError> {
+    let old = t.item.dst.as_ref().ok_or(ItemError::Incomplete {
+        side: "destination",
+    })?;
+    let old_sig = match sidecar::fetch(t.dst, &t.item.path, old).await? {
+        Sidecar::Fresh(signature) => signature,
+        unusable => {
+            if let Some(reason) = unusable.unusable_reason() {
+                let _ = t
+                    .ctx
+                    .events
+                    .send(ExecEvent::Warning {
+                        message: format!("{}: {reason}", t.item.path),
+                    })
+                    .await;
+            }
+            return upload_signed(t, source).await;
+        }
+    };
+    let old_etag = old
+        .etag()
+        .ok_or(ItemError::Incomplete {
+            side: "destination ETag",
+        })?
+        .to_string();
+    let size = t.planned.size;
+    let block = t.ctx.block_size;
+    let path = source.path.clone();
+    // One read of the file from disk: the matcher and the new signature both run
+    // over the same mapping.
+    let (delta, new_sig) = tokio::task::spawn_blocking(move || {
+        let file =
+            std::fs::File::open(&path).map_err(|e| StorageError::io("cannot open", &path, e))?;
+        let map = map_readonly(&file).map_err(|e| StorageError::io("cannot map", &path, e))?;
+        let (delta, signature) = rayon::join(
+            || compute_delta(&map, &old_sig),
+            || signature_of_bytes(&map, block),
+        );
+        Ok::<_, StorageError>((delta, signature))
+    })
+    .await
+    .map_err(task_error)??;
+    if delta.new_size != size {
+        return Err(ItemError::SourceChanged {
+            what: "before it was uploaded",
+        });
+    }
+    let plan =
+        plan_parts(&delta, old.size, &PartLimits::S3).map_err(|e| StorageError::Transfer {
+            target: t.dst.url_of(t.key),
+            message: format!("no valid part plan: {e}"),
+        })?;
+    if plan.parts.is_empty() {
+        // An empty file: nothing to stitch.
+        return upload_signed(t, source).await;
+    }
+    let specs = plan
+        .parts
+        .iter()
+        .map(|part| match *part {
+            Part::Copy { src_offset, len } => PartSpec::Copy { src_offset, len },
+            Part::Upload { new_offset, len } => PartSpec::Upload {
+                offset: new_offset,
+                len,
+            },
+        })
+        .collect();
+    let upload = t.dst.create_multipart(t.key, t.meta).await?;
+    let assembly = Assembly {
+        id: t.id,
+        dst: t.dst,
+        upload: &upload,
+        file: &source.path,
+        ctx: t.ctx,
+        base_etag: Some(&old_etag),
+        sign_block_size: None,
+    };
+    let result = async {
+        let assembled = assembly.run(specs).await?;
+        source.check("while it was uploaded")?;
+        let etag = assembly.complete(&assembled, size).await?;
+        Ok::<_, ItemError>((etag, assembled.uploaded, assembled.copied))
+    }
+    .await;
+    let (etag, uploaded, copied) = match result {
+        Ok(done) => done,
+        Err(error) => {
+            let _ = t.dst.abort_multipart(&upload).await;
+            return Err(error);
+        }
+    };
+    sidecar::store(t.dst, &t.item.path, &new_sig, &etag).await?;
+    Ok(Outcome {
+        bytes_sent: uploaded,
+        bytes_saved: copied,
+    })
+}

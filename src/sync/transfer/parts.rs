@@ -1,0 +1,232 @@
+//! Building an S3 object from parts, shared by signed whole uploads and delta
+//! uploads: parts uploaded from the local file or copied server-side from the
+//! current object, in parallel within the run's request slots; then a checked
+//! completion — the source unchanged, the old object still the one we copied
+//! from, the new ETag equal to the MD5 of the parts' MD5s.
+
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+
+use futures::stream::{self, StreamExt, TryStreamExt};
+
+use crate::signature::{SignedBlocks, sign_blocks};
+use crate::storage::StorageError;
+use crate::storage::s3::etag::{etag_md5, md5, multipart_etag, same_etag};
+use crate::storage::s3::{CompletedPart, MultipartUpload, S3Storage};
+
+use super::{ItemContext, ItemError};
+
+/// One part of the new object, in order.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum PartSpec {
+    /// Bytes `offset..offset + len` of the local file.
+    Upload { offset: u64, len: u64 },
+    /// Bytes `src_offset..src_offset + len` of the object being replaced.
+    Copy { src_offset: u64, len: u64 },
+}
+
+pub(super) struct Assembly<'a> {
+    pub id: usize,
+    pub dst: &'a S3Storage,
+    pub upload: &'a MultipartUpload,
+    pub file: &'a Path,
+    pub ctx: &'a ItemContext,
+    /// The ETag of the object copied ranges come from.
+    pub base_etag: Option<&'a str>,
+    /// Block size to sign uploaded parts with (whole uploads: parts are block
+    /// aligned and read into memory once, for the sidecar and the upload).
+    pub sign_block_size: Option<u32>,
+}
+
+/// What the parts came to.
+#[derive(Default)]
+pub(super) struct Assembled {
+    pub parts: Vec<CompletedPart>,
+    /// Per part, the MD5 of its bytes (ours for uploads, the server's for copies).
+    pub md5s: Vec<Option<[u8; 16]>>,
+    pub signed: Vec<SignedBlocks>,
+    pub uploaded: u64,
+    pub copied: u64,
+}
+
+/// Reads `len` bytes at `offset`, hashing them as they pass; returns the MD5 and,
+/// if asked, the bytes themselves.
+fn read_range(
+    path: &Path,
+    offset: u64,
+    len: u64,
+    keep: bool,
+) -> Result<([u8; 16], Option<Vec<u8>>), StorageError> {
+    use md5::Digest;
+    let file = std::fs::File::open(path).map_err(|e| StorageError::io("cannot open", path, e))?;
+    let read_err = |e| StorageError::io("cannot read", path, e);
+    if keep {
+        let mut bytes = vec![0u8; len as usize];
+        file.read_exact_at(&mut bytes, offset).map_err(read_err)?;
+        return Ok((md5(&bytes), Some(bytes)));
+    }
+    let mut hasher = md5::Md5::new();
+    let mut buffer = vec![0u8; (1 << 20).min(len as usize)];
+    let mut done = 0u64;
+    while done < len {
+        let n = buffer.len().min((len - done) as usize);
+        file.read_exact_at(&mut buffer[..n], offset + done)
+            .map_err(read_err)?;
+        hasher.update(&buffer[..n]);
+        done += n as u64;
+    }
+    Ok((hasher.finalize().into(), None))
+}
+
+enum PartDone {
+    Uploaded(CompletedPart, [u8; 16], Option<SignedBlocks>),
+    Copied(CompletedPart, Option<[u8; 16]>),
+}
+
+impl Assembly<'_> {
+    pub async fn run(&self, specs: Vec<PartSpec>) -> Result<Assembled, ItemError> {
+        let numbered = specs
+            .into_iter()
+            .enumerate()
+            .map(|(i, spec)| (i as i32 + 1, spec));
+        let done: Vec<PartDone> = stream::iter(numbered)
+            .map(|(number, spec)| self.part(number, spec))
+            .buffer_unordered(self.ctx.parallel_requests())
+            .try_collect()
+            .await?;
+        let mut assembled = Assembled::default();
+        let mut indexed: Vec<(CompletedPart, Option<[u8; 16]>)> = Vec::with_capacity(done.len());
+        for part in done {
+            match part {
+                PartDone::Uploaded(part, md5, signed) => {
+                    assembled.uploaded += part.size;
+                    assembled.signed.extend(signed);
+                    indexed.push((part, Some(md5)));
+                }
+                PartDone::Copied(part, md5) => {
+                    assembled.copied += part.size;
+                    indexed.push((part, md5));
+                }
+            }
+        }
+        indexed.sort_by_key(|(part, _)| part.number);
+        (assembled.parts, assembled.md5s) = indexed.into_iter().unzip();
+        Ok(assembled)
+    }
+
+    async fn part(&self, number: i32, spec: PartSpec) -> Result<PartDone, ItemError> {
+        let _slot = self.ctx.request_slot().await?;
+        let (dst, upload) = (self.dst, self.upload);
+        match spec {
+            PartSpec::Upload { offset, len } => {
+                let path = self.file.to_path_buf();
+                let sign = self.sign_block_size;
+                let (md5, bytes, signed) = tokio::task::spawn_blocking(move || {
+                    let (md5, bytes) = read_range(&path, offset, len, sign.is_some())?;
+                    let signed = match (&bytes, sign) {
+                        (Some(bytes), Some(block)) => Some(sign_blocks(bytes, offset, block)),
+                        _ => None,
+                    };
+                    Ok::<_, StorageError>((md5, bytes, signed))
+                })
+                .await
+                .map_err(|e| StorageError::Task {
+                    location: "upload".into(),
+                    reason: e.to_string(),
+                })??;
+                let part = match bytes {
+                    Some(bytes) => {
+                        dst.upload_part_bytes(upload, number, bytes::Bytes::from(bytes))
+                            .await?
+                    }
+                    None => {
+                        dst.upload_part_from_file(upload, number, self.file, offset, len)
+                            .await?
+                    }
+                };
+                // The server's MD5 of what it received must be ours of what we
+                // read: otherwise the file changed in between, or bytes were lost.
+                if etag_md5(&part.etag).is_some_and(|theirs| theirs != md5) {
+                    return Err(ItemError::SourceChanged {
+                        what: "while its part was uploaded",
+                    });
+                }
+                self.ctx.advanced(self.id, len).await;
+                Ok(PartDone::Uploaded(part, md5, signed))
+            }
+            PartSpec::Copy { src_offset, len } => {
+                let part = dst
+                    .upload_part_copy(
+                        upload,
+                        number,
+                        dst,
+                        &upload.key,
+                        src_offset,
+                        len,
+                        self.base_etag,
+                    )
+                    .await?;
+                let md5 = etag_md5(&part.etag);
+                Ok(PartDone::Copied(part, md5))
+            }
+        }
+    }
+
+    /// Completes the upload after the last checks, and verifies the result.
+    /// Returns the new ETag.
+    pub async fn complete(&self, assembled: &Assembled, size: u64) -> Result<String, ItemError> {
+        if let Some(base) = self.base_etag {
+            // Servers that ignore If-Match on completion (and the copy-source
+            // condition) are covered by looking once more just before.
+            match self.dst.head_key(&self.upload.key).await? {
+                Some(now) if now.etag.as_deref().is_some_and(|e| same_etag(e, base)) => {}
+                _ => return Err(ItemError::DestinationChanged),
+            }
+        }
+        let etag = self
+            .dst
+            .complete_multipart(self.upload, &assembled.parts, self.base_etag)
+            .await
+            .map_err(|e| match e {
+                StorageError::Remote {
+                    kind: crate::storage::RemoteErrorKind::PreconditionFailed,
+                    ..
+                } => ItemError::DestinationChanged,
+                other => ItemError::Storage(other),
+            })?
+            .ok_or_else(|| StorageError::Transfer {
+                target: self.dst.url_of(&self.upload.key),
+                message: "the server gave no ETag for the completed object".into(),
+            })?;
+        let expected = assembled
+            .md5s
+            .iter()
+            .copied()
+            .collect::<Option<Vec<_>>>()
+            .map(|md5s| multipart_etag(&md5s));
+        let head = self.dst.head_key(&self.upload.key).await?;
+        let size_ok = head.as_ref().is_some_and(|h| h.size == size);
+        let etag_ok = expected.as_deref().is_none_or(|e| same_etag(e, &etag));
+        if !size_ok || !etag_ok {
+            // Never leave an object that looks current but holds other bytes:
+            // the next run uploads it again.
+            let _ = self
+                .dst
+                .delete_keys(&[
+                    self.upload.key.clone(),
+                    format!("{}.hssig", self.upload.key),
+                ])
+                .await;
+            return Err(ItemError::Storage(StorageError::Transfer {
+                target: self.dst.url_of(&self.upload.key),
+                message: format!(
+                    "the completed object failed verification (size {}, ETag {etag}, expected {} bytes and {}); it was removed",
+                    head.map_or("unknown".into(), |h| h.size.to_string()),
+                    size,
+                    expected.unwrap_or_else(|| "any ETag".into())
+                ),
+            }));
+        }
+        Ok(etag)
+    }
+}
