@@ -170,3 +170,46 @@ fn set_newer(path: &std::path::Path) {
         .as_secs() as i64;
     util::set_mtime(path, now + 5, 0);
 }
+
+#[test]
+fn a_remote_change_downloads_only_the_changed_blocks() {
+    let (scratch, bucket) = (Scratch::new(), Bucket::new());
+    let mut data = noise(48 * MIB, 61);
+    let file = scratch.write("src/f.bin", &data);
+    upload(&scratch, &bucket, &[]);
+    let download = |scratch: &Scratch| {
+        let out = scratch
+            .cmd()
+            .args(["sync", "--yes", "--json"])
+            .arg(bucket.url("d"))
+            .arg(scratch.dst())
+            .args(bucket.args())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr_of(&out));
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        let summary: serde_json::Value = stdout
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find(|e| e["event"] == "summary")
+            .unwrap();
+        summary["report"]["bytes_sent"].as_u64().unwrap()
+    };
+    assert_eq!(download(&scratch), data.len() as u64);
+
+    // The remote changes: two blocks' worth of edits and an insertion.
+    data[10 * MIB] ^= 1;
+    data[30 * MIB + 5] ^= 1;
+    data.splice(MIB..MIB, noise(500, 62));
+    fs::write(&file, &data).unwrap();
+    set_newer(&file);
+    upload(&scratch, &bucket, &[]);
+
+    let fetched = download(&scratch);
+    // Blocks 0 (insert), the one at 10 MiB and the one at 30 MiB: three 5 MiB
+    // blocks at most.
+    assert!(fetched <= 3 * PART, "fetched {fetched} bytes");
+    let local = fs::read(scratch.path("dst/f.bin")).unwrap();
+    assert!(local == data, "the delta-downloaded file differs");
+    assert!(util::temp_files(&scratch.dst()).is_empty());
+}

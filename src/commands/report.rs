@@ -72,6 +72,14 @@ pub fn plan_text(plan: &SyncPlan, listing: Listing) -> String {
                 item.path,
                 item.reason.describe()
             );
+            if item.action == SyncAction::Delta {
+                let _ = write!(
+                    out,
+                    " send {}, saves {}",
+                    format::bytes(item.bytes_to_send),
+                    format::bytes(item.bytes_saved)
+                );
+            }
             if let Some(note) = &item.note {
                 let _ = write!(out, " [{note}]");
             }

@@ -12,6 +12,7 @@ use crate::types::SyncAction;
 
 use super::plan::{PlanItem, SyncPlan};
 use super::sidecar::{self, Sidecar};
+use super::transfer::delta_download::match_local;
 
 /// Fills in `bytes_to_send` and `bytes_saved` of every delta item. An item that
 /// cannot be estimated (unreadable file) keeps the whole-file estimate; execution
@@ -19,6 +20,9 @@ use super::sidecar::{self, Sidecar};
 pub async fn estimate_deltas(plan: &mut SyncPlan, source: &Storage, destination: &Storage) {
     match (source, destination) {
         (Storage::Local(src), Storage::S3(dst)) => return estimate_uploads(plan, src, dst).await,
+        (Storage::S3(src), Storage::Local(dst)) => {
+            return estimate_downloads(plan, src, dst).await;
+        }
         (Storage::Local(_), Storage::Local(_)) => {}
         _ => return,
     }
@@ -64,6 +68,10 @@ pub async fn estimate_deltas(plan: &mut SyncPlan, source: &Storage, destination:
     }
 }
 
+/// What replaces a delta without a usable sidecar, as plan notes say it.
+pub(crate) const UPLOAD_INSTEAD: &str = "sent whole, and signed for next time";
+pub(crate) const DOWNLOAD_INSTEAD: &str = "fetched whole";
+
 /// Sidecars fetched at once while planning.
 const PARALLEL_SIDECARS: usize = 8;
 
@@ -100,7 +108,7 @@ async fn estimate_uploads(plan: &mut SyncPlan, src: &LocalStorage, dst: &S3Stora
                     );
                 }
                 item.action = SyncAction::Upload;
-                item.note = unusable.unusable_reason().map(Into::into);
+                item.note = unusable.unusable_reason(UPLOAD_INSTEAD).map(Into::into);
                 item.bytes_saved = 0;
                 continue;
             }
@@ -125,6 +133,61 @@ async fn estimate_uploads(plan: &mut SyncPlan, src: &LocalStorage, dst: &S3Stora
         match estimate {
             Ok(Ok((send, saved))) => {
                 item.bytes_to_send = send;
+                item.bytes_saved = saved;
+            }
+            Ok(Err(e)) => tracing::warn!("{}: cannot estimate the delta: {e}", item.path),
+            Err(e) => tracing::warn!("{}: cannot estimate the delta: {e}", item.path),
+        }
+    }
+    plan.refresh_stats();
+}
+
+/// S3 → local: the object's sidecar against the local file; the blocks not
+/// found locally are what the download fetches.
+async fn estimate_downloads(plan: &mut SyncPlan, src: &S3Storage, dst: &LocalStorage) {
+    use futures::stream::{self, StreamExt};
+    let candidates: Vec<usize> = (0..plan.items.len())
+        .filter(|&i| plan.items[i].action == SyncAction::Delta)
+        .collect();
+    let fetched: Vec<(usize, Result<Sidecar, StorageError>)> = stream::iter(candidates)
+        .map(|i| {
+            let item = &plan.items[i];
+            async move {
+                let result = match &item.src {
+                    Some(object) => sidecar::fetch(src, &item.path, object).await,
+                    None => Ok(Sidecar::Missing),
+                };
+                (i, result)
+            }
+        })
+        .buffer_unordered(PARALLEL_SIDECARS)
+        .collect()
+        .await;
+    for (i, fetched) in fetched {
+        let item = &mut plan.items[i];
+        let signature = match fetched {
+            Ok(Sidecar::Fresh(signature)) => signature,
+            Ok(unusable) => {
+                item.action = SyncAction::Download;
+                item.note = unusable.unusable_reason(DOWNLOAD_INSTEAD).map(Into::into);
+                continue;
+            }
+            Err(e) => {
+                tracing::warn!("{}: cannot read its signature sidecar: {e}", item.path);
+                continue;
+            }
+        };
+        let path = dst.path_of(&item.path);
+        let estimate = tokio::task::spawn_blocking(move || -> std::io::Result<(u64, u64)> {
+            let file = std::fs::File::open(&path)?;
+            let local = map_readonly(&file)?;
+            let missing = match_local(&local, &signature).bytes_missing();
+            Ok((missing, signature.file_size - missing))
+        })
+        .await;
+        match estimate {
+            Ok(Ok((fetch, saved))) => {
+                item.bytes_to_send = fetch;
                 item.bytes_saved = saved;
             }
             Ok(Err(e)) => tracing::warn!("{}: cannot estimate the delta: {e}", item.path),

@@ -205,9 +205,9 @@ pub fn build_plan(
         archive: options.archive,
         delta_threshold: options.delta_threshold,
         transfer: transfer_action(&source, &destination),
-        // Local → local and local → S3 run the delta engine; downloads and
-        // server-side copies send candidates whole (their items say so).
-        delta_supported: source.is_local(),
+        // Every pair with a local side runs the delta engine; server-side
+        // copies between buckets send nothing through us anyway.
+        delta_supported: source.is_local() || destination.is_local(),
         destination_has_dirs: destination.is_local(),
         times: diff::TimeRule::for_sides(source.is_local(), destination.is_local()),
         modes_listed: source.is_local() && destination.is_local(),

@@ -21,16 +21,17 @@ pub enum Sidecar {
 }
 
 impl Sidecar {
-    /// Why a delta cannot use this sidecar, for the plan's note.
-    pub fn unusable_reason(&self) -> Option<String> {
+    /// Why a delta cannot use this sidecar, for the plan's note; `instead` says
+    /// what happens instead ("sent whole", "fetched whole").
+    pub fn unusable_reason(&self, instead: &str) -> Option<String> {
         match self {
             Sidecar::Fresh(_) => None,
-            Sidecar::Missing => Some("no signature sidecar yet: sent whole (and signed)".into()),
-            Sidecar::Stale => Some(
-                "the signature sidecar describes an older version of the object: sent whole".into(),
-            ),
+            Sidecar::Missing => Some(format!("no signature sidecar yet: {instead}")),
+            Sidecar::Stale => Some(format!(
+                "the signature sidecar describes another version of the object: {instead}"
+            )),
             Sidecar::Corrupt(why) => Some(format!(
-                "the signature sidecar is unreadable ({why}): sent whole"
+                "the signature sidecar is unreadable ({why}): {instead}"
             )),
         }
     }

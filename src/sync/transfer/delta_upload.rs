@@ -141,7 +141,7 @@ pub(super) async fn upload_delta(
     let old_sig = match sidecar::fetch(t.dst, &t.item.path, old).await? {
         Sidecar::Fresh(signature) => signature,
         unusable => {
-            if let Some(reason) = unusable.unusable_reason() {
+            if let Some(reason) = unusable.unusable_reason(super::super::estimate::UPLOAD_INSTEAD) {
                 let _ = t
                     .ctx
                     .events

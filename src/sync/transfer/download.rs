@@ -8,12 +8,15 @@ use std::os::unix::fs::FileExt;
 
 use futures::stream::{self, StreamExt, TryStreamExt};
 
-use crate::storage::local::WriteMeta;
+use crate::progress::ExecEvent;
+use crate::storage::local::{WriteMeta, map_readonly};
 use crate::storage::s3::{ObjectMeta, S3Storage};
 use crate::storage::{LocalStorage, RemoteErrorKind, StorageError, run_blocking};
 use crate::types::{Entry, EntryKind, SyncAction};
 
 use super::super::plan::PlanItem;
+use super::super::sidecar::{self, Sidecar};
+use super::delta_download::{assemble, match_local};
 use super::local::check_destination_unchanged;
 use super::{ItemContext, ItemError, Outcome, planned_source};
 
@@ -93,14 +96,56 @@ pub(super) async fn run(
             Ok(Outcome::default())
         }
         EntryKind::File => {
+            let remote_sig = if item.action == SyncAction::Delta {
+                match sidecar::fetch(src, &item.path, &planned).await? {
+                    Sidecar::Fresh(signature) => Some(signature),
+                    unusable => {
+                        if let Some(reason) =
+                            unusable.unusable_reason(super::super::estimate::DOWNLOAD_INSTEAD)
+                        {
+                            let message = format!("{}: {reason}", item.path);
+                            let _ = ctx.events.send(ExecEvent::Warning { message }).await;
+                        }
+                        None
+                    }
+                }
+            } else {
+                None
+            };
             let handle = tokio::runtime::Handle::current();
             let (src, ctx) = (src.clone(), ctx.clone());
             let create_mode = meta.mode.unwrap_or(0o644);
             let size = planned.size;
-            tokio::task::spawn_blocking(move || {
+            let fetched = tokio::task::spawn_blocking(move || {
+                let Some(remote_sig) = remote_sig else {
+                    dst.write_file_atomic(&path, create_mode, meta, ctx.fsync, |out| {
+                        handle.block_on(fetch_into(id, &planned, &src, &key, out, &ctx))
+                    })?;
+                    return Ok(size);
+                };
+                // The old local file is the basis: matched, then copied from.
+                let basis_path = dst.path_of(&path);
+                let basis = std::fs::File::open(&basis_path)
+                    .map_err(|e| StorageError::io("cannot open", &basis_path, e))?;
+                let local = map_readonly(&basis)
+                    .map_err(|e| StorageError::io("cannot map", &basis_path, e))?;
+                let sources = match_local(&local, &remote_sig);
+                let mut fetched = 0;
                 dst.write_file_atomic(&path, create_mode, meta, ctx.fsync, |out| {
-                    handle.block_on(fetch_into(id, &planned, &src, &key, out, &ctx))
-                })
+                    fetched = handle.block_on(assemble(
+                        id,
+                        &src,
+                        &key,
+                        planned.etag(),
+                        &local,
+                        &sources,
+                        &remote_sig,
+                        out,
+                        &ctx,
+                    ))?;
+                    Ok::<_, ItemError>(())
+                })?;
+                Ok::<_, ItemError>(fetched)
             })
             .await
             .map_err(|e| StorageError::Task {
@@ -108,8 +153,8 @@ pub(super) async fn run(
                 reason: e.to_string(),
             })??;
             Ok(Outcome {
-                bytes_sent: size,
-                bytes_saved: 0,
+                bytes_sent: fetched,
+                bytes_saved: size - fetched.min(size),
             })
         }
     }

@@ -2,6 +2,7 @@
 //! path: local disk to local disk (`local`), up to an object store (`upload`), down
 //! from one (`download`), or between two (`remote`).
 
+pub(super) mod delta_download;
 mod delta_upload;
 mod download;
 mod local;
