@@ -482,3 +482,70 @@ fn a_missing_bucket_is_a_clear_fatal_error() {
         stderr_of(&out)
     );
 }
+
+#[test]
+fn checksum_mode_compares_recorded_blake3_of_objects() {
+    let (scratch, bucket) = (Scratch::new(), Bucket::new());
+    let small = scratch.write("src/small.txt", b"version one");
+    let big_data = noise(40 * 1024 * 1024, 71);
+    let big = scratch.write("src/big.bin", &big_data);
+    for path in [&small, &big] {
+        set_mtime(path, 1_600_000_000, 0);
+    }
+    let args = ["--delta-threshold", "32MiB"];
+    assert!(
+        sync(
+            &scratch,
+            &bucket,
+            &local(&scratch.src()),
+            &bucket.url("c"),
+            &args
+        )
+        .status
+        .success()
+    );
+
+    // Same sizes, same (old) mtimes, other bytes: only content can tell.
+    fs::write(&small, b"version two").unwrap();
+    let mut changed = big_data.clone();
+    changed[123] ^= 1;
+    fs::write(&big, &changed).unwrap();
+    for path in [&small, &big] {
+        set_mtime(path, 1_600_000_000, 0);
+    }
+    let quick = sync(
+        &scratch,
+        &bucket,
+        &local(&scratch.src()),
+        &bucket.url("c"),
+        &args,
+    );
+    assert!(
+        stdout_of(&quick).contains("Nothing to do"),
+        "{}",
+        stdout_of(&quick)
+    );
+
+    let out = sync(
+        &scratch,
+        &bucket,
+        &local(&scratch.src()),
+        &bucket.url("c"),
+        &["--checksum", "--delta-threshold", "32MiB"],
+    );
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(bucket.get("c/small.txt"), b"version two");
+    assert!(bucket.get("c/big.bin") == changed);
+    let again = sync(
+        &scratch,
+        &bucket,
+        &local(&scratch.src()),
+        &bucket.url("c"),
+        &["--checksum"],
+    );
+    assert!(
+        stdout_of(&again).contains("Nothing to do"),
+        "{}",
+        stdout_of(&again)
+    );
+}

@@ -7,8 +7,10 @@ use rayon::prelude::*;
 
 use super::SyncOptions;
 use crate::filter::{Filter, FilterError};
-use crate::storage::{ListOptions, Listing, ScanCounter, Storage, StorageError};
-use crate::types::{EntryKind, RelPath};
+use crate::storage::{
+    ListOptions, Listing, LocalStorage, S3Storage, ScanCounter, Storage, StorageError,
+};
+use crate::types::{Entry, EntryKind, RelPath};
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -74,26 +76,18 @@ pub async fn scan(
         });
     }
     if options.checksum {
-        let (source, destination) = (source.clone(), destination.clone());
-        scan = tokio::task::spawn_blocking(move || {
-            add_checksums(&mut scan, &source, &destination);
-            scan
-        })
-        .await
-        .map_err(|e| {
-            ScanError::Source(StorageError::Task {
-                location: "checksum".into(),
-                reason: e.to_string(),
-            })
-        })?;
+        let wanted = checksum_candidates(&scan);
+        let src_hashes = hash_side(source, &scan.source, &wanted).await;
+        let dst_hashes = hash_side(destination, &scan.destination, &wanted).await;
+        set_hashes(&mut scan.source, &wanted, src_hashes);
+        set_hashes(&mut scan.destination, &wanted, dst_hashes);
     }
     Ok(scan)
 }
 
-/// Hashes (blake3, in parallel) every file present on both sides with equal sizes;
-/// files of different sizes differ anyway. A file that cannot be read keeps no hash
-/// and so is compared by size and mtime.
-fn add_checksums(scan: &mut Scan, source: &Storage, destination: &Storage) {
+/// Every file present on both sides with equal sizes (files of different sizes
+/// differ anyway), in path order.
+fn checksum_candidates(scan: &Scan) -> Arc<Vec<RelPath>> {
     let dst_sizes: std::collections::HashMap<&RelPath, u64> = scan
         .destination
         .manifest
@@ -102,27 +96,69 @@ fn add_checksums(scan: &mut Scan, source: &Storage, destination: &Storage) {
         .filter(|e| e.entry.kind == EntryKind::File)
         .map(|e| (&e.path, e.entry.size))
         .collect();
-    let wanted: Vec<RelPath> = scan
-        .source
-        .manifest
-        .entries()
-        .iter()
-        .filter(|e| {
-            e.entry.kind == EntryKind::File && dst_sizes.get(&e.path) == Some(&e.entry.size)
-        })
-        .map(|e| e.path.clone())
-        .collect();
-    drop(dst_sizes);
-    let hash_side = |storage: &Storage| -> Vec<Option<String>> {
-        wanted
-            .par_iter()
-            .map(|path| content_hash(storage, path))
-            .collect()
-    };
-    let src_hashes = hash_side(source);
-    let dst_hashes = hash_side(destination);
-    set_hashes(&mut scan.source, &wanted, src_hashes);
-    set_hashes(&mut scan.destination, &wanted, dst_hashes);
+    Arc::new(
+        scan.source
+            .manifest
+            .entries()
+            .iter()
+            .filter(|e| {
+                e.entry.kind == EntryKind::File && dst_sizes.get(&e.path) == Some(&e.entry.size)
+            })
+            .map(|e| e.path.clone())
+            .collect(),
+    )
+}
+
+/// blake3 of each wanted file on one side. Local files are hashed in parallel;
+/// objects carry theirs in metadata (small uploads) or in their fresh sidecar
+/// (signed uploads). A file with no hash is compared by size and time.
+async fn hash_side(
+    storage: &Storage,
+    listing: &Listing,
+    wanted: &Arc<Vec<RelPath>>,
+) -> Vec<Option<String>> {
+    match storage {
+        Storage::Local(local) => {
+            let (local, paths) = (local.clone(), wanted.clone());
+            tokio::task::spawn_blocking(move || {
+                paths
+                    .par_iter()
+                    .map(|path| local_hash(&local, path))
+                    .collect()
+            })
+            .await
+            .unwrap_or_else(|_| vec![None; wanted.len()])
+        }
+        Storage::S3(s3) => {
+            use futures::stream::{self, StreamExt};
+            stream::iter(wanted.iter())
+                .map(|path| async move {
+                    let entry = listing.manifest.get(path)?;
+                    recorded_hash(s3, path, entry).await
+                })
+                .buffered(PARALLEL_REQUESTS)
+                .collect()
+                .await
+        }
+    }
+}
+
+/// Requests in flight while collecting objects' recorded hashes.
+const PARALLEL_REQUESTS: usize = 16;
+
+async fn recorded_hash(s3: &S3Storage, path: &RelPath, entry: &Entry) -> Option<String> {
+    let head = s3.head_key(&s3.key_of(path)).await.ok()??;
+    if let Some(hash) = head.meta.blake3 {
+        return Some(hash);
+    }
+    match super::sidecar::fetch(s3, path, entry).await {
+        Ok(super::sidecar::Sidecar::Fresh(signature)) => Some(
+            blake3::Hash::from_bytes(signature.file_hash)
+                .to_hex()
+                .to_string(),
+        ),
+        _ => None,
+    }
 }
 
 fn set_hashes(listing: &mut Listing, paths: &[RelPath], hashes: Vec<Option<String>>) {
@@ -141,20 +177,13 @@ fn set_hashes(listing: &mut Listing, paths: &[RelPath], hashes: Vec<Option<Strin
     }
 }
 
-fn content_hash(storage: &Storage, path: &RelPath) -> Option<String> {
-    match storage {
-        Storage::Local(local) => {
-            let mut hasher = blake3::Hasher::new();
-            match hasher.update_mmap_rayon(local.path_of(path)) {
-                Ok(_) => Some(hasher.finalize().to_hex().to_string()),
-                Err(e) => {
-                    tracing::warn!("{path}: cannot read for --checksum: {e}");
-                    None
-                }
-            }
+fn local_hash(local: &LocalStorage, path: &RelPath) -> Option<String> {
+    let mut hasher = blake3::Hasher::new();
+    match hasher.update_mmap_rayon(local.path_of(path)) {
+        Ok(_) => Some(hasher.finalize().to_hex().to_string()),
+        Err(e) => {
+            tracing::warn!("{path}: cannot read for --checksum: {e}");
+            None
         }
-        // The object's blake3 comes from its sidecar (delta upload); without one
-        // the file is compared by size and time.
-        Storage::S3(_) => None,
     }
 }

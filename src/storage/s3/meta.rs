@@ -7,6 +7,7 @@
 //! | `hugesync-mode` | permission bits, octal |
 //! | `hugesync-uid`, `hugesync-gid` | owner, decimal |
 //! | `hugesync-link` | symbolic link target, percent-encoded (the object is empty) |
+//! | `hugesync-blake3` | blake3 of the content, hex (files sent with one PUT) |
 
 use std::collections::HashMap;
 
@@ -19,6 +20,7 @@ const MODE: &str = "hugesync-mode";
 const UID: &str = "hugesync-uid";
 const GID: &str = "hugesync-gid";
 const LINK: &str = "hugesync-link";
+const BLAKE3: &str = "hugesync-blake3";
 
 /// Header values must be printable ASCII: everything else, and `%`, is escaped.
 const HEADER_UNSAFE: &AsciiSet = &CONTROLS.add(b'%').add(b' ').add(b'"');
@@ -30,6 +32,7 @@ pub struct ObjectMeta {
     pub uid: Option<u32>,
     pub gid: Option<u32>,
     pub link_target: Option<RelPath>,
+    pub blake3: Option<String>,
 }
 
 impl ObjectMeta {
@@ -46,6 +49,9 @@ impl ObjectMeta {
         }
         if let Some(gid) = self.gid {
             map.insert(GID.into(), gid.to_string());
+        }
+        if let Some(hash) = &self.blake3 {
+            map.insert(BLAKE3.into(), hash.clone());
         }
         if let Some(target) = &self.link_target {
             // percent_encode escapes every non-ASCII byte as well.
@@ -64,6 +70,9 @@ impl ObjectMeta {
             mode: get(MODE).and_then(|v| u32::from_str_radix(v, 8).ok()),
             uid: get(UID).and_then(|v| v.parse().ok()),
             gid: get(GID).and_then(|v| v.parse().ok()),
+            blake3: get(BLAKE3)
+                .filter(|v| v.len() == 64 && v.bytes().all(|b| b.is_ascii_hexdigit()))
+                .map(str::to_string),
             link_target: get(LINK)
                 .map(|v| RelPath::from_bytes(&percent_decode(v.as_bytes()).collect::<Vec<u8>>())),
         }
@@ -82,6 +91,7 @@ mod tests {
             uid: Some(1000),
             gid: Some(100),
             link_target: Some(RelPath::from_bytes("../dir/ünï cödé%".as_bytes())),
+            blake3: Some("ab".repeat(32)),
         };
         let headers = meta.to_headers();
         assert!(headers.values().all(|v| v.is_ascii()));

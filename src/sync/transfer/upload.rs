@@ -46,6 +46,7 @@ fn object_meta(planned: &Entry, metadata: Option<&std::fs::Metadata>) -> ObjectM
         uid: metadata.map(MetadataExt::uid),
         gid: metadata.map(MetadataExt::gid),
         link_target: planned.link_target().cloned(),
+        blake3: None,
     }
 }
 
@@ -119,9 +120,22 @@ async fn upload_file(
         .file
         .metadata()
         .map_err(|e| StorageError::io("cannot stat", &source.path, e))?;
-    let meta = object_meta(planned, Some(&file_meta));
+    let mut meta = object_meta(planned, Some(&file_meta));
     let size = planned.size;
     if size <= MULTIPART_THRESHOLD {
+        // Small files carry their blake3 (for --checksum): hashing a small file
+        // first costs little, and the upload then reads it from the page cache.
+        let path = source.path.clone();
+        meta.blake3 = tokio::task::spawn_blocking(move || {
+            let mut hasher = blake3::Hasher::new();
+            hasher
+                .update_mmap(&path)
+                .ok()
+                .map(|h| h.finalize().to_hex().to_string())
+        })
+        .await
+        .ok()
+        .flatten();
         dst.put_file(key, &source.path, 0, size, &meta).await?;
         if let Err(changed) = source.check("while it was uploaded") {
             // The object may hold a mix of old and new bytes, yet look newer
