@@ -187,6 +187,10 @@ pub struct PlanFlags {
     /// Changed files of at least SIZE are sent by delta (e.g. 32MiB).
     #[arg(long, value_name = "SIZE", value_parser = parse_size_arg)]
     pub delta_threshold: Option<u64>,
+    /// Delta uploads whose object has no usable .hssig sidecar: `sidecar` sends the
+    /// file whole; `generate` reads the object once to sign it, then sends a delta.
+    #[arg(long, value_name = "MODE")]
+    pub remote_signature: Option<crate::sync::RemoteSignature>,
     /// Delta block size, 64KiB to 5MiB.
     #[arg(long, value_name = "SIZE", value_parser = parse_size_arg)]
     pub block_size: Option<u64>,
@@ -267,6 +271,7 @@ impl PlanFlags {
         overrides.checksum = flag(self.checksum);
         overrides.delta_threshold = self.delta_threshold.map(Size);
         overrides.block_size = self.block_size.map(Size);
+        overrides.remote_signature = self.remote_signature;
     }
 }
 

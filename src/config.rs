@@ -141,6 +141,23 @@ impl ShowValue for Vec<String> {
     }
 }
 
+impl ShowValue for crate::sync::RemoteSignature {
+    fn show(&self) -> String {
+        self.name().into()
+    }
+    fn to_json(&self) -> serde_json::Value {
+        self.name().into()
+    }
+}
+
+fn parse_remote_signature(text: &str) -> Result<crate::sync::RemoteSignature, String> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "sidecar" => Ok(crate::sync::RemoteSignature::Sidecar),
+        "generate" => Ok(crate::sync::RemoteSignature::Generate),
+        _ => Err("expected `sidecar` or `generate`".into()),
+    }
+}
+
 impl ShowValue for Option<String> {
     fn show(&self) -> String {
         self.clone().unwrap_or_else(|| "(unset)".into())
@@ -289,6 +306,8 @@ settings! {
     endpoint_url: Option<String> = None, env "HUGESYNC_ENDPOINT_URL", parse parse_optional_text;
     /// Path-style bucket addressing (endpoint/bucket/key), as most S3-compatible stores need.
     path_style: bool = false, env "HUGESYNC_PATH_STYLE", parse parse_bool;
+    /// Delta uploads without a usable sidecar: `sidecar` (upload whole) or `generate` (read the object to sign it).
+    remote_signature: crate::sync::RemoteSignature = crate::sync::RemoteSignature::Sidecar, env "HUGESYNC_REMOTE_SIGNATURE", parse parse_remote_signature;
 }
 
 /// Where the config file is looked for: `--config`, then `HUGESYNC_CONFIG`, then

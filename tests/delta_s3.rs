@@ -213,3 +213,20 @@ fn a_remote_change_downloads_only_the_changed_blocks() {
     assert!(local == data, "the delta-downloaded file differs");
     assert!(util::temp_files(&scratch.dst()).is_empty());
 }
+
+#[test]
+fn without_a_sidecar_generate_mode_reads_the_object_to_sign_it() {
+    let (scratch, bucket) = (Scratch::new(), Bucket::new());
+    let mut data = noise(40 * MIB, 81);
+    let file = scratch.write("src/f.bin", &data);
+    // Uploaded by a tool that keeps no sidecar.
+    bucket.put("d/f.bin", &data);
+    data[20 * MIB] ^= 1;
+    fs::write(&file, &data).unwrap();
+    set_newer(&file);
+    let (sent, saved, _) = upload(&scratch, &bucket, &["--remote-signature", "generate"]);
+    assert!(sent <= 2 * PART, "sent {sent}");
+    assert_eq!(sent + saved, data.len() as u64);
+    assert_object_is(&bucket, "d/f.bin", &data);
+    assert!(bucket.head("d/f.bin.hssig").is_some());
+}

@@ -281,6 +281,7 @@ fn sync_options(settings: &Settings, mut filters: Vec<FilterRule>) -> SyncOption
         block_size: settings.block_size.value.0,
         allow_empty_source: settings.allow_empty_source.value,
         filters,
+        remote_signature: settings.remote_signature.value,
     }
 }
 

@@ -79,6 +79,7 @@ const PARALLEL_SIDECARS: usize = 8;
 /// would make from it; the bytes it uploads are the estimate.
 async fn estimate_uploads(plan: &mut SyncPlan, src: &LocalStorage, dst: &S3Storage) {
     use futures::stream::{self, StreamExt};
+    let generate = plan.options.remote_signature == super::RemoteSignature::Generate;
     let candidates: Vec<usize> = (0..plan.items.len())
         .filter(|&i| plan.items[i].action == SyncAction::Delta)
         .collect();
@@ -100,6 +101,16 @@ async fn estimate_uploads(plan: &mut SyncPlan, src: &LocalStorage, dst: &S3Stora
         let item = &mut plan.items[i];
         let signature = match fetched {
             Ok(Sidecar::Fresh(signature)) => signature,
+            Ok(unusable) if generate => {
+                // The upload will read the object to sign it; what the delta
+                // saves is only known then, so the estimate stays the whole file.
+                item.note = unusable
+                    .unusable_reason(
+                        "the object will be read once to sign it (--remote-signature=generate)",
+                    )
+                    .map(Into::into);
+                continue;
+            }
             Ok(unusable) => {
                 if let Sidecar::Corrupt(why) = &unusable {
                     tracing::warn!(

@@ -114,6 +114,7 @@ pub async fn execute(
         block_size: u32::try_from(plan.options.block_size)
             .unwrap_or(crate::signature::DEFAULT_BLOCK_SIZE),
         delta_threshold: plan.options.delta_threshold,
+        remote_signature: plan.options.remote_signature,
         requests: Arc::new(Semaphore::new(options.jobs.max(1))),
         request_limit: options.jobs.max(1),
         events,

@@ -35,6 +35,30 @@ pub struct SyncOptions {
     pub block_size: u64,
     pub allow_empty_source: bool,
     pub filters: Vec<FilterRule>,
+    /// What a delta upload does when the object has no usable sidecar.
+    #[serde(default)]
+    pub remote_signature: RemoteSignature,
+}
+
+/// Where a delta upload gets the old object's signature.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum RemoteSignature {
+    /// Only from its `.hssig` sidecar; without one the file is uploaded whole.
+    #[default]
+    Sidecar,
+    /// Without a usable sidecar, read the object once to sign it: for links where
+    /// downloading is cheaper than uploading.
+    Generate,
+}
+
+impl RemoteSignature {
+    pub fn name(self) -> &'static str {
+        match self {
+            RemoteSignature::Sidecar => "sidecar",
+            RemoteSignature::Generate => "generate",
+        }
+    }
 }
 
 /// The whole-entry action for a pair of sides.

@@ -5,13 +5,14 @@
 
 use crate::delta::{Part, PartLimits, compute_delta, plan_parts};
 use crate::progress::ExecEvent;
-use crate::signature::{assemble_signature, signature_of_bytes};
+use crate::signature::{Signature, assemble_signature, signature_of_bytes, signature_of_reader};
 use crate::storage::StorageError;
 use crate::storage::local::map_readonly;
 use crate::storage::s3::etag::md5;
 use crate::storage::s3::{ObjectMeta, S3Storage};
 use crate::types::Entry;
 
+use super::super::RemoteSignature;
 use super::super::plan::PlanItem;
 use super::super::sidecar::{self, Sidecar};
 use super::local::SourceFile;
@@ -129,6 +130,34 @@ pub(super) async fn upload_signed(
     })
 }
 
+/// Reads the current object once (streamed, with `If-Match`) to sign it.
+async fn sign_object(t: &Target<'_>, old: &Entry) -> Result<Signature, ItemError> {
+    let (body, _) = t
+        .dst
+        .get_stream(t.key, None, old.etag())
+        .await
+        .map_err(|e| match e {
+            StorageError::Remote {
+                kind: crate::storage::RemoteErrorKind::PreconditionFailed,
+                ..
+            } => ItemError::DestinationChanged,
+            other => ItemError::Storage(other),
+        })?;
+    let reader = tokio_util::io::SyncIoBridge::new(body.into_async_read());
+    let block = t.ctx.block_size;
+    let signature = tokio::task::spawn_blocking(move || signature_of_reader(reader, block))
+        .await
+        .map_err(task_error)?
+        .map_err(|e| StorageError::Transfer {
+            target: t.dst.url_of(t.key),
+            message: format!("cannot read the object to sign it: {e}"),
+        })?;
+    if signature.file_size != old.size {
+        return Err(ItemError::DestinationChanged);
+    }
+    Ok(signature)
+}
+
 /// Rebuilds the object from its unchanged ranges plus the file's new bytes,
 /// when its sidecar is fresh; otherwise uploads the whole file (signed).
 pub(super) async fn upload_delta(
@@ -140,6 +169,7 @@ pub(super) async fn upload_delta(
     })?;
     let old_sig = match sidecar::fetch(t.dst, &t.item.path, old).await? {
         Sidecar::Fresh(signature) => signature,
+        _ if t.ctx.remote_signature == RemoteSignature::Generate => sign_object(t, old).await?,
         unusable => {
             if let Some(reason) = unusable.unusable_reason(super::super::estimate::UPLOAD_INSTEAD) {
                 let _ = t

@@ -57,6 +57,7 @@ pub struct ItemContext {
     pub block_size: u32,
     /// Files from this size are signed on upload (and sent by delta once signed).
     pub delta_threshold: u64,
+    pub remote_signature: super::RemoteSignature,
     /// Part and range requests in flight across the whole run (`jobs` of them):
     /// one large file can use them all, many files share them, and memory held
     /// by ranged downloads stays at `jobs × range size`.
