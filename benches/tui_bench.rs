@@ -70,6 +70,7 @@ fn app() -> App {
         block_size: 5 << 20,
         allow_empty_source: false,
         filters: Vec::new(),
+        remote_signature: Default::default(),
     };
     let scan = Scan {
         source: listing(src),

@@ -41,6 +41,7 @@ pub fn options() -> SyncOptions {
         block_size: 65536,
         allow_empty_source: false,
         filters: Vec::new(),
+        remote_signature: Default::default(),
     }
 }
 
