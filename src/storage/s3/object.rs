@@ -42,6 +42,12 @@ impl ObjectHead {
     }
 }
 
+/// The Content-MD5 header value: base64 of the binary digest.
+pub(crate) fn content_md5(md5: &[u8; 16]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(md5)
+}
+
 /// `bytes=a-b` for `len` bytes from `start` (`len` > 0).
 fn range_header(start: u64, len: u64) -> String {
     format!("bytes={start}-{}", start + len - 1)
@@ -139,7 +145,8 @@ impl S3Storage {
     }
 
     /// PUTs `len` bytes of a local file from `offset`, streamed from disk.
-    /// Returns the new ETag.
+    /// With the bytes' MD5 the server checks them (Content-MD5) and the SDK skips
+    /// its SHA-256 of the payload. Returns the new ETag.
     pub async fn put_file(
         &self,
         key: &str,
@@ -147,6 +154,7 @@ impl S3Storage {
         offset: u64,
         len: u64,
         meta: &ObjectMeta,
+        md5: Option<[u8; 16]>,
     ) -> Result<Option<String>, StorageError> {
         let body = ByteStream::read_from()
             .path(file)
@@ -158,21 +166,29 @@ impl S3Storage {
                 target: file.display().to_string(),
                 message: e.to_string(),
             })?;
-        let out = self
+        let request = self
             .client()
             .put_object()
             .bucket(self.bucket())
             .key(key)
             .content_length(len as i64)
+            .set_content_md5(md5.map(|m| content_md5(&m)))
             .set_metadata(Some(meta.to_headers()))
             .body(body)
+            .customize();
+        let request = if md5.is_some() {
+            request.disable_payload_signing()
+        } else {
+            request
+        };
+        let out = request
             .send()
             .await
             .map_err(|e| remote_error("cannot upload", self.url_of(key), e))?;
         Ok(out.e_tag().map(str::to_string))
     }
 
-    /// PUTs bytes held in memory (sidecars, small objects).
+    /// PUTs bytes held in memory (sidecars, small objects), with Content-MD5.
     pub async fn put_bytes(
         &self,
         key: &str,
@@ -185,8 +201,11 @@ impl S3Storage {
             .bucket(self.bucket())
             .key(key)
             .content_length(bytes.len() as i64)
+            .content_md5(content_md5(&super::etag::md5(&bytes)))
             .set_metadata(Some(meta.to_headers()))
             .body(ByteStream::from(bytes))
+            .customize()
+            .disable_payload_signing()
             .send()
             .await
             .map_err(|e| remote_error("cannot upload", self.url_of(key), e))?;

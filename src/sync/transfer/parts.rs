@@ -136,11 +136,11 @@ impl Assembly<'_> {
                 })??;
                 let part = match bytes {
                     Some(bytes) => {
-                        dst.upload_part_bytes(upload, number, bytes::Bytes::from(bytes))
+                        dst.upload_part_bytes(upload, number, bytes::Bytes::from(bytes), md5)
                             .await?
                     }
                     None => {
-                        dst.upload_part_from_file(upload, number, self.file, offset, len)
+                        dst.upload_part_from_file(upload, number, self.file, offset, len, Some(md5))
                             .await?
                     }
                 };

@@ -123,20 +123,28 @@ async fn upload_file(
     let mut meta = object_meta(planned, Some(&file_meta));
     let size = planned.size;
     if size <= MULTIPART_THRESHOLD {
-        // Small files carry their blake3 (for --checksum): hashing a small file
-        // first costs little, and the upload then reads it from the page cache.
+        // Small files carry their blake3 (for --checksum) and are sent with
+        // their MD5 (the server checks it): one read of a small file for both
+        // hashes, and the upload then reads it from the page cache.
         let path = source.path.clone();
-        meta.blake3 = tokio::task::spawn_blocking(move || {
-            let mut hasher = blake3::Hasher::new();
-            hasher
-                .update_mmap(&path)
-                .ok()
-                .map(|h| h.finalize().to_hex().to_string())
+        let hashes = tokio::task::spawn_blocking(move || {
+            let map =
+                std::fs::File::open(&path).and_then(|f| crate::storage::local::map_readonly(&f));
+            map.ok().map(|map| {
+                let (blake3, md5) = rayon::join(
+                    || blake3::hash(&map).to_hex().to_string(),
+                    || crate::storage::s3::etag::md5(&map),
+                );
+                (blake3, md5, map.len() as u64)
+            })
         })
         .await
         .ok()
-        .flatten();
-        dst.put_file(key, &source.path, 0, size, &meta).await?;
+        .flatten()
+        .filter(|&(_, _, len)| len == size);
+        meta.blake3 = hashes.as_ref().map(|(blake3, _, _)| blake3.clone());
+        let md5 = hashes.map(|(_, md5, _)| md5);
+        dst.put_file(key, &source.path, 0, size, &meta, md5).await?;
         if let Err(changed) = source.check("while it was uploaded") {
             // The object may hold a mix of old and new bytes, yet look newer
             // than the file: remove it so the next run uploads it again.
@@ -161,7 +169,7 @@ async fn upload_file(
                 async move {
                     let _slot = ctx.request_slot().await?;
                     let part = dst
-                        .upload_part_from_file(upload, number, path, offset, len)
+                        .upload_part_from_file(upload, number, path, offset, len, None)
                         .await?;
                     ctx.advanced(id, len).await;
                     Ok::<_, ItemError>(part)
