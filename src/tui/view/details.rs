@@ -1,5 +1,5 @@
-//! The selected entry: both sides' size and mtime, and why the planner chose
-//! its action.
+//! The selected entry: both sides' size, mtime and (for objects) ETag, and why
+//! the planner chose its action, with the delta estimate when there is one.
 
 use ratatui::Frame;
 use ratatui::layout::Rect;
@@ -22,8 +22,15 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, palette: &Palette) {
                     format!("{}: {}", item.action.name(), item.reason.describe()),
                     palette.action(item.action),
                 ));
-                lines.push(Line::from(side("source", item.src.as_ref())));
-                lines.push(Line::from(side("dest.", item.dst.as_ref())));
+                lines.extend(side("source", item.src.as_ref()));
+                lines.extend(side("dest.", item.dst.as_ref()));
+                if item.action == crate::types::SyncAction::Delta {
+                    lines.push(Line::from(format!(
+                        "delta: sends {}, saves {}",
+                        format::bytes(item.bytes_to_send),
+                        format::bytes(item.bytes_saved)
+                    )));
+                }
                 if let Some(note) = &item.note {
                     lines.push(Line::from(note.to_string()));
                 }
@@ -43,13 +50,17 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, palette: &Palette) {
     );
 }
 
-fn side(label: &str, entry: Option<&Entry>) -> String {
-    match entry {
-        Some(e) => format!(
-            "{label}: {} {}",
-            format::bytes(e.size),
-            format::mtime(e.mtime_ns)
-        ),
-        None => format!("{label}: —"),
+/// One side's entry, a fact per line (the pane is narrow).
+fn side(label: &str, entry: Option<&Entry>) -> Vec<Line<'static>> {
+    let Some(e) = entry else {
+        return vec![Line::from(format!("{label}: —"))];
+    };
+    let mut lines = vec![
+        Line::from(format!("{label}: {}", format::bytes(e.size))),
+        Line::from(format!("  {}", format::mtime(e.mtime_ns))),
+    ];
+    if let Some(etag) = e.etag() {
+        lines.push(Line::from(format!("  ETag {}", etag.trim_matches('"'))));
     }
+    lines
 }

@@ -157,3 +157,40 @@ fn execution_and_summary() {
         insta::assert_snapshot!(format!("summary_{width}x{height}"), text);
     }
 }
+
+#[test]
+fn details_show_object_etags_and_the_delta_estimate() {
+    let mut app = app();
+    for item in &mut app.plan.items {
+        if let Some(dst) = item.dst.as_mut() {
+            dst.set_etag("\"9b2cf535f27731c974343645a3985328-8\"".into());
+        }
+    }
+    // Open every directory, then select the delta item (datasets/train.parquet).
+    let mut row = 0;
+    while row < app.tree.rows().len() {
+        let node = app.tree.node(app.tree.rows()[row]);
+        if node.is_dir() && !node.expanded {
+            app.tree.toggle(&app.plan, row);
+        }
+        row += 1;
+    }
+    app.selected = app
+        .tree
+        .rows()
+        .iter()
+        .position(|&id| {
+            app.tree
+                .node(id)
+                .item()
+                .is_some_and(|i| app.plan.items[i].action == SyncAction::Delta)
+        })
+        .unwrap();
+    let screen = render(&mut app, 120, 40);
+    assert!(
+        screen.contains("ETag 9b2cf535f27731c974343645a3985328-8"),
+        "{screen}"
+    );
+    assert!(screen.contains("delta: sends 600 MiB"), "{screen}");
+    insta::assert_snapshot!("details_delta_120x40", screen);
+}
