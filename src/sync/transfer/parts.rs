@@ -50,20 +50,27 @@ pub(super) struct Assembled {
 }
 
 /// Reads `len` bytes at `offset`, hashing them as they pass; returns the MD5 and,
-/// if asked, the bytes themselves.
+/// if asked, the bytes themselves. Kept bytes live in an anonymous mapping of
+/// their own, returned to the kernel when the request drops them: part-sized
+/// heap buffers would raise glibc's mmap threshold and stay in its arenas,
+/// growing the resident set with every part in flight.
 fn read_range(
     path: &Path,
     offset: u64,
     len: u64,
     keep: bool,
-) -> Result<([u8; 16], Option<Vec<u8>>), StorageError> {
+) -> Result<([u8; 16], Option<bytes::Bytes>), StorageError> {
     use md5::Digest;
     let file = std::fs::File::open(path).map_err(|e| StorageError::io("cannot open", path, e))?;
     let read_err = |e| StorageError::io("cannot read", path, e);
     if keep {
-        let mut bytes = vec![0u8; len as usize];
-        file.read_exact_at(&mut bytes, offset).map_err(read_err)?;
-        return Ok((md5(&bytes), Some(bytes)));
+        let mut buffer = memmap2::MmapMut::map_anon(len.max(1) as usize).map_err(read_err)?;
+        let bytes = &mut buffer[..len as usize];
+        file.read_exact_at(bytes, offset).map_err(read_err)?;
+        let md5 = md5(bytes);
+        let frozen = buffer.make_read_only().map_err(read_err)?;
+        let bytes = bytes::Bytes::from_owner(frozen).slice(..len as usize);
+        return Ok((md5, Some(bytes)));
     }
     let mut hasher = md5::Md5::new();
     let mut buffer = vec![0u8; (1 << 20).min(len as usize)];
@@ -135,10 +142,7 @@ impl Assembly<'_> {
                     reason: e.to_string(),
                 })??;
                 let part = match bytes {
-                    Some(bytes) => {
-                        dst.upload_part_bytes(upload, number, bytes::Bytes::from(bytes), md5)
-                            .await?
-                    }
+                    Some(bytes) => dst.upload_part_bytes(upload, number, bytes, md5).await?,
                     None => {
                         dst.upload_part_from_file(upload, number, self.file, offset, len, Some(md5))
                             .await?
