@@ -13,7 +13,7 @@ Locations are local paths or s3://bucket/prefix, gs://bucket/prefix, az://contai
 
 Exit codes: 0 done, 1 some entries failed, 2 usage/config error or refused plan,
 3 a side could not be listed or written, 4 credentials missing or refused,
-130 interrupted.";
+5 stopped on a conflict (--fail-on-conflict), 130 interrupted.";
 
 #[derive(Debug, Parser)]
 #[command(name = "hugesync", version, about, after_help = AFTER_HELP, propagate_version = true)]
@@ -214,6 +214,10 @@ pub struct ExecFlags {
     /// Do not fsync written files (faster, less safe on power loss).
     #[arg(long)]
     pub no_fsync: bool,
+    /// Stop (exit code 5) when a destination object changed since the plan,
+    /// instead of planning that file again.
+    #[arg(long)]
+    pub fail_on_conflict: bool,
 }
 
 /// How s3:// locations are reached (aws-cli's names; also in config.toml and env).
@@ -231,6 +235,10 @@ pub struct S3Flags {
     /// Address buckets by path (endpoint/bucket/key) rather than by host name.
     #[arg(long, global = true)]
     pub path_style: bool,
+    /// Retry a failed request up to N times (throttling, 5xx, network errors,
+    /// stalls; never 403/404), backing off up to `retry_max_delay`.
+    #[arg(long, global = true, value_name = "N")]
+    pub retries: Option<usize>,
 }
 
 impl S3Flags {
@@ -239,6 +247,7 @@ impl S3Flags {
         overrides.region = self.region.clone().map(Some);
         overrides.endpoint_url = self.endpoint_url.clone().map(Some);
         overrides.path_style = self.path_style.then_some(true);
+        overrides.retries = self.retries;
     }
 }
 
@@ -280,6 +289,7 @@ impl ExecFlags {
         overrides.jobs = self.jobs;
         overrides.progress = self.progress.then_some(true);
         overrides.fsync = self.no_fsync.then_some(false);
+        overrides.fail_on_conflict = self.fail_on_conflict.then_some(true);
     }
 }
 

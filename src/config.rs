@@ -12,6 +12,7 @@ use crate::format;
 /// The block sizes the delta engine accepts, as settings see them.
 const DEFAULT_BLOCK_SIZE: u64 = crate::signature::DEFAULT_BLOCK_SIZE as u64;
 pub const MAX_JOBS: usize = 1024;
+pub const MAX_RETRIES: usize = 100;
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -86,6 +87,35 @@ impl<'de> Deserialize<'de> for Size {
     }
 }
 
+/// A duration that reads as seconds or a human string (`"20s"`, `"1m 30s"`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Span(pub std::time::Duration);
+
+impl<'de> Deserialize<'de> for Span {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Repr {
+            Seconds(u64),
+            Text(String),
+        }
+        match Repr::deserialize(d)? {
+            Repr::Seconds(n) => Ok(Span(std::time::Duration::from_secs(n))),
+            Repr::Text(t) => parse_span(&t).map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+fn parse_span(text: &str) -> Result<Span, String> {
+    let text = text.trim();
+    if let Ok(seconds) = text.parse::<u64>() {
+        return Ok(Span(std::time::Duration::from_secs(seconds)));
+    }
+    humantime::parse_duration(text)
+        .map(Span)
+        .map_err(|e| format!("{e} (expected a duration such as `20s` or `1m 30s`)"))
+}
+
 /// How a setting's value is shown by `hugesync config`.
 pub trait ShowValue {
     fn show(&self) -> String;
@@ -116,6 +146,15 @@ impl ShowValue for Size {
     }
     fn to_json(&self) -> serde_json::Value {
         self.0.into()
+    }
+}
+
+impl ShowValue for Span {
+    fn show(&self) -> String {
+        humantime::format_duration(self.0).to_string()
+    }
+    fn to_json(&self) -> serde_json::Value {
+        self.0.as_secs_f64().into()
     }
 }
 
@@ -308,6 +347,25 @@ settings! {
     path_style: bool = false, env "HUGESYNC_PATH_STYLE", parse parse_bool;
     /// Delta uploads without a usable sidecar: `sidecar` (upload whole) or `generate` (read the object to sign it).
     remote_signature: crate::sync::RemoteSignature = crate::sync::RemoteSignature::Sidecar, env "HUGESYNC_REMOTE_SIGNATURE", parse parse_remote_signature;
+    /// Retries of a failed request (throttling, server errors, network failures, stalls).
+    retries: usize = 6, env "HUGESYNC_RETRIES", parse parse_usize;
+    /// Longest wait between two attempts (the backoff doubles up to it, with full jitter).
+    retry_max_delay: Span = Span(std::time::Duration::from_secs(20)), env "HUGESYNC_RETRY_MAX_DELAY", parse parse_span;
+    /// A request with no answer (a download with no bytes) for this long is abandoned and retried.
+    stall_timeout: Span = Span(std::time::Duration::from_secs(60)), env "HUGESYNC_STALL_TIMEOUT", parse parse_span;
+    /// Stop the sync when a destination object changed since it was planned (default: re-plan that file once).
+    fail_on_conflict: bool = false, env "HUGESYNC_FAIL_ON_CONFLICT", parse parse_bool;
+}
+
+/// The retry policy the settings describe.
+impl Settings {
+    pub fn retry_policy(&self) -> crate::retry::RetryPolicy {
+        crate::retry::RetryPolicy::new(
+            u32::try_from(self.retries.value).unwrap_or(u32::MAX),
+            self.retry_max_delay.value.0,
+            self.stall_timeout.value.0,
+        )
+    }
 }
 
 /// Where the config file is looked for: `--config`, then `HUGESYNC_CONFIG`, then
@@ -380,6 +438,24 @@ impl Settings {
                 value: jobs.value.to_string(),
                 origin: jobs.origin.clone(),
                 range: format!("1 to {MAX_JOBS}"),
+            });
+        }
+        let retries = &self.retries;
+        if retries.value > MAX_RETRIES {
+            return Err(ConfigError::OutOfRange {
+                key: "retries",
+                value: retries.value.to_string(),
+                origin: retries.origin.clone(),
+                range: format!("0 to {MAX_RETRIES}"),
+            });
+        }
+        let stall = &self.stall_timeout;
+        if stall.value.0 < std::time::Duration::from_secs(1) {
+            return Err(ConfigError::OutOfRange {
+                key: "stall_timeout",
+                value: stall.value.show(),
+                origin: stall.origin.clone(),
+                range: "at least 1s".into(),
             });
         }
         let block = &self.block_size;

@@ -19,6 +19,9 @@ pub enum ExitStatus {
     Fatal = 3,
     /// Credentials are missing or were refused, or access was denied.
     Denied = 4,
+    /// `--fail-on-conflict`: the destination changed since the plan; the run
+    /// stopped before starting anything more.
+    Conflict = 5,
     /// Interrupted by Ctrl+C or SIGTERM.
     Interrupted = 130,
 }
@@ -26,6 +29,19 @@ pub enum ExitStatus {
 impl ExitStatus {
     pub fn code(self) -> u8 {
         self as u8
+    }
+
+    /// The status a finished (or stopped) run ends with.
+    pub fn of_report(report: &crate::sync::ExecReport) -> ExitStatus {
+        if report.interrupted {
+            ExitStatus::Interrupted
+        } else if report.stopped_on_conflict {
+            ExitStatus::Conflict
+        } else if report.failed > 0 || report.deletes_withheld > 0 {
+            ExitStatus::Partial
+        } else {
+            ExitStatus::Success
+        }
     }
 }
 

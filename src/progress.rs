@@ -36,6 +36,13 @@ pub enum ExecEvent {
         action: SyncAction,
         error: String,
     },
+    /// The destination changed under item `id` since the plan was made.
+    Conflict {
+        id: usize,
+        path: RelPath,
+        /// What became of it: planned again, kept, or the run stopped.
+        resolution: String,
+    },
     /// Something worth telling that is not tied to one item's failure.
     Warning { message: String },
 }
@@ -62,6 +69,8 @@ pub struct Progress {
     pub bytes_saved: u64,
     pub active: BTreeMap<usize, ActiveItem>,
     pub failures: Vec<(RelPath, String)>,
+    /// Paths the destination changed under, with what became of them.
+    pub conflicts: Vec<(RelPath, String)>,
     pub warnings: Vec<String>,
     pub per_action: BTreeMap<SyncAction, u64>,
 }
@@ -78,6 +87,7 @@ impl Default for Progress {
             bytes_saved: 0,
             active: BTreeMap::new(),
             failures: Vec::new(),
+            conflicts: Vec::new(),
             warnings: Vec::new(),
             per_action: BTreeMap::new(),
         }
@@ -136,6 +146,9 @@ impl Progress {
                 self.failed_items += 1;
                 self.failures.push((path.clone(), error.clone()));
             }
+            ExecEvent::Conflict {
+                path, resolution, ..
+            } => self.conflicts.push((path.clone(), resolution.clone())),
             ExecEvent::Warning { message } => self.warnings.push(message.clone()),
         }
     }
@@ -180,6 +193,9 @@ impl Reporter for LineReporter {
                 println!("{action:>8}  {path}")
             }
             ExecEvent::Failed { path, error, .. } => eprintln!("error: {path}: {error}"),
+            ExecEvent::Conflict {
+                path, resolution, ..
+            } => eprintln!("conflict: {path}: {resolution}"),
             ExecEvent::Warning { message } => eprintln!("warning: {message}"),
             _ => {}
         }
@@ -260,6 +276,11 @@ impl Reporter for BarReporter {
             }
             ExecEvent::Warning { message } => {
                 let _ = self.bars.println(format!("warning: {message}"));
+            }
+            ExecEvent::Conflict {
+                path, resolution, ..
+            } => {
+                let _ = self.bars.println(format!("conflict: {path}: {resolution}"));
             }
             _ => {}
         }

@@ -137,6 +137,7 @@ async fn tui_command(
         jobs: ctx.settings.jobs.value,
         fsync: ctx.settings.fsync.value,
         pause: None,
+        conflicts: conflict_policy(&ctx.settings),
     };
     let status = tui
         .review_and_run(
@@ -259,11 +260,20 @@ impl Sides {
             region: settings.region.value.clone(),
             endpoint_url: settings.endpoint_url.value.clone(),
             path_style: settings.path_style.value,
+            retry: settings.retry_policy(),
         };
         Ok(Sides {
             source: Storage::open(source, &s3).await?,
             destination: Storage::open(destination, &s3).await?,
         })
+    }
+}
+
+fn conflict_policy(settings: &Settings) -> sync::conflict::ConflictPolicy {
+    if settings.fail_on_conflict.value {
+        sync::conflict::ConflictPolicy::Fail
+    } else {
+        sync::conflict::ConflictPolicy::Replan
     }
 }
 
@@ -415,6 +425,7 @@ async fn finish_run(
         jobs: ctx.settings.jobs.value,
         fsync: ctx.settings.fsync.value,
         pause: None,
+        conflicts: conflict_policy(&ctx.settings),
     };
     let report = sync::execute(
         plan.clone(),
@@ -432,12 +443,9 @@ async fn finish_run(
     } else if ctx.verbosity != Verbosity::Quiet {
         print!("{}", report::summary_text(&report, &plan));
     }
-    Ok(if report.interrupted {
-        ExitStatus::Interrupted
-    } else if report.failed > 0 || report.deletes_withheld > 0 || partial_scan {
-        ExitStatus::Partial
-    } else {
-        ExitStatus::Success
+    Ok(match ExitStatus::of_report(&report) {
+        ExitStatus::Success if partial_scan => ExitStatus::Partial,
+        status => status,
     })
 }
 

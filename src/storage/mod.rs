@@ -49,6 +49,10 @@ pub enum StorageError {
     /// A transfer's bytes did not arrive as expected.
     #[error("{target}: {message}")]
     Transfer { target: String, message: String },
+    /// A request was cut off or stalled: a body ended early, no answer came in
+    /// time. Worth another attempt.
+    #[error("{target}: interrupted: {message}")]
+    Interrupted { target: String, message: String },
 }
 
 /// What to do about a failed request, said once where the error is shown.

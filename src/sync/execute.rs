@@ -15,11 +15,13 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use super::conflict::{self, ConflictPolicy};
 use super::plan::{PlanItem, SyncPlan};
 use super::transfer::{self, ItemContext, ItemError, Outcome};
 use crate::progress::ExecEvent;
 use crate::storage::Storage;
 use crate::storage::local::WriteMeta;
+use crate::storage::s3::etag::same_etag;
 use crate::types::{EntryKind, RelPath, SyncAction};
 
 #[derive(Clone, Debug)]
@@ -28,6 +30,8 @@ pub struct ExecOptions {
     pub fsync: bool,
     /// While it holds `true`, no new item starts (running ones finish).
     pub pause: Option<tokio::sync::watch::Receiver<bool>>,
+    /// What to do when the destination changed under an item.
+    pub conflicts: ConflictPolicy,
 }
 
 /// The outcome of a run, for the final summary and the exit code.
@@ -48,6 +52,11 @@ pub struct ExecReport {
     pub interrupted: bool,
     /// Deletions left out because transfers failed.
     pub deletes_withheld: u64,
+    /// Items the destination changed under since the plan (re-planned, kept,
+    /// or the reason the run stopped).
+    pub conflicts: u64,
+    /// `--fail-on-conflict` stopped the run: no new item started after it.
+    pub stopped_on_conflict: bool,
 }
 
 impl ExecReport {
@@ -83,6 +92,17 @@ impl ExecReport {
                 format::count(self.deletes_withheld)
             ));
         }
+        if self.stopped_on_conflict {
+            lines.push(
+                "Stopped: the destination changed since the plan (--fail-on-conflict); plan again to see the new state."
+                    .into(),
+            );
+        } else if self.conflicts > 0 {
+            lines.push(format!(
+                "{} item(s) changed at the destination since the plan and were planned again.",
+                format::count(self.conflicts)
+            ));
+        }
         lines
     }
 }
@@ -93,6 +113,42 @@ struct Runner {
     report: ExecReport,
     touched_dirs: BTreeSet<Option<RelPath>>,
     pause: Option<tokio::sync::watch::Receiver<bool>>,
+    conflicts: ConflictPolicy,
+}
+
+/// After a conflict: plans the path again from both sides as they are now, says
+/// so, and carries out the new plan (a second conflict is an error).
+async fn replan_and_run(
+    id: usize,
+    item: &PlanItem,
+    plan: &SyncPlan,
+    ctx: ItemContext,
+) -> Result<Outcome, ItemError> {
+    let fresh = conflict::replan(item, plan, &ctx.source, &ctx.destination).await?;
+    let action = fresh.action;
+    let resolution = match action {
+        SyncAction::Skip => "changed at the destination since the plan; now up to date".into(),
+        _ => format!(
+            "changed at the destination since the plan; planned again: {action} ({})",
+            fresh.reason.describe()
+        ),
+    };
+    let _ = ctx
+        .events
+        .send(ExecEvent::Conflict {
+            id,
+            path: item.path.clone(),
+            resolution,
+        })
+        .await;
+    let outcome = match action {
+        SyncAction::Skip => Outcome::default(),
+        _ => transfer::run(id, fresh, ctx).await?,
+    };
+    Ok(Outcome {
+        replanned: Some(action),
+        ..outcome
+    })
 }
 
 /// Runs the plan's items. Per-item failures are reported as events and counted;
@@ -129,6 +185,7 @@ pub async fn execute(
         ctx,
         touched_dirs: BTreeSet::new(),
         pause: options.pause.clone(),
+        conflicts: options.conflicts,
     };
     runner.run(options.jobs.max(1)).await;
     runner.report.duration = started.elapsed();
@@ -219,6 +276,9 @@ impl Runner {
         let mut running: JoinSet<(usize, Result<Outcome, ItemError>)> = JoinSet::new();
         for &id in ids {
             self.wait_while_paused().await;
+            if self.report.stopped_on_conflict {
+                break;
+            }
             let permit = tokio::select! {
                 permit = permits.clone().acquire_owned() => permit,
                 () = self.ctx.cancel.cancelled() => break,
@@ -231,8 +291,14 @@ impl Runner {
             self.started(id).await;
             let item = self.plan.items[id].clone();
             let ctx = self.ctx.clone();
+            let (plan, policy) = (self.plan.clone(), self.conflicts);
             running.spawn(async move {
-                let outcome = transfer::run(id, item, ctx).await;
+                let outcome = match transfer::run(id, item.clone(), ctx.clone()).await {
+                    Err(ItemError::DestinationChanged) if policy == ConflictPolicy::Replan => {
+                        replan_and_run(id, &item, &plan, ctx).await
+                    }
+                    other => other,
+                };
                 drop(permit);
                 (id, outcome)
             });
@@ -275,11 +341,26 @@ impl Runner {
             b.depth().cmp(&a.depth()).then_with(|| a.cmp(b))
         });
         for id in ids {
-            if self.ctx.cancel.is_cancelled() {
+            if self.ctx.cancel.is_cancelled() || self.report.stopped_on_conflict {
                 return;
             }
             self.started(id).await;
-            let outcome = self.delete_one(&plan.items[id]).await;
+            let outcome = match self.delete_one(&plan.items[id]).await {
+                // Something written since the plan is never deleted unseen.
+                Err(ItemError::DestinationChanged) if self.conflicts == ConflictPolicy::Replan => {
+                    self.emit(ExecEvent::Conflict {
+                        id,
+                        path: plan.items[id].path.clone(),
+                        resolution: "changed at the destination since the plan; kept".into(),
+                    })
+                    .await;
+                    Ok(Outcome {
+                        replanned: Some(SyncAction::Skip),
+                        ..Outcome::default()
+                    })
+                }
+                other => other,
+            };
             self.finish(id, outcome).await;
         }
     }
@@ -292,7 +373,8 @@ impl Runner {
             None => return Ok(Outcome::default()),
             Some(now)
                 if now.kind != planned.kind
-                    || (now.kind != EntryKind::Dir && !now.same_size_and_mtime(planned)) =>
+                    || (now.kind != EntryKind::Dir && !now.same_size_and_mtime(planned))
+                    || matches!((now.etag(), planned.etag()), (Some(a), Some(b)) if !same_etag(a, b)) =>
             {
                 return Err(ItemError::DestinationChanged);
             }
@@ -408,11 +490,15 @@ impl Runner {
         let event = match outcome {
             Ok(outcome) => {
                 let report = &mut self.report;
-                match item.action {
+                if outcome.replanned.is_some() {
+                    report.conflicts += 1;
+                }
+                let action = outcome.replanned.unwrap_or(item.action);
+                match action {
                     SyncAction::Delta => report.delta += 1,
                     SyncAction::Metadata => report.metadata += 1,
                     SyncAction::Delete => report.deleted += 1,
-                    SyncAction::Skip => {}
+                    SyncAction::Skip => report.skipped += 1,
                     SyncAction::Upload | SyncAction::Download | SyncAction::Copy => {
                         report.copied += 1
                     }
@@ -423,12 +509,31 @@ impl Runner {
                 ExecEvent::Finished {
                     id,
                     path: item.path.clone(),
-                    action: item.action,
+                    action,
                     bytes_sent: outcome.bytes_sent,
                     bytes_saved: outcome.bytes_saved,
                 }
             }
             Err(ItemError::Cancelled) => return,
+            Err(ItemError::DestinationChanged) if self.conflicts == ConflictPolicy::Fail => {
+                self.report.failed += 1;
+                self.report.conflicts += 1;
+                self.report.stopped_on_conflict = true;
+                self.emit(ExecEvent::Conflict {
+                    id,
+                    path: item.path.clone(),
+                    resolution:
+                        "changed at the destination since the plan; stopping (--fail-on-conflict)"
+                            .into(),
+                })
+                .await;
+                ExecEvent::Failed {
+                    id,
+                    path: item.path.clone(),
+                    action: item.action,
+                    error: ItemError::DestinationChanged.to_string(),
+                }
+            }
             Err(error) => {
                 self.report.failed += 1;
                 ExecEvent::Failed {

@@ -1,5 +1,6 @@
 //! The sync pipeline: scan → diff → plan → execute, each step a module.
 
+pub mod conflict;
 pub mod diff;
 pub mod estimate;
 pub mod execute;
@@ -9,7 +10,7 @@ pub mod scan;
 pub mod sidecar;
 #[cfg(test)]
 pub(crate) mod testing;
-mod transfer;
+pub(crate) mod transfer;
 
 use std::path::{Path, PathBuf};
 

@@ -192,6 +192,27 @@ pub struct SyncPlan {
     pub items: Vec<PlanItem>,
 }
 
+/// How the diff compares entries for this pair of sides and these options.
+pub fn diff_options(
+    source: &Location,
+    destination: &Location,
+    options: &SyncOptions,
+) -> DiffOptions {
+    DiffOptions {
+        delete: options.delete,
+        checksum: options.checksum,
+        archive: options.archive,
+        delta_threshold: options.delta_threshold,
+        transfer: transfer_action(source, destination),
+        // Every pair with a local side runs the delta engine; server-side
+        // copies between buckets send nothing through us anyway.
+        delta_supported: source.is_local() || destination.is_local(),
+        destination_has_dirs: destination.is_local(),
+        times: diff::TimeRule::for_sides(source.is_local(), destination.is_local()),
+        modes_listed: source.is_local() && destination.is_local(),
+    }
+}
+
 /// Plans a sync from two scans.
 pub fn build_plan(
     source: Location,
@@ -199,19 +220,7 @@ pub fn build_plan(
     scan: &Scan,
     options: SyncOptions,
 ) -> SyncPlan {
-    let diff_options = DiffOptions {
-        delete: options.delete,
-        checksum: options.checksum,
-        archive: options.archive,
-        delta_threshold: options.delta_threshold,
-        transfer: transfer_action(&source, &destination),
-        // Every pair with a local side runs the delta engine; server-side
-        // copies between buckets send nothing through us anyway.
-        delta_supported: source.is_local() || destination.is_local(),
-        destination_has_dirs: destination.is_local(),
-        times: diff::TimeRule::for_sides(source.is_local(), destination.is_local()),
-        modes_listed: source.is_local() && destination.is_local(),
-    };
+    let diff_options = diff_options(&source, &destination, &options);
     let items = diff::diff(
         &scan.source.manifest,
         &scan.destination.manifest,

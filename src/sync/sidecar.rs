@@ -106,6 +106,7 @@ pub async fn store(
             &store.sidecar_key_of(path),
             bytes::Bytes::from(bytes),
             &ObjectMeta::default(),
+            crate::storage::s3::Expect::Any,
         )
         .await?;
     Ok(())

@@ -230,6 +230,9 @@ impl App {
         match event {
             ExecEvent::Failed { path, error, .. } => tracing::error!("{path}: {error}"),
             ExecEvent::Warning { message } => tracing::warn!("{message}"),
+            ExecEvent::Conflict {
+                path, resolution, ..
+            } => tracing::warn!("conflict: {path}: {resolution}"),
             _ => {}
         }
         self.progress.apply(event);

@@ -193,11 +193,9 @@ impl Tui {
                 }
             }
         }
-        match &app.report {
-            Some(report) if report.interrupted => ExitStatus::Interrupted,
-            Some(report) if report.failed > 0 || report.deletes_withheld > 0 => ExitStatus::Partial,
-            _ => ExitStatus::Success,
-        }
+        app.report
+            .as_ref()
+            .map_or(ExitStatus::Success, ExitStatus::of_report)
     }
 }
 

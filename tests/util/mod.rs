@@ -11,6 +11,7 @@ use std::time::SystemTime;
 
 use assert_cmd::Command;
 
+pub mod fault_proxy;
 pub mod s3;
 
 /// A scratch area with `src/`, `dst/` and an empty config home.

@@ -8,6 +8,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use super::{S3Storage, is_sidecar, remote_error};
 use crate::filter::Filter;
+use crate::retry::Budget;
 use crate::storage::{ListOptions, Listing, ScanCounter, ScanIssue, ScanIssueKind, StorageError};
 use crate::types::{Entry, EntryKind, Manifest, ManifestEntry, RelPath};
 
@@ -46,13 +47,8 @@ impl S3Storage {
         options: ListOptions,
         counter: &ScanCounter,
     ) -> Result<Listing, StorageError> {
-        let mut pages = self
-            .client()
-            .list_objects_v2()
-            .bucket(self.bucket())
-            .prefix(&self.prefix)
-            .into_paginator()
-            .send();
+        let url = self.url_of(&self.prefix);
+        let mut token: Option<String> = None;
         let mut entries = Vec::new();
         let mut dirs: BTreeSet<RelPath> = BTreeSet::new();
         let mut issues = Vec::new();
@@ -61,9 +57,22 @@ impl S3Storage {
             filter,
             decided: HashMap::new(),
         };
-        while let Some(page) = pages.next().await {
-            let page =
-                page.map_err(|e| remote_error("cannot list", self.url_of(&self.prefix), e))?;
+        loop {
+            // Page by page, each retried on its own: a failure on page 900 of a
+            // large bucket does not start the listing over.
+            let page = self
+                .retry()
+                .run(&url, Budget::Quick, || async {
+                    self.client()
+                        .list_objects_v2()
+                        .bucket(self.bucket())
+                        .prefix(&self.prefix)
+                        .set_continuation_token(token.clone())
+                        .send()
+                        .await
+                        .map_err(|e| remote_error("cannot list", url.clone(), e))
+                })
+                .await?;
             for object in page.contents() {
                 let Some(key) = object.key() else { continue };
                 let Some(rel) = key.strip_prefix(&self.prefix) else {
@@ -110,6 +119,10 @@ impl S3Storage {
                     empty_objects.push(entries.len());
                 }
                 entries.push(ManifestEntry { path, entry });
+            }
+            match page.next_continuation_token() {
+                Some(next) if page.is_truncated() == Some(true) => token = Some(next.to_string()),
+                _ => break,
             }
         }
         // With -a, an empty object may be a symbolic link stored by HugeSync: only

@@ -13,15 +13,21 @@ pub mod multipart;
 mod object;
 
 use aws_sdk_s3::Client;
+use aws_sdk_s3::config::retry::RetryConfig;
+use aws_sdk_s3::config::timeout::TimeoutConfig;
 use aws_sdk_s3::config::{Region, RequestChecksumCalculation, ResponseChecksumValidation};
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 
 use super::StorageError;
+use crate::retry::RetryPolicy;
 use crate::types::RelPath;
 
 pub use meta::ObjectMeta;
 pub use multipart::{CompletedPart, MultipartUpload};
 pub use object::ObjectHead;
+
+/// Longest wait for a TCP (and TLS) connection.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Suffix of the signature sidecar kept next to an object (`KEY.hssig`). Keys
 /// ending so are HugeSync's bookkeeping, never user files.
@@ -32,6 +38,46 @@ pub fn is_sidecar(path: &[u8]) -> bool {
     path.ends_with(SIDECAR_SUFFIX.as_bytes())
 }
 
+/// What must be at a key for a write to go ahead: the guard against replacing
+/// an object that someone else changed (or created) since the plan was made.
+/// Sent as `If-Match` / `If-None-Match: *`, which S3 honours on PutObject,
+/// CopyObject and CompleteMultipartUpload; callers that complete uploads also
+/// look once more first, for servers that ignore the headers there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Expect<'a> {
+    /// Whatever is there (sidecars, which follow their object).
+    Any,
+    /// No object: the plan saw none.
+    Absent,
+    /// The object with this ETag: the one the plan saw.
+    ETag(&'a str),
+}
+
+impl Expect<'_> {
+    pub(crate) fn if_match(self) -> Option<String> {
+        match self {
+            Expect::ETag(etag) => Some(etag.to_string()),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn if_none_match(self) -> Option<String> {
+        (self == Expect::Absent).then(|| "*".to_string())
+    }
+
+    /// Whether a HEAD's answer (`None`: no object) meets the expectation.
+    pub fn holds_for(self, found: Option<&ObjectHead>) -> bool {
+        match (self, found) {
+            (Expect::Any, _) | (Expect::Absent, None) => true,
+            (Expect::ETag(etag), Some(head)) => head
+                .etag
+                .as_deref()
+                .is_some_and(|e| etag::same_etag(e, etag)),
+            _ => false,
+        }
+    }
+}
+
 /// How to reach S3: aws-cli's settings, from flags, env or config.toml. Anything
 /// unset falls back to the SDK's own chain (AWS_* variables, ~/.aws, SSO, IMDS).
 #[derive(Clone, Debug, Default)]
@@ -40,6 +86,8 @@ pub struct S3Settings {
     pub region: Option<String>,
     pub endpoint_url: Option<String>,
     pub path_style: bool,
+    /// Retries and stall detection for every request.
+    pub retry: RetryPolicy,
 }
 
 /// A bucket and a prefix, with a client shared by every clone.
@@ -49,6 +97,7 @@ pub struct S3Storage {
     bucket: String,
     /// Empty, or ending in `/`.
     prefix: String,
+    retry: RetryPolicy,
 }
 
 impl std::fmt::Debug for S3Storage {
@@ -82,7 +131,16 @@ impl S3Storage {
             // checked end to end by size and ETag, and by blake3 for delta
             // transfers, without a CRC pass over every byte sent or received.
             .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
-            .response_checksum_validation(ResponseChecksumValidation::WhenRequired);
+            .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
+            // Our retry layer is the only one (see `crate::retry`), and it times
+            // attempts itself: the SDK's read timeout would cover the whole
+            // upload of a body, cutting slow parts off.
+            .retry_config(RetryConfig::disabled())
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(settings.retry.stall_timeout.min(CONNECT_TIMEOUT))
+                    .build(),
+            );
         if shared.region().is_none() {
             // S3-compatible stores rarely care; AWS itself redirects.
             config = config.region(Region::new("us-east-1"));
@@ -90,6 +148,7 @@ impl S3Storage {
         let prefix = prefix.trim_matches('/');
         S3Storage {
             client: Client::from_conf(config.build()),
+            retry: settings.retry.clone(),
             bucket: bucket.to_string(),
             prefix: if prefix.is_empty() {
                 String::new()
@@ -131,6 +190,10 @@ impl S3Storage {
     pub(crate) fn client(&self) -> &Client {
         &self.client
     }
+
+    pub(crate) fn retry(&self) -> &RetryPolicy {
+        &self.retry
+    }
 }
 
 /// What went wrong with a request, as far as a caller needs to tell apart.
@@ -169,9 +232,14 @@ impl RemoteErrorKind {
                 RemoteErrorKind::NotFound
             }
             (Some(412), _) | (_, Some("PreconditionFailed")) => RemoteErrorKind::PreconditionFailed,
-            (Some(429 | 500..=599), _) | (_, Some("SlowDown" | "InternalError")) => {
-                RemoteErrorKind::Unavailable
-            }
+            (Some(429 | 500..=599), _)
+            | (
+                _,
+                Some(
+                    "SlowDown" | "InternalError" | "ServiceUnavailable" | "RequestTimeout"
+                    | "IncompleteBody",
+                ),
+            ) => RemoteErrorKind::Unavailable,
             (None, _) => RemoteErrorKind::Network,
             _ => RemoteErrorKind::Rejected,
         }
@@ -196,7 +264,10 @@ where
         // failure looks like a network error but is not one.
         _ if chain.contains("credentials") => RemoteErrorKind::Denied,
         SdkError::ConstructionFailure(_) => RemoteErrorKind::Rejected,
-        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => RemoteErrorKind::Network,
+        // No answer, or one cut off before it could be read whole.
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            RemoteErrorKind::Network
+        }
         _ => RemoteErrorKind::of(status, code.as_deref()),
     };
     let detail = err.message().filter(|m| !m.is_empty());

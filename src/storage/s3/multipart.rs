@@ -7,7 +7,8 @@ use aws_sdk_s3::primitives::{ByteStream, Length};
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart as SdkCompletedPart};
 use bytes::Bytes;
 
-use super::{ObjectMeta, S3Storage, remote_error};
+use super::{Expect, ObjectMeta, S3Storage, remote_error};
+use crate::retry::Budget;
 use crate::storage::StorageError;
 
 /// An upload in progress.
@@ -46,15 +47,20 @@ impl S3Storage {
         key: &str,
         meta: &ObjectMeta,
     ) -> Result<MultipartUpload, StorageError> {
+        let url = self.url_of(key);
         let out = self
-            .client()
-            .create_multipart_upload()
-            .bucket(self.bucket())
-            .key(key)
-            .set_metadata(Some(meta.to_headers()))
-            .send()
-            .await
-            .map_err(|e| remote_error("cannot start an upload of", self.url_of(key), e))?;
+            .retry()
+            .run(&url, Budget::Quick, || async {
+                self.client()
+                    .create_multipart_upload()
+                    .bucket(self.bucket())
+                    .key(key)
+                    .set_metadata(Some(meta.to_headers()))
+                    .send()
+                    .await
+                    .map_err(|e| remote_error("cannot start an upload of", url.clone(), e))
+            })
+            .await?;
         let upload_id = out
             .upload_id()
             .ok_or_else(|| transfer_error(self.url_of(key), "the server gave no upload id"))?;
@@ -75,14 +81,19 @@ impl S3Storage {
         len: u64,
         md5: Option<[u8; 16]>,
     ) -> Result<CompletedPart, StorageError> {
-        let body = ByteStream::read_from()
-            .path(file)
-            .offset(offset)
-            .length(Length::Exact(len))
-            .build()
+        let url = self.url_of(&upload.key);
+        self.retry()
+            .run(&url, Budget::Sending(len), || async {
+                let body = ByteStream::read_from()
+                    .path(file)
+                    .offset(offset)
+                    .length(Length::Exact(len))
+                    .build()
+                    .await
+                    .map_err(|e| transfer_error(file.display().to_string(), e))?;
+                self.upload_part(upload, number, body, len, md5).await
+            })
             .await
-            .map_err(|e| transfer_error(file.display().to_string(), e))?;
-        self.upload_part(upload, number, body, len, md5).await
     }
 
     /// Uploads bytes held in memory as part `number`, with Content-MD5.
@@ -94,12 +105,22 @@ impl S3Storage {
         md5: [u8; 16],
     ) -> Result<CompletedPart, StorageError> {
         let len = bytes.len() as u64;
-        self.upload_part(upload, number, ByteStream::from(bytes), len, Some(md5))
+        let url = self.url_of(&upload.key);
+        self.retry()
+            .run(&url, Budget::Sending(len), || {
+                self.upload_part(
+                    upload,
+                    number,
+                    ByteStream::from(bytes.clone()),
+                    len,
+                    Some(md5),
+                )
+            })
             .await
     }
 
-    /// With Content-MD5 the server verifies the body, so the SDK's own SHA-256
-    /// of the payload (for SigV4) is skipped: one hash pass instead of two.
+    /// One attempt. With Content-MD5 the server verifies the body, so the SDK's
+    /// own SHA-256 of the payload (for SigV4) is skipped: one hash pass, not two.
     async fn upload_part(
         &self,
         upload: &MultipartUpload,
@@ -152,19 +173,24 @@ impl S3Storage {
         len: u64,
         source_etag: Option<&str>,
     ) -> Result<CompletedPart, StorageError> {
+        let url = self.url_of(&upload.key);
         let out = self
-            .client()
-            .upload_part_copy()
-            .bucket(self.bucket())
-            .key(&upload.key)
-            .upload_id(&upload.upload_id)
-            .part_number(number)
-            .copy_source(source.copy_source(source_key))
-            .copy_source_range(format!("bytes={start}-{}", start + len - 1))
-            .set_copy_source_if_match(source_etag.map(str::to_string))
-            .send()
-            .await
-            .map_err(|e| remote_error("cannot copy a part into", self.url_of(&upload.key), e))?;
+            .retry()
+            .run(&url, Budget::ServerSide, || async {
+                self.client()
+                    .upload_part_copy()
+                    .bucket(self.bucket())
+                    .key(&upload.key)
+                    .upload_id(&upload.upload_id)
+                    .part_number(number)
+                    .copy_source(source.copy_source(source_key))
+                    .copy_source_range(format!("bytes={start}-{}", start + len - 1))
+                    .set_copy_source_if_match(source_etag.map(str::to_string))
+                    .send()
+                    .await
+                    .map_err(|e| remote_error("cannot copy a part into", url.clone(), e))
+            })
+            .await?;
         let etag = out
             .copy_part_result()
             .and_then(|r| r.e_tag())
@@ -178,13 +204,13 @@ impl S3Storage {
         })
     }
 
-    /// Completes the upload: the object appears now. `if_match` guards against
-    /// replacing an object someone else changed (where the server honours it).
+    /// Completes the upload: the object appears now, if the key still holds
+    /// what `expect` says (where the server honours the condition).
     pub async fn complete_multipart(
         &self,
         upload: &MultipartUpload,
         parts: &[CompletedPart],
-        if_match: Option<&str>,
+        expect: Expect<'_>,
     ) -> Result<Option<String>, StorageError> {
         let parts = parts
             .iter()
@@ -195,36 +221,44 @@ impl S3Storage {
                     .build()
             })
             .collect();
+        let parts = CompletedMultipartUpload::builder()
+            .set_parts(Some(parts))
+            .build();
+        let url = self.url_of(&upload.key);
         let out = self
-            .client()
-            .complete_multipart_upload()
-            .bucket(self.bucket())
-            .key(&upload.key)
-            .upload_id(&upload.upload_id)
-            .multipart_upload(
-                CompletedMultipartUpload::builder()
-                    .set_parts(Some(parts))
-                    .build(),
-            )
-            .set_if_match(if_match.map(str::to_string))
-            .send()
-            .await
-            .map_err(|e| {
-                remote_error("cannot complete the upload of", self.url_of(&upload.key), e)
-            })?;
+            .retry()
+            .run(&url, Budget::ServerSide, || async {
+                self.client()
+                    .complete_multipart_upload()
+                    .bucket(self.bucket())
+                    .key(&upload.key)
+                    .upload_id(&upload.upload_id)
+                    .multipart_upload(parts.clone())
+                    .set_if_match(expect.if_match())
+                    .set_if_none_match(expect.if_none_match())
+                    .send()
+                    .await
+                    .map_err(|e| remote_error("cannot complete the upload of", url.clone(), e))
+            })
+            .await?;
         Ok(out.e_tag().map(str::to_string))
     }
 
     /// Abandons the upload and frees its parts.
     pub async fn abort_multipart(&self, upload: &MultipartUpload) -> Result<(), StorageError> {
-        self.client()
-            .abort_multipart_upload()
-            .bucket(self.bucket())
-            .key(&upload.key)
-            .upload_id(&upload.upload_id)
-            .send()
-            .await
-            .map_err(|e| remote_error("cannot abort the upload of", self.url_of(&upload.key), e))?;
+        let url = self.url_of(&upload.key);
+        self.retry()
+            .run(&url, Budget::Quick, || async {
+                self.client()
+                    .abort_multipart_upload()
+                    .bucket(self.bucket())
+                    .key(&upload.key)
+                    .upload_id(&upload.upload_id)
+                    .send()
+                    .await
+                    .map_err(|e| remote_error("cannot abort the upload of", url.clone(), e))
+            })
+            .await?;
         Ok(())
     }
 
@@ -233,19 +267,24 @@ impl S3Storage {
         &self,
         upload: &MultipartUpload,
     ) -> Result<Vec<CompletedPart>, StorageError> {
-        let mut pages = self
-            .client()
-            .list_parts()
-            .bucket(self.bucket())
-            .key(&upload.key)
-            .upload_id(&upload.upload_id)
-            .into_paginator()
-            .send();
+        let url = self.url_of(&upload.key);
         let mut parts = Vec::new();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| {
-                remote_error("cannot list the parts of", self.url_of(&upload.key), e)
-            })?;
+        let mut marker: Option<String> = None;
+        loop {
+            let page = self
+                .retry()
+                .run(&url, Budget::Quick, || async {
+                    self.client()
+                        .list_parts()
+                        .bucket(self.bucket())
+                        .key(&upload.key)
+                        .upload_id(&upload.upload_id)
+                        .set_part_number_marker(marker.clone())
+                        .send()
+                        .await
+                        .map_err(|e| remote_error("cannot list the parts of", url.clone(), e))
+                })
+                .await?;
             parts.extend(page.parts().iter().filter_map(|p| {
                 Some(CompletedPart {
                     number: p.part_number()?,
@@ -253,6 +292,14 @@ impl S3Storage {
                     size: p.size()?.max(0) as u64,
                 })
             }));
+            match page.next_part_number_marker() {
+                Some(next)
+                    if page.is_truncated() == Some(true) && marker.as_deref() != Some(next) =>
+                {
+                    marker = Some(next.to_string());
+                }
+                _ => break,
+            }
         }
         parts.sort_by_key(|p| p.number);
         Ok(parts)
@@ -263,18 +310,21 @@ impl S3Storage {
         let mut uploads = Vec::new();
         let (mut key_marker, mut id_marker): (Option<String>, Option<String>) = (None, None);
         loop {
+            let url = self.url_of(&self.prefix);
             let page = self
-                .client()
-                .list_multipart_uploads()
-                .bucket(self.bucket())
-                .prefix(&self.prefix)
-                .set_key_marker(key_marker.take())
-                .set_upload_id_marker(id_marker.take())
-                .send()
-                .await
-                .map_err(|e| {
-                    remote_error("cannot list uploads in", self.url_of(&self.prefix), e)
-                })?;
+                .retry()
+                .run(&url, Budget::Quick, || async {
+                    self.client()
+                        .list_multipart_uploads()
+                        .bucket(self.bucket())
+                        .prefix(&self.prefix)
+                        .set_key_marker(key_marker.clone())
+                        .set_upload_id_marker(id_marker.clone())
+                        .send()
+                        .await
+                        .map_err(|e| remote_error("cannot list uploads in", url.clone(), e))
+                })
+                .await?;
             uploads.extend(page.uploads().iter().filter_map(|u| {
                 Some(PendingUpload {
                     key: u.key()?.to_string(),

@@ -17,7 +17,7 @@ use super::super::plan::PlanItem;
 use super::super::sidecar::{self, Sidecar};
 use super::local::SourceFile;
 use super::parts::{Assembly, PartSpec};
-use super::{ItemContext, ItemError, Outcome};
+use super::{ItemContext, ItemError, Outcome, conflict_or, expect_of};
 
 /// Parts of a signed whole upload: whole blocks, at least this large.
 const MIN_SIGNED_PART: u64 = 16 * 1024 * 1024;
@@ -66,8 +66,9 @@ pub(super) async fn upload_signed(
         let sent_md5 = md5(&bytes);
         let etag = t
             .dst
-            .put_bytes(t.key, bytes::Bytes::from(bytes), t.meta)
-            .await?
+            .put_bytes(t.key, bytes::Bytes::from(bytes), t.meta, expect_of(t.item))
+            .await
+            .map_err(conflict_or)?
             .unwrap_or_default();
         if crate::storage::s3::etag::etag_md5(&etag).is_some_and(|theirs| theirs != sent_md5) {
             let _ = t.dst.delete_keys(&[t.key.to_string()]).await;
@@ -80,10 +81,7 @@ pub(super) async fn upload_signed(
         source.check("while it was uploaded")?;
         t.ctx.advanced(t.id, size).await;
         sidecar::store(t.dst, &t.item.path, &signature, &etag).await?;
-        return Ok(Outcome {
-            bytes_sent: size,
-            bytes_saved: 0,
-        });
+        return Ok(Outcome::sent(size, 0));
     }
     let part = (super::upload::part_size(size).max(MIN_SIGNED_PART)).div_ceil(u64::from(block))
         * u64::from(block);
@@ -101,6 +99,7 @@ pub(super) async fn upload_signed(
         file: &source.path,
         ctx: t.ctx,
         base_etag: None,
+        expect: expect_of(t.item),
         sign_block_size: Some(block),
     };
     let result = async {
@@ -124,34 +123,40 @@ pub(super) async fn upload_signed(
         }
     };
     sidecar::store(t.dst, &t.item.path, &signature, &etag).await?;
-    Ok(Outcome {
-        bytes_sent: size,
-        bytes_saved: 0,
-    })
+    Ok(Outcome::sent(size, 0))
 }
 
 /// Reads the current object once (streamed, with `If-Match`) to sign it.
 async fn sign_object(t: &Target<'_>, old: &Entry) -> Result<Signature, ItemError> {
-    let (body, _) = t
-        .dst
-        .get_stream(t.key, None, old.etag())
-        .await
-        .map_err(|e| match e {
-            StorageError::Remote {
-                kind: crate::storage::RemoteErrorKind::PreconditionFailed,
-                ..
-            } => ItemError::DestinationChanged,
-            other => ItemError::Storage(other),
-        })?;
-    let reader = tokio_util::io::SyncIoBridge::new(body.into_async_read());
+    use futures::TryStreamExt;
+    // Streamed (a cut-off body resumes where it stopped), pinned to the ETag the
+    // plan saw: a replaced object fails with 412, a conflict.
+    let failure: std::sync::Arc<std::sync::Mutex<Option<StorageError>>> = Default::default();
+    let body = t.dst.read_object(t.key, old.size, old.etag()).map_err({
+        let failure = failure.clone();
+        move |e| {
+            let message = e.to_string();
+            if let Ok(mut slot) = failure.lock() {
+                *slot = Some(e);
+            }
+            std::io::Error::other(message)
+        }
+    });
+    let reader =
+        tokio_util::io::SyncIoBridge::new(tokio_util::io::StreamReader::new(Box::pin(body)));
     let block = t.ctx.block_size;
     let signature = tokio::task::spawn_blocking(move || signature_of_reader(reader, block))
         .await
         .map_err(task_error)?
-        .map_err(|e| StorageError::Transfer {
-            target: t.dst.url_of(t.key),
-            message: format!("cannot read the object to sign it: {e}"),
-        })?;
+        .map_err(
+            |e| match failure.lock().ok().and_then(|mut slot| slot.take()) {
+                Some(storage) => conflict_or(storage),
+                None => ItemError::Storage(StorageError::Transfer {
+                    target: t.dst.url_of(t.key),
+                    message: format!("cannot read the object to sign it: {e}"),
+                }),
+            },
+        )?;
     if signature.file_size != old.size {
         return Err(ItemError::DestinationChanged);
     }
@@ -239,6 +244,7 @@ pub(super) async fn upload_delta(
         file: &source.path,
         ctx: t.ctx,
         base_etag: Some(&old_etag),
+        expect: expect_of(t.item),
         sign_block_size: None,
     };
     let result = async {
@@ -256,8 +262,5 @@ pub(super) async fn upload_delta(
         }
     };
     sidecar::store(t.dst, &t.item.path, &new_sig, &etag).await?;
-    Ok(Outcome {
-        bytes_sent: uploaded,
-        bytes_saved: copied,
-    })
+    Ok(Outcome::sent(uploaded, copied))
 }

@@ -152,10 +152,7 @@ pub(super) async fn run(
                 location: "transfer".into(),
                 reason: e.to_string(),
             })??;
-            Ok(Outcome {
-                bytes_sent: fetched,
-                bytes_saved: size - fetched.min(size),
-            })
+            Ok(Outcome::sent(fetched, size - fetched.min(size)))
         }
     }
 }
@@ -173,19 +170,14 @@ async fn fetch_into(
     let size = planned.size;
     let write_error = |e| StorageError::io("cannot write", format!("temp file for {key}"), e);
     if size <= RANGED_THRESHOLD {
-        let (mut body, _) = src
-            .get_stream(key, None, etag)
-            .await
-            .map_err(source_changed)?;
+        // Streamed; a cut-off body resumes where it stopped.
+        let mut body = std::pin::pin!(src.read_object(key, size, etag));
         let mut received = 0u64;
         while let Some(chunk) = body.next().await {
             if ctx.cancel.is_cancelled() {
                 return Err(ItemError::Cancelled);
             }
-            let chunk = chunk.map_err(|e| StorageError::Transfer {
-                target: src.url_of(key),
-                message: e.to_string(),
-            })?;
+            let chunk = chunk.map_err(source_changed)?;
             out.write_all(&chunk).map_err(write_error)?;
             received += chunk.len() as u64;
             ctx.advanced(id, chunk.len() as u64).await;

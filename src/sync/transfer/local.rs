@@ -146,10 +146,7 @@ fn copy_local_file(
         }
         Ok(())
     })?;
-    Ok(Outcome {
-        bytes_sent: copied,
-        bytes_saved: 0,
-    })
+    Ok(Outcome::sent(copied, 0))
 }
 
 /// Rebuilds the destination file from its own unchanged blocks plus the source's
@@ -200,8 +197,5 @@ fn delta_local_file(
         source.check("while it was read")?;
         Ok(())
     })?;
-    Ok(Outcome {
-        bytes_sent: delta.bytes_new(),
-        bytes_saved: delta.bytes_reused(),
-    })
+    Ok(Outcome::sent(delta.bytes_new(), delta.bytes_reused()))
 }

@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::progress::ExecEvent;
 use crate::storage::local::WriteMeta;
+use crate::storage::s3::{Expect, S3Storage};
 use crate::storage::{Storage, StorageError};
 use crate::types::Entry;
 
@@ -45,6 +46,18 @@ pub enum ItemError {
 pub struct Outcome {
     pub bytes_sent: u64,
     pub bytes_saved: u64,
+    /// Set when a conflict made the item be planned again: what was done instead.
+    pub replanned: Option<crate::types::SyncAction>,
+}
+
+impl Outcome {
+    pub fn sent(bytes_sent: u64, bytes_saved: u64) -> Self {
+        Outcome {
+            bytes_sent,
+            bytes_saved,
+            replanned: None,
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -103,6 +116,39 @@ pub async fn run(id: usize, item: PlanItem, ctx: ItemContext) -> Result<Outcome,
         (Storage::Local(src), Storage::S3(dst)) => upload::run(id, &item, &src, &dst, &ctx).await,
         (Storage::S3(src), Storage::Local(dst)) => download::run(id, &item, &src, &dst, &ctx).await,
         (Storage::S3(src), Storage::S3(dst)) => remote::run(id, &item, &src, &dst, &ctx).await,
+    }
+}
+
+/// What the destination must still hold for this item's write: the object the
+/// plan saw, or none.
+fn expect_of(item: &PlanItem) -> Expect<'_> {
+    match &item.dst {
+        None => Expect::Absent,
+        Some(entry) => entry.etag().map_or(Expect::Any, Expect::ETag),
+    }
+}
+
+/// Looks at the destination key once more before an upload completes, for
+/// servers that ignore the completion's condition headers.
+async fn recheck(dst: &S3Storage, key: &str, expect: Expect<'_>) -> Result<(), ItemError> {
+    if expect == Expect::Any {
+        return Ok(());
+    }
+    if expect.holds_for(dst.head_key(key).await?.as_ref()) {
+        Ok(())
+    } else {
+        Err(ItemError::DestinationChanged)
+    }
+}
+
+/// A failed condition on a write is a conflict, not an error of the request.
+fn conflict_or(error: StorageError) -> ItemError {
+    match error {
+        StorageError::Remote {
+            kind: crate::storage::RemoteErrorKind::PreconditionFailed,
+            ..
+        } => ItemError::DestinationChanged,
+        other => ItemError::Storage(other),
     }
 }
 

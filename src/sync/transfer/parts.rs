@@ -10,11 +10,11 @@ use std::path::Path;
 use futures::stream::{self, StreamExt, TryStreamExt};
 
 use crate::signature::{SignedBlocks, sign_blocks};
-use crate::storage::StorageError;
 use crate::storage::s3::etag::{etag_md5, md5, multipart_etag, same_etag};
-use crate::storage::s3::{CompletedPart, MultipartUpload, S3Storage};
+use crate::storage::s3::{CompletedPart, Expect, MultipartUpload, S3Storage};
+use crate::storage::{RemoteErrorKind, StorageError};
 
-use super::{ItemContext, ItemError};
+use super::{ItemContext, ItemError, conflict_or, recheck};
 
 /// One part of the new object, in order.
 #[derive(Clone, Copy, Debug)]
@@ -33,6 +33,8 @@ pub(super) struct Assembly<'a> {
     pub ctx: &'a ItemContext,
     /// The ETag of the object copied ranges come from.
     pub base_etag: Option<&'a str>,
+    /// What the key must still hold when the upload completes.
+    pub expect: Expect<'a>,
     /// Block size to sign uploaded parts with (whole uploads: parts are block
     /// aligned and read into memory once, for the sidecar and the upload).
     pub sign_block_size: Option<u32>,
@@ -179,35 +181,40 @@ impl Assembly<'_> {
     /// Completes the upload after the last checks, and verifies the result.
     /// Returns the new ETag.
     pub async fn complete(&self, assembled: &Assembled, size: u64) -> Result<String, ItemError> {
-        if let Some(base) = self.base_etag {
-            // Servers that ignore If-Match on completion (and the copy-source
-            // condition) are covered by looking once more just before.
-            match self.dst.head_key(&self.upload.key).await? {
-                Some(now) if now.etag.as_deref().is_some_and(|e| same_etag(e, base)) => {}
-                _ => return Err(ItemError::DestinationChanged),
-            }
-        }
-        let etag = self
-            .dst
-            .complete_multipart(self.upload, &assembled.parts, self.base_etag)
-            .await
-            .map_err(|e| match e {
-                StorageError::Remote {
-                    kind: crate::storage::RemoteErrorKind::PreconditionFailed,
-                    ..
-                } => ItemError::DestinationChanged,
-                other => ItemError::Storage(other),
-            })?
-            .ok_or_else(|| StorageError::Transfer {
-                target: self.dst.url_of(&self.upload.key),
-                message: "the server gave no ETag for the completed object".into(),
-            })?;
+        recheck(self.dst, &self.upload.key, self.expect).await?;
         let expected = assembled
             .md5s
             .iter()
             .copied()
             .collect::<Option<Vec<_>>>()
             .map(|md5s| multipart_etag(&md5s));
+        let etag = match self
+            .dst
+            .complete_multipart(self.upload, &assembled.parts, self.expect)
+            .await
+        {
+            Ok(etag) => etag,
+            // A completion retried after its answer was lost finds the upload
+            // gone (or its condition failed by our own object): done, if the
+            // object is the one these parts make.
+            Err(
+                error @ StorageError::Remote {
+                    kind: RemoteErrorKind::PreconditionFailed | RemoteErrorKind::NotFound,
+                    ..
+                },
+            ) => {
+                let now = self.dst.head_key(&self.upload.key).await?;
+                match (now.and_then(|h| h.etag), &expected) {
+                    (Some(now), Some(expected)) if same_etag(&now, expected) => Some(now),
+                    _ => return Err(conflict_or(error)),
+                }
+            }
+            Err(error) => return Err(conflict_or(error)),
+        }
+        .ok_or_else(|| StorageError::Transfer {
+            target: self.dst.url_of(&self.upload.key),
+            message: "the server gave no ETag for the completed object".into(),
+        })?;
         let head = self.dst.head_key(&self.upload.key).await?;
         let size_ok = head.as_ref().is_some_and(|h| h.size == size);
         let etag_ok = expected.as_deref().is_none_or(|e| same_etag(e, &etag));

@@ -8,7 +8,7 @@ use crate::types::{EntryKind, SyncAction};
 
 use super::super::plan::PlanItem;
 use super::upload::checked_key;
-use super::{ItemContext, ItemError, Outcome, planned_source};
+use super::{ItemContext, ItemError, Outcome, conflict_or, expect_of, planned_source, recheck};
 
 /// CopyObject's limit.
 const SINGLE_COPY_MAX: u64 = 5 * 1024 * 1024 * 1024;
@@ -33,7 +33,9 @@ pub(super) async fn run(
                 link_target: planned.link_target().cloned(),
                 ..ObjectMeta::default()
             };
-            dst.put_bytes(&key, bytes::Bytes::new(), &meta).await?;
+            dst.put_bytes(&key, bytes::Bytes::new(), &meta, expect_of(item))
+                .await
+                .map_err(conflict_or)?;
             return Ok(Outcome::default());
         }
         EntryKind::File if item.action == SyncAction::Metadata => return Ok(Outcome::default()),
@@ -41,7 +43,9 @@ pub(super) async fn run(
     }
     let size = planned.size;
     if size <= SINGLE_COPY_MAX {
-        dst.copy_object(src, &source_key, &key, None).await?;
+        dst.copy_object(src, &source_key, &key, None, expect_of(item))
+            .await
+            .map_err(conflict_or)?;
         ctx.advanced(id, size).await;
         // Nothing crossed our network: the servers copied it.
         return Ok(Outcome::default());
@@ -79,7 +83,10 @@ pub(super) async fn run(
             .try_collect()
             .await?;
         parts.sort_by_key(|p| p.number);
-        dst.complete_multipart(&upload, &parts, None).await?;
+        recheck(dst, &key, expect_of(item)).await?;
+        dst.complete_multipart(&upload, &parts, expect_of(item))
+            .await
+            .map_err(conflict_or)?;
         Ok::<_, ItemError>(())
     }
     .await;

@@ -12,7 +12,7 @@ use crate::types::{Entry, EntryKind, RelPath, SyncAction};
 use super::super::plan::PlanItem;
 use super::delta_upload::{Target, upload_delta, upload_signed};
 use super::local::SourceFile;
-use super::{ItemContext, ItemError, Outcome, planned_source};
+use super::{ItemContext, ItemError, Outcome, conflict_or, expect_of, planned_source, recheck};
 
 /// Files above this go up in parts (and can later be rebuilt by delta).
 pub const MULTIPART_THRESHOLD: u64 = 32 * 1024 * 1024;
@@ -63,8 +63,14 @@ pub(super) async fn run(
         // Implied by keys: nothing to store.
         EntryKind::Dir => Ok(Outcome::default()),
         EntryKind::Symlink => {
-            dst.put_bytes(&key, bytes::Bytes::new(), &object_meta(planned, None))
-                .await?;
+            dst.put_bytes(
+                &key,
+                bytes::Bytes::new(),
+                &object_meta(planned, None),
+                expect_of(item),
+            )
+            .await
+            .map_err(conflict_or)?;
             Ok(Outcome::default())
         }
         EntryKind::File if item.action == SyncAction::Metadata => {
@@ -74,8 +80,15 @@ pub(super) async fn run(
                 .file
                 .metadata()
                 .map_err(|e| StorageError::io("cannot stat", &source.path, e))?;
-            dst.copy_object(dst, &key, &key, Some(&object_meta(planned, Some(&meta))))
-                .await?;
+            dst.copy_object(
+                dst,
+                &key,
+                &key,
+                Some(&object_meta(planned, Some(&meta))),
+                expect_of(item),
+            )
+            .await
+            .map_err(conflict_or)?;
             Ok(Outcome::default())
         }
         EntryKind::File
@@ -144,7 +157,9 @@ async fn upload_file(
         .filter(|&(_, _, len)| len == size);
         meta.blake3 = hashes.as_ref().map(|(blake3, _, _)| blake3.clone());
         let md5 = hashes.map(|(_, md5, _)| md5);
-        dst.put_file(key, &source.path, 0, size, &meta, md5).await?;
+        dst.put_file(key, &source.path, size, &meta, md5, expect_of(item))
+            .await
+            .map_err(conflict_or)?;
         if let Err(changed) = source.check("while it was uploaded") {
             // The object may hold a mix of old and new bytes, yet look newer
             // than the file: remove it so the next run uploads it again.
@@ -152,10 +167,7 @@ async fn upload_file(
             return Err(changed);
         }
         ctx.advanced(id, size).await;
-        return Ok(Outcome {
-            bytes_sent: size,
-            bytes_saved: 0,
-        });
+        return Ok(Outcome::sent(size, 0));
     }
     let upload = dst.create_multipart(key, &meta).await?;
     let result = async {
@@ -182,7 +194,10 @@ async fn upload_file(
         // Checked before completing: a file that changed under the upload never
         // becomes the object.
         source.check("while it was uploaded")?;
-        dst.complete_multipart(&upload, &parts, None).await?;
+        recheck(dst, key, expect_of(item)).await?;
+        dst.complete_multipart(&upload, &parts, expect_of(item))
+            .await
+            .map_err(conflict_or)?;
         Ok::<_, ItemError>(())
     }
     .await;
@@ -191,10 +206,7 @@ async fn upload_file(
         let _ = dst.abort_multipart(&upload).await;
         return Err(error);
     }
-    Ok(Outcome {
-        bytes_sent: size,
-        bytes_saved: 0,
-    })
+    Ok(Outcome::sent(size, 0))
 }
 
 #[cfg(test)]

@@ -104,6 +104,15 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, palette: &Palette) {
         .rev()
         .take(4)
         .map(|(path, error)| Line::styled(format!("{path}: {error}"), palette.danger()))
+        .chain(p.conflicts.iter().rev().take(2).map(|(path, resolution)| {
+            Line::styled(
+                format!(
+                    "{} conflict {path}: {resolution}",
+                    super::style::CONFLICT_SYMBOL
+                ),
+                palette.warning(),
+            )
+        }))
         .chain(
             p.warnings
                 .iter()
@@ -116,7 +125,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, palette: &Palette) {
         Paragraph::new(failures).block(
             Block::default()
                 .borders(Borders::ALL)
-                .title(" failures and warnings "),
+                .title(" failures, conflicts and warnings "),
         ),
         failures_area,
     );

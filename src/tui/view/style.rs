@@ -39,6 +39,15 @@ impl Palette {
         }
     }
 
+    /// Conflicts: worth a look, not failures.
+    pub fn warning(&self) -> Style {
+        if self.color {
+            Style::default().fg(Color::Magenta)
+        } else {
+            Style::default()
+        }
+    }
+
     pub fn selected(&self) -> Style {
         Style::default().add_modifier(Modifier::REVERSED)
     }
@@ -51,6 +60,9 @@ impl Palette {
         }
     }
 }
+
+/// Marks an item the destination changed under since the plan.
+pub const CONFLICT_SYMBOL: &str = "≠";
 
 /// A symbol that tells actions apart without colour.
 pub fn symbol(action: SyncAction) -> &'static str {

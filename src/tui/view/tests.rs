@@ -133,6 +133,11 @@ fn execution_and_summary() {
             action: SyncAction::Copy,
             error: "cannot open: Permission denied".into(),
         },
+        ExecEvent::Conflict {
+            id: 4,
+            path: "logs/run.log".into(),
+            resolution: "changed at the destination since the plan; planned again: upload".into(),
+        },
     ] {
         app.on_event(&event);
     }
@@ -140,6 +145,7 @@ fn execution_and_summary() {
         let text = timeless(render(&mut app, width, height));
         assert!(text.contains("datasets/train.parquet"), "{text}");
         assert!(text.contains("Permission denied"), "{text}");
+        assert!(text.contains("conflict logs/run.log"), "{text}");
         insta::assert_snapshot!(format!("execution_{width}x{height}"), text);
     }
     app.on_finished(ExecReport {
@@ -149,6 +155,7 @@ fn execution_and_summary() {
         bytes_sent: 700 << 20,
         bytes_saved: 39 << 30,
         duration: std::time::Duration::from_secs(83),
+        conflicts: 1,
         ..ExecReport::default()
     });
     for (width, height) in [(80, 24), (120, 40)] {

@@ -1,0 +1,387 @@
+//! A fault-injecting HTTP proxy on 127.0.0.1, between hugesync and moto.
+//!
+//! One request per client connection (answers carry `Connection: close`), so
+//! every request can be given its own fate: passed through, its connection
+//! reset before or after the server saw it (the second loses an answer to a
+//! request that took effect), answered `503 SlowDown`, or stalled halfway
+//! through the answer. It counts what passes, so tests can assert on the
+//! bytes a run really sent, and wait for a run to reach a point by bytes seen
+//! rather than by sleeping.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// Fractions of requests that meet each fault, out of 1.0 in all.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Faults {
+    /// Connection reset before the request reaches the server.
+    pub reset_before: f64,
+    /// Connection reset after the server answered (the answer is lost).
+    pub reset_after: f64,
+    /// `503 SlowDown` without asking the server.
+    pub slow_down: f64,
+    /// Half the answer, then silence until the client gives up.
+    pub stall: f64,
+}
+
+impl Faults {
+    /// `total` spread evenly over the four faults.
+    pub fn mixed(total: f64) -> Faults {
+        Faults {
+            reset_before: total / 4.0,
+            reset_after: total / 4.0,
+            slow_down: total / 4.0,
+            stall: total / 4.0,
+        }
+    }
+}
+
+#[derive(Default)]
+pub struct Counters {
+    pub requests: AtomicU64,
+    pub faults: AtomicU64,
+    /// Request body bytes that reached the server.
+    pub body_bytes: AtomicU64,
+    /// Request body bytes of requests whose first line contains `partNumber=`.
+    pub part_bytes: AtomicU64,
+}
+
+/// A write made by "someone else" just before the first request whose first
+/// line starts with `trigger` goes through: a concurrent change, on cue.
+#[derive(Clone, Debug)]
+pub struct Interference {
+    pub trigger: String,
+    /// `bucket/key` to PUT.
+    pub path: String,
+    pub body: Vec<u8>,
+}
+
+type Pending = Arc<std::sync::Mutex<Vec<Interference>>>;
+
+pub struct FaultProxy {
+    pub endpoint: String,
+    pub counters: Arc<Counters>,
+    faults: Arc<std::sync::Mutex<Faults>>,
+    interference: Pending,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl FaultProxy {
+    /// Starts a proxy to `upstream` (`http://127.0.0.1:PORT`).
+    pub fn start(upstream: &str, faults: Faults) -> FaultProxy {
+        let upstream = upstream
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_string();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let counters = Arc::new(Counters::default());
+        let faults = Arc::new(std::sync::Mutex::new(faults));
+        let stop = Arc::new(AtomicBool::new(false));
+        let interference: Pending = Arc::default();
+        let thread = {
+            let (counters, faults, stop) = (counters.clone(), faults.clone(), stop.clone());
+            let interference = interference.clone();
+            std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                runtime.block_on(serve(
+                    listener,
+                    upstream,
+                    counters,
+                    faults,
+                    interference,
+                    stop,
+                ));
+            })
+        };
+        FaultProxy {
+            endpoint,
+            counters,
+            faults,
+            interference,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Arms a one-time concurrent write (see [`Interference`]).
+    pub fn interfere(&self, interference: Interference) {
+        self.interference.lock().unwrap().push(interference);
+    }
+
+    /// Whether every armed write happened.
+    pub fn interfered(&self) -> bool {
+        self.interference.lock().unwrap().is_empty()
+    }
+
+    pub fn set_faults(&self, faults: Faults) {
+        *self.faults.lock().unwrap() = faults;
+    }
+
+    pub fn requests(&self) -> u64 {
+        self.counters.requests.load(Ordering::Relaxed)
+    }
+
+    pub fn faults(&self) -> u64 {
+        self.counters.faults.load(Ordering::Relaxed)
+    }
+
+    pub fn part_bytes(&self) -> u64 {
+        self.counters.part_bytes.load(Ordering::Relaxed)
+    }
+
+    /// The flags that point hugesync at the proxy.
+    pub fn args(&self) -> [String; 3] {
+        [
+            "--endpoint-url".into(),
+            self.endpoint.clone(),
+            "--path-style".into(),
+        ]
+    }
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+async fn serve(
+    listener: std::net::TcpListener,
+    upstream: String,
+    counters: Arc<Counters>,
+    faults: Arc<std::sync::Mutex<Faults>>,
+    interference: Pending,
+    stop: Arc<AtomicBool>,
+) {
+    let listener = TcpListener::from_std(listener).unwrap();
+    let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+    while !stop.load(Ordering::Relaxed) {
+        let accepted = tokio::time::timeout(Duration::from_millis(100), listener.accept()).await;
+        let Ok(Ok((client, _))) = accepted else {
+            continue;
+        };
+        // xorshift: a fixed sequence of fates, the same for every run.
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        let roll = (rng >> 11) as f64 / (1u64 << 53) as f64;
+        let fate = fate_of(roll, *faults.lock().unwrap());
+        let (upstream, counters, stop) = (upstream.clone(), counters.clone(), stop.clone());
+        let interference = interference.clone();
+        tokio::spawn(async move {
+            let _ = handle(client, &upstream, fate, &counters, &interference, &stop).await;
+        });
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Fate {
+    Pass,
+    ResetBefore,
+    ResetAfter,
+    SlowDown,
+    Stall,
+}
+
+fn fate_of(roll: f64, f: Faults) -> Fate {
+    let mut edge = f.reset_before;
+    if roll < edge {
+        return Fate::ResetBefore;
+    }
+    edge += f.reset_after;
+    if roll < edge {
+        return Fate::ResetAfter;
+    }
+    edge += f.slow_down;
+    if roll < edge {
+        return Fate::SlowDown;
+    }
+    edge += f.stall;
+    if roll < edge {
+        return Fate::Stall;
+    }
+    Fate::Pass
+}
+
+/// Reads up to the end of the header block; returns it and any body bytes
+/// read past it.
+async fn read_head(stream: &mut TcpStream) -> std::io::Result<Option<(Vec<u8>, Vec<u8>)>> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 8192];
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let rest = buf.split_off(end + 4);
+            return Ok(Some((buf, rest)));
+        }
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            return Ok(None);
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines().skip(1).find_map(|line| {
+        let (key, value) = line.split_once(':')?;
+        key.trim()
+            .eq_ignore_ascii_case(name)
+            .then_some(value.trim())
+    })
+}
+
+/// The head with `Connection: close` in place of any connection header, and
+/// without `Expect` (the proxy answers 100-continue itself).
+fn rewrite_head(head: &str) -> Vec<u8> {
+    let mut out = String::new();
+    for (i, line) in head.trim_end_matches("\r\n").split("\r\n").enumerate() {
+        let name = line.split(':').next().unwrap_or("").trim();
+        if i > 0 && (name.eq_ignore_ascii_case("connection") || name.eq_ignore_ascii_case("expect"))
+        {
+            continue;
+        }
+        out.push_str(line);
+        out.push_str("\r\n");
+    }
+    out.push_str("Connection: close\r\n\r\n");
+    out.into_bytes()
+}
+
+fn reset(stream: TcpStream) {
+    // Linger 0: closing sends RST, as a broken middlebox would.
+    let _ = stream.set_zero_linger();
+    drop(stream);
+}
+
+async fn handle(
+    mut client: TcpStream,
+    upstream: &str,
+    fate: Fate,
+    counters: &Counters,
+    interference: &Pending,
+    stop: &AtomicBool,
+) -> std::io::Result<()> {
+    let Some((head, mut body)) = read_head(&mut client).await? else {
+        return Ok(());
+    };
+    counters.requests.fetch_add(1, Ordering::Relaxed);
+    let head = String::from_utf8_lossy(&head).into_owned();
+    let length: usize = header(&head, "content-length")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    if header(&head, "expect").is_some_and(|v| v.eq_ignore_ascii_case("100-continue")) {
+        client.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await?;
+    }
+    while body.len() < length {
+        let mut chunk = vec![0u8; (length - body.len()).min(1 << 20)];
+        let n = client.read(&mut chunk).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        body.extend_from_slice(&chunk[..n]);
+    }
+    if fate != Fate::Pass {
+        counters.faults.fetch_add(1, Ordering::Relaxed);
+    }
+    match fate {
+        Fate::ResetBefore => {
+            reset(client);
+            return Ok(());
+        }
+        Fate::SlowDown => {
+            let xml = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>";
+            let answer = format!(
+                "HTTP/1.1 503 Slow Down\r\nContent-Type: application/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{xml}",
+                xml.len()
+            );
+            client.write_all(answer.as_bytes()).await?;
+            return client.shutdown().await;
+        }
+        _ => {}
+    }
+    let cue = {
+        let mut armed = interference.lock().unwrap();
+        armed
+            .iter()
+            .position(|i| head.starts_with(&i.trigger))
+            .map(|at| armed.remove(at))
+    };
+    if let Some(write) = cue {
+        let (bucket, key) = write.path.split_once('/').unwrap();
+        let config = aws_sdk_s3::config::Builder::new()
+            .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+            .credentials_provider(aws_sdk_s3::config::Credentials::new(
+                "test", "test", None, None, "proxy",
+            ))
+            .region(aws_sdk_s3::config::Region::new("us-east-1"))
+            .endpoint_url(format!("http://{upstream}"))
+            .force_path_style(true)
+            .build();
+        aws_sdk_s3::Client::from_conf(config)
+            .put_object()
+            .bucket(bucket)
+            .key(key)
+            .body(write.body.into())
+            .send()
+            .await
+            .expect("the interfering write");
+    }
+    let mut server = TcpStream::connect(upstream).await?;
+    server.write_all(&rewrite_head(&head)).await?;
+    server.write_all(&body).await?;
+    counters
+        .body_bytes
+        .fetch_add(body.len() as u64, Ordering::Relaxed);
+    if head
+        .lines()
+        .next()
+        .is_some_and(|l| l.contains("partNumber="))
+    {
+        counters
+            .part_bytes
+            .fetch_add(body.len() as u64, Ordering::Relaxed);
+    }
+    let mut answer = Vec::new();
+    server.read_to_end(&mut answer).await?;
+    // The client must not keep this connection for a next request.
+    if let Some(end) = answer.windows(4).position(|w| w == b"\r\n\r\n") {
+        let rest = answer.split_off(end + 4);
+        let head = String::from_utf8_lossy(&answer).into_owned();
+        answer = rewrite_head(&head);
+        answer.extend_from_slice(&rest);
+    }
+    match fate {
+        Fate::ResetAfter => reset(client),
+        Fate::Stall => {
+            client.write_all(&answer[..answer.len() / 2]).await?;
+            // Silence until the client gives up (or the proxy stops).
+            let mut probe = [0u8; 1];
+            while !stop.load(Ordering::Relaxed) {
+                let read =
+                    tokio::time::timeout(Duration::from_millis(200), client.read(&mut probe)).await;
+                if let Ok(Ok(0) | Err(_)) = read {
+                    break;
+                }
+            }
+        }
+        _ => {
+            client.write_all(&answer).await?;
+            client.shutdown().await?;
+        }
+    }
+    Ok(())
+}
