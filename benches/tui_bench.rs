@@ -60,6 +60,7 @@ fn app() -> App {
     let listing = |entries| Listing {
         manifest: Manifest::new(entries, Vec::new(), true),
         issues: Vec::new(),
+        leftovers: Vec::new(),
     };
     let options = SyncOptions {
         delete: true,

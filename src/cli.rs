@@ -52,6 +52,27 @@ pub enum Command {
     Delta(DeltaArgs),
     /// Rebuild NEWFILE from BASIS and a delta, like `rdiff patch`.
     Patch(PatchArgs),
+    /// List incomplete multipart uploads under s3://BUCKET/PREFIX (those with
+    /// resume state here are HugeSync's); `--abort` removes them.
+    Uploads(UploadsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct UploadsArgs {
+    /// s3://bucket/prefix to look under.
+    #[arg(value_name = "LOCATION")]
+    pub location: String,
+    /// Abort the uploads HugeSync started (those with resume state on this
+    /// machine) and forget their state.
+    #[arg(long)]
+    pub abort: bool,
+    /// With --abort: abort every incomplete upload under the prefix, whoever
+    /// started it.
+    #[arg(long, requires = "abort")]
+    pub all: bool,
+    /// Print as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -15,6 +15,7 @@ pub mod error;
 pub mod filter;
 pub mod format;
 pub mod progress;
+pub mod resume;
 pub mod retry;
 pub mod signature;
 pub mod storage;

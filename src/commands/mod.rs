@@ -3,6 +3,7 @@
 
 mod engine;
 mod report;
+mod uploads;
 
 pub use engine::EngineError;
 
@@ -65,7 +66,7 @@ pub async fn run(
         }
         Command::Apply(args) => args.exec.apply_to(&mut overrides),
         Command::Signature(args) => overrides.block_size = args.block_size.map(config::Size),
-        Command::Config(_) | Command::Delta(_) | Command::Patch(_) => {}
+        Command::Config(_) | Command::Delta(_) | Command::Patch(_) | Command::Uploads(_) => {}
     }
     let (settings, config_path) =
         Settings::resolve(cli.config.as_deref(), &config::process_env, overrides)?;
@@ -87,6 +88,7 @@ pub async fn run(
         }
         Command::Delta(args) => engine::delta(&args, ctx.verbosity),
         Command::Patch(args) => engine::patch(&args, ctx.verbosity),
+        Command::Uploads(args) => uploads::run(&args, &ctx).await,
     }
 }
 
@@ -138,6 +140,7 @@ async fn tui_command(
         fsync: ctx.settings.fsync.value,
         pause: None,
         conflicts: conflict_policy(&ctx.settings),
+        resume: crate::resume::ResumeStore::default_location(),
     };
     let status = tui
         .review_and_run(
@@ -255,17 +258,22 @@ impl Sides {
         destination: &Location,
         settings: &Settings,
     ) -> Result<Sides, Error> {
-        let s3 = crate::storage::S3Settings {
-            profile: settings.profile.value.clone(),
-            region: settings.region.value.clone(),
-            endpoint_url: settings.endpoint_url.value.clone(),
-            path_style: settings.path_style.value,
-            retry: settings.retry_policy(),
-        };
+        let s3 = s3_settings(settings);
         Ok(Sides {
             source: Storage::open(source, &s3).await?,
             destination: Storage::open(destination, &s3).await?,
         })
+    }
+}
+
+/// How object stores are reached, from the effective settings.
+fn s3_settings(settings: &Settings) -> crate::storage::S3Settings {
+    crate::storage::S3Settings {
+        profile: settings.profile.value.clone(),
+        region: settings.region.value.clone(),
+        endpoint_url: settings.endpoint_url.value.clone(),
+        path_style: settings.path_style.value,
+        retry: settings.retry_policy(),
     }
 }
 
@@ -426,6 +434,7 @@ async fn finish_run(
         fsync: ctx.settings.fsync.value,
         pause: None,
         conflicts: conflict_policy(&ctx.settings),
+        resume: crate::resume::ResumeStore::default_location(),
     };
     let report = sync::execute(
         plan.clone(),

@@ -75,6 +75,7 @@ impl LocalStorage {
                 return Ok(Listing {
                     manifest: Manifest::new(Vec::new(), Vec::new(), false),
                     issues: Vec::new(),
+                    leftovers: Vec::new(),
                 });
             }
             Err(e) => return Err(StorageError::io("cannot access", &*self.root, e)),
@@ -89,6 +90,8 @@ impl LocalStorage {
         let root = self.root.clone();
         let walk_filter = filter.clone();
         let symlinks = options.symlinks;
+        let leftovers: Arc<std::sync::Mutex<Vec<RelPath>>> = Arc::default();
+        let temps = leftovers.clone();
         let walker = WalkDirGeneric::<WalkState>::new(&*self.root)
             .skip_hidden(false)
             .follow_links(false)
@@ -106,6 +109,9 @@ impl LocalStorage {
                     let Ok(child) = child else { return true };
                     let name = child.file_name.as_bytes();
                     if is_temp_name(name) {
+                        if let Ok(mut temps) = temps.lock() {
+                            temps.push(join(&rel_dir, name));
+                        }
                         return false;
                     }
                     let rel = join(&rel_dir, name);
@@ -179,10 +185,37 @@ impl LocalStorage {
             }
         }
         issues.sort_by(|a, b| a.path.cmp(&b.path));
+        let leftovers = std::mem::take(&mut *leftovers.lock().unwrap_or_else(|e| e.into_inner()));
         Ok(Listing {
             manifest: Manifest::new(entries, incomplete, true),
             issues,
+            leftovers,
         })
+    }
+
+    /// Removes the temp file of an interrupted run, unless a live writer holds
+    /// it: writers keep an exclusive `flock` on their temp file until it is
+    /// renamed into place, and the kernel drops the lock when its process dies.
+    /// Returns whether it was removed.
+    pub fn remove_leftover(&self, rel: &RelPath) -> Result<bool, StorageError> {
+        let path = self.path_of(rel);
+        let meta = match fs::symlink_metadata(&path) {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(StorageError::io("cannot stat", path, e)),
+        };
+        if meta.is_file() {
+            let file = File::open(&path).map_err(|e| StorageError::io("cannot open", &path, e))?;
+            if rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive)
+                .is_err()
+            {
+                return Ok(false); // being written right now
+            }
+        } else if !meta.file_type().is_symlink() {
+            return Ok(false);
+        }
+        fs::remove_file(&path).map_err(|e| StorageError::io("cannot remove", &path, e))?;
+        Ok(true)
     }
 
     /// Describes one entry, or `None` when nothing is there.

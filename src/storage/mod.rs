@@ -168,6 +168,8 @@ impl ScanIssue {
 pub struct Listing {
     pub manifest: Manifest,
     pub issues: Vec<ScanIssue>,
+    /// Temp files of interrupted runs (local disks), never part of the manifest.
+    pub leftovers: Vec<RelPath>,
 }
 
 /// One side of a sync. Cheap to clone (backends share their clients).

@@ -32,6 +32,8 @@ pub struct ExecOptions {
     pub pause: Option<tokio::sync::watch::Receiver<bool>>,
     /// What to do when the destination changed under an item.
     pub conflicts: ConflictPolicy,
+    /// Where multipart uploads keep resume state (`None`: not resumable).
+    pub resume: Option<crate::resume::ResumeStore>,
 }
 
 /// The outcome of a run, for the final summary and the exit code.
@@ -175,6 +177,7 @@ pub async fn execute(
         request_limit: options.jobs.max(1),
         events,
         cancel,
+        resume: options.resume.clone(),
     };
     let mut runner = Runner {
         report: ExecReport {
@@ -230,6 +233,7 @@ impl Runner {
             })
             .await;
         }
+        self.remove_leftovers().await;
         for &id in &mkdirs {
             if self.ctx.cancel.is_cancelled() {
                 break;
@@ -246,6 +250,29 @@ impl Runner {
         self.run_dir_metadata(&mkdirs, &dir_meta).await;
         self.sync_touched_dirs().await;
         self.report.interrupted = self.ctx.cancel.is_cancelled();
+    }
+
+    /// Temp files an interrupted run left in the destination go before new
+    /// ones are written beside them.
+    async fn remove_leftovers(&self) {
+        let Storage::Local(dst) = &self.ctx.destination else {
+            return;
+        };
+        if self.plan.leftovers.is_empty() {
+            return;
+        }
+        let (dst, leftovers) = (dst.clone(), self.plan.leftovers.clone());
+        let removed = crate::storage::run_blocking(move || {
+            Ok(leftovers
+                .iter()
+                .filter(|rel| dst.remove_leftover(rel).unwrap_or(false))
+                .count())
+        })
+        .await
+        .unwrap_or(0);
+        if removed > 0 {
+            tracing::info!("removed {removed} temp file(s) left by an interrupted run");
+        }
     }
 
     async fn ensure_destination_root(&self) -> Result<(), crate::storage::StorageError> {

@@ -190,6 +190,10 @@ pub struct SyncPlan {
     pub scanned: ScanTotals,
     pub stats: PlanStats,
     pub items: Vec<PlanItem>,
+    /// Temp files of interrupted runs found in the (local) destination: removed
+    /// when the plan runs, unless a live process still writes them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub leftovers: Vec<RelPath>,
 }
 
 /// How the diff compares entries for this pair of sides and these options.
@@ -247,6 +251,7 @@ pub fn build_plan(
         scanned,
         stats: PlanStats::of(&items),
         items,
+        leftovers: scan.destination.leftovers.clone(),
     }
 }
 

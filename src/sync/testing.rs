@@ -27,6 +27,7 @@ pub fn listing(entries: &[(&str, Option<u64>, i64)]) -> Listing {
     Listing {
         manifest: Manifest::new(entries, Vec::new(), true),
         issues: Vec::new(),
+        leftovers: Vec::new(),
     }
 }
 

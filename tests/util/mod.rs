@@ -41,7 +41,12 @@ impl Scratch {
 
     /// The binary, with the user's config and HUGESYNC_* variables kept out.
     pub fn cmd(&self) -> Command {
-        let mut cmd = Command::cargo_bin("hugesync").unwrap();
+        Command::from_std(self.std_cmd())
+    }
+
+    /// The same, as a plain `std::process::Command` (to spawn and kill).
+    pub fn std_cmd(&self) -> std::process::Command {
+        let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("hugesync"));
         for (key, _) in std::env::vars() {
             if key.starts_with("HUGESYNC_") {
                 cmd.env_remove(key);

@@ -107,6 +107,10 @@ impl LocalStorage {
             .permissions(fs::Permissions::from_mode(create_mode & 0o777))
             .tempfile_in(&dir)
             .map_err(|e| StorageError::io("cannot create temp file in", &dir, e))?;
+        // Held until the file is renamed into place and closed: a later run that
+        // finds this temp file removes it only if no live process holds it.
+        rustix::fs::flock(temp.as_file(), rustix::fs::FlockOperation::LockExclusive)
+            .map_err(|e| StorageError::io("cannot lock temp file in", &dir, e.into()))?;
         fill(temp.as_file_mut())?;
         let file = temp.as_file();
         if let Some(mode) = meta.mode {

@@ -154,6 +154,7 @@ impl S3Storage {
         Ok(Listing {
             manifest: Manifest::new(entries, Vec::new(), true),
             issues,
+            leftovers: Vec::new(),
         })
     }
 }

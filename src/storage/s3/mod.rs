@@ -98,6 +98,8 @@ pub struct S3Storage {
     /// Empty, or ending in `/`.
     prefix: String,
     retry: RetryPolicy,
+    /// The endpoint URL, or `aws`: which store this is, for resume state.
+    endpoint: String,
 }
 
 impl std::fmt::Debug for S3Storage {
@@ -149,6 +151,10 @@ impl S3Storage {
         S3Storage {
             client: Client::from_conf(config.build()),
             retry: settings.retry.clone(),
+            endpoint: settings
+                .endpoint_url
+                .clone()
+                .unwrap_or_else(|| "aws".into()),
             bucket: bucket.to_string(),
             prefix: if prefix.is_empty() {
                 String::new()
@@ -189,6 +195,11 @@ impl S3Storage {
 
     pub(crate) fn client(&self) -> &Client {
         &self.client
+    }
+
+    /// The endpoint URL, or `aws` for AWS itself.
+    pub fn endpoint_id(&self) -> &str {
+        &self.endpoint
     }
 
     pub(crate) fn retry(&self) -> &RetryPolicy {

@@ -17,6 +17,7 @@ use super::super::plan::PlanItem;
 use super::super::sidecar::{self, Sidecar};
 use super::local::SourceFile;
 use super::parts::{Assembly, PartSpec};
+use super::resumable;
 use super::{ItemContext, ItemError, Outcome, conflict_or, expect_of};
 
 /// Parts of a signed whole upload: whole blocks, at least this large.
@@ -85,25 +86,32 @@ pub(super) async fn upload_signed(
     }
     let part = (super::upload::part_size(size).max(MIN_SIGNED_PART)).div_ceil(u64::from(block))
         * u64::from(block);
-    let specs = (0..size.div_ceil(part))
-        .map(|i| PartSpec::Upload {
-            offset: i * part,
-            len: part.min(size - i * part),
-        })
-        .collect();
-    let upload = t.dst.create_multipart(t.key, t.meta).await?;
+    let mut started = resumable::start(
+        t.dst,
+        t.key,
+        t.meta,
+        &source.path,
+        t.planned,
+        part,
+        Some(block),
+        t.ctx,
+    )
+    .await?;
+    let specs = whole_file_parts(size, part, &started.done_numbers());
     let assembly = Assembly {
         id: t.id,
         dst: t.dst,
-        upload: &upload,
+        upload: &started.upload,
         file: &source.path,
         ctx: t.ctx,
         base_etag: None,
         expect: expect_of(t.item),
         sign_block_size: Some(block),
+        journal: started.journal.as_ref(),
     };
+    let resumed = std::mem::take(&mut started.resumed);
     let result = async {
-        let assembled = assembly.run(specs).await?;
+        let assembled = assembly.run(specs, resumed).await?;
         source.check("while it was uploaded")?;
         let etag = assembly.complete(&assembled, size).await?;
         let signature = assemble_signature(assembled.signed, block, size).ok_or_else(|| {
@@ -112,18 +120,37 @@ pub(super) async fn upload_signed(
                 message: "the signed parts do not cover the file".into(),
             }
         })?;
-        Ok::<_, ItemError>((etag, signature))
+        Ok::<_, ItemError>((etag, signature, assembled.uploaded))
     }
     .await;
-    let (etag, signature) = match result {
+    let (etag, signature, uploaded) = match result {
         Ok(done) => done,
-        Err(error) => {
-            let _ = t.dst.abort_multipart(&upload).await;
-            return Err(error);
-        }
+        Err(error) => return Err(started.fail(t.dst, error).await),
     };
+    if let Some(journal) = &started.journal {
+        journal.forget();
+    }
     sidecar::store(t.dst, &t.item.path, &signature, &etag).await?;
-    Ok(Outcome::sent(size, 0))
+    Ok(Outcome::sent(uploaded, 0))
+}
+
+/// The parts of a whole-file upload in `part`-sized pieces, numbered, less
+/// those already on the server.
+pub(super) fn whole_file_parts(
+    size: u64,
+    part: u64,
+    done: &std::collections::HashSet<i32>,
+) -> Vec<(i32, PartSpec)> {
+    (0..size.div_ceil(part))
+        .map(|i| {
+            let spec = PartSpec::Upload {
+                offset: i * part,
+                len: part.min(size - i * part),
+            };
+            (i as i32 + 1, spec)
+        })
+        .filter(|(number, _)| !done.contains(number))
+        .collect()
 }
 
 /// Reads the current object once (streamed, with `If-Match`) to sign it.
@@ -235,7 +262,11 @@ pub(super) async fn upload_delta(
                 len,
             },
         })
+        .enumerate()
+        .map(|(i, spec)| (i as i32 + 1, spec))
         .collect();
+    // Not journaled: a delta is small to send again, and its copied parts are
+    // only valid against the object as it is now.
     let upload = t.dst.create_multipart(t.key, t.meta).await?;
     let assembly = Assembly {
         id: t.id,
@@ -246,9 +277,10 @@ pub(super) async fn upload_delta(
         base_etag: Some(&old_etag),
         expect: expect_of(t.item),
         sign_block_size: None,
+        journal: None,
     };
     let result = async {
-        let assembled = assembly.run(specs).await?;
+        let assembled = assembly.run(specs, Vec::new()).await?;
         source.check("while it was uploaded")?;
         let etag = assembly.complete(&assembled, size).await?;
         Ok::<_, ItemError>((etag, assembled.uploaded, assembled.copied))

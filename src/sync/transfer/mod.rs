@@ -8,6 +8,7 @@ mod download;
 mod local;
 mod parts;
 mod remote;
+mod resumable;
 mod upload;
 
 use tokio::sync::mpsc;
@@ -79,6 +80,8 @@ pub struct ItemContext {
     pub request_limit: usize,
     pub events: mpsc::Sender<ExecEvent>,
     pub cancel: CancellationToken,
+    /// Where multipart uploads keep their resume state (`None`: they do not).
+    pub resume: Option<crate::resume::ResumeStore>,
 }
 
 impl ItemContext {

@@ -14,6 +14,7 @@ use crate::storage::s3::etag::{etag_md5, md5, multipart_etag, same_etag};
 use crate::storage::s3::{CompletedPart, Expect, MultipartUpload, S3Storage};
 use crate::storage::{RemoteErrorKind, StorageError};
 
+use super::resumable::{Journal, ResumedPart};
 use super::{ItemContext, ItemError, conflict_or, recheck};
 
 /// One part of the new object, in order.
@@ -38,6 +39,8 @@ pub(super) struct Assembly<'a> {
     /// Block size to sign uploaded parts with (whole uploads: parts are block
     /// aligned and read into memory once, for the sidecar and the upload).
     pub sign_block_size: Option<u32>,
+    /// Where completed parts are recorded for a later run to resume from.
+    pub journal: Option<&'a Journal>,
 }
 
 /// What the parts came to.
@@ -51,17 +54,27 @@ pub(super) struct Assembled {
     pub copied: u64,
 }
 
-/// Reads `len` bytes at `offset`, hashing them as they pass; returns the MD5 and,
-/// if asked, the bytes themselves. Kept bytes live in an anonymous mapping of
-/// their own, returned to the kernel when the request drops them: part-sized
-/// heap buffers would raise glibc's mmap threshold and stay in its arenas,
-/// growing the resident set with every part in flight.
+/// A file range as read for a part.
+struct RangeRead {
+    md5: [u8; 16],
+    /// Its blake3, when a journal records it.
+    blake3: Option<blake3::Hash>,
+    /// The bytes themselves, when kept for the request.
+    bytes: Option<bytes::Bytes>,
+}
+
+/// Reads `len` bytes at `offset`, hashing them as they pass (MD5 always, blake3
+/// if asked), keeping the bytes if asked. Kept bytes live in an anonymous
+/// mapping of their own, returned to the kernel when the request drops them:
+/// part-sized heap buffers would raise glibc's mmap threshold and stay in its
+/// arenas, growing the resident set with every part in flight.
 fn read_range(
     path: &Path,
     offset: u64,
     len: u64,
     keep: bool,
-) -> Result<([u8; 16], Option<bytes::Bytes>), StorageError> {
+    want_blake3: bool,
+) -> Result<RangeRead, StorageError> {
     use md5::Digest;
     let file = std::fs::File::open(path).map_err(|e| StorageError::io("cannot open", path, e))?;
     let read_err = |e| StorageError::io("cannot read", path, e);
@@ -69,12 +82,18 @@ fn read_range(
         let mut buffer = memmap2::MmapMut::map_anon(len.max(1) as usize).map_err(read_err)?;
         let bytes = &mut buffer[..len as usize];
         file.read_exact_at(bytes, offset).map_err(read_err)?;
-        let md5 = md5(bytes);
+        let bytes: &[u8] = bytes;
+        let (md5, blake3) = rayon::join(|| md5(bytes), || want_blake3.then(|| blake3::hash(bytes)));
         let frozen = buffer.make_read_only().map_err(read_err)?;
         let bytes = bytes::Bytes::from_owner(frozen).slice(..len as usize);
-        return Ok((md5, Some(bytes)));
+        return Ok(RangeRead {
+            md5,
+            blake3,
+            bytes: Some(bytes),
+        });
     }
     let mut hasher = md5::Md5::new();
+    let mut tree = want_blake3.then(blake3::Hasher::new);
     let mut buffer = vec![0u8; (1 << 20).min(len as usize)];
     let mut done = 0u64;
     while done < len {
@@ -82,9 +101,16 @@ fn read_range(
         file.read_exact_at(&mut buffer[..n], offset + done)
             .map_err(read_err)?;
         hasher.update(&buffer[..n]);
+        if let Some(tree) = tree.as_mut() {
+            tree.update(&buffer[..n]);
+        }
         done += n as u64;
     }
-    Ok((hasher.finalize().into(), None))
+    Ok(RangeRead {
+        md5: hasher.finalize().into(),
+        blake3: tree.map(|t| t.finalize()),
+        bytes: None,
+    })
 }
 
 enum PartDone {
@@ -93,18 +119,29 @@ enum PartDone {
 }
 
 impl Assembly<'_> {
-    pub async fn run(&self, specs: Vec<PartSpec>) -> Result<Assembled, ItemError> {
-        let numbered = specs
-            .into_iter()
-            .enumerate()
-            .map(|(i, spec)| (i as i32 + 1, spec));
-        let done: Vec<PartDone> = stream::iter(numbered)
+    /// Uploads or copies the numbered parts, and adds those an earlier run
+    /// uploaded (`resumed`) to the result.
+    pub async fn run(
+        &self,
+        numbered: Vec<(i32, PartSpec)>,
+        resumed: Vec<ResumedPart>,
+    ) -> Result<Assembled, ItemError> {
+        // Ctrl+C drops the parts in flight (an upload is left to resume, not
+        // completed: a large file must not hold the interrupt for minutes).
+        let parts = stream::iter(numbered)
             .map(|(number, spec)| self.part(number, spec))
             .buffer_unordered(self.ctx.parallel_requests())
-            .try_collect()
-            .await?;
+            .try_collect::<Vec<PartDone>>();
+        let done = tokio::select! {
+            done = parts => done?,
+            () = self.ctx.cancel.cancelled() => return Err(ItemError::Cancelled),
+        };
         let mut assembled = Assembled::default();
         let mut indexed: Vec<(CompletedPart, Option<[u8; 16]>)> = Vec::with_capacity(done.len());
+        for earlier in resumed {
+            assembled.signed.extend(earlier.signed);
+            indexed.push((earlier.part, earlier.md5));
+        }
         for part in done {
             match part {
                 PartDone::Uploaded(part, md5, signed) => {
@@ -130,20 +167,22 @@ impl Assembly<'_> {
             PartSpec::Upload { offset, len } => {
                 let path = self.file.to_path_buf();
                 let sign = self.sign_block_size;
-                let (md5, bytes, signed) = tokio::task::spawn_blocking(move || {
-                    let (md5, bytes) = read_range(&path, offset, len, sign.is_some())?;
-                    let signed = match (&bytes, sign) {
+                let journaled = self.journal.is_some();
+                let (read, signed) = tokio::task::spawn_blocking(move || {
+                    let read = read_range(&path, offset, len, sign.is_some(), journaled)?;
+                    let signed = match (&read.bytes, sign) {
                         (Some(bytes), Some(block)) => Some(sign_blocks(bytes, offset, block)),
                         _ => None,
                     };
-                    Ok::<_, StorageError>((md5, bytes, signed))
+                    Ok::<_, StorageError>((read, signed))
                 })
                 .await
                 .map_err(|e| StorageError::Task {
                     location: "upload".into(),
                     reason: e.to_string(),
                 })??;
-                let part = match bytes {
+                let md5 = read.md5;
+                let part = match read.bytes {
                     Some(bytes) => dst.upload_part_bytes(upload, number, bytes, md5).await?,
                     None => {
                         dst.upload_part_from_file(upload, number, self.file, offset, len, Some(md5))
@@ -155,6 +194,15 @@ impl Assembly<'_> {
                 if etag_md5(&part.etag).is_some_and(|theirs| theirs != md5) {
                     return Err(ItemError::SourceChanged {
                         what: "while its part was uploaded",
+                    });
+                }
+                if let (Some(journal), Some(blake3)) = (self.journal, read.blake3) {
+                    journal.record(crate::resume::DonePart {
+                        number,
+                        offset,
+                        len,
+                        etag: part.etag.clone(),
+                        blake3: blake3.to_hex().to_string(),
                     });
                 }
                 self.ctx.advanced(self.id, len).await;

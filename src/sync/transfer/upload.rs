@@ -3,16 +3,16 @@
 
 use std::os::unix::fs::MetadataExt;
 
-use futures::stream::{self, StreamExt, TryStreamExt};
-
-use crate::storage::s3::{CompletedPart, ObjectMeta, S3Storage, is_sidecar};
+use crate::storage::s3::{ObjectMeta, S3Storage, is_sidecar};
 use crate::storage::{LocalStorage, StorageError};
 use crate::types::{Entry, EntryKind, RelPath, SyncAction};
 
 use super::super::plan::PlanItem;
-use super::delta_upload::{Target, upload_delta, upload_signed};
+use super::delta_upload::{Target, upload_delta, upload_signed, whole_file_parts};
 use super::local::SourceFile;
-use super::{ItemContext, ItemError, Outcome, conflict_or, expect_of, planned_source, recheck};
+use super::parts::Assembly;
+use super::resumable;
+use super::{ItemContext, ItemError, Outcome, conflict_or, expect_of, planned_source};
 
 /// Files above this go up in parts (and can later be rebuilt by delta).
 pub const MULTIPART_THRESHOLD: u64 = 32 * 1024 * 1024;
@@ -169,44 +169,40 @@ async fn upload_file(
         ctx.advanced(id, size).await;
         return Ok(Outcome::sent(size, 0));
     }
-    let upload = dst.create_multipart(key, &meta).await?;
+    let part = part_size(size).max(MIN_PART_SIZE);
+    let mut started =
+        resumable::start(dst, key, &meta, &source.path, planned, part, None, ctx).await?;
+    let specs = whole_file_parts(size, part, &started.done_numbers());
+    let assembly = Assembly {
+        id,
+        dst,
+        upload: &started.upload,
+        file: &source.path,
+        ctx,
+        base_etag: None,
+        expect: expect_of(item),
+        sign_block_size: None,
+        journal: started.journal.as_ref(),
+    };
+    let resumed = std::mem::take(&mut started.resumed);
     let result = async {
-        let part = part_size(size).max(MIN_PART_SIZE);
-        let ranges: Vec<(i32, u64, u64)> = (0..size.div_ceil(part))
-            .map(|i| (i as i32 + 1, i * part, part.min(size - i * part)))
-            .collect();
-        let mut parts: Vec<CompletedPart> = stream::iter(ranges)
-            .map(|(number, offset, len)| {
-                let (upload, path) = (&upload, &source.path);
-                async move {
-                    let _slot = ctx.request_slot().await?;
-                    let part = dst
-                        .upload_part_from_file(upload, number, path, offset, len, None)
-                        .await?;
-                    ctx.advanced(id, len).await;
-                    Ok::<_, ItemError>(part)
-                }
-            })
-            .buffer_unordered(ctx.parallel_requests())
-            .try_collect()
-            .await?;
-        parts.sort_by_key(|p| p.number);
+        let assembled = assembly.run(specs, resumed).await?;
         // Checked before completing: a file that changed under the upload never
         // becomes the object.
         source.check("while it was uploaded")?;
-        recheck(dst, key, expect_of(item)).await?;
-        dst.complete_multipart(&upload, &parts, expect_of(item))
-            .await
-            .map_err(conflict_or)?;
-        Ok::<_, ItemError>(())
+        assembly.complete(&assembled, size).await?;
+        Ok::<_, ItemError>(assembled.uploaded)
     }
     .await;
-    if let Err(error) = result {
-        // Parts cost storage until aborted.
-        let _ = dst.abort_multipart(&upload).await;
-        return Err(error);
+    match result {
+        Ok(uploaded) => {
+            if let Some(journal) = &started.journal {
+                journal.forget();
+            }
+            Ok(Outcome::sent(uploaded, 0))
+        }
+        Err(error) => Err(started.fail(dst, error).await),
     }
-    Ok(Outcome::sent(size, 0))
 }
 
 #[cfg(test)]

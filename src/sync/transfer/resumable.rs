@@ -1,0 +1,247 @@
+//! Whole-file multipart uploads that outlive the process: started, or picked up
+//! where an earlier run left them (`crate::resume` keeps the state), and
+//! journaled part by part.
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use crate::resume::{DonePart, ResumeStore, STATE_VERSION, UploadState, UploadTarget};
+use crate::signature::{SignedBlocks, sign_blocks};
+use crate::storage::s3::etag::{etag_md5, same_etag};
+use crate::storage::s3::{CompletedPart, MultipartUpload, ObjectMeta, S3Storage};
+use crate::storage::{RemoteErrorKind, StorageError};
+use crate::types::Entry;
+
+use super::{ItemContext, ItemError};
+
+/// A part an earlier run uploaded, checked against the file as it is now.
+pub(super) struct ResumedPart {
+    pub part: CompletedPart,
+    pub md5: Option<[u8; 16]>,
+    pub signed: Option<SignedBlocks>,
+}
+
+/// The state of an upload in progress, rewritten after each part.
+pub(super) struct Journal {
+    store: ResumeStore,
+    state: Mutex<UploadState>,
+}
+
+impl Journal {
+    /// Records a completed part. A state that cannot be written costs only the
+    /// ability to resume: the upload goes on.
+    pub fn record(&self, part: DonePart) {
+        let Ok(mut state) = self.state.lock() else {
+            return;
+        };
+        state.parts.push(part);
+        if let Err(e) = self.store.save(&state) {
+            tracing::warn!("{e}");
+        }
+    }
+
+    /// The upload completed or was abandoned: nothing to resume.
+    pub fn forget(&self) {
+        if let Ok(state) = self.state.lock() {
+            self.store.remove(&state.target);
+        }
+    }
+}
+
+/// An upload ready for its remaining parts.
+pub(super) struct Started {
+    pub upload: MultipartUpload,
+    pub resumed: Vec<ResumedPart>,
+    pub journal: Option<Journal>,
+}
+
+impl Started {
+    /// After a failure: an interruption (Ctrl+C, a network that stayed down)
+    /// leaves the upload and its state for the next run; anything else (the
+    /// file or the object changed, a refusal) abandons them.
+    pub async fn fail(self, dst: &S3Storage, error: ItemError) -> ItemError {
+        let resumable = match &error {
+            ItemError::Cancelled => true,
+            ItemError::Storage(e) => e.is_retryable(),
+            _ => false,
+        };
+        if !(resumable && self.journal.is_some()) {
+            let _ = dst.abort_multipart(&self.upload).await;
+            if let Some(journal) = &self.journal {
+                journal.forget();
+            }
+        }
+        error
+    }
+
+    /// Parts already on the server.
+    pub fn done_numbers(&self) -> std::collections::HashSet<i32> {
+        self.resumed.iter().map(|r| r.part.number).collect()
+    }
+}
+
+/// Starts the multipart upload of `source` to `key` in parts of `part_size`,
+/// or resumes the one an earlier run left, keeping the parts that are on the
+/// server and still match the file.
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn start(
+    dst: &S3Storage,
+    key: &str,
+    meta: &ObjectMeta,
+    source: &Path,
+    planned: &Entry,
+    part_size: u64,
+    block_size: Option<u32>,
+    ctx: &ItemContext,
+) -> Result<Started, ItemError> {
+    let Some(store) = ctx.resume.clone() else {
+        let upload = dst.create_multipart(key, meta).await?;
+        return Ok(Started {
+            upload,
+            resumed: Vec::new(),
+            journal: None,
+        });
+    };
+    let target = UploadTarget {
+        endpoint: dst.endpoint_id().to_string(),
+        bucket: dst.bucket().to_string(),
+        key: key.to_string(),
+        source: std::path::absolute(source).unwrap_or_else(|_| source.to_path_buf()),
+    };
+    let earlier = match store.load(&target) {
+        Ok(state) => state,
+        Err(e) => {
+            warn(ctx, e.to_string()).await;
+            None
+        }
+    };
+    if let Some(state) = earlier {
+        let upload = MultipartUpload {
+            key: key.to_string(),
+            upload_id: state.upload_id.clone(),
+        };
+        let same_plan = state.size == planned.size
+            && state.mtime_ns == planned.mtime_ns
+            && state.part_size == part_size
+            && state.block_size == block_size;
+        if same_plan {
+            match resume(dst, &upload, &state, source, block_size).await {
+                Ok(resumed) => {
+                    tracing::info!(
+                        "{}: resuming the upload: {} of its parts are on the server already",
+                        dst.url_of(key),
+                        resumed.len()
+                    );
+                    let mut state = state;
+                    state
+                        .parts
+                        .retain(|p| resumed.iter().any(|r| r.part.number == p.number));
+                    return Ok(Started {
+                        upload,
+                        resumed,
+                        journal: Some(Journal {
+                            store,
+                            state: Mutex::new(state),
+                        }),
+                    });
+                }
+                Err(StorageError::Remote {
+                    kind: RemoteErrorKind::NotFound,
+                    ..
+                }) => {} // the upload was completed or aborted meanwhile
+                Err(e) => return Err(e.into()),
+            }
+        } else {
+            // The file changed since: its parts are of no use.
+            let _ = dst.abort_multipart(&upload).await;
+        }
+        store.remove(&target);
+    }
+    let upload = dst.create_multipart(key, meta).await?;
+    let state = UploadState {
+        version: STATE_VERSION,
+        target,
+        upload_id: upload.upload_id.clone(),
+        size: planned.size,
+        mtime_ns: planned.mtime_ns,
+        part_size,
+        block_size,
+        parts: Vec::new(),
+        started_ns: now_ns(),
+    };
+    if let Err(e) = store.save(&state) {
+        warn(ctx, e.to_string()).await;
+    }
+    Ok(Started {
+        upload,
+        resumed: Vec::new(),
+        journal: Some(Journal {
+            store,
+            state: Mutex::new(state),
+        }),
+    })
+}
+
+/// The recorded parts that the server still has with the same ETag and whose
+/// file range still hashes the same, re-signed for the sidecar.
+async fn resume(
+    dst: &S3Storage,
+    upload: &MultipartUpload,
+    state: &UploadState,
+    source: &Path,
+    block_size: Option<u32>,
+) -> Result<Vec<ResumedPart>, StorageError> {
+    let listed = dst.list_parts(upload).await?;
+    let on_server: Vec<DonePart> = state
+        .parts
+        .iter()
+        .filter(|done| {
+            listed.iter().any(|p| {
+                p.number == done.number && p.size == done.len && same_etag(&p.etag, &done.etag)
+            })
+        })
+        .cloned()
+        .collect();
+    let path = source.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let file =
+            std::fs::File::open(&path).map_err(|e| StorageError::io("cannot open", &path, e))?;
+        let mut kept = Vec::new();
+        for done in on_server {
+            let mut bytes = vec![0u8; done.len as usize];
+            std::os::unix::fs::FileExt::read_exact_at(&file, &mut bytes, done.offset)
+                .map_err(|e| StorageError::io("cannot read", &path, e))?;
+            if blake3::hash(&bytes).to_hex().as_str() != done.blake3 {
+                continue; // changed in place: uploaded again
+            }
+            kept.push(ResumedPart {
+                md5: etag_md5(&done.etag),
+                signed: block_size.map(|block| sign_blocks(&bytes, done.offset, block)),
+                part: CompletedPart {
+                    number: done.number,
+                    etag: done.etag,
+                    size: done.len,
+                },
+            });
+        }
+        Ok(kept)
+    })
+    .await
+    .map_err(|e| StorageError::Task {
+        location: "resume".into(),
+        reason: e.to_string(),
+    })?
+}
+
+async fn warn(ctx: &ItemContext, message: String) {
+    let _ = ctx
+        .events
+        .send(crate::progress::ExecEvent::Warning { message })
+        .await;
+}
+
+fn now_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+}

@@ -1,0 +1,281 @@
+//! Interrupted runs: a multipart upload killed with SIGKILL resumes without
+//! sending its finished parts again; a local sync killed midway leaves no
+//! partial file and converges; unusable resume state is ignored with a warning.
+//! Runs are stopped by what the proxy has seen, never by sleeping.
+
+mod util;
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use util::fault_proxy::{FaultProxy, Faults};
+use util::s3::Bucket;
+use util::{Scratch, noise, stderr_of, temp_files, tree};
+
+const MIB: u64 = 1024 * 1024;
+
+fn state_dir(scratch: &Scratch) -> PathBuf {
+    scratch.path(".cache/hugesync/uploads")
+}
+
+fn state_files(scratch: &Scratch) -> Vec<PathBuf> {
+    std::fs::read_dir(state_dir(scratch))
+        .map(|dir| dir.filter_map(Result::ok).map(|e| e.path()).collect())
+        .unwrap_or_default()
+}
+
+/// Waits until `done` holds (or fails the test after a minute).
+fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Starts `hugesync sync --yes -j 2 SRC DST` and SIGKILLs it once the proxy has
+/// passed `kill_at` bytes of parts.
+fn upload_and_kill(scratch: &Scratch, proxy: &FaultProxy, dst: &str, kill_at: u64) {
+    let mut child = scratch
+        .std_cmd()
+        .args(["sync", "--yes", "-j", "2"])
+        .arg(scratch.src())
+        .arg(dst)
+        .args(proxy.args())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for("the upload to get going", || proxy.part_bytes() >= kill_at);
+    child.kill().unwrap(); // SIGKILL: nothing runs after it
+    child.wait().unwrap();
+}
+
+#[test]
+fn a_killed_multipart_upload_resumes_without_resending_parts() {
+    let (scratch, bucket) = (Scratch::new(), Bucket::new());
+    let data = noise(128 * MIB as usize, 41);
+    scratch.write("src/big.bin", &data);
+    let proxy = FaultProxy::start(&bucket.endpoint, Faults::default());
+    upload_and_kill(&scratch, &proxy, &bucket.url("d"), 64 * MIB);
+    assert!(
+        bucket.head("d/big.bin").is_none(),
+        "no object before completion"
+    );
+    assert_eq!(bucket.pending_uploads(), 1);
+    assert_eq!(state_files(&scratch).len(), 1, "resume state on disk");
+
+    let listed = scratch
+        .cmd()
+        .args(["uploads", &bucket.url("d")])
+        .args(proxy.args())
+        .output()
+        .unwrap();
+    assert!(listed.status.success(), "{}", stderr_of(&listed));
+    let text = String::from_utf8_lossy(&listed.stdout).into_owned();
+    assert!(
+        text.contains("d/big.bin") && text.contains("HugeSync's"),
+        "{text}"
+    );
+
+    let before = proxy.part_bytes();
+    let out = scratch
+        .cmd()
+        .args(["sync", "--yes", "-j", "2"])
+        .arg(scratch.src())
+        .arg(bucket.url("d"))
+        .args(proxy.args())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let resent = proxy.part_bytes() - before;
+    // At least the parts the server had finished before the kill stay there.
+    assert!(
+        resent <= 128 * MIB - 40 * MIB,
+        "the resumed run sent {} MiB of parts",
+        resent / MIB
+    );
+    assert!(bucket.get("d/big.bin") == data, "the object differs");
+    assert_eq!(bucket.pending_uploads(), 0);
+    assert!(
+        state_files(&scratch).is_empty(),
+        "state left after completion"
+    );
+
+    // The sidecar covers the resumed parts too: an unchanged file sends nothing,
+    // and its signature is right (a delta against it rebuilds the file).
+    let out = scratch
+        .cmd()
+        .args(["sync", "--yes", "--json"])
+        .arg(scratch.src())
+        .arg(bucket.url("d"))
+        .args(proxy.args())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let mut edited = data.clone();
+    edited[100 * MIB as usize] ^= 1;
+    scratch.write("src/big.bin", &edited);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    util::set_mtime(&scratch.src().join("big.bin"), now + 5, 0);
+    let before = proxy.part_bytes();
+    let out = scratch
+        .cmd()
+        .args(["sync", "--yes"])
+        .arg(scratch.src())
+        .arg(bucket.url("d"))
+        .args(proxy.args())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert!(proxy.part_bytes() - before <= 10 * MIB, "not a delta");
+    assert!(bucket.get("d/big.bin") == edited);
+}
+
+#[test]
+fn uploads_abort_removes_what_a_killed_run_left() {
+    let (scratch, bucket) = (Scratch::new(), Bucket::new());
+    scratch.write("src/big.bin", &noise(60 * MIB as usize, 42));
+    let proxy = FaultProxy::start(&bucket.endpoint, Faults::default());
+    upload_and_kill(&scratch, &proxy, &bucket.url("d"), 20 * MIB);
+    assert_eq!(bucket.pending_uploads(), 1);
+    let out = scratch
+        .cmd()
+        .args(["uploads", "--abort", &bucket.url("d")])
+        .args(proxy.args())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(bucket.pending_uploads(), 0);
+    assert!(state_files(&scratch).is_empty());
+}
+
+#[test]
+fn unusable_resume_state_is_ignored_with_a_warning() {
+    let (scratch, bucket) = (Scratch::new(), Bucket::new());
+    let data = noise(60 * MIB as usize, 43);
+    scratch.write("src/big.bin", &data);
+    let proxy = FaultProxy::start(&bucket.endpoint, Faults::default());
+    upload_and_kill(&scratch, &proxy, &bucket.url("d"), 20 * MIB);
+    let state = state_files(&scratch).pop().expect("a state file");
+    let json = std::fs::read(&state).unwrap();
+    std::fs::write(&state, &json[..json.len() / 2]).unwrap(); // truncated
+
+    let out = scratch
+        .cmd()
+        .args(["sync", "--yes"])
+        .arg(scratch.src())
+        .arg(bucket.url("d"))
+        .args(proxy.args())
+        .output()
+        .unwrap();
+    let stderr = stderr_of(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("ignoring resume state"), "{stderr}");
+    assert!(bucket.get("d/big.bin") == data);
+    assert!(state_files(&scratch).is_empty());
+}
+
+/// Files in `dst` under their final names are whole copies of `src`'s.
+fn no_partial_files(src: &Path, dst: &Path) {
+    for (rel, node) in tree(dst) {
+        let name = String::from_utf8_lossy(&rel).into_owned();
+        if name.contains(".hugesync-") {
+            continue;
+        }
+        assert_eq!(tree(src).get(&rel), Some(&node), "{name} is partial");
+    }
+}
+
+#[test]
+fn a_killed_local_sync_leaves_no_partial_file_and_converges() {
+    let scratch = Scratch::new();
+    for i in 0..24u64 {
+        scratch.write(
+            &format!("src/d{}/f{i:02}.bin", i % 3),
+            &noise(6 * MIB as usize, i),
+        );
+    }
+    let (src, dst) = (scratch.src(), scratch.dst());
+    let mut child = scratch
+        .std_cmd()
+        .args(["sync", "--yes", "-j", "2"])
+        .arg(&src)
+        .arg(&dst)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Counted without reading them: they are being written and renamed.
+    let landed = |dir: &Path| {
+        walkdir::WalkDir::new(dir)
+            .into_iter()
+            .filter_map(Result::ok)
+            .filter(|e| e.file_type().is_file())
+            .filter(|e| !e.file_name().to_string_lossy().starts_with(".hugesync-"))
+            .count()
+    };
+    wait_for("some files to land", || landed(&dst) >= 6);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    no_partial_files(&src, &dst);
+    // Whatever temp files the kill left, one more from a writer long dead.
+    util::write_file(&dst.join("d0/.hugesync-dead0.tmp"), b"half a file");
+
+    let out = scratch.sync(&[]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(tree(&dst), tree(&src), "the re-run converges");
+    assert!(
+        temp_files(&dst).is_empty(),
+        "temp files of the killed run are gone"
+    );
+}
+
+#[test]
+fn sigterm_stops_an_upload_resumably_with_exit_130() {
+    let (scratch, bucket) = (Scratch::new(), Bucket::new());
+    let data = noise(80 * MIB as usize, 44);
+    scratch.write("src/big.bin", &data);
+    let proxy = FaultProxy::start(&bucket.endpoint, Faults::default());
+    let mut child = scratch
+        .std_cmd()
+        .args(["sync", "--yes", "-j", "2"])
+        .arg(scratch.src())
+        .arg(bucket.url("d"))
+        .args(proxy.args())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for("the upload to get going", || proxy.part_bytes() >= 20 * MIB);
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    assert!(bucket.head("d/big.bin").is_none());
+    assert_eq!(bucket.pending_uploads(), 1, "left to resume, not aborted");
+    assert_eq!(state_files(&scratch).len(), 1);
+
+    let out = scratch
+        .cmd()
+        .args(["sync", "--yes"])
+        .arg(scratch.src())
+        .arg(bucket.url("d"))
+        .args(proxy.args())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert!(bucket.get("d/big.bin") == data);
+    assert_eq!(bucket.pending_uploads(), 0);
+    assert!(state_files(&scratch).is_empty());
+}
