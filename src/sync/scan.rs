@@ -152,7 +152,7 @@ async fn recorded_hash(s3: &S3Storage, path: &RelPath, entry: &Entry) -> Option<
         return Some(hash);
     }
     match super::sidecar::fetch(s3, path, entry).await {
-        Ok(super::sidecar::Sidecar::Fresh(signature)) => Some(
+        Ok(super::sidecar::Sidecar::Fresh(signature, _)) => Some(
             blake3::Hash::from_bytes(signature.file_hash)
                 .to_hex()
                 .to_string(),

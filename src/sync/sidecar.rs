@@ -12,7 +12,8 @@ use crate::types::{Entry, RelPath};
 /// What the sidecar of an object says about it.
 #[derive(Debug)]
 pub enum Sidecar {
-    Fresh(Signature),
+    /// It describes the object as it is, whose ETag this is.
+    Fresh(Signature, String),
     Missing,
     /// It describes another version of the object.
     Stale,
@@ -25,7 +26,7 @@ impl Sidecar {
     /// what happens instead ("sent whole", "fetched whole").
     pub fn unusable_reason(&self, instead: &str) -> Option<String> {
         match self {
-            Sidecar::Fresh(_) => None,
+            Sidecar::Fresh(..) => None,
             Sidecar::Missing => Some(format!("no signature sidecar yet: {instead}")),
             Sidecar::Stale => Some(format!(
                 "the signature sidecar describes another version of the object: {instead}"
@@ -79,13 +80,22 @@ pub async fn fetch(
         Ok(read) => read,
         Err(e) => return Ok(Sidecar::Corrupt(e.to_string())),
     };
-    let fresh = identity.etag.is_some()
-        && identity.etag.as_deref() == object.etag()
-        && signature.file_size == object.size;
-    Ok(if fresh {
-        Sidecar::Fresh(signature)
-    } else {
-        Sidecar::Stale
+    // Some S3-compatible stores list objects without ETags: then a HEAD says.
+    let current = match object.etag() {
+        Some(etag) => Some(etag.to_string()),
+        None => store
+            .head_key(&store.key_of(path))
+            .await?
+            .filter(|head| head.size == object.size)
+            .and_then(|head| head.etag),
+    };
+    Ok(match (identity.etag, current) {
+        (Some(recorded), Some(current))
+            if recorded == current && signature.file_size == object.size =>
+        {
+            Sidecar::Fresh(signature, current)
+        }
+        _ => Sidecar::Stale,
     })
 }
 

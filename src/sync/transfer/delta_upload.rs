@@ -9,7 +9,7 @@ use crate::signature::{Signature, assemble_signature, signature_of_bytes, signat
 use crate::storage::StorageError;
 use crate::storage::local::map_readonly;
 use crate::storage::s3::etag::md5;
-use crate::storage::s3::{ObjectMeta, S3Storage};
+use crate::storage::s3::{Expect, ObjectMeta, S3Storage};
 use crate::types::Entry;
 
 use super::super::RemoteSignature;
@@ -199,9 +199,14 @@ pub(super) async fn upload_delta(
     let old = t.item.dst.as_ref().ok_or(ItemError::Incomplete {
         side: "destination",
     })?;
-    let old_sig = match sidecar::fetch(t.dst, &t.item.path, old).await? {
-        Sidecar::Fresh(signature) => signature,
-        _ if t.ctx.remote_signature == RemoteSignature::Generate => sign_object(t, old).await?,
+    let (old_sig, old_etag) = match sidecar::fetch(t.dst, &t.item.path, old).await? {
+        Sidecar::Fresh(signature, etag) => (signature, etag),
+        _ if t.ctx.remote_signature == RemoteSignature::Generate => {
+            let etag = old.etag().ok_or(ItemError::Incomplete {
+                side: "destination ETag",
+            })?;
+            (sign_object(t, old).await?, etag.to_string())
+        }
         unusable => {
             if let Some(reason) = unusable.unusable_reason(super::super::estimate::UPLOAD_INSTEAD) {
                 let _ = t
@@ -215,12 +220,6 @@ pub(super) async fn upload_delta(
             return upload_signed(t, source).await;
         }
     };
-    let old_etag = old
-        .etag()
-        .ok_or(ItemError::Incomplete {
-            side: "destination ETag",
-        })?
-        .to_string();
     let size = t.planned.size;
     let block = t.ctx.block_size;
     let path = source.path.clone();
@@ -275,7 +274,7 @@ pub(super) async fn upload_delta(
         file: &source.path,
         ctx: t.ctx,
         base_etag: Some(&old_etag),
-        expect: expect_of(t.item),
+        expect: Expect::ETag(&old_etag),
         sign_block_size: None,
         journal: None,
     };

@@ -98,7 +98,7 @@ pub(super) async fn run(
         EntryKind::File => {
             let remote_sig = if item.action == SyncAction::Delta {
                 match sidecar::fetch(src, &item.path, &planned).await? {
-                    Sidecar::Fresh(signature) => Some(signature),
+                    Sidecar::Fresh(signature, _) => Some(signature),
                     unusable => {
                         if let Some(reason) =
                             unusable.unusable_reason(super::super::estimate::DOWNLOAD_INSTEAD)
