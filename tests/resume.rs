@@ -279,3 +279,42 @@ fn sigterm_stops_an_upload_resumably_with_exit_130() {
     assert_eq!(bucket.pending_uploads(), 0);
     assert!(state_files(&scratch).is_empty());
 }
+
+#[test]
+fn foreign_resume_state_is_ignored_with_a_warning() {
+    let (scratch, bucket) = (Scratch::new(), Bucket::new());
+    let data = noise(40 * MIB as usize, 45);
+    scratch.write("src/big.bin", &data);
+    let proxy = FaultProxy::start(&bucket.endpoint, Faults::default());
+    upload_and_kill(&scratch, &proxy, &bucket.url("d"), 20 * MIB);
+    // The state file at this upload's name describes some other upload.
+    let state = state_files(&scratch).pop().expect("a state file");
+    let mut json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
+    json["target"]["key"] = "d/someone-else.bin".into();
+    std::fs::write(&state, serde_json::to_vec(&json).unwrap()).unwrap();
+
+    let out = scratch
+        .cmd()
+        .args(["sync", "--yes"])
+        .arg(scratch.src())
+        .arg(bucket.url("d"))
+        .args(proxy.args())
+        .output()
+        .unwrap();
+    let stderr = stderr_of(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("describes another upload"), "{stderr}");
+    assert!(bucket.get("d/big.bin") == data);
+    // The killed run's upload was not ours to trust: `uploads --abort --all`
+    // is how it goes.
+    assert_eq!(bucket.pending_uploads(), 1);
+    let out = scratch
+        .cmd()
+        .args(["uploads", "--abort", "--all", &bucket.url("d")])
+        .args(proxy.args())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(bucket.pending_uploads(), 0);
+}
