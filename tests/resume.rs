@@ -37,6 +37,24 @@ fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
+/// `hugesync sync --yes SRC s3://…/d ARGS…` through the proxy, to the end.
+fn sync_to(
+    scratch: &Scratch,
+    proxy: &FaultProxy,
+    bucket: &Bucket,
+    args: &[&str],
+) -> std::process::Output {
+    scratch
+        .cmd()
+        .args(["sync", "--yes"])
+        .args(args)
+        .arg(scratch.src())
+        .arg(bucket.url("d"))
+        .args(proxy.args())
+        .output()
+        .unwrap()
+}
+
 /// Starts `hugesync sync --yes -j 2 SRC DST` and SIGKILLs it once the proxy has
 /// passed `kill_at` bytes of parts.
 fn upload_and_kill(scratch: &Scratch, proxy: &FaultProxy, dst: &str, kill_at: u64) {
@@ -83,14 +101,7 @@ fn a_killed_multipart_upload_resumes_without_resending_parts() {
     );
 
     let before = proxy.part_bytes();
-    let out = scratch
-        .cmd()
-        .args(["sync", "--yes", "-j", "2"])
-        .arg(scratch.src())
-        .arg(bucket.url("d"))
-        .args(proxy.args())
-        .output()
-        .unwrap();
+    let out = sync_to(&scratch, &proxy, &bucket, &["-j", "2"]);
     assert!(out.status.success(), "{}", stderr_of(&out));
     let resent = proxy.part_bytes() - before;
     // At least the parts the server had finished before the kill stay there.
@@ -108,14 +119,7 @@ fn a_killed_multipart_upload_resumes_without_resending_parts() {
 
     // The sidecar covers the resumed parts too: an unchanged file sends nothing,
     // and its signature is right (a delta against it rebuilds the file).
-    let out = scratch
-        .cmd()
-        .args(["sync", "--yes", "--json"])
-        .arg(scratch.src())
-        .arg(bucket.url("d"))
-        .args(proxy.args())
-        .output()
-        .unwrap();
+    let out = sync_to(&scratch, &proxy, &bucket, &["--json"]);
     assert!(out.status.success());
     let mut edited = data.clone();
     edited[100 * MIB as usize] ^= 1;
@@ -126,14 +130,7 @@ fn a_killed_multipart_upload_resumes_without_resending_parts() {
         .as_secs() as i64;
     util::set_mtime(&scratch.src().join("big.bin"), now + 5, 0);
     let before = proxy.part_bytes();
-    let out = scratch
-        .cmd()
-        .args(["sync", "--yes"])
-        .arg(scratch.src())
-        .arg(bucket.url("d"))
-        .args(proxy.args())
-        .output()
-        .unwrap();
+    let out = sync_to(&scratch, &proxy, &bucket, &[]);
     assert!(out.status.success(), "{}", stderr_of(&out));
     assert!(proxy.part_bytes() - before <= 10 * MIB, "not a delta");
     assert!(bucket.get("d/big.bin") == edited);
@@ -168,14 +165,7 @@ fn unusable_resume_state_is_ignored_with_a_warning() {
     let json = std::fs::read(&state).unwrap();
     std::fs::write(&state, &json[..json.len() / 2]).unwrap(); // truncated
 
-    let out = scratch
-        .cmd()
-        .args(["sync", "--yes"])
-        .arg(scratch.src())
-        .arg(bucket.url("d"))
-        .args(proxy.args())
-        .output()
-        .unwrap();
+    let out = sync_to(&scratch, &proxy, &bucket, &[]);
     let stderr = stderr_of(&out);
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.contains("ignoring resume state"), "{stderr}");
@@ -266,14 +256,7 @@ fn sigterm_stops_an_upload_resumably_with_exit_130() {
     assert_eq!(bucket.pending_uploads(), 1, "left to resume, not aborted");
     assert_eq!(state_files(&scratch).len(), 1);
 
-    let out = scratch
-        .cmd()
-        .args(["sync", "--yes"])
-        .arg(scratch.src())
-        .arg(bucket.url("d"))
-        .args(proxy.args())
-        .output()
-        .unwrap();
+    let out = sync_to(&scratch, &proxy, &bucket, &[]);
     assert!(out.status.success(), "{}", stderr_of(&out));
     assert!(bucket.get("d/big.bin") == data);
     assert_eq!(bucket.pending_uploads(), 0);
@@ -294,14 +277,7 @@ fn foreign_resume_state_is_ignored_with_a_warning() {
     json["target"]["key"] = "d/someone-else.bin".into();
     std::fs::write(&state, serde_json::to_vec(&json).unwrap()).unwrap();
 
-    let out = scratch
-        .cmd()
-        .args(["sync", "--yes"])
-        .arg(scratch.src())
-        .arg(bucket.url("d"))
-        .args(proxy.args())
-        .output()
-        .unwrap();
+    let out = sync_to(&scratch, &proxy, &bucket, &[]);
     let stderr = stderr_of(&out);
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.contains("describes another upload"), "{stderr}");
