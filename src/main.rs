@@ -84,7 +84,9 @@ async fn watch_signals(cancel: CancellationToken) {
 fn init_logging(quiet: bool, verbose: u8, tui: bool) {
     let level = match (quiet, verbose) {
         (true, _) => "error",
-        (false, 0 | 1) => "warn",
+        (false, 0) => "warn",
+        // -v: also retries, resumed uploads, cleaned-up leftovers.
+        (false, 1) => "info",
         (false, 2) => "debug",
         (false, _) => "trace",
     };

@@ -23,14 +23,14 @@ fn hugesync(scratch: &Scratch) -> assert_cmd::Command {
 }
 
 /// Runs `sync --yes --json FROM TO` through the proxy; returns the bytes sent
-/// and the paths of the conflicts met, asserting success.
+/// the paths of the conflicts met and the requests retried, asserting success.
 fn sync_via(
     scratch: &Scratch,
     proxy: &FaultProxy,
     from: &str,
     to: &str,
     extra: &[&str],
-) -> (u64, Vec<String>) {
+) -> (u64, Vec<String>, u64) {
     let out = hugesync(scratch)
         .args(["sync", "--yes", "--json", from, to])
         .args(proxy.args())
@@ -45,19 +45,16 @@ fn sync_via(
         .filter_map(|line| serde_json::from_str(line).ok())
         .collect();
     // No summary: there was nothing to do.
-    let sent = events
-        .iter()
-        .find(|event| event["event"] == "summary")
-        .map_or(0, |summary| {
-            summary["report"]["bytes_sent"].as_u64().unwrap()
-        });
+    let summary = events.iter().find(|event| event["event"] == "summary");
+    let sent = summary.map_or(0, |s| s["report"]["bytes_sent"].as_u64().unwrap());
+    let retries = summary.map_or(0, |s| s["report"]["retries"].as_u64().unwrap());
     let mut conflicts: Vec<String> = events
         .iter()
         .filter(|event| event["event"] == "conflict")
         .map(|event| event["path"].as_str().unwrap().to_string())
         .collect();
     conflicts.sort();
-    (sent, conflicts)
+    (sent, conflicts, retries)
 }
 
 fn text(path: &std::path::Path) -> String {
@@ -79,8 +76,9 @@ fn a_tree_goes_up_and_comes_back_through_ten_percent_faults() {
 
     let proxy = FaultProxy::start(&bucket.endpoint, Faults::mixed(0.10));
     let src = text(&scratch.src());
-    let (sent, _) = sync_via(&scratch, &proxy, &src, &bucket.url("d"), &[]);
+    let (sent, _, retries) = sync_via(&scratch, &proxy, &src, &bucket.url("d"), &[]);
     assert!(sent >= 40 * MIB as u64);
+    assert!(retries > 0, "faults met, yet no retries counted");
     for rel in &files {
         let local = fs::read(scratch.src().join(rel)).unwrap();
         assert!(bucket.get(&format!("d/{rel}")) == local, "{rel} differs");
@@ -88,7 +86,7 @@ fn a_tree_goes_up_and_comes_back_through_ten_percent_faults() {
     assert_eq!(bucket.pending_uploads(), 0, "no upload left behind");
 
     // Unchanged: nothing to send, though the listing meets faults too.
-    let (sent, _) = sync_via(&scratch, &proxy, &src, &bucket.url("d"), &[]);
+    let (sent, _, _) = sync_via(&scratch, &proxy, &src, &bucket.url("d"), &[]);
     assert_eq!(sent, 0);
 
     let back = scratch.path("back");
@@ -115,7 +113,7 @@ fn a_delta_upload_completes_through_faults() {
     data.splice(MIB..MIB, noise(1024, 6));
     fs::write(&file, &data).unwrap();
     let flaky = FaultProxy::start(&bucket.endpoint, Faults::mixed(0.10));
-    let (sent, _) = sync_via(&scratch, &flaky, &src, &bucket.url("d"), &[]);
+    let (sent, _, _) = sync_via(&scratch, &flaky, &src, &bucket.url("d"), &[]);
     assert!(sent < 32 * MIB as u64, "sent {sent} bytes: not a delta");
     assert!(
         bucket.get("d/model.bin") == data,
@@ -124,7 +122,7 @@ fn a_delta_upload_completes_through_faults() {
     assert_eq!(bucket.pending_uploads(), 0);
 
     // The sidecar written through the faults describes the new object.
-    let (sent, _) = sync_via(&scratch, &direct, &src, &bucket.url("d"), &[]);
+    let (sent, _, _) = sync_via(&scratch, &direct, &src, &bucket.url("d"), &[]);
     assert_eq!(sent, 0);
 }
 
@@ -177,7 +175,7 @@ fn race_setup(scratch: &Scratch, bucket: &Bucket) -> FaultProxy {
 fn an_object_changed_after_the_plan_is_planned_again() {
     let (scratch, bucket) = (Scratch::new(), Bucket::new());
     let proxy = race_setup(&scratch, &bucket);
-    let (_, conflicts) = sync_via(
+    let (_, conflicts, _) = sync_via(
         &scratch,
         &proxy,
         &text(&scratch.src()),
@@ -221,7 +219,7 @@ fn a_multipart_upload_looks_before_it_completes() {
         path: format!("{}/d/big.bin", bucket.name),
         body: b"theirs".to_vec(),
     });
-    let (_, conflicts) = sync_via(
+    let (_, conflicts, _) = sync_via(
         &scratch,
         &proxy,
         &text(&scratch.src()),

@@ -59,6 +59,10 @@ pub struct ExecReport {
     pub conflicts: u64,
     /// `--fail-on-conflict` stopped the run: no new item started after it.
     pub stopped_on_conflict: bool,
+    /// Requests to object stores that failed and were tried again (the scan's
+    /// included).
+    #[serde(default)]
+    pub retries: u64,
 }
 
 impl ExecReport {
@@ -92,6 +96,12 @@ impl ExecReport {
             lines.push(format!(
                 "{} deletion(s) withheld because of failures.",
                 format::count(self.deletes_withheld)
+            ));
+        }
+        if self.retries > 0 {
+            lines.push(format!(
+                "{} request(s) failed and were retried (-v shows them).",
+                format::count(self.retries)
             ));
         }
         if self.stopped_on_conflict {
@@ -192,6 +202,11 @@ pub async fn execute(
     };
     runner.run(options.jobs.max(1)).await;
     runner.report.duration = started.elapsed();
+    runner.report.retries = match (&runner.ctx.source, &runner.ctx.destination) {
+        // Both sides of a run share one policy, and so one count.
+        (_, Storage::S3(s3)) | (Storage::S3(s3), _) => s3.retry().retried(),
+        _ => 0,
+    };
     runner.report
 }
 

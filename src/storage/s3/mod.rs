@@ -202,7 +202,8 @@ impl S3Storage {
         &self.endpoint
     }
 
-    pub(crate) fn retry(&self) -> &RetryPolicy {
+    /// The retry policy of this store's requests (with its count of retries).
+    pub fn retry(&self) -> &RetryPolicy {
         &self.retry
     }
 }
