@@ -5,6 +5,7 @@ mod util;
 
 use std::fs;
 
+use util::fault_proxy::{FaultProxy, Faults};
 use util::s3::{Bucket, auth_endpoint};
 use util::{Scratch, noise, set_mode, set_mtime, stderr_of, stdout_of, tree};
 
@@ -66,19 +67,28 @@ fn upload_then_rerun_is_a_noop() {
         .map(|k| bucket.head(k).unwrap().etag)
         .collect();
 
-    let again = sync(
-        &scratch,
-        &bucket,
-        &local(&scratch.src()),
-        &bucket.url("data"),
-        &[],
-    );
-    assert!(again.status.success());
+    // Through a counting proxy: the re-run lists, and writes nothing.
+    let proxy = FaultProxy::start(&bucket.endpoint, Faults::default());
+    let again = scratch
+        .cmd()
+        .args(["sync", "--yes"])
+        .arg(scratch.src())
+        .arg(bucket.url("data"))
+        .args(proxy.args())
+        .output()
+        .unwrap();
+    assert!(again.status.success(), "{}", stderr_of(&again));
     assert!(
         stdout_of(&again).contains("Nothing to do"),
         "{}",
         stdout_of(&again)
     );
+    assert_eq!(
+        proxy.writes(),
+        0,
+        "a no-op re-run made PUT/POST/DELETE requests"
+    );
+    assert_eq!(proxy.requests(), 1, "one listing page, no HEAD per object");
     let after: Vec<_> = bucket
         .keys()
         .iter()

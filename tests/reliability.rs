@@ -231,3 +231,28 @@ fn a_multipart_upload_looks_before_it_completes() {
     assert!(bucket.get("d/big.bin") == data);
     assert_eq!(bucket.pending_uploads(), 0);
 }
+
+#[test]
+fn a_server_that_keeps_failing_gets_a_bounded_number_of_attempts() {
+    let (scratch, bucket) = (Scratch::new(), Bucket::new());
+    scratch.write("src/a.txt", b"a");
+    let proxy = FaultProxy::start(
+        &bucket.endpoint,
+        Faults {
+            slow_down: 1.0,
+            ..Faults::default()
+        },
+    );
+    let out = hugesync(&scratch)
+        .args(["sync", "--yes", "--retries", "3"])
+        .arg(scratch.src())
+        .arg(bucket.url("d"))
+        .args(proxy.args())
+        .output()
+        .unwrap();
+    let stderr = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("SlowDown"), "{stderr}");
+    // The listing: one attempt and three retries, then the run gives up.
+    assert_eq!(proxy.requests(), 4);
+}

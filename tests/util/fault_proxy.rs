@@ -43,6 +43,8 @@ impl Faults {
 #[derive(Default)]
 pub struct Counters {
     pub requests: AtomicU64,
+    /// Requests other than GET and HEAD: the ones that change something.
+    pub writes: AtomicU64,
     pub faults: AtomicU64,
     /// Request body bytes that reached the server.
     pub body_bytes: AtomicU64,
@@ -130,6 +132,10 @@ impl FaultProxy {
 
     pub fn requests(&self) -> u64 {
         self.counters.requests.load(Ordering::Relaxed)
+    }
+
+    pub fn writes(&self) -> u64 {
+        self.counters.writes.load(Ordering::Relaxed)
     }
 
     pub fn faults(&self) -> u64 {
@@ -280,6 +286,9 @@ async fn handle(
     };
     counters.requests.fetch_add(1, Ordering::Relaxed);
     let head = String::from_utf8_lossy(&head).into_owned();
+    if !(head.starts_with("GET ") || head.starts_with("HEAD ")) {
+        counters.writes.fetch_add(1, Ordering::Relaxed);
+    }
     let length: usize = header(&head, "content-length")
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
