@@ -351,7 +351,7 @@ settings! {
     retries: usize = 6, env "HUGESYNC_RETRIES", parse parse_usize;
     /// Longest wait between two attempts (the backoff doubles up to it, with full jitter).
     retry_max_delay: Span = Span(std::time::Duration::from_secs(20)), env "HUGESYNC_RETRY_MAX_DELAY", parse parse_span;
-    /// A request with no answer (a download with no bytes) for this long is abandoned and retried.
+    /// A request that makes no progress (no answer, no body bytes moving) for this long is abandoned and retried.
     stall_timeout: Span = Span(std::time::Duration::from_secs(60)), env "HUGESYNC_STALL_TIMEOUT", parse parse_span;
     /// Stop the sync when a destination object changed since it was planned (default: re-plan that file once).
     fail_on_conflict: bool = false, env "HUGESYNC_FAIL_ON_CONFLICT", parse parse_bool;

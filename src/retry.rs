@@ -21,11 +21,6 @@ use std::time::Duration;
 
 use crate::storage::{RemoteErrorKind, StorageError};
 
-/// Floor on the rate a request body must move at before it counts as stalled:
-/// a request that sends `len` bytes gets `stall_timeout + len / MIN_BODY_RATE`.
-/// Low enough for many parallel parts over a slow uplink.
-const MIN_BODY_RATE: u64 = 64 * 1024;
-
 /// How a request is retried, and when an attempt counts as stalled.
 #[derive(Clone, Debug)]
 pub struct RetryPolicy {
@@ -35,8 +30,8 @@ pub struct RetryPolicy {
     pub base_delay: Duration,
     /// No retry waits longer than this.
     pub max_delay: Duration,
-    /// An attempt that gets no answer (or, downloading, no bytes) for this long
-    /// is abandoned and counts as a retryable failure.
+    /// An attempt that makes no progress (no answer; no body bytes going out
+    /// or coming in) for this long is abandoned, a retryable failure.
     pub stall_timeout: Duration,
     /// Retries made so far, across every clone of the policy.
     retried: Arc<AtomicU64>,
@@ -49,16 +44,48 @@ impl Default for RetryPolicy {
 }
 
 /// How long an attempt may take before it is abandoned.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub enum Budget {
     /// A request with a small body and a small answer.
     Quick,
     /// Server-side work whose time grows with the data (copies, completions).
     ServerSide,
-    /// A request carrying a body of this many bytes.
-    Sending(u64),
+    /// A request whose body reports its progress here: abandoned once nothing
+    /// moved for the stall timeout, however long the whole body takes.
+    Watched(Arc<Activity>),
     /// No limit here: the caller bounds each step itself (streamed bodies).
     Unbounded,
+}
+
+/// When a request last made progress (a piece of its body went out).
+#[derive(Debug)]
+pub struct Activity {
+    /// tokio's clock, which the watchdog's sleeps run on.
+    origin: tokio::time::Instant,
+    /// Milliseconds after `origin`.
+    last: AtomicU64,
+}
+
+impl Default for Activity {
+    fn default() -> Self {
+        Activity {
+            origin: tokio::time::Instant::now(),
+            last: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Activity {
+    pub fn touch(&self) {
+        let now = u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last.store(now, Ordering::Relaxed);
+    }
+
+    /// How long since the last progress.
+    pub fn idle(&self) -> Duration {
+        let now = u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(u64::MAX);
+        Duration::from_millis(now.saturating_sub(self.last.load(Ordering::Relaxed)))
+    }
 }
 
 impl RetryPolicy {
@@ -87,16 +114,51 @@ impl RetryPolicy {
         Duration::from_millis(fastrand::u64(0..=cap_ms))
     }
 
-    fn time_limit(&self, budget: Budget) -> Option<Duration> {
-        match budget {
-            Budget::Quick => Some(self.stall_timeout),
-            Budget::ServerSide => Some(self.stall_timeout.saturating_mul(10)),
-            Budget::Sending(len) => Some(
-                self.stall_timeout
-                    .saturating_add(Duration::from_secs(len / MIN_BODY_RATE)),
-            ),
-            Budget::Unbounded => None,
-        }
+    /// Runs one attempt within its budget.
+    async fn attempt<T, Fut>(
+        &self,
+        what: &str,
+        budget: &Budget,
+        attempt: Fut,
+    ) -> Result<T, StorageError>
+    where
+        Fut: Future<Output = Result<T, StorageError>>,
+    {
+        let limit = match budget {
+            Budget::Quick => self.stall_timeout,
+            Budget::ServerSide => self.stall_timeout.saturating_mul(10),
+            Budget::Unbounded => return attempt.await,
+            Budget::Watched(activity) => {
+                activity.touch();
+                let watchdog = async {
+                    loop {
+                        let idle = activity.idle();
+                        if idle >= self.stall_timeout {
+                            return;
+                        }
+                        tokio::time::sleep(self.stall_timeout - idle).await;
+                    }
+                };
+                return tokio::select! {
+                    result = attempt => result,
+                    () = watchdog => Err(StorageError::Interrupted {
+                        target: what.to_string(),
+                        message: format!(
+                            "no progress for {}",
+                            humantime::format_duration(self.stall_timeout)
+                        ),
+                    }),
+                };
+            }
+        };
+        tokio::time::timeout(limit, attempt)
+            .await
+            .unwrap_or_else(|_| {
+                Err(StorageError::Interrupted {
+                    target: what.to_string(),
+                    message: format!("no answer within {}", humantime::format_duration(limit)),
+                })
+            })
     }
 
     /// Runs `attempt` until it succeeds, fails for good, or the retries are
@@ -113,20 +175,7 @@ impl RetryPolicy {
     {
         let mut retry = 0;
         loop {
-            let result = match self.time_limit(budget) {
-                Some(limit) => tokio::time::timeout(limit, attempt())
-                    .await
-                    .unwrap_or_else(|_| {
-                        Err(StorageError::Interrupted {
-                            target: what.to_string(),
-                            message: format!(
-                                "no answer within {}",
-                                humantime::format_duration(limit)
-                            ),
-                        })
-                    }),
-                None => attempt().await,
-            };
+            let result = self.attempt(what, &budget, attempt()).await;
             match result {
                 Err(error) if error.is_retryable() && retry < self.retries => {
                     let delay = self.delay(retry);
@@ -261,6 +310,47 @@ mod tests {
             .await;
         assert!(result.is_err());
         assert_eq!(calls, 4);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_body_that_moves_is_not_stalled_but_silence_is() {
+        let policy = quick_policy(0); // stall timeout 5 s
+        let activity = Arc::new(Activity::default());
+        // Sends for 60 s in 1 s steps: slow, never stalled.
+        let moving = activity.clone();
+        let result = policy
+            .run("slow", Budget::Watched(activity.clone()), || {
+                let moving = moving.clone();
+                async move {
+                    for _ in 0..60 {
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        moving.touch();
+                    }
+                    Ok(())
+                }
+            })
+            .await;
+        assert!(result.is_ok(), "{result:?}");
+        // Sends for 3 s, then nothing: abandoned 5 s after the last piece.
+        let started = tokio::time::Instant::now();
+        let result: Result<(), _> = policy
+            .run("stalled", Budget::Watched(activity.clone()), || {
+                let moving = moving.clone();
+                async move {
+                    for _ in 0..3 {
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        moving.touch();
+                    }
+                    std::future::pending().await
+                }
+            })
+            .await;
+        assert!(matches!(result, Err(StorageError::Interrupted { .. })));
+        let waited = started.elapsed();
+        assert!(
+            waited >= Duration::from_secs(8) && waited < Duration::from_secs(9),
+            "{waited:?}"
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -173,6 +173,17 @@ fn unusable_resume_state_is_ignored_with_a_warning() {
     assert!(state_files(&scratch).is_empty());
 }
 
+/// Files under their final names below `dir`, counted without reading them:
+/// they are being written and renamed.
+fn landed(dir: &Path) -> usize {
+    walkdir::WalkDir::new(dir)
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file())
+        .filter(|e| !e.file_name().to_string_lossy().starts_with(".hugesync-"))
+        .count()
+}
+
 /// Files in `dst` under their final names are whole copies of `src`'s.
 fn no_partial_files(src: &Path, dst: &Path) {
     for (rel, node) in tree(dst) {
@@ -203,15 +214,6 @@ fn a_killed_local_sync_leaves_no_partial_file_and_converges() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    // Counted without reading them: they are being written and renamed.
-    let landed = |dir: &Path| {
-        walkdir::WalkDir::new(dir)
-            .into_iter()
-            .filter_map(Result::ok)
-            .filter(|e| e.file_type().is_file())
-            .filter(|e| !e.file_name().to_string_lossy().starts_with(".hugesync-"))
-            .count()
-    };
     wait_for("some files to land", || landed(&dst) >= 6);
     child.kill().unwrap();
     child.wait().unwrap();
@@ -293,4 +295,39 @@ fn foreign_resume_state_is_ignored_with_a_warning() {
         .unwrap();
     assert!(out.status.success(), "{}", stderr_of(&out));
     assert_eq!(bucket.pending_uploads(), 0);
+}
+
+#[test]
+fn a_second_interrupt_stops_at_once_without_partial_files() {
+    let scratch = Scratch::new();
+    for i in 0..24u64 {
+        scratch.write(
+            &format!("src/f{i:02}.bin"),
+            &noise(6 * MIB as usize, 100 + i),
+        );
+    }
+    let (src, dst) = (scratch.src(), scratch.dst());
+    let mut child = scratch
+        .std_cmd()
+        .args(["sync", "--yes", "-j", "2"])
+        .arg(&src)
+        .arg(&dst)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for("some files to land", || landed(&dst) >= 2);
+    for _ in 0..2 {
+        let sent = std::process::Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(child.wait().unwrap().code(), Some(130));
+    no_partial_files(&src, &dst);
+    let out = scratch.sync(&[]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(tree(&dst), tree(&src));
 }

@@ -6,6 +6,7 @@
 //! server-side stitching is built from. Object metadata (`meta`) carries the POSIX
 //! attributes a plain object store does not have.
 
+mod body;
 pub mod etag;
 mod list;
 pub mod meta;

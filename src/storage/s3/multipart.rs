@@ -3,12 +3,12 @@
 
 use std::path::Path;
 
-use aws_sdk_s3::primitives::{ByteStream, Length};
+use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart as SdkCompletedPart};
 use bytes::Bytes;
 
 use super::{Expect, ObjectMeta, S3Storage, remote_error};
-use crate::retry::Budget;
+use crate::retry::{Activity, Budget};
 use crate::storage::StorageError;
 
 /// An upload in progress.
@@ -82,15 +82,12 @@ impl S3Storage {
         md5: Option<[u8; 16]>,
     ) -> Result<CompletedPart, StorageError> {
         let url = self.url_of(&upload.key);
+        let activity = std::sync::Arc::new(Activity::default());
         self.retry()
-            .run(&url, Budget::Sending(len), || async {
-                let body = ByteStream::read_from()
-                    .path(file)
-                    .offset(offset)
-                    .length(Length::Exact(len))
-                    .build()
+            .run(&url, Budget::Watched(activity.clone()), || async {
+                let body = super::body::from_file(file, offset, len, &activity)
                     .await
-                    .map_err(|e| transfer_error(file.display().to_string(), e))?;
+                    .map_err(|e| StorageError::io("cannot read", file, e))?;
                 self.upload_part(upload, number, body, len, md5).await
             })
             .await
@@ -106,21 +103,17 @@ impl S3Storage {
     ) -> Result<CompletedPart, StorageError> {
         let len = bytes.len() as u64;
         let url = self.url_of(&upload.key);
+        let activity = std::sync::Arc::new(Activity::default());
         self.retry()
-            .run(&url, Budget::Sending(len), || {
-                self.upload_part(
-                    upload,
-                    number,
-                    ByteStream::from(bytes.clone()),
-                    len,
-                    Some(md5),
-                )
+            .run(&url, Budget::Watched(activity.clone()), || {
+                let body = super::body::from_bytes(&bytes, &activity);
+                self.upload_part(upload, number, body, len, Some(md5))
             })
             .await
     }
 
-    /// One attempt. With Content-MD5 the server verifies the body, so the SDK's
-    /// own SHA-256 of the payload (for SigV4) is skipped: one hash pass, not two.
+    /// One attempt. The body is streamed, not hashed for the signature: with
+    /// Content-MD5 the server verifies it (one hash pass, not two), TLS otherwise.
     async fn upload_part(
         &self,
         upload: &MultipartUpload,
@@ -139,12 +132,8 @@ impl S3Storage {
             .content_length(len as i64)
             .set_content_md5(md5.map(|m| super::object::content_md5(&m)))
             .body(body)
-            .customize();
-        let request = if md5.is_some() {
-            request.disable_payload_signing()
-        } else {
-            request
-        };
+            .customize()
+            .disable_payload_signing();
         let out = request
             .send()
             .await

@@ -4,13 +4,13 @@
 use std::path::Path;
 
 use aws_sdk_s3::operation::head_object::HeadObjectError;
-use aws_sdk_s3::primitives::{ByteStream, Length};
+use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{Delete, MetadataDirective, ObjectIdentifier};
 use bytes::Bytes;
 
 use super::list::timestamp_ns;
 use super::{Expect, ObjectMeta, RemoteErrorKind, S3Storage, remote_error};
-use crate::retry::Budget;
+use crate::retry::{Activity, Budget};
 use crate::storage::StorageError;
 use crate::types::{Entry, EntryKind, RelPath};
 
@@ -305,20 +305,15 @@ impl S3Storage {
     ) -> Result<Option<String>, StorageError> {
         let url = self.url_of(key);
         let attempts = std::sync::atomic::AtomicU32::new(0);
+        let activity = std::sync::Arc::new(Activity::default());
         let result = self
             .retry()
-            .run(&url, Budget::Sending(len), || async {
+            .run(&url, Budget::Watched(activity.clone()), || async {
                 attempts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let body = ByteStream::read_from()
-                    .path(file)
-                    .length(Length::Exact(len))
-                    .build()
+                let body = super::body::from_file(file, 0, len, &activity)
                     .await
-                    .map_err(|e| StorageError::Transfer {
-                        target: file.display().to_string(),
-                        message: e.to_string(),
-                    })?;
-                let request = self
+                    .map_err(|e| StorageError::io("cannot read", file, e))?;
+                let out = self
                     .client()
                     .put_object()
                     .bucket(self.bucket())
@@ -329,13 +324,10 @@ impl S3Storage {
                     .set_if_match(expect.if_match())
                     .set_if_none_match(expect.if_none_match())
                     .body(body)
-                    .customize();
-                let request = if md5.is_some() {
-                    request.disable_payload_signing()
-                } else {
-                    request
-                };
-                let out = request
+                    .customize()
+                    // A streamed body is not hashed for the signature: the
+                    // server checks Content-MD5 where we have it, TLS the rest.
+                    .disable_payload_signing()
                     .send()
                     .await
                     .map_err(|e| remote_error("cannot upload", url.clone(), e))?;
@@ -394,9 +386,10 @@ impl S3Storage {
         let md5 = content_md5(&digest);
         let len = bytes.len() as u64;
         let attempts = std::sync::atomic::AtomicU32::new(0);
+        let activity = std::sync::Arc::new(Activity::default());
         let result = self
             .retry()
-            .run(&url, Budget::Sending(len), || async {
+            .run(&url, Budget::Watched(activity.clone()), || async {
                 attempts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let out = self
                     .client()
@@ -408,7 +401,7 @@ impl S3Storage {
                     .set_metadata(Some(meta.to_headers()))
                     .set_if_match(expect.if_match())
                     .set_if_none_match(expect.if_none_match())
-                    .body(ByteStream::from(bytes.clone()))
+                    .body(super::body::from_bytes(&bytes, &activity))
                     .customize()
                     .disable_payload_signing()
                     .send()
