@@ -73,13 +73,20 @@ fn upload_and_kill(scratch: &Scratch, proxy: &FaultProxy, dst: &str, kill_at: u6
     child.wait().unwrap();
 }
 
-#[test]
-fn a_killed_multipart_upload_resumes_without_resending_parts() {
+/// `src/big.bin` of `mib` MiB (seeded noise) whose upload through a fresh
+/// proxy was SIGKILLed after `kill_at_mib` MiB of parts.
+fn killed_upload(mib: u64, seed: u64, kill_at_mib: u64) -> (Scratch, Bucket, FaultProxy, Vec<u8>) {
     let (scratch, bucket) = (Scratch::new(), Bucket::new());
-    let data = noise(128 * MIB as usize, 41);
+    let data = noise((mib * MIB) as usize, seed);
     scratch.write("src/big.bin", &data);
     let proxy = FaultProxy::start(&bucket.endpoint, Faults::default());
-    upload_and_kill(&scratch, &proxy, &bucket.url("d"), 64 * MIB);
+    upload_and_kill(&scratch, &proxy, &bucket.url("d"), kill_at_mib * MIB);
+    (scratch, bucket, proxy, data)
+}
+
+#[test]
+fn a_killed_multipart_upload_resumes_without_resending_parts() {
+    let (scratch, bucket, proxy, data) = killed_upload(128, 41, 64);
     assert!(
         bucket.head("d/big.bin").is_none(),
         "no object before completion"
@@ -138,10 +145,7 @@ fn a_killed_multipart_upload_resumes_without_resending_parts() {
 
 #[test]
 fn uploads_abort_removes_what_a_killed_run_left() {
-    let (scratch, bucket) = (Scratch::new(), Bucket::new());
-    scratch.write("src/big.bin", &noise(60 * MIB as usize, 42));
-    let proxy = FaultProxy::start(&bucket.endpoint, Faults::default());
-    upload_and_kill(&scratch, &proxy, &bucket.url("d"), 20 * MIB);
+    let (scratch, bucket, proxy, _) = killed_upload(60, 42, 20);
     assert_eq!(bucket.pending_uploads(), 1);
     let out = scratch
         .cmd()
@@ -156,11 +160,7 @@ fn uploads_abort_removes_what_a_killed_run_left() {
 
 #[test]
 fn unusable_resume_state_is_ignored_with_a_warning() {
-    let (scratch, bucket) = (Scratch::new(), Bucket::new());
-    let data = noise(60 * MIB as usize, 43);
-    scratch.write("src/big.bin", &data);
-    let proxy = FaultProxy::start(&bucket.endpoint, Faults::default());
-    upload_and_kill(&scratch, &proxy, &bucket.url("d"), 20 * MIB);
+    let (scratch, bucket, proxy, data) = killed_upload(60, 43, 20);
     let state = state_files(&scratch).pop().expect("a state file");
     let json = std::fs::read(&state).unwrap();
     std::fs::write(&state, &json[..json.len() / 2]).unwrap(); // truncated
@@ -267,11 +267,7 @@ fn sigterm_stops_an_upload_resumably_with_exit_130() {
 
 #[test]
 fn foreign_resume_state_is_ignored_with_a_warning() {
-    let (scratch, bucket) = (Scratch::new(), Bucket::new());
-    let data = noise(40 * MIB as usize, 45);
-    scratch.write("src/big.bin", &data);
-    let proxy = FaultProxy::start(&bucket.endpoint, Faults::default());
-    upload_and_kill(&scratch, &proxy, &bucket.url("d"), 20 * MIB);
+    let (scratch, bucket, proxy, data) = killed_upload(40, 45, 20);
     // The state file at this upload's name describes some other upload.
     let state = state_files(&scratch).pop().expect("a state file");
     let mut json: serde_json::Value =

@@ -296,7 +296,7 @@ fn insert(from: usize, to: usize) -> DeltaOp {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::delta::apply_delta;
     use crate::signature::signature_of_bytes;
@@ -304,7 +304,8 @@ mod tests {
 
     const BLOCK: u32 = 64 * 1024;
 
-    fn noise(len: usize, seed: u64) -> Vec<u8> {
+    /// Deterministic pseudo-random bytes (xorshift), for tests across the crate.
+    pub(crate) fn noise(len: usize, seed: u64) -> Vec<u8> {
         let mut state = seed | 1;
         (0..len)
             .map(|_| {

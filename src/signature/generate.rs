@@ -24,19 +24,8 @@ fn block_checksums(
     block_size: u32,
     merger: &mut TreeMerger,
 ) -> Vec<BlockChecksum> {
-    let hashed: Vec<_> = data
-        .par_chunks(block_size as usize)
-        .enumerate()
-        .map(|(i, block)| {
-            let hash = hash_block(block, offset + i as u64 * u64::from(block_size));
-            let checksum = BlockChecksum {
-                weak: checksum(block),
-                strong: hash.strong,
-            };
-            (checksum, hash)
-        })
-        .collect();
-    hashed
+    sign_blocks(data, offset, block_size)
+        .blocks
         .into_iter()
         .map(|(checksum, hash)| {
             merger.push_block(&hash);

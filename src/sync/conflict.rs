@@ -11,7 +11,8 @@
 
 use super::diff;
 use super::plan::{PlanItem, SyncPlan, UserEdit, diff_options};
-use super::transfer::ItemError;
+use super::transfer::{self, ItemContext, ItemError, Outcome};
+use crate::progress::ExecEvent;
 use crate::storage::Storage;
 use crate::types::{Entry, Manifest, ManifestEntry, SyncAction};
 
@@ -62,6 +63,41 @@ pub async fn replan(
         fresh.edit = item.edit;
     }
     Ok(fresh)
+}
+
+/// After a conflict: plans the path again from both sides as they are now, says
+/// so, and carries out the new plan (a second conflict is an error).
+pub(super) async fn replan_and_run(
+    id: usize,
+    item: &PlanItem,
+    plan: &SyncPlan,
+    ctx: ItemContext,
+) -> Result<Outcome, ItemError> {
+    let fresh = replan(item, plan, &ctx.source, &ctx.destination).await?;
+    let action = fresh.action;
+    let resolution = match action {
+        SyncAction::Skip => "changed at the destination since the plan; now up to date".into(),
+        _ => format!(
+            "changed at the destination since the plan; planned again: {action} ({})",
+            fresh.reason.describe()
+        ),
+    };
+    let _ = ctx
+        .events
+        .send(ExecEvent::Conflict {
+            id,
+            path: item.path.clone(),
+            resolution,
+        })
+        .await;
+    let outcome = match action {
+        SyncAction::Skip => Outcome::default(),
+        _ => transfer::run(id, fresh, ctx).await?,
+    };
+    Ok(Outcome {
+        replanned: Some(action),
+        ..outcome
+    })
 }
 
 #[cfg(test)]

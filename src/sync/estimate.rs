@@ -8,7 +8,7 @@ use crate::delta::{PartLimits, compute_delta, plan_parts};
 use crate::signature::signature_of_file;
 use crate::storage::local::map_readonly;
 use crate::storage::{LocalStorage, S3Storage, Storage, StorageError};
-use crate::types::SyncAction;
+use crate::types::{Entry, SyncAction};
 
 use super::plan::{PlanItem, SyncPlan};
 use super::sidecar::{self, Sidecar};
@@ -75,20 +75,21 @@ pub(crate) const DOWNLOAD_INSTEAD: &str = "fetched whole";
 /// Sidecars fetched at once while planning.
 const PARALLEL_SIDECARS: usize = 8;
 
-/// Local → S3: each delta candidate's sidecar, then the part plan the upload
-/// would make from it; the bytes it uploads are the estimate.
-async fn estimate_uploads(plan: &mut SyncPlan, src: &LocalStorage, dst: &S3Storage) {
+/// The sidecars of the plan's delta candidates, fetched a few at a time;
+/// `object` picks the item's entry on the object store's side.
+async fn fetch_sidecars(
+    plan: &SyncPlan,
+    store: &S3Storage,
+    object: fn(&PlanItem) -> Option<&Entry>,
+) -> Vec<(usize, Result<Sidecar, StorageError>)> {
     use futures::stream::{self, StreamExt};
-    let generate = plan.options.remote_signature == super::RemoteSignature::Generate;
-    let candidates: Vec<usize> = (0..plan.items.len())
-        .filter(|&i| plan.items[i].action == SyncAction::Delta)
-        .collect();
-    let fetched: Vec<(usize, Result<Sidecar, StorageError>)> = stream::iter(candidates)
+    let candidates = (0..plan.items.len()).filter(|&i| plan.items[i].action == SyncAction::Delta);
+    stream::iter(candidates)
         .map(|i| {
             let item = &plan.items[i];
             async move {
-                let result = match &item.dst {
-                    Some(old) => sidecar::fetch(dst, &item.path, old).await,
+                let result = match object(item) {
+                    Some(entry) => sidecar::fetch(store, &item.path, entry).await,
                     None => Ok(Sidecar::Missing),
                 };
                 (i, result)
@@ -96,7 +97,30 @@ async fn estimate_uploads(plan: &mut SyncPlan, src: &LocalStorage, dst: &S3Stora
         })
         .buffer_unordered(PARALLEL_SIDECARS)
         .collect()
-        .await;
+        .await
+}
+
+/// Puts an estimate of (bytes to send, bytes saved) on its item; a failed one
+/// leaves the whole-file figures (the execution meets the error and reports it).
+fn record(
+    item: &mut PlanItem,
+    estimate: Result<std::io::Result<(u64, u64)>, tokio::task::JoinError>,
+) {
+    match estimate {
+        Ok(Ok((send, saved))) => {
+            item.bytes_to_send = send;
+            item.bytes_saved = saved;
+        }
+        Ok(Err(e)) => tracing::warn!("{}: cannot estimate the delta: {e}", item.path),
+        Err(e) => tracing::warn!("{}: cannot estimate the delta: {e}", item.path),
+    }
+}
+
+/// Local → S3: each delta candidate's sidecar, then the part plan the upload
+/// would make from it; the bytes it uploads are the estimate.
+async fn estimate_uploads(plan: &mut SyncPlan, src: &LocalStorage, dst: &S3Storage) {
+    let generate = plan.options.remote_signature == super::RemoteSignature::Generate;
+    let fetched = fetch_sidecars(plan, dst, |item| item.dst.as_ref()).await;
     for (i, fetched) in fetched {
         let item = &mut plan.items[i];
         let signature = match fetched {
@@ -141,14 +165,7 @@ async fn estimate_uploads(plan: &mut SyncPlan, src: &LocalStorage, dst: &S3Stora
             Ok((uploaded, delta.new_size - uploaded))
         })
         .await;
-        match estimate {
-            Ok(Ok((send, saved))) => {
-                item.bytes_to_send = send;
-                item.bytes_saved = saved;
-            }
-            Ok(Err(e)) => tracing::warn!("{}: cannot estimate the delta: {e}", item.path),
-            Err(e) => tracing::warn!("{}: cannot estimate the delta: {e}", item.path),
-        }
+        record(item, estimate);
     }
     plan.refresh_stats();
 }
@@ -156,24 +173,7 @@ async fn estimate_uploads(plan: &mut SyncPlan, src: &LocalStorage, dst: &S3Stora
 /// S3 → local: the object's sidecar against the local file; the blocks not
 /// found locally are what the download fetches.
 async fn estimate_downloads(plan: &mut SyncPlan, src: &S3Storage, dst: &LocalStorage) {
-    use futures::stream::{self, StreamExt};
-    let candidates: Vec<usize> = (0..plan.items.len())
-        .filter(|&i| plan.items[i].action == SyncAction::Delta)
-        .collect();
-    let fetched: Vec<(usize, Result<Sidecar, StorageError>)> = stream::iter(candidates)
-        .map(|i| {
-            let item = &plan.items[i];
-            async move {
-                let result = match &item.src {
-                    Some(object) => sidecar::fetch(src, &item.path, object).await,
-                    None => Ok(Sidecar::Missing),
-                };
-                (i, result)
-            }
-        })
-        .buffer_unordered(PARALLEL_SIDECARS)
-        .collect()
-        .await;
+    let fetched = fetch_sidecars(plan, src, |item| item.src.as_ref()).await;
     for (i, fetched) in fetched {
         let item = &mut plan.items[i];
         let signature = match fetched {
@@ -196,14 +196,7 @@ async fn estimate_downloads(plan: &mut SyncPlan, src: &S3Storage, dst: &LocalSto
             Ok((missing, signature.file_size - missing))
         })
         .await;
-        match estimate {
-            Ok(Ok((fetch, saved))) => {
-                item.bytes_to_send = fetch;
-                item.bytes_saved = saved;
-            }
-            Ok(Err(e)) => tracing::warn!("{}: cannot estimate the delta: {e}", item.path),
-            Err(e) => tracing::warn!("{}: cannot estimate the delta: {e}", item.path),
-        }
+        record(item, estimate);
     }
     plan.refresh_stats();
 }

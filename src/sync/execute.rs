@@ -8,15 +8,15 @@
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use serde::Serialize;
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::conflict::{self, ConflictPolicy};
 use super::plan::{PlanItem, SyncPlan};
+use super::report::ExecReport;
 use super::transfer::{self, ItemContext, ItemError, Outcome};
 use crate::progress::ExecEvent;
 use crate::storage::Storage;
@@ -36,89 +36,6 @@ pub struct ExecOptions {
     pub resume: Option<crate::resume::ResumeStore>,
 }
 
-/// The outcome of a run, for the final summary and the exit code.
-#[derive(Clone, Debug, Default, Serialize)]
-pub struct ExecReport {
-    /// Entries written whole (files, links, directories).
-    pub copied: u64,
-    pub delta: u64,
-    pub metadata: u64,
-    pub deleted: u64,
-    /// Items the plan skipped.
-    pub skipped: u64,
-    pub failed: u64,
-    pub bytes_sent: u64,
-    pub bytes_saved: u64,
-    pub duration: Duration,
-    /// Ctrl+C (or SIGTERM) stopped the run before it finished.
-    pub interrupted: bool,
-    /// Deletions left out because transfers failed.
-    pub deletes_withheld: u64,
-    /// Items the destination changed under since the plan (re-planned, kept,
-    /// or the reason the run stopped).
-    pub conflicts: u64,
-    /// `--fail-on-conflict` stopped the run: no new item started after it.
-    pub stopped_on_conflict: bool,
-    /// Requests to object stores that failed and were tried again (the scan's
-    /// included).
-    #[serde(default)]
-    pub retries: u64,
-}
-
-impl ExecReport {
-    /// The closing summary, one line per fact, for every front end.
-    pub fn summary_lines(&self) -> Vec<String> {
-        use crate::format;
-        let mut lines = vec![
-            format!(
-                "{} {}: {} copied, {} by delta, {} metadata, {} deleted, {} unchanged, {} failed.",
-                if self.interrupted {
-                    "Interrupted after"
-                } else {
-                    "Done in"
-                },
-                format::duration(self.duration),
-                format::count(self.copied),
-                format::count(self.delta),
-                format::count(self.metadata),
-                format::count(self.deleted),
-                format::count(self.skipped),
-                format::count(self.failed),
-            ),
-            format!(
-                "Sent {} at {}; saved {} by delta.",
-                format::bytes(self.bytes_sent),
-                format::rate(self.bytes_sent, self.duration),
-                format::bytes(self.bytes_saved),
-            ),
-        ];
-        if self.deletes_withheld > 0 {
-            lines.push(format!(
-                "{} deletion(s) withheld because of failures.",
-                format::count(self.deletes_withheld)
-            ));
-        }
-        if self.retries > 0 {
-            lines.push(format!(
-                "{} request(s) failed and were retried (-v shows them).",
-                format::count(self.retries)
-            ));
-        }
-        if self.stopped_on_conflict {
-            lines.push(
-                "Stopped: the destination changed since the plan (--fail-on-conflict); plan again to see the new state."
-                    .into(),
-            );
-        } else if self.conflicts > 0 {
-            lines.push(format!(
-                "{} item(s) changed at the destination since the plan and were planned again.",
-                format::count(self.conflicts)
-            ));
-        }
-        lines
-    }
-}
-
 struct Runner {
     plan: Arc<SyncPlan>,
     ctx: ItemContext,
@@ -126,41 +43,6 @@ struct Runner {
     touched_dirs: BTreeSet<Option<RelPath>>,
     pause: Option<tokio::sync::watch::Receiver<bool>>,
     conflicts: ConflictPolicy,
-}
-
-/// After a conflict: plans the path again from both sides as they are now, says
-/// so, and carries out the new plan (a second conflict is an error).
-async fn replan_and_run(
-    id: usize,
-    item: &PlanItem,
-    plan: &SyncPlan,
-    ctx: ItemContext,
-) -> Result<Outcome, ItemError> {
-    let fresh = conflict::replan(item, plan, &ctx.source, &ctx.destination).await?;
-    let action = fresh.action;
-    let resolution = match action {
-        SyncAction::Skip => "changed at the destination since the plan; now up to date".into(),
-        _ => format!(
-            "changed at the destination since the plan; planned again: {action} ({})",
-            fresh.reason.describe()
-        ),
-    };
-    let _ = ctx
-        .events
-        .send(ExecEvent::Conflict {
-            id,
-            path: item.path.clone(),
-            resolution,
-        })
-        .await;
-    let outcome = match action {
-        SyncAction::Skip => Outcome::default(),
-        _ => transfer::run(id, fresh, ctx).await?,
-    };
-    Ok(Outcome {
-        replanned: Some(action),
-        ..outcome
-    })
 }
 
 /// Runs the plan's items. Per-item failures are reported as events and counted;
@@ -337,7 +219,7 @@ impl Runner {
             running.spawn(async move {
                 let outcome = match transfer::run(id, item.clone(), ctx.clone()).await {
                     Err(ItemError::DestinationChanged) if policy == ConflictPolicy::Replan => {
-                        replan_and_run(id, &item, &plan, ctx).await
+                        conflict::replan_and_run(id, &item, &plan, ctx).await
                     }
                     other => other,
                 };

@@ -6,6 +6,7 @@ pub mod estimate;
 pub mod execute;
 pub mod plan;
 pub mod refine;
+mod report;
 pub mod scan;
 pub mod sidecar;
 #[cfg(test)]
@@ -20,8 +21,9 @@ use crate::filter::FilterRule;
 use crate::types::SyncAction;
 use crate::uri::Location;
 
-pub use execute::{ExecOptions, ExecReport, execute};
+pub use execute::{ExecOptions, execute};
 pub use plan::{PlanError, PlanItem, PlanStats, SyncPlan, build_plan};
+pub use report::ExecReport;
 pub use scan::{Scan, ScanError, ScanProgress, scan};
 
 /// Everything that decides what a plan contains. Saved inside the plan so that

@@ -3,6 +3,7 @@
 //! upload (still moving) from a stalled one (nothing moved for the stall
 //! timeout) without a time limit that grows with the body.
 
+use std::path::Path;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -13,6 +14,7 @@ use futures::Stream;
 use http_body::{Body, Frame, SizeHint};
 
 use crate::retry::Activity;
+use crate::storage::StorageError;
 
 /// Pieces handed to the client at a time: small enough to notice a stall
 /// early, large enough to cost nothing.
@@ -63,30 +65,45 @@ fn watched(pieces: Pieces, len: u64, activity: &Arc<Activity>) -> ByteStream {
     })
 }
 
-/// Bytes held in memory, handed out piece by piece.
-pub(crate) fn from_bytes(bytes: &Bytes, activity: &Arc<Activity>) -> ByteStream {
-    let len = bytes.len();
-    let pieces: Vec<std::io::Result<Bytes>> = (0..len)
-        .step_by(PIECE)
-        .map(|at| Ok(bytes.slice(at..len.min(at + PIECE))))
-        .collect();
-    watched(
-        Box::pin(futures::stream::iter(pieces)),
-        len as u64,
-        activity,
-    )
+/// Where a request body comes from; opened afresh for every attempt.
+#[derive(Clone, Copy, Debug)]
+pub enum BodySource<'a> {
+    /// Bytes of a local file from `offset`, read as the client sends them.
+    File { path: &'a Path, offset: u64 },
+    /// Bytes held in memory, handed out piece by piece.
+    Memory(&'a Bytes),
 }
 
-/// `len` bytes of a file from `offset`, read as the client sends them.
-pub(crate) async fn from_file(
-    path: &std::path::Path,
-    offset: u64,
-    len: u64,
-    activity: &Arc<Activity>,
-) -> std::io::Result<ByteStream> {
-    use tokio::io::{AsyncReadExt, AsyncSeekExt};
-    let mut file = tokio::fs::File::open(path).await?;
-    file.seek(std::io::SeekFrom::Start(offset)).await?;
-    let reader = tokio_util::io::ReaderStream::with_capacity(file.take(len), PIECE);
-    Ok(watched(Box::pin(reader), len, activity))
+impl BodySource<'_> {
+    /// A body of `len` bytes reporting its progress to `activity`.
+    pub(crate) async fn open(
+        self,
+        len: u64,
+        activity: &Arc<Activity>,
+    ) -> Result<ByteStream, StorageError> {
+        match self {
+            BodySource::File { path, offset } => {
+                use tokio::io::{AsyncReadExt, AsyncSeekExt};
+                let read_error = |e| StorageError::io("cannot read", path, e);
+                let mut file = tokio::fs::File::open(path).await.map_err(read_error)?;
+                file.seek(std::io::SeekFrom::Start(offset))
+                    .await
+                    .map_err(read_error)?;
+                let reader = tokio_util::io::ReaderStream::with_capacity(file.take(len), PIECE);
+                Ok(watched(Box::pin(reader), len, activity))
+            }
+            BodySource::Memory(bytes) => {
+                let size = bytes.len();
+                let pieces: Vec<std::io::Result<Bytes>> = (0..size)
+                    .step_by(PIECE)
+                    .map(|at| Ok(bytes.slice(at..size.min(at + PIECE))))
+                    .collect();
+                Ok(watched(
+                    Box::pin(futures::stream::iter(pieces)),
+                    len,
+                    activity,
+                ))
+            }
+        }
+    }
 }

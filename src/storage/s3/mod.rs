@@ -12,6 +12,7 @@ mod list;
 pub mod meta;
 pub mod multipart;
 mod object;
+mod read;
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::retry::RetryConfig;
@@ -23,6 +24,7 @@ use super::StorageError;
 use crate::retry::RetryPolicy;
 use crate::types::RelPath;
 
+pub use body::BodySource;
 pub use meta::ObjectMeta;
 pub use multipart::{CompletedPart, MultipartUpload};
 pub use object::ObjectHead;

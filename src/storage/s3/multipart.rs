@@ -1,12 +1,9 @@
 //! The multipart family: the object is assembled from parts that are uploaded
 //! or copied server-side from existing objects, and appears only at completion.
 
-use std::path::Path;
-
-use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart as SdkCompletedPart};
-use bytes::Bytes;
 
+use super::body::BodySource;
 use super::{Expect, ObjectMeta, S3Storage, remote_error};
 use crate::retry::{Activity, Budget};
 use crate::storage::StorageError;
@@ -70,77 +67,41 @@ impl S3Storage {
         })
     }
 
-    /// Uploads `len` bytes of a local file from `offset` as part `number`,
-    /// streamed from disk; with their MD5 known, the server checks them.
-    pub async fn upload_part_from_file(
+    /// Uploads `len` bytes from `source` as part `number`, retried; with their
+    /// MD5 known, the server checks them. The body is streamed, not hashed for
+    /// the signature (one hash pass, not two; TLS covers the rest).
+    pub async fn upload_part(
         &self,
         upload: &MultipartUpload,
         number: i32,
-        file: &Path,
-        offset: u64,
+        source: BodySource<'_>,
         len: u64,
         md5: Option<[u8; 16]>,
     ) -> Result<CompletedPart, StorageError> {
         let url = self.url_of(&upload.key);
         let activity = std::sync::Arc::new(Activity::default());
-        self.retry()
+        let out = self
+            .retry()
             .run(&url, Budget::Watched(activity.clone()), || async {
-                let body = super::body::from_file(file, offset, len, &activity)
+                self.client()
+                    .upload_part()
+                    .bucket(self.bucket())
+                    .key(&upload.key)
+                    .upload_id(&upload.upload_id)
+                    .part_number(number)
+                    .content_length(len as i64)
+                    .set_content_md5(md5.map(|m| super::object::content_md5(&m)))
+                    .body(source.open(len, &activity).await?)
+                    .customize()
+                    .disable_payload_signing()
+                    .send()
                     .await
-                    .map_err(|e| StorageError::io("cannot read", file, e))?;
-                self.upload_part(upload, number, body, len, md5).await
+                    .map_err(|e| remote_error("cannot upload a part of", url.clone(), e))
             })
-            .await
-    }
-
-    /// Uploads bytes held in memory as part `number`, with Content-MD5.
-    pub async fn upload_part_bytes(
-        &self,
-        upload: &MultipartUpload,
-        number: i32,
-        bytes: Bytes,
-        md5: [u8; 16],
-    ) -> Result<CompletedPart, StorageError> {
-        let len = bytes.len() as u64;
-        let url = self.url_of(&upload.key);
-        let activity = std::sync::Arc::new(Activity::default());
-        self.retry()
-            .run(&url, Budget::Watched(activity.clone()), || {
-                let body = super::body::from_bytes(&bytes, &activity);
-                self.upload_part(upload, number, body, len, Some(md5))
-            })
-            .await
-    }
-
-    /// One attempt. The body is streamed, not hashed for the signature: with
-    /// Content-MD5 the server verifies it (one hash pass, not two), TLS otherwise.
-    async fn upload_part(
-        &self,
-        upload: &MultipartUpload,
-        number: i32,
-        body: ByteStream,
-        len: u64,
-        md5: Option<[u8; 16]>,
-    ) -> Result<CompletedPart, StorageError> {
-        let request = self
-            .client()
-            .upload_part()
-            .bucket(self.bucket())
-            .key(&upload.key)
-            .upload_id(&upload.upload_id)
-            .part_number(number)
-            .content_length(len as i64)
-            .set_content_md5(md5.map(|m| super::object::content_md5(&m)))
-            .body(body)
-            .customize()
-            .disable_payload_signing();
-        let out = request
-            .send()
-            .await
-            .map_err(|e| remote_error("cannot upload a part of", self.url_of(&upload.key), e))?;
-        let etag = out.e_tag().ok_or_else(|| {
-            transfer_error(self.url_of(&upload.key), "the server gave no part ETag")
-        })?;
+            .await?;
+        let etag = out
+            .e_tag()
+            .ok_or_else(|| transfer_error(url, "the server gave no part ETag"))?;
         Ok(CompletedPart {
             number,
             etag: etag.to_string(),

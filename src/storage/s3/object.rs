@@ -1,13 +1,13 @@
-//! Whole-object requests: HEAD, (ranged) GET, PUT, server-side copy, batched
-//! delete.
+//! Whole-object requests: HEAD, PUT, server-side copy, batched delete (GETs
+//! are in `read`).
 
 use std::path::Path;
 
 use aws_sdk_s3::operation::head_object::HeadObjectError;
-use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{Delete, MetadataDirective, ObjectIdentifier};
 use bytes::Bytes;
 
+use super::body::BodySource;
 use super::list::timestamp_ns;
 use super::{Expect, ObjectMeta, RemoteErrorKind, S3Storage, remote_error};
 use crate::retry::{Activity, Budget};
@@ -47,41 +47,6 @@ impl ObjectHead {
 pub(crate) fn content_md5(md5: &[u8; 16]) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(md5)
-}
-
-fn stalled(target: &str, limit: std::time::Duration) -> StorageError {
-    StorageError::Interrupted {
-        target: target.to_string(),
-        message: format!("no bytes for {}", humantime::format_duration(limit)),
-    }
-}
-
-/// Reads a body of `len` bytes whole, giving up when no bytes come for `stall`.
-async fn collect_body(
-    mut body: ByteStream,
-    len: u64,
-    target: &str,
-    stall: std::time::Duration,
-) -> Result<Bytes, StorageError> {
-    let mut bytes = bytes::BytesMut::with_capacity(len as usize);
-    loop {
-        match tokio::time::timeout(stall, body.next()).await {
-            Err(_) => return Err(stalled(target, stall)),
-            Ok(None) => return Ok(bytes.freeze()),
-            Ok(Some(Ok(chunk))) => bytes.extend_from_slice(&chunk),
-            Ok(Some(Err(e))) => {
-                return Err(StorageError::Interrupted {
-                    target: target.to_string(),
-                    message: e.to_string(),
-                });
-            }
-        }
-    }
-}
-
-/// `bytes=a-b` for `len` bytes from `start` (`len` > 0).
-fn range_header(start: u64, len: u64) -> String {
-    format!("bytes={start}-{}", start + len - 1)
 }
 
 impl S3Storage {
@@ -128,176 +93,51 @@ impl S3Storage {
             .map(|head| head.entry()))
     }
 
-    /// Starts a GET of `len` bytes from `start` (the whole object when `None`),
-    /// returning the body stream and the object's ETag. Reading the body is the
-    /// caller's: [`S3Storage::get_range`] and [`S3Storage::read_object`] also
-    /// retry a body cut off midway.
-    pub async fn get_stream(
-        &self,
-        key: &str,
-        range: Option<(u64, u64)>,
-        if_match: Option<&str>,
-    ) -> Result<(ByteStream, Option<String>), StorageError> {
-        let url = self.url_of(key);
-        self.retry()
-            .run(&url, Budget::Quick, || self.get_once(key, range, if_match))
-            .await
-    }
-
-    /// One GET, not retried.
-    async fn get_once(
-        &self,
-        key: &str,
-        range: Option<(u64, u64)>,
-        if_match: Option<&str>,
-    ) -> Result<(ByteStream, Option<String>), StorageError> {
-        let out = self
-            .client()
-            .get_object()
-            .bucket(self.bucket())
-            .key(key)
-            .set_range(
-                range
-                    .filter(|&(_, len)| len > 0)
-                    .map(|(s, l)| range_header(s, l)),
-            )
-            .set_if_match(if_match.map(str::to_string))
-            .send()
-            .await
-            .map_err(|e| remote_error("cannot read", self.url_of(key), e))?;
-        let etag = out.e_tag().map(str::to_string);
-        Ok((out.body, etag))
-    }
-
-    /// Reads `len` bytes from `start` into memory (callers bound `len`), with
-    /// the whole exchange retried: a body that stalls or ends early is asked
-    /// for again.
-    pub async fn get_range(
-        &self,
-        key: &str,
-        start: u64,
-        len: u64,
-        if_match: Option<&str>,
-    ) -> Result<Bytes, StorageError> {
-        if len == 0 {
-            return Ok(Bytes::new());
-        }
-        let url = self.url_of(key);
-        self.retry()
-            .run(&url, Budget::Unbounded, || async {
-                let stall = self.retry().stall_timeout;
-                let (body, _) =
-                    tokio::time::timeout(stall, self.get_once(key, Some((start, len)), if_match))
-                        .await
-                        .map_err(|_| stalled(&url, stall))??;
-                let bytes = collect_body(body, len, &url, stall).await?;
-                if bytes.len() as u64 != len {
-                    return Err(StorageError::Interrupted {
-                        target: url.clone(),
-                        message: format!("asked for {len} bytes at {start}, got {}", bytes.len()),
-                    });
-                }
-                Ok(bytes)
-            })
-            .await
-    }
-
-    /// The object's bytes from `start` as a stream that survives interruptions:
-    /// when the body fails or stalls, the rest is asked for again (a ranged GET
-    /// from where it stopped, pinned to `etag` so a replaced object is never
-    /// mixed in), within the retry policy.
-    pub fn read_object(
-        &self,
-        key: &str,
-        size: u64,
-        etag: Option<&str>,
-    ) -> impl futures::Stream<Item = Result<Bytes, StorageError>> + Send + 'static {
-        struct Reader {
-            store: S3Storage,
-            key: String,
-            etag: Option<String>,
-            size: u64,
-            offset: u64,
-            body: Option<ByteStream>,
-            failures: u32,
-        }
-        let reader = Reader {
-            store: self.clone(),
-            key: key.to_string(),
-            etag: etag.map(str::to_string),
-            size,
-            offset: 0,
-            body: None,
-            failures: 0,
-        };
-        futures::stream::try_unfold(reader, |mut r| async move {
-            let policy = r.store.retry().clone();
-            let url = r.store.url_of(&r.key);
-            loop {
-                if r.offset >= r.size {
-                    return Ok(None);
-                }
-                let step = async {
-                    if r.body.is_none() {
-                        let range = Some((r.offset, r.size - r.offset));
-                        let (body, _) = r.store.get_once(&r.key, range, r.etag.as_deref()).await?;
-                        r.body = Some(body);
-                    }
-                    match r.body.as_mut().map(ByteStream::next) {
-                        Some(next) => match next.await {
-                            Some(Ok(chunk)) => Ok(Some(chunk)),
-                            Some(Err(e)) => Err(StorageError::Interrupted {
-                                target: url.clone(),
-                                message: e.to_string(),
-                            }),
-                            None => Ok(None),
-                        },
-                        None => Ok(None),
-                    }
-                };
-                let result = tokio::time::timeout(policy.stall_timeout, step)
-                    .await
-                    .unwrap_or_else(|_| Err(stalled(&url, policy.stall_timeout)));
-                match result {
-                    Ok(Some(chunk)) => {
-                        r.offset += chunk.len() as u64;
-                        r.failures = 0;
-                        return Ok(Some((chunk, r)));
-                    }
-                    Ok(None) => {
-                        return Err(StorageError::Transfer {
-                            target: url,
-                            message: format!(
-                                "the object ended at {} of {} bytes",
-                                r.offset, r.size
-                            ),
-                        });
-                    }
-                    Err(error) if error.is_retryable() && r.failures < policy.retries => {
-                        r.body = None;
-                        let delay = policy.delay(r.failures);
-                        r.failures += 1;
-                        tracing::info!(
-                            "{error}; resuming at byte {} in {} ms",
-                            r.offset,
-                            delay.as_millis()
-                        );
-                        tokio::time::sleep(delay).await;
-                    }
-                    Err(error) => return Err(error),
-                }
-            }
-        })
-    }
-
     /// PUTs the first `len` bytes of a local file (all of it, as its size
-    /// was planned), streamed from disk.
-    /// With the bytes' MD5 the server checks them (Content-MD5) and the SDK skips
-    /// its SHA-256 of the payload. Returns the new ETag.
+    /// was planned), streamed from disk. With the bytes' MD5 the server checks
+    /// them (Content-MD5). Returns the new ETag.
     pub async fn put_file(
         &self,
         key: &str,
         file: &Path,
+        len: u64,
+        meta: &ObjectMeta,
+        md5: Option<[u8; 16]>,
+        expect: Expect<'_>,
+    ) -> Result<Option<String>, StorageError> {
+        let source = BodySource::File {
+            path: file,
+            offset: 0,
+        };
+        self.put(key, source, len, meta, md5, expect).await
+    }
+
+    /// PUTs bytes held in memory (sidecars, small objects), with Content-MD5.
+    pub async fn put_bytes(
+        &self,
+        key: &str,
+        bytes: Bytes,
+        meta: &ObjectMeta,
+        expect: Expect<'_>,
+    ) -> Result<Option<String>, StorageError> {
+        let md5 = super::etag::md5(&bytes);
+        let len = bytes.len() as u64;
+        self.put(
+            key,
+            BodySource::Memory(&bytes),
+            len,
+            meta,
+            Some(md5),
+            expect,
+        )
+        .await
+    }
+
+    /// The PutObject both of the above make, retried, conditional on `expect`.
+    async fn put(
+        &self,
+        key: &str,
+        source: BodySource<'_>,
         len: u64,
         meta: &ObjectMeta,
         md5: Option<[u8; 16]>,
@@ -310,9 +150,6 @@ impl S3Storage {
             .retry()
             .run(&url, Budget::Watched(activity.clone()), || async {
                 attempts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let body = super::body::from_file(file, 0, len, &activity)
-                    .await
-                    .map_err(|e| StorageError::io("cannot read", file, e))?;
                 let out = self
                     .client()
                     .put_object()
@@ -323,7 +160,7 @@ impl S3Storage {
                     .set_metadata(Some(meta.to_headers()))
                     .set_if_match(expect.if_match())
                     .set_if_none_match(expect.if_none_match())
-                    .body(body)
+                    .body(source.open(len, &activity).await?)
                     .customize()
                     // A streamed body is not hashed for the signature: the
                     // server checks Content-MD5 where we have it, TLS the rest.
@@ -371,48 +208,6 @@ impl S3Storage {
             },
             (result, _) => result,
         }
-    }
-
-    /// PUTs bytes held in memory (sidecars, small objects), with Content-MD5.
-    pub async fn put_bytes(
-        &self,
-        key: &str,
-        bytes: Bytes,
-        meta: &ObjectMeta,
-        expect: Expect<'_>,
-    ) -> Result<Option<String>, StorageError> {
-        let url = self.url_of(key);
-        let digest = super::etag::md5(&bytes);
-        let md5 = content_md5(&digest);
-        let len = bytes.len() as u64;
-        let attempts = std::sync::atomic::AtomicU32::new(0);
-        let activity = std::sync::Arc::new(Activity::default());
-        let result = self
-            .retry()
-            .run(&url, Budget::Watched(activity.clone()), || async {
-                attempts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let out = self
-                    .client()
-                    .put_object()
-                    .bucket(self.bucket())
-                    .key(key)
-                    .content_length(len as i64)
-                    .content_md5(&md5)
-                    .set_metadata(Some(meta.to_headers()))
-                    .set_if_match(expect.if_match())
-                    .set_if_none_match(expect.if_none_match())
-                    .body(super::body::from_bytes(&bytes, &activity))
-                    .customize()
-                    .disable_payload_signing()
-                    .send()
-                    .await
-                    .map_err(|e| remote_error("cannot upload", url.clone(), e))?;
-                Ok(out.e_tag().map(str::to_string))
-            })
-            .await;
-        let retried = attempts.load(std::sync::atomic::Ordering::Relaxed) > 1;
-        self.settle_conditional_put(key, result, retried, Some(digest))
-            .await
     }
 
     /// Copies an object within S3 (≤ 5 GiB; larger ones go by multipart copy),

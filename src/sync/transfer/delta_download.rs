@@ -138,19 +138,8 @@ pub(super) async fn assemble(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::delta::compute::tests::noise;
     use crate::signature::signature_of_bytes;
-
-    fn noise(len: usize, seed: u64) -> Vec<u8> {
-        let mut state = seed | 1;
-        (0..len)
-            .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                state as u8
-            })
-            .collect()
-    }
 
     #[test]
     fn finds_remote_blocks_at_shifted_local_offsets() {

@@ -127,9 +127,7 @@ pub(super) async fn upload_signed(
         Ok(done) => done,
         Err(error) => return Err(started.fail(t.dst, error).await),
     };
-    if let Some(journal) = &started.journal {
-        journal.forget();
-    }
+    started.completed();
     sidecar::store(t.dst, &t.item.path, &signature, &etag).await?;
     Ok(Outcome::sent(uploaded, 0))
 }

@@ -11,11 +11,15 @@ use futures::stream::{self, StreamExt, TryStreamExt};
 
 use crate::signature::{SignedBlocks, sign_blocks};
 use crate::storage::s3::etag::{etag_md5, md5, multipart_etag, same_etag};
-use crate::storage::s3::{CompletedPart, Expect, MultipartUpload, S3Storage};
+use crate::storage::s3::{BodySource, CompletedPart, Expect, MultipartUpload, S3Storage};
 use crate::storage::{RemoteErrorKind, StorageError};
 
 use super::resumable::{Journal, ResumedPart};
 use super::{ItemContext, ItemError, conflict_or, recheck};
+
+/// Parts up to this size are held in memory between reading and sending (at
+/// most one per request slot); larger ones are streamed from the file.
+const KEEP_IN_MEMORY: u64 = 64 * 1024 * 1024;
 
 /// One part of the new object, in order.
 #[derive(Clone, Copy, Debug)]
@@ -168,8 +172,12 @@ impl Assembly<'_> {
                 let path = self.file.to_path_buf();
                 let sign = self.sign_block_size;
                 let journaled = self.journal.is_some();
+                // Parts of ordinary size are read once, into memory, for their
+                // hashes and the request alike; only a huge one (a delta's long
+                // run of new bytes) is hashed first and streamed from disk after.
+                let keep = sign.is_some() || len <= KEEP_IN_MEMORY;
                 let (read, signed) = tokio::task::spawn_blocking(move || {
-                    let read = read_range(&path, offset, len, sign.is_some(), journaled)?;
+                    let read = read_range(&path, offset, len, keep, journaled)?;
                     let signed = match (&read.bytes, sign) {
                         (Some(bytes), Some(block)) => Some(sign_blocks(bytes, offset, block)),
                         _ => None,
@@ -182,13 +190,16 @@ impl Assembly<'_> {
                     reason: e.to_string(),
                 })??;
                 let md5 = read.md5;
-                let part = match read.bytes {
-                    Some(bytes) => dst.upload_part_bytes(upload, number, bytes, md5).await?,
-                    None => {
-                        dst.upload_part_from_file(upload, number, self.file, offset, len, Some(md5))
-                            .await?
-                    }
+                let source = match &read.bytes {
+                    Some(bytes) => BodySource::Memory(bytes),
+                    None => BodySource::File {
+                        path: self.file,
+                        offset,
+                    },
                 };
+                let part = dst
+                    .upload_part(upload, number, source, len, Some(md5))
+                    .await?;
                 // The server's MD5 of what it received must be ours of what we
                 // read: otherwise the file changed in between, or bytes were lost.
                 if etag_md5(&part.etag).is_some_and(|theirs| theirs != md5) {

@@ -67,11 +67,16 @@ impl Started {
         };
         if !(resumable && self.journal.is_some()) {
             let _ = dst.abort_multipart(&self.upload).await;
-            if let Some(journal) = &self.journal {
-                journal.forget();
-            }
+            self.completed();
         }
         error
+    }
+
+    /// The upload completed (or was abandoned): its state goes.
+    pub fn completed(&self) {
+        if let Some(journal) = &self.journal {
+            journal.forget();
+        }
     }
 
     /// Parts already on the server.

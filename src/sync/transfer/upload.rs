@@ -196,9 +196,7 @@ async fn upload_file(
     .await;
     match result {
         Ok(uploaded) => {
-            if let Some(journal) = &started.journal {
-                journal.forget();
-            }
+            started.completed();
             Ok(Outcome::sent(uploaded, 0))
         }
         Err(error) => Err(started.fail(dst, error).await),
