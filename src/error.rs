@@ -1,7 +1,11 @@
 //! The top-level error, and the documented exit codes it maps to.
 
+use std::path::PathBuf;
+
 use crate::config::ConfigError;
+use crate::delta::file::DeltaFileError;
 use crate::filter::FilterError;
+use crate::signature::SignatureFileError;
 use crate::storage::StorageError;
 use crate::sync::{LocationConflict, PlanError, ScanError};
 use crate::uri::LocationError;
@@ -45,6 +49,44 @@ impl ExitStatus {
     }
 }
 
+/// A failure of the delta engine's file commands (`signature`, `delta`,
+/// `patch`), naming the file it concerns.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EngineError {
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: {source}", path.display())]
+    Signature {
+        path: PathBuf,
+        #[source]
+        source: SignatureFileError,
+    },
+    #[error("{}: {source}", path.display())]
+    Delta {
+        path: PathBuf,
+        #[source]
+        source: DeltaFileError,
+    },
+    #[error("{}: block size {size} is not {}", path.display(), crate::signature::BLOCK_SIZE_RULE)]
+    BlockSize { path: PathBuf, size: u64 },
+}
+
+impl EngineError {
+    /// Malformed input files are the user's to fix (exit 2); IO failures are not.
+    pub fn is_bad_input(&self) -> bool {
+        match self {
+            EngineError::Signature { .. } | EngineError::BlockSize { .. } => true,
+            EngineError::Delta { source, .. } => !matches!(source, DeltaFileError::Io(_)),
+            EngineError::Io { source, .. } => source.kind() == std::io::ErrorKind::NotFound,
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -63,7 +105,7 @@ pub enum Error {
     #[error(transparent)]
     Storage(#[from] StorageError),
     #[error(transparent)]
-    Engine(#[from] crate::commands::EngineError),
+    Engine(#[from] EngineError),
     #[error("{0}")]
     Usage(String),
     #[error("cannot write output: {0}")]

@@ -24,7 +24,11 @@ const MAX_STATE_LEN: u64 = 16 * 1024 * 1024;
 /// What an upload is for: the same four values find the same state.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UploadTarget {
-    /// The endpoint URL, or `aws` for AWS itself.
+    /// The store's URL scheme (`s3`, `az`); state written before there was
+    /// more than one store is S3's.
+    #[serde(default = "s3_scheme")]
+    pub scheme: String,
+    /// The endpoint URL, or the provider's name for its default.
     pub endpoint: String,
     pub bucket: String,
     pub key: String,
@@ -32,10 +36,14 @@ pub struct UploadTarget {
     pub source: PathBuf,
 }
 
+fn s3_scheme() -> String {
+    "s3".into()
+}
+
 /// One part on the server, and the file range it came from.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DonePart {
-    pub number: i32,
+    pub number: u32,
     pub offset: u64,
     pub len: u64,
     pub etag: String,
@@ -138,7 +146,8 @@ impl ResumeStore {
             return Err(StateError::Unusable {
                 path,
                 reason: format!(
-                    "it describes another upload (s3://{}/{} from {})",
+                    "it describes another upload ({}://{}/{} from {})",
+                    state.target.scheme,
                     state.target.bucket,
                     state.target.key,
                     state.target.source.display()
@@ -232,6 +241,7 @@ mod tests {
 
     fn target(key: &str) -> UploadTarget {
         UploadTarget {
+            scheme: "s3".into(),
             endpoint: "http://127.0.0.1:9000".into(),
             bucket: "b".into(),
             key: key.into(),

@@ -223,6 +223,10 @@ mod tests {
             target: "s3://b/k".into(),
             kind,
             message: "test".into(),
+            hints: &crate::storage::StoreHints {
+                credentials: "test credentials",
+                bucket: "bucket",
+            },
         }
     }
 

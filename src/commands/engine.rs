@@ -9,8 +9,8 @@ use std::time::Instant;
 use super::Verbosity;
 use crate::cli::{DeltaArgs, PatchArgs, SignatureArgs};
 use crate::delta::compute_delta;
-use crate::delta::file::{DeltaFileError, apply_delta_stream, write_delta};
-use crate::error::{Error, ExitStatus};
+use crate::delta::file::{apply_delta_stream, write_delta};
+use crate::error::{EngineError, Error, ExitStatus};
 use crate::format;
 use crate::signature::{
     SignatureFileError, SourceIdentity, read_signature, signature_of_file, valid_block_size,
@@ -21,42 +21,6 @@ use crate::storage::local::{map_readonly, mtime_ns};
 /// Largest `.hssig` read: a 5 TiB object at 64 KiB blocks needs ~2.9 GiB; anything
 /// bigger is not a signature.
 const MAX_SIGNATURE_FILE: u64 = 4 << 30;
-
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum EngineError {
-    #[error("{}: {source}", path.display())]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{}: {source}", path.display())]
-    Signature {
-        path: PathBuf,
-        #[source]
-        source: SignatureFileError,
-    },
-    #[error("{}: {source}", path.display())]
-    Delta {
-        path: PathBuf,
-        #[source]
-        source: DeltaFileError,
-    },
-    #[error("{}: block size {size} is not {}", path.display(), crate::signature::BLOCK_SIZE_RULE)]
-    BlockSize { path: PathBuf, size: u64 },
-}
-
-impl EngineError {
-    /// Malformed input files are the user's to fix (exit 2); IO failures are not.
-    pub fn is_bad_input(&self) -> bool {
-        match self {
-            EngineError::Signature { .. } | EngineError::BlockSize { .. } => true,
-            EngineError::Delta { source, .. } => !matches!(source, DeltaFileError::Io(_)),
-            EngineError::Io { source, .. } => source.kind() == std::io::ErrorKind::NotFound,
-        }
-    }
-}
 
 fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
     move |source| {

@@ -5,7 +5,7 @@ mod engine;
 mod report;
 mod uploads;
 
-pub use engine::EngineError;
+pub use crate::error::EngineError;
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -258,21 +258,24 @@ impl Sides {
         destination: &Location,
         settings: &Settings,
     ) -> Result<Sides, Error> {
-        let s3 = s3_settings(settings);
+        let stores = store_settings(settings);
         Ok(Sides {
-            source: Storage::open(source, &s3).await?,
-            destination: Storage::open(destination, &s3).await?,
+            source: Storage::open(source, &stores).await?,
+            destination: Storage::open(destination, &stores).await?,
         })
     }
 }
 
-/// How object stores are reached, from the effective settings.
-fn s3_settings(settings: &Settings) -> crate::storage::S3Settings {
-    crate::storage::S3Settings {
-        profile: settings.profile.value.clone(),
-        region: settings.region.value.clone(),
-        endpoint_url: settings.endpoint_url.value.clone(),
-        path_style: settings.path_style.value,
+/// How object stores are reached, from the effective settings. One retry
+/// policy serves both sides of a run (and so counts their retries together).
+fn store_settings(settings: &Settings) -> crate::storage::StoreSettings {
+    crate::storage::StoreSettings {
+        s3: crate::storage::S3Settings {
+            profile: settings.profile.value.clone(),
+            region: settings.region.value.clone(),
+            endpoint_url: settings.endpoint_url.value.clone(),
+            path_style: settings.path_style.value,
+        },
         retry: settings.retry_policy(),
     }
 }

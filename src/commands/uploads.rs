@@ -1,17 +1,18 @@
-//! `hugesync uploads s3://bucket/prefix [--abort [--all]]`: incomplete multipart
-//! uploads, which cost storage until completed or aborted. Those with resume
-//! state on this machine are HugeSync's (the next sync resumes them); S3 cannot
-//! tell who started the others.
+//! `hugesync uploads STORE://bucket/prefix [--abort [--all]]`: incomplete staged
+//! uploads (S3 multipart uploads, uncommitted Azure blocks), which cost storage
+//! until completed or aborted. Those with resume state on this machine are
+//! HugeSync's (the next sync resumes them); the store cannot tell who started
+//! the others.
 
 use serde::Serialize;
 
-use super::{Context, Verbosity, print_json, s3_settings};
+use super::{Context, Verbosity, print_json, store_settings};
 use crate::cli::UploadsArgs;
 use crate::error::{Error, ExitStatus};
 use crate::format;
 use crate::resume::{ResumeStore, UploadState};
 use crate::storage::Storage;
-use crate::storage::s3::MultipartUpload;
+use crate::storage::object::StagedUpload;
 use crate::uri::Location;
 
 #[derive(Serialize)]
@@ -35,13 +36,15 @@ struct Resumable {
 
 pub(super) async fn run(args: &UploadsArgs, ctx: &Context) -> Result<ExitStatus, Error> {
     let location = Location::parse(&args.location)?;
-    let Storage::S3(store) = Storage::open(&location, &s3_settings(&ctx.settings)).await? else {
+    let Storage::Object(store) = Storage::open(&location, &store_settings(&ctx.settings)).await?
+    else {
         return Err(Error::Usage(format!(
-            "{}: `hugesync uploads` looks at an object store; give s3://bucket/prefix",
+            "{}: `hugesync uploads` looks at an object store; give s3://bucket/prefix or az://container/prefix",
             args.location
         )));
     };
-    let pending = store.list_multipart_uploads().await?;
+    let pending = store.list_pending().await?;
+    let id = store.id();
     let resume = ResumeStore::default_location();
     let states: Vec<(std::path::PathBuf, UploadState)> = resume
         .as_ref()
@@ -50,20 +53,22 @@ pub(super) async fn run(args: &UploadsArgs, ctx: &Context) -> Result<ExitStatus,
         .into_iter()
         .filter_map(|(path, state)| Some((path, state.ok()?)))
         .filter(|(_, s)| {
-            s.target.endpoint == store.endpoint_id() && s.target.bucket == store.bucket()
+            s.target.scheme == store.scheme()
+                && s.target.endpoint == id.endpoint
+                && s.target.bucket == id.bucket
         })
         .collect();
     let mut rows = Vec::with_capacity(pending.len());
     let mut failures = 0;
     for upload in pending {
-        let state = states.iter().find(|(_, s)| s.upload_id == upload.upload_id);
+        let state = states.iter().find(|(_, s)| s.upload_id == upload.id);
         let mut aborted = false;
         if args.abort && (state.is_some() || args.all) {
-            let handle = MultipartUpload {
+            let handle = StagedUpload {
                 key: upload.key.clone(),
-                upload_id: upload.upload_id.clone(),
+                id: upload.id.clone(),
             };
-            match store.abort_multipart(&handle).await {
+            match store.abort_staged(&handle).await {
                 Ok(()) => {
                     aborted = true;
                     if let (Some(resume), Some((path, _))) = (&resume, state) {
@@ -78,7 +83,7 @@ pub(super) async fn run(args: &UploadsArgs, ctx: &Context) -> Result<ExitStatus,
         }
         rows.push(Row {
             key: upload.key,
-            upload_id: upload.upload_id,
+            upload_id: upload.id,
             initiated: upload.initiated_ns.map(|ns| ns.div_euclid(1_000_000_000)),
             resumable: state.map(|(_, s)| Resumable {
                 source: s.target.source.display().to_string(),
@@ -90,10 +95,10 @@ pub(super) async fn run(args: &UploadsArgs, ctx: &Context) -> Result<ExitStatus,
         });
     }
     // State whose upload is gone (completed or aborted elsewhere) is useless.
-    let prefix = format!("{}/", store.prefix());
+    let prefix = store.prefix();
     let stale: Vec<_> = states
         .iter()
-        .filter(|(_, s)| store.prefix().is_empty() || s.target.key.starts_with(&prefix))
+        .filter(|(_, s)| s.target.key.starts_with(prefix))
         .filter(|(_, s)| !rows.iter().any(|r| r.upload_id == s.upload_id))
         .collect();
     if args.abort

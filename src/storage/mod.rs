@@ -1,11 +1,14 @@
-//! The storage interface: one enum over backends, each able to list a tree into a
-//! [`Manifest`], describe and delete single entries, and take part in transfers.
-//!
-//! Object-store backends (S3, then GCS and Azure) add ranged reads and server-side
-//! stitching (multipart copy / compose / block lists) as operations of their own;
-//! the executor picks the transfer path from the (source, destination) pair.
+//! Where the bytes live: local disks (`local`) and object stores behind one
+//! interface (`object`: the [`ObjectStore`] trait, its limits as data, and the
+//! helpers in `objects` layered on it). A store is a module under `storage/`
+//! (`s3/`, `azure/`), registered in [`Storage::open`]; nothing above this module
+//! names one.
 
+pub mod body;
 pub mod local;
+pub mod meta;
+pub mod object;
+pub mod objects;
 pub mod s3;
 
 use std::path::PathBuf;
@@ -13,11 +16,35 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::filter::Filter;
+use crate::retry::RetryPolicy;
 use crate::types::{Entry, EntryKind, Manifest, RelPath};
 use crate::uri::Location;
 
 pub use local::LocalStorage;
-pub use s3::{RemoteErrorKind, S3Settings, S3Storage};
+pub use meta::ObjectMeta;
+pub use object::{Expect, ObjectHead, ObjectStore, StoreLimits, is_sidecar, same_version};
+pub use s3::S3Settings;
+
+/// An object store shared by every task of a run.
+pub type SharedStore = Arc<dyn ObjectStore>;
+
+/// What went wrong with a request, as far as a caller needs to tell apart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RemoteErrorKind {
+    /// Missing, wrong or expired credentials, or access denied (401, 403).
+    Denied,
+    /// No such bucket, container or key (404).
+    NotFound,
+    /// A conditional request's condition failed (412, or 409 where a store
+    /// says so): someone else wrote.
+    PreconditionFailed,
+    /// Throttled (503, 429) or a server error (5xx).
+    Unavailable,
+    /// The request never got an answer (connection refused, reset, timeout).
+    Network,
+    /// The request was refused as malformed or invalid (4xx).
+    Rejected,
+}
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -38,14 +65,20 @@ pub enum StorageError {
     },
     #[error("{location}: the listing task failed: {reason}")]
     Task { location: String, reason: String },
-    /// A request to an object store failed.
-    #[error("{op} {target}: {message}{hint}", hint = remote_hint(*kind))]
+    /// A request to an object store failed. `hints` say in the store's own
+    /// terms what to check (said once, with the error).
+    #[error("{op} {target}: {message}{hint}", hint = remote_hint(*kind, hints))]
     Remote {
         op: &'static str,
         target: String,
         kind: RemoteErrorKind,
         message: String,
+        hints: &'static StoreHints,
     },
+    /// What the store holds after a write is not what was sent (size, checksum):
+    /// the object must not stay.
+    #[error("{target}: {message}")]
+    Verification { target: String, message: String },
     /// A transfer's bytes did not arrive as expected.
     #[error("{target}: {message}")]
     Transfer { target: String, message: String },
@@ -56,15 +89,25 @@ pub enum StorageError {
 }
 
 /// What to do about a failed request, said once where the error is shown.
-fn remote_hint(kind: RemoteErrorKind) -> &'static str {
+fn remote_hint(kind: RemoteErrorKind, hints: &StoreHints) -> String {
     match kind {
-        RemoteErrorKind::Denied => {
-            " (check the credentials: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, --profile, or `aws sso login`)"
-        }
-        RemoteErrorKind::Network => " (is the endpoint reachable? see --endpoint-url)",
-        RemoteErrorKind::NotFound => " (does the bucket exist? HugeSync does not create buckets)",
-        _ => "",
+        RemoteErrorKind::Denied => format!(" (check the credentials: {})", hints.credentials),
+        RemoteErrorKind::Network => " (is the endpoint reachable? see --endpoint-url)".into(),
+        RemoteErrorKind::NotFound => format!(
+            " (does the {0} exist? HugeSync does not create {0}s)",
+            hints.bucket
+        ),
+        _ => String::new(),
     }
+}
+
+/// What a store's errors tell the user to check, in its own terms.
+#[derive(Debug)]
+pub struct StoreHints {
+    /// Where credentials come from (`AWS_ACCESS_KEY_ID/…, --profile`).
+    pub credentials: &'static str,
+    /// The store's word for a bucket (`bucket`, `container`).
+    pub bucket: &'static str,
 }
 
 impl StorageError {
@@ -172,22 +215,34 @@ pub struct Listing {
     pub leftovers: Vec<RelPath>,
 }
 
-/// One side of a sync. Cheap to clone (backends share their clients).
+/// How to reach each kind of store: flags, environment and config.toml merged.
+#[derive(Clone, Debug, Default)]
+pub struct StoreSettings {
+    pub s3: S3Settings,
+    /// Retries and stall detection for every request, on every store.
+    pub retry: RetryPolicy,
+}
+
+/// One side of a sync. Cheap to clone (stores share their clients).
 #[derive(Clone, Debug)]
 pub enum Storage {
     Local(LocalStorage),
-    S3(S3Storage),
+    Object(SharedStore),
 }
 
 impl Storage {
-    /// Opens the backend for a location. Schemes without a backend yet are a clear
-    /// error rather than a surprise later.
-    pub async fn open(location: &Location, s3: &S3Settings) -> Result<Storage, StorageError> {
+    /// Opens the store for a location: the one place stores are registered.
+    /// Schemes without a store yet are a clear error rather than a surprise
+    /// later.
+    pub async fn open(
+        location: &Location,
+        settings: &StoreSettings,
+    ) -> Result<Storage, StorageError> {
         match location {
             Location::Local(path) => Ok(Storage::Local(LocalStorage::new(path.clone()))),
-            Location::S3 { bucket, prefix } => {
-                Ok(Storage::S3(S3Storage::connect(s3, bucket, prefix).await))
-            }
+            Location::S3 { bucket, prefix } => Ok(Storage::Object(Arc::new(
+                s3::S3Storage::connect(&settings.s3, &settings.retry, bucket, prefix).await,
+            ))),
             other => Err(StorageError::Unsupported {
                 location: other.to_string(),
                 scheme: other.scheme(),
@@ -198,10 +253,19 @@ impl Storage {
     pub fn location(&self) -> Location {
         match self {
             Storage::Local(local) => Location::Local(local.root().to_path_buf()),
-            Storage::S3(s3) => Location::S3 {
-                bucket: s3.bucket().to_string(),
-                prefix: s3.prefix().to_string(),
-            },
+            Storage::Object(store) => {
+                let location =
+                    format!("{}://{}/{}", store.scheme(), store.bucket(), store.prefix());
+                Location::parse(&location).unwrap_or(Location::Local(location.into()))
+            }
+        }
+    }
+
+    /// The object store, if this side is one.
+    pub fn object_store(&self) -> Option<&SharedStore> {
+        match self {
+            Storage::Object(store) => Some(store),
+            Storage::Local(_) => None,
         }
     }
 
@@ -229,7 +293,9 @@ impl Storage {
                         reason: e.to_string(),
                     })?
             }
-            Storage::S3(s3) => s3.list(&filter, options, &counter).await,
+            Storage::Object(store) => {
+                objects::list_tree(store.as_ref(), &filter, options, &counter).await
+            }
         }
     }
 
@@ -241,7 +307,7 @@ impl Storage {
                 let path = path.clone();
                 run_blocking(move || local.head(&path)).await
             }
-            Storage::S3(s3) => s3.head(path).await,
+            Storage::Object(store) => objects::head_path(store.as_ref(), path).await,
         }
     }
 
@@ -254,8 +320,8 @@ impl Storage {
                 run_blocking(move || local.delete(&path, kind)).await
             }
             // Directories are only implied by keys; nothing to remove.
-            Storage::S3(_) if kind == EntryKind::Dir => Ok(()),
-            Storage::S3(s3) => s3.delete(path).await,
+            Storage::Object(_) if kind == EntryKind::Dir => Ok(()),
+            Storage::Object(store) => objects::delete_path(store.as_ref(), path).await,
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Concurrent change at the destination: an object replaced, created or
 //! removed by someone else between the plan and our write of it.
 //!
-//! Writes to object stores are conditional (`storage::s3::Expect`: `If-Match`
+//! Writes to object stores are conditional (`storage::Expect`: `If-Match`
 //! the ETag the plan saw, `If-None-Match: *` where it saw none, plus a HEAD
 //! just before completing a multipart upload), and deletes look first; a
 //! change surfaces as [`ItemError::DestinationChanged`]. By default that path

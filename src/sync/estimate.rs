@@ -4,10 +4,10 @@
 //! file whose sidecar is missing, stale or corrupt is planned as a whole upload,
 //! with the reason in its note.
 
-use crate::delta::{PartLimits, compute_delta, plan_parts};
+use crate::delta::{compute_delta, plan_parts};
 use crate::signature::signature_of_file;
 use crate::storage::local::map_readonly;
-use crate::storage::{LocalStorage, S3Storage, Storage, StorageError};
+use crate::storage::{LocalStorage, ObjectStore, Storage, StorageError};
 use crate::types::{Entry, SyncAction};
 
 use super::plan::{PlanItem, SyncPlan};
@@ -19,9 +19,11 @@ use super::transfer::delta_download::match_local;
 /// reports its error.
 pub async fn estimate_deltas(plan: &mut SyncPlan, source: &Storage, destination: &Storage) {
     match (source, destination) {
-        (Storage::Local(src), Storage::S3(dst)) => return estimate_uploads(plan, src, dst).await,
-        (Storage::S3(src), Storage::Local(dst)) => {
-            return estimate_downloads(plan, src, dst).await;
+        (Storage::Local(src), Storage::Object(dst)) => {
+            return estimate_uploads(plan, src, dst.as_ref()).await;
+        }
+        (Storage::Object(src), Storage::Local(dst)) => {
+            return estimate_downloads(plan, src.as_ref(), dst).await;
         }
         (Storage::Local(_), Storage::Local(_)) => {}
         _ => return,
@@ -70,6 +72,8 @@ pub async fn estimate_deltas(plan: &mut SyncPlan, source: &Storage, destination:
 
 /// What replaces a delta without a usable sidecar, as plan notes say it.
 pub(crate) const UPLOAD_INSTEAD: &str = "sent whole, and signed for next time";
+/// The note of a delta candidate on a store that cannot copy ranges.
+const NO_RANGE_COPY: &str = "this store cannot reuse parts of an object server-side: sent whole";
 pub(crate) const DOWNLOAD_INSTEAD: &str = "fetched whole";
 
 /// Sidecars fetched at once while planning.
@@ -79,7 +83,7 @@ const PARALLEL_SIDECARS: usize = 8;
 /// `object` picks the item's entry on the object store's side.
 async fn fetch_sidecars(
     plan: &SyncPlan,
-    store: &S3Storage,
+    store: &dyn ObjectStore,
     object: fn(&PlanItem) -> Option<&Entry>,
 ) -> Vec<(usize, Result<Sidecar, StorageError>)> {
     use futures::stream::{self, StreamExt};
@@ -116,9 +120,23 @@ fn record(
     }
 }
 
-/// Local → S3: each delta candidate's sidecar, then the part plan the upload
-/// would make from it; the bytes it uploads are the estimate.
-async fn estimate_uploads(plan: &mut SyncPlan, src: &LocalStorage, dst: &S3Storage) {
+/// Local → object store: each delta candidate's sidecar, then the part plan
+/// the upload would make from it; the bytes it uploads are the estimate.
+async fn estimate_uploads(plan: &mut SyncPlan, src: &LocalStorage, dst: &dyn ObjectStore) {
+    if !dst.limits().range_copy {
+        // The store composes whole objects only: no range of the old object
+        // can be reused, so every changed file goes whole.
+        for item in &mut plan.items {
+            if item.action == SyncAction::Delta {
+                item.action = SyncAction::Upload;
+                item.note = Some(NO_RANGE_COPY.into());
+                item.bytes_saved = 0;
+            }
+        }
+        plan.refresh_stats();
+        return;
+    }
+    let part_limits = dst.limits().part_limits();
     let generate = plan.options.remote_signature == super::RemoteSignature::Generate;
     let fetched = fetch_sidecars(plan, dst, |item| item.dst.as_ref()).await;
     for (i, fetched) in fetched {
@@ -160,7 +178,7 @@ async fn estimate_uploads(plan: &mut SyncPlan, src: &LocalStorage, dst: &S3Stora
             let new = map_readonly(&file)?;
             let delta = compute_delta(&new, &signature);
             let parts =
-                plan_parts(&delta, old_size, &PartLimits::S3).map_err(std::io::Error::other)?;
+                plan_parts(&delta, old_size, &part_limits).map_err(std::io::Error::other)?;
             let uploaded = parts.bytes_uploaded();
             Ok((uploaded, delta.new_size - uploaded))
         })
@@ -170,9 +188,9 @@ async fn estimate_uploads(plan: &mut SyncPlan, src: &LocalStorage, dst: &S3Stora
     plan.refresh_stats();
 }
 
-/// S3 → local: the object's sidecar against the local file; the blocks not
-/// found locally are what the download fetches.
-async fn estimate_downloads(plan: &mut SyncPlan, src: &S3Storage, dst: &LocalStorage) {
+/// Object store → local: the object's sidecar against the local file; the
+/// blocks not found locally are what the download fetches.
+async fn estimate_downloads(plan: &mut SyncPlan, src: &dyn ObjectStore, dst: &LocalStorage) {
     let fetched = fetch_sidecars(plan, src, |item| item.src.as_ref()).await;
     for (i, fetched) in fetched {
         let item = &mut plan.items[i];

@@ -21,7 +21,7 @@ use super::transfer::{self, ItemContext, ItemError, Outcome};
 use crate::progress::ExecEvent;
 use crate::storage::Storage;
 use crate::storage::local::WriteMeta;
-use crate::storage::s3::etag::same_etag;
+use crate::storage::same_version;
 use crate::types::{EntryKind, RelPath, SyncAction};
 
 #[derive(Clone, Debug)]
@@ -86,7 +86,7 @@ pub async fn execute(
     runner.report.duration = started.elapsed();
     runner.report.retries = match (&runner.ctx.source, &runner.ctx.destination) {
         // Both sides of a run share one policy, and so one count.
-        (_, Storage::S3(s3)) | (Storage::S3(s3), _) => s3.retry().retried(),
+        (_, Storage::Object(store)) | (Storage::Object(store), _) => store.retry().retried(),
         _ => 0,
     };
     runner.report
@@ -179,7 +179,7 @@ impl Runner {
                 crate::storage::run_blocking(move || dst.create_dir(&RelPath::from(""))).await
             }
             // A bucket is not created for the user: the listing already proved it.
-            Storage::S3(_) => Ok(()),
+            Storage::Object(_) => Ok(()),
         }
     }
 
@@ -298,7 +298,7 @@ impl Runner {
             Some(now)
                 if now.kind != planned.kind
                     || (now.kind != EntryKind::Dir && !now.same_size_and_mtime(planned))
-                    || matches!((now.etag(), planned.etag()), (Some(a), Some(b)) if !same_etag(a, b)) =>
+                    || matches!((now.etag(), planned.etag()), (Some(a), Some(b)) if !same_version(a, b)) =>
             {
                 return Err(ItemError::DestinationChanged);
             }

@@ -17,7 +17,7 @@ use crate::types::{EntryKind, SyncAction};
 const PARALLEL_HEADS: usize = 16;
 
 pub async fn confirm_restored_times(plan: &mut SyncPlan, source: &Storage, destination: &Storage) {
-    let (Storage::S3(src), Storage::Local(_)) = (source, destination) else {
+    let (Storage::Object(src), Storage::Local(_)) = (source, destination) else {
         return;
     };
     if !plan.options.archive {
@@ -41,7 +41,7 @@ pub async fn confirm_restored_times(plan: &mut SyncPlan, source: &Storage, desti
     let heads: Vec<_> = stream::iter(candidates)
         .map(|i| {
             let key = src.key_of(&plan.items[i].path);
-            async move { (i, src.head_key(&key).await) }
+            async move { (i, src.head(&key).await) }
         })
         .buffer_unordered(PARALLEL_HEADS)
         .collect()
@@ -52,7 +52,7 @@ pub async fn confirm_restored_times(plan: &mut SyncPlan, source: &Storage, desti
         else {
             continue; // an error here is the transfer's to report
         };
-        if head.etag.as_deref() != src_entry.etag()
+        if head.version.as_deref() != src_entry.etag()
             || head.meta.mtime_ns != Some(dst_entry.mtime_ns)
         {
             continue;

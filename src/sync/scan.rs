@@ -8,7 +8,7 @@ use rayon::prelude::*;
 use super::SyncOptions;
 use crate::filter::{Filter, FilterError};
 use crate::storage::{
-    ListOptions, Listing, LocalStorage, S3Storage, ScanCounter, Storage, StorageError,
+    ListOptions, Listing, LocalStorage, ObjectStore, ScanCounter, Storage, StorageError,
 };
 use crate::types::{Entry, EntryKind, RelPath};
 
@@ -129,12 +129,12 @@ async fn hash_side(
             .await
             .unwrap_or_else(|_| vec![None; wanted.len()])
         }
-        Storage::S3(s3) => {
+        Storage::Object(store) => {
             use futures::stream::{self, StreamExt};
             stream::iter(wanted.iter())
                 .map(|path| async move {
                     let entry = listing.manifest.get(path)?;
-                    recorded_hash(s3, path, entry).await
+                    recorded_hash(store.as_ref(), path, entry).await
                 })
                 .buffered(PARALLEL_REQUESTS)
                 .collect()
@@ -146,12 +146,12 @@ async fn hash_side(
 /// Requests in flight while collecting objects' recorded hashes.
 const PARALLEL_REQUESTS: usize = 16;
 
-async fn recorded_hash(s3: &S3Storage, path: &RelPath, entry: &Entry) -> Option<String> {
-    let head = s3.head_key(&s3.key_of(path)).await.ok()??;
+async fn recorded_hash(store: &dyn ObjectStore, path: &RelPath, entry: &Entry) -> Option<String> {
+    let head = store.head(&store.key_of(path)).await.ok()??;
     if let Some(hash) = head.meta.blake3 {
         return Some(hash);
     }
-    match super::sidecar::fetch(s3, path, entry).await {
+    match super::sidecar::fetch(store, path, entry).await {
         Ok(super::sidecar::Sidecar::Fresh(signature, _)) => Some(
             blake3::Hash::from_bytes(signature.file_hash)
                 .to_hex()

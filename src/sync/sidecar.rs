@@ -5,8 +5,9 @@
 use crate::signature::{
     MIN_BLOCK_SIZE, Signature, SourceIdentity, read_signature, write_signature,
 };
-use crate::storage::s3::{ObjectMeta, S3Storage};
-use crate::storage::{RemoteErrorKind, StorageError};
+use crate::storage::body::BodySource;
+use crate::storage::objects::{SmallObject, read_small};
+use crate::storage::{Expect, ObjectMeta, ObjectStore, StorageError};
 use crate::types::{Entry, RelPath};
 
 /// What the sidecar of an object says about it.
@@ -48,34 +49,22 @@ fn max_sidecar_len(size: u64) -> u64 {
 /// Fetches and checks the sidecar of `path`, whose object the listing (or a
 /// HEAD) described as `object`.
 pub async fn fetch(
-    store: &S3Storage,
+    store: &dyn ObjectStore,
     path: &RelPath,
     object: &Entry,
 ) -> Result<Sidecar, StorageError> {
     let key = store.sidecar_key_of(path);
     let limit = max_sidecar_len(object.size);
-    let body = match store.get_stream(&key, Some((0, limit)), None).await {
-        Ok((body, _)) => body,
-        Err(StorageError::Remote {
-            kind: RemoteErrorKind::NotFound,
-            ..
-        }) => return Ok(Sidecar::Missing),
-        // An empty object cannot satisfy a range: it is no signature either.
-        Err(StorageError::Remote {
-            kind: RemoteErrorKind::Rejected,
-            message,
-            ..
-        }) => return Ok(Sidecar::Corrupt(message)),
-        Err(other) => return Err(other),
+    let bytes = match read_small(store, &key, limit).await? {
+        SmallObject::Bytes(bytes) => bytes,
+        SmallObject::Missing => return Ok(Sidecar::Missing),
+        SmallObject::TooLarge => {
+            return Ok(Sidecar::Corrupt(format!(
+                "longer than a signature of a {}-byte object can be",
+                object.size
+            )));
+        }
     };
-    let bytes = body
-        .collect()
-        .await
-        .map_err(|e| StorageError::Transfer {
-            target: store.url_of(&key),
-            message: e.to_string(),
-        })?
-        .into_bytes();
     let (signature, identity) = match read_signature(&bytes) {
         Ok(read) => read,
         Err(e) => return Ok(Sidecar::Corrupt(e.to_string())),
@@ -84,10 +73,10 @@ pub async fn fetch(
     let current = match object.etag() {
         Some(etag) => Some(etag.to_string()),
         None => store
-            .head_key(&store.key_of(path))
+            .head(&store.key_of(path))
             .await?
             .filter(|head| head.size == object.size)
-            .and_then(|head| head.etag),
+            .and_then(|head| head.version),
     };
     Ok(match (identity.etag, current) {
         (Some(recorded), Some(current))
@@ -101,7 +90,7 @@ pub async fn fetch(
 
 /// Writes the sidecar of `path` for the object version `etag`.
 pub async fn store(
-    store: &S3Storage,
+    store: &dyn ObjectStore,
     path: &RelPath,
     signature: &Signature,
     etag: &str,
@@ -110,13 +99,16 @@ pub async fn store(
         etag: Some(etag.to_string()),
         mtime_ns: None,
     };
-    let bytes = write_signature(signature, &identity);
+    let bytes = bytes::Bytes::from(write_signature(signature, &identity));
+    let md5 = crate::storage::body::md5_of(&bytes);
     store
-        .put_bytes(
+        .put(
             &store.sidecar_key_of(path),
-            bytes::Bytes::from(bytes),
+            BodySource::Memory(&bytes),
+            bytes.len() as u64,
             &ObjectMeta::default(),
-            crate::storage::s3::Expect::Any,
+            Some(md5),
+            Expect::Any,
         )
         .await?;
     Ok(())

@@ -27,11 +27,6 @@ pub fn multipart_etag(part_md5s: &[[u8; 16]]) -> String {
     format!("\"{}-{}\"", hex::encode(hasher.finalize()), part_md5s.len())
 }
 
-/// Whether two ETags name the same object version (quotes aside).
-pub fn same_etag(a: &str, b: &str) -> bool {
-    a.trim_matches('"') == b.trim_matches('"')
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -51,6 +46,5 @@ mod tests {
             Some(md5(b"a"))
         );
         assert_eq!(etag_md5("\"abc-2\""), None);
-        assert!(same_etag("\"x\"", "x"));
     }
 }

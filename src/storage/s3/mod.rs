@@ -6,78 +6,62 @@
 //! server-side stitching is built from. Object metadata (`meta`) carries the POSIX
 //! attributes a plain object store does not have.
 
-mod body;
 pub mod etag;
 mod list;
-pub mod meta;
-pub mod multipart;
+mod multipart;
 mod object;
 mod read;
+
+use std::any::Any;
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::retry::RetryConfig;
 use aws_sdk_s3::config::timeout::TimeoutConfig;
 use aws_sdk_s3::config::{Region, RequestChecksumCalculation, ResponseChecksumValidation};
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use bytes::Bytes;
 
-use super::StorageError;
+use super::body::BodySource;
+use super::meta::ObjectMeta;
+use super::object::{
+    ByteStream, ChecksumKind, CopySource, Expect, ListPage, ObjectHead, ObjectStore, PendingUpload,
+    ReadableUrl, StagedPart, StagedUpload, StoreId, StoreLimits,
+};
+use super::{RemoteErrorKind, StorageError, StoreHints};
 use crate::retry::RetryPolicy;
-use crate::types::RelPath;
-
-pub use body::BodySource;
-pub use meta::ObjectMeta;
-pub use multipart::{CompletedPart, MultipartUpload};
-pub use object::ObjectHead;
 
 /// Longest wait for a TCP (and TLS) connection.
 const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// Suffix of the signature sidecar kept next to an object (`KEY.hssig`). Keys
-/// ending so are HugeSync's bookkeeping, never user files.
-pub const SIDECAR_SUFFIX: &str = ".hssig";
+/// What to check when S3 refuses a request.
+const HINTS: StoreHints = StoreHints {
+    credentials: "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, --profile, or `aws sso login`",
+    bucket: "bucket",
+};
 
-/// Whether a relative path names a sidecar rather than a user file.
-pub fn is_sidecar(path: &[u8]) -> bool {
-    path.ends_with(SIDECAR_SUFFIX.as_bytes())
-}
-
-/// What must be at a key for a write to go ahead: the guard against replacing
-/// an object that someone else changed (or created) since the plan was made.
-/// Sent as `If-Match` / `If-None-Match: *`, which S3 honours on PutObject,
-/// CopyObject and CompleteMultipartUpload; callers that complete uploads also
-/// look once more first, for servers that ignore the headers there.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Expect<'a> {
-    /// Whatever is there (sidecars, which follow their object).
-    Any,
-    /// No object: the plan saw none.
-    Absent,
-    /// The object with this ETag: the one the plan saw.
-    ETag(&'a str),
-}
+/// S3's multipart rules: 5 MiB floor but for the last part, 5 GiB per part and
+/// per copied range, 10,000 parts; 5 GiB per PutObject and CopyObject.
+const LIMITS: StoreLimits = StoreLimits {
+    min_part: 5 * 1024 * 1024,
+    max_part: 5 * 1024 * 1024 * 1024,
+    max_parts: 10_000,
+    max_single_put: 5 * 1024 * 1024 * 1024,
+    max_single_copy: 5 * 1024 * 1024 * 1024,
+    range_copy: true,
+    delete_batch: 1000,
+    checksums: &[ChecksumKind::Md5],
+};
 
 impl Expect<'_> {
     pub(crate) fn if_match(self) -> Option<String> {
         match self {
-            Expect::ETag(etag) => Some(etag.to_string()),
+            Expect::Version(etag) => Some(etag.to_string()),
             _ => None,
         }
     }
 
     pub(crate) fn if_none_match(self) -> Option<String> {
         (self == Expect::Absent).then(|| "*".to_string())
-    }
-
-    /// Whether a HEAD's answer (`None`: no object) meets the expectation.
-    pub fn holds_for(self, found: Option<&ObjectHead>) -> bool {
-        match (self, found) {
-            (Expect::Any, _) | (Expect::Absent, None) => true,
-            (Expect::ETag(etag), Some(head)) => head
-                .etag
-                .as_deref()
-                .is_some_and(|e| etag::same_etag(e, etag)),
-            _ => false,
-        }
     }
 }
 
@@ -89,8 +73,6 @@ pub struct S3Settings {
     pub region: Option<String>,
     pub endpoint_url: Option<String>,
     pub path_style: bool,
-    /// Retries and stall detection for every request.
-    pub retry: RetryPolicy,
 }
 
 /// A bucket and a prefix, with a client shared by every clone.
@@ -118,7 +100,12 @@ impl std::fmt::Debug for S3Storage {
 impl S3Storage {
     /// Builds a client from the settings and the SDK's configuration chain. No
     /// request is made yet: credentials are resolved on first use.
-    pub async fn connect(settings: &S3Settings, bucket: &str, prefix: &str) -> S3Storage {
+    pub async fn connect(
+        settings: &S3Settings,
+        retry: &RetryPolicy,
+        bucket: &str,
+        prefix: &str,
+    ) -> S3Storage {
         let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
         if let Some(profile) = &settings.profile {
             loader = loader.profile_name(profile);
@@ -143,7 +130,7 @@ impl S3Storage {
             .retry_config(RetryConfig::disabled())
             .timeout_config(
                 TimeoutConfig::builder()
-                    .connect_timeout(settings.retry.stall_timeout.min(CONNECT_TIMEOUT))
+                    .connect_timeout(retry.stall_timeout.min(CONNECT_TIMEOUT))
                     .build(),
             );
         if shared.region().is_none() {
@@ -153,7 +140,7 @@ impl S3Storage {
         let prefix = prefix.trim_matches('/');
         S3Storage {
             client: Client::from_conf(config.build()),
-            retry: settings.retry.clone(),
+            retry: retry.clone(),
             endpoint: settings
                 .endpoint_url
                 .clone()
@@ -167,97 +154,248 @@ impl S3Storage {
         }
     }
 
-    pub fn bucket(&self) -> &str {
-        &self.bucket
-    }
-
-    /// The prefix without its trailing `/`.
-    pub fn prefix(&self) -> &str {
-        self.prefix.trim_end_matches('/')
-    }
-
-    /// The key of a path below the root. Paths are UTF-8 by the time they reach
-    /// S3 (local names that are not are refused before, per file).
-    pub fn key_of(&self, path: &RelPath) -> String {
-        format!(
-            "{}{}",
-            self.prefix,
-            String::from_utf8_lossy(path.as_bytes())
-        )
-    }
-
-    /// The sidecar key of a path.
-    pub fn sidecar_key_of(&self, path: &RelPath) -> String {
-        format!("{}{SIDECAR_SUFFIX}", self.key_of(path))
-    }
-
-    /// `s3://bucket/key`, for messages.
-    pub fn url_of(&self, key: &str) -> String {
-        format!("s3://{}/{key}", self.bucket)
-    }
-
     pub(crate) fn client(&self) -> &Client {
         &self.client
     }
 
-    /// The endpoint URL, or `aws` for AWS itself.
-    pub fn endpoint_id(&self) -> &str {
-        &self.endpoint
+    /// Whether `source` is a bucket on the same S3 service as this one, which
+    /// CopyObject and UploadPartCopy can read from.
+    fn same_service<'a>(&self, source: &'a dyn ObjectStore) -> Option<&'a S3Storage> {
+        source
+            .as_any()
+            .downcast_ref::<S3Storage>()
+            .filter(|s3| s3.endpoint == self.endpoint)
+    }
+}
+
+#[async_trait::async_trait]
+impl ObjectStore for S3Storage {
+    fn scheme(&self) -> &'static str {
+        "s3"
     }
 
-    /// The retry policy of this store's requests (with its count of retries).
-    pub fn retry(&self) -> &RetryPolicy {
+    fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
+    fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    fn id(&self) -> StoreId {
+        StoreId {
+            endpoint: self.endpoint.clone(),
+            bucket: self.bucket.clone(),
+        }
+    }
+
+    fn limits(&self) -> &StoreLimits {
+        &LIMITS
+    }
+
+    fn retry(&self) -> &RetryPolicy {
         &self.retry
     }
+
+    fn hints(&self) -> &'static StoreHints {
+        &HINTS
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    async fn list_page(&self, token: Option<String>) -> Result<ListPage, StorageError> {
+        self.list_objects(token).await
+    }
+
+    async fn head(&self, key: &str) -> Result<Option<ObjectHead>, StorageError> {
+        self.head_object(key).await
+    }
+
+    async fn open_read(
+        &self,
+        key: &str,
+        range: Option<(u64, u64)>,
+        version: Option<&str>,
+    ) -> Result<ByteStream, StorageError> {
+        self.get_object(key, range, version).await
+    }
+
+    async fn put(
+        &self,
+        key: &str,
+        body: BodySource<'_>,
+        len: u64,
+        meta: &ObjectMeta,
+        md5: Option<[u8; 16]>,
+        expect: Expect<'_>,
+    ) -> Result<String, StorageError> {
+        self.put_object(key, body, len, meta, md5, expect).await
+    }
+
+    fn copies_from(&self, source: &dyn ObjectStore) -> bool {
+        self.same_service(source).is_some()
+    }
+
+    async fn copy_object(
+        &self,
+        source: CopySource<'_>,
+        key: &str,
+        meta: Option<&ObjectMeta>,
+        expect: Expect<'_>,
+    ) -> Result<String, StorageError> {
+        let from = self.copy_source_of(source)?;
+        self.copy_whole(&from, source.version, key, meta, expect)
+            .await
+    }
+
+    async fn set_metadata(
+        &self,
+        key: &str,
+        meta: &ObjectMeta,
+        expect: Expect<'_>,
+    ) -> Result<String, StorageError> {
+        // S3 rewrites metadata by copying the object onto itself.
+        let version = match expect {
+            Expect::Version(version) => Some(version),
+            _ => None,
+        };
+        self.copy_whole(&self.copy_source(key), version, key, Some(meta), expect)
+            .await
+    }
+
+    async fn delete_keys(&self, keys: &[String]) -> Result<(), StorageError> {
+        self.delete_objects(keys).await
+    }
+
+    async fn readable_url(
+        &self,
+        key: &str,
+        ttl: std::time::Duration,
+    ) -> Result<Option<ReadableUrl>, StorageError> {
+        self.presigned_get(key, ttl).await.map(Some)
+    }
+
+    async fn begin_staged(
+        &self,
+        key: &str,
+        meta: &ObjectMeta,
+    ) -> Result<StagedUpload, StorageError> {
+        self.create_multipart(key, meta).await
+    }
+
+    async fn stage_bytes(
+        &self,
+        upload: &StagedUpload,
+        number: u32,
+        body: BodySource<'_>,
+        len: u64,
+        md5: Option<[u8; 16]>,
+    ) -> Result<StagedPart, StorageError> {
+        self.upload_part(upload, number, body, len, md5).await
+    }
+
+    async fn stage_copy(
+        &self,
+        upload: &StagedUpload,
+        number: u32,
+        source: CopySource<'_>,
+        start: u64,
+        len: u64,
+    ) -> Result<StagedPart, StorageError> {
+        let from = self.copy_source_of(source)?;
+        self.upload_part_copy(upload, number, &from, source.version, start, len)
+            .await
+    }
+
+    async fn list_staged(&self, upload: &StagedUpload) -> Result<Vec<StagedPart>, StorageError> {
+        self.list_parts(upload).await
+    }
+
+    async fn commit_staged(
+        &self,
+        upload: &StagedUpload,
+        parts: &[StagedPart],
+        _meta: &ObjectMeta,
+        expect: Expect<'_>,
+    ) -> Result<String, StorageError> {
+        // The metadata went with CreateMultipartUpload.
+        self.complete_multipart(upload, parts, expect).await
+    }
+
+    async fn abort_staged(&self, upload: &StagedUpload) -> Result<(), StorageError> {
+        self.abort_multipart(upload).await
+    }
+
+    async fn list_pending(&self) -> Result<Vec<PendingUpload>, StorageError> {
+        self.list_multipart_uploads().await
+    }
 }
 
-/// What went wrong with a request, as far as a caller needs to tell apart.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RemoteErrorKind {
-    /// Missing, wrong or expired credentials, or access denied (403).
-    Denied,
-    /// No such bucket or key (404).
-    NotFound,
-    /// A conditional request's condition failed (412): someone else wrote.
-    PreconditionFailed,
-    /// Throttled (503 SlowDown, 429) or a server error (5xx).
-    Unavailable,
-    /// The request never got an answer (connection refused, reset, timeout).
-    Network,
-    /// The request was refused as malformed or invalid (4xx).
-    Rejected,
+impl S3Storage {
+    /// The `x-amz-copy-source` of an object on this service.
+    fn copy_source_of(&self, source: CopySource<'_>) -> Result<String, StorageError> {
+        let s3 = self
+            .same_service(source.store)
+            .ok_or_else(|| StorageError::Transfer {
+                target: source.store.url_of(source.key),
+                message: "S3 copies server-side only from buckets of the same service".into(),
+            })?;
+        Ok(s3.copy_source(source.key))
+    }
+
+    /// PUTs bytes held in memory (sidecars, small objects), with Content-MD5.
+    pub async fn put_bytes(
+        &self,
+        key: &str,
+        bytes: Bytes,
+        meta: &ObjectMeta,
+        expect: Expect<'_>,
+    ) -> Result<String, StorageError> {
+        let md5 = etag::md5(&bytes);
+        let len = bytes.len() as u64;
+        self.put_object(
+            key,
+            BodySource::Memory(&bytes),
+            len,
+            meta,
+            Some(md5),
+            expect,
+        )
+        .await
+    }
 }
 
-impl RemoteErrorKind {
-    fn of(status: Option<u16>, code: Option<&str>) -> Self {
-        match (status, code) {
-            (
-                _,
-                Some(
-                    "InvalidAccessKeyId"
-                    | "SignatureDoesNotMatch"
-                    | "AccessDenied"
-                    | "ExpiredToken"
-                    | "InvalidToken"
-                    | "AuthorizationHeaderMalformed",
-                ),
-            )
-            | (Some(401 | 403), _) => RemoteErrorKind::Denied,
-            (_, Some("NoSuchBucket" | "NoSuchKey" | "NoSuchUpload")) | (Some(404), _) => {
-                RemoteErrorKind::NotFound
-            }
-            (Some(412), _) | (_, Some("PreconditionFailed")) => RemoteErrorKind::PreconditionFailed,
-            (Some(429 | 500..=599), _)
-            | (
-                _,
-                Some(
-                    "SlowDown" | "InternalError" | "ServiceUnavailable" | "RequestTimeout"
-                    | "IncompleteBody",
-                ),
-            ) => RemoteErrorKind::Unavailable,
-            (None, _) => RemoteErrorKind::Network,
-            _ => RemoteErrorKind::Rejected,
+/// The kind of an S3 error, from its status and code.
+fn kind_of(status: Option<u16>, code: Option<&str>) -> RemoteErrorKind {
+    match (status, code) {
+        (
+            _,
+            Some(
+                "InvalidAccessKeyId"
+                | "SignatureDoesNotMatch"
+                | "AccessDenied"
+                | "ExpiredToken"
+                | "InvalidToken"
+                | "AuthorizationHeaderMalformed",
+            ),
+        )
+        | (Some(401 | 403), _) => RemoteErrorKind::Denied,
+        (_, Some("NoSuchBucket" | "NoSuchKey" | "NoSuchUpload")) | (Some(404), _) => {
+            RemoteErrorKind::NotFound
         }
+        (Some(412), _) | (_, Some("PreconditionFailed")) => RemoteErrorKind::PreconditionFailed,
+        (Some(429 | 500..=599), _)
+        | (
+            _,
+            Some(
+                "SlowDown" | "InternalError" | "ServiceUnavailable" | "RequestTimeout"
+                | "IncompleteBody",
+            ),
+        ) => RemoteErrorKind::Unavailable,
+        (None, _) => RemoteErrorKind::Network,
+        _ => RemoteErrorKind::Rejected,
     }
 }
 
@@ -283,7 +421,7 @@ where
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
             RemoteErrorKind::Network
         }
-        _ => RemoteErrorKind::of(status, code.as_deref()),
+        _ => kind_of(status, code.as_deref()),
     };
     let detail = err.message().filter(|m| !m.is_empty());
     let message = match (&code, detail) {
@@ -302,6 +440,7 @@ where
         target,
         kind,
         message,
+        hints: &HINTS,
     }
 }
 
@@ -339,18 +478,12 @@ mod tests {
     #[test]
     fn error_kinds_from_status_and_code() {
         use RemoteErrorKind as K;
-        assert_eq!(K::of(Some(403), Some("InvalidAccessKeyId")), K::Denied);
-        assert_eq!(K::of(Some(400), Some("ExpiredToken")), K::Denied);
-        assert_eq!(K::of(Some(404), None), K::NotFound);
-        assert_eq!(K::of(Some(412), None), K::PreconditionFailed);
-        assert_eq!(K::of(Some(503), Some("SlowDown")), K::Unavailable);
-        assert_eq!(K::of(Some(400), Some("InvalidRequest")), K::Rejected);
-        assert_eq!(K::of(None, None), K::Network);
-    }
-
-    #[test]
-    fn sidecars_are_recognised() {
-        assert!(is_sidecar(b"a/b.bin.hssig"));
-        assert!(!is_sidecar(b"a/b.bin"));
+        assert_eq!(kind_of(Some(403), Some("InvalidAccessKeyId")), K::Denied);
+        assert_eq!(kind_of(Some(400), Some("ExpiredToken")), K::Denied);
+        assert_eq!(kind_of(Some(404), None), K::NotFound);
+        assert_eq!(kind_of(Some(412), None), K::PreconditionFailed);
+        assert_eq!(kind_of(Some(503), Some("SlowDown")), K::Unavailable);
+        assert_eq!(kind_of(Some(400), Some("InvalidRequest")), K::Rejected);
+        assert_eq!(kind_of(None, None), K::Network);
     }
 }

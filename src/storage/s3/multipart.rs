@@ -1,35 +1,20 @@
-//! The multipart family: the object is assembled from parts that are uploaded
-//! or copied server-side from existing objects, and appears only at completion.
+//! The staged object family on S3: a multipart upload whose parts are uploaded
+//! or copied server-side from existing objects, and which appears only at
+//! completion. Every part's MD5 is known (ours for uploads, the server's part
+//! ETag for copies), so a completed object's ETag — the MD5 of its parts' MD5s
+//! — is checked against the parts that made it.
 
-use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart as SdkCompletedPart};
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 
-use super::body::BodySource;
-use super::{Expect, ObjectMeta, S3Storage, remote_error};
+use super::etag::{etag_md5, multipart_etag};
+use super::object::content_md5;
+use super::{LIMITS, S3Storage, remote_error};
 use crate::retry::{Activity, Budget};
-use crate::storage::StorageError;
-
-/// An upload in progress.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct MultipartUpload {
-    pub key: String,
-    pub upload_id: String,
-}
-
-/// A part as the completion request names it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CompletedPart {
-    pub number: i32,
-    pub etag: String,
-    pub size: u64,
-}
-
-/// An upload found by ListMultipartUploads.
-#[derive(Clone, Debug)]
-pub struct PendingUpload {
-    pub key: String,
-    pub upload_id: String,
-    pub initiated_ns: Option<i64>,
-}
+use crate::storage::body::BodySource;
+use crate::storage::meta::ObjectMeta;
+use crate::storage::object::{Expect, PendingUpload, StagedPart, StagedUpload, same_version};
+use crate::storage::{RemoteErrorKind, StorageError};
 
 fn transfer_error(target: String, message: impl ToString) -> StorageError {
     StorageError::Transfer {
@@ -38,19 +23,30 @@ fn transfer_error(target: String, message: impl ToString) -> StorageError {
     }
 }
 
+/// S3 numbers parts from 1 to 10,000: anything else is refused here.
+fn part_number(number: u32, target: &str) -> Result<i32, StorageError> {
+    if number == 0 || number as usize > LIMITS.max_parts {
+        return Err(transfer_error(
+            target.to_string(),
+            format!("part number {number} is outside 1..={}", LIMITS.max_parts),
+        ));
+    }
+    Ok(number as i32)
+}
+
 impl S3Storage {
-    pub async fn create_multipart(
+    pub(super) async fn create_multipart(
         &self,
         key: &str,
         meta: &ObjectMeta,
-    ) -> Result<MultipartUpload, StorageError> {
-        let url = self.url_of(key);
+    ) -> Result<StagedUpload, StorageError> {
+        let url = self.url_of_key(key);
         let out = self
-            .retry()
+            .retry
             .run(&url, Budget::Quick, || async {
                 self.client()
                     .create_multipart_upload()
-                    .bucket(self.bucket())
+                    .bucket(&self.bucket)
                     .key(key)
                     .set_metadata(Some(meta.to_headers()))
                     .send()
@@ -60,38 +56,46 @@ impl S3Storage {
             .await?;
         let upload_id = out
             .upload_id()
-            .ok_or_else(|| transfer_error(self.url_of(key), "the server gave no upload id"))?;
-        Ok(MultipartUpload {
+            .ok_or_else(|| transfer_error(url, "the server gave no upload id"))?;
+        Ok(StagedUpload {
             key: key.to_string(),
-            upload_id: upload_id.to_string(),
+            id: upload_id.to_string(),
         })
     }
 
     /// Uploads `len` bytes from `source` as part `number`, retried; with their
     /// MD5 known, the server checks them. The body is streamed, not hashed for
     /// the signature (one hash pass, not two; TLS covers the rest).
-    pub async fn upload_part(
+    pub(super) async fn upload_part(
         &self,
-        upload: &MultipartUpload,
-        number: i32,
+        upload: &StagedUpload,
+        number: u32,
         source: BodySource<'_>,
         len: u64,
         md5: Option<[u8; 16]>,
-    ) -> Result<CompletedPart, StorageError> {
-        let url = self.url_of(&upload.key);
+    ) -> Result<StagedPart, StorageError> {
+        let url = self.url_of_key(&upload.key);
+        let sdk_number = part_number(number, &url)?;
+        if len > LIMITS.max_part {
+            return Err(transfer_error(
+                url,
+                format!("a {len}-byte part is over 5 GiB"),
+            ));
+        }
         let activity = std::sync::Arc::new(Activity::default());
         let out = self
-            .retry()
+            .retry
             .run(&url, Budget::Watched(activity.clone()), || async {
+                let body = source.open(len, &activity).await?;
                 self.client()
                     .upload_part()
-                    .bucket(self.bucket())
+                    .bucket(&self.bucket)
                     .key(&upload.key)
-                    .upload_id(&upload.upload_id)
-                    .part_number(number)
+                    .upload_id(&upload.id)
+                    .part_number(sdk_number)
                     .content_length(len as i64)
-                    .set_content_md5(md5.map(|m| super::object::content_md5(&m)))
-                    .body(source.open(len, &activity).await?)
+                    .set_content_md5(md5.map(|m| content_md5(&m)))
+                    .body(ByteStream::from_body_1_x(body))
                     .customize()
                     .disable_payload_signing()
                     .send()
@@ -102,38 +106,43 @@ impl S3Storage {
         let etag = out
             .e_tag()
             .ok_or_else(|| transfer_error(url, "the server gave no part ETag"))?;
-        Ok(CompletedPart {
+        Ok(StagedPart {
             number,
-            etag: etag.to_string(),
+            tag: etag.to_string(),
             size: len,
+            md5: etag_md5(etag),
         })
     }
 
-    /// Copies `len` bytes from `start` of `source`'s object `source_key` as part
-    /// `number`, server-side. Callers check the range against the source's size:
-    /// some servers silently truncate a range past the end.
-    #[allow(clippy::too_many_arguments)]
-    pub async fn upload_part_copy(
+    /// Copies `len` bytes from `start` of `copy_source` as part `number`,
+    /// server-side, pinned to the source's ETag.
+    pub(super) async fn upload_part_copy(
         &self,
-        upload: &MultipartUpload,
-        number: i32,
-        source: &S3Storage,
-        source_key: &str,
+        upload: &StagedUpload,
+        number: u32,
+        copy_source: &str,
+        source_etag: Option<&str>,
         start: u64,
         len: u64,
-        source_etag: Option<&str>,
-    ) -> Result<CompletedPart, StorageError> {
-        let url = self.url_of(&upload.key);
+    ) -> Result<StagedPart, StorageError> {
+        let url = self.url_of_key(&upload.key);
+        let sdk_number = part_number(number, &url)?;
+        if len == 0 || len > LIMITS.max_part {
+            return Err(transfer_error(
+                url,
+                format!("cannot copy a {len}-byte part"),
+            ));
+        }
         let out = self
-            .retry()
+            .retry
             .run(&url, Budget::ServerSide, || async {
                 self.client()
                     .upload_part_copy()
-                    .bucket(self.bucket())
+                    .bucket(&self.bucket)
                     .key(&upload.key)
-                    .upload_id(&upload.upload_id)
-                    .part_number(number)
-                    .copy_source(source.copy_source(source_key))
+                    .upload_id(&upload.id)
+                    .part_number(sdk_number)
+                    .copy_source(copy_source)
                     .copy_source_range(format!("bytes={start}-{}", start + len - 1))
                     .set_copy_source_if_match(source_etag.map(str::to_string))
                     .send()
@@ -144,66 +153,107 @@ impl S3Storage {
         let etag = out
             .copy_part_result()
             .and_then(|r| r.e_tag())
-            .ok_or_else(|| {
-                transfer_error(self.url_of(&upload.key), "the server gave no part ETag")
-            })?;
-        Ok(CompletedPart {
+            .ok_or_else(|| transfer_error(url, "the server gave no part ETag"))?;
+        Ok(StagedPart {
             number,
-            etag: etag.to_string(),
+            tag: etag.to_string(),
             size: len,
+            md5: etag_md5(etag),
         })
     }
 
     /// Completes the upload: the object appears now, if the key still holds
-    /// what `expect` says (where the server honours the condition).
-    pub async fn complete_multipart(
+    /// what `expect` says (where the server honours the condition). The ETag it
+    /// gets must be the MD5 of the parts' MD5s.
+    pub(super) async fn complete_multipart(
         &self,
-        upload: &MultipartUpload,
-        parts: &[CompletedPart],
+        upload: &StagedUpload,
+        parts: &[StagedPart],
         expect: Expect<'_>,
-    ) -> Result<Option<String>, StorageError> {
-        let parts = parts
+    ) -> Result<String, StorageError> {
+        let url = self.url_of_key(&upload.key);
+        if parts.len() > LIMITS.max_parts {
+            return Err(transfer_error(
+                url,
+                format!("{} parts exceed S3's 10,000", parts.len()),
+            ));
+        }
+        let expected = parts
+            .iter()
+            .map(|p| p.md5)
+            .collect::<Option<Vec<_>>>()
+            .map(|md5s| multipart_etag(&md5s));
+        let sdk_parts = parts
             .iter()
             .map(|p| {
-                SdkCompletedPart::builder()
-                    .part_number(p.number)
-                    .e_tag(&p.etag)
-                    .build()
+                Ok(CompletedPart::builder()
+                    .part_number(part_number(p.number, &url)?)
+                    .e_tag(&p.tag)
+                    .build())
             })
-            .collect();
-        let parts = CompletedMultipartUpload::builder()
-            .set_parts(Some(parts))
+            .collect::<Result<Vec<_>, StorageError>>()?;
+        let completed = CompletedMultipartUpload::builder()
+            .set_parts(Some(sdk_parts))
             .build();
-        let url = self.url_of(&upload.key);
-        let out = self
-            .retry()
+        let result = self
+            .retry
             .run(&url, Budget::ServerSide, || async {
                 self.client()
                     .complete_multipart_upload()
-                    .bucket(self.bucket())
+                    .bucket(&self.bucket)
                     .key(&upload.key)
-                    .upload_id(&upload.upload_id)
-                    .multipart_upload(parts.clone())
+                    .upload_id(&upload.id)
+                    .multipart_upload(completed.clone())
                     .set_if_match(expect.if_match())
                     .set_if_none_match(expect.if_none_match())
                     .send()
                     .await
                     .map_err(|e| remote_error("cannot complete the upload of", url.clone(), e))
             })
-            .await?;
-        Ok(out.e_tag().map(str::to_string))
+            .await;
+        let etag = match result {
+            Ok(out) => out.e_tag().map(str::to_string),
+            // A completion retried after its answer was lost finds the upload
+            // gone (or its condition failed by our own object): done, if the
+            // object is the one these parts make.
+            Err(
+                error @ StorageError::Remote {
+                    kind: RemoteErrorKind::PreconditionFailed | RemoteErrorKind::NotFound,
+                    ..
+                },
+            ) => {
+                let now = self.head_object(&upload.key).await?;
+                match (now.and_then(|h| h.version), &expected) {
+                    (Some(now), Some(expected)) if same_version(&now, expected) => Some(now),
+                    _ => return Err(error),
+                }
+            }
+            Err(error) => return Err(error),
+        }
+        .ok_or_else(|| transfer_error(url.clone(), "the server gave no ETag for the object"))?;
+        if let Some(expected) = expected
+            && !same_version(&expected, &etag)
+        {
+            return Err(StorageError::Verification {
+                target: url,
+                message: format!(
+                    "the completed object's ETag is {etag}, but its parts make {expected}"
+                ),
+            });
+        }
+        Ok(etag)
     }
 
     /// Abandons the upload and frees its parts.
-    pub async fn abort_multipart(&self, upload: &MultipartUpload) -> Result<(), StorageError> {
-        let url = self.url_of(&upload.key);
-        self.retry()
+    pub(super) async fn abort_multipart(&self, upload: &StagedUpload) -> Result<(), StorageError> {
+        let url = self.url_of_key(&upload.key);
+        self.retry
             .run(&url, Budget::Quick, || async {
                 self.client()
                     .abort_multipart_upload()
-                    .bucket(self.bucket())
+                    .bucket(&self.bucket)
                     .key(&upload.key)
-                    .upload_id(&upload.upload_id)
+                    .upload_id(&upload.id)
                     .send()
                     .await
                     .map_err(|e| remote_error("cannot abort the upload of", url.clone(), e))
@@ -213,22 +263,22 @@ impl S3Storage {
     }
 
     /// The parts the server holds for an upload, in part order (all pages).
-    pub async fn list_parts(
+    pub(super) async fn list_parts(
         &self,
-        upload: &MultipartUpload,
-    ) -> Result<Vec<CompletedPart>, StorageError> {
-        let url = self.url_of(&upload.key);
+        upload: &StagedUpload,
+    ) -> Result<Vec<StagedPart>, StorageError> {
+        let url = self.url_of_key(&upload.key);
         let mut parts = Vec::new();
         let mut marker: Option<String> = None;
         loop {
             let page = self
-                .retry()
+                .retry
                 .run(&url, Budget::Quick, || async {
                     self.client()
                         .list_parts()
-                        .bucket(self.bucket())
+                        .bucket(&self.bucket)
                         .key(&upload.key)
-                        .upload_id(&upload.upload_id)
+                        .upload_id(&upload.id)
                         .set_part_number_marker(marker.clone())
                         .send()
                         .await
@@ -236,10 +286,12 @@ impl S3Storage {
                 })
                 .await?;
             parts.extend(page.parts().iter().filter_map(|p| {
-                Some(CompletedPart {
-                    number: p.part_number()?,
-                    etag: p.e_tag()?.to_string(),
+                let etag = p.e_tag()?;
+                Some(StagedPart {
+                    number: u32::try_from(p.part_number()?).ok()?,
+                    tag: etag.to_string(),
                     size: p.size()?.max(0) as u64,
+                    md5: etag_md5(etag),
                 })
             }));
             match page.next_part_number_marker() {
@@ -256,17 +308,17 @@ impl S3Storage {
     }
 
     /// Incomplete multipart uploads below this storage's prefix (all pages).
-    pub async fn list_multipart_uploads(&self) -> Result<Vec<PendingUpload>, StorageError> {
+    pub(super) async fn list_multipart_uploads(&self) -> Result<Vec<PendingUpload>, StorageError> {
         let mut uploads = Vec::new();
         let (mut key_marker, mut id_marker): (Option<String>, Option<String>) = (None, None);
+        let url = self.url_of_prefix();
         loop {
-            let url = self.url_of(&self.prefix);
             let page = self
-                .retry()
+                .retry
                 .run(&url, Budget::Quick, || async {
                     self.client()
                         .list_multipart_uploads()
-                        .bucket(self.bucket())
+                        .bucket(&self.bucket)
                         .prefix(&self.prefix)
                         .set_key_marker(key_marker.clone())
                         .set_upload_id_marker(id_marker.clone())
@@ -278,7 +330,7 @@ impl S3Storage {
             uploads.extend(page.uploads().iter().filter_map(|u| {
                 Some(PendingUpload {
                     key: u.key()?.to_string(),
-                    upload_id: u.upload_id()?.to_string(),
+                    id: u.upload_id()?.to_string(),
                     initiated_ns: u.initiated().map(super::list::timestamp_ns),
                 })
             }));

@@ -1,47 +1,20 @@
 //! Whole-object requests: HEAD, PUT, server-side copy, batched delete (GETs
 //! are in `read`).
 
-use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use aws_sdk_s3::operation::head_object::HeadObjectError;
+use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{Delete, MetadataDirective, ObjectIdentifier};
-use bytes::Bytes;
 
-use super::body::BodySource;
 use super::list::timestamp_ns;
-use super::{Expect, ObjectMeta, RemoteErrorKind, S3Storage, remote_error};
+use super::{LIMITS, S3Storage, remote_error};
 use crate::retry::{Activity, Budget};
-use crate::storage::StorageError;
-use crate::types::{Entry, EntryKind, RelPath};
-
-/// Keys per DeleteObjects request (S3's limit).
-const DELETE_BATCH: usize = 1000;
-
-/// What a HEAD says about an object.
-#[derive(Clone, Debug)]
-pub struct ObjectHead {
-    pub size: u64,
-    pub mtime_ns: i64,
-    pub etag: Option<String>,
-    pub meta: ObjectMeta,
-}
-
-impl ObjectHead {
-    /// The entry a listing would have given, with link targets resolved.
-    pub fn entry(&self) -> Entry {
-        let mut entry = Entry::file(self.size, self.mtime_ns, 0);
-        if let Some(etag) = &self.etag {
-            entry.set_etag(etag.clone());
-        }
-        if self.size == 0
-            && let Some(target) = &self.meta.link_target
-        {
-            entry.kind = EntryKind::Symlink;
-            entry.extra.get_or_insert_with(Default::default).link_target = Some(target.clone());
-        }
-        entry
-    }
-}
+use crate::storage::body::BodySource;
+use crate::storage::meta::ObjectMeta;
+use crate::storage::object::{Expect, ObjectHead};
+use crate::storage::{RemoteErrorKind, StorageError};
 
 /// The Content-MD5 header value: base64 of the binary digest.
 pub(crate) fn content_md5(md5: &[u8; 16]) -> String {
@@ -51,15 +24,15 @@ pub(crate) fn content_md5(md5: &[u8; 16]) -> String {
 
 impl S3Storage {
     /// HEADs a key; `None` when there is no such object.
-    pub async fn head_key(&self, key: &str) -> Result<Option<ObjectHead>, StorageError> {
-        let url = self.url_of(key);
+    pub(super) async fn head_object(&self, key: &str) -> Result<Option<ObjectHead>, StorageError> {
+        let url = self.url_of_key(key);
         let out = self
-            .retry()
+            .retry
             .run(&url, Budget::Quick, || async {
                 let result = self
                     .client()
                     .head_object()
-                    .bucket(self.bucket())
+                    .bucket(&self.bucket)
                     .key(key)
                     .send()
                     .await;
@@ -77,7 +50,7 @@ impl S3Storage {
         Ok(out.map(|out| ObjectHead {
             size: out.content_length().unwrap_or(0).max(0) as u64,
             mtime_ns: out.last_modified().map_or(0, timestamp_ns),
-            etag: out.e_tag().map(str::to_string),
+            version: out.e_tag().map(str::to_string),
             meta: out
                 .metadata()
                 .map(ObjectMeta::from_headers)
@@ -85,56 +58,10 @@ impl S3Storage {
         }))
     }
 
-    /// Describes the object at `path` now, or `None`.
-    pub async fn head(&self, path: &RelPath) -> Result<Option<Entry>, StorageError> {
-        Ok(self
-            .head_key(&self.key_of(path))
-            .await?
-            .map(|head| head.entry()))
-    }
-
-    /// PUTs the first `len` bytes of a local file (all of it, as its size
-    /// was planned), streamed from disk. With the bytes' MD5 the server checks
-    /// them (Content-MD5). Returns the new ETag.
-    pub async fn put_file(
-        &self,
-        key: &str,
-        file: &Path,
-        len: u64,
-        meta: &ObjectMeta,
-        md5: Option<[u8; 16]>,
-        expect: Expect<'_>,
-    ) -> Result<Option<String>, StorageError> {
-        let source = BodySource::File {
-            path: file,
-            offset: 0,
-        };
-        self.put(key, source, len, meta, md5, expect).await
-    }
-
-    /// PUTs bytes held in memory (sidecars, small objects), with Content-MD5.
-    pub async fn put_bytes(
-        &self,
-        key: &str,
-        bytes: Bytes,
-        meta: &ObjectMeta,
-        expect: Expect<'_>,
-    ) -> Result<Option<String>, StorageError> {
-        let md5 = super::etag::md5(&bytes);
-        let len = bytes.len() as u64;
-        self.put(
-            key,
-            BodySource::Memory(&bytes),
-            len,
-            meta,
-            Some(md5),
-            expect,
-        )
-        .await
-    }
-
-    /// The PutObject both of the above make, retried, conditional on `expect`.
-    async fn put(
+    /// One PutObject, retried, conditional on `expect`; with the bytes' MD5
+    /// the server checks them (Content-MD5), and the returned ETag is checked
+    /// against it too. Returns the new ETag.
+    pub(super) async fn put_object(
         &self,
         key: &str,
         source: BodySource<'_>,
@@ -142,25 +69,32 @@ impl S3Storage {
         meta: &ObjectMeta,
         md5: Option<[u8; 16]>,
         expect: Expect<'_>,
-    ) -> Result<Option<String>, StorageError> {
-        let url = self.url_of(key);
-        let attempts = std::sync::atomic::AtomicU32::new(0);
-        let activity = std::sync::Arc::new(Activity::default());
+    ) -> Result<String, StorageError> {
+        if len > LIMITS.max_single_put {
+            return Err(StorageError::Transfer {
+                target: self.url_of_key(key),
+                message: format!("{len} bytes is more than one PutObject may carry"),
+            });
+        }
+        let url = self.url_of_key(key);
+        let attempts = AtomicU32::new(0);
+        let activity = Arc::new(Activity::default());
         let result = self
-            .retry()
+            .retry
             .run(&url, Budget::Watched(activity.clone()), || async {
-                attempts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                attempts.fetch_add(1, Ordering::Relaxed);
+                let body = source.open(len, &activity).await?;
                 let out = self
                     .client()
                     .put_object()
-                    .bucket(self.bucket())
+                    .bucket(&self.bucket)
                     .key(key)
                     .content_length(len as i64)
                     .set_content_md5(md5.map(|m| content_md5(&m)))
                     .set_metadata(Some(meta.to_headers()))
                     .set_if_match(expect.if_match())
                     .set_if_none_match(expect.if_none_match())
-                    .body(source.open(len, &activity).await?)
+                    .body(ByteStream::from_body_1_x(body))
                     .customize()
                     // A streamed body is not hashed for the signature: the
                     // server checks Content-MD5 where we have it, TLS the rest.
@@ -171,8 +105,23 @@ impl S3Storage {
                 Ok(out.e_tag().map(str::to_string))
             })
             .await;
-        let retried = attempts.load(std::sync::atomic::Ordering::Relaxed) > 1;
-        self.settle_conditional_put(key, result, retried, md5).await
+        let retried = attempts.load(Ordering::Relaxed) > 1;
+        let etag = self
+            .settle_conditional_put(key, result, retried, md5)
+            .await?
+            .ok_or_else(|| StorageError::Transfer {
+                target: url.clone(),
+                message: "the server gave no ETag".into(),
+            })?;
+        if let (Some(sent), Some(stored)) = (md5, super::etag::etag_md5(&etag))
+            && sent != stored
+        {
+            return Err(StorageError::Verification {
+                target: url,
+                message: "the stored object's MD5 differs from what was sent".into(),
+            });
+        }
+        Ok(etag)
     }
 
     /// A conditional write that was retried can fail its condition on our own
@@ -195,14 +144,14 @@ impl S3Storage {
                     },
                 ),
                 Some(md5),
-            ) if retried => match self.head_key(key).await? {
+            ) if retried => match self.head_object(key).await? {
                 Some(head)
                     if head
-                        .etag
+                        .version
                         .as_deref()
                         .is_some_and(|e| super::etag::etag_md5(e) == Some(md5)) =>
                 {
-                    Ok(head.etag)
+                    Ok(head.version)
                 }
                 _ => Err(error),
             },
@@ -210,25 +159,25 @@ impl S3Storage {
         }
     }
 
-    /// Copies an object within S3 (≤ 5 GiB; larger ones go by multipart copy),
-    /// keeping its metadata, or replacing it with `meta`. `source` may be another
-    /// storage's bucket, or the same key (to rewrite metadata).
-    pub async fn copy_object(
+    /// CopyObject from `copy_source` (`bucket/key` on this service), keeping
+    /// its metadata or replacing it with `meta`.
+    pub(super) async fn copy_whole(
         &self,
-        source: &S3Storage,
-        source_key: &str,
+        copy_source: &str,
+        source_version: Option<&str>,
         key: &str,
         meta: Option<&ObjectMeta>,
         expect: Expect<'_>,
-    ) -> Result<Option<String>, StorageError> {
-        let url = self.url_of(key);
+    ) -> Result<String, StorageError> {
+        let url = self.url_of_key(key);
         let out = self
-            .retry()
+            .retry
             .run(&url, Budget::ServerSide, || async {
                 self.client()
                     .copy_object()
-                    .copy_source(source.copy_source(source_key))
-                    .bucket(self.bucket())
+                    .copy_source(copy_source)
+                    .set_copy_source_if_match(source_version.map(str::to_string))
+                    .bucket(&self.bucket)
                     .key(key)
                     .metadata_directive(if meta.is_some() {
                         MetadataDirective::Replace
@@ -243,10 +192,13 @@ impl S3Storage {
                     .map_err(|e| remote_error("cannot copy", url.clone(), e))
             })
             .await?;
-        Ok(out
-            .copy_object_result()
+        out.copy_object_result()
             .and_then(|r| r.e_tag())
-            .map(str::to_string))
+            .map(str::to_string)
+            .ok_or_else(|| StorageError::Transfer {
+                target: url,
+                message: "the server gave no ETag for the copy".into(),
+            })
     }
 
     /// `bucket/key`, URL-encoded, as x-amz-copy-source wants it.
@@ -259,37 +211,35 @@ impl S3Storage {
             .remove(b'~');
         format!(
             "{}/{}",
-            self.bucket(),
+            self.bucket,
             percent_encoding::utf8_percent_encode(key, KEY_ESCAPES)
         )
     }
 
     /// Deletes keys, a thousand per request. Missing keys are not an error.
-    pub async fn delete_keys(&self, keys: &[String]) -> Result<(), StorageError> {
-        for batch in keys.chunks(DELETE_BATCH) {
+    pub(super) async fn delete_objects(&self, keys: &[String]) -> Result<(), StorageError> {
+        for batch in keys.chunks(LIMITS.delete_batch) {
+            let invalid = |e: aws_sdk_s3::error::BuildError| StorageError::Transfer {
+                target: self.url_of_prefix(),
+                message: e.to_string(),
+            };
             let objects = batch
                 .iter()
                 .map(|key| ObjectIdentifier::builder().key(key).build())
                 .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| StorageError::Transfer {
-                    target: self.url_of(""),
-                    message: e.to_string(),
-                })?;
+                .map_err(invalid)?;
             let delete = Delete::builder()
                 .set_objects(Some(objects))
                 .quiet(true)
                 .build()
-                .map_err(|e| StorageError::Transfer {
-                    target: self.url_of(""),
-                    message: e.to_string(),
-                })?;
-            let url = self.url_of(&batch[0]);
+                .map_err(invalid)?;
+            let url = self.url_of_key(&batch[0]);
             let out = self
-                .retry()
+                .retry
                 .run(&url, Budget::Quick, || async {
                     self.client()
                         .delete_objects()
-                        .bucket(self.bucket())
+                        .bucket(&self.bucket)
                         .delete(delete.clone())
                         .send()
                         .await
@@ -298,7 +248,7 @@ impl S3Storage {
                 .await?;
             if let Some(failed) = out.errors().first() {
                 return Err(StorageError::Transfer {
-                    target: self.url_of(failed.key().unwrap_or_default()),
+                    target: self.url_of_key(failed.key().unwrap_or_default()),
                     message: format!(
                         "not deleted: {}",
                         failed
@@ -312,9 +262,8 @@ impl S3Storage {
         Ok(())
     }
 
-    /// Deletes the object at `path` and its signature sidecar.
-    pub async fn delete(&self, path: &RelPath) -> Result<(), StorageError> {
-        self.delete_keys(&[self.key_of(path), self.sidecar_key_of(path)])
-            .await
+    /// `s3://bucket/key`, for messages.
+    pub(super) fn url_of_key(&self, key: &str) -> String {
+        format!("s3://{}/{key}", self.bucket)
     }
 }

@@ -9,8 +9,8 @@ use futures::stream::{self, StreamExt, TryStreamExt};
 
 use crate::delta::{Delta, DeltaOp, compute_delta};
 use crate::signature::Signature;
-use crate::storage::StorageError;
-use crate::storage::s3::S3Storage;
+use crate::storage::objects::read_range;
+use crate::storage::{ObjectStore, StorageError};
 
 use super::{ItemContext, ItemError};
 
@@ -93,7 +93,7 @@ pub(crate) fn match_local(local: &[u8], remote: &Signature) -> BlockSources {
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn assemble(
     id: usize,
-    src: &S3Storage,
+    src: &dyn ObjectStore,
     key: &str,
     etag: Option<&str>,
     local: &[u8],
@@ -116,7 +116,7 @@ pub(super) async fn assemble(
     stream::iter(ranges)
         .map(|(start, len)| async move {
             let _slot = ctx.request_slot().await?;
-            let bytes = src.get_range(key, start, len, etag).await?;
+            let bytes = read_range(src, key, start, len, etag).await?;
             out.write_all_at(&bytes, start).map_err(write_error)?;
             ctx.advanced(id, len).await;
             Ok::<_, ItemError>(())

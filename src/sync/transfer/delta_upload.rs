@@ -1,15 +1,17 @@
 //! Uploads that keep a signature sidecar next to the object: every file of at
 //! least `--delta-threshold` is signed as it is read for the upload, so its next
 //! change can go by delta; and the delta upload itself, which rebuilds the object
-//! server-side from its unchanged ranges (UploadPartCopy) plus the new bytes.
+//! server-side from its unchanged ranges (staged copies: UploadPartCopy, Put
+//! Block From URL) plus the new bytes, on stores that can copy ranges.
 
-use crate::delta::{Part, PartLimits, compute_delta, plan_parts};
+use crate::delta::{Part, compute_delta, plan_parts};
 use crate::progress::ExecEvent;
 use crate::signature::{Signature, assemble_signature, signature_of_bytes, signature_of_reader};
-use crate::storage::StorageError;
+use crate::storage::body::BodySource;
 use crate::storage::local::map_readonly;
-use crate::storage::s3::etag::md5;
-use crate::storage::s3::{Expect, ObjectMeta, S3Storage};
+use crate::storage::object::{CopySource, PlannedPart};
+use crate::storage::objects::read_object;
+use crate::storage::{Expect, ObjectMeta, SharedStore, StorageError};
 use crate::types::Entry;
 
 use super::super::RemoteSignature;
@@ -18,7 +20,8 @@ use super::super::sidecar::{self, Sidecar};
 use super::local::SourceFile;
 use super::parts::{Assembly, PartSpec};
 use super::resumable;
-use super::{ItemContext, ItemError, Outcome, conflict_or, expect_of};
+use super::{ItemContext, ItemError, Outcome, conflict_or, expect_of, settle_write};
+use crate::storage::body::md5_of as md5;
 
 /// Parts of a signed whole upload: whole blocks, at least this large.
 const MIN_SIGNED_PART: u64 = 16 * 1024 * 1024;
@@ -29,7 +32,7 @@ pub(super) struct Target<'a> {
     pub id: usize,
     pub item: &'a PlanItem,
     pub planned: &'a Entry,
-    pub dst: &'a S3Storage,
+    pub dst: &'a SharedStore,
     pub key: &'a str,
     pub meta: &'a ObjectMeta,
     pub ctx: &'a ItemContext,
@@ -65,29 +68,23 @@ pub(super) async fn upload_signed(
             });
         }
         let sent_md5 = md5(&bytes);
-        let etag = t
+        let bytes = bytes::Bytes::from(bytes);
+        let body = BodySource::Memory(&bytes);
+        let result = t
             .dst
-            .put_bytes(t.key, bytes::Bytes::from(bytes), t.meta, expect_of(t.item))
-            .await
-            .map_err(conflict_or)?
-            .unwrap_or_default();
-        if crate::storage::s3::etag::etag_md5(&etag).is_some_and(|theirs| theirs != sent_md5) {
-            let _ = t.dst.delete_keys(&[t.key.to_string()]).await;
-            return Err(ItemError::Storage(StorageError::Transfer {
-                target: t.dst.url_of(t.key),
-                message: "the stored object's MD5 differs from what was sent; it was removed"
-                    .into(),
-            }));
-        }
+            .put(t.key, body, size, t.meta, Some(sent_md5), expect_of(t.item))
+            .await;
+        let etag = settle_write(t.dst.as_ref(), t.key, result).await?;
         source.check("while it was uploaded")?;
         t.ctx.advanced(t.id, size).await;
-        sidecar::store(t.dst, &t.item.path, &signature, &etag).await?;
+        sidecar::store(t.dst.as_ref(), &t.item.path, &signature, &etag).await?;
         return Ok(Outcome::sent(size, 0));
     }
-    let part = (super::upload::part_size(size).max(MIN_SIGNED_PART)).div_ceil(u64::from(block))
+    let part = (super::upload::part_size(size, t.dst.limits()).max(MIN_SIGNED_PART))
+        .div_ceil(u64::from(block))
         * u64::from(block);
     let mut started = resumable::start(
-        t.dst,
+        t.dst.as_ref(),
         t.key,
         t.meta,
         &source.path,
@@ -100,11 +97,12 @@ pub(super) async fn upload_signed(
     let specs = whole_file_parts(size, part, &started.done_numbers());
     let assembly = Assembly {
         id: t.id,
-        dst: t.dst,
+        dst: t.dst.as_ref(),
         upload: &started.upload,
+        meta: t.meta,
         file: &source.path,
         ctx: t.ctx,
-        base_etag: None,
+        base: None,
         expect: expect_of(t.item),
         sign_block_size: Some(block),
         journal: started.journal.as_ref(),
@@ -125,10 +123,10 @@ pub(super) async fn upload_signed(
     .await;
     let (etag, signature, uploaded) = match result {
         Ok(done) => done,
-        Err(error) => return Err(started.fail(t.dst, error).await),
+        Err(error) => return Err(started.fail(t.dst.as_ref(), error).await),
     };
     started.completed();
-    sidecar::store(t.dst, &t.item.path, &signature, &etag).await?;
+    sidecar::store(t.dst.as_ref(), &t.item.path, &signature, &etag).await?;
     Ok(Outcome::sent(uploaded, 0))
 }
 
@@ -137,15 +135,15 @@ pub(super) async fn upload_signed(
 pub(super) fn whole_file_parts(
     size: u64,
     part: u64,
-    done: &std::collections::HashSet<i32>,
-) -> Vec<(i32, PartSpec)> {
+    done: &std::collections::HashSet<u32>,
+) -> Vec<(u32, PartSpec)> {
     (0..size.div_ceil(part))
         .map(|i| {
             let spec = PartSpec::Upload {
                 offset: i * part,
                 len: part.min(size - i * part),
             };
-            (i as i32 + 1, spec)
+            (i as u32 + 1, spec)
         })
         .filter(|(number, _)| !done.contains(number))
         .collect()
@@ -157,7 +155,7 @@ async fn sign_object(t: &Target<'_>, old: &Entry) -> Result<Signature, ItemError
     // Streamed (a cut-off body resumes where it stopped), pinned to the ETag the
     // plan saw: a replaced object fails with 412, a conflict.
     let failure: std::sync::Arc<std::sync::Mutex<Option<StorageError>>> = Default::default();
-    let body = t.dst.read_object(t.key, old.size, old.etag()).map_err({
+    let body = read_object(t.dst.clone(), t.key, old.size, old.etag()).map_err({
         let failure = failure.clone();
         move |e| {
             let message = e.to_string();
@@ -197,7 +195,11 @@ pub(super) async fn upload_delta(
     let old = t.item.dst.as_ref().ok_or(ItemError::Incomplete {
         side: "destination",
     })?;
-    let (old_sig, old_etag) = match sidecar::fetch(t.dst, &t.item.path, old).await? {
+    if !t.dst.limits().range_copy {
+        // Whole objects only (compose): nothing of the old one can be reused.
+        return upload_signed(t, source).await;
+    }
+    let (old_sig, old_etag) = match sidecar::fetch(t.dst.as_ref(), &t.item.path, old).await? {
         Sidecar::Fresh(signature, etag) => (signature, etag),
         _ if t.ctx.remote_signature == RemoteSignature::Generate => {
             let etag = old.etag().ok_or(ItemError::Incomplete {
@@ -240,11 +242,28 @@ pub(super) async fn upload_delta(
             what: "before it was uploaded",
         });
     }
-    let plan =
-        plan_parts(&delta, old.size, &PartLimits::S3).map_err(|e| StorageError::Transfer {
-            target: t.dst.url_of(t.key),
-            message: format!("no valid part plan: {e}"),
-        })?;
+    let limits = t.dst.limits();
+    let no_plan = |message: String| StorageError::Transfer {
+        target: t.dst.url_of(t.key),
+        message,
+    };
+    let plan = plan_parts(&delta, old.size, &limits.part_limits())
+        .map_err(|e| no_plan(format!("no valid part plan: {e}")))?;
+    let planned_parts: Vec<PlannedPart> = plan
+        .parts
+        .iter()
+        .map(|part| PlannedPart {
+            len: part.len(),
+            copy_from: match *part {
+                Part::Copy { src_offset, .. } => Some(src_offset),
+                Part::Upload { .. } => None,
+            },
+        })
+        .collect();
+    // Enforced here, whatever the server would accept.
+    limits
+        .check_parts(&planned_parts, old.size)
+        .map_err(|e| no_plan(format!("the part plan breaks the store's limits: {e}")))?;
     if plan.parts.is_empty() {
         // An empty file: nothing to stitch.
         return upload_signed(t, source).await;
@@ -260,19 +279,24 @@ pub(super) async fn upload_delta(
             },
         })
         .enumerate()
-        .map(|(i, spec)| (i as i32 + 1, spec))
+        .map(|(i, spec)| (i as u32 + 1, spec))
         .collect();
     // Not journaled: a delta is small to send again, and its copied parts are
     // only valid against the object as it is now.
-    let upload = t.dst.create_multipart(t.key, t.meta).await?;
+    let upload = t.dst.begin_staged(t.key, t.meta).await?;
     let assembly = Assembly {
         id: t.id,
-        dst: t.dst,
+        dst: t.dst.as_ref(),
         upload: &upload,
+        meta: t.meta,
         file: &source.path,
         ctx: t.ctx,
-        base_etag: Some(&old_etag),
-        expect: Expect::ETag(&old_etag),
+        base: Some(CopySource {
+            store: t.dst.as_ref(),
+            key: t.key,
+            version: Some(&old_etag),
+        }),
+        expect: Expect::Version(&old_etag),
         sign_block_size: None,
         journal: None,
     };
@@ -286,10 +310,10 @@ pub(super) async fn upload_delta(
     let (etag, uploaded, copied) = match result {
         Ok(done) => done,
         Err(error) => {
-            let _ = t.dst.abort_multipart(&upload).await;
+            let _ = t.dst.abort_staged(&upload).await;
             return Err(error);
         }
     };
-    sidecar::store(t.dst, &t.item.path, &new_sig, &etag).await?;
+    sidecar::store(t.dst.as_ref(), &t.item.path, &new_sig, &etag).await?;
     Ok(Outcome::sent(uploaded, copied))
 }

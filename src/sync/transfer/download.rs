@@ -1,7 +1,7 @@
-//! S3 down to local disk: one streamed GET for small objects, parallel ranged GETs
-//! for large ones, into a temp file renamed into place once complete. Every GET
-//! carries `If-Match` with the ETag the listing saw, so a file is never assembled
-//! from two versions of an object.
+//! An object store down to local disk: one streamed GET for small objects,
+//! parallel ranged GETs for large ones, into a temp file renamed into place once
+//! complete. Every GET is pinned to the version the listing saw, so a file is
+//! never assembled from two versions of an object.
 
 use std::io::Write;
 use std::os::unix::fs::FileExt;
@@ -10,8 +10,10 @@ use futures::stream::{self, StreamExt, TryStreamExt};
 
 use crate::progress::ExecEvent;
 use crate::storage::local::{WriteMeta, map_readonly};
-use crate::storage::s3::{ObjectMeta, S3Storage};
-use crate::storage::{LocalStorage, RemoteErrorKind, StorageError, run_blocking};
+use crate::storage::objects::{read_object, read_range};
+use crate::storage::{
+    LocalStorage, ObjectMeta, RemoteErrorKind, SharedStore, StorageError, run_blocking,
+};
 use crate::types::{Entry, EntryKind, SyncAction};
 
 use super::super::plan::PlanItem;
@@ -52,7 +54,7 @@ fn local_meta(planned: &Entry, meta: Option<&ObjectMeta>, archive: bool) -> Writ
 pub(super) async fn run(
     id: usize,
     item: &PlanItem,
-    src: &S3Storage,
+    src: &SharedStore,
     dst: &LocalStorage,
     ctx: &ItemContext,
 ) -> Result<Outcome, ItemError> {
@@ -69,7 +71,7 @@ pub(super) async fn run(
     let key = src.key_of(&item.path);
     // The stored attributes are only needed with -a (one HEAD per file then).
     let stored = if ctx.archive {
-        src.head_key(&key).await?.map(|head| head.meta)
+        src.head(&key).await?.map(|head| head.meta)
     } else {
         None
     };
@@ -97,7 +99,7 @@ pub(super) async fn run(
         }
         EntryKind::File => {
             let remote_sig = if item.action == SyncAction::Delta {
-                match sidecar::fetch(src, &item.path, &planned).await? {
+                match sidecar::fetch(src.as_ref(), &item.path, &planned).await? {
                     Sidecar::Fresh(signature, _) => Some(signature),
                     unusable => {
                         if let Some(reason) =
@@ -134,7 +136,7 @@ pub(super) async fn run(
                 dst.write_file_atomic(&path, create_mode, meta, ctx.fsync, |out| {
                     fetched = handle.block_on(assemble(
                         id,
-                        &src,
+                        src.as_ref(),
                         &key,
                         planned.etag(),
                         &local,
@@ -161,7 +163,7 @@ pub(super) async fn run(
 async fn fetch_into(
     id: usize,
     planned: &Entry,
-    src: &S3Storage,
+    src: &SharedStore,
     key: &str,
     out: &mut std::fs::File,
     ctx: &ItemContext,
@@ -171,7 +173,7 @@ async fn fetch_into(
     let write_error = |e| StorageError::io("cannot write", format!("temp file for {key}"), e);
     if size <= RANGED_THRESHOLD {
         // Streamed; a cut-off body resumes where it stopped.
-        let mut body = std::pin::pin!(src.read_object(key, size, etag));
+        let mut body = std::pin::pin!(read_object(src.clone(), key, size, etag));
         let mut received = 0u64;
         while let Some(chunk) = body.next().await {
             if ctx.cancel.is_cancelled() {
@@ -196,8 +198,7 @@ async fn fetch_into(
     stream::iter(ranges)
         .map(|(start, len)| async move {
             let _slot = ctx.request_slot().await?;
-            let bytes = src
-                .get_range(key, start, len, etag)
+            let bytes = read_range(src.as_ref(), key, start, len, etag)
                 .await
                 .map_err(source_changed)?;
             file.write_all_at(&bytes, start).map_err(write_error)?;

@@ -1,6 +1,8 @@
-//! Carrying out one plan item. The (source, destination) backend pair picks the
-//! path: local disk to local disk (`local`), up to an object store (`upload`), down
-//! from one (`download`), or between two (`remote`).
+//! Carrying out one plan item. Whether each side is a local disk or an object
+//! store picks the path: local disk to local disk (`local`), up to an object
+//! store (`upload`), down from one (`download`), or between two (`remote`).
+//! Object stores are reached only through `storage::ObjectStore`: which store
+//! it is, this module never knows.
 
 pub(super) mod delta_download;
 mod delta_upload;
@@ -16,8 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::progress::ExecEvent;
 use crate::storage::local::WriteMeta;
-use crate::storage::s3::{Expect, S3Storage};
-use crate::storage::{Storage, StorageError};
+use crate::storage::{Expect, ObjectStore, Storage, StorageError};
 use crate::types::Entry;
 
 use super::plan::PlanItem;
@@ -116,9 +117,15 @@ pub async fn run(id: usize, item: PlanItem, ctx: ItemContext) -> Result<Outcome,
                     })
                 })?
         }
-        (Storage::Local(src), Storage::S3(dst)) => upload::run(id, &item, &src, &dst, &ctx).await,
-        (Storage::S3(src), Storage::Local(dst)) => download::run(id, &item, &src, &dst, &ctx).await,
-        (Storage::S3(src), Storage::S3(dst)) => remote::run(id, &item, &src, &dst, &ctx).await,
+        (Storage::Local(src), Storage::Object(dst)) => {
+            upload::run(id, &item, &src, &dst, &ctx).await
+        }
+        (Storage::Object(src), Storage::Local(dst)) => {
+            download::run(id, &item, &src, &dst, &ctx).await
+        }
+        (Storage::Object(src), Storage::Object(dst)) => {
+            remote::run(id, &item, &src, &dst, &ctx).await
+        }
     }
 }
 
@@ -127,17 +134,17 @@ pub async fn run(id: usize, item: PlanItem, ctx: ItemContext) -> Result<Outcome,
 fn expect_of(item: &PlanItem) -> Expect<'_> {
     match &item.dst {
         None => Expect::Absent,
-        Some(entry) => entry.etag().map_or(Expect::Any, Expect::ETag),
+        Some(entry) => entry.etag().map_or(Expect::Any, Expect::Version),
     }
 }
 
 /// Looks at the destination key once more before an upload completes, for
 /// servers that ignore the completion's condition headers.
-async fn recheck(dst: &S3Storage, key: &str, expect: Expect<'_>) -> Result<(), ItemError> {
+async fn recheck(dst: &dyn ObjectStore, key: &str, expect: Expect<'_>) -> Result<(), ItemError> {
     if expect == Expect::Any {
         return Ok(());
     }
-    if expect.holds_for(dst.head_key(key).await?.as_ref()) {
+    if expect.holds_for(dst.head(key).await?.as_ref()) {
         Ok(())
     } else {
         Err(ItemError::DestinationChanged)
@@ -152,6 +159,38 @@ fn conflict_or(error: StorageError) -> ItemError {
             ..
         } => ItemError::DestinationChanged,
         other => ItemError::Storage(other),
+    }
+}
+
+/// The object key for a path, refusing names an object store cannot hold.
+fn checked_key(dst: &dyn ObjectStore, path: &crate::types::RelPath) -> Result<String, ItemError> {
+    if path.as_str().is_none() {
+        return Err(ItemError::NotUtf8Name);
+    }
+    if crate::storage::is_sidecar(path.as_bytes()) {
+        return Err(ItemError::ReservedName);
+    }
+    Ok(dst.key_of(path))
+}
+
+/// The outcome of a write: a failed condition is a conflict; an object that
+/// failed verification is removed before the error is reported (it must not
+/// look current: the next run sends it again).
+async fn settle_write(
+    dst: &dyn ObjectStore,
+    key: &str,
+    result: Result<String, StorageError>,
+) -> Result<String, ItemError> {
+    match result {
+        Err(StorageError::Verification { target, message }) => {
+            let sidecar = format!("{key}{}", crate::storage::object::SIDECAR_SUFFIX);
+            let _ = dst.delete_keys(&[key.to_string(), sidecar]).await;
+            Err(ItemError::Storage(StorageError::Verification {
+                target,
+                message: format!("{message}; it was removed"),
+            }))
+        }
+        other => other.map_err(conflict_or),
     }
 }
 

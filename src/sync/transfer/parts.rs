@@ -1,8 +1,9 @@
-//! Building an S3 object from parts, shared by signed whole uploads and delta
+//! Building an object from staged parts, shared by whole uploads and delta
 //! uploads: parts uploaded from the local file or copied server-side from the
 //! current object, in parallel within the run's request slots; then a checked
-//! completion — the source unchanged, the old object still the one we copied
-//! from, the new ETag equal to the MD5 of the parts' MD5s.
+//! commit — the source unchanged, the old object still the one we copied from,
+//! what the store reports matching the parts (checked by the store), the size
+//! right.
 
 use std::os::unix::fs::FileExt;
 use std::path::Path;
@@ -10,12 +11,13 @@ use std::path::Path;
 use futures::stream::{self, StreamExt, TryStreamExt};
 
 use crate::signature::{SignedBlocks, sign_blocks};
-use crate::storage::s3::etag::{etag_md5, md5, multipart_etag, same_etag};
-use crate::storage::s3::{BodySource, CompletedPart, Expect, MultipartUpload, S3Storage};
-use crate::storage::{RemoteErrorKind, StorageError};
+use crate::storage::body::BodySource;
+use crate::storage::object::{CopySource, StagedPart, StagedUpload};
+use crate::storage::{Expect, ObjectMeta, ObjectStore, StorageError};
 
 use super::resumable::{Journal, ResumedPart};
-use super::{ItemContext, ItemError, conflict_or, recheck};
+use super::{ItemContext, ItemError, recheck, settle_write};
+use crate::storage::body::md5_of as md5;
 
 /// Parts up to this size are held in memory between reading and sending (at
 /// most one per request slot); larger ones are streamed from the file.
@@ -32,12 +34,14 @@ pub(super) enum PartSpec {
 
 pub(super) struct Assembly<'a> {
     pub id: usize,
-    pub dst: &'a S3Storage,
-    pub upload: &'a MultipartUpload,
+    pub dst: &'a dyn ObjectStore,
+    pub upload: &'a StagedUpload,
+    /// What the object carries once committed.
+    pub meta: &'a ObjectMeta,
     pub file: &'a Path,
     pub ctx: &'a ItemContext,
-    /// The ETag of the object copied ranges come from.
-    pub base_etag: Option<&'a str>,
+    /// The object copied ranges come from, pinned to the version seen.
+    pub base: Option<CopySource<'a>>,
     /// What the key must still hold when the upload completes.
     pub expect: Expect<'a>,
     /// Block size to sign uploaded parts with (whole uploads: parts are block
@@ -50,9 +54,7 @@ pub(super) struct Assembly<'a> {
 /// What the parts came to.
 #[derive(Default)]
 pub(super) struct Assembled {
-    pub parts: Vec<CompletedPart>,
-    /// Per part, the MD5 of its bytes (ours for uploads, the server's for copies).
-    pub md5s: Vec<Option<[u8; 16]>>,
+    pub parts: Vec<StagedPart>,
     pub signed: Vec<SignedBlocks>,
     pub uploaded: u64,
     pub copied: u64,
@@ -118,8 +120,8 @@ fn read_range(
 }
 
 enum PartDone {
-    Uploaded(CompletedPart, [u8; 16], Option<SignedBlocks>),
-    Copied(CompletedPart, Option<[u8; 16]>),
+    Uploaded(StagedPart, Option<SignedBlocks>),
+    Copied(StagedPart),
 }
 
 impl Assembly<'_> {
@@ -127,7 +129,7 @@ impl Assembly<'_> {
     /// uploaded (`resumed`) to the result.
     pub async fn run(
         &self,
-        numbered: Vec<(i32, PartSpec)>,
+        numbered: Vec<(u32, PartSpec)>,
         resumed: Vec<ResumedPart>,
     ) -> Result<Assembled, ItemError> {
         // Ctrl+C drops the parts in flight (an upload is left to resume, not
@@ -141,30 +143,28 @@ impl Assembly<'_> {
             () = self.ctx.cancel.cancelled() => return Err(ItemError::Cancelled),
         };
         let mut assembled = Assembled::default();
-        let mut indexed: Vec<(CompletedPart, Option<[u8; 16]>)> = Vec::with_capacity(done.len());
         for earlier in resumed {
             assembled.signed.extend(earlier.signed);
-            indexed.push((earlier.part, earlier.md5));
+            assembled.parts.push(earlier.part);
         }
         for part in done {
             match part {
-                PartDone::Uploaded(part, md5, signed) => {
+                PartDone::Uploaded(part, signed) => {
                     assembled.uploaded += part.size;
                     assembled.signed.extend(signed);
-                    indexed.push((part, Some(md5)));
+                    assembled.parts.push(part);
                 }
-                PartDone::Copied(part, md5) => {
+                PartDone::Copied(part) => {
                     assembled.copied += part.size;
-                    indexed.push((part, md5));
+                    assembled.parts.push(part);
                 }
             }
         }
-        indexed.sort_by_key(|(part, _)| part.number);
-        (assembled.parts, assembled.md5s) = indexed.into_iter().unzip();
+        assembled.parts.sort_by_key(|part| part.number);
         Ok(assembled)
     }
 
-    async fn part(&self, number: i32, spec: PartSpec) -> Result<PartDone, ItemError> {
+    async fn part(&self, number: u32, spec: PartSpec) -> Result<PartDone, ItemError> {
         let _slot = self.ctx.request_slot().await?;
         let (dst, upload) = (self.dst, self.upload);
         match spec {
@@ -198,11 +198,12 @@ impl Assembly<'_> {
                     },
                 };
                 let part = dst
-                    .upload_part(upload, number, source, len, Some(md5))
+                    .stage_bytes(upload, number, source, len, Some(md5))
                     .await?;
-                // The server's MD5 of what it received must be ours of what we
-                // read: otherwise the file changed in between, or bytes were lost.
-                if etag_md5(&part.etag).is_some_and(|theirs| theirs != md5) {
+                // The store's MD5 of what it received (where it says) must be
+                // ours of what we read: otherwise the file changed in between,
+                // or bytes were lost.
+                if part.md5.is_some_and(|theirs| theirs != md5) {
                     return Err(ItemError::SourceChanged {
                         what: "while its part was uploaded",
                     });
@@ -212,91 +213,44 @@ impl Assembly<'_> {
                         number,
                         offset,
                         len,
-                        etag: part.etag.clone(),
+                        etag: part.tag.clone(),
                         blake3: blake3.to_hex().to_string(),
                     });
                 }
                 self.ctx.advanced(self.id, len).await;
-                Ok(PartDone::Uploaded(part, md5, signed))
+                Ok(PartDone::Uploaded(part, signed))
             }
             PartSpec::Copy { src_offset, len } => {
+                let base = self.base.ok_or(ItemError::Incomplete {
+                    side: "object to copy from",
+                })?;
                 let part = dst
-                    .upload_part_copy(
-                        upload,
-                        number,
-                        dst,
-                        &upload.key,
-                        src_offset,
-                        len,
-                        self.base_etag,
-                    )
+                    .stage_copy(upload, number, base, src_offset, len)
                     .await?;
-                let md5 = etag_md5(&part.etag);
-                Ok(PartDone::Copied(part, md5))
+                Ok(PartDone::Copied(part))
             }
         }
     }
 
-    /// Completes the upload after the last checks, and verifies the result.
-    /// Returns the new ETag.
+    /// Commits the object after the last checks, and verifies the result:
+    /// an object that fails is removed. Returns the new version.
     pub async fn complete(&self, assembled: &Assembled, size: u64) -> Result<String, ItemError> {
-        recheck(self.dst, &self.upload.key, self.expect).await?;
-        let expected = assembled
-            .md5s
-            .iter()
-            .copied()
-            .collect::<Option<Vec<_>>>()
-            .map(|md5s| multipart_etag(&md5s));
-        let etag = match self
+        let key = &self.upload.key;
+        recheck(self.dst, key, self.expect).await?;
+        let result = self
             .dst
-            .complete_multipart(self.upload, &assembled.parts, self.expect)
-            .await
-        {
-            Ok(etag) => etag,
-            // A completion retried after its answer was lost finds the upload
-            // gone (or its condition failed by our own object): done, if the
-            // object is the one these parts make.
-            Err(
-                error @ StorageError::Remote {
-                    kind: RemoteErrorKind::PreconditionFailed | RemoteErrorKind::NotFound,
-                    ..
-                },
-            ) => {
-                let now = self.dst.head_key(&self.upload.key).await?;
-                match (now.and_then(|h| h.etag), &expected) {
-                    (Some(now), Some(expected)) if same_etag(&now, expected) => Some(now),
-                    _ => return Err(conflict_or(error)),
-                }
-            }
-            Err(error) => return Err(conflict_or(error)),
+            .commit_staged(self.upload, &assembled.parts, self.meta, self.expect)
+            .await;
+        let version = settle_write(self.dst, key, result).await?;
+        let head = self.dst.head(key).await?;
+        if head.as_ref().is_none_or(|h| h.size != size) {
+            let found = head.map_or("no object".into(), |h| format!("{} bytes", h.size));
+            let result = Err(StorageError::Verification {
+                target: self.dst.url_of(key),
+                message: format!("the committed object holds {found}, expected {size} bytes"),
+            });
+            return settle_write(self.dst, key, result).await;
         }
-        .ok_or_else(|| StorageError::Transfer {
-            target: self.dst.url_of(&self.upload.key),
-            message: "the server gave no ETag for the completed object".into(),
-        })?;
-        let head = self.dst.head_key(&self.upload.key).await?;
-        let size_ok = head.as_ref().is_some_and(|h| h.size == size);
-        let etag_ok = expected.as_deref().is_none_or(|e| same_etag(e, &etag));
-        if !size_ok || !etag_ok {
-            // Never leave an object that looks current but holds other bytes:
-            // the next run uploads it again.
-            let _ = self
-                .dst
-                .delete_keys(&[
-                    self.upload.key.clone(),
-                    format!("{}.hssig", self.upload.key),
-                ])
-                .await;
-            return Err(ItemError::Storage(StorageError::Transfer {
-                target: self.dst.url_of(&self.upload.key),
-                message: format!(
-                    "the completed object failed verification (size {}, ETag {etag}, expected {} bytes and {}); it was removed",
-                    head.map_or("unknown".into(), |h| h.size.to_string()),
-                    size,
-                    expected.unwrap_or_else(|| "any ETag".into())
-                ),
-            }));
-        }
-        Ok(etag)
+        Ok(version)
     }
 }

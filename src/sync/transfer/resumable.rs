@@ -1,4 +1,4 @@
-//! Whole-file multipart uploads that outlive the process: started, or picked up
+//! Whole-file staged uploads that outlive the process: started, or picked up
 //! where an earlier run left them (`crate::resume` keeps the state), and
 //! journaled part by part.
 
@@ -7,17 +7,15 @@ use std::sync::Mutex;
 
 use crate::resume::{DonePart, ResumeStore, STATE_VERSION, UploadState, UploadTarget};
 use crate::signature::{SignedBlocks, sign_blocks};
-use crate::storage::s3::etag::{etag_md5, same_etag};
-use crate::storage::s3::{CompletedPart, MultipartUpload, ObjectMeta, S3Storage};
-use crate::storage::{RemoteErrorKind, StorageError};
+use crate::storage::object::{StagedPart, StagedUpload};
+use crate::storage::{ObjectMeta, ObjectStore, RemoteErrorKind, StorageError, same_version};
 use crate::types::Entry;
 
 use super::{ItemContext, ItemError};
 
 /// A part an earlier run uploaded, checked against the file as it is now.
 pub(super) struct ResumedPart {
-    pub part: CompletedPart,
-    pub md5: Option<[u8; 16]>,
+    pub part: StagedPart,
     pub signed: Option<SignedBlocks>,
 }
 
@@ -50,7 +48,7 @@ impl Journal {
 
 /// An upload ready for its remaining parts.
 pub(super) struct Started {
-    pub upload: MultipartUpload,
+    pub upload: StagedUpload,
     pub resumed: Vec<ResumedPart>,
     pub journal: Option<Journal>,
 }
@@ -59,14 +57,14 @@ impl Started {
     /// After a failure: an interruption (Ctrl+C, a network that stayed down)
     /// leaves the upload and its state for the next run; anything else (the
     /// file or the object changed, a refusal) abandons them.
-    pub async fn fail(self, dst: &S3Storage, error: ItemError) -> ItemError {
+    pub async fn fail(self, dst: &dyn ObjectStore, error: ItemError) -> ItemError {
         let resumable = match &error {
             ItemError::Cancelled => true,
             ItemError::Storage(e) => e.is_retryable(),
             _ => false,
         };
         if !(resumable && self.journal.is_some()) {
-            let _ = dst.abort_multipart(&self.upload).await;
+            let _ = dst.abort_staged(&self.upload).await;
             self.completed();
         }
         error
@@ -80,7 +78,7 @@ impl Started {
     }
 
     /// Parts already on the server.
-    pub fn done_numbers(&self) -> std::collections::HashSet<i32> {
+    pub fn done_numbers(&self) -> std::collections::HashSet<u32> {
         self.resumed.iter().map(|r| r.part.number).collect()
     }
 }
@@ -90,7 +88,7 @@ impl Started {
 /// server and still match the file.
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn start(
-    dst: &S3Storage,
+    dst: &dyn ObjectStore,
     key: &str,
     meta: &ObjectMeta,
     source: &Path,
@@ -100,16 +98,18 @@ pub(super) async fn start(
     ctx: &ItemContext,
 ) -> Result<Started, ItemError> {
     let Some(store) = ctx.resume.clone() else {
-        let upload = dst.create_multipart(key, meta).await?;
+        let upload = dst.begin_staged(key, meta).await?;
         return Ok(Started {
             upload,
             resumed: Vec::new(),
             journal: None,
         });
     };
+    let id = dst.id();
     let target = UploadTarget {
-        endpoint: dst.endpoint_id().to_string(),
-        bucket: dst.bucket().to_string(),
+        scheme: dst.scheme().to_string(),
+        endpoint: id.endpoint,
+        bucket: id.bucket,
         key: key.to_string(),
         source: std::path::absolute(source).unwrap_or_else(|_| source.to_path_buf()),
     };
@@ -121,9 +121,9 @@ pub(super) async fn start(
         }
     };
     if let Some(state) = earlier {
-        let upload = MultipartUpload {
+        let upload = StagedUpload {
             key: key.to_string(),
-            upload_id: state.upload_id.clone(),
+            id: state.upload_id.clone(),
         };
         let same_plan = state.size == planned.size
             && state.mtime_ns == planned.mtime_ns
@@ -158,15 +158,15 @@ pub(super) async fn start(
             }
         } else {
             // The file changed since: its parts are of no use.
-            let _ = dst.abort_multipart(&upload).await;
+            let _ = dst.abort_staged(&upload).await;
         }
         store.remove(&target);
     }
-    let upload = dst.create_multipart(key, meta).await?;
+    let upload = dst.begin_staged(key, meta).await?;
     let state = UploadState {
         version: STATE_VERSION,
         target,
-        upload_id: upload.upload_id.clone(),
+        upload_id: upload.id.clone(),
         size: planned.size,
         mtime_ns: planned.mtime_ns,
         part_size,
@@ -190,29 +190,29 @@ pub(super) async fn start(
 /// The recorded parts that the server still has with the same ETag and whose
 /// file range still hashes the same, re-signed for the sidecar.
 async fn resume(
-    dst: &S3Storage,
-    upload: &MultipartUpload,
+    dst: &dyn ObjectStore,
+    upload: &StagedUpload,
     state: &UploadState,
     source: &Path,
     block_size: Option<u32>,
 ) -> Result<Vec<ResumedPart>, StorageError> {
-    let listed = dst.list_parts(upload).await?;
-    let on_server: Vec<DonePart> = state
+    let listed = dst.list_staged(upload).await?;
+    let on_server: Vec<(DonePart, StagedPart)> = state
         .parts
         .iter()
-        .filter(|done| {
-            listed.iter().any(|p| {
-                p.number == done.number && p.size == done.len && same_etag(&p.etag, &done.etag)
-            })
+        .filter_map(|done| {
+            let part = listed.iter().find(|p| {
+                p.number == done.number && p.size == done.len && same_version(&p.tag, &done.etag)
+            })?;
+            Some((done.clone(), part.clone()))
         })
-        .cloned()
         .collect();
     let path = source.to_path_buf();
     tokio::task::spawn_blocking(move || {
         let file =
             std::fs::File::open(&path).map_err(|e| StorageError::io("cannot open", &path, e))?;
         let mut kept = Vec::new();
-        for done in on_server {
+        for (done, part) in on_server {
             let mut bytes = vec![0u8; done.len as usize];
             std::os::unix::fs::FileExt::read_exact_at(&file, &mut bytes, done.offset)
                 .map_err(|e| StorageError::io("cannot read", &path, e))?;
@@ -220,13 +220,8 @@ async fn resume(
                 continue; // changed in place: uploaded again
             }
             kept.push(ResumedPart {
-                md5: etag_md5(&done.etag),
                 signed: block_size.map(|block| sign_blocks(&bytes, done.offset, block)),
-                part: CompletedPart {
-                    number: done.number,
-                    etag: done.etag,
-                    size: done.len,
-                },
+                part,
             });
         }
         Ok(kept)

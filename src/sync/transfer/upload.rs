@@ -1,41 +1,35 @@
-//! Local disk up to S3: one PUT for small files, a parallel multipart upload for
-//! large ones, streamed from disk either way (memory does not grow with the file).
+//! Local disk up to an object store: one PUT for small files, a parallel staged
+//! upload (multipart, block list) for large ones, streamed from disk either way
+//! (memory does not grow with the file).
 
 use std::os::unix::fs::MetadataExt;
 
-use crate::storage::s3::{ObjectMeta, S3Storage, is_sidecar};
-use crate::storage::{LocalStorage, StorageError};
-use crate::types::{Entry, EntryKind, RelPath, SyncAction};
+use crate::storage::body::{BodySource, md5_of};
+use crate::storage::{LocalStorage, ObjectMeta, SharedStore, StorageError, StoreLimits};
+use crate::types::{Entry, EntryKind, SyncAction};
 
 use super::super::plan::PlanItem;
 use super::delta_upload::{Target, upload_delta, upload_signed, whole_file_parts};
 use super::local::SourceFile;
 use super::parts::Assembly;
 use super::resumable;
-use super::{ItemContext, ItemError, Outcome, conflict_or, expect_of, planned_source};
+use super::{
+    ItemContext, ItemError, Outcome, checked_key, conflict_or, expect_of, planned_source,
+    settle_write,
+};
 
 /// Files above this go up in parts (and can later be rebuilt by delta).
 pub const MULTIPART_THRESHOLD: u64 = 32 * 1024 * 1024;
-/// Smallest part; larger files get larger parts to stay within 10,000 parts.
+/// Smallest part of a whole upload; larger files get larger parts to stay
+/// within the store's count of parts.
 const MIN_PART_SIZE: u64 = 16 * 1024 * 1024;
-const MAX_PARTS: u64 = 10_000;
 
-/// Part size for a file of `size` bytes: at least 16 MiB, whole MiB, and few
-/// enough parts for S3's limit.
-pub fn part_size(size: u64) -> u64 {
+/// Part size for a file of `size` bytes: at least 16 MiB (and the store's
+/// floor), whole MiB, and few enough parts for the store's limit.
+pub fn part_size(size: u64, limits: &StoreLimits) -> u64 {
     const MIB: u64 = 1024 * 1024;
-    size.div_ceil(MAX_PARTS).div_ceil(MIB).max(1) * MIB
-}
-
-/// The object key for a path, refusing names an object store cannot hold.
-pub(super) fn checked_key(dst: &S3Storage, path: &RelPath) -> Result<String, ItemError> {
-    if path.as_str().is_none() {
-        return Err(ItemError::NotUtf8Name);
-    }
-    if is_sidecar(path.as_bytes()) {
-        return Err(ItemError::ReservedName);
-    }
-    Ok(dst.key_of(path))
+    let fitting = size.div_ceil(limits.max_parts as u64).div_ceil(MIB).max(1) * MIB;
+    fitting.max(MIN_PART_SIZE).max(limits.min_part)
 }
 
 /// The metadata that travels with an uploaded file.
@@ -54,19 +48,23 @@ pub(super) async fn run(
     id: usize,
     item: &PlanItem,
     src: &LocalStorage,
-    dst: &S3Storage,
+    dst: &SharedStore,
     ctx: &ItemContext,
 ) -> Result<Outcome, ItemError> {
     let planned = planned_source(item)?;
-    let key = checked_key(dst, &item.path)?;
+    let key = checked_key(dst.as_ref(), &item.path)?;
     match planned.kind {
         // Implied by keys: nothing to store.
         EntryKind::Dir => Ok(Outcome::default()),
         EntryKind::Symlink => {
-            dst.put_bytes(
+            let empty = bytes::Bytes::new();
+            let meta = object_meta(planned, None);
+            dst.put(
                 &key,
-                bytes::Bytes::new(),
-                &object_meta(planned, None),
+                BodySource::Memory(&empty),
+                0,
+                &meta,
+                None,
                 expect_of(item),
             )
             .await
@@ -80,15 +78,9 @@ pub(super) async fn run(
                 .file
                 .metadata()
                 .map_err(|e| StorageError::io("cannot stat", &source.path, e))?;
-            dst.copy_object(
-                dst,
-                &key,
-                &key,
-                Some(&object_meta(planned, Some(&meta))),
-                expect_of(item),
-            )
-            .await
-            .map_err(conflict_or)?;
+            dst.set_metadata(&key, &object_meta(planned, Some(&meta)), expect_of(item))
+                .await
+                .map_err(conflict_or)?;
             Ok(Outcome::default())
         }
         EntryKind::File
@@ -124,7 +116,7 @@ async fn upload_file(
     item: &PlanItem,
     planned: &Entry,
     src: &LocalStorage,
-    dst: &S3Storage,
+    dst: &SharedStore,
     key: &str,
     ctx: &ItemContext,
 ) -> Result<Outcome, ItemError> {
@@ -144,10 +136,8 @@ async fn upload_file(
             let map =
                 std::fs::File::open(&path).and_then(|f| crate::storage::local::map_readonly(&f));
             map.ok().map(|map| {
-                let (blake3, md5) = rayon::join(
-                    || blake3::hash(&map).to_hex().to_string(),
-                    || crate::storage::s3::etag::md5(&map),
-                );
+                let (blake3, md5) =
+                    rayon::join(|| blake3::hash(&map).to_hex().to_string(), || md5_of(&map));
                 (blake3, md5, map.len() as u64)
             })
         })
@@ -157,9 +147,12 @@ async fn upload_file(
         .filter(|&(_, _, len)| len == size);
         meta.blake3 = hashes.as_ref().map(|(blake3, _, _)| blake3.clone());
         let md5 = hashes.map(|(_, md5, _)| md5);
-        dst.put_file(key, &source.path, size, &meta, md5, expect_of(item))
-            .await
-            .map_err(conflict_or)?;
+        let body = BodySource::File {
+            path: &source.path,
+            offset: 0,
+        };
+        let result = dst.put(key, body, size, &meta, md5, expect_of(item)).await;
+        settle_write(dst.as_ref(), key, result).await?;
         if let Err(changed) = source.check("while it was uploaded") {
             // The object may hold a mix of old and new bytes, yet look newer
             // than the file: remove it so the next run uploads it again.
@@ -169,17 +162,27 @@ async fn upload_file(
         ctx.advanced(id, size).await;
         return Ok(Outcome::sent(size, 0));
     }
-    let part = part_size(size).max(MIN_PART_SIZE);
-    let mut started =
-        resumable::start(dst, key, &meta, &source.path, planned, part, None, ctx).await?;
+    let part = part_size(size, dst.limits());
+    let mut started = resumable::start(
+        dst.as_ref(),
+        key,
+        &meta,
+        &source.path,
+        planned,
+        part,
+        None,
+        ctx,
+    )
+    .await?;
     let specs = whole_file_parts(size, part, &started.done_numbers());
     let assembly = Assembly {
         id,
-        dst,
+        dst: dst.as_ref(),
         upload: &started.upload,
+        meta: &meta,
         file: &source.path,
         ctx,
-        base_etag: None,
+        base: None,
         expect: expect_of(item),
         sign_block_size: None,
         journal: started.journal.as_ref(),
@@ -199,7 +202,7 @@ async fn upload_file(
             started.completed();
             Ok(Outcome::sent(uploaded, 0))
         }
-        Err(error) => Err(started.fail(dst, error).await),
+        Err(error) => Err(started.fail(dst.as_ref(), error).await),
     }
 }
 
@@ -210,9 +213,19 @@ mod tests {
     #[test]
     fn parts_stay_within_the_limit() {
         const MIB: u64 = 1024 * 1024;
-        assert_eq!(part_size(64 * MIB).max(MIN_PART_SIZE), 16 * MIB);
+        let limits = StoreLimits {
+            min_part: 5 * MIB,
+            max_part: 5 * 1024 * MIB,
+            max_parts: 10_000,
+            max_single_put: 5 * 1024 * MIB,
+            max_single_copy: 5 * 1024 * MIB,
+            range_copy: true,
+            delete_batch: 1000,
+            checksums: &[],
+        };
+        assert_eq!(part_size(64 * MIB, &limits), 16 * MIB);
         let five_tib = 5 * 1024 * 1024 * MIB;
-        assert!(five_tib.div_ceil(part_size(five_tib)) <= MAX_PARTS);
-        assert_eq!(part_size(five_tib) % MIB, 0);
+        assert!(five_tib.div_ceil(part_size(five_tib, &limits)) <= 10_000);
+        assert_eq!(part_size(five_tib, &limits) % MIB, 0);
     }
 }

@@ -8,7 +8,6 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use aws_sdk_s3::primitives::ByteStream;
 use bytes::Bytes;
 use futures::Stream;
 use http_body::{Body, Frame, SizeHint};
@@ -22,7 +21,9 @@ const PIECE: usize = 256 * 1024;
 
 type Pieces = Pin<Box<dyn Stream<Item = std::io::Result<Bytes>> + Send + Sync>>;
 
-struct WatchedBody {
+/// A request body that marks its request's activity with every piece; an
+/// `http_body::Body`, so any HTTP client can send it.
+pub struct WatchedBody {
     pieces: Pieces,
     remaining: u64,
     activity: Arc<Activity>,
@@ -57,12 +58,18 @@ impl Body for WatchedBody {
     }
 }
 
-fn watched(pieces: Pieces, len: u64, activity: &Arc<Activity>) -> ByteStream {
-    ByteStream::from_body_1_x(WatchedBody {
+fn watched(pieces: Pieces, len: u64, activity: &Arc<Activity>) -> WatchedBody {
+    WatchedBody {
         pieces,
         remaining: len,
         activity: activity.clone(),
-    })
+    }
+}
+
+/// The MD5 of some bytes (sent as Content-MD5 where the store checks it).
+pub fn md5_of(bytes: &[u8]) -> [u8; 16] {
+    use md5::Digest;
+    md5::Md5::digest(bytes).into()
 }
 
 /// Where a request body comes from; opened afresh for every attempt.
@@ -76,11 +83,11 @@ pub enum BodySource<'a> {
 
 impl BodySource<'_> {
     /// A body of `len` bytes reporting its progress to `activity`.
-    pub(crate) async fn open(
+    pub async fn open(
         self,
         len: u64,
         activity: &Arc<Activity>,
-    ) -> Result<ByteStream, StorageError> {
+    ) -> Result<WatchedBody, StorageError> {
         match self {
             BodySource::File { path, offset } => {
                 use tokio::io::{AsyncReadExt, AsyncSeekExt};

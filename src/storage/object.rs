@@ -1,0 +1,546 @@
+//! The object-store interface: the few operations every object store has, and
+//! the *staged object* family that S3 multipart uploads, Azure block lists and
+//! GCS compose all fit. Each store implements [`ObjectStore`] in a module of its
+//! own under `storage/`; everything above (`sync/`, the commands) is written once
+//! against this trait and the helpers layered on it (`storage::objects`).
+//!
+//! Keys here are full keys (prefix included): [`ObjectStore::key_of`] maps a
+//! path below the sync root to one. Versions are the store's own tag for one
+//! state of an object (an ETag, a generation) — opaque, compared with
+//! [`same_version`].
+
+use std::any::Any;
+use std::fmt::Debug;
+
+use bytes::Bytes;
+use futures::stream::BoxStream;
+
+use super::StorageError;
+use super::body::BodySource;
+use super::meta::ObjectMeta;
+use crate::retry::RetryPolicy;
+use crate::types::{Entry, EntryKind, RelPath};
+
+/// Suffix of the signature sidecar kept next to an object (`KEY.hssig`). Keys
+/// ending so are HugeSync's bookkeeping, never user files.
+pub const SIDECAR_SUFFIX: &str = ".hssig";
+
+/// Whether a relative path names a sidecar rather than a user file.
+pub fn is_sidecar(path: &[u8]) -> bool {
+    path.ends_with(SIDECAR_SUFFIX.as_bytes())
+}
+
+/// Whether two version tags name the same object version (ETags come quoted
+/// from some calls and bare from others).
+pub fn same_version(a: &str, b: &str) -> bool {
+    a.trim_matches('"') == b.trim_matches('"')
+}
+
+/// What a HEAD (or a listing) says about an object.
+#[derive(Clone, Debug, Default)]
+pub struct ObjectHead {
+    pub size: u64,
+    pub mtime_ns: i64,
+    /// The store's tag for this version of the object (ETag, generation).
+    pub version: Option<String>,
+    pub meta: ObjectMeta,
+}
+
+impl ObjectHead {
+    /// The entry a listing would have given, with link targets resolved.
+    pub fn entry(&self) -> Entry {
+        let mut entry = Entry::file(self.size, self.mtime_ns, 0);
+        if let Some(version) = &self.version {
+            entry.set_etag(version.clone());
+        }
+        if self.size == 0
+            && let Some(target) = &self.meta.link_target
+        {
+            entry.kind = EntryKind::Symlink;
+            entry.extra.get_or_insert_with(Default::default).link_target = Some(target.clone());
+        }
+        entry
+    }
+}
+
+/// One object of a listing page, its key relative to the store's prefix.
+#[derive(Clone, Debug)]
+pub struct ListedObject {
+    pub rel_key: String,
+    pub size: u64,
+    pub mtime_ns: i64,
+    pub version: Option<String>,
+    /// Metadata, where the listing carries it (Azure does; S3 does not).
+    pub meta: Option<ObjectMeta>,
+}
+
+/// A page of a listing, and where the next one starts.
+#[derive(Clone, Debug, Default)]
+pub struct ListPage {
+    pub objects: Vec<ListedObject>,
+    pub next: Option<String>,
+}
+
+/// What must be at a key for a write to go ahead: the guard against replacing
+/// an object that someone else changed (or created) since the plan was made.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Expect<'a> {
+    /// Whatever is there (sidecars, which follow their object).
+    Any,
+    /// No object: the plan saw none.
+    Absent,
+    /// The object with this version: the one the plan saw.
+    Version(&'a str),
+}
+
+impl Expect<'_> {
+    /// Whether a HEAD's answer (`None`: no object) meets the expectation.
+    pub fn holds_for(self, found: Option<&ObjectHead>) -> bool {
+        match (self, found) {
+            (Expect::Any, _) | (Expect::Absent, None) => true,
+            (Expect::Version(version), Some(head)) => head
+                .version
+                .as_deref()
+                .is_some_and(|v| same_version(v, version)),
+            _ => false,
+        }
+    }
+}
+
+/// An object being assembled from staged parts: it appears only at commit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StagedUpload {
+    pub key: String,
+    /// The store's handle on the upload (an S3 upload id; the block-id stem of
+    /// an Azure block list).
+    pub id: String,
+}
+
+/// A staged part as the commit names it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StagedPart {
+    /// 1-based position in the object.
+    pub number: u32,
+    /// The store's name for the staged bytes (a part ETag, a block id).
+    pub tag: String,
+    pub size: u64,
+    /// The MD5 of the part's bytes as the store computed it, where it says.
+    pub md5: Option<[u8; 16]>,
+}
+
+/// An upload left incomplete (by this tool or another), found on the store.
+#[derive(Clone, Debug)]
+pub struct PendingUpload {
+    pub key: String,
+    pub id: String,
+    pub initiated_ns: Option<i64>,
+}
+
+/// An existing object to stage a range of, or to copy whole, server-side.
+#[derive(Clone, Copy, Debug)]
+pub struct CopySource<'a> {
+    pub store: &'a dyn ObjectStore,
+    pub key: &'a str,
+    /// The version the bytes must come from (a replaced source fails the copy).
+    pub version: Option<&'a str>,
+}
+
+/// A URL another service can read an object from for a limited time (a
+/// presigned S3 URL, a SAS URL), or with the header given.
+#[derive(Clone)]
+pub struct ReadableUrl {
+    pub url: String,
+    /// `Authorization` value to present with it (a bearer token), if the URL
+    /// itself does not carry the grant.
+    pub authorization: Option<String>,
+}
+
+impl Debug for ReadableUrl {
+    // Presigned URLs are credentials: never printed.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ReadableUrl(..)")
+    }
+}
+
+/// Checksums a store verifies or reports for bytes it receives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChecksumKind {
+    /// Content-MD5 checked on every body; single-part version tags are MD5s.
+    Md5,
+    /// CRC32C (GCS).
+    Crc32c,
+}
+
+/// What a store can do and the limits it imposes, as data: the part planner
+/// takes them, and [`StoreLimits::check_parts`] enforces them before a request
+/// is made, whatever a server would accept.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StoreLimits {
+    /// Smallest staged part but the last (1: no floor).
+    pub min_part: u64,
+    /// Largest staged part (uploaded or copied).
+    pub max_part: u64,
+    /// Most parts in one object.
+    pub max_parts: usize,
+    /// Largest object sent with one request.
+    pub max_single_put: u64,
+    /// Largest object copied server-side with one request.
+    pub max_single_copy: u64,
+    /// Whether a byte range of an existing object can be staged server-side
+    /// (S3 UploadPartCopy, Azure Put Block From URL); `false` for stores that
+    /// compose whole objects only.
+    pub range_copy: bool,
+    /// Keys per batched delete request.
+    pub delete_batch: usize,
+    /// Checksums the store verifies on upload.
+    pub checksums: &'static [ChecksumKind],
+}
+
+/// A part list our code refuses before the store sees it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum LimitError {
+    #[error("{count} parts exceed the store's limit of {max}")]
+    TooManyParts { count: usize, max: usize },
+    #[error("part {number} is {len} bytes, over the store's limit of {max}")]
+    PartTooLarge { number: usize, len: u64, max: u64 },
+    #[error(
+        "part {number} is {len} bytes, under the store's floor of {min} (only the last may be)"
+    )]
+    PartTooSmall { number: usize, len: u64, min: u64 },
+    #[error("part {number} is empty")]
+    EmptyPart { number: usize },
+    #[error(
+        "part {number} copies bytes {start}..{end} of a {source_size}-byte object: past its end"
+    )]
+    CopyPastEnd {
+        number: usize,
+        start: u64,
+        end: u64,
+        source_size: u64,
+    },
+    #[error("this store cannot copy a byte range of an object server-side")]
+    NoRangeCopy,
+}
+
+/// A part as planned, for [`StoreLimits::check_parts`]: its length, and for a
+/// server-side copy the range's start in the source.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PlannedPart {
+    pub len: u64,
+    pub copy_from: Option<u64>,
+}
+
+impl StoreLimits {
+    /// The limits the part planner works within.
+    pub fn part_limits(&self) -> crate::delta::PartLimits {
+        crate::delta::PartLimits {
+            min_part: self.min_part.max(1),
+            max_part: self.max_part,
+            max_parts: self.max_parts,
+        }
+    }
+
+    /// Refuses a part list the store must not be asked to commit: too many
+    /// parts, parts outside the size bounds, copies past the source's end (some
+    /// servers truncate those silently, or accept one part too many).
+    pub fn check_parts(&self, parts: &[PlannedPart], source_size: u64) -> Result<(), LimitError> {
+        if parts.len() > self.max_parts {
+            return Err(LimitError::TooManyParts {
+                count: parts.len(),
+                max: self.max_parts,
+            });
+        }
+        let last = parts.len().saturating_sub(1);
+        for (i, part) in parts.iter().enumerate() {
+            let number = i + 1;
+            if part.len == 0 {
+                return Err(LimitError::EmptyPart { number });
+            }
+            if part.len > self.max_part {
+                return Err(LimitError::PartTooLarge {
+                    number,
+                    len: part.len,
+                    max: self.max_part,
+                });
+            }
+            if i != last && part.len < self.min_part {
+                return Err(LimitError::PartTooSmall {
+                    number,
+                    len: part.len,
+                    min: self.min_part,
+                });
+            }
+            if let Some(start) = part.copy_from {
+                if !self.range_copy {
+                    return Err(LimitError::NoRangeCopy);
+                }
+                let end = start.saturating_add(part.len);
+                if end > source_size {
+                    return Err(LimitError::CopyPastEnd {
+                        number,
+                        start,
+                        end,
+                        source_size,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Which store, bucket and prefix: the identity resume state is recorded under.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoreId {
+    /// The endpoint (URL, or the provider's name for its default).
+    pub endpoint: String,
+    /// Bucket or container.
+    pub bucket: String,
+}
+
+/// A raw body of one read attempt.
+pub type ByteStream = BoxStream<'static, Result<Bytes, StorageError>>;
+
+/// One object store: a bucket (or container) and a key prefix.
+///
+/// Required operations make one logical request each, retried by the store
+/// within its [`RetryPolicy`] where the request is safe to repeat; reads are one
+/// attempt ([`ObjectStore::open_read`]) and the helpers in `storage::objects`
+/// resume them from where a cut-off body stopped.
+#[async_trait::async_trait]
+pub trait ObjectStore: Send + Sync + Debug + Any {
+    /// The URL scheme of locations on this store (`s3`, `az`).
+    fn scheme(&self) -> &'static str;
+    /// Bucket or container.
+    fn bucket(&self) -> &str;
+    /// The key prefix: empty, or ending in `/`.
+    fn prefix(&self) -> &str;
+    /// Which store this is, for resume state.
+    fn id(&self) -> StoreId;
+    fn limits(&self) -> &StoreLimits;
+    /// The retry policy of this store's requests (with its count of retries).
+    fn retry(&self) -> &RetryPolicy;
+    /// What to tell a user whose request was refused, in the store's terms.
+    fn hints(&self) -> &'static super::StoreHints;
+    fn as_any(&self) -> &dyn Any;
+
+    /// One page of the objects below the prefix, from `token` (`None`: the
+    /// first page).
+    async fn list_page(&self, token: Option<String>) -> Result<ListPage, StorageError>;
+
+    /// Describes the object at `key` now, or `None` when there is none.
+    async fn head(&self, key: &str) -> Result<Option<ObjectHead>, StorageError>;
+
+    /// Starts one GET of `len` bytes from `start` (all of it when `None`),
+    /// pinned to `version` when given: a replaced object fails with
+    /// `PreconditionFailed`. Not retried: see `storage::objects`.
+    async fn open_read(
+        &self,
+        key: &str,
+        range: Option<(u64, u64)>,
+        version: Option<&str>,
+    ) -> Result<ByteStream, StorageError>;
+
+    /// Writes a whole object in one request if the key still holds what
+    /// `expect` says. With the bytes' MD5 given, stores that can check it do.
+    /// Returns the new version.
+    async fn put(
+        &self,
+        key: &str,
+        body: BodySource<'_>,
+        len: u64,
+        meta: &ObjectMeta,
+        md5: Option<[u8; 16]>,
+        expect: Expect<'_>,
+    ) -> Result<String, StorageError>;
+
+    /// Whether this store can copy from `source` server-side (the bytes never
+    /// pass through this machine).
+    fn copies_from(&self, source: &dyn ObjectStore) -> bool;
+
+    /// Copies an object whole, server-side (up to `max_single_copy`), keeping
+    /// its metadata or replacing it with `meta`; the source may be the key
+    /// itself (to rewrite metadata). Returns the new version.
+    async fn copy_object(
+        &self,
+        source: CopySource<'_>,
+        key: &str,
+        meta: Option<&ObjectMeta>,
+        expect: Expect<'_>,
+    ) -> Result<String, StorageError>;
+
+    /// Replaces the metadata of the object at `key` (same bytes), if it is
+    /// still what `expect` says. Returns the new version.
+    async fn set_metadata(
+        &self,
+        key: &str,
+        meta: &ObjectMeta,
+        expect: Expect<'_>,
+    ) -> Result<String, StorageError>;
+
+    /// Deletes keys, batched where the store can. Missing keys are no error.
+    async fn delete_keys(&self, keys: &[String]) -> Result<(), StorageError>;
+
+    /// A URL other services can read `key` from for `ttl` (presigned), if the
+    /// store can grant one.
+    async fn readable_url(
+        &self,
+        key: &str,
+        ttl: std::time::Duration,
+    ) -> Result<Option<ReadableUrl>, StorageError>;
+
+    // The staged object family.
+
+    /// Begins an object at `key` that will carry `meta`.
+    async fn begin_staged(
+        &self,
+        key: &str,
+        meta: &ObjectMeta,
+    ) -> Result<StagedUpload, StorageError>;
+
+    /// Stages `len` bytes from `body` as part `number`.
+    async fn stage_bytes(
+        &self,
+        upload: &StagedUpload,
+        number: u32,
+        body: BodySource<'_>,
+        len: u64,
+        md5: Option<[u8; 16]>,
+    ) -> Result<StagedPart, StorageError>;
+
+    /// Stages `len` bytes from `start` of an existing object as part `number`,
+    /// server-side (stores with `range_copy`). Callers check the range against
+    /// the source's size first ([`StoreLimits::check_parts`]).
+    async fn stage_copy(
+        &self,
+        upload: &StagedUpload,
+        number: u32,
+        source: CopySource<'_>,
+        start: u64,
+        len: u64,
+    ) -> Result<StagedPart, StorageError>;
+
+    /// The parts staged so far, in order (to resume an upload). `NotFound`
+    /// when the upload is gone.
+    async fn list_staged(&self, upload: &StagedUpload) -> Result<Vec<StagedPart>, StorageError>;
+
+    /// Makes the object from `parts`, if the key still holds what `expect`
+    /// says; checks what the store reports against the parts' checksums (a
+    /// `Verification` error leaves an object that must not stay). Returns the
+    /// new version.
+    async fn commit_staged(
+        &self,
+        upload: &StagedUpload,
+        parts: &[StagedPart],
+        meta: &ObjectMeta,
+        expect: Expect<'_>,
+    ) -> Result<String, StorageError>;
+
+    /// Abandons the upload and frees what was staged.
+    async fn abort_staged(&self, upload: &StagedUpload) -> Result<(), StorageError>;
+
+    /// Uploads left incomplete below the prefix (stores whose staged parts
+    /// expire by themselves list none).
+    async fn list_pending(&self) -> Result<Vec<PendingUpload>, StorageError>;
+
+    /// The key of a path below the root. Paths are UTF-8 by the time they reach
+    /// an object store (local names that are not are refused before, per file).
+    fn key_of(&self, path: &RelPath) -> String {
+        format!(
+            "{}{}",
+            self.prefix(),
+            String::from_utf8_lossy(path.as_bytes())
+        )
+    }
+
+    /// The sidecar key of a path.
+    fn sidecar_key_of(&self, path: &RelPath) -> String {
+        format!("{}{SIDECAR_SUFFIX}", self.key_of(path))
+    }
+
+    /// `scheme://bucket/key`, for messages.
+    fn url_of(&self, key: &str) -> String {
+        format!("{}://{}/{key}", self.scheme(), self.bucket())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMITS: StoreLimits = StoreLimits {
+        min_part: 5,
+        max_part: 100,
+        max_parts: 3,
+        max_single_put: 100,
+        max_single_copy: 100,
+        range_copy: true,
+        delete_batch: 10,
+        checksums: &[],
+    };
+
+    fn upload(len: u64) -> PlannedPart {
+        PlannedPart {
+            len,
+            copy_from: None,
+        }
+    }
+
+    #[test]
+    fn part_lists_within_the_limits_pass() {
+        assert_eq!(
+            LIMITS.check_parts(&[upload(5), upload(100), upload(1)], 0),
+            Ok(())
+        );
+        let copy = PlannedPart {
+            len: 10,
+            copy_from: Some(90),
+        };
+        assert_eq!(LIMITS.check_parts(&[copy, upload(1)], 100), Ok(()));
+    }
+
+    #[test]
+    fn limits_are_enforced_whatever_a_server_accepts() {
+        assert!(matches!(
+            LIMITS.check_parts(&[upload(5); 4], 0),
+            Err(LimitError::TooManyParts { count: 4, max: 3 })
+        ));
+        assert!(matches!(
+            LIMITS.check_parts(&[upload(101)], 0),
+            Err(LimitError::PartTooLarge { number: 1, .. })
+        ));
+        assert!(matches!(
+            LIMITS.check_parts(&[upload(4), upload(5)], 0),
+            Err(LimitError::PartTooSmall { number: 1, .. })
+        ));
+        // A copy range running past the end of the source is refused, not
+        // truncated (azurite and moto truncate it).
+        let past_end = PlannedPart {
+            len: 20,
+            copy_from: Some(90),
+        };
+        assert!(matches!(
+            LIMITS.check_parts(&[past_end], 100),
+            Err(LimitError::CopyPastEnd { end: 110, .. })
+        ));
+        let no_ranges = StoreLimits {
+            range_copy: false,
+            ..LIMITS
+        };
+        let copy = PlannedPart {
+            len: 10,
+            copy_from: Some(0),
+        };
+        assert_eq!(
+            no_ranges.check_parts(&[copy], 100),
+            Err(LimitError::NoRangeCopy)
+        );
+    }
+
+    #[test]
+    fn versions_compare_without_quotes() {
+        assert!(same_version("\"x\"", "x"));
+        assert!(!same_version("x", "y"));
+    }
+}

@@ -1,0 +1,350 @@
+//! Helpers layered on [`ObjectStore`]'s required operations, the same for every
+//! store: a listing turned into a manifest, reads that survive being cut off,
+//! small whole-object reads, deletes of an object with its sidecar.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::StreamExt;
+
+use super::object::{ByteStream, ObjectStore, is_sidecar};
+use super::{ListOptions, Listing, ScanCounter, ScanIssue, ScanIssueKind, StorageError};
+use crate::filter::Filter;
+use crate::retry::Budget;
+use crate::types::{Entry, EntryKind, Manifest, ManifestEntry, RelPath};
+
+/// Whether every directory above `path` passes the filter (rsync semantics: an
+/// excluded directory hides its subtree), remembering answers per directory.
+struct AncestorFilter<'a> {
+    filter: &'a Filter,
+    decided: HashMap<RelPath, bool>,
+}
+
+impl AncestorFilter<'_> {
+    fn parents_included(&mut self, path: &RelPath) -> bool {
+        let Some(parent) = path.parent() else {
+            return true;
+        };
+        if let Some(&known) = self.decided.get(&parent) {
+            return known;
+        }
+        let included = self.parents_included(&parent) && self.filter.includes(&parent, true);
+        self.decided.insert(parent, included);
+        included
+    }
+}
+
+/// Lists every object below the store's prefix into a manifest, page by page.
+///
+/// Object stores have no directories; keys with `/` imply them, and the
+/// manifest gets those implied directories so that a local side can be
+/// compared with it (and `--delete` does not take a local directory for one the
+/// source lacks). Sidecars are bookkeeping, never entries.
+pub async fn list_tree(
+    store: &dyn ObjectStore,
+    filter: &Filter,
+    options: ListOptions,
+    counter: &ScanCounter,
+) -> Result<Listing, StorageError> {
+    let mut token: Option<String> = None;
+    let mut entries = Vec::new();
+    let mut dirs: BTreeSet<RelPath> = BTreeSet::new();
+    let mut issues = Vec::new();
+    let mut empty_objects = Vec::new();
+    let mut ancestors = AncestorFilter {
+        filter,
+        decided: HashMap::new(),
+    };
+    loop {
+        // Each page is retried on its own by the store: a failure on page 900
+        // of a large bucket does not start the listing over.
+        let page = store.list_page(token.take()).await?;
+        for object in page.objects {
+            let rel = object.rel_key.as_str();
+            if rel.is_empty() || is_sidecar(rel.as_bytes()) {
+                continue;
+            }
+            // A "folder" marker object (`dir/`) stands for a directory.
+            let (rel, is_dir) = match rel.strip_suffix('/') {
+                Some(dir) => (dir, true),
+                None => (rel, false),
+            };
+            let path = RelPath::from_bytes(rel.as_bytes());
+            if !path.is_contained() {
+                issues.push(ScanIssue {
+                    path,
+                    kind: ScanIssueKind::UnsafeKey(format!("{}{}", store.prefix(), object.rel_key)),
+                });
+                continue;
+            }
+            if !ancestors.parents_included(&path) || !filter.includes(&path, is_dir) {
+                continue;
+            }
+            let mut parent = path.parent();
+            while let Some(dir) = parent {
+                parent = dir.parent();
+                if !dirs.insert(dir) {
+                    break;
+                }
+            }
+            if is_dir {
+                dirs.insert(path);
+                continue;
+            }
+            let mut entry = Entry::file(object.size, object.mtime_ns, 0);
+            if let Some(version) = object.version {
+                entry.set_etag(version);
+            }
+            counter.add(object.size);
+            if object.size == 0 && options.symlinks {
+                match object.meta {
+                    // The listing carried the metadata: no HEAD needed.
+                    Some(meta) => {
+                        if let Some(target) = meta.link_target {
+                            set_link(&mut entry, target, meta.mtime_ns);
+                        }
+                    }
+                    None => empty_objects.push(entries.len()),
+                }
+            }
+            entries.push(ManifestEntry { path, entry });
+        }
+        match page.next {
+            Some(next) => token = Some(next),
+            None => break,
+        }
+    }
+    // With -a, an empty object may be a symbolic link stored by HugeSync: only
+    // its metadata says so. Empty objects are rare, so they alone are HEADed.
+    for index in empty_objects {
+        let entry: &mut ManifestEntry = &mut entries[index];
+        if let Some(head) = store.head(&store.key_of(&entry.path)).await?
+            && let Some(target) = head.meta.link_target
+        {
+            set_link(&mut entry.entry, target, head.meta.mtime_ns);
+        }
+    }
+    for dir in dirs {
+        // Implied directories have no attributes of their own.
+        let entry = Entry {
+            kind: EntryKind::Dir,
+            ..Entry::file(0, 0, 0)
+        };
+        entries.push(ManifestEntry { path: dir, entry });
+    }
+    Ok(Listing {
+        manifest: Manifest::new(entries, Vec::new(), true),
+        issues,
+        leftovers: Vec::new(),
+    })
+}
+
+fn set_link(entry: &mut Entry, target: RelPath, mtime_ns: Option<i64>) {
+    entry.kind = EntryKind::Symlink;
+    entry.extra.get_or_insert_with(Default::default).link_target = Some(target);
+    if let Some(mtime) = mtime_ns {
+        entry.mtime_ns = mtime;
+    }
+}
+
+/// Describes the object at `path` now, or `None`.
+pub async fn head_path(
+    store: &dyn ObjectStore,
+    path: &RelPath,
+) -> Result<Option<Entry>, StorageError> {
+    Ok(store
+        .head(&store.key_of(path))
+        .await?
+        .map(|head| head.entry()))
+}
+
+/// Deletes the object at `path` and its signature sidecar.
+pub async fn delete_path(store: &dyn ObjectStore, path: &RelPath) -> Result<(), StorageError> {
+    store
+        .delete_keys(&[store.key_of(path), store.sidecar_key_of(path)])
+        .await
+}
+
+fn stalled(target: &str, limit: std::time::Duration) -> StorageError {
+    StorageError::Interrupted {
+        target: target.to_string(),
+        message: format!("no bytes for {}", humantime::format_duration(limit)),
+    }
+}
+
+/// Reads a body whole, up to `limit` bytes, giving up when no bytes come for
+/// `stall`. `None` when the body is longer than `limit`.
+async fn collect_body(
+    mut body: ByteStream,
+    limit: u64,
+    target: &str,
+    stall: std::time::Duration,
+) -> Result<Option<Bytes>, StorageError> {
+    let mut bytes = bytes::BytesMut::new();
+    loop {
+        match tokio::time::timeout(stall, body.next()).await {
+            Err(_) => return Err(stalled(target, stall)),
+            Ok(None) => return Ok(Some(bytes.freeze())),
+            Ok(Some(Ok(chunk))) => {
+                if (bytes.len() + chunk.len()) as u64 > limit {
+                    return Ok(None);
+                }
+                bytes.extend_from_slice(&chunk);
+            }
+            Ok(Some(Err(e))) => return Err(e),
+        }
+    }
+}
+
+/// Reads `len` bytes from `start` into memory (callers bound `len`), pinned
+/// to `version`, with the whole exchange retried: a body that stalls or ends
+/// early is asked for again.
+pub async fn read_range(
+    store: &dyn ObjectStore,
+    key: &str,
+    start: u64,
+    len: u64,
+    version: Option<&str>,
+) -> Result<Bytes, StorageError> {
+    if len == 0 {
+        return Ok(Bytes::new());
+    }
+    let url = store.url_of(key);
+    let policy = store.retry();
+    policy
+        .run(&url, Budget::Unbounded, || async {
+            let stall = policy.stall_timeout;
+            let body =
+                tokio::time::timeout(stall, store.open_read(key, Some((start, len)), version))
+                    .await
+                    .map_err(|_| stalled(&url, stall))??;
+            let bytes = collect_body(body, len, &url, stall).await?;
+            match bytes {
+                Some(bytes) if bytes.len() as u64 == len => Ok(bytes),
+                other => Err(StorageError::Interrupted {
+                    target: url.clone(),
+                    message: format!(
+                        "asked for {len} bytes at {start}, got {}",
+                        other.map_or_else(|| "more".to_string(), |b| b.len().to_string())
+                    ),
+                }),
+            }
+        })
+        .await
+}
+
+/// Reads a small object whole (a sidecar), refusing to hold more than `limit`
+/// bytes of it in memory.
+pub async fn read_small(
+    store: &dyn ObjectStore,
+    key: &str,
+    limit: u64,
+) -> Result<SmallObject, StorageError> {
+    let url = store.url_of(key);
+    let policy = store.retry();
+    let result = policy
+        .run(&url, Budget::Quick, || async {
+            let body = store.open_read(key, None, None).await?;
+            collect_body(body, limit, &url, policy.stall_timeout).await
+        })
+        .await;
+    match result {
+        Ok(Some(bytes)) => Ok(SmallObject::Bytes(bytes)),
+        Ok(None) => Ok(SmallObject::TooLarge),
+        Err(StorageError::Remote {
+            kind: super::RemoteErrorKind::NotFound,
+            ..
+        }) => Ok(SmallObject::Missing),
+        Err(other) => Err(other),
+    }
+}
+
+/// What [`read_small`] found.
+#[derive(Debug)]
+pub enum SmallObject {
+    Bytes(Bytes),
+    Missing,
+    TooLarge,
+}
+
+/// The object's bytes as a stream that survives interruptions: when the body
+/// fails or stalls, the rest is asked for again (a ranged GET from where it
+/// stopped, pinned to `version` so a replaced object is never mixed in),
+/// within the store's retry policy.
+pub fn read_object(
+    store: Arc<dyn ObjectStore>,
+    key: &str,
+    size: u64,
+    version: Option<&str>,
+) -> impl futures::Stream<Item = Result<Bytes, StorageError>> + Send + 'static {
+    struct Reader {
+        store: Arc<dyn ObjectStore>,
+        key: String,
+        version: Option<String>,
+        size: u64,
+        offset: u64,
+        body: Option<ByteStream>,
+        failures: u32,
+    }
+    let reader = Reader {
+        store,
+        key: key.to_string(),
+        version: version.map(str::to_string),
+        size,
+        offset: 0,
+        body: None,
+        failures: 0,
+    };
+    futures::stream::try_unfold(reader, |mut r| async move {
+        let policy = r.store.retry().clone();
+        let url = r.store.url_of(&r.key);
+        loop {
+            if r.offset >= r.size {
+                return Ok(None);
+            }
+            let step = async {
+                if r.body.is_none() {
+                    let range = Some((r.offset, r.size - r.offset));
+                    let body = r
+                        .store
+                        .open_read(&r.key, range, r.version.as_deref())
+                        .await?;
+                    r.body = Some(body);
+                }
+                match r.body.as_mut() {
+                    Some(body) => body.next().await.transpose(),
+                    None => Ok(None),
+                }
+            };
+            let result = tokio::time::timeout(policy.stall_timeout, step)
+                .await
+                .unwrap_or_else(|_| Err(stalled(&url, policy.stall_timeout)));
+            match result {
+                Ok(Some(chunk)) => {
+                    r.offset += chunk.len() as u64;
+                    r.failures = 0;
+                    return Ok(Some((chunk, r)));
+                }
+                Ok(None) => {
+                    return Err(StorageError::Transfer {
+                        target: url,
+                        message: format!("the object ended at {} of {} bytes", r.offset, r.size),
+                    });
+                }
+                Err(error) if error.is_retryable() && r.failures < policy.retries => {
+                    r.body = None;
+                    let delay = policy.delay(r.failures);
+                    r.failures += 1;
+                    tracing::info!(
+                        "{error}; resuming at byte {} in {} ms",
+                        r.offset,
+                        delay.as_millis()
+                    );
+                    tokio::time::sleep(delay).await;
+                }
+                Err(error) => return Err(error),
+            }
+        }
+    })
+}
