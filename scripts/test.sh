@@ -15,18 +15,24 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq && apt-get install -y -qq "${missing[@]}"
 fi
 
-# S3 tests run against moto on loopback ports of its own: one server open to
+# Object-store tests run against moto on loopback ports of its own: one server open to
 # any credentials, one that checks them (for the wrong-credentials tests).
 source scripts/moto.sh
+source scripts/azurite.sh
 install_moto
+install_azurite
 log=$(mktemp)
-trap 'stop_moto; rm -f "$log"' EXIT
+trap 'stop_moto; stop_azurite; rm -f "$log"' EXIT
 s3_port=$(free_port)
 start_moto "$s3_port"
 auth_port=$(free_port)
 start_moto "$auth_port" INITIAL_NO_AUTH_ACTION_COUNT=0
 export HUGESYNC_TEST_S3_ENDPOINT="http://127.0.0.1:$s3_port"
 export HUGESYNC_TEST_S3_AUTH_ENDPOINT="http://127.0.0.1:$auth_port"
+# Azure tests run against azurite (Shared Key enforced, the development account).
+azure_port=$(free_port)
+start_azurite "$azure_port"
+export HUGESYNC_TEST_AZURE_ENDPOINT="http://127.0.0.1:$azure_port/devstoreaccount1"
 
 echo "== cargo fmt --check"
 cargo fmt --check

@@ -206,6 +206,45 @@ impl ShowValue for Option<String> {
     }
 }
 
+/// A credential (an account key, a SAS token, a connection string): shown
+/// only as set or unset, in `hugesync config`, in errors and in debug output.
+#[derive(Clone, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The secret itself, for the one place that signs with it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(..)")
+    }
+}
+
+impl ShowValue for Option<Secret> {
+    fn show(&self) -> String {
+        match self {
+            Some(_) => "(set, not shown)".into(),
+            None => "(unset)".into(),
+        }
+    }
+    fn to_json(&self) -> serde_json::Value {
+        match self {
+            Some(_) => "(set, not shown)".into(),
+            None => serde_json::Value::Null,
+        }
+    }
+}
+
+fn parse_secret(text: &str) -> Result<Option<Secret>, String> {
+    let text = text.trim();
+    Ok((!text.is_empty()).then(|| Secret(text.to_string())))
+}
+
 fn parse_optional_text(text: &str) -> Result<Option<String>, String> {
     let text = text.trim();
     Ok((!text.is_empty()).then(|| text.to_string()))
@@ -345,6 +384,16 @@ settings! {
     endpoint_url: Option<String> = None, env "HUGESYNC_ENDPOINT_URL", parse parse_optional_text;
     /// Path-style bucket addressing (endpoint/bucket/key), as most S3-compatible stores need.
     path_style: bool = false, env "HUGESYNC_PATH_STYLE", parse parse_bool;
+    /// Azure storage account for az:// locations (unset: from the connection string or the endpoint).
+    azure_account: Option<String> = None, env "AZURE_STORAGE_ACCOUNT", parse parse_optional_text;
+    /// Azure account key (Shared Key); never shown.
+    azure_key: Option<Secret> = None, env "AZURE_STORAGE_KEY", parse parse_secret;
+    /// Azure SAS token; never shown.
+    azure_sas_token: Option<Secret> = None, env "AZURE_STORAGE_SAS_TOKEN", parse parse_secret;
+    /// Azure connection string (account, key or SAS, endpoint); never shown.
+    azure_connection_string: Option<Secret> = None, env "AZURE_STORAGE_CONNECTION_STRING", parse parse_secret;
+    /// Blob service endpoint for az:// locations (azurite, sovereign clouds); unset: --endpoint-url, the connection string's, or the account's public one.
+    azure_endpoint_url: Option<String> = None, env "HUGESYNC_AZURE_ENDPOINT_URL", parse parse_optional_text;
     /// Delta uploads without a usable sidecar: `sidecar` (upload whole) or `generate` (read the object to sign it).
     remote_signature: crate::sync::RemoteSignature = crate::sync::RemoteSignature::Sidecar, env "HUGESYNC_REMOTE_SIGNATURE", parse parse_remote_signature;
     /// Retries of a failed request (throttling, server errors, network failures, stalls).

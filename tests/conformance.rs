@@ -1,5 +1,6 @@
-//! One set of test bodies, run against every backend: a local directory and an S3
-//! prefix (moto, started by scripts/test.sh). What a sync promises — mirroring,
+//! One set of test bodies, run against every backend: a local directory, an S3
+//! prefix (moto) and an Azure container prefix (azurite), both started by
+//! scripts/test.sh. What a sync promises — mirroring,
 //! idempotence, deletes only when asked and within limits, filters, dry runs —
 //! must not depend on where the bytes live.
 
@@ -9,6 +10,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::PathBuf;
 
+use util::azure::Container;
 use util::s3::Bucket;
 use util::{Scratch, noise, stderr_of, stdout_of};
 
@@ -16,14 +18,16 @@ use util::{Scratch, noise, stderr_of, stdout_of};
 enum Backend {
     Local,
     S3,
+    Azure,
 }
 
-const BACKENDS: [Backend; 2] = [Backend::Local, Backend::S3];
+const BACKENDS: [Backend; 3] = [Backend::Local, Backend::S3, Backend::Azure];
 
 /// One side of a sync on a given backend.
 enum Side {
     Local(PathBuf),
     S3(Bucket),
+    Azure(Container),
 }
 
 impl Side {
@@ -31,6 +35,7 @@ impl Side {
         match backend {
             Backend::Local => Side::Local(scratch.path(name)),
             Backend::S3 => Side::S3(Bucket::new()),
+            Backend::Azure => Side::Azure(Container::new()),
         }
     }
 
@@ -38,6 +43,7 @@ impl Side {
         match self {
             Side::Local(path) => path.display().to_string(),
             Side::S3(bucket) => bucket.url("root"),
+            Side::Azure(container) => container.url("root"),
         }
     }
 
@@ -45,6 +51,15 @@ impl Side {
         match self {
             Side::Local(_) => Vec::new(),
             Side::S3(bucket) => bucket.args().to_vec(),
+            Side::Azure(_) => Vec::new(),
+        }
+    }
+
+    /// Environment the side needs (Azure's connection string).
+    fn env(&self) -> Vec<(String, String)> {
+        match self {
+            Side::Azure(container) => container.env().to_vec(),
+            _ => Vec::new(),
         }
     }
 
@@ -54,6 +69,7 @@ impl Side {
                 util::write_file(&path.join(rel), bytes);
             }
             Side::S3(bucket) => bucket.put(&format!("root/{rel}"), bytes),
+            Side::Azure(container) => container.put(&format!("root/{rel}"), bytes),
         }
     }
 
@@ -76,6 +92,14 @@ impl Side {
                 .filter_map(|key| {
                     let rel = key.strip_prefix("root/")?.to_string();
                     Some((rel, bucket.get(&key)))
+                })
+                .collect(),
+            Side::Azure(container) => container
+                .keys()
+                .into_iter()
+                .filter_map(|key| {
+                    let rel = key.strip_prefix("root/")?.to_string();
+                    Some((rel, container.get(&key)))
                 })
                 .collect(),
         }
@@ -103,6 +127,7 @@ fn sync_to(scratch: &Scratch, side: &Side, extra: &[&str]) -> std::process::Outp
         .arg(scratch.src())
         .arg(side.url())
         .args(side.args())
+        .envs(side.env())
         .args(extra)
         .output()
         .unwrap()
@@ -219,6 +244,7 @@ fn serves_as_a_source_for_a_local_copy() {
             .arg(side.url())
             .arg(scratch.dst())
             .args(side.args())
+            .envs(side.env())
             .output()
             .unwrap();
         assert!(out.status.success(), "{backend:?}: {}", stderr_of(&out));

@@ -276,8 +276,29 @@ fn store_settings(settings: &Settings) -> crate::storage::StoreSettings {
             endpoint_url: settings.endpoint_url.value.clone(),
             path_style: settings.path_style.value,
         },
+        azure: crate::storage::AzureSettings {
+            account: settings.azure_account.value.clone(),
+            key: secret(&settings.azure_key.value),
+            sas_token: secret(&settings.azure_sas_token.value),
+            connection_string: secret(&settings.azure_connection_string.value),
+            // A store-specific endpoint wins; else the one --endpoint-url gives
+            // every object store of the run, unless a connection string names
+            // its own (so s3:// and az:// can each have theirs).
+            endpoint_url: settings.azure_endpoint_url.value.clone().or_else(|| {
+                settings
+                    .azure_connection_string
+                    .value
+                    .is_none()
+                    .then(|| settings.endpoint_url.value.clone())
+                    .flatten()
+            }),
+        },
         retry: settings.retry_policy(),
     }
+}
+
+fn secret(value: &Option<crate::config::Secret>) -> Option<String> {
+    value.as_ref().map(|s| s.expose().to_string())
 }
 
 fn conflict_policy(settings: &Settings) -> sync::conflict::ConflictPolicy {

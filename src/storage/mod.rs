@@ -4,6 +4,7 @@
 //! (`s3/`, `azure/`), registered in [`Storage::open`]; nothing above this module
 //! names one.
 
+pub mod azure;
 pub mod body;
 pub mod local;
 pub mod meta;
@@ -20,6 +21,7 @@ use crate::retry::RetryPolicy;
 use crate::types::{Entry, EntryKind, Manifest, RelPath};
 use crate::uri::Location;
 
+pub use azure::AzureSettings;
 pub use local::LocalStorage;
 pub use meta::ObjectMeta;
 pub use object::{Expect, ObjectHead, ObjectStore, StoreLimits, is_sidecar, same_version};
@@ -219,6 +221,7 @@ pub struct Listing {
 #[derive(Clone, Debug, Default)]
 pub struct StoreSettings {
     pub s3: S3Settings,
+    pub azure: AzureSettings,
     /// Retries and stall detection for every request, on every store.
     pub retry: RetryPolicy,
 }
@@ -242,6 +245,9 @@ impl Storage {
             Location::Local(path) => Ok(Storage::Local(LocalStorage::new(path.clone()))),
             Location::S3 { bucket, prefix } => Ok(Storage::Object(Arc::new(
                 s3::S3Storage::connect(&settings.s3, &settings.retry, bucket, prefix).await,
+            ))),
+            Location::Azure { container, prefix } => Ok(Storage::Object(Arc::new(
+                azure::AzureStorage::connect(&settings.azure, &settings.retry, container, prefix)?,
             ))),
             other => Err(StorageError::Unsupported {
                 location: other.to_string(),

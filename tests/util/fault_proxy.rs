@@ -48,7 +48,8 @@ pub struct Counters {
     pub faults: AtomicU64,
     /// Request body bytes that reached the server.
     pub body_bytes: AtomicU64,
-    /// Request body bytes of requests whose first line contains `partNumber=`.
+    /// Request body bytes of staged parts: requests whose first line contains
+    /// `partNumber=` (S3) or `comp=block&` (Azure).
     pub part_bytes: AtomicU64,
 }
 
@@ -358,7 +359,7 @@ async fn handle(
     if head
         .lines()
         .next()
-        .is_some_and(|l| l.contains("partNumber="))
+        .is_some_and(|l| l.contains("partNumber=") || l.contains("comp=block&"))
     {
         counters
             .part_bytes

@@ -11,6 +11,7 @@ use std::time::SystemTime;
 
 use assert_cmd::Command;
 
+pub mod azure;
 pub mod fault_proxy;
 pub mod s3;
 
@@ -68,6 +69,13 @@ impl Scratch {
         );
         for key in ["AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"] {
             cmd.env_remove(key);
+        }
+        // Azure tests name azurite themselves; nothing reaches a real account
+        // (and no Entra ID login is tried: the Azure CLI is not on PATH here).
+        for (key, _) in std::env::vars() {
+            if key.starts_with("AZURE_") {
+                cmd.env_remove(key);
+            }
         }
         cmd
     }

@@ -1,0 +1,1027 @@
+//! Azure Blob Storage: block blobs over the REST API (reqwest), signed by
+//! reqsign (Shared Key, SAS, Microsoft Entra ID).
+//!
+//! One `AzureStorage` is a container and a key prefix. Small files are one Put
+//! Blob; large ones a staged object — Put Block (bytes) and Put Block From URL
+//! (a byte range of any object the service can read: this account's blobs under
+//! a short-lived SAS or bearer token, another store's presigned URL) committed
+//! by Put Block List. Azure has no floor on block size, so a delta's parts follow
+//! the signature's blocks. Block ids are `STEM` + the part number, base64: one
+//! length for every block of a blob, as the service requires, and the stem
+//! (the staged upload's id) tells one upload's blocks from another's.
+
+mod credentials;
+mod request;
+mod xml;
+
+use std::any::Any;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use base64::Engine;
+use futures::{StreamExt, TryStreamExt};
+use reqwest::{Method, Response};
+
+use self::credentials::{Auth, Resolved};
+use self::request::{Call, Payload, body_text};
+use super::body::BodySource;
+use super::meta::ObjectMeta;
+use super::object::{
+    ByteStream, ChecksumKind, CopySource, Expect, ListPage, ListedObject, ObjectHead, ObjectStore,
+    PendingUpload, ReadableUrl, StagedPart, StagedUpload, StoreId, StoreLimits,
+};
+use super::{RemoteErrorKind, StorageError, StoreHints};
+use crate::retry::RetryPolicy;
+
+pub use credentials::{AzureSettings, CredentialsError};
+
+/// What to check when Azure refuses a request.
+pub(crate) const HINTS: StoreHints = StoreHints {
+    credentials: "AZURE_STORAGE_CONNECTION_STRING, or AZURE_STORAGE_ACCOUNT with AZURE_STORAGE_KEY or AZURE_STORAGE_SAS_TOKEN, or an Entra ID login (`az login`)",
+    bucket: "container",
+};
+
+const MIB: u64 = 1024 * 1024;
+
+/// Block blob limits: no floor on a block, 4000 MiB per block (staged or
+/// copied from a URL), 50,000 committed blocks; 5000 MiB per Put Blob.
+/// Enforced here: azurite accepts 50,001 blocks and truncates source ranges
+/// past the end of their object.
+const LIMITS: StoreLimits = StoreLimits {
+    min_part: 1,
+    max_part: 4000 * MIB,
+    max_parts: 50_000,
+    max_single_put: 5000 * MIB,
+    max_single_copy: 4000 * MIB,
+    range_copy: true,
+    delete_batch: 256,
+    checksums: &[ChecksumKind::Md5],
+};
+
+/// Deletes in flight at once.
+const PARALLEL_DELETES: usize = 16;
+/// Blobs per List Blobs page.
+const PAGE_SIZE: usize = 5000;
+/// How long a copy source's SAS (or a presigned URL) stays valid: long enough
+/// for one Put Block From URL of the largest block.
+const COPY_SOURCE_TTL: std::time::Duration = std::time::Duration::from_secs(3600);
+/// Length of a staged upload's block-id stem (hex).
+const STEM_LEN: usize = 16;
+/// Digits of the part number in a block id (up to 50,000 parts).
+const NUMBER_DIGITS: usize = 6;
+
+/// Characters left as they are in a blob's URL path.
+const PATH_ESCAPES: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'/')
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+/// Characters left as they are in a query value.
+const QUERY_ESCAPES: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+fn query_value(value: &str) -> String {
+    percent_encoding::utf8_percent_encode(value, QUERY_ESCAPES).to_string()
+}
+
+/// A container and a prefix, with a client and signer shared by every clone.
+#[derive(Clone)]
+pub struct AzureStorage {
+    client: reqwest::Client,
+    signer: Arc<reqsign_core::Signer<reqsign_azure_storage::Credential>>,
+    resolved: Resolved,
+    container: String,
+    /// Empty, or ending in `/`.
+    prefix: String,
+    retry: RetryPolicy,
+}
+
+impl std::fmt::Debug for AzureStorage {
+    // The signer holds keys and tokens: never printed.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AzureStorage")
+            .field("account", &self.resolved.account)
+            .field("container", &self.container)
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Nanoseconds since the epoch of an HTTP date (`Last-Modified`).
+fn http_date_ns(text: &str) -> i64 {
+    httpdate::parse_http_date(text.trim())
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+}
+
+/// Azure metadata names must be C# identifiers: `hugesync_mtime`, not the
+/// `hugesync-mtime` of S3.
+fn meta_headers(meta: &ObjectMeta) -> Vec<(String, String)> {
+    meta.to_headers()
+        .into_iter()
+        .map(|(name, value)| (format!("x-ms-meta-{}", name.replace('-', "_")), value))
+        .collect()
+}
+
+fn meta_from_pairs<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> ObjectMeta {
+    let map: HashMap<String, String> = pairs
+        .map(|(name, value)| {
+            (
+                name.to_ascii_lowercase().replace('_', "-"),
+                value.to_string(),
+            )
+        })
+        .collect();
+    ObjectMeta::from_headers(&map)
+}
+
+fn header<'a>(response: &'a Response, name: &str) -> Option<&'a str> {
+    response.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+fn md5_header(response: &Response) -> Option<[u8; 16]> {
+    let value = header(response, "content-md5")?;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(value)
+        .ok()?;
+    bytes.try_into().ok()
+}
+
+fn etag_of(response: &Response, target: &str) -> Result<String, StorageError> {
+    header(response, "etag")
+        .map(str::to_string)
+        .ok_or_else(|| StorageError::Transfer {
+            target: target.to_string(),
+            message: "the service gave no ETag".into(),
+        })
+}
+
+fn condition_headers(expect: Expect<'_>) -> Vec<(&'static str, String)> {
+    match expect {
+        Expect::Any => Vec::new(),
+        Expect::Absent => vec![("if-none-match", "*".into())],
+        Expect::Version(etag) => vec![("if-match", etag.to_string())],
+    }
+}
+
+/// The block id of part `number` of the upload with this stem.
+fn block_id(stem: &str, number: u32) -> String {
+    base64::engine::general_purpose::STANDARD
+        .encode(format!("{stem}{number:0width$}", width = NUMBER_DIGITS))
+}
+
+/// The stem and part number a block id was made from, if it is one of ours.
+fn parse_block_id(id: &str) -> Option<(String, u32)> {
+    let raw = base64::engine::general_purpose::STANDARD.decode(id).ok()?;
+    let text = String::from_utf8(raw).ok()?;
+    if text.len() != STEM_LEN + NUMBER_DIGITS {
+        return None;
+    }
+    let (stem, number) = text.split_at(STEM_LEN);
+    Some((stem.to_string(), number.parse().ok()?))
+}
+
+/// Refuses a block list the service must not be asked to commit (azurite
+/// would accept some of these).
+fn check_block_list(parts: &[StagedPart], target: &str) -> Result<(), StorageError> {
+    let refuse = |message: String| {
+        Err(StorageError::Transfer {
+            target: target.to_string(),
+            message,
+        })
+    };
+    if parts.len() > LIMITS.max_parts {
+        return refuse(format!(
+            "{} blocks exceed the 50,000 a blob may have",
+            parts.len()
+        ));
+    }
+    if let Some(first) = parts.first()
+        && parts.iter().any(|p| p.tag.len() != first.tag.len())
+    {
+        return refuse("block ids of one blob must all have the same length".into());
+    }
+    if let Some(big) = parts.iter().find(|p| p.size > LIMITS.max_part) {
+        return refuse(format!("block {} is over 4000 MiB", big.number));
+    }
+    Ok(())
+}
+
+impl AzureStorage {
+    /// Resolves credentials and builds the client. No request is made yet; a
+    /// missing account is an error now (exit code 4, with the variables to set).
+    pub fn connect(
+        settings: &AzureSettings,
+        retry: &RetryPolicy,
+        container: &str,
+        prefix: &str,
+    ) -> Result<AzureStorage, StorageError> {
+        let resolved = credentials::resolve(settings).map_err(|e| StorageError::Remote {
+            op: "cannot reach",
+            target: format!("az://{container}/{prefix}"),
+            kind: RemoteErrorKind::Denied,
+            message: e.to_string(),
+            hints: &HINTS,
+        })?;
+        let client = reqwest::Client::builder()
+            .connect_timeout(retry.stall_timeout.min(std::time::Duration::from_secs(10)))
+            .build()
+            .map_err(|e| StorageError::Transfer {
+                target: format!("az://{container}"),
+                message: request::error_chain(&e),
+            })?;
+        let context = reqsign_core::Context::new()
+            .with_file_read(reqsign_file_read_tokio::TokioFileRead)
+            .with_http_send(reqsign_http_send_reqwest::ReqwestHttpSend::new(
+                client.clone(),
+            ))
+            .with_command_execute(reqsign_command_execute_tokio::TokioCommandExecute)
+            .with_env(reqsign_core::OsEnv);
+        let builder = reqsign_azure_storage::RequestSigner::new();
+        let signer = match &resolved.auth {
+            Auth::SharedKey { account, key } => reqsign_core::Signer::new(
+                context,
+                reqsign_azure_storage::StaticCredentialProvider::new_shared_key(account, key),
+                builder,
+            ),
+            Auth::Sas { token } => reqsign_core::Signer::new(
+                context,
+                reqsign_azure_storage::StaticCredentialProvider::new_sas_token(token),
+                builder,
+            ),
+            Auth::EntraId => {
+                // az's order: an environment service principal, workload
+                // identity, managed identity, then the Azure CLI's login.
+                let chain = reqsign_core::ProvideCredentialChain::new()
+                    .push(reqsign_azure_storage::ClientSecretCredentialProvider::new())
+                    .push(reqsign_azure_storage::ClientCertificateCredentialProvider::new())
+                    .push(reqsign_azure_storage::WorkloadIdentityCredentialProvider::new())
+                    .push(reqsign_azure_storage::ImdsCredentialProvider::new())
+                    .push(reqsign_azure_storage::AzureCliCredentialProvider::new());
+                reqsign_core::Signer::new(
+                    context,
+                    reqsign_azure_storage::DefaultCredentialProvider::with_chain(chain),
+                    builder,
+                )
+            }
+        };
+        let prefix = prefix.trim_matches('/');
+        Ok(AzureStorage {
+            client,
+            signer: Arc::new(signer),
+            resolved,
+            container: container.to_string(),
+            prefix: if prefix.is_empty() {
+                String::new()
+            } else {
+                format!("{prefix}/")
+            },
+            retry: retry.clone(),
+        })
+    }
+
+    fn container_url(&self) -> String {
+        format!("{}/{}", self.resolved.endpoint, self.container)
+    }
+
+    fn blob_url(&self, key: &str) -> String {
+        format!(
+            "{}/{}",
+            self.container_url(),
+            percent_encoding::utf8_percent_encode(key, PATH_ESCAPES)
+        )
+    }
+
+    fn url_of_key(&self, key: &str) -> String {
+        format!("az://{}/{key}", self.container)
+    }
+
+    /// The List Blobs request for a page from `marker`.
+    fn list_url(&self, marker: Option<&str>, include: &str) -> String {
+        let mut url = format!(
+            "{}?restype=container&comp=list&include={include}&maxresults={PAGE_SIZE}",
+            self.container_url()
+        );
+        if !self.prefix.is_empty() {
+            url.push_str(&format!("&prefix={}", query_value(&self.prefix)));
+        }
+        if let Some(marker) = marker {
+            url.push_str(&format!("&marker={}", query_value(marker)));
+        }
+        url
+    }
+
+    async fn list_blobs(
+        &self,
+        marker: Option<&str>,
+        include: &str,
+    ) -> Result<xml::EnumerationResults, StorageError> {
+        let target = self.url_of_key(&self.prefix);
+        let url = self.list_url(marker, include);
+        let response = self
+            .send("cannot list", &target, || Call {
+                method: Method::GET,
+                url: url.clone(),
+                headers: Vec::new(),
+                payload: Payload::Empty,
+            })
+            .await?;
+        let text = body_text(response, &target).await?;
+        xml::parse(&text).map_err(|e| StorageError::Transfer {
+            target,
+            message: format!("unreadable listing: {e}"),
+        })
+    }
+
+    /// A read-only SAS for a blob of this account, signed with the key.
+    fn service_sas(&self, key: &str, ttl: std::time::Duration) -> Result<String, StorageError> {
+        let Auth::SharedKey {
+            account,
+            key: secret,
+        } = &self.resolved.auth
+        else {
+            return Ok(String::new());
+        };
+        let expiry = reqsign_core::time::Timestamp::now() + ttl;
+        let sas = reqsign_azure_storage::ServiceSharedAccessSignature::new(
+            account.clone(),
+            secret.clone(),
+            reqsign_azure_storage::ServiceSasResource::Blob {
+                container: self.container.clone(),
+                blob: key.to_string(),
+            },
+            "r".into(),
+            expiry,
+        );
+        let pairs = sas.token().map_err(|e| StorageError::Transfer {
+            target: self.url_of_key(key),
+            message: format!("cannot sign a read grant: {e}"),
+        })?;
+        Ok(pairs
+            .iter()
+            .map(|(k, v)| format!("{}={}", query_value(k), query_value(v)))
+            .collect::<Vec<_>>()
+            .join("&"))
+    }
+
+    /// A bearer token's `Authorization` value, for a copy source under Entra ID.
+    async fn bearer(&self, url: &str, target: &str) -> Result<Option<String>, StorageError> {
+        let request = http::Request::get(url)
+            .header("x-ms-version", request::API_VERSION)
+            .body(())
+            .map_err(|e| StorageError::Transfer {
+                target: target.to_string(),
+                message: e.to_string(),
+            })?;
+        let (mut parts, ()) = request.into_parts();
+        self.signer
+            .sign(&mut parts, None)
+            .await
+            .map_err(|e| StorageError::Remote {
+                op: "cannot authorise a copy from",
+                target: target.to_string(),
+                kind: RemoteErrorKind::Denied,
+                message: e.to_string(),
+                hints: &HINTS,
+            })?;
+        Ok(parts
+            .headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string))
+    }
+
+    async fn put_block(
+        &self,
+        upload: &StagedUpload,
+        number: u32,
+        extra: Vec<(&'static str, String)>,
+        payload: Payload<'_>,
+        len: u64,
+    ) -> Result<StagedPart, StorageError> {
+        let target = self.url_of_key(&upload.key);
+        if number == 0 || number as usize > LIMITS.max_parts {
+            return Err(StorageError::Transfer {
+                target,
+                message: format!("block number {number} is outside 1..=50000"),
+            });
+        }
+        if len == 0 || len > LIMITS.max_part {
+            return Err(StorageError::Transfer {
+                target,
+                message: format!("a {len}-byte block is outside 1 byte..4000 MiB"),
+            });
+        }
+        let id = block_id(&upload.id, number);
+        let url = format!(
+            "{}?comp=block&blockid={}",
+            self.blob_url(&upload.key),
+            query_value(&id)
+        );
+        let response = self
+            .send("cannot stage a block of", &target, || Call {
+                method: Method::PUT,
+                url: url.clone(),
+                headers: extra.clone(),
+                payload,
+            })
+            .await?;
+        Ok(StagedPart {
+            number,
+            tag: id,
+            size: len,
+            md5: md5_header(&response),
+        })
+    }
+
+    async fn head_blob(&self, key: &str) -> Result<Option<ObjectHead>, StorageError> {
+        let target = self.url_of_key(key);
+        let url = self.blob_url(key);
+        let result = self
+            .send("cannot head", &target, || Call {
+                method: Method::HEAD,
+                url: url.clone(),
+                headers: Vec::new(),
+                payload: Payload::Empty,
+            })
+            .await;
+        let response = match result {
+            Ok(response) => response,
+            Err(StorageError::Remote {
+                kind: RemoteErrorKind::NotFound,
+                ..
+            }) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let meta = meta_from_pairs(response.headers().iter().filter_map(|(name, value)| {
+            let name = name.as_str().strip_prefix("x-ms-meta-")?;
+            Some((name, value.to_str().ok()?))
+        }));
+        Ok(Some(ObjectHead {
+            size: header(&response, "content-length")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0),
+            mtime_ns: header(&response, "last-modified").map_or(0, http_date_ns),
+            version: header(&response, "etag").map(str::to_string),
+            meta,
+        }))
+    }
+
+    /// The uncommitted blocks of a blob (`NotFound` when it has none and no
+    /// committed content either).
+    async fn uncommitted_blocks(&self, key: &str) -> Result<Vec<xml::Block>, StorageError> {
+        let target = self.url_of_key(key);
+        let url = format!(
+            "{}?comp=blocklist&blocklisttype=uncommitted",
+            self.blob_url(key)
+        );
+        let response = self
+            .send("cannot list the blocks of", &target, || Call {
+                method: Method::GET,
+                url: url.clone(),
+                headers: Vec::new(),
+                payload: Payload::Empty,
+            })
+            .await?;
+        let text = body_text(response, &target).await?;
+        let list: xml::BlockList = xml::parse(&text).map_err(|e| StorageError::Transfer {
+            target,
+            message: format!("unreadable block list: {e}"),
+        })?;
+        Ok(list.uncommitted_blocks.block)
+    }
+}
+
+#[async_trait::async_trait]
+impl ObjectStore for AzureStorage {
+    fn scheme(&self) -> &'static str {
+        "az"
+    }
+
+    fn bucket(&self) -> &str {
+        &self.container
+    }
+
+    fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    fn id(&self) -> StoreId {
+        StoreId {
+            endpoint: self.resolved.endpoint.clone(),
+            bucket: self.container.clone(),
+        }
+    }
+
+    fn limits(&self) -> &StoreLimits {
+        &LIMITS
+    }
+
+    fn retry(&self) -> &RetryPolicy {
+        &self.retry
+    }
+
+    fn hints(&self) -> &'static StoreHints {
+        &HINTS
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    async fn list_page(&self, token: Option<String>) -> Result<ListPage, StorageError> {
+        let page = self.list_blobs(token.as_deref(), "metadata").await?;
+        let objects = page
+            .blobs
+            .blob
+            .into_iter()
+            .filter_map(|blob| {
+                let rel_key = blob.name.strip_prefix(&self.prefix)?.to_string();
+                let meta = blob
+                    .metadata
+                    .as_ref()
+                    .map(|m| meta_from_pairs(m.iter().map(|(k, v)| (k.as_str(), v.as_str()))));
+                Some(ListedObject {
+                    rel_key,
+                    size: blob.properties.content_length,
+                    mtime_ns: http_date_ns(&blob.properties.last_modified),
+                    version: Some(blob.properties.etag),
+                    meta: Some(meta.unwrap_or_default()),
+                })
+            })
+            .collect();
+        Ok(ListPage {
+            objects,
+            next: page.next_marker.filter(|m| !m.is_empty()),
+        })
+    }
+
+    async fn head(&self, key: &str) -> Result<Option<ObjectHead>, StorageError> {
+        self.head_blob(key).await
+    }
+
+    async fn open_read(
+        &self,
+        key: &str,
+        range: Option<(u64, u64)>,
+        version: Option<&str>,
+    ) -> Result<ByteStream, StorageError> {
+        let target = self.url_of_key(key);
+        let mut headers = Vec::new();
+        if let Some((start, len)) = range.filter(|&(_, len)| len > 0) {
+            headers.push(("x-ms-range", format!("bytes={start}-{}", start + len - 1)));
+        }
+        if let Some(version) = version {
+            headers.push(("if-match", version.to_string()));
+        }
+        let call = Call {
+            method: Method::GET,
+            url: self.blob_url(key),
+            headers,
+            payload: Payload::Empty,
+        };
+        let activity = Arc::default();
+        let response = self
+            .send_once("cannot read", &target, call, &activity)
+            .await?;
+        Ok(response
+            .bytes_stream()
+            .map_err(move |e| StorageError::Interrupted {
+                target: target.clone(),
+                message: request::error_chain(&e),
+            })
+            .boxed())
+    }
+
+    async fn put(
+        &self,
+        key: &str,
+        body: BodySource<'_>,
+        len: u64,
+        meta: &ObjectMeta,
+        md5: Option<[u8; 16]>,
+        expect: Expect<'_>,
+    ) -> Result<String, StorageError> {
+        let target = self.url_of_key(key);
+        if len > LIMITS.max_single_put {
+            return Err(StorageError::Transfer {
+                target,
+                message: format!("{len} bytes is more than one Put Blob may carry"),
+            });
+        }
+        let mut headers = vec![("x-ms-blob-type", "BlockBlob".to_string())];
+        if let Some(md5) = md5 {
+            headers.push((
+                "content-md5",
+                base64::engine::general_purpose::STANDARD.encode(md5),
+            ));
+        }
+        headers.extend(condition_headers(expect));
+        let meta_headers = meta_headers(meta);
+        let url = self.blob_url(key);
+        let response = self
+            .send("cannot upload", &target, || {
+                let mut headers = headers.clone();
+                headers.extend(meta_headers.iter().map(|(n, v)| (leak_name(n), v.clone())));
+                Call {
+                    method: Method::PUT,
+                    url: url.clone(),
+                    headers,
+                    payload: Payload::Body { source: body, len },
+                }
+            })
+            .await?;
+        if let (Some(sent), Some(stored)) = (md5, md5_header(&response))
+            && sent != stored
+        {
+            return Err(StorageError::Verification {
+                target,
+                message: "the stored blob's MD5 differs from what was sent".into(),
+            });
+        }
+        etag_of(&response, &target)
+    }
+
+    fn copies_from(&self, source: &dyn ObjectStore) -> bool {
+        // Put Block From URL reads any URL the service can reach: this
+        // account's blobs, another account's, another store's presigned URLs.
+        source.as_any().is::<AzureStorage>() || source.scheme() == "s3"
+    }
+
+    async fn copy_object(
+        &self,
+        source: CopySource<'_>,
+        key: &str,
+        meta: Option<&ObjectMeta>,
+        expect: Expect<'_>,
+    ) -> Result<String, StorageError> {
+        let head = source
+            .store
+            .head(source.key)
+            .await?
+            .ok_or_else(|| StorageError::Remote {
+                op: "cannot copy",
+                target: source.store.url_of(source.key),
+                kind: RemoteErrorKind::NotFound,
+                message: "the source object is gone".into(),
+                hints: source.store.hints(),
+            })?;
+        let meta = meta.cloned().unwrap_or(head.meta);
+        if head.size > LIMITS.max_single_copy {
+            return Err(StorageError::Transfer {
+                target: self.url_of_key(key),
+                message: format!("{} bytes is over one block's 4000 MiB", head.size),
+            });
+        }
+        if head.size == 0 {
+            let empty = bytes::Bytes::new();
+            return self
+                .put(key, BodySource::Memory(&empty), 0, &meta, None, expect)
+                .await;
+        }
+        let upload = self.begin_staged(key, &meta).await?;
+        let part = self.stage_copy(&upload, 1, source, 0, head.size).await?;
+        self.commit_staged(&upload, &[part], &meta, expect).await
+    }
+
+    async fn set_metadata(
+        &self,
+        key: &str,
+        meta: &ObjectMeta,
+        expect: Expect<'_>,
+    ) -> Result<String, StorageError> {
+        let target = self.url_of_key(key);
+        let url = format!("{}?comp=metadata", self.blob_url(key));
+        let mut headers: Vec<(&'static str, String)> = condition_headers(expect);
+        headers.extend(
+            meta_headers(meta)
+                .into_iter()
+                .map(|(n, v)| (leak_name(&n), v)),
+        );
+        let response = self
+            .send("cannot set the metadata of", &target, || Call {
+                method: Method::PUT,
+                url: url.clone(),
+                headers: headers.clone(),
+                payload: Payload::Empty,
+            })
+            .await?;
+        etag_of(&response, &target)
+    }
+
+    async fn delete_keys(&self, keys: &[String]) -> Result<(), StorageError> {
+        futures::stream::iter(keys.iter().cloned())
+            .map(|key| async move {
+                let target = self.url_of_key(&key);
+                let url = self.blob_url(&key);
+                let result = self
+                    .send("cannot delete", &target, || Call {
+                        method: Method::DELETE,
+                        url: url.clone(),
+                        headers: Vec::new(),
+                        payload: Payload::Empty,
+                    })
+                    .await;
+                match result {
+                    Ok(_)
+                    | Err(StorageError::Remote {
+                        kind: RemoteErrorKind::NotFound,
+                        ..
+                    }) => Ok(()),
+                    Err(e) => Err(e),
+                }
+            })
+            .buffer_unordered(PARALLEL_DELETES)
+            .try_collect::<()>()
+            .await
+    }
+
+    async fn readable_url(
+        &self,
+        key: &str,
+        ttl: std::time::Duration,
+    ) -> Result<Option<ReadableUrl>, StorageError> {
+        let url = self.blob_url(key);
+        Ok(Some(match &self.resolved.auth {
+            Auth::SharedKey { .. } => ReadableUrl {
+                url: format!("{url}?{}", self.service_sas(key, ttl)?),
+                authorization: None,
+            },
+            Auth::Sas { token } => ReadableUrl {
+                url: format!("{url}?{token}"),
+                authorization: None,
+            },
+            Auth::EntraId => ReadableUrl {
+                authorization: self.bearer(&url, &self.url_of_key(key)).await?,
+                url,
+            },
+        }))
+    }
+
+    async fn begin_staged(
+        &self,
+        key: &str,
+        _meta: &ObjectMeta,
+    ) -> Result<StagedUpload, StorageError> {
+        // Nothing to ask the service: blocks are staged against the blob's name,
+        // and the metadata goes with Put Block List.
+        Ok(StagedUpload {
+            key: key.to_string(),
+            id: format!("{:016x}", fastrand::u64(..)),
+        })
+    }
+
+    async fn stage_bytes(
+        &self,
+        upload: &StagedUpload,
+        number: u32,
+        body: BodySource<'_>,
+        len: u64,
+        md5: Option<[u8; 16]>,
+    ) -> Result<StagedPart, StorageError> {
+        let headers = md5
+            .map(|m| {
+                vec![(
+                    "content-md5",
+                    base64::engine::general_purpose::STANDARD.encode(m),
+                )]
+            })
+            .unwrap_or_default();
+        self.put_block(
+            upload,
+            number,
+            headers,
+            Payload::Body { source: body, len },
+            len,
+        )
+        .await
+    }
+
+    async fn stage_copy(
+        &self,
+        upload: &StagedUpload,
+        number: u32,
+        source: CopySource<'_>,
+        start: u64,
+        len: u64,
+    ) -> Result<StagedPart, StorageError> {
+        let grant = source
+            .store
+            .readable_url(source.key, COPY_SOURCE_TTL)
+            .await?
+            .ok_or_else(|| StorageError::Transfer {
+                target: source.store.url_of(source.key),
+                message: "the source store grants no URL to copy from".into(),
+            })?;
+        let mut headers = vec![
+            ("x-ms-copy-source", grant.url),
+            (
+                "x-ms-source-range",
+                format!("bytes={start}-{}", start + len.max(1) - 1),
+            ),
+        ];
+        if let Some(version) = source.version {
+            headers.push(("x-ms-source-if-match", version.to_string()));
+        }
+        if let Some(authorization) = grant.authorization {
+            headers.push(("x-ms-copy-source-authorization", authorization));
+        }
+        self.put_block(upload, number, headers, Payload::Empty, len)
+            .await
+    }
+
+    async fn list_staged(&self, upload: &StagedUpload) -> Result<Vec<StagedPart>, StorageError> {
+        let mut parts: Vec<StagedPart> = self
+            .uncommitted_blocks(&upload.key)
+            .await?
+            .into_iter()
+            .filter_map(|block| {
+                let (stem, number) = parse_block_id(&block.name)?;
+                (stem == upload.id).then_some(StagedPart {
+                    number,
+                    tag: block.name,
+                    size: block.size,
+                    md5: None,
+                })
+            })
+            .collect();
+        parts.sort_by_key(|p| p.number);
+        Ok(parts)
+    }
+
+    async fn commit_staged(
+        &self,
+        upload: &StagedUpload,
+        parts: &[StagedPart],
+        meta: &ObjectMeta,
+        expect: Expect<'_>,
+    ) -> Result<String, StorageError> {
+        let target = self.url_of_key(&upload.key);
+        check_block_list(parts, &target)?;
+        let ids: Vec<String> = parts.iter().map(|p| p.tag.clone()).collect();
+        let body = xml::block_list_body(&ids);
+        let url = format!("{}?comp=blocklist", self.blob_url(&upload.key));
+        let mut headers: Vec<(&'static str, String)> = condition_headers(expect);
+        headers.extend(
+            meta_headers(meta)
+                .into_iter()
+                .map(|(n, v)| (leak_name(&n), v)),
+        );
+        headers.push(("content-type", "application/xml".into()));
+        let response = self
+            .send("cannot commit the blocks of", &target, || Call {
+                method: Method::PUT,
+                url: url.clone(),
+                headers: headers.clone(),
+                payload: Payload::Text(&body),
+            })
+            .await?;
+        etag_of(&response, &target)
+    }
+
+    async fn abort_staged(&self, upload: &StagedUpload) -> Result<(), StorageError> {
+        // Uncommitted blocks cannot be dropped one by one: a blob that was
+        // never committed goes with them; an existing blob keeps them until the
+        // service discards them (a week) or its next commit does.
+        if self.head_blob(&upload.key).await?.is_none() {
+            self.delete_keys(std::slice::from_ref(&upload.key)).await?;
+        }
+        Ok(())
+    }
+
+    async fn list_pending(&self) -> Result<Vec<PendingUpload>, StorageError> {
+        // Blobs with uncommitted blocks are not marked in a listing: each blob
+        // is asked for its uncommitted blocks, a few at a time.
+        let mut keys = Vec::new();
+        let mut marker: Option<String> = None;
+        loop {
+            let page = self
+                .list_blobs(marker.as_deref(), "uncommittedblobs")
+                .await?;
+            keys.extend(page.blobs.blob.into_iter().map(|b| b.name));
+            match page.next_marker.filter(|m| !m.is_empty()) {
+                Some(next) => marker = Some(next),
+                None => break,
+            }
+        }
+        let found: Vec<Vec<PendingUpload>> = futures::stream::iter(keys)
+            .map(|key| async move {
+                let blocks = match self.uncommitted_blocks(&key).await {
+                    Ok(blocks) => blocks,
+                    Err(StorageError::Remote {
+                        kind: RemoteErrorKind::NotFound,
+                        ..
+                    }) => Vec::new(),
+                    Err(e) => return Err(e),
+                };
+                let mut stems: Vec<String> = blocks
+                    .iter()
+                    .filter_map(|b| parse_block_id(&b.name).map(|(stem, _)| stem))
+                    .collect();
+                stems.sort();
+                stems.dedup();
+                Ok(stems
+                    .into_iter()
+                    .map(|stem| PendingUpload {
+                        key: key.clone(),
+                        id: stem,
+                        initiated_ns: None,
+                    })
+                    .collect())
+            })
+            .buffer_unordered(PARALLEL_DELETES)
+            .try_collect()
+            .await?;
+        Ok(found.into_iter().flatten().collect())
+    }
+}
+
+/// Header names of metadata are made at run time, but a request's header
+/// list holds `&'static str`s: the few distinct names (one per metadata field)
+/// are interned once for the process.
+fn leak_name(name: &str) -> &'static str {
+    use std::sync::{Mutex, OnceLock};
+    static NAMES: OnceLock<Mutex<Vec<&'static str>>> = OnceLock::new();
+    let names = NAMES.get_or_init(Mutex::default);
+    let mut names = match names.lock() {
+        Ok(names) => names,
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    if let Some(known) = names.iter().find(|n| **n == name) {
+        return known;
+    }
+    let leaked: &'static str = Box::leak(name.to_string().into_boxed_str());
+    names.push(leaked);
+    leaked
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn part(number: u32, tag: &str, size: u64) -> StagedPart {
+        StagedPart {
+            number,
+            tag: tag.into(),
+            size,
+            md5: None,
+        }
+    }
+
+    #[test]
+    fn block_ids_round_trip_with_one_length() {
+        let stem = "0123456789abcdef";
+        let ids: Vec<String> = [1, 9, 50_000].iter().map(|&n| block_id(stem, n)).collect();
+        assert!(ids.iter().all(|id| id.len() == ids[0].len()));
+        assert_eq!(parse_block_id(&ids[2]), Some((stem.to_string(), 50_000)));
+        assert_eq!(parse_block_id("bm90IG91cnM="), None);
+    }
+
+    #[test]
+    fn block_lists_over_the_limits_are_refused_before_the_service_sees_them() {
+        // azurite accepts 50,001 blocks: the real service does not.
+        let id = block_id("0123456789abcdef", 1);
+        let too_many: Vec<StagedPart> = (1..=50_001).map(|n| part(n, &id, 1)).collect();
+        assert!(check_block_list(&too_many, "t").is_err());
+        assert!(check_block_list(&too_many[..50_000], "t").is_ok());
+        let mixed = [part(1, &id, 1), part(2, "c2hvcnQ=", 1)];
+        assert!(check_block_list(&mixed, "t").is_err());
+        let huge = [part(1, &id, LIMITS.max_part + 1)];
+        assert!(check_block_list(&huge, "t").is_err());
+    }
+
+    #[test]
+    fn metadata_names_are_identifiers() {
+        let meta = ObjectMeta {
+            mtime_ns: Some(12),
+            mode: Some(0o600),
+            ..ObjectMeta::default()
+        };
+        let headers = meta_headers(&meta);
+        assert!(
+            headers
+                .iter()
+                .all(|(n, _)| n.starts_with("x-ms-meta-hugesync_") && !n[10..].contains('-'))
+        );
+        let back = meta_from_pairs(
+            headers
+                .iter()
+                .map(|(n, v)| (n.strip_prefix("x-ms-meta-").unwrap_or(n), v.as_str())),
+        );
+        assert_eq!(back, meta);
+    }
+
+    #[test]
+    fn http_dates_parse() {
+        assert_eq!(
+            http_date_ns("Sun, 06 Nov 1994 08:49:37 GMT"),
+            784_111_777_000_000_000
+        );
+        assert_eq!(http_date_ns("yesterday"), 0);
+    }
+}
