@@ -275,6 +275,7 @@ fn store_settings(settings: &Settings) -> crate::storage::StoreSettings {
             region: settings.region.value.clone(),
             endpoint_url: settings.endpoint_url.value.clone(),
             path_style: settings.path_style.value,
+            list_page_size: None,
         },
         azure: crate::storage::AzureSettings {
             account: settings.azure_account.value.clone(),
@@ -292,6 +293,7 @@ fn store_settings(settings: &Settings) -> crate::storage::StoreSettings {
                     .then(|| settings.endpoint_url.value.clone())
                     .flatten()
             }),
+            list_page_size: None,
         },
         retry: settings.retry_policy(),
     }

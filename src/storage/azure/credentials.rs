@@ -23,6 +23,9 @@ pub struct AzureSettings {
     /// The Blob service endpoint (`--azure-endpoint-url`, or `--endpoint-url`
     /// when no store-specific one is given).
     pub endpoint_url: Option<String>,
+    /// Blobs per listing page (`None`: Azure's most, 5000). Smaller pages only
+    /// make tests of paging cheap.
+    pub list_page_size: Option<u32>,
 }
 
 impl std::fmt::Debug for AzureSettings {

@@ -61,7 +61,7 @@ const LIMITS: StoreLimits = StoreLimits {
 /// Deletes in flight at once.
 const PARALLEL_DELETES: usize = 16;
 /// Blobs per List Blobs page.
-const PAGE_SIZE: usize = 5000;
+const PAGE_SIZE: u32 = 5000;
 /// How long a copy source's SAS (or a presigned URL) stays valid: long enough
 /// for one Put Block From URL of the largest block.
 const COPY_SOURCE_TTL: std::time::Duration = std::time::Duration::from_secs(3600);
@@ -98,6 +98,7 @@ pub struct AzureStorage {
     /// Empty, or ending in `/`.
     prefix: String,
     retry: RetryPolicy,
+    list_page_size: u32,
 }
 
 impl std::fmt::Debug for AzureStorage {
@@ -233,7 +234,7 @@ impl AzureStorage {
             .build()
             .map_err(|e| StorageError::Transfer {
                 target: format!("az://{container}"),
-                message: request::error_chain(&e),
+                message: request::error_chain(&e.without_url()),
             })?;
         let context = reqsign_core::Context::new()
             .with_file_read(reqsign_file_read_tokio::TokioFileRead)
@@ -282,6 +283,10 @@ impl AzureStorage {
                 format!("{prefix}/")
             },
             retry: retry.clone(),
+            list_page_size: settings
+                .list_page_size
+                .unwrap_or(PAGE_SIZE)
+                .clamp(1, PAGE_SIZE),
         })
     }
 
@@ -304,8 +309,9 @@ impl AzureStorage {
     /// The List Blobs request for a page from `marker`.
     fn list_url(&self, marker: Option<&str>, include: &str) -> String {
         let mut url = format!(
-            "{}?restype=container&comp=list&include={include}&maxresults={PAGE_SIZE}",
-            self.container_url()
+            "{}?restype=container&comp=list&include={include}&maxresults={}",
+            self.container_url(),
+            self.list_page_size
         );
         if !self.prefix.is_empty() {
             url.push_str(&format!("&prefix={}", query_value(&self.prefix)));
@@ -593,7 +599,7 @@ impl ObjectStore for AzureStorage {
             .bytes_stream()
             .map_err(move |e| StorageError::Interrupted {
                 target: target.clone(),
-                message: request::error_chain(&e),
+                message: request::error_chain(&e.without_url()),
             })
             .boxed())
     }

@@ -128,6 +128,8 @@ impl AzureStorage {
             }
         };
         let response = self.client.execute(request).await.map_err(|e| {
+            // Without the URL: a SAS token in its query is a credential.
+            let e = e.without_url();
             let message = error_chain(&e);
             if e.is_timeout() || e.is_connect() || e.is_request() || e.is_body() {
                 StorageError::Remote {
@@ -200,7 +202,7 @@ pub(super) async fn body_text(response: Response, target: &str) -> Result<String
         .await
         .map_err(|e| StorageError::Interrupted {
             target: target.to_string(),
-            message: error_chain(&e),
+            message: error_chain(&e.without_url()),
         })?;
     String::from_utf8(bytes.to_vec()).map_err(|e| invalid(target, e))
 }

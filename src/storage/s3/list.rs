@@ -27,6 +27,7 @@ impl S3Storage {
                     .bucket(&self.bucket)
                     .prefix(&self.prefix)
                     .set_continuation_token(token.clone())
+                    .set_max_keys(self.list_page_size.map(|n| n.min(1000) as i32))
                     .send()
                     .await
                     .map_err(|e| remote_error("cannot list", url.clone(), e))

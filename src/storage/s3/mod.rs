@@ -73,6 +73,9 @@ pub struct S3Settings {
     pub region: Option<String>,
     pub endpoint_url: Option<String>,
     pub path_style: bool,
+    /// Keys per listing page (`None`: S3's most, 1000). Smaller pages only
+    /// make tests of paging cheap.
+    pub list_page_size: Option<u32>,
 }
 
 /// A bucket and a prefix, with a client shared by every clone.
@@ -85,6 +88,7 @@ pub struct S3Storage {
     retry: RetryPolicy,
     /// The endpoint URL, or `aws`: which store this is, for resume state.
     endpoint: String,
+    list_page_size: Option<u32>,
 }
 
 impl std::fmt::Debug for S3Storage {
@@ -141,6 +145,7 @@ impl S3Storage {
         S3Storage {
             client: Client::from_conf(config.build()),
             retry: retry.clone(),
+            list_page_size: settings.list_page_size,
             endpoint: settings
                 .endpoint_url
                 .clone()

@@ -1,0 +1,546 @@
+//! The object-store interface itself, one set of bodies run against every
+//! store on its real server: S3 (moto) and Azure Blob Storage (azurite), both
+//! started by scripts/test.sh. What `sync/` relies on — paged listings with
+//! metadata, pinned ranged reads, conditional writes, server-side copies, the
+//! staged family, limits enforced before a request — must hold on each.
+//! (Local disks are not object stores; tests/conformance.rs runs the sync's
+//! own promises on them too.)
+
+mod util;
+
+use bytes::Bytes;
+use hugesync::filter::Filter;
+use hugesync::storage::body::BodySource;
+use hugesync::storage::object::{CopySource, PlannedPart};
+use hugesync::storage::objects::{self, SmallObject};
+use hugesync::storage::{
+    AzureSettings, Expect, ListOptions, ObjectMeta, ObjectStore, RemoteErrorKind, S3Settings,
+    ScanCounter, SharedStore, Storage, StorageError, StoreSettings,
+};
+use hugesync::uri::Location;
+use util::azure::Container;
+use util::noise;
+use util::s3::Bucket;
+
+/// Listing pages this small make paging cheap to test.
+const PAGE: u32 = 7;
+
+/// Runs `body` against each store, on a fresh bucket or container of its own.
+fn each_store<F, Fut>(body: F)
+where
+    F: Fn(SharedStore) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let (bucket, container) = (Bucket::new(), Container::new());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    for store in runtime.block_on(stores(&bucket, &container)) {
+        runtime.block_on(body(store));
+    }
+}
+
+async fn stores(bucket: &Bucket, container: &Container) -> Vec<SharedStore> {
+    let retry = hugesync::retry::RetryPolicy::new(
+        2,
+        std::time::Duration::from_millis(200),
+        std::time::Duration::from_secs(30),
+    );
+    let s3 = StoreSettings {
+        s3: S3Settings {
+            endpoint_url: Some(bucket.endpoint.clone()),
+            path_style: true,
+            region: Some("us-east-1".into()),
+            list_page_size: Some(PAGE),
+            ..S3Settings::default()
+        },
+        retry: retry.clone(),
+        ..StoreSettings::default()
+    };
+    // SAFETY of the environment: the SDK reads credentials from it; every
+    // test of this binary sets the same values.
+    unsafe {
+        std::env::set_var("AWS_ACCESS_KEY_ID", "test");
+        std::env::set_var("AWS_SECRET_ACCESS_KEY", "test");
+        std::env::set_var("AWS_EC2_METADATA_DISABLED", "true");
+    }
+    let s3_location = Location::S3 {
+        bucket: bucket.name.clone(),
+        prefix: "root/".into(),
+    };
+    let azure = StoreSettings {
+        azure: AzureSettings {
+            connection_string: Some(util::azure::connection_string(&container.endpoint)),
+            list_page_size: Some(PAGE),
+            ..AzureSettings::default()
+        },
+        retry,
+        ..StoreSettings::default()
+    };
+    let azure_location = Location::Azure {
+        container: container.name.clone(),
+        prefix: "root/".into(),
+    };
+    let open = |storage: Storage| match storage {
+        Storage::Object(store) => store,
+        Storage::Local(_) => unreachable!("an object store location"),
+    };
+    vec![
+        open(Storage::open(&s3_location, &s3).await.unwrap()),
+        open(Storage::open(&azure_location, &azure).await.unwrap()),
+    ]
+}
+
+fn meta(mtime: i64) -> ObjectMeta {
+    ObjectMeta {
+        mtime_ns: Some(mtime),
+        mode: Some(0o640),
+        ..ObjectMeta::default()
+    }
+}
+
+async fn put(store: &dyn ObjectStore, key: &str, bytes: &[u8], expect: Expect<'_>) -> String {
+    try_put(store, key, bytes, expect).await.unwrap()
+}
+
+async fn try_put(
+    store: &dyn ObjectStore,
+    key: &str,
+    bytes: &[u8],
+    expect: Expect<'_>,
+) -> Result<String, StorageError> {
+    let bytes = Bytes::copy_from_slice(bytes);
+    let md5 = hugesync::storage::body::md5_of(&bytes);
+    store
+        .put(
+            key,
+            BodySource::Memory(&bytes),
+            bytes.len() as u64,
+            &meta(42),
+            Some(md5),
+            expect,
+        )
+        .await
+}
+
+fn kind(error: &StorageError) -> Option<RemoteErrorKind> {
+    match error {
+        StorageError::Remote { kind, .. } => Some(*kind),
+        _ => None,
+    }
+}
+
+async fn read_all(store: &dyn ObjectStore, key: &str) -> Vec<u8> {
+    match objects::read_small(store, key, 1 << 30).await.unwrap() {
+        SmallObject::Bytes(bytes) => bytes.to_vec(),
+        other => panic!("{key}: {other:?}"),
+    }
+}
+
+#[test]
+fn listings_page_and_carry_size_version_and_metadata() {
+    each_store(|store| async move {
+        let name = store.scheme();
+        let mut written = Vec::new();
+        for i in 0..(2 * PAGE + 3) {
+            let key = format!("root/dir/{i:03}.bin");
+            let version = put(store.as_ref(), &key, &noise(i as usize, 1), Expect::Absent).await;
+            written.push((key, version));
+        }
+        // A sidecar is bookkeeping, never an entry.
+        put(
+            store.as_ref(),
+            "root/dir/000.bin.hssig",
+            b"sig",
+            Expect::Any,
+        )
+        .await;
+        let mut pages = 0;
+        let mut token = None;
+        let mut listed = Vec::new();
+        loop {
+            let page = store.list_page(token).await.unwrap();
+            assert!(page.objects.len() <= PAGE as usize, "{name}");
+            pages += 1;
+            listed.extend(page.objects);
+            match page.next {
+                Some(next) => token = Some(next),
+                None => break,
+            }
+        }
+        assert!(pages >= 3, "{name}: {pages} pages");
+        assert_eq!(listed.len(), written.len() + 1, "{name}");
+        let objects = listed.iter().filter(|o| !o.rel_key.ends_with(".hssig"));
+        for (object, (key, version)) in objects.zip(&written) {
+            assert_eq!(format!("root/{}", object.rel_key), *key, "{name}");
+            assert!(
+                hugesync::storage::same_version(object.version.as_deref().unwrap(), version),
+                "{name}"
+            );
+        }
+        assert_eq!(
+            listed
+                .iter()
+                .find(|o| o.rel_key == "dir/005.bin")
+                .map(|o| o.size),
+            Some(5),
+            "{name}"
+        );
+
+        // The tree listing: implied directories, no sidecars, metadata where
+        // the listing or a HEAD gives it.
+        let listing = store_list(&store).await;
+        let paths: Vec<String> = listing
+            .manifest
+            .entries()
+            .iter()
+            .map(|e| e.path.to_string())
+            .collect();
+        assert!(paths.contains(&"dir".to_string()), "{name}: {paths:?}");
+        assert!(!paths.iter().any(|p| p.ends_with(".hssig")), "{name}");
+        let head = store.head("root/dir/003.bin").await.unwrap().unwrap();
+        assert_eq!(head.size, 3, "{name}");
+        assert_eq!(head.meta, meta(42), "{name}");
+        assert!(
+            store.head("root/missing").await.unwrap().is_none(),
+            "{name}"
+        );
+    });
+}
+
+async fn store_list(store: &SharedStore) -> hugesync::storage::Listing {
+    let filter = Filter::new(&[]).unwrap();
+    objects::list_tree(
+        store.as_ref(),
+        &filter,
+        ListOptions { symlinks: true },
+        &ScanCounter::default(),
+    )
+    .await
+    .unwrap()
+}
+
+#[test]
+fn ranged_reads_are_pinned_to_a_version() {
+    each_store(|store| async move {
+        let name = store.scheme();
+        let bytes = noise(300_000, 7);
+        let version = put(store.as_ref(), "root/r.bin", &bytes, Expect::Absent).await;
+        let range = objects::read_range(store.as_ref(), "root/r.bin", 1000, 5000, Some(&version))
+            .await
+            .unwrap();
+        assert_eq!(&range[..], &bytes[1000..6000], "{name}");
+        let chunks: Vec<Bytes> = futures::TryStreamExt::try_collect(objects::read_object(
+            store.clone(),
+            "root/r.bin",
+            bytes.len() as u64,
+            Some(&version),
+        ))
+        .await
+        .unwrap();
+        let streamed = chunks.concat();
+        assert_eq!(streamed, bytes, "{name}");
+        // Replaced: a read pinned to the old version fails, never mixes.
+        put(store.as_ref(), "root/r.bin", b"other", Expect::Any).await;
+        let stale = objects::read_range(store.as_ref(), "root/r.bin", 0, 3, Some(&version))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            kind(&stale),
+            Some(RemoteErrorKind::PreconditionFailed),
+            "{name}: {stale}"
+        );
+    });
+}
+
+#[test]
+fn conditional_writes_refuse_a_changed_destination() {
+    each_store(|store| async move {
+        let name = store.scheme();
+        let first = put(store.as_ref(), "root/c.txt", b"one", Expect::Absent).await;
+        let again = try_put(store.as_ref(), "root/c.txt", b"two", Expect::Absent)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            kind(&again),
+            Some(RemoteErrorKind::PreconditionFailed),
+            "{name}: {again}"
+        );
+        let second = put(
+            store.as_ref(),
+            "root/c.txt",
+            b"two",
+            Expect::Version(&first),
+        )
+        .await;
+        let stale = try_put(
+            store.as_ref(),
+            "root/c.txt",
+            b"three",
+            Expect::Version(&first),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(
+            kind(&stale),
+            Some(RemoteErrorKind::PreconditionFailed),
+            "{name}: {stale}"
+        );
+        assert_eq!(
+            read_all(store.as_ref(), "root/c.txt").await,
+            b"two",
+            "{name}"
+        );
+
+        // Metadata rewritten in place, under the same condition.
+        let updated = store
+            .set_metadata("root/c.txt", &meta(7), Expect::Version(&second))
+            .await
+            .unwrap();
+        let head = store.head("root/c.txt").await.unwrap().unwrap();
+        assert_eq!(head.meta.mtime_ns, Some(7), "{name}");
+        assert!(
+            hugesync::storage::same_version(head.version.as_deref().unwrap(), &updated),
+            "{name}"
+        );
+        assert_eq!(
+            read_all(store.as_ref(), "root/c.txt").await,
+            b"two",
+            "{name}"
+        );
+    });
+}
+
+#[test]
+fn staged_objects_join_uploaded_and_copied_ranges() {
+    each_store(|store| async move {
+        let name = store.scheme();
+        let limits = *store.limits();
+        let old = noise(12 * 1024 * 1024, 9);
+        let old_version = put(store.as_ref(), "root/big.bin", &old, Expect::Absent).await;
+        // Parts: new bytes (at the floor), then a copied range of the old
+        // object, then a short last part of new bytes.
+        let first = noise(limits.min_part.max(64 * 1024) as usize, 10);
+        let copied = (1_000_000u64, 6 * 1024 * 1024u64);
+        let last = b"tail".to_vec();
+        let plan = [
+            PlannedPart {
+                len: first.len() as u64,
+                copy_from: None,
+            },
+            PlannedPart {
+                len: copied.1,
+                copy_from: Some(copied.0),
+            },
+            PlannedPart {
+                len: last.len() as u64,
+                copy_from: None,
+            },
+        ];
+        limits.check_parts(&plan, old.len() as u64).unwrap();
+
+        let upload = store.begin_staged("root/big.bin", &meta(99)).await.unwrap();
+        let first_bytes = Bytes::from(first.clone());
+        let md5 = hugesync::storage::body::md5_of(&first_bytes);
+        let p1 = store
+            .stage_bytes(
+                &upload,
+                1,
+                BodySource::Memory(&first_bytes),
+                first.len() as u64,
+                Some(md5),
+            )
+            .await
+            .unwrap();
+        assert!(p1.md5.is_none_or(|m| m == md5), "{name}");
+        let source = CopySource {
+            store: store.as_ref(),
+            key: "root/big.bin",
+            version: Some(&old_version),
+        };
+        let p2 = store
+            .stage_copy(&upload, 2, source, copied.0, copied.1)
+            .await
+            .unwrap();
+        let last_bytes = Bytes::from(last.clone());
+        let p3 = store
+            .stage_bytes(&upload, 3, BodySource::Memory(&last_bytes), 4, None)
+            .await
+            .unwrap();
+        // What is staged can be listed (to resume), in order.
+        let staged = store.list_staged(&upload).await.unwrap();
+        let numbers: Vec<u32> = staged.iter().map(|p| p.number).collect();
+        assert_eq!(numbers, [1, 2, 3], "{name}");
+        assert_eq!(staged[1].size, copied.1, "{name}");
+        // Nothing is visible before the commit.
+        assert_eq!(
+            read_all(store.as_ref(), "root/big.bin").await.len(),
+            old.len()
+        );
+
+        // A commit under a stale condition is refused — where the server
+        // honours the condition: moto ignores it on CompleteMultipartUpload,
+        // which is why the sync also looks once more before committing
+        // (tests/reliability.rs and integration_azure.rs cover that path).
+        if name == "az" {
+            let stale = store
+                .commit_staged(
+                    &upload,
+                    &[p1.clone(), p2.clone(), p3.clone()],
+                    &meta(99),
+                    Expect::Absent,
+                )
+                .await
+                .unwrap_err();
+            assert_eq!(
+                kind(&stale),
+                Some(RemoteErrorKind::PreconditionFailed),
+                "{name}: {stale}"
+            );
+        }
+        store
+            .commit_staged(
+                &upload,
+                &[p1, p2, p3],
+                &meta(99),
+                Expect::Version(&old_version),
+            )
+            .await
+            .unwrap();
+        let mut expected = first.clone();
+        expected.extend_from_slice(&old[copied.0 as usize..(copied.0 + copied.1) as usize]);
+        expected.extend_from_slice(&last);
+        assert_eq!(
+            read_all(store.as_ref(), "root/big.bin").await,
+            expected,
+            "{name}"
+        );
+        assert_eq!(
+            store
+                .head("root/big.bin")
+                .await
+                .unwrap()
+                .unwrap()
+                .meta
+                .mtime_ns,
+            Some(99),
+            "{name}"
+        );
+
+        // An abandoned upload leaves no object behind.
+        let abandoned = store
+            .begin_staged("root/never.bin", &meta(1))
+            .await
+            .unwrap();
+        store
+            .stage_bytes(&abandoned, 1, BodySource::Memory(&last_bytes), 4, None)
+            .await
+            .unwrap();
+        store.abort_staged(&abandoned).await.unwrap();
+        assert!(
+            store.head("root/never.bin").await.unwrap().is_none(),
+            "{name}"
+        );
+    });
+}
+
+#[test]
+fn copies_and_batched_deletes() {
+    each_store(|store| async move {
+        let name = store.scheme();
+        let version = put(
+            store.as_ref(),
+            "root/a.bin",
+            &noise(70_000, 3),
+            Expect::Absent,
+        )
+        .await;
+        let source = CopySource {
+            store: store.as_ref(),
+            key: "root/a.bin",
+            version: Some(&version),
+        };
+        assert!(store.copies_from(store.as_ref()), "{name}");
+        store
+            .copy_object(source, "root/copy/a.bin", None, Expect::Absent)
+            .await
+            .unwrap();
+        assert_eq!(
+            read_all(store.as_ref(), "root/copy/a.bin").await,
+            noise(70_000, 3),
+            "{name}"
+        );
+        assert_eq!(
+            store.head("root/copy/a.bin").await.unwrap().unwrap().meta,
+            meta(42),
+            "{name}: the copy keeps the metadata"
+        );
+        let keys = vec![
+            "root/a.bin".to_string(),
+            "root/copy/a.bin".to_string(),
+            "root/never-there".to_string(),
+        ];
+        store.delete_keys(&keys).await.unwrap();
+        for key in &keys {
+            assert!(store.head(key).await.unwrap().is_none(), "{name}: {key}");
+        }
+    });
+}
+
+#[test]
+fn limits_are_enforced_before_the_server_is_asked() {
+    each_store(|store| async move {
+        let name = store.scheme();
+        let limits = *store.limits();
+        // One part too many: moto rejects part 10,001, azurite accepts block
+        // 50,001; our check refuses both first.
+        let too_many = vec![
+            PlannedPart {
+                len: limits.min_part.max(1),
+                copy_from: None,
+            };
+            limits.max_parts + 1
+        ];
+        assert!(limits.check_parts(&too_many, 0).is_err(), "{name}");
+        // A copy range past the source's end (moto and azurite truncate it).
+        let past_end = [PlannedPart {
+            len: 100,
+            copy_from: Some(950),
+        }];
+        assert!(limits.check_parts(&past_end, 1000).is_err(), "{name}");
+        // A part over the ceiling is refused by the store itself, unsent.
+        let upload = store.begin_staged("root/x.bin", &meta(1)).await.unwrap();
+        let empty = Bytes::new();
+        let refused = store
+            .stage_bytes(
+                &upload,
+                1,
+                BodySource::Memory(&empty),
+                limits.max_part + 1,
+                None,
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            kind(&refused).is_none(),
+            "{name}: refused locally: {refused}"
+        );
+        let refused = store
+            .stage_bytes(
+                &upload,
+                limits.max_parts as u32 + 1,
+                BodySource::Memory(&empty),
+                1,
+                None,
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            kind(&refused).is_none(),
+            "{name}: refused locally: {refused}"
+        );
+        let _ = store.abort_staged(&upload).await;
+    });
+}
