@@ -7,7 +7,7 @@ mod util;
 
 use std::fs;
 
-use util::fault_proxy::{FaultProxy, Faults, Interference};
+use util::fault_proxy::{FaultProxy, Faults, Interference, Store};
 use util::s3::{Bucket, auth_endpoint};
 use util::{Scratch, noise, stderr_of, tree};
 
@@ -166,6 +166,7 @@ fn race_setup(scratch: &Scratch, bucket: &Bucket) -> FaultProxy {
             trigger: format!("PUT /{}/d/{name}", bucket.name),
             path: format!("{}/d/{name}", bucket.name),
             body: b"theirs".to_vec(),
+            store: Store::S3,
         });
     }
     proxy
@@ -218,6 +219,7 @@ fn a_multipart_upload_looks_before_it_completes() {
         trigger: format!("HEAD /{}/d/big.bin ", bucket.name),
         path: format!("{}/d/big.bin", bucket.name),
         body: b"theirs".to_vec(),
+        store: Store::S3,
     });
     let (_, conflicts, _) = sync_via(
         &scratch,

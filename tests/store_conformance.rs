@@ -544,3 +544,23 @@ fn limits_are_enforced_before_the_server_is_asked() {
         let _ = store.abort_staged(&upload).await;
     });
 }
+
+#[test]
+fn readable_urls_serve_the_object_to_any_client() {
+    // What Put Block From URL (S3 → Azure, Azure → Azure) hands the
+    // destination service: a URL a plain HTTP client can read, no credentials.
+    each_store(|store| async move {
+        let name = store.scheme();
+        let bytes = noise(100_000, 12);
+        put(store.as_ref(), "root/u.bin", &bytes, Expect::Absent).await;
+        let grant = store
+            .readable_url("root/u.bin", std::time::Duration::from_secs(300))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(grant.authorization.is_none(), "{name}: signed into the URL");
+        let got = reqwest::get(&grant.url).await.unwrap();
+        assert!(got.status().is_success(), "{name}: {}", got.status());
+        assert!(got.bytes().await.unwrap() == bytes, "{name}");
+    });
+}

@@ -46,6 +46,9 @@ pub enum RemoteErrorKind {
     Network,
     /// The request was refused as malformed or invalid (4xx).
     Rejected,
+    /// The store could not read the source of a server-side copy (another
+    /// store's URL it cannot reach, or that refused it).
+    SourceUnreachable,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -52,9 +52,11 @@ pub async fn confirm_restored_times(plan: &mut SyncPlan, source: &Storage, desti
         else {
             continue; // an error here is the transfer's to report
         };
-        if head.version.as_deref() != src_entry.etag()
-            || head.meta.mtime_ns != Some(dst_entry.mtime_ns)
-        {
+        let same_object = matches!(
+            (head.version.as_deref(), src_entry.etag()),
+            (Some(a), Some(b)) if crate::storage::same_version(a, b)
+        );
+        if !same_object || head.meta.mtime_ns != Some(dst_entry.mtime_ns) {
             continue;
         }
         let (action, reason) = match head.meta.mode {

@@ -80,7 +80,8 @@ pub async fn fetch(
     };
     Ok(match (identity.etag, current) {
         (Some(recorded), Some(current))
-            if recorded == current && signature.file_size == object.size =>
+            if crate::storage::same_version(&recorded, &current)
+                && signature.file_size == object.size =>
         {
             Sidecar::Fresh(signature, current)
         }

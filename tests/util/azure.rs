@@ -77,7 +77,11 @@ impl Container {
         let container = Container {
             name,
             endpoint: endpoint.trim_end_matches('/').to_string(),
-            client: reqwest::Client::new(),
+            // A fresh connection per request: azurite closes idle ones early.
+            client: reqwest::Client::builder()
+                .pool_max_idle_per_host(0)
+                .build()
+                .unwrap(),
             signer,
             runtime,
         };

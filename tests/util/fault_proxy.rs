@@ -58,9 +58,19 @@ pub struct Counters {
 #[derive(Clone, Debug)]
 pub struct Interference {
     pub trigger: String,
-    /// `bucket/key` to PUT.
+    /// `bucket/key` (S3) or `container/blob` (Azure) to PUT.
     pub path: String,
     pub body: Vec<u8>,
+    /// Which store's protocol the write speaks.
+    pub store: Store,
+}
+
+/// The protocol of the server behind the proxy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Store {
+    S3,
+    /// azurite's development account.
+    Azure,
 }
 
 type Pending = Arc<std::sync::Mutex<Vec<Interference>>>;
@@ -224,6 +234,36 @@ fn fate_of(roll: f64, f: Faults) -> Fate {
     Fate::Pass
 }
 
+/// A Put Blob straight to azurite, signed with the development key.
+async fn azure_put(upstream: &str, path: &str, body: Vec<u8>) {
+    let url = format!("http://{upstream}/{}/{path}", super::azure::ACCOUNT);
+    let signer = reqsign_core::Signer::new(
+        reqsign_core::Context::new(),
+        reqsign_azure_storage::StaticCredentialProvider::new_shared_key(
+            super::azure::ACCOUNT,
+            super::azure::KEY,
+        ),
+        reqsign_azure_storage::RequestSigner::new(),
+    );
+    let (mut parts, ()) = http::Request::put(&url)
+        .header("x-ms-version", "2024-08-04")
+        .header("x-ms-blob-type", "BlockBlob")
+        .header("content-length", body.len().to_string())
+        .body(())
+        .unwrap()
+        .into_parts();
+    signer.sign(&mut parts, None).await.unwrap();
+    let mut request = reqwest::Request::new(parts.method, reqwest::Url::parse(&url).unwrap());
+    *request.headers_mut() = parts.headers;
+    *request.body_mut() = Some(body.into());
+    let status = reqwest::Client::new()
+        .execute(request)
+        .await
+        .expect("the interfering write")
+        .status();
+    assert!(status.is_success(), "the interfering write: {status}");
+}
+
 /// Reads up to the end of the header block; returns it and any body bytes
 /// read past it.
 async fn read_head(stream: &mut TcpStream) -> std::io::Result<Option<(Vec<u8>, Vec<u8>)>> {
@@ -330,7 +370,9 @@ async fn handle(
             .position(|i| head.starts_with(&i.trigger))
             .map(|at| armed.remove(at))
     };
-    if let Some(write) = cue {
+    if let Some(write) = cue.as_ref().filter(|w| w.store == Store::Azure) {
+        azure_put(upstream, &write.path, write.body.clone()).await;
+    } else if let Some(write) = cue {
         let (bucket, key) = write.path.split_once('/').unwrap();
         let config = aws_sdk_s3::config::Builder::new()
             .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())

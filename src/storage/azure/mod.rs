@@ -162,6 +162,15 @@ fn etag_of(response: &Response, target: &str) -> Result<String, StorageError> {
         })
 }
 
+/// An ETag as headers give it (quoted): listings give it bare.
+fn quoted(etag: &str) -> String {
+    if etag.starts_with('"') {
+        etag.to_string()
+    } else {
+        format!("\"{etag}\"")
+    }
+}
+
 fn condition_headers(expect: Expect<'_>) -> Vec<(&'static str, String)> {
     match expect {
         Expect::Any => Vec::new(),
@@ -231,6 +240,10 @@ impl AzureStorage {
         })?;
         let client = reqwest::Client::builder()
             .connect_timeout(retry.stall_timeout.min(std::time::Duration::from_secs(10)))
+            // Servers close idle connections (Node's default, azurite's, is
+            // 5 s): one reused just as it is closed fails its request, so idle
+            // ones are dropped before then.
+            .pool_idle_timeout(std::time::Duration::from_secs(4))
             .build()
             .map_err(|e| StorageError::Transfer {
                 target: format!("az://{container}"),
@@ -335,6 +348,7 @@ impl AzureStorage {
                 url: url.clone(),
                 headers: Vec::new(),
                 payload: Payload::Empty,
+                server_side: false,
             })
             .await?;
         let text = body_text(response, &target).await?;
@@ -435,6 +449,8 @@ impl AzureStorage {
                 url: url.clone(),
                 headers: extra.clone(),
                 payload,
+                // A block copied from a URL is read by the service first.
+                server_side: matches!(payload, Payload::Empty),
             })
             .await?;
         Ok(StagedPart {
@@ -454,6 +470,7 @@ impl AzureStorage {
                 url: url.clone(),
                 headers: Vec::new(),
                 payload: Payload::Empty,
+                server_side: false,
             })
             .await;
         let response = match result {
@@ -492,6 +509,7 @@ impl AzureStorage {
                 url: url.clone(),
                 headers: Vec::new(),
                 payload: Payload::Empty,
+                server_side: false,
             })
             .await?;
         let text = body_text(response, &target).await?;
@@ -556,7 +574,7 @@ impl ObjectStore for AzureStorage {
                     rel_key,
                     size: blob.properties.content_length,
                     mtime_ns: http_date_ns(&blob.properties.last_modified),
-                    version: Some(blob.properties.etag),
+                    version: Some(quoted(&blob.properties.etag)),
                     meta: Some(meta.unwrap_or_default()),
                 })
             })
@@ -590,6 +608,7 @@ impl ObjectStore for AzureStorage {
             url: self.blob_url(key),
             headers,
             payload: Payload::Empty,
+            server_side: false,
         };
         let activity = Arc::default();
         let response = self
@@ -639,6 +658,7 @@ impl ObjectStore for AzureStorage {
                     url: url.clone(),
                     headers,
                     payload: Payload::Body { source: body, len },
+                    server_side: false,
                 }
             })
             .await?;
@@ -715,6 +735,7 @@ impl ObjectStore for AzureStorage {
                 url: url.clone(),
                 headers: headers.clone(),
                 payload: Payload::Empty,
+                server_side: false,
             })
             .await?;
         etag_of(&response, &target)
@@ -731,6 +752,7 @@ impl ObjectStore for AzureStorage {
                         url: url.clone(),
                         headers: Vec::new(),
                         payload: Payload::Empty,
+                        server_side: false,
                     })
                     .await;
                 match result {
@@ -885,6 +907,7 @@ impl ObjectStore for AzureStorage {
                 url: url.clone(),
                 headers: headers.clone(),
                 payload: Payload::Text(&body),
+                server_side: true,
             })
             .await?;
         etag_of(&response, &target)

@@ -32,6 +32,9 @@ pub(super) struct Call<'a> {
     pub url: String,
     pub headers: Vec<(&'static str, String)>,
     pub payload: Payload<'a>,
+    /// The service does the work before it answers (a copy from a URL, a
+    /// commit): allowed the longer server-side budget.
+    pub server_side: bool,
 }
 
 fn invalid(target: &str, message: impl std::fmt::Display) -> StorageError {
@@ -50,6 +53,9 @@ fn kind_of(status: StatusCode, code: &str) -> RemoteErrorKind {
         (412, _) | (409, "BlobAlreadyExists" | "ConditionNotMet" | "TargetConditionNotMet") => {
             RemoteErrorKind::PreconditionFailed
         }
+        // The service could not read a copy source (its answer, other than a
+        // failed source condition, wrapped in this code).
+        (_, "CannotVerifyCopySource") => RemoteErrorKind::SourceUnreachable,
         (404, _) => RemoteErrorKind::NotFound,
         (408 | 429 | 500..=599, _) | (_, "OperationTimedOut" | "ServerBusy") => {
             RemoteErrorKind::Unavailable
@@ -68,8 +74,10 @@ impl AzureStorage {
         build: impl Fn() -> Call<'a>,
     ) -> Result<Response, StorageError> {
         let activity = Arc::new(Activity::default());
-        let budget = match build().payload {
+        let call = build();
+        let budget = match call.payload {
             Payload::Body { len, .. } if len > 0 => Budget::Watched(activity.clone()),
+            _ if call.server_side => Budget::ServerSide,
             _ => Budget::Quick,
         };
         self.retry
@@ -242,6 +250,14 @@ mod tests {
             K::PreconditionFailed
         );
         assert_eq!(kind_of(StatusCode::CONFLICT, "LeaseIdMissing"), K::Rejected);
+        assert_eq!(
+            kind_of(StatusCode::NOT_FOUND, "CannotVerifyCopySource"),
+            K::SourceUnreachable
+        );
+        assert_eq!(
+            kind_of(StatusCode::PRECONDITION_FAILED, "CannotVerifyCopySource"),
+            K::PreconditionFailed
+        );
         assert_eq!(kind_of(StatusCode::NOT_FOUND, "BlobNotFound"), K::NotFound);
         assert_eq!(
             kind_of(StatusCode::SERVICE_UNAVAILABLE, "ServerBusy"),

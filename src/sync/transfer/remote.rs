@@ -64,10 +64,30 @@ pub(super) async fn run(
         key: &key,
         ctx,
     };
-    if dst.copies_from(src.as_ref()) {
-        copy.server_side().await
-    } else {
-        copy.streamed().await
+    if !dst.copies_from(src.as_ref()) {
+        return copy.streamed().await;
+    }
+    match copy.server_side().await {
+        // Another store's URL the destination could not read (a private
+        // endpoint, an emulator that reads only itself): through this machine.
+        Err(ItemError::Storage(StorageError::Remote {
+            kind: crate::storage::RemoteErrorKind::SourceUnreachable,
+            message,
+            ..
+        })) if src.scheme() != dst.scheme() => {
+            let _ = ctx
+                .events
+                .send(crate::progress::ExecEvent::Warning {
+                    message: format!(
+                        "{}: {} could not read the source itself ({message}); copied through this machine instead",
+                        item.path,
+                        dst.scheme()
+                    ),
+                })
+                .await;
+            copy.streamed().await
+        }
+        other => other,
     }
 }
 
