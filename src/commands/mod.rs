@@ -266,41 +266,9 @@ impl Sides {
     }
 }
 
-/// How object stores are reached, from the effective settings. One retry
-/// policy serves both sides of a run (and so counts their retries together).
+/// How object stores are reached, from the effective settings.
 fn store_settings(settings: &Settings) -> crate::storage::StoreSettings {
-    crate::storage::StoreSettings {
-        s3: crate::storage::S3Settings {
-            profile: settings.profile.value.clone(),
-            region: settings.region.value.clone(),
-            endpoint_url: settings.endpoint_url.value.clone(),
-            path_style: settings.path_style.value,
-            list_page_size: None,
-        },
-        azure: crate::storage::AzureSettings {
-            account: settings.azure_account.value.clone(),
-            key: secret(&settings.azure_key.value),
-            sas_token: secret(&settings.azure_sas_token.value),
-            connection_string: secret(&settings.azure_connection_string.value),
-            // A store-specific endpoint wins; else the one --endpoint-url gives
-            // every object store of the run, unless a connection string names
-            // its own (so s3:// and az:// can each have theirs).
-            endpoint_url: settings.azure_endpoint_url.value.clone().or_else(|| {
-                settings
-                    .azure_connection_string
-                    .value
-                    .is_none()
-                    .then(|| settings.endpoint_url.value.clone())
-                    .flatten()
-            }),
-            list_page_size: None,
-        },
-        retry: settings.retry_policy(),
-    }
-}
-
-fn secret(value: &Option<crate::config::Secret>) -> Option<String> {
-    value.as_ref().map(|s| s.expose().to_string())
+    crate::storage::StoreSettings::from_config(settings)
 }
 
 fn conflict_policy(settings: &Settings) -> sync::conflict::ConflictPolicy {

@@ -229,6 +229,19 @@ pub struct StoreSettings {
     pub retry: RetryPolicy,
 }
 
+impl StoreSettings {
+    /// Each store's settings from the effective configuration. One retry
+    /// policy serves both sides of a run (and so counts their retries
+    /// together).
+    pub fn from_config(settings: &crate::config::Settings) -> StoreSettings {
+        StoreSettings {
+            s3: S3Settings::from_config(settings),
+            azure: AzureSettings::from_config(settings),
+            retry: settings.retry_policy(),
+        }
+    }
+}
+
 /// One side of a sync. Cheap to clone (stores share their clients).
 #[derive(Clone, Debug)]
 pub enum Storage {

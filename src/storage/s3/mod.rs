@@ -78,6 +78,18 @@ pub struct S3Settings {
     pub list_page_size: Option<u32>,
 }
 
+impl S3Settings {
+    pub fn from_config(settings: &crate::config::Settings) -> S3Settings {
+        S3Settings {
+            profile: settings.profile.value.clone(),
+            region: settings.region.value.clone(),
+            endpoint_url: settings.endpoint_url.value.clone(),
+            path_style: settings.path_style.value,
+            list_page_size: None,
+        }
+    }
+}
+
 /// A bucket and a prefix, with a client shared by every clone.
 #[derive(Clone)]
 pub struct S3Storage {
