@@ -256,6 +256,7 @@ fn a_small_edit_to_a_large_blob_sends_about_one_block() {
         .counters
         .body_bytes
         .load(std::sync::atomic::Ordering::Relaxed);
+    eprintln!("delta of a 64 MiB blob: {sent} bytes of blocks, {wire} bytes of request bodies");
     assert!(
         wire <= MIB as u64,
         "{wire} bytes on the wire for a 1 KiB edit"
@@ -567,4 +568,40 @@ fn a_refused_key_is_exit_4_with_the_variables_to_check() {
     let text = stdout_of(&out);
     assert!(text.contains("azure_key"), "{text}");
     assert!(!text.contains("c2VjcmV0LWtleS12YWx1ZQ"), "{text}");
+}
+
+#[test]
+fn unicode_spaced_and_reserved_character_names_survive_both_ways() {
+    let (scratch, container) = (Scratch::new(), Container::new());
+    let names = [
+        "ünï cödé/fïlé 1.txt",
+        "odd/a+b=c&d;e,f@g$h.bin",
+        "odd/per%cent #hash ?query.txt",
+        "emoji/🦀 crab.txt",
+    ];
+    for (i, name) in names.iter().enumerate() {
+        scratch.write(&format!("src/{name}"), &noise(1000 + i, i as u64));
+    }
+    let src = local(&scratch.src());
+    let out = sync(&scratch, &container, &src, &container.url("u"), &[]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let mut expected: Vec<String> = names.iter().map(|n| format!("u/{n}")).collect();
+    expected.sort();
+    assert_eq!(container.keys(), expected);
+    let back = scratch.path("back");
+    let out = sync(
+        &scratch,
+        &container,
+        &container.url("u"),
+        &local(&back),
+        &[],
+    );
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(tree(&scratch.src()), tree(&back));
+    let again = sync(&scratch, &container, &src, &container.url("u"), &[]);
+    assert!(
+        stdout_of(&again).contains("Nothing to do"),
+        "{}",
+        stdout_of(&again)
+    );
 }

@@ -332,6 +332,34 @@ fn merge_adjacent(parts: Vec<Part>) -> Vec<Part> {
     out
 }
 
+impl PartPlan {
+    /// Splits copied parts longer than `piece` into equal pieces, so a store
+    /// copies one long unchanged run in parallel rather than in one request —
+    /// where the plan stays within `limits` (a piece of at least twice the
+    /// floor keeps every piece above it; too many parts leaves the plan as is).
+    pub fn with_copies_split(self, piece: u64, limits: &PartLimits) -> PartPlan {
+        let piece = piece.max(2 * limits.min_part).min(limits.max_part);
+        let extra: u64 = self
+            .parts
+            .iter()
+            .filter(|p| matches!(p, Part::Copy { .. }))
+            .map(|p| p.len().div_ceil(piece).saturating_sub(1))
+            .sum();
+        if self.parts.len() as u64 + extra > limits.max_parts as u64 {
+            return self;
+        }
+        let parts = self
+            .parts
+            .into_iter()
+            .flat_map(|part| match part {
+                Part::Copy { .. } => split_long(vec![part], piece),
+                Part::Upload { .. } => vec![part],
+            })
+            .collect();
+        PartPlan { parts }
+    }
+}
+
 /// Splits parts longer than `max` into equal pieces (each ≥ max/2 ≥ the minimum).
 fn split_long(parts: Vec<Part>, max: u64) -> Vec<Part> {
     let mut out = Vec::with_capacity(parts.len());

@@ -106,6 +106,22 @@ fn remote_hint(kind: RemoteErrorKind, hints: &StoreHints) -> String {
     }
 }
 
+/// An error and its sources, one after the other, for messages (no debug
+/// dumps: they can be long, and must never risk printing secrets).
+pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let part = cause.to_string();
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        source = cause.source();
+    }
+    text
+}
+
 /// What a store's errors tell the user to check, in its own terms.
 #[derive(Debug)]
 pub struct StoreHints {

@@ -186,14 +186,23 @@ pub struct StoreLimits {
     pub max_single_put: u64,
     /// Largest object copied server-side with one request.
     pub max_single_copy: u64,
-    /// Whether a byte range of an existing object can be staged server-side
-    /// (S3 UploadPartCopy, Azure Put Block From URL); `false` for stores that
-    /// compose whole objects only.
-    pub range_copy: bool,
+    /// What the store can reuse of existing objects server-side.
+    pub stitching: Stitching,
     /// Keys per batched delete request.
     pub delete_batch: usize,
     /// Checksums the store verifies on upload.
     pub checksums: &'static [ChecksumKind],
+}
+
+/// What a store can build a new object from, server-side.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stitching {
+    /// Byte ranges of existing objects (S3 UploadPartCopy, Azure Put Block
+    /// From URL): a delta reuses the unchanged ranges of the old object.
+    Ranges,
+    /// Whole objects only, up to `sources` of them per call (GCS compose):
+    /// an append reuses the old object; an edit inside it reuses nothing.
+    WholeObjects { sources: usize },
 }
 
 /// A part list our code refuses before the store sees it.
@@ -232,6 +241,11 @@ pub struct PlannedPart {
 }
 
 impl StoreLimits {
+    /// Whether a byte range of an existing object can be staged server-side.
+    pub fn range_copy(&self) -> bool {
+        self.stitching == Stitching::Ranges
+    }
+
     /// The limits the part planner works within.
     pub fn part_limits(&self) -> crate::delta::PartLimits {
         crate::delta::PartLimits {
@@ -272,7 +286,7 @@ impl StoreLimits {
                 });
             }
             if let Some(start) = part.copy_from {
-                if !self.range_copy {
+                if !self.range_copy() {
                     return Err(LimitError::NoRangeCopy);
                 }
                 let end = start.saturating_add(part.len);
@@ -475,7 +489,7 @@ mod tests {
         max_parts: 3,
         max_single_put: 100,
         max_single_copy: 100,
-        range_copy: true,
+        stitching: Stitching::Ranges,
         delete_batch: 10,
         checksums: &[],
     };
@@ -525,7 +539,7 @@ mod tests {
             Err(LimitError::CopyPastEnd { end: 110, .. })
         ));
         let no_ranges = StoreLimits {
-            range_copy: false,
+            stitching: Stitching::WholeObjects { sources: 32 },
             ..LIMITS
         };
         let copy = PlannedPart {

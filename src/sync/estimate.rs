@@ -123,7 +123,7 @@ fn record(
 /// Local → object store: each delta candidate's sidecar, then the part plan
 /// the upload would make from it; the bytes it uploads are the estimate.
 async fn estimate_uploads(plan: &mut SyncPlan, src: &LocalStorage, dst: &dyn ObjectStore) {
-    if !dst.limits().range_copy {
+    if !dst.limits().range_copy() {
         // The store composes whole objects only: no range of the old object
         // can be reused, so every changed file goes whole.
         for item in &mut plan.items {

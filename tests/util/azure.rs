@@ -3,7 +3,6 @@
 //! well-known development key) to check what landed.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU32, Ordering};
 
 pub const ACCOUNT: &str = "devstoreaccount1";
 pub const KEY: &str =
@@ -55,16 +54,7 @@ impl Container {
 
     /// A container on the server at `endpoint` (a proxy in front of azurite).
     pub fn at(endpoint: &str) -> Container {
-        static COUNTER: AtomicU32 = AtomicU32::new(0);
-        let name = format!(
-            "t{}-{}-{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .subsec_nanos()
-        );
+        let name = super::unique_name();
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -192,7 +182,15 @@ impl Container {
             assert_eq!(status, 200, "list");
             let text = String::from_utf8(body).unwrap();
             for piece in text.split("<Name>").skip(1) {
-                keys.push(piece.split("</Name>").next().unwrap().to_string());
+                let escaped = piece.split("</Name>").next().unwrap();
+                keys.push(
+                    escaped
+                        .replace("&lt;", "<")
+                        .replace("&gt;", ">")
+                        .replace("&quot;", "\"")
+                        .replace("&apos;", "'")
+                        .replace("&amp;", "&"),
+                );
             }
             match text
                 .split("<NextMarker>")

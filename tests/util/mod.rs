@@ -15,6 +15,21 @@ pub mod azure;
 pub mod fault_proxy;
 pub mod s3;
 
+/// A bucket or container name no other test (or run) uses.
+pub fn unique_name() -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "t{}-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos()
+    )
+}
+
 /// A scratch area with `src/`, `dst/` and an empty config home.
 pub struct Scratch {
     pub dir: tempfile::TempDir,

@@ -2,7 +2,6 @@
 //! `scripts/test.sh` starts, and direct SDK access to check what landed.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU32, Ordering};
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::{Credentials, Region};
@@ -41,17 +40,8 @@ pub struct Head {
 
 impl Bucket {
     pub fn new() -> Bucket {
-        static COUNTER: AtomicU32 = AtomicU32::new(0);
         let endpoint = endpoint();
-        let name = format!(
-            "t{}-{}-{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .subsec_nanos()
-        );
+        let name = super::unique_name();
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()

@@ -178,3 +178,45 @@ fn limits_and_errors() {
     let old = vec![0u8; 200];
     check(&plan, &old, &new, &l);
 }
+
+#[test]
+fn long_copies_split_for_parallel_copying_within_the_limits() {
+    let plan = PartPlan {
+        parts: vec![
+            Part::Upload {
+                new_offset: 0,
+                len: 10,
+            },
+            Part::Copy {
+                src_offset: 5,
+                len: 1000,
+            },
+            Part::Upload {
+                new_offset: 1010,
+                len: 3,
+            },
+        ],
+    };
+    let l = limits(10, 500, 100);
+    let split = plan.clone().with_copies_split(300, &l);
+    assert_eq!(split.parts.len(), 6);
+    assert_eq!(split.bytes_copied(), 1000);
+    assert_eq!(split.bytes_uploaded(), 13);
+    // Pieces stay contiguous in the old object and in order.
+    let mut at = 5;
+    for part in &split.parts[1..5] {
+        match *part {
+            Part::Copy { src_offset, len } => {
+                assert_eq!(src_offset, at);
+                assert!((20..=300).contains(&len));
+                at += len;
+            }
+            Part::Upload { .. } => panic!("{split:?}"),
+        }
+    }
+    // Too many parts for the store: left as planned.
+    assert_eq!(
+        plan.clone().with_copies_split(300, &limits(10, 500, 4)),
+        plan
+    );
+}

@@ -28,7 +28,7 @@ use super::body::BodySource;
 use super::meta::ObjectMeta;
 use super::object::{
     ByteStream, ChecksumKind, CopySource, Expect, ListPage, ListedObject, ObjectHead, ObjectStore,
-    PendingUpload, ReadableUrl, StagedPart, StagedUpload, StoreId, StoreLimits,
+    PendingUpload, ReadableUrl, StagedPart, StagedUpload, Stitching, StoreId, StoreLimits,
 };
 use super::{RemoteErrorKind, StorageError, StoreHints};
 use crate::retry::RetryPolicy;
@@ -53,7 +53,7 @@ const LIMITS: StoreLimits = StoreLimits {
     max_parts: 50_000,
     max_single_put: 5000 * MIB,
     max_single_copy: 4000 * MIB,
-    range_copy: true,
+    stitching: Stitching::Ranges,
     delete_batch: 256,
     checksums: &[ChecksumKind::Md5],
 };
@@ -341,9 +341,19 @@ impl AzureStorage {
         include: &str,
     ) -> Result<xml::EnumerationResults, StorageError> {
         let target = self.url_of_key(&self.prefix);
-        let url = self.list_url(marker, include);
+        self.get_xml("cannot list", target, self.list_url(marker, include))
+            .await
+    }
+
+    /// A GET whose answer is an XML document (a listing, a block list).
+    async fn get_xml<T: serde::de::DeserializeOwned>(
+        &self,
+        op: &'static str,
+        target: String,
+        url: String,
+    ) -> Result<T, StorageError> {
         let response = self
-            .send("cannot list", &target, || Call {
+            .send(op, &target, || Call {
                 method: Method::GET,
                 url: url.clone(),
                 headers: Vec::new(),
@@ -354,7 +364,7 @@ impl AzureStorage {
         let text = body_text(response, &target).await?;
         xml::parse(&text).map_err(|e| StorageError::Transfer {
             target,
-            message: format!("unreadable listing: {e}"),
+            message: format!("unreadable answer: {e}"),
         })
     }
 
@@ -498,25 +508,13 @@ impl AzureStorage {
     /// The uncommitted blocks of a blob (`NotFound` when it has none and no
     /// committed content either).
     async fn uncommitted_blocks(&self, key: &str) -> Result<Vec<xml::Block>, StorageError> {
-        let target = self.url_of_key(key);
         let url = format!(
             "{}?comp=blocklist&blocklisttype=uncommitted",
             self.blob_url(key)
         );
-        let response = self
-            .send("cannot list the blocks of", &target, || Call {
-                method: Method::GET,
-                url: url.clone(),
-                headers: Vec::new(),
-                payload: Payload::Empty,
-                server_side: false,
-            })
+        let list: xml::BlockList = self
+            .get_xml("cannot list the blocks of", self.url_of_key(key), url)
             .await?;
-        let text = body_text(response, &target).await?;
-        let list: xml::BlockList = xml::parse(&text).map_err(|e| StorageError::Transfer {
-            target,
-            message: format!("unreadable block list: {e}"),
-        })?;
         Ok(list.uncommitted_blocks.block)
     }
 }

@@ -12,6 +12,7 @@ use reqwest::{Method, Response, StatusCode};
 use super::{AzureStorage, HINTS};
 use crate::retry::{Activity, Budget};
 use crate::storage::body::BodySource;
+pub(super) use crate::storage::error_chain;
 use crate::storage::{RemoteErrorKind, StorageError};
 
 /// The REST API version every request asks for.
@@ -213,21 +214,6 @@ pub(super) async fn body_text(response: Response, target: &str) -> Result<String
             message: error_chain(&e.without_url()),
         })?;
     String::from_utf8(bytes.to_vec()).map_err(|e| invalid(target, e))
-}
-
-/// The error and its sources, one after the other.
-pub(super) fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        let part = cause.to_string();
-        if !text.contains(&part) {
-            text.push_str(": ");
-            text.push_str(&part);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]

@@ -25,9 +25,9 @@ use super::body::BodySource;
 use super::meta::ObjectMeta;
 use super::object::{
     ByteStream, ChecksumKind, CopySource, Expect, ListPage, ObjectHead, ObjectStore, PendingUpload,
-    ReadableUrl, StagedPart, StagedUpload, StoreId, StoreLimits,
+    ReadableUrl, StagedPart, StagedUpload, Stitching, StoreId, StoreLimits,
 };
-use super::{RemoteErrorKind, StorageError, StoreHints};
+use super::{RemoteErrorKind, StorageError, StoreHints, error_chain};
 use crate::retry::RetryPolicy;
 
 /// Longest wait for a TCP (and TLS) connection.
@@ -47,7 +47,7 @@ const LIMITS: StoreLimits = StoreLimits {
     max_parts: 10_000,
     max_single_put: 5 * 1024 * 1024 * 1024,
     max_single_copy: 5 * 1024 * 1024 * 1024,
-    range_copy: true,
+    stitching: Stitching::Ranges,
     delete_batch: 1000,
     checksums: &[ChecksumKind::Md5],
 };
@@ -459,22 +459,6 @@ where
         message,
         hints: &HINTS,
     }
-}
-
-/// The error and its sources, one after the other (no debug dumps: they can be
-/// long, and must never risk printing secrets).
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        let part = cause.to_string();
-        if !text.contains(&part) {
-            text.push_str(": ");
-            text.push_str(&part);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 /// The HTTP status of a raw response, whatever the SDK's response type.

@@ -25,6 +25,9 @@ use crate::storage::body::md5_of as md5;
 
 /// Parts of a signed whole upload: whole blocks, at least this large.
 const MIN_SIGNED_PART: u64 = 16 * 1024 * 1024;
+/// Unchanged runs longer than this are copied server-side in pieces of about
+/// this size, in parallel within the run's request slots.
+const COPY_PIECE: u64 = 128 * 1024 * 1024;
 /// Largest object sent with a single PUT when signing (read into memory once).
 const SINGLE_PUT_MAX: u64 = 32 * 1024 * 1024;
 
@@ -195,7 +198,7 @@ pub(super) async fn upload_delta(
     let old = t.item.dst.as_ref().ok_or(ItemError::Incomplete {
         side: "destination",
     })?;
-    if !t.dst.limits().range_copy {
+    if !t.dst.limits().range_copy() {
         // Whole objects only (compose): nothing of the old one can be reused.
         return upload_signed(t, source).await;
     }
@@ -248,7 +251,8 @@ pub(super) async fn upload_delta(
         message,
     };
     let plan = plan_parts(&delta, old.size, &limits.part_limits())
-        .map_err(|e| no_plan(format!("no valid part plan: {e}")))?;
+        .map_err(|e| no_plan(format!("no valid part plan: {e}")))?
+        .with_copies_split(COPY_PIECE, &limits.part_limits());
     let planned_parts: Vec<PlannedPart> = plan
         .parts
         .iter()

@@ -210,6 +210,8 @@ async fn upload_file(
 mod tests {
     use super::*;
 
+    use crate::storage::object::Stitching;
+
     #[test]
     fn parts_stay_within_the_limit() {
         const MIB: u64 = 1024 * 1024;
@@ -219,7 +221,7 @@ mod tests {
             max_parts: 10_000,
             max_single_put: 5 * 1024 * MIB,
             max_single_copy: 5 * 1024 * MIB,
-            range_copy: true,
+            stitching: Stitching::Ranges,
             delete_batch: 1000,
             checksums: &[],
         };
