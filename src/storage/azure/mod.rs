@@ -23,7 +23,7 @@ use futures::{StreamExt, TryStreamExt};
 use reqwest::{Method, Response};
 
 use self::credentials::{Auth, Resolved};
-use self::request::{Call, Payload, body_text};
+use self::request::{Call, Header, Payload, body_text};
 use super::body::BodySource;
 use super::meta::ObjectMeta;
 use super::object::{
@@ -122,10 +122,13 @@ fn http_date_ns(text: &str) -> i64 {
 
 /// Azure metadata names must be C# identifiers: `hugesync_mtime`, not the
 /// `hugesync-mtime` of S3.
-fn meta_headers(meta: &ObjectMeta) -> Vec<(String, String)> {
+fn meta_headers(meta: &ObjectMeta) -> Vec<(Header, String)> {
     meta.to_headers()
         .into_iter()
-        .map(|(name, value)| (format!("x-ms-meta-{}", name.replace('-', "_")), value))
+        .map(|(name, value)| {
+            let name = format!("x-ms-meta-{}", name.replace('-', "_"));
+            (Header::Owned(name), value)
+        })
         .collect()
 }
 
@@ -171,11 +174,11 @@ fn quoted(etag: &str) -> String {
     }
 }
 
-fn condition_headers(expect: Expect<'_>) -> Vec<(&'static str, String)> {
+fn condition_headers(expect: Expect<'_>) -> Vec<(Header, String)> {
     match expect {
         Expect::Any => Vec::new(),
-        Expect::Absent => vec![("if-none-match", "*".into())],
-        Expect::Version(etag) => vec![("if-match", etag.to_string())],
+        Expect::Absent => vec![("if-none-match".into(), "*".into())],
+        Expect::Version(etag) => vec![("if-match".into(), etag.to_string())],
     }
 }
 
@@ -430,7 +433,7 @@ impl AzureStorage {
         &self,
         upload: &StagedUpload,
         number: u32,
-        extra: Vec<(&'static str, String)>,
+        extra: Vec<(Header, String)>,
         payload: Payload<'_>,
         len: u64,
     ) -> Result<StagedPart, StorageError> {
@@ -596,10 +599,13 @@ impl ObjectStore for AzureStorage {
         let target = self.url_of_key(key);
         let mut headers = Vec::new();
         if let Some((start, len)) = range.filter(|&(_, len)| len > 0) {
-            headers.push(("x-ms-range", format!("bytes={start}-{}", start + len - 1)));
+            headers.push((
+                "x-ms-range".into(),
+                format!("bytes={start}-{}", start + len - 1),
+            ));
         }
         if let Some(version) = version {
-            headers.push(("if-match", version.to_string()));
+            headers.push(("if-match".into(), version.to_string()));
         }
         let call = Call {
             method: Method::GET,
@@ -637,10 +643,11 @@ impl ObjectStore for AzureStorage {
                 message: format!("{len} bytes is more than one Put Blob may carry"),
             });
         }
-        let mut headers = vec![("x-ms-blob-type", "BlockBlob".to_string())];
+        let mut headers: Vec<(Header, String)> =
+            vec![("x-ms-blob-type".into(), "BlockBlob".to_string())];
         if let Some(md5) = md5 {
             headers.push((
-                "content-md5",
+                "content-md5".into(),
                 base64::engine::general_purpose::STANDARD.encode(md5),
             ));
         }
@@ -650,7 +657,7 @@ impl ObjectStore for AzureStorage {
         let response = self
             .send("cannot upload", &target, || {
                 let mut headers = headers.clone();
-                headers.extend(meta_headers.iter().map(|(n, v)| (leak_name(n), v.clone())));
+                headers.extend(meta_headers.iter().cloned());
                 Call {
                     method: Method::PUT,
                     url: url.clone(),
@@ -721,12 +728,8 @@ impl ObjectStore for AzureStorage {
     ) -> Result<String, StorageError> {
         let target = self.url_of_key(key);
         let url = format!("{}?comp=metadata", self.blob_url(key));
-        let mut headers: Vec<(&'static str, String)> = condition_headers(expect);
-        headers.extend(
-            meta_headers(meta)
-                .into_iter()
-                .map(|(n, v)| (leak_name(&n), v)),
-        );
+        let mut headers: Vec<(Header, String)> = condition_headers(expect);
+        headers.extend(meta_headers(meta));
         let response = self
             .send("cannot set the metadata of", &target, || Call {
                 method: Method::PUT,
@@ -813,7 +816,7 @@ impl ObjectStore for AzureStorage {
         let headers = md5
             .map(|m| {
                 vec![(
-                    "content-md5",
+                    Header::from("content-md5"),
                     base64::engine::general_purpose::STANDARD.encode(m),
                 )]
             })
@@ -844,18 +847,18 @@ impl ObjectStore for AzureStorage {
                 target: source.store.url_of(source.key),
                 message: "the source store grants no URL to copy from".into(),
             })?;
-        let mut headers = vec![
-            ("x-ms-copy-source", grant.url),
+        let mut headers: Vec<(Header, String)> = vec![
+            ("x-ms-copy-source".into(), grant.url),
             (
-                "x-ms-source-range",
+                "x-ms-source-range".into(),
                 format!("bytes={start}-{}", start + len.max(1) - 1),
             ),
         ];
         if let Some(version) = source.version {
-            headers.push(("x-ms-source-if-match", version.to_string()));
+            headers.push(("x-ms-source-if-match".into(), version.to_string()));
         }
         if let Some(authorization) = grant.authorization {
-            headers.push(("x-ms-copy-source-authorization", authorization));
+            headers.push(("x-ms-copy-source-authorization".into(), authorization));
         }
         self.put_block(upload, number, headers, Payload::Empty, len)
             .await
@@ -892,13 +895,9 @@ impl ObjectStore for AzureStorage {
         let ids: Vec<String> = parts.iter().map(|p| p.tag.clone()).collect();
         let body = xml::block_list_body(&ids);
         let url = format!("{}?comp=blocklist", self.blob_url(&upload.key));
-        let mut headers: Vec<(&'static str, String)> = condition_headers(expect);
-        headers.extend(
-            meta_headers(meta)
-                .into_iter()
-                .map(|(n, v)| (leak_name(&n), v)),
-        );
-        headers.push(("content-type", "application/xml".into()));
+        let mut headers: Vec<(Header, String)> = condition_headers(expect);
+        headers.extend(meta_headers(meta));
+        headers.push(("content-type".into(), "application/xml".into()));
         let response = self
             .send("cannot commit the blocks of", &target, || Call {
                 method: Method::PUT,
@@ -966,25 +965,6 @@ impl ObjectStore for AzureStorage {
             .await?;
         Ok(found.into_iter().flatten().collect())
     }
-}
-
-/// Header names of metadata are made at run time, but a request's header
-/// list holds `&'static str`s: the few distinct names (one per metadata field)
-/// are interned once for the process.
-fn leak_name(name: &str) -> &'static str {
-    use std::sync::{Mutex, OnceLock};
-    static NAMES: OnceLock<Mutex<Vec<&'static str>>> = OnceLock::new();
-    let names = NAMES.get_or_init(Mutex::default);
-    let mut names = match names.lock() {
-        Ok(names) => names,
-        Err(poisoned) => poisoned.into_inner(),
-    };
-    if let Some(known) = names.iter().find(|n| **n == name) {
-        return known;
-    }
-    let leaked: &'static str = Box::leak(name.to_string().into_boxed_str());
-    names.push(leaked);
-    leaked
 }
 
 #[cfg(test)]

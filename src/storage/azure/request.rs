@@ -26,12 +26,15 @@ pub(super) enum Payload<'a> {
     Body { source: BodySource<'a>, len: u64 },
 }
 
+/// A header name: most are fixed, metadata names are made per field.
+pub(super) type Header = std::borrow::Cow<'static, str>;
+
 /// One request, built afresh for every attempt.
 pub(super) struct Call<'a> {
     pub method: Method,
     /// The full URL, query included (a SAS token is added when signing).
     pub url: String,
-    pub headers: Vec<(&'static str, String)>,
+    pub headers: Vec<(Header, String)>,
     pub payload: Payload<'a>,
     /// The service does the work before it answers (a copy from a URL, a
     /// commit): allowed the longer server-side budget.
