@@ -10,8 +10,13 @@ install_azurite() {
   if [ ! -x "$bin" ] || ! grep -q '"version": "3.37.0"' "$azurite_dir/node_modules/azurite/package.json" 2>/dev/null; then
     echo "== installing azurite@3.37.0 into $azurite_dir"
     command -v npm >/dev/null || { apt-get update -qq && apt-get install -y -qq nodejs npm; }
-    npm install --silent --no-audit --no-fund --prefix "$azurite_dir" azurite@3.37.0 >/dev/null 2>&1 \
-      || npm install --no-audit --no-fund --prefix "$azurite_dir" azurite@3.37.0
+    # Node trusts only its own CA list: give it the system's too, for machines
+    # whose registry traffic passes a proxy with a CA of its own.
+    if [ -z "${NODE_EXTRA_CA_CERTS:-}" ] && [ -f /etc/ssl/certs/ca-certificates.crt ]; then
+      export NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt
+    fi
+    npm install --prefer-offline --no-audit --no-fund --loglevel=error \
+      --prefix "$azurite_dir" azurite@3.37.0 >/dev/null
   fi
 }
 

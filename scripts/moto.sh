@@ -9,6 +9,11 @@ install_moto() {
   installed=$("$moto/bin/pip" show moto 2>/dev/null || true)
   if [ ! -x "$moto/bin/moto_server" ] || ! grep -qx 'Version: 5.1.22' <<<"$installed"; then
     echo "== installing moto[server]==5.1.22 into $moto"
+    # pip trusts its own CA list: give it the system's, for machines whose
+    # registry traffic passes a proxy with a CA of its own.
+    if [ -z "${PIP_CERT:-}" ] && [ -f /etc/ssl/certs/ca-certificates.crt ]; then
+      export PIP_CERT=/etc/ssl/certs/ca-certificates.crt
+    fi
     python3 -m venv "$moto"
     "$moto/bin/pip" install --quiet --disable-pip-version-check 'moto[server]==5.1.22'
   fi

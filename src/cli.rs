@@ -239,6 +239,10 @@ pub struct ExecFlags {
     /// instead of planning that file again.
     #[arg(long)]
     pub fail_on_conflict: bool,
+    /// Delete even when part of the source could not be read (by default any
+    /// source scan error withholds every deletion, as rsync does).
+    #[arg(long)]
+    pub ignore_errors: bool,
 }
 
 /// How s3:// locations are reached (aws-cli's names; also in config.toml and env).
@@ -311,6 +315,7 @@ impl ExecFlags {
         overrides.progress = self.progress.then_some(true);
         overrides.fsync = self.no_fsync.then_some(false);
         overrides.fail_on_conflict = self.fail_on_conflict.then_some(true);
+        overrides.ignore_errors = self.ignore_errors.then_some(true);
     }
 }
 

@@ -25,6 +25,8 @@ pub enum ConfigError {
     },
     #[error("config file {}: {message}", path.display())]
     Parse { path: PathBuf, message: String },
+    #[error("environment variable {var} is not valid UTF-8; fix or unset it")]
+    UnreadableEnv { var: String },
     #[error("environment variable {var}={value:?}: {reason}")]
     BadEnv {
         var: &'static str,
@@ -339,6 +341,9 @@ macro_rules! settings {
                 )* })
             }
 
+            /// The environment variable of every setting.
+            pub const ENV_VARS: &'static [&'static str] = &[ $( $env, )* ];
+
             /// `(key, value, origin, env var)` for every setting, in table order.
             pub fn rows(&self) -> Vec<(&'static str, String, serde_json::Value, &Origin, &'static str)> {
                 vec![ $( (
@@ -402,6 +407,8 @@ settings! {
     retry_max_delay: Span = Span(std::time::Duration::from_secs(20)), env "HUGESYNC_RETRY_MAX_DELAY", parse parse_span;
     /// A request that makes no progress (no answer, no body bytes moving) for this long is abandoned and retried.
     stall_timeout: Span = Span(std::time::Duration::from_secs(60)), env "HUGESYNC_STALL_TIMEOUT", parse parse_span;
+    /// Delete even when part of the source could not be read (normally every deletion is withheld then).
+    ignore_errors: bool = false, env "HUGESYNC_IGNORE_ERRORS", parse parse_bool;
     /// Stop the sync when a destination object changed since it was planned (default: re-plan that file once).
     fail_on_conflict: bool = false, env "HUGESYNC_FAIL_ON_CONFLICT", parse parse_bool;
 }
@@ -511,13 +518,58 @@ impl Settings {
         if crate::signature::valid_block_size(block.value.0).is_none() {
             return Err(ConfigError::OutOfRange {
                 key: "block_size",
-                value: block.value.show(),
+                // As given: a rounded "64.00 KiB" would hide why 65537 is refused.
+                value: format!("{} bytes", block.value.0),
                 origin: block.origin.clone(),
                 range: crate::signature::BLOCK_SIZE_RULE.to_string(),
             });
         }
+        for (key, setting) in [
+            ("endpoint_url", &self.endpoint_url),
+            ("azure_endpoint_url", &self.azure_endpoint_url),
+        ] {
+            if let Some(url) = &setting.value
+                && let Err(why) = check_endpoint(url)
+            {
+                return Err(ConfigError::OutOfRange {
+                    key,
+                    value: url.escape_debug().to_string(),
+                    origin: setting.origin.clone(),
+                    range: format!("an http:// or https:// URL ({why})"),
+                });
+            }
+        }
         Ok(())
     }
+}
+
+/// Whether an endpoint setting is a URL a client can send requests to.
+fn check_endpoint(text: &str) -> Result<(), String> {
+    let url = reqwest::Url::parse(text).map_err(|e| e.to_string())?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!("scheme {}:", url.scheme()));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err("no host".into());
+    }
+    Ok(())
+}
+
+/// Refuses settings' environment variables that cannot be read (not UTF-8):
+/// silently falling back to defaults would run with settings nobody chose.
+pub fn check_process_env() -> Result<(), ConfigError> {
+    let names = Settings::ENV_VARS
+        .iter()
+        .copied()
+        .chain(["HUGESYNC_CONFIG"]);
+    for name in names {
+        if let Some(value) = std::env::var_os(name)
+            && value.to_str().is_none()
+        {
+            return Err(ConfigError::UnreadableEnv { var: name.into() });
+        }
+    }
+    Ok(())
 }
 
 /// The process environment, as the resolver's lookup function.

@@ -512,10 +512,14 @@ fn unreadable_files_fail_alone_and_the_rest_is_synced() {
     let secret = s.write("src/secret.txt", b"no");
     s.write("src/locked/inner.txt", b"hidden");
     s.write("dst/locked/old.txt", b"must survive --delete");
+    s.write(
+        "dst/stale.txt",
+        b"gone from the source, kept while it is unread",
+    );
     for dir in ["src", "src/locked", "dst", "dst/locked"] {
         set_mode(&s.path(dir), 0o777);
     }
-    for f in ["src/ok.txt", "dst/locked/old.txt"] {
+    for f in ["src/ok.txt", "dst/locked/old.txt", "dst/stale.txt"] {
         set_mode(&s.path(f), 0o666);
     }
     set_mode(&secret, 0o000);
@@ -540,7 +544,78 @@ fn unreadable_files_fail_alone_and_the_rest_is_synced() {
         s.path("dst/locked/old.txt").exists(),
         "nothing below an unreadable source dir is deleted"
     );
+    // As rsync: a source scan error withholds every deletion, and says so.
+    assert!(
+        s.path("dst/stale.txt").exists(),
+        "deleted despite a scan error"
+    );
+    let said = format!("{stderr}{}", stdout_of(&out));
+    assert!(said.contains("deletion(s) withheld"), "{said}");
+    assert!(said.contains("--ignore-errors"), "{said}");
     assert!(temp_files(&s.dst()).is_empty());
+
+    // --ignore-errors deletes what is missing at the source, still never what
+    // lies below the unreadable directory (the secret file is readable now:
+    // a failed transfer withholds deletions whatever the flag says).
+    set_mode(&secret, 0o644);
+    set_mode(&s.path("src/locked"), 0o000);
+    let out = as_unprivileged(&s)
+        .args(["sync", "--yes", "--delete", "--ignore-errors"])
+        .arg(s.src())
+        .arg(s.dst())
+        .output()
+        .unwrap();
+    set_mode(&s.path("src/locked"), 0o777);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
+    assert!(!s.path("dst/stale.txt").exists());
+    assert!(s.path("dst/locked/old.txt").exists());
+}
+
+#[test]
+fn unreadable_or_invalid_settings_are_usage_errors_naming_them() {
+    use std::os::unix::ffi::OsStrExt;
+    let s = Scratch::new();
+    s.write("src/a", b"a");
+    let bad = std::ffi::OsStr::from_bytes(b"8\xff");
+    let out = s.sync(&[]).env("HUGESYNC_JOBS", bad).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains("HUGESYNC_JOBS"),
+        "{}",
+        stderr_of(&out)
+    );
+    let out = s.sync(&[]).env("HUGESYNC_CONFIG", bad).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains("HUGESYNC_CONFIG"),
+        "{}",
+        stderr_of(&out)
+    );
+
+    let out = s.sync(&["--endpoint-url", "not a url"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains("endpoint_url"),
+        "{}",
+        stderr_of(&out)
+    );
+    s.write(
+        "config/hugesync/config.toml",
+        b"endpoint_url = \"http://a\\u0000b\"\n",
+    );
+    let out = s.sync(&[]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr_of(&out));
+    assert!(!stderr_of(&out).contains('\0'), "a raw NUL was printed");
+    assert!(
+        stderr_of(&out).contains("endpoint_url"),
+        "{}",
+        stderr_of(&out)
+    );
+    fs::remove_file(s.path("config/hugesync/config.toml")).unwrap();
+
+    let out = s.sync(&["--block-size", "65537"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr_of(&out));
+    assert!(stderr_of(&out).contains("65537"), "{}", stderr_of(&out));
 }
 
 #[test]
@@ -641,4 +716,65 @@ fn large_changed_files_go_by_delta_and_the_plan_estimates_savings() {
     assert!(temp_files(&s.dst()).is_empty());
     s.sync(&args).assert().success();
     assert_eq!(tree(&s.src()), tree(&s.dst()));
+}
+
+#[test]
+fn apply_keeps_the_deletion_guards_set_now() {
+    let s = Scratch::new();
+    s.write("src/keep.txt", b"k");
+    for name in ["x1", "x2", "x3"] {
+        s.write(&format!("dst/{name}"), b"extra");
+    }
+    let plan = s.path("plan.json");
+    s.cmd()
+        .args(["plan", "--delete"])
+        .arg(s.src())
+        .arg(s.dst())
+        .arg("-o")
+        .arg(&plan)
+        .assert()
+        .success();
+    // The plan recorded no limit; the config file now says one deletion at most.
+    s.write("config/hugesync/config.toml", b"max_delete = 1\n");
+    let out = s
+        .cmd()
+        .args(["apply", "--yes"])
+        .arg(&plan)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr_of(&out));
+    for name in ["x1", "x2", "x3"] {
+        assert!(
+            s.path(&format!("dst/{name}")).exists(),
+            "{name} was deleted"
+        );
+    }
+    // With a looser limit now, the plan runs.
+    s.write("config/hugesync/config.toml", b"max_delete = 5\n");
+    s.cmd()
+        .args(["apply", "--yes"])
+        .arg(&plan)
+        .assert()
+        .success();
+    assert!(!s.path("dst/x1").exists());
+}
+
+#[test]
+fn a_destination_link_without_a_is_noted_not_a_conflict() {
+    let s = Scratch::new();
+    s.write("src/link", b"a regular file at the source");
+    s.write("src/other.txt", b"o");
+    fs::create_dir_all(s.dst()).unwrap();
+    std::os::unix::fs::symlink("elsewhere", s.dst().join("link")).unwrap();
+    let out = s.sync(&[]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    let said = format!("{}{}", stdout_of(&out), stderr_of(&out));
+    assert!(said.contains("symbolic link skipped"), "{said}");
+    assert!(!said.contains("conflict"), "{said}");
+    assert!(
+        fs::symlink_metadata(s.dst().join("link"))
+            .unwrap()
+            .is_symlink()
+    );
+    assert_eq!(fs::read(s.dst().join("other.txt")).unwrap(), b"o");
 }

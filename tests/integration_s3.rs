@@ -559,3 +559,49 @@ fn checksum_mode_compares_recorded_blake3_of_objects() {
         stdout_of(&again)
     );
 }
+
+#[test]
+fn overlapping_prefixes_on_one_bucket_are_refused() {
+    let (scratch, bucket) = (Scratch::new(), Bucket::new());
+    bucket.put("ov/a.txt", b"a");
+    bucket.put("ov/sub/b.txt", b"b");
+    for (src, dst) in [
+        ("ov", "ov/sub"),
+        ("ov/sub", "ov"),
+        ("ov", "ov"),
+        ("ov", "ov/"),
+    ] {
+        let out = sync(
+            &scratch,
+            &bucket,
+            &bucket.url(src),
+            &bucket.url(dst),
+            &["--delete"],
+        );
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{src} -> {dst}: {}",
+            stderr_of(&out)
+        );
+        assert!(
+            stderr_of(&out).contains(&bucket.url("")),
+            "{}",
+            stderr_of(&out)
+        );
+    }
+    assert_eq!(
+        bucket.keys(),
+        ["ov/a.txt", "ov/sub/b.txt"],
+        "nothing was touched"
+    );
+    // A sibling prefix that merely starts with the same letters is fine.
+    let out = sync(
+        &scratch,
+        &bucket,
+        &bucket.url("ov"),
+        &bucket.url("overflow"),
+        &[],
+    );
+    assert!(out.status.success(), "{}", stderr_of(&out));
+}

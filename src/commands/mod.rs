@@ -68,6 +68,7 @@ pub async fn run(
         Command::Signature(args) => overrides.block_size = args.block_size.map(config::Size),
         Command::Config(_) | Command::Delta(_) | Command::Patch(_) | Command::Uploads(_) => {}
     }
+    config::check_process_env()?;
     let (settings, config_path) =
         Settings::resolve(cli.config.as_deref(), &config::process_env, overrides)?;
     let ctx = Context {
@@ -141,6 +142,7 @@ async fn tui_command(
         pause: None,
         conflicts: conflict_policy(&ctx.settings),
         resume: crate::resume::ResumeStore::default_location(),
+        withhold_deletes: withhold_deletes(&scan, &ctx.settings),
     };
     let status = tui
         .review_and_run(
@@ -224,7 +226,24 @@ async fn apply_command(args: ApplyArgs, ctx: &Context) -> Result<ExitStatus, Err
         }
         .into());
     };
+    let plan = with_current_guards(plan, &ctx.settings);
     finish_run(plan, &scan, sides, &args.run, ctx).await
+}
+
+/// The deletion guards set now (config file, environment) apply to a saved
+/// plan as well as those it was made with: the stricter wins.
+fn with_current_guards(mut plan: SyncPlan, settings: &Settings) -> SyncPlan {
+    use crate::config::Origin;
+    let set_now = |origin: &Origin| !matches!(origin, Origin::Default);
+    if set_now(&settings.max_delete.origin)
+        && let Some(now) = settings.max_delete.value
+    {
+        plan.options.max_delete = Some(plan.options.max_delete.map_or(now, |saved| saved.min(now)));
+    }
+    if set_now(&settings.allow_empty_source.origin) && !settings.allow_empty_source.value {
+        plan.options.allow_empty_source = false;
+    }
+    plan
 }
 
 fn config_command(args: &ConfigArgs, ctx: &Context) -> Result<ExitStatus, Error> {
@@ -269,6 +288,19 @@ impl Sides {
 /// How object stores are reached, from the effective settings.
 fn store_settings(settings: &Settings) -> crate::storage::StoreSettings {
     crate::storage::StoreSettings::from_config(settings)
+}
+
+/// As rsync does ("IO error encountered -- skipping file deletion"): when part
+/// of the source could not be read, what looks missing there may only be
+/// unread, so no deletion runs unless `--ignore-errors` says so.
+fn withhold_deletes(scan: &Scan, settings: &Settings) -> Option<String> {
+    let unread = scan.source.issues.iter().filter(|i| i.is_error()).count();
+    (unread > 0 && !settings.ignore_errors.value).then(|| {
+        format!(
+            "{unread} source entr{} could not be read (--ignore-errors deletes anyway)",
+            if unread == 1 { "y" } else { "ies" }
+        )
+    })
 }
 
 fn conflict_policy(settings: &Settings) -> sync::conflict::ConflictPolicy {
@@ -429,6 +461,7 @@ async fn finish_run(
         pause: None,
         conflicts: conflict_policy(&ctx.settings),
         resume: crate::resume::ResumeStore::default_location(),
+        withhold_deletes: withhold_deletes(scan, &ctx.settings),
     };
     let report = sync::execute(
         plan.clone(),

@@ -42,6 +42,9 @@ pub enum Reason {
     /// Only at the destination, but below a source directory that could not be read,
     /// so it is kept.
     SourceUnreadable,
+    /// The destination holds a symbolic link there, which the scan passed over
+    /// without `-a`: not replaced unseen.
+    DestinationLinkSkipped,
 }
 
 impl Reason {
@@ -59,6 +62,9 @@ impl Reason {
             Reason::OnlyAtDestination => "only at the destination (no --delete)",
             Reason::MissingAtSource => "missing at the source (--delete)",
             Reason::SourceUnreadable => "kept: the source directory could not be read",
+            Reason::DestinationLinkSkipped => {
+                "kept: the destination is a symbolic link (use -a to sync links)"
+            }
         }
     }
 }

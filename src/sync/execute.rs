@@ -34,6 +34,9 @@ pub struct ExecOptions {
     pub conflicts: ConflictPolicy,
     /// Where multipart uploads keep resume state (`None`: not resumable).
     pub resume: Option<crate::resume::ResumeStore>,
+    /// Why no deletion may run, known before the run (the source could not
+    /// be listed completely: what looks missing there may only be unread).
+    pub withhold_deletes: Option<String>,
 }
 
 struct Runner {
@@ -43,6 +46,7 @@ struct Runner {
     touched_dirs: BTreeSet<Option<RelPath>>,
     pause: Option<tokio::sync::watch::Receiver<bool>>,
     conflicts: ConflictPolicy,
+    withhold_deletes: Option<String>,
 }
 
 /// Runs the plan's items. Per-item failures are reported as events and counted;
@@ -81,6 +85,7 @@ pub async fn execute(
         touched_dirs: BTreeSet::new(),
         pause: options.pause.clone(),
         conflicts: options.conflicts,
+        withhold_deletes: options.withhold_deletes.clone(),
     };
     runner.run(options.jobs.max(1)).await;
     runner.report.duration = started.elapsed();
@@ -247,16 +252,21 @@ impl Runner {
         if ids.is_empty() {
             return;
         }
-        if self.report.failed > 0 {
+        let withheld_because = match &self.withhold_deletes {
+            Some(reason) => Some(reason.clone()),
+            None if self.report.failed > 0 => Some(format!(
+                "{} item(s) failed; fix the errors and re-run",
+                self.report.failed
+            )),
+            None => None,
+        };
+        if let Some(reason) = withheld_because {
             self.report.deletes_withheld = ids.len() as u64;
             self.emit(ExecEvent::Warning {
-                message: format!(
-                    "{} deletion(s) withheld because {} item(s) failed; fix the errors and re-run",
-                    ids.len(),
-                    self.report.failed
-                ),
+                message: format!("{} deletion(s) withheld: {reason}", ids.len()),
             })
             .await;
+            self.report.deletes_withheld_because = Some(reason);
             return;
         }
         let plan = self.plan.clone();

@@ -76,32 +76,63 @@ pub fn transfer_action(source: &Location, destination: &Location) -> SyncAction 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum LocationConflict {
-    #[error("source and destination are the same directory ({})", path.display())]
-    Same { path: PathBuf },
-    #[error("the destination {} lies inside the source {}; choose a destination outside it", inner.display(), outer.display())]
-    DestinationInsideSource { outer: PathBuf, inner: PathBuf },
-    #[error("the source {} lies inside the destination {}; syncing would overwrite or delete the source itself", inner.display(), outer.display())]
-    SourceInsideDestination { outer: PathBuf, inner: PathBuf },
+    #[error("source and destination are the same location ({path})")]
+    Same { path: String },
+    #[error(
+        "the destination {inner} lies inside the source {outer}; choose a destination outside it"
+    )]
+    DestinationInsideSource { outer: String, inner: String },
+    #[error(
+        "the source {inner} lies inside the destination {outer}; syncing would overwrite or delete the source itself"
+    )]
+    SourceInsideDestination { outer: String, inner: String },
 }
 
-/// Refuses local roots that overlap: syncing a tree into itself copies its own
-/// output, and with `--delete` a source inside the destination would be deleted.
+/// Refuses roots that overlap, on local disks and on one object store alike:
+/// syncing a tree into itself copies its own output, and with `--delete` a
+/// source inside the destination would be deleted.
 pub fn check_locations(source: &Location, destination: &Location) -> Result<(), LocationConflict> {
-    let (Location::Local(src), Location::Local(dst)) = (source, destination) else {
-        return Ok(());
+    match (source, destination) {
+        (Location::Local(src), Location::Local(dst)) => {
+            let (src, dst) = (resolve(src), resolve(dst));
+            overlap(&src, &dst, |p| p.display().to_string())
+        }
+        _ => match (object_root(source), object_root(destination)) {
+            // Keys compare as paths of `/`-separated segments below the bucket.
+            (Some(src), Some(dst)) => overlap(&src, &dst, |p| {
+                let text = p.display().to_string();
+                text.trim_end_matches('/').to_string()
+            }),
+            _ => Ok(()),
+        },
+    }
+}
+
+/// `scheme://bucket/prefix` of an object-store location, as a path, so that
+/// `bkt/ov` and `bkt/ov/sub` nest and `bkt/ov` and `bkt/overflow` do not.
+fn object_root(location: &Location) -> Option<PathBuf> {
+    let (scheme, bucket, prefix) = match location {
+        Location::Local(_) => return None,
+        Location::S3 { bucket, prefix } | Location::Gcs { bucket, prefix } => {
+            (location.scheme(), bucket, prefix)
+        }
+        Location::Azure { container, prefix } => (location.scheme(), container, prefix),
     };
-    let (src, dst) = (resolve(src), resolve(dst));
+    Some(PathBuf::from(format!("{scheme}://{bucket}/")).join(prefix.trim_end_matches('/')))
+}
+
+fn overlap(src: &Path, dst: &Path, show: impl Fn(&Path) -> String) -> Result<(), LocationConflict> {
     if src == dst {
-        Err(LocationConflict::Same { path: src })
-    } else if dst.starts_with(&src) {
+        Err(LocationConflict::Same { path: show(src) })
+    } else if dst.starts_with(src) {
         Err(LocationConflict::DestinationInsideSource {
-            outer: src,
-            inner: dst,
+            outer: show(src),
+            inner: show(dst),
         })
-    } else if src.starts_with(&dst) {
+    } else if src.starts_with(dst) {
         Err(LocationConflict::SourceInsideDestination {
-            outer: dst,
-            inner: src,
+            outer: show(dst),
+            inner: show(src),
         })
     } else {
         Ok(())
@@ -156,5 +187,34 @@ mod tests {
         assert!(check_locations(&a, &b).is_ok());
         let dotted = Location::Local(dir.path().join("a/../a"));
         assert!(check_locations(&a, &dotted).is_err());
+    }
+
+    #[test]
+    fn overlapping_prefixes_on_one_store_are_refused() {
+        let at = |uri: &str| Location::parse(uri).unwrap();
+        assert!(matches!(
+            check_locations(&at("s3://bkt/ov"), &at("s3://bkt/ov/")),
+            Err(LocationConflict::Same { .. })
+        ));
+        assert!(matches!(
+            check_locations(&at("s3://bkt/ov"), &at("s3://bkt/ov/sub")),
+            Err(LocationConflict::DestinationInsideSource { .. })
+        ));
+        assert!(matches!(
+            check_locations(&at("az://ctr/ov/sub"), &at("az://ctr/ov")),
+            Err(LocationConflict::SourceInsideDestination { .. })
+        ));
+        assert!(matches!(
+            check_locations(&at("s3://bkt"), &at("s3://bkt/x")),
+            Err(LocationConflict::DestinationInsideSource { .. })
+        ));
+        // Other prefixes, buckets or stores do not overlap.
+        assert!(check_locations(&at("s3://bkt/ov"), &at("s3://bkt/overflow")).is_ok());
+        assert!(check_locations(&at("s3://bkt/ov"), &at("s3://other/ov")).is_ok());
+        assert!(check_locations(&at("s3://bkt/ov"), &at("az://bkt/ov")).is_ok());
+        let message = check_locations(&at("s3://bkt/ov"), &at("s3://bkt/ov/sub"))
+            .unwrap_err()
+            .to_string();
+        assert!(message.contains("s3://bkt/ov/sub"), "{message}");
     }
 }

@@ -225,11 +225,12 @@ pub fn build_plan(
     options: SyncOptions,
 ) -> SyncPlan {
     let diff_options = diff_options(&source, &destination, &options);
-    let items = diff::diff(
+    let mut items = diff::diff(
         &scan.source.manifest,
         &scan.destination.manifest,
         &diff_options,
     );
+    keep_skipped_destination_links(&mut items, &scan.destination.issues);
     let src = &scan.source.manifest;
     let dst = &scan.destination.manifest;
     let scanned = ScanTotals {
@@ -252,6 +253,28 @@ pub fn build_plan(
         stats: PlanStats::of(&items),
         items,
         leftovers: scan.destination.leftovers.clone(),
+    }
+}
+
+/// A destination symbolic link the scan passed over (no `-a`) is not in the
+/// destination's manifest, yet it is there: an item that would write over it is
+/// skipped with the scan's note, instead of meeting it as a conflict.
+fn keep_skipped_destination_links(items: &mut [PlanItem], issues: &[crate::storage::ScanIssue]) {
+    let skipped: std::collections::HashSet<&RelPath> = issues
+        .iter()
+        .filter(|i| i.kind == crate::storage::ScanIssueKind::SkippedSymlink)
+        .map(|i| &i.path)
+        .collect();
+    if skipped.is_empty() {
+        return;
+    }
+    for item in items.iter_mut() {
+        if item.dst.is_none() && item.action != SyncAction::Skip && skipped.contains(&item.path) {
+            item.action = SyncAction::Skip;
+            item.reason = diff::Reason::DestinationLinkSkipped;
+            item.bytes_to_send = 0;
+            item.bytes_saved = 0;
+        }
     }
 }
 

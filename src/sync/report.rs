@@ -23,6 +23,9 @@ pub struct ExecReport {
     pub interrupted: bool,
     /// Deletions left out because transfers failed.
     pub deletes_withheld: u64,
+    /// Why they were withheld.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deletes_withheld_because: Option<String>,
     /// Items the destination changed under since the plan (re-planned, kept,
     /// or the reason the run stopped).
     pub conflicts: u64,
@@ -63,8 +66,11 @@ impl ExecReport {
         ];
         if self.deletes_withheld > 0 {
             lines.push(format!(
-                "{} deletion(s) withheld because of failures.",
-                format::count(self.deletes_withheld)
+                "{} deletion(s) withheld: {}.",
+                format::count(self.deletes_withheld),
+                self.deletes_withheld_because
+                    .as_deref()
+                    .unwrap_or("because of failures")
             ));
         }
         if self.retries > 0 {
