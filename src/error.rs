@@ -74,6 +74,9 @@ pub enum EngineError {
     },
     #[error("{}: block size {size} is not {}", path.display(), crate::signature::BLOCK_SIZE_RULE)]
     BlockSize { path: PathBuf, size: u64 },
+    /// Another process changed the file while it was read (exit code 1).
+    #[error("{}: {}", path.display(), crate::mapguard::ChangedWhileRead)]
+    Changed { path: PathBuf },
 }
 
 impl EngineError {
@@ -83,6 +86,7 @@ impl EngineError {
             EngineError::Signature { .. } | EngineError::BlockSize { .. } => true,
             EngineError::Delta { source, .. } => !matches!(source, DeltaFileError::Io(_)),
             EngineError::Io { source, .. } => source.kind() == std::io::ErrorKind::NotFound,
+            EngineError::Changed { .. } => false,
         }
     }
 }
@@ -140,6 +144,8 @@ impl Error {
                 ),
             ) => ExitStatus::Usage,
             Error::Engine(e) if e.is_bad_input() => ExitStatus::Usage,
+            // One file changed under the command: that file failed, nothing broke.
+            Error::Engine(EngineError::Changed { .. }) => ExitStatus::Partial,
             Error::Interrupted => ExitStatus::Interrupted,
             Error::Storage(e) | Error::Scan(ScanError::Source(e) | ScanError::Destination(e))
                 if e.is_denied() =>

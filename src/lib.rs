@@ -14,6 +14,7 @@ pub mod delta;
 pub mod error;
 pub mod filter;
 pub mod format;
+pub mod mapguard;
 pub mod progress;
 pub mod resume;
 pub mod retry;

@@ -52,6 +52,24 @@ fn write_atomically(
     Ok(())
 }
 
+fn changed(path: &Path) -> Error {
+    EngineError::Changed {
+        path: path.to_path_buf(),
+    }
+    .into()
+}
+
+/// Whether an error is a file changing underneath a read.
+fn is_changed(error: &Error) -> bool {
+    match error {
+        Error::Engine(EngineError::Io { source, .. }) => {
+            crate::mapguard::ChangedWhileRead::is(source)
+        }
+        Error::Engine(EngineError::Changed { .. }) => true,
+        _ => false,
+    }
+}
+
 pub fn signature(
     args: &SignatureArgs,
     block_size: u64,
@@ -63,7 +81,13 @@ pub fn signature(
     })?;
     let started = Instant::now();
     let meta = std::fs::metadata(&args.file).map_err(io_error(&args.file))?;
-    let sig = signature_of_file(&args.file, block).map_err(io_error(&args.file))?;
+    let sig = signature_of_file(&args.file, block).map_err(|e| {
+        if crate::mapguard::ChangedWhileRead::is(&e) {
+            changed(&args.file)
+        } else {
+            io_error(&args.file)(e)
+        }
+    })?;
     let identity = SourceIdentity {
         etag: None,
         mtime_ns: Some(mtime_ns(&meta)),
@@ -114,10 +138,17 @@ pub fn delta(args: &DeltaArgs, verbosity: Verbosity) -> Result<ExitStatus, Error
     let new_file = File::open(&args.new_file).map_err(io_error(&args.new_file))?;
     let new = map_readonly(&new_file).map_err(io_error(&args.new_file))?;
     let delta = compute_delta(&new, &sig);
+    if new.faulted() {
+        return Err(changed(&args.new_file));
+    }
     if let Some(output) = &args.output {
-        write_atomically(output, |out| {
+        let written = write_atomically(output, |out| {
             write_delta(out, &delta, &new).map_err(io_error(output))
-        })?;
+        });
+        if new.faulted() || written.as_ref().is_err_and(is_changed) {
+            return Err(changed(&args.new_file));
+        }
+        written?;
     }
     let (reused, fresh) = (delta.bytes_reused(), delta.bytes_new());
     if args.json {
@@ -156,7 +187,7 @@ pub fn patch(args: &PatchArgs, verbosity: Verbosity) -> Result<ExitStatus, Error
     let delta_file = File::open(&args.delta).map_err(io_error(&args.delta))?;
     let delta_len = delta_file.metadata().map_err(io_error(&args.delta))?.len();
     let mut written = 0;
-    write_atomically(&args.new_file, |out| {
+    let result = write_atomically(&args.new_file, |out| {
         written = apply_delta_stream(
             &basis,
             BufReader::with_capacity(1 << 20, &delta_file),
@@ -168,7 +199,12 @@ pub fn patch(args: &PatchArgs, verbosity: Verbosity) -> Result<ExitStatus, Error
             source,
         })?;
         Ok(())
-    })?;
+    });
+    // A basis cut short meanwhile fails verification, or a write: say why.
+    if basis.faulted() || result.as_ref().is_err_and(is_changed) {
+        return Err(changed(&args.basis));
+    }
+    result?;
     if verbosity != Verbosity::Quiet {
         eprintln!(
             "{}: {} written and verified",

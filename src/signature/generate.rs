@@ -57,22 +57,24 @@ pub fn signature_of_file(path: &Path, block_size: u32) -> io::Result<Signature> 
     while offset < file_size {
         let len = window.min(file_size - offset);
         // SAFETY: the map is read-only and dropped before the next window. A file
-        // truncated by another process meanwhile can fault (SIGBUS) as with any
-        // mmap reader; the size is re-checked after the pass.
+        // truncated by another process meanwhile reads as zeros past its new end
+        // (the guard answers the fault) and is reported below.
         let map = unsafe {
             memmap2::MmapOptions::new()
                 .offset(offset)
                 .len(len as usize)
                 .map(&file)?
         };
+        let guard = crate::mapguard::Guard::register(map.as_ptr(), map.len());
         blocks.extend(block_checksums(&map, offset, block_size, &mut merger));
+        if guard.faulted() {
+            return Err(crate::mapguard::ChangedWhileRead::io());
+        }
+        drop(guard);
         offset += len;
     }
     if file.metadata()?.len() != file_size {
-        return Err(io::Error::other(format!(
-            "{} changed size while its signature was computed",
-            path.display()
-        )));
+        return Err(crate::mapguard::ChangedWhileRead::io());
     }
     Ok(Signature {
         block_size,

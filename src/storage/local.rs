@@ -332,24 +332,58 @@ fn describe_walk_error(e: jwalk::Error) -> String {
 }
 
 /// A read-only view of a whole file: a memory map, or nothing for an empty file
-/// (which cannot be mapped).
-pub struct MappedFile(Option<memmap2::Mmap>);
+/// (which cannot be mapped). A file cut short by another process while it is
+/// read does not kill the process: the missing pages read as zeros and
+/// [`MappedFile::faulted`] says so (`crate::mapguard`).
+pub struct MappedFile {
+    // The guard goes first: it is unregistered before the map is unmapped.
+    guard: Option<crate::mapguard::Guard>,
+    map: Option<memmap2::Mmap>,
+}
 
 impl std::ops::Deref for MappedFile {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
-        self.0.as_deref().unwrap_or(&[])
+        self.map.as_deref().unwrap_or(&[])
+    }
+}
+
+impl MappedFile {
+    /// Whether a read met the end of the file cut short: whatever was computed
+    /// from these bytes describes no version of the file.
+    pub fn faulted(&self) -> bool {
+        self.guard
+            .as_ref()
+            .is_some_and(crate::mapguard::Guard::faulted)
     }
 }
 
 /// Maps `file` read-only. The caller must not rely on the bytes staying the same if
 /// another process writes the file meanwhile; HugeSync re-checks size and mtime
-/// after using a mapping.
+/// after using a mapping, and [`MappedFile::faulted`] for a file cut short.
 pub fn map_readonly(file: &File) -> io::Result<MappedFile> {
-    if file.metadata()?.len() == 0 {
-        return Ok(MappedFile(None));
+    let len = file.metadata()?.len();
+    if len == 0 {
+        return Ok(MappedFile {
+            guard: None,
+            map: None,
+        });
     }
-    // SAFETY: read-only mapping; concurrent truncation by another process can
-    // fault, as with any mmap reader (documented above).
-    unsafe { memmap2::Mmap::map(file) }.map(|m| MappedFile(Some(m)))
+    map_range(file, 0, len)
+}
+
+/// Maps `len` bytes of `file` from `offset` (a multiple of the page size).
+pub fn map_range(file: &File, offset: u64, len: u64) -> io::Result<MappedFile> {
+    // SAFETY: read-only mapping; a truncation by another process meanwhile is
+    // caught by the guard (the pages read as zeros, `faulted` tells).
+    let map = unsafe {
+        memmap2::MmapOptions::new()
+            .offset(offset)
+            .len(usize::try_from(len).map_err(io::Error::other)?)
+            .map(file)?
+    };
+    Ok(MappedFile {
+        guard: Some(crate::mapguard::Guard::register(map.as_ptr(), map.len())),
+        map: Some(map),
+    })
 }

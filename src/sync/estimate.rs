@@ -49,6 +49,9 @@ pub async fn estimate_deltas(plan: &mut SyncPlan, source: &Storage, destination:
                 let file = std::fs::File::open(src.path_of(&item.path))?;
                 let new = map_readonly(&file)?;
                 let delta = compute_delta(&new, &sig);
+                if new.faulted() {
+                    return Err(crate::mapguard::ChangedWhileRead::io());
+                }
                 Ok((delta.bytes_new(), delta.bytes_reused()))
             })();
             match estimate {
@@ -177,6 +180,9 @@ async fn estimate_uploads(plan: &mut SyncPlan, src: &LocalStorage, dst: &dyn Obj
             let file = std::fs::File::open(&path)?;
             let new = map_readonly(&file)?;
             let delta = compute_delta(&new, &signature);
+            if new.faulted() {
+                return Err(crate::mapguard::ChangedWhileRead::io());
+            }
             let parts =
                 plan_parts(&delta, old_size, &part_limits).map_err(std::io::Error::other)?;
             let uploaded = parts.bytes_uploaded();
@@ -211,6 +217,9 @@ async fn estimate_downloads(plan: &mut SyncPlan, src: &dyn ObjectStore, dst: &Lo
             let file = std::fs::File::open(&path)?;
             let local = map_readonly(&file)?;
             let missing = match_local(&local, &signature).bytes_missing();
+            if local.faulted() {
+                return Err(crate::mapguard::ChangedWhileRead::io());
+            }
             Ok((missing, signature.file_size - missing))
         })
         .await;

@@ -236,7 +236,12 @@ pub(super) async fn upload_delta(
             || compute_delta(&map, &old_sig),
             || signature_of_bytes(&map, block),
         );
-        Ok::<_, StorageError>((delta, signature))
+        if map.faulted() {
+            return Err(ItemError::SourceChanged {
+                what: "while it was read",
+            });
+        }
+        Ok::<_, ItemError>((delta, signature))
     })
     .await
     .map_err(task_error)??;

@@ -133,7 +133,7 @@ pub(super) async fn run(
                     .map_err(|e| StorageError::io("cannot map", &basis_path, e))?;
                 let sources = match_local(&local, &remote_sig);
                 let mut fetched = 0;
-                dst.write_file_atomic(&path, create_mode, meta, ctx.fsync, |out| {
+                let result = dst.write_file_atomic(&path, create_mode, meta, ctx.fsync, |out| {
                     fetched = handle.block_on(assemble(
                         id,
                         src.as_ref(),
@@ -146,7 +146,13 @@ pub(super) async fn run(
                         &ctx,
                     ))?;
                     Ok::<_, ItemError>(())
-                })?;
+                });
+                // The local copy cut short while it was read: its zeros fail the
+                // assembled file's check; say what happened instead.
+                if local.faulted() {
+                    return Err(ItemError::DestinationChanged);
+                }
+                result?;
                 Ok::<_, ItemError>(fetched)
             })
             .await

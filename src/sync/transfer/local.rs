@@ -171,6 +171,22 @@ fn delta_local_file(
         map_readonly(&basis_file).map_err(|e| StorageError::io("cannot map", &dst_path, e))?;
     let block_size = ctx.block_size;
     let delta = compute_delta(&new, &signature_of_bytes(&basis, block_size));
+    // Either file cut short by another process meanwhile: what was computed
+    // describes neither version (the pages past the cut read as zeros).
+    let changed = || {
+        if new.faulted() {
+            Some(ItemError::SourceChanged {
+                what: "while it was read",
+            })
+        } else if basis.faulted() {
+            Some(ItemError::DestinationChanged)
+        } else {
+            None
+        }
+    };
+    if let Some(error) = changed() {
+        return Err(error);
+    }
     let meta = write_meta(planned, item.dst.as_ref(), ctx.archive);
     dst.write_file_atomic(&item.path, source.mode, meta, ctx.fsync, |out| {
         use std::io::Write;
@@ -186,13 +202,24 @@ fn delta_local_file(
                     (&new[new_offset as usize..(new_offset + len) as usize], len)
                 }
             };
-            out.write_all(bytes)
-                .map_err(|e| StorageError::io("cannot write", &dst_path, e))?;
+            if let Err(e) = out.write_all(bytes) {
+                // EFAULT: the kernel met a mapped page past a new end.
+                return Err(match changed() {
+                    Some(error) => error,
+                    None if crate::mapguard::ChangedWhileRead::is(&e) => ItemError::SourceChanged {
+                        what: "while it was read",
+                    },
+                    None => ItemError::Storage(StorageError::io("cannot write", &dst_path, e)),
+                });
+            }
             if sent > 0 {
                 let _ = ctx
                     .events
                     .blocking_send(ExecEvent::Advanced { id, bytes: sent });
             }
+        }
+        if let Some(error) = changed() {
+            return Err(error);
         }
         source.check("while it was read")?;
         Ok(())

@@ -188,7 +188,18 @@ impl Assembly<'_> {
                 .map_err(|e| StorageError::Task {
                     location: "upload".into(),
                     reason: e.to_string(),
-                })??;
+                })?
+                .map_err(|e| match e {
+                    // The file ends before the part does: it was cut meanwhile.
+                    StorageError::Io { source, .. }
+                        if source.kind() == std::io::ErrorKind::UnexpectedEof =>
+                    {
+                        ItemError::SourceChanged {
+                            what: "while it was read",
+                        }
+                    }
+                    other => ItemError::Storage(other),
+                })?;
                 let md5 = read.md5;
                 let source = match &read.bytes {
                     Some(bytes) => BodySource::Memory(bytes),

@@ -152,6 +152,10 @@ async fn upload_file(
             offset: 0,
         };
         let result = dst.put(key, body, size, &meta, md5, expect_of(item)).await;
+        if result.is_err() {
+            // A body that ended early is the file changing, not the network.
+            source.check("while it was uploaded")?;
+        }
         settle_write(dst.as_ref(), key, result).await?;
         if let Err(changed) = source.check("while it was uploaded") {
             // The object may hold a mix of old and new bytes, yet look newer
