@@ -98,9 +98,8 @@ pub struct Resolved {
 pub enum CredentialsError {
     #[error("the Azure connection string is malformed: {0}")]
     ConnectionString(String),
-    #[error(
-        "no Azure storage account: set AZURE_STORAGE_CONNECTION_STRING, or AZURE_STORAGE_ACCOUNT with AZURE_STORAGE_KEY or AZURE_STORAGE_SAS_TOKEN (or azure_account in config.toml, with an Entra ID login)"
-    )]
+    // The variables to set follow in the error's hint.
+    #[error("no Azure storage account is configured")]
     NoAccount,
 }
 
