@@ -100,6 +100,17 @@ impl Location {
         })
     }
 
+    /// The bucket (or container) and prefix of an object-store location.
+    pub fn bucket_and_prefix(&self) -> Option<(&str, &str)> {
+        match self {
+            Location::Local(_) => None,
+            Location::S3 { bucket, prefix } | Location::Gcs { bucket, prefix } => {
+                Some((bucket, prefix))
+            }
+            Location::Azure { container, prefix } => Some((container, prefix)),
+        }
+    }
+
     pub fn is_local(&self) -> bool {
         matches!(self, Location::Local(_))
     }

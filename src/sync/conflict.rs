@@ -2,8 +2,8 @@
 //! removed by someone else between the plan and our write of it.
 //!
 //! Writes to object stores are conditional (`storage::Expect`: `If-Match`
-//! the ETag the plan saw, `If-None-Match: *` where it saw none, plus a HEAD
-//! just before completing a multipart upload), and deletes look first; a
+//! the version the plan saw, `If-None-Match: *` where it saw none, plus a HEAD
+//! just before committing a staged object), and deletes look first; a
 //! change surfaces as [`ItemError::DestinationChanged`]. By default that path
 //! is planned once more from fresh looks at both sides and carried out as the
 //! new plan says (which may be nothing: someone else wrote the same version);

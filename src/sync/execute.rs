@@ -32,7 +32,7 @@ pub struct ExecOptions {
     pub pause: Option<tokio::sync::watch::Receiver<bool>>,
     /// What to do when the destination changed under an item.
     pub conflicts: ConflictPolicy,
-    /// Where multipart uploads keep resume state (`None`: not resumable).
+    /// Where staged uploads keep resume state (`None`: not resumable).
     pub resume: Option<crate::resume::ResumeStore>,
     /// Why no deletion may run, known before the run (the source could not
     /// be listed completely: what looks missing there may only be unread).

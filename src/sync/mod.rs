@@ -111,13 +111,8 @@ pub fn check_locations(source: &Location, destination: &Location) -> Result<(), 
 /// `scheme://bucket/prefix` of an object-store location, as a path, so that
 /// `bkt/ov` and `bkt/ov/sub` nest and `bkt/ov` and `bkt/overflow` do not.
 fn object_root(location: &Location) -> Option<PathBuf> {
-    let (scheme, bucket, prefix) = match location {
-        Location::Local(_) => return None,
-        Location::S3 { bucket, prefix } | Location::Gcs { bucket, prefix } => {
-            (location.scheme(), bucket, prefix)
-        }
-        Location::Azure { container, prefix } => (location.scheme(), container, prefix),
-    };
+    let (bucket, prefix) = location.bucket_and_prefix()?;
+    let scheme = location.scheme();
     Some(PathBuf::from(format!("{scheme}://{bucket}/")).join(prefix.trim_end_matches('/')))
 }
 

@@ -81,7 +81,7 @@ pub struct ItemContext {
     pub request_limit: usize,
     pub events: mpsc::Sender<ExecEvent>,
     pub cancel: CancellationToken,
-    /// Where multipart uploads keep their resume state (`None`: they do not).
+    /// Where staged uploads keep their resume state (`None`: they do not).
     pub resume: Option<crate::resume::ResumeStore>,
 }
 

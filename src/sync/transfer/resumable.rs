@@ -83,7 +83,7 @@ impl Started {
     }
 }
 
-/// Starts the multipart upload of `source` to `key` in parts of `part_size`,
+/// Starts the staged upload of `source` to `key` in parts of `part_size`,
 /// or resumes the one an earlier run left, keeping the parts that are on the
 /// server and still match the file.
 #[allow(clippy::too_many_arguments)]
@@ -187,7 +187,7 @@ pub(super) async fn start(
     })
 }
 
-/// The recorded parts that the server still has with the same ETag and whose
+/// The recorded parts that the server still has with the same tag and whose
 /// file range still hashes the same, re-signed for the sidecar.
 async fn resume(
     dst: &dyn ObjectStore,
