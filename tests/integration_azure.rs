@@ -6,7 +6,7 @@ mod util;
 
 use util::azure::Container;
 use util::fault_proxy::{FaultProxy, Faults};
-use util::{Scratch, noise, set_mode, set_mtime, stderr_of, stdout_of, tree};
+use util::{Scratch, local, noise, sample_tree, set_mode, set_mtime, stderr_of, stdout_of, tree};
 
 fn hugesync(scratch: &Scratch, container: &Container, args: &[&str]) -> std::process::Output {
     scratch
@@ -27,17 +27,6 @@ fn sync(
     let mut args = vec!["sync", "--yes", src, dst];
     args.extend_from_slice(extra);
     hugesync(scratch, container, &args)
-}
-
-fn local(path: &std::path::Path) -> String {
-    path.display().to_string()
-}
-
-fn sample_tree(scratch: &Scratch) {
-    scratch.write("src/a.txt", b"alpha");
-    scratch.write("src/dir/b.bin", &noise(100_000, 1));
-    scratch.write("src/dir/deeper/c.txt", b"gamma");
-    scratch.write("src/empty.txt", b"");
 }
 
 #[test]

@@ -7,7 +7,7 @@ use std::fs;
 
 use util::fault_proxy::{FaultProxy, Faults};
 use util::s3::{Bucket, auth_endpoint};
-use util::{Scratch, noise, set_mode, set_mtime, stderr_of, stdout_of, tree};
+use util::{Scratch, local, noise, sample_tree, set_mode, set_mtime, stderr_of, stdout_of, tree};
 
 fn sync(
     scratch: &Scratch,
@@ -26,17 +26,6 @@ fn sync(
         .args(extra)
         .output()
         .unwrap()
-}
-
-fn local(path: &std::path::Path) -> String {
-    path.display().to_string()
-}
-
-fn sample_tree(scratch: &Scratch) {
-    scratch.write("src/a.txt", b"alpha");
-    scratch.write("src/dir/b.bin", &noise(100_000, 1));
-    scratch.write("src/dir/deeper/c.txt", b"gamma");
-    scratch.write("src/empty.txt", b"");
 }
 
 #[test]

@@ -30,6 +30,20 @@ pub fn unique_name() -> String {
     )
 }
 
+/// A local path as a command-line argument.
+pub fn local(path: &Path) -> String {
+    path.display().to_string()
+}
+
+/// The small tree the object-store tests send up: a text file, a binary one in
+/// a subdirectory, a deeper one, and an empty file.
+pub fn sample_tree(scratch: &Scratch) {
+    scratch.write("src/a.txt", b"alpha");
+    scratch.write("src/dir/b.bin", &noise(100_000, 1));
+    scratch.write("src/dir/deeper/c.txt", b"gamma");
+    scratch.write("src/empty.txt", b"");
+}
+
 /// A scratch area with `src/`, `dst/` and an empty config home.
 pub struct Scratch {
     pub dir: tempfile::TempDir,
