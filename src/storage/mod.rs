@@ -6,6 +6,7 @@
 
 pub mod azure;
 pub mod body;
+pub mod limits;
 pub mod local;
 pub mod meta;
 pub mod object;

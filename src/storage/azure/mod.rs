@@ -10,19 +10,25 @@
 //! length for every block of a blob, as the service requires, and the stem
 //! (the staged upload's id) tells one upload's blocks from another's.
 
+mod blocks;
 mod credentials;
+mod headers;
 mod request;
 mod xml;
 
 use std::any::Any;
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use base64::Engine;
 use futures::{StreamExt, TryStreamExt};
-use reqwest::{Method, Response};
+use reqwest::Method;
 
+use self::blocks::{block_id, check_block_list, parse_block_id};
 use self::credentials::{Auth, Resolved};
+use self::headers::{
+    condition_headers, etag_of, header, http_date_ns, md5_header, meta_from_pairs, meta_headers,
+    quoted,
+};
 use self::request::{Call, Header, Payload, body_text};
 use super::body::BodySource;
 use super::meta::ObjectMeta;
@@ -65,10 +71,6 @@ const PAGE_SIZE: u32 = 5000;
 /// How long a copy source's SAS (or a presigned URL) stays valid: long enough
 /// for one Put Block From URL of the largest block.
 const COPY_SOURCE_TTL: std::time::Duration = std::time::Duration::from_secs(3600);
-/// Length of a staged upload's block-id stem (hex).
-const STEM_LEN: usize = 16;
-/// Digits of the part number in a block id (up to 50,000 parts).
-const NUMBER_DIGITS: usize = 6;
 
 /// Characters left as they are in a blob's URL path.
 const PATH_ESCAPES: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
@@ -110,119 +112,6 @@ impl std::fmt::Debug for AzureStorage {
             .field("prefix", &self.prefix)
             .finish_non_exhaustive()
     }
-}
-
-/// Nanoseconds since the epoch of an HTTP date (`Last-Modified`).
-fn http_date_ns(text: &str) -> i64 {
-    httpdate::parse_http_date(text.trim())
-        .ok()
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
-}
-
-/// Azure metadata names must be C# identifiers: `hugesync_mtime`, not the
-/// `hugesync-mtime` of S3.
-fn meta_headers(meta: &ObjectMeta) -> Vec<(Header, String)> {
-    meta.to_headers()
-        .into_iter()
-        .map(|(name, value)| {
-            let name = format!("x-ms-meta-{}", name.replace('-', "_"));
-            (Header::Owned(name), value)
-        })
-        .collect()
-}
-
-fn meta_from_pairs<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> ObjectMeta {
-    let map: HashMap<String, String> = pairs
-        .map(|(name, value)| {
-            (
-                name.to_ascii_lowercase().replace('_', "-"),
-                value.to_string(),
-            )
-        })
-        .collect();
-    ObjectMeta::from_headers(&map)
-}
-
-fn header<'a>(response: &'a Response, name: &str) -> Option<&'a str> {
-    response.headers().get(name).and_then(|v| v.to_str().ok())
-}
-
-fn md5_header(response: &Response) -> Option<[u8; 16]> {
-    let value = header(response, "content-md5")?;
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(value)
-        .ok()?;
-    bytes.try_into().ok()
-}
-
-fn etag_of(response: &Response, target: &str) -> Result<String, StorageError> {
-    header(response, "etag")
-        .map(str::to_string)
-        .ok_or_else(|| StorageError::Transfer {
-            target: target.to_string(),
-            message: "the service gave no ETag".into(),
-        })
-}
-
-/// An ETag as headers give it (quoted): listings give it bare.
-fn quoted(etag: &str) -> String {
-    if etag.starts_with('"') {
-        etag.to_string()
-    } else {
-        format!("\"{etag}\"")
-    }
-}
-
-fn condition_headers(expect: Expect<'_>) -> Vec<(Header, String)> {
-    match expect {
-        Expect::Any => Vec::new(),
-        Expect::Absent => vec![("if-none-match".into(), "*".into())],
-        Expect::Version(etag) => vec![("if-match".into(), etag.to_string())],
-    }
-}
-
-/// The block id of part `number` of the upload with this stem.
-fn block_id(stem: &str, number: u32) -> String {
-    base64::engine::general_purpose::STANDARD
-        .encode(format!("{stem}{number:0width$}", width = NUMBER_DIGITS))
-}
-
-/// The stem and part number a block id was made from, if it is one of ours.
-fn parse_block_id(id: &str) -> Option<(String, u32)> {
-    let raw = base64::engine::general_purpose::STANDARD.decode(id).ok()?;
-    let text = String::from_utf8(raw).ok()?;
-    if text.len() != STEM_LEN + NUMBER_DIGITS {
-        return None;
-    }
-    let (stem, number) = text.split_at(STEM_LEN);
-    Some((stem.to_string(), number.parse().ok()?))
-}
-
-/// Refuses a block list the service must not be asked to commit (azurite
-/// would accept some of these).
-fn check_block_list(parts: &[StagedPart], target: &str) -> Result<(), StorageError> {
-    let refuse = |message: String| {
-        Err(StorageError::Transfer {
-            target: target.to_string(),
-            message,
-        })
-    };
-    if parts.len() > LIMITS.max_parts {
-        return refuse(format!(
-            "{} blocks exceed the 50,000 a blob may have",
-            parts.len()
-        ));
-    }
-    if let Some(first) = parts.first()
-        && parts.iter().any(|p| p.tag.len() != first.tag.len())
-    {
-        return refuse("block ids of one blob must all have the same length".into());
-    }
-    if let Some(big) = parts.iter().find(|p| p.size > LIMITS.max_part) {
-        return refuse(format!("block {} is over 4000 MiB", big.number));
-    }
-    Ok(())
 }
 
 impl AzureStorage {
@@ -801,7 +690,7 @@ impl ObjectStore for AzureStorage {
         // and the metadata goes with Put Block List.
         Ok(StagedUpload {
             key: key.to_string(),
-            id: format!("{:016x}", fastrand::u64(..)),
+            id: blocks::new_stem(),
         })
     }
 
@@ -964,71 +853,5 @@ impl ObjectStore for AzureStorage {
             .try_collect()
             .await?;
         Ok(found.into_iter().flatten().collect())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn part(number: u32, tag: &str, size: u64) -> StagedPart {
-        StagedPart {
-            number,
-            tag: tag.into(),
-            size,
-            md5: None,
-        }
-    }
-
-    #[test]
-    fn block_ids_round_trip_with_one_length() {
-        let stem = "0123456789abcdef";
-        let ids: Vec<String> = [1, 9, 50_000].iter().map(|&n| block_id(stem, n)).collect();
-        assert!(ids.iter().all(|id| id.len() == ids[0].len()));
-        assert_eq!(parse_block_id(&ids[2]), Some((stem.to_string(), 50_000)));
-        assert_eq!(parse_block_id("bm90IG91cnM="), None);
-    }
-
-    #[test]
-    fn block_lists_over_the_limits_are_refused_before_the_service_sees_them() {
-        // azurite accepts 50,001 blocks: the real service does not.
-        let id = block_id("0123456789abcdef", 1);
-        let too_many: Vec<StagedPart> = (1..=50_001).map(|n| part(n, &id, 1)).collect();
-        assert!(check_block_list(&too_many, "t").is_err());
-        assert!(check_block_list(&too_many[..50_000], "t").is_ok());
-        let mixed = [part(1, &id, 1), part(2, "c2hvcnQ=", 1)];
-        assert!(check_block_list(&mixed, "t").is_err());
-        let huge = [part(1, &id, LIMITS.max_part + 1)];
-        assert!(check_block_list(&huge, "t").is_err());
-    }
-
-    #[test]
-    fn metadata_names_are_identifiers() {
-        let meta = ObjectMeta {
-            mtime_ns: Some(12),
-            mode: Some(0o600),
-            ..ObjectMeta::default()
-        };
-        let headers = meta_headers(&meta);
-        assert!(
-            headers
-                .iter()
-                .all(|(n, _)| n.starts_with("x-ms-meta-hugesync_") && !n[10..].contains('-'))
-        );
-        let back = meta_from_pairs(
-            headers
-                .iter()
-                .map(|(n, v)| (n.strip_prefix("x-ms-meta-").unwrap_or(n), v.as_str())),
-        );
-        assert_eq!(back, meta);
-    }
-
-    #[test]
-    fn http_dates_parse() {
-        assert_eq!(
-            http_date_ns("Sun, 06 Nov 1994 08:49:37 GMT"),
-            784_111_777_000_000_000
-        );
-        assert_eq!(http_date_ns("yesterday"), 0);
     }
 }

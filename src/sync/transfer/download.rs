@@ -11,34 +11,20 @@ use futures::stream::{self, StreamExt, TryStreamExt};
 use crate::progress::ExecEvent;
 use crate::storage::local::{WriteMeta, map_readonly};
 use crate::storage::objects::{read_object, read_range};
-use crate::storage::{
-    LocalStorage, ObjectMeta, RemoteErrorKind, SharedStore, StorageError, run_blocking,
-};
+use crate::storage::{LocalStorage, ObjectMeta, SharedStore, StorageError, run_blocking};
 use crate::types::{Entry, EntryKind, SyncAction};
 
 use super::super::plan::PlanItem;
 use super::super::sidecar::{self, Sidecar};
 use super::delta_download::{assemble, match_local};
 use super::local::check_destination_unchanged;
-use super::{ItemContext, ItemError, Outcome, planned_source};
+use super::{ItemContext, ItemError, Outcome, planned_source, source_changed};
 
 /// Objects above this come down in ranges fetched in parallel.
 const RANGED_THRESHOLD: u64 = 32 * 1024 * 1024;
 /// Bytes per ranged GET (held in memory until written: at most
 /// `jobs` of them across the run).
 const RANGE_SIZE: u64 = 16 * 1024 * 1024;
-
-fn source_changed(error: StorageError) -> ItemError {
-    match error {
-        StorageError::Remote {
-            kind: RemoteErrorKind::PreconditionFailed | RemoteErrorKind::NotFound,
-            ..
-        } => ItemError::SourceChanged {
-            what: "the object was replaced or removed",
-        },
-        other => ItemError::Storage(other),
-    }
-}
 
 /// The local attributes of a downloaded entry: mtime is the object's
 /// LastModified (what the next listing compares against), or with `-a` the

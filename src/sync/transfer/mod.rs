@@ -194,6 +194,22 @@ async fn settle_write(
     }
 }
 
+/// A read pinned to the planned version that found another version, or none:
+/// the source object changed since the scan.
+fn source_changed(error: StorageError) -> ItemError {
+    match error {
+        StorageError::Remote {
+            kind:
+                crate::storage::RemoteErrorKind::PreconditionFailed
+                | crate::storage::RemoteErrorKind::NotFound,
+            ..
+        } => ItemError::SourceChanged {
+            what: "the object was replaced or removed",
+        },
+        other => ItemError::Storage(other),
+    }
+}
+
 /// The planned source entry of an item.
 fn planned_source(item: &PlanItem) -> Result<&Entry, ItemError> {
     item.src

@@ -16,7 +16,7 @@ use super::super::plan::PlanItem;
 use super::upload::{MULTIPART_THRESHOLD, part_size};
 use super::{
     ItemContext, ItemError, Outcome, checked_key, conflict_or, expect_of, planned_source, recheck,
-    settle_write,
+    settle_write, source_changed,
 };
 
 /// Range per server-side part copy for objects over the single-copy limit.
@@ -162,23 +162,12 @@ impl ObjectCopy<'_> {
         let size = self.planned.size;
         let meta = self.source_meta().await?;
         let version = self.src.version;
-        let changed = |error: StorageError| match error {
-            StorageError::Remote {
-                kind:
-                    crate::storage::RemoteErrorKind::PreconditionFailed
-                    | crate::storage::RemoteErrorKind::NotFound,
-                ..
-            } => ItemError::SourceChanged {
-                what: "the object was replaced or removed",
-            },
-            other => ItemError::Storage(other),
-        };
         if size <= MULTIPART_THRESHOLD {
             let bytes = {
                 let _slot = self.ctx.request_slot().await?;
                 read_range(self.src.store, self.src.key, 0, size, version)
                     .await
-                    .map_err(changed)?
+                    .map_err(source_changed)?
             };
             let body = BodySource::Memory(&bytes);
             let md5 = md5_of(&bytes);
@@ -199,7 +188,7 @@ impl ObjectCopy<'_> {
             .stage_all(upload, &meta, ranges, |number, start, len| async move {
                 let bytes = read_range(self.src.store, self.src.key, start, len, version)
                     .await
-                    .map_err(changed)?;
+                    .map_err(source_changed)?;
                 let md5 = md5_of(&bytes);
                 let part = self
                     .dst

@@ -1,0 +1,117 @@
+//! Headers of Blob service requests and answers: metadata in Azure's naming,
+//! conditions, ETags, MD5s and dates.
+
+use std::collections::HashMap;
+
+use base64::Engine;
+use reqwest::Response;
+
+use super::request::Header;
+use crate::storage::StorageError;
+use crate::storage::meta::ObjectMeta;
+use crate::storage::object::Expect;
+
+/// Nanoseconds since the epoch of an HTTP date (`Last-Modified`).
+pub(super) fn http_date_ns(text: &str) -> i64 {
+    httpdate::parse_http_date(text.trim())
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+}
+
+/// Azure metadata names must be C# identifiers: `hugesync_mtime`, not the
+/// `hugesync-mtime` of S3.
+pub(super) fn meta_headers(meta: &ObjectMeta) -> Vec<(Header, String)> {
+    meta.to_headers()
+        .into_iter()
+        .map(|(name, value)| {
+            let name = format!("x-ms-meta-{}", name.replace('-', "_"));
+            (Header::Owned(name), value)
+        })
+        .collect()
+}
+
+pub(super) fn meta_from_pairs<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> ObjectMeta {
+    let map: HashMap<String, String> = pairs
+        .map(|(name, value)| {
+            (
+                name.to_ascii_lowercase().replace('_', "-"),
+                value.to_string(),
+            )
+        })
+        .collect();
+    ObjectMeta::from_headers(&map)
+}
+
+pub(super) fn header<'a>(response: &'a Response, name: &str) -> Option<&'a str> {
+    response.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+pub(super) fn md5_header(response: &Response) -> Option<[u8; 16]> {
+    let value = header(response, "content-md5")?;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(value)
+        .ok()?;
+    bytes.try_into().ok()
+}
+
+pub(super) fn etag_of(response: &Response, target: &str) -> Result<String, StorageError> {
+    header(response, "etag")
+        .map(str::to_string)
+        .ok_or_else(|| StorageError::Transfer {
+            target: target.to_string(),
+            message: "the service gave no ETag".into(),
+        })
+}
+
+/// An ETag as headers give it (quoted): listings give it bare.
+pub(super) fn quoted(etag: &str) -> String {
+    if etag.starts_with('"') {
+        etag.to_string()
+    } else {
+        format!("\"{etag}\"")
+    }
+}
+
+pub(super) fn condition_headers(expect: Expect<'_>) -> Vec<(Header, String)> {
+    match expect {
+        Expect::Any => Vec::new(),
+        Expect::Absent => vec![("if-none-match".into(), "*".into())],
+        Expect::Version(etag) => vec![("if-match".into(), etag.to_string())],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metadata_names_are_identifiers() {
+        let meta = ObjectMeta {
+            mtime_ns: Some(12),
+            mode: Some(0o600),
+            ..ObjectMeta::default()
+        };
+        let headers = meta_headers(&meta);
+        assert!(
+            headers
+                .iter()
+                .all(|(n, _)| n.starts_with("x-ms-meta-hugesync_") && !n[10..].contains('-'))
+        );
+        let back = meta_from_pairs(
+            headers
+                .iter()
+                .map(|(n, v)| (n.strip_prefix("x-ms-meta-").unwrap_or(n), v.as_str())),
+        );
+        assert_eq!(back, meta);
+    }
+
+    #[test]
+    fn http_dates_parse() {
+        assert_eq!(
+            http_date_ns("Sun, 06 Nov 1994 08:49:37 GMT"),
+            784_111_777_000_000_000
+        );
+        assert_eq!(http_date_ns("yesterday"), 0);
+    }
+}

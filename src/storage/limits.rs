@@ -1,0 +1,220 @@
+//! What each store can do and the limits it imposes, as data: the part
+//! planner (`delta::coalesce`) plans within them, and
+//! [`StoreLimits::check_parts`] refuses a part list before any request is made,
+//! whatever a server would accept.
+
+/// Checksums a store verifies or reports for bytes it receives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChecksumKind {
+    /// Content-MD5 checked on every body; single-part version tags are MD5s.
+    Md5,
+    /// CRC32C (GCS).
+    Crc32c,
+}
+
+/// What a store can do and the limits it imposes, as data: the part planner
+/// takes them, and [`StoreLimits::check_parts`] enforces them before a request
+/// is made, whatever a server would accept.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StoreLimits {
+    /// Smallest staged part but the last (1: no floor).
+    pub min_part: u64,
+    /// Largest staged part (uploaded or copied).
+    pub max_part: u64,
+    /// Most parts in one object.
+    pub max_parts: usize,
+    /// Largest object sent with one request.
+    pub max_single_put: u64,
+    /// Largest object copied server-side with one request.
+    pub max_single_copy: u64,
+    /// What the store can reuse of existing objects server-side.
+    pub stitching: Stitching,
+    /// Keys per batched delete request.
+    pub delete_batch: usize,
+    /// Checksums the store verifies on upload.
+    pub checksums: &'static [ChecksumKind],
+}
+
+/// What a store can build a new object from, server-side.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stitching {
+    /// Byte ranges of existing objects (S3 UploadPartCopy, Azure Put Block
+    /// From URL): a delta reuses the unchanged ranges of the old object.
+    Ranges,
+    /// Whole objects only, up to `sources` of them per call (GCS compose):
+    /// an append reuses the old object; an edit inside it reuses nothing.
+    WholeObjects { sources: usize },
+}
+
+/// A part list our code refuses before the store sees it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum LimitError {
+    #[error("{count} parts exceed the store's limit of {max}")]
+    TooManyParts { count: usize, max: usize },
+    #[error("part {number} is {len} bytes, over the store's limit of {max}")]
+    PartTooLarge { number: usize, len: u64, max: u64 },
+    #[error(
+        "part {number} is {len} bytes, under the store's floor of {min} (only the last may be)"
+    )]
+    PartTooSmall { number: usize, len: u64, min: u64 },
+    #[error("part {number} is empty")]
+    EmptyPart { number: usize },
+    #[error(
+        "part {number} copies bytes {start}..{end} of a {source_size}-byte object: past its end"
+    )]
+    CopyPastEnd {
+        number: usize,
+        start: u64,
+        end: u64,
+        source_size: u64,
+    },
+    #[error("this store cannot copy a byte range of an object server-side")]
+    NoRangeCopy,
+}
+
+/// A part as planned, for [`StoreLimits::check_parts`]: its length, and for a
+/// server-side copy the range's start in the source.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PlannedPart {
+    pub len: u64,
+    pub copy_from: Option<u64>,
+}
+
+impl StoreLimits {
+    /// Whether a byte range of an existing object can be staged server-side.
+    pub fn range_copy(&self) -> bool {
+        self.stitching == Stitching::Ranges
+    }
+
+    /// The limits the part planner works within.
+    pub fn part_limits(&self) -> crate::delta::PartLimits {
+        crate::delta::PartLimits {
+            min_part: self.min_part.max(1),
+            max_part: self.max_part,
+            max_parts: self.max_parts,
+        }
+    }
+
+    /// Refuses a part list the store must not be asked to commit: too many
+    /// parts, parts outside the size bounds, copies past the source's end (some
+    /// servers truncate those silently, or accept one part too many).
+    pub fn check_parts(&self, parts: &[PlannedPart], source_size: u64) -> Result<(), LimitError> {
+        if parts.len() > self.max_parts {
+            return Err(LimitError::TooManyParts {
+                count: parts.len(),
+                max: self.max_parts,
+            });
+        }
+        let last = parts.len().saturating_sub(1);
+        for (i, part) in parts.iter().enumerate() {
+            let number = i + 1;
+            if part.len == 0 {
+                return Err(LimitError::EmptyPart { number });
+            }
+            if part.len > self.max_part {
+                return Err(LimitError::PartTooLarge {
+                    number,
+                    len: part.len,
+                    max: self.max_part,
+                });
+            }
+            if i != last && part.len < self.min_part {
+                return Err(LimitError::PartTooSmall {
+                    number,
+                    len: part.len,
+                    min: self.min_part,
+                });
+            }
+            if let Some(start) = part.copy_from {
+                if !self.range_copy() {
+                    return Err(LimitError::NoRangeCopy);
+                }
+                let end = start.saturating_add(part.len);
+                if end > source_size {
+                    return Err(LimitError::CopyPastEnd {
+                        number,
+                        start,
+                        end,
+                        source_size,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMITS: StoreLimits = StoreLimits {
+        min_part: 5,
+        max_part: 100,
+        max_parts: 3,
+        max_single_put: 100,
+        max_single_copy: 100,
+        stitching: Stitching::Ranges,
+        delete_batch: 10,
+        checksums: &[],
+    };
+
+    fn upload(len: u64) -> PlannedPart {
+        PlannedPart {
+            len,
+            copy_from: None,
+        }
+    }
+
+    #[test]
+    fn part_lists_within_the_limits_pass() {
+        assert_eq!(
+            LIMITS.check_parts(&[upload(5), upload(100), upload(1)], 0),
+            Ok(())
+        );
+        let copy = PlannedPart {
+            len: 10,
+            copy_from: Some(90),
+        };
+        assert_eq!(LIMITS.check_parts(&[copy, upload(1)], 100), Ok(()));
+    }
+
+    #[test]
+    fn limits_are_enforced_whatever_a_server_accepts() {
+        assert!(matches!(
+            LIMITS.check_parts(&[upload(5); 4], 0),
+            Err(LimitError::TooManyParts { count: 4, max: 3 })
+        ));
+        assert!(matches!(
+            LIMITS.check_parts(&[upload(101)], 0),
+            Err(LimitError::PartTooLarge { number: 1, .. })
+        ));
+        assert!(matches!(
+            LIMITS.check_parts(&[upload(4), upload(5)], 0),
+            Err(LimitError::PartTooSmall { number: 1, .. })
+        ));
+        // A copy range running past the end of the source is refused, not
+        // truncated (azurite and moto truncate it).
+        let past_end = PlannedPart {
+            len: 20,
+            copy_from: Some(90),
+        };
+        assert!(matches!(
+            LIMITS.check_parts(&[past_end], 100),
+            Err(LimitError::CopyPastEnd { end: 110, .. })
+        ));
+        let no_ranges = StoreLimits {
+            stitching: Stitching::WholeObjects { sources: 32 },
+            ..LIMITS
+        };
+        let copy = PlannedPart {
+            len: 10,
+            copy_from: Some(0),
+        };
+        assert_eq!(
+            no_ranges.check_parts(&[copy], 100),
+            Err(LimitError::NoRangeCopy)
+        );
+    }
+}
