@@ -14,7 +14,7 @@ const MIB: usize = 1024 * 1024;
 const PART: u64 = 5 * MIB as u64;
 
 /// `hugesync sync --yes --json SRC s3://…/d`, returning (bytes sent, bytes
-/// saved, stderr) from the run's summary.
+/// saved, stderr and the run's warnings) from the run's summary.
 fn upload(scratch: &Scratch, bucket: &Bucket, extra: &[&str]) -> (u64, u64, String) {
     let out = scratch
         .cmd()
@@ -25,9 +25,19 @@ fn upload(scratch: &Scratch, bucket: &Bucket, extra: &[&str]) -> (u64, u64, Stri
         .args(extra)
         .output()
         .unwrap();
-    let stderr = stderr_of(&out);
+    let mut stderr = stderr_of(&out);
     assert!(out.status.success(), "{stderr}");
     let stdout = String::from_utf8(out.stdout).unwrap();
+    for event in stdout
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+    {
+        if event["event"] == "warning"
+            && let Some(message) = event["message"].as_str()
+        {
+            stderr.push_str(&format!("warning: {message}\n"));
+        }
+    }
     // No summary: the plan had nothing to do (the object was written after the
     // file's mtime, so it is current), which sends and saves nothing.
     let Some(summary) = stdout
@@ -128,6 +138,44 @@ fn a_corrupt_sidecar_means_a_whole_upload_with_a_warning() {
     let (sent, _, _) = upload(&scratch, &bucket, &[]);
     assert!(sent <= 2 * PART, "sent {sent}");
     assert_object_is(&bucket, "d/f.bin", &data);
+}
+
+#[test]
+fn a_sidecar_that_lies_is_caught_before_the_object_is_made() {
+    // big2's sidecar replaced by big1's with big2's ETag written in: it passes
+    // for fresh, and the local big2 (now big1's bytes, one edited) matches it
+    // almost everywhere, so the delta would copy big2's old ranges. Each copy
+    // is checked against the file's bytes: the lie is found, nothing is
+    // committed from it, and the whole file goes instead.
+    let (scratch, bucket) = (Scratch::new(), Bucket::new());
+    let big1 = noise(40 * MIB, 51);
+    scratch.write("src/big1.bin", &big1);
+    let file = scratch.write("src/big2.bin", &noise(40 * MIB, 52));
+    upload(&scratch, &bucket, &[]);
+    let etag2 = bucket.head("d/big2.bin").unwrap().etag;
+    let forged = util::forged_sidecar(&bucket.get("d/big1.bin.hssig"), &etag2);
+    bucket.put("d/big2.bin.hssig", &forged);
+
+    let mut data = big1.clone();
+    data[7 * MIB] ^= 1;
+    fs::write(&file, &data).unwrap();
+    set_newer(&file);
+    let (sent, _, stderr) = upload(&scratch, &bucket, &[]);
+    assert!(
+        stderr.contains("sidecar does not describe the object"),
+        "{stderr}"
+    );
+    assert_eq!(sent, data.len() as u64, "the whole file is sent");
+    assert_object_is(&bucket, "d/big2.bin", &data);
+    assert_eq!(bucket.pending_uploads(), 0, "the rebuild was aborted");
+    // The sidecar written with the whole upload is true: the next edit is a
+    // delta again.
+    data[30 * MIB] ^= 1;
+    fs::write(&file, &data).unwrap();
+    set_newer(&file);
+    let (sent, _, stderr) = upload(&scratch, &bucket, &[]);
+    assert!(sent <= 2 * PART, "sent {sent}: {stderr}");
+    assert_object_is(&bucket, "d/big2.bin", &data);
 }
 
 #[test]

@@ -281,6 +281,77 @@ fn a_small_edit_to_a_large_blob_sends_about_one_block() {
 }
 
 #[test]
+fn a_sidecar_that_lies_is_refused_by_the_service_and_the_whole_file_goes() {
+    // As on S3 (tests/delta_s3.rs): a forged sidecar that passes for fresh.
+    // Each Put Block From URL carries the MD5 the range must have; the service
+    // refuses the first lying range, nothing is committed, the whole file goes.
+    let scratch = Scratch::new();
+    scratch.write(
+        "config/hugesync/config.toml",
+        b"delta_threshold = \"8MiB\"\n",
+    );
+    let container = Container::new();
+    let big1 = noise(24 * MIB, 51);
+    scratch.write("src/big1.bin", &big1);
+    let file = scratch.write("src/big2.bin", &noise(24 * MIB, 52));
+    let src = local(&scratch.src());
+    let blocks = ["--block-size", "1MiB"];
+    sync_json(
+        &scratch,
+        &container.env(),
+        &src,
+        &container.url("d"),
+        &blocks,
+    );
+    let etag2 = container.head("d/big2.bin").unwrap().etag;
+    let forged = util::forged_sidecar(&container.get("d/big1.bin.hssig"), &etag2);
+    container.put("d/big2.bin.hssig", &forged);
+
+    let mut data = big1.clone();
+    data[5 * MIB] ^= 1;
+    std::fs::write(&file, &data).unwrap();
+    set_newer(&file);
+    let out = hugesync(
+        &scratch,
+        &container,
+        &[
+            "sync",
+            "--yes",
+            &src,
+            &container.url("d"),
+            &blocks[0],
+            &blocks[1],
+        ],
+    );
+    let stderr = stderr_of(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("sidecar does not describe the object"),
+        "{stderr}"
+    );
+    assert!(
+        container.get("d/big2.bin") == data,
+        "the blob is the file's bytes"
+    );
+    // The blocks staged before the refusal stay uncommitted (never part of
+    // the blob) until the service discards them: Azure does on the whole
+    // upload's Put Blob, azurite keeps them.
+    // The new sidecar is true: the next edit is a delta.
+    data[20 * MIB] ^= 1;
+    std::fs::write(&file, &data).unwrap();
+    set_newer(&file);
+    let (sent, _, _) = sync_json(
+        &scratch,
+        &container.env(),
+        &src,
+        &container.url("d"),
+        &blocks,
+    );
+    assert!(sent <= 2 * MIB as u64, "sent {sent}");
+    assert!(container.get("d/big2.bin") == data);
+}
+
+#[test]
 fn a_killed_upload_resumes_from_its_uncommitted_blocks() {
     let (scratch, container) = (Scratch::new(), Container::new());
     let data = noise(128 * MIB, 41);

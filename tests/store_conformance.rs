@@ -11,7 +11,7 @@ mod util;
 use bytes::Bytes;
 use hugesync::filter::Filter;
 use hugesync::storage::body::BodySource;
-use hugesync::storage::object::{CopySource, PlannedPart};
+use hugesync::storage::object::{CopyRange, CopySource, PlannedPart};
 use hugesync::storage::objects::{self, SmallObject};
 use hugesync::storage::{
     AzureSettings, Expect, ListOptions, ObjectMeta, ObjectStore, RemoteErrorKind, S3Settings,
@@ -360,10 +360,31 @@ fn staged_objects_join_uploaded_and_copied_ranges() {
             key: "root/big.bin",
             version: Some(&old_version),
         };
+        // A copy is checked against the MD5 its bytes must have: a range that
+        // is not what the caller expects fails (S3 keeps the part until it is
+        // staged again or the upload aborted; it is never committed).
+        let range = |expected_md5| CopyRange {
+            start: copied.0,
+            len: copied.1,
+            expected_md5: Some(expected_md5),
+        };
+        let wrong = store
+            .stage_copy(&upload, 2, source, range([7u8; 16]))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            kind(&wrong),
+            Some(RemoteErrorKind::ChecksumMismatch),
+            "{name}: {wrong}"
+        );
+        let copied_md5 = hugesync::storage::body::md5_of(
+            &old[copied.0 as usize..(copied.0 + copied.1) as usize],
+        );
         let p2 = store
-            .stage_copy(&upload, 2, source, copied.0, copied.1)
+            .stage_copy(&upload, 2, source, range(copied_md5))
             .await
             .unwrap();
+        assert_eq!(p2.md5, Some(copied_md5), "{name}: the copy was checked");
         let last_bytes = Bytes::from(last.clone());
         let p3 = store
             .stage_bytes(&upload, 3, BodySource::Memory(&last_bytes), 4, None)

@@ -50,6 +50,9 @@ pub enum RemoteErrorKind {
     /// The store could not read the source of a server-side copy (another
     /// store's URL it cannot reach, or that refused it).
     SourceUnreachable,
+    /// The bytes a request sent or copied do not have the checksum it gave
+    /// (S3 `BadDigest`, Azure `Md5Mismatch`): the store refused them.
+    ChecksumMismatch,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -146,6 +146,15 @@ pub struct CopySource<'a> {
     pub version: Option<&'a str>,
 }
 
+/// Which bytes of a source a staged copy takes, and what they must be.
+#[derive(Clone, Copy, Debug)]
+pub struct CopyRange {
+    pub start: u64,
+    pub len: u64,
+    /// The MD5 the copied bytes must have, when the caller knows it.
+    pub expected_md5: Option<[u8; 16]>,
+}
+
 /// A URL another service can read an object from for a limited time (a
 /// presigned S3 URL, a SAS URL), or with the header given.
 #[derive(Clone)]
@@ -285,13 +294,20 @@ pub trait ObjectStore: Send + Sync + Debug + Any {
     /// Stages `len` bytes from `start` of an existing object as part `number`,
     /// server-side (stores with `range_copy`). Callers check the range against
     /// the source's size first ([`StoreLimits::check_parts`]).
+    ///
+    /// With `expected_md5` (the MD5 of the bytes the part must hold, known from
+    /// a local file), the store makes sure the copied bytes have it — it hands
+    /// it to the service to check, or compares the MD5 the service reports —
+    /// and fails with [`RemoteErrorKind::ChecksumMismatch`](crate::storage::RemoteErrorKind)
+    /// when they differ (a store may keep such a part until it is staged again
+    /// or the upload aborted: callers abort). The part's `md5` is then `Some`
+    /// only if the check was made: `None` says the store could not check it.
     async fn stage_copy(
         &self,
         upload: &StagedUpload,
         number: u32,
         source: CopySource<'_>,
-        start: u64,
-        len: u64,
+        range: CopyRange,
     ) -> Result<StagedPart, StorageError>;
 
     /// The parts staged so far, in order (to resume an upload). `NotFound`

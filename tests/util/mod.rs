@@ -230,3 +230,14 @@ pub fn stdout_of(output: &std::process::Output) -> String {
 pub fn stderr_of(output: &std::process::Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
+
+/// A sidecar that lies: the signature `real` holds (of other bytes), with
+/// `etag` written in as the version it describes, so it passes for fresh.
+pub fn forged_sidecar(real: &[u8], etag: &str) -> Vec<u8> {
+    let (signature, _) = hugesync::signature::read_signature(real).unwrap();
+    let identity = hugesync::signature::SourceIdentity {
+        etag: Some(etag.to_string()),
+        mtime_ns: None,
+    };
+    hugesync::signature::write_signature(&signature, &identity)
+}

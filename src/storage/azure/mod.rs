@@ -33,8 +33,9 @@ use self::request::{Call, Header, Payload, body_text};
 use super::body::BodySource;
 use super::meta::ObjectMeta;
 use super::object::{
-    ByteStream, ChecksumKind, CopySource, Expect, ListPage, ListedObject, ObjectHead, ObjectStore,
-    PendingUpload, ReadableUrl, StagedPart, StagedUpload, Stitching, StoreId, StoreLimits,
+    ByteStream, ChecksumKind, CopyRange, CopySource, Expect, ListPage, ListedObject, ObjectHead,
+    ObjectStore, PendingUpload, ReadableUrl, StagedPart, StagedUpload, Stitching, StoreId,
+    StoreLimits,
 };
 use super::{RemoteErrorKind, StorageError, StoreHints};
 use crate::retry::RetryPolicy;
@@ -605,7 +606,12 @@ impl ObjectStore for AzureStorage {
                 .await;
         }
         let upload = self.begin_staged(key, &meta).await?;
-        let part = self.stage_copy(&upload, 1, source, 0, head.size).await?;
+        let whole = CopyRange {
+            start: 0,
+            len: head.size,
+            expected_md5: None,
+        };
+        let part = self.stage_copy(&upload, 1, source, whole).await?;
         self.commit_staged(&upload, &[part], &meta, expect).await
     }
 
@@ -725,9 +731,9 @@ impl ObjectStore for AzureStorage {
         upload: &StagedUpload,
         number: u32,
         source: CopySource<'_>,
-        start: u64,
-        len: u64,
+        range: CopyRange,
     ) -> Result<StagedPart, StorageError> {
+        let CopyRange { start, len, .. } = range;
         let grant = source
             .store
             .readable_url(source.key, COPY_SOURCE_TTL)
@@ -749,8 +755,21 @@ impl ObjectStore for AzureStorage {
         if let Some(authorization) = grant.authorization {
             headers.push(("x-ms-copy-source-authorization".into(), authorization));
         }
-        self.put_block(upload, number, headers, Payload::Empty, len)
-            .await
+        // The service hashes the range it read and refuses the block
+        // (Md5Mismatch) unless it has this MD5: checked before it is staged.
+        if let Some(md5) = range.expected_md5 {
+            headers.push((
+                "x-ms-source-content-md5".into(),
+                base64::engine::general_purpose::STANDARD.encode(md5),
+            ));
+        }
+        let mut part = self
+            .put_block(upload, number, headers, Payload::Empty, len)
+            .await?;
+        if range.expected_md5.is_some() {
+            part.md5 = range.expected_md5;
+        }
+        Ok(part)
     }
 
     async fn list_staged(&self, upload: &StagedUpload) -> Result<Vec<StagedPart>, StorageError> {

@@ -60,6 +60,7 @@ fn kind_of(status: StatusCode, code: &str) -> RemoteErrorKind {
         // The service could not read a copy source (its answer, other than a
         // failed source condition, wrapped in this code).
         (_, "CannotVerifyCopySource") => RemoteErrorKind::SourceUnreachable,
+        (_, "Md5Mismatch" | "Crc64Mismatch" | "InvalidMd5") => RemoteErrorKind::ChecksumMismatch,
         (404, _) => RemoteErrorKind::NotFound,
         (408 | 429 | 500..=599, _) | (_, "OperationTimedOut" | "ServerBusy") => {
             RemoteErrorKind::Unavailable

@@ -1,7 +1,7 @@
 //! S3 ETags as integrity checks: a single-part object's ETag is the MD5 of its
 //! bytes; a multipart object's is the MD5 of its parts' binary MD5s, then `-N`.
 //! (Objects encrypted with SSE-KMS/SSE-C have other ETags; their checks are
-//! skipped, see [`is_md5_etag`].)
+//! skipped, see `md5_of_part` in multipart.rs.)
 
 use md5::{Digest, Md5};
 

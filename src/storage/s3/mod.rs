@@ -24,8 +24,8 @@ use bytes::Bytes;
 use super::body::BodySource;
 use super::meta::ObjectMeta;
 use super::object::{
-    ByteStream, ChecksumKind, CopySource, Expect, ListPage, ObjectHead, ObjectStore, PendingUpload,
-    ReadableUrl, StagedPart, StagedUpload, Stitching, StoreId, StoreLimits,
+    ByteStream, ChecksumKind, CopyRange, CopySource, Expect, ListPage, ObjectHead, ObjectStore,
+    PendingUpload, ReadableUrl, StagedPart, StagedUpload, Stitching, StoreId, StoreLimits,
 };
 use super::{RemoteErrorKind, StorageError, StoreHints, error_chain};
 use crate::retry::RetryPolicy;
@@ -318,11 +318,10 @@ impl ObjectStore for S3Storage {
         upload: &StagedUpload,
         number: u32,
         source: CopySource<'_>,
-        start: u64,
-        len: u64,
+        range: CopyRange,
     ) -> Result<StagedPart, StorageError> {
         let from = self.copy_source_of(source)?;
-        self.upload_part_copy(upload, number, &from, source.version, start, len)
+        self.upload_part_copy(upload, number, &from, source.version, range)
             .await
     }
 
@@ -411,6 +410,7 @@ fn kind_of(status: Option<u16>, code: Option<&str>) -> RemoteErrorKind {
                 | "IncompleteBody",
             ),
         ) => RemoteErrorKind::Unavailable,
+        (_, Some("BadDigest" | "InvalidDigest")) => RemoteErrorKind::ChecksumMismatch,
         (None, _) => RemoteErrorKind::Network,
         _ => RemoteErrorKind::Rejected,
     }

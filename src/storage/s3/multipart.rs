@@ -5,7 +5,7 @@
 //! — is checked against the parts that made it.
 
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, ServerSideEncryption};
 
 use super::etag::{etag_md5, multipart_etag};
 use super::object::content_md5;
@@ -13,13 +13,34 @@ use super::{LIMITS, S3Storage, remote_error};
 use crate::retry::{Activity, Budget};
 use crate::storage::body::BodySource;
 use crate::storage::meta::ObjectMeta;
-use crate::storage::object::{Expect, PendingUpload, StagedPart, StagedUpload, same_version};
+use crate::storage::object::{
+    CopyRange, Expect, PendingUpload, StagedPart, StagedUpload, same_version,
+};
 use crate::storage::{RemoteErrorKind, StorageError};
 
 fn transfer_error(target: String, message: impl ToString) -> StorageError {
     StorageError::Transfer {
         target,
         message: message.to_string(),
+    }
+}
+
+/// The MD5 a part's ETag carries: none under SSE-KMS or SSE-C, whose ETags
+/// are not MD5s of the bytes.
+fn md5_of_part(
+    etag: &str,
+    encryption: Option<&ServerSideEncryption>,
+    customer_algorithm: Option<&str>,
+) -> Option<[u8; 16]> {
+    let encrypted_with_keys = customer_algorithm.is_some()
+        || matches!(
+            encryption,
+            Some(ServerSideEncryption::AwsKms | ServerSideEncryption::AwsKmsDsse)
+        );
+    if encrypted_with_keys {
+        None
+    } else {
+        etag_md5(etag)
     }
 }
 
@@ -110,21 +131,28 @@ impl S3Storage {
             number,
             tag: etag.to_string(),
             size: len,
-            md5: etag_md5(etag),
+            md5: md5_of_part(
+                etag,
+                out.server_side_encryption(),
+                out.sse_customer_algorithm(),
+            ),
         })
     }
 
-    /// Copies `len` bytes from `start` of `copy_source` as part `number`,
-    /// server-side, pinned to the source's ETag.
+    /// Copies `range` of `copy_source` as part `number`, server-side, pinned
+    /// to the source's ETag. The part's ETag is the MD5 of the bytes copied
+    /// (unless encryption makes it something else): compared with the MD5 the
+    /// range must have, a sidecar or a version that lies is caught here,
+    /// before the part can become part of an object.
     pub(super) async fn upload_part_copy(
         &self,
         upload: &StagedUpload,
         number: u32,
         copy_source: &str,
         source_etag: Option<&str>,
-        start: u64,
-        len: u64,
+        range: CopyRange,
     ) -> Result<StagedPart, StorageError> {
+        let CopyRange { start, len, .. } = range;
         let url = self.url_of_key(&upload.key);
         let sdk_number = part_number(number, &url)?;
         if len == 0 || len > LIMITS.max_part {
@@ -153,12 +181,33 @@ impl S3Storage {
         let etag = out
             .copy_part_result()
             .and_then(|r| r.e_tag())
-            .ok_or_else(|| transfer_error(url, "the server gave no part ETag"))?;
+            .ok_or_else(|| transfer_error(url.clone(), "the server gave no part ETag"))?;
+        let md5 = md5_of_part(
+            etag,
+            out.server_side_encryption(),
+            out.sse_customer_algorithm(),
+        );
+        if let (Some(expected), Some(copied)) = (range.expected_md5, md5)
+            && expected != copied
+        {
+            return Err(StorageError::Remote {
+                op: "cannot copy a part into",
+                target: url,
+                kind: RemoteErrorKind::ChecksumMismatch,
+                message: format!(
+                    "bytes {start}..{} of the source have MD5 {}, not the expected {}",
+                    start + len,
+                    hex::encode(copied),
+                    hex::encode(expected)
+                ),
+                hints: &super::HINTS,
+            });
+        }
         Ok(StagedPart {
             number,
             tag: etag.to_string(),
             size: len,
-            md5: etag_md5(etag),
+            md5,
         })
     }
 

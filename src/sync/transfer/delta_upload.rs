@@ -212,13 +212,7 @@ pub(super) async fn upload_delta(
         }
         unusable => {
             if let Some(reason) = unusable.unusable_reason(super::super::estimate::UPLOAD_INSTEAD) {
-                let _ = t
-                    .ctx
-                    .events
-                    .send(ExecEvent::Warning {
-                        message: format!("{}: {reason}", t.item.path),
-                    })
-                    .await;
+                warn(t, format!("{}: {reason}", t.item.path)).await;
             }
             return upload_signed(t, source).await;
         }
@@ -277,15 +271,26 @@ pub(super) async fn upload_delta(
         // An empty file: nothing to stitch.
         return upload_signed(t, source).await;
     }
+    // Parts follow each other through the new file: a copy's place in it is
+    // where the parts before it end.
+    let mut new_offset = 0;
     let specs = plan
         .parts
         .iter()
-        .map(|part| match *part {
-            Part::Copy { src_offset, len } => PartSpec::Copy { src_offset, len },
-            Part::Upload { new_offset, len } => PartSpec::Upload {
-                offset: new_offset,
-                len,
-            },
+        .map(|part| {
+            let spec = match *part {
+                Part::Copy { src_offset, len } => PartSpec::Copy {
+                    src_offset,
+                    new_offset,
+                    len,
+                },
+                Part::Upload { new_offset, len } => PartSpec::Upload {
+                    offset: new_offset,
+                    len,
+                },
+            };
+            new_offset += part.len();
+            spec
         })
         .enumerate()
         .map(|(i, spec)| (i as u32 + 1, spec))
@@ -313,16 +318,44 @@ pub(super) async fn upload_delta(
         let assembled = assembly.run(specs, Vec::new()).await?;
         source.check("while it was uploaded")?;
         let etag = assembly.complete(&assembled, size).await?;
-        Ok::<_, ItemError>((etag, assembled.uploaded, assembled.copied))
+        Ok::<_, ItemError>((etag, assembled))
     }
     .await;
-    let (etag, uploaded, copied) = match result {
+    let (etag, assembled) = match result {
         Ok(done) => done,
         Err(error) => {
             let _ = t.dst.abort_staged(&upload).await;
+            if let ItemError::CopiedRangeMismatch { detail } = &error {
+                // Nothing was committed; the whole file replaces the object
+                // and its sidecar, which described other bytes.
+                warn(
+                    t,
+                    format!(
+                        "{}: the signature sidecar does not describe the object ({detail}); uploading the whole file instead",
+                        t.item.path
+                    ),
+                )
+                .await;
+                return upload_signed(t, source).await;
+            }
             return Err(error);
         }
     };
+    if assembled.copied_unchecked > 0 {
+        warn(
+            t,
+            format!(
+                "{}: {} copied server-side could not be checked against the file (the store reports no checksum for copied ranges; the object's size and the parts' order were checked)",
+                t.item.path,
+                crate::format::bytes(assembled.copied_unchecked)
+            ),
+        )
+        .await;
+    }
     sidecar::store(t.dst.as_ref(), &t.item.path, &new_sig, &etag).await?;
-    Ok(Outcome::sent(uploaded, copied))
+    Ok(Outcome::sent(assembled.uploaded, assembled.copied))
+}
+
+async fn warn(t: &Target<'_>, message: String) {
+    let _ = t.ctx.events.send(ExecEvent::Warning { message }).await;
 }

@@ -39,6 +39,10 @@ pub enum ItemError {
         "names ending in .hssig are reserved for HugeSync's signature sidecars on object stores"
     )]
     ReservedName,
+    /// A server-side copy of the old object's range is not the file's bytes
+    /// there: the signature sidecar does not describe the object.
+    #[error("a range copied server-side is not the file's: {detail}")]
+    CopiedRangeMismatch { detail: String },
     #[error("cancelled")]
     Cancelled,
 }

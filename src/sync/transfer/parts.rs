@@ -12,8 +12,8 @@ use futures::stream::{self, StreamExt, TryStreamExt};
 
 use crate::signature::{SignedBlocks, sign_blocks};
 use crate::storage::body::BodySource;
-use crate::storage::object::{CopySource, StagedPart, StagedUpload};
-use crate::storage::{Expect, ObjectMeta, ObjectStore, StorageError};
+use crate::storage::object::{CopyRange, CopySource, StagedPart, StagedUpload};
+use crate::storage::{Expect, ObjectMeta, ObjectStore, RemoteErrorKind, StorageError};
 
 use super::resumable::{Journal, ResumedPart};
 use super::{ItemContext, ItemError, recheck, settle_write};
@@ -28,8 +28,13 @@ const KEEP_IN_MEMORY: u64 = 64 * 1024 * 1024;
 pub(super) enum PartSpec {
     /// Bytes `offset..offset + len` of the local file.
     Upload { offset: u64, len: u64 },
-    /// Bytes `src_offset..src_offset + len` of the object being replaced.
-    Copy { src_offset: u64, len: u64 },
+    /// Bytes `src_offset..src_offset + len` of the object being replaced,
+    /// which must equal the file's bytes at `new_offset`.
+    Copy {
+        src_offset: u64,
+        new_offset: u64,
+        len: u64,
+    },
 }
 
 pub(super) struct Assembly<'a> {
@@ -58,6 +63,9 @@ pub(super) struct Assembled {
     pub signed: Vec<SignedBlocks>,
     pub uploaded: u64,
     pub copied: u64,
+    /// Bytes copied server-side that the store could not check against the
+    /// file's (it reports no checksum for them).
+    pub copied_unchecked: u64,
 }
 
 /// A file range as read for a part.
@@ -119,6 +127,29 @@ fn read_range(
     })
 }
 
+/// Runs a blocking read of the local file for a part; a file that ends
+/// before the part does was cut meanwhile.
+async fn read_part<T: Send + 'static>(
+    read: impl FnOnce() -> Result<T, StorageError> + Send + 'static,
+) -> Result<T, ItemError> {
+    tokio::task::spawn_blocking(read)
+        .await
+        .map_err(|e| StorageError::Task {
+            location: "upload".into(),
+            reason: e.to_string(),
+        })?
+        .map_err(|e| match e {
+            StorageError::Io { source, .. }
+                if source.kind() == std::io::ErrorKind::UnexpectedEof =>
+            {
+                ItemError::SourceChanged {
+                    what: "while it was read",
+                }
+            }
+            other => ItemError::Storage(other),
+        })
+}
+
 enum PartDone {
     Uploaded(StagedPart, Option<SignedBlocks>),
     Copied(StagedPart),
@@ -156,6 +187,9 @@ impl Assembly<'_> {
                 }
                 PartDone::Copied(part) => {
                     assembled.copied += part.size;
+                    if part.md5.is_none() {
+                        assembled.copied_unchecked += part.size;
+                    }
                     assembled.parts.push(part);
                 }
             }
@@ -176,30 +210,15 @@ impl Assembly<'_> {
                 // hashes and the request alike; only a huge one (a delta's long
                 // run of new bytes) is hashed first and streamed from disk after.
                 let keep = sign.is_some() || len <= KEEP_IN_MEMORY;
-                let (read, signed) = tokio::task::spawn_blocking(move || {
+                let (read, signed) = read_part(move || {
                     let read = read_range(&path, offset, len, keep, journaled)?;
                     let signed = match (&read.bytes, sign) {
                         (Some(bytes), Some(block)) => Some(sign_blocks(bytes, offset, block)),
                         _ => None,
                     };
-                    Ok::<_, StorageError>((read, signed))
+                    Ok((read, signed))
                 })
-                .await
-                .map_err(|e| StorageError::Task {
-                    location: "upload".into(),
-                    reason: e.to_string(),
-                })?
-                .map_err(|e| match e {
-                    // The file ends before the part does: it was cut meanwhile.
-                    StorageError::Io { source, .. }
-                        if source.kind() == std::io::ErrorKind::UnexpectedEof =>
-                    {
-                        ItemError::SourceChanged {
-                            what: "while it was read",
-                        }
-                    }
-                    other => ItemError::Storage(other),
-                })?;
+                .await?;
                 let md5 = read.md5;
                 let source = match &read.bytes {
                     Some(bytes) => BodySource::Memory(bytes),
@@ -231,14 +250,39 @@ impl Assembly<'_> {
                 self.ctx.advanced(self.id, len).await;
                 Ok(PartDone::Uploaded(part, signed))
             }
-            PartSpec::Copy { src_offset, len } => {
+            PartSpec::Copy {
+                src_offset,
+                new_offset,
+                len,
+            } => {
                 let base = self.base.ok_or(ItemError::Incomplete {
                     side: "object to copy from",
                 })?;
-                let part = dst
-                    .stage_copy(upload, number, base, src_offset, len)
-                    .await?;
-                Ok(PartDone::Copied(part))
+                // What the copied range must hold is the file's own bytes
+                // there: the store checks the copy against their MD5, so a
+                // sidecar that lies about the object cannot make it.
+                let path = self.file.to_path_buf();
+                let read =
+                    read_part(move || read_range(&path, new_offset, len, false, false)).await?;
+                let range = CopyRange {
+                    start: src_offset,
+                    len,
+                    expected_md5: Some(read.md5),
+                };
+                match dst.stage_copy(upload, number, base, range).await {
+                    Ok(part) => Ok(PartDone::Copied(part)),
+                    Err(StorageError::Remote {
+                        kind: RemoteErrorKind::ChecksumMismatch,
+                        message,
+                        ..
+                    }) => Err(ItemError::CopiedRangeMismatch {
+                        detail: format!(
+                            "the object's bytes {src_offset}..{} are not the file's at {new_offset} ({message})",
+                            src_offset + len
+                        ),
+                    }),
+                    Err(other) => Err(other.into()),
+                }
             }
         }
     }

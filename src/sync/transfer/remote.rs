@@ -7,7 +7,7 @@
 use futures::stream::{self, StreamExt, TryStreamExt};
 
 use crate::storage::body::{BodySource, md5_of};
-use crate::storage::object::{CopySource, StagedPart, StagedUpload};
+use crate::storage::object::{CopyRange, CopySource, StagedPart, StagedUpload};
 use crate::storage::objects::read_range;
 use crate::storage::{ObjectMeta, ObjectStore, SharedStore, StorageError};
 use crate::types::{Entry, EntryKind, SyncAction};
@@ -144,10 +144,12 @@ impl ObjectCopy<'_> {
         let upload = &self.dst.begin_staged(self.key, &meta).await?;
         let result = self
             .stage_all(upload, &meta, ranges, |number, start, len| async move {
-                let part = self
-                    .dst
-                    .stage_copy(upload, number, self.src, start, len)
-                    .await?;
+                let range = CopyRange {
+                    start,
+                    len,
+                    expected_md5: None,
+                };
+                let part = self.dst.stage_copy(upload, number, self.src, range).await?;
                 Ok(part)
             })
             .await;
