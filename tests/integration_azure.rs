@@ -319,8 +319,8 @@ fn a_sidecar_that_lies_is_refused_by_the_service_and_the_whole_file_goes() {
             "--yes",
             &src,
             &container.url("d"),
-            &blocks[0],
-            &blocks[1],
+            blocks[0],
+            blocks[1],
         ],
     );
     let stderr = stderr_of(&out);
