@@ -132,12 +132,8 @@ fn read_range(
 async fn read_part<T: Send + 'static>(
     read: impl FnOnce() -> Result<T, StorageError> + Send + 'static,
 ) -> Result<T, ItemError> {
-    tokio::task::spawn_blocking(read)
+    crate::storage::run_blocking(read)
         .await
-        .map_err(|e| StorageError::Task {
-            location: "upload".into(),
-            reason: e.to_string(),
-        })?
         .map_err(|e| match e {
             StorageError::Io { source, .. }
                 if source.kind() == std::io::ErrorKind::UnexpectedEof =>
