@@ -102,9 +102,10 @@ async fn sync_command(
     let destination = Location::parse(&args.destination)?;
     let options = sync_options(&ctx.settings, filters);
     let quiet_scan = args.run.json || ctx.verbosity == Verbosity::Quiet;
-    let (plan, scan, sides) =
-        scan_and_plan(source, destination, options, ctx, quiet_scan, true).await?;
-    finish_run(plan, &scan, sides, &args.run, ctx).await
+    let (scan, sides) = scan_sides(&source, &destination, &options, ctx, quiet_scan).await?;
+    let plan = plan_from_scan(source, destination, &scan, options, &sides).await;
+    let verdict = ScanVerdict::of(scan, &ctx.settings);
+    finish_run(plan, verdict, sides, &args.run, ctx).await
 }
 
 async fn tui_command(
@@ -127,9 +128,7 @@ async fn tui_command(
     let mut tui = crate::tui::Tui::start();
     let planning = async {
         let scan = sync::scan(&sides.source, &sides.destination, &options, &progress).await?;
-        let mut plan = sync::build_plan(source, destination, &scan, options.clone());
-        sync::refine::confirm_restored_times(&mut plan, &sides.source, &sides.destination).await;
-        sync::estimate::estimate_deltas(&mut plan, &sides.source, &sides.destination).await;
+        let plan = plan_from_scan(source, destination, &scan, options.clone(), &sides).await;
         Ok::<_, Error>((plan, scan))
     };
     let Some(planned) = tui.scanning(&progress, planning).await else {
@@ -170,8 +169,12 @@ async fn plan_command(
     let destination = Location::parse(&args.destination)?;
     let options = sync_options(&ctx.settings, filters);
     let quiet_scan = args.json || ctx.verbosity == Verbosity::Quiet;
-    let (plan, scan, _) =
-        scan_and_plan(source, destination, options, ctx, quiet_scan, true).await?;
+    let (scan, sides) = scan_sides(&source, &destination, &options, ctx, quiet_scan).await?;
+    let plan = plan_from_scan(source, destination, &scan, options, &sides).await;
+    let partial_scan = scan.error_count() > 0;
+    // The plan holds all it needs from the scan; the manifests go before the
+    // plan is written and printed.
+    drop(scan);
     if let Some(path) = &args.output {
         plan.save(path)?;
         if !args.json && ctx.verbosity != Verbosity::Quiet {
@@ -186,7 +189,7 @@ async fn plan_command(
     if let Err(refusal) = plan.check_safety() {
         eprintln!("warning: `sync` would refuse this plan: {refusal}");
     }
-    Ok(if scan.error_count() > 0 {
+    Ok(if partial_scan {
         ExitStatus::Partial
     } else {
         ExitStatus::Success
@@ -196,38 +199,50 @@ async fn plan_command(
 async fn apply_command(args: ApplyArgs, ctx: &Context) -> Result<ExitStatus, Error> {
     let saved = SyncPlan::load(&args.plan_file)?;
     let quiet_scan = args.run.json || ctx.verbosity == Verbosity::Quiet;
-    let (fresh, scan, sides) = scan_and_plan(
-        saved.source.clone(),
-        saved.destination.clone(),
-        saved.options.clone(),
+    let (scan, sides) = scan_sides(
+        &saved.source,
+        &saved.destination,
+        &saved.options,
         ctx,
         quiet_scan,
-        // The fresh plan only matters when it replaces a stale one.
-        args.replan,
     )
     .await?;
-    let stale = saved.stale_items(&scan);
-    let plan = if stale.is_empty() {
-        saved
-    } else if args.replan {
-        let mut fresh = fresh;
-        fresh.carry_edits_from(&saved);
-        if ctx.verbosity != Verbosity::Quiet {
-            eprintln!(
-                "{} planned entries changed since the plan was made; planned again.",
-                stale.len()
-            );
+    let (stale_count, first_stale) = {
+        let stale = saved.stale_items(&scan);
+        (stale.len(), stale.first().map(|item| item.path.display()))
+    };
+    let plan = match first_stale {
+        None => saved,
+        Some(_) if args.replan => {
+            // Only a stale plan is planned again: a fresh one would double
+            // the memory a large plan takes.
+            let mut fresh = plan_from_scan(
+                saved.source.clone(),
+                saved.destination.clone(),
+                &scan,
+                saved.options.clone(),
+                &sides,
+            )
+            .await;
+            fresh.carry_edits_from(&saved);
+            if ctx.verbosity != Verbosity::Quiet {
+                eprintln!(
+                    "{stale_count} planned entries changed since the plan was made; planned again."
+                );
+            }
+            fresh
         }
-        fresh
-    } else {
-        return Err(sync::PlanError::Stale {
-            count: stale.len(),
-            first: stale[0].path.display(),
+        Some(first) => {
+            return Err(sync::PlanError::Stale {
+                count: stale_count,
+                first,
+            }
+            .into());
         }
-        .into());
     };
     let plan = with_current_guards(plan, &ctx.settings);
-    finish_run(plan, &scan, sides, &args.run, ctx).await
+    let verdict = ScanVerdict::of(scan, &ctx.settings);
+    finish_run(plan, verdict, sides, &args.run, ctx).await
 }
 
 /// The deletion guards set now (config file, environment) apply to a saved
@@ -335,21 +350,21 @@ struct Sides {
     destination: Storage,
 }
 
-async fn scan_and_plan(
-    source: Location,
-    destination: Location,
-    options: SyncOptions,
+/// Opens and scans both sides (with a spinner on a terminal unless `quiet`).
+async fn scan_sides(
+    source: &Location,
+    destination: &Location,
+    options: &SyncOptions,
     ctx: &Context,
     quiet: bool,
-    estimate: bool,
-) -> Result<(SyncPlan, Scan, Sides), Error> {
-    sync::check_locations(&source, &destination)?;
-    let sides = Sides::open(&source, &destination, &ctx.settings).await?;
+) -> Result<(Scan, Sides), Error> {
+    sync::check_locations(source, destination)?;
+    let sides = Sides::open(source, destination, &ctx.settings).await?;
     let progress = ScanProgress::default();
     let spinner =
         (!quiet && std::io::stderr().is_terminal()).then(|| scan_spinner(progress.clone()));
     let scanned = tokio::select! {
-        scanned = sync::scan(&sides.source, &sides.destination, &options, &progress) => scanned,
+        scanned = sync::scan(&sides.source, &sides.destination, options, &progress) => scanned,
         () = ctx.cancel.cancelled() => return Err(Error::Interrupted),
     };
     if let Some(spinner) = spinner {
@@ -357,12 +372,39 @@ async fn scan_and_plan(
     }
     let scan = scanned?;
     print_scan_notes(&scan, ctx);
-    let mut plan = sync::build_plan(source, destination, &scan, options);
+    Ok((scan, sides))
+}
+
+/// The plan for a scan: diff, restored times confirmed, deltas estimated.
+async fn plan_from_scan(
+    source: Location,
+    destination: Location,
+    scan: &Scan,
+    options: SyncOptions,
+    sides: &Sides,
+) -> SyncPlan {
+    let mut plan = sync::build_plan(source, destination, scan, options);
     sync::refine::confirm_restored_times(&mut plan, &sides.source, &sides.destination).await;
-    if estimate {
-        sync::estimate::estimate_deltas(&mut plan, &sides.source, &sides.destination).await;
+    sync::estimate::estimate_deltas(&mut plan, &sides.source, &sides.destination).await;
+    plan
+}
+
+/// What a run still needs from the scans once the plan is made. The manifests
+/// themselves are dropped before anything executes: on a large tree they are
+/// the biggest thing in memory after the plan.
+struct ScanVerdict {
+    /// Some entries could not be read: the run is at best a partial success.
+    partial: bool,
+    withhold_deletes: Option<String>,
+}
+
+impl ScanVerdict {
+    fn of(scan: Scan, settings: &Settings) -> ScanVerdict {
+        ScanVerdict {
+            partial: scan.error_count() > 0,
+            withhold_deletes: withhold_deletes(&scan, settings),
+        }
     }
-    Ok((plan, scan, sides))
 }
 
 /// What the scans passed over or could not read, on stderr unless -q (the exit
@@ -406,12 +448,12 @@ fn scan_spinner(progress: ScanProgress) -> tokio::task::JoinHandle<()> {
 /// Prints, confirms and executes a plan; the common tail of `sync` and `apply`.
 async fn finish_run(
     plan: SyncPlan,
-    scan: &Scan,
+    scan: ScanVerdict,
     sides: Sides,
     run: &RunFlags,
     ctx: &Context,
 ) -> Result<ExitStatus, Error> {
-    let partial_scan = scan.error_count() > 0;
+    let partial_scan = scan.partial;
     let human = !run.json && ctx.verbosity != Verbosity::Quiet;
     if run.dry_run {
         print_plan(&plan, run.json, ctx)?;
@@ -427,7 +469,7 @@ async fn finish_run(
         } else {
             Listing::None
         };
-        print!("{}", report::plan_text(&plan, listing));
+        print_plan_text(&plan, listing)?;
     }
     if plan.stats.changes() == 0 {
         return Ok(if partial_scan {
@@ -461,7 +503,7 @@ async fn finish_run(
         pause: None,
         conflicts: conflict_policy(&ctx.settings),
         resume: crate::resume::ResumeStore::default_location(),
-        withhold_deletes: withhold_deletes(scan, &ctx.settings),
+        withhold_deletes: scan.withhold_deletes,
     };
     let report = sync::execute(
         plan.clone(),
@@ -520,9 +562,16 @@ fn print_plan(plan: &SyncPlan, json: bool, ctx: &Context) -> Result<(), Error> {
         } else {
             Listing::Changes
         };
-        print!("{}", report::plan_text(plan, listing));
+        print_plan_text(plan, listing)?;
     }
     Ok(())
+}
+
+fn print_plan_text(plan: &SyncPlan, listing: Listing) -> Result<(), Error> {
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    report::write_plan_text(&mut out, plan, listing).map_err(Error::Output)?;
+    out.flush().map_err(Error::Output)
 }
 
 fn print_json<T: serde::Serialize>(value: &T) -> Result<(), Error> {

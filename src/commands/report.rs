@@ -18,19 +18,23 @@ pub enum Listing {
     All,
 }
 
-/// The plan as a table grouped by action, with totals.
-pub fn plan_text(plan: &SyncPlan, listing: Listing) -> String {
-    let mut out = String::new();
+/// The plan as a table grouped by action, with totals, written as it is
+/// made: a million-item listing never sits in memory as one string.
+pub fn write_plan_text(
+    out: &mut impl std::io::Write,
+    plan: &SyncPlan,
+    listing: Listing,
+) -> std::io::Result<()> {
     let s = &plan.stats;
-    let _ = writeln!(out, "Plan: {} → {}", plan.source, plan.destination);
-    let _ = writeln!(
+    writeln!(out, "Plan: {} → {}", plan.source, plan.destination)?;
+    writeln!(
         out,
         "  scanned: source {} entries ({}), destination {} entries ({})",
         format::count(plan.scanned.source_entries),
         format::bytes(plan.scanned.source_bytes),
         format::count(plan.scanned.destination_entries),
         format::bytes(plan.scanned.destination_bytes),
-    );
+    )?;
     for action in SyncAction::ALL {
         let totals = s.totals(action);
         if totals.count == 0 {
@@ -41,7 +45,7 @@ pub fn plan_text(plan: &SyncPlan, listing: Listing) -> String {
         } else {
             format::bytes(totals.bytes)
         };
-        let _ = writeln!(
+        writeln!(
             out,
             "  {:<9} {:>12} {:>12}{}",
             action.name(),
@@ -52,7 +56,7 @@ pub fn plan_text(plan: &SyncPlan, listing: Listing) -> String {
             } else {
                 ""
             }
-        );
+        )?;
     }
     if listing != Listing::None {
         for item in &plan.items {
@@ -64,41 +68,41 @@ pub fn plan_text(plan: &SyncPlan, listing: Listing) -> String {
                 .as_ref()
                 .or(item.dst.as_ref())
                 .map_or(0, |e| e.size);
-            let _ = write!(
+            write!(
                 out,
                 "    {:<9}{:>12}  {}  ({})",
                 item.action.name(),
                 format::bytes(size),
                 item.path,
                 item.reason.describe()
-            );
+            )?;
             if item.action == SyncAction::Delta {
-                let _ = write!(
+                write!(
                     out,
                     " send {}, saves {}",
                     format::bytes(item.bytes_to_send),
                     format::bytes(item.bytes_saved)
-                );
+                )?;
             }
             if let Some(note) = &item.note {
-                let _ = write!(out, " [{note}]");
+                write!(out, " [{note}]")?;
             }
-            out.push('\n');
+            out.write_all(b"\n")?;
         }
     }
     if s.changes() == 0 {
-        let _ = writeln!(out, "Nothing to do: the destination is up to date.");
+        writeln!(out, "Nothing to do: the destination is up to date.")?;
     } else {
-        let _ = writeln!(
+        writeln!(
             out,
             "To send: {}; saved by delta: {}; {} change(s), {} deletion(s).",
             format::bytes(s.bytes_to_send),
             format::bytes(s.bytes_saved),
             format::count(s.changes()),
             format::count(s.delete.count),
-        );
+        )?;
     }
-    out
+    Ok(())
 }
 
 /// One line per scan note; errors first.

@@ -323,21 +323,51 @@ impl SyncPlan {
     }
 
     /// Loads and validates a saved plan.
+    ///
+    /// Read as a stream, twice: first only the header (so a plan of another
+    /// format or version is named as such, not reported as whichever field
+    /// changed), then the plan itself straight into its items. Neither pass
+    /// holds the file's text or a JSON tree: a million-item plan costs what its
+    /// items cost.
     pub fn load(path: &Path) -> Result<SyncPlan, PlanError> {
         let invalid = |reason: String| PlanError::Invalid {
             path: path.to_path_buf(),
             reason,
         };
-        let text = std::fs::read(path).map_err(|source| PlanError::Read {
+        let read_err = |source| PlanError::Read {
             path: path.to_path_buf(),
             source,
+        };
+        let parse_err = |e: serde_json::Error| {
+            if e.is_io() {
+                read_err(e.into())
+            } else if e.is_syntax() || e.is_eof() {
+                invalid(format!("not JSON ({e})"))
+            } else {
+                invalid(e.to_string())
+            }
+        };
+        let open = || {
+            std::fs::File::open(path)
+                .map(|file| std::io::BufReader::with_capacity(1 << 20, file))
+                .map_err(read_err)
+        };
+
+        /// The fields that say what a file is; everything else is skipped
+        /// unread in this pass.
+        #[derive(Deserialize)]
+        struct Header {
+            format: Option<String>,
+            version: Option<u64>,
+        }
+        let header: Header = serde_json::from_reader(open()?).map_err(|e| match e.classify() {
+            serde_json::error::Category::Data => invalid("not a JSON object".into()),
+            _ => parse_err(e),
         })?;
-        let probe: serde_json::Value =
-            serde_json::from_slice(&text).map_err(|e| invalid(format!("not JSON ({e})")))?;
-        if probe.get("format").and_then(|f| f.as_str()) != Some(PLAN_FORMAT) {
+        if header.format.as_deref() != Some(PLAN_FORMAT) {
             return Err(invalid("the `format` field is missing or wrong".into()));
         }
-        match probe.get("version").and_then(|v| v.as_u64()) {
+        match header.version {
             Some(v) if v == u64::from(PLAN_VERSION) => {}
             Some(v) => {
                 return Err(invalid(format!(
@@ -346,8 +376,8 @@ impl SyncPlan {
             }
             None => return Err(invalid("the `version` field is missing".into())),
         }
-        let mut plan: SyncPlan =
-            serde_json::from_value(probe).map_err(|e| invalid(e.to_string()))?;
+        let mut plan: SyncPlan = serde_json::from_reader(open()?).map_err(parse_err)?;
+        plan.items.shrink_to_fit();
         // A plan file is input: nothing in it may point outside the roots or
         // configure the engine out of its range.
         if let Some(item) = plan.items.iter().find(|item| !item.path.is_contained()) {

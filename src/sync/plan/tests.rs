@@ -113,6 +113,19 @@ fn save_load_round_trip_and_rejects_foreign_files() {
         SyncPlan::load(&path),
         Err(PlanError::Invalid { .. })
     ));
+    std::fs::write(&path, "[1, 2]").unwrap();
+    let err = SyncPlan::load(&path).unwrap_err().to_string();
+    assert!(err.contains("not a JSON object"), "{err}");
+    // A plan cut short (a copy interrupted half way) is named as such.
+    p.save(&path).unwrap();
+    let text = std::fs::read(&path).unwrap();
+    std::fs::write(&path, &text[..text.len() / 2]).unwrap();
+    let err = SyncPlan::load(&path).unwrap_err().to_string();
+    assert!(err.contains("not JSON"), "{err}");
+    let err = SyncPlan::load(&dir.path().join("missing.json"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.starts_with("cannot read plan"), "{err}");
 }
 
 #[test]
