@@ -1,9 +1,11 @@
 # Shared by scripts/test.sh and the Azure benchmarks (source it; needs
 # free_port from scripts/moto.sh): installs azurite (pinned: 3.35 lacks Put
 # Block From URL) into target/emu/npm and starts servers on free loopback
-# ports; every server started is stopped on exit.
+# ports; every server started is stopped on exit and its store removed
+# (azurite keeps every block it was sent on disk: gigabytes per test run).
 azurite_dir=target/emu/npm
 azurite_pids=()
+azurite_stores=()
 
 install_azurite() {
   local bin="$azurite_dir/node_modules/.bin/azurite-blob"
@@ -24,6 +26,7 @@ install_azurite() {
 start_azurite() {
   local port=$1 dir="target/emu/azurite-$1"
   rm -rf "$dir" && mkdir -p "$dir"
+  azurite_stores+=("$dir")
   "$azurite_dir/node_modules/.bin/azurite-blob" --blobHost 127.0.0.1 --blobPort "$port" \
     --location "$dir" --disableTelemetry --skipApiVersionCheck --silent \
     >"target/emu/azurite-$port.log" 2>&1 &
@@ -39,4 +42,6 @@ start_azurite() {
 
 stop_azurite() {
   [ ${#azurite_pids[@]} -eq 0 ] || kill "${azurite_pids[@]}" 2>/dev/null || true
+  [ ${#azurite_pids[@]} -eq 0 ] || wait "${azurite_pids[@]}" 2>/dev/null || true
+  [ ${#azurite_stores[@]} -eq 0 ] || rm -rf "${azurite_stores[@]}"
 }

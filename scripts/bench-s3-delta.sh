@@ -6,6 +6,8 @@
 # bytes hugesync sent (counted on the wire, from its JSON summary).
 # Usage: scripts/bench-s3-delta.sh [moto|s3s-fs] [WORKDIR]   (default: moto, target/bench-s3)
 # s3s-fs (a Rust, file-backed S3 server) is built into target/emu/s3s on first use.
+# HUGESYNC_BIN=path runs that binary instead of this checkout's release build
+# (to compare two versions in the same setting).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 server=${1:-moto}
@@ -15,8 +17,12 @@ s3s_pid=
 cleanup() { stop_moto; [ -z "$s3s_pid" ] || kill "$s3s_pid" 2>/dev/null || true; }
 trap cleanup EXIT
 [ -x /usr/bin/aws ] || { apt-get update -qq && apt-get install -y -qq awscli; }
-cargo build --release --quiet
-bin=$(realpath "${CARGO_TARGET_DIR:-target}/release/hugesync")
+if [ -n "${HUGESYNC_BIN:-}" ]; then
+  bin=$(realpath "$HUGESYNC_BIN")
+else
+  cargo build --release --quiet
+  bin=$(realpath "${CARGO_TARGET_DIR:-target}/release/hugesync")
+fi
 
 port=$(free_port)
 url="http://127.0.0.1:$port"
@@ -62,16 +68,16 @@ cp delta/old.bin delta/hs/file.bin
 "$bin" -q sync --yes --endpoint-url "$url" --path-style delta/hs s3://bench/hsd
 /usr/bin/aws --endpoint-url "$url" s3 cp --only-show-errors delta/hs/file.bin s3://bench/awsd/file.bin
 cp delta/new.bin delta/hs/file.bin
-hs=$( { /usr/bin/time -f '%e' "$bin" sync --yes --json --endpoint-url "$url" --path-style \
-  delta/hs s3://bench/hsd >delta/run.json; } 2>&1 | tail -1)
+read -r hs hs_cpu < <( { /usr/bin/time -f '%e %U %S' "$bin" sync --yes --json --endpoint-url "$url" --path-style \
+  delta/hs s3://bench/hsd >delta/run.json; } 2>&1 | tail -1 | awk '{print $1, $2 + $3}')
 aws=$( { /usr/bin/time -f '%e' /usr/bin/aws --endpoint-url "$url" s3 cp --only-show-errors \
   delta/hs/file.bin s3://bench/awsd/file.bin; } 2>&1 | tail -1)
 cmp <(/usr/bin/aws --endpoint-url "$url" s3 cp --only-show-errors s3://bench/hsd/file.bin -) delta/new.bin
 
-python3 - "$server" "$hs" "$aws" <<'PY'
+python3 - "$server" "$hs" "$aws" "$hs_cpu" <<'PY'
 import json, sys
 report = next(e["report"] for e in map(json.loads, open("delta/run.json")) if e.get("event") == "summary")
-server, hs, aws = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
-print(f"delta re-sync of the edited 1 GiB file on {server}: hugesync {hs:.2f} s, sent "
+server, hs, aws, cpu = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
+print(f"delta re-sync of the edited 1 GiB file on {server}: hugesync {hs:.2f} s ({cpu:.2f} s CPU), sent "
       f"{report['bytes_sent'] / (1 << 30):.2%} of the file; aws s3 cp {aws:.2f} s (100%) -> {hs / aws:.3f}x aws")
 PY

@@ -80,6 +80,19 @@ fn a_small_edit_to_a_large_file_sends_a_few_parts() {
     data.splice(4096..4096, noise(1024, 22));
     fs::write(&file, &data).unwrap();
     set_newer(&file);
+    let plan = scratch
+        .cmd()
+        .arg("plan")
+        .arg(scratch.src())
+        .arg(bucket.url("d"))
+        .args(bucket.args())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&plan.stdout);
+    assert!(
+        text.contains("delta rebuilds: every range copied server-side is compared (MD5)"),
+        "the plan names the check the store makes:\n{text}"
+    );
     let (sent, saved, _) = upload(&scratch, &bucket, &[]);
     assert!(sent <= 3 * PART, "sent {sent} bytes");
     assert_eq!(sent + saved, data.len() as u64);

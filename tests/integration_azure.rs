@@ -325,6 +325,11 @@ fn a_sidecar_that_lies_is_refused_by_the_service_and_the_whole_file_goes() {
     );
     let stderr = stderr_of(&out);
     assert!(out.status.success(), "{stderr}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("delta rebuilds: every range copied server-side carries the MD5"),
+        "the plan names the check the store makes:\n{stdout}"
+    );
     assert!(
         stderr.contains("sidecar does not describe the object"),
         "{stderr}"

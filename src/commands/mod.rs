@@ -384,6 +384,9 @@ async fn plan_from_scan(
     sides: &Sides,
 ) -> SyncPlan {
     let mut plan = sync::build_plan(source, destination, scan, options);
+    if let (true, Storage::Object(store)) = (plan.source.is_local(), &sides.destination) {
+        plan.rebuild_check = Some(store.limits().rebuild_check);
+    }
     sync::refine::confirm_restored_times(&mut plan, &sides.source, &sides.destination).await;
     sync::estimate::estimate_deltas(&mut plan, &sides.source, &sides.destination).await;
     plan

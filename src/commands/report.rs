@@ -35,6 +35,9 @@ pub fn write_plan_text(
         format::count(plan.scanned.destination_entries),
         format::bytes(plan.scanned.destination_bytes),
     )?;
+    if let Some(check) = plan.rebuild_check_note() {
+        writeln!(out, "  delta rebuilds: {check}")?;
+    }
     for action in SyncAction::ALL {
         let totals = s.totals(action);
         if totals.count == 0 {

@@ -33,6 +33,40 @@ pub struct StoreLimits {
     pub delete_batch: usize,
     /// Checksums the store verifies on upload.
     pub checksums: &'static [ChecksumKind],
+    /// How a range copied server-side is checked against the local bytes it
+    /// stands for, before the rebuilt object is committed.
+    pub rebuild_check: RebuildCheck,
+}
+
+/// How far a server-side rebuild can be verified on a store: a plan with
+/// delta uploads says it, so nobody takes a weaker check for a stronger one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RebuildCheck {
+    /// The copy request carries the local bytes' checksum and the store
+    /// refuses a range that differs (Azure Put Block From URL).
+    StoreRefusesMismatch,
+    /// The store returns the copied range's checksum, compared with the local
+    /// bytes' before committing (S3 UploadPartCopy's MD5 ETag).
+    ComparedBeforeCommit,
+    /// Nothing checks a copied range; only the rebuilt object's size is.
+    SizeOnly,
+}
+
+impl RebuildCheck {
+    pub fn describe(self) -> &'static str {
+        match self {
+            RebuildCheck::StoreRefusesMismatch => {
+                "every range copied server-side carries the MD5 of the local bytes; the store refuses one that differs"
+            }
+            RebuildCheck::ComparedBeforeCommit => {
+                "every range copied server-side is compared (MD5) with the local bytes before the object is committed (not under SSE-KMS or SSE-C, which the summary reports)"
+            }
+            RebuildCheck::SizeOnly => {
+                "ranges copied server-side cannot be checked on this store; only the rebuilt object's size is verified"
+            }
+        }
+    }
 }
 
 /// What a store can build a new object from, server-side.
@@ -158,6 +192,7 @@ mod tests {
         stitching: Stitching::Ranges,
         delete_batch: 10,
         checksums: &[],
+        rebuild_check: RebuildCheck::SizeOnly,
     };
 
     fn upload(len: u64) -> PlannedPart {

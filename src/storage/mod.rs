@@ -25,7 +25,9 @@ use crate::uri::Location;
 pub use azure::AzureSettings;
 pub use local::LocalStorage;
 pub use meta::ObjectMeta;
-pub use object::{Expect, ObjectHead, ObjectStore, StoreLimits, is_sidecar, same_version};
+pub use object::{
+    Expect, ObjectHead, ObjectStore, RebuildCheck, StoreLimits, is_sidecar, same_version,
+};
 pub use s3::S3Settings;
 
 /// An object store shared by every task of a run.

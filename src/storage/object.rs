@@ -17,7 +17,9 @@ use futures::stream::BoxStream;
 
 use super::StorageError;
 use super::body::BodySource;
-pub use super::limits::{ChecksumKind, LimitError, PlannedPart, Stitching, StoreLimits};
+pub use super::limits::{
+    ChecksumKind, LimitError, PlannedPart, RebuildCheck, Stitching, StoreLimits,
+};
 use super::meta::ObjectMeta;
 use crate::retry::RetryPolicy;
 use crate::types::{Entry, EntryKind, RelPath};

@@ -194,6 +194,10 @@ pub struct SyncPlan {
     /// when the plan runs, unless a live process still writes them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub leftovers: Vec<RelPath>,
+    /// How the destination store checks a delta upload's server-side rebuild
+    /// (absent where nothing is rebuilt server-side).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rebuild_check: Option<crate::storage::RebuildCheck>,
 }
 
 /// How the diff compares entries for this pair of sides and these options.
@@ -253,6 +257,7 @@ pub fn build_plan(
         stats: PlanStats::of(&items),
         items,
         leftovers: scan.destination.leftovers.clone(),
+        rebuild_check: None,
     }
 }
 
@@ -279,6 +284,14 @@ fn keep_skipped_destination_links(items: &mut [PlanItem], issues: &[crate::stora
 }
 
 impl SyncPlan {
+    /// What the plan says about verifying server-side rebuilds: only when it
+    /// holds delta uploads to a store that rebuilds them.
+    pub fn rebuild_check_note(&self) -> Option<&'static str> {
+        self.rebuild_check
+            .filter(|_| self.stats.delta.count > 0)
+            .map(crate::storage::RebuildCheck::describe)
+    }
+
     /// Recomputes the totals after the items were edited.
     pub fn refresh_stats(&mut self) {
         self.stats = PlanStats::of(&self.items);

@@ -34,8 +34,8 @@ use super::body::BodySource;
 use super::meta::ObjectMeta;
 use super::object::{
     ByteStream, ChecksumKind, CopyRange, CopySource, Expect, ListPage, ListedObject, ObjectHead,
-    ObjectStore, PendingUpload, ReadableUrl, StagedPart, StagedUpload, Stitching, StoreId,
-    StoreLimits,
+    ObjectStore, PendingUpload, ReadableUrl, RebuildCheck, StagedPart, StagedUpload, Stitching,
+    StoreId, StoreLimits,
 };
 use super::{RemoteErrorKind, StorageError, StoreHints};
 use crate::retry::RetryPolicy;
@@ -63,6 +63,7 @@ const LIMITS: StoreLimits = StoreLimits {
     stitching: Stitching::Ranges,
     delete_batch: 256,
     checksums: &[ChecksumKind::Md5],
+    rebuild_check: RebuildCheck::StoreRefusesMismatch,
 };
 
 /// Deletes in flight at once.

@@ -25,7 +25,8 @@ use super::body::BodySource;
 use super::meta::ObjectMeta;
 use super::object::{
     ByteStream, ChecksumKind, CopyRange, CopySource, Expect, ListPage, ObjectHead, ObjectStore,
-    PendingUpload, ReadableUrl, StagedPart, StagedUpload, Stitching, StoreId, StoreLimits,
+    PendingUpload, ReadableUrl, RebuildCheck, StagedPart, StagedUpload, Stitching, StoreId,
+    StoreLimits,
 };
 use super::{RemoteErrorKind, StorageError, StoreHints, error_chain};
 use crate::retry::RetryPolicy;
@@ -50,6 +51,7 @@ const LIMITS: StoreLimits = StoreLimits {
     stitching: Stitching::Ranges,
     delete_batch: 1000,
     checksums: &[ChecksumKind::Md5],
+    rebuild_check: RebuildCheck::ComparedBeforeCommit,
 };
 
 impl Expect<'_> {

@@ -228,6 +228,7 @@ mod tests {
             stitching: Stitching::Ranges,
             delete_batch: 1000,
             checksums: &[],
+            rebuild_check: crate::storage::RebuildCheck::SizeOnly,
         };
         assert_eq!(part_size(64 * MIB, &limits), 16 * MIB);
         let five_tib = 5 * 1024 * 1024 * MIB;

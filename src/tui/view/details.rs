@@ -30,6 +30,9 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, palette: &Palette) {
                         format::bytes(item.bytes_to_send),
                         format::bytes(item.bytes_saved)
                     )));
+                    if let Some(check) = app.plan.rebuild_check_note() {
+                        lines.push(Line::styled(format!("check: {check}"), palette.dim()));
+                    }
                 }
                 if let Some(note) = &item.note {
                     lines.push(Line::from(note.to_string()));
