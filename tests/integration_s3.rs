@@ -195,6 +195,7 @@ fn archive_mode_round_trips_mode_and_nanosecond_mtime() {
     let file = scratch.write("src/script.sh", b"#!/bin/sh\necho hi\n");
     set_mode(&file, 0o751);
     set_mtime(&file, 1_600_000_000, 123_456_789);
+    scratch.write("src/sub/data.txt", b"data");
     let out = sync(
         &scratch,
         &bucket,
@@ -218,6 +219,14 @@ fn archive_mode_round_trips_mode_and_nanosecond_mtime() {
     let copy = scratch.path("dst/script.sh");
     assert_eq!(util::mode(&copy), 0o751);
     assert_eq!(util::mtime(&copy), util::mtime(&file));
+    // A directory implied by keys has no attributes to restore: it keeps what
+    // creation gave it, not mode 0 and the epoch.
+    let sub = scratch.path("dst/sub");
+    assert_eq!(util::mode(&sub) & 0o700, 0o700, "dst/sub is usable");
+    assert!(
+        util::mtime(&sub) > std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_600_000_000),
+        "dst/sub has a real mtime"
+    );
 
     // Restored times differ from LastModified; the plan asks the object's
     // metadata before calling the file changed.

@@ -338,6 +338,12 @@ impl Runner {
         let Storage::Local(dst) = self.ctx.destination.clone() else {
             return; // object stores keep no directory attributes
         };
+        if !self.ctx.source.has_directories() {
+            // Directories implied by object keys have no attributes to
+            // copy: created ones keep what creation gave them (not mode 0
+            // and the epoch).
+            return;
+        }
         for id in ids {
             let item = &plan.items[id];
             let Some(src) = item.src.as_ref() else {
