@@ -19,10 +19,12 @@ fi
 # any credentials, one that checks them (for the wrong-credentials tests).
 source scripts/moto.sh
 source scripts/azurite.sh
+source scripts/gcs.sh
 install_moto
 install_azurite
+install_gcs
 log=$(mktemp)
-trap 'stop_moto; stop_azurite; rm -f "$log"' EXIT
+trap 'stop_moto; stop_azurite; stop_gcs; rm -f "$log"' EXIT
 s3_port=$(free_port)
 start_moto "$s3_port"
 auth_port=$(free_port)
@@ -33,6 +35,11 @@ export HUGESYNC_TEST_S3_AUTH_ENDPOINT="http://127.0.0.1:$auth_port"
 azure_port=$(free_port)
 start_azurite "$azure_port"
 export HUGESYNC_TEST_AZURE_ENDPOINT="http://127.0.0.1:$azure_port/devstoreaccount1"
+# GCS tests run against fake-gcs-server (no credentials, as Google's tools use
+# an emulator).
+gcs_port=$(free_port)
+start_gcs "$gcs_port"
+export HUGESYNC_TEST_GCS_ENDPOINT="http://127.0.0.1:$gcs_port"
 
 echo "== cargo fmt --check"
 cargo fmt --check

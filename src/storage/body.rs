@@ -29,6 +29,23 @@ pub struct WatchedBody {
     activity: Arc<Activity>,
 }
 
+impl WatchedBody {
+    /// The same body between `head` and `tail` (a multipart request's other
+    /// parts around the media), still watched piece by piece.
+    pub fn framed(self, head: Bytes, tail: Bytes) -> WatchedBody {
+        use futures::StreamExt;
+        let remaining = self.remaining + head.len() as u64 + tail.len() as u64;
+        let pieces = futures::stream::iter([Ok(head)])
+            .chain(self.pieces)
+            .chain(futures::stream::iter([Ok(tail)]));
+        WatchedBody {
+            pieces: Box::pin(pieces),
+            remaining,
+            activity: self.activity,
+        }
+    }
+}
+
 impl Body for WatchedBody {
     type Data = Bytes;
     type Error = std::io::Error;

@@ -36,6 +36,10 @@ pub struct ObjectMeta {
 }
 
 impl ObjectMeta {
+    /// Every metadata key HugeSync writes (a store that merges metadata
+    /// updates is told to drop those a new value lacks).
+    pub const KEYS: [&'static str; 6] = [MTIME, MODE, UID, GID, LINK, BLAKE3];
+
     pub fn to_headers(&self) -> HashMap<String, String> {
         let mut map = HashMap::new();
         if let Some(mtime) = self.mtime_ns {

@@ -1,11 +1,12 @@
 //! Where the bytes live: local disks (`local`) and object stores behind one
 //! interface (`object`: the [`ObjectStore`] trait, its limits as data, and the
 //! helpers in `objects` layered on it). A store is a module under `storage/`
-//! (`s3/`, `azure/`), registered in [`Storage::open`]; nothing above this module
+//! (`s3/`, `azure/`, `gcs/`), registered in [`Storage::open`]; nothing above this module
 //! names one.
 
 pub mod azure;
 pub mod body;
+pub mod gcs;
 pub mod limits;
 pub mod local;
 pub mod meta;
@@ -23,6 +24,7 @@ use crate::types::{Entry, EntryKind, Manifest, RelPath};
 use crate::uri::Location;
 
 pub use azure::AzureSettings;
+pub use gcs::GcsSettings;
 pub use local::LocalStorage;
 pub use meta::ObjectMeta;
 pub use object::{
@@ -247,6 +249,7 @@ pub struct Listing {
 pub struct StoreSettings {
     pub s3: S3Settings,
     pub azure: AzureSettings,
+    pub gcs: GcsSettings,
     /// Retries and stall detection for every request, on every store.
     pub retry: RetryPolicy,
 }
@@ -259,6 +262,7 @@ impl StoreSettings {
         StoreSettings {
             s3: S3Settings::from_config(settings),
             azure: AzureSettings::from_config(settings),
+            gcs: GcsSettings::from_config(settings),
             retry: settings.retry_policy(),
         }
     }
@@ -287,10 +291,9 @@ impl Storage {
             Location::Azure { container, prefix } => Ok(Storage::Object(Arc::new(
                 azure::AzureStorage::connect(&settings.azure, &settings.retry, container, prefix)?,
             ))),
-            other => Err(StorageError::Unsupported {
-                location: other.to_string(),
-                scheme: other.scheme(),
-            }),
+            Location::Gcs { bucket, prefix } => Ok(Storage::Object(Arc::new(
+                gcs::GcsStorage::connect(&settings.gcs, &settings.retry, bucket, prefix)?,
+            ))),
         }
     }
 

@@ -13,6 +13,7 @@ use assert_cmd::Command;
 
 pub mod azure;
 pub mod fault_proxy;
+pub mod gcs;
 pub mod s3;
 
 /// A bucket or container name no other test (or run) uses.

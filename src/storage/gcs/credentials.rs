@@ -1,0 +1,119 @@
+//! Where GCS requests go and how they are authorised, as Google's own tools
+//! decide it: an emulator named by `STORAGE_EMULATOR_HOST` (or
+//! `--endpoint-url`) takes no credentials; otherwise Application Default
+//! Credentials — `GOOGLE_APPLICATION_CREDENTIALS`, gcloud's
+//! `application_default_credentials.json`, the metadata server on GCE/GKE —
+//! found by reqsign. Tokens live in the signer only: never printed or logged.
+
+/// The JSON API's endpoint on Google's side.
+pub const GOOGLE_ENDPOINT: &str = "https://storage.googleapis.com";
+
+/// GCS settings from flags, config.toml and the environment.
+#[derive(Clone, Debug, Default)]
+pub struct GcsSettings {
+    /// Where the JSON API is served (`--endpoint-url`; `STORAGE_EMULATOR_HOST`
+    /// when no flag says otherwise).
+    pub endpoint_url: Option<String>,
+    /// Objects per listing page (`None`: GCS's most, 1000). Smaller pages only
+    /// make tests of paging cheap.
+    pub list_page_size: Option<u32>,
+}
+
+impl GcsSettings {
+    pub fn from_config(settings: &crate::config::Settings) -> GcsSettings {
+        GcsSettings {
+            endpoint_url: settings.endpoint_url.value.clone(),
+            list_page_size: None,
+        }
+    }
+}
+
+/// How requests are authorised.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Auth {
+    /// An emulator: no credentials at all.
+    Anonymous,
+    /// Application Default Credentials, as a bearer token.
+    Adc,
+}
+
+/// Where requests go, and with what.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Resolved {
+    /// Scheme, host and port, no trailing slash.
+    pub endpoint: String,
+    pub auth: Auth,
+}
+
+/// The endpoint and authorisation for these settings and this environment
+/// (`emulator_host`: `STORAGE_EMULATOR_HOST`).
+pub fn resolve(settings: &GcsSettings, emulator_host: Option<&str>) -> Resolved {
+    let with_scheme = |host: &str| {
+        let host = host.trim().trim_end_matches('/');
+        if host.contains("://") {
+            host.to_string()
+        } else {
+            format!("http://{host}")
+        }
+    };
+    if let Some(url) = &settings.endpoint_url {
+        // An explicit endpoint that is Google's own still takes credentials.
+        let endpoint = with_scheme(url);
+        let auth = if endpoint == GOOGLE_ENDPOINT {
+            Auth::Adc
+        } else {
+            Auth::Anonymous
+        };
+        return Resolved { endpoint, auth };
+    }
+    match emulator_host.filter(|h| !h.trim().is_empty()) {
+        Some(host) => Resolved {
+            endpoint: with_scheme(host),
+            auth: Auth::Anonymous,
+        },
+        None => Resolved {
+            endpoint: GOOGLE_ENDPOINT.into(),
+            auth: Auth::Adc,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emulators_and_endpoints_as_google_tools_find_them() {
+        let none = GcsSettings::default();
+        assert_eq!(
+            resolve(&none, None),
+            Resolved {
+                endpoint: GOOGLE_ENDPOINT.into(),
+                auth: Auth::Adc
+            }
+        );
+        // STORAGE_EMULATOR_HOST with or without a scheme.
+        for host in ["127.0.0.1:4443", "http://127.0.0.1:4443/"] {
+            assert_eq!(
+                resolve(&none, Some(host)),
+                Resolved {
+                    endpoint: "http://127.0.0.1:4443".into(),
+                    auth: Auth::Anonymous
+                }
+            );
+        }
+        let flag = GcsSettings {
+            endpoint_url: Some("https://gcs.internal:8443".into()),
+            ..GcsSettings::default()
+        };
+        assert_eq!(
+            resolve(&flag, Some("127.0.0.1:4443")).endpoint,
+            "https://gcs.internal:8443"
+        );
+        let google = GcsSettings {
+            endpoint_url: Some(GOOGLE_ENDPOINT.into()),
+            ..GcsSettings::default()
+        };
+        assert_eq!(resolve(&google, None).auth, Auth::Adc);
+    }
+}

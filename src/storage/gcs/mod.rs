@@ -1,0 +1,969 @@
+//! Google Cloud Storage over the JSON API (reqwest), authorised by reqsign
+//! with Application Default Credentials (or nothing, for an emulator).
+//!
+//! One `GcsStorage` is a bucket and a key prefix. Small files are one
+//! multipart upload (resource and bytes in one request, MD5 checked by the
+//! service). Large ones are parallel composite uploads: parts go up at once as
+//! temporary objects (`staging`), are composed into the object — in a tree
+//! when there are more than 32 — and removed. Compose joins whole objects
+//! only, so a delta cannot reuse a range of the old object: the store says so
+//! in its limits (`Stitching::WholeObjects`) and the planner sends such files
+//! whole. Versions are generations: `ifGenerationMatch` guards every write
+//! (`0`: the object must not exist) and pins every read.
+
+mod credentials;
+mod json;
+mod request;
+mod staging;
+
+use std::any::Any;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use base64::Engine;
+use futures::{StreamExt, TryStreamExt};
+use reqwest::Method;
+
+use self::credentials::{Auth, Resolved};
+use self::request::{Call, Payload};
+use super::body::BodySource;
+use super::meta::ObjectMeta;
+use super::object::{
+    ByteStream, ChecksumKind, CopyRange, CopySource, Expect, ListPage, ListedObject, ObjectHead,
+    ObjectStore, PendingUpload, ReadableUrl, RebuildCheck, StagedPart, StagedUpload, Stitching,
+    StoreId, StoreLimits,
+};
+use super::{RemoteErrorKind, StorageError, StoreHints};
+use crate::retry::RetryPolicy;
+
+pub use credentials::GcsSettings;
+
+/// What to check when GCS refuses a request.
+pub(crate) const HINTS: StoreHints = StoreHints {
+    credentials: "GOOGLE_APPLICATION_CREDENTIALS, `gcloud auth application-default login`, or the metadata server on GCE/GKE; STORAGE_EMULATOR_HOST for an emulator",
+    bucket: "bucket",
+};
+
+const TIB: u64 = 1024 * 1024 * 1024 * 1024;
+
+/// Objects up to 5 TiB; compose takes 1–32 whole objects of one bucket per
+/// call. The count of parts is ours (a compose tree has no limit of its own):
+/// it keeps parts of a 5 TiB file at 512 MiB or less.
+const LIMITS: StoreLimits = StoreLimits {
+    min_part: 1,
+    max_part: 5 * TIB,
+    max_parts: 10_000,
+    max_single_put: 5 * TIB,
+    max_single_copy: 5 * TIB,
+    stitching: Stitching::WholeObjects {
+        sources: COMPOSE_SOURCES,
+    },
+    delete_batch: 100,
+    checksums: &[ChecksumKind::Md5, ChecksumKind::Crc32c],
+    rebuild_check: RebuildCheck::SizeOnly,
+};
+
+/// Sources of one compose call.
+const COMPOSE_SOURCES: usize = 32;
+/// Deletes in flight at once.
+const PARALLEL_DELETES: usize = 16;
+/// Objects per listing page.
+const PAGE_SIZE: u32 = 1000;
+/// The content type of every object HugeSync writes.
+const CONTENT_TYPE: &str = "application/octet-stream";
+
+/// Characters left as they are in a path segment or query value (an object's
+/// name is one segment: its `/`s are escaped too).
+const ESCAPES: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+fn escaped(value: &str) -> String {
+    percent_encoding::utf8_percent_encode(value, ESCAPES).to_string()
+}
+
+/// Nanoseconds since the epoch of an RFC 3339 time (0 when unreadable).
+fn rfc3339_ns(text: &str) -> i64 {
+    humantime::parse_rfc3339_weak(text)
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+}
+
+/// The `ifGenerationMatch` a write carries for an expectation.
+fn generation_condition(expect: Expect<'_>) -> Option<String> {
+    match expect {
+        Expect::Any => None,
+        Expect::Absent => Some("0".into()),
+        Expect::Version(version) => Some(version.trim_matches('"').to_string()),
+    }
+}
+
+/// A bucket and a prefix, with a client and signer shared by every clone.
+#[derive(Clone)]
+pub struct GcsStorage {
+    client: reqwest::Client,
+    /// `None` for an emulator.
+    signer: Option<Arc<reqsign_core::Signer<reqsign_google::Credential>>>,
+    resolved: Resolved,
+    bucket: String,
+    /// Empty, or ending in `/`.
+    prefix: String,
+    retry: RetryPolicy,
+    list_page_size: u32,
+}
+
+impl std::fmt::Debug for GcsStorage {
+    // The signer holds tokens: never printed.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GcsStorage")
+            .field("endpoint", &self.resolved.endpoint)
+            .field("bucket", &self.bucket)
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+impl GcsStorage {
+    /// Resolves the endpoint and builds the client. No request is made yet:
+    /// credentials are looked for at the first one (refused ones: exit 4).
+    pub fn connect(
+        settings: &GcsSettings,
+        retry: &RetryPolicy,
+        bucket: &str,
+        prefix: &str,
+    ) -> Result<GcsStorage, StorageError> {
+        let emulator = std::env::var("STORAGE_EMULATOR_HOST").ok();
+        let resolved = credentials::resolve(settings, emulator.as_deref());
+        let client = reqwest::Client::builder()
+            .connect_timeout(retry.stall_timeout.min(std::time::Duration::from_secs(10)))
+            .pool_idle_timeout(std::time::Duration::from_secs(4))
+            .build()
+            .map_err(|e| StorageError::Transfer {
+                target: format!("gs://{bucket}"),
+                message: request::error_chain(&e.without_url()),
+            })?;
+        let signer = (resolved.auth == Auth::Adc).then(|| {
+            let context = reqsign_core::Context::new()
+                .with_file_read(reqsign_file_read_tokio::TokioFileRead)
+                .with_http_send(reqsign_http_send_reqwest::ReqwestHttpSend::new(
+                    client.clone(),
+                ))
+                .with_env(reqsign_core::OsEnv);
+            Arc::new(reqsign_core::Signer::new(
+                context,
+                reqsign_google::DefaultCredentialProvider::new(),
+                reqsign_google::RequestSigner::new("storage")
+                    .with_scope("https://www.googleapis.com/auth/devstorage.read_write"),
+            ))
+        });
+        let prefix = prefix.trim_matches('/');
+        Ok(GcsStorage {
+            client,
+            signer,
+            resolved,
+            bucket: bucket.to_string(),
+            prefix: if prefix.is_empty() {
+                String::new()
+            } else {
+                format!("{prefix}/")
+            },
+            retry: retry.clone(),
+            list_page_size: settings
+                .list_page_size
+                .unwrap_or(PAGE_SIZE)
+                .clamp(1, PAGE_SIZE),
+        })
+    }
+
+    fn bucket_url(&self) -> String {
+        format!(
+            "{}/storage/v1/b/{}",
+            self.resolved.endpoint,
+            escaped(&self.bucket)
+        )
+    }
+
+    /// The object resource's URL (its name is one escaped segment).
+    fn object_url(&self, key: &str) -> String {
+        format!("{}/o/{}", self.bucket_url(), escaped(key))
+    }
+
+    fn upload_url(&self) -> String {
+        format!(
+            "{}/upload/storage/v1/b/{}/o?uploadType=multipart",
+            self.resolved.endpoint,
+            escaped(&self.bucket)
+        )
+    }
+
+    fn url_of_key(&self, key: &str) -> String {
+        format!("gs://{}/{key}", self.bucket)
+    }
+
+    /// One page of the objects whose names start with `prefix` (bucket-level).
+    async fn list_objects(
+        &self,
+        prefix: &str,
+        token: Option<&str>,
+    ) -> Result<json::ObjectList, StorageError> {
+        let mut url = format!(
+            "{}/o?projection=noAcl&maxResults={}&prefix={}",
+            self.bucket_url(),
+            self.list_page_size,
+            escaped(prefix)
+        );
+        if let Some(token) = token {
+            url.push_str(&format!("&pageToken={}", escaped(token)));
+        }
+        let target = self.url_of_key(prefix);
+        self.json("cannot list", &target, || Call::new(Method::GET, &url))
+            .await
+    }
+
+    /// Every object whose name starts with `prefix`, all pages.
+    async fn list_all(&self, prefix: &str) -> Result<Vec<json::Object>, StorageError> {
+        let mut objects = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let page = self.list_objects(prefix, token.as_deref()).await?;
+            objects.extend(page.items);
+            match page.next_page_token.filter(|t| !t.is_empty()) {
+                Some(next) => token = Some(next),
+                None => return Ok(objects),
+            }
+        }
+    }
+
+    async fn head_object(&self, key: &str) -> Result<Option<json::Object>, StorageError> {
+        let url = format!("{}?projection=noAcl", self.object_url(key));
+        let found = self
+            .json("cannot head", &self.url_of_key(key), || {
+                Call::new(Method::GET, &url)
+            })
+            .await;
+        match found {
+            Ok(object) => Ok(Some(object)),
+            Err(StorageError::Remote {
+                kind: RemoteErrorKind::NotFound,
+                ..
+            }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// One multipart upload: the resource and the bytes in one request.
+    async fn upload(
+        &self,
+        key: &str,
+        body: BodySource<'_>,
+        len: u64,
+        metadata: HashMap<String, String>,
+        md5: Option<[u8; 16]>,
+        expect: Expect<'_>,
+    ) -> Result<json::Object, StorageError> {
+        let target = self.url_of_key(key);
+        let resource = serde_json::to_string(&json::NewObject {
+            name: Some(key),
+            content_type: CONTENT_TYPE,
+            md5_hash: md5.map(|m| base64::engine::general_purpose::STANDARD.encode(m)),
+            metadata,
+        })
+        .map_err(|e| StorageError::Transfer {
+            target: target.clone(),
+            message: e.to_string(),
+        })?;
+        let mut url = self.upload_url();
+        if let Some(generation) = generation_condition(expect) {
+            url.push_str(&format!("&ifGenerationMatch={generation}"));
+        }
+        let object: json::Object = self
+            .json("cannot upload", &target, || Call {
+                payload: Payload::Upload {
+                    resource: &resource,
+                    source: body,
+                    len,
+                },
+                ..Call::new(Method::POST, &url)
+            })
+            .await?;
+        // The service checks a given MD5; what it stored is compared too
+        // (emulators do not check).
+        if let (Some(sent), Some(stored)) = (md5, object.md5())
+            && sent != stored
+        {
+            return Err(StorageError::Verification {
+                target,
+                message: "the stored object's MD5 differs from what was sent".into(),
+            });
+        }
+        if object.size() != len {
+            return Err(StorageError::Verification {
+                target,
+                message: format!("{len} bytes were sent but {} stored", object.size()),
+            });
+        }
+        Ok(object)
+    }
+
+    /// Composes `sources` (name, generation) into `key`, in a tree of
+    /// intermediates under the upload's folder when there are more than a
+    /// call takes.
+    async fn compose(
+        &self,
+        stem: &str,
+        key: &str,
+        mut sources: Vec<(String, String)>,
+        meta: &ObjectMeta,
+        expect: Expect<'_>,
+    ) -> Result<json::Object, StorageError> {
+        let mut level = 0;
+        while sources.len() > COMPOSE_SOURCES {
+            level += 1;
+            let groups: Vec<Vec<(String, String)>> =
+                sources.chunks(COMPOSE_SOURCES).map(<[_]>::to_vec).collect();
+            let composed: Vec<json::Object> = futures::stream::iter(groups.into_iter().enumerate())
+                .map(|(index, group)| {
+                    let name = staging::composite_name(stem, level, index, key);
+                    async move {
+                        self.compose_once(&name, &group, HashMap::new(), Expect::Any)
+                            .await
+                    }
+                })
+                .buffered(PARALLEL_DELETES)
+                .try_collect()
+                .await?;
+            sources = composed
+                .into_iter()
+                .map(|o| (o.name, o.generation.unwrap_or_default()))
+                .collect();
+        }
+        self.compose_once(key, &sources, meta.to_headers(), expect)
+            .await
+    }
+
+    async fn compose_once(
+        &self,
+        key: &str,
+        sources: &[(String, String)],
+        metadata: HashMap<String, String>,
+        expect: Expect<'_>,
+    ) -> Result<json::Object, StorageError> {
+        let target = self.url_of_key(key);
+        let body = serde_json::to_string(&json::ComposeRequest {
+            source_objects: sources
+                .iter()
+                .map(|(name, generation)| json::ComposeSource {
+                    name,
+                    generation: Some(generation)
+                        .filter(|g| !g.is_empty())
+                        .map(|g| g.as_str()),
+                })
+                .collect(),
+            destination: json::NewObject {
+                name: None,
+                content_type: CONTENT_TYPE,
+                md5_hash: None,
+                metadata,
+            },
+        })
+        .map_err(|e| StorageError::Transfer {
+            target: target.clone(),
+            message: e.to_string(),
+        })?;
+        let mut url = format!("{}/compose", self.object_url(key));
+        if let Some(generation) = generation_condition(expect) {
+            url.push_str(&format!("?ifGenerationMatch={generation}"));
+        }
+        self.json("cannot compose", &target, || Call {
+            payload: Payload::Json(&body),
+            server_side: true,
+            ..Call::new(Method::POST, &url)
+        })
+        .await
+    }
+
+    /// Removes an upload's temporaries (parts and intermediates).
+    async fn remove_upload_folder(&self, stem: &str) -> Result<(), StorageError> {
+        let names: Vec<String> = self
+            .list_all(&staging::upload_folder(stem))
+            .await?
+            .into_iter()
+            .map(|o| o.name)
+            .filter(|name| name.starts_with(staging::STAGING))
+            .collect();
+        self.delete_keys(&names).await
+    }
+
+    fn head_of(object: &json::Object) -> ObjectHead {
+        ObjectHead {
+            size: object.size(),
+            mtime_ns: object.updated.as_deref().map_or(0, rfc3339_ns),
+            version: object.generation.clone(),
+            meta: ObjectMeta::from_headers(&object.metadata.clone().unwrap_or_default()),
+        }
+    }
+
+    fn generation_of(object: json::Object, target: &str) -> Result<String, StorageError> {
+        object.generation.ok_or_else(|| StorageError::Transfer {
+            target: target.to_string(),
+            message: "the answer carries no generation".into(),
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl ObjectStore for GcsStorage {
+    fn scheme(&self) -> &'static str {
+        "gs"
+    }
+
+    fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
+    fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    fn id(&self) -> StoreId {
+        StoreId {
+            endpoint: self.resolved.endpoint.clone(),
+            bucket: self.bucket.clone(),
+        }
+    }
+
+    fn limits(&self) -> &StoreLimits {
+        &LIMITS
+    }
+
+    fn retry(&self) -> &RetryPolicy {
+        &self.retry
+    }
+
+    fn hints(&self) -> &'static StoreHints {
+        &HINTS
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    async fn list_page(&self, token: Option<String>) -> Result<ListPage, StorageError> {
+        let page = self.list_objects(&self.prefix, token.as_deref()).await?;
+        let objects = page
+            .items
+            .into_iter()
+            // A composite upload's temporaries are never user files.
+            .filter(|o| !o.name.starts_with(staging::STAGING))
+            .filter_map(|o| {
+                let head = Self::head_of(&o);
+                Some(ListedObject {
+                    rel_key: o.name.strip_prefix(&self.prefix)?.to_string(),
+                    size: head.size,
+                    mtime_ns: head.mtime_ns,
+                    version: head.version,
+                    meta: Some(head.meta),
+                })
+            })
+            .collect();
+        Ok(ListPage {
+            objects,
+            next: page.next_page_token.filter(|t| !t.is_empty()),
+        })
+    }
+
+    async fn head(&self, key: &str) -> Result<Option<ObjectHead>, StorageError> {
+        Ok(self.head_object(key).await?.as_ref().map(Self::head_of))
+    }
+
+    async fn open_read(
+        &self,
+        key: &str,
+        range: Option<(u64, u64)>,
+        version: Option<&str>,
+    ) -> Result<ByteStream, StorageError> {
+        let target = self.url_of_key(key);
+        let mut url = format!("{}?alt=media", self.object_url(key));
+        if let Some(version) = version {
+            // The generation itself is read: a replaced object is no longer
+            // there under it, whether or not a server honours the condition.
+            let generation = version.trim_matches('"');
+            url.push_str(&format!(
+                "&generation={generation}&ifGenerationMatch={generation}"
+            ));
+        }
+        let mut call = Call::new(Method::GET, &url);
+        if let Some((start, len)) = range.filter(|&(_, len)| len > 0) {
+            call.headers
+                .push(("range", format!("bytes={start}-{}", start + len - 1)));
+        }
+        let activity = Arc::default();
+        let response = self
+            .send_once("cannot read", &target, call, &activity)
+            .await
+            .map_err(|e| match e {
+                // Under a pinned generation, "not found" means replaced or
+                // deleted since it was listed.
+                StorageError::Remote {
+                    op,
+                    target,
+                    kind: RemoteErrorKind::NotFound,
+                    message,
+                    hints,
+                } if version.is_some() => StorageError::Remote {
+                    op,
+                    target,
+                    kind: RemoteErrorKind::PreconditionFailed,
+                    message,
+                    hints,
+                },
+                other => other,
+            })?;
+        Ok(response
+            .bytes_stream()
+            .map_err(move |e| StorageError::Interrupted {
+                target: target.clone(),
+                message: request::error_chain(&e.without_url()),
+            })
+            .boxed())
+    }
+
+    async fn put(
+        &self,
+        key: &str,
+        body: BodySource<'_>,
+        len: u64,
+        meta: &ObjectMeta,
+        md5: Option<[u8; 16]>,
+        expect: Expect<'_>,
+    ) -> Result<String, StorageError> {
+        let object = self
+            .upload(key, body, len, meta.to_headers(), md5, expect)
+            .await?;
+        Self::generation_of(object, &self.url_of_key(key))
+    }
+
+    fn copies_from(&self, source: &dyn ObjectStore) -> bool {
+        // Rewrite copies between buckets of the same service.
+        source
+            .as_any()
+            .downcast_ref::<GcsStorage>()
+            .is_some_and(|s| s.resolved.endpoint == self.resolved.endpoint)
+    }
+
+    async fn copy_object(
+        &self,
+        source: CopySource<'_>,
+        key: &str,
+        meta: Option<&ObjectMeta>,
+        expect: Expect<'_>,
+    ) -> Result<String, StorageError> {
+        let target = self.url_of_key(key);
+        let Some(from) = source.store.as_any().downcast_ref::<GcsStorage>() else {
+            return Err(StorageError::Transfer {
+                target,
+                message: "GCS copies server-side only from GCS".into(),
+            });
+        };
+        let body = match meta {
+            Some(meta) => serde_json::to_string(&json::NewObject {
+                name: None,
+                content_type: CONTENT_TYPE,
+                md5_hash: None,
+                metadata: meta.to_headers(),
+            })
+            .map_err(|e| StorageError::Transfer {
+                target: target.clone(),
+                message: e.to_string(),
+            })?,
+            None => "{}".to_string(),
+        };
+        let mut base = format!(
+            "{}/rewriteTo/b/{}/o/{}?projection=noAcl",
+            from.object_url(source.key),
+            escaped(&self.bucket),
+            escaped(key)
+        );
+        if let Some(generation) = source.version {
+            base.push_str(&format!(
+                "&ifSourceGenerationMatch={}",
+                generation.trim_matches('"')
+            ));
+        }
+        if let Some(generation) = generation_condition(expect) {
+            base.push_str(&format!("&ifGenerationMatch={generation}"));
+        }
+        // Large copies across locations or classes take several calls.
+        let mut token: Option<String> = None;
+        loop {
+            let url = match &token {
+                Some(token) => format!("{base}&rewriteToken={}", escaped(token)),
+                None => base.clone(),
+            };
+            let answer: json::RewriteResponse = self
+                .json("cannot copy to", &target, || Call {
+                    payload: Payload::Json(&body),
+                    server_side: true,
+                    ..Call::new(Method::POST, &url)
+                })
+                .await?;
+            if answer.done {
+                let object = answer.resource.ok_or_else(|| StorageError::Transfer {
+                    target: target.clone(),
+                    message: "the finished copy's answer has no object".into(),
+                })?;
+                return Self::generation_of(object, &target);
+            }
+            token = answer.rewrite_token;
+            if token.is_none() {
+                return Err(StorageError::Transfer {
+                    target,
+                    message: "an unfinished copy's answer has no token to continue with".into(),
+                });
+            }
+        }
+    }
+
+    async fn set_metadata(
+        &self,
+        key: &str,
+        meta: &ObjectMeta,
+        expect: Expect<'_>,
+    ) -> Result<String, StorageError> {
+        let target = self.url_of_key(key);
+        // A patch merges keys: every key HugeSync writes is named, those
+        // without a value now are removed.
+        let mut metadata: HashMap<String, Option<String>> = ObjectMeta::KEYS
+            .iter()
+            .map(|k| ((*k).to_string(), None))
+            .collect();
+        metadata.extend(meta.to_headers().into_iter().map(|(k, v)| (k, Some(v))));
+        let body = serde_json::to_string(&json::MetadataPatch { metadata }).map_err(|e| {
+            StorageError::Transfer {
+                target: target.clone(),
+                message: e.to_string(),
+            }
+        })?;
+        let mut url = format!("{}?projection=noAcl", self.object_url(key));
+        if let Some(generation) = generation_condition(expect) {
+            url.push_str(&format!("&ifGenerationMatch={generation}"));
+        }
+        let object: json::Object = self
+            .json("cannot set the metadata of", &target, || Call {
+                payload: Payload::Json(&body),
+                ..Call::new(Method::PATCH, &url)
+            })
+            .await?;
+        Self::generation_of(object, &target)
+    }
+
+    async fn delete_keys(&self, keys: &[String]) -> Result<(), StorageError> {
+        futures::stream::iter(keys.iter().cloned())
+            .map(|key| async move {
+                let target = self.url_of_key(&key);
+                let url = self.object_url(&key);
+                match self
+                    .send("cannot delete", &target, || Call::new(Method::DELETE, &url))
+                    .await
+                {
+                    Ok(_)
+                    | Err(StorageError::Remote {
+                        kind: RemoteErrorKind::NotFound,
+                        ..
+                    }) => Ok(()),
+                    Err(e) => Err(e),
+                }
+            })
+            .buffer_unordered(PARALLEL_DELETES)
+            .try_collect::<()>()
+            .await
+    }
+
+    async fn readable_url(
+        &self,
+        key: &str,
+        ttl: std::time::Duration,
+    ) -> Result<Option<ReadableUrl>, StorageError> {
+        let Some(signer) = &self.signer else {
+            // An emulator serves anyone.
+            return Ok(Some(ReadableUrl {
+                url: format!("{}?alt=media", self.object_url(key)),
+                authorization: None,
+            }));
+        };
+        // A V4 signed URL needs a service account's key (or a signer email):
+        // credentials that cannot sign grant no URL, and copies go through
+        // this machine instead.
+        let url = format!(
+            "{}/{}/{}",
+            self.resolved.endpoint,
+            escaped(&self.bucket),
+            percent_encoding::utf8_percent_encode(key, ESCAPES)
+                .to_string()
+                .replace("%2F", "/")
+        );
+        let Ok(request) = http::Request::get(&url).body(()) else {
+            return Ok(None);
+        };
+        let (mut parts, ()) = request.into_parts();
+        if signer.sign(&mut parts, Some(ttl)).await.is_err() {
+            return Ok(None);
+        }
+        Ok(Some(ReadableUrl {
+            url: parts.uri.to_string(),
+            authorization: None,
+        }))
+    }
+
+    async fn begin_staged(
+        &self,
+        key: &str,
+        _meta: &ObjectMeta,
+    ) -> Result<StagedUpload, StorageError> {
+        // Nothing to ask the service: parts are objects of their own, the
+        // metadata goes with the compose.
+        Ok(StagedUpload {
+            key: key.to_string(),
+            id: staging::new_stem(),
+        })
+    }
+
+    async fn stage_bytes(
+        &self,
+        upload: &StagedUpload,
+        number: u32,
+        body: BodySource<'_>,
+        len: u64,
+        md5: Option<[u8; 16]>,
+    ) -> Result<StagedPart, StorageError> {
+        if number == 0 || number as usize > LIMITS.max_parts {
+            return Err(StorageError::Transfer {
+                target: self.url_of_key(&upload.key),
+                message: format!("part number {number} is outside 1..={}", LIMITS.max_parts),
+            });
+        }
+        if len > LIMITS.max_part {
+            return Err(StorageError::Transfer {
+                target: self.url_of_key(&upload.key),
+                message: format!("a {len}-byte part is over the 5 TiB an object may hold"),
+            });
+        }
+        let name = staging::part_name(&upload.id, number, &upload.key);
+        let object = self
+            .upload(&name, body, len, HashMap::new(), md5, Expect::Any)
+            .await?;
+        let stored_md5 = object.md5();
+        let generation = Self::generation_of(object, &self.url_of_key(&upload.key))?;
+        Ok(StagedPart {
+            number,
+            tag: staging::tag(&name, &generation),
+            size: len,
+            md5: stored_md5,
+        })
+    }
+
+    async fn stage_copy(
+        &self,
+        upload: &StagedUpload,
+        number: u32,
+        source: CopySource<'_>,
+        range: CopyRange,
+    ) -> Result<StagedPart, StorageError> {
+        // Compose takes whole objects of this bucket: an existing object
+        // becomes a part as it is (an append's old content), by reference.
+        let target = self.url_of_key(&upload.key);
+        let same_bucket = source
+            .store
+            .as_any()
+            .downcast_ref::<GcsStorage>()
+            .is_some_and(|s| s.bucket == self.bucket && s.resolved == self.resolved);
+        if !same_bucket {
+            return Err(StorageError::Transfer {
+                target,
+                message: "GCS composes objects of the same bucket only".into(),
+            });
+        }
+        let object = self
+            .head_object(source.key)
+            .await?
+            .ok_or_else(|| StorageError::Remote {
+                op: "cannot compose from",
+                target: self.url_of_key(source.key),
+                kind: RemoteErrorKind::NotFound,
+                message: "the source object is gone".into(),
+                hints: &HINTS,
+            })?;
+        let generation = object.generation.clone().unwrap_or_default();
+        if let Some(version) = source.version
+            && version.trim_matches('"') != generation
+        {
+            return Err(StorageError::Remote {
+                op: "cannot compose from",
+                target: self.url_of_key(source.key),
+                kind: RemoteErrorKind::PreconditionFailed,
+                message: "the source object changed".into(),
+                hints: &HINTS,
+            });
+        }
+        if range.start != 0 || range.len != object.size() {
+            return Err(StorageError::Transfer {
+                target,
+                message: format!(
+                    "GCS cannot reuse bytes {}..{} of a {}-byte object: compose takes whole objects",
+                    range.start,
+                    range.start + range.len,
+                    object.size()
+                ),
+            });
+        }
+        let md5 = match (range.expected_md5, object.md5()) {
+            (Some(expected), Some(actual)) if expected != actual => {
+                return Err(StorageError::Remote {
+                    op: "cannot compose from",
+                    target: self.url_of_key(source.key),
+                    kind: RemoteErrorKind::ChecksumMismatch,
+                    message: "the object's MD5 is not the expected one".into(),
+                    hints: &HINTS,
+                });
+            }
+            (Some(expected), Some(_)) => Some(expected),
+            _ => None,
+        };
+        Ok(StagedPart {
+            number,
+            tag: staging::tag(source.key, &generation),
+            size: range.len,
+            md5,
+        })
+    }
+
+    async fn list_staged(&self, upload: &StagedUpload) -> Result<Vec<StagedPart>, StorageError> {
+        let objects = self.list_all(&staging::upload_folder(&upload.id)).await?;
+        if objects.is_empty() {
+            return Err(StorageError::Remote {
+                op: "cannot resume",
+                target: self.url_of_key(&upload.key),
+                kind: RemoteErrorKind::NotFound,
+                message: "no part of the upload is left".into(),
+                hints: &HINTS,
+            });
+        }
+        let mut parts: Vec<StagedPart> = objects
+            .iter()
+            .filter_map(|o| {
+                let (_, number, key) = staging::parse_part_name(&o.name)?;
+                (key == upload.key).then(|| StagedPart {
+                    number,
+                    tag: staging::tag(&o.name, o.generation.as_deref().unwrap_or_default()),
+                    size: o.size(),
+                    md5: o.md5(),
+                })
+            })
+            .collect();
+        parts.sort_by_key(|p| p.number);
+        Ok(parts)
+    }
+
+    async fn commit_staged(
+        &self,
+        upload: &StagedUpload,
+        parts: &[StagedPart],
+        meta: &ObjectMeta,
+        expect: Expect<'_>,
+    ) -> Result<String, StorageError> {
+        let target = self.url_of_key(&upload.key);
+        let sources = parts
+            .iter()
+            .map(|p| {
+                staging::parse_tag(&p.tag)
+                    .map(|(name, generation)| (name.to_string(), generation.to_string()))
+                    .ok_or_else(|| StorageError::Transfer {
+                        target: target.clone(),
+                        message: format!("part {} has no object to compose from", p.number),
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if sources.is_empty() {
+            return Err(StorageError::Transfer {
+                target,
+                message: "an object needs at least one part".into(),
+            });
+        }
+        let object = self
+            .compose(&upload.id, &upload.key, sources, meta, expect)
+            .await?;
+        let expected: u64 = parts.iter().map(|p| p.size).sum();
+        if object.size() != expected {
+            return Err(StorageError::Verification {
+                target,
+                message: format!(
+                    "the composed object holds {} bytes, not the {expected} of its parts",
+                    object.size()
+                ),
+            });
+        }
+        // The object is made: its temporaries go (a failure here leaves
+        // only them, which `hugesync uploads --abort` removes).
+        if let Err(e) = self.remove_upload_folder(&upload.id).await {
+            tracing::warn!("{target}: cannot remove the upload's temporary parts: {e}");
+        }
+        Self::generation_of(object, &target)
+    }
+
+    async fn abort_staged(&self, upload: &StagedUpload) -> Result<(), StorageError> {
+        self.remove_upload_folder(&upload.id).await
+    }
+
+    async fn list_pending(&self) -> Result<Vec<PendingUpload>, StorageError> {
+        let mut pending: Vec<PendingUpload> = Vec::new();
+        for object in self.list_all(staging::STAGING).await? {
+            let Some((stem, _, key)) = staging::parse_part_name(&object.name) else {
+                continue;
+            };
+            if !key.starts_with(&self.prefix) {
+                continue;
+            }
+            let created = object.time_created.as_deref().map(rfc3339_ns);
+            match pending.iter_mut().find(|p| p.id == stem && p.key == key) {
+                Some(found) => {
+                    found.initiated_ns = found.initiated_ns.min(created).or(created);
+                }
+                None => pending.push(PendingUpload {
+                    key: key.to_string(),
+                    id: stem.to_string(),
+                    initiated_ns: created,
+                }),
+            }
+        }
+        Ok(pending)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_carry_the_generation_they_expect() {
+        // fake-gcs-server ignores these: what is sent is checked here.
+        assert_eq!(generation_condition(Expect::Any), None);
+        assert_eq!(generation_condition(Expect::Absent).as_deref(), Some("0"));
+        assert_eq!(
+            generation_condition(Expect::Version("\"1795909674699645\"")).as_deref(),
+            Some("1795909674699645")
+        );
+    }
+
+    #[test]
+    fn names_are_one_escaped_segment() {
+        assert_eq!(escaped("a/b c#d.bin"), "a%2Fb%20c%23d.bin");
+        assert_eq!(
+            rfc3339_ns("2026-11-28T23:47:54.699616Z") % 1_000_000_000,
+            699_616_000
+        );
+        assert_eq!(rfc3339_ns("not a time"), 0);
+    }
+}
