@@ -392,6 +392,7 @@ fn staged_objects_join_uploaded_and_copied_ranges() {
             start: copied.0,
             len: copied.1,
             expected_md5: Some(expected_md5),
+            expected_crc32c: None,
         };
         let wrong = store
             .stage_copy(&upload, 2, source, range([7u8; 16]))
@@ -510,6 +511,7 @@ async fn whole_object_staging(store: SharedStore) {
         start: 0,
         len: old.len() as u64,
         expected_md5: Some(expected_md5),
+        expected_crc32c: None,
     };
     let wrong = store
         .stage_copy(&upload, 1, source, whole([7u8; 16]))
@@ -534,6 +536,7 @@ async fn whole_object_staging(store: SharedStore) {
         start: 10,
         len: 100,
         expected_md5: None,
+        expected_crc32c: None,
     };
     assert!(
         store

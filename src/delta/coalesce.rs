@@ -95,6 +95,41 @@ pub enum PartPlanError {
     Inconsistent,
 }
 
+/// For stores that reuse whole objects only (GCS compose): the plan of an
+/// append — the old object as it is, then the new bytes after it in parts of
+/// at most `part_size` — when `new` starts with the old content (whose
+/// signature's `file_hash` is its blake3); `None` when it does not.
+pub fn plan_append(
+    new: &[u8],
+    old: &crate::signature::Signature,
+    part_size: u64,
+) -> Option<PartPlan> {
+    let old_size = usize::try_from(old.file_size).ok()?;
+    if old_size == 0 || new.len() < old_size || part_size == 0 {
+        return None;
+    }
+    let prefix = blake3::Hasher::new()
+        .update_rayon(&new[..old_size])
+        .finalize();
+    if prefix.as_bytes() != &old.file_hash {
+        return None;
+    }
+    let mut parts = vec![Part::Copy {
+        src_offset: 0,
+        len: old.file_size,
+    }];
+    let mut offset = old.file_size;
+    while offset < new.len() as u64 {
+        let len = part_size.min(new.len() as u64 - offset);
+        parts.push(Part::Upload {
+            new_offset: offset,
+            len,
+        });
+        offset += len;
+    }
+    Some(PartPlan { parts })
+}
+
 /// A stretch of the new file: copyable from `src` (when `Some`) or new bytes.
 #[derive(Clone, Copy, Debug)]
 struct Segment {

@@ -5,7 +5,7 @@ pub mod coalesce;
 pub mod compute;
 pub mod file;
 
-pub use coalesce::{Part, PartLimits, PartPlan, PartPlanError, plan_parts};
+pub use coalesce::{Part, PartLimits, PartPlan, PartPlanError, plan_append, plan_parts};
 pub use compute::compute_delta;
 
 /// One step of rebuilding the new file, in new-file order.

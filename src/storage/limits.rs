@@ -49,6 +49,9 @@ pub enum RebuildCheck {
     /// The store returns the copied range's checksum, compared with the local
     /// bytes' before committing (S3 UploadPartCopy's MD5 ETag).
     ComparedBeforeCommit,
+    /// Only a whole old object is reused (an append), after its checksum is
+    /// compared with the local bytes it stands for (GCS compose).
+    WholeObjectCompared,
     /// Nothing checks a copied range; only the rebuilt object's size is.
     SizeOnly,
 }
@@ -61,6 +64,9 @@ impl RebuildCheck {
             }
             RebuildCheck::ComparedBeforeCommit => {
                 "every range copied server-side is compared (MD5) with the local bytes before the object is committed (not under SSE-KMS or SSE-C, which the summary reports)"
+            }
+            RebuildCheck::WholeObjectCompared => {
+                "the old object is reused only whole, when the file grew by appending, after its CRC32C is compared with the file's first bytes"
             }
             RebuildCheck::SizeOnly => {
                 "ranges copied server-side cannot be checked on this store; only the rebuilt object's size is verified"
@@ -103,7 +109,7 @@ pub enum LimitError {
         end: u64,
         source_size: u64,
     },
-    #[error("this store cannot copy a byte range of an object server-side")]
+    #[error("this store cannot copy a byte range of an object server-side, only whole objects")]
     NoRangeCopy,
 }
 
@@ -161,7 +167,9 @@ impl StoreLimits {
                 });
             }
             if let Some(start) = part.copy_from {
-                if !self.range_copy() {
+                // A store of whole objects reuses only a source as it is.
+                let whole = start == 0 && part.len == source_size;
+                if !self.range_copy() && !whole {
                     return Err(LimitError::NoRangeCopy);
                 }
                 let end = start.saturating_add(part.len);
@@ -251,5 +259,11 @@ mod tests {
             no_ranges.check_parts(&[copy], 100),
             Err(LimitError::NoRangeCopy)
         );
+        // …but the whole source, as it is (an append's old content), is.
+        let whole = PlannedPart {
+            len: 100,
+            copy_from: Some(0),
+        };
+        assert_eq!(no_ranges.check_parts(&[whole, upload(5)], 100), Ok(()));
     }
 }

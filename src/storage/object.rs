@@ -155,6 +155,9 @@ pub struct CopyRange {
     pub len: u64,
     /// The MD5 the copied bytes must have, when the caller knows it.
     pub expected_md5: Option<[u8; 16]>,
+    /// Their CRC32C (Castagnoli), for stores that report that instead
+    /// (GCS's composite objects carry no MD5).
+    pub expected_crc32c: Option<u32>,
 }
 
 /// A URL another service can read an object from for a limited time (a

@@ -4,7 +4,7 @@
 //! file whose sidecar is missing, stale or corrupt is planned as a whole upload,
 //! with the reason in its note.
 
-use crate::delta::{compute_delta, plan_parts};
+use crate::delta::{compute_delta, plan_append, plan_parts};
 use crate::signature::signature_of_file;
 use crate::storage::local::map_readonly;
 use crate::storage::{LocalStorage, ObjectStore, Storage, StorageError};
@@ -13,6 +13,7 @@ use crate::types::{Entry, SyncAction};
 use super::plan::{PlanItem, SyncPlan};
 use super::sidecar::{self, Sidecar};
 use super::transfer::delta_download::match_local;
+use super::transfer::upload::part_size;
 
 /// Fills in `bytes_to_send` and `bytes_saved` of every delta item. An item that
 /// cannot be estimated (unreadable file) keeps the whole-file estimate; execution
@@ -75,8 +76,9 @@ pub async fn estimate_deltas(plan: &mut SyncPlan, source: &Storage, destination:
 
 /// What replaces a delta without a usable sidecar, as plan notes say it.
 pub(crate) const UPLOAD_INSTEAD: &str = "sent whole, and signed for next time";
-/// The note of a delta candidate on a store that cannot copy ranges.
-const NO_RANGE_COPY: &str = "this store cannot reuse parts of an object server-side: sent whole";
+/// The note of a delta candidate on a store that reuses only whole objects,
+/// when the file did not grow by appending.
+pub(crate) const NOT_AN_APPEND: &str = "this store reuses an object only whole (compose), and the file did not grow by appending: sent whole";
 pub(crate) const DOWNLOAD_INSTEAD: &str = "fetched whole";
 
 /// Sidecars fetched at once while planning.
@@ -126,20 +128,10 @@ fn record(
 /// Local → object store: each delta candidate's sidecar, then the part plan
 /// the upload would make from it; the bytes it uploads are the estimate.
 async fn estimate_uploads(plan: &mut SyncPlan, src: &LocalStorage, dst: &dyn ObjectStore) {
-    if !dst.limits().range_copy() {
-        // The store composes whole objects only: no range of the old object
-        // can be reused, so every changed file goes whole.
-        for item in &mut plan.items {
-            if item.action == SyncAction::Delta {
-                item.action = SyncAction::Upload;
-                item.note = Some(NO_RANGE_COPY.into());
-                item.bytes_saved = 0;
-            }
-        }
-        plan.refresh_stats();
-        return;
-    }
     let part_limits = dst.limits().part_limits();
+    // A store of whole objects (compose) can reuse the old object only when
+    // the file grew by appending.
+    let whole_objects = !dst.limits().range_copy();
     let generate = plan.options.remote_signature == super::RemoteSignature::Generate;
     let fetched = fetch_sidecars(plan, dst, |item| item.dst.as_ref()).await;
     for (i, fetched) in fetched {
@@ -176,20 +168,37 @@ async fn estimate_uploads(plan: &mut SyncPlan, src: &LocalStorage, dst: &dyn Obj
         };
         let path = src.path_of(&item.path);
         let old_size = item.dst.as_ref().map_or(0, |d| d.size);
-        let estimate = tokio::task::spawn_blocking(move || -> std::io::Result<(u64, u64)> {
-            let file = std::fs::File::open(&path)?;
-            let new = map_readonly(&file)?;
-            let delta = compute_delta(&new, &signature);
-            if new.faulted() {
-                return Err(crate::mapguard::ChangedWhileRead::io());
+        let new_size = item.src.as_ref().map_or(0, |e| e.size);
+        let append_part = part_size(new_size, dst.limits());
+        let estimate =
+            tokio::task::spawn_blocking(move || -> std::io::Result<Option<(u64, u64)>> {
+                let file = std::fs::File::open(&path)?;
+                let new = map_readonly(&file)?;
+                let parts = if whole_objects {
+                    plan_append(&new, &signature, append_part)
+                } else {
+                    let delta = compute_delta(&new, &signature);
+                    Some(
+                        plan_parts(&delta, old_size, &part_limits)
+                            .map_err(std::io::Error::other)?,
+                    )
+                };
+                if new.faulted() {
+                    return Err(crate::mapguard::ChangedWhileRead::io());
+                }
+                Ok(parts.map(|p| (p.bytes_uploaded(), p.bytes_copied())))
+            })
+            .await;
+        match estimate {
+            Ok(Ok(None)) => {
+                item.action = SyncAction::Upload;
+                item.note = Some(NOT_AN_APPEND.into());
+                item.bytes_saved = 0;
             }
-            let parts =
-                plan_parts(&delta, old_size, &part_limits).map_err(std::io::Error::other)?;
-            let uploaded = parts.bytes_uploaded();
-            Ok((uploaded, delta.new_size - uploaded))
-        })
-        .await;
-        record(item, estimate);
+            Ok(Ok(Some(sizes))) => record(item, Ok(Ok(sizes))),
+            Ok(Err(e)) => record(item, Ok(Err(e))),
+            Err(e) => record(item, Err(e)),
+        }
     }
     plan.refresh_stats();
 }

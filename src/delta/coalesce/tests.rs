@@ -220,3 +220,31 @@ fn long_copies_split_for_parallel_copying_within_the_limits() {
         plan
     );
 }
+
+#[test]
+fn an_append_reuses_the_old_object_whole_and_nothing_else_does() {
+    let old: Vec<u8> = (0..10_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let signature = crate::signature::signature_of_bytes(&old, 1024);
+    let mut grown = old.clone();
+    grown.extend((0..2500u32).map(|i| (i % 13) as u8));
+    let plan = plan_append(&grown, &signature, 1000).unwrap();
+    check(&plan, &old, &grown, &limits(1, 1 << 20, 100));
+    assert_eq!(plan.bytes_copied(), old.len() as u64);
+    assert_eq!(plan.bytes_uploaded(), 2500);
+    assert_eq!(
+        plan.parts.len(),
+        4,
+        "the tail in parts of at most 1000: {plan:?}"
+    );
+
+    // An edit inside the old content, a shrink, an empty old object: no plan.
+    let mut edited = grown.clone();
+    edited[5000] ^= 1;
+    assert_eq!(plan_append(&edited, &signature, 1000), None);
+    assert_eq!(plan_append(&old[..9000], &signature, 1000), None);
+    let empty = crate::signature::signature_of_bytes(&[], 1024);
+    assert_eq!(plan_append(&grown, &empty, 1000), None);
+    // Unchanged content is the old object alone.
+    let same = plan_append(&old, &signature, 1000).unwrap();
+    assert_eq!(same.parts.len(), 1);
+}

@@ -611,6 +611,7 @@ impl ObjectStore for AzureStorage {
             start: 0,
             len: head.size,
             expected_md5: None,
+            expected_crc32c: None,
         };
         let part = self.stage_copy(&upload, 1, source, whole).await?;
         self.commit_staged(&upload, &[part], &meta, expect).await

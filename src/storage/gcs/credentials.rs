@@ -11,8 +11,8 @@ pub const GOOGLE_ENDPOINT: &str = "https://storage.googleapis.com";
 /// GCS settings from flags, config.toml and the environment.
 #[derive(Clone, Debug, Default)]
 pub struct GcsSettings {
-    /// Where the JSON API is served (`--endpoint-url`; `STORAGE_EMULATOR_HOST`
-    /// when no flag says otherwise).
+    /// Where the JSON API is served (`--endpoint-url`, unless
+    /// `STORAGE_EMULATOR_HOST` names an emulator).
     pub endpoint_url: Option<String>,
     /// Objects per listing page (`None`: GCS's most, 1000). Smaller pages only
     /// make tests of paging cheap.
@@ -56,21 +56,25 @@ pub fn resolve(settings: &GcsSettings, emulator_host: Option<&str>) -> Resolved 
             format!("http://{host}")
         }
     };
-    if let Some(url) = &settings.endpoint_url {
-        // An explicit endpoint that is Google's own still takes credentials.
-        let endpoint = with_scheme(url);
-        let auth = if endpoint == GOOGLE_ENDPOINT {
-            Auth::Adc
-        } else {
-            Auth::Anonymous
-        };
-        return Resolved { endpoint, auth };
-    }
-    match emulator_host.filter(|h| !h.trim().is_empty()) {
-        Some(host) => Resolved {
+    // The emulator variable is GCS's own: it wins over --endpoint-url, which
+    // every object store of a run shares (so an S3 side keeps its endpoint).
+    if let Some(host) = emulator_host.filter(|h| !h.trim().is_empty()) {
+        return Resolved {
             endpoint: with_scheme(host),
             auth: Auth::Anonymous,
-        },
+        };
+    }
+    match &settings.endpoint_url {
+        Some(url) => {
+            // An explicit endpoint that is Google's own still takes credentials.
+            let endpoint = with_scheme(url);
+            let auth = if endpoint == GOOGLE_ENDPOINT {
+                Auth::Adc
+            } else {
+                Auth::Anonymous
+            };
+            Resolved { endpoint, auth }
+        }
         None => Resolved {
             endpoint: GOOGLE_ENDPOINT.into(),
             auth: Auth::Adc,
@@ -106,9 +110,12 @@ mod tests {
             endpoint_url: Some("https://gcs.internal:8443".into()),
             ..GcsSettings::default()
         };
+        assert_eq!(resolve(&flag, None).endpoint, "https://gcs.internal:8443");
+        assert_eq!(resolve(&flag, None).auth, Auth::Anonymous);
+        // The store's own variable wins over the flag every store shares.
         assert_eq!(
             resolve(&flag, Some("127.0.0.1:4443")).endpoint,
-            "https://gcs.internal:8443"
+            "http://127.0.0.1:4443"
         );
         let google = GcsSettings {
             endpoint_url: Some(GOOGLE_ENDPOINT.into()),

@@ -24,6 +24,9 @@ pub struct Object {
     /// Base64; absent on composite objects.
     #[serde(default)]
     pub md5_hash: Option<String>,
+    /// Base64 of the big-endian CRC32C; every object has one.
+    #[serde(default)]
+    pub crc32c: Option<String>,
     #[serde(default)]
     pub metadata: Option<HashMap<String, String>>,
 }
@@ -42,6 +45,14 @@ impl Object {
             .decode(self.md5_hash.as_deref()?)
             .ok()?;
         bytes.try_into().ok()
+    }
+
+    pub fn crc32c(&self) -> Option<u32> {
+        use base64::Engine;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(self.crc32c.as_deref()?)
+            .ok()?;
+        Some(u32::from_be_bytes(bytes.try_into().ok()?))
     }
 }
 

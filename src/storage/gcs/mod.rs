@@ -60,7 +60,7 @@ const LIMITS: StoreLimits = StoreLimits {
     },
     delete_batch: 100,
     checksums: &[ChecksumKind::Md5, ChecksumKind::Crc32c],
-    rebuild_check: RebuildCheck::SizeOnly,
+    rebuild_check: RebuildCheck::WholeObjectCompared,
 };
 
 /// Sources of one compose call.
@@ -819,19 +819,28 @@ impl ObjectStore for GcsStorage {
                 ),
             });
         }
-        let md5 = match (range.expected_md5, object.md5()) {
-            (Some(expected), Some(actual)) if expected != actual => {
-                return Err(StorageError::Remote {
-                    op: "cannot compose from",
-                    target: self.url_of_key(source.key),
-                    kind: RemoteErrorKind::ChecksumMismatch,
-                    message: "the object's MD5 is not the expected one".into(),
-                    hints: &HINTS,
-                });
-            }
-            (Some(expected), Some(_)) => Some(expected),
+        // The object is compared with the bytes it stands for by what it
+        // carries: its MD5 (single-request uploads) and its CRC32C (every
+        // object, composites too). Either disagreeing refuses it.
+        let md5_agrees = match (range.expected_md5, object.md5()) {
+            (Some(expected), Some(actual)) => Some(expected == actual),
             _ => None,
         };
+        let crc_agrees = match (range.expected_crc32c, object.crc32c()) {
+            (Some(expected), Some(actual)) => Some(expected == actual),
+            _ => None,
+        };
+        if md5_agrees == Some(false) || crc_agrees == Some(false) {
+            return Err(StorageError::Remote {
+                op: "cannot compose from",
+                target: self.url_of_key(source.key),
+                kind: RemoteErrorKind::ChecksumMismatch,
+                message: "the object's checksum is not that of the file's bytes".into(),
+                hints: &HINTS,
+            });
+        }
+        let checked = md5_agrees == Some(true) || crc_agrees == Some(true);
+        let md5 = range.expected_md5.filter(|_| checked);
         Ok(StagedPart {
             number,
             tag: staging::tag(source.key, &generation),

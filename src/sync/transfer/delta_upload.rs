@@ -2,9 +2,11 @@
 //! least `--delta-threshold` is signed as it is read for the upload, so its next
 //! change can go by delta; and the delta upload itself, which rebuilds the object
 //! server-side from its unchanged ranges (staged copies: UploadPartCopy, Put
-//! Block From URL) plus the new bytes, on stores that can copy ranges.
+//! Block From URL) plus the new bytes on stores that can copy ranges, or — on
+//! stores that reuse whole objects only (GCS compose) — from the old object
+//! whole plus the appended bytes, when the file grew by appending.
 
-use crate::delta::{Part, compute_delta, plan_parts};
+use crate::delta::{Delta, Part, PartPlan, compute_delta, plan_append, plan_parts};
 use crate::progress::ExecEvent;
 use crate::signature::{Signature, assemble_signature, signature_of_bytes, signature_of_reader};
 use crate::storage::body::BodySource;
@@ -30,6 +32,15 @@ const MIN_SIGNED_PART: u64 = 16 * 1024 * 1024;
 const COPY_PIECE: u64 = 128 * 1024 * 1024;
 /// Largest object sent with a single PUT when signing (read into memory once).
 const SINGLE_PUT_MAX: u64 = 32 * 1024 * 1024;
+
+/// How the object will be rebuilt, as the file's one read found it.
+enum Rebuild {
+    /// From any unchanged ranges of the old object, by the delta.
+    Ranges(Delta),
+    /// The old object whole, then the appended bytes (`None`: the file did
+    /// not grow by appending), with the bytes the read saw.
+    Append(Option<PartPlan>, u64),
+}
 
 pub(super) struct Target<'a> {
     pub id: usize,
@@ -198,10 +209,6 @@ pub(super) async fn upload_delta(
     let old = t.item.dst.as_ref().ok_or(ItemError::Incomplete {
         side: "destination",
     })?;
-    if !t.dst.limits().range_copy() {
-        // Whole objects only (compose): nothing of the old one can be reused.
-        return upload_signed(t, source).await;
-    }
     let (old_sig, old_etag) = match sidecar::fetch(t.dst.as_ref(), &t.item.path, old).await? {
         Sidecar::Fresh(signature, etag) => (signature, etag),
         _ if t.ctx.remote_signature == RemoteSignature::Generate => {
@@ -220,14 +227,26 @@ pub(super) async fn upload_delta(
     let size = t.planned.size;
     let block = t.ctx.block_size;
     let path = source.path.clone();
+    let limits = t.dst.limits();
+    // A store of whole objects (compose) reuses the old object only when the
+    // file grew by appending; others reuse any unchanged range.
+    let whole_objects = !limits.range_copy();
+    let append_part = super::upload::part_size(size, limits);
+    let old_size = old.size;
     // One read of the file from disk: the matcher and the new signature both run
     // over the same mapping.
-    let (delta, new_sig) = tokio::task::spawn_blocking(move || {
+    let (rebuild, new_sig) = tokio::task::spawn_blocking(move || {
         let file =
             std::fs::File::open(&path).map_err(|e| StorageError::io("cannot open", &path, e))?;
         let map = map_readonly(&file).map_err(|e| StorageError::io("cannot map", &path, e))?;
-        let (delta, signature) = rayon::join(
-            || compute_delta(&map, &old_sig),
+        let (rebuild, signature) = rayon::join(
+            || {
+                if whole_objects {
+                    Rebuild::Append(plan_append(&map, &old_sig, append_part), map.len() as u64)
+                } else {
+                    Rebuild::Ranges(compute_delta(&map, &old_sig))
+                }
+            },
             || signature_of_bytes(&map, block),
         );
         if map.faulted() {
@@ -235,23 +254,32 @@ pub(super) async fn upload_delta(
                 what: "while it was read",
             });
         }
-        Ok::<_, ItemError>((delta, signature))
+        Ok::<_, ItemError>((rebuild, signature))
     })
     .await
     .map_err(task_error)??;
-    if delta.new_size != size {
-        return Err(ItemError::SourceChanged {
-            what: "before it was uploaded",
-        });
-    }
-    let limits = t.dst.limits();
     let no_plan = |message: String| StorageError::Transfer {
         target: t.dst.url_of(t.key),
         message,
     };
-    let plan = plan_parts(&delta, old.size, &limits.part_limits())
-        .map_err(|e| no_plan(format!("no valid part plan: {e}")))?
-        .with_copies_split(COPY_PIECE, &limits.part_limits());
+    let plan = match rebuild {
+        Rebuild::Ranges(delta) if delta.new_size == size => {
+            plan_parts(&delta, old_size, &limits.part_limits())
+                .map_err(|e| no_plan(format!("no valid part plan: {e}")))?
+                .with_copies_split(COPY_PIECE, &limits.part_limits())
+        }
+        Rebuild::Append(plan, read) if read == size => match plan {
+            Some(plan) => plan,
+            // Not an append: nothing of the old object can be reused (the
+            // plan said so, unless the file changed since).
+            None => return upload_signed(t, source).await,
+        },
+        _ => {
+            return Err(ItemError::SourceChanged {
+                what: "before it was uploaded",
+            });
+        }
+    };
     let planned_parts: Vec<PlannedPart> = plan
         .parts
         .iter()
@@ -265,7 +293,7 @@ pub(super) async fn upload_delta(
         .collect();
     // Enforced here, whatever the server would accept.
     limits
-        .check_parts(&planned_parts, old.size)
+        .check_parts(&planned_parts, old_size)
         .map_err(|e| no_plan(format!("the part plan breaks the store's limits: {e}")))?;
     if plan.parts.is_empty() {
         // An empty file: nothing to stitch.

@@ -11,7 +11,7 @@ mod local;
 mod parts;
 mod remote;
 mod resumable;
-mod upload;
+pub(crate) mod upload;
 
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;

@@ -12,7 +12,7 @@ use futures::stream::{self, StreamExt, TryStreamExt};
 
 use crate::signature::{SignedBlocks, sign_blocks};
 use crate::storage::body::BodySource;
-use crate::storage::object::{CopyRange, CopySource, StagedPart, StagedUpload};
+use crate::storage::object::{ChecksumKind, CopyRange, CopySource, StagedPart, StagedUpload};
 use crate::storage::{Expect, ObjectMeta, ObjectStore, RemoteErrorKind, StorageError};
 
 use super::resumable::{Journal, ResumedPart};
@@ -71,6 +71,8 @@ pub(super) struct Assembled {
 /// A file range as read for a part.
 struct RangeRead {
     md5: [u8; 16],
+    /// Its CRC32C, for stores that check copies by it.
+    crc32c: Option<u32>,
     /// Its blake3, when a journal records it.
     blake3: Option<blake3::Hash>,
     /// The bytes themselves, when kept for the request.
@@ -88,6 +90,7 @@ fn read_range(
     len: u64,
     keep: bool,
     want_blake3: bool,
+    want_crc32c: bool,
 ) -> Result<RangeRead, StorageError> {
     use md5::Digest;
     let file = std::fs::File::open(path).map_err(|e| StorageError::io("cannot open", path, e))?;
@@ -98,16 +101,19 @@ fn read_range(
         file.read_exact_at(bytes, offset).map_err(read_err)?;
         let bytes: &[u8] = bytes;
         let (md5, blake3) = rayon::join(|| md5(bytes), || want_blake3.then(|| blake3::hash(bytes)));
+        let crc32c = want_crc32c.then(|| crc32c::crc32c(bytes));
         let frozen = buffer.make_read_only().map_err(read_err)?;
         let bytes = bytes::Bytes::from_owner(frozen).slice(..len as usize);
         return Ok(RangeRead {
             md5,
+            crc32c,
             blake3,
             bytes: Some(bytes),
         });
     }
     let mut hasher = md5::Md5::new();
     let mut tree = want_blake3.then(blake3::Hasher::new);
+    let mut crc = want_crc32c.then_some(0u32);
     let mut buffer = vec![0u8; (1 << 20).min(len as usize)];
     let mut done = 0u64;
     while done < len {
@@ -118,10 +124,14 @@ fn read_range(
         if let Some(tree) = tree.as_mut() {
             tree.update(&buffer[..n]);
         }
+        if let Some(crc) = crc.as_mut() {
+            *crc = crc32c::crc32c_append(*crc, &buffer[..n]);
+        }
         done += n as u64;
     }
     Ok(RangeRead {
         md5: hasher.finalize().into(),
+        crc32c: crc,
         blake3: tree.map(|t| t.finalize()),
         bytes: None,
     })
@@ -207,7 +217,7 @@ impl Assembly<'_> {
                 // run of new bytes) is hashed first and streamed from disk after.
                 let keep = sign.is_some() || len <= KEEP_IN_MEMORY;
                 let (read, signed) = read_part(move || {
-                    let read = read_range(&path, offset, len, keep, journaled)?;
+                    let read = read_range(&path, offset, len, keep, journaled, false)?;
                     let signed = match (&read.bytes, sign) {
                         (Some(bytes), Some(block)) => Some(sign_blocks(bytes, offset, block)),
                         _ => None,
@@ -258,12 +268,16 @@ impl Assembly<'_> {
                 // there: the store checks the copy against their MD5, so a
                 // sidecar that lies about the object cannot make it.
                 let path = self.file.to_path_buf();
-                let read =
-                    read_part(move || read_range(&path, new_offset, len, false, false)).await?;
+                let want_crc32c = dst.limits().checksums.contains(&ChecksumKind::Crc32c);
+                let read = read_part(move || {
+                    read_range(&path, new_offset, len, false, false, want_crc32c)
+                })
+                .await?;
                 let range = CopyRange {
                     start: src_offset,
                     len,
                     expected_md5: Some(read.md5),
+                    expected_crc32c: read.crc32c,
                 };
                 match dst.stage_copy(upload, number, base, range).await {
                     Ok(part) => Ok(PartDone::Copied(part)),

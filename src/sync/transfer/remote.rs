@@ -148,6 +148,7 @@ impl ObjectCopy<'_> {
                     start,
                     len,
                     expected_md5: None,
+                    expected_crc32c: None,
                 };
                 let part = self.dst.stage_copy(upload, number, self.src, range).await?;
                 Ok(part)

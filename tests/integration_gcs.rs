@@ -1,0 +1,352 @@
+//! local ↔ Google Cloud Storage, GCS → GCS and GCS ↔ S3 / Azure through the
+//! real binary, against fake-gcs-server (and moto, azurite) on loopback,
+//! started by scripts/test.sh. Each test has a bucket of its own.
+
+mod util;
+
+use std::sync::atomic::Ordering;
+
+use util::fault_proxy::{FaultProxy, Faults};
+use util::gcs::GcsBucket;
+use util::{Scratch, local, noise, sample_tree, set_mode, set_mtime, stderr_of, stdout_of, tree};
+
+const MIB: usize = 1024 * 1024;
+
+fn hugesync(scratch: &Scratch, env: &[(String, String)], args: &[&str]) -> std::process::Output {
+    scratch
+        .cmd()
+        .envs(env.iter().cloned())
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn sync(
+    scratch: &Scratch,
+    bucket: &GcsBucket,
+    src: &str,
+    dst: &str,
+    extra: &[&str],
+) -> std::process::Output {
+    let mut args = vec!["sync", "--yes", src, dst];
+    args.extend_from_slice(extra);
+    hugesync(scratch, &bucket.env(), &args)
+}
+
+/// `sync --yes --json`: (bytes sent, warnings), asserting success.
+fn sync_json(
+    scratch: &Scratch,
+    env: &[(String, String)],
+    from: &str,
+    to: &str,
+    extra: &[&str],
+) -> (u64, Vec<String>) {
+    let out = scratch
+        .cmd()
+        .envs(env.iter().cloned())
+        .args(["sync", "--yes", "--json", from, to])
+        .args(extra)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "sync {from} {to}: {:?} {}{}",
+        out.status,
+        stderr_of(&out),
+        stdout_of(&out)
+    );
+    let events: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .filter_map(|line| serde_json::from_str(line).ok())
+        .collect();
+    let sent = events
+        .iter()
+        .find(|e| e["event"] == "summary")
+        .map_or(0, |s| s["report"]["bytes_sent"].as_u64().unwrap());
+    let warnings = events
+        .iter()
+        .filter(|e| e["event"] == "warning")
+        .filter_map(|e| e["message"].as_str().map(str::to_string))
+        .collect();
+    (sent, warnings)
+}
+
+fn set_newer(path: &std::path::Path) {
+    let later = std::time::SystemTime::now() + std::time::Duration::from_secs(5);
+    filetime::set_file_mtime(path, filetime::FileTime::from_system_time(later)).unwrap();
+}
+
+#[test]
+fn tree_up_and_down_is_byte_identical_with_metadata() {
+    let (scratch, bucket) = (Scratch::new(), GcsBucket::new());
+    sample_tree(&scratch);
+    std::os::unix::fs::symlink("a.txt", scratch.path("src/link")).unwrap();
+    set_mode(&scratch.path("src/a.txt"), 0o640);
+    set_mtime(&scratch.path("src/dir/b.bin"), 1_600_000_000, 123_456_789);
+    let src = local(&scratch.src());
+    let out = sync(&scratch, &bucket, &src, &bucket.url("data"), &["-a"]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(
+        bucket.keys(),
+        [
+            "data/a.txt",
+            "data/dir/b.bin",
+            "data/dir/deeper/c.txt",
+            "data/empty.txt",
+            "data/link"
+        ]
+    );
+    assert_eq!(bucket.get("data/dir/b.bin"), noise(100_000, 1));
+    let head = bucket.head("data/dir/b.bin").unwrap();
+    assert_eq!(
+        head.metadata.get("hugesync-mtime").map(String::as_str),
+        Some("1600000000123456789")
+    );
+
+    let back = scratch.path("back");
+    let out = sync(
+        &scratch,
+        &bucket,
+        &bucket.url("data"),
+        &local(&back),
+        &["-a"],
+    );
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(tree(&scratch.src()), tree(&back));
+
+    // --delete at the destination, on GCS.
+    std::fs::remove_file(scratch.path("src/dir/deeper/c.txt")).unwrap();
+    let out = sync(
+        &scratch,
+        &bucket,
+        &src,
+        &bucket.url("data"),
+        &["-a", "--delete"],
+    );
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert!(bucket.head("data/dir/deeper/c.txt").is_none());
+    assert_eq!(bucket.keys().len(), 4);
+}
+
+#[test]
+fn a_noop_resync_lists_once_and_writes_nothing() {
+    let (scratch, bucket) = (Scratch::new(), GcsBucket::new());
+    sample_tree(&scratch);
+    let src = local(&scratch.src());
+    let out = sync(&scratch, &bucket, &src, &bucket.url("data"), &[]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let before: Vec<_> = bucket
+        .keys()
+        .iter()
+        .map(|k| bucket.head(k).unwrap().generation)
+        .collect();
+
+    let proxy = FaultProxy::start(&bucket.endpoint, Faults::default());
+    let env = [("STORAGE_EMULATOR_HOST".to_string(), proxy.endpoint.clone())];
+    let again = hugesync(
+        &scratch,
+        &env,
+        &["sync", "--yes", &src, &bucket.url("data")],
+    );
+    assert!(again.status.success(), "{}", stderr_of(&again));
+    assert!(
+        stdout_of(&again).contains("Nothing to do"),
+        "{}",
+        stdout_of(&again)
+    );
+    assert_eq!(proxy.writes(), 0, "a no-op re-run wrote");
+    assert_eq!(proxy.requests(), 1, "one listing page, no HEAD per object");
+    let after: Vec<_> = bucket
+        .keys()
+        .iter()
+        .map(|k| bucket.head(k).unwrap().generation)
+        .collect();
+    assert_eq!(before, after);
+}
+
+#[test]
+fn a_large_file_is_composed_from_parallel_parts_and_leaves_no_temporaries() {
+    let (scratch, bucket) = (Scratch::new(), GcsBucket::new());
+    let data = noise(40 * MIB, 61);
+    scratch.write("src/big.bin", &data);
+    let src = local(&scratch.src());
+    let out = sync(&scratch, &bucket, &src, &bucket.url(""), &[]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert!(bucket.get("big.bin") == data, "the composed object differs");
+    assert_eq!(
+        bucket.keys(),
+        ["big.bin", "big.bin.hssig"],
+        "the parts were removed once composed"
+    );
+    let back = scratch.path("back");
+    let out = sync(&scratch, &bucket, &bucket.url(""), &local(&back), &[]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert!(std::fs::read(back.join("big.bin")).unwrap() == data);
+}
+
+#[test]
+fn an_append_sends_only_the_new_bytes_and_an_edit_goes_whole() {
+    let (scratch, bucket) = (Scratch::new(), GcsBucket::new());
+    let mut data = noise(40 * MIB, 62);
+    let file = scratch.write("src/log.bin", &data);
+    let src = local(&scratch.src());
+    sync_json(&scratch, &bucket.env(), &src, &bucket.url("d"), &[]);
+
+    // 1 MiB appended: the old object is composed with the tail, whose bytes
+    // are all that cross the wire.
+    data.extend_from_slice(&noise(MIB, 63));
+    std::fs::write(&file, &data).unwrap();
+    set_newer(&file);
+    let plan = hugesync(&scratch, &bucket.env(), &["plan", &src, &bucket.url("d")]);
+    let text = stdout_of(&plan);
+    assert!(text.contains("delta"), "{text}");
+    assert!(
+        text.contains("delta rebuilds: the old object is reused only whole"),
+        "{text}"
+    );
+    let proxy = FaultProxy::start(&bucket.endpoint, Faults::default());
+    let env = [("STORAGE_EMULATOR_HOST".to_string(), proxy.endpoint.clone())];
+    let (sent, warnings) = sync_json(&scratch, &env, &src, &bucket.url("d"), &[]);
+    assert_eq!(sent, MIB as u64, "{warnings:?}");
+    let on_wire = proxy.counters.body_bytes.load(Ordering::Relaxed);
+    assert!(
+        on_wire < 2 * MIB as u64,
+        "{on_wire} bytes crossed the wire for a 1 MiB append (the sidecar is the rest)"
+    );
+    assert!(
+        bucket.get("d/log.bin") == data,
+        "the appended object differs"
+    );
+    assert!(
+        !bucket
+            .keys()
+            .iter()
+            .any(|k| k.starts_with(".hugesync-staging/")),
+        "{:?}",
+        bucket.keys()
+    );
+
+    // The new sidecar describes the new object: the next append is a delta too.
+    data.extend_from_slice(&noise(1000, 64));
+    std::fs::write(&file, &data).unwrap();
+    set_newer(&file);
+    let (sent, _) = sync_json(&scratch, &bucket.env(), &src, &bucket.url("d"), &[]);
+    assert_eq!(sent, 1000);
+    assert!(bucket.get("d/log.bin") == data);
+
+    // An edit inside: compose cannot reuse part of an object; the plan says
+    // so and the whole file goes.
+    data[1000] ^= 0xff;
+    std::fs::write(&file, &data).unwrap();
+    set_newer(&file);
+    let plan = hugesync(&scratch, &bucket.env(), &["plan", &src, &bucket.url("d")]);
+    assert!(
+        stdout_of(&plan).contains("did not grow by appending: sent whole"),
+        "{}",
+        stdout_of(&plan)
+    );
+    let (sent, _) = sync_json(&scratch, &bucket.env(), &src, &bucket.url("d"), &[]);
+    assert_eq!(sent, data.len() as u64);
+    assert!(bucket.get("d/log.bin") == data);
+}
+
+#[test]
+fn a_sidecar_that_lies_cannot_make_the_object() {
+    // big2's sidecar replaced by big1's (with big2's generation written in):
+    // the local file is big1 plus an appended tail, so the sidecar claims an
+    // append. The old object's CRC32C is compared with the file's first bytes
+    // before compose: refused, and the whole file goes.
+    let (scratch, bucket) = (Scratch::new(), GcsBucket::new());
+    let big1 = noise(36 * MIB, 65);
+    scratch.write("src/big1.bin", &big1);
+    let file = scratch.write("src/big2.bin", &noise(36 * MIB, 66));
+    let src = local(&scratch.src());
+    sync_json(&scratch, &bucket.env(), &src, &bucket.url("fg"), &[]);
+    let generation = bucket.head("fg/big2.bin").unwrap().generation;
+    let forged = util::forged_sidecar(&bucket.get("fg/big1.bin.hssig"), &generation);
+    bucket.put("fg/big2.bin.hssig", &forged);
+
+    let mut data = big1.clone();
+    data.extend_from_slice(&noise(MIB, 67));
+    std::fs::write(&file, &data).unwrap();
+    set_newer(&file);
+    let (sent, warnings) = sync_json(&scratch, &bucket.env(), &src, &bucket.url("fg"), &[]);
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("sidecar does not describe the object")),
+        "{warnings:?}"
+    );
+    assert_eq!(sent, data.len() as u64, "the whole file went");
+    assert!(bucket.get("fg/big2.bin") == data, "the object is the file");
+    // Its new sidecar is true: the next append is a delta again.
+    data.extend_from_slice(&noise(1000, 68));
+    std::fs::write(&file, &data).unwrap();
+    set_newer(&file);
+    let (sent, _) = sync_json(&scratch, &bucket.env(), &src, &bucket.url("fg"), &[]);
+    assert_eq!(sent, 1000);
+    assert!(bucket.get("fg/big2.bin") == data);
+}
+
+#[test]
+fn temporaries_of_an_interrupted_upload_are_never_files_and_are_found_by_uploads() {
+    let (scratch, bucket) = (Scratch::new(), GcsBucket::new());
+    // What a killed parallel composite upload leaves: parts under the
+    // staging folder at the top of the bucket.
+    bucket.put(
+        ".hugesync-staging/00000000000000aa/00001/big.bin",
+        b"part one",
+    );
+    bucket.put(
+        ".hugesync-staging/00000000000000aa/00002/big.bin",
+        b"part two",
+    );
+    bucket.put("kept.txt", b"kept");
+    let back = scratch.path("back");
+    let out = sync(&scratch, &bucket, &bucket.url(""), &local(&back), &[]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(tree(&back).len(), 1, "{:?}", tree(&back));
+
+    let listed = hugesync(&scratch, &bucket.env(), &["uploads", &bucket.url("")]);
+    assert!(listed.status.success(), "{}", stderr_of(&listed));
+    assert!(
+        stdout_of(&listed).contains("big.bin"),
+        "{}",
+        stdout_of(&listed)
+    );
+    let aborted = hugesync(
+        &scratch,
+        &bucket.env(),
+        &["uploads", &bucket.url(""), "--abort", "--all"],
+    );
+    assert!(aborted.status.success(), "{}", stderr_of(&aborted));
+    assert_eq!(bucket.keys(), ["kept.txt"]);
+}
+
+#[test]
+fn gcs_to_gcs_copies_server_side_and_s3_and_azure_stream_both_ways() {
+    let (scratch, bucket) = (Scratch::new(), GcsBucket::new());
+    let s3 = util::s3::Bucket::new();
+    let container = util::azure::Container::new();
+    sample_tree(&scratch);
+    scratch.write("src/big.bin", &noise(36 * MIB, 69));
+    let src = local(&scratch.src());
+    let mut env: Vec<(String, String)> = bucket.env().to_vec();
+    env.extend(container.env());
+    let s3_args: Vec<String> = s3.args().to_vec();
+    let s3_args: Vec<&str> = s3_args.iter().map(String::as_str).collect();
+    sync_json(&scratch, &env, &src, &bucket.url("a"), &[]);
+
+    // GCS → GCS: rewritten by the service, nothing through this machine.
+    let (sent, _) = sync_json(&scratch, &env, &bucket.url("a"), &bucket.url("b"), &[]);
+    assert_eq!(sent, 0, "a server-side copy sends nothing");
+    // GCS → S3 → GCS and GCS → Azure → GCS, streamed.
+    sync_json(&scratch, &env, &bucket.url("b"), &s3.url("c"), &s3_args);
+    sync_json(&scratch, &env, &s3.url("c"), &bucket.url("d"), &s3_args);
+    sync_json(&scratch, &env, &bucket.url("d"), &container.url("e"), &[]);
+    sync_json(&scratch, &env, &container.url("e"), &bucket.url("f"), &[]);
+    let back = scratch.path("back");
+    sync_json(&scratch, &env, &bucket.url("f"), &local(&back), &[]);
+    assert_eq!(tree(&scratch.src()), tree(&back));
+}
