@@ -134,14 +134,9 @@ impl Error {
                 | PlanError::Stale { .. },
             )
             | Error::Scan(ScanError::Filter(_) | ScanError::SourceMissing { .. })
-            | Error::Storage(StorageError::Unsupported { .. })
             | Error::Scan(
-                ScanError::Source(
-                    StorageError::Unsupported { .. } | StorageError::NotADirectory { .. },
-                )
-                | ScanError::Destination(
-                    StorageError::Unsupported { .. } | StorageError::NotADirectory { .. },
-                ),
+                ScanError::Source(StorageError::NotADirectory { .. })
+                | ScanError::Destination(StorageError::NotADirectory { .. }),
             ) => ExitStatus::Usage,
             Error::Engine(e) if e.is_bad_input() => ExitStatus::Usage,
             // One file changed under the command: that file failed, nothing broke.

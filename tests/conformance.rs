@@ -1,6 +1,6 @@
 //! One set of test bodies, run against every backend: a local directory, an S3
-//! prefix (moto) and an Azure container prefix (azurite), both started by
-//! scripts/test.sh. What a sync promises — mirroring,
+//! prefix (moto), an Azure container prefix (azurite) and a GCS bucket prefix
+//! (fake-gcs-server), all started by scripts/test.sh. What a sync promises — mirroring,
 //! idempotence, deletes only when asked and within limits, filters, dry runs —
 //! must not depend on where the bytes live.
 
@@ -11,6 +11,7 @@ use std::fs;
 use std::path::PathBuf;
 
 use util::azure::Container;
+use util::gcs::GcsBucket;
 use util::s3::Bucket;
 use util::{Scratch, noise, stderr_of, stdout_of};
 
@@ -19,15 +20,17 @@ enum Backend {
     Local,
     S3,
     Azure,
+    Gcs,
 }
 
-const BACKENDS: [Backend; 3] = [Backend::Local, Backend::S3, Backend::Azure];
+const BACKENDS: [Backend; 4] = [Backend::Local, Backend::S3, Backend::Azure, Backend::Gcs];
 
 /// One side of a sync on a given backend.
 enum Side {
     Local(PathBuf),
     S3(Bucket),
     Azure(Container),
+    Gcs(GcsBucket),
 }
 
 impl Side {
@@ -36,6 +39,7 @@ impl Side {
             Backend::Local => Side::Local(scratch.path(name)),
             Backend::S3 => Side::S3(Bucket::new()),
             Backend::Azure => Side::Azure(Container::new()),
+            Backend::Gcs => Side::Gcs(GcsBucket::new()),
         }
     }
 
@@ -44,6 +48,7 @@ impl Side {
             Side::Local(path) => path.display().to_string(),
             Side::S3(bucket) => bucket.url("root"),
             Side::Azure(container) => container.url("root"),
+            Side::Gcs(bucket) => bucket.url("root"),
         }
     }
 
@@ -51,14 +56,15 @@ impl Side {
         match self {
             Side::Local(_) => Vec::new(),
             Side::S3(bucket) => bucket.args().to_vec(),
-            Side::Azure(_) => Vec::new(),
+            Side::Azure(_) | Side::Gcs(_) => Vec::new(),
         }
     }
 
-    /// Environment the side needs (Azure's connection string).
+    /// Environment the side needs (Azure's connection string, GCS's emulator).
     fn env(&self) -> Vec<(String, String)> {
         match self {
             Side::Azure(container) => container.env().to_vec(),
+            Side::Gcs(bucket) => bucket.env().to_vec(),
             _ => Vec::new(),
         }
     }
@@ -70,6 +76,7 @@ impl Side {
             }
             Side::S3(bucket) => bucket.put(&format!("root/{rel}"), bytes),
             Side::Azure(container) => container.put(&format!("root/{rel}"), bytes),
+            Side::Gcs(bucket) => bucket.put(&format!("root/{rel}"), bytes),
         }
     }
 
@@ -100,6 +107,14 @@ impl Side {
                 .filter_map(|key| {
                     let rel = key.strip_prefix("root/")?.to_string();
                     Some((rel, container.get(&key)))
+                })
+                .collect(),
+            Side::Gcs(bucket) => bucket
+                .keys()
+                .into_iter()
+                .filter_map(|key| {
+                    let rel = key.strip_prefix("root/")?.to_string();
+                    Some((rel, bucket.get(&key)))
                 })
                 .collect(),
         }

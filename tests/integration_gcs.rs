@@ -350,3 +350,28 @@ fn gcs_to_gcs_copies_server_side_and_s3_and_azure_stream_both_ways() {
     sync_json(&scratch, &env, &bucket.url("f"), &local(&back), &[]);
     assert_eq!(tree(&scratch.src()), tree(&back));
 }
+
+#[test]
+fn without_credentials_the_run_ends_with_exit_4_and_says_where_they_come_from() {
+    // No emulator, and an ADC file that is not there: refused before any
+    // request reaches a server, with the places credentials come from.
+    let scratch = Scratch::new();
+    sample_tree(&scratch);
+    let out = scratch
+        .cmd()
+        .env_remove("STORAGE_EMULATOR_HOST")
+        .env(
+            "GOOGLE_APPLICATION_CREDENTIALS",
+            scratch.path("missing-key.json"),
+        )
+        .args(["plan", &local(&scratch.src()), "gs://some-bucket/x"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4), "{}", stderr_of(&out));
+    let stderr = stderr_of(&out);
+    assert!(stderr.contains("no usable Google credentials"), "{stderr}");
+    assert!(
+        stderr.contains("GOOGLE_APPLICATION_CREDENTIALS"),
+        "{stderr}"
+    );
+}

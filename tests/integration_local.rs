@@ -377,7 +377,7 @@ fn bad_input_gets_clear_errors_and_exit_code_2() {
             "invalid bucket name",
         ),
         (&["sync", "--yes", "ftp://host/x", "d"], "unknown scheme"),
-        (&["plan", "gs://bucket/x", "d"], "not supported yet"),
+        (&["plan", "gs://Bad_Bucket/x", "d"], "invalid bucket name"),
         (&["plan", "a", "b", "--block-size", "10MiB"], "block_size"),
         (&["plan", "a", "b", "--jobs", "0"], "jobs"),
         (

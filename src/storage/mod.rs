@@ -71,11 +71,6 @@ pub enum StorageError {
     },
     #[error("{}: not a directory", path.display())]
     NotADirectory { path: PathBuf },
-    #[error("{location}: {scheme}:// storage is not supported yet (local paths work today)")]
-    Unsupported {
-        location: String,
-        scheme: &'static str,
-    },
     #[error("{location}: the listing task failed: {reason}")]
     Task { location: String, reason: String },
     /// A request to an object store failed. `hints` say in the store's own
@@ -277,8 +272,6 @@ pub enum Storage {
 
 impl Storage {
     /// Opens the store for a location: the one place stores are registered.
-    /// Schemes without a store yet are a clear error rather than a surprise
-    /// later.
     pub async fn open(
         location: &Location,
         settings: &StoreSettings,
