@@ -327,3 +327,65 @@ fn a_second_interrupt_stops_at_once_without_partial_files() {
     assert!(out.status.success(), "{}", stderr_of(&out));
     assert_eq!(tree(&dst), tree(&src));
 }
+
+#[test]
+fn a_killed_composite_upload_to_gcs_resumes_from_the_parts_it_left() {
+    use std::sync::atomic::Ordering;
+    let (scratch, bucket) = (Scratch::new(), util::gcs::GcsBucket::new());
+    let data = noise((128 * MIB) as usize, 43);
+    scratch.write("src/big.bin", &data);
+    let proxy = FaultProxy::start(&bucket.endpoint, Faults::default());
+    let sent = || proxy.counters.body_bytes.load(Ordering::Relaxed);
+    let mut child = scratch
+        .std_cmd()
+        .env("STORAGE_EMULATOR_HOST", &proxy.endpoint)
+        .args(["sync", "--yes", "-j", "2"])
+        .arg(scratch.src())
+        .arg(bucket.url("d"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for("the upload to get going", || sent() >= 64 * MIB);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        bucket.head("d/big.bin").is_none(),
+        "no object before compose"
+    );
+    assert!(
+        bucket
+            .keys()
+            .iter()
+            .any(|k| k.starts_with(".hugesync-staging/")),
+        "the finished parts are on the server"
+    );
+    assert_eq!(state_files(&scratch).len(), 1, "resume state on disk");
+
+    let before = sent();
+    let out = scratch
+        .cmd()
+        .env("STORAGE_EMULATOR_HOST", &proxy.endpoint)
+        .args(["sync", "--yes", "-j", "2"])
+        .arg(scratch.src())
+        .arg(bucket.url("d"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let resent = sent() - before;
+    assert!(
+        resent <= 128 * MIB - 40 * MIB,
+        "the resumed run sent {} MiB",
+        resent / MIB
+    );
+    assert!(bucket.get("d/big.bin") == data, "the object differs");
+    assert_eq!(
+        bucket.keys(),
+        ["d/big.bin", "d/big.bin.hssig"],
+        "the parts went once composed"
+    );
+    assert!(
+        state_files(&scratch).is_empty(),
+        "state left after completion"
+    );
+}

@@ -96,6 +96,33 @@ pub enum StorageError {
     Interrupted { target: String, message: String },
 }
 
+/// A request an HTTP client could not complete: no answer (connection
+/// refused or reset, a timeout) is a network error; a body cut off midway is
+/// an interruption. The URL is left out: a signed query is a credential.
+pub(crate) fn http_error(
+    op: &'static str,
+    target: &str,
+    error: reqwest::Error,
+    hints: &'static StoreHints,
+) -> StorageError {
+    let error = error.without_url();
+    let message = error_chain(&error);
+    if error.is_timeout() || error.is_connect() || error.is_request() || error.is_body() {
+        StorageError::Remote {
+            op,
+            target: target.to_string(),
+            kind: RemoteErrorKind::Network,
+            message,
+            hints,
+        }
+    } else {
+        StorageError::Interrupted {
+            target: target.to_string(),
+            message,
+        }
+    }
+}
+
 /// What to do about a failed request, said once where the error is shown.
 fn remote_hint(kind: RemoteErrorKind, hints: &StoreHints) -> String {
     match kind {

@@ -173,24 +173,11 @@ impl GcsStorage {
                 ))
             }
         };
-        let response = self.client.execute(request).await.map_err(|e| {
-            let e = e.without_url();
-            let message = error_chain(&e);
-            if e.is_timeout() || e.is_connect() || e.is_request() || e.is_body() {
-                StorageError::Remote {
-                    op,
-                    target: target.to_string(),
-                    kind: RemoteErrorKind::Network,
-                    message,
-                    hints: &HINTS,
-                }
-            } else {
-                StorageError::Interrupted {
-                    target: target.to_string(),
-                    message,
-                }
-            }
-        })?;
+        let response = self
+            .client
+            .execute(request)
+            .await
+            .map_err(|e| crate::storage::http_error(op, target, e, &HINTS))?;
         let status = response.status();
         if status.is_success() {
             return Ok(response);
