@@ -397,6 +397,46 @@ impl GcsStorage {
         self.delete_keys(&names).await
     }
 
+    /// The CRC32C the composite of `sources` (name, generation) must have:
+    /// each source's, as the service stored it, combined in order (`None`
+    /// when one is not known).
+    async fn combined_crc32c(
+        &self,
+        stem: &str,
+        sources: &[(String, String)],
+    ) -> Result<Option<u32>, StorageError> {
+        let mut stored: HashMap<String, (Option<String>, Option<u32>, u64)> = self
+            .list_all(&staging::upload_folder(stem))
+            .await?
+            .into_iter()
+            .map(|o| {
+                let facts = (o.generation.clone(), o.crc32c(), o.size());
+                (o.name, facts)
+            })
+            .collect();
+        let mut combined: Option<u32> = None;
+        for (name, generation) in sources {
+            if !stored.contains_key(name) {
+                // An object reused whole (an append's old content).
+                if let Some(o) = self.head_object(name).await? {
+                    stored.insert(name.clone(), (o.generation.clone(), o.crc32c(), o.size()));
+                }
+            }
+            let Some((Some(found), Some(crc), len)) = stored.get(name).cloned() else {
+                return Ok(None);
+            };
+            if &found != generation {
+                return Ok(None);
+            }
+            let len = usize::try_from(len).unwrap_or(usize::MAX);
+            combined = Some(match combined {
+                None => crc,
+                Some(before) => crc32c::crc32c_combine(before, crc, len),
+            });
+        }
+        Ok(combined)
+    }
+
     fn head_of(object: &json::Object) -> ObjectHead {
         ObjectHead {
             size: object.size(),
@@ -901,9 +941,23 @@ impl ObjectStore for GcsStorage {
                 message: "an object needs at least one part".into(),
             });
         }
+        let expected_crc32c = self.combined_crc32c(&upload.id, &sources).await?;
         let object = self
             .compose(&upload.id, &upload.key, sources, meta, expect)
             .await?;
+        // The parts were checked against the file's bytes (MD5) as they went
+        // up; the composite is checked against the parts: its CRC32C must be
+        // theirs, combined in order.
+        if let (Some(expected), Some(actual)) = (expected_crc32c, object.crc32c())
+            && expected != actual
+        {
+            return Err(StorageError::Verification {
+                target,
+                message: format!(
+                    "the composed object's CRC32C {actual:08x} is not its parts' {expected:08x}"
+                ),
+            });
+        }
         let expected: u64 = parts.iter().map(|p| p.size).sum();
         if object.size() != expected {
             return Err(StorageError::Verification {
