@@ -571,8 +571,9 @@ impl ObjectStore for AzureStorage {
 
     fn copies_from(&self, source: &dyn ObjectStore) -> bool {
         // Put Block From URL reads any URL the service can reach: this
-        // account's blobs, another account's, another store's presigned URLs.
-        source.as_any().is::<AzureStorage>() || source.scheme() == "s3"
+        // account's blobs, another account's, another store's presigned
+        // (S3) or signed (GCS) URLs.
+        source.as_any().is::<AzureStorage>() || matches!(source.scheme(), "s3" | "gs")
     }
 
     async fn copy_object(
@@ -740,9 +741,14 @@ impl ObjectStore for AzureStorage {
             .store
             .readable_url(source.key, COPY_SOURCE_TTL)
             .await?
-            .ok_or_else(|| StorageError::Transfer {
+            // Credentials that cannot sign a URL (a GCS user login) leave
+            // the copy to go through this machine.
+            .ok_or_else(|| StorageError::Remote {
+                op: "cannot copy from",
                 target: source.store.url_of(source.key),
-                message: "the source store grants no URL to copy from".into(),
+                kind: RemoteErrorKind::SourceUnreachable,
+                message: "its credentials cannot grant a URL to read it".into(),
+                hints: source.store.hints(),
             })?;
         let mut headers: Vec<(Header, String)> = vec![
             ("x-ms-copy-source".into(), grant.url),
