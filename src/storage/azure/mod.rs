@@ -246,20 +246,26 @@ impl AzureStorage {
         target: String,
         url: String,
     ) -> Result<T, StorageError> {
-        let response = self
-            .send(op, &target, || Call {
-                method: Method::GET,
-                url: url.clone(),
-                headers: Vec::new(),
-                payload: Payload::Empty,
-                server_side: false,
+        // The answer is read within the attempt: one that stalls or is cut
+        // off midway is retried like a request that got none.
+        let activity = Arc::default();
+        self.retry
+            .run(&target, crate::retry::Budget::Quick, || async {
+                let call = Call {
+                    method: Method::GET,
+                    url: url.clone(),
+                    headers: Vec::new(),
+                    payload: Payload::Empty,
+                    server_side: false,
+                };
+                let response = self.send_once(op, &target, call, &activity).await?;
+                let text = body_text(response, &target).await?;
+                xml::parse(&text).map_err(|e| StorageError::Transfer {
+                    target: target.clone(),
+                    message: format!("unreadable answer: {e}"),
+                })
             })
-            .await?;
-        let text = body_text(response, &target).await?;
-        xml::parse(&text).map_err(|e| StorageError::Transfer {
-            target,
-            message: format!("unreadable answer: {e}"),
-        })
+            .await
     }
 
     /// A read-only SAS for a blob of this account, signed with the key.

@@ -83,7 +83,8 @@ pub(super) fn kind_of(status: StatusCode, reason: &str, message: &str) -> Remote
 
 impl GcsStorage {
     /// Sends the call `build` makes, retried within the policy; a non-success
-    /// status is an error naming `op` and `target`.
+    /// status is an error naming `op` and `target`. The answer's body is
+    /// not read: callers that need it use [`GcsStorage::json`].
     pub(super) async fn send<'a>(
         &self,
         op: &'static str,
@@ -91,12 +92,7 @@ impl GcsStorage {
         build: impl Fn() -> Call<'a>,
     ) -> Result<Response, StorageError> {
         let activity = Arc::new(Activity::default());
-        let call = build();
-        let budget = match call.payload {
-            Payload::Upload { len, .. } if len > 0 => Budget::Watched(activity.clone()),
-            _ if call.server_side => Budget::ServerSide,
-            _ => Budget::Quick,
-        };
+        let budget = budget_of(&build(), &activity);
         self.retry
             .run(target, budget, || {
                 self.send_once(op, target, build(), &activity)
@@ -213,25 +209,43 @@ impl GcsStorage {
         })
     }
 
-    /// A request whose answer is a JSON resource.
+    /// A request whose answer is a JSON resource. The answer is read within
+    /// the attempt, so an answer that stalls or is cut off midway is retried
+    /// like a request that got none.
     pub(super) async fn json<'a, T: serde::de::DeserializeOwned>(
         &self,
         op: &'static str,
         target: &str,
         build: impl Fn() -> Call<'a>,
     ) -> Result<T, StorageError> {
-        let response = self.send(op, target, build).await?;
-        let bytes = response
-            .bytes()
+        let activity = Arc::new(Activity::default());
+        let budget = budget_of(&build(), &activity);
+        self.retry
+            .run(target, budget, || async {
+                let response = self.send_once(op, target, build(), &activity).await?;
+                let bytes = response
+                    .bytes()
+                    .await
+                    .map_err(|e| StorageError::Interrupted {
+                        target: target.to_string(),
+                        message: error_chain(&e.without_url()),
+                    })?;
+                serde_json::from_slice(&bytes).map_err(|e| StorageError::Transfer {
+                    target: target.to_string(),
+                    message: format!("unreadable answer: {e}"),
+                })
+            })
             .await
-            .map_err(|e| StorageError::Interrupted {
-                target: target.to_string(),
-                message: error_chain(&e.without_url()),
-            })?;
-        serde_json::from_slice(&bytes).map_err(|e| StorageError::Transfer {
-            target: target.to_string(),
-            message: format!("unreadable answer: {e}"),
-        })
+    }
+}
+
+/// How long an attempt of `call` may take: a body is watched piece by piece,
+/// server-side work gets longer, anything else is quick.
+fn budget_of(call: &Call<'_>, activity: &Arc<Activity>) -> Budget {
+    match call.payload {
+        Payload::Upload { len, .. } if len > 0 => Budget::Watched(activity.clone()),
+        _ if call.server_side => Budget::ServerSide,
+        _ => Budget::Quick,
     }
 }
 
