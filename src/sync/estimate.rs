@@ -78,7 +78,7 @@ pub async fn estimate_deltas(plan: &mut SyncPlan, source: &Storage, destination:
 pub(crate) const UPLOAD_INSTEAD: &str = "sent whole, and signed for next time";
 /// The note of a delta candidate on a store that reuses only whole objects,
 /// when the file did not grow by appending.
-pub(crate) const NOT_AN_APPEND: &str = "this store reuses an object only whole (compose), and the file did not grow by appending: sent whole";
+const NOT_AN_APPEND: &str = "this store reuses an object only whole (compose), and the file did not grow by appending: sent whole";
 pub(crate) const DOWNLOAD_INSTEAD: &str = "fetched whole";
 
 /// Sidecars fetched at once while planning.
