@@ -1,5 +1,6 @@
 //! `hugesync uploads STORE://bucket/prefix [--abort [--all]]`: incomplete staged
-//! uploads (S3 multipart uploads, uncommitted Azure blocks), which cost storage
+//! uploads (S3 multipart uploads, uncommitted Azure blocks, the temporary parts
+//! of a GCS composite upload), which cost storage
 //! until completed or aborted. Those with resume state on this machine are
 //! HugeSync's (the next sync resumes them); the store cannot tell who started
 //! the others.
@@ -133,7 +134,7 @@ pub(super) async fn run(args: &UploadsArgs, ctx: &Context) -> Result<ExitStatus,
 
 fn print_rows(rows: &[Row], abort: bool) {
     if rows.is_empty() {
-        println!("No incomplete multipart uploads.");
+        println!("No incomplete uploads.");
         return;
     }
     for row in rows {
