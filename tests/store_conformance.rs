@@ -522,6 +522,27 @@ async fn whole_object_staging(store: SharedStore) {
         Some(RemoteErrorKind::ChecksumMismatch),
         "{name}: {wrong}"
     );
+    // By CRC32C alone (what a composite object carries on GCS): a wrong one
+    // is refused too, the right one accepted.
+    let by_crc = |crc| CopyRange {
+        start: 0,
+        len: old.len() as u64,
+        expected_md5: None,
+        expected_crc32c: Some(crc),
+    };
+    let wrong = store
+        .stage_copy(&upload, 1, source, by_crc(0xdead_beef))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        kind(&wrong),
+        Some(RemoteErrorKind::ChecksumMismatch),
+        "{name}: {wrong}"
+    );
+    store
+        .stage_copy(&upload, 1, source, by_crc(crc32c::crc32c(&old)))
+        .await
+        .unwrap();
     let old_md5 = hugesync::storage::body::md5_of(&old);
     let p1 = store
         .stage_copy(&upload, 1, source, whole(old_md5))
