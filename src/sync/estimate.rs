@@ -189,16 +189,16 @@ async fn estimate_uploads(plan: &mut SyncPlan, src: &LocalStorage, dst: &dyn Obj
                 Ok(parts.map(|p| (p.bytes_uploaded(), p.bytes_copied())))
             })
             .await;
-        match estimate {
-            Ok(Ok(None)) => {
-                item.action = SyncAction::Upload;
-                item.note = Some(NOT_AN_APPEND.into());
-                item.bytes_saved = 0;
-            }
-            Ok(Ok(Some(sizes))) => record(item, Ok(Ok(sizes))),
-            Ok(Err(e)) => record(item, Ok(Err(e))),
-            Err(e) => record(item, Err(e)),
+        if let Ok(Ok(None)) = estimate {
+            item.action = SyncAction::Upload;
+            item.note = Some(NOT_AN_APPEND.into());
+            item.bytes_saved = 0;
+            continue;
         }
+        record(
+            item,
+            estimate.map(|sizes| sizes.map(Option::unwrap_or_default)),
+        );
     }
     plan.refresh_stats();
 }

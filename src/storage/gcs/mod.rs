@@ -11,6 +11,7 @@
 //! whole. Versions are generations: `ifGenerationMatch` guards every write
 //! (`0`: the object must not exist) and pins every read.
 
+mod compose;
 mod credentials;
 mod json;
 mod request;
@@ -306,135 +307,6 @@ impl GcsStorage {
             });
         }
         Ok(object)
-    }
-
-    /// Composes `sources` (name, generation) into `key`, in a tree of
-    /// intermediates under the upload's folder when there are more than a
-    /// call takes.
-    async fn compose(
-        &self,
-        stem: &str,
-        key: &str,
-        mut sources: Vec<(String, String)>,
-        meta: &ObjectMeta,
-        expect: Expect<'_>,
-    ) -> Result<json::Object, StorageError> {
-        let mut level = 0;
-        while sources.len() > COMPOSE_SOURCES {
-            level += 1;
-            let groups: Vec<Vec<(String, String)>> =
-                sources.chunks(COMPOSE_SOURCES).map(<[_]>::to_vec).collect();
-            let composed: Vec<json::Object> = futures::stream::iter(groups.into_iter().enumerate())
-                .map(|(index, group)| {
-                    let name = staging::composite_name(stem, level, index, key);
-                    async move {
-                        self.compose_once(&name, &group, HashMap::new(), Expect::Any)
-                            .await
-                    }
-                })
-                .buffered(PARALLEL_DELETES)
-                .try_collect()
-                .await?;
-            sources = composed
-                .into_iter()
-                .map(|o| (o.name, o.generation.unwrap_or_default()))
-                .collect();
-        }
-        self.compose_once(key, &sources, meta.to_headers(), expect)
-            .await
-    }
-
-    async fn compose_once(
-        &self,
-        key: &str,
-        sources: &[(String, String)],
-        metadata: HashMap<String, String>,
-        expect: Expect<'_>,
-    ) -> Result<json::Object, StorageError> {
-        let target = self.url_of_key(key);
-        let body = serde_json::to_string(&json::ComposeRequest {
-            source_objects: sources
-                .iter()
-                .map(|(name, generation)| json::ComposeSource {
-                    name,
-                    generation: Some(generation)
-                        .filter(|g| !g.is_empty())
-                        .map(|g| g.as_str()),
-                })
-                .collect(),
-            destination: json::NewObject {
-                name: None,
-                content_type: CONTENT_TYPE,
-                md5_hash: None,
-                metadata,
-            },
-        })
-        .map_err(|e| StorageError::Transfer {
-            target: target.clone(),
-            message: e.to_string(),
-        })?;
-        let mut url = format!("{}/compose", self.object_url(key));
-        if let Some(generation) = generation_condition(expect) {
-            url.push_str(&format!("?ifGenerationMatch={generation}"));
-        }
-        self.json("cannot compose", &target, || Call {
-            payload: Payload::Json(&body),
-            server_side: true,
-            ..Call::new(Method::POST, &url)
-        })
-        .await
-    }
-
-    /// Removes an upload's temporaries (parts and intermediates).
-    async fn remove_upload_folder(&self, stem: &str) -> Result<(), StorageError> {
-        let names: Vec<String> = self
-            .list_all(&staging::upload_folder(stem))
-            .await?
-            .into_iter()
-            .map(|o| o.name)
-            .filter(|name| name.starts_with(staging::STAGING))
-            .collect();
-        self.delete_keys(&names).await
-    }
-
-    /// The CRC32C the composite of `sources` (name, generation) must have:
-    /// each source's, as the service stored it, combined in order (`None`
-    /// when one is not known).
-    async fn combined_crc32c(
-        &self,
-        stem: &str,
-        sources: &[(String, String)],
-    ) -> Result<Option<u32>, StorageError> {
-        let mut stored: HashMap<String, (Option<String>, Option<u32>, u64)> = self
-            .list_all(&staging::upload_folder(stem))
-            .await?
-            .into_iter()
-            .map(|o| {
-                let facts = (o.generation.clone(), o.crc32c(), o.size());
-                (o.name, facts)
-            })
-            .collect();
-        let mut combined: Option<u32> = None;
-        for (name, generation) in sources {
-            if !stored.contains_key(name) {
-                // An object reused whole (an append's old content).
-                if let Some(o) = self.head_object(name).await? {
-                    stored.insert(name.clone(), (o.generation.clone(), o.crc32c(), o.size()));
-                }
-            }
-            let Some((Some(found), Some(crc), len)) = stored.get(name).cloned() else {
-                return Ok(None);
-            };
-            if &found != generation {
-                return Ok(None);
-            }
-            let len = usize::try_from(len).unwrap_or(usize::MAX);
-            combined = Some(match combined {
-                None => crc,
-                Some(before) => crc32c::crc32c_combine(before, crc, len),
-            });
-        }
-        Ok(combined)
     }
 
     fn head_of(object: &json::Object) -> ObjectHead {
@@ -941,8 +813,11 @@ impl ObjectStore for GcsStorage {
                 message: "an object needs at least one part".into(),
             });
         }
-        let expected_crc32c = self.combined_crc32c(&upload.id, &sources).await?;
-        let object = self
+        // One listing of the upload's folder serves the checksum and, once
+        // the object is made, the removal of the parts.
+        let staged = self.list_all(&staging::upload_folder(&upload.id)).await?;
+        let expected_crc32c = self.combined_crc32c(&staged, &sources).await?;
+        let (object, intermediates) = self
             .compose(&upload.id, &upload.key, sources, meta, expect)
             .await?;
         // The parts were checked against the file's bytes (MD5) as they went
@@ -970,7 +845,13 @@ impl ObjectStore for GcsStorage {
         }
         // The object is made: its temporaries go (a failure here leaves
         // only them, which `hugesync uploads --abort` removes).
-        if let Err(e) = self.remove_upload_folder(&upload.id).await {
+        let temporaries: Vec<String> = staged
+            .into_iter()
+            .map(|o| o.name)
+            .chain(intermediates)
+            .filter(|name| name.starts_with(staging::STAGING))
+            .collect();
+        if let Err(e) = self.delete_keys(&temporaries).await {
             tracing::warn!("{target}: cannot remove the upload's temporary parts: {e}");
         }
         Self::generation_of(object, &target)
