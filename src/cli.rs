@@ -264,6 +264,11 @@ pub struct S3Flags {
     /// stalls; never 403/404), backing off up to `retry_max_delay`.
     #[arg(long, global = true, value_name = "N")]
     pub retries: Option<usize>,
+    /// gs:// destinations: keep each object uploaded in parts also as hidden
+    /// chunk objects, so a later edit re-sends only the chunks it touches.
+    /// The data is then stored twice.
+    #[arg(long, global = true)]
+    pub gcs_chunked_objects: bool,
 }
 
 impl S3Flags {
@@ -273,6 +278,7 @@ impl S3Flags {
         overrides.endpoint_url = self.endpoint_url.clone().map(Some);
         overrides.path_style = self.path_style.then_some(true);
         overrides.retries = self.retries;
+        overrides.gcs_chunked_objects = self.gcs_chunked_objects.then_some(true);
     }
 }
 

@@ -260,6 +260,114 @@ fn an_append_sends_only_the_new_bytes_and_an_edit_goes_whole() {
 }
 
 #[test]
+fn with_chunked_objects_an_edit_inside_sends_only_the_chunks_it_touches() {
+    let (scratch, bucket) = (Scratch::new(), GcsBucket::new());
+    let mut data = noise(64 * MIB, 65);
+    let file = scratch.write("src/disk.img", &data);
+    let src = local(&scratch.src());
+    let chunked = ["--gcs-chunked-objects"];
+    let (sent, _) = sync_json(&scratch, &bucket.env(), &src, &bucket.url("d"), &chunked);
+    assert_eq!(sent, data.len() as u64);
+    // Kept as chunks of 20 MiB (whole 5 MiB blocks of at least 16 MiB).
+    let chunk_keys: Vec<String> = bucket
+        .keys()
+        .into_iter()
+        .filter(|k| k.starts_with(".hugesync-chunks/"))
+        .collect();
+    assert_eq!(
+        chunk_keys,
+        (1..=4)
+            .map(|n| format!(".hugesync-chunks/d/disk.img/{n:05}"))
+            .collect::<Vec<_>>()
+    );
+    let chunk = 20 * MIB as u64;
+
+    // An edit across a chunk boundary and one inside another chunk: the plan
+    // says what is reused and the price, the wire carries the three chunks.
+    for at in [20 * MIB - 50, 50 * MIB] {
+        for b in &mut data[at..at + 100] {
+            *b ^= 0x5a;
+        }
+    }
+    std::fs::write(&file, &data).unwrap();
+    set_newer(&file);
+    let plan = hugesync(
+        &scratch,
+        &bucket.env(),
+        &["plan", &src, &bucket.url("d"), "--gcs-chunked-objects"],
+    );
+    let text = stdout_of(&plan);
+    assert!(text.contains("1 of 4 unchanged"), "{text}");
+    assert!(text.contains("keep the data twice"), "{text}");
+    assert!(text.contains("send 60 MiB"), "{text}");
+    let proxy = FaultProxy::start(&bucket.endpoint, Faults::default());
+    let env = [("STORAGE_EMULATOR_HOST".to_string(), proxy.endpoint.clone())];
+    let (sent, warnings) = sync_json(&scratch, &env, &src, &bucket.url("d"), &chunked);
+    assert_eq!(sent, 3 * chunk, "{warnings:?}");
+    let on_wire = proxy.counters.body_bytes.load(Ordering::Relaxed);
+    assert!(
+        on_wire <= 3 * chunk + MIB as u64,
+        "{on_wire} bytes crossed the wire for edits in three chunks"
+    );
+    assert!(
+        bucket.get("d/disk.img") == data,
+        "the composed object differs"
+    );
+
+    // One more edit: one chunk.
+    data[5] ^= 1;
+    std::fs::write(&file, &data).unwrap();
+    set_newer(&file);
+    let (sent, _) = sync_json(&scratch, &bucket.env(), &src, &bucket.url("d"), &chunked);
+    assert_eq!(sent, chunk);
+    assert!(bucket.get("d/disk.img") == data);
+
+    // Chunks are never files: a download brings the object alone.
+    let back = scratch.path("back");
+    let out = sync(&scratch, &bucket, &bucket.url("d"), &local(&back), &[]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(tree(&back).len(), 1, "{:?}", tree(&back));
+
+    // Replaced without chunks (the flag off, a small file), then deleted:
+    // the chunks go with what they were kept for.
+    data.truncate(1000);
+    std::fs::write(&file, &data).unwrap();
+    set_newer(&file);
+    sync_json(&scratch, &bucket.env(), &src, &bucket.url("d"), &[]);
+    assert!(bucket.get("d/disk.img") == data);
+    assert!(
+        !bucket
+            .keys()
+            .iter()
+            .any(|k| k.starts_with(".hugesync-chunks/")),
+        "{:?}",
+        bucket.keys()
+    );
+    let big = noise(40 * MIB, 66);
+    std::fs::write(&file, &big).unwrap();
+    set_newer(&file);
+    sync_json(&scratch, &bucket.env(), &src, &bucket.url("d"), &chunked);
+    assert_eq!(
+        bucket
+            .keys()
+            .iter()
+            .filter(|k| k.starts_with(".hugesync-chunks/"))
+            .count(),
+        2
+    );
+    std::fs::remove_file(&file).unwrap();
+    scratch.write("src/other", b"x");
+    sync_json(
+        &scratch,
+        &bucket.env(),
+        &src,
+        &bucket.url("d"),
+        &["--delete"],
+    );
+    assert_eq!(bucket.keys(), ["d/other"]);
+}
+
+#[test]
 fn a_sidecar_that_lies_cannot_make_the_object() {
     // big2's sidecar replaced by big1's (with big2's generation written in):
     // the local file is big1 plus an appended tail, so the sidecar claims an

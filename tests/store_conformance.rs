@@ -32,18 +32,24 @@ where
     F: Fn(SharedStore) -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
-    let (bucket, container, gcs) = (Bucket::new(), Container::new(), GcsBucket::new());
+    let (bucket, container) = (Bucket::new(), Container::new());
+    let (gcs, gcs_chunked) = (GcsBucket::new(), GcsBucket::new());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
-    for store in runtime.block_on(stores(&bucket, &container, &gcs)) {
+    for store in runtime.block_on(stores(&bucket, &container, &gcs, &gcs_chunked)) {
         runtime.block_on(body(store));
     }
 }
 
-async fn stores(bucket: &Bucket, container: &Container, gcs: &GcsBucket) -> Vec<SharedStore> {
+async fn stores(
+    bucket: &Bucket,
+    container: &Container,
+    gcs: &GcsBucket,
+    gcs_chunked: &GcsBucket,
+) -> Vec<SharedStore> {
     let retry = hugesync::retry::RetryPolicy::new(
         2,
         std::time::Duration::from_millis(200),
@@ -84,9 +90,24 @@ async fn stores(bucket: &Bucket, container: &Container, gcs: &GcsBucket) -> Vec<
         gcs: GcsSettings {
             endpoint_url: Some(gcs.endpoint.clone()),
             list_page_size: Some(PAGE),
+            chunked_objects: false,
+        },
+        retry: retry.clone(),
+        ..StoreSettings::default()
+    };
+    // GCS again, keeping what it stages as chunks of the object.
+    let google_chunked = StoreSettings {
+        gcs: GcsSettings {
+            endpoint_url: Some(gcs_chunked.endpoint.clone()),
+            list_page_size: Some(PAGE),
+            chunked_objects: true,
         },
         retry,
         ..StoreSettings::default()
+    };
+    let gcs_chunked_location = Location::Gcs {
+        bucket: gcs_chunked.name.clone(),
+        prefix: "root/".into(),
     };
     let gcs_location = Location::Gcs {
         bucket: gcs.name.clone(),
@@ -104,6 +125,11 @@ async fn stores(bucket: &Bucket, container: &Container, gcs: &GcsBucket) -> Vec<
         open(Storage::open(&s3_location, &s3).await.unwrap()),
         open(Storage::open(&azure_location, &azure).await.unwrap()),
         open(Storage::open(&gcs_location, &google).await.unwrap()),
+        open(
+            Storage::open(&gcs_chunked_location, &google_chunked)
+                .await
+                .unwrap(),
+        ),
     ]
 }
 

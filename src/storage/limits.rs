@@ -52,6 +52,10 @@ pub enum RebuildCheck {
     /// Only a whole old object is reused (an append), after its checksum is
     /// compared with the local bytes it stands for (GCS compose).
     WholeObjectCompared,
+    /// Unchanged chunks of the object, kept as objects of their own, are
+    /// reused whole after their MD5 and CRC32C are compared with the file's
+    /// bytes there (GCS chunked objects).
+    ChunksCompared,
     /// Nothing checks a copied range; only the rebuilt object's size is.
     SizeOnly,
 }
@@ -67,6 +71,9 @@ impl RebuildCheck {
             }
             RebuildCheck::WholeObjectCompared => {
                 "the old object is reused only whole, when the file grew by appending, after its CRC32C is compared with the file's first bytes"
+            }
+            RebuildCheck::ChunksCompared => {
+                "unchanged chunks are reused only after their MD5 and CRC32C are compared with the file's bytes; chunked objects keep the data twice (object and chunks)"
             }
             RebuildCheck::SizeOnly => {
                 "ranges copied server-side cannot be checked on this store; only the rebuilt object's size is verified"

@@ -139,6 +139,21 @@ pub struct PendingUpload {
     pub initiated_ns: Option<i64>,
 }
 
+/// A piece of an object that the store keeps as an object of its own
+/// (chunked objects), which a later upload of the same key can stage whole
+/// as the part of the same number when the file's bytes there are unchanged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KeptChunk {
+    /// 1-based: the part it was, and will be again.
+    pub number: u32,
+    /// Where it sits in the object (chunks before it, summed).
+    pub start: u64,
+    pub len: u64,
+    /// Its checksums as the service computed them.
+    pub md5: Option<[u8; 16]>,
+    pub crc32c: Option<u32>,
+}
+
 /// An existing object to stage a range of, or to copy whole, server-side.
 #[derive(Clone, Copy, Debug)]
 pub struct CopySource<'a> {
@@ -337,6 +352,20 @@ pub trait ObjectStore: Send + Sync + Debug + Any {
     /// Uploads left incomplete below the prefix (stores whose staged parts
     /// expire by themselves list none).
     async fn list_pending(&self) -> Result<Vec<PendingUpload>, StorageError>;
+
+    /// Whether this store keeps what it stages as chunks of the object (kept
+    /// past the commit, reused by later uploads of the key: [`KeptChunk`]).
+    fn keeps_chunks(&self) -> bool {
+        false
+    }
+
+    /// The chunks kept for `key`, in order (none on stores that keep none).
+    /// [`ObjectStore::stage_copy`] stages one as part `number` when given its
+    /// `start` and `len` as the range, after checking its checksums against
+    /// the expected ones.
+    async fn kept_chunks(&self, _key: &str) -> Result<Vec<KeptChunk>, StorageError> {
+        Ok(Vec::new())
+    }
 
     /// The key of a path below the root. Paths are UTF-8 by the time they reach
     /// an object store (local names that are not are refused before, per file).

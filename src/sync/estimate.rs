@@ -12,6 +12,7 @@ use crate::types::{Entry, SyncAction};
 
 use super::plan::{PlanItem, SyncPlan};
 use super::sidecar::{self, Sidecar};
+use super::transfer::chunked;
 use super::transfer::delta_download::match_local;
 use super::transfer::upload::part_size;
 
@@ -84,15 +85,18 @@ pub(crate) const DOWNLOAD_INSTEAD: &str = "fetched whole";
 /// Sidecars fetched at once while planning.
 const PARALLEL_SIDECARS: usize = 8;
 
-/// The sidecars of the plan's delta candidates, fetched a few at a time;
-/// `object` picks the item's entry on the object store's side.
+/// The sidecars of the plan's delta candidates (those `wanted` says), fetched
+/// a few at a time; `object` picks the item's entry on the object store's side.
 async fn fetch_sidecars(
     plan: &SyncPlan,
     store: &dyn ObjectStore,
     object: fn(&PlanItem) -> Option<&Entry>,
+    wanted: impl Fn(&PlanItem) -> bool,
 ) -> Vec<(usize, Result<Sidecar, StorageError>)> {
     use futures::stream::{self, StreamExt};
-    let candidates = (0..plan.items.len()).filter(|&i| plan.items[i].action == SyncAction::Delta);
+    let candidates: Vec<usize> = (0..plan.items.len())
+        .filter(|&i| plan.items[i].action == SyncAction::Delta && wanted(&plan.items[i]))
+        .collect();
     stream::iter(candidates)
         .map(|i| {
             let item = &plan.items[i];
@@ -133,7 +137,12 @@ async fn estimate_uploads(plan: &mut SyncPlan, src: &LocalStorage, dst: &dyn Obj
     // the file grew by appending.
     let whole_objects = !dst.limits().range_copy();
     let generate = plan.options.remote_signature == super::RemoteSignature::Generate;
-    let fetched = fetch_sidecars(plan, dst, |item| item.dst.as_ref()).await;
+    // Files kept as chunks are estimated from the chunks, not a sidecar.
+    let in_chunks =
+        |item: &PlanItem| chunked::goes_in_chunks(dst, item.src.as_ref().map_or(0, |e| e.size));
+    estimate_chunked_uploads(plan, src, dst, &in_chunks).await;
+    let fetched =
+        fetch_sidecars(plan, dst, |item| item.dst.as_ref(), |item| !in_chunks(item)).await;
     for (i, fetched) in fetched {
         let item = &mut plan.items[i];
         let signature = match fetched {
@@ -203,10 +212,61 @@ async fn estimate_uploads(plan: &mut SyncPlan, src: &LocalStorage, dst: &dyn Obj
     plan.refresh_stats();
 }
 
+/// Local → a store that keeps objects as chunks: the file's chunks against
+/// those kept for its object; the chunks that differ are what the upload sends.
+async fn estimate_chunked_uploads(
+    plan: &mut SyncPlan,
+    src: &LocalStorage,
+    dst: &dyn ObjectStore,
+    in_chunks: &dyn Fn(&PlanItem) -> bool,
+) {
+    let block = plan.options.block_size as u32;
+    for i in 0..plan.items.len() {
+        let item = &plan.items[i];
+        if item.action != SyncAction::Delta || !in_chunks(item) {
+            continue;
+        }
+        let kept = match dst.kept_chunks(&dst.key_of(&item.path)).await {
+            Ok(kept) => kept,
+            Err(e) => {
+                tracing::warn!("{}: cannot list the chunks it is kept as: {e}", item.path);
+                continue;
+            }
+        };
+        let path = src.path_of(&item.path);
+        let size = item.src.as_ref().map_or(0, |e| e.size);
+        let chunk = chunked::chunk_size(size, dst.limits(), block);
+        let estimate = tokio::task::spawn_blocking(move || -> std::io::Result<chunked::Reuse> {
+            let file = std::fs::File::open(&path)?;
+            let new = map_readonly(&file)?;
+            let local = chunked::local_chunks(&new, chunk);
+            if new.faulted() {
+                return Err(crate::mapguard::ChangedWhileRead::io());
+            }
+            Ok(chunked::reuse_of(&local, &kept))
+        })
+        .await;
+        let item = &mut plan.items[i];
+        if let Ok(Ok(reuse)) = &estimate {
+            item.note = Some(
+                format!(
+                    "kept as chunks of {} (stored twice): {} of {} unchanged",
+                    crate::format::bytes(chunk),
+                    reuse.chunks_reused,
+                    reuse.chunks
+                )
+                .into(),
+            );
+        }
+        record(item, estimate.map(|r| r.map(|r| (r.sent, r.reused))));
+    }
+    plan.refresh_stats();
+}
+
 /// Object store → local: the object's sidecar against the local file; the
 /// blocks not found locally are what the download fetches.
 async fn estimate_downloads(plan: &mut SyncPlan, src: &dyn ObjectStore, dst: &LocalStorage) {
-    let fetched = fetch_sidecars(plan, src, |item| item.src.as_ref()).await;
+    let fetched = fetch_sidecars(plan, src, |item| item.src.as_ref(), |_| true).await;
     for (i, fetched) in fetched {
         let item = &mut plan.items[i];
         let signature = match fetched {

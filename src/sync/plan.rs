@@ -285,11 +285,16 @@ fn keep_skipped_destination_links(items: &mut [PlanItem], issues: &[crate::stora
 
 impl SyncPlan {
     /// What the plan says about verifying server-side rebuilds: only when it
-    /// holds delta uploads to a store that rebuilds them.
+    /// holds delta uploads to a store that rebuilds them (or any upload to a
+    /// store keeping chunks, whose price — the data stored twice — it states).
     pub fn rebuild_check_note(&self) -> Option<&'static str> {
+        use crate::storage::RebuildCheck;
         self.rebuild_check
-            .filter(|_| self.stats.delta.count > 0)
-            .map(crate::storage::RebuildCheck::describe)
+            .filter(|check| {
+                self.stats.delta.count > 0
+                    || (*check == RebuildCheck::ChunksCompared && self.stats.upload.count > 0)
+            })
+            .map(RebuildCheck::describe)
     }
 
     /// Recomputes the totals after the items were edited.

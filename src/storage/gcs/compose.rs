@@ -14,7 +14,7 @@ use super::{
 };
 use crate::storage::StorageError;
 use crate::storage::meta::ObjectMeta;
-use crate::storage::object::{Expect, ObjectStore};
+use crate::storage::object::Expect;
 
 impl GcsStorage {
     /// Composes `sources` (name, generation) into `key`, in a tree of
@@ -107,7 +107,7 @@ impl GcsStorage {
             .map(|o| o.name)
             .filter(|name| name.starts_with(staging::STAGING))
             .collect();
-        self.delete_keys(&names).await
+        self.delete_names(&names).await
     }
 
     /// The CRC32C the composite of `sources` (name, generation) must have:

@@ -17,6 +17,10 @@ pub struct GcsSettings {
     /// Objects per listing page (`None`: GCS's most, 1000). Smaller pages only
     /// make tests of paging cheap.
     pub list_page_size: Option<u32>,
+    /// Keep every object HugeSync uploads in parts also as hidden chunk
+    /// objects, so later edits re-send only the chunks they touch
+    /// (`--gcs-chunked-objects`; the data is stored twice).
+    pub chunked_objects: bool,
 }
 
 impl GcsSettings {
@@ -24,6 +28,7 @@ impl GcsSettings {
         GcsSettings {
             endpoint_url: settings.endpoint_url.value.clone(),
             list_page_size: None,
+            chunked_objects: settings.gcs_chunked_objects.value,
         }
     }
 }

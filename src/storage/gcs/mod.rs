@@ -11,6 +11,7 @@
 //! whole. Versions are generations: `ifGenerationMatch` guards every write
 //! (`0`: the object must not exist) and pins every read.
 
+mod chunks;
 mod compose;
 mod credentials;
 mod json;
@@ -30,9 +31,9 @@ use self::request::{Call, Payload};
 use super::body::BodySource;
 use super::meta::ObjectMeta;
 use super::object::{
-    ByteStream, ChecksumKind, CopyRange, CopySource, Expect, ListPage, ListedObject, ObjectHead,
-    ObjectStore, PendingUpload, ReadableUrl, RebuildCheck, StagedPart, StagedUpload, Stitching,
-    StoreId, StoreLimits,
+    ByteStream, ChecksumKind, CopyRange, CopySource, Expect, KeptChunk, ListPage, ListedObject,
+    ObjectHead, ObjectStore, PendingUpload, ReadableUrl, RebuildCheck, StagedPart, StagedUpload,
+    Stitching, StoreId, StoreLimits,
 };
 use super::{RemoteErrorKind, StorageError, StoreHints};
 use crate::retry::RetryPolicy;
@@ -62,6 +63,13 @@ const LIMITS: StoreLimits = StoreLimits {
     delete_batch: 100,
     checksums: &[ChecksumKind::Md5, ChecksumKind::Crc32c],
     rebuild_check: RebuildCheck::WholeObjectCompared,
+};
+
+/// With chunked objects, a staged part is a chunk kept past the commit, and
+/// reused by a later upload after its checksums are compared.
+const CHUNKED_LIMITS: StoreLimits = StoreLimits {
+    rebuild_check: RebuildCheck::ChunksCompared,
+    ..LIMITS
 };
 
 /// Sources of one compose call.
@@ -102,6 +110,9 @@ fn generation_condition(expect: Expect<'_>) -> Option<String> {
     }
 }
 
+/// Chunk objects by the key they are kept for.
+type ChunkIndex = HashMap<String, Vec<String>>;
+
 /// A bucket and a prefix, with a client and signer shared by every clone.
 #[derive(Clone)]
 pub struct GcsStorage {
@@ -114,6 +125,11 @@ pub struct GcsStorage {
     prefix: String,
     retry: RetryPolicy,
     list_page_size: u32,
+    /// Objects are kept as chunks too (`chunks`).
+    chunked: bool,
+    /// The keys below the prefix that have chunks, and their chunks' names:
+    /// listed once, at the first write or delete that may leave them behind.
+    chunk_index: Arc<tokio::sync::Mutex<Option<ChunkIndex>>>,
 }
 
 impl std::fmt::Debug for GcsStorage {
@@ -176,6 +192,8 @@ impl GcsStorage {
                 .list_page_size
                 .unwrap_or(PAGE_SIZE)
                 .clamp(1, PAGE_SIZE),
+            chunked: settings.chunked_objects,
+            chunk_index: Arc::default(),
         })
     }
 
@@ -309,6 +327,163 @@ impl GcsStorage {
         Ok(object)
     }
 
+    /// Deletes objects by name, in parallel; missing ones are no error.
+    async fn delete_names(&self, names: &[String]) -> Result<(), StorageError> {
+        futures::stream::iter(names.iter().cloned())
+            .map(|name| async move {
+                let target = self.url_of_key(&name);
+                let url = self.object_url(&name);
+                match self
+                    .send("cannot delete", &target, || Call::new(Method::DELETE, &url))
+                    .await
+                {
+                    Ok(_)
+                    | Err(StorageError::Remote {
+                        kind: RemoteErrorKind::NotFound,
+                        ..
+                    }) => Ok(()),
+                    Err(e) => Err(e),
+                }
+            })
+            .buffer_unordered(PARALLEL_DELETES)
+            .try_collect::<()>()
+            .await
+    }
+
+    /// Whether `key` is a user object (not a sidecar or a reserved name),
+    /// which may have chunks.
+    fn may_have_chunks(key: &str) -> bool {
+        !crate::storage::is_sidecar(key.as_bytes())
+            && !key.starts_with(staging::STAGING)
+            && !key.starts_with(chunks::CHUNKS)
+    }
+
+    /// Removes the chunks of objects that were deleted, or replaced by a
+    /// write that keeps none. The chunk folder below the prefix is listed
+    /// once per run, at the first such write.
+    async fn drop_chunks_of(&self, keys: &[String]) -> Result<(), StorageError> {
+        let keys: Vec<&String> = keys.iter().filter(|k| Self::may_have_chunks(k)).collect();
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let names: Vec<String> = {
+            let mut slot = self.chunk_index.lock().await;
+            let index = match slot.as_mut() {
+                Some(index) => index,
+                None => {
+                    let mut found = ChunkIndex::new();
+                    let folder = format!("{}{}", chunks::CHUNKS, self.prefix);
+                    for object in self.list_all(&folder).await? {
+                        if let Some((key, _)) = chunks::parse(&object.name) {
+                            found.entry(key.to_string()).or_default().push(object.name);
+                        }
+                    }
+                    slot.insert(found)
+                }
+            };
+            keys.iter()
+                .filter_map(|k| index.remove(*k))
+                .flatten()
+                .collect()
+        };
+        self.delete_names(&names).await
+    }
+
+    /// The same as [`Self::drop_chunks_of`] after a write that succeeded: a
+    /// failure leaves hidden chunks only, and is reported, not returned.
+    async fn drop_chunks_after_write(&self, key: &str) {
+        if let Err(e) = self.drop_chunks_of(&[key.to_string()]).await {
+            tracing::warn!(
+                "{}: cannot remove the chunks the object was kept as: {e}",
+                self.url_of_key(key)
+            );
+        }
+    }
+
+    /// The chunk objects listed for `key`, in order.
+    async fn chunk_objects(&self, key: &str) -> Result<Vec<(u32, json::Object)>, StorageError> {
+        let mut found: Vec<(u32, json::Object)> = self
+            .list_all(&chunks::folder(key))
+            .await?
+            .into_iter()
+            .filter_map(|o| {
+                let number = match chunks::parse(&o.name) {
+                    Some((k, number)) if k == key => number,
+                    _ => return None,
+                };
+                Some((number, o))
+            })
+            .collect();
+        found.sort_by_key(|(number, _)| *number);
+        Ok(found)
+    }
+
+    /// Checks an object about to be reused whole against the bytes it stands
+    /// for: its MD5 (single-request uploads) and its CRC32C (every object,
+    /// composites too). Either disagreeing refuses it; returns whether one
+    /// was compared at all.
+    fn compare_reused(
+        &self,
+        range: &CopyRange,
+        object: &json::Object,
+        name: &str,
+    ) -> Result<bool, StorageError> {
+        let md5_agrees = match (range.expected_md5, object.md5()) {
+            (Some(expected), Some(actual)) => Some(expected == actual),
+            _ => None,
+        };
+        let crc_agrees = match (range.expected_crc32c, object.crc32c()) {
+            (Some(expected), Some(actual)) => Some(expected == actual),
+            _ => None,
+        };
+        if md5_agrees == Some(false) || crc_agrees == Some(false) {
+            return Err(StorageError::Remote {
+                op: "cannot compose from",
+                target: self.url_of_key(name),
+                kind: RemoteErrorKind::ChecksumMismatch,
+                message: "the object's checksum is not that of the file's bytes".into(),
+                hints: &HINTS,
+            });
+        }
+        Ok(md5_agrees == Some(true) || crc_agrees == Some(true))
+    }
+
+    /// Stages chunk `number` of the object as it is kept, when its size is
+    /// the range's and its checksums are the file's bytes'.
+    async fn stage_kept_chunk(
+        &self,
+        upload: &StagedUpload,
+        number: u32,
+        range: &CopyRange,
+    ) -> Result<StagedPart, StorageError> {
+        let name = chunks::name(&upload.key, number);
+        let gone = |message: &str| StorageError::Remote {
+            op: "cannot compose from",
+            target: self.url_of_key(&name),
+            kind: RemoteErrorKind::ChecksumMismatch,
+            message: message.into(),
+            hints: &HINTS,
+        };
+        let object = self
+            .head_object(&name)
+            .await?
+            .ok_or_else(|| gone("the chunk is gone"))?;
+        if object.size() != range.len {
+            return Err(gone("the chunk holds other bytes than the file's there"));
+        }
+        let checked = self.compare_reused(range, &object, &name)?;
+        if !checked {
+            return Err(gone("the chunk carries no checksum to compare"));
+        }
+        let generation = Self::generation_of(object, &self.url_of_key(&name))?;
+        Ok(StagedPart {
+            number,
+            tag: staging::tag(&name, &generation),
+            size: range.len,
+            md5: range.expected_md5,
+        })
+    }
+
     fn head_of(object: &json::Object) -> ObjectHead {
         ObjectHead {
             size: object.size(),
@@ -348,7 +523,11 @@ impl ObjectStore for GcsStorage {
     }
 
     fn limits(&self) -> &StoreLimits {
-        &LIMITS
+        if self.chunked {
+            &CHUNKED_LIMITS
+        } else {
+            &LIMITS
+        }
     }
 
     fn retry(&self) -> &RetryPolicy {
@@ -368,8 +547,11 @@ impl ObjectStore for GcsStorage {
         let objects = page
             .items
             .into_iter()
-            // A composite upload's temporaries are never user files.
-            .filter(|o| !o.name.starts_with(staging::STAGING))
+            // A composite upload's temporaries and kept chunks are never
+            // user files.
+            .filter(|o| {
+                !o.name.starts_with(staging::STAGING) && !o.name.starts_with(chunks::CHUNKS)
+            })
             .filter_map(|o| {
                 let head = Self::head_of(&o);
                 Some(ListedObject {
@@ -455,7 +637,9 @@ impl ObjectStore for GcsStorage {
         let object = self
             .upload(key, body, len, meta.to_headers(), md5, expect)
             .await?;
-        Self::generation_of(object, &self.url_of_key(key))
+        let generation = Self::generation_of(object, &self.url_of_key(key))?;
+        self.drop_chunks_after_write(key).await;
+        Ok(generation)
     }
 
     fn copies_from(&self, source: &dyn ObjectStore) -> bool {
@@ -527,7 +711,11 @@ impl ObjectStore for GcsStorage {
                     target: target.clone(),
                     message: "the finished copy's answer has no object".into(),
                 })?;
-                return Self::generation_of(object, &target);
+                let generation = Self::generation_of(object, &target)?;
+                if source.key != key {
+                    self.drop_chunks_after_write(key).await;
+                }
+                return Ok(generation);
             }
             token = answer.rewrite_token;
             if token.is_none() {
@@ -573,25 +761,8 @@ impl ObjectStore for GcsStorage {
     }
 
     async fn delete_keys(&self, keys: &[String]) -> Result<(), StorageError> {
-        futures::stream::iter(keys.iter().cloned())
-            .map(|key| async move {
-                let target = self.url_of_key(&key);
-                let url = self.object_url(&key);
-                match self
-                    .send("cannot delete", &target, || Call::new(Method::DELETE, &url))
-                    .await
-                {
-                    Ok(_)
-                    | Err(StorageError::Remote {
-                        kind: RemoteErrorKind::NotFound,
-                        ..
-                    }) => Ok(()),
-                    Err(e) => Err(e),
-                }
-            })
-            .buffer_unordered(PARALLEL_DELETES)
-            .try_collect::<()>()
-            .await
+        self.delete_names(keys).await?;
+        self.drop_chunks_of(keys).await
     }
 
     async fn readable_url(
@@ -663,7 +834,11 @@ impl ObjectStore for GcsStorage {
                 message: format!("a {len}-byte part is over the 5 TiB an object may hold"),
             });
         }
-        let name = staging::part_name(&upload.id, number, &upload.key);
+        let name = if self.chunked {
+            chunks::name(&upload.key, number)
+        } else {
+            staging::part_name(&upload.id, number, &upload.key)
+        };
         let object = self
             .upload(&name, body, len, HashMap::new(), md5, Expect::Any)
             .await?;
@@ -698,6 +873,11 @@ impl ObjectStore for GcsStorage {
                 message: "GCS composes objects of the same bucket only".into(),
             });
         }
+        if self.chunked && source.key == upload.key && range.start > 0 {
+            // A chunk the object is kept as (the first is told from the old
+            // object whole, an append's reuse, by its size below).
+            return self.stage_kept_chunk(upload, number, &range).await;
+        }
         let object = self
             .head_object(source.key)
             .await?
@@ -720,6 +900,9 @@ impl ObjectStore for GcsStorage {
                 hints: &HINTS,
             });
         }
+        if self.chunked && source.key == upload.key && range.len != object.size() {
+            return self.stage_kept_chunk(upload, number, &range).await;
+        }
         if range.start != 0 || range.len != object.size() {
             return Err(StorageError::Transfer {
                 target,
@@ -731,27 +914,7 @@ impl ObjectStore for GcsStorage {
                 ),
             });
         }
-        // The object is compared with the bytes it stands for by what it
-        // carries: its MD5 (single-request uploads) and its CRC32C (every
-        // object, composites too). Either disagreeing refuses it.
-        let md5_agrees = match (range.expected_md5, object.md5()) {
-            (Some(expected), Some(actual)) => Some(expected == actual),
-            _ => None,
-        };
-        let crc_agrees = match (range.expected_crc32c, object.crc32c()) {
-            (Some(expected), Some(actual)) => Some(expected == actual),
-            _ => None,
-        };
-        if md5_agrees == Some(false) || crc_agrees == Some(false) {
-            return Err(StorageError::Remote {
-                op: "cannot compose from",
-                target: self.url_of_key(source.key),
-                kind: RemoteErrorKind::ChecksumMismatch,
-                message: "the object's checksum is not that of the file's bytes".into(),
-                hints: &HINTS,
-            });
-        }
-        let checked = md5_agrees == Some(true) || crc_agrees == Some(true);
+        let checked = self.compare_reused(&range, &object, source.key)?;
         let md5 = range.expected_md5.filter(|_| checked);
         Ok(StagedPart {
             number,
@@ -762,6 +925,30 @@ impl ObjectStore for GcsStorage {
     }
 
     async fn list_staged(&self, upload: &StagedUpload) -> Result<Vec<StagedPart>, StorageError> {
+        if self.chunked {
+            // What is staged for the key is its chunks.
+            let parts: Vec<StagedPart> = self
+                .chunk_objects(&upload.key)
+                .await?
+                .into_iter()
+                .map(|(number, o)| StagedPart {
+                    number,
+                    tag: staging::tag(&o.name, o.generation.as_deref().unwrap_or_default()),
+                    size: o.size(),
+                    md5: o.md5(),
+                })
+                .collect();
+            if parts.is_empty() {
+                return Err(StorageError::Remote {
+                    op: "cannot resume",
+                    target: self.url_of_key(&upload.key),
+                    kind: RemoteErrorKind::NotFound,
+                    message: "no chunk of the upload is left".into(),
+                    hints: &HINTS,
+                });
+            }
+            return Ok(parts);
+        }
         let objects = self.list_all(&staging::upload_folder(&upload.id)).await?;
         if objects.is_empty() {
             return Err(StorageError::Remote {
@@ -813,12 +1000,22 @@ impl ObjectStore for GcsStorage {
                 message: "an object needs at least one part".into(),
             });
         }
-        // One listing of the upload's folder serves the checksum and, once
-        // the object is made, the removal of the parts.
-        let staged = self.list_all(&staging::upload_folder(&upload.id)).await?;
+        // One listing of the parts serves the checksum and, once the object
+        // is made, the removal of what it no longer needs: the upload's
+        // folder, or with chunked objects the key's chunks (those past the
+        // new last one are stale).
+        let staged = if self.chunked {
+            self.chunk_objects(&upload.key)
+                .await?
+                .into_iter()
+                .map(|(_, object)| object)
+                .collect()
+        } else {
+            self.list_all(&staging::upload_folder(&upload.id)).await?
+        };
         let expected_crc32c = self.combined_crc32c(&staged, &sources).await?;
         let (object, intermediates) = self
-            .compose(&upload.id, &upload.key, sources, meta, expect)
+            .compose(&upload.id, &upload.key, sources.clone(), meta, expect)
             .await?;
         // The parts were checked against the file's bytes (MD5) as they went
         // up; the composite is checked against the parts: its CRC32C must be
@@ -843,6 +1040,22 @@ impl ObjectStore for GcsStorage {
                 ),
             });
         }
+        let generation = Self::generation_of(object, &target)?;
+        if self.chunked {
+            // The chunks composed stay; any other chunk of the key goes.
+            let (kept, stale): (Vec<String>, Vec<String>) = staged
+                .into_iter()
+                .map(|o| o.name)
+                .partition(|name| sources.iter().any(|(source, _)| source == name));
+            if let Some(index) = self.chunk_index.lock().await.as_mut() {
+                index.insert(upload.key.clone(), kept);
+            }
+            let unneeded: Vec<String> = stale.into_iter().chain(intermediates).collect();
+            if let Err(e) = self.delete_names(&unneeded).await {
+                tracing::warn!("{target}: cannot remove the chunks it no longer has: {e}");
+            }
+            return Ok(generation);
+        }
         // The object is made: its temporaries go (a failure here leaves
         // only them, which `hugesync uploads --abort` removes).
         let temporaries: Vec<String> = staged
@@ -851,14 +1064,56 @@ impl ObjectStore for GcsStorage {
             .chain(intermediates)
             .filter(|name| name.starts_with(staging::STAGING))
             .collect();
-        if let Err(e) = self.delete_keys(&temporaries).await {
+        if let Err(e) = self.delete_names(&temporaries).await {
             tracing::warn!("{target}: cannot remove the upload's temporary parts: {e}");
         }
-        Self::generation_of(object, &target)
+        self.drop_chunks_after_write(&upload.key).await;
+        Ok(generation)
     }
 
     async fn abort_staged(&self, upload: &StagedUpload) -> Result<(), StorageError> {
-        self.remove_upload_folder(&upload.id).await
+        if upload.id != chunks::ORPHANED {
+            self.remove_upload_folder(&upload.id).await?;
+        }
+        // Chunks stay for the next upload of an object that exists; those of
+        // an object that never came to be go with the upload.
+        if (self.chunked || upload.id == chunks::ORPHANED)
+            && self.head_object(&upload.key).await?.is_none()
+        {
+            let names: Vec<String> = self
+                .chunk_objects(&upload.key)
+                .await?
+                .into_iter()
+                .map(|(_, o)| o.name)
+                .collect();
+            self.delete_names(&names).await?;
+        }
+        Ok(())
+    }
+
+    fn keeps_chunks(&self) -> bool {
+        self.chunked
+    }
+
+    async fn kept_chunks(&self, key: &str) -> Result<Vec<KeptChunk>, StorageError> {
+        // Chunks are placed by the sizes of those before them: a gap (a
+        // chunk removed meanwhile) leaves the rest unplaced.
+        let mut kept = Vec::new();
+        let mut start = 0;
+        for (number, object) in self.chunk_objects(key).await? {
+            if number as usize != kept.len() + 1 {
+                break;
+            }
+            kept.push(KeptChunk {
+                number,
+                start,
+                len: object.size(),
+                md5: object.md5(),
+                crc32c: object.crc32c(),
+            });
+            start += object.size();
+        }
+        Ok(kept)
     }
 
     async fn list_pending(&self) -> Result<Vec<PendingUpload>, StorageError> {
@@ -880,6 +1135,29 @@ impl ObjectStore for GcsStorage {
                     id: stem.to_string(),
                     initiated_ns: created,
                 }),
+            }
+        }
+        // Chunks kept for an object that does not exist (its first upload
+        // was interrupted, and never run again).
+        let mut orphaned: Vec<PendingUpload> = Vec::new();
+        let folder = format!("{}{}", chunks::CHUNKS, self.prefix);
+        for object in self.list_all(&folder).await? {
+            let Some((key, _)) = chunks::parse(&object.name) else {
+                continue;
+            };
+            let created = object.time_created.as_deref().map(rfc3339_ns);
+            match orphaned.iter_mut().find(|p| p.key == key) {
+                Some(found) => found.initiated_ns = found.initiated_ns.min(created).or(created),
+                None => orphaned.push(PendingUpload {
+                    key: key.to_string(),
+                    id: chunks::ORPHANED.to_string(),
+                    initiated_ns: created,
+                }),
+            }
+        }
+        for candidate in orphaned {
+            if self.head_object(&candidate.key).await?.is_none() {
+                pending.push(candidate);
             }
         }
         Ok(pending)

@@ -26,7 +26,7 @@ use super::{ItemContext, ItemError, Outcome, conflict_or, expect_of, settle_writ
 use crate::storage::body::md5_of as md5;
 
 /// Parts of a signed whole upload: whole blocks, at least this large.
-const MIN_SIGNED_PART: u64 = 16 * 1024 * 1024;
+pub(super) const MIN_SIGNED_PART: u64 = 16 * 1024 * 1024;
 /// Unchanged runs longer than this are copied server-side in pieces of about
 /// this size, in parallel within the run's request slots.
 const COPY_PIECE: u64 = 128 * 1024 * 1024;
@@ -94,9 +94,10 @@ pub(super) async fn upload_signed(
         sidecar::store(t.dst.as_ref(), &t.item.path, &signature, &etag).await?;
         return Ok(Outcome::sent(size, 0));
     }
-    let part = (super::upload::part_size(size, t.dst.limits()).max(MIN_SIGNED_PART))
-        .div_ceil(u64::from(block))
-        * u64::from(block);
+    if t.dst.keeps_chunks() {
+        return super::chunked::upload_chunked(t, source, true).await;
+    }
+    let part = super::chunked::chunk_size(size, t.dst.limits(), block);
     let mut started = resumable::start(
         t.dst.as_ref(),
         t.key,
@@ -206,6 +207,10 @@ pub(super) async fn upload_delta(
     t: &Target<'_>,
     source: &SourceFile<'_>,
 ) -> Result<Outcome, ItemError> {
+    if t.dst.keeps_chunks() && t.planned.size > SINGLE_PUT_MAX {
+        // The object's kept chunks, not its sidecar, say what can be reused.
+        return super::chunked::upload_chunked(t, source, true).await;
+    }
     let old = t.item.dst.as_ref().ok_or(ItemError::Incomplete {
         side: "destination",
     })?;
@@ -384,6 +389,6 @@ pub(super) async fn upload_delta(
     Ok(Outcome::sent(assembled.uploaded, assembled.copied))
 }
 
-async fn warn(t: &Target<'_>, message: String) {
+pub(super) async fn warn(t: &Target<'_>, message: String) {
     let _ = t.ctx.events.send(ExecEvent::Warning { message }).await;
 }

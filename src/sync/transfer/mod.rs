@@ -4,6 +4,7 @@
 //! Object stores are reached only through `storage::ObjectStore`: which store
 //! it is, this module never knows.
 
+pub(crate) mod chunked;
 pub(super) mod delta_download;
 mod delta_upload;
 mod download;

@@ -166,6 +166,18 @@ async fn upload_file(
         ctx.advanced(id, size).await;
         return Ok(Outcome::sent(size, 0));
     }
+    if dst.keeps_chunks() {
+        let target = Target {
+            id,
+            item,
+            planned,
+            dst,
+            key,
+            meta: &meta,
+            ctx,
+        };
+        return super::chunked::upload_chunked(&target, &source, false).await;
+    }
     let part = part_size(size, dst.limits());
     let mut started = resumable::start(
         dst.as_ref(),
