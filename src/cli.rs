@@ -269,6 +269,11 @@ pub struct S3Flags {
     /// The data is then stored twice.
     #[arg(long, global = true)]
     pub gcs_chunked_objects: bool,
+    /// gs:// destinations: upload each large file as one resumable stream
+    /// instead of parallel composite parts (the object keeps an MD5; no
+    /// temporary objects). Also what `-j 1` does.
+    #[arg(long, global = true, conflicts_with = "gcs_chunked_objects")]
+    pub gcs_no_composite: bool,
 }
 
 impl S3Flags {
@@ -279,6 +284,7 @@ impl S3Flags {
         overrides.path_style = self.path_style.then_some(true);
         overrides.retries = self.retries;
         overrides.gcs_chunked_objects = self.gcs_chunked_objects.then_some(true);
+        overrides.gcs_composite_uploads = self.gcs_no_composite.then_some(false);
     }
 }
 

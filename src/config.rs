@@ -401,6 +401,8 @@ settings! {
     azure_endpoint_url: Option<String> = None, env "HUGESYNC_AZURE_ENDPOINT_URL", parse parse_optional_text;
     /// Keep objects uploaded to gs:// in parts also as hidden chunk objects, so a later edit re-sends only the chunks it touches (the data is stored twice).
     gcs_chunked_objects: bool = false, env "HUGESYNC_GCS_CHUNKED_OBJECTS", parse parse_bool;
+    /// Upload large files to gs:// as parallel composite uploads (parts composed); false: one resumable stream each (objects keep an MD5, no temporaries).
+    gcs_composite_uploads: bool = true, env "HUGESYNC_GCS_COMPOSITE_UPLOADS", parse parse_bool;
     /// Delta uploads without a usable sidecar: `sidecar` (upload whole) or `generate` (read the object to sign it).
     remote_signature: crate::sync::RemoteSignature = crate::sync::RemoteSignature::Sidecar, env "HUGESYNC_REMOTE_SIGNATURE", parse parse_remote_signature;
     /// Retries of a failed request (throttling, server errors, network failures, stalls).

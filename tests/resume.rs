@@ -393,3 +393,58 @@ fn a_killed_composite_upload_to_gcs_resumes_from_the_parts_it_left() {
         "state left after completion"
     );
 }
+
+#[test]
+fn a_killed_resumable_upload_to_gcs_goes_on_from_where_the_session_stands() {
+    use std::sync::atomic::Ordering;
+    let (scratch, bucket) = (Scratch::new(), util::gcs::GcsBucket::new());
+    let data = noise((96 * MIB) as usize, 44);
+    scratch.write("src/big.bin", &data);
+    let proxy = FaultProxy::start(&bucket.endpoint, Faults::default());
+    let sent = || proxy.counters.body_bytes.load(Ordering::Relaxed);
+    let run = |scratch: &Scratch| {
+        let mut cmd = scratch.std_cmd();
+        cmd.env("STORAGE_EMULATOR_HOST", &proxy.endpoint)
+            .args(["sync", "--yes", "--gcs-no-composite"])
+            .arg(scratch.src())
+            .arg(bucket.url("d"));
+        cmd
+    };
+    let mut child = run(&scratch)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Pieces of 16 MiB go one after another, each once the one before was
+    // held and journaled. The proxy forwards a request once its body is
+    // whole, and holds the third halfway: killed then, the server has two.
+    proxy.hold_bodies_after(40 * MIB);
+    let received = || proxy.counters.received_bytes.load(Ordering::Relaxed);
+    wait_for("the upload to get going", || received() >= 40 * MIB);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    proxy.release();
+    assert!(
+        bucket.head("d/big.bin").is_none(),
+        "no object before the end"
+    );
+    assert_eq!(state_files(&scratch).len(), 1, "resume state on disk");
+    let state = std::fs::read_to_string(&state_files(&scratch)[0]).unwrap();
+    assert!(state.contains("upload_id"), "{state}");
+
+    let before = sent();
+    let out = run(&scratch).output().unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let resent = sent() - before;
+    assert!(
+        resent <= 96 * MIB - 32 * MIB + MIB,
+        "the resumed run sent {resent} bytes"
+    );
+    assert!(bucket.get("d/big.bin") == data, "the object differs");
+    // One stream: never a temporary object.
+    assert_eq!(bucket.keys(), ["d/big.bin", "d/big.bin.hssig"]);
+    assert!(
+        state_files(&scratch).is_empty(),
+        "state left after completion"
+    );
+}

@@ -33,13 +33,14 @@ where
     Fut: std::future::Future<Output = ()>,
 {
     let (bucket, container) = (Bucket::new(), Container::new());
-    let (gcs, gcs_chunked) = (GcsBucket::new(), GcsBucket::new());
+    let (gcs, gcs_chunked, gcs_streamed) = (GcsBucket::new(), GcsBucket::new(), GcsBucket::new());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
-    for store in runtime.block_on(stores(&bucket, &container, &gcs, &gcs_chunked)) {
+    let gcs_buckets = [&gcs, &gcs_chunked, &gcs_streamed];
+    for store in runtime.block_on(stores(&bucket, &container, gcs_buckets)) {
         runtime.block_on(body(store));
     }
 }
@@ -47,8 +48,7 @@ where
 async fn stores(
     bucket: &Bucket,
     container: &Container,
-    gcs: &GcsBucket,
-    gcs_chunked: &GcsBucket,
+    [gcs, gcs_chunked, gcs_streamed]: [&GcsBucket; 3],
 ) -> Vec<SharedStore> {
     let retry = hugesync::retry::RetryPolicy::new(
         2,
@@ -91,6 +91,7 @@ async fn stores(
             endpoint_url: Some(gcs.endpoint.clone()),
             list_page_size: Some(PAGE),
             chunked_objects: false,
+            composite_uploads: true,
         },
         retry: retry.clone(),
         ..StoreSettings::default()
@@ -101,9 +102,25 @@ async fn stores(
             endpoint_url: Some(gcs_chunked.endpoint.clone()),
             list_page_size: Some(PAGE),
             chunked_objects: true,
+            composite_uploads: true,
+        },
+        retry: retry.clone(),
+        ..StoreSettings::default()
+    };
+    // GCS once more, taking large uploads as one resumable stream.
+    let google_streamed = StoreSettings {
+        gcs: GcsSettings {
+            endpoint_url: Some(gcs_streamed.endpoint.clone()),
+            list_page_size: Some(PAGE),
+            chunked_objects: false,
+            composite_uploads: false,
         },
         retry,
         ..StoreSettings::default()
+    };
+    let gcs_streamed_location = Location::Gcs {
+        bucket: gcs_streamed.name.clone(),
+        prefix: "root/".into(),
     };
     let gcs_chunked_location = Location::Gcs {
         bucket: gcs_chunked.name.clone(),
@@ -127,6 +144,11 @@ async fn stores(
         open(Storage::open(&gcs_location, &google).await.unwrap()),
         open(
             Storage::open(&gcs_chunked_location, &google_chunked)
+                .await
+                .unwrap(),
+        ),
+        open(
+            Storage::open(&gcs_streamed_location, &google_streamed)
                 .await
                 .unwrap(),
         ),
@@ -807,5 +829,99 @@ fn readable_urls_serve_the_object_to_any_client() {
         let got = reqwest::get(&grant.url).await.unwrap();
         assert!(got.status().is_success(), "{name}: {}", got.status());
         assert!(got.bytes().await.unwrap() == bytes, "{name}");
+    });
+}
+
+#[test]
+fn streams_make_the_object_front_to_back_and_check_it() {
+    use hugesync::storage::object::{StreamAck, StreamEnd};
+    each_store(|store| async move {
+        if !store.streams_uploads() {
+            return;
+        }
+        let name = store.scheme();
+        let data = Bytes::from(noise(3 * 256 * 1024 + 1000, 71));
+        let end = StreamEnd {
+            size: data.len() as u64,
+            md5: hugesync::storage::body::md5_of(&data),
+            crc32c: crc32c::crc32c(&data),
+        };
+        let piece = 256 * 1024;
+        let upload = store
+            .begin_stream("root/s.bin", &meta(9), Expect::Absent)
+            .await
+            .unwrap();
+        assert!(
+            !format!("{upload:?}").contains("upload_id"),
+            "{name}: the session is never printed"
+        );
+        // Pieces but the last are whole multiples of 256 KiB.
+        let odd = data.slice(..1000);
+        assert!(
+            store
+                .stream_bytes(&upload, 0, BodySource::Memory(&odd), 1000, None)
+                .await
+                .is_err(),
+            "{name}"
+        );
+        let first = data.slice(..2 * piece);
+        let ack = store
+            .stream_bytes(
+                &upload,
+                0,
+                BodySource::Memory(&first),
+                2 * piece as u64,
+                None,
+            )
+            .await
+            .unwrap();
+        assert_eq!(ack, StreamAck::Persisted(2 * piece as u64), "{name}");
+        assert!(store.head("root/s.bin").await.unwrap().is_none(), "{name}");
+        let held = store
+            .stream_persisted(&upload, 2 * piece as u64)
+            .await
+            .unwrap();
+        assert_eq!(held, 2 * piece as u64, "{name}");
+        let rest = data.slice(2 * piece..);
+        let ack = store
+            .stream_bytes(
+                &upload,
+                held,
+                BodySource::Memory(&rest),
+                rest.len() as u64,
+                Some(&end),
+            )
+            .await
+            .unwrap();
+        assert!(matches!(ack, StreamAck::Done(_)), "{name}: {ack:?}");
+        assert_eq!(read_all(store.as_ref(), "root/s.bin").await, data, "{name}");
+        let head = store.head("root/s.bin").await.unwrap().unwrap();
+        assert_eq!(head.meta.mtime_ns, Some(9), "{name}");
+
+        // An end that is not the bytes sent is refused.
+        let wrong = store
+            .begin_stream("root/w.bin", &meta(9), Expect::Absent)
+            .await
+            .unwrap();
+        let small = data.slice(..piece);
+        let bad_end = StreamEnd {
+            crc32c: end.crc32c ^ 1,
+            size: piece as u64,
+            ..end
+        };
+        let refused = store
+            .stream_bytes(
+                &wrong,
+                0,
+                BodySource::Memory(&small),
+                piece as u64,
+                Some(&bad_end),
+            )
+            .await;
+        assert!(
+            matches!(refused, Err(StorageError::Verification { .. })),
+            "{name}: {refused:?}"
+        );
+        store.abort_stream(&upload).await.unwrap();
     });
 }

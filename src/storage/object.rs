@@ -139,6 +139,41 @@ pub struct PendingUpload {
     pub initiated_ns: Option<i64>,
 }
 
+/// An object being written front to back as one stream that outlives the
+/// process (a GCS resumable upload): it appears when its last bytes arrive.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StreamUpload {
+    pub key: String,
+    /// The store's handle on the stream (a session URI: it grants the upload,
+    /// so it is never printed).
+    pub session: String,
+}
+
+impl Debug for StreamUpload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamUpload")
+            .field("key", &self.key)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the whole object of a stream must be, given with its last bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StreamEnd {
+    pub size: u64,
+    pub md5: [u8; 16],
+    pub crc32c: u32,
+}
+
+/// What the store holds after a piece of a stream.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StreamAck {
+    /// The first this many bytes are kept; the stream goes on from there.
+    Persisted(u64),
+    /// The object is made (and checked against the [`StreamEnd`]): its version.
+    Done(String),
+}
+
 /// A piece of an object that the store keeps as an object of its own
 /// (chunked objects), which a later upload of the same key can stage whole
 /// as the part of the same number when the file's bytes there are unchanged.
@@ -352,6 +387,64 @@ pub trait ObjectStore: Send + Sync + Debug + Any {
     /// Uploads left incomplete below the prefix (stores whose staged parts
     /// expire by themselves list none).
     async fn list_pending(&self) -> Result<Vec<PendingUpload>, StorageError>;
+
+    /// Whether large uploads go to this store as one resumable stream
+    /// ([`ObjectStore::begin_stream`]) rather than staged parts in parallel.
+    fn streams_uploads(&self) -> bool {
+        false
+    }
+
+    /// Starts a stream that will make the object at `key` with `meta`, if
+    /// the key still holds what `expect` says when it ends. Stores that do
+    /// not stream (`streams_uploads` false) refuse.
+    async fn begin_stream(
+        &self,
+        key: &str,
+        _meta: &ObjectMeta,
+        _expect: Expect<'_>,
+    ) -> Result<StreamUpload, StorageError> {
+        Err(StorageError::Transfer {
+            target: self.url_of(key),
+            message: "this store takes large uploads as staged parts, not as a stream".into(),
+        })
+    }
+
+    /// How many bytes of the stream the store holds, where the next piece
+    /// must start; `recorded` is what this machine last heard it hold.
+    /// `NotFound` when the stream is gone (finished, expired, abandoned).
+    async fn stream_persisted(
+        &self,
+        upload: &StreamUpload,
+        _recorded: u64,
+    ) -> Result<u64, StorageError> {
+        Err(StorageError::Transfer {
+            target: self.url_of(&upload.key),
+            message: "this store has no upload streams".into(),
+        })
+    }
+
+    /// Sends `len` bytes of the stream from `offset` (one attempt: callers
+    /// ask [`ObjectStore::stream_persisted`] where to go on from after a
+    /// failure). With `end`, these are the last bytes, and the object made is
+    /// checked against it.
+    async fn stream_bytes(
+        &self,
+        upload: &StreamUpload,
+        _offset: u64,
+        _body: BodySource<'_>,
+        _len: u64,
+        _end: Option<&StreamEnd>,
+    ) -> Result<StreamAck, StorageError> {
+        Err(StorageError::Transfer {
+            target: self.url_of(&upload.key),
+            message: "this store has no upload streams".into(),
+        })
+    }
+
+    /// Abandons a stream (what it held is freed).
+    async fn abort_stream(&self, _upload: &StreamUpload) -> Result<(), StorageError> {
+        Ok(())
+    }
 
     /// Whether this store keeps what it stages as chunks of the object (kept
     /// past the commit, reused by later uploads of the key: [`KeptChunk`]).

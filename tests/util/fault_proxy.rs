@@ -48,6 +48,9 @@ pub struct Counters {
     pub faults: AtomicU64,
     /// Request body bytes that reached the server.
     pub body_bytes: AtomicU64,
+    /// Request body bytes read from clients, counted as they arrive (a
+    /// request is forwarded only once its body is whole).
+    pub received_bytes: AtomicU64,
     /// Request body bytes of staged parts: requests whose first line contains
     /// `partNumber=` (S3) or `comp=block&` (Azure).
     pub part_bytes: AtomicU64,
@@ -80,6 +83,9 @@ pub struct FaultProxy {
     pub counters: Arc<Counters>,
     faults: Arc<std::sync::Mutex<Faults>>,
     interference: Pending,
+    /// Request bodies stop being read once this many body bytes arrived
+    /// (`u64::MAX`: never), until released.
+    hold_at: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -98,9 +104,11 @@ impl FaultProxy {
         let faults = Arc::new(std::sync::Mutex::new(faults));
         let stop = Arc::new(AtomicBool::new(false));
         let interference: Pending = Arc::default();
+        let hold_at = Arc::new(AtomicU64::new(u64::MAX));
         let thread = {
             let (counters, faults, stop) = (counters.clone(), faults.clone(), stop.clone());
             let interference = interference.clone();
+            let hold_at = hold_at.clone();
             std::thread::spawn(move || {
                 let runtime = tokio::runtime::Builder::new_multi_thread()
                     .worker_threads(2)
@@ -113,6 +121,7 @@ impl FaultProxy {
                     counters,
                     faults,
                     interference,
+                    hold_at,
                     stop,
                 ));
             })
@@ -122,9 +131,21 @@ impl FaultProxy {
             counters,
             faults,
             interference,
+            hold_at,
             stop,
             thread: Some(thread),
         }
+    }
+
+    /// Stops reading request bodies once `bytes` body bytes have arrived in
+    /// all: a client killed then has a request the server never sees.
+    pub fn hold_bodies_after(&self, bytes: u64) {
+        self.hold_at.store(bytes, Ordering::Relaxed);
+    }
+
+    /// Reads bodies again (a held request whose client is gone ends unsent).
+    pub fn release(&self) {
+        self.hold_at.store(u64::MAX, Ordering::Relaxed);
     }
 
     /// Arms a one-time concurrent write (see [`Interference`]).
@@ -182,6 +203,7 @@ async fn serve(
     counters: Arc<Counters>,
     faults: Arc<std::sync::Mutex<Faults>>,
     interference: Pending,
+    hold_at: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,
 ) {
     let listener = TcpListener::from_std(listener).unwrap();
@@ -198,9 +220,18 @@ async fn serve(
         let roll = (rng >> 11) as f64 / (1u64 << 53) as f64;
         let fate = fate_of(roll, *faults.lock().unwrap());
         let (upstream, counters, stop) = (upstream.clone(), counters.clone(), stop.clone());
-        let interference = interference.clone();
+        let (interference, hold_at) = (interference.clone(), hold_at.clone());
         tokio::spawn(async move {
-            let _ = handle(client, &upstream, fate, &counters, &interference, &stop).await;
+            let _ = handle(
+                client,
+                &upstream,
+                fate,
+                &counters,
+                &interference,
+                &hold_at,
+                &stop,
+            )
+            .await;
         });
     }
 }
@@ -320,6 +351,7 @@ async fn handle(
     fate: Fate,
     counters: &Counters,
     interference: &Pending,
+    hold_at: &AtomicU64,
     stop: &AtomicBool,
 ) -> std::io::Result<()> {
     let Some((head, mut body)) = read_head(&mut client).await? else {
@@ -337,11 +369,20 @@ async fn handle(
         client.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await?;
     }
     while body.len() < length {
+        while counters.received_bytes.load(Ordering::Relaxed) >= hold_at.load(Ordering::Relaxed) {
+            if stop.load(Ordering::Relaxed) {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
         let mut chunk = vec![0u8; (length - body.len()).min(1 << 20)];
         let n = client.read(&mut chunk).await?;
         if n == 0 {
             return Ok(());
         }
+        counters
+            .received_bytes
+            .fetch_add(n as u64, Ordering::Relaxed);
         body.extend_from_slice(&chunk[..n]);
     }
     if fate != Fate::Pass {

@@ -9,7 +9,7 @@
 pub const GOOGLE_ENDPOINT: &str = "https://storage.googleapis.com";
 
 /// GCS settings from flags, config.toml and the environment.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct GcsSettings {
     /// Where the JSON API is served (`--endpoint-url`, unless
     /// `STORAGE_EMULATOR_HOST` names an emulator).
@@ -21,6 +21,22 @@ pub struct GcsSettings {
     /// objects, so later edits re-send only the chunks they touch
     /// (`--gcs-chunked-objects`; the data is stored twice).
     pub chunked_objects: bool,
+    /// Large uploads as parallel composite uploads (parts composed); off,
+    /// one resumable stream each — what `--gcs-no-composite`, the config's
+    /// `gcs_composite_uploads = false` or `-j 1` (nothing to do in parallel)
+    /// ask for.
+    pub composite_uploads: bool,
+}
+
+impl Default for GcsSettings {
+    fn default() -> Self {
+        GcsSettings {
+            endpoint_url: None,
+            list_page_size: None,
+            chunked_objects: false,
+            composite_uploads: true,
+        }
+    }
 }
 
 impl GcsSettings {
@@ -29,6 +45,7 @@ impl GcsSettings {
             endpoint_url: settings.endpoint_url.value.clone(),
             list_page_size: None,
             chunked_objects: settings.gcs_chunked_objects.value,
+            composite_uploads: settings.gcs_composite_uploads.value && settings.jobs.value > 1,
         }
     }
 }

@@ -17,6 +17,7 @@ mod credentials;
 mod json;
 mod request;
 mod staging;
+mod stream;
 
 use std::any::Any;
 use std::collections::HashMap;
@@ -33,7 +34,7 @@ use super::meta::ObjectMeta;
 use super::object::{
     ByteStream, ChecksumKind, CopyRange, CopySource, Expect, KeptChunk, ListPage, ListedObject,
     ObjectHead, ObjectStore, PendingUpload, ReadableUrl, RebuildCheck, StagedPart, StagedUpload,
-    Stitching, StoreId, StoreLimits,
+    Stitching, StoreId, StoreLimits, StreamAck, StreamEnd, StreamUpload,
 };
 use super::{RemoteErrorKind, StorageError, StoreHints};
 use crate::retry::RetryPolicy;
@@ -127,6 +128,8 @@ pub struct GcsStorage {
     list_page_size: u32,
     /// Objects are kept as chunks too (`chunks`).
     chunked: bool,
+    /// Large uploads go as one resumable stream, not composite parts.
+    streams: bool,
     /// The keys below the prefix that have chunks, and their chunks' names:
     /// listed once, at the first write or delete that may leave them behind.
     chunk_index: Arc<tokio::sync::Mutex<Option<ChunkIndex>>>,
@@ -193,6 +196,7 @@ impl GcsStorage {
                 .unwrap_or(PAGE_SIZE)
                 .clamp(1, PAGE_SIZE),
             chunked: settings.chunked_objects,
+            streams: !settings.composite_uploads && !settings.chunked_objects,
             chunk_index: Arc::default(),
         })
     }
@@ -1093,6 +1097,46 @@ impl ObjectStore for GcsStorage {
 
     fn keeps_chunks(&self) -> bool {
         self.chunked
+    }
+
+    fn streams_uploads(&self) -> bool {
+        self.streams
+    }
+
+    async fn begin_stream(
+        &self,
+        key: &str,
+        meta: &ObjectMeta,
+        expect: Expect<'_>,
+    ) -> Result<StreamUpload, StorageError> {
+        self.start_session(key, meta, expect).await
+    }
+
+    async fn stream_persisted(
+        &self,
+        upload: &StreamUpload,
+        recorded: u64,
+    ) -> Result<u64, StorageError> {
+        self.session_persisted(upload, recorded).await
+    }
+
+    async fn stream_bytes(
+        &self,
+        upload: &StreamUpload,
+        offset: u64,
+        body: BodySource<'_>,
+        len: u64,
+        end: Option<&StreamEnd>,
+    ) -> Result<StreamAck, StorageError> {
+        let ack = self.send_piece(upload, offset, body, len, end).await?;
+        if matches!(ack, StreamAck::Done(_)) {
+            self.drop_chunks_after_write(&upload.key).await;
+        }
+        Ok(ack)
+    }
+
+    async fn abort_stream(&self, upload: &StreamUpload) -> Result<(), StorageError> {
+        self.cancel_session(upload).await
     }
 
     async fn kept_chunks(&self, key: &str) -> Result<Vec<KeptChunk>, StorageError> {

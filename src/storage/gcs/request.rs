@@ -27,6 +27,11 @@ const BOUNDARY: &str = "hugesync-b6f1d0a7c2e94f3b";
 pub(super) enum Payload<'a> {
     Empty,
     Json(&'a str),
+    /// Bytes alone (a piece of a resumable upload).
+    Media {
+        source: BodySource<'a>,
+        len: u64,
+    },
     /// A multipart upload: the object's resource (JSON) and its bytes.
     Upload {
         resource: &'a str,
@@ -44,6 +49,9 @@ pub(super) struct Call<'a> {
     pub payload: Payload<'a>,
     /// The service does the work before it answers (compose, rewrite).
     pub server_side: bool,
+    /// A piece of a resumable upload: 308 ("go on") is an answer, not an
+    /// error.
+    pub resumable: bool,
 }
 
 impl<'a> Call<'a> {
@@ -54,6 +62,7 @@ impl<'a> Call<'a> {
             headers: Vec::new(),
             payload: Payload::Empty,
             server_side: false,
+            resumable: false,
         }
     }
 }
@@ -70,7 +79,8 @@ pub(super) fn kind_of(status: StatusCode, reason: &str, message: &str) -> Remote
     match (status.as_u16(), reason) {
         (401 | 403, _) => RemoteErrorKind::Denied,
         (412, _) | (_, "conditionNotMet") => RemoteErrorKind::PreconditionFailed,
-        (404, _) => RemoteErrorKind::NotFound,
+        // 410: an upload session that ended or expired.
+        (404 | 410, _) => RemoteErrorKind::NotFound,
         (400, _) if message.contains("doesn't match calculated") => {
             RemoteErrorKind::ChecksumMismatch
         }
@@ -129,6 +139,11 @@ impl GcsStorage {
                 put("content-length", &text.len().to_string())?;
                 (None, None)
             }
+            Payload::Media { len, .. } => {
+                put("content-type", super::CONTENT_TYPE)?;
+                put("content-length", &len.to_string())?;
+                (None, None)
+            }
             Payload::Upload { resource, len, .. } => {
                 let head = format!(
                     "--{BOUNDARY}\r\ncontent-type: application/json; charset=UTF-8\r\n\r\n{resource}\r\n--{BOUNDARY}\r\ncontent-type: application/octet-stream\r\n\r\n"
@@ -162,6 +177,10 @@ impl GcsStorage {
         *request.body_mut() = match call.payload {
             Payload::Empty => None,
             Payload::Json(text) => Some(reqwest::Body::from(text.to_string())),
+            Payload::Media { source, len } => {
+                let media = source.open(len, activity).await?;
+                Some(reqwest::Body::wrap(media))
+            }
             Payload::Upload { source, len, .. } => {
                 let media = source.open(len, activity).await?;
                 Some(reqwest::Body::wrap(
@@ -175,7 +194,7 @@ impl GcsStorage {
             .await
             .map_err(|e| crate::storage::http_error(op, target, e, &HINTS))?;
         let status = response.status();
-        if status.is_success() {
+        if status.is_success() || (call.resumable && status.as_u16() == 308) {
             return Ok(response);
         }
         let body = response.bytes().await.unwrap_or_default();
@@ -243,7 +262,9 @@ impl GcsStorage {
 /// server-side work gets longer, anything else is quick.
 fn budget_of(call: &Call<'_>, activity: &Arc<Activity>) -> Budget {
     match call.payload {
-        Payload::Upload { len, .. } if len > 0 => Budget::Watched(activity.clone()),
+        Payload::Upload { len, .. } | Payload::Media { len, .. } if len > 0 => {
+            Budget::Watched(activity.clone())
+        }
         _ if call.server_side => Budget::ServerSide,
         _ => Budget::Quick,
     }

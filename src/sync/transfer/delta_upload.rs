@@ -97,6 +97,9 @@ pub(super) async fn upload_signed(
     if t.dst.keeps_chunks() {
         return super::chunked::upload_chunked(t, source, true).await;
     }
+    if t.dst.streams_uploads() {
+        return super::stream::upload_streamed(t, source, true).await;
+    }
     let part = super::chunked::chunk_size(size, t.dst.limits(), block);
     let mut started = resumable::start(
         t.dst.as_ref(),

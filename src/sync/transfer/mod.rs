@@ -12,6 +12,7 @@ mod local;
 mod parts;
 mod remote;
 mod resumable;
+mod stream;
 pub(crate) mod upload;
 
 use tokio::sync::mpsc;

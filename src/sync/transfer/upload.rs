@@ -166,7 +166,7 @@ async fn upload_file(
         ctx.advanced(id, size).await;
         return Ok(Outcome::sent(size, 0));
     }
-    if dst.keeps_chunks() {
+    if dst.keeps_chunks() || dst.streams_uploads() {
         let target = Target {
             id,
             item,
@@ -176,7 +176,10 @@ async fn upload_file(
             meta: &meta,
             ctx,
         };
-        return super::chunked::upload_chunked(&target, &source, false).await;
+        if dst.keeps_chunks() {
+            return super::chunked::upload_chunked(&target, &source, false).await;
+        }
+        return super::stream::upload_streamed(&target, &source, false).await;
     }
     let part = part_size(size, dst.limits());
     let mut started = resumable::start(
