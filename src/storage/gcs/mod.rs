@@ -453,39 +453,39 @@ impl GcsStorage {
     }
 
     /// Stages chunk `number` of the object as it is kept, when its size is
-    /// the range's and its checksums are the file's bytes'.
+    /// the range's and its checksums are the file's bytes'; `None` when no
+    /// chunk of that number has the range's size.
     async fn stage_kept_chunk(
         &self,
         upload: &StagedUpload,
         number: u32,
         range: &CopyRange,
-    ) -> Result<StagedPart, StorageError> {
+    ) -> Result<Option<StagedPart>, StorageError> {
         let name = chunks::name(&upload.key, number);
-        let gone = |message: &str| StorageError::Remote {
-            op: "cannot compose from",
-            target: self.url_of_key(&name),
-            kind: RemoteErrorKind::ChecksumMismatch,
-            message: message.into(),
-            hints: &HINTS,
+        let Some(object) = self.head_object(&name).await? else {
+            return Ok(None);
         };
-        let object = self
-            .head_object(&name)
-            .await?
-            .ok_or_else(|| gone("the chunk is gone"))?;
         if object.size() != range.len {
-            return Err(gone("the chunk holds other bytes than the file's there"));
+            // Kept for another range.
+            return Ok(None);
         }
         let checked = self.compare_reused(range, &object, &name)?;
         if !checked {
-            return Err(gone("the chunk carries no checksum to compare"));
+            return Err(StorageError::Remote {
+                op: "cannot compose from",
+                target: self.url_of_key(&name),
+                kind: RemoteErrorKind::ChecksumMismatch,
+                message: "the chunk carries no checksum to compare".into(),
+                hints: &HINTS,
+            });
         }
         let generation = Self::generation_of(object, &self.url_of_key(&name))?;
-        Ok(StagedPart {
+        Ok(Some(StagedPart {
             number,
             tag: staging::tag(&name, &generation),
             size: range.len,
             md5: range.expected_md5,
-        })
+        }))
     }
 
     fn head_of(object: &json::Object) -> ObjectHead {
@@ -877,10 +877,23 @@ impl ObjectStore for GcsStorage {
                 message: "GCS composes objects of the same bucket only".into(),
             });
         }
-        if self.chunked && source.key == upload.key && range.start > 0 {
-            // A chunk the object is kept as (the first is told from the old
-            // object whole, an append's reuse, by its size below).
-            return self.stage_kept_chunk(upload, number, &range).await;
+        if self.chunked && source.key == upload.key {
+            // A chunk the object is kept as; without one, the first range
+            // may still be the old object whole (an append to an object
+            // uploaded before chunks were kept).
+            match self.stage_kept_chunk(upload, number, &range).await? {
+                Some(part) => return Ok(part),
+                None if range.start == 0 => {}
+                None => {
+                    return Err(StorageError::Remote {
+                        op: "cannot compose from",
+                        target: self.url_of_key(&chunks::name(&upload.key, number)),
+                        kind: RemoteErrorKind::ChecksumMismatch,
+                        message: "no kept chunk holds this range any more".into(),
+                        hints: &HINTS,
+                    });
+                }
+            }
         }
         let object = self
             .head_object(source.key)
@@ -903,9 +916,6 @@ impl ObjectStore for GcsStorage {
                 message: "the source object changed".into(),
                 hints: &HINTS,
             });
-        }
-        if self.chunked && source.key == upload.key && range.len != object.size() {
-            return self.stage_kept_chunk(upload, number, &range).await;
         }
         if range.start != 0 || range.len != object.size() {
             return Err(StorageError::Transfer {

@@ -27,6 +27,7 @@ use crate::sync::sidecar;
 pub(super) const PIECE: u64 = 16 * 1024 * 1024;
 
 /// The file's MD5 and CRC32C, taken over its bytes in order.
+#[derive(Clone)]
 struct WholeHash {
     md5: md5::Md5,
     crc32c: u32,
@@ -298,6 +299,54 @@ async fn still_held(
     Ok(same.then_some(held))
 }
 
+/// A piece read from the file, and the whole-file hash taken up to its end.
+struct ReadPiece {
+    offset: u64,
+    bytes: bytes::Bytes,
+    hash: WholeHash,
+}
+
+/// Reads the piece at `offset` and hashes what of it is new to `hash`, off
+/// the async threads (the next piece is read and hashed while one is sent).
+fn read_ahead(
+    path: &Path,
+    offset: u64,
+    size: u64,
+    mut hash: WholeHash,
+) -> tokio::task::JoinHandle<Result<ReadPiece, ItemError>> {
+    let path = path.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let len = PIECE.min(size - offset);
+        let bytes = read_at(&path, offset, len).map_err(|e| match e {
+            StorageError::Io { source, .. }
+                if source.kind() == std::io::ErrorKind::UnexpectedEof =>
+            {
+                ItemError::SourceChanged {
+                    what: "while it was read",
+                }
+            }
+            other => ItemError::Storage(other),
+        })?;
+        hash.take(offset, &bytes);
+        Ok(ReadPiece {
+            offset,
+            bytes: bytes.into(),
+            hash,
+        })
+    })
+}
+
+async fn joined(
+    task: tokio::task::JoinHandle<Result<ReadPiece, ItemError>>,
+) -> Result<ReadPiece, ItemError> {
+    task.await.map_err(|e| {
+        ItemError::Storage(StorageError::Task {
+            location: "upload".into(),
+            reason: e.to_string(),
+        })
+    })?
+}
+
 /// Sends the file from where the store stands to its end, going on from the
 /// store's answer after each failure (within the retry policy). Returns the
 /// object's version.
@@ -309,38 +358,37 @@ async fn send_rest(
     let dst = t.dst.as_ref();
     let size = t.planned.size;
     let path = source.path.as_path();
-    let mut whole = WholeHash::new();
     // The bytes held already are hashed from the file, not sent.
+    let mut hash = WholeHash::new();
     let mut at = 0;
     while at < session.held {
         let len = PIECE.min(session.held - at);
         let bytes = read_piece(path, at, len).await?;
-        whole.take(at, &bytes);
+        hash.take(at, &bytes);
         at += len;
     }
     let policy = dst.retry().clone();
     let mut failures = 0;
-    let mut end_hash = Some(whole);
+    let mut ahead = read_ahead(path, session.held, size, hash);
     loop {
-        let offset = session.held;
-        let len = PIECE.min(size - offset);
+        let piece = joined(ahead).await?;
+        let (offset, len) = (piece.offset, piece.bytes.len() as u64);
         let last = offset + len == size;
-        let bytes = bytes::Bytes::from(read_piece(path, offset, len).await?);
-        let hash = end_hash
-            .as_mut()
-            .ok_or(ItemError::Incomplete { side: "file hash" })?;
-        hash.take(offset, &bytes);
         let end = if last {
             // Checked before the object is made: a file that changed under
             // the upload never becomes it.
             source.check("while it was uploaded")?;
             recheck(dst, t.key, expect_of(t.item)).await?;
-            end_hash.take().map(|h| h.end(size))
+            Some(piece.hash.clone().end(size))
         } else {
             None
         };
+        // The next piece is read while this one goes.
+        let next_offset = offset + len;
+        ahead = read_ahead(path, next_offset.min(size), size, piece.hash.clone());
+        let body = BodySource::Memory(&piece.bytes);
         let sent = tokio::select! {
-            sent = dst.stream_bytes(&session.upload, offset, BodySource::Memory(&bytes), len, end.as_ref()) => sent,
+            sent = dst.stream_bytes(&session.upload, offset, body, len, end.as_ref()) => sent,
             () = t.ctx.cancel.cancelled() => return Err(ItemError::Cancelled),
         };
         match sent {
@@ -348,18 +396,22 @@ async fn send_rest(
                 t.ctx.advanced(t.id, len).await;
                 return Ok(version);
             }
-            Ok(StreamAck::Persisted(held)) if held > offset && held <= offset + len => {
-                session.record(offset, &bytes[..(held - offset) as usize]);
+            Ok(StreamAck::Persisted(held)) if held > offset && held <= next_offset => {
+                session.record(offset, &piece.bytes[..(held - offset) as usize]);
                 session.held = held;
                 t.ctx.advanced(t.id, held - offset).await;
                 failures = 0;
+                if held < next_offset {
+                    // Part of the piece was kept: the rest goes again.
+                    ahead.abort();
+                    ahead = read_ahead(path, held, size, piece.hash);
+                }
             }
             Ok(StreamAck::Persisted(held)) => {
                 return Err(StorageError::Transfer {
                     target: dst.url_of(t.key),
                     message: format!(
-                        "the service holds {held} bytes after a piece of {offset}..{}",
-                        offset + len
+                        "the service holds {held} bytes after a piece of {offset}..{next_offset}"
                     ),
                 }
                 .into());
@@ -385,30 +437,18 @@ async fn send_rest(
                     .into());
                 }
                 session.held = held;
-                if last {
-                    end_hash = Some(rehash(path, held).await?);
-                }
+                // Whatever was read ahead, the stream goes on from `held`
+                // (the hash has every byte before it already).
+                ahead.abort();
+                ahead = read_ahead(path, held, size, piece.hash);
             }
             Err(e) => {
+                ahead.abort();
                 let result: Result<String, StorageError> = Err(e);
                 return settle_write(dst, t.key, result).await;
             }
         }
     }
-}
-
-/// The whole-file hash of the first `upto` bytes again (the last piece is
-/// sent again after a failure).
-async fn rehash(path: &Path, upto: u64) -> Result<WholeHash, ItemError> {
-    let mut hash = WholeHash::new();
-    let mut at = 0;
-    while at < upto {
-        let len = PIECE.min(upto - at);
-        let bytes = read_piece(path, at, len).await?;
-        hash.take(at, &bytes);
-        at += len;
-    }
-    Ok(hash)
 }
 
 #[cfg(test)]
