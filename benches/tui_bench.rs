@@ -72,6 +72,7 @@ fn app() -> App {
         allow_empty_source: false,
         filters: Vec::new(),
         remote_signature: Default::default(),
+        selection: Default::default(),
     };
     let scan = Scan {
         source: listing(src),

@@ -205,6 +205,33 @@ pub struct PlanFlags {
     /// Compare files by content (blake3) instead of size and modification time.
     #[arg(short, long)]
     pub checksum: bool,
+    /// Skip files that are newer at the destination (rsync's -u).
+    #[arg(short = 'u', long)]
+    pub update: bool,
+    /// Skip every file that exists at the destination (only new files go).
+    #[arg(long, conflicts_with = "existing")]
+    pub ignore_existing: bool,
+    /// Skip every file that does not exist at the destination (only updates go).
+    #[arg(long)]
+    pub existing: bool,
+    /// Files of equal size are unchanged, whatever their modification times.
+    #[arg(long, conflicts_with_all = ["ignore_times", "checksum"])]
+    pub size_only: bool,
+    /// Transfer files even when size and modification time match (rsync's -I).
+    #[arg(short = 'I', long)]
+    pub ignore_times: bool,
+    /// Modification times within SECONDS of each other are equal (FAT: 2).
+    #[arg(long, value_name = "SECONDS")]
+    pub modify_window: Option<u64>,
+    /// Do not transfer files smaller than SIZE (e.g. 1KiB).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size_arg)]
+    pub min_size: Option<u64>,
+    /// Do not transfer files larger than SIZE (e.g. 10GiB).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size_arg)]
+    pub max_size: Option<u64>,
+    /// Never send a file by delta: changed files go whole (rsync's -W).
+    #[arg(short = 'W', long)]
+    pub whole_file: bool,
     /// Changed files of at least SIZE are sent by delta (e.g. 32MiB).
     #[arg(long, value_name = "SIZE", value_parser = parse_size_arg)]
     pub delta_threshold: Option<u64>,
@@ -318,6 +345,17 @@ impl PlanFlags {
         overrides.delta_threshold = self.delta_threshold.map(Size);
         overrides.block_size = self.block_size.map(Size);
         overrides.remote_signature = self.remote_signature;
+        overrides.update = flag(self.update);
+        overrides.ignore_existing = flag(self.ignore_existing);
+        overrides.existing = flag(self.existing);
+        overrides.size_only = flag(self.size_only);
+        overrides.ignore_times = flag(self.ignore_times);
+        overrides.modify_window = self
+            .modify_window
+            .map(|s| crate::config::Span(std::time::Duration::from_secs(s)));
+        overrides.min_size = self.min_size.map(|n| Some(Size(n)));
+        overrides.max_size = self.max_size.map(|n| Some(Size(n)));
+        overrides.whole_file = flag(self.whole_file);
     }
 }
 

@@ -151,6 +151,15 @@ impl ShowValue for Size {
     }
 }
 
+impl ShowValue for Option<Size> {
+    fn show(&self) -> String {
+        self.map_or_else(|| "(unset)".into(), |s| format::bytes(s.0))
+    }
+    fn to_json(&self) -> serde_json::Value {
+        self.map(|s| s.0).into()
+    }
+}
+
 impl ShowValue for Span {
     fn show(&self) -> String {
         humantime::format_duration(self.0).to_string()
@@ -270,6 +279,13 @@ fn parse_size_setting(text: &str) -> Result<Size, String> {
     format::parse_size(text).map(Size)
 }
 
+fn parse_optional_size(text: &str) -> Result<Option<Size>, String> {
+    match text.trim() {
+        "" => Ok(None),
+        size => format::parse_size(size).map(|n| Some(Size(n))),
+    }
+}
+
 fn parse_limit(text: &str) -> Result<Option<u64>, String> {
     match text.trim() {
         "" | "unlimited" => Ok(None),
@@ -369,6 +385,24 @@ settings! {
     delta_threshold: Size = Size(32 * 1024 * 1024), env "HUGESYNC_DELTA_THRESHOLD", parse parse_size_setting;
     /// Delta block size.
     block_size: Size = Size(DEFAULT_BLOCK_SIZE), env "HUGESYNC_BLOCK_SIZE", parse parse_size_setting;
+    /// Skip files that are newer at the destination (`-u`).
+    update: bool = false, env "HUGESYNC_UPDATE", parse parse_bool;
+    /// Skip every file that exists at the destination.
+    ignore_existing: bool = false, env "HUGESYNC_IGNORE_EXISTING", parse parse_bool;
+    /// Skip every file that does not exist at the destination (update only).
+    existing: bool = false, env "HUGESYNC_EXISTING", parse parse_bool;
+    /// Files of equal size are unchanged, whatever their times.
+    size_only: bool = false, env "HUGESYNC_SIZE_ONLY", parse parse_bool;
+    /// Transfer files even when size and time match (`-I`).
+    ignore_times: bool = false, env "HUGESYNC_IGNORE_TIMES", parse parse_bool;
+    /// Modification times this close (seconds) are equal: FAT (2), SMB, some object stores.
+    modify_window: Span = Span(std::time::Duration::ZERO), env "HUGESYNC_MODIFY_WINDOW", parse parse_span;
+    /// Files smaller than this are not transferred.
+    min_size: Option<Size> = None, env "HUGESYNC_MIN_SIZE", parse parse_optional_size;
+    /// Files larger than this are not transferred.
+    max_size: Option<Size> = None, env "HUGESYNC_MAX_SIZE", parse parse_optional_size;
+    /// Never send a file by delta (`-W`).
+    whole_file: bool = false, env "HUGESYNC_WHOLE_FILE", parse parse_bool;
     /// Compare files by blake3 of their content instead of size and mtime.
     checksum: bool = false, env "HUGESYNC_CHECKSUM", parse parse_bool;
     /// Preserve mode and directory times, copy symlinks as symlinks.

@@ -341,6 +341,17 @@ fn sync_options(settings: &Settings, mut filters: Vec<FilterRule>) -> SyncOption
         allow_empty_source: settings.allow_empty_source.value,
         filters,
         remote_signature: settings.remote_signature.value,
+        selection: crate::sync::Selection {
+            update: settings.update.value,
+            ignore_existing: settings.ignore_existing.value,
+            existing: settings.existing.value,
+            size_only: settings.size_only.value,
+            ignore_times: settings.ignore_times.value,
+            modify_window_s: settings.modify_window.value.0.as_secs(),
+            min_size: settings.min_size.value.map(|s| s.0),
+            max_size: settings.max_size.value.map(|s| s.0),
+            whole_file: settings.whole_file.value,
+        },
     }
 }
 

@@ -38,6 +38,10 @@ pub fn write_plan_text(
     if let Some(check) = plan.rebuild_check_note() {
         writeln!(out, "  delta rebuilds: {check}")?;
     }
+    let selection = plan.options.selection.describe();
+    if !selection.is_empty() {
+        writeln!(out, "  selection: {}", selection.join(", "))?;
+    }
     for action in SyncAction::ALL {
         let totals = s.totals(action);
         if totals.count == 0 {
@@ -63,7 +67,12 @@ pub fn write_plan_text(
     }
     if listing != Listing::None {
         for item in &plan.items {
-            if item.action == SyncAction::Skip && listing != Listing::All {
+            // Skips are listed when asked for, or when a selection flag
+            // made them (the user wants to see what it held back).
+            if item.action == SyncAction::Skip
+                && listing != Listing::All
+                && !item.reason.is_selection()
+            {
                 continue;
             }
             let size = item

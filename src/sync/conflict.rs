@@ -119,6 +119,7 @@ mod tests {
             allow_empty_source: false,
             filters: Vec::new(),
             remote_signature: Default::default(),
+            selection: Default::default(),
         }
     }
 

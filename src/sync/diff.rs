@@ -11,6 +11,12 @@
 //!   a changed file of at least `--delta-threshold` bytes is a delta candidate;
 //! - symlinks: a different target → transfer;
 //! - directories: under `-a`, a different mode or mtime → metadata update.
+//!
+//! rsync's selection flags (`Selection`) then narrow what is sent, with rsync's
+//! meanings: `--existing` / `--ignore-existing` skip new / existing entries,
+//! `--min-size` / `--max-size` skip files outside the bounds, `-u` skips files
+//! newer at the destination; `--size-only`, `-I` and `--modify-window` change
+//! when two files count as the same, and `-W` sends changed files whole.
 
 use serde::{Deserialize, Serialize};
 
@@ -45,9 +51,36 @@ pub enum Reason {
     /// The destination holds a symbolic link there, which the scan passed over
     /// without `-a`: not replaced unseen.
     DestinationLinkSkipped,
+    /// `-u`: the destination's copy is newer.
+    NewerAtDestination,
+    /// `--ignore-existing`: it exists at the destination.
+    ExistsAtDestination,
+    /// `--existing`: it does not exist at the destination.
+    NotAtDestination,
+    /// `--min-size`.
+    BelowMinSize,
+    /// `--max-size`.
+    AboveMaxSize,
+    /// `--size-only`: the sizes are equal.
+    SameSize,
+    /// `-I`: sent although size and time match.
+    IgnoreTimes,
 }
 
 impl Reason {
+    /// Whether a selection flag (`-u`, `--existing`, `--max-size`, …) made
+    /// this item a skip.
+    pub fn is_selection(self) -> bool {
+        matches!(
+            self,
+            Reason::NewerAtDestination
+                | Reason::ExistsAtDestination
+                | Reason::NotAtDestination
+                | Reason::BelowMinSize
+                | Reason::AboveMaxSize
+        )
+    }
+
     pub fn describe(self) -> &'static str {
         match self {
             Reason::New => "new at the source",
@@ -65,6 +98,13 @@ impl Reason {
             Reason::DestinationLinkSkipped => {
                 "kept: the destination is a symbolic link (use -a to sync links)"
             }
+            Reason::NewerAtDestination => "newer at the destination (--update)",
+            Reason::ExistsAtDestination => "exists at the destination (--ignore-existing)",
+            Reason::NotAtDestination => "not at the destination (--existing)",
+            Reason::BelowMinSize => "smaller than --min-size",
+            Reason::AboveMaxSize => "larger than --max-size",
+            Reason::SameSize => "same size (--size-only)",
+            Reason::IgnoreTimes => "sent although size and time match (--ignore-times)",
         }
     }
 }
@@ -85,6 +125,7 @@ pub struct DiffOptions {
     pub times: TimeRule,
     /// Whether both sides list permission bits (object stores don't).
     pub modes_listed: bool,
+    pub selection: super::Selection,
 }
 
 /// The quick check's time rule. Object stores list only LastModified, the time
@@ -111,12 +152,37 @@ impl TimeRule {
         }
     }
 
-    fn unchanged(self, src_ns: i64, dst_ns: i64) -> bool {
-        let seconds = |ns: i64| ns.div_euclid(1_000_000_000);
+    /// Whether the destination's time is later than the source's by more
+    /// than `window_s` seconds (`-u`); to the second where a side has no
+    /// finer grain.
+    fn newer(self, dst_ns: i64, src_ns: i64, window_s: u64) -> bool {
+        let window_s = i64::try_from(window_s).unwrap_or(i64::MAX);
         match self {
-            TimeRule::Exact => src_ns == dst_ns,
-            TimeRule::WrittenAfterSource => seconds(dst_ns) >= seconds(src_ns),
-            TimeRule::SameSecond => seconds(dst_ns) == seconds(src_ns),
+            TimeRule::Exact => {
+                dst_ns > src_ns.saturating_add(window_s.saturating_mul(1_000_000_000))
+            }
+            TimeRule::WrittenAfterSource | TimeRule::SameSecond => {
+                dst_ns.div_euclid(1_000_000_000)
+                    > src_ns.div_euclid(1_000_000_000).saturating_add(window_s)
+            }
+        }
+    }
+
+    /// Whether the times say "unchanged", within `window_s` seconds
+    /// (`--modify-window`).
+    fn unchanged(self, src_ns: i64, dst_ns: i64, window_s: u64) -> bool {
+        let seconds = |ns: i64| ns.div_euclid(1_000_000_000);
+        let window_s = i64::try_from(window_s).unwrap_or(i64::MAX);
+        match self {
+            TimeRule::Exact if window_s == 0 => src_ns == dst_ns,
+            TimeRule::Exact => {
+                src_ns.abs_diff(dst_ns)
+                    <= u64::try_from(window_s).unwrap_or(u64::MAX) * 1_000_000_000
+            }
+            TimeRule::WrittenAfterSource => {
+                seconds(dst_ns) >= seconds(src_ns).saturating_sub(window_s)
+            }
+            TimeRule::SameSecond => seconds(dst_ns).abs_diff(seconds(src_ns)) <= window_s as u64,
         }
     }
 }
@@ -156,10 +222,36 @@ fn only_at_source(src: &ManifestEntry, opts: &DiffOptions) -> Option<PlanItem> {
     if src.entry.kind == EntryKind::Dir && !opts.destination_has_dirs {
         return None;
     }
-    let mut item = PlanItem::new(src.path.clone(), opts.transfer, Reason::New);
-    item.bytes_to_send = transferred_size(&src.entry);
+    let skipped = if opts.selection.existing {
+        Some(Reason::NotAtDestination)
+    } else {
+        outside_size_bounds(&src.entry, opts)
+    };
+    let mut item = match skipped {
+        Some(reason) => PlanItem::new(src.path.clone(), SyncAction::Skip, reason),
+        None => {
+            let mut item = PlanItem::new(src.path.clone(), opts.transfer, Reason::New);
+            item.bytes_to_send = transferred_size(&src.entry);
+            item
+        }
+    };
     item.src = Some(src.entry.clone());
     Some(item)
+}
+
+/// `--min-size` / `--max-size`: a file outside the bounds is not sent.
+fn outside_size_bounds(entry: &Entry, opts: &DiffOptions) -> Option<Reason> {
+    if entry.kind != EntryKind::File {
+        return None;
+    }
+    let selection = &opts.selection;
+    if selection.min_size.is_some_and(|min| entry.size < min) {
+        return Some(Reason::BelowMinSize);
+    }
+    if selection.max_size.is_some_and(|max| entry.size > max) {
+        return Some(Reason::AboveMaxSize);
+    }
+    None
 }
 
 fn only_at_destination(dst: &ManifestEntry, src: &Manifest, opts: &DiffOptions) -> PlanItem {
@@ -180,7 +272,14 @@ fn on_both_sides(src: &ManifestEntry, dst: &ManifestEntry, opts: &DiffOptions) -
     if s.kind == EntryKind::Dir && d.kind == EntryKind::Dir && !opts.destination_has_dirs {
         return None;
     }
-    let (action, reason) = if s.kind != d.kind {
+    let selected = if opts.selection.ignore_existing && s.kind != EntryKind::Dir {
+        Some(Reason::ExistsAtDestination)
+    } else {
+        outside_size_bounds(s, opts)
+    };
+    let (action, reason) = if let Some(reason) = selected {
+        (SyncAction::Skip, reason)
+    } else if s.kind != d.kind {
         (opts.transfer, Reason::TypeChanged)
     } else {
         match s.kind {
@@ -215,8 +314,13 @@ fn on_both_sides(src: &ManifestEntry, dst: &ManifestEntry, opts: &DiffOptions) -
 }
 
 fn compare_files(s: &Entry, d: &Entry, opts: &DiffOptions) -> (SyncAction, Reason) {
+    let selection = &opts.selection;
+    let window_s = selection.modify_window_s;
+    if selection.update && opts.times.newer(d.mtime_ns, s.mtime_ns, window_s) {
+        return (SyncAction::Skip, Reason::NewerAtDestination);
+    }
     let changed = |reason| {
-        let delta = d.size > 0 && s.size >= opts.delta_threshold;
+        let delta = !selection.whole_file && d.size > 0 && s.size >= opts.delta_threshold;
         (
             if delta {
                 SyncAction::Delta
@@ -227,7 +331,17 @@ fn compare_files(s: &Entry, d: &Entry, opts: &DiffOptions) -> (SyncAction, Reaso
         )
     };
     let mode_differs = opts.archive && opts.modes_listed && s.mode != d.mode;
-    let same_time = opts.times.unchanged(s.mtime_ns, d.mtime_ns);
+    let same_time = opts.times.unchanged(s.mtime_ns, d.mtime_ns, window_s);
+    if selection.size_only {
+        if s.size != d.size {
+            return changed(Reason::SizeChanged);
+        }
+        return if mode_differs {
+            (SyncAction::Metadata, Reason::ModeChanged)
+        } else {
+            (SyncAction::Skip, Reason::SameSize)
+        };
+    }
     if opts.checksum {
         if s.size != d.size {
             return changed(Reason::SizeChanged);
@@ -244,6 +358,8 @@ fn compare_files(s: &Entry, d: &Entry, opts: &DiffOptions) -> (SyncAction, Reaso
         return changed(Reason::SizeChanged);
     } else if !same_time {
         return changed(Reason::MtimeChanged);
+    } else if selection.ignore_times {
+        return changed(Reason::IgnoreTimes);
     }
     if mode_differs {
         (SyncAction::Metadata, Reason::ModeChanged)
@@ -300,6 +416,14 @@ mod tests {
             destination_has_dirs: true,
             times: TimeRule::Exact,
             modes_listed: true,
+            selection: Default::default(),
+        }
+    }
+
+    fn with(selection: crate::sync::Selection) -> DiffOptions {
+        DiffOptions {
+            selection,
+            ..opts()
         }
     }
 
@@ -498,5 +622,145 @@ mod tests {
             },
         );
         assert!(items.iter().all(|i| i.action == SyncAction::Skip));
+    }
+
+    const S: i64 = 1_000_000_000;
+
+    #[test]
+    fn update_skips_files_newer_at_the_destination_only() {
+        use crate::sync::Selection;
+        let src = manifest(vec![
+            file("newer", 5, 10 * S),
+            file("older", 5, 30 * S),
+            file("same", 6, 10 * S),
+        ]);
+        let dst = manifest(vec![
+            file("newer", 9, 20 * S),
+            file("older", 9, 20 * S),
+            file("same", 7, 10 * S),
+        ]);
+        let update = Selection {
+            update: true,
+            ..Selection::default()
+        };
+        assert_eq!(
+            actions(&diff(&src, &dst, &with(update))),
+            [
+                ("newer".into(), SyncAction::Skip, Reason::NewerAtDestination),
+                ("older".into(), SyncAction::Copy, Reason::SizeChanged),
+                // Equal times, other sizes: rsync updates it.
+                ("same".into(), SyncAction::Copy, Reason::SizeChanged),
+            ]
+        );
+        // Within the window the destination is not newer.
+        let windowed = Selection {
+            modify_window_s: 10,
+            ..update
+        };
+        assert_eq!(
+            diff(&src, &dst, &with(windowed))[0].action,
+            SyncAction::Copy
+        );
+        // Object stores have whole seconds only.
+        let to_store = DiffOptions {
+            times: TimeRule::WrittenAfterSource,
+            ..with(update)
+        };
+        let src = manifest(vec![file("f", 1, 10 * S + 900_000_000)]);
+        let dst = manifest(vec![file("f", 2, 10 * S + 100)]);
+        assert_eq!(diff(&src, &dst, &to_store)[0].action, SyncAction::Copy);
+    }
+
+    #[test]
+    fn existing_and_ignore_existing_pick_new_or_old_entries() {
+        use crate::sync::Selection;
+        let src = manifest(vec![file("kept", 1, 1), file("new", 1, 1)]);
+        let dst = manifest(vec![file("kept", 2, 1)]);
+        let existing = Selection {
+            existing: true,
+            ..Selection::default()
+        };
+        assert_eq!(
+            actions(&diff(&src, &dst, &with(existing))),
+            [
+                ("kept".into(), SyncAction::Copy, Reason::SizeChanged),
+                ("new".into(), SyncAction::Skip, Reason::NotAtDestination),
+            ]
+        );
+        let ignore = Selection {
+            ignore_existing: true,
+            ..Selection::default()
+        };
+        assert_eq!(
+            actions(&diff(&src, &dst, &with(ignore))),
+            [
+                ("kept".into(), SyncAction::Skip, Reason::ExistsAtDestination),
+                ("new".into(), SyncAction::Copy, Reason::New),
+            ]
+        );
+        assert!(Reason::NotAtDestination.is_selection());
+        assert!(!Reason::Unchanged.is_selection());
+    }
+
+    #[test]
+    fn size_bounds_size_only_ignore_times_window_and_whole_file() {
+        use crate::sync::Selection;
+        let src = manifest(vec![
+            file("big", 5000, 1),
+            file("mid", 2000, 7 * S),
+            file("tiny", 10, 1),
+        ]);
+        let dst = manifest(vec![file("mid", 3000, 5 * S)]);
+        let bounds = Selection {
+            min_size: Some(100),
+            max_size: Some(4000),
+            ..Selection::default()
+        };
+        assert_eq!(
+            actions(&diff(&src, &dst, &with(bounds))),
+            [
+                ("big".into(), SyncAction::Skip, Reason::AboveMaxSize),
+                ("mid".into(), SyncAction::Delta, Reason::SizeChanged),
+                ("tiny".into(), SyncAction::Skip, Reason::BelowMinSize),
+            ]
+        );
+        let whole = Selection {
+            whole_file: true,
+            ..bounds
+        };
+        assert_eq!(diff(&src, &dst, &with(whole))[1].action, SyncAction::Copy);
+
+        let src = manifest(vec![file("f", 10, 7 * S)]);
+        let same_size = manifest(vec![file("f", 10, 5 * S)]);
+        let size_only = Selection {
+            size_only: true,
+            ..Selection::default()
+        };
+        assert_eq!(
+            actions(&diff(&src, &same_size, &with(size_only))),
+            [("f".into(), SyncAction::Skip, Reason::SameSize)]
+        );
+        // Two seconds apart: equal within a FAT-style window of 2.
+        let window = Selection {
+            modify_window_s: 2,
+            ..Selection::default()
+        };
+        assert_eq!(
+            diff(&src, &same_size, &with(window))[0].action,
+            SyncAction::Skip
+        );
+        assert_eq!(
+            diff(&src, &same_size, &opts())[0].reason,
+            Reason::MtimeChanged
+        );
+        let identical = manifest(vec![file("f", 10, 7 * S)]);
+        let ignore_times = Selection {
+            ignore_times: true,
+            ..Selection::default()
+        };
+        assert_eq!(
+            actions(&diff(&src, &identical, &with(ignore_times))),
+            [("f".into(), SyncAction::Copy, Reason::IgnoreTimes)]
+        );
     }
 }

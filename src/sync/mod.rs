@@ -41,6 +41,65 @@ pub struct SyncOptions {
     /// What a delta upload does when the object has no usable sidecar.
     #[serde(default)]
     pub remote_signature: RemoteSignature,
+    /// rsync's selection and comparison flags.
+    #[serde(default)]
+    pub selection: Selection,
+}
+
+/// rsync's selection and comparison flags, with rsync's meanings: which files
+/// a plan transfers, and when two files count as the same.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Selection {
+    /// `-u`: skip files that are newer at the destination.
+    pub update: bool,
+    /// Skip every file that exists at the destination.
+    pub ignore_existing: bool,
+    /// Skip every file that does not exist at the destination.
+    pub existing: bool,
+    /// Files of equal size are the same, whatever their times.
+    pub size_only: bool,
+    /// `-I`: transfer files even when size and time match.
+    pub ignore_times: bool,
+    /// Times within this many seconds of each other are equal.
+    pub modify_window_s: u64,
+    /// Files smaller than this are not transferred.
+    pub min_size: Option<u64>,
+    /// Files larger than this are not transferred.
+    pub max_size: Option<u64>,
+    /// `-W`: never by delta.
+    pub whole_file: bool,
+}
+
+impl Selection {
+    /// The flags in effect, as the plan header names them (empty: none).
+    pub fn describe(&self) -> Vec<String> {
+        let mut on = Vec::new();
+        let flags = [
+            (self.update, "--update"),
+            (self.ignore_existing, "--ignore-existing"),
+            (self.existing, "--existing"),
+            (self.size_only, "--size-only"),
+            (self.ignore_times, "--ignore-times"),
+            (self.whole_file, "--whole-file"),
+        ];
+        on.extend(
+            flags
+                .iter()
+                .filter(|(set, _)| *set)
+                .map(|(_, f)| f.to_string()),
+        );
+        if self.modify_window_s > 0 {
+            on.push(format!("--modify-window {}", self.modify_window_s));
+        }
+        if let Some(min) = self.min_size {
+            on.push(format!("--min-size {}", crate::format::bytes(min)));
+        }
+        if let Some(max) = self.max_size {
+            on.push(format!("--max-size {}", crate::format::bytes(max)));
+        }
+        on
+    }
 }
 
 /// Where a delta upload gets the old object's signature.

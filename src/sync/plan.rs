@@ -218,6 +218,7 @@ pub fn diff_options(
         destination_has_dirs: destination.is_local(),
         times: diff::TimeRule::for_sides(source.is_local(), destination.is_local()),
         modes_listed: source.is_local() && destination.is_local(),
+        selection: options.selection,
     }
 }
 

@@ -1,0 +1,255 @@
+//! rsync's selection and comparison flags through the real binary, the same
+//! bodies on local → local and local → S3 (moto, started by scripts/test.sh):
+//! `--existing`, `--ignore-existing`, `--min-size`/`--max-size`, `-u`,
+//! `--size-only`, `-I`, `--modify-window`, `-W`. What reached the destination
+//! is read back; what was held back is named in the plan.
+
+mod util;
+
+use util::s3::Bucket;
+use util::{Scratch, noise, set_mtime, stderr_of, stdout_of};
+
+/// Where a test syncs to.
+enum Dest {
+    Local,
+    S3(Bucket),
+}
+
+impl Dest {
+    fn all() -> Vec<Dest> {
+        vec![Dest::Local, Dest::S3(Bucket::new())]
+    }
+
+    fn name(&self) -> &'static str {
+        match self {
+            Dest::Local => "local",
+            Dest::S3(_) => "s3",
+        }
+    }
+
+    fn url(&self, s: &Scratch) -> String {
+        match self {
+            Dest::Local => s.dst().display().to_string(),
+            Dest::S3(bucket) => bucket.url("d"),
+        }
+    }
+
+    fn args(&self) -> Vec<String> {
+        match self {
+            Dest::Local => Vec::new(),
+            Dest::S3(bucket) => bucket.args().to_vec(),
+        }
+    }
+
+    /// The destination's copy of `rel`, if any.
+    fn read(&self, s: &Scratch, rel: &str) -> Option<Vec<u8>> {
+        match self {
+            Dest::Local => std::fs::read(s.dst().join(rel)).ok(),
+            Dest::S3(bucket) => bucket
+                .head(&format!("d/{rel}"))
+                .map(|_| bucket.get(&format!("d/{rel}"))),
+        }
+    }
+
+    /// Puts `bytes` at `rel` on the destination directly.
+    fn put(&self, s: &Scratch, rel: &str, bytes: &[u8]) {
+        match self {
+            Dest::Local => {
+                s.write(&format!("dst/{rel}"), bytes);
+            }
+            Dest::S3(bucket) => bucket.put(&format!("d/{rel}"), bytes),
+        }
+    }
+}
+
+/// `hugesync COMMAND SRC DST FLAGS…`, asserting success; returns stdout.
+fn run(s: &Scratch, dest: &Dest, command: &[&str], flags: &[&str]) -> String {
+    let out = s
+        .cmd()
+        .args(command)
+        .arg(s.src())
+        .arg(dest.url(s))
+        .args(dest.args())
+        .args(flags)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{} {command:?} {flags:?}: {}",
+        dest.name(),
+        stderr_of(&out)
+    );
+    stdout_of(&out)
+}
+
+fn sync(s: &Scratch, dest: &Dest, flags: &[&str]) -> String {
+    run(s, dest, &["sync", "--yes"], flags)
+}
+
+/// Bytes the run sent and saved by delta, from its JSON summary.
+fn sync_sent(s: &Scratch, dest: &Dest, flags: &[&str]) -> (u64, u64) {
+    let out = run(s, dest, &["sync", "--yes", "--json"], flags);
+    // A plan with nothing to do ends without a summary: nothing was sent.
+    let summary = out
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|e| e["event"] == "summary");
+    summary.map_or((0, 0), |summary| {
+        (
+            summary["report"]["bytes_sent"].as_u64().unwrap(),
+            summary["report"]["bytes_saved"].as_u64().unwrap(),
+        )
+    })
+}
+
+fn plan(s: &Scratch, dest: &Dest, flags: &[&str]) -> String {
+    run(s, dest, &["plan"], flags)
+}
+
+/// An hour ago, in seconds since the epoch (files older than any upload).
+fn an_hour_ago() -> i64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    now - 3600
+}
+
+#[test]
+fn existing_and_ignore_existing_choose_updates_or_new_files() {
+    for dest in Dest::all() {
+        let s = Scratch::new();
+        s.write("src/old.txt", b"new content");
+        s.write("src/new.txt", b"brand new");
+        dest.put(&s, "old.txt", b"old");
+        let text = plan(&s, &dest, &["--existing"]);
+        assert!(text.contains("selection: --existing"), "{text}");
+        assert!(
+            text.contains("new.txt  (not at the destination (--existing))"),
+            "{text}"
+        );
+        sync(&s, &dest, &["--existing"]);
+        assert_eq!(dest.read(&s, "old.txt").unwrap(), b"new content");
+        assert_eq!(dest.read(&s, "new.txt"), None, "{}", dest.name());
+
+        let s = Scratch::new();
+        s.write("src/old.txt", b"new content");
+        s.write("src/new.txt", b"brand new");
+        dest.put(&s, "old.txt", b"old");
+        sync(&s, &dest, &["--ignore-existing"]);
+        assert_eq!(dest.read(&s, "old.txt").unwrap(), b"old", "{}", dest.name());
+        assert_eq!(dest.read(&s, "new.txt").unwrap(), b"brand new");
+    }
+}
+
+#[test]
+fn size_bounds_hold_back_files_outside_them() {
+    for dest in Dest::all() {
+        let s = Scratch::new();
+        s.write("src/tiny", &[1; 10]);
+        s.write("src/mid", &[2; 1000]);
+        s.write("src/big", &[3; 100_000]);
+        let flags = ["--min-size", "100", "--max-size", "10KiB"];
+        let text = plan(&s, &dest, &flags);
+        assert!(text.contains("big  (larger than --max-size)"), "{text}");
+        assert!(text.contains("tiny  (smaller than --min-size)"), "{text}");
+        assert!(
+            text.contains("selection: --min-size 100 B, --max-size 10 KiB"),
+            "{text}"
+        );
+        let json = run(&s, &dest, &["plan", "--json"], &flags);
+        assert!(json.contains("\"below_min_size\""), "{json}");
+        sync(&s, &dest, &flags);
+        assert_eq!(dest.read(&s, "mid").unwrap(), vec![2; 1000]);
+        assert_eq!(dest.read(&s, "tiny"), None, "{}", dest.name());
+        assert_eq!(dest.read(&s, "big"), None, "{}", dest.name());
+    }
+}
+
+#[test]
+fn update_keeps_files_that_are_newer_at_the_destination() {
+    for dest in Dest::all() {
+        let s = Scratch::new();
+        // The source was last changed an hour ago; the destination's copy
+        // was written since (on S3: its LastModified is now).
+        let file = s.write("src/f.txt", b"source, an hour old");
+        set_mtime(&file, an_hour_ago(), 0);
+        dest.put(&s, "f.txt", b"edited at the destination since");
+        if let Dest::Local = dest {
+            set_mtime(&s.dst().join("f.txt"), an_hour_ago() + 60, 0);
+        }
+        let text = plan(&s, &dest, &["-u"]);
+        assert!(
+            text.contains("f.txt  (newer at the destination (--update))"),
+            "{text}"
+        );
+        sync(&s, &dest, &["--update"]);
+        assert_eq!(
+            dest.read(&s, "f.txt").unwrap(),
+            b"edited at the destination since",
+            "{}",
+            dest.name()
+        );
+        sync(&s, &dest, &[]);
+        assert_eq!(dest.read(&s, "f.txt").unwrap(), b"source, an hour old");
+    }
+}
+
+#[test]
+fn size_only_ignore_times_and_modify_window_decide_sameness() {
+    for dest in Dest::all() {
+        let s = Scratch::new();
+        let file = s.write("src/f.bin", b"AAAA");
+        set_mtime(&file, an_hour_ago(), 0);
+        sync(&s, &dest, &[]);
+        // Same size, other bytes, a later time: only --size-only keeps it.
+        s.write("src/f.bin", b"BBBB");
+        set_mtime(&file, an_hour_ago() + 7200, 0);
+        sync(&s, &dest, &["--size-only"]);
+        assert_eq!(dest.read(&s, "f.bin").unwrap(), b"AAAA", "{}", dest.name());
+        sync(&s, &dest, &[]);
+        assert_eq!(dest.read(&s, "f.bin").unwrap(), b"BBBB");
+
+        // Size and time match: -I sends it anyway.
+        let s = Scratch::new();
+        let file = s.write("src/g.bin", b"GGGG");
+        set_mtime(&file, an_hour_ago(), 0);
+        sync(&s, &dest, &[]);
+        let (sent, _) = sync_sent(&s, &dest, &[]);
+        assert_eq!(sent, 0, "{}", dest.name());
+        let (sent, _) = sync_sent(&s, &dest, &["--ignore-times"]);
+        assert_eq!(sent, 4, "{}", dest.name());
+    }
+    // A window: times a second apart are equal within 2 s (FAT's grain).
+    let (s, dest) = (Scratch::new(), Dest::Local);
+    let file = s.write("src/f", b"one");
+    set_mtime(&file, 1_600_000_001, 0);
+    s.write("dst/f", b"two");
+    set_mtime(&s.dst().join("f"), 1_600_000_000, 0);
+    sync(&s, &dest, &["--modify-window", "2"]);
+    assert_eq!(dest.read(&s, "f").unwrap(), b"two");
+    sync(&s, &dest, &[]);
+    assert_eq!(dest.read(&s, "f").unwrap(), b"one");
+}
+
+#[test]
+fn whole_file_sends_changed_files_without_delta() {
+    for dest in Dest::all() {
+        let s = Scratch::new();
+        let mut data = noise(3 << 20, 81);
+        let file = s.write("src/f.bin", &data);
+        let small = ["--delta-threshold", "1MiB", "--block-size", "64KiB"];
+        sync(&s, &dest, &small);
+        data[100] ^= 1;
+        std::fs::write(&file, &data).unwrap();
+        set_mtime(&file, an_hour_ago() + 7200, 0);
+        let mut whole: Vec<&str> = small.to_vec();
+        whole.push("-W");
+        let text = plan(&s, &dest, &whole);
+        assert!(text.contains("selection: --whole-file"), "{text}");
+        assert!(!text.contains("delta  "), "{text}");
+        let (sent, saved) = sync_sent(&s, &dest, &whole);
+        assert_eq!((sent, saved), (data.len() as u64, 0), "{}", dest.name());
+        assert_eq!(dest.read(&s, "f.bin").unwrap(), data);
+    }
+}
