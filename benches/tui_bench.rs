@@ -73,6 +73,7 @@ fn app() -> App {
         filters: Vec::new(),
         remote_signature: Default::default(),
         selection: Default::default(),
+        files_from: None,
     };
     let scan = Scan {
         source: listing(src),

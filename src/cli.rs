@@ -248,6 +248,21 @@ pub struct PlanFlags {
     /// Exclude paths matching GLOB (rsync rules; first matching rule wins).
     #[arg(long, value_name = "GLOB")]
     pub exclude: Vec<String>,
+    /// Exclude the patterns in FILE, one per line (`-` for stdin; `#` and `;`
+    /// start comments), at this place among the rules.
+    #[arg(long, value_name = "FILE")]
+    pub exclude_from: Vec<PathBuf>,
+    /// Include the patterns in FILE, one per line, at this place among the rules.
+    #[arg(long, value_name = "FILE")]
+    pub include_from: Vec<PathBuf>,
+    /// Only the paths listed in FILE (relative to the source root, one per
+    /// line; `-` for stdin) take part, with everything below a listed directory.
+    #[arg(long, value_name = "FILE")]
+    pub files_from: Option<PathBuf>,
+    /// The lists read by --files-from, --exclude-from and --include-from are
+    /// separated by NUL bytes, not newlines (as `find -print0` writes them).
+    #[arg(short = '0', long)]
+    pub from0: bool,
 }
 
 /// Flags that decide how a plan is executed.
@@ -369,12 +384,23 @@ impl ExecFlags {
     }
 }
 
-/// The `--include`/`--exclude` rules in the order they were given: clap keeps each
-/// flag's values apart, their indices restore the interleaving.
-pub fn ordered_filters(matches: &ArgMatches) -> Vec<FilterRule> {
+/// What selects the entries of a sync besides the settings: the filter rules
+/// in command-line order and the `--files-from` list.
+#[derive(Debug, Default)]
+pub struct Selectors {
+    pub filters: Vec<FilterRule>,
+    pub files_from: Option<Vec<crate::types::RelPath>>,
+}
+
+/// The `--include`/`--exclude` rules (and those of `--include-from` /
+/// `--exclude-from` files, at the flag's place) in the order they were given:
+/// clap keeps each flag's values apart, their indices restore the
+/// interleaving. With the `--files-from` list, read here too.
+pub fn selectors(matches: &ArgMatches) -> Result<Selectors, crate::filelist::ListError> {
     let Some((_, sub)) = matches.subcommand() else {
-        return Vec::new();
+        return Ok(Selectors::default());
     };
+    let from0 = matches!(sub.try_get_one::<bool>("from0"), Ok(Some(true)));
     let mut rules: Vec<(usize, FilterRule)> = Vec::new();
     for (id, kind) in [
         ("include", RuleKind::Include),
@@ -398,8 +424,32 @@ pub fn ordered_filters(matches: &ArgMatches) -> Vec<FilterRule> {
             ));
         }
     }
+    for (id, kind) in [
+        ("include_from", RuleKind::Include),
+        ("exclude_from", RuleKind::Exclude),
+    ] {
+        let Ok(Some(files)) = sub.try_get_many::<PathBuf>(id) else {
+            continue;
+        };
+        let Some(indices) = sub.indices_of(id) else {
+            continue;
+        };
+        for (index, file) in indices.zip(files) {
+            for pattern in crate::filelist::read_patterns(file, from0)? {
+                rules.push((index, FilterRule { kind, pattern }));
+            }
+        }
+    }
+    // Stable: a file's patterns keep their order at its place.
     rules.sort_by_key(|(index, _)| *index);
-    rules.into_iter().map(|(_, rule)| rule).collect()
+    let files_from = match sub.try_get_one::<PathBuf>("files_from") {
+        Ok(Some(file)) => Some(crate::filelist::read_paths(file, from0)?),
+        _ => None,
+    };
+    Ok(Selectors {
+        filters: rules.into_iter().map(|(_, rule)| rule).collect(),
+        files_from,
+    })
 }
 
 #[cfg(test)]
@@ -428,7 +478,7 @@ mod tests {
                 "z",
             ])
             .unwrap();
-        let rules = ordered_filters(&matches);
+        let rules = selectors(&matches).unwrap().filters;
         let got: Vec<_> = rules.iter().map(|r| (r.kind, r.pattern.as_str())).collect();
         assert_eq!(
             got,

@@ -101,6 +101,8 @@ pub enum Error {
     #[error(transparent)]
     Filter(#[from] FilterError),
     #[error(transparent)]
+    List(#[from] crate::filelist::ListError),
+    #[error(transparent)]
     Overlap(#[from] LocationConflict),
     #[error(transparent)]
     Scan(#[from] ScanError),
@@ -124,6 +126,7 @@ impl Error {
             Error::Location(_)
             | Error::Config(_)
             | Error::Filter(_)
+            | Error::List(_)
             | Error::Overlap(_)
             | Error::Usage(_)
             | Error::Plan(

@@ -42,10 +42,11 @@ struct CompiledRule {
     matcher: GlobMatcher,
 }
 
-/// The compiled rule list.
+/// The compiled rule list, and the `--files-from` list when there is one.
 #[derive(Default)]
 pub struct Filter {
     rules: Vec<CompiledRule>,
+    only: Option<crate::filelist::PathList>,
 }
 
 impl std::fmt::Debug for Filter {
@@ -58,17 +59,34 @@ impl std::fmt::Debug for Filter {
 
 impl Filter {
     pub fn new(rules: &[FilterRule]) -> Result<Filter, FilterError> {
+        Filter::with_list(rules, None)
+    }
+
+    /// The rules, within the paths of a `--files-from` list (when given):
+    /// an entry takes part only if the list selects it and the rules do.
+    pub fn with_list(
+        rules: &[FilterRule],
+        files_from: Option<&[RelPath]>,
+    ) -> Result<Filter, FilterError> {
         let rules = rules.iter().map(compile).collect::<Result<_, _>>()?;
-        Ok(Filter { rules })
+        Ok(Filter {
+            rules,
+            only: files_from.map(crate::filelist::PathList::new),
+        })
     }
 
     pub fn is_empty(&self) -> bool {
-        self.rules.is_empty()
+        self.rules.is_empty() && self.only.is_none()
     }
 
     /// Whether `path` (relative to the sync root) takes part in the sync.
     pub fn includes(&self, path: &RelPath, is_dir: bool) -> bool {
         use std::os::unix::ffi::OsStrExt;
+        if let Some(only) = &self.only
+            && !only.includes(path, is_dir)
+        {
+            return false;
+        }
         if self.rules.is_empty() {
             return true;
         }

@@ -12,6 +12,7 @@ pub mod commands;
 pub mod config;
 pub mod delta;
 pub mod error;
+pub mod filelist;
 pub mod filter;
 pub mod format;
 pub mod mapguard;

@@ -253,3 +253,105 @@ fn whole_file_sends_changed_files_without_delta() {
         assert_eq!(dest.read(&s, "f.bin").unwrap(), data);
     }
 }
+
+#[test]
+fn files_from_limits_the_sync_to_the_listed_paths_and_deletes_only_there() {
+    for dest in Dest::all() {
+        let s = Scratch::new();
+        s.write("src/data/2024/jan.csv", b"jan");
+        s.write("src/data/2024/feb.csv", b"feb");
+        s.write("src/models/a.bin", b"a");
+        s.write("src/models/deep/b.bin", b"b");
+        s.write("src/other.txt", b"other");
+        // Below a listed directory, an entry gone from the source goes with
+        // --delete; outside the list nothing is touched.
+        dest.put(&s, "models/stale.bin", b"stale");
+        dest.put(&s, "kept.txt", b"not listed");
+        let list = s.write("list.txt", b"data/2024/jan.csv\n./models/\n");
+        let list = list.display().to_string();
+        let text = plan(&s, &dest, &["--files-from", &list, "--delete"]);
+        assert!(text.contains("selection: --files-from (2 paths)"), "{text}");
+        sync(&s, &dest, &["--files-from", &list, "--delete"]);
+        assert_eq!(dest.read(&s, "data/2024/jan.csv").unwrap(), b"jan");
+        assert_eq!(dest.read(&s, "data/2024/feb.csv"), None, "{}", dest.name());
+        assert_eq!(dest.read(&s, "models/deep/b.bin").unwrap(), b"b");
+        assert_eq!(dest.read(&s, "other.txt"), None);
+        assert_eq!(dest.read(&s, "models/stale.bin"), None, "{}", dest.name());
+        assert_eq!(dest.read(&s, "kept.txt").unwrap(), b"not listed");
+    }
+}
+
+#[test]
+fn lists_come_from_stdin_nul_separated_and_rule_files_keep_their_place() {
+    use std::io::Write;
+    for dest in Dest::all() {
+        let s = Scratch::new();
+        s.write("src/keep.log", b"1");
+        s.write("src/drop.log", b"2");
+        // A newline is part of a name when NUL separates the list (moto
+        // cannot store such a key: it routes the request to no bucket).
+        let odd = match dest {
+            Dest::Local => "name with\nnewline",
+            Dest::S3(_) => "name with spaces",
+        };
+        s.write(&format!("src/{odd}"), b"3");
+        s.write("src/x.tmp", b"4");
+        // `find -print0 | hugesync sync --files-from - --from0`.
+        let mut child = s
+            .std_cmd()
+            .args(["sync", "--yes", "--files-from", "-", "--from0"])
+            .arg(s.src())
+            .arg(dest.url(&s))
+            .args(dest.args())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(format!("keep.log\0{odd}\0").as_bytes())
+            .unwrap();
+        assert!(child.wait().unwrap().success());
+        assert_eq!(dest.read(&s, "keep.log").unwrap(), b"1");
+        assert_eq!(dest.read(&s, "drop.log"), None, "{}", dest.name());
+        assert_eq!(dest.read(&s, "x.tmp"), None);
+        assert_eq!(dest.read(&s, odd).unwrap(), b"3");
+
+        // An include file before an exclude: first match wins, as in rsync.
+        let s = Scratch::new();
+        s.write("src/keep.log", b"1");
+        s.write("src/drop.log", b"2");
+        s.write("src/x.tmp", b"4");
+        let includes = s.write("inc", b"# logs worth keeping\nkeep.log\n");
+        let excludes = s.write("exc", b"*.log\n; and temporaries\n*.tmp\n");
+        let (inc, exc) = (
+            includes.display().to_string(),
+            excludes.display().to_string(),
+        );
+        sync(&s, &dest, &["--include-from", &inc, "--exclude-from", &exc]);
+        assert_eq!(dest.read(&s, "keep.log").unwrap(), b"1");
+        assert_eq!(dest.read(&s, "drop.log"), None, "{}", dest.name());
+        assert_eq!(dest.read(&s, "x.tmp"), None);
+    }
+    // A list that leaves the root is refused before anything runs (exit 2).
+    let s = Scratch::new();
+    s.write("src/a", b"a");
+    let bad = s.write("bad", b"a\n../../etc/passwd\n");
+    let out = s
+        .cmd()
+        .args(["sync", "--yes", "--files-from"])
+        .arg(&bad)
+        .arg(s.src())
+        .arg(s.dst())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr_of(&out).contains("entry 2: `../../etc/passwd` leaves the source root"),
+        "{}",
+        stderr_of(&out)
+    );
+    assert!(!s.dst().join("a").exists());
+}

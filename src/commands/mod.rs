@@ -77,7 +77,7 @@ pub async fn run(
         verbosity,
         cancel,
     };
-    let filters = crate::cli::ordered_filters(matches);
+    let filters = crate::cli::selectors(matches)?;
     match cli.command {
         Command::Sync(args) => sync_command(args, filters, &ctx).await,
         Command::Plan(args) => plan_command(args, filters, &ctx).await,
@@ -95,7 +95,7 @@ pub async fn run(
 
 async fn sync_command(
     args: SyncArgs,
-    filters: Vec<FilterRule>,
+    filters: crate::cli::Selectors,
     ctx: &Context,
 ) -> Result<ExitStatus, Error> {
     let source = Location::parse(&args.source)?;
@@ -110,7 +110,7 @@ async fn sync_command(
 
 async fn tui_command(
     args: crate::cli::TuiArgs,
-    filters: Vec<FilterRule>,
+    filters: crate::cli::Selectors,
     ctx: &Context,
 ) -> Result<ExitStatus, Error> {
     use std::io::IsTerminal;
@@ -162,7 +162,7 @@ async fn tui_command(
 
 async fn plan_command(
     args: PlanArgs,
-    filters: Vec<FilterRule>,
+    filters: crate::cli::Selectors,
     ctx: &Context,
 ) -> Result<ExitStatus, Error> {
     let source = Location::parse(&args.source)?;
@@ -326,7 +326,11 @@ fn conflict_policy(settings: &Settings) -> sync::conflict::ConflictPolicy {
     }
 }
 
-fn sync_options(settings: &Settings, mut filters: Vec<FilterRule>) -> SyncOptions {
+fn sync_options(settings: &Settings, selectors: crate::cli::Selectors) -> SyncOptions {
+    let crate::cli::Selectors {
+        mut filters,
+        files_from,
+    } = selectors;
     filters.extend(settings.exclude.value.iter().map(|pattern| FilterRule {
         kind: RuleKind::Exclude,
         pattern: pattern.clone(),
@@ -352,6 +356,7 @@ fn sync_options(settings: &Settings, mut filters: Vec<FilterRule>) -> SyncOption
             max_size: settings.max_size.value.map(|s| s.0),
             whole_file: settings.whole_file.value,
         },
+        files_from,
     }
 }
 

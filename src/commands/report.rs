@@ -38,7 +38,13 @@ pub fn write_plan_text(
     if let Some(check) = plan.rebuild_check_note() {
         writeln!(out, "  delta rebuilds: {check}")?;
     }
-    let selection = plan.options.selection.describe();
+    let mut selection = plan.options.selection.describe();
+    if let Some(list) = &plan.options.files_from {
+        selection.push(format!(
+            "--files-from ({} paths)",
+            format::count(list.len() as u64)
+        ));
+    }
     if !selection.is_empty() {
         writeln!(out, "  selection: {}", selection.join(", "))?;
     }

@@ -120,6 +120,7 @@ mod tests {
             filters: Vec::new(),
             remote_signature: Default::default(),
             selection: Default::default(),
+            files_from: None,
         }
     }
 

@@ -44,6 +44,9 @@ pub struct SyncOptions {
     /// rsync's selection and comparison flags.
     #[serde(default)]
     pub selection: Selection,
+    /// `--files-from`: only these paths (and what is below them) take part.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub files_from: Option<Vec<crate::types::RelPath>>,
 }
 
 /// rsync's selection and comparison flags, with rsync's meanings: which files

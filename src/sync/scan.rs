@@ -58,7 +58,10 @@ pub async fn scan(
     options: &SyncOptions,
     progress: &ScanProgress,
 ) -> Result<Scan, ScanError> {
-    let filter = Arc::new(Filter::new(&options.filters)?);
+    let filter = Arc::new(Filter::with_list(
+        &options.filters,
+        options.files_from.as_deref(),
+    )?);
     let list_options = ListOptions {
         symlinks: options.archive,
     };

@@ -44,6 +44,7 @@ pub fn options() -> SyncOptions {
         filters: Vec::new(),
         remote_signature: Default::default(),
         selection: Default::default(),
+        files_from: None,
     }
 }
 
