@@ -285,6 +285,10 @@ pub struct ExecFlags {
     /// source scan error withholds every deletion, as rsync does).
     #[arg(long)]
     pub ignore_errors: bool,
+    /// At most RATE per second (e.g. 20MiB), all transfers of the run
+    /// together, uploads and downloads alike.
+    #[arg(long, value_name = "RATE", value_parser = parse_rate_arg)]
+    pub bwlimit: Option<u64>,
 }
 
 /// How s3:// locations are reached (aws-cli's names; also in config.toml and env).
@@ -349,6 +353,14 @@ fn parse_size_arg(text: &str) -> Result<u64, String> {
     format::parse_size(text)
 }
 
+fn parse_rate_arg(text: &str) -> Result<u64, String> {
+    let size = text.trim().strip_suffix("/s").unwrap_or(text.trim());
+    match format::parse_size(size)? {
+        0 => Err("a rate of 0 would send nothing; leave --bwlimit out for no limit".into()),
+        rate => Ok(rate),
+    }
+}
+
 impl PlanFlags {
     pub fn apply_to(&self, overrides: &mut Overrides) {
         let flag = |on: bool| on.then_some(true);
@@ -381,6 +393,7 @@ impl ExecFlags {
         overrides.fsync = self.no_fsync.then_some(false);
         overrides.fail_on_conflict = self.fail_on_conflict.then_some(true);
         overrides.ignore_errors = self.ignore_errors.then_some(true);
+        overrides.bwlimit = self.bwlimit.map(|rate| Some(Size(rate)));
     }
 }
 

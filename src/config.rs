@@ -286,6 +286,16 @@ fn parse_optional_size(text: &str) -> Result<Option<Size>, String> {
     }
 }
 
+/// A rate: a size per second (`20MiB`, `20MiB/s`); `0` or empty: none.
+fn parse_rate(text: &str) -> Result<Option<Size>, String> {
+    let text = text.trim();
+    let size = text.strip_suffix("/s").unwrap_or(text);
+    match parse_optional_size(size)? {
+        Some(Size(0)) | None => Ok(None),
+        rate => Ok(rate),
+    }
+}
+
 fn parse_limit(text: &str) -> Result<Option<u64>, String> {
     match text.trim() {
         "" | "unlimited" => Ok(None),
@@ -445,6 +455,8 @@ settings! {
     retry_max_delay: Span = Span(std::time::Duration::from_secs(20)), env "HUGESYNC_RETRY_MAX_DELAY", parse parse_span;
     /// A request that makes no progress (no answer, no body bytes moving) for this long is abandoned and retried.
     stall_timeout: Span = Span(std::time::Duration::from_secs(60)), env "HUGESYNC_STALL_TIMEOUT", parse parse_span;
+    /// Most bytes per second the run sends and receives, all transfers together (`--bwlimit`; unset: no limit).
+    bwlimit: Option<Size> = None, env "HUGESYNC_BWLIMIT", parse parse_rate;
     /// Delete even when part of the source could not be read (normally every deletion is withheld then).
     ignore_errors: bool = false, env "HUGESYNC_IGNORE_ERRORS", parse parse_bool;
     /// Stop the sync when a destination object changed since it was planned (default: re-plan that file once).

@@ -355,3 +355,49 @@ fn lists_come_from_stdin_nul_separated_and_rule_files_keep_their_place() {
     );
     assert!(!s.dst().join("a").exists());
 }
+
+#[test]
+fn bwlimit_holds_uploads_and_downloads_to_the_rate() {
+    // 8 MiB up and back at 2 MiB/s: at least 3.75 s each way (a quarter
+    // second's burst is allowed). A lower bound only: a slow machine can be
+    // slower, never faster.
+    let bucket = Bucket::new();
+    let s = Scratch::new();
+    let data = noise(8 << 20, 91);
+    s.write("src/f.bin", &data);
+    let timed = |from: String, to: String| {
+        let started = std::time::Instant::now();
+        let out = s
+            .cmd()
+            .args(["sync", "--yes", "--bwlimit", "2MiB"])
+            .arg(from)
+            .arg(to)
+            .args(bucket.args())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr_of(&out));
+        started.elapsed().as_secs_f64()
+    };
+    let up = timed(s.src().display().to_string(), bucket.url("d"));
+    assert!(
+        up >= 3.75,
+        "8 MiB went up in {up:.2} s under a 2 MiB/s limit"
+    );
+    let text = run(
+        &s,
+        &Dest::S3(Bucket::new()),
+        &["sync", "-n"],
+        &["--bwlimit", "2MiB/s"],
+    );
+    assert!(
+        text.contains("bandwidth: at most 2 MiB/s (--bwlimit)"),
+        "{text}"
+    );
+    let back = s.path("back");
+    let down = timed(bucket.url("d"), back.display().to_string());
+    assert!(
+        down >= 3.75,
+        "8 MiB came down in {down:.2} s under a 2 MiB/s limit"
+    );
+    assert!(std::fs::read(back.join("f.bin")).unwrap() == data);
+}

@@ -77,6 +77,9 @@ pub async fn run(
         verbosity,
         cancel,
     };
+    if let Some(rate) = ctx.settings.bwlimit.value {
+        crate::bandwidth::install(rate.0);
+    }
     let filters = crate::cli::selectors(matches)?;
     match cli.command {
         Command::Sync(args) => sync_command(args, filters, &ctx).await,

@@ -48,6 +48,13 @@ pub fn write_plan_text(
     if !selection.is_empty() {
         writeln!(out, "  selection: {}", selection.join(", "))?;
     }
+    if let Some(limit) = crate::bandwidth::limit() {
+        writeln!(
+            out,
+            "  bandwidth: at most {}/s (--bwlimit), uploads and downloads together",
+            format::bytes(limit.bytes_per_second())
+        )?;
+    }
     for action in SyncAction::ALL {
         let totals = s.totals(action);
         if totals.count == 0 {

@@ -99,8 +99,28 @@ pub enum BodySource<'a> {
 }
 
 impl BodySource<'_> {
-    /// A body of `len` bytes reporting its progress to `activity`.
+    /// A body of `len` bytes reporting its progress to `activity`, its pieces
+    /// paced by the run's `--bwlimit` when there is one.
     pub async fn open(
+        self,
+        len: u64,
+        activity: &Arc<Activity>,
+    ) -> Result<WatchedBody, StorageError> {
+        let body = self.open_unpaced(len, activity).await?;
+        if crate::bandwidth::limit().is_none() {
+            return Ok(body);
+        }
+        use futures::StreamExt;
+        let paced = body.pieces.then(|piece| async move {
+            if let Ok(bytes) = &piece {
+                crate::bandwidth::take(bytes.len()).await;
+            }
+            piece
+        });
+        Ok(watched(Box::pin(paced), len, activity))
+    }
+
+    async fn open_unpaced(
         self,
         len: u64,
         activity: &Arc<Activity>,

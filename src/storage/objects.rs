@@ -191,6 +191,7 @@ async fn collect_body(
                     return Ok(None);
                 }
                 bytes.extend_from_slice(&chunk);
+                crate::bandwidth::take(chunk.len()).await;
             }
             Ok(Some(Err(e))) => return Err(e),
         }
@@ -324,6 +325,7 @@ pub fn read_object(
                 Ok(Some(chunk)) => {
                     r.offset += chunk.len() as u64;
                     r.failures = 0;
+                    crate::bandwidth::take(chunk.len()).await;
                     return Ok(Some((chunk, r)));
                 }
                 Ok(None) => {

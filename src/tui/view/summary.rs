@@ -38,10 +38,14 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, palette: &Palette) {
         Line::from(format!("{} → {}", plan.source, plan.destination)),
         Line::from(counts),
         Line::from(format!(
-            "to send {} · saved by delta {} · {} change(s)",
+            "to send {} · saved by delta {} · {} change(s){}",
             format::bytes(stats.bytes_to_send),
             format::bytes(stats.bytes_saved),
             format::count(stats.changes()),
+            crate::bandwidth::limit().map_or(String::new(), |l| format!(
+                " · at most {}/s",
+                format::bytes(l.bytes_per_second())
+            )),
         )),
     ];
     let block = Block::default()
