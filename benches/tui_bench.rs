@@ -74,6 +74,7 @@ fn app() -> App {
         remote_signature: Default::default(),
         selection: Default::default(),
         files_from: None,
+        backup: None,
     };
     let scan = Scan {
         source: listing(src),

@@ -229,6 +229,17 @@ pub struct PlanFlags {
     /// Do not transfer files larger than SIZE (e.g. 10GiB).
     #[arg(long, value_name = "SIZE", value_parser = parse_size_arg)]
     pub max_size: Option<u64>,
+    /// Keep each destination file about to be replaced or deleted, first:
+    /// next to it with the suffix (`~`), or under --backup-dir.
+    #[arg(short = 'b', long)]
+    pub backup: bool,
+    /// Keep backups under DIR, a directory below the destination (the same
+    /// tree; a prefix on object stores) or an absolute local path. Implies -b.
+    #[arg(long, value_name = "DIR")]
+    pub backup_dir: Option<String>,
+    /// Append SUFFIX to backups' names (default `~`; none with --backup-dir).
+    #[arg(long, value_name = "SUFFIX")]
+    pub suffix: Option<String>,
     /// Never send a file by delta: changed files go whole (rsync's -W).
     #[arg(short = 'W', long)]
     pub whole_file: bool,
@@ -383,6 +394,9 @@ impl PlanFlags {
         overrides.min_size = self.min_size.map(|n| Some(Size(n)));
         overrides.max_size = self.max_size.map(|n| Some(Size(n)));
         overrides.whole_file = flag(self.whole_file);
+        overrides.backup = flag(self.backup || self.backup_dir.is_some());
+        overrides.backup_dir = self.backup_dir.clone().map(Some);
+        overrides.suffix = self.suffix.clone().map(Some);
     }
 }
 

@@ -457,6 +457,12 @@ settings! {
     stall_timeout: Span = Span(std::time::Duration::from_secs(60)), env "HUGESYNC_STALL_TIMEOUT", parse parse_span;
     /// Most bytes per second the run sends and receives, all transfers together (`--bwlimit`; unset: no limit).
     bwlimit: Option<Size> = None, env "HUGESYNC_BWLIMIT", parse parse_rate;
+    /// Keep each destination file about to be replaced or deleted, first (`-b`): next to it with `suffix`, or under `backup_dir`.
+    backup: bool = false, env "HUGESYNC_BACKUP", parse parse_bool;
+    /// Where backups go: a directory below the destination (or an absolute local path); implies `backup`.
+    backup_dir: Option<String> = None, env "HUGESYNC_BACKUP_DIR", parse parse_optional_text;
+    /// Appended to a backup's name (default `~`, or nothing with `backup_dir`).
+    suffix: Option<String> = None, env "HUGESYNC_SUFFIX", parse parse_optional_text;
     /// Delete even when part of the source could not be read (normally every deletion is withheld then).
     ignore_errors: bool = false, env "HUGESYNC_IGNORE_ERRORS", parse parse_bool;
     /// Stop the sync when a destination object changed since it was planned (default: re-plan that file once).
@@ -562,6 +568,29 @@ impl Settings {
                 value: stall.value.show(),
                 origin: stall.origin.clone(),
                 range: "at least 1s".into(),
+            });
+        }
+        if let Some(dir) = &self.backup_dir.value
+            && (dir.trim_matches('/').is_empty() || dir.split('/').any(|part| part == ".."))
+        {
+            return Err(ConfigError::OutOfRange {
+                key: "backup_dir",
+                value: dir.clone(),
+                origin: self.backup_dir.origin.clone(),
+                range: "a directory below the destination, or an absolute local path, without `..`"
+                    .into(),
+            });
+        }
+        if self.backup.value
+            && self.backup_dir.value.is_none()
+            && self.suffix.value.as_deref() == Some("")
+        {
+            return Err(ConfigError::OutOfRange {
+                key: "suffix",
+                value: "\"\"".into(),
+                origin: self.suffix.origin.clone(),
+                range: "a non-empty suffix without backup_dir (a backup next to the file needs another name)"
+                    .into(),
             });
         }
         let block = &self.block_size;

@@ -401,3 +401,59 @@ fn bwlimit_holds_uploads_and_downloads_to_the_rate() {
     );
     assert!(std::fs::read(back.join("f.bin")).unwrap() == data);
 }
+
+#[test]
+fn backups_keep_replaced_and_deleted_files_without_sending_them_again() {
+    for dest in Dest::all() {
+        // Next to the file, with the default suffix.
+        let s = Scratch::new();
+        let file = s.write("src/a.txt", b"version 1");
+        s.write("src/gone.txt", b"soon deleted");
+        sync(&s, &dest, &[]);
+        std::fs::write(&file, b"version 2, longer").unwrap();
+        std::fs::remove_file(s.path("src/gone.txt")).unwrap();
+        let text = plan(&s, &dest, &["--backup", "--delete"]);
+        assert!(
+            text.contains("backups: replaced and deleted files are kept first next to themselves, with `~` appended"),
+            "{text}"
+        );
+        let (sent, _) = sync_sent(&s, &dest, &["--backup", "--delete"]);
+        assert_eq!(sent, 17, "{}: only the new version is sent", dest.name());
+        assert_eq!(dest.read(&s, "a.txt").unwrap(), b"version 2, longer");
+        assert_eq!(
+            dest.read(&s, "a.txt~").unwrap(),
+            b"version 1",
+            "{}",
+            dest.name()
+        );
+        assert_eq!(dest.read(&s, "gone.txt"), None);
+        assert_eq!(dest.read(&s, "gone.txt~").unwrap(), b"soon deleted");
+        // Backups are neither synced back nor deleted by the next run.
+        let (sent, _) = sync_sent(&s, &dest, &["--backup", "--delete"]);
+        assert_eq!(sent, 0);
+        assert_eq!(dest.read(&s, "a.txt~").unwrap(), b"version 1");
+
+        // Under a directory of the destination, the same tree.
+        let s = Scratch::new();
+        let file = s.write("src/d/b.bin", b"old bytes");
+        sync(&s, &dest, &[]);
+        std::fs::write(&file, b"new bytes!").unwrap();
+        sync(&s, &dest, &["--backup-dir", "old", "--delete"]);
+        assert_eq!(dest.read(&s, "d/b.bin").unwrap(), b"new bytes!");
+        assert_eq!(
+            dest.read(&s, "old/d/b.bin").unwrap(),
+            b"old bytes",
+            "{}",
+            dest.name()
+        );
+        // The backup directory is out of the sync: not deleted with --delete.
+        sync(&s, &dest, &["--backup-dir", "old", "--delete"]);
+        assert_eq!(dest.read(&s, "old/d/b.bin").unwrap(), b"old bytes");
+    }
+    // An empty suffix with no directory would back a file up onto itself.
+    let s = Scratch::new();
+    s.write("src/a", b"a");
+    let out = s.sync(&["--backup", "--suffix", ""]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr_of(&out));
+    assert!(stderr_of(&out).contains("suffix"), "{}", stderr_of(&out));
+}

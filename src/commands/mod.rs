@@ -334,6 +334,19 @@ fn sync_options(settings: &Settings, selectors: crate::cli::Selectors) -> SyncOp
         mut filters,
         files_from,
     } = selectors;
+    let backup = (settings.backup.value || settings.backup_dir.value.is_some()).then(|| {
+        let dir = settings.backup_dir.value.clone();
+        let suffix = settings
+            .suffix
+            .value
+            .clone()
+            .unwrap_or_else(|| if dir.is_some() { "" } else { "~" }.to_string());
+        crate::sync::Backup { dir, suffix }
+    });
+    // Backups are never synced or deleted: their rule comes first.
+    if let Some(rule) = backup.as_ref().and_then(crate::sync::Backup::exclusion) {
+        filters.insert(0, rule);
+    }
     filters.extend(settings.exclude.value.iter().map(|pattern| FilterRule {
         kind: RuleKind::Exclude,
         pattern: pattern.clone(),
@@ -360,6 +373,7 @@ fn sync_options(settings: &Settings, selectors: crate::cli::Selectors) -> SyncOp
             whole_file: settings.whole_file.value,
         },
         files_from,
+        backup,
     }
 }
 

@@ -48,6 +48,9 @@ pub fn write_plan_text(
     if !selection.is_empty() {
         writeln!(out, "  selection: {}", selection.join(", "))?;
     }
+    if let Some(backup) = &plan.options.backup {
+        writeln!(out, "  backups: {}", backup.describe())?;
+    }
     if let Some(limit) = crate::bandwidth::limit() {
         writeln!(
             out,

@@ -387,3 +387,37 @@ pub fn map_range(file: &File, offset: u64, len: u64) -> io::Result<MappedFile> {
         map: Some(map),
     })
 }
+
+/// Keeps `from` (a file or a symbolic link) at `to` as well: a hard link,
+/// or a copy with its times where the two are on different file systems. An
+/// older backup at `to` is replaced.
+pub fn keep_copy(from: &Path, to: &Path) -> Result<(), StorageError> {
+    if let Some(parent) = to.parent() {
+        std::fs::create_dir_all(parent)
+            .map_err(|e| StorageError::io("cannot create the backup directory", parent, e))?;
+    }
+    match std::fs::remove_file(to) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(StorageError::io("cannot replace the older backup", to, e)),
+    }
+    match std::fs::hard_link(from, to) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(_) => {
+            let meta = std::fs::symlink_metadata(from)
+                .map_err(|e| StorageError::io("cannot stat", from, e))?;
+            if meta.file_type().is_symlink() {
+                let target = std::fs::read_link(from)
+                    .map_err(|e| StorageError::io("cannot read the link", from, e))?;
+                return std::os::unix::fs::symlink(target, to)
+                    .map_err(|e| StorageError::io("cannot keep the link", to, e));
+            }
+            std::fs::copy(from, to)
+                .map_err(|e| StorageError::io("cannot keep a copy of", from, e))?;
+            let mtime = filetime::FileTime::from_last_modification_time(&meta);
+            filetime::set_file_mtime(to, mtime)
+                .map_err(|e| StorageError::io("cannot set the time of", to, e))
+        }
+    }
+}

@@ -393,6 +393,43 @@ impl Storage {
     }
 }
 
+impl Storage {
+    /// Keeps a copy of the entry at `path` (a file or a link) at `target`
+    /// before it is replaced or deleted: a hard link (a copy across file
+    /// systems) on a local disk, a server-side copy pinned to `version` in an
+    /// object store — never through this machine.
+    pub async fn backup(
+        &self,
+        path: &RelPath,
+        target: &crate::sync::BackupTarget,
+        size: u64,
+        version: Option<&str>,
+    ) -> Result<(), StorageError> {
+        use crate::sync::BackupTarget;
+        match (self, target) {
+            (Storage::Local(local), target) => {
+                let from = local.path_of(path);
+                let to = match target {
+                    BackupTarget::Below(rel) => local.path_of(rel),
+                    BackupTarget::Absolute(path) => path.clone(),
+                };
+                run_blocking(move || local::keep_copy(&from, &to)).await
+            }
+            (Storage::Object(store), BackupTarget::Below(rel)) => {
+                let key = store.key_of(rel);
+                objects::copy_within(store.as_ref(), &store.key_of(path), &key, size, version).await
+            }
+            (Storage::Object(store), BackupTarget::Absolute(dir)) => Err(StorageError::Transfer {
+                target: store.url_of(&store.key_of(path)),
+                message: format!(
+                    "--backup-dir {} is a local path; on an object store give a prefix below the destination",
+                    dir.display()
+                ),
+            }),
+        }
+    }
+}
+
 /// Runs blocking filesystem work off the async workers.
 pub(crate) async fn run_blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, StorageError> + Send + 'static,

@@ -350,3 +350,64 @@ pub fn read_object(
         }
     })
 }
+
+/// Range per server-side part copy for objects over the single-copy limit.
+const COPY_PART: u64 = 512 * 1024 * 1024;
+
+/// Copies the object at `from` to `to` in the same store, server-side: one
+/// copy up to the store's limit, beyond it a staged object of range copies.
+/// Pinned to `version`: a replaced source fails the copy.
+pub async fn copy_within(
+    store: &dyn ObjectStore,
+    from: &str,
+    to: &str,
+    size: u64,
+    version: Option<&str>,
+) -> Result<(), StorageError> {
+    use super::object::{CopyRange, CopySource};
+    let source = CopySource {
+        store,
+        key: from,
+        version,
+    };
+    let limits = *store.limits();
+    if size <= limits.max_single_copy || !limits.range_copy() {
+        store
+            .copy_object(source, to, None, super::Expect::Any)
+            .await?;
+        return Ok(());
+    }
+    let meta = store
+        .head(from)
+        .await?
+        .map(|head| head.meta)
+        .unwrap_or_default();
+    let part = COPY_PART
+        .min(limits.max_part)
+        .max(size.div_ceil(limits.max_parts as u64));
+    let upload = store.begin_staged(to, &meta).await?;
+    let staged = async {
+        let mut parts = Vec::new();
+        for (i, start) in (0..size).step_by(part as usize).enumerate() {
+            let range = CopyRange {
+                start,
+                len: part.min(size - start),
+                expected_md5: None,
+                expected_crc32c: None,
+            };
+            parts.push(
+                store
+                    .stage_copy(&upload, i as u32 + 1, source, range)
+                    .await?,
+            );
+        }
+        store
+            .commit_staged(&upload, &parts, &meta, super::Expect::Any)
+            .await
+    }
+    .await;
+    if staged.is_err() {
+        let _ = store.abort_staged(&upload).await;
+    }
+    staged.map(|_| ())
+}

@@ -92,7 +92,10 @@ pub(super) async fn replan_and_run(
         .await;
     let outcome = match action {
         SyncAction::Skip => Outcome::default(),
-        _ => transfer::run(id, fresh, ctx).await?,
+        _ => {
+            transfer::keep_backup(&fresh, &ctx).await?;
+            transfer::run(id, fresh, ctx).await?
+        }
     };
     Ok(Outcome {
         replanned: Some(action),
@@ -121,6 +124,7 @@ mod tests {
             remote_signature: Default::default(),
             selection: Default::default(),
             files_from: None,
+            backup: None,
         }
     }
 

@@ -69,6 +69,7 @@ pub async fn execute(
             .unwrap_or(crate::signature::DEFAULT_BLOCK_SIZE),
         delta_threshold: plan.options.delta_threshold,
         remote_signature: plan.options.remote_signature,
+        backup: plan.options.backup.clone(),
         requests: Arc::new(Semaphore::new(options.jobs.max(1))),
         request_limit: options.jobs.max(1),
         events,
@@ -222,7 +223,11 @@ impl Runner {
             let ctx = self.ctx.clone();
             let (plan, policy) = (self.plan.clone(), self.conflicts);
             running.spawn(async move {
-                let outcome = match transfer::run(id, item.clone(), ctx.clone()).await {
+                let ran = match transfer::keep_backup(&item, &ctx).await {
+                    Ok(()) => transfer::run(id, item.clone(), ctx.clone()).await,
+                    Err(kept) => Err(kept),
+                };
+                let outcome = match ran {
                     Err(ItemError::DestinationChanged) if policy == ConflictPolicy::Replan => {
                         conflict::replan_and_run(id, &item, &plan, ctx).await
                     }
@@ -314,6 +319,7 @@ impl Runner {
             }
             Some(_) => {}
         }
+        transfer::keep_backup(item, &self.ctx).await?;
         self.ctx
             .destination
             .delete(&item.path, planned.kind)

@@ -45,6 +45,7 @@ pub fn options() -> SyncOptions {
         remote_signature: Default::default(),
         selection: Default::default(),
         files_from: None,
+        backup: None,
     }
 }
 

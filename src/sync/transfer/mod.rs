@@ -79,6 +79,8 @@ pub struct ItemContext {
     /// Files from this size are signed on upload (and sent by delta once signed).
     pub delta_threshold: u64,
     pub remote_signature: super::RemoteSignature,
+    /// Where replaced and deleted files are kept first (`--backup`).
+    pub backup: Option<super::Backup>,
     /// Part and range requests in flight across the whole run (`jobs` of them):
     /// one large file can use them all, many files share them, and memory held
     /// by ranged downloads stays at `jobs × range size`.
@@ -108,6 +110,37 @@ impl ItemContext {
             () = self.cancel.cancelled() => Err(ItemError::Cancelled),
         }
     }
+}
+
+/// Keeps the destination's file first, when the plan asks for backups and the
+/// item replaces or deletes one: pinned to the version planned, so a file
+/// changed since is a conflict, not a backup of something unseen.
+pub async fn keep_backup(item: &PlanItem, ctx: &ItemContext) -> Result<(), ItemError> {
+    let Some(backup) = &item_backup(item, ctx) else {
+        return Ok(());
+    };
+    let Some(old) = &item.dst else {
+        return Ok(());
+    };
+    if old.kind == crate::types::EntryKind::Dir {
+        return Ok(());
+    }
+    ctx.destination
+        .backup(
+            &item.path,
+            &backup.target_of(&item.path),
+            old.size,
+            old.etag(),
+        )
+        .await
+        .map_err(conflict_or)
+}
+
+fn item_backup(item: &PlanItem, ctx: &ItemContext) -> Option<super::Backup> {
+    let replaces = item.action.transfers() || item.action == crate::types::SyncAction::Delete;
+    ctx.backup
+        .clone()
+        .filter(|_| replaces && item.dst.is_some())
 }
 
 /// Runs one non-directory item (directories are handled by the executor's phases).
@@ -158,7 +191,7 @@ async fn recheck(dst: &dyn ObjectStore, key: &str, expect: Expect<'_>) -> Result
 }
 
 /// A failed condition on a write is a conflict, not an error of the request.
-fn conflict_or(error: StorageError) -> ItemError {
+pub(super) fn conflict_or(error: StorageError) -> ItemError {
     match error {
         StorageError::Remote {
             kind: crate::storage::RemoteErrorKind::PreconditionFailed,
