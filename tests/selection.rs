@@ -457,3 +457,65 @@ fn backups_keep_replaced_and_deleted_files_without_sending_them_again() {
     assert_eq!(out.status.code(), Some(2), "{}", stderr_of(&out));
     assert!(stderr_of(&out).contains("suffix"), "{}", stderr_of(&out));
 }
+
+#[test]
+fn with_archive_empty_directories_survive_a_round_trip_through_s3() {
+    let bucket = Bucket::new();
+    let s = Scratch::new();
+    std::fs::create_dir_all(s.path("src/empty/deeper")).unwrap();
+    std::fs::create_dir_all(s.path("src/also-empty")).unwrap();
+    s.write("src/full/f.txt", b"f");
+    let out = s
+        .cmd()
+        .args(["sync", "--yes", "-a"])
+        .arg(s.src())
+        .arg(bucket.url("d"))
+        .args(bucket.args())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    // Only empty directories need a marker: the others are implied.
+    assert_eq!(
+        bucket.keys(),
+        ["d/also-empty/", "d/empty/deeper/", "d/full/f.txt"]
+    );
+    let back = s.path("back");
+    let out = s
+        .cmd()
+        .args(["sync", "--yes", "-a"])
+        .arg(bucket.url("d"))
+        .arg(&back)
+        .args(bucket.args())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert!(back.join("empty/deeper").is_dir());
+    assert!(back.join("also-empty").is_dir());
+    assert_eq!(std::fs::read(back.join("full/f.txt")).unwrap(), b"f");
+    // A re-run has nothing to do; a directory gone from the source takes its
+    // marker with it under --delete.
+    let rerun = s
+        .cmd()
+        .args(["sync", "-n", "-a"])
+        .arg(s.src())
+        .arg(bucket.url("d"))
+        .args(bucket.args())
+        .output()
+        .unwrap();
+    assert!(
+        stdout_of(&rerun).contains("Nothing to do"),
+        "{}",
+        stdout_of(&rerun)
+    );
+    std::fs::remove_dir(s.path("src/also-empty")).unwrap();
+    let out = s
+        .cmd()
+        .args(["sync", "--yes", "-a", "--delete"])
+        .arg(s.src())
+        .arg(bucket.url("d"))
+        .args(bucket.args())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(bucket.keys(), ["d/empty/deeper/", "d/full/f.txt"]);
+}

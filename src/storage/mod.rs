@@ -386,8 +386,12 @@ impl Storage {
                 let path = path.clone();
                 run_blocking(move || local.delete(&path, kind)).await
             }
-            // Directories are only implied by keys; nothing to remove.
-            Storage::Object(_) if kind == EntryKind::Dir => Ok(()),
+            // A directory is implied by keys, or stands as a `dir/` marker
+            // (an empty one, kept with -a): the marker goes, if there is one.
+            Storage::Object(store) if kind == EntryKind::Dir => {
+                let marker = format!("{}/", store.key_of(path));
+                store.delete_keys(&[marker]).await
+            }
             Storage::Object(store) => objects::delete_path(store.as_ref(), path).await,
         }
     }

@@ -21,7 +21,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::plan::PlanItem;
-use crate::types::{Entry, EntryKind, Manifest, ManifestEntry, SyncAction};
+use crate::types::{Entry, EntryKind, Manifest, ManifestEntry, RelPath, SyncAction};
 
 /// Why the planner chose an item's action.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -190,6 +190,14 @@ impl TimeRule {
 /// Merges the two sorted manifests into plan items, in path order.
 pub fn diff(src: &Manifest, dst: &Manifest, opts: &DiffOptions) -> Vec<PlanItem> {
     let (s, d) = (src.entries(), dst.entries());
+    // With -a, an empty directory goes to an object store as a `dir/` marker
+    // (one with entries is implied by their keys).
+    let non_empty: std::collections::HashSet<RelPath> =
+        if opts.archive && !opts.destination_has_dirs {
+            s.iter().filter_map(|e| e.path.parent()).collect()
+        } else {
+            Default::default()
+        };
     let mut items = Vec::with_capacity(s.len().max(d.len()));
     let (mut i, mut j) = (0, 0);
     while i < s.len() || j < d.len() {
@@ -201,7 +209,7 @@ pub fn diff(src: &Manifest, dst: &Manifest, opts: &DiffOptions) -> Vec<PlanItem>
         let item = match order {
             std::cmp::Ordering::Less => {
                 i += 1;
-                only_at_source(&s[i - 1], opts)
+                only_at_source(&s[i - 1], opts, &non_empty)
             }
             std::cmp::Ordering::Greater => {
                 j += 1;
@@ -218,8 +226,13 @@ pub fn diff(src: &Manifest, dst: &Manifest, opts: &DiffOptions) -> Vec<PlanItem>
     items
 }
 
-fn only_at_source(src: &ManifestEntry, opts: &DiffOptions) -> Option<PlanItem> {
-    if src.entry.kind == EntryKind::Dir && !opts.destination_has_dirs {
+fn only_at_source(
+    src: &ManifestEntry,
+    opts: &DiffOptions,
+    non_empty: &std::collections::HashSet<RelPath>,
+) -> Option<PlanItem> {
+    let marker = opts.archive && !non_empty.contains(&src.path);
+    if src.entry.kind == EntryKind::Dir && !opts.destination_has_dirs && !marker {
         return None;
     }
     let skipped = if opts.selection.existing {

@@ -191,11 +191,17 @@ impl Runner {
 
     async fn run_dir(&mut self, id: usize) -> Result<Outcome, ItemError> {
         self.started(id).await;
-        if let Storage::Local(dst) = &self.ctx.destination {
-            let (dst, path) = (dst.clone(), self.plan.items[id].path.clone());
-            crate::storage::run_blocking(move || dst.create_dir(&path)).await?;
+        match &self.ctx.destination {
+            Storage::Local(dst) => {
+                let (dst, path) = (dst.clone(), self.plan.items[id].path.clone());
+                crate::storage::run_blocking(move || dst.create_dir(&path)).await?;
+                Ok(Outcome::default())
+            }
+            // An empty directory kept with -a: its marker object.
+            Storage::Object(_) => {
+                transfer::run(id, self.plan.items[id].clone(), self.ctx.clone()).await
+            }
         }
-        Ok(Outcome::default())
     }
 
     /// Files, links and metadata updates, `jobs` at a time. New work stops being
@@ -309,6 +315,10 @@ impl Runner {
             side: "destination",
         })?;
         match self.ctx.destination.head(&item.path).await? {
+            // An object store's directory has no object of its own to find,
+            // only perhaps a `dir/` marker, which the delete removes.
+            None if planned.kind == EntryKind::Dir
+                && matches!(self.ctx.destination, Storage::Object(_)) => {}
             None => return Ok(Outcome::default()),
             Some(now)
                 if now.kind != planned.kind

@@ -54,8 +54,23 @@ pub(super) async fn run(
     let planned = planned_source(item)?;
     let key = checked_key(dst.as_ref(), &item.path)?;
     match planned.kind {
-        // Implied by keys: nothing to store.
-        EntryKind::Dir => Ok(Outcome::default()),
+        // An empty directory (the plan has no other): a `dir/` marker, as
+        // rclone's --s3-directory-markers writes them, carrying its times.
+        EntryKind::Dir => {
+            let empty = bytes::Bytes::new();
+            let meta = object_meta(planned, None);
+            dst.put(
+                &format!("{key}/"),
+                BodySource::Memory(&empty),
+                0,
+                &meta,
+                None,
+                expect_of(item),
+            )
+            .await
+            .map_err(conflict_or)?;
+            Ok(Outcome::default())
+        }
         EntryKind::Symlink => {
             let empty = bytes::Bytes::new();
             let meta = object_meta(planned, None);
