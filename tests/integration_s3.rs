@@ -416,11 +416,15 @@ fn server_side_copy_between_prefixes() {
 }
 
 #[test]
-fn names_an_object_store_cannot_hold_fail_per_file() {
+fn names_an_object_store_cannot_hold_fail_per_file_and_others_round_trip() {
     use std::os::unix::ffi::OsStrExt;
     let (scratch, bucket) = (Scratch::new(), Bucket::new());
     scratch.write("src/fine.txt", b"ok");
     scratch.write("src/looks-like.hssig", b"reserved");
+    // Each name within the file system's 255 bytes, the path over S3's 1024.
+    let long = format!("src/{}", vec!["x".repeat(220); 5].join("/"));
+    scratch.write(&long, b"too long a key");
+    // Not UTF-8: encoded in the key, and back as the same bytes.
     let latin1 = scratch
         .src()
         .join(std::ffi::OsStr::from_bytes(b"caf\xe9.txt"));
@@ -435,8 +439,23 @@ fn names_an_object_store_cannot_hold_fail_per_file() {
     assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
     let stderr = stderr_of(&out);
     assert!(stderr.contains("reserved"), "{stderr}");
-    assert!(stderr.contains("UTF-8"), "{stderr}");
-    assert_eq!(bucket.keys(), ["n/fine.txt"]);
+    assert!(
+        stderr.contains("object key would be 1106 bytes, over the 1018"),
+        "{stderr}"
+    );
+    assert_eq!(bucket.keys(), ["n/caf\u{F7E9}.txt", "n/fine.txt"]);
+    let back = scratch.path("back");
+    let out = sync(&scratch, &bucket, &bucket.url("n"), &local(&back), &[]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let name = back.join(std::ffi::OsStr::from_bytes(b"caf\xe9.txt"));
+    assert_eq!(fs::read(name).unwrap(), b"not utf-8");
+    // The next run finds both sides alike: nothing to send.
+    let again = sync(&scratch, &bucket, &local(&back), &bucket.url("n"), &["-n"]);
+    assert!(
+        stdout_of(&again).contains("Nothing to do"),
+        "{}",
+        stdout_of(&again)
+    );
 }
 
 #[test]

@@ -10,6 +10,7 @@ pub mod gcs;
 pub mod limits;
 pub mod local;
 pub mod meta;
+pub mod names;
 pub mod object;
 pub mod objects;
 pub mod s3;

@@ -460,14 +460,10 @@ pub trait ObjectStore: Send + Sync + Debug + Any {
         Ok(Vec::new())
     }
 
-    /// The key of a path below the root. Paths are UTF-8 by the time they reach
-    /// an object store (local names that are not are refused before, per file).
+    /// The key of a path below the root: its name as is when it is UTF-8,
+    /// otherwise encoded reversibly (`storage::names`).
     fn key_of(&self, path: &RelPath) -> String {
-        format!(
-            "{}{}",
-            self.prefix(),
-            String::from_utf8_lossy(path.as_bytes())
-        )
+        format!("{}{}", self.prefix(), super::names::encode(path.as_bytes()))
     }
 
     /// The sidecar key of a path.

@@ -70,7 +70,7 @@ pub async fn list_tree(
                 Some(dir) => (dir, true),
                 None => (rel, false),
             };
-            let path = RelPath::from_bytes(rel.as_bytes());
+            let path = RelPath::from_bytes(&super::names::decode(rel));
             if !path.is_contained() {
                 issues.push(ScanIssue {
                     path,

@@ -35,8 +35,10 @@ pub enum ItemError {
     DestinationChanged,
     #[error("the plan item has no {side} entry")]
     Incomplete { side: &'static str },
-    #[error("the name is not valid UTF-8, which object keys must be; rename it to sync it")]
-    NotUtf8Name,
+    #[error(
+        "its object key would be {len} bytes, over the {max} an object store accepts; shorten the path to sync it"
+    )]
+    KeyTooLong { len: usize, max: usize },
     #[error(
         "names ending in .hssig are reserved for HugeSync's signature sidecars on object stores"
     )]
@@ -201,15 +203,25 @@ pub(super) fn conflict_or(error: StorageError) -> ItemError {
     }
 }
 
-/// The object key for a path, refusing names an object store cannot hold.
+/// Longest key S3, Azure Blob Storage and GCS accept (bytes of UTF-8).
+const MAX_KEY_LEN: usize = 1024;
+
+/// The object key for a path, refusing names an object store cannot hold
+/// (names that are not UTF-8 are encoded: `storage::names`).
 fn checked_key(dst: &dyn ObjectStore, path: &crate::types::RelPath) -> Result<String, ItemError> {
-    if path.as_str().is_none() {
-        return Err(ItemError::NotUtf8Name);
-    }
     if crate::storage::is_sidecar(path.as_bytes()) {
         return Err(ItemError::ReservedName);
     }
-    Ok(dst.key_of(path))
+    let key = dst.key_of(path);
+    // Room for the sidecar's suffix, which large files get.
+    let len = key.len() + crate::storage::object::SIDECAR_SUFFIX.len();
+    if len > MAX_KEY_LEN {
+        return Err(ItemError::KeyTooLong {
+            len: key.len(),
+            max: MAX_KEY_LEN - crate::storage::object::SIDECAR_SUFFIX.len(),
+        });
+    }
+    Ok(key)
 }
 
 /// The outcome of a write: a failed condition is a conflict; an object that
