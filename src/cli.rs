@@ -55,6 +55,27 @@ pub enum Command {
     /// List incomplete multipart uploads under s3://BUCKET/PREFIX (those with
     /// resume state here are HugeSync's); `--abort` removes them.
     Uploads(UploadsArgs),
+    /// Verify that DST holds what SRC holds, without downloading: each file
+    /// compared by blake3 or the store's MD5 where both sides have one, else
+    /// by size (and said so). Exit 0 when alike, 1 when anything differs.
+    Check(CheckArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    #[arg(value_name = "SRC")]
+    pub source: String,
+    #[arg(value_name = "DST")]
+    pub destination: String,
+    /// Include paths matching GLOB (rsync rules; first matching rule wins).
+    #[arg(long, value_name = "GLOB")]
+    pub include: Vec<String>,
+    /// Exclude paths matching GLOB (rsync rules; first matching rule wins).
+    #[arg(long, value_name = "GLOB")]
+    pub exclude: Vec<String>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

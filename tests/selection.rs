@@ -519,3 +519,100 @@ fn with_archive_empty_directories_survive_a_round_trip_through_s3() {
     assert!(out.status.success(), "{}", stderr_of(&out));
     assert_eq!(bucket.keys(), ["d/empty/deeper/", "d/full/f.txt"]);
 }
+
+#[test]
+fn check_finds_a_changed_byte_without_reading_the_object() {
+    use util::fault_proxy::{FaultProxy, Faults};
+    let bucket = Bucket::new();
+    let s = Scratch::new();
+    let small = s.write("src/small.txt", b"the same size and time, one byte apart");
+    s.write("src/alike.txt", b"alike");
+    s.write("src/big.bin", &noise(3 << 20, 95));
+    s.write("src/only-here.txt", b"not uploaded");
+    let flags = ["--delta-threshold", "1MiB", "--block-size", "64KiB"];
+    let out = s
+        .cmd()
+        .args(["sync", "--yes", "--exclude", "only-here.txt"])
+        .arg(s.src())
+        .arg(bucket.url("d"))
+        .args(bucket.args())
+        .args(flags)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    bucket.put("d/extra.txt", b"extra");
+    let check = |proxy: &FaultProxy, json: bool| {
+        let mut cmd = s.cmd();
+        cmd.arg("check").arg(s.src()).arg(bucket.url("d"));
+        cmd.args(["--endpoint-url", &proxy.endpoint, "--path-style"]);
+        if json {
+            cmd.arg("--json");
+        }
+        cmd.output().unwrap()
+    };
+    let proxy = FaultProxy::start(&bucket.endpoint, Faults::default());
+    let out = check(&proxy, false);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
+    let text = stdout_of(&out);
+    assert!(text.contains("missing  only-here.txt"), "{text}");
+    assert!(text.contains("extra    extra.txt"), "{text}");
+    assert!(!text.contains("differ   "), "{text}");
+    // big.bin by its sidecar's blake3; small files by the blake3 in their
+    // metadata (extra.txt, put by another tool, is not compared: it is extra).
+    assert!(text.contains("3 alike (3 by blake3"), "{text}");
+
+    // One byte changed, size and mtime kept: found by blake3, from a HEAD,
+    // never a GET of the object.
+    let mtime = std::fs::metadata(&small).unwrap().modified().unwrap();
+    let mut bytes = std::fs::read(&small).unwrap();
+    bytes[0] ^= 0x20;
+    std::fs::write(&small, &bytes).unwrap();
+    filetime::set_file_mtime(&small, filetime::FileTime::from_system_time(mtime)).unwrap();
+    let proxy = FaultProxy::start(&bucket.endpoint, Faults::default());
+    let out = check(&proxy, true);
+    assert_eq!(out.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["differ"][0]["path"], "small.txt", "{report}");
+    assert_eq!(report["differ"][0]["evidence"], "blake3");
+    let lines = proxy.counters.lines.lock().unwrap().clone();
+    assert!(
+        !lines
+            .iter()
+            .any(|l| l.starts_with("GET ") && l.contains("small.txt")),
+        "{lines:?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("HEAD ") && l.contains("small.txt"))
+    );
+
+    // Alike: exit 0.
+    std::fs::remove_file(s.path("src/only-here.txt")).unwrap();
+    bucket.put("d/only-here.txt", b"x");
+    let s2 = Scratch::new();
+    s2.write("src/a.txt", b"a");
+    let out = s2
+        .cmd()
+        .args(["sync", "--yes"])
+        .arg(s2.src())
+        .arg(bucket.url("e"))
+        .args(bucket.args())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let out = s2
+        .cmd()
+        .arg("check")
+        .arg(s2.src())
+        .arg(bucket.url("e"))
+        .args(bucket.args())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stdout_of(&out));
+    assert!(
+        stdout_of(&out).contains("1 alike (1 by blake3"),
+        "{}",
+        stdout_of(&out)
+    );
+}

@@ -66,7 +66,11 @@ pub async fn run(
         }
         Command::Apply(args) => args.exec.apply_to(&mut overrides),
         Command::Signature(args) => overrides.block_size = args.block_size.map(config::Size),
-        Command::Config(_) | Command::Delta(_) | Command::Patch(_) | Command::Uploads(_) => {}
+        Command::Config(_)
+        | Command::Delta(_)
+        | Command::Patch(_)
+        | Command::Uploads(_)
+        | Command::Check(_) => {}
     }
     config::check_process_env()?;
     let (settings, config_path) =
@@ -93,6 +97,7 @@ pub async fn run(
         Command::Delta(args) => engine::delta(&args, ctx.verbosity),
         Command::Patch(args) => engine::patch(&args, ctx.verbosity),
         Command::Uploads(args) => uploads::run(&args, &ctx).await,
+        Command::Check(args) => check_command(args, filters, &ctx).await,
     }
 }
 
@@ -375,6 +380,33 @@ fn sync_options(settings: &Settings, selectors: crate::cli::Selectors) -> SyncOp
         files_from,
         backup,
     }
+}
+
+/// `hugesync check SRC DST`: both sides scanned with their checksums
+/// collected, then compared pair by pair.
+async fn check_command(
+    args: crate::cli::CheckArgs,
+    filters: crate::cli::Selectors,
+    ctx: &Context,
+) -> Result<ExitStatus, Error> {
+    let source = Location::parse(&args.source)?;
+    let destination = Location::parse(&args.destination)?;
+    let mut options = sync_options(&ctx.settings, filters);
+    options.checksum = true;
+    options.archive = false;
+    let quiet_scan = args.json || ctx.verbosity == Verbosity::Quiet;
+    let (scan, sides) = scan_sides(&source, &destination, &options, ctx, quiet_scan).await?;
+    let report = sync::check::check(&scan, &sides.source, &sides.destination).await;
+    if args.json {
+        print_json(&report)?;
+    } else if ctx.verbosity != Verbosity::Quiet {
+        report::print_check(&report);
+    }
+    Ok(if !report.alike() || scan.error_count() > 0 {
+        ExitStatus::Partial
+    } else {
+        ExitStatus::Success
+    })
 }
 
 /// Both sides of a sync, opened.

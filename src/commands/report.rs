@@ -170,3 +170,34 @@ pub fn summary_text(report: &ExecReport, plan: &SyncPlan) -> String {
     );
     out
 }
+
+/// `hugesync check`'s findings: what differs, then the counts and by what
+/// evidence the rest were found alike.
+pub fn print_check(report: &crate::sync::check::CheckReport) {
+    for path in &report.missing {
+        println!("missing  {path}  (at the source only)");
+    }
+    for path in &report.extra {
+        println!("extra    {path}  (at the destination only)");
+    }
+    for difference in &report.differ {
+        println!("differ   {}  ({})", difference.path, difference.why);
+    }
+    let alike = report.equal_blake3 + report.equal_md5 + report.equal_size_only;
+    println!(
+        "{} alike ({} by blake3, {} by MD5, {} by size only), {} differ, {} missing, {} extra.",
+        format::count(alike),
+        format::count(report.equal_blake3),
+        format::count(report.equal_md5),
+        format::count(report.equal_size_only),
+        format::count(report.differ.len() as u64),
+        format::count(report.missing.len() as u64),
+        format::count(report.extra.len() as u64),
+    );
+    if report.equal_size_only > 0 {
+        println!(
+            "note: {} file(s) were compared by size alone: neither side holds a checksum of them the other can be compared with.",
+            format::count(report.equal_size_only)
+        );
+    }
+}

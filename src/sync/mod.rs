@@ -1,5 +1,6 @@
 //! The sync pipeline: scan → diff → plan → execute, each step a module.
 
+pub mod check;
 pub mod conflict;
 pub mod diff;
 pub mod estimate;

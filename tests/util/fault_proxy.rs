@@ -51,6 +51,8 @@ pub struct Counters {
     /// Request body bytes read from clients, counted as they arrive (a
     /// request is forwarded only once its body is whole).
     pub received_bytes: AtomicU64,
+    /// The first line of every request (method, path and query), in order.
+    pub lines: std::sync::Mutex<Vec<String>>,
     /// Request body bytes of staged parts: requests whose first line contains
     /// `partNumber=` (S3) or `comp=block&` (Azure).
     pub part_bytes: AtomicU64,
@@ -359,6 +361,9 @@ async fn handle(
     };
     counters.requests.fetch_add(1, Ordering::Relaxed);
     let head = String::from_utf8_lossy(&head).into_owned();
+    if let Ok(mut lines) = counters.lines.lock() {
+        lines.push(head.lines().next().unwrap_or_default().to_string());
+    }
     if !(head.starts_with("GET ") || head.starts_with("HEAD ")) {
         counters.writes.fetch_add(1, Ordering::Relaxed);
     }
