@@ -158,7 +158,7 @@ pub(super) async fn upload_chunked(
     };
     let kept = t.dst.kept_chunks(t.key).await?;
     let parts = chunk_parts(&local, &kept);
-    let outcome = match assemble(t, source, parts).await {
+    let (outcome, version) = match assemble(t, source, parts).await {
         Err(ItemError::CopiedRangeMismatch { detail }) => {
             // A kept chunk changed between its listing and its reuse: every
             // chunk is sent instead.
@@ -174,10 +174,10 @@ pub(super) async fn upload_chunked(
         }
         other => other,
     }?;
-    if let (Some(signature), Some(version)) = (signature, outcome.1) {
+    if let Some(signature) = signature {
         sidecar::store(t.dst.as_ref(), &t.item.path, &signature, &version).await?;
     }
-    Ok(outcome.0)
+    Ok(outcome)
 }
 
 /// One attempt: the parts staged, the object composed and checked. Returns
@@ -186,7 +186,7 @@ async fn assemble(
     t: &Target<'_>,
     source: &SourceFile<'_>,
     parts: Vec<(u32, PartSpec)>,
-) -> Result<(Outcome, Option<String>), ItemError> {
+) -> Result<(Outcome, String), ItemError> {
     let upload = t.dst.begin_staged(t.key, t.meta).await?;
     let assembly = Assembly {
         id: t.id,
@@ -212,17 +212,12 @@ async fn assemble(
     }
     .await;
     match result {
-        Ok((outcome, version)) => Ok((outcome, Some(version))),
+        Ok(done) => Ok(done),
         Err(error) => {
             // An interruption leaves everything for the next run, which
             // reuses the chunks sent; anything else abandons the upload (the
             // chunks stay only if the object they belong to exists).
-            let interrupted = match &error {
-                ItemError::Cancelled => true,
-                ItemError::Storage(e) => e.is_retryable(),
-                _ => false,
-            };
-            if !interrupted {
+            if !error.is_interruption() {
                 let _ = t.dst.abort_staged(&upload).await;
             }
             Err(error)

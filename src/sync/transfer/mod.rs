@@ -51,6 +51,33 @@ pub enum ItemError {
     Cancelled,
 }
 
+impl ItemError {
+    /// An interruption (Ctrl+C, a network that stayed down), after which an
+    /// upload is left for the next run to resume rather than abandoned.
+    pub fn is_interruption(&self) -> bool {
+        match self {
+            ItemError::Cancelled => true,
+            ItemError::Storage(e) => e.is_retryable(),
+            _ => false,
+        }
+    }
+
+    /// A failed read of the local file: one that ended early is the file
+    /// being cut while it was read.
+    fn of_read(error: StorageError) -> ItemError {
+        match error {
+            StorageError::Io { source, .. }
+                if source.kind() == std::io::ErrorKind::UnexpectedEof =>
+            {
+                ItemError::SourceChanged {
+                    what: "while it was read",
+                }
+            }
+            other => ItemError::Storage(other),
+        }
+    }
+}
+
 /// What finishing one item achieved.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Outcome {

@@ -144,16 +144,7 @@ async fn read_part<T: Send + 'static>(
 ) -> Result<T, ItemError> {
     crate::storage::run_blocking(read)
         .await
-        .map_err(|e| match e {
-            StorageError::Io { source, .. }
-                if source.kind() == std::io::ErrorKind::UnexpectedEof =>
-            {
-                ItemError::SourceChanged {
-                    what: "while it was read",
-                }
-            }
-            other => ItemError::Storage(other),
-        })
+        .map_err(ItemError::of_read)
 }
 
 enum PartDone {

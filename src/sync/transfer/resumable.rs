@@ -58,12 +58,7 @@ impl Started {
     /// leaves the upload and its state for the next run; anything else (the
     /// file or the object changed, a refusal) abandons them.
     pub async fn fail(self, dst: &dyn ObjectStore, error: ItemError) -> ItemError {
-        let resumable = match &error {
-            ItemError::Cancelled => true,
-            ItemError::Storage(e) => e.is_retryable(),
-            _ => false,
-        };
-        if !(resumable && self.journal.is_some()) {
+        if !(error.is_interruption() && self.journal.is_some()) {
             let _ = dst.abort_staged(&self.upload).await;
             self.completed();
         }

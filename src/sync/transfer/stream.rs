@@ -78,16 +78,7 @@ async fn read_piece(path: &Path, offset: u64, len: u64) -> Result<Vec<u8>, ItemE
     let path = path.to_path_buf();
     crate::storage::run_blocking(move || read_at(&path, offset, len))
         .await
-        .map_err(|e| match e {
-            StorageError::Io { source, .. }
-                if source.kind() == std::io::ErrorKind::UnexpectedEof =>
-            {
-                ItemError::SourceChanged {
-                    what: "while it was read",
-                }
-            }
-            other => ItemError::Storage(other),
-        })
+        .map_err(ItemError::of_read)
 }
 
 /// The session and its journal: where the stream stands, kept on disk after
@@ -150,12 +141,7 @@ pub(super) async fn upload_streamed(
     let version = match result {
         Ok(version) => version,
         Err(error) => {
-            let interrupted = match &error {
-                ItemError::Cancelled => true,
-                ItemError::Storage(e) => e.is_retryable(),
-                _ => false,
-            };
-            if !(interrupted && session.journal.is_some()) {
+            if !(error.is_interruption() && session.journal.is_some()) {
                 let _ = dst.abort_stream(&session.upload).await;
                 session.forget();
             }
@@ -317,16 +303,7 @@ fn read_ahead(
     let path = path.to_path_buf();
     tokio::task::spawn_blocking(move || {
         let len = PIECE.min(size - offset);
-        let bytes = read_at(&path, offset, len).map_err(|e| match e {
-            StorageError::Io { source, .. }
-                if source.kind() == std::io::ErrorKind::UnexpectedEof =>
-            {
-                ItemError::SourceChanged {
-                    what: "while it was read",
-                }
-            }
-            other => ItemError::Storage(other),
-        })?;
+        let bytes = read_at(&path, offset, len).map_err(ItemError::of_read)?;
         hash.take(offset, &bytes);
         Ok(ReadPiece {
             offset,
