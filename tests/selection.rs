@@ -616,3 +616,62 @@ fn check_finds_a_changed_byte_without_reading_the_object() {
         stdout_of(&out)
     );
 }
+
+#[test]
+fn selection_flags_hold_on_downloads_from_s3_too() {
+    let bucket = Bucket::new();
+    bucket.put("d/old.txt", b"new content");
+    bucket.put("d/new.txt", b"brand new");
+    bucket.put("d/tiny", &[1; 10]);
+    bucket.put("d/big", &[3; 100_000]);
+    let down = |s: &Scratch, flags: &[&str]| {
+        let out = s
+            .cmd()
+            .args(["sync", "--yes"])
+            .arg(bucket.url("d"))
+            .arg(s.dst())
+            .args(bucket.args())
+            .args(flags)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{flags:?}: {}", stderr_of(&out));
+    };
+    let read = |s: &Scratch, rel: &str| std::fs::read(s.dst().join(rel)).ok();
+
+    let s = Scratch::new();
+    s.write("dst/old.txt", b"old");
+    down(&s, &["--existing"]);
+    assert_eq!(read(&s, "old.txt").unwrap(), b"new content");
+    assert_eq!(read(&s, "new.txt"), None);
+
+    let s = Scratch::new();
+    s.write("dst/old.txt", b"old");
+    down(
+        &s,
+        &[
+            "--ignore-existing",
+            "--min-size",
+            "5",
+            "--max-size",
+            "10KiB",
+        ],
+    );
+    assert_eq!(read(&s, "old.txt").unwrap(), b"old");
+    assert_eq!(read(&s, "new.txt").unwrap(), b"brand new");
+    assert_eq!(read(&s, "tiny").unwrap(), vec![1; 10]);
+    assert_eq!(read(&s, "big"), None);
+
+    // -u: a local copy newer than the object (written since) is kept.
+    let s = Scratch::new();
+    let local = s.write("dst/old.txt", b"edited here later");
+    set_mtime(&local, an_hour_ago() + 7200, 0);
+    down(&s, &["-u"]);
+    assert_eq!(read(&s, "old.txt").unwrap(), b"edited here later");
+
+    // --files-from, listing object paths.
+    let s = Scratch::new();
+    let list = s.write("list", b"new.txt\n");
+    down(&s, &["--files-from", &list.display().to_string()]);
+    assert_eq!(read(&s, "new.txt").unwrap(), b"brand new");
+    assert_eq!(read(&s, "old.txt"), None);
+}
