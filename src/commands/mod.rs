@@ -84,11 +84,11 @@ pub async fn run(
     if let Some(rate) = ctx.settings.bwlimit.value {
         crate::bandwidth::install(rate.0);
     }
-    let filters = crate::cli::selectors(matches)?;
+    let selectors = crate::cli::selectors(matches)?;
     match cli.command {
-        Command::Sync(args) => sync_command(args, filters, &ctx).await,
-        Command::Plan(args) => plan_command(args, filters, &ctx).await,
-        Command::Tui(args) => tui_command(args, filters, &ctx).await,
+        Command::Sync(args) => sync_command(args, selectors, &ctx).await,
+        Command::Plan(args) => plan_command(args, selectors, &ctx).await,
+        Command::Tui(args) => tui_command(args, selectors, &ctx).await,
         Command::Apply(args) => apply_command(args, &ctx).await,
         Command::Config(args) => config_command(&args, &ctx),
         Command::Signature(args) => {
@@ -97,18 +97,18 @@ pub async fn run(
         Command::Delta(args) => engine::delta(&args, ctx.verbosity),
         Command::Patch(args) => engine::patch(&args, ctx.verbosity),
         Command::Uploads(args) => uploads::run(&args, &ctx).await,
-        Command::Check(args) => check_command(args, filters, &ctx).await,
+        Command::Check(args) => check_command(args, selectors, &ctx).await,
     }
 }
 
 async fn sync_command(
     args: SyncArgs,
-    filters: crate::cli::Selectors,
+    selectors: crate::cli::Selectors,
     ctx: &Context,
 ) -> Result<ExitStatus, Error> {
     let source = Location::parse(&args.source)?;
     let destination = Location::parse(&args.destination)?;
-    let options = sync_options(&ctx.settings, filters);
+    let options = sync_options(&ctx.settings, selectors);
     let quiet_scan = args.run.json || ctx.verbosity == Verbosity::Quiet;
     let (scan, sides) = scan_sides(&source, &destination, &options, ctx, quiet_scan).await?;
     let plan = plan_from_scan(source, destination, &scan, options, &sides).await;
@@ -118,7 +118,7 @@ async fn sync_command(
 
 async fn tui_command(
     args: crate::cli::TuiArgs,
-    filters: crate::cli::Selectors,
+    selectors: crate::cli::Selectors,
     ctx: &Context,
 ) -> Result<ExitStatus, Error> {
     use std::io::IsTerminal;
@@ -129,7 +129,7 @@ async fn tui_command(
     }
     let source = Location::parse(&args.source)?;
     let destination = Location::parse(&args.destination)?;
-    let options = sync_options(&ctx.settings, filters);
+    let options = sync_options(&ctx.settings, selectors);
     sync::check_locations(&source, &destination)?;
     let sides = Sides::open(&source, &destination, &ctx.settings).await?;
     let progress = ScanProgress::default();
@@ -170,12 +170,12 @@ async fn tui_command(
 
 async fn plan_command(
     args: PlanArgs,
-    filters: crate::cli::Selectors,
+    selectors: crate::cli::Selectors,
     ctx: &Context,
 ) -> Result<ExitStatus, Error> {
     let source = Location::parse(&args.source)?;
     let destination = Location::parse(&args.destination)?;
-    let options = sync_options(&ctx.settings, filters);
+    let options = sync_options(&ctx.settings, selectors);
     let quiet_scan = args.json || ctx.verbosity == Verbosity::Quiet;
     let (scan, sides) = scan_sides(&source, &destination, &options, ctx, quiet_scan).await?;
     let plan = plan_from_scan(source, destination, &scan, options, &sides).await;
@@ -386,12 +386,12 @@ fn sync_options(settings: &Settings, selectors: crate::cli::Selectors) -> SyncOp
 /// collected, then compared pair by pair.
 async fn check_command(
     args: crate::cli::CheckArgs,
-    filters: crate::cli::Selectors,
+    selectors: crate::cli::Selectors,
     ctx: &Context,
 ) -> Result<ExitStatus, Error> {
     let source = Location::parse(&args.source)?;
     let destination = Location::parse(&args.destination)?;
-    let mut options = sync_options(&ctx.settings, filters);
+    let mut options = sync_options(&ctx.settings, selectors);
     options.checksum = true;
     options.archive = false;
     let quiet_scan = args.json || ctx.verbosity == Verbosity::Quiet;
