@@ -43,6 +43,119 @@ pub fn parse(name: &str) -> Option<(&str, u32)> {
     Some((key, number.parse().ok()?))
 }
 
+use super::{ChunkIndex, GcsStorage, HINTS, json, staging};
+use crate::storage::object::{CopyRange, StagedPart, StagedUpload};
+use crate::storage::{RemoteErrorKind, StorageError};
+
+impl GcsStorage {
+    /// Whether `key` is a user object (not a sidecar or a reserved name),
+    /// which may have chunks.
+    fn may_have_chunks(key: &str) -> bool {
+        !crate::storage::is_sidecar(key.as_bytes())
+            && !key.starts_with(staging::STAGING)
+            && !key.starts_with(CHUNKS)
+    }
+
+    /// Removes the chunks of objects that were deleted, or replaced by a
+    /// write that keeps none. The chunk folder below the prefix is listed
+    /// once per run, at the first such write.
+    pub(super) async fn drop_chunks_of(&self, keys: &[String]) -> Result<(), StorageError> {
+        let keys: Vec<&String> = keys.iter().filter(|k| Self::may_have_chunks(k)).collect();
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let names: Vec<String> = {
+            let mut slot = self.chunk_index.lock().await;
+            let index = match slot.as_mut() {
+                Some(index) => index,
+                None => {
+                    let mut found = ChunkIndex::new();
+                    let folder = format!("{}{}", CHUNKS, self.prefix);
+                    for object in self.list_all(&folder).await? {
+                        if let Some((key, _)) = parse(&object.name) {
+                            found.entry(key.to_string()).or_default().push(object.name);
+                        }
+                    }
+                    slot.insert(found)
+                }
+            };
+            keys.iter()
+                .filter_map(|k| index.remove(*k))
+                .flatten()
+                .collect()
+        };
+        self.delete_names(&names).await
+    }
+
+    /// The same as [`Self::drop_chunks_of`] after a write that succeeded: a
+    /// failure leaves hidden chunks only, and is reported, not returned.
+    pub(super) async fn drop_chunks_after_write(&self, key: &str) {
+        if let Err(e) = self.drop_chunks_of(&[key.to_string()]).await {
+            tracing::warn!(
+                "{}: cannot remove the chunks the object was kept as: {e}",
+                self.url_of_key(key)
+            );
+        }
+    }
+
+    /// The chunk objects listed for `key`, in order.
+    pub(super) async fn chunk_objects(
+        &self,
+        key: &str,
+    ) -> Result<Vec<(u32, json::Object)>, StorageError> {
+        let mut found: Vec<(u32, json::Object)> = self
+            .list_all(&folder(key))
+            .await?
+            .into_iter()
+            .filter_map(|o| {
+                let number = match parse(&o.name) {
+                    Some((k, number)) if k == key => number,
+                    _ => return None,
+                };
+                Some((number, o))
+            })
+            .collect();
+        found.sort_by_key(|(number, _)| *number);
+        Ok(found)
+    }
+
+    /// Stages chunk `number` of the object as it is kept, when its size is
+    /// the range's and its checksums are the file's bytes'; `None` when no
+    /// chunk of that number has the range's size.
+    pub(super) async fn stage_kept_chunk(
+        &self,
+        upload: &StagedUpload,
+        number: u32,
+        range: &CopyRange,
+    ) -> Result<Option<StagedPart>, StorageError> {
+        let name = name(&upload.key, number);
+        let Some(object) = self.head_object(&name).await? else {
+            return Ok(None);
+        };
+        if object.size() != range.len {
+            // Kept for another range.
+            return Ok(None);
+        }
+        let checked = self.compare_reused(range, &object, &name)?;
+        if !checked {
+            return Err(StorageError::Remote {
+                op: "cannot compose from",
+                target: self.url_of_key(&name),
+                kind: RemoteErrorKind::ChecksumMismatch,
+                message: "the chunk carries no checksum to compare".into(),
+                hints: &HINTS,
+            });
+        }
+        let generation = Self::generation_of(object, &self.url_of_key(&name))?;
+        Ok(Some(StagedPart {
+            number,
+            tag: staging::tag(&name, &generation),
+            size: range.len,
+            md5: range.expected_md5,
+        }))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

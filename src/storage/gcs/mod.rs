@@ -332,7 +332,7 @@ impl GcsStorage {
     }
 
     /// Deletes objects by name, in parallel; missing ones are no error.
-    async fn delete_names(&self, names: &[String]) -> Result<(), StorageError> {
+    pub(super) async fn delete_names(&self, names: &[String]) -> Result<(), StorageError> {
         futures::stream::iter(names.iter().cloned())
             .map(|name| async move {
                 let target = self.url_of_key(&name);
@@ -354,79 +354,11 @@ impl GcsStorage {
             .await
     }
 
-    /// Whether `key` is a user object (not a sidecar or a reserved name),
-    /// which may have chunks.
-    fn may_have_chunks(key: &str) -> bool {
-        !crate::storage::is_sidecar(key.as_bytes())
-            && !key.starts_with(staging::STAGING)
-            && !key.starts_with(chunks::CHUNKS)
-    }
-
-    /// Removes the chunks of objects that were deleted, or replaced by a
-    /// write that keeps none. The chunk folder below the prefix is listed
-    /// once per run, at the first such write.
-    async fn drop_chunks_of(&self, keys: &[String]) -> Result<(), StorageError> {
-        let keys: Vec<&String> = keys.iter().filter(|k| Self::may_have_chunks(k)).collect();
-        if keys.is_empty() {
-            return Ok(());
-        }
-        let names: Vec<String> = {
-            let mut slot = self.chunk_index.lock().await;
-            let index = match slot.as_mut() {
-                Some(index) => index,
-                None => {
-                    let mut found = ChunkIndex::new();
-                    let folder = format!("{}{}", chunks::CHUNKS, self.prefix);
-                    for object in self.list_all(&folder).await? {
-                        if let Some((key, _)) = chunks::parse(&object.name) {
-                            found.entry(key.to_string()).or_default().push(object.name);
-                        }
-                    }
-                    slot.insert(found)
-                }
-            };
-            keys.iter()
-                .filter_map(|k| index.remove(*k))
-                .flatten()
-                .collect()
-        };
-        self.delete_names(&names).await
-    }
-
-    /// The same as [`Self::drop_chunks_of`] after a write that succeeded: a
-    /// failure leaves hidden chunks only, and is reported, not returned.
-    async fn drop_chunks_after_write(&self, key: &str) {
-        if let Err(e) = self.drop_chunks_of(&[key.to_string()]).await {
-            tracing::warn!(
-                "{}: cannot remove the chunks the object was kept as: {e}",
-                self.url_of_key(key)
-            );
-        }
-    }
-
-    /// The chunk objects listed for `key`, in order.
-    async fn chunk_objects(&self, key: &str) -> Result<Vec<(u32, json::Object)>, StorageError> {
-        let mut found: Vec<(u32, json::Object)> = self
-            .list_all(&chunks::folder(key))
-            .await?
-            .into_iter()
-            .filter_map(|o| {
-                let number = match chunks::parse(&o.name) {
-                    Some((k, number)) if k == key => number,
-                    _ => return None,
-                };
-                Some((number, o))
-            })
-            .collect();
-        found.sort_by_key(|(number, _)| *number);
-        Ok(found)
-    }
-
     /// Checks an object about to be reused whole against the bytes it stands
     /// for: its MD5 (single-request uploads) and its CRC32C (every object,
     /// composites too). Either disagreeing refuses it; returns whether one
     /// was compared at all.
-    fn compare_reused(
+    pub(super) fn compare_reused(
         &self,
         range: &CopyRange,
         object: &json::Object,
@@ -450,42 +382,6 @@ impl GcsStorage {
             });
         }
         Ok(md5_agrees == Some(true) || crc_agrees == Some(true))
-    }
-
-    /// Stages chunk `number` of the object as it is kept, when its size is
-    /// the range's and its checksums are the file's bytes'; `None` when no
-    /// chunk of that number has the range's size.
-    async fn stage_kept_chunk(
-        &self,
-        upload: &StagedUpload,
-        number: u32,
-        range: &CopyRange,
-    ) -> Result<Option<StagedPart>, StorageError> {
-        let name = chunks::name(&upload.key, number);
-        let Some(object) = self.head_object(&name).await? else {
-            return Ok(None);
-        };
-        if object.size() != range.len {
-            // Kept for another range.
-            return Ok(None);
-        }
-        let checked = self.compare_reused(range, &object, &name)?;
-        if !checked {
-            return Err(StorageError::Remote {
-                op: "cannot compose from",
-                target: self.url_of_key(&name),
-                kind: RemoteErrorKind::ChecksumMismatch,
-                message: "the chunk carries no checksum to compare".into(),
-                hints: &HINTS,
-            });
-        }
-        let generation = Self::generation_of(object, &self.url_of_key(&name))?;
-        Ok(Some(StagedPart {
-            number,
-            tag: staging::tag(&name, &generation),
-            size: range.len,
-            md5: range.expected_md5,
-        }))
     }
 
     fn head_of(object: &json::Object) -> ObjectHead {
