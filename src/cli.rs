@@ -56,8 +56,9 @@ pub enum Command {
     /// resume state here are HugeSync's); `--abort` removes them.
     Uploads(UploadsArgs),
     /// Verify that DST holds what SRC holds, without downloading: each file
-    /// compared by blake3 or the store's MD5 where both sides have one, else
-    /// by size (and said so). Exit 0 when alike, 1 when anything differs.
+    /// compared by the strongest checksum both sides hold (blake3, MD5,
+    /// CRC64NVME, CRC32C), else by size (and said so) or, with --download, by
+    /// its bytes. Exit 0 when alike, 1 when anything differs.
     Check(CheckArgs),
 }
 
@@ -73,6 +74,10 @@ pub struct CheckArgs {
     /// Exclude paths matching GLOB (rsync rules; first matching rule wins).
     #[arg(long, value_name = "GLOB")]
     pub exclude: Vec<String>,
+    /// Where no checksum settles a pair, read both sides' bytes and compare
+    /// them (objects are downloaded: this costs their transfer).
+    #[arg(long)]
+    pub download: bool,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,

@@ -181,6 +181,34 @@ pub struct EntryExtra {
     /// The object's ETag, for entries listed from an object store.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub etag: Option<String>,
+    /// Checksums of the whole content that the listing carried (`check` reads
+    /// them; a saved plan has no use for them).
+    #[serde(skip)]
+    pub sums: ContentSums,
+}
+
+/// Checksums of an object's whole content as its store holds them: those the
+/// store computed itself (MD5, CRC32C, CRC64NVME) and the blake3 HugeSync
+/// recorded in its metadata. Each is `None` where the store has none.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ContentSums {
+    pub blake3: Option<[u8; 32]>,
+    pub md5: Option<[u8; 16]>,
+    pub crc32c: Option<u32>,
+    pub crc64nvme: Option<u64>,
+}
+
+impl ContentSums {
+    pub fn is_empty(&self) -> bool {
+        *self == ContentSums::default()
+    }
+
+    /// The blake3 of a hex text (as metadata carries it).
+    pub fn blake3_of_hex(hex_text: &str) -> Option<[u8; 32]> {
+        let mut out = [0; 32];
+        hex::decode_to_slice(hex_text, &mut out).ok()?;
+        Some(out)
+    }
 }
 
 impl Entry {
@@ -212,6 +240,17 @@ impl Entry {
 
     pub fn set_blake3(&mut self, hex: String) {
         self.extra.get_or_insert_with(Default::default).blake3 = Some(hex);
+    }
+
+    /// The store's checksums of an object's content, from its listing.
+    pub fn sums(&self) -> ContentSums {
+        self.extra.as_ref().map(|e| e.sums).unwrap_or_default()
+    }
+
+    pub fn set_sums(&mut self, sums: ContentSums) {
+        if !sums.is_empty() {
+            self.extra.get_or_insert_with(Default::default).sums = sums;
+        }
     }
 
     /// The quick-check identity: two files with the same size and mtime are taken to

@@ -670,3 +670,46 @@ fn unicode_spaced_and_reserved_character_names_survive_both_ways() {
         stdout_of(&again)
     );
 }
+
+#[test]
+fn check_compares_by_what_the_listing_holds_and_finds_a_changed_byte() {
+    let (scratch, container) = (Scratch::new(), Container::new());
+    let small = scratch.write("src/small.txt", b"one byte of this will change");
+    scratch.write("src/big.bin", &noise(40 << 20, 12));
+    let (src, dst) = (local(&scratch.src()), container.url("c"));
+    // Without a sidecar for big.bin: a block list has no Content-MD5.
+    let out = sync(
+        &scratch,
+        &container,
+        &src,
+        &dst,
+        &["--delta-threshold", "1GiB"],
+    );
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let check = |extra: &[&str]| {
+        let mut args = vec!["check", "--json", src.as_str(), dst.as_str()];
+        args.extend_from_slice(extra);
+        let out = hugesync(&scratch, &container, &args);
+        let report: serde_json::Value =
+            serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{}", stderr_of(&out)));
+        (out.status.code(), report)
+    };
+    let (code, report) = check(&[]);
+    assert_eq!(code, Some(0), "{report}");
+    // small.txt by the blake3 in the metadata the listing carries; big.bin by
+    // its size alone, after one HEAD and one sidecar GET found nothing more.
+    assert_eq!(report["alike"]["blake3"], 1, "{report}");
+    assert_eq!(report["alike"]["size_only"], 1, "{report}");
+    assert_eq!(report["requests"], 2, "{report}");
+
+    let mtime = std::fs::metadata(&small).unwrap().modified().unwrap();
+    let mut bytes = std::fs::read(&small).unwrap();
+    bytes[3] ^= 1;
+    std::fs::write(&small, &bytes).unwrap();
+    filetime::set_file_mtime(&small, filetime::FileTime::from_system_time(mtime)).unwrap();
+    let (code, report) = check(&["--download"]);
+    assert_eq!(code, Some(1), "{report}");
+    assert_eq!(report["differ"][0]["path"], "small.txt", "{report}");
+    assert_eq!(report["differ"][0]["evidence"], "blake3", "{report}");
+    assert_eq!(report["alike"]["bytes"], 1, "{report}");
+}

@@ -557,3 +557,42 @@ fn a_tree_goes_up_and_comes_back_through_ten_percent_faults() {
         bucket.keys()
     );
 }
+
+#[test]
+fn check_compares_by_what_the_listing_holds_and_finds_a_changed_byte() {
+    let (scratch, bucket) = (Scratch::new(), GcsBucket::new());
+    let small = scratch.write("src/small.txt", b"one byte of this will change");
+    scratch.write("src/big.bin", &noise(40 << 20, 12));
+    let (src, dst) = (local(&scratch.src()), bucket.url("c"));
+    let out = sync(
+        &scratch,
+        &bucket,
+        &src,
+        &dst,
+        &["--delta-threshold", "1GiB"],
+    );
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let check = || {
+        let out = hugesync(&scratch, &bucket.env(), &["check", "--json", &src, &dst]);
+        let report: serde_json::Value =
+            serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{}", stderr_of(&out)));
+        (out.status.code(), report)
+    };
+    let (code, report) = check();
+    assert_eq!(code, Some(0), "{report}");
+    // small.txt by the blake3 in the metadata the listing carries; big.bin by
+    // the MD5 (or, on real GCS, the CRC32C of a composite object) it carries:
+    // no request beyond the listing.
+    assert_eq!(report["alike"]["blake3"], 1, "{report}");
+    assert_eq!(report["requests"], 0, "{report}");
+
+    let mtime = std::fs::metadata(&small).unwrap().modified().unwrap();
+    let mut bytes = std::fs::read(&small).unwrap();
+    bytes[3] ^= 1;
+    std::fs::write(&small, &bytes).unwrap();
+    filetime::set_file_mtime(&small, filetime::FileTime::from_system_time(mtime)).unwrap();
+    let (code, report) = check();
+    assert_eq!(code, Some(1), "{report}");
+    assert_eq!(report["differ"][0]["path"], "small.txt", "{report}");
+    assert_eq!(report["differ"][0]["evidence"], "blake3", "{report}");
+}

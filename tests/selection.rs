@@ -557,12 +557,14 @@ fn check_finds_a_changed_byte_without_reading_the_object() {
     assert!(text.contains("missing  only-here.txt"), "{text}");
     assert!(text.contains("extra    extra.txt"), "{text}");
     assert!(!text.contains("differ   "), "{text}");
-    // big.bin by its sidecar's blake3; small files by the blake3 in their
-    // metadata (extra.txt, put by another tool, is not compared: it is extra).
-    assert!(text.contains("3 alike (3 by blake3"), "{text}");
+    // All three by the MD5 their single-request uploads' ETags carry, which
+    // the listing gave: no request beyond it (extra.txt, put by another tool,
+    // is not compared: it is extra).
+    assert!(text.contains("3 alike (3 by MD5)"), "{text}");
+    assert!(text.contains(" 0 requests beyond the listings"), "{text}");
 
-    // One byte changed, size and mtime kept: found by blake3, from a HEAD,
-    // never a GET of the object.
+    // One byte changed, size and mtime kept: the MD5s differ, and the
+    // difference is confirmed by blake3 from a HEAD, never a GET of the object.
     let mtime = std::fs::metadata(&small).unwrap().modified().unwrap();
     let mut bytes = std::fs::read(&small).unwrap();
     bytes[0] ^= 0x20;
@@ -611,10 +613,70 @@ fn check_finds_a_changed_byte_without_reading_the_object() {
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stdout_of(&out));
     assert!(
-        stdout_of(&out).contains("1 alike (1 by blake3"),
+        stdout_of(&out).contains("1 alike (1 by MD5)"),
         "{}",
         stdout_of(&out)
     );
+}
+
+#[test]
+fn check_uses_the_sidecar_for_parts_and_download_compares_the_bytes_nothing_else_covers() {
+    let bucket = Bucket::new();
+    let s = Scratch::new();
+    // Over the single-request limit: uploaded in parts, whose ETag is no MD5.
+    let signed = noise(33 << 20, 3);
+    s.write("src/signed.bin", &signed);
+    let plain = s.write("src/plain.bin", &noise(33 << 20, 4));
+    let upload = |dst: &str, flags: &[&str]| {
+        let out = s
+            .cmd()
+            .args(["sync", "--yes"])
+            .arg(s.src())
+            .arg(bucket.url(dst))
+            .args(bucket.args())
+            .args(flags)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr_of(&out));
+    };
+    upload("d", &["--exclude", "plain.bin"]);
+    // plain.bin without a sidecar: nothing but its size to compare.
+    upload("d", &["--delta-threshold", "1GiB"]);
+    let check = |flags: &[&str]| {
+        s.cmd()
+            .arg("check")
+            .arg(s.src())
+            .arg(bucket.url("d"))
+            .args(bucket.args())
+            .args(flags)
+            .output()
+            .unwrap()
+    };
+    let out = check(&[]);
+    let text = stdout_of(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("2 alike (1 by blake3, 1 by size only)"),
+        "{text}"
+    );
+    assert!(text.contains("compared by size alone"), "{text}");
+
+    // A changed byte that only the bytes show: --download finds it.
+    let mtime = std::fs::metadata(&plain).unwrap().modified().unwrap();
+    let mut bytes = std::fs::read(&plain).unwrap();
+    bytes[20 << 20] ^= 1;
+    std::fs::write(&plain, &bytes).unwrap();
+    filetime::set_file_mtime(&plain, filetime::FileTime::from_system_time(mtime)).unwrap();
+    assert_eq!(check(&[]).status.code(), Some(0));
+    let out = check(&["--download", "--json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["differ"][0]["path"], "plain.bin", "{report}");
+    assert_eq!(report["differ"][0]["evidence"], "bytes");
+    assert_eq!(report["alike"]["blake3"], 1, "{report}");
+    // signed.bin hashed here (its sidecar gave the object's blake3), plain.bin
+    // hashed here and its object read once: 3 × 33 MiB.
+    assert_eq!(report["bytes_read"], 3 * (33u64 << 20), "{report}");
 }
 
 #[test]

@@ -382,8 +382,8 @@ fn sync_options(settings: &Settings, selectors: crate::cli::Selectors) -> SyncOp
     }
 }
 
-/// `hugesync check SRC DST`: both sides scanned with their checksums
-/// collected, then compared pair by pair.
+/// `hugesync check SRC DST`: both sides listed, then each pair compared by
+/// the best checksum both hold (see `sync::check`).
 async fn check_command(
     args: crate::cli::CheckArgs,
     selectors: crate::cli::Selectors,
@@ -392,20 +392,55 @@ async fn check_command(
     let source = Location::parse(&args.source)?;
     let destination = Location::parse(&args.destination)?;
     let mut options = sync_options(&ctx.settings, selectors);
-    options.checksum = true;
+    // Checksums are gathered by the check itself, only where needed.
+    options.checksum = false;
     options.archive = false;
-    let quiet_scan = args.json || ctx.verbosity == Verbosity::Quiet;
-    let (scan, sides) = scan_sides(&source, &destination, &options, ctx, quiet_scan).await?;
-    let report = sync::check::check(&scan, &sides.source, &sides.destination).await;
-    if args.json {
-        print_json(&report)?;
-    } else if ctx.verbosity != Verbosity::Quiet {
-        report::print_check(&report);
+    let quiet = args.json || ctx.verbosity == Verbosity::Quiet;
+    let (scan, sides) = scan_sides(&source, &destination, &options, ctx, quiet).await?;
+    let progress = std::sync::Arc::new(sync::check::CheckProgress::default());
+    let bar = (!quiet && std::io::stderr().is_terminal()).then(|| check_bar(progress.clone()));
+    let check_options = sync::check::CheckOptions {
+        download: args.download,
+    };
+    let checked = tokio::select! {
+        report = sync::check::check(&scan, &sides.source, &sides.destination, check_options, progress) => report,
+        () = ctx.cancel.cancelled() => return Err(Error::Interrupted),
+    };
+    if let Some(bar) = bar {
+        bar.abort();
     }
-    Ok(if !report.alike() || scan.error_count() > 0 {
+    if args.json {
+        print_json(&checked)?;
+    } else if ctx.verbosity != Verbosity::Quiet {
+        report::print_check(&checked);
+    }
+    Ok(if !checked.alike() || scan.error_count() > 0 {
         ExitStatus::Partial
     } else {
         ExitStatus::Success
+    })
+}
+
+/// The check's progress on stderr: pairs settled, bytes hashed, requests.
+fn check_bar(progress: std::sync::Arc<sync::check::CheckProgress>) -> tokio::task::JoinHandle<()> {
+    use std::sync::atomic::Ordering;
+    tokio::spawn(async move {
+        let bar = indicatif::ProgressBar::new(0).with_style(
+            indicatif::ProgressStyle::with_template("checking [{bar:30}] {pos}/{len} files  {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        let mut tick = tokio::time::interval(Duration::from_millis(100));
+        loop {
+            tick.tick().await;
+            bar.set_length(progress.pairs.load(Ordering::Relaxed));
+            bar.set_position(progress.settled.load(Ordering::Relaxed));
+            bar.set_message(format!(
+                "{} read, {} requests",
+                crate::format::bytes(progress.bytes_read.load(Ordering::Relaxed)),
+                crate::format::count(progress.requests.load(Ordering::Relaxed)),
+            ));
+        }
     })
 }
 

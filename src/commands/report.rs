@@ -183,21 +183,44 @@ pub fn print_check(report: &crate::sync::check::CheckReport) {
     for difference in &report.differ {
         println!("differ   {}  ({})", difference.path, difference.why);
     }
-    let alike = report.equal_blake3 + report.equal_md5 + report.equal_size_only;
+    for unchecked in &report.unchecked {
+        println!("error    {}  ({})", unchecked.path, unchecked.error);
+    }
+    let alike = &report.alike;
+    let evidence: Vec<String> = alike
+        .by_evidence()
+        .into_iter()
+        .map(|(name, n)| format!("{} by {name}", format::count(n)))
+        .collect();
     println!(
-        "{} alike ({} by blake3, {} by MD5, {} by size only), {} differ, {} missing, {} extra.",
-        format::count(alike),
-        format::count(report.equal_blake3),
-        format::count(report.equal_md5),
-        format::count(report.equal_size_only),
+        "{} alike{}, {} differ, {} missing, {} extra{}.",
+        format::count(alike.total()),
+        if evidence.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", evidence.join(", "))
+        },
         format::count(report.differ.len() as u64),
         format::count(report.missing.len() as u64),
         format::count(report.extra.len() as u64),
+        if report.unchecked.is_empty() {
+            String::new()
+        } else {
+            format!(
+                ", {} not checked",
+                format::count(report.unchecked.len() as u64)
+            )
+        },
     );
-    if report.equal_size_only > 0 {
+    println!(
+        "{} read to hash, {} requests beyond the listings.",
+        format::bytes(report.bytes_read),
+        format::count(report.requests),
+    );
+    if alike.size_only > 0 {
         println!(
-            "note: {} file(s) were compared by size alone: neither side holds a checksum of them the other can be compared with.",
-            format::count(report.equal_size_only)
+            "note: {} file(s) were compared by size alone: neither side holds a checksum of them the other can be compared with (--download compares their bytes).",
+            format::count(alike.size_only)
         );
     }
 }

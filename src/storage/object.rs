@@ -22,7 +22,7 @@ pub use super::limits::{
 };
 use super::meta::ObjectMeta;
 use crate::retry::RetryPolicy;
-use crate::types::{Entry, EntryKind, RelPath};
+use crate::types::{ContentSums, Entry, EntryKind, RelPath};
 
 /// Suffix of the signature sidecar kept next to an object (`KEY.hssig`). Keys
 /// ending so are HugeSync's bookkeeping, never user files.
@@ -47,6 +47,8 @@ pub struct ObjectHead {
     /// The store's tag for this version of the object (ETag, generation).
     pub version: Option<String>,
     pub meta: ObjectMeta,
+    /// The store's checksums of the content (HEAD answers carry some).
+    pub sums: ContentSums,
 }
 
 impl ObjectHead {
@@ -56,6 +58,7 @@ impl ObjectHead {
         if let Some(version) = &self.version {
             entry.set_etag(version.clone());
         }
+        entry.set_sums(self.sums_with_blake3(Some(&self.meta)));
         if self.size == 0
             && let Some(target) = &self.meta.link_target
         {
@@ -63,6 +66,23 @@ impl ObjectHead {
             entry.extra.get_or_insert_with(Default::default).link_target = Some(target.clone());
         }
         entry
+    }
+}
+
+impl ObjectHead {
+    /// The store's checksums, with the blake3 HugeSync recorded in `meta`.
+    fn sums_with_blake3(&self, meta: Option<&ObjectMeta>) -> ContentSums {
+        with_recorded_blake3(self.sums, meta)
+    }
+}
+
+/// `sums` and the blake3 that metadata records, if any.
+pub fn with_recorded_blake3(sums: ContentSums, meta: Option<&ObjectMeta>) -> ContentSums {
+    ContentSums {
+        blake3: meta
+            .and_then(|m| m.blake3.as_deref())
+            .and_then(ContentSums::blake3_of_hex),
+        ..sums
     }
 }
 
@@ -75,6 +95,8 @@ pub struct ListedObject {
     pub version: Option<String>,
     /// Metadata, where the listing carries it (Azure does; S3 does not).
     pub meta: Option<ObjectMeta>,
+    /// The store's checksums of the content, where the listing carries them.
+    pub sums: ContentSums,
 }
 
 /// A page of a listing, and where the next one starts.

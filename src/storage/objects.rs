@@ -96,6 +96,10 @@ pub async fn list_tree(
             if let Some(version) = object.version {
                 entry.set_etag(version);
             }
+            entry.set_sums(super::object::with_recorded_blake3(
+                object.sums,
+                object.meta.as_ref(),
+            ));
             counter.add(object.size);
             if object.size == 0 && options.symlinks {
                 match object.meta {

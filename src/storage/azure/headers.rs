@@ -48,7 +48,11 @@ pub(super) fn header<'a>(response: &'a Response, name: &str) -> Option<&'a str> 
 }
 
 pub(super) fn md5_header(response: &Response) -> Option<[u8; 16]> {
-    let value = header(response, "content-md5")?;
+    md5_of_base64(header(response, "content-md5")?)
+}
+
+/// An MD5 as Azure writes it (base64); `None` for an empty or malformed one.
+pub(super) fn md5_of_base64(value: &str) -> Option<[u8; 16]> {
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(value)
         .ok()?;

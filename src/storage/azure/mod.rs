@@ -26,8 +26,8 @@ use reqwest::Method;
 use self::blocks::{block_id, check_block_list, parse_block_id};
 use self::credentials::{Auth, Resolved};
 use self::headers::{
-    condition_headers, etag_of, header, http_date_ns, md5_header, meta_from_pairs, meta_headers,
-    quoted,
+    condition_headers, etag_of, header, http_date_ns, md5_header, md5_of_base64, meta_from_pairs,
+    meta_headers, quoted,
 };
 use self::request::{Call, Header, Payload, body_text};
 use super::body::BodySource;
@@ -39,6 +39,7 @@ use super::object::{
 };
 use super::{RemoteErrorKind, StorageError, StoreHints};
 use crate::retry::RetryPolicy;
+use crate::types::ContentSums;
 
 pub use credentials::{AzureSettings, CredentialsError};
 
@@ -402,6 +403,10 @@ impl AzureStorage {
             mtime_ns: header(&response, "last-modified").map_or(0, http_date_ns),
             version: header(&response, "etag").map(str::to_string),
             meta,
+            sums: ContentSums {
+                md5: md5_header(&response),
+                ..ContentSums::default()
+            },
         }))
     }
 
@@ -474,6 +479,14 @@ impl ObjectStore for AzureStorage {
                     mtime_ns: http_date_ns(&blob.properties.last_modified),
                     version: Some(quoted(&blob.properties.etag)),
                     meta: Some(meta.unwrap_or_default()),
+                    sums: ContentSums {
+                        md5: blob
+                            .properties
+                            .content_md5
+                            .as_deref()
+                            .and_then(md5_of_base64),
+                        ..ContentSums::default()
+                    },
                 })
             })
             .collect();

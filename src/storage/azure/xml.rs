@@ -38,6 +38,9 @@ pub struct Properties {
     pub etag: String,
     #[serde(rename = "Content-Length")]
     pub content_length: u64,
+    /// base64; empty when the blob has none (block lists committed without one).
+    #[serde(rename = "Content-MD5", default)]
+    pub content_md5: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -38,6 +38,7 @@ use super::object::{
 };
 use super::{RemoteErrorKind, StorageError, StoreHints};
 use crate::retry::RetryPolicy;
+use crate::types::ContentSums;
 
 pub use credentials::GcsSettings;
 
@@ -390,6 +391,11 @@ impl GcsStorage {
             mtime_ns: object.updated.as_deref().map_or(0, rfc3339_ns),
             version: object.generation.clone(),
             meta: ObjectMeta::from_headers(&object.metadata.clone().unwrap_or_default()),
+            sums: ContentSums {
+                md5: object.md5(),
+                crc32c: object.crc32c(),
+                ..ContentSums::default()
+            },
         }
     }
 
@@ -460,6 +466,7 @@ impl ObjectStore for GcsStorage {
                     mtime_ns: head.mtime_ns,
                     version: head.version,
                     meta: Some(head.meta),
+                    sums: head.sums,
                 })
             })
             .collect();

@@ -4,6 +4,7 @@ use super::{S3Storage, remote_error};
 use crate::retry::Budget;
 use crate::storage::StorageError;
 use crate::storage::object::{ListPage, ListedObject};
+use crate::types::ContentSums;
 
 /// Nanoseconds since the epoch of an S3 timestamp.
 pub(crate) fn timestamp_ns(time: &aws_sdk_s3::primitives::DateTime) -> i64 {
@@ -44,6 +45,10 @@ impl S3Storage {
                     mtime_ns: object.last_modified().map_or(0, timestamp_ns),
                     version: object.e_tag().map(str::to_string),
                     meta: None,
+                    sums: ContentSums {
+                        md5: object.e_tag().and_then(super::etag::etag_md5),
+                        ..ContentSums::default()
+                    },
                 })
             })
             .collect();

@@ -15,6 +15,7 @@ use crate::storage::body::BodySource;
 use crate::storage::meta::ObjectMeta;
 use crate::storage::object::{Expect, ObjectHead};
 use crate::storage::{RemoteErrorKind, StorageError};
+use crate::types::ContentSums;
 
 /// The Content-MD5 header value: base64 of the binary digest.
 pub(crate) fn content_md5(md5: &[u8; 16]) -> String {
@@ -34,6 +35,9 @@ impl S3Storage {
                     .head_object()
                     .bucket(&self.bucket)
                     .key(key)
+                    // The object's own checksum, where S3 keeps one (every
+                    // object since 2025 carries a full-object CRC64NVME).
+                    .checksum_mode(aws_sdk_s3::types::ChecksumMode::Enabled)
                     .send()
                     .await;
                 match result {
@@ -55,6 +59,11 @@ impl S3Storage {
                 .metadata()
                 .map(ObjectMeta::from_headers)
                 .unwrap_or_default(),
+            sums: ContentSums {
+                md5: out.e_tag().and_then(super::etag::etag_md5),
+                crc64nvme: full_object_crc64nvme(&out),
+                ..ContentSums::default()
+            },
         }))
     }
 
@@ -266,4 +275,19 @@ impl S3Storage {
     pub(super) fn url_of_key(&self, key: &str) -> String {
         format!("s3://{}/{key}", self.bucket)
     }
+}
+
+/// The object's CRC64NVME when it covers the whole object (a composite
+/// checksum of parts cannot be compared with a file's).
+fn full_object_crc64nvme(
+    out: &aws_sdk_s3::operation::head_object::HeadObjectOutput,
+) -> Option<u64> {
+    use base64::Engine;
+    if out.checksum_type() != Some(&aws_sdk_s3::types::ChecksumType::FullObject) {
+        return None;
+    }
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(out.checksum_crc64_nvme()?)
+        .ok()?;
+    Some(u64::from_be_bytes(bytes.try_into().ok()?))
 }

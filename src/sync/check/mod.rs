@@ -1,0 +1,531 @@
+//! `hugesync check`: are two trees alike, without moving their data?
+//!
+//! Each file present on both sides with the same size is compared by the
+//! strongest checksum both sides hold, cheapest first:
+//!
+//! 1. What the listings already carry costs nothing more: the blake3 HugeSync
+//!    records in metadata (Azure and GCS list metadata), else the store's MD5
+//!    (S3 single-part ETags, Azure Content-MD5, GCS md5Hash). A local file
+//!    computes whichever kind the object holds.
+//! 2. Where the listing holds no checksum of the whole content (multipart
+//!    uploads, composite objects), one HEAD per object: the blake3 in its
+//!    metadata, else its fresh sidecar's, else S3's full-object CRC64NVME;
+//!    then GCS's CRC32C from the listing.
+//! 3. Otherwise the size alone, which the report says — or, with
+//!    `--download`, the bytes themselves.
+//!
+//! A difference found by a store's checksum is confirmed by blake3 where
+//! the objects hold one: an ETag is not an MD5 under every encryption
+//! setting, and a false "differ" would send someone re-uploading.
+
+mod local;
+mod lookup;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::Serialize;
+
+use super::scan::Scan;
+use crate::storage::local::LocalStorage;
+use crate::storage::{SharedStore, Storage};
+use crate::types::{ContentSums, Entry, EntryKind, ManifestEntry, RelPath};
+
+/// How a pair was compared.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Evidence {
+    Blake3,
+    Md5,
+    Crc64nvme,
+    Crc32c,
+    /// Both sides' bytes read (`--download`).
+    Bytes,
+    /// Neither side holds a checksum the other can be compared with.
+    SizeOnly,
+}
+
+impl Evidence {
+    /// The checksums, strongest first.
+    const CHECKSUMS: [Evidence; 4] = [
+        Evidence::Blake3,
+        Evidence::Md5,
+        Evidence::Crc64nvme,
+        Evidence::Crc32c,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Evidence::Blake3 => "blake3",
+            Evidence::Md5 => "MD5",
+            Evidence::Crc64nvme => "CRC64NVME",
+            Evidence::Crc32c => "CRC32C",
+            Evidence::Bytes => "bytes read",
+            Evidence::SizeOnly => "size only",
+        }
+    }
+
+    /// The checksum of this kind in `sums`, as bytes (compared only with
+    /// another of the same kind).
+    fn of(self, sums: &ContentSums) -> Option<Vec<u8>> {
+        match self {
+            Evidence::Blake3 | Evidence::Bytes => sums.blake3.map(|b| b.to_vec()),
+            Evidence::Md5 => sums.md5.map(|b| b.to_vec()),
+            Evidence::Crc64nvme => sums.crc64nvme.map(|c| c.to_be_bytes().to_vec()),
+            Evidence::Crc32c => sums.crc32c.map(|c| c.to_be_bytes().to_vec()),
+            Evidence::SizeOnly => None,
+        }
+    }
+}
+
+/// One pair that differs, and how that was found.
+#[derive(Clone, Debug, Serialize)]
+pub struct Difference {
+    pub path: RelPath,
+    pub evidence: Evidence,
+    pub why: String,
+}
+
+/// A pair that could not be compared (a file unreadable, an object gone).
+#[derive(Clone, Debug, Serialize)]
+pub struct Unchecked {
+    pub path: RelPath,
+    pub error: String,
+}
+
+/// How many pairs were found alike, by evidence.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Alike {
+    pub blake3: u64,
+    pub md5: u64,
+    pub crc64nvme: u64,
+    pub crc32c: u64,
+    pub bytes: u64,
+    pub size_only: u64,
+}
+
+impl Alike {
+    fn count(&mut self, evidence: Evidence) {
+        *match evidence {
+            Evidence::Blake3 => &mut self.blake3,
+            Evidence::Md5 => &mut self.md5,
+            Evidence::Crc64nvme => &mut self.crc64nvme,
+            Evidence::Crc32c => &mut self.crc32c,
+            Evidence::Bytes => &mut self.bytes,
+            Evidence::SizeOnly => &mut self.size_only,
+        } += 1;
+    }
+
+    pub fn total(&self) -> u64 {
+        self.blake3 + self.md5 + self.crc64nvme + self.crc32c + self.bytes + self.size_only
+    }
+
+    /// The non-zero counts with their evidence's name, strongest first.
+    pub fn by_evidence(&self) -> Vec<(&'static str, u64)> {
+        [
+            (Evidence::Blake3, self.blake3),
+            (Evidence::Md5, self.md5),
+            (Evidence::Crc64nvme, self.crc64nvme),
+            (Evidence::Crc32c, self.crc32c),
+            (Evidence::Bytes, self.bytes),
+            (Evidence::SizeOnly, self.size_only),
+        ]
+        .into_iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(e, n)| (e.name(), n))
+        .collect()
+    }
+}
+
+/// What `check` found.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct CheckReport {
+    pub alike: Alike,
+    pub differ: Vec<Difference>,
+    /// Files at the source that the destination lacks.
+    pub missing: Vec<RelPath>,
+    /// Files at the destination that the source lacks.
+    pub extra: Vec<RelPath>,
+    pub unchecked: Vec<Unchecked>,
+    /// Requests made beyond the listings (HEADs, sidecar and `--download` GETs).
+    pub requests: u64,
+    /// Bytes read to compute checksums: local files, and objects with `--download`.
+    pub bytes_read: u64,
+}
+
+impl CheckReport {
+    pub fn alike(&self) -> bool {
+        self.differ.is_empty()
+            && self.missing.is_empty()
+            && self.extra.is_empty()
+            && self.unchecked.is_empty()
+    }
+}
+
+/// How `check` may compare.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CheckOptions {
+    /// Read both sides' bytes where no checksum can settle a pair.
+    pub download: bool,
+}
+
+/// Where a check stands, for a progress bar (shared with the caller).
+#[derive(Debug, Default)]
+pub struct CheckProgress {
+    /// Pairs to compare (same path, same size).
+    pub pairs: AtomicU64,
+    pub settled: AtomicU64,
+    pub requests: AtomicU64,
+    pub bytes_read: AtomicU64,
+}
+
+/// One side of the check.
+#[derive(Clone, Copy)]
+enum Side<'a> {
+    Local(&'a LocalStorage),
+    Object(&'a SharedStore),
+}
+
+impl<'a> Side<'a> {
+    fn of(storage: &'a Storage) -> Side<'a> {
+        match storage {
+            Storage::Local(local) => Side::Local(local),
+            Storage::Object(store) => Side::Object(store),
+        }
+    }
+}
+
+/// What is known of one side of a pair. A local file can give any checksum
+/// (`None`: computed when chosen); an object only those its store holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Known {
+    Computable,
+    Held(ContentSums),
+}
+
+impl Known {
+    fn has(&self, kind: Evidence) -> bool {
+        match self {
+            Known::Computable => true,
+            Known::Held(sums) => kind.of(sums).is_some(),
+        }
+    }
+}
+
+/// A pair of files with one path and one size, being compared.
+struct Pair<'a> {
+    path: &'a RelPath,
+    entries: [&'a Entry; 2],
+    known: [Known; 2],
+    /// Computed or looked-up checksums, per side.
+    sums: [ContentSums; 2],
+    looked_up: bool,
+}
+
+impl Pair<'_> {
+    /// The strongest checksum both sides hold (or can compute).
+    fn common(&self) -> Option<Evidence> {
+        Evidence::CHECKSUMS
+            .into_iter()
+            .find(|&kind| self.known[0].has(kind) && self.known[1].has(kind))
+    }
+
+    /// Equal, different, or not known (a side's checksum is missing).
+    fn verdict(&self, kind: Evidence) -> Option<bool> {
+        let held = |side: usize| match self.known[side] {
+            Known::Held(sums) if kind != Evidence::Bytes => kind.of(&sums),
+            _ => kind.of(&self.sums[side]),
+        };
+        Some(held(0)? == held(1)?)
+    }
+}
+
+/// The files of a manifest (directories and links are not compared).
+fn files(entries: &[ManifestEntry]) -> Vec<&ManifestEntry> {
+    entries
+        .iter()
+        .filter(|e| e.entry.kind == EntryKind::File)
+        .collect()
+}
+
+/// Compares the scan's two sides.
+pub async fn check(
+    scan: &Scan,
+    source: &Storage,
+    destination: &Storage,
+    options: CheckOptions,
+    progress: Arc<CheckProgress>,
+) -> CheckReport {
+    let sides = [Side::of(source), Side::of(destination)];
+    let mut report = CheckReport::default();
+    let mut pairs = pair_up(scan, sides, &mut report);
+    progress.pairs.store(pairs.len() as u64, Ordering::Relaxed);
+    let mut settled = vec![None::<Evidence>; pairs.len()];
+
+    // The listings' checksums; one lookup per object where they hold none.
+    let unknown: Vec<usize> = (0..pairs.len())
+        .filter(|&i| pairs[i].common().is_none())
+        .collect();
+    lookup::look_up(&mut pairs, &unknown, sides, &progress, &mut report).await;
+    let mut chosen: Vec<Option<Evidence>> = pairs.iter().map(Pair::common).collect();
+    // The local files' checksums of the chosen kinds.
+    local_sums(&mut pairs, &chosen, sides, &progress, &mut report).await;
+    decide(&pairs, &chosen, &mut settled, &progress);
+
+    // Differences by a store's checksum, confirmed by blake3 where possible.
+    let doubtful: Vec<usize> = (0..pairs.len())
+        .filter(|&i| settled[i] == Some(Evidence::Md5) || settled[i] == Some(Evidence::Crc32c))
+        .filter(|&i| pairs[i].verdict(settled[i].unwrap_or(Evidence::SizeOnly)) == Some(false))
+        .filter(|&i| !pairs[i].looked_up)
+        .collect();
+    if !doubtful.is_empty() {
+        lookup::look_up(&mut pairs, &doubtful, sides, &progress, &mut report).await;
+        let mut again = vec![None; pairs.len()];
+        for &i in &doubtful {
+            if pairs[i].known[0].has(Evidence::Blake3) && pairs[i].known[1].has(Evidence::Blake3) {
+                again[i] = Some(Evidence::Blake3);
+                chosen[i] = Some(Evidence::Blake3);
+                settled[i] = None;
+                progress.settled.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+        local_sums(&mut pairs, &again, sides, &progress, &mut report).await;
+        decide(&pairs, &again, &mut settled, &progress);
+    }
+
+    // What no checksum settles: the bytes, when allowed, else the size.
+    let failed: std::collections::HashSet<&RelPath> =
+        report.unchecked.iter().map(|u| &u.path).collect();
+    let rest: Vec<usize> = (0..pairs.len())
+        .filter(|&i| chosen[i].is_none() && !failed.contains(pairs[i].path))
+        .collect();
+    drop(failed);
+    if options.download && !rest.is_empty() {
+        let mut only_rest = vec![None; pairs.len()];
+        for &i in &rest {
+            only_rest[i] = Some(Evidence::Bytes);
+        }
+        lookup::read_bytes(&mut pairs, &rest, sides, &progress, &mut report).await;
+        local_sums(&mut pairs, &only_rest, sides, &progress, &mut report).await;
+        decide(&pairs, &only_rest, &mut settled, &progress);
+    } else {
+        for &i in &rest {
+            settled[i] = Some(Evidence::SizeOnly);
+            progress.settled.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    for (pair, evidence) in pairs.iter().zip(settled) {
+        let Some(evidence) = evidence else {
+            continue;
+        };
+        match pair.verdict(evidence) {
+            Some(false) => report.differ.push(Difference {
+                path: pair.path.clone(),
+                evidence,
+                why: format!("content differs ({})", evidence.name()),
+            }),
+            _ => report.alike.count(evidence),
+        }
+    }
+    report.differ.sort_by(|a, b| a.path.cmp(&b.path));
+    report.unchecked.sort_by(|a, b| a.path.cmp(&b.path));
+    report.unchecked.dedup_by(|a, b| a.path == b.path);
+    report.requests = progress.requests.load(Ordering::Relaxed);
+    report.bytes_read = progress.bytes_read.load(Ordering::Relaxed);
+    report
+}
+
+/// Pairs the two sides' files by path: those of one size to compare, the
+/// rest reported as missing, extra or of different sizes.
+fn pair_up<'a>(scan: &'a Scan, sides: [Side<'_>; 2], report: &mut CheckReport) -> Vec<Pair<'a>> {
+    let known = |side: Side<'_>, entry: &Entry| match side {
+        Side::Local(_) => Known::Computable,
+        Side::Object(_) => Known::Held(entry.sums()),
+    };
+    let (s, d) = (
+        files(scan.source.manifest.entries()),
+        files(scan.destination.manifest.entries()),
+    );
+    let mut pairs = Vec::new();
+    let (mut i, mut j) = (0, 0);
+    while i < s.len() || j < d.len() {
+        match (s.get(i), d.get(j)) {
+            (Some(a), Some(b)) if a.path == b.path => {
+                i += 1;
+                j += 1;
+                if a.entry.size == b.entry.size {
+                    pairs.push(Pair {
+                        path: &a.path,
+                        entries: [&a.entry, &b.entry],
+                        known: [known(sides[0], &a.entry), known(sides[1], &b.entry)],
+                        sums: [ContentSums::default(); 2],
+                        looked_up: false,
+                    });
+                } else {
+                    report.differ.push(Difference {
+                        path: a.path.clone(),
+                        evidence: Evidence::SizeOnly,
+                        why: format!(
+                            "sizes differ ({} at the source, {} at the destination)",
+                            a.entry.size, b.entry.size
+                        ),
+                    });
+                }
+            }
+            (Some(a), Some(b)) if a.path < b.path => {
+                i += 1;
+                report.missing.push(a.path.clone());
+            }
+            (Some(a), None) => {
+                i += 1;
+                report.missing.push(a.path.clone());
+            }
+            (_, Some(b)) => {
+                j += 1;
+                report.extra.push(b.path.clone());
+            }
+            (None, None) => break,
+        }
+    }
+    pairs
+}
+
+/// Marks as settled the pairs given a kind whose verdict is now known.
+fn decide(
+    pairs: &[Pair<'_>],
+    kinds: &[Option<Evidence>],
+    settled: &mut [Option<Evidence>],
+    progress: &CheckProgress,
+) {
+    for (i, kind) in kinds.iter().enumerate() {
+        if let Some(kind) = *kind
+            && settled[i].is_none()
+            && pairs[i].verdict(kind).is_some()
+        {
+            settled[i] = Some(kind);
+            progress.settled.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Computes, on every local side, the checksum of the kind chosen per pair,
+/// many files at once.
+async fn local_sums(
+    pairs: &mut [Pair<'_>],
+    kinds: &[Option<Evidence>],
+    sides: [Side<'_>; 2],
+    progress: &Arc<CheckProgress>,
+    report: &mut CheckReport,
+) {
+    for (side_index, side) in sides.into_iter().enumerate() {
+        let Side::Local(local) = side else {
+            continue;
+        };
+        let jobs: Vec<(usize, std::path::PathBuf, local::Wanted)> = pairs
+            .iter()
+            .enumerate()
+            .filter_map(|(i, pair)| {
+                let kind = kinds[i]?;
+                Some((i, local.path_of(pair.path), local::Wanted::of(kind)))
+            })
+            .collect();
+        if jobs.is_empty() {
+            continue;
+        }
+        let sizes: Vec<u64> = jobs
+            .iter()
+            .map(|(i, ..)| pairs[*i].entries[side_index].size)
+            .collect();
+        let counter = progress.clone();
+        let results = tokio::task::spawn_blocking(move || {
+            use rayon::prelude::*;
+            jobs.into_par_iter()
+                .zip(sizes)
+                .map(|((i, path, wanted), size)| {
+                    let result = local::file_sums(&path, wanted);
+                    counter.bytes_read.fetch_add(size, Ordering::Relaxed);
+                    (i, result)
+                })
+                .collect::<Vec<_>>()
+        })
+        .await
+        .unwrap_or_default();
+        for (i, result) in results {
+            match result {
+                Ok(sums) => merge(&mut pairs[i].sums[side_index], sums),
+                Err(e) => report.unchecked.push(Unchecked {
+                    path: pairs[i].path.clone(),
+                    error: format!("cannot read the local file: {e}"),
+                }),
+            }
+        }
+    }
+}
+
+/// Adds the checksums `more` holds to `sums`.
+fn merge(sums: &mut ContentSums, more: ContentSums) {
+    sums.blake3 = more.blake3.or(sums.blake3);
+    sums.md5 = more.md5.or(sums.md5);
+    sums.crc32c = more.crc32c.or(sums.crc32c);
+    sums.crc64nvme = more.crc64nvme.or(sums.crc64nvme);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pair_with(a: Known, b: Known) -> Pair<'static> {
+        static PATH: std::sync::OnceLock<RelPath> = std::sync::OnceLock::new();
+        static ENTRY: std::sync::OnceLock<Entry> = std::sync::OnceLock::new();
+        let entry = ENTRY.get_or_init(|| Entry::file(1, 0, 0));
+        Pair {
+            path: PATH.get_or_init(|| RelPath::from("f")),
+            entries: [entry, entry],
+            known: [a, b],
+            sums: [ContentSums::default(); 2],
+            looked_up: false,
+        }
+    }
+
+    #[test]
+    fn the_strongest_checksum_both_sides_hold_is_chosen() {
+        let md5_and_crc = ContentSums {
+            md5: Some([1; 16]),
+            crc32c: Some(7),
+            ..ContentSums::default()
+        };
+        let crc_only = ContentSums {
+            crc32c: Some(7),
+            ..ContentSums::default()
+        };
+        let local = Known::Computable;
+        assert_eq!(pair_with(local, local).common(), Some(Evidence::Blake3));
+        assert_eq!(
+            pair_with(local, Known::Held(md5_and_crc)).common(),
+            Some(Evidence::Md5)
+        );
+        assert_eq!(
+            pair_with(Known::Held(md5_and_crc), Known::Held(crc_only)).common(),
+            Some(Evidence::Crc32c)
+        );
+        assert_eq!(
+            pair_with(Known::Held(ContentSums::default()), local).common(),
+            None
+        );
+    }
+
+    #[test]
+    fn a_verdict_needs_both_sides_checksums() {
+        let held = ContentSums {
+            md5: Some([1; 16]),
+            ..ContentSums::default()
+        };
+        let mut pair = pair_with(Known::Computable, Known::Held(held));
+        assert_eq!(pair.verdict(Evidence::Md5), None);
+        pair.sums[0].md5 = Some([1; 16]);
+        assert_eq!(pair.verdict(Evidence::Md5), Some(true));
+        pair.sums[0].md5 = Some([2; 16]);
+        assert_eq!(pair.verdict(Evidence::Md5), Some(false));
+    }
+}
