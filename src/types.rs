@@ -84,7 +84,7 @@ impl RelPath {
     }
 }
 
-trait EscapeNonUtf8 {
+pub(crate) trait EscapeNonUtf8 {
     fn escape_ascii_non_utf8(&self) -> String;
 }
 
@@ -92,7 +92,18 @@ impl EscapeNonUtf8 for [u8] {
     fn escape_ascii_non_utf8(&self) -> String {
         let mut out = String::with_capacity(self.len());
         for chunk in self.utf8_chunks() {
-            out.push_str(chunk.valid());
+            // Control characters are shown escaped too: a name holding a line
+            // break or an escape sequence must not break a line of output or
+            // drive the terminal.
+            for c in chunk.valid().chars() {
+                match c {
+                    '\n' => out.push_str("\\n"),
+                    '\r' => out.push_str("\\r"),
+                    '\t' => out.push_str("\\t"),
+                    c if c.is_control() => out.push_str(&c.escape_unicode().to_string()),
+                    c => out.push(c),
+                }
+            }
             for b in chunk.invalid() {
                 out.push_str(&format!("\\x{b:02X}"));
             }
@@ -422,6 +433,8 @@ mod tests {
     fn non_utf8_path_round_trips_through_json() {
         let p = RelPath::from_bytes(b"dir/caf\xe9.txt");
         assert_eq!(p.display(), "dir/caf\\xE9.txt");
+        let odd = RelPath::from("line\nbreak\x1b[31m");
+        assert_eq!(odd.display(), "line\\nbreak\\u{1b}[31m");
         let json = serde_json::to_string(&p).unwrap();
         let back: RelPath = serde_json::from_str(&json).unwrap();
         assert_eq!(back, p);

@@ -713,3 +713,19 @@ fn check_compares_by_what_the_listing_holds_and_finds_a_changed_byte() {
     assert_eq!(report["differ"][0]["evidence"], "blake3", "{report}");
     assert_eq!(report["alike"]["bytes"], 1, "{report}");
 }
+
+#[test]
+fn a_name_azure_would_change_fails_alone_with_a_clear_error() {
+    let (scratch, container) = (Scratch::new(), Container::new());
+    scratch.write("src/fine.txt", b"fine");
+    scratch.write("src/notes.", b"would become notes");
+    let (src, dst) = (local(&scratch.src()), container.url("n"));
+    let out = sync(&scratch, &container, &src, &dst, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
+    let err = stderr_of(&out);
+    assert!(
+        err.contains("notes.: Azure Blob Storage drops the dots that end a name"),
+        "{err}"
+    );
+    assert_eq!(container.keys(), ["n/fine.txt"]);
+}

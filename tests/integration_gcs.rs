@@ -596,3 +596,19 @@ fn check_compares_by_what_the_listing_holds_and_finds_a_changed_byte() {
     assert_eq!(report["differ"][0]["path"], "small.txt", "{report}");
     assert_eq!(report["differ"][0]["evidence"], "blake3", "{report}");
 }
+
+#[test]
+fn a_name_gcs_refuses_fails_alone_with_a_clear_error() {
+    let (scratch, bucket) = (Scratch::new(), GcsBucket::new());
+    scratch.write("src/fine.txt", b"fine");
+    scratch.write("src/line\nbreak.txt", b"refused");
+    let (src, dst) = (local(&scratch.src()), bucket.url("n"));
+    let out = sync(&scratch, &bucket, &src, &dst, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
+    let err = stderr_of(&out);
+    assert!(
+        err.contains("line\\nbreak.txt: Google Cloud Storage refuses carriage returns and line feeds in object names; rename it to sync it"),
+        "{err}"
+    );
+    assert_eq!(bucket.keys(), ["n/fine.txt"]);
+}

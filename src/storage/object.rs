@@ -482,6 +482,13 @@ pub trait ObjectStore: Send + Sync + Debug + Any {
         Ok(Vec::new())
     }
 
+    /// Why the store would refuse (or mangle) an object of this key, if it
+    /// would, beyond the length every store limits: the characters and
+    /// shapes of names its service documents as refused.
+    fn refuses_key(&self, _key: &str) -> Option<&'static str> {
+        None
+    }
+
     /// The key of a path below the root: its name as is when it is UTF-8,
     /// otherwise encoded reversibly (`storage::names`).
     fn key_of(&self, path: &RelPath) -> String {
@@ -495,6 +502,9 @@ pub trait ObjectStore: Send + Sync + Debug + Any {
 
     /// `scheme://bucket/key`, for messages.
     fn url_of(&self, key: &str) -> String {
+        use crate::types::EscapeNonUtf8;
+        // For messages: a key's control characters are shown escaped.
+        let key = key.as_bytes().escape_ascii_non_utf8();
         format!("{}://{}/{key}", self.scheme(), self.bucket())
     }
 }

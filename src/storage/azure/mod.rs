@@ -13,6 +13,7 @@
 mod blocks;
 mod credentials;
 mod headers;
+mod naming;
 mod request;
 mod xml;
 
@@ -211,7 +212,7 @@ impl AzureStorage {
     }
 
     fn url_of_key(&self, key: &str) -> String {
-        format!("az://{}/{key}", self.container)
+        ObjectStore::url_of(self, key)
     }
 
     /// The List Blobs request for a page from `marker`.
@@ -451,6 +452,10 @@ impl ObjectStore for AzureStorage {
 
     fn retry(&self) -> &RetryPolicy {
         &self.retry
+    }
+
+    fn refuses_key(&self, key: &str) -> Option<&'static str> {
+        naming::refusal(key)
     }
 
     fn hints(&self) -> &'static StoreHints {

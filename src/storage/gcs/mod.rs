@@ -15,6 +15,7 @@ mod chunks;
 mod compose;
 mod credentials;
 mod json;
+mod naming;
 mod request;
 mod staging;
 mod stream;
@@ -224,7 +225,7 @@ impl GcsStorage {
     }
 
     fn url_of_key(&self, key: &str) -> String {
-        format!("gs://{}/{key}", self.bucket)
+        ObjectStore::url_of(self, key)
     }
 
     /// One page of the objects whose names start with `prefix` (bucket-level).
@@ -438,6 +439,10 @@ impl ObjectStore for GcsStorage {
 
     fn retry(&self) -> &RetryPolicy {
         &self.retry
+    }
+
+    fn refuses_key(&self, key: &str) -> Option<&'static str> {
+        naming::refusal(key)
     }
 
     fn hints(&self) -> &'static StoreHints {

@@ -273,7 +273,7 @@ impl S3Storage {
 
     /// `s3://bucket/key`, for messages.
     pub(super) fn url_of_key(&self, key: &str) -> String {
-        format!("s3://{}/{key}", self.bucket)
+        crate::storage::ObjectStore::url_of(self, key)
     }
 }
 

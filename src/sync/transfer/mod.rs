@@ -39,6 +39,8 @@ pub enum ItemError {
         "its object key would be {len} bytes, over the {max} an object store accepts; shorten the path to sync it"
     )]
     KeyTooLong { len: usize, max: usize },
+    #[error("{why}; rename it to sync it")]
+    NameRefused { why: &'static str },
     #[error(
         "names ending in .hssig are reserved for HugeSync's signature sidecars on object stores"
     )]
@@ -247,6 +249,9 @@ fn checked_key(dst: &dyn ObjectStore, path: &crate::types::RelPath) -> Result<St
             len: key.len(),
             max: MAX_KEY_LEN - crate::storage::object::SIDECAR_SUFFIX.len(),
         });
+    }
+    if let Some(why) = dst.refuses_key(&key) {
+        return Err(ItemError::NameRefused { why });
     }
     Ok(key)
 }
