@@ -20,11 +20,13 @@ fi
 source scripts/moto.sh
 source scripts/azurite.sh
 source scripts/gcs.sh
+source scripts/sshd.sh
+install_sshd
 install_moto
 install_azurite
 install_gcs
 log=$(mktemp)
-trap 'stop_moto; stop_azurite; stop_gcs; rm -f "$log"' EXIT
+trap 'stop_moto; stop_azurite; stop_gcs; stop_sshd; rm -f "$log"' EXIT
 s3_port=$(free_port)
 start_moto "$s3_port"
 auth_port=$(free_port)
@@ -40,6 +42,11 @@ export HUGESYNC_TEST_AZURE_ENDPOINT="http://127.0.0.1:$azure_port/devstoreaccoun
 gcs_port=$(free_port)
 start_gcs "$gcs_port"
 export HUGESYNC_TEST_GCS_ENDPOINT="http://127.0.0.1:$gcs_port"
+# SFTP tests run against OpenSSH's sshd, with keys made for the run; the
+# config file names it `hugesync-test`.
+sshd_port=$(free_port)
+start_sshd "$sshd_port"
+export HUGESYNC_TEST_SSH_CONFIG="$sshd_dir/config"
 
 echo "== cargo fmt --check"
 cargo fmt --check

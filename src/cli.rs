@@ -357,6 +357,14 @@ pub struct S3Flags {
     /// temporary objects). Also what `-j 1` does.
     #[arg(long, global = true, conflicts_with = "gcs_chunked_objects")]
     pub gcs_no_composite: bool,
+    /// sftp:// and HOST:PATH locations: read this ssh config file instead of
+    /// ~/.ssh/config (as `ssh -F FILE`).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub ssh_config: Option<String>,
+    /// Accept and remember the key of an SSH server not yet in known_hosts
+    /// (StrictHostKeyChecking=accept-new); a changed key is still refused.
+    #[arg(long, global = true)]
+    pub ssh_accept_new: bool,
 }
 
 impl S3Flags {
@@ -368,6 +376,8 @@ impl S3Flags {
         overrides.retries = self.retries;
         overrides.gcs_chunked_objects = self.gcs_chunked_objects.then_some(true);
         overrides.gcs_composite_uploads = self.gcs_no_composite.then_some(false);
+        overrides.ssh_config = self.ssh_config.clone().map(Some);
+        overrides.ssh_accept_new = self.ssh_accept_new.then_some(true);
     }
 }
 

@@ -447,6 +447,10 @@ settings! {
     gcs_chunked_objects: bool = false, env "HUGESYNC_GCS_CHUNKED_OBJECTS", parse parse_bool;
     /// Upload large files to gs:// as parallel composite uploads (parts composed); false: one resumable stream each (objects keep an MD5, no temporaries).
     gcs_composite_uploads: bool = true, env "HUGESYNC_GCS_COMPOSITE_UPLOADS", parse parse_bool;
+    /// An ssh config file for sftp:// and HOST:PATH locations, used instead of ~/.ssh/config (`ssh -F`).
+    ssh_config: Option<String> = None, env "HUGESYNC_SSH_CONFIG", parse parse_optional_text;
+    /// Accept and remember the host key of an SSH server not yet in known_hosts (`StrictHostKeyChecking=accept-new`; a changed key is still refused).
+    ssh_accept_new: bool = false, env "HUGESYNC_SSH_ACCEPT_NEW", parse parse_bool;
     /// Delta uploads without a usable sidecar: `sidecar` (upload whole) or `generate` (read the object to sign it).
     remote_signature: crate::sync::RemoteSignature = crate::sync::RemoteSignature::Sidecar, env "HUGESYNC_REMOTE_SIGNATURE", parse parse_remote_signature;
     /// Retries of a failed request (throttling, server errors, network failures, stalls).

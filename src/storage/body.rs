@@ -46,6 +46,16 @@ impl WatchedBody {
     }
 }
 
+impl WatchedBody {
+    /// The pieces as a plain stream (for stores that are not HTTP), each
+    /// still marking the activity as it is handed out.
+    pub fn into_pieces(self) -> impl Stream<Item = std::io::Result<Bytes>> + Send {
+        use futures::StreamExt;
+        let activity = self.activity;
+        self.pieces.inspect(move |_| activity.touch())
+    }
+}
+
 impl Body for WatchedBody {
     type Data = Bytes;
     type Error = std::io::Error;

@@ -14,6 +14,7 @@ pub mod names;
 pub mod object;
 pub mod objects;
 pub mod s3;
+pub mod sftp;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -32,6 +33,7 @@ pub use object::{
     Expect, ObjectHead, ObjectStore, RebuildCheck, StoreLimits, is_sidecar, same_version,
 };
 pub use s3::S3Settings;
+pub use sftp::SftpSettings;
 
 /// An object store shared by every task of a run.
 pub type SharedStore = Arc<dyn ObjectStore>;
@@ -273,6 +275,7 @@ pub struct StoreSettings {
     pub s3: S3Settings,
     pub azure: AzureSettings,
     pub gcs: GcsSettings,
+    pub sftp: SftpSettings,
     /// Retries and stall detection for every request, on every store.
     pub retry: RetryPolicy,
 }
@@ -286,6 +289,7 @@ impl StoreSettings {
             s3: S3Settings::from_config(settings),
             azure: AzureSettings::from_config(settings),
             gcs: GcsSettings::from_config(settings),
+            sftp: SftpSettings::from_config(settings),
             retry: settings.retry_policy(),
         }
     }
@@ -315,6 +319,9 @@ impl Storage {
             Location::Gcs { bucket, prefix } => Ok(Storage::Object(Arc::new(
                 gcs::GcsStorage::connect(&settings.gcs, &settings.retry, bucket, prefix)?,
             ))),
+            Location::Sftp(target) => Ok(Storage::Object(Arc::new(
+                sftp::SftpStorage::connect(&settings.sftp, &settings.retry, target).await?,
+            ))),
         }
     }
 
@@ -322,8 +329,7 @@ impl Storage {
         match self {
             Storage::Local(local) => Location::Local(local.root().to_path_buf()),
             Storage::Object(store) => {
-                let location =
-                    format!("{}://{}/{}", store.scheme(), store.bucket(), store.prefix());
+                let location = store.url_of(store.prefix());
                 Location::parse(&location).unwrap_or(Location::Local(location.into()))
             }
         }

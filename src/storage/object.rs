@@ -358,18 +358,21 @@ pub trait ObjectStore: Send + Sync + Debug + Any {
         meta: &ObjectMeta,
     ) -> Result<StagedUpload, StorageError>;
 
-    /// Stages `len` bytes from `body` as part `number`.
+    /// Stages `len` bytes from `body` as part `number`, which will sit at
+    /// byte `at` of the object (stores that write in place use it; the
+    /// others number their parts).
     async fn stage_bytes(
         &self,
         upload: &StagedUpload,
         number: u32,
+        at: u64,
         body: BodySource<'_>,
         len: u64,
         md5: Option<[u8; 16]>,
     ) -> Result<StagedPart, StorageError>;
 
-    /// Stages `len` bytes from `start` of an existing object as part `number`,
-    /// server-side (stores with `range_copy`). Callers check the range against
+    /// Stages `len` bytes from `start` of an existing object as part `number`
+    /// (at byte `at` of the new object), server-side (stores with `range_copy`). Callers check the range against
     /// the source's size first ([`StoreLimits::check_parts`]).
     ///
     /// With `expected_md5` (the MD5 of the bytes the part must hold, known from
@@ -383,6 +386,7 @@ pub trait ObjectStore: Send + Sync + Debug + Any {
         &self,
         upload: &StagedUpload,
         number: u32,
+        at: u64,
         source: CopySource<'_>,
         range: CopyRange,
     ) -> Result<StagedPart, StorageError>;

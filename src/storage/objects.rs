@@ -92,7 +92,18 @@ pub async fn list_tree(
                 dirs.insert(path);
                 continue;
             }
-            let mut entry = Entry::file(object.size, object.mtime_ns, 0);
+            let listed_link = object.meta.as_ref().and_then(|m| m.link_target.clone());
+            if listed_link.is_some() && !options.symlinks {
+                // As on a local disk: links travel with -a only.
+                issues.push(ScanIssue {
+                    path,
+                    kind: ScanIssueKind::SkippedSymlink,
+                });
+                continue;
+            }
+            // The mode, where the listing carries it (SFTP; metadata -a wrote).
+            let mode = object.meta.as_ref().and_then(|m| m.mode).unwrap_or(0);
+            let mut entry = Entry::file(object.size, object.mtime_ns, mode);
             if let Some(version) = object.version {
                 entry.set_etag(version);
             }
@@ -401,7 +412,7 @@ pub async fn copy_within(
             };
             parts.push(
                 store
-                    .stage_copy(&upload, i as u32 + 1, source, range)
+                    .stage_copy(&upload, i as u32 + 1, start, source, range)
                     .await?,
             );
         }

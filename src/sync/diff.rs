@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use super::plan::PlanItem;
 use crate::types::{Entry, EntryKind, Manifest, ManifestEntry, RelPath, SyncAction};
+use crate::uri::TimeGrain;
 
 /// Why the planner chose an item's action.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -144,11 +145,13 @@ pub enum TimeRule {
 }
 
 impl TimeRule {
-    pub fn for_sides(source_is_local: bool, destination_is_local: bool) -> TimeRule {
-        match (source_is_local, destination_is_local) {
-            (true, true) => TimeRule::Exact,
-            (false, true) => TimeRule::SameSecond,
-            (_, false) => TimeRule::WrittenAfterSource,
+    pub fn for_sides(source: TimeGrain, destination: TimeGrain) -> TimeRule {
+        match (source, destination) {
+            (_, TimeGrain::WrittenOnly) => TimeRule::WrittenAfterSource,
+            (TimeGrain::Nanoseconds, TimeGrain::Nanoseconds) => TimeRule::Exact,
+            // A side with whole seconds (SFTP), or a download (which takes
+            // the object's time as its mtime).
+            _ => TimeRule::SameSecond,
         }
     }
 
@@ -301,7 +304,10 @@ fn on_both_sides(src: &ManifestEntry, dst: &ManifestEntry, opts: &DiffOptions) -
                 (opts.transfer, Reason::LinkTargetChanged)
             }
             EntryKind::Symlink => (SyncAction::Skip, Reason::Unchanged),
-            EntryKind::Dir if !opts.modes_listed => (SyncAction::Skip, Reason::Unchanged),
+            // Directories have attributes only where both sides keep them.
+            EntryKind::Dir if !opts.modes_listed || !opts.destination_has_dirs => {
+                (SyncAction::Skip, Reason::Unchanged)
+            }
             EntryKind::Dir if opts.archive && s.mode != d.mode => {
                 (SyncAction::Metadata, Reason::ModeChanged)
             }

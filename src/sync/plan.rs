@@ -216,8 +216,8 @@ pub fn diff_options(
         // copies between buckets send nothing through us anyway.
         delta_supported: source.is_local() || destination.is_local(),
         destination_has_dirs: destination.is_local(),
-        times: diff::TimeRule::for_sides(source.is_local(), destination.is_local()),
-        modes_listed: source.is_local() && destination.is_local(),
+        times: diff::TimeRule::for_sides(source.time_grain(), destination.time_grain()),
+        modes_listed: source.lists_modes() && destination.lists_modes(),
         selection: options.selection,
     }
 }

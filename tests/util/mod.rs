@@ -15,6 +15,7 @@ pub mod azure;
 pub mod fault_proxy;
 pub mod gcs;
 pub mod s3;
+pub mod sftp;
 
 /// A bucket or container name no other test (or run) uses.
 pub fn unique_name() -> String {

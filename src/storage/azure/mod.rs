@@ -638,7 +638,7 @@ impl ObjectStore for AzureStorage {
             expected_md5: None,
             expected_crc32c: None,
         };
-        let part = self.stage_copy(&upload, 1, source, whole).await?;
+        let part = self.stage_copy(&upload, 1, 0, source, whole).await?;
         self.commit_staged(&upload, &[part], &meta, expect).await
     }
 
@@ -731,6 +731,7 @@ impl ObjectStore for AzureStorage {
         &self,
         upload: &StagedUpload,
         number: u32,
+        _at: u64,
         body: BodySource<'_>,
         len: u64,
         md5: Option<[u8; 16]>,
@@ -757,6 +758,7 @@ impl ObjectStore for AzureStorage {
         &self,
         upload: &StagedUpload,
         number: u32,
+        _at: u64,
         source: CopySource<'_>,
         range: CopyRange,
     ) -> Result<StagedPart, StorageError> {

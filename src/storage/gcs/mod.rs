@@ -730,6 +730,7 @@ impl ObjectStore for GcsStorage {
         &self,
         upload: &StagedUpload,
         number: u32,
+        _at: u64,
         body: BodySource<'_>,
         len: u64,
         md5: Option<[u8; 16]>,
@@ -768,6 +769,7 @@ impl ObjectStore for GcsStorage {
         &self,
         upload: &StagedUpload,
         number: u32,
+        _at: u64,
         source: CopySource<'_>,
         range: CopyRange,
     ) -> Result<StagedPart, StorageError> {

@@ -308,6 +308,7 @@ impl ObjectStore for S3Storage {
         &self,
         upload: &StagedUpload,
         number: u32,
+        _at: u64,
         body: BodySource<'_>,
         len: u64,
         md5: Option<[u8; 16]>,
@@ -319,6 +320,7 @@ impl ObjectStore for S3Storage {
         &self,
         upload: &StagedUpload,
         number: u32,
+        _at: u64,
         source: CopySource<'_>,
         range: CopyRange,
     ) -> Result<StagedPart, StorageError> {

@@ -225,7 +225,7 @@ impl Assembly<'_> {
                     },
                 };
                 let part = dst
-                    .stage_bytes(upload, number, source, len, Some(md5))
+                    .stage_bytes(upload, number, offset, source, len, Some(md5))
                     .await?;
                 // The store's MD5 of what it received (where it says) must be
                 // ours of what we read: otherwise the file changed in between,
@@ -270,7 +270,10 @@ impl Assembly<'_> {
                     expected_md5: Some(read.md5),
                     expected_crc32c: read.crc32c,
                 };
-                match dst.stage_copy(upload, number, base, range).await {
+                match dst
+                    .stage_copy(upload, number, new_offset, base, range)
+                    .await
+                {
                     Ok(part) => Ok(PartDone::Copied(part)),
                     Err(StorageError::Remote {
                         kind: RemoteErrorKind::ChecksumMismatch,

@@ -150,7 +150,10 @@ impl ObjectCopy<'_> {
                     expected_md5: None,
                     expected_crc32c: None,
                 };
-                let part = self.dst.stage_copy(upload, number, self.src, range).await?;
+                let part = self
+                    .dst
+                    .stage_copy(upload, number, start, self.src, range)
+                    .await?;
                 Ok(part)
             })
             .await;
@@ -195,7 +198,14 @@ impl ObjectCopy<'_> {
                 let md5 = md5_of(&bytes);
                 let part = self
                     .dst
-                    .stage_bytes(upload, number, BodySource::Memory(&bytes), len, Some(md5))
+                    .stage_bytes(
+                        upload,
+                        number,
+                        start,
+                        BodySource::Memory(&bytes),
+                        len,
+                        Some(md5),
+                    )
                     .await?;
                 if part.md5.is_some_and(|theirs| theirs != md5) {
                     return Err(ItemError::Storage(StorageError::Verification {

@@ -1,0 +1,338 @@
+//! Files on the server: reads and writes as many pipelined requests at their
+//! offsets (one SFTP request moves at most a few hundred KiB, so one at a
+//! time would leave the link idle for a round trip each), server-side range
+//! copies, and the translation of attributes and errors.
+
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use bytes::{Bytes, BytesMut};
+use futures::stream::{self, StreamExt, TryStreamExt};
+use openssh_sftp_client::Error as SftpError;
+use openssh_sftp_client::file::File;
+use openssh_sftp_client::metadata::{MetaData, MetaDataBuilder, Permissions};
+use tokio::io::AsyncSeekExt;
+
+use super::{PIECE, SftpStorage};
+use crate::storage::body::BodySource;
+use crate::storage::meta::ObjectMeta;
+use crate::storage::object::{ByteStream, ObjectHead, ObjectStore, same_version};
+use crate::storage::{RemoteErrorKind, StorageError};
+use crate::types::RelPath;
+
+/// Requests of one transfer in flight at once.
+const IN_FLIGHT: usize = 16;
+
+pub(super) fn is_not_found(e: &SftpError) -> bool {
+    use openssh_sftp_client::error::SftpErrorKind;
+    matches!(e, SftpError::SftpError(SftpErrorKind::NoSuchFile, _))
+}
+
+/// An SFTP failure as the store's error, its kind told from the status.
+pub(super) fn storage_error(op: &'static str, target: &str, e: SftpError) -> StorageError {
+    use openssh_sftp_client::error::SftpErrorKind;
+    let kind = match &e {
+        SftpError::SftpError(SftpErrorKind::NoSuchFile, _) => RemoteErrorKind::NotFound,
+        SftpError::SftpError(SftpErrorKind::PermDenied, _) => RemoteErrorKind::Denied,
+        SftpError::SftpError(..) => RemoteErrorKind::Rejected,
+        // The session itself failed (the connection dropped): nothing more
+        // can go over it this run.
+        _ => RemoteErrorKind::Network,
+    };
+    let message = match &e {
+        SftpError::SftpError(code, message) => {
+            let (text, _) = message.get();
+            format!("{text} ({code:?})")
+        }
+        other => other.to_string(),
+    };
+    StorageError::Remote {
+        op,
+        hints: &super::HINTS,
+        kind,
+        target: target.to_string(),
+        message,
+    }
+}
+
+/// A link target as the manifest keeps it (bytes).
+pub(super) fn rel_of_path(path: &Path) -> RelPath {
+    RelPath::from_bytes(path.as_os_str().as_bytes())
+}
+
+pub(super) fn path_of_rel(rel: &RelPath) -> PathBuf {
+    PathBuf::from(std::ffi::OsStr::from_bytes(rel.as_bytes()))
+}
+
+/// The version tag of a file: its size and mtime (what SFTP tells).
+pub(super) fn version_of(size: u64, mtime_s: u32) -> String {
+    format!("{size}:{mtime_s}")
+}
+
+/// What a stat says, as a HEAD would.
+pub(super) fn head_of(meta: &MetaData, link_target: Option<RelPath>) -> ObjectHead {
+    let size = meta.len().unwrap_or(0);
+    let mtime_s = meta.modified().map_or(0, |t| t.into_raw());
+    let mtime_ns = i64::from(mtime_s) * 1_000_000_000;
+    let is_link = link_target.is_some();
+    ObjectHead {
+        size: if is_link { 0 } else { size },
+        mtime_ns,
+        version: Some(version_of(size, mtime_s)),
+        meta: ObjectMeta {
+            mtime_ns: Some(mtime_ns),
+            mode: meta.permissions().map(|p| p.as_raw().bits() & 0o7777),
+            uid: meta.uid(),
+            gid: meta.gid(),
+            link_target,
+            blake3: None,
+        },
+        sums: Default::default(),
+    }
+}
+
+/// The attributes a written file gets: its mtime (to the second: SFTP v3
+/// carries no finer time) and, with `-a`, its mode.
+pub(super) fn attrs_of(meta: &ObjectMeta) -> MetaData {
+    let mut builder = MetaDataBuilder::new();
+    if let Some(mtime_ns) = meta.mtime_ns {
+        let seconds = u32::try_from(mtime_ns.div_euclid(1_000_000_000)).unwrap_or(0);
+        if let Some(time) = openssh_sftp_client::UnixTimeStamp::from_raw(seconds) {
+            builder.time(time, time);
+        }
+    }
+    if let Some(mode) = meta.mode {
+        builder.permissions(Permissions::from((mode & 0o7777) as u16));
+    }
+    builder.create()
+}
+
+/// A new temp file, open for writing (never an existing file).
+pub(super) async fn create(store: &SftpStorage, key: &str) -> Result<File, StorageError> {
+    store
+        .sftp
+        .options()
+        .write(true)
+        .create_new(true)
+        .open(store.path_of(key))
+        .await
+        .map_err(|e| store.error("cannot create", key, e))
+}
+
+/// An existing temp file, open for writing in place.
+pub(super) async fn open_write(store: &SftpStorage, key: &str) -> Result<File, StorageError> {
+    store
+        .sftp
+        .options()
+        .write(true)
+        .open(store.path_of(key))
+        .await
+        .map_err(|e| store.error("cannot open", key, e))
+}
+
+/// Flushes a written file to the server's disk (`fsync@openssh.com`, where
+/// the server has it) and closes it.
+pub(super) async fn flush(
+    store: &SftpStorage,
+    mut file: File,
+    key: &str,
+) -> Result<(), StorageError> {
+    if store.sftp.support_fsync() {
+        file.sync_all()
+            .await
+            .map_err(|e| store.error("cannot flush", key, e))?;
+    }
+    file.close()
+        .await
+        .map_err(|e| store.error("cannot close", key, e))
+}
+
+/// Writes `len` bytes of `body` at `at` in `file`: pieces read in order,
+/// written by up to [`IN_FLIGHT`] requests at their offsets.
+pub(super) async fn write_body(
+    store: &SftpStorage,
+    file: &File,
+    key: &str,
+    at: u64,
+    body: BodySource<'_>,
+    len: u64,
+) -> Result<(), StorageError> {
+    if len == 0 {
+        return Ok(());
+    }
+    let activity = std::sync::Arc::new(crate::retry::Activity::default());
+    let pieces = body.open(len, &activity).await?.into_pieces();
+    let mut offset = at;
+    let target = store.url_of(key);
+    let written: u64 = pieces
+        .map_err(|e| StorageError::io("cannot read", PathBuf::from(&target), e))
+        .map_ok(|piece: Bytes| {
+            let start = offset;
+            offset += piece.len() as u64;
+            let mut handle = file.clone();
+            async move {
+                handle
+                    .seek(std::io::SeekFrom::Start(start))
+                    .await
+                    .map_err(|e| store.error("cannot write", key, SftpError::IOError(e)))?;
+                handle
+                    .write_all(&piece)
+                    .await
+                    .map_err(|e| store.error("cannot write", key, e))?;
+                Ok::<u64, StorageError>(piece.len() as u64)
+            }
+        })
+        .try_buffer_unordered(IN_FLIGHT)
+        .try_fold(0, |sum, n| async move { Ok(sum + n) })
+        .await?;
+    if written != len {
+        return Err(StorageError::Transfer {
+            target,
+            message: format!("{written} bytes written of {len}"),
+        });
+    }
+    Ok(())
+}
+
+/// Copies `len` bytes from `from_start` of the file at `from` (pinned to
+/// `version`) to `at` in `file`, server-side (`copy-data`).
+pub(super) async fn copy_range(
+    store: &SftpStorage,
+    from: &str,
+    version: Option<&str>,
+    from_start: u64,
+    file: &File,
+    at: u64,
+    len: u64,
+) -> Result<(), StorageError> {
+    let mut source = open_read_checked(store, from, version).await?;
+    let Some(count) = std::num::NonZeroU64::new(len) else {
+        return Ok(());
+    };
+    let mut dst = file.clone();
+    source
+        .seek(std::io::SeekFrom::Start(from_start))
+        .await
+        .map_err(|e| store.error("cannot copy from", from, SftpError::IOError(e)))?;
+    dst.seek(std::io::SeekFrom::Start(at))
+        .await
+        .map_err(|e| store.error("cannot copy from", from, SftpError::IOError(e)))?;
+    source
+        .copy_to(&mut dst, count)
+        .await
+        .map_err(|e| store.error("cannot copy from", from, e))?;
+    source
+        .close()
+        .await
+        .map_err(|e| store.error("cannot close", from, e))
+}
+
+/// Opens a file for reading, failing with `PreconditionFailed` when it is
+/// no longer the version given.
+async fn open_read_checked(
+    store: &SftpStorage,
+    key: &str,
+    version: Option<&str>,
+) -> Result<File, StorageError> {
+    let mut file = store
+        .sftp
+        .options()
+        .read(true)
+        .open(store.path_of(key))
+        .await
+        .map_err(|e| store.error("cannot open", key, e))?;
+    if let Some(version) = version {
+        let meta = file
+            .metadata()
+            .await
+            .map_err(|e| store.error("cannot stat", key, e))?;
+        let now = version_of(
+            meta.len().unwrap_or(0),
+            meta.modified().map_or(0, |t| t.into_raw()),
+        );
+        if !same_version(&now, version) {
+            return Err(StorageError::Remote {
+                op: "cannot read",
+                hints: &super::HINTS,
+                kind: RemoteErrorKind::PreconditionFailed,
+                target: store.url_of(key),
+                message: "the file changed since it was listed".into(),
+            });
+        }
+    }
+    Ok(file)
+}
+
+/// The bytes of a file (a range of it), read by up to [`IN_FLIGHT`]
+/// requests at once and handed out in order.
+pub(super) async fn read_stream(
+    store: &SftpStorage,
+    key: &str,
+    range: Option<(u64, u64)>,
+    version: Option<&str>,
+) -> Result<ByteStream, StorageError> {
+    let file = open_read_checked(store, key, version).await?;
+    let (start, len) = match range {
+        Some(range) => range,
+        None => {
+            let mut f = file.clone();
+            let size = f
+                .metadata()
+                .await
+                .map_err(|e| store.error("cannot stat", key, e))?
+                .len()
+                .unwrap_or(0);
+            (0, size)
+        }
+    };
+    let target = store.url_of(key);
+    let pieces = (0..len.div_ceil(PIECE)).map(move |i| {
+        let offset = start + i * PIECE;
+        (offset, PIECE.min(start + len - offset))
+    });
+    let reads = stream::iter(pieces)
+        .map(move |(offset, want)| {
+            let mut handle = file.clone();
+            let target = target.clone();
+            async move { read_exact(&mut handle, offset, want, &target).await }
+        })
+        .buffered(IN_FLIGHT);
+    Ok(reads.boxed())
+}
+
+/// Reads `want` bytes at `offset` (several requests if the server returns
+/// fewer at once); a file that ends first is an error.
+async fn read_exact(
+    file: &mut File,
+    offset: u64,
+    want: u64,
+    target: &str,
+) -> Result<Bytes, StorageError> {
+    let fail = |e: SftpError| storage_error("cannot read", target, e);
+    let mut out = BytesMut::with_capacity(want as usize);
+    file.seek(std::io::SeekFrom::Start(offset))
+        .await
+        .map_err(|e| fail(SftpError::IOError(e)))?;
+    while (out.len() as u64) < want {
+        let left = (want - out.len() as u64).min(u64::from(u32::MAX)) as u32;
+        match file.read(left, BytesMut::new()).await.map_err(fail)? {
+            Some(bytes) if !bytes.is_empty() => {
+                out.extend_from_slice(&bytes);
+                file.seek(std::io::SeekFrom::Start(offset + out.len() as u64))
+                    .await
+                    .map_err(|e| fail(SftpError::IOError(e)))?;
+            }
+            _ => {
+                return Err(StorageError::Transfer {
+                    target: target.to_string(),
+                    message: format!(
+                        "the file ended at {} of {}",
+                        offset + out.len() as u64,
+                        offset + want
+                    ),
+                });
+            }
+        }
+    }
+    Ok(out.freeze())
+}
