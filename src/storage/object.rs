@@ -104,6 +104,10 @@ pub struct ListedObject {
 pub struct ListPage {
     pub objects: Vec<ListedObject>,
     pub next: Option<String>,
+    /// Keys (relative, as `rel_key`) of temp files that interrupted runs
+    /// left, for stores that write files in place (SFTP): removed when a
+    /// plan runs.
+    pub leftovers: Vec<String>,
 }
 
 /// What must be at a key for a write to go ahead: the guard against replacing

@@ -52,6 +52,7 @@ pub async fn list_tree(
     let mut dirs: BTreeSet<RelPath> = BTreeSet::new();
     let mut issues = Vec::new();
     let mut empty_objects = Vec::new();
+    let mut leftovers = Vec::new();
     let mut ancestors = AncestorFilter {
         filter,
         decided: HashMap::new(),
@@ -60,6 +61,11 @@ pub async fn list_tree(
         // Each page is retried on its own by the store: a failure on page 900
         // of a large bucket does not start the listing over.
         let page = store.list_page(token.take()).await?;
+        leftovers.extend(
+            page.leftovers
+                .iter()
+                .map(|rel| RelPath::from_bytes(&super::names::decode(rel))),
+        );
         for object in page.objects {
             let rel = object.rel_key.as_str();
             if rel.is_empty() || is_sidecar(rel.as_bytes()) {
@@ -151,7 +157,7 @@ pub async fn list_tree(
     Ok(Listing {
         manifest: Manifest::new(entries, Vec::new(), true),
         issues,
-        leftovers: Vec::new(),
+        leftovers,
     })
 }
 

@@ -158,21 +158,38 @@ impl Runner {
     /// Temp files an interrupted run left in the destination go before new
     /// ones are written beside them.
     async fn remove_leftovers(&self) {
-        let Storage::Local(dst) = &self.ctx.destination else {
-            return;
-        };
         if self.plan.leftovers.is_empty() {
             return;
         }
-        let (dst, leftovers) = (dst.clone(), self.plan.leftovers.clone());
-        let removed = crate::storage::run_blocking(move || {
-            Ok(leftovers
-                .iter()
-                .filter(|rel| dst.remove_leftover(rel).unwrap_or(false))
-                .count())
-        })
-        .await
-        .unwrap_or(0);
+        let removed = match &self.ctx.destination {
+            Storage::Local(dst) => {
+                let (dst, leftovers) = (dst.clone(), self.plan.leftovers.clone());
+                crate::storage::run_blocking(move || {
+                    Ok(leftovers
+                        .iter()
+                        .filter(|rel| dst.remove_leftover(rel).unwrap_or(false))
+                        .count())
+                })
+                .await
+                .unwrap_or(0)
+            }
+            // The store listed only temp files no live run writes.
+            Storage::Object(store) => {
+                let keys: Vec<String> = self
+                    .plan
+                    .leftovers
+                    .iter()
+                    .map(|rel| store.key_of(rel))
+                    .collect();
+                match store.delete_keys(&keys).await {
+                    Ok(()) => keys.len(),
+                    Err(e) => {
+                        tracing::warn!("cannot remove temp files of an interrupted run: {e}");
+                        0
+                    }
+                }
+            }
+        };
         if removed > 0 {
             tracing::info!("removed {removed} temp file(s) left by an interrupted run");
         }

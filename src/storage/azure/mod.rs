@@ -498,6 +498,7 @@ impl ObjectStore for AzureStorage {
         Ok(ListPage {
             objects,
             next: page.next_marker.filter(|m| !m.is_empty()),
+            leftovers: Vec::new(),
         })
     }
 

@@ -478,6 +478,7 @@ impl ObjectStore for GcsStorage {
         Ok(ListPage {
             objects,
             next: page.next_page_token.filter(|t| !t.is_empty()),
+            leftovers: Vec::new(),
         })
     }
 

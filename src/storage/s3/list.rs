@@ -56,7 +56,11 @@ impl S3Storage {
             Some(next) if page.is_truncated() == Some(true) => Some(next.to_string()),
             _ => None,
         };
-        Ok(ListPage { objects, next })
+        Ok(ListPage {
+            objects,
+            next,
+            leftovers: Vec::new(),
+        })
     }
 
     /// `s3://bucket/prefix`, for messages about the whole prefix.

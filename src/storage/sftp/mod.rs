@@ -14,6 +14,7 @@
 
 mod connect;
 mod files;
+mod temp_name;
 mod walk;
 
 use std::any::Any;
@@ -263,15 +264,11 @@ impl SftpStorage {
         Ok(written.and_then(|h| h.version).unwrap_or_default())
     }
 
-    /// A temp file's key beside `key`.
+    /// A temp file's key beside `key`, its name telling which run writes it
+    /// (`walk::is_leftover` reads it back).
     fn temp_beside(key: &str) -> String {
         let dir = key.rsplit_once('/').map_or("", |(d, _)| d);
-        let name = format!(
-            "{}{:016x}{}",
-            super::local::TEMP_PREFIX,
-            fastrand::u64(..),
-            super::local::TEMP_SUFFIX
-        );
+        let name = temp_name::make();
         if dir.is_empty() {
             name
         } else {

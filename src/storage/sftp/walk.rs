@@ -33,6 +33,7 @@ struct Read {
     objects: Vec<ListedObject>,
     dirs: Vec<String>,
     temps: Vec<PendingUpload>,
+    leftovers: Vec<String>,
 }
 
 /// One page of the walk `token` continues (`None`: a new walk from the root).
@@ -72,10 +73,12 @@ async fn page_with_temps(
         .await?;
     let mut objects = Vec::new();
     let mut temps = Vec::new();
+    let mut leftovers = Vec::new();
     for read in reads {
         objects.extend(read.objects);
         queue.extend(read.dirs);
         temps.extend(read.temps);
+        leftovers.extend(read.leftovers);
     }
     let next = if queue.is_empty() {
         None
@@ -89,7 +92,12 @@ async fn page_with_temps(
             .insert(token.clone(), queue);
         Some(token)
     };
-    Ok((ListPage { objects, next }, temps))
+    let page = ListPage {
+        objects,
+        next,
+        leftovers,
+    };
+    Ok((page, temps))
 }
 
 /// The entries of the directory `rel_dir` (below the root, `/`-terminated
@@ -101,6 +109,7 @@ async fn read_dir(store: &SftpStorage, rel_dir: String) -> Result<Read, StorageE
         objects: Vec::new(),
         dirs: Vec::new(),
         temps: Vec::new(),
+        leftovers: Vec::new(),
     };
     let dir = match fs.open_dir(store.path_of(&key)).await {
         Ok(dir) => dir,
@@ -137,6 +146,9 @@ async fn read_dir(store: &SftpStorage, rel_dir: String) -> Result<Read, StorageE
         } else if kind.is_file() {
             let head = files::head_of(&meta, None);
             if crate::storage::local::is_temp_name(name) {
+                if super::temp_name::is_leftover(name, head.mtime_ns, now_ns()) {
+                    read.leftovers.push(rel.clone());
+                }
                 read.temps.push(PendingUpload {
                     key: format!("{}{rel}", store.prefix_key()),
                     id: format!("{}{rel}", store.prefix_key()),
@@ -149,6 +161,12 @@ async fn read_dir(store: &SftpStorage, rel_dir: String) -> Result<Read, StorageE
         // Sockets, pipes and devices are not synced.
     }
     Ok(read)
+}
+
+fn now_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
 }
 
 fn listed(rel_key: String, head: crate::storage::object::ObjectHead) -> ListedObject {

@@ -1,0 +1,349 @@
+//! local ↔ SSH server (SFTP) through the real binary, against OpenSSH's sshd on
+//! loopback, started by scripts/test.sh with keys made for the run and an ssh
+//! config file naming it `hugesync-test` (a Host alias: HostName, Port, User,
+//! IdentityFile, known_hosts). The server is this machine, so each test reads
+//! what it holds straight from the disk.
+
+mod util;
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use util::sftp::{HOST, RemoteDir};
+use util::{
+    Scratch, local, mode, noise, sample_tree, set_mode, set_mtime, stderr_of, stdout_of, tree,
+};
+
+fn hugesync(scratch: &Scratch, args: &[&str], config: &str) -> std::process::Output {
+    scratch
+        .cmd()
+        .args(args)
+        .args(["--ssh-config", config])
+        .output()
+        .unwrap()
+}
+
+/// `sync --yes --json`: the summary report, asserting success.
+fn sync_json(scratch: &Scratch, from: &str, to: &str, extra: &[&str]) -> serde_json::Value {
+    sync_json_via(scratch, from, to, extra, &util::sftp::config())
+}
+
+fn sync_json_via(
+    scratch: &Scratch,
+    from: &str,
+    to: &str,
+    extra: &[&str],
+    config: &str,
+) -> serde_json::Value {
+    let mut args = vec!["sync", "--yes", "--json", from, to];
+    args.extend_from_slice(extra);
+    let out = hugesync(scratch, &args, config);
+    assert!(
+        out.status.success(),
+        "sync {from} {to}: {:?} {}{}",
+        out.status,
+        stderr_of(&out),
+        stdout_of(&out)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .find(|e| e["event"] == "summary")
+        .map(|e| e["report"].clone())
+        .expect("a summary event")
+}
+
+#[test]
+fn tree_up_and_down_is_byte_identical_with_metadata() {
+    let (scratch, remote) = (Scratch::new(), RemoteDir::new());
+    sample_tree(&scratch);
+    std::fs::create_dir_all(scratch.path("src/empty-dir")).unwrap();
+    std::os::unix::fs::symlink("a.txt", scratch.path("src/link")).unwrap();
+    set_mode(&scratch.path("src/a.txt"), 0o600);
+    set_mode(&scratch.path("src/dir/b.bin"), 0o751);
+    set_mtime(&scratch.path("src/a.txt"), 1_600_000_000, 0);
+    set_mtime(&scratch.path("src/dir/b.bin"), 1_500_000_000, 0);
+    let src = local(&scratch.src());
+    sync_json(&scratch, &src, &remote.url("t"), &["-a"]);
+    // On the server: the same bytes, modes, mtimes (to the second), link,
+    // empty directory; no temp files.
+    assert_eq!(tree(&scratch.src()), tree(&remote.join("t")));
+    assert_eq!(mode(&remote.join("t/a.txt")), 0o600);
+    assert_eq!(mode(&remote.join("t/dir/b.bin")), 0o751);
+    assert_eq!(
+        util::mtime(&remote.join("t/dir/b.bin")),
+        util::mtime(&scratch.path("src/dir/b.bin"))
+    );
+    assert!(util::temp_files(&remote.join("t")).is_empty());
+
+    // And back down.
+    let down = scratch.path("down");
+    sync_json(&scratch, &remote.url("t"), &local(&down), &["-a"]);
+    assert_eq!(tree(&scratch.src()), tree(&down));
+    assert_eq!(mode(&down.join("dir/b.bin")), 0o751);
+    assert_eq!(
+        util::mtime(&down.join("a.txt")),
+        util::mtime(&scratch.path("src/a.txt"))
+    );
+}
+
+#[test]
+fn a_noop_resync_writes_nothing_and_delete_removes_what_the_source_lacks() {
+    let (scratch, remote) = (Scratch::new(), RemoteDir::new());
+    sample_tree(&scratch);
+    let (src, dst) = (local(&scratch.src()), remote.url("t"));
+    sync_json(&scratch, &src, &dst, &["-a"]);
+    let before = std::fs::metadata(remote.join("t/dir/b.bin")).unwrap();
+    let again = hugesync(
+        &scratch,
+        &["sync", "--yes", "-a", &src, &dst],
+        &util::sftp::config(),
+    );
+    assert!(again.status.success(), "{}", stderr_of(&again));
+    assert!(
+        stdout_of(&again).contains("Nothing to do"),
+        "{}",
+        stdout_of(&again)
+    );
+    let after = std::fs::metadata(remote.join("t/dir/b.bin")).unwrap();
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(before.ino(), after.ino(), "the file was not rewritten");
+
+    std::fs::remove_file(scratch.path("src/dir/deeper/c.txt")).unwrap();
+    std::fs::remove_file(scratch.path("src/a.txt")).unwrap();
+    let report = sync_json(&scratch, &src, &dst, &["-a", "--delete"]);
+    assert_eq!(report["deleted"], 2, "{report}");
+    assert!(!remote.join("t/a.txt").exists());
+    assert!(!remote.join("t/dir/deeper/c.txt").exists());
+    assert!(remote.join("t/dir/b.bin").exists());
+}
+
+/// A TCP relay in front of sshd that counts the bytes the client sends.
+struct CountingRelay {
+    port: u16,
+    sent: Arc<AtomicU64>,
+}
+
+impl CountingRelay {
+    fn start(upstream_port: u16) -> CountingRelay {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let sent = Arc::new(AtomicU64::new(0));
+        let counter = sent.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                let server = TcpStream::connect(("127.0.0.1", upstream_port)).unwrap();
+                let (mut c_read, mut s_write) =
+                    (client.try_clone().unwrap(), server.try_clone().unwrap());
+                let (mut s_read, mut c_write) = (server, client);
+                let up = counter.clone();
+                std::thread::spawn(move || pump(&mut c_read, &mut s_write, Some(&up)));
+                std::thread::spawn(move || pump(&mut s_read, &mut c_write, None));
+            }
+        });
+        CountingRelay { port, sent }
+    }
+}
+
+fn pump(from: &mut TcpStream, to: &mut TcpStream, count: Option<&AtomicU64>) {
+    let mut buf = vec![0; 64 * 1024];
+    loop {
+        match from.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                if let Some(count) = count {
+                    count.fetch_add(n as u64, Ordering::Relaxed);
+                }
+                if to.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    let _ = to.shutdown(std::net::Shutdown::Write);
+}
+
+/// The test server's config lines, with `Host` and `Port` swapped for
+/// `alias` at `port`, the host key still the server's (HostKeyAlias).
+fn config_for(alias: &str, port: u16, known_hosts: Option<&std::path::Path>) -> String {
+    let base = std::fs::read_to_string(util::sftp::config()).unwrap();
+    let mut lines = vec![format!("Host {alias}"), format!("  Port {port}")];
+    let mut known = None;
+    for line in base.lines().skip(1) {
+        let trimmed = line.trim();
+        if trimmed.starts_with("Port ") {
+            continue;
+        }
+        if let Some(file) = trimmed.strip_prefix("UserKnownHostsFile ") {
+            known = Some(file.to_string());
+            if known_hosts.is_some() {
+                continue;
+            }
+        }
+        lines.push(line.to_string());
+    }
+    if let Some(file) = known_hosts {
+        lines.push(format!("  UserKnownHostsFile {}", file.display()));
+    }
+    lines.push(format!("  HostKeyAlias {alias}"));
+    // The server's key under the alias, so the relay is trusted as the server.
+    let known = std::fs::read_to_string(known.unwrap()).unwrap();
+    let key = known.split_once(' ').unwrap().1.trim().to_string();
+    // The key itself closes the text, as a comment, for the tests' own
+    // known_hosts files.
+    lines.push(format!("# key {key}"));
+    lines.join("\n") + "\n"
+}
+
+fn server_port() -> u16 {
+    let base = std::fs::read_to_string(util::sftp::config()).unwrap();
+    base.lines()
+        .find_map(|l| l.trim().strip_prefix("Port "))
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn a_delta_upload_sends_only_what_changed_counted_on_the_wire() {
+    let (scratch, remote) = (Scratch::new(), RemoteDir::new());
+    let mut data = noise(64 << 20, 5);
+    scratch.write("src/big.bin", &data);
+    let relay = CountingRelay::start(server_port());
+    // A config naming the relay: the host alias and the host key the
+    // server's, under the alias.
+    let config_text = config_for("hugesync-relay", relay.port, None);
+    let key = config_text
+        .lines()
+        .last()
+        .unwrap()
+        .trim_start_matches("# key ")
+        .to_string();
+    let known = scratch.path("known_hosts_relay");
+    std::fs::write(&known, format!("hugesync-relay {key}\n")).unwrap();
+    let config = scratch.path("ssh_config_relay");
+    std::fs::write(
+        &config,
+        config_for("hugesync-relay", relay.port, Some(&known)),
+    )
+    .unwrap();
+    let config = local(&config);
+    let dst = format!("sftp://hugesync-relay{}/t", remote.path().display());
+    let src = local(&scratch.src());
+    sync_json_via(&scratch, &src, &dst, &[], &config);
+    assert!(remote.join("t/big.bin.hssig").exists(), "signed on upload");
+    let whole = relay.sent.swap(0, Ordering::Relaxed);
+    assert!(whole > 64 << 20, "{whole}");
+
+    // 100 bytes overwritten, 1 KiB inserted.
+    data[5_000_000..5_000_100].fill(b'x');
+    data.splice(40_000_000..40_000_000, std::iter::repeat_n(b'y', 1024));
+    scratch.write("src/big.bin", &data);
+    let report = sync_json_via(&scratch, &src, &dst, &[], &config);
+    assert_eq!(report["delta"], 1, "{report}");
+    let on_wire = relay.sent.load(Ordering::Relaxed);
+    assert!(on_wire <= 12 << 20, "{on_wire} bytes sent for a delta");
+    assert_eq!(std::fs::read(remote.join("t/big.bin")).unwrap(), data);
+    assert!(util::temp_files(&remote.join("t")).is_empty());
+}
+
+#[test]
+fn an_unknown_host_key_is_refused_with_its_fingerprint_and_nothing_is_written() {
+    let (scratch, remote) = (Scratch::new(), RemoteDir::new());
+    scratch.write("src/a.txt", b"never sent");
+    let empty_known = scratch.path("known_hosts_empty");
+    std::fs::write(&empty_known, "").unwrap();
+    let config = scratch.path("ssh_config_unknown");
+    std::fs::write(
+        &config,
+        config_for("hugesync-stranger", server_port(), Some(&empty_known)),
+    )
+    .unwrap();
+    let config = local(&config);
+    let dst = format!("sftp://hugesync-stranger{}/t", remote.path().display());
+    let src = local(&scratch.src());
+    let out = hugesync(&scratch, &["sync", "--yes", &src, &dst], &config);
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(4), "{err}");
+    assert!(err.contains("hugesync-stranger"), "{err}");
+    assert!(err.contains("not in known_hosts"), "{err}");
+    assert!(err.contains("ED25519 SHA256:"), "{err}");
+    assert!(!remote.join("t").exists());
+    assert_eq!(std::fs::read_to_string(&empty_known).unwrap(), "");
+
+    // --ssh-accept-new adds it, and the sync goes.
+    let out = hugesync(
+        &scratch,
+        &["sync", "--yes", "--ssh-accept-new", &src, &dst],
+        &config,
+    );
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(
+        std::fs::read(remote.join("t/a.txt")).unwrap(),
+        b"never sent"
+    );
+    assert!(
+        std::fs::read_to_string(&empty_known)
+            .unwrap()
+            .contains("hugesync-stranger")
+    );
+}
+
+#[test]
+fn rsync_style_host_path_names_the_same_place() {
+    let (scratch, remote) = (Scratch::new(), RemoteDir::new());
+    scratch.write("src/a.txt", b"by HOST:PATH");
+    let dst = format!("{HOST}:{}/r", remote.path().display());
+    sync_json(&scratch, &local(&scratch.src()), &dst, &[]);
+    assert_eq!(
+        std::fs::read(remote.join("r/a.txt")).unwrap(),
+        b"by HOST:PATH"
+    );
+}
+
+#[test]
+fn kill_9_mid_transfer_leaves_no_partial_file_and_a_rerun_converges() {
+    let (scratch, remote) = (Scratch::new(), RemoteDir::new());
+    let data = noise(48 << 20, 9);
+    scratch.write("src/big.bin", &data);
+    let (src, dst) = (local(&scratch.src()), remote.url("t"));
+    let mut child = scratch
+        .std_cmd()
+        .args(["sync", "--yes", "-q", "--bwlimit", "8MiB", &src, &dst])
+        .args(["--ssh-config", &util::sftp::config()])
+        .spawn()
+        .unwrap();
+    // Wait until bytes are arriving, then kill.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let temps = util::temp_files(&remote.join("t"));
+        let size: u64 = temps
+            .iter()
+            .map(|p| std::fs::metadata(p).map_or(0, |m| m.len()))
+            .sum();
+        if size > 4 << 20 || std::time::Instant::now() > deadline {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        !remote.join("t/big.bin").exists(),
+        "no file under its final name"
+    );
+    assert_eq!(
+        util::temp_files(&remote.join("t")).len(),
+        1,
+        "the temp file stays hidden"
+    );
+
+    let report = sync_json(&scratch, &src, &dst, &[]);
+    assert_eq!(report["copied"], 1, "{report}");
+    assert_eq!(std::fs::read(remote.join("t/big.bin")).unwrap(), data);
+    // The killed run's temp file is gone: its process is.
+    assert!(util::temp_files(&remote.join("t")).is_empty());
+}
