@@ -490,6 +490,13 @@ pub trait ObjectStore: Send + Sync + Debug + Any {
         Ok(Vec::new())
     }
 
+    /// Why this store cannot rebuild an object server-side from ranges of the
+    /// old one, when it cannot (an SSH server without `copy-data`): delta
+    /// uploads are then planned whole, with this as the reason.
+    fn cannot_rebuild(&self) -> Option<&'static str> {
+        None
+    }
+
     /// Why the store would refuse (or mangle) an object of this key, if it
     /// would, beyond the length every store limits: the characters and
     /// shapes of names its service documents as refused.

@@ -132,6 +132,18 @@ fn record(
 /// Local → object store: each delta candidate's sidecar, then the part plan
 /// the upload would make from it; the bytes it uploads are the estimate.
 async fn estimate_uploads(plan: &mut SyncPlan, src: &LocalStorage, dst: &dyn ObjectStore) {
+    if let Some(why) = dst.cannot_rebuild() {
+        for item in plan
+            .items
+            .iter_mut()
+            .filter(|i| i.action == SyncAction::Delta)
+        {
+            item.action = SyncAction::Upload;
+            item.note = Some(why.into());
+            item.bytes_saved = 0;
+        }
+        return;
+    }
     let part_limits = dst.limits().part_limits();
     // A store of whole objects (compose) can reuse the old object only when
     // the file grew by appending.

@@ -111,12 +111,7 @@ impl SftpStorage {
                 tracing::info!("ssh: {line}");
             }
         });
-        let mut limits = LIMITS;
-        if !sftp.support_copy() {
-            // Without copy-data (OpenSSH before 9.0) nothing can be reused
-            // server-side: deltas go whole, and the plan says why.
-            limits.stitching = Stitching::WholeObjects { sources: 1 };
-        }
+        let limits = LIMITS;
         let store = SftpStorage {
             target: target.clone(),
             sftp,
@@ -317,6 +312,14 @@ impl ObjectStore for SftpStorage {
 
     fn as_any(&self) -> &dyn Any {
         self
+    }
+
+    fn cannot_rebuild(&self) -> Option<&'static str> {
+        // Without copy-data (OpenSSH before 9.0) nothing can be reused
+        // server-side.
+        (!self.sftp.support_copy()).then_some(
+            "the server cannot copy ranges server-side (no copy-data extension: OpenSSH before 9.0); sending it whole",
+        )
     }
 
     fn url_of(&self, key: &str) -> String {
