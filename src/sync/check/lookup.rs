@@ -27,18 +27,7 @@ pub(super) async fn look_up(
     progress: &CheckProgress,
     report: &mut CheckReport,
 ) {
-    let jobs: Vec<(usize, usize, &SharedStore)> = indices
-        .iter()
-        .flat_map(|&i| {
-            sides
-                .iter()
-                .enumerate()
-                .filter_map(move |(side, s)| match s {
-                    Side::Object(store) => Some((i, side, *store)),
-                    Side::Local(_) => None,
-                })
-        })
-        .collect();
+    let jobs = object_sides(indices, sides);
     let found: Vec<(usize, usize, Result<ContentSums, StorageError>)> = {
         let pairs = &*pairs;
         stream::iter(jobs)
@@ -69,6 +58,25 @@ pub(super) async fn look_up(
             }),
         }
     }
+}
+
+/// Each object side of the pairs at `indices`: (pair, side, store).
+fn object_sides<'a>(
+    indices: &[usize],
+    sides: [Side<'a>; 2],
+) -> Vec<(usize, usize, &'a SharedStore)> {
+    indices
+        .iter()
+        .flat_map(|&i| {
+            sides
+                .into_iter()
+                .enumerate()
+                .filter_map(move |(side, s)| match s {
+                    Side::Object(store) => Some((i, side, store)),
+                    Side::Local(_) => None,
+                })
+        })
+        .collect()
 }
 
 /// What one object holds: its HEAD's checksums and recorded blake3, else
@@ -108,18 +116,7 @@ pub(super) async fn read_bytes(
     progress: &Arc<CheckProgress>,
     report: &mut CheckReport,
 ) {
-    let jobs: Vec<(usize, usize, &SharedStore)> = indices
-        .iter()
-        .flat_map(|&i| {
-            sides
-                .iter()
-                .enumerate()
-                .filter_map(move |(side, s)| match s {
-                    Side::Object(store) => Some((i, side, *store)),
-                    Side::Local(_) => None,
-                })
-        })
-        .collect();
+    let jobs = object_sides(indices, sides);
     let read: Vec<(usize, usize, Result<[u8; 32], StorageError>)> = {
         let pairs = &*pairs;
         stream::iter(jobs)
