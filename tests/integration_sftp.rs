@@ -248,6 +248,22 @@ fn a_delta_upload_sends_only_what_changed_counted_on_the_wire() {
     assert!(on_wire <= 12 << 20, "{on_wire} bytes sent for a delta");
     assert_eq!(std::fs::read(remote.join("t/big.bin")).unwrap(), data);
     assert!(util::temp_files(&remote.join("t")).is_empty());
+
+    // Down again into a copy with one block changed: only what it lacks is
+    // read, by ranged reads against the server's sidecar.
+    let mut stale = data.clone();
+    stale[30_000_000..30_000_100].fill(b'z');
+    let down = scratch.path("down");
+    util::write_file(&down.join("big.bin"), &stale);
+    util::set_mtime(&down.join("big.bin"), 1_000_000_000, 0);
+    relay.sent.store(0, Ordering::Relaxed);
+    let report = sync_json_via(&scratch, &dst, &local(&down), &[], &config);
+    assert_eq!(report["delta"], 1, "{report}");
+    assert!(
+        report["bytes_saved"].as_u64().unwrap() > 50 << 20,
+        "{report}"
+    );
+    assert_eq!(std::fs::read(down.join("big.bin")).unwrap(), data);
 }
 
 #[test]
