@@ -53,7 +53,7 @@ rc="$rclone check -q tree moto:bench/t"
 hyperfine -N --warmup 1 --runs 3 --export-json check.json -n hugesync "$hs" -n rclone "$rc"
 
 # One byte changed, size and mtime kept: both must say so (exit 1).
-victim=tree/d42/e6/f004242.dat
+victim=$(find tree -name f004242.dat)
 python3 - "$victim" <<'PY'
 import os, sys
 p = sys.argv[1]; st = os.stat(p)

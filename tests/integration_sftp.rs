@@ -245,6 +245,7 @@ fn a_delta_upload_sends_only_what_changed_counted_on_the_wire() {
     let report = sync_json_via(&scratch, &src, &dst, &[], &config);
     assert_eq!(report["delta"], 1, "{report}");
     let on_wire = relay.sent.load(Ordering::Relaxed);
+    println!("delta upload: {on_wire} bytes on the wire (whole upload: {whole})");
     assert!(on_wire <= 12 << 20, "{on_wire} bytes sent for a delta");
     assert_eq!(std::fs::read(remote.join("t/big.bin")).unwrap(), data);
     assert!(util::temp_files(&remote.join("t")).is_empty());

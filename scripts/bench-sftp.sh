@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# hugesync against `rsync -e ssh` over the same OpenSSH sshd on loopback, in one
+# run: a 10,000-file tree, a 1 GiB file, and the 1 GiB file after the edits of
+# scripts/bench-s3-delta.sh (three 64 KiB overwrites, a 1000-byte insert, a
+# 500-byte delete) re-synced by both, through a TCP relay in front of sshd that
+# counts the bytes each client sends (SSH framing included, the same for both).
+# Prints wall times, ratios against rsync, and the bytes each tool sent.
+# Usage: scripts/bench-sftp.sh [WORKDIR] [BLOCK]   (default: target/bench-sftp, hugesync's default block)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+work=$(realpath -m "${1:-target/bench-sftp}")
+block=${2:-}
+source scripts/moto.sh   # free_port
+source scripts/sshd.sh
+install_sshd
+command -v hyperfine >/dev/null && command -v rsync >/dev/null ||
+  { apt-get update -qq && apt-get install -y -qq hyperfine rsync; }
+cargo build --release --quiet
+bin=$(realpath "${CARGO_TARGET_DIR:-target}/release/hugesync")
+relay_pid=
+trap 'stop_sshd; [ -z "$relay_pid" ] || kill "$relay_pid" 2>/dev/null || true' EXIT
+
+mkdir -p "$work" && cd "$work"
+if [ ! -f .complete ]; then
+  mkdir -p big tree delta
+  python3 - <<'PY'
+import os, random
+rng = random.Random(11)
+for i in range(10_000):
+    d = f"tree/d{i % 50:02d}/e{i % 7}"
+    os.makedirs(d, exist_ok=True)
+    with open(f"{d}/f{i:05d}.dat", "wb") as f:
+        f.write(rng.randbytes(rng.randint(512, 8192)))
+rng = random.Random(7)
+old = bytearray(b"".join(rng.randbytes(1 << 20) for _ in range(1024)))
+open("big/file.bin", "wb").write(old)
+for off in (100 << 20, 500 << 20, 900 << 20):
+    old[off:off + 65536] = rng.randbytes(65536)
+old[300 << 20:300 << 20] = rng.randbytes(1000)
+del old[700 << 20:(700 << 20) + 500]
+open("delta/new.bin", "wb").write(old)
+PY
+  touch .complete
+fi
+cd - >/dev/null
+
+port=$(free_port)
+start_sshd "$port"
+config="$sshd_dir/config"
+# A relay in front of sshd that counts the bytes clients send, for the delta.
+relay_port=$(free_port)
+python3 - "$relay_port" "$port" "$work/relay.count" <<'PY' &
+import socket, sys, threading
+listen, upstream, count_file = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+sent = [0]; lock = threading.Lock()
+def pump(a, b, count):
+    while True:
+        data = a.recv(65536)
+        if not data:
+            break
+        if count:
+            with lock:
+                sent[0] += len(data)
+                open(count_file, "w").write(str(sent[0]))
+        b.sendall(data)
+    try: b.shutdown(socket.SHUT_WR)
+    except OSError: pass
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", listen)); s.listen(16)
+while True:
+    c, _ = s.accept()
+    u = socket.create_connection(("127.0.0.1", upstream))
+    threading.Thread(target=pump, args=(c, u, True), daemon=True).start()
+    threading.Thread(target=pump, args=(u, c, False), daemon=True).start()
+PY
+relay_pid=$!
+key=$(cut -d' ' -f2,3 "$sshd_dir/known_hosts")
+echo "hugesync-relay $key" >"$sshd_dir/known_hosts_relay"
+sed -e 's/^Host hugesync-test/Host hugesync-relay/' -e "s/^  Port .*/  Port $relay_port/" \
+  -e "s|^  UserKnownHostsFile .*|  UserKnownHostsFile $sshd_dir/known_hosts_relay|" \
+  "$config" >"$sshd_dir/config_relay"
+echo "  HostKeyAlias hugesync-relay" >>"$sshd_dir/config_relay"
+relay_config="$sshd_dir/config_relay"
+
+remote="$work/remote"
+hs="$bin -q sync --yes --ssh-config $config ${block:+--block-size $block}"
+rs="rsync -a -e 'ssh -F $config'"
+reset="rm -rf $remote && mkdir -p $remote"
+
+cd "$work"
+hyperfine -N --runs 3 --export-json big.json --prepare "sh -c '$reset'" \
+  -n hugesync "$hs big sftp://hugesync-test$remote/hs" \
+  -n rsync "sh -c \"$rs big/ hugesync-test:$remote/rs/\""
+hyperfine -N --runs 3 --export-json tree.json --prepare "sh -c '$reset'" \
+  -n hugesync "$hs tree sftp://hugesync-test$remote/hs" \
+  -n rsync "sh -c \"$rs tree/ hugesync-test:$remote/rs/\""
+
+# The edited file: both start from the old one on the server, through the relay.
+sh -c "$reset"
+mkdir -p hsd rsd && cp big/file.bin hsd/file.bin && cp big/file.bin rsd/file.bin
+$bin -q sync --yes --ssh-config "$relay_config" ${block:+--block-size $block} hsd "sftp://hugesync-relay$remote/hs"
+rsync -a -e "ssh -F $relay_config" rsd/ "hugesync-relay:$remote/rs/"
+cp delta/new.bin hsd/file.bin && cp delta/new.bin rsd/file.bin
+before=$(cat relay.count)
+hs_time=$( { /usr/bin/time -f '%e' $bin -q sync --yes --ssh-config "$relay_config" ${block:+--block-size $block} \
+  hsd "sftp://hugesync-relay$remote/hs"; } 2>&1 | tail -1)
+mid=$(cat relay.count)
+rs_time=$( { /usr/bin/time -f '%e' rsync -a -e "ssh -F $relay_config" rsd/ "hugesync-relay:$remote/rs/"; } 2>&1 | tail -1)
+after=$(cat relay.count)
+cmp "$remote/hs/file.bin" delta/new.bin && cmp "$remote/rs/file.bin" delta/new.bin
+
+python3 - "$hs_time" "$rs_time" "$((mid - before))" "$((after - mid))" <<'PY'
+import json, sys
+for name, title in [("big", "1 GiB file"), ("tree", "10,000-file tree")]:
+    r = {x["command"]: x for x in json.load(open(f"{name}.json"))["results"]}
+    hs, rs = r["hugesync"], r["rsync"]
+    print(f"{title}: hugesync {hs['mean']:.2f} s (σ {hs['stddev'] or 0:.2f}), rsync {rs['mean']:.2f} s "
+          f"(σ {rs['stddev'] or 0:.2f}) -> {hs['mean'] / rs['mean']:.2f}x rsync (target <= 1.0x)")
+hs_t, rs_t, hs_b, rs_b = float(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+print(f"edited 1 GiB file: hugesync {hs_t:.2f} s, {hs_b:,} bytes sent; rsync {rs_t:.2f} s, {rs_b:,} bytes sent"
+      f" -> {hs_t / rs_t:.2f}x rsync's time (target <= 0.5x), {hs_b / rs_b:.2f}x its bytes (target <= 1.0x)")
+PY
