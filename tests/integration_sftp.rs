@@ -364,3 +364,40 @@ fn kill_9_mid_transfer_leaves_no_partial_file_and_a_rerun_converges() {
     // The killed run's temp file is gone: its process is.
     assert!(util::temp_files(&remote.join("t")).is_empty());
 }
+
+#[test]
+fn a_passphrase_protected_key_without_an_agent_is_named_with_the_fix() {
+    let (scratch, remote) = (Scratch::new(), RemoteDir::new());
+    scratch.write("src/a.txt", b"never sent");
+    let key = scratch.path("locked_ed25519");
+    let made = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "a passphrase", "-f"])
+        .arg(&key)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    // The test server's config, with this key as the only identity.
+    let base = std::fs::read_to_string(util::sftp::config()).unwrap();
+    let config_text: String = base
+        .lines()
+        .map(|line| match line.trim().strip_prefix("IdentityFile ") {
+            Some(_) => format!("  IdentityFile {}", key.display()),
+            None => line.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let config = scratch.path("ssh_config_locked");
+    std::fs::write(&config, config_text + "\n").unwrap();
+    let out = scratch
+        .cmd()
+        .env_remove("SSH_AUTH_SOCK")
+        .args(["sync", "--yes", &local(&scratch.src()), &remote.url("t")])
+        .args(["--ssh-config", &local(&config)])
+        .output()
+        .unwrap();
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(4), "{err}");
+    assert!(err.contains("protected by a passphrase"), "{err}");
+    assert!(err.contains(&format!("ssh-add {}", key.display())), "{err}");
+    assert!(!remote.join("t").exists());
+}
