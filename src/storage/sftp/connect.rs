@@ -20,7 +20,7 @@ use super::SftpTarget;
 use crate::storage::{RemoteErrorKind, StorageError};
 
 /// How to reach SSH servers (config keys `ssh_config`, `ssh_accept_new`).
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct SftpSettings {
     /// An ssh config file used instead of `~/.ssh/config` (`ssh -F`).
     pub config_file: Option<PathBuf>,
@@ -28,6 +28,20 @@ pub struct SftpSettings {
     pub accept_new: bool,
     /// The `ssh` program (`HUGESYNC_SSH`; default `ssh` on the PATH).
     pub program: Option<PathBuf>,
+    /// Flush each written file to the server's disk before its rename
+    /// (`fsync@openssh.com`); `--no-fsync` turns it off, as for local disks.
+    pub fsync: bool,
+}
+
+impl Default for SftpSettings {
+    fn default() -> Self {
+        SftpSettings {
+            config_file: None,
+            accept_new: false,
+            program: None,
+            fsync: true,
+        }
+    }
 }
 
 impl SftpSettings {
@@ -36,6 +50,7 @@ impl SftpSettings {
             config_file: settings.ssh_config.value.clone().map(PathBuf::from),
             accept_new: settings.ssh_accept_new.value,
             program: std::env::var_os("HUGESYNC_SSH").map(PathBuf::from),
+            fsync: settings.fsync.value,
         }
     }
 

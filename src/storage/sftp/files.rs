@@ -131,13 +131,13 @@ pub(super) async fn open_write(store: &SftpStorage, key: &str) -> Result<File, S
 }
 
 /// Flushes a written file to the server's disk (`fsync@openssh.com`, where
-/// the server has it) and closes it.
+/// the server has it, unless `--no-fsync`) and closes it.
 pub(super) async fn flush(
     store: &SftpStorage,
     mut file: File,
     key: &str,
 ) -> Result<(), StorageError> {
-    if store.sftp.support_fsync() {
+    if store.fsync && store.sftp.support_fsync() {
         file.sync_all()
             .await
             .map_err(|e| store.error("cannot flush", key, e))?;

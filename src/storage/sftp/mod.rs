@@ -68,6 +68,8 @@ pub struct SftpStorage {
     _ssh: tokio::sync::Mutex<tokio::process::Child>,
     retry: RetryPolicy,
     limits: StoreLimits,
+    /// fsync each written file (`--no-fsync` turns it off).
+    fsync: bool,
     /// Directories known to exist (made or seen), so each is made once.
     made_dirs: std::sync::Mutex<HashSet<String>>,
     walks: walk::Walks,
@@ -118,6 +120,7 @@ impl SftpStorage {
             _ssh: tokio::sync::Mutex::new(child),
             retry: retry.clone(),
             limits,
+            fsync: settings.fsync,
             made_dirs: std::sync::Mutex::default(),
             walks: walk::Walks::default(),
         };
