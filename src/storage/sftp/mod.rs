@@ -67,7 +67,6 @@ pub struct SftpStorage {
     /// The `ssh` process; killed when the store is dropped.
     _ssh: tokio::sync::Mutex<tokio::process::Child>,
     retry: RetryPolicy,
-    limits: StoreLimits,
     /// fsync each written file (`--no-fsync` turns it off).
     fsync: bool,
     /// Directories known to exist (made or seen), so each is made once.
@@ -113,13 +112,11 @@ impl SftpStorage {
                 tracing::info!("ssh: {line}");
             }
         });
-        let limits = LIMITS;
         let store = SftpStorage {
             target: target.clone(),
             sftp,
             _ssh: tokio::sync::Mutex::new(child),
             retry: retry.clone(),
-            limits,
             fsync: settings.fsync,
             made_dirs: std::sync::Mutex::default(),
             walks: walk::Walks::default(),
@@ -302,7 +299,7 @@ impl ObjectStore for SftpStorage {
     }
 
     fn limits(&self) -> &StoreLimits {
-        &self.limits
+        &LIMITS
     }
 
     fn retry(&self) -> &RetryPolicy {
@@ -531,7 +528,7 @@ impl ObjectStore for SftpStorage {
         len: u64,
         _md5: Option<[u8; 16]>,
     ) -> Result<StagedPart, StorageError> {
-        if len > self.limits.max_part || number as usize > self.limits.max_parts {
+        if len > LIMITS.max_part || number as usize > LIMITS.max_parts {
             return Err(StorageError::Transfer {
                 target: self.url_of(&upload.key),
                 message: format!("part {number} of {len} bytes is past this store's limits"),
