@@ -58,7 +58,7 @@ impl ObjectHead {
         if let Some(version) = &self.version {
             entry.set_etag(version.clone());
         }
-        entry.set_sums(self.sums_with_blake3(Some(&self.meta)));
+        entry.set_sums(with_recorded_blake3(self.sums, Some(&self.meta)));
         if self.size == 0
             && let Some(target) = &self.meta.link_target
         {
@@ -66,13 +66,6 @@ impl ObjectHead {
             entry.extra.get_or_insert_with(Default::default).link_target = Some(target.clone());
         }
         entry
-    }
-}
-
-impl ObjectHead {
-    /// The store's checksums, with the blake3 HugeSync recorded in `meta`.
-    fn sums_with_blake3(&self, meta: Option<&ObjectMeta>) -> ContentSums {
-        with_recorded_blake3(self.sums, meta)
     }
 }
 

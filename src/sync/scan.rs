@@ -151,17 +151,10 @@ const PARALLEL_REQUESTS: usize = 16;
 
 async fn recorded_hash(store: &dyn ObjectStore, path: &RelPath, entry: &Entry) -> Option<String> {
     let head = store.head(&store.key_of(path)).await.ok()??;
-    if let Some(hash) = head.meta.blake3 {
-        return Some(hash);
-    }
-    match super::sidecar::fetch(store, path, entry).await {
-        Ok(super::sidecar::Sidecar::Fresh(signature, _)) => Some(
-            blake3::Hash::from_bytes(signature.file_hash)
-                .to_hex()
-                .to_string(),
-        ),
-        _ => None,
-    }
+    let hash = super::sidecar::recorded_blake3(store, path, entry, &head)
+        .await
+        .ok()??;
+    Some(blake3::Hash::from_bytes(hash).to_hex().to_string())
 }
 
 fn set_hashes(listing: &mut Listing, paths: &[RelPath], hashes: Vec<Option<String>>) {

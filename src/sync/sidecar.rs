@@ -48,6 +48,30 @@ fn max_sidecar_len(size: u64) -> u64 {
 
 /// Fetches and checks the sidecar of `path`, whose object the listing (or a
 /// HEAD) described as `object`.
+/// The blake3 of an object's content as HugeSync recorded it: in its
+/// metadata (`head`, what a HEAD said), else in its fresh sidecar (one small
+/// GET). `None` when neither holds one.
+pub async fn recorded_blake3(
+    store: &dyn ObjectStore,
+    path: &RelPath,
+    object: &Entry,
+    head: &crate::storage::object::ObjectHead,
+) -> Result<Option<[u8; 32]>, StorageError> {
+    let listed = head
+        .meta
+        .blake3
+        .as_deref()
+        .and_then(crate::types::ContentSums::blake3_of_hex);
+    if listed.is_some() {
+        return Ok(listed);
+    }
+    // A sidecar describing another version (or none at all) says nothing.
+    Ok(match fetch(store, path, object).await? {
+        Sidecar::Fresh(signature, _) => Some(signature.file_hash),
+        _ => None,
+    })
+}
+
 pub async fn fetch(
     store: &dyn ObjectStore,
     path: &RelPath,

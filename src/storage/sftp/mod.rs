@@ -631,8 +631,3 @@ impl ObjectStore for SftpStorage {
         walk::temp_files(self).await
     }
 }
-
-/// For the conformance suite: a store is SFTP when it is this type.
-pub fn is_sftp(store: &dyn ObjectStore) -> bool {
-    store.as_any().is::<SftpStorage>()
-}

@@ -8,9 +8,9 @@ use std::sync::atomic::Ordering;
 use futures::stream::{self, StreamExt};
 
 use super::{CheckProgress, CheckReport, Known, Pair, Side, Unchecked, merge};
-use crate::storage::object::{ObjectStore, with_recorded_blake3};
+use crate::storage::object::ObjectStore;
 use crate::storage::{SharedStore, StorageError};
-use crate::sync::sidecar::{self, Sidecar};
+use crate::sync::sidecar;
 use crate::types::{ContentSums, Entry, RelPath};
 
 /// Requests in flight while looking objects up.
@@ -96,14 +96,14 @@ async fn object_sums(
             target: store.url_of(&key),
             message: "the object was deleted while the check ran".into(),
         })?;
-    let mut sums = with_recorded_blake3(head.sums, Some(&head.meta));
-    if sums.blake3.is_none() {
+    if head.meta.blake3.is_none() {
+        // The sidecar GET that recorded_blake3 makes.
         progress.requests.fetch_add(1, Ordering::Relaxed);
-        // A sidecar describing another version (or none at all) says nothing.
-        if let Sidecar::Fresh(signature, _) = sidecar::fetch(store, path, entry).await? {
-            sums.blake3 = Some(signature.file_hash);
-        }
     }
+    let sums = ContentSums {
+        blake3: sidecar::recorded_blake3(store, path, entry, &head).await?,
+        ..head.sums
+    };
     Ok(sums)
 }
 
