@@ -48,6 +48,23 @@ sshd_port=$(free_port)
 start_sshd "$sshd_port"
 export HUGESYNC_TEST_SSH_CONFIG="$sshd_dir/config"
 
+# A build directory reused run after run keeps every superseded test binary and
+# incremental session (56 GiB once, until the disk filled mid-suite). Past a
+# budget, drop this crate's own artefacts; the dependencies stay built.
+target_dir=${CARGO_TARGET_DIR:-target}
+if [ -d "$target_dir" ]; then
+  target_mib=$(du -sm "$target_dir" | cut -f1)
+  if [ "$target_mib" -gt 12288 ]; then
+    echo "== $target_dir holds ${target_mib} MiB: cleaning this crate's artefacts"
+    cargo clean --quiet -p hugesync
+    rm -rf "$target_dir/debug/incremental"
+  fi
+fi
+avail_mib=$(df -Pm "${TMPDIR:-/tmp}" | awk 'NR == 2 { print $4 }')
+if [ "$avail_mib" -lt 4096 ]; then
+  echo "warning: only ${avail_mib} MiB free under ${TMPDIR:-/tmp}; the large-file tests need about 4 GiB" >&2
+fi
+
 echo "== cargo fmt --check"
 cargo fmt --check
 echo "== cargo clippy --all-targets -- -D warnings"
