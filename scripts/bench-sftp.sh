@@ -4,6 +4,8 @@
 # scripts/bench-s3-delta.sh (three 64 KiB overwrites, a 1000-byte insert, a
 # 500-byte delete) re-synced by both, through a TCP relay in front of sshd that
 # counts the bytes each client sends (SSH framing included, the same for both).
+# hugesync flushes what it writes (fsync@openssh.com) unless --no-fsync; rsync
+# only with --fsync: the whole-file cases time all four, paired like with like.
 # Prints wall times, ratios against rsync, and the bytes each tool sent.
 # Usage: scripts/bench-sftp.sh [WORKDIR] [BLOCK]   (default: target/bench-sftp, hugesync's default block)
 set -euo pipefail
@@ -88,35 +90,51 @@ rs="rsync -a -e 'ssh -F $config'"
 reset="rm -rf $remote && mkdir -p $remote"
 
 cd "$work"
-hyperfine -N --runs 3 --export-json big.json --prepare "sh -c '$reset'" \
-  -n hugesync "$hs big sftp://hugesync-test$remote/hs" \
-  -n rsync "sh -c \"$rs big/ hugesync-test:$remote/rs/\""
-hyperfine -N --runs 3 --export-json tree.json --prepare "sh -c '$reset'" \
-  -n hugesync "$hs tree sftp://hugesync-test$remote/hs" \
-  -n rsync "sh -c \"$rs tree/ hugesync-test:$remote/rs/\""
+# hugesync flushes every file it writes to the server's disk, rsync does not
+# unless asked: each is timed both ways, and compared like with like.
+for name in big tree; do
+  hyperfine -N --runs 3 --export-json $name.json --prepare "sh -c '$reset'" \
+    -n hugesync "$hs $name sftp://hugesync-test$remote/hs" \
+    -n rsync-fsync "sh -c \"$rs --fsync $name/ hugesync-test:$remote/rs/\"" \
+    -n hugesync-no-fsync "$hs --no-fsync $name sftp://hugesync-test$remote/hs" \
+    -n rsync "sh -c \"$rs $name/ hugesync-test:$remote/rs/\""
+done
 
-# The edited file: both start from the old one on the server, through the relay.
-sh -c "$reset"
-mkdir -p hsd rsd && cp big/file.bin hsd/file.bin && cp big/file.bin rsd/file.bin
-$bin -q sync --yes --ssh-config "$relay_config" ${block:+--block-size $block} hsd "sftp://hugesync-relay$remote/hs"
-rsync -a -e "ssh -F $relay_config" rsd/ "hugesync-relay:$remote/rs/"
-cp delta/new.bin hsd/file.bin && cp delta/new.bin rsd/file.bin
-before=$(cat relay.count)
-hs_time=$( { /usr/bin/time -f '%e' $bin -q sync --yes --ssh-config "$relay_config" ${block:+--block-size $block} \
-  hsd "sftp://hugesync-relay$remote/hs"; } 2>&1 | tail -1)
-mid=$(cat relay.count)
-rs_time=$( { /usr/bin/time -f '%e' rsync -a -e "ssh -F $relay_config" rsd/ "hugesync-relay:$remote/rs/"; } 2>&1 | tail -1)
-after=$(cat relay.count)
-cmp "$remote/hs/file.bin" delta/new.bin && cmp "$remote/rs/file.bin" delta/new.bin
+# The edited file: both start from the old one on the server, through the
+# relay; once with every write flushed, once without.
+edited() { # HUGESYNC_FLAGS RSYNC_FLAGS -> "hs_time rs_time hs_bytes rs_bytes"
+  sh -c "$reset"
+  rm -rf hsd rsd && mkdir -p hsd rsd && cp big/file.bin hsd/file.bin && cp big/file.bin rsd/file.bin
+  $bin -q sync --yes --ssh-config "$relay_config" ${block:+--block-size $block} hsd "sftp://hugesync-relay$remote/hs"
+  rsync -a -e "ssh -F $relay_config" rsd/ "hugesync-relay:$remote/rs/"
+  cp delta/new.bin hsd/file.bin && cp delta/new.bin rsd/file.bin
+  local before mid after hs_time rs_time
+  before=$(cat relay.count)
+  hs_time=$( { /usr/bin/time -f '%e' $bin -q sync --yes $1 --ssh-config "$relay_config" ${block:+--block-size $block} \
+    hsd "sftp://hugesync-relay$remote/hs"; } 2>&1 | tail -1)
+  mid=$(cat relay.count)
+  rs_time=$( { /usr/bin/time -f '%e' rsync -a $2 -e "ssh -F $relay_config" rsd/ "hugesync-relay:$remote/rs/"; } 2>&1 | tail -1)
+  after=$(cat relay.count)
+  cmp "$remote/hs/file.bin" delta/new.bin && cmp "$remote/rs/file.bin" delta/new.bin
+  echo "$hs_time $rs_time $((mid - before)) $((after - mid))"
+}
+flushed=$(edited "" --fsync)
+unflushed=$(edited --no-fsync "")
 
-python3 - "$hs_time" "$rs_time" "$((mid - before))" "$((after - mid))" <<'PY'
+python3 - $flushed $unflushed <<'PY'
 import json, sys
 for name, title in [("big", "1 GiB file"), ("tree", "10,000-file tree")]:
     r = {x["command"]: x for x in json.load(open(f"{name}.json"))["results"]}
-    hs, rs = r["hugesync"], r["rsync"]
-    print(f"{title}: hugesync {hs['mean']:.2f} s (σ {hs['stddev'] or 0:.2f}), rsync {rs['mean']:.2f} s "
-          f"(σ {rs['stddev'] or 0:.2f}) -> {hs['mean'] / rs['mean']:.2f}x rsync (target <= 1.0x)")
-hs_t, rs_t, hs_b, rs_b = float(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
-print(f"edited 1 GiB file: hugesync {hs_t:.2f} s, {hs_b:,} bytes sent; rsync {rs_t:.2f} s, {rs_b:,} bytes sent"
-      f" -> {hs_t / rs_t:.2f}x rsync's time (target <= 0.5x), {hs_b / rs_b:.2f}x its bytes (target <= 1.0x)")
+    for hs_name, rs_name, how in [("hugesync", "rsync-fsync", "every file flushed"),
+                                  ("hugesync-no-fsync", "rsync", "no flush")]:
+        hs, rs = r[hs_name], r[rs_name]
+        print(f"{title}, {how}: {hs_name} {hs['mean']:.2f} s (σ {hs['stddev'] or 0:.2f}), "
+              f"{rs_name} {rs['mean']:.2f} s (σ {rs['stddev'] or 0:.2f}) "
+              f"-> {hs['mean'] / rs['mean']:.2f}x (target <= 1.0x)")
+for at, how in [(1, "every file flushed (rsync --fsync)"), (5, "no flush (hugesync --no-fsync)")]:
+    hs_t, rs_t = float(sys.argv[at]), float(sys.argv[at + 1])
+    hs_b, rs_b = int(sys.argv[at + 2]), int(sys.argv[at + 3])
+    print(f"edited 1 GiB file, {how}: hugesync {hs_t:.2f} s, {hs_b:,} bytes sent; rsync {rs_t:.2f} s, "
+          f"{rs_b:,} bytes sent -> {hs_t / rs_t:.2f}x rsync's time (target <= 0.5x), "
+          f"{hs_b / rs_b:.2f}x its bytes (target <= 1.0x)")
 PY

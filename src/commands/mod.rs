@@ -108,7 +108,7 @@ async fn sync_command(
 ) -> Result<ExitStatus, Error> {
     let source = Location::parse(&args.source)?;
     let destination = Location::parse(&args.destination)?;
-    let options = sync_options(&ctx.settings, selectors);
+    let options = sync_options(&ctx.settings, selectors, (&source, &destination));
     let quiet_scan = args.run.json || ctx.verbosity == Verbosity::Quiet;
     let (scan, sides) = scan_sides(&source, &destination, &options, ctx, quiet_scan).await?;
     let plan = plan_from_scan(source, destination, &scan, options, &sides).await;
@@ -129,7 +129,7 @@ async fn tui_command(
     }
     let source = Location::parse(&args.source)?;
     let destination = Location::parse(&args.destination)?;
-    let options = sync_options(&ctx.settings, selectors);
+    let options = sync_options(&ctx.settings, selectors, (&source, &destination));
     sync::check_locations(&source, &destination)?;
     let sides = Sides::open(&source, &destination, &ctx.settings).await?;
     let progress = ScanProgress::default();
@@ -175,7 +175,7 @@ async fn plan_command(
 ) -> Result<ExitStatus, Error> {
     let source = Location::parse(&args.source)?;
     let destination = Location::parse(&args.destination)?;
-    let options = sync_options(&ctx.settings, selectors);
+    let options = sync_options(&ctx.settings, selectors, (&source, &destination));
     let quiet_scan = args.json || ctx.verbosity == Verbosity::Quiet;
     let (scan, sides) = scan_sides(&source, &destination, &options, ctx, quiet_scan).await?;
     let plan = plan_from_scan(source, destination, &scan, options, &sides).await;
@@ -334,7 +334,24 @@ fn conflict_policy(settings: &Settings) -> sync::conflict::ConflictPolicy {
     }
 }
 
-fn sync_options(settings: &Settings, selectors: crate::cli::Selectors) -> SyncOptions {
+/// The delta block size: the one set (flag, environment, config), else the
+/// one suited to the side that keeps the sidecars (the destination, else the
+/// source).
+fn block_size(settings: &Settings, (source, destination): (&Location, &Location)) -> u64 {
+    if settings.block_size.origin != crate::config::Origin::Default {
+        return settings.block_size.value.0;
+    }
+    destination
+        .delta_block_size()
+        .or_else(|| source.delta_block_size())
+        .map_or(settings.block_size.value.0, u64::from)
+}
+
+fn sync_options(
+    settings: &Settings,
+    selectors: crate::cli::Selectors,
+    sides: (&Location, &Location),
+) -> SyncOptions {
     let crate::cli::Selectors {
         mut filters,
         files_from,
@@ -362,7 +379,7 @@ fn sync_options(settings: &Settings, selectors: crate::cli::Selectors) -> SyncOp
         archive: settings.archive.value,
         checksum: settings.checksum.value,
         delta_threshold: settings.delta_threshold.value.0,
-        block_size: settings.block_size.value.0,
+        block_size: block_size(settings, sides),
         allow_empty_source: settings.allow_empty_source.value,
         filters,
         remote_signature: settings.remote_signature.value,
@@ -391,7 +408,7 @@ async fn check_command(
 ) -> Result<ExitStatus, Error> {
     let source = Location::parse(&args.source)?;
     let destination = Location::parse(&args.destination)?;
-    let mut options = sync_options(&ctx.settings, selectors);
+    let mut options = sync_options(&ctx.settings, selectors, (&source, &destination));
     // Checksums are gathered by the check itself, only where needed.
     options.checksum = false;
     options.archive = false;

@@ -33,6 +33,10 @@ pub struct StoreLimits {
     pub delete_batch: usize,
     /// Checksums the store verifies on upload.
     pub checksums: &'static [ChecksumKind],
+    /// Whether objects keep user metadata (the blake3 HugeSync records for
+    /// `--checksum` and `check`); an SSH server's files keep only mode and
+    /// times, so nothing is hashed for it.
+    pub keeps_metadata: bool,
     /// How a range copied server-side is checked against the local bytes it
     /// stands for, before the rebuilt object is committed.
     pub rebuild_check: RebuildCheck,
@@ -129,6 +133,12 @@ pub struct PlannedPart {
 }
 
 impl StoreLimits {
+    /// Whether the store verifies `kind` on what it is sent: the checksum is
+    /// computed only then.
+    pub fn checks(&self, kind: ChecksumKind) -> bool {
+        self.checksums.contains(&kind)
+    }
+
     /// Whether a byte range of an existing object can be staged server-side.
     pub fn range_copy(&self) -> bool {
         self.stitching == Stitching::Ranges
@@ -207,6 +217,7 @@ mod tests {
         stitching: Stitching::Ranges,
         delete_batch: 10,
         checksums: &[],
+        keeps_metadata: false,
         rebuild_check: RebuildCheck::SizeOnly,
     };
 

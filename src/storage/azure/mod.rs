@@ -65,6 +65,7 @@ const LIMITS: StoreLimits = StoreLimits {
     stitching: Stitching::Ranges,
     delete_batch: 256,
     checksums: &[ChecksumKind::Md5],
+    keeps_metadata: true,
     rebuild_check: RebuildCheck::StoreRefusesMismatch,
 };
 

@@ -65,6 +65,7 @@ const LIMITS: StoreLimits = StoreLimits {
     },
     delete_batch: 100,
     checksums: &[ChecksumKind::Md5, ChecksumKind::Crc32c],
+    keeps_metadata: true,
     rebuild_check: RebuildCheck::WholeObjectCompared,
 };
 

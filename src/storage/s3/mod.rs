@@ -51,6 +51,7 @@ const LIMITS: StoreLimits = StoreLimits {
     stitching: Stitching::Ranges,
     delete_batch: 1000,
     checksums: &[ChecksumKind::Md5],
+    keeps_metadata: true,
     rebuild_check: RebuildCheck::ComparedBeforeCommit,
 };
 

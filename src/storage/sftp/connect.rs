@@ -54,13 +54,13 @@ impl SftpSettings {
         }
     }
 
-    fn program(&self) -> &Path {
+    pub(super) fn program(&self) -> &Path {
         self.program.as_deref().unwrap_or(Path::new("ssh"))
     }
 
     /// The options every `ssh` HugeSync runs gets: the config file, and
     /// nothing that would make it ask a question.
-    fn common_args(&self, target: &SftpTarget) -> Vec<String> {
+    pub(super) fn common_args(&self, target: &SftpTarget) -> Vec<String> {
         let mut args = Vec::new();
         if let Some(file) = &self.config_file {
             args.push("-F".into());
@@ -95,10 +95,19 @@ pub async fn said(stderr: &mut tokio::process::ChildStderr) -> String {
 
 /// Starts `ssh … HOST -s sftp`. The process dies with HugeSync (kill on
 /// drop; on a kill -9 its stdin closes and it ends by itself).
-pub fn spawn(settings: &SftpSettings, target: &SftpTarget) -> Result<SshProcess, StorageError> {
+/// Starts `ssh -s HOST sftp`; `ciphers` is an order to ask for
+/// (`cipher::preferred`).
+pub fn spawn(
+    settings: &SftpSettings,
+    target: &SftpTarget,
+    ciphers: Option<&str>,
+) -> Result<SshProcess, StorageError> {
     let mut command = Command::new(settings.program());
+    command.args(settings.common_args(target));
+    if let Some(ciphers) = ciphers {
+        command.arg("-o").arg(format!("Ciphers={ciphers}"));
+    }
     command
-        .args(settings.common_args(target))
         .args(["-o", "BatchMode=yes"])
         .args([
             "-o",

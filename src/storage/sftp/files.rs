@@ -13,15 +13,16 @@ use openssh_sftp_client::file::File;
 use openssh_sftp_client::metadata::{MetaData, MetaDataBuilder, Permissions};
 use tokio::io::AsyncSeekExt;
 
-use super::{PIECE, SftpStorage};
+use super::{REQUEST_BYTES, SftpStorage};
 use crate::storage::body::BodySource;
 use crate::storage::meta::ObjectMeta;
 use crate::storage::object::{ByteStream, ObjectHead, ObjectStore, same_version};
 use crate::storage::{RemoteErrorKind, StorageError};
 use crate::types::RelPath;
 
-/// Requests of one transfer in flight at once.
-const IN_FLIGHT: usize = 16;
+/// Requests of one transfer in flight at once (each up to the server's
+/// largest write or read, 255 KiB for OpenSSH).
+const IN_FLIGHT: usize = 32;
 
 pub(super) fn is_not_found(e: &SftpError) -> bool {
     use openssh_sftp_client::error::SftpErrorKind;
@@ -91,15 +92,20 @@ pub(super) fn head_of(meta: &MetaData, link_target: Option<RelPath>) -> ObjectHe
     }
 }
 
+/// The mtime a written file gets, in whole seconds (SFTP v3's unit).
+pub(super) fn mtime_seconds(meta: &ObjectMeta) -> Option<u32> {
+    meta.mtime_ns
+        .map(|ns| u32::try_from(ns.div_euclid(1_000_000_000)).unwrap_or(0))
+}
+
 /// The attributes a written file gets: its mtime (to the second: SFTP v3
 /// carries no finer time) and, with `-a`, its mode.
 pub(super) fn attrs_of(meta: &ObjectMeta) -> MetaData {
     let mut builder = MetaDataBuilder::new();
-    if let Some(mtime_ns) = meta.mtime_ns {
-        let seconds = u32::try_from(mtime_ns.div_euclid(1_000_000_000)).unwrap_or(0);
-        if let Some(time) = openssh_sftp_client::UnixTimeStamp::from_raw(seconds) {
-            builder.time(time, time);
-        }
+    if let Some(seconds) = mtime_seconds(meta)
+        && let Some(time) = openssh_sftp_client::UnixTimeStamp::from_raw(seconds)
+    {
+        builder.time(time, time);
     }
     if let Some(mode) = meta.mode {
         builder.permissions(Permissions::from((mode & 0o7777) as u16));
@@ -131,24 +137,44 @@ pub(super) async fn open_write(store: &SftpStorage, key: &str) -> Result<File, S
 }
 
 /// Flushes a written file to the server's disk (`fsync@openssh.com`, where
-/// the server has it, unless `--no-fsync`) and closes it.
+/// the server has it, unless `--no-fsync`) and closes it; with `attrs`, its
+/// mode and mtime are set on the open handle first. The attributes and the
+/// flush go out together: one round trip for both.
 pub(super) async fn flush(
     store: &SftpStorage,
-    mut file: File,
+    file: File,
     key: &str,
+    attrs: Option<MetaData>,
 ) -> Result<(), StorageError> {
-    if store.fsync && store.sftp.support_fsync() {
-        file.sync_all()
-            .await
-            .map_err(|e| store.error("cannot flush", key, e))?;
-    }
+    let set = async {
+        match attrs {
+            Some(attrs) => file
+                .clone()
+                .set_metadata(attrs)
+                .await
+                .map_err(|e| store.error("cannot set the mode and time of", key, e)),
+            None => Ok(()),
+        }
+    };
+    let sync = async {
+        if store.fsync && store.sftp.support_fsync() {
+            file.clone()
+                .sync_all()
+                .await
+                .map_err(|e| store.error("cannot flush", key, e))
+        } else {
+            Ok(())
+        }
+    };
+    futures::try_join!(set, sync)?;
     file.close()
         .await
         .map_err(|e| store.error("cannot close", key, e))
 }
 
-/// Writes `len` bytes of `body` at `at` in `file`: pieces read in order,
-/// written by up to [`IN_FLIGHT`] requests at their offsets.
+/// Writes `len` bytes of `body` at `at` in `file`: pieces read in order, cut
+/// to the server's largest write, and written by up to [`IN_FLIGHT`]
+/// requests at their offsets (the bytes are not copied on the way).
 pub(super) async fn write_body(
     store: &SftpStorage,
     file: &File,
@@ -162,24 +188,37 @@ pub(super) async fn write_body(
     }
     let activity = std::sync::Arc::new(crate::retry::Activity::default());
     let pieces = body.open(len, &activity).await?.into_pieces();
+    let most = REQUEST_BYTES as usize;
     let mut offset = at;
     let target = store.url_of(key);
-    let written: u64 = pieces
+    let writes = pieces
         .map_err(|e| StorageError::io("cannot read", PathBuf::from(&target), e))
-        .map_ok(|piece: Bytes| {
-            let start = offset;
+        .map_ok(move |piece: Bytes| {
+            let cuts: Vec<(u64, Bytes)> = (0..piece.len())
+                .step_by(most)
+                .map(|from| {
+                    let cut = piece.slice(from..piece.len().min(from + most));
+                    (offset + from as u64, cut)
+                })
+                .collect();
             offset += piece.len() as u64;
+            stream::iter(cuts.into_iter().map(Ok::<_, StorageError>))
+        })
+        .try_flatten();
+    let written: u64 = writes
+        .map_ok(|(start, cut)| {
             let mut handle = file.clone();
             async move {
                 handle
                     .seek(std::io::SeekFrom::Start(start))
                     .await
                     .map_err(|e| store.error("cannot write", key, SftpError::IOError(e)))?;
+                let n = cut.len() as u64;
                 handle
-                    .write_all(&piece)
+                    .write_all_zero_copy(&mut [cut])
                     .await
                     .map_err(|e| store.error("cannot write", key, e))?;
-                Ok::<u64, StorageError>(piece.len() as u64)
+                Ok::<u64, StorageError>(n)
             }
         })
         .try_buffer_unordered(IN_FLIGHT)
@@ -286,9 +325,11 @@ pub(super) async fn read_stream(
         }
     };
     let target = store.url_of(key);
-    let pieces = (0..len.div_ceil(PIECE)).map(move |i| {
-        let offset = start + i * PIECE;
-        (offset, PIECE.min(start + len - offset))
+    // One request per piece: the largest read.
+    let piece = u64::from(REQUEST_BYTES);
+    let pieces = (0..len.div_ceil(piece)).map(move |i| {
+        let offset = start + i * piece;
+        (offset, piece.min(start + len - offset))
     });
     let reads = stream::iter(pieces)
         .map(move |(offset, want)| {

@@ -81,12 +81,16 @@ pub(super) async fn upload_signed(
                 what: "before it was uploaded",
             });
         }
-        let sent_md5 = md5(&bytes);
+        let sent_md5 = t
+            .dst
+            .limits()
+            .checks(crate::storage::object::ChecksumKind::Md5)
+            .then(|| md5(&bytes));
         let bytes = bytes::Bytes::from(bytes);
         let body = BodySource::Memory(&bytes);
         let result = t
             .dst
-            .put(t.key, body, size, t.meta, Some(sent_md5), expect_of(t.item))
+            .put(t.key, body, size, t.meta, sent_md5, expect_of(t.item))
             .await;
         let etag = settle_write(t.dst.as_ref(), t.key, result).await?;
         source.check("while it was uploaded")?;

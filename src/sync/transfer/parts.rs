@@ -70,7 +70,8 @@ pub(super) struct Assembled {
 
 /// A file range as read for a part.
 struct RangeRead {
-    md5: [u8; 16],
+    /// Its MD5, for stores that check bodies and copies by it.
+    md5: Option<[u8; 16]>,
     /// Its CRC32C, for stores that check copies by it.
     crc32c: Option<u32>,
     /// Its blake3, when a journal records it.
@@ -79,8 +80,8 @@ struct RangeRead {
     bytes: Option<bytes::Bytes>,
 }
 
-/// Reads `len` bytes at `offset`, hashing them as they pass (MD5 always, blake3
-/// if asked), keeping the bytes if asked. Kept bytes live in an anonymous
+/// Reads `len` bytes at `offset`, hashing them as they pass (MD5, blake3 and
+/// CRC32C, those asked for), keeping the bytes if asked. Kept bytes live in an anonymous
 /// mapping of their own, returned to the kernel when the request drops them:
 /// part-sized heap buffers would raise glibc's mmap threshold and stay in its
 /// arenas, growing the resident set with every part in flight.
@@ -89,8 +90,7 @@ fn read_range(
     offset: u64,
     len: u64,
     keep: bool,
-    want_blake3: bool,
-    want_crc32c: bool,
+    want: WantedSums,
 ) -> Result<RangeRead, StorageError> {
     use md5::Digest;
     let file = std::fs::File::open(path).map_err(|e| StorageError::io("cannot open", path, e))?;
@@ -100,8 +100,11 @@ fn read_range(
         let bytes = &mut buffer[..len as usize];
         file.read_exact_at(bytes, offset).map_err(read_err)?;
         let bytes: &[u8] = bytes;
-        let (md5, blake3) = rayon::join(|| md5(bytes), || want_blake3.then(|| blake3::hash(bytes)));
-        let crc32c = want_crc32c.then(|| crc32c::crc32c(bytes));
+        let (md5, blake3) = rayon::join(
+            || want.md5.then(|| md5(bytes)),
+            || want.blake3.then(|| blake3::hash(bytes)),
+        );
+        let crc32c = want.crc32c.then(|| crc32c::crc32c(bytes));
         let frozen = buffer.make_read_only().map_err(read_err)?;
         let bytes = bytes::Bytes::from_owner(frozen).slice(..len as usize);
         return Ok(RangeRead {
@@ -111,16 +114,18 @@ fn read_range(
             bytes: Some(bytes),
         });
     }
-    let mut hasher = md5::Md5::new();
-    let mut tree = want_blake3.then(blake3::Hasher::new);
-    let mut crc = want_crc32c.then_some(0u32);
+    let mut hasher = want.md5.then(md5::Md5::new);
+    let mut tree = want.blake3.then(blake3::Hasher::new);
+    let mut crc = want.crc32c.then_some(0u32);
     let mut buffer = vec![0u8; (1 << 20).min(len as usize)];
     let mut done = 0u64;
     while done < len {
         let n = buffer.len().min((len - done) as usize);
         file.read_exact_at(&mut buffer[..n], offset + done)
             .map_err(read_err)?;
-        hasher.update(&buffer[..n]);
+        if let Some(hasher) = hasher.as_mut() {
+            hasher.update(&buffer[..n]);
+        }
         if let Some(tree) = tree.as_mut() {
             tree.update(&buffer[..n]);
         }
@@ -130,11 +135,25 @@ fn read_range(
         done += n as u64;
     }
     Ok(RangeRead {
-        md5: hasher.finalize().into(),
+        md5: hasher.map(|h| h.finalize().into()),
         crc32c: crc,
         blake3: tree.map(|t| t.finalize()),
         bytes: None,
     })
+}
+
+/// Which checksums a read computes.
+#[derive(Clone, Copy, Default)]
+struct WantedSums {
+    md5: bool,
+    blake3: bool,
+    crc32c: bool,
+}
+
+impl WantedSums {
+    fn any(self) -> bool {
+        self.md5 || self.blake3 || self.crc32c
+    }
 }
 
 /// Runs a blocking read of the local file for a part; a file that ends
@@ -207,8 +226,13 @@ impl Assembly<'_> {
                 // hashes and the request alike; only a huge one (a delta's long
                 // run of new bytes) is hashed first and streamed from disk after.
                 let keep = sign.is_some() || len <= KEEP_IN_MEMORY;
+                let want = WantedSums {
+                    md5: dst.limits().checks(ChecksumKind::Md5),
+                    blake3: journaled,
+                    crc32c: false,
+                };
                 let (read, signed) = read_part(move || {
-                    let read = read_range(&path, offset, len, keep, journaled, false)?;
+                    let read = read_range(&path, offset, len, keep, want)?;
                     let signed = match (&read.bytes, sign) {
                         (Some(bytes), Some(block)) => Some(sign_blocks(bytes, offset, block)),
                         _ => None,
@@ -225,12 +249,15 @@ impl Assembly<'_> {
                     },
                 };
                 let part = dst
-                    .stage_bytes(upload, number, offset, source, len, Some(md5))
+                    .stage_bytes(upload, number, offset, source, len, md5)
                     .await?;
                 // The store's MD5 of what it received (where it says) must be
                 // ours of what we read: otherwise the file changed in between,
                 // or bytes were lost.
-                if part.md5.is_some_and(|theirs| theirs != md5) {
+                if part
+                    .md5
+                    .is_some_and(|theirs| md5.is_some_and(|ours| theirs != ours))
+                {
                     return Err(ItemError::SourceChanged {
                         what: "while its part was uploaded",
                     });
@@ -257,18 +284,28 @@ impl Assembly<'_> {
                 })?;
                 // What the copied range must hold is the file's own bytes
                 // there: the store checks the copy against their MD5, so a
-                // sidecar that lies about the object cannot make it.
+                // sidecar that lies about the object cannot make it. A store
+                // that checks nothing (`RebuildCheck::SizeOnly`, which the
+                // plan states) is spared the read.
                 let path = self.file.to_path_buf();
-                let want_crc32c = dst.limits().checksums.contains(&ChecksumKind::Crc32c);
-                let read = read_part(move || {
-                    read_range(&path, new_offset, len, false, false, want_crc32c)
-                })
-                .await?;
+                let limits = dst.limits();
+                let want = WantedSums {
+                    md5: limits.checks(ChecksumKind::Md5),
+                    blake3: false,
+                    crc32c: limits.checks(ChecksumKind::Crc32c),
+                };
+                let (expected_md5, expected_crc32c) = if want.any() {
+                    let read =
+                        read_part(move || read_range(&path, new_offset, len, false, want)).await?;
+                    (read.md5, read.crc32c)
+                } else {
+                    (None, None)
+                };
                 let range = CopyRange {
                     start: src_offset,
                     len,
-                    expected_md5: Some(read.md5),
-                    expected_crc32c: read.crc32c,
+                    expected_md5,
+                    expected_crc32c,
                 };
                 match dst
                     .stage_copy(upload, number, new_offset, base, range)

@@ -5,6 +5,7 @@
 use std::os::unix::fs::MetadataExt;
 
 use crate::storage::body::{BodySource, md5_of};
+use crate::storage::object::ChecksumKind;
 use crate::storage::{LocalStorage, ObjectMeta, SharedStore, StorageError, StoreLimits};
 use crate::types::{Entry, EntryKind, SyncAction};
 
@@ -126,6 +127,28 @@ pub(super) async fn run(
     }
 }
 
+/// The blake3 (hex) and MD5 of a small file, those asked for; none when the
+/// file cannot be read whole or no longer has `size` bytes (the upload then
+/// finds out why).
+async fn small_file_hashes(
+    path: std::path::PathBuf,
+    size: u64,
+    want_blake3: bool,
+    want_md5: bool,
+) -> (Option<String>, Option<[u8; 16]>) {
+    let hashes = tokio::task::spawn_blocking(move || {
+        let map = std::fs::File::open(&path).and_then(|f| crate::storage::local::map_readonly(&f));
+        map.ok().filter(|map| map.len() as u64 == size).map(|map| {
+            rayon::join(
+                || want_blake3.then(|| blake3::hash(&map).to_hex().to_string()),
+                || want_md5.then(|| md5_of(&map)),
+            )
+        })
+    })
+    .await;
+    hashes.ok().flatten().unwrap_or((None, None))
+}
+
 async fn upload_file(
     id: usize,
     item: &PlanItem,
@@ -143,25 +166,19 @@ async fn upload_file(
     let mut meta = object_meta(planned, Some(&file_meta));
     let size = planned.size;
     if size <= MULTIPART_THRESHOLD {
-        // Small files carry their blake3 (for --checksum) and are sent with
-        // their MD5 (the server checks it): one read of a small file for both
-        // hashes, and the upload then reads it from the page cache.
-        let path = source.path.clone();
-        let hashes = tokio::task::spawn_blocking(move || {
-            let map =
-                std::fs::File::open(&path).and_then(|f| crate::storage::local::map_readonly(&f));
-            map.ok().map(|map| {
-                let (blake3, md5) =
-                    rayon::join(|| blake3::hash(&map).to_hex().to_string(), || md5_of(&map));
-                (blake3, md5, map.len() as u64)
-            })
-        })
-        .await
-        .ok()
-        .flatten()
-        .filter(|&(_, _, len)| len == size);
-        meta.blake3 = hashes.as_ref().map(|(blake3, _, _)| blake3.clone());
-        let md5 = hashes.map(|(_, md5, _)| md5);
+        // Small files carry their blake3 (for --checksum) where the store
+        // keeps metadata, and are sent with their MD5 where the server checks
+        // it: one read of a small file for both hashes, and the upload then
+        // reads it from the page cache. A store that wants neither (an SSH
+        // server) costs no hashing at all.
+        let limits = dst.limits();
+        let (want_blake3, want_md5) = (limits.keeps_metadata, limits.checks(ChecksumKind::Md5));
+        let (blake3, md5) = if want_blake3 || want_md5 {
+            small_file_hashes(source.path.clone(), size, want_blake3, want_md5).await
+        } else {
+            (None, None)
+        };
+        meta.blake3 = blake3;
         let body = BodySource::File {
             path: &source.path,
             offset: 0,
@@ -258,6 +275,7 @@ mod tests {
             stitching: Stitching::Ranges,
             delete_batch: 1000,
             checksums: &[],
+            keeps_metadata: true,
             rebuild_check: crate::storage::RebuildCheck::SizeOnly,
         };
         assert_eq!(part_size(64 * MIB, &limits), 16 * MIB);
