@@ -250,6 +250,22 @@ fn a_delta_upload_sends_only_what_changed_counted_on_the_wire() {
     assert_eq!(std::fs::read(remote.join("t/big.bin")).unwrap(), data);
     assert!(util::temp_files(&remote.join("t")).is_empty());
 
+    // The sidecar was carried over the delta (its unchanged records copied
+    // server-side), not signed anew: a second edit is matched against it and
+    // again sends about what changed.
+    data.splice(50_000_000..50_000_000, std::iter::repeat_n(b'w', 3000));
+    scratch.write("src/big.bin", &data);
+    relay.sent.store(0, Ordering::Relaxed);
+    let report = sync_json_via(&scratch, &src, &dst, &[], &config);
+    assert_eq!(report["delta"], 1, "{report}");
+    let second = relay.sent.load(Ordering::Relaxed);
+    println!("second delta upload: {second} bytes on the wire");
+    assert!(
+        second <= 1 << 20,
+        "{second} bytes sent for the second delta"
+    );
+    assert_eq!(std::fs::read(remote.join("t/big.bin")).unwrap(), data);
+
     // Down again into a copy with one block changed: only what it lacks is
     // read, by ranged reads against the server's sidecar.
     let mut stale = data.clone();

@@ -8,6 +8,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 use rayon::prelude::*;
 
 use super::{Delta, DeltaOp};
+use crate::signature::Placement;
 use crate::signature::rolling::{Rolling, checksum};
 use crate::signature::{Signature, strong_hash};
 
@@ -56,6 +57,32 @@ struct BlockIndex {
     bit_mask: usize,
     blocks: HashMap<u32, Vec<u32>, BuildHasherDefault<WeakHasher>>,
     full_blocks: usize,
+    places: Places,
+}
+
+/// Where the old file's blocks lie and were hashed: at `i × n` for a tiling
+/// signature, as its runs say for a placed one.
+enum Places {
+    Tiled(u64),
+    Placed(Vec<Placement>),
+}
+
+impl Places {
+    #[inline(always)]
+    fn at(&self, block: usize) -> u64 {
+        match self {
+            Places::Tiled(n) => block as u64 * n,
+            Places::Placed(places) => places[block].at,
+        }
+    }
+
+    #[inline(always)]
+    fn hashed_at(&self, block: usize) -> u64 {
+        match self {
+            Places::Tiled(n) => block as u64 * n,
+            Places::Placed(places) => places[block].hashed_at,
+        }
+    }
 }
 
 impl BlockIndex {
@@ -73,6 +100,11 @@ impl BlockIndex {
             bit_mask: (1 << log2) - 1,
             blocks: HashMap::default(),
             full_blocks,
+            places: if sig.is_placed() {
+                Places::Placed(sig.placements())
+            } else {
+                Places::Tiled(u64::from(sig.block_size))
+            },
         };
         for (i, block) in sig.blocks[..full_blocks].iter().enumerate() {
             let bit = index.bit(block.weak);
@@ -100,13 +132,12 @@ impl BlockIndex {
     /// try matches, so only the first few are tried.
     fn find(&self, sig: &Signature, weak: u32, window: &[u8]) -> Option<usize> {
         const MAX_TRIES: usize = 4;
-        let n = u64::from(sig.block_size);
         self.blocks
             .get(&weak)?
             .iter()
             .take(MAX_TRIES)
             .map(|&i| i as usize)
-            .find(|&i| strong_hash(window, i as u64 * n) == sig.blocks[i].strong)
+            .find(|&i| strong_hash(window, self.places.hashed_at(i)) == sig.blocks[i].strong)
     }
 }
 
@@ -138,7 +169,12 @@ fn delta_in_pieces(new: &[u8], sig: &Signature, pieces: usize) -> Delta {
         ops: Vec::new(),
         new_size: len as u64,
     };
-    let tail_len = (sig.file_size % u64::from(sig.block_size)) as usize;
+    // A placed signature holds whole blocks only; a tiling one may end short.
+    let tail_len = if sig.is_placed() {
+        0
+    } else {
+        (sig.file_size % u64::from(sig.block_size)) as usize
+    };
     let full_blocks = sig.blocks.len() - usize::from(tail_len > 0);
     // Bytes of `new` the ops cover so far.
     let mut covered = 0usize;
@@ -217,14 +253,14 @@ fn find_matches(
     let record = |found: &mut Vec<Match>, pos: usize, block: usize| {
         found.push(Match {
             new_pos: pos,
-            src_offset: (block * n) as u64,
+            src_offset: index.places.at(block),
             len: n,
         })
     };
     'outer: while pos < end && pos + n <= len {
         if let Some(e) = expected.take()
             && e < index.full_blocks
-            && strong_hash(&new[pos..pos + n], (e * n) as u64) == sig.blocks[e].strong
+            && strong_hash(&new[pos..pos + n], index.places.hashed_at(e)) == sig.blocks[e].strong
         {
             record(&mut found, pos, e);
             pos += n;

@@ -1,6 +1,7 @@
 //! Deltas: how to rebuild a new file from an old one (whose signature we have)
 //! plus the bytes that are new. Pure code: no network, no async.
 
+pub mod carry;
 pub mod coalesce;
 pub mod compute;
 pub mod file;

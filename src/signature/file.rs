@@ -4,7 +4,7 @@
 //! actually present before anything is allocated, and a trailing blake3 over the
 //! whole file catches corruption.
 
-use super::{BlockChecksum, Signature, valid_block_size};
+use super::{BlockChecksum, BlockRun, Signature, valid_block_size};
 
 pub const MAGIC: [u8; 8] = *b"HSSIG\r\n\x1a";
 /// Version 2: strong hashes built from blake3 subtrees (docs/hssig-format.md).
@@ -13,7 +13,11 @@ pub const VERSION: u16 = 2;
 /// are shorter still).
 pub const MAX_ETAG_LEN: usize = 1024;
 const FIXED_HEADER: usize = 74;
-const BLOCK_RECORD: usize = 36;
+pub const BLOCK_RECORD: usize = 36;
+/// A run of a placed signature: count (u32), place (u64), hash offset (u64).
+const RUN_RECORD: usize = 20;
+/// Flag: the blocks are placed by runs (a signature carried over a delta).
+const FLAG_PLACED: u16 = 1;
 const TRAILER: usize = 32;
 const UNKNOWN_MTIME: i64 = i64::MIN;
 
@@ -49,17 +53,36 @@ pub enum SignatureFileError {
     LengthMismatch { expected: u64, actual: u64 },
     #[error("signature file is corrupt (checksum mismatch)")]
     ChecksumMismatch,
+    #[error("signature block runs do not account for its blocks within the file")]
+    BadRuns,
+}
+
+/// The ETag bytes as written (cut to [`MAX_ETAG_LEN`]).
+fn etag_bytes(identity: &SourceIdentity) -> &[u8] {
+    let etag = identity.etag.as_deref().unwrap_or("").as_bytes();
+    &etag[..etag.len().min(MAX_ETAG_LEN)]
+}
+
+/// Where the block table starts in the serialized signature: block `i`'s
+/// record is the [`BLOCK_RECORD`] bytes at `table_offset + i × BLOCK_RECORD`.
+pub fn table_offset(sig: &Signature, identity: &SourceIdentity) -> usize {
+    let runs = if sig.is_placed() {
+        4 + sig.runs.len() * RUN_RECORD
+    } else {
+        0
+    };
+    FIXED_HEADER + etag_bytes(identity).len() + runs
 }
 
 /// Serializes a signature with the identity of what it describes.
 pub fn write_signature(sig: &Signature, identity: &SourceIdentity) -> Vec<u8> {
-    let etag = identity.etag.as_deref().unwrap_or("").as_bytes();
-    let etag = &etag[..etag.len().min(MAX_ETAG_LEN)];
-    let mut out =
-        Vec::with_capacity(FIXED_HEADER + etag.len() + sig.blocks.len() * BLOCK_RECORD + TRAILER);
+    let etag = etag_bytes(identity);
+    let table = table_offset(sig, identity);
+    let mut out = Vec::with_capacity(table + sig.blocks.len() * BLOCK_RECORD + TRAILER);
     out.extend_from_slice(&MAGIC);
     out.extend_from_slice(&VERSION.to_le_bytes());
-    out.extend_from_slice(&0u16.to_le_bytes());
+    let flags = if sig.is_placed() { FLAG_PLACED } else { 0 };
+    out.extend_from_slice(&flags.to_le_bytes());
     out.extend_from_slice(&sig.block_size.to_le_bytes());
     out.extend_from_slice(&sig.file_size.to_le_bytes());
     out.extend_from_slice(&(sig.blocks.len() as u64).to_le_bytes());
@@ -67,6 +90,15 @@ pub fn write_signature(sig: &Signature, identity: &SourceIdentity) -> Vec<u8> {
     out.extend_from_slice(&identity.mtime_ns.unwrap_or(UNKNOWN_MTIME).to_le_bytes());
     out.extend_from_slice(&(etag.len() as u16).to_le_bytes());
     out.extend_from_slice(etag);
+    if sig.is_placed() {
+        out.extend_from_slice(&(sig.runs.len() as u32).to_le_bytes());
+        for run in &sig.runs {
+            out.extend_from_slice(&run.count.to_le_bytes());
+            out.extend_from_slice(&run.at.to_le_bytes());
+            out.extend_from_slice(&run.hashed_at.to_le_bytes());
+        }
+    }
+    debug_assert_eq!(out.len(), table);
     for block in &sig.blocks {
         out.extend_from_slice(&block.weak.to_le_bytes());
         out.extend_from_slice(&block.strong);
@@ -93,9 +125,10 @@ pub fn read_signature(bytes: &[u8]) -> Result<(Signature, SourceIdentity), Signa
         return Err(E::UnsupportedVersion(version));
     }
     let flags = u16_at(10);
-    if flags != 0 {
+    if flags & !FLAG_PLACED != 0 {
         return Err(E::UnknownFlags(flags));
     }
+    let placed = flags & FLAG_PLACED != 0;
     let block_size = u32_at(12);
     if valid_block_size(u64::from(block_size)).is_none() {
         return Err(E::BadBlockSize(block_size));
@@ -103,7 +136,7 @@ pub fn read_signature(bytes: &[u8]) -> Result<(Signature, SourceIdentity), Signa
     let file_size = u64_at(16);
     let count = u64_at(24);
     let expected_count = Signature::block_count(file_size, block_size);
-    if count != expected_count {
+    if !placed && count != expected_count {
         return Err(E::CountMismatch {
             expected: expected_count,
             found: count,
@@ -113,8 +146,23 @@ pub fn read_signature(bytes: &[u8]) -> Result<(Signature, SourceIdentity), Signa
     if etag_len > MAX_ETAG_LEN {
         return Err(E::EtagTooLong(etag_len));
     }
+    let runs_at = FIXED_HEADER + etag_len;
+    let run_count = if placed {
+        if bytes.len() < runs_at + 4 + TRAILER {
+            return Err(E::TooShort { len: bytes.len() });
+        }
+        u64::from(u32_at(runs_at))
+    } else {
+        0
+    };
+    let runs_len = if placed {
+        4 + run_count * RUN_RECORD as u64
+    } else {
+        0
+    };
     let expected_len = count
         .checked_mul(BLOCK_RECORD as u64)
+        .and_then(|blocks| blocks.checked_add(runs_len))
         .and_then(|blocks| blocks.checked_add((FIXED_HEADER + etag_len + TRAILER) as u64));
     if expected_len != Some(bytes.len() as u64) {
         return Err(E::LengthMismatch {
@@ -129,9 +177,21 @@ pub fn read_signature(bytes: &[u8]) -> Result<(Signature, SourceIdentity), Signa
     let etag = std::str::from_utf8(&bytes[FIXED_HEADER..FIXED_HEADER + etag_len])
         .map_err(|_| E::EtagNotUtf8)?;
     let mtime = i64::from_le_bytes(array(&bytes[64..72]));
-    // The count was checked against the bytes present: this allocation is bounded
-    // by the input's length.
-    let blocks = bytes[FIXED_HEADER + etag_len..body_end]
+    // The counts were checked against the bytes present: these allocations
+    // are bounded by the input's length.
+    let runs = if placed {
+        bytes[runs_at + 4..runs_at + runs_len as usize]
+            .chunks_exact(RUN_RECORD)
+            .map(|record| BlockRun {
+                count: u32::from_le_bytes(array(&record[..4])),
+                at: u64::from_le_bytes(array(&record[4..12])),
+                hashed_at: u64::from_le_bytes(array(&record[12..20])),
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let blocks = bytes[runs_at + runs_len as usize..body_end]
         .chunks_exact(BLOCK_RECORD)
         .map(|record| BlockChecksum {
             weak: u32::from_le_bytes(array(&record[..4])),
@@ -143,7 +203,11 @@ pub fn read_signature(bytes: &[u8]) -> Result<(Signature, SourceIdentity), Signa
         file_size,
         blocks,
         file_hash: array(&bytes[32..64]),
+        runs,
     };
+    if placed && (signature.runs.is_empty() || !signature.runs_are_valid()) {
+        return Err(E::BadRuns);
+    }
     let identity = SourceIdentity {
         etag: (!etag.is_empty()).then(|| etag.to_string()),
         mtime_ns: (mtime != UNKNOWN_MTIME).then_some(mtime),
@@ -206,8 +270,8 @@ mod tests {
             Err(E::UnsupportedVersion(9))
         );
         assert_eq!(
-            read_signature(&patched(10, &[1, 0])),
-            Err(E::UnknownFlags(1))
+            read_signature(&patched(10, &[2, 0])),
+            Err(E::UnknownFlags(2))
         );
         assert_eq!(
             read_signature(&patched(12, &100u32.to_le_bytes())),
@@ -232,6 +296,41 @@ mod tests {
         let mut flipped = good.clone();
         flipped[100] ^= 1;
         assert_eq!(read_signature(&flipped), Err(E::ChecksumMismatch));
+    }
+
+    #[test]
+    fn placed_signatures_round_trip_and_bad_runs_are_refused() {
+        let data = crate::delta::compute::tests::noise(6 * 65536, 9);
+        let mut new = data.clone();
+        new.splice(70_000..70_000, [7u8; 3000]);
+        let old = crate::signature::signature_of_bytes(&data, 65536);
+        let delta = crate::delta::compute_delta(&new, &old);
+        let carried = crate::delta::carry::carry(&old, &delta, &new, [5; 32]).signature;
+        assert!(carried.is_placed());
+        let identity = SourceIdentity {
+            etag: Some("\"v2\"".into()),
+            mtime_ns: None,
+        };
+        let bytes = write_signature(&carried, &identity);
+        let table = table_offset(&carried, &identity);
+        assert_eq!(
+            bytes.len(),
+            table + carried.blocks.len() * BLOCK_RECORD + TRAILER
+        );
+        assert_eq!(
+            read_signature(&bytes),
+            Ok((carried.clone(), identity.clone()))
+        );
+        // Runs that claim more of the file than there is are refused, even
+        // under a valid trailer.
+        let mut wild = carried.clone();
+        wild.runs[0].at = wild.file_size;
+        let bytes = write_signature(&wild, &identity);
+        assert_eq!(read_signature(&bytes), Err(SignatureFileError::BadRuns));
+        let mut odd = carried;
+        odd.runs[0].hashed_at += 1;
+        let bytes = write_signature(&odd, &identity);
+        assert_eq!(read_signature(&bytes), Err(SignatureFileError::BadRuns));
     }
 
     proptest! {

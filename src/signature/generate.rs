@@ -43,6 +43,7 @@ pub fn signature_of_bytes(data: &[u8], block_size: u32) -> Signature {
         file_size: data.len() as u64,
         blocks,
         file_hash: merger.finish(),
+        runs: Vec::new(),
     }
 }
 
@@ -81,6 +82,7 @@ pub fn signature_of_file(path: &Path, block_size: u32) -> io::Result<Signature> 
         file_size,
         blocks,
         file_hash: merger.finish(),
+        runs: Vec::new(),
     })
 }
 
@@ -134,6 +136,7 @@ pub fn assemble_signature(
         file_size,
         blocks,
         file_hash: merger.finish(),
+        runs: Vec::new(),
     })
 }
 
@@ -167,6 +170,7 @@ pub fn signature_of_reader(mut reader: impl Read, block_size: u32) -> io::Result
         file_size,
         blocks,
         file_hash: merger.finish(),
+        runs: Vec::new(),
     })
 }
 

@@ -37,6 +37,10 @@ pub struct StoreLimits {
     /// `--checksum` and `check`); an SSH server's files keep only mode and
     /// times, so nothing is hashed for it.
     pub keeps_metadata: bool,
+    /// Whether a range of any length is copied server-side for no more than
+    /// a round trip (an SSH server's `copy-data`): a sidecar is then updated
+    /// by copying its unchanged records instead of being sent whole.
+    pub cheap_range_copies: bool,
     /// How a range copied server-side is checked against the local bytes it
     /// stands for, before the rebuilt object is committed.
     pub rebuild_check: RebuildCheck,
@@ -218,6 +222,7 @@ mod tests {
         delete_batch: 10,
         checksums: &[],
         keeps_metadata: false,
+        cheap_range_copies: false,
         rebuild_check: RebuildCheck::SizeOnly,
     };
 

@@ -158,7 +158,7 @@ async fn estimate_uploads(plan: &mut SyncPlan, src: &LocalStorage, dst: &dyn Obj
     for (i, fetched) in fetched {
         let item = &mut plan.items[i];
         let signature = match fetched {
-            Ok(Sidecar::Fresh(signature, _)) => signature,
+            Ok(Sidecar::Fresh(signature, ..)) => signature,
             Ok(unusable) if generate => {
                 // The upload will read the object to sign it; what the delta
                 // saves is only known then, so the estimate stays the whole file.
@@ -282,7 +282,7 @@ async fn estimate_downloads(plan: &mut SyncPlan, src: &dyn ObjectStore, dst: &Lo
     for (i, fetched) in fetched {
         let item = &mut plan.items[i];
         let signature = match fetched {
-            Ok(Sidecar::Fresh(signature, _)) => signature,
+            Ok(Sidecar::Fresh(signature, ..)) => signature,
             Ok(unusable) => {
                 item.action = SyncAction::Download;
                 item.note = unusable.unusable_reason(DOWNLOAD_INSTEAD).map(Into::into);

@@ -10,6 +10,7 @@ pub mod refine;
 mod report;
 pub mod scan;
 pub mod sidecar;
+pub mod sidecar_update;
 #[cfg(test)]
 pub(crate) mod testing;
 pub(crate) mod transfer;

@@ -13,8 +13,9 @@ use crate::types::{Entry, RelPath};
 /// What the sidecar of an object says about it.
 #[derive(Debug)]
 pub enum Sidecar {
-    /// It describes the object as it is, whose ETag this is.
-    Fresh(Signature, String),
+    /// It describes the object as it is, whose ETag this is; where its
+    /// block records lie, for a writer that copies them.
+    Fresh(Signature, String, crate::sync::sidecar_update::OldSidecar),
     Missing,
     /// It describes another version of the object.
     Stale,
@@ -40,10 +41,11 @@ impl Sidecar {
 }
 
 /// Largest sidecar an object of `size` bytes can have (smallest blocks, longest
-/// ETag): a longer one is corrupt, and is never read whole into memory.
+/// ETag, a run per block): a longer one is corrupt, and is never read whole
+/// into memory.
 fn max_sidecar_len(size: u64) -> u64 {
     let blocks = size.div_ceil(u64::from(MIN_BLOCK_SIZE));
-    74 + 1024 + 36 * blocks + 32
+    74 + 1024 + 4 + (36 + 20) * blocks + 32
 }
 
 /// Fetches and checks the sidecar of `path`, whose object the listing (or a
@@ -67,7 +69,7 @@ pub async fn recorded_blake3(
     }
     // A sidecar describing another version (or none at all) says nothing.
     Ok(match fetch(store, path, object).await? {
-        Sidecar::Fresh(signature, _) => Some(signature.file_hash),
+        Sidecar::Fresh(signature, ..) => Some(signature.file_hash),
         _ => None,
     })
 }
@@ -93,6 +95,10 @@ pub async fn fetch(
         Ok(read) => read,
         Err(e) => return Ok(Sidecar::Corrupt(e.to_string())),
     };
+    let layout = crate::sync::sidecar_update::OldSidecar {
+        table_offset: crate::signature::table_offset(&signature, &identity),
+        len: bytes.len() as u64,
+    };
     // Some S3-compatible stores list objects without ETags: then a HEAD says.
     let current = match object.etag() {
         Some(etag) => Some(etag.to_string()),
@@ -107,7 +113,7 @@ pub async fn fetch(
             if crate::storage::same_version(&recorded, &current)
                 && signature.file_size == object.size =>
         {
-            Sidecar::Fresh(signature, current)
+            Sidecar::Fresh(signature, current, layout)
         }
         _ => Sidecar::Stale,
     })

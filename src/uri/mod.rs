@@ -159,12 +159,13 @@ impl Location {
 
     /// The delta block size for files kept on this side, when it is not the
     /// default (`signature::DEFAULT_BLOCK_SIZE`, S3's 5 MiB part floor). An
-    /// SSH server copies ranges of any length, so small blocks cost nothing
-    /// there but sidecar bytes: 128 KiB (rsync's largest block) keeps an edit
-    /// to about what changed, with a sidecar of 0.03% of the file.
+    /// SSH server copies ranges of any length, and a sidecar there is updated
+    /// by copying its unchanged records, so the smallest block costs only its
+    /// first upload's sidecar (0.05% of the file) and keeps an edit's cost
+    /// near the bytes edited.
     pub fn delta_block_size(&self) -> Option<u32> {
         match self {
-            Location::Sftp(_) => Some(128 * 1024),
+            Location::Sftp(_) => Some(crate::signature::MIN_BLOCK_SIZE),
             Location::Local(_)
             | Location::S3 { .. }
             | Location::Gcs { .. }

@@ -66,6 +66,7 @@ const LIMITS: StoreLimits = StoreLimits {
     delete_batch: 256,
     checksums: &[ChecksumKind::Md5],
     keeps_metadata: true,
+    cheap_range_copies: false,
     rebuild_check: RebuildCheck::StoreRefusesMismatch,
 };
 

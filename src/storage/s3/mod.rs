@@ -52,6 +52,7 @@ const LIMITS: StoreLimits = StoreLimits {
     delete_batch: 1000,
     checksums: &[ChecksumKind::Md5],
     keeps_metadata: true,
+    cheap_range_copies: false,
     rebuild_check: RebuildCheck::ComparedBeforeCommit,
 };
 

@@ -61,6 +61,7 @@ const LIMITS: StoreLimits = StoreLimits {
     delete_batch: 64,
     checksums: &[],
     keeps_metadata: false,
+    cheap_range_copies: true,
     rebuild_check: RebuildCheck::SizeOnly,
 };
 

@@ -17,63 +17,81 @@ use super::{ItemContext, ItemError};
 /// Largest single ranged GET of missing blocks.
 const MAX_RANGE: u64 = 16 * 1024 * 1024;
 
-/// Where each of the remote object's blocks can be found in the local file.
+/// A range of the remote object whose bytes the local file holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Found {
+    pub remote: u64,
+    pub len: u64,
+    pub local: u64,
+}
+
+/// Which ranges of the remote object the local file holds, and where. Works
+/// for any signature: one that tiles the object or one whose blocks are
+/// placed by runs (and may leave bytes of it uncovered, which are fetched).
 pub(crate) struct BlockSources {
-    /// Per remote block, the local offset holding its bytes.
-    pub(crate) local: Vec<Option<u64>>,
-    block_size: u64,
+    /// Sorted by remote offset, not overlapping.
+    pub(crate) found: Vec<Found>,
     size: u64,
 }
 
 impl BlockSources {
     /// Reads a delta of the local file against the remote signature: its copy
-    /// ops name remote ranges found locally, in local-file order.
+    /// ops name remote ranges found locally (whole matched blocks), in
+    /// local-file order.
     pub fn from_delta(delta: &Delta, remote: &Signature) -> Self {
-        let block = u64::from(remote.block_size);
-        let mut local = vec![None; remote.blocks.len()];
+        let mut copies = Vec::new();
         let mut local_pos = 0u64;
         for op in &delta.ops {
             if let DeltaOp::Copy { src_offset, len } = *op {
-                let end = src_offset + len;
-                // Only blocks wholly inside the copied range count.
-                let mut b = src_offset.div_ceil(block);
-                while b < local.len() as u64 {
-                    let start = b * block;
-                    let block_end = (start + block).min(remote.file_size);
-                    if block_end > end {
-                        break;
-                    }
-                    local[b as usize] = Some(local_pos + (start - src_offset));
-                    b += 1;
-                }
+                copies.push(Found {
+                    remote: src_offset,
+                    len,
+                    local: local_pos,
+                });
             }
             local_pos += op.len();
         }
+        copies.sort_by_key(|f| f.remote);
+        // A remote range found twice locally is taken once.
+        let mut found: Vec<Found> = Vec::with_capacity(copies.len());
+        let mut covered = 0u64;
+        for f in copies {
+            let end = (f.remote + f.len).min(remote.file_size);
+            if end <= covered {
+                continue;
+            }
+            let cut = covered.saturating_sub(f.remote);
+            found.push(Found {
+                remote: f.remote + cut,
+                len: end - (f.remote + cut),
+                local: f.local + cut,
+            });
+            covered = end;
+        }
         BlockSources {
-            local,
-            block_size: block,
+            found,
             size: remote.file_size,
         }
     }
 
-    fn block_range(&self, b: usize) -> (u64, u64) {
-        let start = b as u64 * self.block_size;
-        (start, (start + self.block_size).min(self.size) - start)
-    }
-
-    /// The remote ranges to fetch: runs of missing blocks, cut at `MAX_RANGE`.
+    /// The remote ranges to fetch: what no found range covers, cut at
+    /// `MAX_RANGE`.
     pub fn missing_ranges(&self) -> Vec<(u64, u64)> {
-        let mut ranges: Vec<(u64, u64)> = Vec::new();
-        for (b, found) in self.local.iter().enumerate() {
-            if found.is_some() {
-                continue;
+        let mut ranges = Vec::new();
+        let mut push_gap = |from: u64, to: u64| {
+            let mut at = from;
+            while at < to {
+                let len = (to - at).min(MAX_RANGE);
+                ranges.push((at, len));
+                at += len;
             }
-            let (start, len) = self.block_range(b);
-            match ranges.last_mut() {
-                Some((s, l)) if *s + *l == start && *l + len <= MAX_RANGE => *l += len,
-                _ => ranges.push((start, len)),
-            }
+        };
+        let mut pos = 0u64;
+        for f in &self.found {
+            push_gap(pos, f.remote);
+            pos = pos.max(f.remote + f.len);
         }
+        push_gap(pos, self.size);
         ranges
     }
 
@@ -104,12 +122,9 @@ pub(super) async fn assemble(
 ) -> Result<u64, ItemError> {
     let write_error = |e| StorageError::io("cannot write", format!("temp file for {key}"), e);
     out.set_len(remote.file_size).map_err(write_error)?;
-    for (b, found) in sources.local.iter().enumerate() {
-        if let Some(at) = *found {
-            let (start, len) = sources.block_range(b);
-            out.write_all_at(&local[at as usize..(at + len) as usize], start)
-                .map_err(write_error)?;
-        }
+    for found in &sources.found {
+        let bytes = &local[found.local as usize..(found.local + found.len) as usize];
+        out.write_all_at(bytes, found.remote).map_err(write_error)?;
     }
     let ranges = sources.missing_ranges();
     let fetched: u64 = ranges.iter().map(|(_, len)| len).sum();
@@ -152,15 +167,39 @@ mod tests {
         local.splice(6 * B..6 * B, noise(777, 2));
         let sources = match_local(&local, &remote_sig);
         assert_eq!(sources.missing_ranges(), vec![(3 * B as u64, B as u64)]);
-        for (b, found) in sources.local.iter().enumerate() {
-            if let Some(at) = found {
-                let (start, len) = sources.block_range(b);
-                assert_eq!(
-                    &local[*at as usize..(*at + len) as usize],
-                    &remote[start as usize..(start + len) as usize]
-                );
-            }
+        for f in &sources.found {
+            assert_eq!(
+                &local[f.local as usize..(f.local + f.len) as usize],
+                &remote[f.remote as usize..(f.remote + f.len) as usize]
+            );
         }
+    }
+
+    #[test]
+    fn a_placed_signature_fetches_its_uncovered_bytes_too() {
+        const B: usize = 64 * 1024;
+        let old = noise(8 * B, 5);
+        let mut remote = old.clone();
+        remote.splice(100_000..100_000, noise(5000, 6));
+        let old_sig = signature_of_bytes(&old, B as u32);
+        let delta = compute_delta(&remote, &old_sig);
+        let remote_sig = crate::delta::carry::carry(&old_sig, &delta, &remote, [0; 32]).signature;
+        assert!(remote_sig.is_placed());
+        // The local file is the remote one: only the bytes no block covers
+        // (around the insertion) are fetched.
+        let sources = match_local(&remote, &remote_sig);
+        let missing = sources.bytes_missing();
+        assert!(missing > 0 && missing < 2 * B as u64 + 5000, "{missing}");
+        let mut rebuilt = vec![0u8; remote.len()];
+        for f in &sources.found {
+            rebuilt[f.remote as usize..(f.remote + f.len) as usize]
+                .copy_from_slice(&remote[f.local as usize..(f.local + f.len) as usize]);
+        }
+        for (start, len) in sources.missing_ranges() {
+            rebuilt[start as usize..(start + len) as usize]
+                .copy_from_slice(&remote[start as usize..(start + len) as usize]);
+        }
+        assert_eq!(rebuilt, remote);
     }
 
     #[test]

@@ -221,13 +221,15 @@ pub(super) async fn upload_delta(
     let old = t.item.dst.as_ref().ok_or(ItemError::Incomplete {
         side: "destination",
     })?;
-    let (old_sig, old_etag) = match sidecar::fetch(t.dst.as_ref(), &t.item.path, old).await? {
-        Sidecar::Fresh(signature, etag) => (signature, etag),
+    let (old_sig, old_etag, old_layout) = match sidecar::fetch(t.dst.as_ref(), &t.item.path, old)
+        .await?
+    {
+        Sidecar::Fresh(signature, etag, layout) => (signature, etag, Some(layout)),
         _ if t.ctx.remote_signature == RemoteSignature::Generate => {
             let etag = old.etag().ok_or(ItemError::Incomplete {
                 side: "destination ETag",
             })?;
-            (sign_object(t, old).await?, etag.to_string())
+            (sign_object(t, old).await?, etag.to_string(), None)
         }
         unusable => {
             if let Some(reason) = unusable.unusable_reason(super::super::estimate::UPLOAD_INSTEAD) {
@@ -245,9 +247,16 @@ pub(super) async fn upload_delta(
     let whole_objects = !limits.range_copy();
     let append_part = super::upload::part_size(size, limits);
     let old_size = old.size;
+    // Where ranges are copied for a round trip, the new sidecar is the old
+    // one's records carried over the delta, copied server-side (see
+    // `sidecar_update`); it needs the old sidecar's block size.
+    let carry_sidecar = limits.cheap_range_copies
+        && old_layout.is_some()
+        && old_sig.block_size == block
+        && !whole_objects;
     // One read of the file from disk: the matcher and the new signature both run
     // over the same mapping.
-    let (rebuild, new_sig) = tokio::task::spawn_blocking(move || {
+    let (rebuild, new_sig, carried) = tokio::task::spawn_blocking(move || {
         let file =
             std::fs::File::open(&path).map_err(|e| StorageError::io("cannot open", &path, e))?;
         let map = map_readonly(&file).map_err(|e| StorageError::io("cannot map", &path, e))?;
@@ -261,12 +270,21 @@ pub(super) async fn upload_delta(
             },
             || signature_of_bytes(&map, block),
         );
+        let carried = match &rebuild {
+            Rebuild::Ranges(delta) if carry_sidecar => Some(crate::delta::carry::carry(
+                &old_sig,
+                delta,
+                &map,
+                signature.file_hash,
+            )),
+            _ => None,
+        };
         if map.faulted() {
             return Err(ItemError::SourceChanged {
                 what: "while it was read",
             });
         }
-        Ok::<_, ItemError>((rebuild, signature))
+        Ok::<_, ItemError>((rebuild, signature, carried))
     })
     .await
     .map_err(task_error)??;
@@ -392,7 +410,19 @@ pub(super) async fn upload_delta(
         )
         .await;
     }
-    sidecar::store(t.dst.as_ref(), &t.item.path, &new_sig, &etag).await?;
+    match (carried, old_layout) {
+        (Some(carried), Some(layout)) if carried.worth_keeping() => {
+            crate::sync::sidecar_update::store_carried(
+                t.dst.as_ref(),
+                &t.item.path,
+                &carried,
+                layout,
+                &etag,
+            )
+            .await?;
+        }
+        _ => sidecar::store(t.dst.as_ref(), &t.item.path, &new_sig, &etag).await?,
+    }
     Ok(Outcome::sent(assembled.uploaded, assembled.copied))
 }
 

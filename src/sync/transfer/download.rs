@@ -86,7 +86,7 @@ pub(super) async fn run(
         EntryKind::File => {
             let remote_sig = if item.action == SyncAction::Delta {
                 match sidecar::fetch(src.as_ref(), &item.path, &planned).await? {
-                    Sidecar::Fresh(signature, _) => Some(signature),
+                    Sidecar::Fresh(signature, ..) => Some(signature),
                     unusable => {
                         if let Some(reason) =
                             unusable.unusable_reason(super::super::estimate::DOWNLOAD_INSTEAD)

@@ -276,6 +276,7 @@ mod tests {
             delete_batch: 1000,
             checksums: &[],
             keeps_metadata: true,
+            cheap_range_copies: false,
             rebuild_check: crate::storage::RebuildCheck::SizeOnly,
         };
         assert_eq!(part_size(64 * MIB, &limits), 16 * MIB);
