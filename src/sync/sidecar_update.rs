@@ -113,11 +113,13 @@ pub async fn store_carried(
         old_blocks,
     );
     let key = store.sidecar_key_of(path);
-    let copies = plan.iter().any(|p| matches!(p, Piece::Copy { .. }));
+    if !plan.iter().any(|p| matches!(p, Piece::Copy { .. })) {
+        return send_whole(store, &key, &bytes).await;
+    }
     // The old sidecar, pinned: its records are copied only from the file
     // that was read.
     let version = match store.head(&key).await? {
-        Some(head) if copies && head.size == old.len => head.version,
+        Some(head) if head.size == old.len => head.version,
         _ => None,
     };
     let Some(version) = version else {
