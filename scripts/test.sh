@@ -5,11 +5,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # setpriv (util-linux) lets the permission tests drop root; tmux drives the
-# terminal UI end to end. Installed from Debian's archive when missing.
+# terminal UI end to end; man renders the manual pages. Installed from Debian's archive when missing.
 missing=()
 command -v setpriv >/dev/null || missing+=(util-linux)
 command -v tmux >/dev/null || missing+=(tmux)
 command -v curl >/dev/null || missing+=(curl)
+command -v man >/dev/null || missing+=(man-db)
 python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
 if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq && apt-get install -y -qq "${missing[@]}"

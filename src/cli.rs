@@ -9,14 +9,29 @@ use crate::filter::{FilterRule, RuleKind};
 use crate::format;
 
 const AFTER_HELP: &str = "\
-Locations are local paths or s3://bucket/prefix, gs://bucket/prefix, az://container/prefix.
+Locations are local paths, s3://bucket/prefix, gs://bucket/prefix, az://container/prefix,
+sftp://[user@]host[:port]/path or rsync's [user@]host:path.
 
 Exit codes: 0 done, 1 some entries failed, 2 usage/config error or refused plan,
 3 a side could not be listed or written, 4 credentials missing or refused,
 5 stopped on a conflict (--fail-on-conflict), 130 interrupted.";
 
+/// The version, with the commit it was built from (`--version`).
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("HUGESYNC_GIT_COMMIT"),
+    ")"
+);
+
 #[derive(Debug, Parser)]
-#[command(name = "hugesync", version, about, after_help = AFTER_HELP, propagate_version = true)]
+#[command(
+    name = "hugesync",
+    version = VERSION,
+    about,
+    after_help = AFTER_HELP,
+    propagate_version = true
+)]
 pub struct Cli {
     /// More output: -v lists every item, -vv adds debug logs.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
@@ -60,6 +75,30 @@ pub enum Command {
     /// CRC64NVME, CRC32C), else by size (and said so) or, with --download, by
     /// its bytes. Exit 0 when alike, 1 when anything differs.
     Check(CheckArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell);
+    /// the README says where each shell looks for it.
+    Completions(CompletionsArgs),
+    /// Print the manual page (roff): `hugesync man > hugesync.1`, one
+    /// subcommand's (`hugesync man sync`, hugesync-sync(1)), or write them
+    /// all into a directory (`--dir`).
+    Man(ManArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// The subcommand whose page to print (default: hugesync(1)).
+    #[arg(value_name = "SUBCOMMAND", conflicts_with = "dir")]
+    pub subcommand: Option<String>,
+    /// Write every page (hugesync.1, hugesync-sync.1, …) into DIR instead.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum, value_name = "SHELL")]
+    pub shell: clap_complete::Shell,
 }
 
 #[derive(Debug, Args)]

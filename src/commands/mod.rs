@@ -71,6 +71,9 @@ pub async fn run(
         | Command::Patch(_)
         | Command::Uploads(_)
         | Command::Check(_) => {}
+        // Neither reads a setting: a broken config must not stop them.
+        Command::Completions(args) => return completions(args.shell),
+        Command::Man(args) => return manual_pages(&args),
     }
     config::check_process_env()?;
     let (settings, config_path) =
@@ -98,6 +101,8 @@ pub async fn run(
         Command::Patch(args) => engine::patch(&args, ctx.verbosity),
         Command::Uploads(args) => uploads::run(&args, &ctx).await,
         Command::Check(args) => check_command(args, selectors, &ctx).await,
+        Command::Completions(args) => completions(args.shell),
+        Command::Man(args) => manual_pages(&args),
     }
 }
 
@@ -396,6 +401,70 @@ fn sync_options(
         },
         files_from,
         backup,
+    }
+}
+
+/// `hugesync completions SHELL`: the completion script on stdout.
+fn completions(shell: clap_complete::Shell) -> Result<ExitStatus, Error> {
+    use clap::CommandFactory;
+    let mut command = Cli::command();
+    let mut out = Vec::new();
+    clap_complete::generate(shell, &mut command, "hugesync", &mut out);
+    write_stdout(&out)
+}
+
+/// `hugesync man [SUBCOMMAND] [--dir DIR]`: manual pages (roff), one per
+/// command as git and cargo ship them: hugesync(1) and hugesync-sync(1), ….
+fn manual_pages(args: &crate::cli::ManArgs) -> Result<ExitStatus, Error> {
+    use clap::CommandFactory;
+    let top = Cli::command().name("hugesync");
+    let pages: Vec<(String, clap::Command)> =
+        std::iter::once(("hugesync".to_string(), top.clone()))
+            .chain(
+                top.get_subcommands()
+                    .filter(|sub| sub.get_name() != "help")
+                    .map(|sub| {
+                        let name = format!("hugesync-{}", sub.get_name());
+                        (name.clone(), sub.clone().name(name))
+                    }),
+            )
+            .collect();
+    let render = |command: clap::Command| {
+        let mut out = Vec::new();
+        clap_mangen::Man::new(command)
+            .render(&mut out)
+            .map_err(Error::Output)?;
+        Ok::<_, Error>(out)
+    };
+    if let Some(dir) = &args.dir {
+        std::fs::create_dir_all(dir).map_err(Error::Output)?;
+        for (name, command) in pages {
+            let path = dir.join(format!("{name}.1"));
+            std::fs::write(&path, render(command)?).map_err(Error::Output)?;
+        }
+        return Ok(ExitStatus::Success);
+    }
+    let wanted = match &args.subcommand {
+        Some(sub) => format!("hugesync-{sub}"),
+        None => "hugesync".to_string(),
+    };
+    let Some((_, command)) = pages.into_iter().find(|(name, _)| *name == wanted) else {
+        return Err(Error::Usage(format!(
+            "no manual page for `{}`: name a subcommand (`hugesync --help` lists them)",
+            args.subcommand.as_deref().unwrap_or_default()
+        )));
+    };
+    write_stdout(&render(command)?)
+}
+
+fn write_stdout(bytes: &[u8]) -> Result<ExitStatus, Error> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(bytes).and_then(|()| stdout.flush()) {
+        Ok(()) => Ok(ExitStatus::Success),
+        // A closed pipe (`| head`) is the reader's choice, not a failure.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(ExitStatus::Success),
+        Err(e) => Err(Error::Output(e)),
     }
 }
 
