@@ -73,7 +73,7 @@ pub async fn run(
         | Command::Check(_) => {}
         // Neither reads a setting: a broken config must not stop them.
         Command::Completions(args) => return completions(args.shell),
-        Command::Man(args) => return manual_pages(&args),
+        Command::Man(args) => return manual_pages(args),
     }
     config::check_process_env()?;
     let (settings, config_path) =
