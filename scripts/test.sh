@@ -70,6 +70,8 @@ echo "== cargo fmt --check"
 cargo fmt --check
 echo "== cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets --quiet -- -D warnings
+echo "== cargo build --examples"
+cargo build --examples --quiet
 echo "== cargo test"
 # Doc tests are left out: the crate has none, and an empty run would close the log.
 cargo test --quiet --lib --bins --tests 2>&1 | tee "$log"

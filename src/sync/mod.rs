@@ -54,6 +54,26 @@ pub struct SyncOptions {
     pub files_from: Option<Vec<crate::types::RelPath>>,
 }
 
+impl Default for SyncOptions {
+    /// What `hugesync sync SRC DST` does with no flags and no config file.
+    fn default() -> Self {
+        SyncOptions {
+            delete: false,
+            max_delete: None,
+            archive: false,
+            checksum: false,
+            delta_threshold: 32 * 1024 * 1024,
+            block_size: u64::from(crate::signature::DEFAULT_BLOCK_SIZE),
+            allow_empty_source: false,
+            filters: Vec::new(),
+            remote_signature: RemoteSignature::default(),
+            selection: Selection::default(),
+            backup: None,
+            files_from: None,
+        }
+    }
+}
+
 /// Where a file about to be replaced or deleted at the destination is kept
 /// first (rsync's `--backup`, `--backup-dir`, `--suffix`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
