@@ -41,6 +41,11 @@ pub enum Action {
     Confirm,
     /// `n` / Esc: leave a dialog or overlay.
     Back,
+    /// `n` in the tree: the next entry that changes something (in a
+    /// dialog, `n` is [`Action::Back`]).
+    NextChange,
+    /// `N`: the previous entry that changes something.
+    PrevChange,
     /// `p` while executing: pause or resume scheduling.
     TogglePause,
     /// Ctrl+C.
@@ -63,7 +68,8 @@ pub const BINDINGS: &[(&str, &str)] = &[
     ("h", "hide / show skipped entries"),
     ("s", "sort by path, size or bytes to send"),
     ("a", "approve: review and run"),
-    ("y / n", "confirm / back"),
+    ("n / N", "next / previous entry that changes something"),
+    ("y / n", "confirm / back (in a dialog)"),
     ("p", "pause / resume starting new items (while running)"),
     ("?", "this help"),
     ("q / Ctrl+C", "quit / interrupt"),
@@ -110,7 +116,9 @@ pub fn for_key(key: KeyEvent, typing: bool) -> Option<Action> {
         KeyCode::Char('?') => Action::ToggleHelp,
         KeyCode::Char('a') => Action::Approve,
         KeyCode::Char('y') => Action::Confirm,
-        KeyCode::Char('n') | KeyCode::Esc => Action::Back,
+        KeyCode::Char('n') => Action::NextChange,
+        KeyCode::Char('N') => Action::PrevChange,
+        KeyCode::Esc => Action::Back,
         KeyCode::Char('p') => Action::TogglePause,
         KeyCode::Char('q') => Action::Quit,
         _ => return None,

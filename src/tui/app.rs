@@ -3,6 +3,7 @@
 
 use crate::progress::{ExecEvent, Progress};
 use crate::sync::{ExecReport, SyncPlan};
+use crate::types::SyncAction;
 
 use super::action::Action;
 use super::model::{Edit, PlanTree};
@@ -79,6 +80,11 @@ impl App {
     }
 
     pub fn update(&mut self, action: Action) -> Effect {
+        // `n` is "no" everywhere but the tree, where it walks the changes.
+        let action = match action {
+            Action::NextChange if self.screen != Screen::Review || self.show_help => Action::Back,
+            other => other,
+        };
         if self.screen == Screen::Executing {
             return self.executing(action);
         }
@@ -211,12 +217,54 @@ impl App {
                 self.tree.set_hide_skipped(&self.plan, self.hide_skipped);
             }
             Action::ToggleHelp => self.show_help = true,
+            Action::NextChange => self.jump_to_change(true),
+            Action::PrevChange => self.jump_to_change(false),
             Action::Approve if self.plan.stats.changes() > 0 => self.screen = Screen::Confirm,
             Action::Quit => return Effect::Quit,
             _ => {}
         }
         self.selected = self.selected.min(self.tree.rows().len().saturating_sub(1));
         Effect::None
+    }
+
+    /// Selects the next (or previous) row that changes something: a file
+    /// whose action is not skip, or a closed directory with changes below.
+    fn jump_to_change(&mut self, forward: bool) {
+        let rows = self.tree.rows().to_vec();
+        let changes = |&id: &crate::tui::model::NodeId| {
+            let node = self.tree.node(id);
+            if node.is_dir() {
+                !node.expanded && self.tree.totals_of(id, &self.plan).changes() > 0
+            } else {
+                node.item()
+                    .is_some_and(|i| self.plan.items[i].action != SyncAction::Skip)
+            }
+        };
+        let found = if forward {
+            rows.iter()
+                .enumerate()
+                .skip(self.selected + 1)
+                .find(|(_, id)| changes(id))
+        } else {
+            rows.iter()
+                .enumerate()
+                .take(self.selected)
+                .rev()
+                .find(|(_, id)| changes(id))
+        };
+        match found {
+            Some((row, _)) => self.selected = row,
+            None => {
+                self.message = Some(
+                    if forward {
+                        "no change below"
+                    } else {
+                        "no change above"
+                    }
+                    .into(),
+                )
+            }
+        }
     }
 
     fn edit(&mut self, edit: Edit) {

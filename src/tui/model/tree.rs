@@ -23,6 +23,8 @@ const NONE: u32 = u32::MAX;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Totals {
     pub counts: [u32; 7],
+    /// Bytes of the entries of each action (what it moves or removes).
+    pub sizes: [u64; 7],
     pub bytes_to_send: u64,
     pub bytes_saved: u64,
     pub size: u64,
@@ -39,7 +41,24 @@ impl Totals {
             .as_ref()
             .or(item.dst.as_ref())
             .map_or(0, |e| e.size);
+        totals.sizes[action_index(item.action)] = totals.size;
         totals
+    }
+
+    /// The totals of what is below a directory, without its own entry
+    /// (whose action is `own`, if the plan lists it).
+    pub fn below(&self, own: Option<SyncAction>) -> Totals {
+        let mut below = *self;
+        if let Some(own) = own {
+            let count = &mut below.counts[action_index(own)];
+            *count = count.saturating_sub(1);
+        }
+        below
+    }
+
+    /// Bytes of the entries whose action is `action`.
+    pub fn size_of(&self, action: SyncAction) -> u64 {
+        self.sizes[action_index(action)]
     }
 
     pub fn count(&self, action: SyncAction) -> u32 {
@@ -62,6 +81,9 @@ impl Totals {
                 *value - delta
             };
         };
+        for (mine, theirs) in self.sizes.iter_mut().zip(other.sizes) {
+            apply(mine, theirs);
+        }
         apply(&mut self.bytes_to_send, other.bytes_to_send);
         apply(&mut self.bytes_saved, other.bytes_saved);
         apply(&mut self.size, other.size);
@@ -151,20 +173,58 @@ struct PathFilter {
     matches: Vec<NodeId>,
 }
 
-/// Path order with `/` before every other byte, so a directory's descendants
-/// follow it directly (`a`, `a/b`, `a.txt` rather than `a`, `a.txt`, `a/b`).
+/// Path order, a component at a time, so a directory's descendants follow it
+/// directly (`a`, `a/b`, `a.txt`), and names in natural order within a
+/// directory (`s2` before `s10`).
 fn tree_order(a: &RelPath, b: &RelPath) -> std::cmp::Ordering {
-    let key = |byte: &u8| {
-        if *byte == b'/' {
-            0u16
-        } else {
-            u16::from(*byte) + 1
-        }
-    };
     a.as_bytes()
-        .iter()
-        .map(key)
-        .cmp(b.as_bytes().iter().map(key))
+        .split(|&c| c == b'/')
+        .zip(b.as_bytes().split(|&c| c == b'/'))
+        .map(|(x, y)| natural_order(x, y))
+        .find(|o| o.is_ne())
+        .unwrap_or_else(|| {
+            let depth = |p: &RelPath| p.as_bytes().iter().filter(|&&c| c == b'/').count();
+            depth(a).cmp(&depth(b))
+        })
+}
+
+/// Natural order of two names: runs of digits compare as numbers (`s2` <
+/// `s10`; with equal values, fewer leading zeros first), other bytes as
+/// bytes. Total: names that differ never compare equal.
+pub(crate) fn natural_order(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        if a[i].is_ascii_digit() && b[j].is_ascii_digit() {
+            let run = |s: &[u8], at: usize| {
+                let end = s[at..]
+                    .iter()
+                    .position(|c| !c.is_ascii_digit())
+                    .map_or(s.len(), |n| at + n);
+                (at, end)
+            };
+            let ((x0, x1), (y0, y1)) = (run(a, i), run(b, j));
+            let strip = |s: &[u8], from: usize, to: usize| {
+                let zeros = s[from..to].iter().take_while(|&&c| c == b'0').count();
+                from + zeros.min(to - from - 1)
+            };
+            let (xs, ys) = (strip(a, x0, x1), strip(b, y0, y1));
+            let by_value = (x1 - xs)
+                .cmp(&(y1 - ys))
+                .then_with(|| a[xs..x1].cmp(&b[ys..y1]))
+                .then_with(|| (x1 - x0).cmp(&(y1 - y0)));
+            if by_value != Ordering::Equal {
+                return by_value;
+            }
+            (i, j) = (x1, y1);
+        } else {
+            match a[i].cmp(&b[j]) {
+                Ordering::Equal => (i, j) = (i + 1, j + 1),
+                other => return other,
+            }
+        }
+    }
+    (a.len() - i).cmp(&(b.len() - j))
 }
 
 impl PlanTree {

@@ -9,39 +9,44 @@ use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
 use super::style::Palette;
 use crate::format;
 use crate::tui::app::App;
-use crate::types::Entry;
+use crate::types::{Entry, SyncAction};
 
 pub fn draw(frame: &mut Frame, area: Rect, app: &App, palette: &Palette) {
     let mut lines = Vec::new();
     if let Some(&id) = app.tree.rows().get(app.selected) {
         let path = app.tree.path_of(id, &app.plan);
         lines.push(Line::from(String::from_utf8_lossy(&path).into_owned()));
-        match app.tree.node(id).item().map(|i| &app.plan.items[i]) {
-            Some(item) => {
-                lines.push(Line::styled(
-                    format!("{}: {}", item.action.name(), item.reason.describe()),
-                    palette.action(item.action),
-                ));
-                lines.extend(side("source", item.src.as_ref()));
-                lines.extend(side("dest.", item.dst.as_ref()));
-                if item.action == crate::types::SyncAction::Delta {
-                    lines.push(Line::from(format!(
-                        "delta: sends {}, saves {}",
-                        format::bytes(item.bytes_to_send),
-                        format::bytes(item.bytes_saved)
-                    )));
-                    if let Some(check) = app.plan.rebuild_check_note() {
-                        lines.push(Line::styled(format!("check: {check}"), palette.dim()));
-                    }
-                }
-                if let Some(note) = &item.note {
-                    lines.push(Line::from(note.to_string()));
-                }
-                if let Some(edit) = item.edit {
-                    lines.push(Line::styled(format!("edited: {edit:?}"), palette.dim()));
+        let node = app.tree.node(id);
+        if node.is_dir() {
+            let own = node.item().map(|i| app.plan.items[i].action);
+            lines.extend(subtree_lines(&app.tree.totals_of(id, &app.plan).below(own)));
+        }
+        let own = node.item().map(|i| &app.plan.items[i]);
+        // A directory's own entry says something only when it changes.
+        let own = own.filter(|item| !node.is_dir() || item.action != SyncAction::Skip);
+        if let Some(item) = own {
+            lines.push(Line::styled(
+                format!("{}: {}", item.action.name(), item.reason.describe()),
+                palette.action(item.action),
+            ));
+            lines.extend(side("source", item.src.as_ref()));
+            lines.extend(side("dest.", item.dst.as_ref()));
+            if item.action == SyncAction::Delta {
+                lines.push(Line::from(format!(
+                    "delta: sends {}, saves {}",
+                    format::bytes(item.bytes_to_send),
+                    format::bytes(item.bytes_saved)
+                )));
+                if let Some(check) = app.plan.rebuild_check_note() {
+                    lines.push(Line::styled(format!("check: {check}"), palette.dim()));
                 }
             }
-            None => lines.push(Line::from("directory implied by its entries")),
+            if let Some(note) = &item.note {
+                lines.push(Line::from(note.to_string()));
+            }
+            if let Some(edit) = item.edit {
+                lines.push(Line::styled(format!("edited: {edit:?}"), palette.dim()));
+            }
         }
     }
     let block = Block::default().borders(Borders::ALL).title(" details ");
@@ -51,6 +56,40 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, palette: &Palette) {
             .block(block),
         area,
     );
+}
+
+/// What a directory's subtree will do, an action per line, then the totals.
+fn subtree_lines(totals: &crate::tui::model::Totals) -> Vec<Line<'static>> {
+    let mut lines = vec![Line::from(format!(
+        "directory: {} entries below, {}",
+        format::count(u64::from(totals.counts.iter().sum::<u32>())),
+        format::bytes(totals.size)
+    ))];
+    for action in super::plan_tree::CONSEQUENCE {
+        let count = totals.count(action);
+        if count > 0 {
+            lines.push(Line::from(format!(
+                "  {} {}: {}",
+                format::count(u64::from(count)),
+                action.name(),
+                format::bytes(totals.size_of(action))
+            )));
+        }
+    }
+    let unchanged = totals.count(SyncAction::Skip);
+    if unchanged > 0 {
+        lines.push(Line::from(format!(
+            "  {} unchanged: {}",
+            format::count(u64::from(unchanged)),
+            format::bytes(totals.size_of(SyncAction::Skip))
+        )));
+    }
+    lines.push(Line::from(format!(
+        "to send {}, saved {}",
+        format::bytes(totals.bytes_to_send),
+        format::bytes(totals.bytes_saved)
+    )));
+    lines
 }
 
 /// One side's entry, a fact per line (the pane is narrow).

@@ -9,6 +9,7 @@ use ratatui::widgets::{Block, Borders, Paragraph};
 use super::style::{Palette, symbol};
 use crate::format;
 use crate::tui::app::App;
+use crate::tui::model::Totals;
 use crate::types::SyncAction;
 
 pub fn draw(frame: &mut Frame, area: Rect, app: &App, palette: &Palette) {
@@ -19,21 +20,28 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, palette: &Palette) {
     for (index, &id) in rows.iter().enumerate().skip(app.offset).take(height) {
         let node = app.tree.node(id);
         let totals = app.tree.totals_of(id, &app.plan);
-        let action = node
-            .item()
-            .map(|i| app.plan.items[i].action)
-            .filter(|_| !node.is_dir())
-            .unwrap_or_else(|| dominant(&totals));
+        // A file shows its action; a directory shows one only when its whole
+        // subtree does the same, else what each action does below it.
+        let action = match node.item().filter(|_| !node.is_dir()) {
+            Some(i) => Some(app.plan.items[i].action),
+            None => uniform(&totals),
+        };
         let marker = match (node.is_dir(), node.expanded) {
             (true, true) => "▾ ",
             (true, false) => "▸ ",
             (false, _) => "  ",
         };
         let indent = "  ".repeat(node.depth.saturating_sub(1) as usize);
-        let name = String::from_utf8_lossy(&node.name);
+        let mut name = String::from_utf8_lossy(&node.name).into_owned();
+        if node.is_dir() && action.is_none() {
+            let own = node.item().map(|i| app.plan.items[i].action);
+            name.push_str("  ");
+            name.push_str(&subtree_summary(&totals.below(own)));
+        }
+        // A summary takes the action column's room too.
         let columns = format!(
             "{:>9} {:>10} {:>10} {:>10}",
-            action.name(),
+            action.map_or("", SyncAction::name),
             format::bytes(totals.size),
             format::bytes(totals.bytes_to_send),
             if totals.bytes_saved > 0 {
@@ -42,7 +50,11 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, palette: &Palette) {
                 String::new()
             },
         );
-        let left = format!("{} {indent}{marker}{name}", symbol(action));
+        let left = format!("{} {indent}{marker}{name}", action.map_or(" ", symbol));
+        let columns = match action {
+            Some(_) => columns,
+            None => format!(" {}", columns.trim_start()),
+        };
         let room = width.saturating_sub(columns.chars().count() + 1);
         let left: String = if left.chars().count() > room {
             left.chars()
@@ -52,8 +64,9 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, palette: &Palette) {
         } else {
             format!("{left:<room$}")
         };
+        let style = action.map_or_else(|| palette.dir_mixed(), |a| palette.action(a));
         let mut line = Line::from(vec![
-            Span::styled(left, palette.action(action)),
+            Span::styled(left, style),
             Span::raw(" "),
             Span::raw(columns),
         ]);
@@ -82,17 +95,43 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, palette: &Palette) {
     frame.render_widget(Paragraph::new(lines).block(block), area);
 }
 
-/// The action a directory row shows: the most consequential one in its subtree.
-fn dominant(totals: &crate::tui::model::Totals) -> SyncAction {
-    [
-        SyncAction::Delete,
-        SyncAction::Delta,
-        SyncAction::Upload,
-        SyncAction::Download,
-        SyncAction::Copy,
-        SyncAction::Metadata,
-    ]
-    .into_iter()
-    .find(|a| totals.count(*a) > 0)
-    .unwrap_or(SyncAction::Skip)
+/// The action of every entry of a subtree, when they share one.
+fn uniform(totals: &Totals) -> Option<SyncAction> {
+    let mut present = SyncAction::ALL.into_iter().filter(|a| totals.count(*a) > 0);
+    match (present.next(), present.next()) {
+        (Some(only), None) => Some(only),
+        _ => None,
+    }
 }
+
+/// What a subtree's entries will do, most consequential first, with the
+/// bytes each action moves or removes: `1 delete 40 KiB · 199 unchanged`.
+pub fn subtree_summary(totals: &Totals) -> String {
+    let mut parts: Vec<String> = CONSEQUENCE
+        .into_iter()
+        .filter(|a| totals.count(*a) > 0)
+        .map(|a| {
+            format!(
+                "{} {} {}",
+                format::count(u64::from(totals.count(a))),
+                a.name(),
+                format::bytes(totals.size_of(a))
+            )
+        })
+        .collect();
+    let unchanged = totals.count(SyncAction::Skip);
+    if unchanged > 0 {
+        parts.push(format!("{} unchanged", format::count(u64::from(unchanged))));
+    }
+    parts.join(" · ")
+}
+
+/// Actions from the most to the least consequential.
+pub const CONSEQUENCE: [SyncAction; 6] = [
+    SyncAction::Delete,
+    SyncAction::Delta,
+    SyncAction::Upload,
+    SyncAction::Download,
+    SyncAction::Copy,
+    SyncAction::Metadata,
+];

@@ -156,9 +156,15 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, palette: &Palette) {
         );
     }
     let hint = if app.screen == Screen::Done {
-        "q: quit"
+        "q: quit".to_string()
     } else {
-        "p: pause / resume  ·  Ctrl+C: stop after the running items"
+        super::help::fit_hints(
+            &["p: pause / resume", "Ctrl+C: stop after the running items"],
+            "",
+            status.width as usize,
+        )
+        .trim_end()
+        .to_string()
     };
     frame.render_widget(Paragraph::new(hint).style(palette.dim()), status);
 }

@@ -48,6 +48,12 @@ impl Palette {
         }
     }
 
+    /// A directory whose entries do different things: its summary reads in
+    /// the default colour, no one action's.
+    pub fn dir_mixed(&self) -> Style {
+        Style::default()
+    }
+
     pub fn selected(&self) -> Style {
         Style::default().add_modifier(Modifier::REVERSED)
     }

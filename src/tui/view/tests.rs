@@ -201,3 +201,53 @@ fn details_show_object_etags_and_the_delta_estimate() {
     assert!(screen.contains("delta: sends 600 MiB"), "{screen}");
     insta::assert_snapshot!("details_delta_120x40", screen);
 }
+
+/// A tree where one file of 200 was deleted at the source: the directory row
+/// says what its subtree does, not "delete" with the subtree's size; names sort
+/// naturally; `n` walks the changes and the details pane sums the subtree.
+#[test]
+fn a_directory_row_summarises_its_subtree() {
+    const T: i64 = 1_700_000_000_000_000_000;
+    let names: Vec<String> = (1..=200).map(|i| format!("data/s{i}.bin")).collect();
+    let mut src: Vec<(&str, Option<u64>, i64)> = vec![("data", None, T)];
+    src.extend(names.iter().skip(1).map(|n| (n.as_str(), Some(53_739), T)));
+    let mut dst = src.clone();
+    dst.push((names[0].as_str(), Some(53_739), T));
+    let plan = build_plan(
+        Location::Local("/src".into()),
+        Location::Local("/dst".into()),
+        &Scan {
+            source: listing(&src),
+            destination: listing(&dst),
+        },
+        options(),
+    );
+    let mut app = App::new(plan);
+    let screen = render(&mut app, 80, 24);
+    assert!(
+        screen.contains("▾ data  1 delete 52.48 KiB · 199 unchanged"),
+        "{screen}"
+    );
+    assert!(!screen.contains("✗ ▾ data"), "{screen}");
+    insta::assert_snapshot!("dir_summary_80x24", screen);
+    // Opened: s1 (the deleted one), s2, …, s10 in natural order; `n` from
+    // the top lands on the only change, `N` finds none above it.
+    app.update(Action::Home);
+    app.update(Action::NextChange);
+    assert_eq!(app.selected, 1);
+    let screen = render(&mut app, 120, 40);
+    let order: Vec<usize> = ["s1.bin", "s2.bin", "s9.bin", "s10.bin", "s100.bin"]
+        .iter()
+        .map(|n| screen.find(&format!(" {n} ")).unwrap_or(usize::MAX))
+        .collect();
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "{screen}");
+    assert!(screen.contains("delete:"), "{screen}");
+    app.update(Action::PrevChange);
+    assert_eq!(app.message.as_deref(), Some("no change above"));
+    // On the directory, the details pane sums its subtree.
+    app.update(Action::Home);
+    let screen = render(&mut app, 120, 40);
+    assert!(screen.contains("1 delete: 52.48 KiB"), "{screen}");
+    assert!(screen.contains("199 unchanged: 10.20 MiB"), "{screen}");
+    insta::assert_snapshot!("dir_summary_details_120x40", screen);
+}

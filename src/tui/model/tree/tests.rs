@@ -176,3 +176,30 @@ fn filter_finds_directories_known_only_from_their_entries() {
     tree.set_filter(&plan, "a");
     assert_eq!(names(&tree), ["flat"]);
 }
+
+#[test]
+fn names_sort_naturally_and_never_tie() {
+    use super::natural_order;
+    use std::cmp::Ordering::*;
+    let mut names: Vec<&[u8]> = vec![
+        b"s10", b"s2", b"s1", b"s02", b"s100", b"a", b"s", b"s2a", b"S3", b"007", b"7",
+    ];
+    names.sort_by(|a, b| natural_order(a, b));
+    let sorted: Vec<&str> = names
+        .iter()
+        .map(|n| std::str::from_utf8(n).unwrap())
+        .collect();
+    assert_eq!(
+        sorted,
+        [
+            "7", "007", "S3", "a", "s", "s1", "s2", "s2a", "s02", "s10", "s100"
+        ]
+    );
+    assert_eq!(natural_order(b"x9", b"x9"), Equal);
+    assert_eq!(natural_order(b"x09", b"x9"), Greater);
+    assert_eq!(natural_order(b"x0", b"x00"), Less);
+    assert_eq!(
+        natural_order(b"99999999999999999999999", b"100000000000000000000000"),
+        Less
+    );
+}
