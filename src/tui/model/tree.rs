@@ -45,8 +45,8 @@ impl Totals {
         totals
     }
 
-    /// The totals of what is below a directory, without its own entry
-    /// (whose action is `own`, if the plan lists it).
+    /// The totals without one entry of action `own` (a directory's own,
+    /// when it changes nothing: its row and details speak of what is below).
     pub fn below(&self, own: Option<SyncAction>) -> Totals {
         let mut below = *self;
         if let Some(own) = own {

@@ -19,7 +19,10 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, palette: &Palette) {
         let node = app.tree.node(id);
         if node.is_dir() {
             let own = node.item().map(|i| app.plan.items[i].action);
-            lines.extend(subtree_lines(&app.tree.totals_of(id, &app.plan).below(own)));
+            let unchanged_self = own.filter(|a| *a == SyncAction::Skip);
+            lines.extend(subtree_lines(
+                &app.tree.totals_of(id, &app.plan).below(unchanged_self),
+            ));
         }
         let own = node.item().map(|i| &app.plan.items[i]);
         // A directory's own entry says something only when it changes.

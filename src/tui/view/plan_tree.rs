@@ -22,9 +22,12 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, palette: &Palette) {
         let totals = app.tree.totals_of(id, &app.plan);
         // A file shows its action; a directory shows one only when its whole
         // subtree does the same, else what each action does below it.
-        let action = match node.item().filter(|_| !node.is_dir()) {
-            Some(i) => Some(app.plan.items[i].action),
-            None => uniform(&totals),
+        // The directory's own entry counts only when it changes something.
+        let own = node.item().map(|i| app.plan.items[i].action);
+        let action = if node.is_dir() {
+            uniform(&totals.below(own.filter(|a| *a == SyncAction::Skip)))
+        } else {
+            own
         };
         let marker = match (node.is_dir(), node.expanded) {
             (true, true) => "▾ ",
@@ -34,9 +37,10 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, palette: &Palette) {
         let indent = "  ".repeat(node.depth.saturating_sub(1) as usize);
         let mut name = String::from_utf8_lossy(&node.name).into_owned();
         if node.is_dir() && action.is_none() {
-            let own = node.item().map(|i| app.plan.items[i].action);
             name.push_str("  ");
-            name.push_str(&subtree_summary(&totals.below(own)));
+            name.push_str(&subtree_summary(
+                &totals.below(own.filter(|a| *a == SyncAction::Skip)),
+            ));
         }
         // A summary takes the action column's room too.
         let columns = format!(
