@@ -78,6 +78,9 @@ pub enum Command {
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell);
     /// the README says where each shell looks for it.
     Completions(CompletionsArgs),
+    /// List the S3-compatible services `--provider` knows, with what each
+    /// needs.
+    Providers,
     /// Print the manual page (roff): `hugesync man > hugesync.1`, one
     /// subcommand's (`hugesync man sync`, hugesync-sync(1)), or write them
     /// all into a directory (`--dir`).
@@ -382,6 +385,13 @@ pub struct S3Flags {
     /// Address buckets by path (endpoint/bucket/key) rather than by host name.
     #[arg(long, global = true)]
     pub path_style: bool,
+    /// An S3-compatible service by name (r2, b2, wasabi, minio, …; `hugesync
+    /// providers` lists them): fills in its endpoint, region and addressing.
+    #[arg(long, global = true, value_name = "NAME")]
+    pub provider: Option<String>,
+    /// The account id the provider's endpoint names (Cloudflare R2).
+    #[arg(long, global = true, value_name = "ID")]
+    pub provider_account: Option<String>,
     /// Retry a failed request up to N times (throttling, 5xx, network errors,
     /// stalls; never 403/404), backing off up to `retry_max_delay`.
     #[arg(long, global = true, value_name = "N")]
@@ -412,6 +422,8 @@ impl S3Flags {
         overrides.region = self.region.clone().map(Some);
         overrides.endpoint_url = self.endpoint_url.clone().map(Some);
         overrides.path_style = self.path_style.then_some(true);
+        overrides.provider = self.provider.clone().map(Some);
+        overrides.provider_account = self.provider_account.clone().map(Some);
         overrides.retries = self.retries;
         overrides.gcs_chunked_objects = self.gcs_chunked_objects.then_some(true);
         overrides.gcs_composite_uploads = self.gcs_no_composite.then_some(false);

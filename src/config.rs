@@ -40,6 +40,13 @@ pub enum ConfigError {
         origin: Origin,
         range: String,
     },
+    #[error("provider {name} ({origin}): {source}")]
+    Provider {
+        name: String,
+        origin: Origin,
+        #[source]
+        source: crate::storage::s3::providers::ProviderError,
+    },
 }
 
 /// Where an effective setting came from.
@@ -433,6 +440,11 @@ settings! {
     endpoint_url: Option<String> = None, env "HUGESYNC_ENDPOINT_URL", parse parse_optional_text;
     /// Path-style bucket addressing (endpoint/bucket/key), as most S3-compatible stores need.
     path_style: bool = false, env "HUGESYNC_PATH_STYLE", parse parse_bool;
+    /// An S3-compatible service by name (`hugesync providers`): its endpoint,
+    /// region rule and addressing, where not set otherwise.
+    provider: Option<String> = None, env "HUGESYNC_PROVIDER", parse parse_optional_text;
+    /// The account id a provider's endpoint names (Cloudflare R2).
+    provider_account: Option<String> = None, env "HUGESYNC_PROVIDER_ACCOUNT", parse parse_optional_text;
     /// Azure storage account for az:// locations (unset: from the connection string or the endpoint).
     azure_account: Option<String> = None, env "AZURE_STORAGE_ACCOUNT", parse parse_optional_text;
     /// Azure account key (Shared Key); never shown.
@@ -546,6 +558,23 @@ impl Settings {
         Ok((settings, file_path))
     }
 
+    /// The S3 endpoint, region and addressing the `provider` setting makes
+    /// of the others (an explicit one wins).
+    pub fn provider_resolved(
+        &self,
+        name: &str,
+    ) -> Result<crate::storage::s3::providers::Resolved, crate::storage::s3::providers::ProviderError>
+    {
+        use crate::storage::s3::providers;
+        providers::resolve(
+            providers::find(name)?,
+            self.region.value.as_deref(),
+            self.provider_account.value.as_deref(),
+            self.endpoint_url.value.as_deref(),
+            self.path_style.value,
+        )
+    }
+
     fn validate(&self) -> Result<(), ConfigError> {
         let jobs = &self.jobs;
         if jobs.value == 0 || jobs.value > MAX_JOBS {
@@ -606,6 +635,14 @@ impl Settings {
                 origin: block.origin.clone(),
                 range: crate::signature::BLOCK_SIZE_RULE.to_string(),
             });
+        }
+        if let Some(name) = &self.provider.value {
+            self.provider_resolved(name)
+                .map_err(|source| ConfigError::Provider {
+                    name: name.clone(),
+                    origin: self.provider.origin.clone(),
+                    source,
+                })?;
         }
         for (key, setting) in [
             ("endpoint_url", &self.endpoint_url),

@@ -622,3 +622,37 @@ fn overlapping_prefixes_on_one_bucket_are_refused() {
     );
     assert!(out.status.success(), "{}", stderr_of(&out));
 }
+
+/// `--provider minio` supplies path-style addressing and a signing region:
+/// with only the endpoint given, a sync against the server works; a provider
+/// missing what it needs is refused before anything is read, naming it.
+#[test]
+fn a_provider_by_name_fills_in_addressing_and_asks_for_what_it_lacks() {
+    let (scratch, bucket) = (Scratch::new(), Bucket::new());
+    sample_tree(&scratch);
+    let out = scratch
+        .cmd()
+        .args(["sync", "--yes", "--provider", "minio", "--endpoint-url"])
+        .arg(&bucket.endpoint)
+        .arg(local(&scratch.src()))
+        .arg(bucket.url("p"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(bucket.get("p/dir/b.bin"), noise(100_000, 1));
+
+    let out = scratch
+        .cmd()
+        .args(["sync", "--yes", "--provider", "r2"])
+        .arg(local(&scratch.src()))
+        .arg(bucket.url("q"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains("--provider-account"),
+        "{}",
+        stderr_of(&out)
+    );
+    assert!(bucket.keys().iter().all(|k| k.starts_with("p/")));
+}

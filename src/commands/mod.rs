@@ -73,6 +73,7 @@ pub async fn run(
         | Command::Check(_) => {}
         // Neither reads a setting: a broken config must not stop them.
         Command::Completions(args) => return completions(args.shell),
+        Command::Providers => return providers(),
         Command::Man(args) => return manual_pages(args),
     }
     config::check_process_env()?;
@@ -102,6 +103,7 @@ pub async fn run(
         Command::Uploads(args) => uploads::run(&args, &ctx).await,
         Command::Check(args) => check_command(args, selectors, &ctx).await,
         Command::Completions(args) => completions(args.shell),
+        Command::Providers => providers(),
         Command::Man(args) => manual_pages(&args),
     }
 }
@@ -402,6 +404,28 @@ fn sync_options(
         files_from,
         backup,
     }
+}
+
+/// `hugesync providers`: the S3-compatible services known by name.
+fn providers() -> Result<ExitStatus, Error> {
+    use crate::storage::s3::providers::{PROVIDERS, endpoint_text, needs};
+    let mut out = String::from("S3-compatible providers (--provider NAME):\n\n");
+    for p in PROVIDERS {
+        out.push_str(&format!(
+            "  {:<13} {}\n  {:<13} endpoint {}{}\n  {:<13} needs {}\n\n",
+            p.name,
+            p.title,
+            "",
+            endpoint_text(p),
+            if p.path_style { ", path-style" } else { "" },
+            "",
+            needs(p)
+        ));
+    }
+    out.push_str(
+        "An explicit --endpoint-url, --region or --path-style wins over the provider's.\n",
+    );
+    write_stdout(out.as_bytes())
 }
 
 /// `hugesync completions SHELL`: the completion script on stdout.
