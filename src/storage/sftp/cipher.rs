@@ -23,9 +23,14 @@ pub async fn preferred(program: &std::path::Path, args: &[String], host: &str) -
     if !cpu_has_aes() {
         return None;
     }
-    let configured = ciphers(program, args, host).await?;
-    // The default is what ssh says with no configuration file at all.
-    let default = ciphers(program, &["-F".into(), "/dev/null".into()], host).await?;
+    // The default is what ssh says with no configuration file at all; both
+    // questions are asked at once.
+    let no_config = ["-F".to_string(), "/dev/null".to_string()];
+    let (configured, default) = tokio::join!(
+        ciphers(program, args, host),
+        ciphers(program, &no_config, host)
+    );
+    let (configured, default) = (configured?, default?);
     if configured != default {
         return None;
     }
