@@ -655,4 +655,18 @@ fn a_provider_by_name_fills_in_addressing_and_asks_for_what_it_lacks() {
         stderr_of(&out)
     );
     assert!(bucket.keys().iter().all(|k| k.starts_with("p/")));
+
+    // `config` shows what the provider made of the settings.
+    let out = scratch
+        .cmd()
+        .args(["config", "--provider", "r2", "--provider-account", "abc123"])
+        .output()
+        .unwrap();
+    assert!(
+        stdout_of(&out).contains(
+            "provider r2 gives: endpoint https://abc123.r2.cloudflarestorage.com, region auto"
+        ),
+        "{}",
+        stdout_of(&out)
+    );
 }

@@ -279,6 +279,11 @@ fn with_current_guards(mut plan: SyncPlan, settings: &Settings) -> SyncPlan {
 fn config_command(args: &ConfigArgs, ctx: &Context) -> Result<ExitStatus, Error> {
     let rows = ctx.settings.rows();
     let file = ctx.config_path.as_ref().map(|p| p.display().to_string());
+    // What `provider` makes of the S3 settings (checked when they resolved).
+    let s3 = ctx.settings.provider.value.as_ref().map(|name| {
+        let s3 = crate::storage::S3Settings::from_config(&ctx.settings);
+        (name.clone(), s3)
+    });
     if args.json {
         let settings: serde_json::Map<String, serde_json::Value> = rows
             .iter()
@@ -289,11 +294,35 @@ fn config_command(args: &ConfigArgs, ctx: &Context) -> Result<ExitStatus, Error>
                 )
             })
             .collect();
-        print_json(&serde_json::json!({ "config_file": file, "settings": settings }))?;
+        let provider = s3.map(|(name, s3)| {
+            serde_json::json!({
+                "name": name,
+                "endpoint_url": s3.endpoint_url,
+                "region": s3.region,
+                "path_style": s3.path_style,
+            })
+        });
+        print_json(&serde_json::json!({
+            "config_file": file,
+            "settings": settings,
+            "provider": provider,
+        }))?;
     } else {
         println!("config file: {}", file.as_deref().unwrap_or("(none)"));
         for (key, shown, _, origin, env) in rows {
             println!("{key:<20} = {shown:<14} ({origin}; env {env})");
+        }
+        if let Some((name, s3)) = s3 {
+            println!(
+                "provider {name} gives: endpoint {}, region {}, {} addressing",
+                s3.endpoint_url.as_deref().unwrap_or("AWS's own"),
+                s3.region.as_deref().unwrap_or("from the AWS chain"),
+                if s3.path_style {
+                    "path-style"
+                } else {
+                    "virtual-host"
+                }
+            );
         }
     }
     Ok(ExitStatus::Success)
