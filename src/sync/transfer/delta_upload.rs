@@ -34,6 +34,24 @@ const COPY_PIECE: u64 = 128 * 1024 * 1024;
 const SINGLE_PUT_MAX: u64 = 32 * 1024 * 1024;
 
 /// How the object will be rebuilt, as the file's one read found it.
+/// The sidecar a delta upload leaves: the file signed anew, or the old
+/// sidecar's signature carried over the delta (written by copying the old
+/// sidecar's records, which lie as `OldSidecar` says).
+enum NewSidecar {
+    Signed(crate::signature::Signature),
+    Carried(
+        crate::delta::carry::Carried,
+        crate::sync::sidecar_update::OldSidecar,
+    ),
+}
+
+/// What the pass over the new file yields besides the delta.
+enum Signed {
+    Signature(crate::signature::Signature),
+    /// Only the file's blake3, for a sidecar carried over the delta.
+    FileHash([u8; 32]),
+}
+
 enum Rebuild {
     /// From any unchanged ranges of the old object, by the delta.
     Ranges(Delta),
@@ -249,18 +267,17 @@ pub(super) async fn upload_delta(
     let old_size = old.size;
     // Where ranges are copied for a round trip, the new sidecar is the old
     // one's records carried over the delta, copied server-side (see
-    // `sidecar_update`); it needs the old sidecar's block size.
-    let carry_sidecar = limits.cheap_range_copies
-        && old_layout.is_some()
-        && old_sig.block_size == block
-        && !whole_objects;
-    // One read of the file from disk: the matcher and the new signature both run
-    // over the same mapping.
-    let (rebuild, new_sig, carried) = tokio::task::spawn_blocking(move || {
+    // `sidecar_update`); it needs the old sidecar's block size. Then the file
+    // is not signed anew: only its blake3 is computed.
+    let carry_into = old_layout
+        .filter(|_| limits.cheap_range_copies && old_sig.block_size == block && !whole_objects);
+    // One read of the file from disk: the matcher and the new signature (or
+    // the file's hash) both run over the same mapping.
+    let (rebuild, new_sidecar) = tokio::task::spawn_blocking(move || {
         let file =
             std::fs::File::open(&path).map_err(|e| StorageError::io("cannot open", &path, e))?;
         let map = map_readonly(&file).map_err(|e| StorageError::io("cannot map", &path, e))?;
-        let (rebuild, signature) = rayon::join(
+        let (rebuild, signed) = rayon::join(
             || {
                 if whole_objects {
                     Rebuild::Append(plan_append(&map, &old_sig, append_part), map.len() as u64)
@@ -268,23 +285,34 @@ pub(super) async fn upload_delta(
                     Rebuild::Ranges(compute_delta(&map, &old_sig))
                 }
             },
-            || signature_of_bytes(&map, block),
+            || match carry_into {
+                Some(_) => Signed::FileHash(
+                    *blake3::Hasher::new()
+                        .update_rayon(&map)
+                        .finalize()
+                        .as_bytes(),
+                ),
+                None => Signed::Signature(signature_of_bytes(&map, block)),
+            },
         );
-        let carried = match &rebuild {
-            Rebuild::Ranges(delta) if carry_sidecar => Some(crate::delta::carry::carry(
-                &old_sig,
-                delta,
-                &map,
-                signature.file_hash,
-            )),
-            _ => None,
+        let new_sidecar = match (signed, &rebuild, carry_into) {
+            (Signed::Signature(signature), ..) => NewSidecar::Signed(signature),
+            (Signed::FileHash(file_hash), Rebuild::Ranges(delta), Some(layout)) => {
+                let carried = crate::delta::carry::carry(&old_sig, delta, &map, file_hash);
+                if carried.worth_keeping() {
+                    NewSidecar::Carried(carried, layout)
+                } else {
+                    NewSidecar::Signed(signature_of_bytes(&map, block))
+                }
+            }
+            (Signed::FileHash(_), ..) => NewSidecar::Signed(signature_of_bytes(&map, block)),
         };
         if map.faulted() {
             return Err(ItemError::SourceChanged {
                 what: "while it was read",
             });
         }
-        Ok::<_, ItemError>((rebuild, signature, carried))
+        Ok::<_, ItemError>((rebuild, new_sidecar))
     })
     .await
     .map_err(task_error)??;
@@ -410,8 +438,8 @@ pub(super) async fn upload_delta(
         )
         .await;
     }
-    match (carried, old_layout) {
-        (Some(carried), Some(layout)) if carried.worth_keeping() => {
+    match new_sidecar {
+        NewSidecar::Carried(carried, layout) => {
             crate::sync::sidecar_update::store_carried(
                 t.dst.as_ref(),
                 &t.item.path,
@@ -421,7 +449,9 @@ pub(super) async fn upload_delta(
             )
             .await?;
         }
-        _ => sidecar::store(t.dst.as_ref(), &t.item.path, &new_sig, &etag).await?,
+        NewSidecar::Signed(signature) => {
+            sidecar::store(t.dst.as_ref(), &t.item.path, &signature, &etag).await?
+        }
     }
     Ok(Outcome::sent(assembled.uploaded, assembled.copied))
 }
