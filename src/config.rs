@@ -610,7 +610,7 @@ impl Settings {
                 key: "backup_dir",
                 value: dir.clone(),
                 origin: self.backup_dir.origin.clone(),
-                range: "a directory below the destination, or an absolute local path, without `..`"
+                range: "a directory below the destination, an absolute path on the destination's machine, or a location on the destination's own bucket, container or server; without `..`"
                     .into(),
             });
         }

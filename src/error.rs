@@ -112,6 +112,8 @@ pub enum Error {
     Storage(#[from] StorageError),
     #[error(transparent)]
     Engine(#[from] EngineError),
+    #[error(transparent)]
+    BackupDir(#[from] crate::sync::BackupDirError),
     #[error("{0}")]
     Usage(String),
     #[error("cannot write output: {0}")]
@@ -129,6 +131,7 @@ impl Error {
             | Error::List(_)
             | Error::Overlap(_)
             | Error::Usage(_)
+            | Error::BackupDir(_)
             | Error::Plan(
                 PlanError::TooManyDeletes { .. }
                 | PlanError::EmptySource { .. }

@@ -121,6 +121,48 @@ fn a_noop_resync_writes_nothing_and_delete_removes_what_the_source_lacks() {
     assert!(remote.join("t/dir/b.bin").exists());
 }
 
+#[test]
+fn a_name_that_is_not_utf8_comes_back_with_its_bytes_and_backups_stay_on_the_server() {
+    use std::os::unix::ffi::OsStrExt;
+    let (scratch, remote) = (Scratch::new(), RemoteDir::new());
+    let latin1 = std::ffi::OsStr::from_bytes(b"caf\xe9.txt");
+    std::fs::create_dir_all(scratch.src()).unwrap();
+    std::fs::write(scratch.src().join(latin1), b"latin-1").unwrap();
+    let kept = scratch.write("src/kept.txt", b"version 1");
+    let (src, dst) = (local(&scratch.src()), remote.url("t"));
+    sync_json(&scratch, &src, &dst, &[]);
+    // The SFTP library sends UTF-8 paths only: the name travels encoded,
+    // as object keys do, and comes back as its bytes.
+    let down = scratch.path("down");
+    sync_json(&scratch, &dst, &local(&down), &[]);
+    assert_eq!(std::fs::read(down.join(latin1)).unwrap(), b"latin-1");
+    let again = hugesync(&scratch, &["sync", "-n", &src, &dst], &util::sftp::config());
+    assert!(
+        stdout_of(&again).contains("Nothing to do"),
+        "{}",
+        stdout_of(&again)
+    );
+
+    // An absolute --backup-dir is a directory on the server, outside the root.
+    std::fs::write(&kept, b"version 2").unwrap();
+    let backups = remote.join("kept");
+    let report = sync_json(
+        &scratch,
+        &src,
+        &dst,
+        &["--backup-dir", backups.to_str().unwrap()],
+    );
+    assert_eq!(report["copied"], 1, "{report}");
+    assert_eq!(
+        std::fs::read(backups.join("kept.txt")).unwrap(),
+        b"version 1"
+    );
+    assert_eq!(
+        std::fs::read(remote.join("t/kept.txt")).unwrap(),
+        b"version 2"
+    );
+}
+
 /// A TCP relay in front of sshd that counts the bytes the client sends.
 struct CountingRelay {
     port: u16,

@@ -459,6 +459,57 @@ fn backups_keep_replaced_and_deleted_files_without_sending_them_again() {
 }
 
 #[test]
+fn a_backup_dir_elsewhere_in_the_bucket_is_a_server_side_copy_and_other_places_are_refused() {
+    let dest = Dest::S3(Bucket::new());
+    let Dest::S3(bucket) = &dest else {
+        unreachable!()
+    };
+    let s = Scratch::new();
+    let file = s.write("src/d/b.bin", b"old bytes");
+    sync(&s, &dest, &[]);
+    std::fs::write(&file, b"new bytes!").unwrap();
+    // Beside the destination's prefix, in its bucket: a copy on the server.
+    let elsewhere = bucket.url("kept");
+    let text = plan(&s, &dest, &["--backup-dir", &elsewhere]);
+    assert!(
+        text.contains(&format!("kept first under {elsewhere}/")),
+        "{text}"
+    );
+    let (sent, _) = sync_sent(&s, &dest, &["--backup-dir", &elsewhere]);
+    assert_eq!(sent, 10, "only the new version is sent");
+    assert_eq!(bucket.get("kept/d/b.bin"), b"old bytes");
+    assert_eq!(bucket.get("d/d/b.bin"), b"new bytes!");
+
+    // Places a server-side copy cannot reach are refused before anything
+    // runs (exit 2), with the way out named.
+    std::fs::write(&file, b"newer bytes").unwrap();
+    for (dir, says) in [
+        (
+            "s3://another-bucket/kept",
+            "not on the destination's bucket",
+        ),
+        ("/var/kept", "is a local path"),
+        ("../kept", "without `..`"),
+    ] {
+        let out = s
+            .cmd()
+            .args(["sync", "--yes", "--backup-dir", dir])
+            .arg(s.src())
+            .arg(dest.url(&s))
+            .args(dest.args())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{dir}: {}", stderr_of(&out));
+        assert!(stderr_of(&out).contains(says), "{dir}: {}", stderr_of(&out));
+    }
+    assert_eq!(
+        bucket.get("d/d/b.bin"),
+        b"new bytes!",
+        "nothing was written"
+    );
+}
+
+#[test]
 fn with_archive_empty_directories_survive_a_round_trip_through_s3() {
     let bucket = Bucket::new();
     let s = Scratch::new();

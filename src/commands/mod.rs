@@ -115,7 +115,7 @@ async fn sync_command(
 ) -> Result<ExitStatus, Error> {
     let source = Location::parse(&args.source)?;
     let destination = Location::parse(&args.destination)?;
-    let options = sync_options(&ctx.settings, selectors, (&source, &destination));
+    let options = sync_options(&ctx.settings, selectors, (&source, &destination))?;
     let quiet_scan = args.run.json || ctx.verbosity == Verbosity::Quiet;
     let (scan, sides) = scan_sides(&source, &destination, &options, ctx, quiet_scan).await?;
     let plan = plan_from_scan(source, destination, &scan, options, &sides).await;
@@ -136,7 +136,7 @@ async fn tui_command(
     }
     let source = Location::parse(&args.source)?;
     let destination = Location::parse(&args.destination)?;
-    let options = sync_options(&ctx.settings, selectors, (&source, &destination));
+    let options = sync_options(&ctx.settings, selectors, (&source, &destination))?;
     sync::check_locations(&source, &destination)?;
     let sides = Sides::open(&source, &destination, &ctx.settings).await?;
     let progress = ScanProgress::default();
@@ -182,7 +182,7 @@ async fn plan_command(
 ) -> Result<ExitStatus, Error> {
     let source = Location::parse(&args.source)?;
     let destination = Location::parse(&args.destination)?;
-    let options = sync_options(&ctx.settings, selectors, (&source, &destination));
+    let options = sync_options(&ctx.settings, selectors, (&source, &destination))?;
     let quiet_scan = args.json || ctx.verbosity == Verbosity::Quiet;
     let (scan, sides) = scan_sides(&source, &destination, &options, ctx, quiet_scan).await?;
     let plan = plan_from_scan(source, destination, &scan, options, &sides).await;
@@ -387,20 +387,27 @@ fn sync_options(
     settings: &Settings,
     selectors: crate::cli::Selectors,
     sides: (&Location, &Location),
-) -> SyncOptions {
+) -> Result<SyncOptions, Error> {
     let crate::cli::Selectors {
         mut filters,
         files_from,
     } = selectors;
-    let backup = (settings.backup.value || settings.backup_dir.value.is_some()).then(|| {
-        let dir = settings.backup_dir.value.clone();
+    let backup = if settings.backup.value || settings.backup_dir.value.is_some() {
+        let dir = settings
+            .backup_dir
+            .value
+            .as_deref()
+            .map(|dir| crate::sync::BackupDir::place(dir, sides.1))
+            .transpose()?;
         let suffix = settings
             .suffix
             .value
             .clone()
             .unwrap_or_else(|| if dir.is_some() { "" } else { "~" }.to_string());
-        crate::sync::Backup { dir, suffix }
-    });
+        Some(crate::sync::Backup { dir, suffix })
+    } else {
+        None
+    };
     // Backups are never synced or deleted: their rule comes first.
     if let Some(rule) = backup.as_ref().and_then(crate::sync::Backup::exclusion) {
         filters.insert(0, rule);
@@ -409,7 +416,7 @@ fn sync_options(
         kind: RuleKind::Exclude,
         pattern: pattern.clone(),
     }));
-    SyncOptions {
+    Ok(SyncOptions {
         delete: settings.delete.value,
         max_delete: settings.max_delete.value,
         archive: settings.archive.value,
@@ -432,7 +439,7 @@ fn sync_options(
         },
         files_from,
         backup,
-    }
+    })
 }
 
 /// `hugesync providers`: the S3-compatible services known by name.
@@ -530,7 +537,7 @@ async fn check_command(
 ) -> Result<ExitStatus, Error> {
     let source = Location::parse(&args.source)?;
     let destination = Location::parse(&args.destination)?;
-    let mut options = sync_options(&ctx.settings, selectors, (&source, &destination));
+    let mut options = sync_options(&ctx.settings, selectors, (&source, &destination))?;
     // Checksums are gathered by the check itself, only where needed.
     options.checksum = false;
     options.archive = false;

@@ -418,19 +418,31 @@ impl Storage {
     ) -> Result<(), StorageError> {
         use crate::sync::BackupTarget;
         match (self, target) {
-            (Storage::Local(local), target) => {
-                let from = local.path_of(path);
-                let to = match target {
-                    BackupTarget::Below(rel) => local.path_of(rel),
-                    BackupTarget::Absolute(path) => path.clone(),
-                };
+            (Storage::Local(local), BackupTarget::Below(rel)) => {
+                let (from, to) = (local.path_of(path), local.path_of(rel));
+                run_blocking(move || local::keep_copy(&from, &to)).await
+            }
+            (Storage::Local(local), BackupTarget::LocalPath(to)) => {
+                let (from, to) = (local.path_of(path), to.clone());
                 run_blocking(move || local::keep_copy(&from, &to)).await
             }
             (Storage::Object(store), BackupTarget::Below(rel)) => {
                 let key = store.key_of(rel);
                 objects::copy_within(store.as_ref(), &store.key_of(path), &key, size, version).await
             }
-            (Storage::Object(store), BackupTarget::Absolute(dir)) => Err(StorageError::Transfer {
+            (Storage::Object(store), BackupTarget::Elsewhere { key_prefix, name }) => {
+                let key = format!("{key_prefix}{}", names::encode(name.as_bytes()));
+                objects::copy_within(store.as_ref(), &store.key_of(path), &key, size, version).await
+            }
+            // `BackupDir::place` gives local paths to local destinations and
+            // store keys to stores only.
+            (Storage::Local(local), BackupTarget::Elsewhere { key_prefix, .. }) => {
+                Err(StorageError::Transfer {
+                    target: local.path_of(path).display().to_string(),
+                    message: format!("--backup-dir {key_prefix} is not a local path"),
+                })
+            }
+            (Storage::Object(store), BackupTarget::LocalPath(dir)) => Err(StorageError::Transfer {
                 target: store.url_of(&store.key_of(path)),
                 message: format!(
                     "--backup-dir {} is a local path; on an object store give a prefix below the destination",

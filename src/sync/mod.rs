@@ -1,5 +1,6 @@
 //! The sync pipeline: scan → diff → plan → execute, each step a module.
 
+pub mod backup;
 pub mod check;
 pub mod conflict;
 pub mod diff;
@@ -23,6 +24,7 @@ use crate::filter::FilterRule;
 use crate::types::SyncAction;
 use crate::uri::Location;
 
+pub use backup::{Backup, BackupDir, BackupDirError, BackupTarget};
 pub use execute::{ExecOptions, execute};
 pub use plan::{PlanError, PlanItem, PlanStats, SyncPlan, build_plan};
 pub use report::ExecReport;
@@ -72,89 +74,6 @@ impl Default for SyncOptions {
             files_from: None,
         }
     }
-}
-
-/// Where a file about to be replaced or deleted at the destination is kept
-/// first (rsync's `--backup`, `--backup-dir`, `--suffix`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Backup {
-    /// A directory (or prefix) below the destination root, or an absolute
-    /// local path; `None`: next to the file.
-    pub dir: Option<String>,
-    /// Appended to the kept file's name.
-    pub suffix: String,
-}
-
-impl Backup {
-    /// Where the backup of `path` goes: below the destination root, or at an
-    /// absolute local path (`Err`) for an absolute `--backup-dir`.
-    pub fn target_of(&self, path: &crate::types::RelPath) -> BackupTarget {
-        let mut name = path.as_bytes().to_vec();
-        name.extend_from_slice(self.suffix.as_bytes());
-        match self.dir.as_deref() {
-            Some(dir) if dir.starts_with('/') => {
-                use std::os::unix::ffi::OsStrExt;
-                BackupTarget::Absolute(Path::new(dir).join(std::ffi::OsStr::from_bytes(&name)))
-            }
-            Some(dir) => {
-                let mut full = dir.trim_end_matches('/').as_bytes().to_vec();
-                full.push(b'/');
-                full.extend_from_slice(&name);
-                BackupTarget::Below(crate::types::RelPath::from_bytes(&full))
-            }
-            None => BackupTarget::Below(crate::types::RelPath::from_bytes(&name)),
-        }
-    }
-
-    /// The filter rule that keeps backups out of the sync (never synced,
-    /// never deleted): the backup directory below the root, or names ending
-    /// in the suffix.
-    pub fn exclusion(&self) -> Option<FilterRule> {
-        let pattern = match self.dir.as_deref() {
-            Some(dir) if dir.starts_with('/') => return None,
-            Some(dir) => format!("/{}/", dir.trim_matches('/')),
-            None if self.suffix.is_empty() => return None,
-            None => format!("*{}", glob_escaped(&self.suffix)),
-        };
-        Some(FilterRule {
-            kind: crate::filter::RuleKind::Exclude,
-            pattern,
-        })
-    }
-
-    /// How the plan header says it.
-    pub fn describe(&self) -> String {
-        match (&self.dir, self.suffix.is_empty()) {
-            (Some(dir), true) => format!("replaced and deleted files are kept first under {dir}/"),
-            (Some(dir), false) => format!(
-                "replaced and deleted files are kept first under {dir}/, with `{}` appended",
-                self.suffix
-            ),
-            (None, _) => format!(
-                "replaced and deleted files are kept first next to themselves, with `{}` appended",
-                self.suffix
-            ),
-        }
-    }
-}
-
-/// A suffix as a literal in a glob.
-fn glob_escaped(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        if matches!(c, '*' | '?' | '[' | ']' | '{' | '}' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
-}
-
-/// Where one backup goes.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum BackupTarget {
-    Below(crate::types::RelPath),
-    Absolute(PathBuf),
 }
 
 /// rsync's selection and comparison flags, with rsync's meanings: which files

@@ -36,6 +36,9 @@ pub(super) fn storage_error(op: &'static str, target: &str, e: SftpError) -> Sto
         SftpError::SftpError(SftpErrorKind::NoSuchFile, _) => RemoteErrorKind::NotFound,
         SftpError::SftpError(SftpErrorKind::PermDenied, _) => RemoteErrorKind::Denied,
         SftpError::SftpError(..) => RemoteErrorKind::Rejected,
+        // A request that could not be written (a link target that is not
+        // UTF-8): refused here, the session is fine.
+        SftpError::FormatError(_) => RemoteErrorKind::Rejected,
         // The session itself failed (the connection dropped): nothing more
         // can go over it this run.
         _ => RemoteErrorKind::Network,

@@ -144,15 +144,15 @@ impl SftpStorage {
         &self.target.path
     }
 
-    /// The remote path of a key (keys carry non-UTF-8 bytes encoded).
+    /// The remote path of a key: the key's text itself. The SFTP library
+    /// sends paths as UTF-8 only, so a local name that is not UTF-8 lives on
+    /// the server under the reversible encoding object keys use
+    /// (`storage::names`) and comes back with its original bytes.
     fn path_of(&self, key: &str) -> PathBuf {
-        use std::os::unix::ffi::OsStringExt;
-        let bytes = super::names::decode(key);
-        let path = PathBuf::from(std::ffi::OsString::from_vec(bytes));
-        if path.as_os_str().is_empty() {
+        if key.is_empty() {
             PathBuf::from(".")
         } else {
-            path
+            PathBuf::from(key)
         }
     }
 

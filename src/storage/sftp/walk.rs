@@ -127,7 +127,17 @@ async fn read_dir(store: &SftpStorage, rel_dir: String) -> Result<Read, StorageE
         if name == b"." || name == b".." || name.is_empty() {
             continue;
         }
-        let rel = format!("{rel_dir}{}", crate::storage::names::encode(name));
+        // A server name is its key (see `path_of`). One that is not UTF-8
+        // was not written by HugeSync and cannot be named through the
+        // SFTP library: it is left alone, and said.
+        let Ok(name_text) = std::str::from_utf8(name) else {
+            tracing::warn!(
+                "{}: skipped: the name is not UTF-8, which the SFTP library cannot address",
+                store.url_of(&format!("{key}{}", crate::storage::names::encode(name)))
+            );
+            continue;
+        };
+        let rel = format!("{rel_dir}{name_text}");
         let Some(kind) = entry.file_type() else {
             continue;
         };
