@@ -64,17 +64,9 @@ fn app() -> App {
     };
     let options = SyncOptions {
         delete: true,
-        max_delete: None,
-        archive: false,
-        checksum: false,
         delta_threshold: 1 << 30,
         block_size: 5 << 20,
-        allow_empty_source: false,
-        filters: Vec::new(),
-        remote_signature: Default::default(),
-        selection: Default::default(),
-        files_from: None,
-        backup: None,
+        ..SyncOptions::default()
     };
     let scan = Scan {
         source: listing(src),

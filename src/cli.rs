@@ -301,10 +301,17 @@ pub struct PlanFlags {
     /// next to it with the suffix (`~`), or under --backup-dir.
     #[arg(short = 'b', long)]
     pub backup: bool,
-    /// Keep backups under DIR, a directory below the destination (the same
-    /// tree; a prefix on object stores) or an absolute local path. Implies -b.
+    /// Keep backups under DIR: a directory below the destination (the same
+    /// tree), an absolute path on the destination's machine, or a location on
+    /// the destination's own bucket, container or server. Implies -b.
     #[arg(long, value_name = "DIR")]
     pub backup_dir: Option<String>,
+    /// Write files in this storage class: S3's (STANDARD, STANDARD_IA,
+    /// INTELLIGENT_TIERING, GLACIER_IR, GLACIER, DEEP_ARCHIVE, …), Azure's
+    /// access tiers (Hot, Cool, Cold, Archive) or GCS's (STANDARD, NEARLINE,
+    /// COLDLINE, ARCHIVE). Archive tiers send changed files whole.
+    #[arg(long, value_name = "CLASS")]
+    pub storage_class: Option<String>,
     /// Append SUFFIX to backups' names (default `~`; none with --backup-dir).
     #[arg(long, value_name = "SUFFIX")]
     pub suffix: Option<String>,
@@ -483,6 +490,7 @@ impl PlanFlags {
         overrides.whole_file = flag(self.whole_file);
         overrides.backup = flag(self.backup || self.backup_dir.is_some());
         overrides.backup_dir = self.backup_dir.clone().map(Some);
+        overrides.storage_class = self.storage_class.clone().map(Some);
         overrides.suffix = self.suffix.clone().map(Some);
     }
 }

@@ -475,7 +475,9 @@ settings! {
     bwlimit: Option<Size> = None, env "HUGESYNC_BWLIMIT", parse parse_rate;
     /// Keep each destination file about to be replaced or deleted, first (`-b`): next to it with `suffix`, or under `backup_dir`.
     backup: bool = false, env "HUGESYNC_BACKUP", parse parse_bool;
-    /// Where backups go: a directory below the destination (or an absolute local path); implies `backup`.
+    /// The storage class (Azure: access tier) files are written in at the destination; unset: the bucket's default.
+    storage_class: Option<String> = None, env "HUGESYNC_STORAGE_CLASS", parse parse_optional_text;
+    /// Where backups go: a directory below the destination, an absolute path on its machine, or a location on its own bucket; implies `backup`.
     backup_dir: Option<String> = None, env "HUGESYNC_BACKUP_DIR", parse parse_optional_text;
     /// Appended to a backup's name (default `~`, or nothing with `backup_dir`).
     suffix: Option<String> = None, env "HUGESYNC_SUFFIX", parse parse_optional_text;

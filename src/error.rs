@@ -114,6 +114,8 @@ pub enum Error {
     Engine(#[from] EngineError),
     #[error(transparent)]
     BackupDir(#[from] crate::sync::BackupDirError),
+    #[error(transparent)]
+    StorageClass(#[from] crate::storage::StorageClassError),
     #[error("{0}")]
     Usage(String),
     #[error("cannot write output: {0}")]
@@ -132,6 +134,7 @@ impl Error {
             | Error::Overlap(_)
             | Error::Usage(_)
             | Error::BackupDir(_)
+            | Error::StorageClass(_)
             | Error::Plan(
                 PlanError::TooManyDeletes { .. }
                 | PlanError::EmptySource { .. }

@@ -729,3 +729,37 @@ fn a_name_azure_would_change_fails_alone_with_a_clear_error() {
     );
     assert_eq!(container.keys(), ["n/fine.txt"]);
 }
+
+#[test]
+fn an_access_tier_is_written_for_files_not_sidecars() {
+    let (scratch, container) = (Scratch::new(), Container::new());
+    // Past the multipart threshold: the tier goes on Put Block List too.
+    scratch.write("src/big.bin", &noise(33 << 20, 3));
+    scratch.write("src/small.txt", b"small");
+    let src = local(&scratch.src());
+    let out = sync(
+        &scratch,
+        &container,
+        &src,
+        &container.url("d"),
+        &["--storage-class", "cool"],
+    );
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let tier = |key: &str| container.head(key).unwrap().access_tier;
+    assert_eq!(tier("d/big.bin").as_deref(), Some("Cool"));
+    assert_eq!(tier("d/small.txt").as_deref(), Some("Cool"));
+    assert_ne!(tier("d/big.bin.hssig").as_deref(), Some("Cool"));
+    let out = sync(
+        &scratch,
+        &container,
+        &src,
+        &container.url("d"),
+        &["--storage-class", "GLACIER"],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains("Hot, Cool, Cold, Archive"),
+        "{}",
+        stderr_of(&out)
+    );
+}

@@ -612,3 +612,25 @@ fn a_name_gcs_refuses_fails_alone_with_a_clear_error() {
     );
     assert_eq!(bucket.keys(), ["n/fine.txt"]);
 }
+
+#[test]
+fn a_storage_class_is_written_for_files_not_sidecars() {
+    let (scratch, bucket) = (Scratch::new(), GcsBucket::new());
+    // One request each (fake-gcs-server ignores a compose's class; the
+    // request carries it, as the upload's does).
+    scratch.write("src/signed.bin", &noise(3 << 20, 5));
+    scratch.write("src/small.txt", b"small");
+    let src = local(&scratch.src());
+    let out = sync(
+        &scratch,
+        &bucket,
+        &src,
+        &bucket.url("d"),
+        &["--storage-class", "nearline", "--delta-threshold", "1MiB"],
+    );
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let class = |key: &str| bucket.head(key).unwrap().storage_class;
+    assert_eq!(class("d/signed.bin"), "NEARLINE");
+    assert_eq!(class("d/small.txt"), "NEARLINE");
+    assert_eq!(class("d/signed.bin.hssig"), "STANDARD");
+}

@@ -670,3 +670,78 @@ fn a_provider_by_name_fills_in_addressing_and_asks_for_what_it_lacks() {
         stdout_of(&out)
     );
 }
+
+#[test]
+fn a_storage_class_is_written_for_files_not_sidecars_and_archive_classes_send_files_whole() {
+    let (scratch, bucket) = (Scratch::new(), Bucket::new());
+    // Past the multipart threshold (CreateMultipartUpload carries the class
+    // too) and past the delta threshold (a sidecar is written).
+    let big = scratch.write("src/big.bin", &noise(33 << 20, 7));
+    scratch.write("src/small.txt", b"small");
+    let (src, dst) = (local(&scratch.src()), bucket.url("d"));
+    let out = sync(
+        &scratch,
+        &bucket,
+        &src,
+        &dst,
+        &["--storage-class", "standard-ia"],
+    );
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let class = |key: &str| bucket.head(key).unwrap().storage_class;
+    assert_eq!(class("d/big.bin").as_deref(), Some("STANDARD_IA"));
+    assert_eq!(class("d/small.txt").as_deref(), Some("STANDARD_IA"));
+    // Every plan reads the sidecar: it stays STANDARD.
+    assert_eq!(class("d/big.bin.hssig"), None);
+
+    // An edit under an archive class: the old object cannot be copied, so
+    // the plan sends the file whole and says why.
+    let mut bytes = fs::read(&big).unwrap();
+    bytes[1000] ^= 0xff;
+    fs::write(&big, &bytes).unwrap();
+    set_mtime(&big, 4_000_000_000, 0);
+    let plan = scratch
+        .cmd()
+        .args(["plan", "-v", "--storage-class", "GLACIER", &src, &dst])
+        .args(bucket.args())
+        .output()
+        .unwrap();
+    let text = stdout_of(&plan);
+    assert!(plan.status.success(), "{}", stderr_of(&plan));
+    assert!(
+        text.contains(
+            "storage class: GLACIER: objects cannot be read, copied or changed until restored"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("sent whole, not by delta"), "{text}");
+    let out = sync(
+        &scratch,
+        &bucket,
+        &src,
+        &dst,
+        &["--storage-class", "GLACIER"],
+    );
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(class("d/big.bin").as_deref(), Some("GLACIER"));
+    // Unchanged files keep theirs.
+    assert_eq!(class("d/small.txt").as_deref(), Some("STANDARD_IA"));
+
+    // Another store's class, or a class for a local directory: exit 2.
+    for (to, says) in [
+        (dst.as_str(), "S3 has no such storage class"),
+        (
+            &*scratch.path("local").display().to_string(),
+            "no storage classes",
+        ),
+    ] {
+        let out = sync(
+            &scratch,
+            &bucket,
+            &src,
+            to,
+            &["--storage-class", "NEARLINE"],
+        );
+        assert_eq!(out.status.code(), Some(2), "{}", stderr_of(&out));
+        assert!(stderr_of(&out).contains(says), "{}", stderr_of(&out));
+    }
+}

@@ -95,6 +95,7 @@ async fn stores(
             list_page_size: Some(PAGE),
             chunked_objects: false,
             composite_uploads: true,
+            storage_class: None,
         },
         retry: retry.clone(),
         ..StoreSettings::default()
@@ -106,6 +107,7 @@ async fn stores(
             list_page_size: Some(PAGE),
             chunked_objects: true,
             composite_uploads: true,
+            storage_class: None,
         },
         retry: retry.clone(),
         ..StoreSettings::default()
@@ -117,6 +119,7 @@ async fn stores(
             list_page_size: Some(PAGE),
             chunked_objects: false,
             composite_uploads: false,
+            storage_class: None,
         },
         retry: retry.clone(),
         ..StoreSettings::default()

@@ -138,7 +138,13 @@ async fn tui_command(
     let destination = Location::parse(&args.destination)?;
     let options = sync_options(&ctx.settings, selectors, (&source, &destination))?;
     sync::check_locations(&source, &destination)?;
-    let sides = Sides::open(&source, &destination, &ctx.settings).await?;
+    let sides = Sides::open(
+        &source,
+        &destination,
+        &ctx.settings,
+        options.storage_class.as_ref(),
+    )
+    .await?;
     let progress = ScanProgress::default();
     let mut tui = crate::tui::Tui::start();
     let planning = async {
@@ -335,11 +341,12 @@ impl Sides {
         source: &Location,
         destination: &Location,
         settings: &Settings,
+        storage_class: Option<&crate::storage::StorageClass>,
     ) -> Result<Sides, Error> {
         let stores = store_settings(settings);
         Ok(Sides {
             source: Storage::open(source, &stores).await?,
-            destination: Storage::open(destination, &stores).await?,
+            destination: Storage::open(destination, &stores.writing_in(storage_class)).await?,
         })
     }
 }
@@ -392,6 +399,12 @@ fn sync_options(
         mut filters,
         files_from,
     } = selectors;
+    let storage_class = settings
+        .storage_class
+        .value
+        .as_deref()
+        .map(|class| crate::storage::StorageClass::for_destination(class, sides.1))
+        .transpose()?;
     let backup = if settings.backup.value || settings.backup_dir.value.is_some() {
         let dir = settings
             .backup_dir
@@ -439,6 +452,7 @@ fn sync_options(
         },
         files_from,
         backup,
+        storage_class,
     })
 }
 
@@ -605,7 +619,13 @@ async fn scan_sides(
     quiet: bool,
 ) -> Result<(Scan, Sides), Error> {
     sync::check_locations(source, destination)?;
-    let sides = Sides::open(source, destination, &ctx.settings).await?;
+    let sides = Sides::open(
+        source,
+        destination,
+        &ctx.settings,
+        options.storage_class.as_ref(),
+    )
+    .await?;
     let progress = ScanProgress::default();
     let spinner =
         (!quiet && std::io::stderr().is_terminal()).then(|| scan_spinner(progress.clone()));

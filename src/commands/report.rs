@@ -51,6 +51,12 @@ pub fn write_plan_text(
     if let Some(backup) = &plan.options.backup {
         writeln!(out, "  backups: {}", backup.describe())?;
     }
+    if let Some(class) = &plan.options.storage_class {
+        match class.delta_consequence() {
+            Some(consequence) => writeln!(out, "  storage class: {consequence}")?,
+            None => writeln!(out, "  storage class: {}", class.name)?,
+        }
+    }
     if let Some(limit) = crate::bandwidth::limit() {
         writeln!(
             out,

@@ -6,6 +6,7 @@
 
 pub mod azure;
 pub mod body;
+pub mod class;
 pub mod gcs;
 pub mod limits;
 pub mod local;
@@ -26,6 +27,7 @@ use crate::types::{Entry, EntryKind, Manifest, RelPath};
 use crate::uri::Location;
 
 pub use azure::AzureSettings;
+pub use class::{ClassAccess, StorageClass, StorageClassError};
 pub use gcs::GcsSettings;
 pub use local::LocalStorage;
 pub use meta::ObjectMeta;
@@ -292,6 +294,16 @@ impl StoreSettings {
             sftp: SftpSettings::from_config(settings),
             retry: settings.retry_policy(),
         }
+    }
+
+    /// The same, writing files in `class` (the destination's settings).
+    pub fn writing_in(&self, class: Option<&StorageClass>) -> StoreSettings {
+        let mut settings = self.clone();
+        let name = class.map(|c| c.name.clone());
+        settings.s3.storage_class.clone_from(&name);
+        settings.azure.storage_class.clone_from(&name);
+        settings.gcs.storage_class = name;
+        settings
     }
 }
 

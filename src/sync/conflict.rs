@@ -125,6 +125,7 @@ mod tests {
             selection: Default::default(),
             files_from: None,
             backup: None,
+            storage_class: None,
         }
     }
 

@@ -110,7 +110,7 @@ impl Reason {
     }
 }
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct DiffOptions {
     pub delete: bool,
     pub checksum: bool,
@@ -120,6 +120,10 @@ pub struct DiffOptions {
     pub transfer: SyncAction,
     /// Whether a delta transfer exists for this pair of sides.
     pub delta_supported: bool,
+    /// Why the destination's old objects cannot be read or changed in place
+    /// (an archive storage class): changed files then go whole, and
+    /// attribute changes rewrite the file.
+    pub old_objects_sealed: Option<String>,
     /// Whether the destination keeps directories (local disks do, object stores don't).
     pub destination_has_dirs: bool,
     /// How modification times are compared for this pair of sides.
@@ -324,6 +328,19 @@ fn on_both_sides(src: &ManifestEntry, dst: &ManifestEntry, opts: &DiffOptions) -
             "delta candidate sent whole: delta transfer is not available for this pair of sides yet".into(),
         );
     }
+    if let Some(why) = &opts.old_objects_sealed
+        && s.kind == EntryKind::File
+        && matches!(item.action, SyncAction::Delta | SyncAction::Metadata)
+    {
+        item.note = Some(
+            match item.action {
+                SyncAction::Delta => format!("sent whole, not by delta: {why}"),
+                _ => format!("sent again for its attributes: {why}"),
+            }
+            .into(),
+        );
+        item.action = opts.transfer;
+    }
     if item.action.transfers() {
         item.bytes_to_send = transferred_size(s);
     }
@@ -432,6 +449,7 @@ mod tests {
             delta_threshold: 1000,
             transfer: SyncAction::Copy,
             delta_supported: true,
+            old_objects_sealed: None,
             destination_has_dirs: true,
             times: TimeRule::Exact,
             modes_listed: true,
@@ -532,6 +550,7 @@ mod tests {
             &dst,
             &DiffOptions {
                 delta_supported: false,
+                old_objects_sealed: None,
                 ..opts()
             },
         );

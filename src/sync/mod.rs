@@ -51,6 +51,9 @@ pub struct SyncOptions {
     /// `--backup` / `--backup-dir`: where replaced and deleted files are kept.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backup: Option<Backup>,
+    /// `--storage-class`: the class files are written in at the destination.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_class: Option<crate::storage::StorageClass>,
     /// `--files-from`: only these paths (and what is below them) take part.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub files_from: Option<Vec<crate::types::RelPath>>,
@@ -71,6 +74,7 @@ impl Default for SyncOptions {
             remote_signature: RemoteSignature::default(),
             selection: Selection::default(),
             backup: None,
+            storage_class: None,
             files_from: None,
         }
     }

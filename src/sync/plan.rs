@@ -215,6 +215,16 @@ pub fn diff_options(
         // Every pair with a local side runs the delta engine; server-side
         // copies between buckets send nothing through us anyway.
         delta_supported: source.is_local() || destination.is_local(),
+        old_objects_sealed: options
+            .storage_class
+            .as_ref()
+            .filter(|class| class.access == crate::storage::ClassAccess::RestoreFirst)
+            .map(|class| {
+                format!(
+                    "{} objects cannot be read, copied or changed until restored",
+                    class.name
+                )
+            }),
         destination_has_dirs: destination.is_local(),
         times: diff::TimeRule::for_sides(source.time_grain(), destination.time_grain()),
         modes_listed: source.lists_modes() && destination.lists_modes(),

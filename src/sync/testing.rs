@@ -46,6 +46,7 @@ pub fn options() -> SyncOptions {
         selection: Default::default(),
         files_from: None,
         backup: None,
+        storage_class: None,
     }
 }
 

@@ -38,6 +38,8 @@ pub struct Head {
     pub etag: String,
     pub size: u64,
     pub metadata: HashMap<String, String>,
+    /// `x-ms-access-tier`.
+    pub access_tier: Option<String>,
 }
 
 const PATH_ESCAPES: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
@@ -166,6 +168,7 @@ impl Container {
                 .iter()
                 .filter_map(|(k, v)| Some((k.strip_prefix("x-ms-meta-")?.to_string(), v.clone())))
                 .collect(),
+            access_tier: headers.get("x-ms-access-tier").cloned(),
         })
     }
 

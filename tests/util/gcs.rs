@@ -26,6 +26,7 @@ pub struct Head {
     pub generation: String,
     pub size: u64,
     pub metadata: HashMap<String, String>,
+    pub storage_class: String,
 }
 
 const ESCAPES: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
@@ -130,6 +131,10 @@ impl GcsBucket {
                         .collect()
                 })
                 .unwrap_or_default(),
+            storage_class: object["storageClass"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
         })
     }
 

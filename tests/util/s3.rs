@@ -36,6 +36,8 @@ pub struct Head {
     pub last_modified: i64,
     pub size: u64,
     pub metadata: HashMap<String, String>,
+    /// `x-amz-storage-class` (absent: STANDARD).
+    pub storage_class: Option<String>,
 }
 
 impl Bucket {
@@ -121,6 +123,7 @@ impl Bucket {
                 last_modified: out.last_modified().map_or(0, |t| t.secs()),
                 size: out.content_length().unwrap_or(0) as u64,
                 metadata: out.metadata().cloned().unwrap_or_default(),
+                storage_class: out.storage_class().map(|c| c.as_str().to_string()),
             })
         })
     }

@@ -26,6 +26,10 @@ pub struct AzureSettings {
     /// Blobs per listing page (`None`: Azure's most, 5000). Smaller pages only
     /// make tests of paging cheap.
     pub list_page_size: Option<u32>,
+    /// The access tier files are written in (`--storage-class`: Hot, Cool,
+    /// Cold, Archive); sidecars and directory markers take the account's
+    /// default.
+    pub storage_class: Option<String>,
 }
 
 impl std::fmt::Debug for AzureSettings {
@@ -66,6 +70,7 @@ impl AzureSettings {
                     .flatten()
             }),
             list_page_size: None,
+            storage_class: None,
         }
     }
 }

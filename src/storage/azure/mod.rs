@@ -107,6 +107,7 @@ pub struct AzureStorage {
     prefix: String,
     retry: RetryPolicy,
     list_page_size: u32,
+    access_tier: Option<String>,
 }
 
 impl std::fmt::Debug for AzureStorage {
@@ -198,7 +199,17 @@ impl AzureStorage {
                 .list_page_size
                 .unwrap_or(PAGE_SIZE)
                 .clamp(1, PAGE_SIZE),
+            access_tier: settings.storage_class.clone(),
         })
+    }
+
+    /// The access tier a write of `key` asks for: the run's, for files;
+    /// none (the account's default) for sidecars and directory markers,
+    /// which every plan reads.
+    fn tier_header(&self, key: &str) -> Option<(Header, String)> {
+        let tier = self.access_tier.as_ref()?;
+        (!crate::storage::is_sidecar(key.as_bytes()) && !key.ends_with('/'))
+            .then(|| ("x-ms-access-tier".into(), tier.clone()))
     }
 
     fn container_url(&self) -> String {
@@ -563,6 +574,7 @@ impl ObjectStore for AzureStorage {
         }
         let mut headers: Vec<(Header, String)> =
             vec![("x-ms-blob-type".into(), "BlockBlob".to_string())];
+        headers.extend(self.tier_header(key));
         if let Some(md5) = md5 {
             headers.push((
                 "content-md5".into(),
@@ -842,6 +854,7 @@ impl ObjectStore for AzureStorage {
         let url = format!("{}?comp=blocklist", self.blob_url(&upload.key));
         let mut headers: Vec<(Header, String)> = condition_headers(expect);
         headers.extend(meta_headers(meta));
+        headers.extend(self.tier_header(&upload.key));
         headers.push(("content-type".into(), "application/xml".into()));
         let response = self
             .send("cannot commit the blocks of", &target, || Call {

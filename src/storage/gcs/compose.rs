@@ -80,6 +80,7 @@ impl GcsStorage {
                 content_type: CONTENT_TYPE,
                 md5_hash: None,
                 metadata,
+                storage_class: self.class_for(key),
             },
         })
         .map_err(|e| StorageError::Transfer {

@@ -26,6 +26,9 @@ pub struct GcsSettings {
     /// `gcs_composite_uploads = false` or `-j 1` (nothing to do in parallel)
     /// ask for.
     pub composite_uploads: bool,
+    /// The storage class files are written in (`--storage-class`); sidecars,
+    /// directory markers and temporaries take the bucket's default.
+    pub storage_class: Option<String>,
 }
 
 impl Default for GcsSettings {
@@ -35,6 +38,7 @@ impl Default for GcsSettings {
             list_page_size: None,
             chunked_objects: false,
             composite_uploads: true,
+            storage_class: None,
         }
     }
 }
@@ -46,6 +50,7 @@ impl GcsSettings {
             list_page_size: None,
             chunked_objects: settings.gcs_chunked_objects.value,
             composite_uploads: settings.gcs_composite_uploads.value && settings.jobs.value > 1,
+            storage_class: None,
         }
     }
 }

@@ -78,6 +78,9 @@ pub struct NewObject<'a> {
     pub md5_hash: Option<String>,
     #[serde(skip_serializing_if = "HashMap::is_empty")]
     pub metadata: HashMap<String, String>,
+    /// `--storage-class`; absent: the bucket's default.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub storage_class: Option<&'a str>,
 }
 
 /// A metadata update: keys set to `None` are removed.

@@ -137,6 +137,7 @@ pub struct GcsStorage {
     /// The keys below the prefix that have chunks, and their chunks' names:
     /// listed once, at the first write or delete that may leave them behind.
     chunk_index: Arc<tokio::sync::Mutex<Option<ChunkIndex>>>,
+    storage_class: Option<String>,
 }
 
 impl std::fmt::Debug for GcsStorage {
@@ -202,7 +203,24 @@ impl GcsStorage {
             chunked: settings.chunked_objects,
             streams: !settings.composite_uploads && !settings.chunked_objects,
             chunk_index: Arc::default(),
+            storage_class: settings.storage_class.clone(),
         })
+    }
+
+    /// The storage class a write of `key` asks for: the run's, for files;
+    /// none (the bucket's default) for sidecars, directory markers, chunks
+    /// and temporaries (which a class's minimum storage time would charge
+    /// long after they are gone).
+    pub(super) fn class_for(&self, key: &str) -> Option<&str> {
+        let class = self.storage_class.as_deref()?;
+        let name = key.strip_prefix(self.prefix.as_str()).unwrap_or(key);
+        let plain_file = !crate::storage::is_sidecar(key.as_bytes())
+            && !key.ends_with('/')
+            && !key.starts_with(staging::STAGING)
+            && !name.starts_with(staging::STAGING)
+            && !key.starts_with(chunks::CHUNKS)
+            && !name.starts_with(chunks::CHUNKS);
+        plain_file.then_some(class)
     }
 
     fn bucket_url(&self) -> String {
@@ -297,6 +315,7 @@ impl GcsStorage {
             content_type: CONTENT_TYPE,
             md5_hash: md5.map(|m| base64::engine::general_purpose::STANDARD.encode(m)),
             metadata,
+            storage_class: self.class_for(key),
         })
         .map_err(|e| StorageError::Transfer {
             target: target.clone(),
@@ -579,18 +598,37 @@ impl ObjectStore for GcsStorage {
                 message: "GCS copies server-side only from GCS".into(),
             });
         };
-        let body = match meta {
-            Some(meta) => serde_json::to_string(&json::NewObject {
-                name: None,
-                content_type: CONTENT_TYPE,
-                md5_hash: None,
-                metadata: meta.to_headers(),
-            })
-            .map_err(|e| StorageError::Transfer {
-                target: target.clone(),
-                message: e.to_string(),
-            })?,
-            None => "{}".to_string(),
+        // Without a resource the copy keeps the source's metadata; with one
+        // it takes the resource's (and the run's class, which a rewrite
+        // would otherwise leave to the bucket's default).
+        let body = match (meta, self.class_for(key)) {
+            (None, None) => "{}".to_string(),
+            (meta, storage_class) => {
+                let head;
+                let meta = match meta {
+                    Some(meta) => meta,
+                    None => {
+                        head = source.store.head(source.key).await?.ok_or_else(|| {
+                            StorageError::Transfer {
+                                target: source.store.url_of(source.key),
+                                message: "the source object is gone".into(),
+                            }
+                        })?;
+                        &head.meta
+                    }
+                };
+                serde_json::to_string(&json::NewObject {
+                    name: None,
+                    content_type: CONTENT_TYPE,
+                    md5_hash: None,
+                    metadata: meta.to_headers(),
+                    storage_class,
+                })
+                .map_err(|e| StorageError::Transfer {
+                    target: target.clone(),
+                    message: e.to_string(),
+                })?
+            }
         };
         let mut base = format!(
             "{}/rewriteTo/b/{}/o/{}?projection=noAcl",

@@ -70,6 +70,7 @@ impl GcsStorage {
             content_type: CONTENT_TYPE,
             md5_hash: None,
             metadata: meta.to_headers(),
+            storage_class: self.class_for(key),
         })
         .map_err(|e| StorageError::Transfer {
             target: target.clone(),

@@ -81,6 +81,9 @@ pub struct S3Settings {
     /// Keys per listing page (`None`: S3's most, 1000). Smaller pages only
     /// make tests of paging cheap.
     pub list_page_size: Option<u32>,
+    /// The storage class files are written in (`--storage-class`, S3's
+    /// spelling); sidecars and directory markers stay STANDARD.
+    pub storage_class: Option<String>,
 }
 
 impl S3Settings {
@@ -91,6 +94,7 @@ impl S3Settings {
             endpoint_url: settings.endpoint_url.value.clone(),
             path_style: settings.path_style.value,
             list_page_size: None,
+            storage_class: None,
         };
         // Checked when the settings were resolved: a provider that cannot
         // be applied never gets this far.
@@ -119,6 +123,7 @@ pub struct S3Storage {
     /// The endpoint URL, or `aws`: which store this is, for resume state.
     endpoint: String,
     list_page_size: Option<u32>,
+    storage_class: Option<String>,
 }
 
 impl std::fmt::Debug for S3Storage {
@@ -176,6 +181,7 @@ impl S3Storage {
             client: Client::from_conf(config.build()),
             retry: retry.clone(),
             list_page_size: settings.list_page_size,
+            storage_class: settings.storage_class.clone(),
             endpoint: settings
                 .endpoint_url
                 .clone()
@@ -191,6 +197,15 @@ impl S3Storage {
 
     pub(crate) fn client(&self) -> &Client {
         &self.client
+    }
+
+    /// The storage class a write of `key` asks for: the run's, for files;
+    /// none (STANDARD) for sidecars and directory markers, which every plan
+    /// reads.
+    fn class_of(&self, key: &str) -> Option<aws_sdk_s3::types::StorageClass> {
+        let class = self.storage_class.as_deref()?;
+        (!crate::storage::is_sidecar(key.as_bytes()) && !key.ends_with('/'))
+            .then(|| aws_sdk_s3::types::StorageClass::from(class))
     }
 
     /// Whether `source` is a bucket on the same S3 service as this one, which

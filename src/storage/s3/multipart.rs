@@ -70,6 +70,7 @@ impl S3Storage {
                     .bucket(&self.bucket)
                     .key(key)
                     .set_metadata(Some(meta.to_headers()))
+                    .set_storage_class(self.class_of(key))
                     .send()
                     .await
                     .map_err(|e| remote_error("cannot start an upload of", url.clone(), e))

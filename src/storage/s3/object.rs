@@ -101,6 +101,7 @@ impl S3Storage {
                     .content_length(len as i64)
                     .set_content_md5(md5.map(|m| content_md5(&m)))
                     .set_metadata(Some(meta.to_headers()))
+                    .set_storage_class(self.class_of(key))
                     .set_if_match(expect.if_match())
                     .set_if_none_match(expect.if_none_match())
                     .body(ByteStream::from_body_1_x(body))
@@ -194,6 +195,9 @@ impl S3Storage {
                         MetadataDirective::Copy
                     })
                     .set_metadata(meta.map(ObjectMeta::to_headers))
+                    // A copy (and a metadata change, a copy onto itself)
+                    // would otherwise fall back to STANDARD.
+                    .set_storage_class(self.class_of(key))
                     .set_if_match(expect.if_match())
                     .set_if_none_match(expect.if_none_match())
                     .send()
