@@ -330,6 +330,10 @@ macro_rules! settings {
         #[serde(deny_unknown_fields)]
         pub struct ConfigFile {
             $( #[serde(default)] pub $name: Option<$ty>, )*
+            /// `[prices.SERVICE]` and `[prices."SERVICE/CLASS"]`: the cost
+            /// estimate's figures, over the built-in list prices.
+            #[serde(default)]
+            pub prices: crate::cost::PriceOverrides,
         }
 
         /// Values given on the command line; `None` where the flag was not given.
@@ -342,6 +346,8 @@ macro_rules! settings {
         #[derive(Debug, Clone)]
         pub struct Settings {
             $( $(#[doc = $doc])* pub $name: Setting<$ty>, )*
+            /// config.toml's `[prices…]` tables.
+            pub prices: crate::cost::PriceOverrides,
         }
 
         impl Settings {
@@ -354,7 +360,9 @@ macro_rules! settings {
                     Some((path, file)) => (Some(path), file),
                     None => (None, ConfigFile::default()),
                 };
-                Ok(Settings { $(
+                Ok(Settings {
+                    prices: file.prices.clone(),
+                    $(
                     $name: {
                         let mut setting = Setting { value: $default, origin: Origin::Default };
                         if let (Some(value), Some(path)) = (file.$name, &path) {

@@ -11,6 +11,7 @@ pub mod bandwidth;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod cost;
 pub mod delta;
 pub mod error;
 pub mod filelist;

@@ -745,3 +745,64 @@ fn a_storage_class_is_written_for_files_not_sidecars_and_archive_classes_send_fi
         assert!(stderr_of(&out).contains(says), "{}", stderr_of(&out));
     }
 }
+
+#[test]
+fn every_plan_carries_a_cost_estimate_in_text_and_json() {
+    let (scratch, bucket) = (Scratch::new(), Bucket::new());
+    scratch.write("src/a.txt", b"a");
+    scratch.write("src/b.txt", b"b");
+    scratch.write("src/big.bin", &noise(33 << 20, 9));
+    let (src, dst) = (local(&scratch.src()), bucket.url("d"));
+    let plan = |extra: &[&str]| {
+        let out = scratch
+            .cmd()
+            .args(["plan", &src, &dst])
+            .args(bucket.args())
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr_of(&out));
+        stdout_of(&out)
+    };
+    // AWS's prices by name (the endpoint stays moto's).
+    let json: serde_json::Value =
+        serde_json::from_str(&plan(&["--json", "--provider", "aws"])).unwrap();
+    let cost = &json["cost"];
+    // Two small PUTs; 33 MiB in three 16 MiB parts, the two around them
+    // and the sidecar.
+    assert_eq!(cost["requests"]["put"], 2 + 3 + 2 + 1, "{cost}");
+    assert_eq!(cost["requests"]["list"], 1, "{cost}");
+    assert_eq!(cost["bytes_up"], 2 + (33 << 20), "{cost}");
+    assert_eq!(cost["prices"][0], "AWS S3 STANDARD", "{cost}");
+    let total = cost["money"]["total"].as_f64().unwrap();
+    assert!(
+        (total - (8.0 * 0.005 + 0.005) / 1000.0).abs() < 1e-12,
+        "{cost}"
+    );
+    let text = plan(&["--provider", "aws"]);
+    assert!(
+        text.contains("cost: ≈ <$0.0001 at AWS S3 STANDARD prices"),
+        "{text}"
+    );
+    assert!(
+        text.contains("requests: 8 PUT/part, 0 COPY/part-copy, 0 GET, 1 LIST, 0 DELETE"),
+        "{text}"
+    );
+
+    // An endpoint of unknown prices: requests counted, money asked for…
+    let text = plan(&[]);
+    assert!(
+        text.contains("no prices for this S3-compatible endpoint"),
+        "{text}"
+    );
+    // … and given in config.toml.
+    scratch.write(
+        "config/hugesync/config.toml",
+        b"[prices.\"s3-compatible\"]\nput_per_1000 = 1000.0\n",
+    );
+    let text = plan(&[]);
+    assert!(
+        text.contains("cost: ≈ $8.00 at s3-compatible prices"),
+        "{text}"
+    );
+}

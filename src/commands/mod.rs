@@ -118,7 +118,7 @@ async fn sync_command(
     let options = sync_options(&ctx.settings, selectors, (&source, &destination))?;
     let quiet_scan = args.run.json || ctx.verbosity == Verbosity::Quiet;
     let (scan, sides) = scan_sides(&source, &destination, &options, ctx, quiet_scan).await?;
-    let plan = plan_from_scan(source, destination, &scan, options, &sides).await;
+    let plan = plan_from_scan(source, destination, &scan, options, &sides, &ctx.settings).await;
     let verdict = ScanVerdict::of(scan, &ctx.settings);
     finish_run(plan, verdict, sides, &args.run, ctx).await
 }
@@ -149,7 +149,15 @@ async fn tui_command(
     let mut tui = crate::tui::Tui::start();
     let planning = async {
         let scan = sync::scan(&sides.source, &sides.destination, &options, &progress).await?;
-        let plan = plan_from_scan(source, destination, &scan, options.clone(), &sides).await;
+        let plan = plan_from_scan(
+            source,
+            destination,
+            &scan,
+            options.clone(),
+            &sides,
+            &ctx.settings,
+        )
+        .await;
         Ok::<_, Error>((plan, scan))
     };
     let Some(planned) = tui.scanning(&progress, planning).await else {
@@ -191,7 +199,7 @@ async fn plan_command(
     let options = sync_options(&ctx.settings, selectors, (&source, &destination))?;
     let quiet_scan = args.json || ctx.verbosity == Verbosity::Quiet;
     let (scan, sides) = scan_sides(&source, &destination, &options, ctx, quiet_scan).await?;
-    let plan = plan_from_scan(source, destination, &scan, options, &sides).await;
+    let plan = plan_from_scan(source, destination, &scan, options, &sides, &ctx.settings).await;
     let partial_scan = scan.error_count() > 0;
     // The plan holds all it needs from the scan; the manifests go before the
     // plan is written and printed.
@@ -243,6 +251,7 @@ async fn apply_command(args: ApplyArgs, ctx: &Context) -> Result<ExitStatus, Err
                 &scan,
                 saved.options.clone(),
                 &sides,
+                &ctx.settings,
             )
             .await;
             fresh.carry_edits_from(&saved);
@@ -648,6 +657,7 @@ async fn plan_from_scan(
     scan: &Scan,
     options: SyncOptions,
     sides: &Sides,
+    settings: &Settings,
 ) -> SyncPlan {
     let mut plan = sync::build_plan(source, destination, scan, options);
     if let (true, Storage::Object(store)) = (plan.source.is_local(), &sides.destination) {
@@ -655,7 +665,47 @@ async fn plan_from_scan(
     }
     sync::refine::confirm_restored_times(&mut plan, &sides.source, &sides.destination).await;
     sync::estimate::estimate_deltas(&mut plan, &sides.source, &sides.destination).await;
+    plan.cost_model = Some(cost_model(&plan, scan, sides, settings));
     plan
+}
+
+/// What the plan's cost estimate needs: each side's store limits and prices.
+fn cost_model(
+    plan: &SyncPlan,
+    scan: &Scan,
+    sides: &Sides,
+    settings: &Settings,
+) -> crate::cost::CostModel {
+    use crate::cost::{SideModel, StoreModel, billing_for, list_page_of};
+    let provider = settings
+        .provider
+        .value
+        .as_deref()
+        .and_then(|name| crate::storage::s3::providers::find(name).ok())
+        .map(|provider| provider.name);
+    let endpoint_set = settings.endpoint_url.value.is_some();
+    let side = |location: &Location, storage: &Storage, class: Option<&str>| SideModel {
+        store: storage
+            .object_store()
+            .map(|store| StoreModel::of(store.limits(), list_page_of(location))),
+        billing: billing_for(location, provider, endpoint_set, class, &settings.prices),
+    };
+    let class = plan.options.storage_class.as_ref().map(|c| c.name.as_str());
+    crate::cost::CostModel {
+        source: side(&plan.source, &sides.source, None),
+        destination: side(&plan.destination, &sides.destination, class),
+        same_service: match (
+            sides.source.object_store(),
+            sides.destination.object_store(),
+        ) {
+            (Some(src), Some(dst)) => dst.copies_from(src.as_ref()),
+            _ => false,
+        },
+        listed: (
+            scan.source.manifest.len() as u64,
+            scan.destination.manifest.len() as u64,
+        ),
+    }
 }
 
 /// What a run still needs from the scans once the plan is made. The manifests
@@ -823,7 +873,17 @@ async fn confirm(ctx: &Context) -> Result<(), Error> {
 /// The full plan: JSON, or the table listing every change (every item with -v).
 fn print_plan(plan: &SyncPlan, json: bool, ctx: &Context) -> Result<(), Error> {
     if json {
-        return print_json(plan);
+        /// The plan, and what it will cost.
+        #[derive(serde::Serialize)]
+        struct Priced<'a> {
+            #[serde(flatten)]
+            plan: &'a SyncPlan,
+            cost: Option<crate::cost::CostEstimate>,
+        }
+        return print_json(&Priced {
+            plan,
+            cost: crate::cost::estimate(plan),
+        });
     }
     if ctx.verbosity != Verbosity::Quiet {
         let listing = if ctx.verbosity == Verbosity::Verbose {

@@ -135,6 +135,11 @@ pub fn write_plan_text(
             format::count(s.changes()),
             format::count(s.delete.count),
         )?;
+        if let (Some(model), Some(cost)) = (&plan.cost_model, crate::cost::estimate(plan)) {
+            for line in cost.lines(model) {
+                writeln!(out, "{line}")?;
+            }
+        }
     }
     Ok(())
 }

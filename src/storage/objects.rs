@@ -373,7 +373,7 @@ pub fn read_object(
 }
 
 /// Range per server-side part copy for objects over the single-copy limit.
-const COPY_PART: u64 = 512 * 1024 * 1024;
+pub(crate) const COPY_PART: u64 = 512 * 1024 * 1024;
 
 /// Copies the object at `from` to `to` in the same store, server-side: one
 /// copy up to the store's limit, beyond it a staged object of range copies.

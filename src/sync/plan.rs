@@ -178,7 +178,7 @@ pub struct ScanTotals {
     pub destination_bytes: u64,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SyncPlan {
     pub format: String,
     pub version: u32,
@@ -198,6 +198,10 @@ pub struct SyncPlan {
     /// (absent where nothing is rebuilt server-side).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rebuild_check: Option<crate::storage::RebuildCheck>,
+    /// What the cost estimate needs of both sides (`crate::cost`), fixed
+    /// when the plan is made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_model: Option<crate::cost::CostModel>,
 }
 
 /// How the diff compares entries for this pair of sides and these options.
@@ -269,6 +273,7 @@ pub fn build_plan(
         items,
         leftovers: scan.destination.leftovers.clone(),
         rebuild_check: None,
+        cost_model: None,
     }
 }
 

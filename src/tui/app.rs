@@ -54,12 +54,16 @@ pub struct App {
     pub typing: bool,
     /// A one-line message for the status bar.
     pub message: Option<String>,
+    /// What the plan will cost, as edited so far.
+    pub cost: Option<crate::cost::CostEstimate>,
 }
 
 impl App {
     pub fn new(plan: SyncPlan) -> Self {
         let tree = PlanTree::build(&plan);
+        let cost = crate::cost::estimate(&plan);
         Self {
+            cost,
             plan,
             tree,
             screen: Screen::Review,
@@ -270,6 +274,7 @@ impl App {
     fn edit(&mut self, edit: Edit) {
         if let Some(&id) = self.tree.rows().get(self.selected) {
             self.tree.edit(&mut self.plan, id, edit);
+            self.cost = crate::cost::estimate(&self.plan);
         }
     }
 

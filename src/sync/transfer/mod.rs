@@ -7,7 +7,7 @@
 pub(crate) mod chunked;
 pub(super) mod delta_download;
 mod delta_upload;
-mod download;
+pub(crate) mod download;
 mod local;
 mod parts;
 mod remote;

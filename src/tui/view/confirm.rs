@@ -23,6 +23,9 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, palette: &Palette) {
             format::bytes(stats.bytes_saved)
         )),
     ];
+    if let Some(cost) = &app.cost {
+        lines.push(Line::from(format!("cost: {}", cost.short())));
+    }
     let deletes = stats.totals(SyncAction::Delete).count;
     if deletes > 0 {
         lines.push(Line::styled(

@@ -47,6 +47,12 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, palette: &Palette) {
             if let Some(note) = &item.note {
                 lines.push(Line::from(note.to_string()));
             }
+            if item.action != SyncAction::Skip
+                && let Some(index) = node.item()
+                && let Some(cost) = crate::cost::item_estimate(&app.plan, index)
+            {
+                lines.push(Line::from(format!("cost: {}", cost.short())));
+            }
             if let Some(edit) = item.edit {
                 lines.push(Line::styled(format!("edited: {edit:?}"), palette.dim()));
             }

@@ -37,16 +37,24 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, palette: &Palette) {
     let lines = vec![
         Line::from(format!("{} → {}", plan.source, plan.destination)),
         Line::from(counts),
-        Line::from(format!(
-            "to send {} · saved by delta {} · {} change(s){}",
-            format::bytes(stats.bytes_to_send),
-            format::bytes(stats.bytes_saved),
-            format::count(stats.changes()),
-            crate::bandwidth::limit().map_or(String::new(), |l| format!(
-                " · at most {}/s",
-                format::bytes(l.bytes_per_second())
-            )),
-        )),
+        Line::from(
+            format!(
+                "to send {} · saved by delta {} · {} change(s){}",
+                format::bytes(stats.bytes_to_send),
+                format::bytes(stats.bytes_saved),
+                format::count(stats.changes()),
+                crate::bandwidth::limit().map_or(String::new(), |l| format!(
+                    " · at most {}/s",
+                    format::bytes(l.bytes_per_second())
+                )),
+            ) + &app
+                .cost
+                .as_ref()
+                .and_then(|cost| cost.money)
+                .map_or(String::new(), |money| {
+                    format!(" · cost ≈ {}", crate::cost::dollars(money.total))
+                }),
+        ),
     ];
     let block = Block::default()
         .borders(Borders::BOTTOM)

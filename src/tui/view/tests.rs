@@ -251,3 +251,67 @@ fn a_directory_row_summarises_its_subtree() {
     assert!(screen.contains("199 unchanged: 10.20 MiB"), "{screen}");
     insta::assert_snapshot!("dir_summary_details_120x40", screen);
 }
+
+#[test]
+fn a_priced_plan_shows_its_cost_in_the_header_details_and_dialog() {
+    use crate::cost::{Billing, CostModel, PriceOverrides, Service, SideModel, StoreModel};
+    const T: i64 = 1_700_000_000_000_000_000;
+    let options = SyncOptions {
+        delta_threshold: 32 << 20,
+        ..options()
+    };
+    let mut plan = build_plan(
+        Location::Local("/data/src".into()),
+        Location::parse("s3://bucket/backup").unwrap(),
+        &Scan {
+            source: listing(&[
+                ("checkpoint.bin", Some(1 << 30), T + 86_400_000_000_000),
+                ("notes.txt", Some(4096), T),
+            ]),
+            destination: listing(&[("checkpoint.bin", Some(1 << 30), T)]),
+        },
+        options,
+    );
+    for item in &mut plan.items {
+        if item.action == SyncAction::Delta {
+            item.bytes_to_send = 48 << 20;
+            item.bytes_saved = (1 << 30) - (48 << 20);
+        }
+    }
+    plan.refresh_stats();
+    let sheet = crate::cost::prices::sheet(&Service::Aws, None, &PriceOverrides::new());
+    plan.cost_model = Some(CostModel {
+        source: SideModel {
+            store: None,
+            billing: Billing::Free,
+        },
+        destination: SideModel {
+            store: Some(StoreModel {
+                min_part: 5 << 20,
+                max_parts: 10_000,
+                delete_batch: 1000,
+                max_single_copy: 5 << 30,
+                list_page: 1000,
+                sidecars: true,
+            }),
+            billing: Billing::Priced(sheet.unwrap()),
+        },
+        same_service: false,
+        listed: (2, 1),
+    });
+    let mut app = App::new(plan);
+    let screen = render(&mut app, 120, 40);
+    assert!(screen.contains("cost ≈ $0.0003"), "{screen}");
+    // The checkpoint's own requests in its details.
+    assert!(
+        screen.contains("cost: ≈ $0.0003 (6 PUT 61 COPY)"),
+        "{screen}"
+    );
+    insta::assert_snapshot!("priced_120x40", screen);
+    app.update(Action::Approve);
+    let screen = render(&mut app, 80, 24);
+    assert!(
+        screen.contains("cost: ≈ $0.0003 (7 PUT 61 COPY 1 LIST)"),
+        "{screen}"
+    );
+}
