@@ -57,6 +57,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         conflicts: Default::default(),
         resume: None,
         withhold_deletes: None,
+        leave_for_finalize: false,
     };
     let run = tokio::spawn(sync::execute(
         Arc::new(plan),

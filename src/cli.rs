@@ -59,6 +59,10 @@ pub enum Command {
     Plan(PlanArgs),
     /// Execute a plan saved with `plan -o`, after checking it is still current.
     Apply(ApplyArgs),
+    /// Finish a plan run as shards (`apply --shard`): once every shard's
+    /// report is in and clean, put cut files together, then delete and set
+    /// directory times, and print the whole run's summary.
+    Finalize(FinalizeArgs),
     /// Print the effective settings and where each came from.
     Config(ConfigArgs),
     /// Compute a file's block signature (.hssig), like `rdiff signature`.
@@ -239,12 +243,36 @@ pub struct ApplyArgs {
     pub plan_file: PathBuf,
     /// When planned entries changed since the plan was made, plan again (keeping
     /// the plan's edits) instead of refusing.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "shard")]
     pub replan: bool,
+    /// Run only shard K of N of the plan (`2/8`), or `auto`: K and N from the
+    /// batch engine (Kubernetes Indexed Jobs, Slurm arrays, AWS Batch arrays).
+    /// Deletions and directory times wait for `hugesync finalize`.
+    #[arg(long, value_name = "K/N|auto", value_parser = crate::commands::shards::parse_shard)]
+    pub shard: Option<crate::commands::shards::ShardSpec>,
+    /// Where shard reports go (default: next to the plan): a local directory
+    /// or an object-store prefix every worker reaches.
+    #[arg(long, value_name = "DIR", requires = "shard")]
+    pub report_dir: Option<String>,
     #[command(flatten)]
     pub exec: ExecFlags,
     #[command(flatten)]
     pub run: RunFlags,
+}
+
+#[derive(Debug, Args)]
+pub struct FinalizeArgs {
+    /// The plan the shards ran.
+    #[arg(value_name = "PLAN")]
+    pub plan_file: PathBuf,
+    /// Where the shard reports are (as given to `apply --report-dir`).
+    #[arg(long, value_name = "DIR")]
+    pub report_dir: Option<String>,
+    #[command(flatten)]
+    pub exec: ExecFlags,
+    /// One JSON line with the whole run's summary.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

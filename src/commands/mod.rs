@@ -3,6 +3,7 @@
 
 mod engine;
 mod report;
+pub mod shards;
 mod uploads;
 
 pub use crate::error::EngineError;
@@ -65,6 +66,7 @@ pub async fn run(
             args.exec.apply_to(&mut overrides);
         }
         Command::Apply(args) => args.exec.apply_to(&mut overrides),
+        Command::Finalize(args) => args.exec.apply_to(&mut overrides),
         Command::Signature(args) => overrides.block_size = args.block_size.map(config::Size),
         Command::Config(_)
         | Command::Delta(_)
@@ -93,7 +95,22 @@ pub async fn run(
         Command::Sync(args) => sync_command(args, selectors, &ctx).await,
         Command::Plan(args) => plan_command(args, selectors, &ctx).await,
         Command::Tui(args) => tui_command(args, selectors, &ctx).await,
-        Command::Apply(args) => apply_command(args, &ctx).await,
+        Command::Apply(args) => match args.shard {
+            Some(spec) => {
+                shards::run_shard(
+                    &args.plan_file,
+                    spec,
+                    args.report_dir.as_deref(),
+                    args.run.json,
+                    &ctx,
+                )
+                .await
+            }
+            None => apply_command(args, &ctx).await,
+        },
+        Command::Finalize(args) => {
+            shards::finalize(&args.plan_file, args.report_dir.as_deref(), args.json, &ctx).await
+        }
         Command::Config(args) => config_command(&args, &ctx),
         Command::Signature(args) => {
             engine::signature(&args, ctx.settings.block_size.value.0, ctx.verbosity)
@@ -171,6 +188,7 @@ async fn tui_command(
         conflicts: conflict_policy(&ctx.settings),
         resume: crate::resume::ResumeStore::default_location(),
         withhold_deletes: withhold_deletes(&scan, &ctx.settings),
+        leave_for_finalize: false,
     };
     let status = tui
         .review_and_run(
@@ -823,6 +841,7 @@ async fn finish_run(
         conflicts: conflict_policy(&ctx.settings),
         resume: crate::resume::ResumeStore::default_location(),
         withhold_deletes: scan.withhold_deletes,
+        leave_for_finalize: false,
     };
     let report = sync::execute(
         plan.clone(),

@@ -148,7 +148,11 @@ pub struct CostEstimate {
 
 /// The estimate of `plan`, or `None` for a plan made without a cost model.
 pub fn estimate(plan: &SyncPlan) -> Option<CostEstimate> {
-    let model = plan.cost_model.as_ref()?;
+    let model = plan
+        .cost_model
+        .as_ref()
+        // Between local disks nothing is billed, and nothing is worth saying.
+        .filter(|m| m.source.store.is_some() || m.destination.store.is_some())?;
     Some(estimate_of(plan, model, plan.items.iter(), true))
 }
 

@@ -68,7 +68,8 @@ pub async fn list_tree(
         );
         for object in page.objects {
             let rel = object.rel_key.as_str();
-            if rel.is_empty() || is_sidecar(rel.as_bytes()) {
+            // Pieces of files cut across shards wait there for `finalize`.
+            if rel.is_empty() || is_sidecar(rel.as_bytes()) || rel.starts_with(SPLIT_DIR) {
                 continue;
             }
             // A "folder" marker object (`dir/`) stands for a directory.
@@ -378,6 +379,65 @@ pub(crate) const COPY_PART: u64 = 512 * 1024 * 1024;
 /// Copies the object at `from` to `to` in the same store, server-side: one
 /// copy up to the store's limit, beyond it a staged object of range copies.
 /// Pinned to `version`: a replaced source fails the copy.
+/// Where the pieces of files cut across shards wait for `finalize`, below a
+/// destination's root (`sync::pieces`). Listings skip it.
+pub const SPLIT_DIR: &str = ".hugesync-split/";
+
+/// Makes the object `to` from whole objects `sources` (key, size), in order,
+/// server-side: part copies of at most `COPY_PART` where the store copies
+/// ranges, whole sources where it composes objects. Aborted on any error.
+pub async fn assemble(
+    store: &dyn ObjectStore,
+    sources: &[(String, u64)],
+    to: &str,
+    meta: &super::ObjectMeta,
+    expect: super::Expect<'_>,
+) -> Result<String, StorageError> {
+    use super::object::{CopyRange, CopySource};
+    let limits = *store.limits();
+    let upload = store.begin_staged(to, meta).await?;
+    let staged = async {
+        let mut parts = Vec::new();
+        let mut at = 0u64;
+        for (key, size) in sources {
+            let source = CopySource {
+                store,
+                key,
+                version: None,
+            };
+            let step = if limits.range_copy() {
+                COPY_PART.min(limits.max_part)
+            } else {
+                (*size).max(1)
+            };
+            let mut start = 0;
+            while start < *size || (*size == 0 && start == 0) {
+                let len = step.min(size - start);
+                let range = CopyRange {
+                    start,
+                    len,
+                    expected_md5: None,
+                    expected_crc32c: None,
+                };
+                let number = parts.len() as u32 + 1;
+                parts.push(
+                    store
+                        .stage_copy(&upload, number, at + start, source, range)
+                        .await?,
+                );
+                start += len.max(1);
+            }
+            at += size;
+        }
+        store.commit_staged(&upload, &parts, meta, expect).await
+    }
+    .await;
+    if staged.is_err() {
+        let _ = store.abort_staged(&upload).await;
+    }
+    staged
+}
+
 pub async fn copy_within(
     store: &dyn ObjectStore,
     from: &str,

@@ -274,6 +274,31 @@ fn outside_size_bounds(entry: &Entry, opts: &DiffOptions) -> Option<Reason> {
     None
 }
 
+/// Whether `dst` already holds what `src` would be synced as: the diff would
+/// leave the pair alone. (A sharded run asks this of entries another shard,
+/// or an earlier attempt, has already done.)
+pub fn up_to_date(
+    src: &crate::types::Entry,
+    dst: &crate::types::Entry,
+    opts: &DiffOptions,
+) -> bool {
+    if src.kind != dst.kind {
+        return false;
+    }
+    match src.kind {
+        EntryKind::File => {
+            // Never selection-held: the question is only whether it is done.
+            let opts = DiffOptions {
+                selection: super::Selection::default(),
+                ..opts.clone()
+            };
+            compare_files(src, dst, &opts).0 == SyncAction::Skip
+        }
+        EntryKind::Symlink => src.link_target() == dst.link_target(),
+        EntryKind::Dir => true,
+    }
+}
+
 fn only_at_destination(dst: &ManifestEntry, src: &Manifest, opts: &DiffOptions) -> PlanItem {
     let (action, reason) = if !opts.delete {
         (SyncAction::Skip, Reason::OnlyAtDestination)

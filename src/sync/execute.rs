@@ -37,6 +37,9 @@ pub struct ExecOptions {
     /// Why no deletion may run, known before the run (the source could not
     /// be listed completely: what looks missing there may only be unread).
     pub withhold_deletes: Option<String>,
+    /// A shard of a sharded run (`apply --shard`): deletions and directory
+    /// times are left for `finalize`.
+    pub leave_for_finalize: bool,
 }
 
 struct Runner {
@@ -47,6 +50,7 @@ struct Runner {
     pause: Option<tokio::sync::watch::Receiver<bool>>,
     conflicts: ConflictPolicy,
     withhold_deletes: Option<String>,
+    leave_for_finalize: bool,
 }
 
 /// Runs the plan's items. Per-item failures are reported as events and counted;
@@ -87,6 +91,7 @@ pub async fn execute(
         pause: options.pause.clone(),
         conflicts: options.conflicts,
         withhold_deletes: options.withhold_deletes.clone(),
+        leave_for_finalize: options.leave_for_finalize,
     };
     runner.run(options.jobs.max(1)).await;
     runner.report.duration = started.elapsed();
@@ -149,8 +154,10 @@ impl Runner {
             self.report.interrupted = true;
             return;
         }
-        self.run_deletes(deletes).await;
-        self.run_dir_metadata(&mkdirs, &dir_meta).await;
+        if !self.leave_for_finalize {
+            self.run_deletes(deletes).await;
+            self.run_dir_metadata(&mkdirs, &dir_meta).await;
+        }
         self.sync_touched_dirs().await;
         self.report.interrupted = self.ctx.cancel.is_cancelled();
     }
@@ -479,6 +486,10 @@ impl Runner {
                 report.bytes_sent += outcome.bytes_sent;
                 report.bytes_saved += outcome.bytes_saved;
                 self.touched_dirs.insert(item.path.parent());
+                if action == SyncAction::Delete {
+                    // A deleted directory has nothing left to flush.
+                    self.touched_dirs.remove(&Some(item.path.clone()));
+                }
                 ExecEvent::Finished {
                     id,
                     path: item.path.clone(),

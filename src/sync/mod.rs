@@ -6,10 +6,12 @@ pub mod conflict;
 pub mod diff;
 pub mod estimate;
 pub mod execute;
+pub mod pieces;
 pub mod plan;
 pub mod refine;
 mod report;
 pub mod scan;
+pub mod shard;
 pub mod sidecar;
 pub mod sidecar_update;
 #[cfg(test)]

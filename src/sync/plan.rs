@@ -475,7 +475,7 @@ impl SyncPlan {
 }
 
 /// The quick-check identity used for staleness: kind, size, mtime (and link target).
-fn same_entry(planned: Option<&Entry>, now: Option<&Entry>) -> bool {
+pub fn same_entry(planned: Option<&Entry>, now: Option<&Entry>) -> bool {
     match (planned, now) {
         (None, None) => true,
         (Some(a), Some(b)) => {

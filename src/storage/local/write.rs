@@ -112,27 +112,83 @@ impl LocalStorage {
         rustix::fs::flock(temp.as_file(), rustix::fs::FlockOperation::LockExclusive)
             .map_err(|e| StorageError::io("cannot lock temp file in", &dir, e.into()))?;
         fill(temp.as_file_mut())?;
-        let file = temp.as_file();
-        if let Some(mode) = meta.mode {
-            file.set_permissions(fs::Permissions::from_mode(mode & 0o7777))
-                .map_err(|e| StorageError::io("cannot set mode of", &target, e))?;
-        }
-        filetime::set_file_handle_times(file, None, Some(file_time(meta.mtime_ns)))
-            .map_err(|e| StorageError::io("cannot set mtime of", &target, e))?;
-        if fsync {
-            file.sync_all()
-                .map_err(|e| StorageError::io("cannot fsync", &target, e))?;
-        }
-        if let Ok(existing) = fs::symlink_metadata(&target)
-            && existing.is_dir()
-        {
-            // A directory where the source has a file: replace it only if empty.
-            fs::remove_dir(&target)
-                .map_err(|e| StorageError::io("cannot replace directory", &target, e))?;
-        }
+        ready_to_replace(temp.as_file(), &target, meta, fsync)?;
         temp.persist(&target)
             .map_err(|e| StorageError::io("cannot rename into place", &target, e.error))?;
         Ok(())
+    }
+
+    /// Writes bytes into the shared temp file `temp` of a file cut into
+    /// pieces (`sync::pieces`), which will be `size` bytes once every piece is
+    /// in: created if missing (several shards may race to it), sized, then
+    /// `fill` writes its range at its offsets. Nothing appears under the
+    /// final name until [`LocalStorage::commit_pieces`].
+    pub fn write_piece(
+        &self,
+        temp: &RelPath,
+        size: u64,
+        fsync: bool,
+        fill: impl FnOnce(&File) -> Result<(), StorageError>,
+    ) -> Result<(), StorageError> {
+        use std::os::unix::fs::OpenOptionsExt;
+        self.create_parents(temp)?;
+        let path = self.path_of(temp);
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|e| StorageError::io("cannot open the shared temp file", &path, e))?;
+        let len = file
+            .metadata()
+            .map_err(|e| StorageError::io("cannot stat", &path, e))?
+            .len();
+        if len < size {
+            file.set_len(size)
+                .map_err(|e| StorageError::io("cannot size", &path, e))?;
+        }
+        fill(&file)?;
+        if fsync {
+            file.sync_data()
+                .map_err(|e| StorageError::io("cannot fsync", &path, e))?;
+        }
+        Ok(())
+    }
+
+    /// Puts a file whose pieces are all in `temp` under its name: the size
+    /// checked, metadata given, flushed, renamed over the target.
+    pub fn commit_pieces(
+        &self,
+        temp: &RelPath,
+        rel: &RelPath,
+        size: u64,
+        meta: WriteMeta,
+        fsync: bool,
+    ) -> Result<(), StorageError> {
+        let (from, target) = (self.path_of(temp), self.path_of(rel));
+        let file = File::options()
+            .write(true)
+            .open(&from)
+            .map_err(|e| StorageError::io("cannot open the pieces of", &target, e))?;
+        let len = file
+            .metadata()
+            .map_err(|e| StorageError::io("cannot stat", &from, e))?
+            .len();
+        if len != size {
+            return Err(StorageError::io(
+                "the pieces do not make the whole file at",
+                &target,
+                io::Error::other(format!("{len} bytes where the plan has {size}")),
+            ));
+        }
+        let meta = WriteMeta {
+            mode: Some(meta.mode.unwrap_or(0o644)),
+            ..meta
+        };
+        ready_to_replace(&file, &target, meta, fsync)?;
+        fs::rename(&from, &target)
+            .map_err(|e| StorageError::io("cannot rename into place", &target, e))
     }
 
     /// Creates (or replaces) a symbolic link atomically.
@@ -193,6 +249,34 @@ impl LocalStorage {
             .and_then(|dir| dir.sync_all())
             .map_err(|e| StorageError::io("cannot fsync directory", path, e))
     }
+}
+
+/// A complete temp file made ready to be renamed over `target`: its mode and
+/// mtime given, flushed when asked, and an empty directory in the way removed
+/// (where the source has a file).
+fn ready_to_replace(
+    file: &File,
+    target: &std::path::Path,
+    meta: WriteMeta,
+    fsync: bool,
+) -> Result<(), StorageError> {
+    if let Some(mode) = meta.mode {
+        file.set_permissions(fs::Permissions::from_mode(mode & 0o7777))
+            .map_err(|e| StorageError::io("cannot set mode of", target, e))?;
+    }
+    filetime::set_file_handle_times(file, None, Some(file_time(meta.mtime_ns)))
+        .map_err(|e| StorageError::io("cannot set mtime of", target, e))?;
+    if fsync {
+        file.sync_all()
+            .map_err(|e| StorageError::io("cannot fsync", target, e))?;
+    }
+    if let Ok(existing) = fs::symlink_metadata(target)
+        && existing.is_dir()
+    {
+        fs::remove_dir(target)
+            .map_err(|e| StorageError::io("cannot replace directory", target, e))?;
+    }
+    Ok(())
 }
 
 fn file_time(mtime_ns: i64) -> filetime::FileTime {

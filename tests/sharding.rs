@@ -1,0 +1,287 @@
+//! A saved plan run as four shard processes started at once, then finalized
+//! (`apply --shard K/N`, `finalize`): local → local and local → S3 (moto).
+//! The destination must equal what one `sync` makes, every item must be done
+//! exactly once (by the reports), nothing may be deleted before finalize, and
+//! finalize must refuse while a shard's report is missing.
+
+mod util;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Child;
+
+use util::s3::Bucket;
+use util::{Scratch, local, noise, stderr_of, stdout_of, tree};
+
+const MIB: usize = 1024 * 1024;
+
+/// Many small files in a few directories and one file far past a shard's
+/// fair share (cut into 64 MiB pieces across the shards).
+fn make_source(s: &Scratch, root: &str) {
+    for i in 0..120 {
+        s.write(
+            &format!("{root}/d{}/f{i:03}.bin", i % 6),
+            &noise(500 + i * 37, i as u64),
+        );
+    }
+    s.write(
+        &format!("{root}/big/image.raw"),
+        &noise(200 * MIB + 12_345, 77),
+    );
+}
+
+/// Files the source lacks, for --delete.
+fn make_extras(s: &Scratch, root: &str) {
+    s.write(&format!("{root}/old/gone.txt"), b"to delete");
+    s.write(&format!("{root}/stale.txt"), b"to delete too");
+}
+
+fn spawn_shards(s: &Scratch, plan: &Path, extra: &[String]) -> Vec<Child> {
+    (1..=4)
+        .map(|k| {
+            s.std_cmd()
+                .arg("apply")
+                .arg(plan)
+                .args(["--shard", &format!("{k}/4")])
+                .args(extra)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect()
+}
+
+fn wait_all(children: Vec<Child>) {
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "a shard failed: {}", stderr_of(&out));
+    }
+}
+
+/// Every report's done items and pieces: each item exactly once, across
+/// shards; returns (items, pieces).
+fn done_exactly_once(reports: &[serde_json::Value]) -> (usize, usize) {
+    let mut seen: BTreeMap<u64, usize> = BTreeMap::new();
+    let mut pieces: BTreeMap<(u64, u64), usize> = BTreeMap::new();
+    for report in reports {
+        assert_eq!(report["complete"], true, "{report}");
+        assert!(report["failed"].as_array().unwrap().is_empty(), "{report}");
+        for item in report["done"].as_array().unwrap() {
+            *seen.entry(item.as_u64().unwrap()).or_default() += 1;
+        }
+        for piece in report["pieces_done"].as_array().unwrap() {
+            let key = (piece[0].as_u64().unwrap(), piece[1].as_u64().unwrap());
+            *pieces.entry(key).or_default() += 1;
+        }
+    }
+    assert!(seen.values().all(|&n| n == 1), "{seen:?}");
+    assert!(pieces.values().all(|&n| n == 1), "{pieces:?}");
+    (seen.len(), pieces.len())
+}
+
+#[test]
+fn four_shards_and_finalize_make_what_one_sync_makes_on_a_disk() {
+    let s = Scratch::new();
+    make_source(&s, "src");
+    make_extras(&s, "dst");
+    make_extras(&s, "single");
+    let plan = s.path("plan.json");
+    let (src, dst) = (local(&s.src()), local(&s.dst()));
+    let out = s
+        .cmd()
+        .args(["plan", "--delete", "-o"])
+        .arg(&plan)
+        .args([&src, &dst])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+
+    // Nothing to finalize yet: refused, naming the shards it waits for.
+    let early = s.cmd().arg("finalize").arg(&plan).output().unwrap();
+    assert_eq!(early.status.code(), Some(2), "{}", stderr_of(&early));
+    assert!(
+        stderr_of(&early).contains("no shard report"),
+        "{}",
+        stderr_of(&early)
+    );
+
+    wait_all(spawn_shards(&s, &plan, &[]));
+    // The shards delete nothing, and the cut file is not under its name yet.
+    assert!(s.path("dst/old/gone.txt").exists());
+    assert!(s.path("dst/stale.txt").exists());
+    assert!(!s.path("dst/big/image.raw").exists());
+    let report_of = |k: u32| s.path(&format!("plan.json.shard-{k}-of-4.json"));
+    let reports: Vec<serde_json::Value> = (1..=4)
+        .map(|k| serde_json::from_slice(&std::fs::read(report_of(k)).unwrap()).unwrap())
+        .collect();
+    let (items, pieces) = done_exactly_once(&reports);
+    assert_eq!(items, 120, "every small file once");
+    assert_eq!(pieces, 4, "200 MiB in four 64 MiB pieces");
+
+    // A missing report: refused, naming the shard.
+    let kept = std::fs::read(report_of(3)).unwrap();
+    std::fs::remove_file(report_of(3)).unwrap();
+    let refused = s.cmd().arg("finalize").arg(&plan).output().unwrap();
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(
+        stderr_of(&refused).contains("shard(s) 3/4"),
+        "{}",
+        stderr_of(&refused)
+    );
+    assert!(
+        s.path("dst/stale.txt").exists(),
+        "nothing deleted by a refusal"
+    );
+    std::fs::write(report_of(3), kept).unwrap();
+
+    // A re-run of a shard finds its work done and sends nothing.
+    let again = s
+        .cmd()
+        .args(["apply", "--json", "--shard", "2/4"])
+        .arg(&plan)
+        .output()
+        .unwrap();
+    assert!(again.status.success(), "{}", stderr_of(&again));
+    let line: serde_json::Value = stdout_of(&again)
+        .lines()
+        .find_map(|l| serde_json::from_str(l).ok())
+        .unwrap();
+    assert_eq!(
+        line["report"]["bytes_sent"], reports[1]["bytes_sent"],
+        "{line}"
+    );
+
+    let out = s.cmd().arg("finalize").arg(&plan).output().unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert!(
+        stdout_of(&out).contains("1 cut file(s) put together, 3 deleted"),
+        "{}",
+        stdout_of(&out)
+    );
+
+    // What one sync makes of the same trees.
+    let single = s
+        .cmd()
+        .args(["sync", "--yes", "--delete", &src])
+        .arg(s.path("single"))
+        .output()
+        .unwrap();
+    assert!(single.status.success(), "{}", stderr_of(&single));
+    assert_eq!(tree(&s.dst()), tree(&s.path("single")));
+    assert_eq!(tree(&s.dst()), tree(&s.src()));
+    assert!(util::temp_files(&s.dst()).is_empty());
+}
+
+#[test]
+fn a_source_changed_since_the_plan_is_refused_by_every_shard() {
+    let s = Scratch::new();
+    for i in 0..8 {
+        s.write(&format!("src/f{i}"), &noise(1000, i));
+    }
+    let plan = s.path("plan.json");
+    let out = s
+        .cmd()
+        .args(["plan", "-o"])
+        .arg(&plan)
+        .args([&local(&s.src()), &local(&s.dst())])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    s.write("src/f3", b"changed since the plan");
+    for k in 1..=2 {
+        let out = s
+            .cmd()
+            .args(["apply", "--shard", &format!("{k}/2")])
+            .arg(&plan)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{}", stderr_of(&out));
+        assert!(stderr_of(&out).contains("f3"), "{}", stderr_of(&out));
+    }
+    assert!(!s.dst().exists() || tree(&s.dst()).is_empty());
+}
+
+#[test]
+fn four_shards_and_finalize_make_what_one_sync_makes_on_s3() {
+    let (s, bucket) = (Scratch::new(), Bucket::new());
+    make_source(&s, "src");
+    bucket.put("d/old/gone.txt", b"to delete");
+    bucket.put("d/stale.txt", b"to delete too");
+    bucket.put("single/old/gone.txt", b"to delete");
+    bucket.put("single/stale.txt", b"to delete too");
+    let args: Vec<String> = bucket.args().to_vec();
+    let plan = s.path("plan.json");
+    let src = local(&s.src());
+    let out = s
+        .cmd()
+        .args(["plan", "--delete", "-o"])
+        .arg(&plan)
+        .args([&src, &bucket.url("d")])
+        .args(&args)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    // Reports on the store, where every worker of a cluster would reach them.
+    let mut extra = args.clone();
+    extra.extend(["--report-dir".to_string(), bucket.url("reports")]);
+    wait_all(spawn_shards(&s, &plan, &extra));
+    assert!(
+        bucket.head("d/stale.txt").is_some(),
+        "nothing deleted before finalize"
+    );
+    assert!(bucket.head("d/big/image.raw").is_none());
+    let reports: Vec<serde_json::Value> = (1..=4)
+        .map(|k| {
+            serde_json::from_slice(&bucket.get(&format!("reports/shard-{k}-of-4.json"))).unwrap()
+        })
+        .collect();
+    let (items, pieces) = done_exactly_once(&reports);
+    assert_eq!((items, pieces), (120, 4));
+
+    let out = s
+        .cmd()
+        .arg("finalize")
+        .arg(&plan)
+        .args(["--report-dir", &bucket.url("reports")])
+        .args(&args)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let single = s
+        .cmd()
+        .args(["sync", "--yes", "--delete", &src, &bucket.url("single")])
+        .args(&args)
+        .output()
+        .unwrap();
+    assert!(single.status.success(), "{}", stderr_of(&single));
+    // The same objects under both prefixes (the cut file has no sidecar:
+    // its next change goes whole and is signed then), and no pieces left.
+    let keys = bucket.keys();
+    let under = |prefix: &str| -> Vec<String> {
+        keys.iter()
+            .filter_map(|k| k.strip_prefix(prefix))
+            .filter(|k| !k.ends_with(".hssig"))
+            .map(str::to_string)
+            .collect()
+    };
+    assert_eq!(under("d/"), under("single/"));
+    assert!(
+        !keys.iter().any(|k| k.contains(".hugesync-split")),
+        "{keys:?}"
+    );
+    assert_eq!(
+        bucket.get("d/big/image.raw"),
+        std::fs::read(s.path("src/big/image.raw")).unwrap()
+    );
+    let back = s.path("back");
+    let down = s
+        .cmd()
+        .args(["sync", "--yes", &bucket.url("d")])
+        .arg(&back)
+        .args(&args)
+        .output()
+        .unwrap();
+    assert!(down.status.success(), "{}", stderr_of(&down));
+    assert_eq!(tree(&back), tree(&s.src()));
+}
