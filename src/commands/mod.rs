@@ -101,7 +101,7 @@ pub async fn run(
                     &args.plan_file,
                     spec,
                     args.report_dir.as_deref(),
-                    args.run.json,
+                    &args.run,
                     &ctx,
                 )
                 .await

@@ -436,15 +436,19 @@ pub(super) async fn run_shard(
     plan_file: &Path,
     spec: ShardSpec,
     report_dir: Option<&str>,
-    json: bool,
+    run: &crate::cli::RunFlags,
     ctx: &Context,
 ) -> Result<ExitStatus, Error> {
+    let json = run.json;
     let shard = match spec {
         ShardSpec::Given(shard) => shard,
         ShardSpec::Auto => {
             shard_from_env(&|name| std::env::var(name).ok()).map_err(Error::Usage)?
         }
     };
+    if run.dry_run {
+        return print_shares(plan_file, shard, json);
+    }
     let plan_id = plan_id_of(plan_file)?;
     let reports = ReportDir::open(plan_file, report_dir, ctx).await?;
     let started = std::time::Instant::now();
@@ -638,6 +642,58 @@ pub(super) async fn run_shard(
     } else {
         ExitStatus::Partial
     })
+}
+
+/// `apply PLAN --shard K/N -n`: what this shard and every other would do,
+/// and how even the split is, without scanning or sending anything.
+fn print_shares(plan_file: &Path, shard: ShardId, json: bool) -> Result<ExitStatus, Error> {
+    let plan = SyncPlan::load(plan_file)?;
+    let assignment = shard::assign(&plan, shard.count, splittable(&plan));
+    let shares: Vec<serde_json::Value> = assignment
+        .shards
+        .iter()
+        .zip(&assignment.loads)
+        .enumerate()
+        .map(|(k, (units, load))| {
+            let pieces = units.iter().filter(|u| matches!(u, Unit::Piece(_))).count();
+            serde_json::json!({
+                "shard": format!("{}/{}", k + 1, shard.count),
+                "items": units.len() - pieces,
+                "pieces": pieces,
+                "bytes": load.bytes,
+                "requests": load.requests,
+            })
+        })
+        .collect();
+    let (bytes_ratio, requests_ratio) = assignment.balance();
+    if json {
+        super::print_json_line(&serde_json::json!({
+            "event": "shares",
+            "shard": shard,
+            "shards": shares,
+            "largest_over_mean": { "bytes": bytes_ratio, "requests": requests_ratio },
+        }))?;
+        return Ok(ExitStatus::Success);
+    }
+    for (k, share) in shares.iter().enumerate() {
+        println!(
+            "{} shard {}: {} item(s), {} piece(s), {} to send, {} request(s)",
+            if k + 1 == shard.index as usize {
+                "→"
+            } else {
+                " "
+            },
+            share["shard"].as_str().unwrap_or_default(),
+            crate::format::count(share["items"].as_u64().unwrap_or(0)),
+            share["pieces"],
+            crate::format::bytes(share["bytes"].as_u64().unwrap_or(0)),
+            crate::format::count(share["requests"].as_u64().unwrap_or(0)),
+        );
+    }
+    println!(
+        "largest shard over the mean: {bytes_ratio:.3}× the bytes, {requests_ratio:.3}× the requests"
+    );
+    Ok(ExitStatus::Success)
 }
 
 /// A piece's task, joined: the piece, and what sending it came to.

@@ -15,9 +15,10 @@
 //! shard so far (ties to the lowest index, equal weights in path order): the
 //! longest-processing-time rule, whose heaviest shard is within 4/3 of the
 //! best possible, and within one unit of the mean here because no unit is
-//! larger than a shard's fair share — a file larger than that is cut into byte
-//! ranges (pieces) where the destination can put ranges together: a local
-//! file written at offsets, an object assembled from parts server-side.
+//! larger than a shard's fair share — a file more than twice that is cut into
+//! byte ranges (pieces) of about half a share where the destination can put
+//! ranges together: a local file written at offsets, an object assembled from
+//! parts server-side.
 
 use serde::{Deserialize, Serialize};
 
@@ -76,7 +77,7 @@ pub struct Load {
 
 /// Pieces are whole multiples of this (and so each at least S3's 5 MiB part
 /// floor, except a file's last).
-pub const PIECE_ALIGN: u64 = 64 * 1024 * 1024;
+pub const PIECE_ALIGN: u64 = 8 * 1024 * 1024;
 
 /// A file is cut when it is more than this many times a shard's fair share.
 const CUT_FACTOR: u64 = 2;
@@ -119,7 +120,9 @@ pub fn assign(plan: &SyncPlan, count: u32, splittable: bool) -> Assignment {
         let bytes = item.bytes_to_send;
         let cuttable = splittable && count > 1 && can_cut(item) && bytes > CUT_FACTOR * fair;
         if cuttable {
-            let piece_len = fair.div_ceil(PIECE_ALIGN).max(1) * PIECE_ALIGN;
+            // Half a fair share each, so that the pieces pack evenly
+            // among the other work.
+            let piece_len = (fair / 2).div_ceil(PIECE_ALIGN).max(1) * PIECE_ALIGN;
             let pieces = bytes.div_ceil(piece_len);
             for number in 0..pieces {
                 let start = number * piece_len;
@@ -206,6 +209,20 @@ fn can_cut(item: &PlanItem) -> bool {
 }
 
 impl Assignment {
+    /// The largest shard over the mean, by bytes and by requests (1.0: even).
+    pub fn balance(&self) -> (f64, f64) {
+        let ratio = |value: fn(&Load) -> u64| {
+            let total: u64 = self.loads.iter().map(value).sum();
+            let max = self.loads.iter().map(value).max().unwrap_or(0);
+            if total == 0 {
+                1.0
+            } else {
+                max as f64 * self.loads.len() as f64 / total as f64
+            }
+        };
+        (ratio(|l| l.bytes), ratio(|l| l.requests))
+    }
+
     /// The pieces of every cut file, by item, in order.
     pub fn pieces_by_item(&self) -> std::collections::BTreeMap<usize, Vec<Piece>> {
         let mut by_item: std::collections::BTreeMap<usize, Vec<Piece>> = Default::default();
