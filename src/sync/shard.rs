@@ -120,9 +120,15 @@ pub fn assign(plan: &SyncPlan, count: u32, splittable: bool) -> Assignment {
         let bytes = item.bytes_to_send;
         let cuttable = splittable && count > 1 && can_cut(item) && bytes > CUT_FACTOR * fair;
         if cuttable {
-            // Half a fair share each, so that the pieces pack evenly
-            // among the other work.
-            let piece_len = (fair / 2).div_ceil(PIECE_ALIGN).max(1) * PIECE_ALIGN;
+            // About half a fair share each, and as many as a whole number
+            // of rounds over the shards: every shard gets the same number
+            // of equal pieces, and the rest of the work packs around them.
+            let rounds = bytes.div_ceil(fair / 2 * u64::from(count)).max(1);
+            let piece_len = bytes
+                .div_ceil(rounds * u64::from(count))
+                .div_ceil(PIECE_ALIGN)
+                .max(1)
+                * PIECE_ALIGN;
             let pieces = bytes.div_ceil(piece_len);
             for number in 0..pieces {
                 let start = number * piece_len;
