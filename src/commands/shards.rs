@@ -475,7 +475,13 @@ pub(super) async fn run_shard(
     let my_pieces: Vec<Piece> = mine
         .iter()
         .filter_map(|unit| match unit {
-            Unit::Piece(p) if !pieces_before.contains(&(p.item, p.number)) => Some(*p),
+            // A file finalize has already put together needs none of them.
+            Unit::Piece(p)
+                if !pieces_before.contains(&(p.item, p.number))
+                    && !done_before.contains(&p.item) =>
+            {
+                Some(*p)
+            }
             _ => None,
         })
         .collect();

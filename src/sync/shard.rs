@@ -9,16 +9,15 @@
 //! one still reads, and no directory's time is set before its contents stop
 //! changing.
 //!
-//! Each unit of work weighs its share of the plan's bytes plus its share of
-//! the plan's requests, so a shard of a few huge files and a shard of many
-//! small ones take comparable time. Units go, heaviest first, to the lightest
-//! shard so far (ties to the lowest index, equal weights in path order): the
-//! longest-processing-time rule, whose heaviest shard is within 4/3 of the
-//! best possible, and within one unit of the mean here because no unit is
-//! larger than a shard's fair share — a file more than twice that is cut into
-//! byte ranges (pieces) of about half a share where the destination can put
-//! ranges together: a local file written at offsets, an object assembled from
-//! parts server-side.
+//! Each unit of work has two loads, its share of the plan's bytes and its
+//! share of the plan's requests, and shards are balanced on both: units go,
+//! largest first, to the shard where the larger of its two shares stays
+//! smallest (ties to the smaller sum, then the lowest index; equal units in
+//! path order) — the longest-processing-time rule on two dimensions. No unit
+//! is large next to a shard's fair share: a file over half of it is cut into
+//! byte ranges (pieces) of about a quarter, the same number for every shard,
+//! where the destination can put ranges together (a local file written at
+//! offsets, an object assembled from parts server-side).
 
 use serde::{Deserialize, Serialize};
 
@@ -79,8 +78,9 @@ pub struct Load {
 /// floor, except a file's last).
 pub const PIECE_ALIGN: u64 = 8 * 1024 * 1024;
 
-/// A file is cut when it is more than this many times a shard's fair share.
-const CUT_FACTOR: u64 = 2;
+/// A file is cut when it is more than a shard's fair share divided by this,
+/// into pieces of about a fair share divided by twice this.
+const CUT_DIVISOR: u64 = 2;
 
 /// Whether an item is shard work (the rest is every shard's, or finalize's).
 pub fn is_shard_work(item: &PlanItem) -> bool {
@@ -118,12 +118,14 @@ pub fn assign(plan: &SyncPlan, count: u32, splittable: bool) -> Assignment {
     for &i in &work {
         let item = &plan.items[i];
         let bytes = item.bytes_to_send;
-        let cuttable = splittable && count > 1 && can_cut(item) && bytes > CUT_FACTOR * fair;
+        let cuttable = splittable && count > 1 && can_cut(item) && bytes > fair / CUT_DIVISOR;
         if cuttable {
-            // About half a fair share each, and as many as a whole number
-            // of rounds over the shards: every shard gets the same number
-            // of equal pieces, and the rest of the work packs around them.
-            let rounds = bytes.div_ceil(fair / 2 * u64::from(count)).max(1);
+            // About a quarter of a fair share each, and as many as a whole
+            // number of rounds over the shards: every shard gets the same
+            // number of equal pieces, and the rest of the work packs around
+            // them.
+            let piece_target = (fair / (2 * CUT_DIVISOR)).max(1);
+            let rounds = bytes.div_ceil(piece_target * u64::from(count)).max(1);
             let piece_len = bytes
                 .div_ceil(rounds * u64::from(count))
                 .div_ceil(PIECE_ALIGN)
@@ -160,31 +162,42 @@ pub fn assign(plan: &SyncPlan, count: u32, splittable: bool) -> Assignment {
         }
     }
     let total_requests: u64 = units.iter().map(|(_, load, _)| load.requests).sum();
-    // Each unit's share of all bytes plus its share of all requests, in
+    // A load as (its share of all bytes, its share of all requests), in
     // parts per billion so that the arithmetic is exact.
     const SCALE: u128 = 1_000_000_000;
-    let weight = |load: &Load| -> u128 {
-        u128::from(load.bytes) * SCALE / u128::from(total_bytes.max(1))
-            + u128::from(load.requests) * SCALE / u128::from(total_requests.max(1))
+    let shares = |load: &Load| -> (u128, u128) {
+        (
+            u128::from(load.bytes) * SCALE / u128::from(total_bytes.max(1)),
+            u128::from(load.requests) * SCALE / u128::from(total_requests.max(1)),
+        )
     };
     let mut order: Vec<usize> = (0..units.len()).collect();
     order.sort_by(|&a, &b| {
-        weight(&units[b].1)
-            .cmp(&weight(&units[a].1))
+        let (sa, sb) = (shares(&units[a].1), shares(&units[b].1));
+        (sb.0.max(sb.1), sb.0 + sb.1)
+            .cmp(&(sa.0.max(sa.1), sa.0 + sa.1))
             .then_with(|| units[a].2.cmp(units[b].2))
             .then_with(|| unit_key(&units[a].0).cmp(&unit_key(&units[b].0)))
     });
-    let mut weights = vec![0u128; count as usize];
+    // Each unit goes where the larger of the shard's two shares stays
+    // smallest: bytes and requests are balanced together, not traded for
+    // each other.
+    let mut weights = vec![(0u128, 0u128); count as usize];
     let mut loads = vec![Load::default(); count as usize];
     let mut chosen = vec![0usize; units.len()];
     for u in order {
-        let lightest = (0..weights.len())
-            .min_by_key(|&k| (weights[k], k))
+        let (ub, ur) = shares(&units[u].1);
+        let best = (0..weights.len())
+            .min_by_key(|&k| {
+                let (b, r) = (weights[k].0 + ub, weights[k].1 + ur);
+                (b.max(r), b + r, k)
+            })
             .unwrap_or(0);
-        weights[lightest] += weight(&units[u].1);
-        loads[lightest].bytes += units[u].1.bytes;
-        loads[lightest].requests += units[u].1.requests;
-        chosen[u] = lightest;
+        weights[best].0 += ub;
+        weights[best].1 += ur;
+        loads[best].bytes += units[u].1.bytes;
+        loads[best].requests += units[u].1.requests;
+        chosen[u] = best;
     }
     let mut shards = vec![Vec::new(); count as usize];
     for (u, (unit, _, _)) in units.into_iter().enumerate() {
@@ -293,8 +306,11 @@ mod tests {
 
     #[test]
     fn shards_are_balanced_by_bytes_and_by_requests() {
-        let plan = plan(&tree(100_000));
-        let a = assign(&plan, 8, false);
+        // The benchmark's shape: 100,000 files and one a quarter of the bytes.
+        let mut files = tree(100_000);
+        files.push(("big.raw".into(), 64 * 1024 * MIB));
+        let plan = plan(&files);
+        let a = assign(&plan, 8, true);
         let mean_bytes = a.loads.iter().map(|l| l.bytes).sum::<u64>() as f64 / 8.0;
         let mean_requests = a.loads.iter().map(|l| l.requests).sum::<u64>() as f64 / 8.0;
         let max_bytes = a.loads.iter().map(|l| l.bytes).max().unwrap() as f64;
