@@ -236,6 +236,16 @@ pub async fn assemble(
             .await?;
             let temps: Vec<String> = keys.into_iter().map(|(key, _)| key).collect();
             store.delete_keys(&temps).await?;
+            // Stores with directories (SSH servers) keep the emptied ones
+            // until asked; one still holding another file's pieces stays.
+            let root = format!("{}{SPLIT_DIR}", store.prefix());
+            for dir in [
+                format!("{root}{plan_id}/{}/", first.item),
+                format!("{root}{plan_id}/"),
+                root.clone(),
+            ] {
+                let _ = store.delete_keys(&[dir]).await;
+            }
         }
     }
     Ok(())
