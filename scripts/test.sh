@@ -26,6 +26,10 @@ install_sshd
 install_moto
 install_azurite
 install_gcs
+# Each run leaves its servers' logs (and sshd's keys) for a look after a
+# failure; those of runs more than a day old go.
+find target/emu -maxdepth 1 -name '*.log' -mmin +1440 -delete 2>/dev/null || true
+find target/emu -maxdepth 1 -name 'sshd-*' -type d -mmin +1440 -exec rm -rf {} + 2>/dev/null || true
 log=$(mktemp)
 trap 'stop_moto; stop_azurite; stop_gcs; stop_sshd; rm -f "$log"' EXIT
 s3_port=$(free_port)

@@ -38,8 +38,8 @@ fn upload(scratch: &Scratch, bucket: &Bucket, extra: &[&str]) -> (u64, u64, Stri
             stderr.push_str(&format!("warning: {message}\n"));
         }
     }
-    // No summary: the plan had nothing to do (the object was written after the
-    // file's mtime, so it is current), which sends and saves nothing.
+    // A plan with nothing to do (the object was written after the file's
+    // mtime, so it is current) sends and saves nothing.
     let Some(summary) = stdout
         .lines()
         .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())

@@ -365,6 +365,13 @@ fn json_events_and_summary() {
     assert_eq!(summary["event"], "summary");
     assert_eq!(summary["report"]["copied"], 8);
     assert_eq!(summary["report"]["bytes_sent"], 100_000 + 5 + 5 + 3);
+    // Nothing left to do: still one summary line, all zeros.
+    let again = s.sync(&["--json"]).output().unwrap();
+    let last: serde_json::Value =
+        serde_json::from_str(stdout_of(&again).lines().last().unwrap()).unwrap();
+    assert_eq!(last["event"], "summary", "{last}");
+    assert_eq!(last["report"]["copied"], 0);
+    assert_eq!(last["report"]["bytes_sent"], 0);
 }
 
 #[test]

@@ -44,7 +44,6 @@ fn sync_via(
         .lines()
         .filter_map(|line| serde_json::from_str(line).ok())
         .collect();
-    // No summary: there was nothing to do.
     let summary = events.iter().find(|event| event["event"] == "summary");
     let sent = summary.map_or(0, |s| s["report"]["bytes_sent"].as_u64().unwrap());
     let retries = summary.map_or(0, |s| s["report"]["retries"].as_u64().unwrap());

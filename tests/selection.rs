@@ -89,7 +89,6 @@ fn sync(s: &Scratch, dest: &Dest, flags: &[&str]) -> String {
 /// Bytes the run sent and saved by delta, from its JSON summary.
 fn sync_sent(s: &Scratch, dest: &Dest, flags: &[&str]) -> (u64, u64) {
     let out = run(s, dest, &["sync", "--yes", "--json"], flags);
-    // A plan with nothing to do ends without a summary: nothing was sent.
     let summary = out
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())

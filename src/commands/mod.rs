@@ -809,6 +809,14 @@ async fn finish_run(
         print_plan_text(&plan, listing)?;
     }
     if plan.stats.changes() == 0 {
+        if run.json {
+            // A script reading the events gets its summary either way.
+            let report = sync::ExecReport {
+                skipped: plan.stats.skip.count,
+                ..sync::ExecReport::default()
+            };
+            print_json_line(&serde_json::json!({ "event": "summary", "report": report }))?;
+        }
         return Ok(if partial_scan {
             ExitStatus::Partial
         } else {
