@@ -335,10 +335,17 @@ fn config_command(args: &ConfigArgs, ctx: &Context) -> Result<ExitStatus, Error>
                 "path_style": s3.path_style,
             })
         });
+        let prices: serde_json::Map<String, serde_json::Value> = ctx
+            .settings
+            .prices
+            .iter()
+            .map(|(name, layer)| (name.clone(), price_override_json(layer)))
+            .collect();
         print_json(&serde_json::json!({
             "config_file": file,
             "settings": settings,
             "provider": provider,
+            "prices": prices,
         }))?;
     } else {
         println!("config file: {}", file.as_deref().unwrap_or("(none)"));
@@ -357,8 +364,36 @@ fn config_command(args: &ConfigArgs, ctx: &Context) -> Result<ExitStatus, Error>
                 }
             );
         }
+        for (name, layer) in &ctx.settings.prices {
+            let figures: Vec<String> = price_override_json(layer)
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(key, value)| format!("{key} = {value}"))
+                .collect();
+            println!("[prices.\"{name}\"] (config file): {}", figures.join(", "));
+        }
     }
     Ok(ExitStatus::Success)
+}
+
+/// The figures a `[prices…]` table sets, by key.
+fn price_override_json(layer: &crate::cost::PriceOverride) -> serde_json::Value {
+    let fields = [
+        ("put_per_1000", layer.put_per_1000),
+        ("get_per_1000", layer.get_per_1000),
+        ("list_per_1000", layer.list_per_1000),
+        ("delete_per_1000", layer.delete_per_1000),
+        ("retrieval_per_gb", layer.retrieval_per_gb),
+        ("egress_per_gb", layer.egress_per_gb),
+        ("storage_per_gb_month", layer.storage_per_gb_month),
+    ];
+    serde_json::Value::Object(
+        fields
+            .into_iter()
+            .filter_map(|(key, value)| Some((key.to_string(), serde_json::json!(value?))))
+            .collect(),
+    )
 }
 
 /// The plan-deciding options from the effective settings and the command line's
