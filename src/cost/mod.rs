@@ -197,7 +197,11 @@ fn estimate_of<'a>(
         match item.action {
             SyncAction::Skip => {}
             SyncAction::Delete => {
-                deletes += 1;
+                // Directories take no request of their own: a store's are
+                // implied by its keys.
+                if entry.kind != EntryKind::Dir {
+                    deletes += 1;
+                }
                 destination.bytes_stored_added -= if backups { 0 } else { old_size };
             }
             SyncAction::Metadata => {

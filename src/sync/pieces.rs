@@ -88,7 +88,24 @@ pub async fn send_piece(
         }
         (Storage::Local(src), Storage::Object(dst)) => {
             let from = src.path_of(&item.path);
-            open_unchanged(&from, size)?;
+            // The store checks the body against its MD5 where it can, as
+            // for every other upload.
+            let md5 = if dst
+                .limits()
+                .checks(crate::storage::limits::ChecksumKind::Md5)
+            {
+                let path = from.clone();
+                Some(
+                    crate::storage::run_blocking(move || {
+                        let file = open_unchanged(&path, size)?;
+                        md5_of_range(&file, &path, piece)
+                    })
+                    .await?,
+                )
+            } else {
+                open_unchanged(&from, size)?;
+                None
+            };
             let key = piece_key(dst.as_ref(), plan_id, &piece);
             dst.put(
                 &key,
@@ -98,7 +115,7 @@ pub async fn send_piece(
                 },
                 piece.len,
                 &ObjectMeta::default(),
-                None,
+                md5,
                 Expect::Any,
             )
             .await?;
@@ -156,6 +173,27 @@ fn open_unchanged(path: &std::path::Path, size: u64) -> Result<std::fs::File, St
         ));
     }
     Ok(file)
+}
+
+/// The MD5 of a piece's bytes.
+fn md5_of_range(
+    file: &std::fs::File,
+    path: &std::path::Path,
+    piece: Piece,
+) -> Result<[u8; 16], StorageError> {
+    use md5::Digest;
+    let mut hasher = md5::Md5::new();
+    let mut buf = vec![0u8; (1 << 20).min(piece.len.max(1) as usize)];
+    let mut at = piece.start;
+    let end = piece.start + piece.len;
+    while at < end {
+        let len = (buf.len() as u64).min(end - at) as usize;
+        file.read_exact_at(&mut buf[..len], at)
+            .map_err(|e| StorageError::io("cannot read", path, e))?;
+        hasher.update(&buf[..len]);
+        at += len as u64;
+    }
+    Ok(hasher.finalize().into())
 }
 
 /// Copies a piece's range chunk by chunk: `read(at, buf)` fills `buf` with the
