@@ -864,7 +864,6 @@ async fn finish_run(
     }
 
     let plan = Arc::new(plan);
-    let (events_tx, events_rx) = tokio::sync::mpsc::channel(1024);
     let mut reporters: Vec<Box<dyn Reporter>> = Vec::new();
     if run.json {
         reporters.push(Box::new(JsonLinesReporter));
@@ -876,7 +875,6 @@ async fn finish_run(
             reporters.push(Box::new(BarReporter::new()));
         }
     }
-    let consumer = tokio::spawn(progress::consume(events_rx, reporters));
     let options = ExecOptions {
         jobs: ctx.settings.jobs.value,
         fsync: ctx.settings.fsync.value,
@@ -886,16 +884,7 @@ async fn finish_run(
         withhold_deletes: scan.withhold_deletes,
         leave_for_finalize: false,
     };
-    let report = sync::execute(
-        plan.clone(),
-        sides.source,
-        sides.destination,
-        options,
-        events_tx,
-        ctx.cancel.clone(),
-    )
-    .await;
-    let _ = consumer.await;
+    let report = execute_reported(plan.clone(), sides, options, reporters, ctx).await;
 
     if run.json {
         print_json_line(&serde_json::json!({ "event": "summary", "report": report }))?;
@@ -906,6 +895,30 @@ async fn finish_run(
         ExitStatus::Success if partial_scan => ExitStatus::Partial,
         status => status,
     })
+}
+
+/// Executes `plan`, its events folded and shown by `reporters`; returns once
+/// they have shown the last one.
+async fn execute_reported(
+    plan: Arc<SyncPlan>,
+    sides: Sides,
+    options: ExecOptions,
+    reporters: Vec<Box<dyn Reporter>>,
+    ctx: &Context,
+) -> sync::ExecReport {
+    let (events_tx, events_rx) = tokio::sync::mpsc::channel(1024);
+    let consumer = tokio::spawn(progress::consume(events_rx, reporters));
+    let report = sync::execute(
+        plan,
+        sides.source,
+        sides.destination,
+        options,
+        events_tx,
+        ctx.cancel.clone(),
+    )
+    .await;
+    let _ = consumer.await;
+    report
 }
 
 /// Asks on the terminal; refuses when nobody can answer.

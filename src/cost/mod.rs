@@ -296,7 +296,10 @@ fn estimate_of<'a>(
         }),
         _ => None,
     };
-    let delta_saved_money = match (sheet_of(&model.source), sheet_of(&model.destination)) {
+    let delta_saved_money = match (
+        sheet_of(&model.source.billing),
+        sheet_of(&model.destination.billing),
+    ) {
         (Some(src), Some(dst)) => Some(
             delta_egress_saved as f64 / GB * src.egress_per_gb
                 - delta_copied as f64 / GB * dst.retrieval_per_gb,
@@ -328,30 +331,17 @@ fn estimate_of<'a>(
     }
 }
 
-/// The sheet a side is billed by: free sides bill nothing.
-fn sheet_of(side: &SideModel) -> Option<PriceSheet> {
-    match &side.billing {
-        Billing::Free => Some(PriceSheet {
-            label: String::new(),
-            put_per_1000: 0.0,
-            get_per_1000: 0.0,
-            list_per_1000: 0.0,
-            delete_per_1000: 0.0,
-            retrieval_per_gb: 0.0,
-            egress_per_gb: 0.0,
-            storage_per_gb_month: 0.0,
-            source: String::new(),
-        }),
+/// The sheet a side is billed by: free sides bill nothing (all zeros).
+fn sheet_of(billing: &Billing) -> Option<PriceSheet> {
+    match billing {
+        Billing::Free => Some(PriceSheet::default()),
         Billing::Priced(sheet) => Some(sheet.clone()),
         Billing::Unknown { .. } => None,
     }
 }
 
 fn money_of(side: &SideUse, billing: &Billing, is_destination: bool) -> Option<Money> {
-    let sheet = sheet_of(&SideModel {
-        store: None,
-        billing: billing.clone(),
-    })?;
+    let sheet = sheet_of(billing)?;
     let r = side.requests;
     let requests = (r.put + r.copy) as f64 / 1000.0 * sheet.put_per_1000
         + r.get as f64 / 1000.0 * sheet.get_per_1000
@@ -372,13 +362,9 @@ fn money_of(side: &SideUse, billing: &Billing, is_destination: bool) -> Option<M
     })
 }
 
-/// The part size the uploader picks for a file of `size` (as
-/// `sync::transfer::upload::part_size` does).
+/// The part size the uploader picks for a file of `size`.
 fn part_size(size: u64, store: &StoreModel) -> u64 {
-    const MIB: u64 = 1024 * 1024;
-    const MIN_PART_SIZE: u64 = 16 * MIB;
-    let fitting = size.div_ceil(store.max_parts.max(1)).div_ceil(MIB).max(1) * MIB;
-    fitting.max(MIN_PART_SIZE).max(store.min_part)
+    crate::sync::transfer::upload::part_size_within(size, store.max_parts, store.min_part)
 }
 
 fn part_of(side: &SideModel) -> u64 {

@@ -139,7 +139,6 @@ pub(in crate::commands) async fn finalize(
         }
     }
     last.refresh_stats();
-    let (events_tx, events_rx) = tokio::sync::mpsc::channel(1024);
     let reporters: Vec<Box<dyn Reporter>> = if json {
         Vec::new()
     } else {
@@ -147,7 +146,6 @@ pub(in crate::commands) async fn finalize(
             verbose: ctx.verbosity == Verbosity::Verbose,
         })]
     };
-    let consumer = tokio::spawn(crate::progress::consume(events_rx, reporters));
     let options = ExecOptions {
         jobs: ctx.settings.jobs.value,
         fsync,
@@ -158,16 +156,8 @@ pub(in crate::commands) async fn finalize(
             .then(|| format!("{failures} cut file(s) could not be put together")),
         leave_for_finalize: false,
     };
-    let report = sync::execute(
-        Arc::new(last),
-        sides.source,
-        sides.destination,
-        options,
-        events_tx,
-        ctx.cancel.clone(),
-    )
-    .await;
-    let _ = consumer.await;
+    let report =
+        super::super::execute_reported(Arc::new(last), sides, options, reporters, ctx).await;
 
     let whole = Summary::of(&by_shard, &report, assembled, failures);
     if json {

@@ -214,14 +214,12 @@ pub(super) async fn run_shard(
     }
 
     let outcomes = Arc::new(Mutex::new(Outcomes::default()));
-    let (events_tx, events_rx) = tokio::sync::mpsc::channel(1024);
     let mut reporters: Vec<Box<dyn Reporter>> = vec![Box::new(Recorder(outcomes.clone()))];
     if !json {
         reporters.push(Box::new(LineReporter {
             verbose: ctx.verbosity == Verbosity::Verbose,
         }));
     }
-    let consumer = tokio::spawn(crate::progress::consume(events_rx, reporters));
     let options = ExecOptions {
         jobs: ctx.settings.jobs.value,
         fsync: ctx.settings.fsync.value,
@@ -232,16 +230,7 @@ pub(super) async fn run_shard(
         leave_for_finalize: true,
     };
     let (source, destination) = (sides.source.clone(), sides.destination.clone());
-    let report = sync::execute(
-        Arc::new(part),
-        sides.source,
-        sides.destination,
-        options,
-        events_tx,
-        ctx.cancel.clone(),
-    )
-    .await;
-    let _ = consumer.await;
+    let report = super::execute_reported(Arc::new(part), sides, options, reporters, ctx).await;
 
     let mut pieces_done: Vec<(usize, u32)> = pieces_before.into_iter().collect();
     let mut piece_bytes = 0;

@@ -210,13 +210,21 @@ impl ReportDir {
         Ok(found)
     }
 
+    /// The report of `shard`, if there is a readable one.
     pub(super) async fn read(&self, shard: ShardId) -> Option<ShardReport> {
-        self.read_all()
-            .await
-            .ok()?
-            .into_iter()
-            .filter_map(|(_, report)| report.ok())
-            .find(|report| report.shard == shard)
+        let bytes = match self {
+            ReportDir::Local { dir, stem } => {
+                std::fs::read(dir.join(format!("{stem}{}", Self::name(shard)))).ok()?
+            }
+            ReportDir::Store(store) => {
+                let key = format!("{}{}", store.prefix(), Self::name(shard));
+                match crate::storage::objects::read_small(store.as_ref(), &key, 64 << 20).await {
+                    Ok(crate::storage::objects::SmallObject::Bytes(bytes)) => bytes.to_vec(),
+                    _ => return None,
+                }
+            }
+        };
+        parse_report(&bytes).ok()
     }
 }
 
