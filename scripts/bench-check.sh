@@ -37,9 +37,12 @@ fi
 port=$(free_port)
 cd - >/dev/null && start_moto "$port" && cd "$work"
 url="http://127.0.0.1:$port"
+# Peers read an empty config file of our own: never /dev/null, which a tool that
+# saves its config by temp file and rename would replace (as root: for the machine).
+mkdir -p "$work"; empty_config="$work/empty.conf"; : > "$empty_config"
 export AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench AWS_REGION=us-east-1 \
-  AWS_EC2_METADATA_DISABLED=true AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null
-export RCLONE_CONFIG=/dev/null RCLONE_CONFIG_MOTO_TYPE=s3 RCLONE_CONFIG_MOTO_PROVIDER=Other \
+  AWS_EC2_METADATA_DISABLED=true AWS_CONFIG_FILE="$empty_config" AWS_SHARED_CREDENTIALS_FILE="$empty_config"
+export RCLONE_CONFIG="$empty_config" RCLONE_CONFIG_MOTO_TYPE=s3 RCLONE_CONFIG_MOTO_PROVIDER=Other \
   RCLONE_CONFIG_MOTO_ENDPOINT="$url" RCLONE_CONFIG_MOTO_ACCESS_KEY_ID=bench \
   RCLONE_CONFIG_MOTO_SECRET_ACCESS_KEY=bench RCLONE_CONFIG_MOTO_REGION=us-east-1 \
   RCLONE_CONFIG_MOTO_FORCE_PATH_STYLE=true

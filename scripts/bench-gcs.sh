@@ -26,7 +26,9 @@ bin=$(realpath "${CARGO_TARGET_DIR:-target}/release/hugesync")
 mkdir -p "$work"
 port=$(free_port)
 start_gcs "$port"
-export STORAGE_EMULATOR_HOST="127.0.0.1:$port" HUGESYNC_CONFIG=/dev/null
+# An empty config file of our own: never /dev/null as a path a tool may write.
+mkdir -p "$work"; empty_config="$work/empty.conf"; : > "$empty_config"
+export STORAGE_EMULATOR_HOST="127.0.0.1:$port" HUGESYNC_CONFIG="$empty_config"
 export RCLONE_CONFIG_GCS_TYPE="google cloud storage" RCLONE_CONFIG_GCS_ANONYMOUS=true \
   RCLONE_CONFIG_GCS_ENDPOINT="http://127.0.0.1:$port/storage/v1/"
 curl -sf -X POST "http://127.0.0.1:$port/storage/v1/b?project=bench" \

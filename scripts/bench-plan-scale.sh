@@ -35,7 +35,9 @@ echo "tree: $dirs directories × $per_dir files = $items plan items"
 
 # Peak resident set size in KiB of one command, its stdout discarded.
 rss() { /usr/bin/time -f '%M %e' "$@" 2>&1 >/dev/null | tail -1; }
-export HUGESYNC_CONFIG=/dev/null
+# An empty config file of our own: never /dev/null as a path a tool may write.
+mkdir -p "$work"; empty_config="$work/empty.conf"; : > "$empty_config"
+export HUGESYNC_CONFIG="$empty_config"
 
 rm -rf "$work/dst" "$work/plan.json"
 read -r plan_kib plan_s < <(rss "$bin" plan --dry-run -q "$tree" "$work/dst")

@@ -44,8 +44,11 @@ case "$server" in
     ;;
   *) echo "usage: $0 [moto|s3s-fs] [WORKDIR]" >&2; exit 2 ;;
 esac
+# Peers read an empty config file of our own: never /dev/null, which a tool that
+# saves its config by temp file and rename would replace (as root: for the machine).
+mkdir -p "$work"; empty_config="$work/empty.conf"; : > "$empty_config"
 export AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench AWS_REGION=us-east-1 \
-  AWS_EC2_METADATA_DISABLED=true AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null
+  AWS_EC2_METADATA_DISABLED=true AWS_CONFIG_FILE="$empty_config" AWS_SHARED_CREDENTIALS_FILE="$empty_config"
 
 mkdir -p "$work/delta/hs" && cd "$work"
 if [ ! -f delta/.complete ]; then

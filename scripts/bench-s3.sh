@@ -38,8 +38,11 @@ fi
 port=$(free_port)
 cd - >/dev/null && start_moto "$port" && cd "$work"
 url="http://127.0.0.1:$port"
+# Peers read an empty config file of our own: never /dev/null, which a tool that
+# saves its config by temp file and rename would replace (as root: for the machine).
+mkdir -p "$work"; empty_config="$work/empty.conf"; : > "$empty_config"
 export AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench AWS_REGION=us-east-1 \
-  AWS_EC2_METADATA_DISABLED=true AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null
+  AWS_EC2_METADATA_DISABLED=true AWS_CONFIG_FILE="$empty_config" AWS_SHARED_CREDENTIALS_FILE="$empty_config"
 reset="curl -sf -X POST $url/moto-api/reset && curl -sf -X PUT $url/bench"
 hs="$bin -q sync --yes --endpoint-url $url --path-style"
 aws="/usr/bin/aws --endpoint-url $url s3 sync --only-show-errors"

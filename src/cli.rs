@@ -152,7 +152,8 @@ pub struct SignatureArgs {
     /// The file to sign.
     #[arg(value_name = "FILE")]
     pub file: PathBuf,
-    /// Where to write the signature (default: FILE.hssig).
+    /// Where to write the signature (default: FILE.hssig; `-` for standard
+    /// output). A device or FIFO is written into, a regular file replaced whole.
     #[arg(short, long, value_name = "SIG")]
     pub output: Option<PathBuf>,
     /// Block size, 64KiB to 5MiB.
@@ -168,7 +169,8 @@ pub struct DeltaArgs {
     /// The new file.
     #[arg(value_name = "NEWFILE")]
     pub new_file: PathBuf,
-    /// Where to write the delta (without it, only the statistics are printed).
+    /// Where to write the delta (without it, only the statistics are printed;
+    /// `-` for standard output, the statistics then go to stderr).
     #[arg(short, long, value_name = "DELTA")]
     pub output: Option<PathBuf>,
     /// Print the statistics as JSON.
@@ -184,7 +186,8 @@ pub struct PatchArgs {
     /// The delta from `hugesync delta`.
     #[arg(value_name = "DELTA")]
     pub delta: PathBuf,
-    /// Where to write the rebuilt file (written whole or not at all).
+    /// Where to write the rebuilt file (a file is written whole or not at all;
+    /// `-` for standard output).
     #[arg(value_name = "NEWFILE")]
     pub new_file: PathBuf,
 }
@@ -225,7 +228,8 @@ pub struct PlanArgs {
     pub destination: String,
     #[command(flatten)]
     pub plan: PlanFlags,
-    /// Save the plan as JSON to FILE (for `hugesync apply`).
+    /// Save the plan as JSON to FILE (for `hugesync apply`); `-` writes it to
+    /// standard output and the summary to stderr.
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
     /// Print the plan as JSON.

@@ -54,7 +54,7 @@ impl ExitStatus {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum EngineError {
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {source}", crate::outfile::describe(path))]
     Io {
         path: PathBuf,
         #[source]

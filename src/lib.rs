@@ -18,6 +18,7 @@ pub mod filelist;
 pub mod filter;
 pub mod format;
 pub mod mapguard;
+pub mod outfile;
 pub mod progress;
 pub mod resume;
 pub mod retry;

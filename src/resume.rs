@@ -166,11 +166,9 @@ impl ResumeStore {
         };
         std::fs::create_dir_all(&self.dir).map_err(write_error)?;
         let json = serde_json::to_vec(state).map_err(|e| write_error(std::io::Error::other(e)))?;
-        let mut temp = tempfile::NamedTempFile::new_in(&self.dir).map_err(write_error)?;
-        std::io::Write::write_all(&mut temp, &json).map_err(write_error)?;
-        temp.as_file().sync_data().map_err(write_error)?;
-        temp.persist(&path).map_err(|e| write_error(e.error))?;
-        Ok(())
+        crate::outfile::write_private(&path, write_error, |out| {
+            std::io::Write::write_all(out, &json).map_err(write_error)
+        })
     }
 
     /// Forgets an upload (completed or abandoned). Missing is fine.

@@ -12,6 +12,7 @@ use crate::delta::compute_delta;
 use crate::delta::file::{apply_delta_stream, write_delta};
 use crate::error::{EngineError, Error, ExitStatus};
 use crate::format;
+use crate::outfile::Sink;
 use crate::signature::{
     SignatureFileError, SourceIdentity, read_signature, signature_of_file, valid_block_size,
     write_signature,
@@ -22,7 +23,7 @@ use crate::storage::local::{map_readonly, mtime_ns};
 /// bigger is not a signature.
 const MAX_SIGNATURE_FILE: u64 = 4 << 30;
 
-fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+fn io_error(path: &Path) -> impl Fn(std::io::Error) -> Error + '_ {
     move |source| {
         EngineError::Io {
             path: path.to_path_buf(),
@@ -32,24 +33,12 @@ fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
     }
 }
 
-/// Writes `path` whole or not at all: temp file beside it, then rename.
-fn write_atomically(
+/// Writes an output the user named: see [`crate::outfile`].
+fn write_output(
     path: &Path,
-    fill: impl FnOnce(&mut BufWriter<&File>) -> Result<(), Error>,
+    fill: impl FnOnce(&mut BufWriter<Sink>) -> Result<(), Error>,
 ) -> Result<(), Error> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let temp = tempfile::NamedTempFile::new_in(dir).map_err(io_error(path))?;
-    {
-        let mut out = BufWriter::with_capacity(1 << 20, temp.as_file());
-        fill(&mut out)?;
-        out.flush().map_err(io_error(path))?;
-    }
-    temp.as_file().sync_all().map_err(io_error(path))?;
-    temp.persist(path).map_err(|e| io_error(path)(e.error))?;
-    Ok(())
+    crate::outfile::write_output(path, io_error(path), fill)
 }
 
 fn changed(path: &Path) -> Error {
@@ -98,7 +87,7 @@ pub fn signature(
         PathBuf::from(name)
     });
     let bytes = write_signature(&sig, &identity);
-    write_atomically(&output, |out| {
+    write_output(&output, |out| {
         out.write_all(&bytes).map_err(io_error(&output))
     })?;
     if verbosity != Verbosity::Quiet {
@@ -108,7 +97,7 @@ pub fn signature(
             format::bytes(sig.file_size),
             format::count(sig.blocks.len() as u64),
             format::bytes(u64::from(sig.block_size)),
-            output.display(),
+            crate::outfile::describe(&output),
             format::duration(started.elapsed()),
         );
     }
@@ -116,6 +105,17 @@ pub fn signature(
 }
 
 pub fn delta(args: &DeltaArgs, verbosity: Verbosity) -> Result<ExitStatus, Error> {
+    let to_stdout = args
+        .output
+        .as_deref()
+        .is_some_and(crate::outfile::is_stdout);
+    if to_stdout && args.json {
+        return Err(Error::Usage(
+            "`-o -` writes the delta to standard output, where `--json` would print its \
+             statistics: use one of them"
+                .into(),
+        ));
+    }
     let started = Instant::now();
     let sig_path = &args.signature;
     let sig_file = File::open(sig_path).map_err(io_error(sig_path))?;
@@ -142,7 +142,7 @@ pub fn delta(args: &DeltaArgs, verbosity: Verbosity) -> Result<ExitStatus, Error
         return Err(changed(&args.new_file));
     }
     if let Some(output) = &args.output {
-        let written = write_atomically(output, |out| {
+        let written = write_output(output, |out| {
             write_delta(out, &delta, &new).map_err(io_error(output))
         });
         if new.faulted() || written.as_ref().is_err_and(is_changed) {
@@ -168,7 +168,7 @@ pub fn delta(args: &DeltaArgs, verbosity: Verbosity) -> Result<ExitStatus, Error
         } else {
             100.0 * fresh as f64 / delta.new_size as f64
         };
-        println!(
+        let line = format!(
             "{}: reused {}, new {} ({percent:.2}% of {}), {} ops, {}",
             args.new_file.display(),
             format::bytes(reused),
@@ -177,6 +177,12 @@ pub fn delta(args: &DeltaArgs, verbosity: Verbosity) -> Result<ExitStatus, Error
             format::count(delta.ops.len() as u64),
             format::duration(started.elapsed()),
         );
+        // The delta itself owns standard output when it is written there.
+        if to_stdout {
+            eprintln!("{line}");
+        } else {
+            println!("{line}");
+        }
     }
     Ok(ExitStatus::Success)
 }
@@ -187,7 +193,7 @@ pub fn patch(args: &PatchArgs, verbosity: Verbosity) -> Result<ExitStatus, Error
     let delta_file = File::open(&args.delta).map_err(io_error(&args.delta))?;
     let delta_len = delta_file.metadata().map_err(io_error(&args.delta))?.len();
     let mut written = 0;
-    let result = write_atomically(&args.new_file, |out| {
+    let result = write_output(&args.new_file, |out| {
         written = apply_delta_stream(
             &basis,
             BufReader::with_capacity(1 << 20, &delta_file),
@@ -208,7 +214,7 @@ pub fn patch(args: &PatchArgs, verbosity: Verbosity) -> Result<ExitStatus, Error
     if verbosity != Verbosity::Quiet {
         eprintln!(
             "{}: {} written and verified",
-            args.new_file.display(),
+            crate::outfile::describe(&args.new_file),
             format::bytes(written)
         );
     }

@@ -212,6 +212,17 @@ async fn plan_command(
     selectors: crate::cli::Selectors,
     ctx: &Context,
 ) -> Result<ExitStatus, Error> {
+    let to_stdout = args
+        .output
+        .as_deref()
+        .is_some_and(crate::outfile::is_stdout);
+    if to_stdout && args.json {
+        return Err(Error::Usage(
+            "`-o -` writes the plan file to standard output, where `--json` would print \
+             the plan too: use one of them"
+                .into(),
+        ));
+    }
     let source = Location::parse(&args.source)?;
     let destination = Location::parse(&args.destination)?;
     let options = sync_options(&ctx.settings, selectors, (&source, &destination))?;
@@ -224,7 +235,7 @@ async fn plan_command(
     drop(scan);
     if let Some(path) = &args.output {
         plan.save(path)?;
-        if !args.json && ctx.verbosity != Verbosity::Quiet {
+        if !to_stdout && !args.json && ctx.verbosity != Verbosity::Quiet {
             eprintln!(
                 "Plan saved to {}; run it with `hugesync apply {}`.",
                 path.display(),
@@ -232,7 +243,16 @@ async fn plan_command(
             );
         }
     }
-    print_plan(&plan, args.json, ctx)?;
+    if to_stdout {
+        // Standard output holds the plan file: the summary goes to stderr.
+        if ctx.verbosity != Verbosity::Quiet {
+            let mut err = std::io::stderr().lock();
+            report::write_plan_text(&mut err, &plan, listing_for(ctx.verbosity))
+                .map_err(Error::Output)?;
+        }
+    } else {
+        print_plan(&plan, args.json, ctx)?;
+    }
     if let Err(refusal) = plan.check_safety() {
         eprintln!("warning: `sync` would refuse this plan: {refusal}");
     }
@@ -576,7 +596,10 @@ fn manual_pages(args: &crate::cli::ManArgs) -> Result<ExitStatus, Error> {
         std::fs::create_dir_all(dir).map_err(Error::Output)?;
         for (name, command) in pages {
             let path = dir.join(format!("{name}.1"));
-            std::fs::write(&path, render(command)?).map_err(Error::Output)?;
+            let page = render(command)?;
+            crate::outfile::write_output(&path, Error::Output, |out| {
+                out.write_all(&page).map_err(Error::Output)
+            })?;
         }
         return Ok(ExitStatus::Success);
     }
@@ -961,14 +984,18 @@ fn print_plan(plan: &SyncPlan, json: bool, ctx: &Context) -> Result<(), Error> {
         });
     }
     if ctx.verbosity != Verbosity::Quiet {
-        let listing = if ctx.verbosity == Verbosity::Verbose {
-            Listing::All
-        } else {
-            Listing::Changes
-        };
-        print_plan_text(plan, listing)?;
+        print_plan_text(plan, listing_for(ctx.verbosity))?;
     }
     Ok(())
+}
+
+/// Which entries a printed plan lists: every one with `-v`.
+fn listing_for(verbosity: Verbosity) -> Listing {
+    if verbosity == Verbosity::Verbose {
+        Listing::All
+    } else {
+        Listing::Changes
+    }
 }
 
 fn print_plan_text(plan: &SyncPlan, listing: Listing) -> Result<(), Error> {

@@ -344,16 +344,9 @@ impl SyncPlan {
             path: path.to_path_buf(),
             source,
         };
-        let dir = match path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => Path::new("."),
-        };
-        let mut temp = tempfile::NamedTempFile::new_in(dir).map_err(write_err)?;
-        serde_json::to_writer_pretty(std::io::BufWriter::new(temp.as_file_mut()), self)
-            .map_err(|e| write_err(e.into()))?;
-        temp.as_file().sync_all().map_err(write_err)?;
-        temp.persist(path).map_err(|e| write_err(e.error))?;
-        Ok(())
+        crate::outfile::write_output(path, write_err, |out| {
+            serde_json::to_writer_pretty(out, self).map_err(|e| write_err(e.into()))
+        })
     }
 
     /// Loads and validates a saved plan.

@@ -1,6 +1,7 @@
 //! Shard reports: what each shard did, kept next to the plan, in a local
 //! directory or under an object-store prefix every worker reaches.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -112,18 +113,17 @@ impl ReportDir {
         match self {
             ReportDir::Local { dir, stem } => {
                 let path = dir.join(format!("{stem}{}", Self::name(report.shard)));
-                let temp = dir.join(format!(
-                    "{}{stem}{}{}",
-                    crate::storage::local::TEMP_PREFIX,
-                    Self::name(report.shard),
-                    crate::storage::local::TEMP_SUFFIX
-                ));
-                std::fs::create_dir_all(dir)
-                    .and_then(|()| std::fs::write(&temp, &bytes))
-                    .and_then(|()| std::fs::rename(&temp, &path))
-                    .map_err(|e| {
-                        crate::storage::StorageError::io("cannot write the shard report", &path, e)
-                    })?;
+                let io_error = |e| {
+                    Error::from(crate::storage::StorageError::io(
+                        "cannot write the shard report",
+                        &path,
+                        e,
+                    ))
+                };
+                std::fs::create_dir_all(dir).map_err(io_error)?;
+                crate::outfile::write_output(&path, io_error, |out| {
+                    out.write_all(&bytes).map_err(io_error)
+                })?;
             }
             ReportDir::Store(store) => {
                 let key = format!("{}{}", store.prefix(), Self::name(report.shard));
