@@ -357,6 +357,12 @@ pub struct PlanFlags {
     /// file whole; `generate` reads the object once to sign it, then sends a delta.
     #[arg(long, value_name = "MODE")]
     pub remote_signature: Option<crate::sync::RemoteSignature>,
+    /// Where no checksum of the store's own can check a file rebuilt by delta
+    /// (an SSH server without b3sum or sha256sum, an object without checksums),
+    /// trust its .hssig sidecar instead of sending the file whole (or, to an SSH
+    /// server, reading back the ranges it copies).
+    #[arg(long)]
+    pub unverified_rebuilds: bool,
     /// Delta block size, 64KiB to 5MiB.
     #[arg(long, value_name = "SIZE", value_parser = parse_size_arg)]
     pub block_size: Option<u64>,
@@ -509,6 +515,7 @@ impl PlanFlags {
         overrides.delta_threshold = self.delta_threshold.map(Size);
         overrides.block_size = self.block_size.map(Size);
         overrides.remote_signature = self.remote_signature;
+        overrides.unverified_rebuilds = flag(self.unverified_rebuilds);
         overrides.update = flag(self.update);
         overrides.ignore_existing = flag(self.ignore_existing);
         overrides.existing = flag(self.existing);

@@ -473,6 +473,8 @@ settings! {
     ssh_accept_new: bool = false, env "HUGESYNC_SSH_ACCEPT_NEW", parse parse_bool;
     /// Delta uploads without a usable sidecar: `sidecar` (upload whole) or `generate` (read the object to sign it).
     remote_signature: crate::sync::RemoteSignature = crate::sync::RemoteSignature::Sidecar, env "HUGESYNC_REMOTE_SIGNATURE", parse parse_remote_signature;
+    /// Where no checksum of the store's own can check a file rebuilt by delta (an SSH server without b3sum or sha256sum, an object without checksums), trust its sidecar instead of sending the file whole or reading back what is copied.
+    unverified_rebuilds: bool = false, env "HUGESYNC_UNVERIFIED_REBUILDS", parse parse_bool;
     /// Retries of a failed request (throttling, server errors, network failures, stalls).
     retries: usize = 6, env "HUGESYNC_RETRIES", parse parse_usize;
     /// Longest wait between two attempts (the backoff doubles up to it, with full jitter).

@@ -199,14 +199,47 @@ pub struct EntryExtra {
 }
 
 /// Checksums of an object's whole content as its store holds them: those the
-/// store computed itself (MD5, CRC32C, CRC64NVME) and the blake3 HugeSync
-/// recorded in its metadata. Each is `None` where the store has none.
+/// store computed itself (MD5, CRC32C, CRC64NVME; on an SSH server, blake3 or
+/// SHA-256 computed there) and the blake3 HugeSync recorded in its metadata.
+/// Each is `None` where the store has none.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ContentSums {
     pub blake3: Option<[u8; 32]>,
     pub md5: Option<[u8; 16]>,
     pub crc32c: Option<u32>,
     pub crc64nvme: Option<u64>,
+    /// SHA-256, as an SSH server's `sha256sum` computes it.
+    pub sha256: Option<[u8; 32]>,
+    /// An S3 multipart object's ETag, with what it takes to compute it.
+    pub multipart: Option<MultipartEtag>,
+}
+
+/// A multipart object's ETag as S3 computes it: the MD5 of its parts' MD5s.
+/// With the size of its first part, bytes can be checked against it where
+/// every part but the last has that size, as whole uploads make them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MultipartEtag {
+    pub md5_of_parts: [u8; 16],
+    pub parts: u32,
+    pub first_part: u64,
+}
+
+impl MultipartEtag {
+    /// The ETag `bytes` would have uploaded in parts of `first_part` bytes,
+    /// or `None` when `bytes` cannot be cut into that many such parts.
+    pub fn of_bytes(&self, bytes: &[u8]) -> Option<[u8; 16]> {
+        use md5::Digest;
+        let (len, part) = (bytes.len() as u64, self.first_part);
+        let parts = u64::from(self.parts);
+        if part == 0 || parts == 0 || len > parts * part || len <= (parts - 1) * part {
+            return None;
+        }
+        let mut outer = md5::Md5::new();
+        for chunk in bytes.chunks(part as usize) {
+            outer.update(md5::Md5::digest(chunk));
+        }
+        Some(outer.finalize().into())
+    }
 }
 
 impl ContentSums {

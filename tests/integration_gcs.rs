@@ -495,6 +495,10 @@ fn without_credentials_the_run_ends_with_exit_4_and_says_where_they_come_from() 
     let stderr = stderr_of(&out);
     assert!(stderr.contains("no usable Google credentials"), "{stderr}");
     assert!(
+        stderr.contains("missing-key.json"),
+        "the file is named: {stderr}"
+    );
+    assert!(
         stderr.contains("GOOGLE_APPLICATION_CREDENTIALS"),
         "{stderr}"
     );

@@ -521,6 +521,7 @@ fn sync_options(
         allow_empty_source: settings.allow_empty_source.value,
         filters,
         remote_signature: settings.remote_signature.value,
+        unverified_rebuilds: settings.unverified_rebuilds.value,
         selection: crate::sync::Selection {
             update: settings.update.value,
             ignore_existing: settings.ignore_existing.value,
@@ -736,9 +737,6 @@ async fn plan_from_scan(
     settings: &Settings,
 ) -> SyncPlan {
     let mut plan = sync::build_plan(source, destination, scan, options);
-    if let (true, Storage::Object(store)) = (plan.source.is_local(), &sides.destination) {
-        plan.rebuild_check = Some(store.limits().rebuild_check);
-    }
     sync::refine::confirm_restored_times(&mut plan, &sides.source, &sides.destination).await;
     sync::estimate::estimate_deltas(&mut plan, &sides.source, &sides.destination).await;
     plan.cost_model = Some(cost_model(&plan, scan, sides, settings));

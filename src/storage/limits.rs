@@ -64,8 +64,26 @@ pub enum RebuildCheck {
     /// reused whole after their MD5 and CRC32C are compared with the file's
     /// bytes there (GCS chunked objects).
     ChunksCompared,
-    /// Nothing checks a copied range; only the rebuilt object's size is.
+    /// Nothing checks a copied range; only the rebuilt object's size is
+    /// (an SSH server without hash commands, with `--unverified-rebuilds`).
     SizeOnly,
+    /// The rebuilt file is hashed on the server (`b3sum` over SSH) and
+    /// compared with the local file's hash before it takes its name.
+    ServerB3sum,
+    /// The same with `sha256sum`, where the server has no `b3sum`.
+    ServerSha256sum,
+    /// The server runs no hash command: every range to be copied
+    /// server-side is first read back and compared with the local bytes.
+    ReadBack,
+    /// Downloads: a file rebuilt from local blocks is compared with the
+    /// object's own checksum (else the blake3 in its metadata) before it
+    /// replaces the local file.
+    StoreChecksum,
+    /// Downloads from a server that runs no hash command: files come whole.
+    DownloadWhole,
+    /// Downloads checked against the sidecar's own hash alone
+    /// (`--unverified-rebuilds`).
+    SidecarOnly,
 }
 
 impl RebuildCheck {
@@ -84,7 +102,25 @@ impl RebuildCheck {
                 "unchanged chunks are reused only after their MD5 and CRC32C are compared with the file's bytes; chunked objects keep the data twice (object and chunks)"
             }
             RebuildCheck::SizeOnly => {
-                "ranges copied server-side cannot be checked on this store; only the rebuilt object's size is verified"
+                "ranges copied server-side are not checked (--unverified-rebuilds: the server runs no hash command); only the rebuilt file's size is verified"
+            }
+            RebuildCheck::ServerB3sum => {
+                "every file rebuilt by delta is hashed on the server (b3sum over SSH) and compared with the local file's blake3 before it takes its name; a mismatch sends it whole"
+            }
+            RebuildCheck::ServerSha256sum => {
+                "every file rebuilt by delta is hashed on the server (sha256sum over SSH) and compared with the local file's SHA-256 before it takes its name; a mismatch sends it whole"
+            }
+            RebuildCheck::ReadBack => {
+                "the server runs no hash command (b3sum, sha256sum): every range to be copied server-side is read back first and compared with the local bytes; a mismatch sends the file whole"
+            }
+            RebuildCheck::StoreChecksum => {
+                "every file rebuilt from local blocks is compared with the object's own checksum (CRC64NVME, CRC32C, MD5, else the blake3 in its metadata) before it replaces the local file; a mismatch downloads it whole"
+            }
+            RebuildCheck::DownloadWhole => {
+                "the server runs no hash command (b3sum, sha256sum) that could check a file rebuilt from local blocks: changed files are downloaded whole (--unverified-rebuilds trusts the sidecar)"
+            }
+            RebuildCheck::SidecarOnly => {
+                "files rebuilt from local blocks are checked against the sidecar's blake3 alone (--unverified-rebuilds)"
             }
         }
     }

@@ -32,7 +32,7 @@ pub use gcs::GcsSettings;
 pub use local::LocalStorage;
 pub use meta::ObjectMeta;
 pub use object::{
-    Expect, ObjectHead, ObjectStore, RebuildCheck, StoreLimits, is_sidecar, same_version,
+    Direction, Expect, ObjectHead, ObjectStore, RebuildCheck, StoreLimits, is_sidecar, same_version,
 };
 pub use s3::S3Settings;
 pub use sftp::SftpSettings;

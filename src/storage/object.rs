@@ -70,6 +70,13 @@ impl ObjectHead {
 }
 
 /// `sums` and the blake3 that metadata records, if any.
+/// Which way bytes go between this machine and a store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    Upload,
+    Download,
+}
+
 pub fn with_recorded_blake3(sums: ContentSums, meta: Option<&ObjectMeta>) -> ContentSums {
     ContentSums {
         blake3: meta
@@ -481,6 +488,35 @@ pub trait ObjectStore: Send + Sync + Debug + Any {
     /// the expected ones.
     async fn kept_chunks(&self, _key: &str) -> Result<Vec<KeptChunk>, StorageError> {
         Ok(Vec::new())
+    }
+
+    /// Checksums of the object's whole content that the store holds or
+    /// computes itself — never read from a sidecar: what a file rebuilt by
+    /// delta is checked against. `None` when the object is gone.
+    async fn content_sums(&self, key: &str) -> Result<Option<ContentSums>, StorageError> {
+        Ok(self
+            .head(key)
+            .await?
+            .map(|head| with_recorded_blake3(head.sums, Some(&head.meta))))
+    }
+
+    /// The same for a staged object before it is committed, where the store
+    /// can compute them (an SSH server's hash command); `None` otherwise.
+    async fn staged_sums(
+        &self,
+        _upload: &StagedUpload,
+    ) -> Result<Option<ContentSums>, StorageError> {
+        Ok(None)
+    }
+
+    /// How an object rebuilt by delta is checked on this store, in each
+    /// direction. An SSH server's answer depends on the commands it runs,
+    /// asked once.
+    async fn rebuild_check(&self, direction: Direction) -> RebuildCheck {
+        match direction {
+            Direction::Upload => self.limits().rebuild_check,
+            Direction::Download => RebuildCheck::StoreChecksum,
+        }
     }
 
     /// Why this store cannot rebuild an object server-side from ranges of the

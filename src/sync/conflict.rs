@@ -122,6 +122,7 @@ mod tests {
             allow_empty_source: false,
             filters: Vec::new(),
             remote_signature: Default::default(),
+            unverified_rebuilds: false,
             selection: Default::default(),
             files_from: None,
             backup: None,

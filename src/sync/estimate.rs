@@ -7,7 +7,7 @@
 use crate::delta::{compute_delta, plan_append, plan_parts};
 use crate::signature::signature_of_file;
 use crate::storage::local::map_readonly;
-use crate::storage::{LocalStorage, ObjectStore, Storage, StorageError};
+use crate::storage::{Direction, LocalStorage, ObjectStore, RebuildCheck, Storage, StorageError};
 use crate::types::{Entry, SyncAction};
 
 use super::plan::{PlanItem, SyncPlan};
@@ -15,13 +15,16 @@ use super::sidecar::{self, Sidecar};
 use super::transfer::chunked;
 use super::transfer::delta_download::match_local;
 use super::transfer::upload::part_size;
+use super::transfer::verify::effective_check;
 
-/// Fills in `bytes_to_send` and `bytes_saved` of every delta item. An item that
-/// cannot be estimated (unreadable file) keeps the whole-file estimate; execution
-/// reports its error.
+/// Fills in `bytes_to_send` and `bytes_saved` of every delta item, and
+/// records how the plan's rebuilds are checked (`SyncPlan::rebuild_check`).
+/// An item that cannot be estimated (unreadable file) keeps the whole-file
+/// estimate; execution reports its error.
 pub async fn estimate_deltas(plan: &mut SyncPlan, source: &Storage, destination: &Storage) {
     match (source, destination) {
         (Storage::Local(src), Storage::Object(dst)) => {
+            plan.rebuild_check = Some(upload_check(plan, dst.as_ref()).await);
             return estimate_uploads(plan, src, dst.as_ref()).await;
         }
         (Storage::Object(src), Storage::Local(dst)) => {
@@ -275,9 +278,38 @@ async fn estimate_chunked_uploads(
     plan.refresh_stats();
 }
 
+/// How delta uploads to `dst` are checked. Only a plan with delta items asks
+/// an SSH server which hash command it runs.
+async fn upload_check(plan: &SyncPlan, dst: &dyn ObjectStore) -> RebuildCheck {
+    if plan.stats.delta.count == 0 {
+        return dst.limits().rebuild_check;
+    }
+    effective_check(dst, Direction::Upload, plan.options.unverified_rebuilds).await
+}
+
 /// Object store → local: the object's sidecar against the local file; the
-/// blocks not found locally are what the download fetches.
+/// blocks not found locally are what the download fetches. A store that
+/// cannot check a rebuilt file (an SSH server without hash commands) gets
+/// whole downloads, unless `--unverified-rebuilds`.
 async fn estimate_downloads(plan: &mut SyncPlan, src: &dyn ObjectStore, dst: &LocalStorage) {
+    if plan.stats.delta.count == 0 {
+        return;
+    }
+    let check = effective_check(src, Direction::Download, plan.options.unverified_rebuilds).await;
+    plan.rebuild_check = Some(check);
+    if check == RebuildCheck::DownloadWhole {
+        for item in plan
+            .items
+            .iter_mut()
+            .filter(|i| i.action == SyncAction::Delta)
+        {
+            item.action = SyncAction::Download;
+            item.note = Some(check.describe().into());
+            item.bytes_saved = 0;
+        }
+        plan.refresh_stats();
+        return;
+    }
     let fetched = fetch_sidecars(plan, src, |item| item.src.as_ref(), |_| true).await;
     for (i, fetched) in fetched {
         let item = &mut plan.items[i];

@@ -73,6 +73,7 @@ pub async fn execute(
             .unwrap_or(crate::signature::DEFAULT_BLOCK_SIZE),
         delta_threshold: plan.options.delta_threshold,
         remote_signature: plan.options.remote_signature,
+        unverified_rebuilds: plan.options.unverified_rebuilds,
         backup: plan.options.backup.clone(),
         requests: Arc::new(Semaphore::new(options.jobs.max(1))),
         request_limit: options.jobs.max(1),

@@ -47,6 +47,13 @@ pub struct SyncOptions {
     /// What a delta upload does when the object has no usable sidecar.
     #[serde(default)]
     pub remote_signature: RemoteSignature,
+    /// `--unverified-rebuilds`: where no checksum of the store's own can
+    /// check a file rebuilt by delta (an SSH server without hash commands,
+    /// an object without checksums), trust its sidecar rather than sending
+    /// the file whole (or, uploading to an SSH server, reading back what is
+    /// copied).
+    #[serde(default)]
+    pub unverified_rebuilds: bool,
     /// rsync's selection and comparison flags.
     #[serde(default)]
     pub selection: Selection,
@@ -74,6 +81,7 @@ impl Default for SyncOptions {
             allow_empty_source: false,
             filters: Vec::new(),
             remote_signature: RemoteSignature::default(),
+            unverified_rebuilds: false,
             selection: Selection::default(),
             backup: None,
             storage_class: None,

@@ -43,6 +43,7 @@ pub fn options() -> SyncOptions {
         allow_empty_source: false,
         filters: Vec::new(),
         remote_signature: Default::default(),
+        unverified_rebuilds: false,
         selection: Default::default(),
         files_from: None,
         backup: None,

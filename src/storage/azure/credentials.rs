@@ -108,16 +108,53 @@ pub enum CredentialsError {
     NoAccount,
 }
 
+/// The settings a connection string may hold (Azure's own list); only these
+/// names are ever repeated in a message, since anything else in the string
+/// may be a key that lost its name.
+const CONNECTION_STRING_FIELDS: [&str; 11] = [
+    "DefaultEndpointsProtocol",
+    "AccountName",
+    "AccountKey",
+    "SharedAccessSignature",
+    "BlobEndpoint",
+    "QueueEndpoint",
+    "TableEndpoint",
+    "FileEndpoint",
+    "EndpointSuffix",
+    "UseDevelopmentStorage",
+    "DevelopmentStorageProxyUri",
+];
+
 /// Parses `Key=Value;…` (values may contain `=`, as base64 keys and SAS
-/// tokens do).
+/// tokens do). A part that is not a known `Name=value` is named by its
+/// place, never by its text.
 fn parse_connection_string(text: &str) -> Result<HashMap<String, String>, CredentialsError> {
     let mut fields = HashMap::new();
-    for part in text.split(';').map(str::trim).filter(|p| !p.is_empty()) {
+    let parts: Vec<&str> = text
+        .split(';')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .collect();
+    for (index, part) in parts.iter().enumerate() {
+        let place = format!(
+            "field {} of {} (its text is not shown: it may be a secret)",
+            index + 1,
+            parts.len()
+        );
         let (name, value) = part.split_once('=').ok_or_else(|| {
-            let name: String = part.chars().take_while(|c| c.is_alphanumeric()).collect();
-            CredentialsError::ConnectionString(format!("`{name}…` has no `=`"))
+            CredentialsError::ConnectionString(format!("{place} is not `Name=value`"))
         })?;
-        fields.insert(name.trim().to_ascii_lowercase(), value.trim().to_string());
+        let name = name.trim();
+        let Some(known) = CONNECTION_STRING_FIELDS
+            .iter()
+            .find(|known| known.eq_ignore_ascii_case(name))
+        else {
+            return Err(CredentialsError::ConnectionString(format!(
+                "{place} names no setting a connection string holds ({})",
+                CONNECTION_STRING_FIELDS.join(", ")
+            )));
+        };
+        fields.insert(known.to_ascii_lowercase(), value.trim().to_string());
     }
     Ok(fields)
 }
@@ -274,6 +311,21 @@ mod tests {
             account_of_endpoint("https://acct.blob.core.windows.net"),
             Some("acct".into())
         );
+    }
+
+    #[test]
+    fn a_malformed_connection_string_never_repeats_its_text() {
+        let key = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw";
+        for text in [
+            format!("AccountName=acct;{key};BlobEndpoint=http://127.0.0.1:1/acct"),
+            format!("AccountName=acct;{key}==;BlobEndpoint=http://127.0.0.1:1/acct"),
+            format!("AccountName=acct;AccountKey{key}==;EndpointSuffix=core.windows.net"),
+        ] {
+            let error = resolve(&settings(&text)).err().unwrap().to_string();
+            assert!(!error.contains(&key[..8]), "{error}");
+            assert!(!error.contains("Eby8"), "{error}");
+            assert!(error.contains("field 2 of 3"), "{error}");
+        }
     }
 
     #[test]

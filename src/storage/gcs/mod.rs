@@ -170,6 +170,24 @@ impl GcsStorage {
                 target: format!("gs://{bucket}"),
                 message: request::error_chain(&e.without_url()),
             })?;
+        if resolved.auth == Auth::Adc
+            && let Some(path) =
+                std::env::var_os("GOOGLE_APPLICATION_CREDENTIALS").filter(|p| !p.is_empty())
+            && let Err(e) = std::fs::File::open(&path)
+        {
+            // reqsign would fall through to other sources and end with a
+            // message that names none: the file the user named is the cause.
+            return Err(StorageError::Remote {
+                op: "cannot reach",
+                target: format!("gs://{bucket}"),
+                kind: super::RemoteErrorKind::Denied,
+                message: format!(
+                    "no usable Google credentials: GOOGLE_APPLICATION_CREDENTIALS names {}, which cannot be read: {e}",
+                    std::path::Path::new(&path).display()
+                ),
+                hints: &HINTS,
+            });
+        }
         let signer = (resolved.auth == Auth::Adc).then(|| {
             let context = reqsign_core::Context::new()
                 .with_file_read(reqsign_file_read_tokio::TokioFileRead)

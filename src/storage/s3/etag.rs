@@ -18,6 +18,14 @@ pub fn etag_md5(etag: &str) -> Option<[u8; 16]> {
     Some(out)
 }
 
+/// The digest and part count of a multipart ETag (`"HEX-N"`).
+pub fn multipart_digest(etag: &str) -> Option<([u8; 16], u32)> {
+    let (hex_text, count) = etag.trim_matches('"').split_once('-')?;
+    let mut out = [0u8; 16];
+    hex::decode_to_slice(hex_text, &mut out).ok()?;
+    Some((out, count.parse().ok()?))
+}
+
 /// The ETag S3 gives a multipart object made of parts with these MD5s.
 pub fn multipart_etag(part_md5s: &[[u8; 16]]) -> String {
     let mut hasher = Md5::new();
@@ -46,5 +54,12 @@ mod tests {
             Some(md5(b"a"))
         );
         assert_eq!(etag_md5("\"abc-2\""), None);
+        let (digest, parts) = multipart_digest(&etag).unwrap();
+        assert_eq!(parts, 2);
+        assert_eq!(digest, md5(&joined));
+        assert_eq!(
+            multipart_digest("\"0cc175b9c0f1b6a831c399e269772661\""),
+            None
+        );
     }
 }

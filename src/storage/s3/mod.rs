@@ -31,6 +31,7 @@ use super::object::{
 };
 use super::{RemoteErrorKind, StorageError, StoreHints, error_chain};
 use crate::retry::RetryPolicy;
+use crate::types::ContentSums;
 
 /// Longest wait for a TCP (and TLS) connection.
 const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -261,6 +262,29 @@ impl ObjectStore for S3Storage {
 
     async fn head(&self, key: &str) -> Result<Option<ObjectHead>, StorageError> {
         self.head_object(key).await
+    }
+
+    /// The HEAD's checksums, and for a multipart object with neither an MD5
+    /// nor a CRC64NVME its ETag with the first part's size (one more HEAD),
+    /// so that bytes cut as its parts were can be checked against it.
+    async fn content_sums(&self, key: &str) -> Result<Option<ContentSums>, StorageError> {
+        let Some(head) = self.head_object(key).await? else {
+            return Ok(None);
+        };
+        let mut sums = super::object::with_recorded_blake3(head.sums, Some(&head.meta));
+        if sums.md5.is_none()
+            && sums.crc64nvme.is_none()
+            && let Some(version) = head.version.as_deref()
+            && let Some((md5_of_parts, parts)) = etag::multipart_digest(version)
+            && let Some(first_part) = self.part_size(key, 1, version).await?
+        {
+            sums.multipart = Some(crate::types::MultipartEtag {
+                md5_of_parts,
+                parts,
+                first_part,
+            });
+        }
+        Ok(Some(sums))
     }
 
     async fn open_read(

@@ -67,6 +67,42 @@ impl S3Storage {
         }))
     }
 
+    /// The size of part `number` of a multipart object, pinned to `version`
+    /// (HEAD with `partNumber`); `None` when the object is gone or changed.
+    pub(super) async fn part_size(
+        &self,
+        key: &str,
+        number: i32,
+        version: &str,
+    ) -> Result<Option<u64>, StorageError> {
+        let url = self.url_of_key(key);
+        self.retry
+            .run(&url, Budget::Quick, || async {
+                let result = self
+                    .client()
+                    .head_object()
+                    .bucket(&self.bucket)
+                    .key(key)
+                    .part_number(number)
+                    .if_match(version)
+                    .send()
+                    .await;
+                match result {
+                    Ok(out) => Ok(out.content_length().map(|len| len.max(0) as u64)),
+                    Err(e)
+                        if matches!(
+                            e.raw_response().map(|r| r.status().as_u16()),
+                            Some(404 | 412)
+                        ) =>
+                    {
+                        Ok(None)
+                    }
+                    Err(e) => Err(remote_error("cannot head", url.clone(), e)),
+                }
+            })
+            .await
+    }
+
     /// One PutObject, retried, conditional on `expect`; with the bytes' MD5
     /// the server checks them (Content-MD5), and the returned ETag is checked
     /// against it too. Returns the new ETag.

@@ -162,6 +162,37 @@ pub fn spawn(
     })
 }
 
+/// Runs one shell command on the server over a connection of its own
+/// (`ssh … HOST -- COMMAND`), with the options the SFTP session has. `None`
+/// when the server runs no commands for this login (an SFTP-only account,
+/// `ForceCommand internal-sftp`) or `ssh` cannot run at all.
+pub async fn run_command(
+    settings: &SftpSettings,
+    target: &SftpTarget,
+    command: &str,
+) -> Option<std::process::Output> {
+    Command::new(settings.program())
+        .args(settings.common_args(target))
+        .args(["-o", "BatchMode=yes"])
+        .args([
+            "-o",
+            if settings.accept_new {
+                "StrictHostKeyChecking=accept-new"
+            } else {
+                "StrictHostKeyChecking=yes"
+            },
+        ])
+        .args(["-o", "ConnectTimeout=30"])
+        .arg("--")
+        .arg(&target.host)
+        .arg(command)
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output()
+        .await
+        .ok()
+}
+
 /// The error for a connection that failed, from what `ssh` said, made
 /// actionable where the cause is known.
 pub async fn diagnose(settings: &SftpSettings, target: &SftpTarget, said: &str) -> StorageError {

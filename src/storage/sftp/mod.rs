@@ -15,6 +15,7 @@
 mod cipher;
 mod connect;
 mod files;
+mod hash;
 mod temp_name;
 mod walk;
 
@@ -77,6 +78,10 @@ pub struct SftpStorage {
     /// Directories known to exist (made or seen), so each is made once.
     made_dirs: std::sync::Mutex<HashSet<String>>,
     walks: walk::Walks,
+    /// How to run commands on the server (its hash command).
+    settings: SftpSettings,
+    /// The hash command the server runs, asked the first time it matters.
+    hash_command: tokio::sync::OnceCell<Option<hash::HashCommand>>,
 }
 
 impl std::fmt::Debug for SftpStorage {
@@ -135,6 +140,8 @@ impl SftpStorage {
             fsync: settings.fsync,
             made_dirs: std::sync::Mutex::default(),
             walks: walk::Walks::default(),
+            settings: settings.clone(),
+            hash_command: tokio::sync::OnceCell::new(),
         };
         Ok(store)
     }
@@ -282,6 +289,34 @@ impl SftpStorage {
         }
     }
 
+    /// The hash command the server runs, if any (asked once).
+    async fn hash_command(&self) -> Option<hash::HashCommand> {
+        *self
+            .hash_command
+            .get_or_init(|| hash::probe(&self.settings, &self.target))
+            .await
+    }
+
+    /// The file at `key` hashed on the server; empty sums when the server
+    /// runs no hash command.
+    async fn server_sums(&self, key: &str) -> Result<crate::types::ContentSums, StorageError> {
+        let Some(command) = self.hash_command().await else {
+            return Ok(crate::types::ContentSums::default());
+        };
+        let path = self.path_of(key);
+        hash::hash_file(
+            &self.settings,
+            &self.target,
+            command,
+            &path.to_string_lossy(),
+        )
+        .await
+        .map_err(|message| StorageError::Transfer {
+            target: self.url_of(key),
+            message,
+        })
+    }
+
     /// Removes a temp file, quietly (it may never have been made).
     async fn remove_quietly(&self, key: &str) {
         let _ = self.sftp.fs().remove_file(self.path_of(key)).await;
@@ -344,6 +379,31 @@ impl ObjectStore for SftpStorage {
 
     async fn head(&self, key: &str) -> Result<Option<ObjectHead>, StorageError> {
         self.stat(key).await
+    }
+
+    async fn content_sums(
+        &self,
+        key: &str,
+    ) -> Result<Option<crate::types::ContentSums>, StorageError> {
+        if self.stat(key).await?.is_none() {
+            return Ok(None);
+        }
+        self.server_sums(key).await.map(Some)
+    }
+
+    async fn staged_sums(
+        &self,
+        upload: &StagedUpload,
+    ) -> Result<Option<crate::types::ContentSums>, StorageError> {
+        self.server_sums(&upload.id).await.map(Some)
+    }
+
+    async fn rebuild_check(&self, direction: crate::storage::Direction) -> RebuildCheck {
+        match (self.hash_command().await, direction) {
+            (Some(command), _) => command.rebuild_check(),
+            (None, crate::storage::Direction::Upload) => RebuildCheck::ReadBack,
+            (None, crate::storage::Direction::Download) => RebuildCheck::DownloadWhole,
+        }
     }
 
     async fn open_read(

@@ -15,6 +15,7 @@ pub struct Wanted {
     pub md5: bool,
     pub crc32c: bool,
     pub crc64nvme: bool,
+    pub sha256: bool,
 }
 
 impl Wanted {
@@ -39,7 +40,17 @@ const PARALLEL_HASH_FROM: usize = 4 << 20;
 pub fn file_sums(path: &Path, wanted: Wanted) -> std::io::Result<ContentSums> {
     let file = std::fs::File::open(path)?;
     let map = crate::storage::local::map_readonly(&file)?;
-    let bytes: &[u8] = &map[..];
+    let sums = sums_of(&map, wanted);
+    if map.faulted() {
+        return Err(std::io::Error::other(
+            "the file was truncated while it was read",
+        ));
+    }
+    Ok(sums)
+}
+
+/// The wanted checksums of `bytes`.
+pub fn sums_of(bytes: &[u8], wanted: Wanted) -> ContentSums {
     let mut sums = ContentSums::default();
     if wanted.blake3 {
         let mut hasher = blake3::Hasher::new();
@@ -59,12 +70,10 @@ pub fn file_sums(path: &Path, wanted: Wanted) -> std::io::Result<ContentSums> {
     if wanted.crc64nvme {
         sums.crc64nvme = Some(crc_fast::checksum(crc_fast::CrcAlgorithm::Crc64Nvme, bytes));
     }
-    if map.faulted() {
-        return Err(std::io::Error::other(
-            "the file was truncated while it was read",
-        ));
+    if wanted.sha256 {
+        sums.sha256 = Some(sha2::Sha256::digest(bytes).into());
     }
-    Ok(sums)
+    sums
 }
 
 #[cfg(test)]
@@ -81,6 +90,7 @@ mod tests {
             md5: true,
             crc32c: true,
             crc64nvme: true,
+            sha256: true,
         };
         let sums = file_sums(&path, all).unwrap();
         // The check values of the CRC catalogue, for "123456789".
@@ -91,6 +101,10 @@ mod tests {
             "25f9e794323b453885f5181f1b624d0b"
         );
         assert_eq!(sums.blake3, Some(*blake3::hash(b"123456789").as_bytes()));
+        assert_eq!(
+            hex::encode(sums.sha256.unwrap()),
+            "15e2b0d3c33891ebb0f1ef609ec419420c20e320ce94c65fbc8c3312448eb225"
+        );
         let only_md5 = file_sums(&path, Wanted::of(Evidence::Md5)).unwrap();
         assert_eq!(only_md5.blake3, None);
         assert_eq!(only_md5.md5, sums.md5);

@@ -18,7 +18,7 @@
 //! the objects hold one: an ETag is not an MD5 under every encryption
 //! setting, and a false "differ" would send someone re-uploading.
 
-mod local;
+pub(crate) mod local;
 mod lookup;
 
 use std::sync::Arc;

@@ -11,7 +11,9 @@ use crate::delta::{Delta, DeltaOp, compute_delta};
 use crate::signature::Signature;
 use crate::storage::objects::read_range;
 use crate::storage::{ObjectStore, StorageError};
+use crate::types::ContentSums;
 
+use super::verify::{Verdict, compare};
 use super::{ItemContext, ItemError};
 
 /// Largest single ranged GET of missing blocks.
@@ -107,7 +109,9 @@ pub(crate) fn match_local(local: &[u8], remote: &Signature) -> BlockSources {
 
 /// Fills `out` (an empty temp file) with the remote object's bytes: local blocks
 /// first, then the fetched ranges; then checks the whole against the signature's
-/// file hash. Returns the bytes fetched.
+/// file hash and against `held`, the object's checksums of the store's own
+/// (none held: the caller chose to trust the sidecar). Returns the bytes
+/// fetched.
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn assemble(
     id: usize,
@@ -117,6 +121,7 @@ pub(super) async fn assemble(
     local: &[u8],
     sources: &BlockSources,
     remote: &Signature,
+    held: &ContentSums,
     out: &std::fs::File,
     ctx: &ItemContext,
 ) -> Result<u64, ItemError> {
@@ -146,6 +151,11 @@ pub(super) async fn assemble(
             target: src.url_of(key),
             message: "the assembled file does not match the object's signature (blake3); nothing was replaced".into(),
         }));
+    }
+    // The sidecar agrees with itself; the store's own checksum says whether
+    // it describes the object at all.
+    if let Verdict::Differ(checksum) = compare(held, &map, Some(remote.file_hash)) {
+        return Err(ItemError::RebuildMismatch { checksum });
     }
     Ok(fetched)
 }

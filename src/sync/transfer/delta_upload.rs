@@ -12,9 +12,9 @@ use crate::signature::{Signature, assemble_signature, signature_of_bytes, signat
 use crate::storage::body::BodySource;
 use crate::storage::local::map_readonly;
 use crate::storage::object::{CopySource, PlannedPart};
-use crate::storage::objects::read_object;
-use crate::storage::{Expect, ObjectMeta, SharedStore, StorageError};
-use crate::types::Entry;
+use crate::storage::objects::{read_object, read_range};
+use crate::storage::{Direction, Expect, ObjectMeta, RebuildCheck, SharedStore, StorageError};
+use crate::types::{ContentSums, Entry};
 
 use super::super::RemoteSignature;
 use super::super::plan::PlanItem;
@@ -22,6 +22,7 @@ use super::super::sidecar::{self, Sidecar};
 use super::local::SourceFile;
 use super::parts::{Assembly, PartSpec};
 use super::resumable;
+use super::verify::{Verdict, compare_sums, effective_check};
 use super::{ItemContext, ItemError, Outcome, conflict_or, expect_of, settle_write};
 use crate::storage::body::md5_of as md5;
 
@@ -149,15 +150,20 @@ pub(super) async fn upload_signed(
     };
     let resumed = std::mem::take(&mut started.resumed);
     let result = async {
-        let assembled = assembly.run(specs, resumed).await?;
+        let mut assembled = assembly.run(specs, resumed).await?;
         source.check("while it was uploaded")?;
-        let etag = assembly.complete(&assembled, size).await?;
-        let signature = assemble_signature(assembled.signed, block, size).ok_or_else(|| {
-            StorageError::Transfer {
+        let signature = assemble_signature(std::mem::take(&mut assembled.signed), block, size)
+            .ok_or_else(|| StorageError::Transfer {
                 target: t.dst.url_of(t.key),
                 message: "the signed parts do not cover the file".into(),
-            }
-        })?;
+            })?;
+        // The file's blake3, known now, goes with the commit where the store
+        // takes metadata then: what a later delta download is checked with.
+        let meta = ObjectMeta {
+            blake3: Some(hex::encode(signature.file_hash)),
+            ..t.meta.clone()
+        };
+        let etag = assembly.complete_with(&assembled, size, &meta).await?;
         Ok::<_, ItemError>((etag, signature, assembled.uploaded))
     }
     .await;
@@ -260,6 +266,8 @@ pub(super) async fn upload_delta(
     let block = t.ctx.block_size;
     let path = source.path.clone();
     let limits = t.dst.limits();
+    let check = effective_check(t.dst.as_ref(), Direction::Upload, t.ctx.unverified_rebuilds).await;
+    let want_sha256 = check == RebuildCheck::ServerSha256sum;
     // A store of whole objects (compose) reuses the old object only when the
     // file grew by appending; others reuse any unchanged range.
     let whole_objects = !limits.range_copy();
@@ -273,17 +281,34 @@ pub(super) async fn upload_delta(
         .filter(|_| limits.cheap_range_copies && old_sig.block_size == block && !whole_objects);
     // One read of the file from disk: the matcher and the new signature (or
     // the file's hash) both run over the same mapping.
-    let (rebuild, new_sidecar) = tokio::task::spawn_blocking(move || {
+    let (rebuild, new_sidecar, local_sums) = tokio::task::spawn_blocking(move || {
         let file =
             std::fs::File::open(&path).map_err(|e| StorageError::io("cannot open", &path, e))?;
         let map = map_readonly(&file).map_err(|e| StorageError::io("cannot map", &path, e))?;
-        let (rebuild, signed) = rayon::join(
+        let ((rebuild, sha256), signed) = rayon::join(
             || {
-                if whole_objects {
-                    Rebuild::Append(plan_append(&map, &old_sig, append_part), map.len() as u64)
-                } else {
-                    Rebuild::Ranges(compute_delta(&map, &old_sig))
-                }
+                rayon::join(
+                    || {
+                        if whole_objects {
+                            Rebuild::Append(
+                                plan_append(&map, &old_sig, append_part),
+                                map.len() as u64,
+                            )
+                        } else {
+                            Rebuild::Ranges(compute_delta(&map, &old_sig))
+                        }
+                    },
+                    // What a server's sha256sum is compared with.
+                    || {
+                        want_sha256.then(|| {
+                            let wanted = crate::sync::check::local::Wanted {
+                                sha256: true,
+                                ..Default::default()
+                            };
+                            crate::sync::check::local::sums_of(&map, wanted).sha256
+                        })
+                    },
+                )
             },
             || match carry_into {
                 Some(_) => Signed::FileHash(
@@ -295,6 +320,15 @@ pub(super) async fn upload_delta(
                 None => Signed::Signature(signature_of_bytes(&map, block)),
             },
         );
+        let file_blake3 = match &signed {
+            Signed::FileHash(hash) => *hash,
+            Signed::Signature(signature) => signature.file_hash,
+        };
+        let local_sums = ContentSums {
+            blake3: Some(file_blake3),
+            sha256: sha256.flatten(),
+            ..ContentSums::default()
+        };
         let new_sidecar = match (signed, &rebuild, carry_into) {
             (Signed::Signature(signature), ..) => NewSidecar::Signed(signature),
             (Signed::FileHash(file_hash), Rebuild::Ranges(delta), Some(layout)) => {
@@ -312,7 +346,7 @@ pub(super) async fn upload_delta(
                 what: "while it was read",
             });
         }
-        Ok::<_, ItemError>((rebuild, new_sidecar))
+        Ok::<_, ItemError>((rebuild, new_sidecar, local_sums))
     })
     .await
     .map_err(task_error)??;
@@ -357,6 +391,11 @@ pub(super) async fn upload_delta(
         // An empty file: nothing to stitch.
         return upload_signed(t, source).await;
     }
+    if check == RebuildCheck::ReadBack
+        && let Err(error) = read_back(t, source, &plan.parts, &old_etag).await
+    {
+        return sidecar_lied(t, source, error).await;
+    }
     // Parts follow each other through the new file: a copy's place in it is
     // where the parts before it end.
     let mut new_offset = 0;
@@ -381,14 +420,20 @@ pub(super) async fn upload_delta(
         .enumerate()
         .map(|(i, spec)| (i as u32 + 1, spec))
         .collect();
+    // The file's blake3 travels with the object (from the start: S3 takes
+    // metadata only then), for the check of a later delta download.
+    let meta = ObjectMeta {
+        blake3: local_sums.blake3.map(hex::encode),
+        ..t.meta.clone()
+    };
     // Not journaled: a delta is small to send again, and its copied parts are
     // only valid against the object as it is now.
-    let upload = t.dst.begin_staged(t.key, t.meta).await?;
+    let upload = t.dst.begin_staged(t.key, &meta).await?;
     let assembly = Assembly {
         id: t.id,
         dst: t.dst.as_ref(),
         upload: &upload,
-        meta: t.meta,
+        meta: &meta,
         file: &source.path,
         ctx: t.ctx,
         base: Some(CopySource {
@@ -403,6 +448,26 @@ pub(super) async fn upload_delta(
     let result = async {
         let assembled = assembly.run(specs, Vec::new()).await?;
         source.check("while it was uploaded")?;
+        if matches!(
+            check,
+            RebuildCheck::ServerB3sum | RebuildCheck::ServerSha256sum
+        ) {
+            // The staged file as the server holds it, hashed there.
+            let held = t.dst.staged_sums(&upload).await?.unwrap_or_default();
+            match compare_sums(&held, &local_sums) {
+                Verdict::Alike(_) => {}
+                Verdict::Differ(checksum) => {
+                    return Err(ItemError::RebuildMismatch { checksum });
+                }
+                Verdict::NoChecksum => {
+                    return Err(ItemError::Storage(StorageError::Transfer {
+                        target: t.dst.url_of(t.key),
+                        message: "the server's hash of the rebuilt file could not be compared"
+                            .into(),
+                    }));
+                }
+            }
+        }
         let etag = assembly.complete(&assembled, size).await?;
         Ok::<_, ItemError>((etag, assembled))
     }
@@ -411,23 +476,10 @@ pub(super) async fn upload_delta(
         Ok(done) => done,
         Err(error) => {
             let _ = t.dst.abort_staged(&upload).await;
-            if let ItemError::CopiedRangeMismatch { detail } = &error {
-                // Nothing was committed; the whole file replaces the object
-                // and its sidecar, which described other bytes.
-                warn(
-                    t,
-                    format!(
-                        "{}: the signature sidecar does not describe the object ({detail}); uploading the whole file instead",
-                        t.item.path
-                    ),
-                )
-                .await;
-                return upload_signed(t, source).await;
-            }
-            return Err(error);
+            return sidecar_lied(t, source, error).await;
         }
     };
-    if assembled.copied_unchecked > 0 {
+    if check == RebuildCheck::SizeOnly && assembled.copied_unchecked > 0 {
         warn(
             t,
             format!(
@@ -454,6 +506,97 @@ pub(super) async fn upload_delta(
         }
     }
     Ok(Outcome::sent(assembled.uploaded, assembled.copied))
+}
+
+/// After a failed rebuild (nothing committed): when the failure shows that
+/// the sidecar describes other bytes than the object holds, the whole file
+/// replaces the object and its sidecar, and a warning says so; any other
+/// error is the item's.
+async fn sidecar_lied(
+    t: &Target<'_>,
+    source: &SourceFile<'_>,
+    error: ItemError,
+) -> Result<Outcome, ItemError> {
+    let detail = match &error {
+        ItemError::CopiedRangeMismatch { detail } => detail.clone(),
+        ItemError::RebuildMismatch { checksum } => {
+            format!("the rebuilt file's {checksum}, computed on the server, is not the file's")
+        }
+        _ => return Err(error),
+    };
+    warn(
+        t,
+        format!(
+            "{}: the signature sidecar does not describe the object ({detail}); uploading the whole file instead",
+            t.item.path
+        ),
+    )
+    .await;
+    upload_signed(t, source).await
+}
+
+/// Reads back every range the rebuild would copy server-side from the old
+/// object (pinned to its version) and compares it with the local file's
+/// bytes at its place: on a store that cannot check a copy any other way,
+/// a sidecar that lies is caught before anything is staged.
+async fn read_back(
+    t: &Target<'_>,
+    source: &SourceFile<'_>,
+    parts: &[Part],
+    old_version: &str,
+) -> Result<(), ItemError> {
+    use futures::stream::{self, StreamExt, TryStreamExt};
+    use std::os::unix::fs::FileExt;
+    /// Bytes compared per request (held twice in memory while compared).
+    const PIECE: u64 = 16 * 1024 * 1024;
+    let mut pieces = Vec::new();
+    let mut new_offset = 0;
+    for part in parts {
+        if let Part::Copy { src_offset, len } = *part {
+            let mut done = 0;
+            while done < len {
+                let piece = PIECE.min(len - done);
+                pieces.push((src_offset + done, new_offset + done, piece));
+                done += piece;
+            }
+        }
+        new_offset += part.len();
+    }
+    let file = std::sync::Arc::new(
+        std::fs::File::open(&source.path)
+            .map_err(|e| StorageError::io("cannot open", &source.path, e))?,
+    );
+    stream::iter(pieces)
+        .map(|(remote_at, local_at, len)| {
+            let file = file.clone();
+            async move {
+                let _slot = t.ctx.request_slot().await?;
+                let theirs = read_range(t.dst.as_ref(), t.key, remote_at, len, Some(old_version))
+                    .await
+                    .map_err(conflict_or)?;
+                let path = source.path.clone();
+                let ours = tokio::task::spawn_blocking(move || {
+                    let mut bytes = vec![0; len as usize];
+                    file.read_exact_at(&mut bytes, local_at)
+                        .map(|()| bytes)
+                        .map_err(|e| StorageError::io("cannot read", &path, e))
+                })
+                .await
+                .map_err(task_error)??;
+                if theirs[..] != ours[..] {
+                    return Err(ItemError::CopiedRangeMismatch {
+                        detail: format!(
+                            "bytes {remote_at}..{} of the object, read back, differ from the file's at {local_at}",
+                            remote_at + len
+                        ),
+                    });
+                }
+                Ok(())
+            }
+        })
+        .buffer_unordered(t.ctx.parallel_requests())
+        .try_collect::<()>()
+        .await
 }
 
 pub(super) async fn warn(t: &Target<'_>, message: String) {

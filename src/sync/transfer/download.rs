@@ -11,13 +11,16 @@ use futures::stream::{self, StreamExt, TryStreamExt};
 use crate::progress::ExecEvent;
 use crate::storage::local::{WriteMeta, map_readonly};
 use crate::storage::objects::{read_object, read_range};
-use crate::storage::{LocalStorage, ObjectMeta, SharedStore, StorageError, run_blocking};
-use crate::types::{Entry, EntryKind, SyncAction};
+use crate::storage::{
+    Direction, LocalStorage, ObjectMeta, RebuildCheck, SharedStore, StorageError, run_blocking,
+};
+use crate::types::{ContentSums, Entry, EntryKind, SyncAction};
 
 use super::super::plan::PlanItem;
 use super::super::sidecar::{self, Sidecar};
 use super::delta_download::{assemble, match_local};
 use super::local::check_destination_unchanged;
+use super::verify::effective_check;
 use super::{ItemContext, ItemError, Outcome, planned_source, source_changed};
 
 /// Objects above this come down in ranges fetched in parallel.
@@ -84,19 +87,8 @@ pub(super) async fn run(
             Ok(Outcome::default())
         }
         EntryKind::File => {
-            let remote_sig = if item.action == SyncAction::Delta {
-                match sidecar::fetch(src.as_ref(), &item.path, &planned).await? {
-                    Sidecar::Fresh(signature, ..) => Some(signature),
-                    unusable => {
-                        if let Some(reason) =
-                            unusable.unusable_reason(super::super::estimate::DOWNLOAD_INSTEAD)
-                        {
-                            let message = format!("{}: {reason}", item.path);
-                            let _ = ctx.events.send(ExecEvent::Warning { message }).await;
-                        }
-                        None
-                    }
-                }
+            let rebuild = if item.action == SyncAction::Delta {
+                rebuild_basis(item, &planned, src, &key, ctx).await?
             } else {
                 None
             };
@@ -105,10 +97,13 @@ pub(super) async fn run(
             let create_mode = meta.mode.unwrap_or(0o644);
             let size = planned.size;
             let fetched = tokio::task::spawn_blocking(move || {
-                let Some(remote_sig) = remote_sig else {
+                let whole = || {
                     dst.write_file_atomic(&path, create_mode, meta, ctx.fsync, |out| {
                         handle.block_on(fetch_into(id, &planned, &src, &key, out, &ctx))
-                    })?;
+                    })
+                };
+                let Some((remote_sig, held)) = rebuild else {
+                    whole()?;
                     return Ok(size);
                 };
                 // The old local file is the basis: matched, then copied from.
@@ -128,6 +123,7 @@ pub(super) async fn run(
                         &local,
                         &sources,
                         &remote_sig,
+                        &held,
                         out,
                         &ctx,
                     ))?;
@@ -137,6 +133,16 @@ pub(super) async fn run(
                 // assembled file's check; say what happened instead.
                 if local.faulted() {
                     return Err(ItemError::DestinationChanged);
+                }
+                if let Err(ItemError::RebuildMismatch { checksum }) = result {
+                    // Nothing was replaced: the sidecar describes other bytes.
+                    let message = format!(
+                        "{path}: the file rebuilt by delta does not match the object's {checksum} (its signature sidecar describes other bytes); downloading it whole instead"
+                    );
+                    let _ = handle.block_on(ctx.events.send(ExecEvent::Warning { message }));
+                    drop(local);
+                    whole()?;
+                    return Ok(size);
                 }
                 result?;
                 Ok::<_, ItemError>(fetched)
@@ -149,6 +155,59 @@ pub(super) async fn run(
             Ok(Outcome::sent(fetched, size - fetched.min(size)))
         }
     }
+}
+
+/// What a delta download rebuilds from: the object's fresh sidecar and the
+/// checksums of the store's own the rebuilt file is checked against. `None`
+/// (said in a warning) sends the file whole: no usable sidecar, or nothing
+/// but the sidecar to check a rebuilt file with (unless
+/// `--unverified-rebuilds`).
+async fn rebuild_basis(
+    item: &PlanItem,
+    planned: &Entry,
+    src: &SharedStore,
+    key: &str,
+    ctx: &ItemContext,
+) -> Result<Option<(crate::signature::Signature, ContentSums)>, ItemError> {
+    let warn = |message: String| async move {
+        let _ = ctx.events.send(ExecEvent::Warning { message }).await;
+    };
+    let signature = match sidecar::fetch(src.as_ref(), &item.path, planned).await? {
+        Sidecar::Fresh(signature, ..) => signature,
+        unusable => {
+            if let Some(reason) = unusable.unusable_reason(super::super::estimate::DOWNLOAD_INSTEAD)
+            {
+                warn(format!("{}: {reason}", item.path)).await;
+            }
+            return Ok(None);
+        }
+    };
+    if effective_check(src.as_ref(), Direction::Download, ctx.unverified_rebuilds).await
+        == RebuildCheck::DownloadWhole
+    {
+        warn(format!(
+            "{}: {}",
+            item.path,
+            RebuildCheck::DownloadWhole.describe()
+        ))
+        .await;
+        return Ok(None);
+    }
+    let held = src
+        .content_sums(key)
+        .await?
+        .ok_or(ItemError::SourceChanged {
+            what: "the object is gone",
+        })?;
+    if held.is_empty() && !ctx.unverified_rebuilds {
+        warn(format!(
+            "{}: the store holds no checksum of the object that could check a file rebuilt by delta; downloading it whole (--unverified-rebuilds trusts the sidecar)",
+            item.path
+        ))
+        .await;
+        return Ok(None);
+    }
+    Ok(Some((signature, held)))
 }
 
 /// Writes the object's bytes into `out` (an empty temp file).

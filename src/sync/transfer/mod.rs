@@ -14,6 +14,7 @@ mod remote;
 mod resumable;
 mod stream;
 pub(crate) mod upload;
+pub(crate) mod verify;
 
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -49,6 +50,10 @@ pub enum ItemError {
     /// there: the signature sidecar does not describe the object.
     #[error("a range copied server-side is not the file's: {detail}")]
     CopiedRangeMismatch { detail: String },
+    /// A file rebuilt by delta differs from the source by a checksum its
+    /// sidecar did not supply: the sidecar does not describe the source.
+    #[error("the file rebuilt by delta differs from the source by its {checksum}")]
+    RebuildMismatch { checksum: &'static str },
     #[error("cancelled")]
     Cancelled,
 }
@@ -110,6 +115,8 @@ pub struct ItemContext {
     /// Files from this size are signed on upload (and sent by delta once signed).
     pub delta_threshold: u64,
     pub remote_signature: super::RemoteSignature,
+    /// Rebuilds no checksum of the store's own can check trust the sidecar.
+    pub unverified_rebuilds: bool,
     /// Where replaced and deleted files are kept first (`--backup`).
     pub backup: Option<super::Backup>,
     /// Part and range requests in flight across the whole run (`jobs` of them):

@@ -331,11 +331,23 @@ impl Assembly<'_> {
     /// Commits the object after the last checks, and verifies the result:
     /// an object that fails is removed. Returns the new version.
     pub async fn complete(&self, assembled: &Assembled, size: u64) -> Result<String, ItemError> {
+        self.complete_with(assembled, size, self.meta).await
+    }
+
+    /// [`Assembly::complete`] with the metadata the commit gives the object
+    /// (on stores that take it then: Azure's block list, GCS's compose), as
+    /// when the file's blake3 is known only once every part is read.
+    pub async fn complete_with(
+        &self,
+        assembled: &Assembled,
+        size: u64,
+        meta: &ObjectMeta,
+    ) -> Result<String, ItemError> {
         let key = &self.upload.key;
         recheck(self.dst, key, self.expect).await?;
         let result = self
             .dst
-            .commit_staged(self.upload, &assembled.parts, self.meta, self.expect)
+            .commit_staged(self.upload, &assembled.parts, meta, self.expect)
             .await;
         let version = settle_write(self.dst, key, result).await?;
         let head = self.dst.head(key).await?;
