@@ -39,6 +39,8 @@ impl ExitStatus {
     pub fn of_report(report: &crate::sync::ExecReport) -> ExitStatus {
         if report.interrupted {
             ExitStatus::Interrupted
+        } else if report.stopped_on_denial.is_some() {
+            ExitStatus::Denied
         } else if report.stopped_on_conflict {
             ExitStatus::Conflict
         } else if report.failed > 0 || report.deletes_withheld > 0 {

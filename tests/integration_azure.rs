@@ -696,9 +696,10 @@ fn check_compares_by_what_the_listing_holds_and_finds_a_changed_byte() {
     };
     let (code, report) = check(&[]);
     assert_eq!(code, Some(0), "{report}");
-    // small.txt by the blake3 in the metadata the listing carries; big.bin by
-    // its size alone, after one HEAD and one sidecar GET found nothing more.
-    assert_eq!(report["alike"]["blake3"], 1, "{report}");
+    // small.txt by the Content-MD5 the listing carries (the store's own,
+    // before the blake3 in its metadata); big.bin by its size alone, after
+    // one HEAD and one sidecar GET found nothing more.
+    assert_eq!(report["alike"]["md5"], 1, "{report}");
     assert_eq!(report["alike"]["size_only"], 1, "{report}");
     assert_eq!(report["requests"], 2, "{report}");
 
@@ -710,7 +711,7 @@ fn check_compares_by_what_the_listing_holds_and_finds_a_changed_byte() {
     let (code, report) = check(&["--download"]);
     assert_eq!(code, Some(1), "{report}");
     assert_eq!(report["differ"][0]["path"], "small.txt", "{report}");
-    assert_eq!(report["differ"][0]["evidence"], "blake3", "{report}");
+    assert_eq!(report["differ"][0]["evidence"], "md5", "{report}");
     assert_eq!(report["alike"]["bytes"], 1, "{report}");
 }
 
@@ -762,4 +763,63 @@ fn an_access_tier_is_written_for_files_not_sidecars() {
         "{}",
         stderr_of(&out)
     );
+}
+
+#[test]
+fn a_read_only_sas_stops_the_run_at_the_first_refusal_with_exit_4() {
+    let scratch = Scratch::new();
+    for i in 0..6 {
+        scratch.write(&format!("src/f{i}.txt"), format!("file {i}").as_bytes());
+    }
+    let container = Container::new();
+    // A container SAS that may read and list, not write.
+    let sas = reqsign_azure_storage::ServiceSharedAccessSignature::new(
+        util::azure::ACCOUNT.to_string(),
+        util::azure::KEY.to_string(),
+        reqsign_azure_storage::ServiceSasResource::Container {
+            container: container.name.clone(),
+        },
+        "rl".into(),
+        reqsign_core::time::Timestamp::now() + std::time::Duration::from_secs(3600),
+    );
+    let token = sas
+        .token()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| {
+            format!(
+                "{k}={}",
+                percent_encoding::utf8_percent_encode(v, percent_encoding::NON_ALPHANUMERIC)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("&");
+    let read_only = format!(
+        "BlobEndpoint={};SharedAccessSignature={token}",
+        container.endpoint
+    );
+    let out = scratch
+        .cmd()
+        .env("AZURE_STORAGE_CONNECTION_STRING", &read_only)
+        .args(["sync", "--yes", "--json", "-j", "1"])
+        .arg(scratch.src())
+        .arg(container.url("ro"))
+        .output()
+        .unwrap();
+    let stderr = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(4), "{stderr}");
+    let summary = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .find(|e| e["event"] == "summary")
+        .map(|e| e["report"].clone())
+        .expect("a summary event");
+    assert_eq!(summary["failed"], 1, "stopped after the first: {summary}");
+    let refusal = summary["stopped_on_denial"].as_str().unwrap_or_default();
+    assert!(
+        refusal.contains("AuthorizationPermissionMismatch") || refusal.contains("403"),
+        "the store's word is kept: {summary}"
+    );
+    assert!(container.keys().is_empty());
 }

@@ -584,10 +584,10 @@ fn check_compares_by_what_the_listing_holds_and_finds_a_changed_byte() {
     };
     let (code, report) = check();
     assert_eq!(code, Some(0), "{report}");
-    // small.txt by the blake3 in the metadata the listing carries; big.bin by
-    // the MD5 (or, on real GCS, the CRC32C of a composite object) it carries:
-    // no request beyond the listing.
-    assert_eq!(report["alike"]["blake3"], 1, "{report}");
+    // Both by the store's own checksums the listing carries, before the
+    // blake3 in small.txt's metadata: the MD5 (or, on real GCS, the CRC32C
+    // of a composite object). No request beyond the listing.
+    assert_eq!(report["alike"]["md5"], 2, "{report}");
     assert_eq!(report["requests"], 0, "{report}");
 
     let mtime = std::fs::metadata(&small).unwrap().modified().unwrap();
@@ -598,7 +598,7 @@ fn check_compares_by_what_the_listing_holds_and_finds_a_changed_byte() {
     let (code, report) = check();
     assert_eq!(code, Some(1), "{report}");
     assert_eq!(report["differ"][0]["path"], "small.txt", "{report}");
-    assert_eq!(report["differ"][0]["evidence"], "blake3", "{report}");
+    assert_eq!(report["differ"][0]["evidence"], "md5", "{report}");
 }
 
 #[test]

@@ -368,6 +368,108 @@ fn an_unknown_host_key_is_refused_with_its_fingerprint_and_nothing_is_written() 
 }
 
 #[test]
+fn overlapping_locations_on_one_server_are_refused_whatever_the_spelling() {
+    let (scratch, remote) = (Scratch::new(), RemoteDir::new());
+    util::write_file(&remote.join("D/sub/x.txt"), b"x");
+    util::write_file(&remote.join("D/y.txt"), b"y");
+    std::os::unix::fs::symlink(remote.join("D"), remote.join("L")).unwrap();
+    let root = remote.path().display().to_string();
+    let before = tree(remote.path());
+    for (src, dst) in [
+        // A source inside the destination, with --delete: the source would go.
+        (format!("{HOST}:{root}/D/sub"), format!("{HOST}:{root}/D")),
+        // A destination inside the source: it would copy into itself.
+        (
+            format!("{HOST}:{root}/D"),
+            format!("sftp://{HOST}{root}/D/sub"),
+        ),
+        // One directory, spelled two ways.
+        (
+            format!("sftp://{HOST}{root}/D"),
+            format!("{HOST}:{root}/D/"),
+        ),
+        // A symbolic link to the source.
+        (format!("{HOST}:{root}/L"), format!("{HOST}:{root}/D/new")),
+    ] {
+        let out = hugesync(
+            &scratch,
+            &["sync", "--yes", "--delete", &src, &dst],
+            &util::sftp::config(),
+        );
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{src} → {dst}: {}",
+            stderr_of(&out)
+        );
+        let stderr = stderr_of(&out);
+        assert!(
+            stderr.contains("same location") || stderr.contains("lies inside"),
+            "{stderr}"
+        );
+    }
+    assert_eq!(tree(remote.path()), before, "nothing changed");
+}
+
+#[test]
+fn uploads_never_write_through_a_link_on_the_server() {
+    let (scratch, remote) = (Scratch::new(), RemoteDir::new());
+    scratch.write("src/d/x.txt", b"x");
+    let elsewhere = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(remote.join("D")).unwrap();
+    std::os::unix::fs::symlink(elsewhere.path(), remote.join("D/d")).unwrap();
+    let dst = format!("{HOST}:{}/D", remote.path().display());
+    let out = hugesync(
+        &scratch,
+        &["sync", "--yes", &local(&scratch.src()), &dst],
+        &util::sftp::config(),
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
+    let stderr = stderr_of(&out);
+    assert!(
+        stderr.contains("d/x.txt") && stderr.contains("symbolic link"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read_dir(elsewhere.path()).unwrap().count(), 0);
+
+    // -a replaces the link with the source's directory.
+    sync_json(&scratch, &local(&scratch.src()), &dst, &["-a"]);
+    assert!(
+        std::fs::symlink_metadata(remote.join("D/d"))
+            .unwrap()
+            .is_dir()
+    );
+    assert_eq!(std::fs::read(remote.join("D/d/x.txt")).unwrap(), b"x");
+    assert_eq!(std::fs::read_dir(elsewhere.path()).unwrap().count(), 0);
+}
+
+#[test]
+fn a_missing_source_directory_is_refused_not_taken_for_an_empty_one() {
+    let (scratch, remote) = (Scratch::new(), RemoteDir::new());
+    scratch.write("dst/keep.txt", b"keep");
+    let src = format!("{HOST}:{}/nope", remote.path().display());
+    let out = hugesync(
+        &scratch,
+        &[
+            "sync",
+            "--yes",
+            "--delete",
+            "--allow-empty-source",
+            &src,
+            &local(&scratch.dst()),
+        ],
+        &util::sftp::config(),
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains("does not exist"),
+        "{}",
+        stderr_of(&out)
+    );
+    assert!(scratch.dst().join("keep.txt").exists());
+}
+
+#[test]
 fn rsync_style_host_path_names_the_same_place() {
     let (scratch, remote) = (Scratch::new(), RemoteDir::new());
     scratch.write("src/a.txt", b"by HOST:PATH");

@@ -571,6 +571,44 @@ fn with_archive_empty_directories_survive_a_round_trip_through_s3() {
 }
 
 #[test]
+fn check_trusts_the_stores_checksum_over_metadata_a_rewrite_copied() {
+    // Another tool rewrote the object with bytes of the same size and kept
+    // HugeSync's metadata (its blake3 among it): the store's MD5 says they
+    // differ, and the copied blake3 must not say otherwise.
+    let bucket = Bucket::new();
+    let s = Scratch::new();
+    s.write("src/f.txt", b"the original bytes, forty of them......");
+    let out = s
+        .cmd()
+        .args(["sync", "--yes"])
+        .arg(s.src())
+        .arg(bucket.url("d"))
+        .args(bucket.args())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let metadata = bucket.head("d/f.txt").unwrap().metadata;
+    assert!(metadata.contains_key("hugesync-blake3"), "{metadata:?}");
+    bucket.put_with_metadata(
+        "d/f.txt",
+        b"other bytes, the same length as before.",
+        &metadata,
+    );
+    let out = s
+        .cmd()
+        .args(["check", "--json"])
+        .arg(s.src())
+        .arg(bucket.url("d"))
+        .args(bucket.args())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stdout_of(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["differ"][0]["path"], "f.txt", "{report}");
+    assert_eq!(report["differ"][0]["evidence"], "md5", "{report}");
+}
+
+#[test]
 fn check_finds_a_changed_byte_without_reading_the_object() {
     use util::fault_proxy::{FaultProxy, Faults};
     let bucket = Bucket::new();
@@ -614,7 +652,8 @@ fn check_finds_a_changed_byte_without_reading_the_object() {
     assert!(text.contains(" 0 requests beyond the listings"), "{text}");
 
     // One byte changed, size and mtime kept: the MD5s differ, and the
-    // difference is confirmed by blake3 from a HEAD, never a GET of the object.
+    // difference is confirmed by a HEAD (the ETag is an MD5: no SSE-KMS),
+    // never a GET of the object.
     let mtime = std::fs::metadata(&small).unwrap().modified().unwrap();
     let mut bytes = std::fs::read(&small).unwrap();
     bytes[0] ^= 0x20;
@@ -625,7 +664,7 @@ fn check_finds_a_changed_byte_without_reading_the_object() {
     assert_eq!(out.status.code(), Some(1));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["differ"][0]["path"], "small.txt", "{report}");
-    assert_eq!(report["differ"][0]["evidence"], "blake3");
+    assert_eq!(report["differ"][0]["evidence"], "md5");
     let lines = proxy.counters.lines.lock().unwrap().clone();
     assert!(
         !lines

@@ -426,10 +426,18 @@ impl Sides {
         storage_class: Option<&crate::storage::StorageClass>,
     ) -> Result<Sides, Error> {
         let stores = store_settings(settings);
-        Ok(Sides {
+        let sides = Sides {
             source: Storage::open(source, &stores).await?,
             destination: Storage::open(destination, &stores.writing_in(storage_class)).await?,
-        })
+        };
+        // Roots that only their server can compare (an SSH server's aliases,
+        // `~`, symbolic links) are compared as it resolves them.
+        if let (Storage::Object(src), Storage::Object(dst)) = (&sides.source, &sides.destination)
+            && let (Some(src), Some(dst)) = (src.resolved_root().await?, dst.resolved_root().await?)
+        {
+            sync::check_resolved_roots(&src, &dst)?;
+        }
+        Ok(sides)
     }
 }
 

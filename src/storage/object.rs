@@ -70,6 +70,15 @@ impl ObjectHead {
 }
 
 /// `sums` and the blake3 that metadata records, if any.
+/// A root as its server resolves it (see [`ObjectStore::resolved_root`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResolvedRoot {
+    /// The server, as the connection resolves it (`user@hostname:port`).
+    pub server: String,
+    /// The root's canonical absolute path there.
+    pub path: String,
+}
+
 /// Which way bytes go between this machine and a store.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Direction {
@@ -488,6 +497,20 @@ pub trait ObjectStore: Send + Sync + Debug + Any {
     /// the expected ones.
     async fn kept_chunks(&self, _key: &str) -> Result<Vec<KeptChunk>, StorageError> {
         Ok(Vec::new())
+    }
+
+    /// Whether the root (bucket prefix, server directory) exists. Object
+    /// stores have no directories: a prefix exists as soon as it is listed.
+    async fn root_exists(&self) -> Result<bool, StorageError> {
+        Ok(true)
+    }
+
+    /// The root as its server resolves it, on stores where two spellings can
+    /// name one place (an SSH server: aliases, `~`, `..`, symbolic links):
+    /// which server, and the canonical path there. `None` elsewhere (a
+    /// bucket and prefix are already canonical).
+    async fn resolved_root(&self) -> Result<Option<ResolvedRoot>, StorageError> {
+        Ok(None)
     }
 
     /// Checksums of the object's whole content that the store holds or

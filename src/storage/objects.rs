@@ -155,8 +155,9 @@ pub async fn list_tree(
         };
         entries.push(ManifestEntry { path: dir, entry });
     }
+    let root_exists = !entries.is_empty() || store.root_exists().await?;
     Ok(Listing {
-        manifest: Manifest::new(entries, Vec::new(), true),
+        manifest: Manifest::new(entries, Vec::new(), root_exists),
         issues,
         leftovers,
     })

@@ -144,7 +144,7 @@ impl Runner {
         }
         self.remove_leftovers().await;
         for &id in &mkdirs {
-            if self.ctx.cancel.is_cancelled() {
+            if self.ctx.cancel.is_cancelled() || self.stopped() {
                 break;
             }
             let outcome = self.run_dir(id).await;
@@ -233,21 +233,25 @@ impl Runner {
     /// scheduled on cancellation; running items notice it and discard their temp
     /// files.
     async fn run_transfers(&mut self, ids: &[usize], jobs: usize) {
-        let permits = Arc::new(Semaphore::new(jobs));
-        let mut running: JoinSet<(usize, Result<Outcome, ItemError>)> = JoinSet::new();
-        for &id in ids {
+        type Done = (usize, Result<Outcome, ItemError>);
+        let mut running: JoinSet<Done> = JoinSet::new();
+        'schedule: for &id in ids {
             self.wait_while_paused().await;
-            if self.report.stopped_on_conflict {
-                break;
+            // Reap what finished meanwhile so events flow in order of
+            // completion; with every slot busy, wait for one. An item that
+            // stops the run (a refusal, a conflict under --fail-on-conflict)
+            // is seen before the next starts.
+            while let Some(joined) = running.try_join_next() {
+                self.reap(joined).await;
             }
-            let permit = tokio::select! {
-                permit = permits.clone().acquire_owned() => permit,
-                () = self.ctx.cancel.cancelled() => break,
-            };
-            let Ok(permit) = permit else { break };
-            // Reap what finished meanwhile so events flow in order of completion.
-            while let Some(Ok((done, outcome))) = running.try_join_next() {
-                self.finish(done, outcome).await;
+            while running.len() >= jobs {
+                tokio::select! {
+                    Some(joined) = running.join_next() => self.reap(joined).await,
+                    () = self.ctx.cancel.cancelled() => break 'schedule,
+                }
+            }
+            if self.stopped() || self.ctx.cancel.is_cancelled() {
+                break;
             }
             self.started(id).await;
             let item = self.plan.items[id].clone();
@@ -264,20 +268,27 @@ impl Runner {
                     }
                     other => other,
                 };
-                drop(permit);
                 (id, outcome)
             });
         }
         while let Some(joined) = running.join_next().await {
-            match joined {
-                Ok((id, outcome)) => self.finish(id, outcome).await,
-                Err(e) => {
-                    self.report.failed += 1;
-                    self.emit(ExecEvent::Warning {
-                        message: format!("a transfer task failed: {e}"),
-                    })
-                    .await;
-                }
+            self.reap(joined).await;
+        }
+    }
+
+    /// Records one finished transfer task.
+    async fn reap(
+        &mut self,
+        joined: Result<(usize, Result<Outcome, ItemError>), tokio::task::JoinError>,
+    ) {
+        match joined {
+            Ok((id, outcome)) => self.finish(id, outcome).await,
+            Err(e) => {
+                self.report.failed += 1;
+                self.emit(ExecEvent::Warning {
+                    message: format!("a transfer task failed: {e}"),
+                })
+                .await;
             }
         }
     }
@@ -311,7 +322,7 @@ impl Runner {
             b.depth().cmp(&a.depth()).then_with(|| a.cmp(b))
         });
         for id in ids {
-            if self.ctx.cancel.is_cancelled() || self.report.stopped_on_conflict {
+            if self.ctx.cancel.is_cancelled() || self.stopped() {
                 return;
             }
             self.started(id).await;
@@ -521,6 +532,12 @@ impl Runner {
             }
             Err(error) => {
                 self.report.failed += 1;
+                if let ItemError::Storage(refusal) = &error
+                    && refusal.is_denied()
+                    && self.report.stopped_on_denial.is_none()
+                {
+                    self.report.stopped_on_denial = Some(refusal.to_string());
+                }
                 ExecEvent::Failed {
                     id,
                     path: item.path.clone(),
@@ -530,6 +547,11 @@ impl Runner {
             }
         };
         self.emit(event).await;
+    }
+
+    /// Whether a failure stopped the run: no new item starts after it.
+    fn stopped(&self) -> bool {
+        self.report.stopped_on_conflict || self.report.stopped_on_denial.is_some()
     }
 
     async fn emit(&self, event: ExecEvent) {

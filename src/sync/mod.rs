@@ -211,6 +211,19 @@ pub fn check_locations(source: &Location, destination: &Location) -> Result<(), 
     }
 }
 
+/// The same refusal for roots as their servers resolve them (an SSH server:
+/// aliases, `~`, `..`, symbolic links), where both sides are on one server.
+pub fn check_resolved_roots(
+    source: &crate::storage::ResolvedRoot,
+    destination: &crate::storage::ResolvedRoot,
+) -> Result<(), LocationConflict> {
+    if source.server != destination.server {
+        return Ok(());
+    }
+    let show = |p: &Path| format!("{}:{}", source.server, p.display());
+    overlap(Path::new(&source.path), Path::new(&destination.path), show)
+}
+
 /// `scheme://bucket/prefix` of an object-store location, as a path, so that
 /// `bkt/ov` and `bkt/ov/sub` nest and `bkt/ov` and `bkt/overflow` do not.
 fn object_root(location: &Location) -> Option<PathBuf> {
@@ -285,6 +298,30 @@ mod tests {
         assert!(check_locations(&a, &b).is_ok());
         let dotted = Location::Local(dir.path().join("a/../a"));
         assert!(check_locations(&a, &dotted).is_err());
+    }
+
+    #[test]
+    fn roots_resolved_on_one_server_are_compared_as_paths() {
+        use crate::storage::ResolvedRoot;
+        let root = |server: &str, path: &str| ResolvedRoot {
+            server: server.into(),
+            path: path.into(),
+        };
+        let (d, sub) = (root("u@h:22", "/srv/d"), root("u@h:22", "/srv/d/sub"));
+        assert!(matches!(
+            check_resolved_roots(&d, &d),
+            Err(LocationConflict::Same { .. })
+        ));
+        assert!(matches!(
+            check_resolved_roots(&sub, &d),
+            Err(LocationConflict::SourceInsideDestination { .. })
+        ));
+        assert!(matches!(
+            check_resolved_roots(&d, &sub),
+            Err(LocationConflict::DestinationInsideSource { .. })
+        ));
+        assert!(check_resolved_roots(&d, &root("u@h:22", "/srv/dd")).is_ok());
+        assert!(check_resolved_roots(&d, &root("u@other:22", "/srv/d")).is_ok());
     }
 
     #[test]

@@ -31,6 +31,11 @@ pub struct ExecReport {
     pub conflicts: u64,
     /// `--fail-on-conflict` stopped the run: no new item started after it.
     pub stopped_on_conflict: bool,
+    /// A store refused an item for want of permission (403, a bucket policy,
+    /// a read-only SAS), as it would refuse every other: the run stopped
+    /// after it. What the store said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped_on_denial: Option<String>,
     /// Requests to object stores that failed and were tried again (the scan's
     /// included).
     #[serde(default)]
@@ -77,6 +82,11 @@ impl ExecReport {
             lines.push(format!(
                 "{} request(s) failed and were retried (-v shows them).",
                 format::count(self.retries)
+            ));
+        }
+        if let Some(refusal) = &self.stopped_on_denial {
+            lines.push(format!(
+                "Stopped: the store refused access ({refusal}); every other item would be refused too. Grant the permission it names and re-run."
             ));
         }
         if self.stopped_on_conflict {

@@ -94,6 +94,26 @@ impl Bucket {
             .unwrap();
     }
 
+    /// A PUT with user metadata (`x-amz-meta-NAME`), as another tool writes.
+    pub fn put_with_metadata(
+        &self,
+        key: &str,
+        bytes: &[u8],
+        metadata: &std::collections::HashMap<String, String>,
+    ) {
+        self.runtime
+            .block_on(
+                self.client
+                    .put_object()
+                    .bucket(&self.name)
+                    .key(key)
+                    .set_metadata(Some(metadata.clone()))
+                    .body(ByteStream::from(bytes.to_vec()))
+                    .send(),
+            )
+            .unwrap();
+    }
+
     pub fn get(&self, key: &str) -> Vec<u8> {
         self.runtime.block_on(async {
             let out = self

@@ -275,7 +275,10 @@ pub(super) async fn run_shard(
         );
     }
     pieces_done.sort_unstable();
-    let complete = !report.interrupted && !report.stopped_on_conflict && !ctx.cancel.is_cancelled();
+    let complete = !report.interrupted
+        && !report.stopped_on_conflict
+        && report.stopped_on_denial.is_none()
+        && !ctx.cancel.is_cancelled();
     // Directories are every shard's; the report counts the shard's own work.
     outcomes
         .done

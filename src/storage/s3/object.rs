@@ -23,6 +23,17 @@ pub(crate) fn content_md5(md5: &[u8; 16]) -> String {
     base64::engine::general_purpose::STANDARD.encode(md5)
 }
 
+/// Whether the object is encrypted with a KMS or customer key, under which
+/// its ETag is not the MD5 of its bytes.
+fn encrypted_by_key(out: &aws_sdk_s3::operation::head_object::HeadObjectOutput) -> bool {
+    use aws_sdk_s3::types::ServerSideEncryption as Sse;
+    out.sse_customer_algorithm().is_some()
+        || matches!(
+            out.server_side_encryption(),
+            Some(Sse::AwsKms | Sse::AwsKmsDsse)
+        )
+}
+
 impl S3Storage {
     /// HEADs a key; `None` when there is no such object.
     pub(super) async fn head_object(&self, key: &str) -> Result<Option<ObjectHead>, StorageError> {
@@ -60,7 +71,11 @@ impl S3Storage {
                 .map(ObjectMeta::from_headers)
                 .unwrap_or_default(),
             sums: ContentSums {
-                md5: out.e_tag().and_then(super::etag::etag_md5),
+                // Under SSE-KMS and SSE-C the ETag is no MD5 of the bytes.
+                md5: out
+                    .e_tag()
+                    .and_then(super::etag::etag_md5)
+                    .filter(|_| !encrypted_by_key(&out)),
                 crc64nvme: full_object_crc64nvme(&out),
                 ..ContentSums::default()
             },

@@ -280,6 +280,23 @@ async fn resolved_options(settings: &SftpSettings, target: &SftpTarget) -> Vec<(
         .collect()
 }
 
+/// The server `ssh` reaches for this target, after the config's aliases:
+/// `user@hostname:port`.
+pub async fn resolved_server(settings: &SftpSettings, target: &SftpTarget) -> String {
+    let options = resolved_options(settings, target).await;
+    let get = |name: &str| {
+        options
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    };
+    match (get("user"), get("hostname"), get("port")) {
+        (Some(user), Some(host), Some(port)) => format!("{user}@{host}:{port}"),
+        // ssh could not say: the location's own words.
+        _ => target.authority(),
+    }
+}
+
 /// The fingerprints of the keys the host offers (`ssh-keyscan`, then
 /// `ssh-keygen -l`), for the message that refuses it.
 async fn host_fingerprints(settings: &SftpSettings, target: &SftpTarget) -> Vec<String> {

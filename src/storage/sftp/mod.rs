@@ -167,7 +167,10 @@ impl SftpStorage {
         files::storage_error(op, &self.url_of(key), e)
     }
 
-    /// Makes the directories above `key` that are not known to exist.
+    /// Makes the directories above `key` that are not known to exist. Never
+    /// writes through a symbolic link: each directory on the way must be a
+    /// real one (or is made as one), so a link on the server cannot redirect
+    /// a write outside the root.
     async fn make_parents(&self, key: &str) -> Result<(), StorageError> {
         let mut missing = Vec::new();
         let mut dir = key.rsplit_once('/').map(|(d, _)| d);
@@ -188,9 +191,27 @@ impl SftpStorage {
             match fs.create_dir(self.path_of(&d)).await {
                 Ok(()) => {}
                 // SFTP v3 says only "failure" for an existing directory: it
-                // is checked, not assumed.
-                Err(e) => match fs.metadata(self.path_of(&d)).await {
+                // is checked (without following a link), not assumed.
+                Err(e) => match fs.symlink_metadata(self.path_of(&d)).await {
                     Ok(meta) if meta.file_type().is_some_and(|t| t.is_dir()) => {}
+                    Ok(meta) if meta.file_type().is_some_and(|t| t.is_symlink()) => {
+                        return Err(StorageError::Remote {
+                            op: "refusing to write through a symbolic link at",
+                            hints: &HINTS,
+                            kind: RemoteErrorKind::Rejected,
+                            target: self.url_of(&d),
+                            message: "the server has a link where a directory belongs (-a replaces it with the directory)".into(),
+                        });
+                    }
+                    Ok(_) => {
+                        return Err(StorageError::Remote {
+                            op: "cannot make the directory",
+                            hints: &HINTS,
+                            kind: RemoteErrorKind::Rejected,
+                            target: self.url_of(&d),
+                            message: "something that is not a directory is in the way".into(),
+                        });
+                    }
                     _ => return Err(self.error("cannot make the directory", &d, e)),
                 },
             }
@@ -381,6 +402,48 @@ impl ObjectStore for SftpStorage {
         self.stat(key).await
     }
 
+    async fn root_exists(&self) -> Result<bool, StorageError> {
+        let path = self.path_of(self.prefix_key());
+        match self.sftp.fs().metadata(&path).await {
+            Ok(meta) => Ok(meta.file_type().is_some_and(|t| t.is_dir())),
+            Err(e) if files::is_not_found(&e) => Ok(false),
+            Err(e) => Err(self.error("cannot stat", self.prefix_key(), e)),
+        }
+    }
+
+    /// `realpath` of the root on the server, or of its longest existing
+    /// ancestor with the rest appended (a destination may not exist yet).
+    async fn resolved_root(&self) -> Result<Option<crate::storage::ResolvedRoot>, StorageError> {
+        let root = self.path_of(self.prefix_key());
+        let mut existing = root.as_path();
+        let mut rest = Vec::new();
+        let mut fs = self.sftp.fs();
+        let canonical = loop {
+            match fs.canonicalize(existing).await {
+                Ok(canonical) => break canonical,
+                Err(e) if files::is_not_found(&e) => {}
+                Err(e) => return Err(self.error("cannot resolve", self.prefix_key(), e)),
+            }
+            match (existing.parent(), existing.file_name()) {
+                (Some(parent), Some(name)) => {
+                    rest.push(name.to_os_string());
+                    existing = if parent.as_os_str().is_empty() {
+                        std::path::Path::new(".")
+                    } else {
+                        parent
+                    };
+                }
+                _ => break PathBuf::from("/"),
+            }
+        };
+        let mut path = canonical;
+        path.extend(rest.iter().rev());
+        Ok(Some(crate::storage::ResolvedRoot {
+            server: connect::resolved_server(&self.settings, &self.target).await,
+            path: path.to_string_lossy().into_owned(),
+        }))
+    }
+
     async fn content_sums(
         &self,
         key: &str,
@@ -425,7 +488,19 @@ impl ObjectStore for SftpStorage {
         expect: Expect<'_>,
     ) -> Result<String, StorageError> {
         if let Some(dir) = key.strip_suffix('/') {
-            // An empty directory kept with -a (object stores' `dir/` marker).
+            // A directory kept with -a (object stores' `dir/` marker). The
+            // plan saw the source's directory here: a link in its place is
+            // replaced by it, as on local disks.
+            let path = self.path_of(dir);
+            if let Ok(meta) = self.sftp.fs().symlink_metadata(&path).await
+                && meta.file_type().is_some_and(|t| t.is_symlink())
+            {
+                self.sftp
+                    .fs()
+                    .remove_file(&path)
+                    .await
+                    .map_err(|e| self.error("cannot replace the link", dir, e))?;
+            }
             self.make_parents(&format!("{dir}/.")).await?;
             return Ok(String::new());
         }

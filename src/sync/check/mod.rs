@@ -1,22 +1,24 @@
 //! `hugesync check`: are two trees alike, without moving their data?
 //!
-//! Each file present on both sides with the same size is compared by the
-//! strongest checksum both sides hold, cheapest first:
+//! Each file present on both sides with the same size is compared by a
+//! checksum both sides hold, the store's own before HugeSync's bookkeeping,
+//! cheapest first:
 //!
-//! 1. What the listings already carry costs nothing more: the blake3 HugeSync
-//!    records in metadata (Azure and GCS list metadata), else the store's MD5
-//!    (S3 single-part ETags, Azure Content-MD5, GCS md5Hash). A local file
-//!    computes whichever kind the object holds.
+//! 1. What the listings already carry costs nothing more: the store's own
+//!    checksums (S3 single-part ETags, Azure Content-MD5, GCS md5Hash and
+//!    CRC32C), else the blake3 HugeSync records in metadata (Azure and GCS
+//!    list metadata) — which a rewrite that copied the metadata would carry
+//!    over, so it never outranks the store's. A local file computes
+//!    whichever kind the object holds.
 //! 2. Where the listing holds no checksum of the whole content (multipart
-//!    uploads, composite objects), one HEAD per object: the blake3 in its
-//!    metadata, else its fresh sidecar's, else S3's full-object CRC64NVME;
-//!    then GCS's CRC32C from the listing.
+//!    uploads, composite objects), one HEAD per object: S3's full-object
+//!    CRC64NVME, else the blake3 in its metadata, else its fresh sidecar's.
 //! 3. Otherwise the size alone, which the report says — or, with
 //!    `--download`, the bytes themselves.
 //!
-//! A difference found by a store's checksum is confirmed by blake3 where
-//! the objects hold one: an ETag is not an MD5 under every encryption
-//! setting, and a false "differ" would send someone re-uploading.
+//! A difference found by a listed MD5 is confirmed by a HEAD: under SSE-KMS
+//! and SSE-C an S3 ETag is no MD5, which only the HEAD tells; then the next
+//! checksum decides. Otherwise the difference stands.
 
 pub(crate) mod local;
 mod lookup;
@@ -47,11 +49,14 @@ pub enum Evidence {
 
 impl Evidence {
     /// The checksums, strongest first.
+    /// The store's own checksums first: the blake3 in an object's metadata
+    /// is HugeSync's bookkeeping, which a rewrite that copied the metadata
+    /// carries over unchanged.
     const CHECKSUMS: [Evidence; 4] = [
-        Evidence::Blake3,
-        Evidence::Md5,
         Evidence::Crc64nvme,
+        Evidence::Md5,
         Evidence::Crc32c,
+        Evidence::Blake3,
     ];
 
     fn name(self) -> &'static str {
@@ -223,8 +228,12 @@ struct Pair<'a> {
 }
 
 impl Pair<'_> {
-    /// The strongest checksum both sides hold (or can compute).
+    /// The checksum to compare by: blake3 between two local files, else the
+    /// first both sides hold (or can compute), the store's own first.
     fn common(&self) -> Option<Evidence> {
+        if self.known == [Known::Computable; 2] {
+            return Some(Evidence::Blake3);
+        }
         Evidence::CHECKSUMS
             .into_iter()
             .find(|&kind| self.known[0].has(kind) && self.known[1].has(kind))
@@ -272,19 +281,22 @@ pub async fn check(
     local_sums(&mut pairs, &chosen, sides, &progress, &mut report).await;
     decide(&pairs, &chosen, &mut settled, &progress);
 
-    // Differences by a store's checksum, confirmed by blake3 where possible.
+    // A difference by a listed MD5 is confirmed by a HEAD: a listing cannot
+    // tell an S3 ETag that is no MD5 (SSE-KMS, SSE-C), and the HEAD's
+    // answer drops it. Where the MD5 stands, so does the difference.
     let doubtful: Vec<usize> = (0..pairs.len())
-        .filter(|&i| settled[i] == Some(Evidence::Md5) || settled[i] == Some(Evidence::Crc32c))
-        .filter(|&i| pairs[i].verdict(settled[i].unwrap_or(Evidence::SizeOnly)) == Some(false))
+        .filter(|&i| settled[i] == Some(Evidence::Md5))
+        .filter(|&i| pairs[i].verdict(Evidence::Md5) == Some(false))
         .filter(|&i| !pairs[i].looked_up)
         .collect();
     if !doubtful.is_empty() {
         lookup::look_up(&mut pairs, &doubtful, sides, &progress, &mut report).await;
         let mut again = vec![None; pairs.len()];
         for &i in &doubtful {
-            if pairs[i].known[0].has(Evidence::Blake3) && pairs[i].known[1].has(Evidence::Blake3) {
-                again[i] = Some(Evidence::Blake3);
-                chosen[i] = Some(Evidence::Blake3);
+            let kind = pairs[i].common();
+            if kind != Some(Evidence::Md5) {
+                again[i] = kind;
+                chosen[i] = kind;
                 settled[i] = None;
                 progress.settled.fetch_sub(1, Ordering::Relaxed);
             }
@@ -466,7 +478,8 @@ async fn local_sums(
 /// Adds the checksums `more` holds to `sums`.
 fn merge(sums: &mut ContentSums, more: ContentSums) {
     sums.blake3 = more.blake3.or(sums.blake3);
-    sums.md5 = more.md5.or(sums.md5);
+    // The HEAD says whether the ETag is an MD5 at all; a listing cannot.
+    sums.md5 = more.md5;
     sums.crc32c = more.crc32c.or(sums.crc32c);
     sums.crc64nvme = more.crc64nvme.or(sums.crc64nvme);
 }
@@ -512,6 +525,16 @@ mod tests {
         assert_eq!(
             pair_with(Known::Held(ContentSums::default()), local).common(),
             None
+        );
+        // The store's MD5 outranks the blake3 in the object's metadata.
+        let md5_and_blake3 = ContentSums {
+            md5: Some([1; 16]),
+            blake3: Some([2; 32]),
+            ..ContentSums::default()
+        };
+        assert_eq!(
+            pair_with(local, Known::Held(md5_and_blake3)).common(),
+            Some(Evidence::Md5)
         );
     }
 
