@@ -79,6 +79,30 @@ pub async fn take(bytes: usize) {
     }
 }
 
+/// The same for a blocking thread (local copies run on one): the thread
+/// sleeps until `bytes` more may pass.
+pub fn take_blocking(bytes: usize) {
+    if let Some(limiter) = limit() {
+        let wait = limiter.book(bytes, Instant::now());
+        if !wait.is_zero() {
+            std::thread::sleep(wait);
+        }
+    }
+}
+
+/// The most a blocking copy should move between two [`take_blocking`]s for
+/// the rate to hold within a piece: `unlimited` without a limit.
+pub fn piece(unlimited: u64) -> u64 {
+    if limit().is_some() {
+        unlimited.min(PIECE)
+    } else {
+        unlimited
+    }
+}
+
+/// Pieces of paced local copies, as uploads send them.
+const PIECE: u64 = 256 << 10;
+
 #[cfg(test)]
 mod tests {
     use super::*;

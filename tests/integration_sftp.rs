@@ -443,6 +443,76 @@ fn uploads_never_write_through_a_link_on_the_server() {
     assert_eq!(std::fs::read_dir(elsewhere.path()).unwrap().count(), 0);
 }
 
+/// Runs `command`, or says why this test cannot (not root) and returns
+/// false; under scripts/test.sh (HUGESYNC_TEST_STRICT) that is a failure.
+fn privileged(command: &mut std::process::Command) -> bool {
+    if command.status().is_ok_and(|s| s.success()) {
+        return true;
+    }
+    let why = format!("{command:?} was refused (not root?)");
+    assert!(
+        std::env::var_os("HUGESYNC_TEST_STRICT").is_none(),
+        "{why}: this test cannot be skipped here"
+    );
+    eprintln!("SKIP: {why}");
+    false
+}
+
+#[test]
+fn a_full_disk_and_a_refused_directory_on_the_server_are_named() {
+    let (scratch, remote) = (Scratch::new(), RemoteDir::new());
+    scratch.write("src/big.bin", &noise(3 << 20, 41));
+    scratch.write("src/a.txt", b"a");
+    let full = remote.join("full");
+    std::fs::create_dir_all(&full).unwrap();
+    if !privileged(
+        std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+            .arg(&full),
+    ) {
+        return;
+    }
+    let dst = format!("{HOST}:{}/d", full.display());
+    let out = hugesync(
+        &scratch,
+        &["sync", "--yes", &local(&scratch.src()), &dst],
+        &util::sftp::config(),
+    );
+    let stderr = stderr_of(&out);
+    let _ = std::process::Command::new("umount").arg(&full).status();
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("big.bin") && stderr.contains("no space left"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("Failure (Failure)"), "{stderr}");
+
+    // A directory even root may not write into (immutable): the file
+    // system's refusal, not a credentials hint.
+    let locked = remote.join("locked");
+    std::fs::create_dir_all(&locked).unwrap();
+    if !privileged(std::process::Command::new("chattr").arg("+i").arg(&locked)) {
+        return;
+    }
+    let dst = format!("{HOST}:{}", locked.display());
+    let out = hugesync(
+        &scratch,
+        &["sync", "--yes", &local(&scratch.src()), &dst],
+        &util::sftp::config(),
+    );
+    let _ = std::process::Command::new("chattr")
+        .arg("-i")
+        .arg(&locked)
+        .status();
+    let stderr = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("permission denied by the server's file system"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("credentials"), "{stderr}");
+}
+
 #[test]
 fn a_missing_source_directory_is_refused_not_taken_for_an_empty_one() {
     let (scratch, remote) = (Scratch::new(), RemoteDir::new());

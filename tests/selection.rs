@@ -398,6 +398,14 @@ fn bwlimit_holds_uploads_and_downloads_to_the_rate() {
         down >= 3.75,
         "8 MiB came down in {down:.2} s under a 2 MiB/s limit"
     );
+    // Local disk to local disk is paced too, as rsync paces it.
+    let copy = s.path("copy");
+    let local = timed(s.src().display().to_string(), copy.display().to_string());
+    assert!(
+        local >= 3.75,
+        "8 MiB were copied locally in {local:.2} s under a 2 MiB/s limit"
+    );
+    assert!(std::fs::read(copy.join("f.bin")).unwrap() == data);
     assert!(std::fs::read(back.join("f.bin")).unwrap() == data);
 }
 

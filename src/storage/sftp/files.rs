@@ -29,12 +29,21 @@ pub(super) fn is_not_found(e: &SftpError) -> bool {
     matches!(e, SftpError::SftpError(SftpErrorKind::NoSuchFile, _))
 }
 
-/// An SFTP failure as the store's error, its kind told from the status.
+/// What SFTP's generic status becomes in a message: the protocol (version
+/// 3) has no code for a full disk and most other causes, and OpenSSH's
+/// server sends this one for them all. [`super::SftpStorage`] looks for the
+/// cause where it can (the free space, for writes).
+pub(super) const GENERIC_FAILURE: &str =
+    "the server reported a failure without a cause (SFTP's generic status)";
+
+/// An SFTP failure as the store's error, its kind told from the status. A
+/// refused permission is the server's file system's (a mode, an owner, an
+/// immutable directory), not a login's: it fails the item, never asks for
+/// credentials.
 pub(super) fn storage_error(op: &'static str, target: &str, e: SftpError) -> StorageError {
     use openssh_sftp_client::error::SftpErrorKind;
     let kind = match &e {
         SftpError::SftpError(SftpErrorKind::NoSuchFile, _) => RemoteErrorKind::NotFound,
-        SftpError::SftpError(SftpErrorKind::PermDenied, _) => RemoteErrorKind::Denied,
         SftpError::SftpError(..) => RemoteErrorKind::Rejected,
         // A request that could not be written (a link target that is not
         // UTF-8): refused here, the session is fine.
@@ -44,6 +53,10 @@ pub(super) fn storage_error(op: &'static str, target: &str, e: SftpError) -> Sto
         _ => RemoteErrorKind::Network,
     };
     let message = match &e {
+        SftpError::SftpError(SftpErrorKind::PermDenied, _) => {
+            "permission denied by the server's file system (check the mode and owner of the file and of its directory there)".to_string()
+        }
+        SftpError::SftpError(SftpErrorKind::Failure, _) => GENERIC_FAILURE.to_string(),
         SftpError::SftpError(code, message) => {
             let (text, _) = message.get();
             format!("{text} ({code:?})")

@@ -66,6 +66,9 @@ const LIMITS: StoreLimits = StoreLimits {
     rebuild_check: RebuildCheck::SizeOnly,
 };
 
+/// Free space under which a write's generic failure is taken for a full disk.
+const FULL_BELOW: u64 = 1 << 20;
+
 /// A directory on an SSH server.
 pub struct SftpStorage {
     target: SftpTarget,
@@ -310,6 +313,62 @@ impl SftpStorage {
         }
     }
 
+    /// A write's failure with its cause where SFTP gave none: the free space
+    /// of the file system the key is on (`statvfs@openssh.com`), so a full
+    /// disk is named as one.
+    async fn explain(&self, key: &str, error: StorageError) -> StorageError {
+        let StorageError::Remote {
+            op,
+            hints,
+            kind,
+            target,
+            message,
+        } = error
+        else {
+            return error;
+        };
+        if message != files::GENERIC_FAILURE {
+            return StorageError::Remote {
+                op,
+                hints,
+                kind,
+                target,
+                message,
+            };
+        }
+        let dir = key.rsplit_once('/').map_or("", |(d, _)| d);
+        let message = match self.sftp.fs().statvfs(self.path_of(dir)).await {
+            Ok(fs) if fs.bavail.saturating_mul(fs.frsize) < FULL_BELOW => format!(
+                "no space left on the server's file system ({} free)",
+                crate::format::bytes(fs.bavail.saturating_mul(fs.frsize))
+            ),
+            Ok(fs) if fs.favail == 0 && fs.files > 0 => {
+                "no inodes left on the server's file system".to_string()
+            }
+            Ok(fs) if fs.flag & 1 != 0 => "the server's file system is read-only".to_string(),
+            _ => message,
+        };
+        StorageError::Remote {
+            op,
+            hints,
+            kind,
+            target,
+            message,
+        }
+    }
+
+    /// `result`, its failure [explained](Self::explain).
+    async fn explained<T>(
+        &self,
+        key: &str,
+        result: Result<T, StorageError>,
+    ) -> Result<T, StorageError> {
+        match result {
+            Ok(value) => Ok(value),
+            Err(error) => Err(self.explain(key, error).await),
+        }
+    }
+
     /// The hash command the server runs, if any (asked once).
     async fn hash_command(&self) -> Option<hash::HashCommand> {
         *self
@@ -536,6 +595,7 @@ impl ObjectStore for SftpStorage {
             self.finish_temp(&temp, key, meta, expect, len).await
         }
         .await;
+        let result = self.explained(key, result).await;
         if result.is_err() {
             self.remove_quietly(&temp).await;
         }
@@ -680,11 +740,15 @@ impl ObjectStore for SftpStorage {
                 message: format!("part {number} of {len} bytes is past this store's limits"),
             });
         }
-        let file = files::open_write(self, &upload.id).await?;
-        files::write_body(self, &file, &upload.id, at, body, len).await?;
-        file.close()
-            .await
-            .map_err(|e| self.error("cannot write", &upload.id, e))?;
+        let written = async {
+            let file = files::open_write(self, &upload.id).await?;
+            files::write_body(self, &file, &upload.id, at, body, len).await?;
+            file.close()
+                .await
+                .map_err(|e| self.error("cannot write", &upload.id, e))
+        }
+        .await;
+        self.explained(&upload.id, written).await?;
         Ok(StagedPart {
             number,
             tag: at.to_string(),
@@ -710,22 +774,27 @@ impl ObjectStore for SftpStorage {
                 message: "only a file of the same SFTP session can be copied server-side".into(),
             });
         }
-        let file = files::open_write(self, &upload.id).await?;
-        files::copy_range(
-            self,
-            source.key,
-            source.version,
-            range.start,
-            &file,
-            at,
-            range.len,
-        )
-        .await?;
-        file.close()
-            .await
-            .map_err(|e| self.error("cannot write", &upload.id, e))?;
-        // copy-data carries no checksum: the copied range is not checked
-        // (`RebuildCheck::SizeOnly`, which the plan states).
+        let copied = async {
+            let file = files::open_write(self, &upload.id).await?;
+            files::copy_range(
+                self,
+                source.key,
+                source.version,
+                range.start,
+                &file,
+                at,
+                range.len,
+            )
+            .await?;
+            file.close()
+                .await
+                .map_err(|e| self.error("cannot write", &upload.id, e))
+        }
+        .await;
+        self.explained(&upload.id, copied).await?;
+        // copy-data carries no checksum: the rebuilt file is checked whole
+        // before its commit (a hash run on the server) or its copied ranges
+        // are read back first, as `rebuild_check` says.
         Ok(StagedPart {
             number,
             tag: at.to_string(),
@@ -757,13 +826,16 @@ impl ObjectStore for SftpStorage {
         expect: Expect<'_>,
     ) -> Result<String, StorageError> {
         let size: u64 = parts.iter().map(|p| p.size).sum();
-        let file = files::open_write(self, &upload.id).await?;
-        // A resumed upload may have left bytes past the end.
-        let mut file = file;
-        file.set_len(size)
-            .await
-            .map_err(|e| self.error("cannot truncate", &upload.id, e))?;
-        files::flush(self, file, &upload.id, Some(files::attrs_of(meta))).await?;
+        let flushed = async {
+            let mut file = files::open_write(self, &upload.id).await?;
+            // A resumed upload may have left bytes past the end.
+            file.set_len(size)
+                .await
+                .map_err(|e| self.error("cannot truncate", &upload.id, e))?;
+            files::flush(self, file, &upload.id, Some(files::attrs_of(meta))).await
+        }
+        .await;
+        self.explained(&upload.id, flushed).await?;
         self.finish_temp(&upload.id, &upload.key, meta, expect, size)
             .await
     }

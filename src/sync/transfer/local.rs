@@ -127,12 +127,17 @@ fn copy_local_file(
                 return Err(ItemError::Cancelled);
             }
             // `io::copy` between files uses copy_file_range (reflinks where the
-            // filesystem has them), a chunk at a time for progress and cancellation.
-            let n = io::copy(&mut (&source.file).take(CHUNK), out)
-                .map_err(|e| StorageError::io("cannot copy", &source.path, e))?;
+            // filesystem has them), a chunk at a time for progress, cancellation
+            // and `--bwlimit`'s pace.
+            let n = io::copy(
+                &mut (&source.file).take(crate::bandwidth::piece(CHUNK)),
+                out,
+            )
+            .map_err(|e| StorageError::io("cannot copy", &source.path, e))?;
             if n == 0 {
                 break;
             }
+            crate::bandwidth::take_blocking(n as usize);
             copied += n;
             let _ = ctx
                 .events
@@ -213,6 +218,7 @@ fn delta_local_file(
                 });
             }
             if sent > 0 {
+                crate::bandwidth::take_blocking(sent as usize);
                 let _ = ctx
                     .events
                     .blocking_send(ExecEvent::Advanced { id, bytes: sent });
