@@ -163,10 +163,12 @@ fn a_name_that_is_not_utf8_comes_back_with_its_bytes_and_backups_stay_on_the_ser
     );
 }
 
-/// A TCP relay in front of sshd that counts the bytes the client sends.
+/// A TCP relay in front of sshd that counts the bytes the client sends, and
+/// can cut every connection it carries (a network that drops).
 struct CountingRelay {
     port: u16,
     sent: Arc<AtomicU64>,
+    open: Arc<std::sync::Mutex<Vec<TcpStream>>>,
 }
 
 impl CountingRelay {
@@ -175,9 +177,12 @@ impl CountingRelay {
         let port = listener.local_addr().unwrap().port();
         let sent = Arc::new(AtomicU64::new(0));
         let counter = sent.clone();
+        let open: Arc<std::sync::Mutex<Vec<TcpStream>>> = Arc::default();
+        let carried = open.clone();
         std::thread::spawn(move || {
             for client in listener.incoming().flatten() {
                 let server = TcpStream::connect(("127.0.0.1", upstream_port)).unwrap();
+                carried.lock().unwrap().push(client.try_clone().unwrap());
                 let (mut c_read, mut s_write) =
                     (client.try_clone().unwrap(), server.try_clone().unwrap());
                 let (mut s_read, mut c_write) = (server, client);
@@ -186,7 +191,30 @@ impl CountingRelay {
                 std::thread::spawn(move || pump(&mut s_read, &mut c_write, None));
             }
         });
-        CountingRelay { port, sent }
+        CountingRelay { port, sent, open }
+    }
+
+    /// Cuts every connection open now; later ones go through.
+    fn cut(&self) {
+        for stream in self.open.lock().unwrap().drain(..) {
+            let _ = stream.shutdown(std::net::Shutdown::Both);
+        }
+    }
+
+    /// An ssh config (and its known_hosts) naming this relay `alias`.
+    fn config(&self, scratch: &Scratch, alias: &str) -> String {
+        let text = config_for(alias, self.port, None);
+        let key = text
+            .lines()
+            .last()
+            .unwrap()
+            .trim_start_matches("# key ")
+            .to_string();
+        let known = scratch.path(&format!("known_hosts_{alias}"));
+        std::fs::write(&known, format!("{alias} {key}\n")).unwrap();
+        let config = scratch.path(&format!("ssh_config_{alias}"));
+        std::fs::write(&config, config_for(alias, self.port, Some(&known))).unwrap();
+        local(&config)
     }
 }
 
@@ -511,6 +539,61 @@ fn a_full_disk_and_a_refused_directory_on_the_server_are_named() {
         "{stderr}"
     );
     assert!(!stderr.contains("credentials"), "{stderr}");
+}
+
+#[test]
+fn a_dropped_connection_is_made_again_and_the_rest_of_the_run_goes_on() {
+    let (scratch, remote) = (Scratch::new(), RemoteDir::new());
+    const FILES: usize = 24;
+    for i in 0..FILES {
+        scratch.write(&format!("src/f{i:02}.bin"), &noise(1 << 20, i as u64));
+    }
+    let relay = CountingRelay::start(server_port());
+    let config = relay.config(&scratch, "hugesync-cut");
+    let dst = format!("sftp://hugesync-cut{}/t", remote.path().display());
+    let child = scratch
+        .std_cmd()
+        .args(["sync", "--yes", "--json", "-j", "2", "--bwlimit", "6MiB"])
+        .args(["--ssh-config", &config])
+        .env("HUGESYNC_RETRY_MAX_DELAY", "1s")
+        .arg(scratch.src())
+        .arg(&dst)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Mid-run (about a third of the files sent): the network drops.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    relay.cut();
+    let out = child.wait_with_output().unwrap();
+    let stderr = stderr_of(&out);
+    let report = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .find(|e| e["event"] == "summary")
+        .map(|e| e["report"].clone())
+        .unwrap_or_else(|| panic!("no summary: {stderr}"));
+    // The items in flight when it dropped may fail (at most -j of them);
+    // every later one went over a new connection.
+    let (copied, failed) = (
+        report["copied"].as_u64().unwrap(),
+        report["failed"].as_u64().unwrap(),
+    );
+    assert!(failed <= 2, "{report}\n{stderr}");
+    assert_eq!(copied + failed, FILES as u64, "{report}\n{stderr}");
+    assert!(copied > FILES as u64 / 2, "{report}\n{stderr}");
+    assert!(stderr.contains("connecting again"), "{stderr}");
+    for i in 0..FILES {
+        let name = format!("f{i:02}.bin");
+        let path = remote.join(&format!("t/{name}"));
+        if path.exists() {
+            assert!(std::fs::read(&path).unwrap() == noise(1 << 20, i as u64), "{name}");
+        }
+    }
+    // A re-run sends what failed; the tree is then whole.
+    sync_json_via(&scratch, &local(&scratch.src()), &dst, &[], &config);
+    assert_eq!(tree(&scratch.src()), tree(&remote.join("t")));
 }
 
 #[test]

@@ -132,6 +132,8 @@ pub(super) fn attrs_of(meta: &ObjectMeta) -> MetaData {
 /// A new temp file, open for writing (never an existing file).
 pub(super) async fn create(store: &SftpStorage, key: &str) -> Result<File, StorageError> {
     store
+        .session()
+        .await?
         .sftp
         .options()
         .write(true)
@@ -144,6 +146,8 @@ pub(super) async fn create(store: &SftpStorage, key: &str) -> Result<File, Stora
 /// An existing temp file, open for writing in place.
 pub(super) async fn open_write(store: &SftpStorage, key: &str) -> Result<File, StorageError> {
     store
+        .session()
+        .await?
         .sftp
         .options()
         .write(true)
@@ -173,7 +177,7 @@ pub(super) async fn flush(
         }
     };
     let sync = async {
-        if store.fsync && store.sftp.support_fsync() {
+        if store.fsync && store.fsyncs {
             file.clone()
                 .sync_all()
                 .await
@@ -290,6 +294,8 @@ async fn open_read_checked(
     version: Option<&str>,
 ) -> Result<File, StorageError> {
     let mut file = store
+        .session()
+        .await?
         .sftp
         .options()
         .read(true)

@@ -16,6 +16,7 @@ mod cipher;
 mod connect;
 mod files;
 mod hash;
+mod session;
 mod temp_name;
 mod walk;
 
@@ -23,7 +24,6 @@ use std::any::Any;
 use std::collections::HashSet;
 use std::path::PathBuf;
 
-use openssh_sftp_client::Sftp;
 
 use super::body::BodySource;
 use super::meta::ObjectMeta;
@@ -72,9 +72,12 @@ const FULL_BELOW: u64 = 1 << 20;
 /// A directory on an SSH server.
 pub struct SftpStorage {
     target: SftpTarget,
-    sftp: Sftp,
-    /// The `ssh` process; killed when the store is dropped.
-    _ssh: tokio::sync::Mutex<tokio::process::Child>,
+    /// The SSH connection, made again when it drops.
+    link: session::Link,
+    /// Whether the server has `copy-data` and `fsync@openssh.com` (asked
+    /// of the first session; a reconnection reaches the same server).
+    copies: bool,
+    fsyncs: bool,
     retry: RetryPolicy,
     /// fsync each written file (`--no-fsync` turns it off).
     fsync: bool,
@@ -102,43 +105,16 @@ impl SftpStorage {
         retry: &RetryPolicy,
         target: &SftpTarget,
     ) -> Result<SftpStorage, StorageError> {
-        let ciphers = cipher::preferred(
-            settings.program(),
-            &settings.common_args(target),
-            &target.host,
-        )
-        .await;
-        let connect::SshProcess {
-            mut child,
-            stdin,
-            stdout,
-            mut stderr,
-        } = connect::spawn(settings, target, ciphers.as_deref())?;
-        // Requests go out as soon as they are made: the library's default
-        // holds each up to 0.5 ms to batch it, which a run of small files,
-        // five round trips each, pays ten thousand times over.
-        let options =
-            openssh_sftp_client::SftpOptions::new().flush_interval(std::time::Duration::ZERO);
-        let sftp = match Sftp::new(stdin, stdout, options).await {
-            Ok(sftp) => sftp,
-            Err(_) => {
-                let _ = child.wait().await;
-                let said = connect::said(&mut stderr).await;
-                return Err(connect::diagnose(settings, target, &said).await);
-            }
+        let link = session::Link::open(settings, target, retry).await?;
+        let (copies, fsyncs) = {
+            let session = link.session().await?;
+            (session.sftp.support_copy(), session.sftp.support_fsync())
         };
-        // ssh keeps talking on stderr (warnings, a dropped link): drained
-        // into the log so that it never blocks or dies on a closed pipe.
-        tokio::spawn(async move {
-            let said = connect::said(&mut stderr).await;
-            for line in said.lines().filter(|l| !l.trim().is_empty()) {
-                tracing::info!("ssh: {line}");
-            }
-        });
         let store = SftpStorage {
             target: target.clone(),
-            sftp,
-            _ssh: tokio::sync::Mutex::new(child),
+            link,
+            copies,
+            fsyncs,
             retry: retry.clone(),
             fsync: settings.fsync,
             made_dirs: std::sync::Mutex::default(),
@@ -189,7 +165,8 @@ impl SftpStorage {
             missing.push(d.to_string());
             dir = d.rsplit_once('/').map(|(d, _)| d);
         }
-        let mut fs = self.sftp.fs();
+        let session = self.session().await?;
+        let mut fs = session.sftp.fs();
         for d in missing.into_iter().rev() {
             match fs.create_dir(self.path_of(&d)).await {
                 Ok(()) => {}
@@ -228,7 +205,8 @@ impl SftpStorage {
 
     /// What is at `key` now (`None`: nothing, or a directory).
     async fn stat(&self, key: &str) -> Result<Option<ObjectHead>, StorageError> {
-        let mut fs = self.sftp.fs();
+        let session = self.session().await?;
+        let mut fs = session.sftp.fs();
         let path = self.path_of(key);
         match fs.symlink_metadata(&path).await {
             Ok(meta) => {
@@ -293,7 +271,9 @@ impl SftpStorage {
                 .unwrap_or_default(),
         };
         self.check_expect(key, expect).await?;
-        self.sftp
+        self.session()
+            .await?
+            .sftp
             .fs()
             .rename(self.path_of(temp), self.path_of(key))
             .await
@@ -337,15 +317,19 @@ impl SftpStorage {
             };
         }
         let dir = key.rsplit_once('/').map_or("", |(d, _)| d);
-        let message = match self.sftp.fs().statvfs(self.path_of(dir)).await {
-            Ok(fs) if fs.bavail.saturating_mul(fs.frsize) < FULL_BELOW => format!(
+        let statvfs = match self.session().await {
+            Ok(session) => session.sftp.fs().statvfs(self.path_of(dir)).await.ok(),
+            Err(_) => None,
+        };
+        let message = match statvfs {
+            Some(fs) if fs.bavail.saturating_mul(fs.frsize) < FULL_BELOW => format!(
                 "no space left on the server's file system ({} free)",
                 crate::format::bytes(fs.bavail.saturating_mul(fs.frsize))
             ),
-            Ok(fs) if fs.favail == 0 && fs.files > 0 => {
+            Some(fs) if fs.favail == 0 && fs.files > 0 => {
                 "no inodes left on the server's file system".to_string()
             }
-            Ok(fs) if fs.flag & 1 != 0 => "the server's file system is read-only".to_string(),
+            Some(fs) if fs.flag & 1 != 0 => "the server's file system is read-only".to_string(),
             _ => message,
         };
         StorageError::Remote {
@@ -367,6 +351,12 @@ impl SftpStorage {
             Ok(value) => Ok(value),
             Err(error) => Err(self.explain(key, error).await),
         }
+    }
+
+    /// The session to send requests over (made again if the connection
+    /// dropped).
+    async fn session(&self) -> Result<std::sync::Arc<session::Session>, StorageError> {
+        self.link.session().await
     }
 
     /// The hash command the server runs, if any (asked once).
@@ -399,7 +389,9 @@ impl SftpStorage {
 
     /// Removes a temp file, quietly (it may never have been made).
     async fn remove_quietly(&self, key: &str) {
-        let _ = self.sftp.fs().remove_file(self.path_of(key)).await;
+        if let Ok(session) = self.session().await {
+            let _ = session.sftp.fs().remove_file(self.path_of(key)).await;
+        }
     }
 }
 
@@ -443,7 +435,7 @@ impl ObjectStore for SftpStorage {
     fn cannot_rebuild(&self) -> Option<&'static str> {
         // Without copy-data (OpenSSH before 9.0) nothing can be reused
         // server-side.
-        (!self.sftp.support_copy()).then_some(
+        (!self.copies).then_some(
             "the server cannot copy ranges server-side (no copy-data extension: OpenSSH before 9.0); sending it whole",
         )
     }
@@ -463,7 +455,7 @@ impl ObjectStore for SftpStorage {
 
     async fn root_exists(&self) -> Result<bool, StorageError> {
         let path = self.path_of(self.prefix_key());
-        match self.sftp.fs().metadata(&path).await {
+        match self.session().await?.sftp.fs().metadata(&path).await {
             Ok(meta) => Ok(meta.file_type().is_some_and(|t| t.is_dir())),
             Err(e) if files::is_not_found(&e) => Ok(false),
             Err(e) => Err(self.error("cannot stat", self.prefix_key(), e)),
@@ -476,7 +468,8 @@ impl ObjectStore for SftpStorage {
         let root = self.path_of(self.prefix_key());
         let mut existing = root.as_path();
         let mut rest = Vec::new();
-        let mut fs = self.sftp.fs();
+        let session = self.session().await?;
+        let mut fs = session.sftp.fs();
         let canonical = loop {
             match fs.canonicalize(existing).await {
                 Ok(canonical) => break canonical,
@@ -551,10 +544,12 @@ impl ObjectStore for SftpStorage {
             // plan saw the source's directory here: a link in its place is
             // replaced by it, as on local disks.
             let path = self.path_of(dir);
-            if let Ok(meta) = self.sftp.fs().symlink_metadata(&path).await
+            if let Ok(meta) = self.session().await?.sftp.fs().symlink_metadata(&path).await
                 && meta.file_type().is_some_and(|t| t.is_symlink())
             {
-                self.sftp
+                self.session()
+                    .await?
+                    .sftp
                     .fs()
                     .remove_file(&path)
                     .await
@@ -567,6 +562,8 @@ impl ObjectStore for SftpStorage {
         let temp = Self::temp_beside(key);
         if let Some(target) = &meta.link_target {
             let made = self
+                .session()
+                .await?
                 .sftp
                 .fs()
                 .symlink(files::path_of_rel(target), self.path_of(&temp))
@@ -574,6 +571,8 @@ impl ObjectStore for SftpStorage {
             made.map_err(|e| self.error("cannot make the link", key, e))?;
             self.check_expect(key, expect).await?;
             let renamed = self
+                .session()
+                .await?
                 .sftp
                 .fs()
                 .rename(self.path_of(&temp), self.path_of(key))
@@ -604,7 +603,7 @@ impl ObjectStore for SftpStorage {
 
     fn copies_from(&self, source: &dyn ObjectStore) -> bool {
         // copy-data works between handles of one session: this store's.
-        self.sftp.support_copy()
+        self.copies
             && source
                 .as_any()
                 .downcast_ref::<SftpStorage>()
@@ -653,7 +652,9 @@ impl ObjectStore for SftpStorage {
         expect: Expect<'_>,
     ) -> Result<String, StorageError> {
         self.check_expect(key, expect).await?;
-        self.sftp
+        self.session()
+            .await?
+            .sftp
             .fs()
             .set_metadata(self.path_of(key), files::attrs_of(meta))
             .await
@@ -673,7 +674,7 @@ impl ObjectStore for SftpStorage {
         let plain: Vec<String> = plain.into_iter().cloned().collect();
         stream::iter(plain)
             .map(|key| async move {
-                match self.sftp.fs().remove_file(self.path_of(&key)).await {
+                match self.session().await?.sftp.fs().remove_file(self.path_of(&key)).await {
                     Ok(()) => Ok(()),
                     Err(e) if files::is_not_found(&e) => Ok(()),
                     Err(e) => Err(self.error("cannot delete", &key, e)),
@@ -686,7 +687,7 @@ impl ObjectStore for SftpStorage {
         dirs.sort_by_key(|d| std::cmp::Reverse(d.matches('/').count()));
         for dir in dirs {
             let key = dir.trim_end_matches('/');
-            match self.sftp.fs().remove_dir(self.path_of(key)).await {
+            match self.session().await?.sftp.fs().remove_dir(self.path_of(key)).await {
                 Ok(()) => {
                     self.made_dirs
                         .lock()

@@ -104,7 +104,8 @@ async fn page_with_temps(
 /// unless the root itself).
 async fn read_dir(store: &SftpStorage, rel_dir: String) -> Result<Read, StorageError> {
     let key = format!("{}{rel_dir}", store.prefix_key());
-    let mut fs = store.sftp.fs();
+    let session = store.session().await?;
+    let mut fs = session.sftp.fs();
     let mut read = Read {
         objects: Vec::new(),
         dirs: Vec::new(),
