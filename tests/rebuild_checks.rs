@@ -27,6 +27,9 @@ enum Remote {
     Azure(Container),
     Gcs(GcsBucket),
     Sftp(RemoteDir),
+    /// The same server reached through an `ssh` that hides `b3sum` from
+    /// the commands it runs: the server's hash is `sha256sum`'s.
+    SftpSha256(RemoteDir, String),
 }
 
 impl Remote {
@@ -45,6 +48,7 @@ impl Remote {
             Remote::Azure(_) => "Azure",
             Remote::Gcs(_) => "GCS",
             Remote::Sftp(_) => "SFTP",
+            Remote::SftpSha256(..) => "SFTP (sha256sum)",
         }
     }
 
@@ -53,7 +57,7 @@ impl Remote {
             Remote::S3(bucket) => bucket.url("d"),
             Remote::Azure(container) => container.url("d"),
             Remote::Gcs(bucket) => bucket.url("d"),
-            Remote::Sftp(dir) => dir.url("d"),
+            Remote::Sftp(dir) | Remote::SftpSha256(dir, _) => dir.url("d"),
         }
     }
 
@@ -72,6 +76,9 @@ impl Remote {
             Remote::Sftp(dir) => {
                 cmd.args(dir.args());
             }
+            Remote::SftpSha256(dir, ssh) => {
+                cmd.args(dir.args()).env("HUGESYNC_SSH", ssh);
+            }
         }
         cmd
     }
@@ -82,7 +89,9 @@ impl Remote {
             Remote::S3(bucket) => bucket.get(&key),
             Remote::Azure(container) => container.get(&key),
             Remote::Gcs(bucket) => bucket.get(&key),
-            Remote::Sftp(dir) => std::fs::read(dir.join(&key)).unwrap(),
+            Remote::Sftp(dir) | Remote::SftpSha256(dir, _) => {
+                std::fs::read(dir.join(&key)).unwrap()
+            }
         }
     }
 
@@ -92,7 +101,9 @@ impl Remote {
             Remote::S3(bucket) => bucket.put(&key, bytes),
             Remote::Azure(container) => container.put(&key, bytes),
             Remote::Gcs(bucket) => bucket.put(&key, bytes),
-            Remote::Sftp(dir) => std::fs::write(dir.join(&key), bytes).unwrap(),
+            Remote::Sftp(dir) | Remote::SftpSha256(dir, _) => {
+                std::fs::write(dir.join(&key), bytes).unwrap()
+            }
         }
     }
 
@@ -104,7 +115,7 @@ impl Remote {
             Remote::S3(bucket) => bucket.head(&key).unwrap().etag,
             Remote::Azure(container) => container.head(&key).unwrap().etag,
             Remote::Gcs(bucket) => bucket.head(&key).unwrap().generation,
-            Remote::Sftp(dir) => {
+            Remote::Sftp(dir) | Remote::SftpSha256(dir, _) => {
                 use std::os::unix::fs::MetadataExt;
                 let meta = std::fs::metadata(dir.join(&key)).unwrap();
                 format!("{}:{}", meta.len(), meta.mtime())
@@ -116,7 +127,7 @@ impl Remote {
     /// for the files here.
     fn delta_flags(&self) -> Vec<&'static str> {
         let mut flags = vec!["--delta-threshold", "4MiB"];
-        if !matches!(self, Remote::Sftp(_)) {
+        if !matches!(self, Remote::Sftp(_) | Remote::SftpSha256(..)) {
             flags.extend(["--block-size", "1MiB"]);
         }
         flags
@@ -358,6 +369,30 @@ fn an_ssh_server_that_runs_no_commands_reads_back_uploads_and_downloads_whole() 
         "{said}"
     );
     assert!(std::fs::read(down.join("two.bin")).unwrap() == data);
+}
+
+/// An `ssh` under which the server seems to have no `b3sum` (the name is
+/// changed in every command it runs).
+fn ssh_without_b3sum(scratch: &Scratch) -> String {
+    let path = scratch.path("ssh-without-b3sum");
+    std::fs::write(
+        &path,
+        "#!/bin/bash\nexec ssh \"${@//b3sum/no-such-b3sum}\"\n",
+    )
+    .unwrap();
+    util::set_mode(&path, 0o755);
+    local(&path)
+}
+
+#[test]
+fn an_ssh_server_without_b3sum_checks_rebuilds_with_sha256sum() {
+    let scratch = Scratch::new();
+    let ssh = ssh_without_b3sum(&scratch);
+    let remote = Remote::SftpSha256(RemoteDir::new(), ssh.clone());
+    let said = a_lying_sidecar_never_rebuilds_a_wrong_upload(&remote, &[]);
+    assert!(said.contains("sha256sum over SSH"), "{said}");
+    let remote = Remote::SftpSha256(RemoteDir::new(), ssh);
+    a_forged_sidecar_never_rebuilds_a_stale_download(&remote);
 }
 
 #[test]

@@ -32,8 +32,8 @@ pub use gcs::GcsSettings;
 pub use local::LocalStorage;
 pub use meta::ObjectMeta;
 pub use object::{
-    Direction, Expect, ObjectHead, ObjectStore, RebuildCheck, ResolvedRoot, StoreLimits,
-    is_sidecar, same_version,
+    Direction, Expect, ObjectHead, ObjectStore, RebuildCheck, RecordedPart, ResolvedRoot,
+    StoreLimits, is_sidecar, same_version,
 };
 pub use s3::S3Settings;
 pub use sftp::SftpSettings;

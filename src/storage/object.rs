@@ -70,6 +70,19 @@ impl ObjectHead {
 }
 
 /// `sums` and the blake3 that metadata records, if any.
+/// A part an earlier run staged, as its journal recorded it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordedPart {
+    pub number: u32,
+    /// Where the part's bytes are in the file (and the object).
+    pub offset: u64,
+    pub len: u64,
+    /// The tag the store gave the part.
+    pub tag: String,
+    /// blake3 of the part's bytes.
+    pub blake3: [u8; 32],
+}
+
 /// A root as its server resolves it (see [`ObjectStore::resolved_root`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ResolvedRoot {
@@ -407,6 +420,33 @@ pub trait ObjectStore: Send + Sync + Debug + Any {
     /// The parts staged so far, in order (to resume an upload). `NotFound`
     /// when the upload is gone.
     async fn list_staged(&self, upload: &StagedUpload) -> Result<Vec<StagedPart>, StorageError>;
+
+    /// Of the parts an earlier run recorded, those the store still holds
+    /// with the bytes recorded, to resume an upload. By default the store's
+    /// own list of staged parts, matched by number, size and tag; a store
+    /// that cannot list them (an SSH server's temp file, written at offsets)
+    /// checks the recorded bytes themselves. `NotFound` when the upload is
+    /// gone.
+    async fn staged_matching(
+        &self,
+        upload: &StagedUpload,
+        recorded: &[RecordedPart],
+    ) -> Result<Vec<StagedPart>, StorageError> {
+        let listed = self.list_staged(upload).await?;
+        Ok(recorded
+            .iter()
+            .filter_map(|done| {
+                listed
+                    .iter()
+                    .find(|p| {
+                        p.number == done.number
+                            && p.size == done.len
+                            && same_version(&p.tag, &done.tag)
+                    })
+                    .cloned()
+            })
+            .collect())
+    }
 
     /// Makes the object from `parts`, if the key still holds what `expect`
     /// says; checks what the store reports against the parts' checksums (a

@@ -181,14 +181,30 @@ impl Runner {
                 .await
                 .unwrap_or(0)
             }
-            // The store listed only temp files no live run writes.
+            // The store listed only temp files no live run writes; those an
+            // upload's resume state names (an SSH server's staged temp
+            // file) are kept for it to go on from.
             Storage::Object(store) => {
+                let resumable: std::collections::HashSet<String> = match &self.ctx.resume {
+                    Some(states) => states
+                        .all()
+                        .into_iter()
+                        .filter_map(|(_, state)| state.ok())
+                        .filter(|state| state.target.endpoint == store.id().endpoint)
+                        .map(|state| state.upload_id)
+                        .collect(),
+                    None => Default::default(),
+                };
                 let keys: Vec<String> = self
                     .plan
                     .leftovers
                     .iter()
                     .map(|rel| store.key_of(rel))
+                    .filter(|key| !resumable.contains(key))
                     .collect();
+                if keys.is_empty() {
+                    return;
+                }
                 match store.delete_keys(&keys).await {
                     Ok(()) => keys.len(),
                     Err(e) => {

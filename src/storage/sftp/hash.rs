@@ -104,6 +104,41 @@ pub async fn hash_file(
     })
 }
 
+/// The blake3 of each range (offset, length) of the file at `path`, hashed
+/// on the server (`dd` with GNU's byte offsets into `b3sum`): one command for
+/// them all. `None` where the server cannot (no `b3sum`, another `dd`).
+pub async fn blake3_of_ranges(
+    settings: &SftpSettings,
+    target: &SftpTarget,
+    path: &str,
+    ranges: &[(u64, u64)],
+) -> Option<Vec<[u8; 32]>> {
+    if ranges.is_empty() {
+        return Some(Vec::new());
+    }
+    let file = shell_quote(path);
+    let script = ranges
+        .iter()
+        .map(|(offset, len)| {
+            format!(
+                "dd if={file} iflag=skip_bytes,count_bytes skip={offset} count={len} bs=1048576 status=none | b3sum --no-names"
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" && ");
+    let output = connect::run_command(settings, target, &script).await?;
+    if !output.status.success() {
+        return None;
+    }
+    let digests: Option<Vec<[u8; 32]>> = output
+        .stdout
+        .split(|b| *b == b'\n')
+        .filter(|line| !line.is_empty())
+        .map(parse_digest)
+        .collect();
+    digests.filter(|d| d.len() == ranges.len())
+}
+
 /// The 32-byte hash at the start of a `b3sum`/`sha256sum` line (a name with
 /// a newline or backslash makes the line start with `\`).
 fn parse_digest(stdout: &[u8]) -> Option<[u8; 32]> {

@@ -24,7 +24,6 @@ use std::any::Any;
 use std::collections::HashSet;
 use std::path::PathBuf;
 
-
 use super::body::BodySource;
 use super::meta::ObjectMeta;
 use super::object::Stitching;
@@ -544,7 +543,13 @@ impl ObjectStore for SftpStorage {
             // plan saw the source's directory here: a link in its place is
             // replaced by it, as on local disks.
             let path = self.path_of(dir);
-            if let Ok(meta) = self.session().await?.sftp.fs().symlink_metadata(&path).await
+            if let Ok(meta) = self
+                .session()
+                .await?
+                .sftp
+                .fs()
+                .symlink_metadata(&path)
+                .await
                 && meta.file_type().is_some_and(|t| t.is_symlink())
             {
                 self.session()
@@ -674,7 +679,14 @@ impl ObjectStore for SftpStorage {
         let plain: Vec<String> = plain.into_iter().cloned().collect();
         stream::iter(plain)
             .map(|key| async move {
-                match self.session().await?.sftp.fs().remove_file(self.path_of(&key)).await {
+                match self
+                    .session()
+                    .await?
+                    .sftp
+                    .fs()
+                    .remove_file(self.path_of(&key))
+                    .await
+                {
                     Ok(()) => Ok(()),
                     Err(e) if files::is_not_found(&e) => Ok(()),
                     Err(e) => Err(self.error("cannot delete", &key, e)),
@@ -687,7 +699,14 @@ impl ObjectStore for SftpStorage {
         dirs.sort_by_key(|d| std::cmp::Reverse(d.matches('/').count()));
         for dir in dirs {
             let key = dir.trim_end_matches('/');
-            match self.session().await?.sftp.fs().remove_dir(self.path_of(key)).await {
+            match self
+                .session()
+                .await?
+                .sftp
+                .fs()
+                .remove_dir(self.path_of(key))
+                .await
+            {
                 Ok(()) => {
                     self.made_dirs
                         .lock()
@@ -802,6 +821,65 @@ impl ObjectStore for SftpStorage {
             size: range.len,
             md5: None,
         })
+    }
+
+    /// The recorded parts whose bytes the temp file still holds, checked on
+    /// the server (`b3sum` of each range) where it can, else read back.
+    async fn staged_matching(
+        &self,
+        upload: &StagedUpload,
+        recorded: &[crate::storage::RecordedPart],
+    ) -> Result<Vec<StagedPart>, StorageError> {
+        let Some(temp) = self.stat(&upload.id).await? else {
+            return Err(StorageError::Remote {
+                op: "cannot resume",
+                hints: &HINTS,
+                kind: RemoteErrorKind::NotFound,
+                target: self.url_of(&upload.id),
+                message: "the temp file of the upload is gone".into(),
+            });
+        };
+        let within: Vec<&crate::storage::RecordedPart> = recorded
+            .iter()
+            .filter(|part| part.offset + part.len <= temp.size)
+            .collect();
+        let ranges: Vec<(u64, u64)> = within.iter().map(|p| (p.offset, p.len)).collect();
+        let path = self.path_of(&upload.id).to_string_lossy().into_owned();
+        let on_server = match self.hash_command().await {
+            Some(hash::HashCommand::B3sum) => {
+                hash::blake3_of_ranges(&self.settings, &self.target, &path, &ranges).await
+            }
+            _ => None,
+        };
+        let digests = match on_server {
+            Some(digests) => digests,
+            None => {
+                // Read back: the temp file's ranges, hashed here.
+                let mut digests = Vec::with_capacity(ranges.len());
+                for &(offset, len) in &ranges {
+                    let mut stream = self
+                        .open_read(&upload.id, Some((offset, len)), None)
+                        .await?;
+                    let mut hasher = blake3::Hasher::new();
+                    while let Some(chunk) = futures::StreamExt::next(&mut stream).await {
+                        hasher.update(&chunk?);
+                    }
+                    digests.push(*hasher.finalize().as_bytes());
+                }
+                digests
+            }
+        };
+        Ok(within
+            .iter()
+            .zip(digests)
+            .filter(|(part, digest)| part.blake3 == *digest)
+            .map(|(part, _)| StagedPart {
+                number: part.number,
+                tag: part.offset.to_string(),
+                size: part.len,
+                md5: None,
+            })
+            .collect())
     }
 
     async fn list_staged(&self, upload: &StagedUpload) -> Result<Vec<StagedPart>, StorageError> {

@@ -13,8 +13,8 @@ use std::sync::Arc;
 use openssh_sftp_client::Sftp;
 use tokio::sync::{Mutex, RwLock};
 
-use super::connect::{self, SftpSettings};
 use super::cipher;
+use super::connect::{self, SftpSettings};
 use crate::retry::RetryPolicy;
 use crate::storage::StorageError;
 use crate::uri::SftpTarget;

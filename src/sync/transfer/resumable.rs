@@ -8,8 +8,8 @@ use std::sync::Mutex;
 use crate::resume::{DonePart, ResumeStore, STATE_VERSION, UploadState, UploadTarget};
 use crate::signature::{SignedBlocks, sign_blocks};
 use crate::storage::object::{StagedPart, StagedUpload};
-use crate::storage::{ObjectMeta, ObjectStore, RemoteErrorKind, StorageError, same_version};
-use crate::types::Entry;
+use crate::storage::{ObjectMeta, ObjectStore, RecordedPart, RemoteErrorKind, StorageError};
+use crate::types::{ContentSums, Entry};
 
 use super::{ItemContext, ItemError};
 
@@ -191,14 +191,25 @@ async fn resume(
     source: &Path,
     block_size: Option<u32>,
 ) -> Result<Vec<ResumedPart>, StorageError> {
-    let listed = dst.list_staged(upload).await?;
+    let recorded: Vec<RecordedPart> = state
+        .parts
+        .iter()
+        .filter_map(|done| {
+            Some(RecordedPart {
+                number: done.number,
+                offset: done.offset,
+                len: done.len,
+                tag: done.etag.clone(),
+                blake3: ContentSums::blake3_of_hex(&done.blake3)?,
+            })
+        })
+        .collect();
+    let held = dst.staged_matching(upload, &recorded).await?;
     let on_server: Vec<(DonePart, StagedPart)> = state
         .parts
         .iter()
         .filter_map(|done| {
-            let part = listed.iter().find(|p| {
-                p.number == done.number && p.size == done.len && same_version(&p.tag, &done.etag)
-            })?;
+            let part = held.iter().find(|p| p.number == done.number)?;
             Some((done.clone(), part.clone()))
         })
         .collect();
