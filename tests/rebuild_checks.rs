@@ -196,6 +196,15 @@ fn a_forged_sidecar_never_rebuilds_a_stale_download(remote: &Remote) {
     let forged = util::forged_sidecar(&stale_sidecar, &remote.version("big.bin"));
     remote.put("big.bin.hssig", &forged);
 
+    // The plan names the check each rebuilt file gets.
+    let mut args = vec!["plan", "-v", &url, down.to_str().unwrap()];
+    args.extend_from_slice(&remote.delta_flags());
+    let planned = stdout_of(&run(remote, &scratch, &args));
+    let named = match remote {
+        Remote::Sftp(_) | Remote::SftpSha256(..) => "hashed on the server",
+        _ => "rebuilt file checked against",
+    };
+    assert!(planned.contains(named), "{}: {planned}", remote.name());
     let said = sync_ok(remote, &scratch, &url, &local(&down), &[]);
     assert!(
         std::fs::read(down.join("big.bin")).unwrap() == fresh,

@@ -256,9 +256,11 @@ fn estimate_of<'a>(
                         delta_copied += saved;
                         up += sent;
                     }
-                    // A delta download: the missing ranges only.
+                    // A delta download: the missing ranges only, the
+                    // sidecar, and the HEAD whose checksum the rebuilt file
+                    // is checked against (priced as a GET).
                     (false, true, _) => {
-                        source.requests.get += sent.div_ceil(part_of(&model.source)).max(1);
+                        source.requests.get += sent.div_ceil(part_of(&model.source)) + 2;
                         source.bytes_out += sent;
                         source.bytes_retrieved += sent;
                         delta_egress_saved += saved;

@@ -15,7 +15,7 @@ use super::sidecar::{self, Sidecar};
 use super::transfer::chunked;
 use super::transfer::delta_download::match_local;
 use super::transfer::upload::part_size;
-use super::transfer::verify::effective_check;
+use super::transfer::verify::{check_of, effective_check};
 
 /// Fills in `bytes_to_send` and `bytes_saved` of every delta item, and
 /// records how the plan's rebuilds are checked (`SyncPlan::rebuild_check`).
@@ -84,6 +84,9 @@ pub(crate) const UPLOAD_INSTEAD: &str = "sent whole, and signed for next time";
 /// when the file did not grow by appending.
 const NOT_AN_APPEND: &str = "this store reuses an object only whole (compose), and the file did not grow by appending: sent whole";
 pub(crate) const DOWNLOAD_INSTEAD: &str = "fetched whole";
+/// The note of a delta download whose object holds no checksum to check the
+/// rebuilt file against.
+pub(crate) const NO_CHECKSUM: &str = "the store holds no checksum of the object that could check a file rebuilt by delta: fetched whole (--unverified-rebuilds trusts the sidecar)";
 
 /// Sidecars fetched at once while planning.
 const PARALLEL_SIDECARS: usize = 8;
@@ -325,6 +328,26 @@ async fn estimate_downloads(plan: &mut SyncPlan, src: &dyn ObjectStore, dst: &Lo
                 continue;
             }
         };
+        // Which checksum of the store's own the rebuilt file will be checked
+        // against (a HEAD; an SSH server's check is the same for every file).
+        if check == RebuildCheck::StoreChecksum {
+            match src.content_sums(&src.key_of(&item.path)).await {
+                Ok(Some(held)) => match check_of(&held) {
+                    Some(check) => {
+                        item.note = Some(format!("rebuilt file checked against {check}").into());
+                    }
+                    None if !plan.options.unverified_rebuilds => {
+                        item.action = SyncAction::Download;
+                        item.note = Some(NO_CHECKSUM.into());
+                        item.bytes_saved = 0;
+                        continue;
+                    }
+                    None => {}
+                },
+                Ok(None) => {}
+                Err(e) => tracing::warn!("{}: cannot look the object up: {e}", item.path),
+            }
+        }
         let path = dst.path_of(&item.path);
         let estimate = tokio::task::spawn_blocking(move || -> std::io::Result<(u64, u64)> {
             let file = std::fs::File::open(&path)?;

@@ -201,8 +201,9 @@ async fn rebuild_basis(
         })?;
     if held.is_empty() && !ctx.unverified_rebuilds {
         warn(format!(
-            "{}: the store holds no checksum of the object that could check a file rebuilt by delta; downloading it whole (--unverified-rebuilds trusts the sidecar)",
-            item.path
+            "{}: {}",
+            item.path,
+            super::super::estimate::NO_CHECKSUM
         ))
         .await;
         return Ok(None);

@@ -23,6 +23,26 @@ pub(crate) async fn effective_check(
     }
 }
 
+/// Which checksum [`compare`] will check bytes against, as a plan note
+/// says it; `None` when `held` has none.
+pub(crate) fn check_of(held: &ContentSums) -> Option<&'static str> {
+    if held.crc64nvme.is_some() {
+        Some("the object's CRC64NVME")
+    } else if held.crc32c.is_some() {
+        Some("the object's CRC32C")
+    } else if held.sha256.is_some() {
+        Some("a SHA-256 computed on the server")
+    } else if held.md5.is_some() {
+        Some("the object's MD5")
+    } else if held.multipart.is_some() {
+        Some("the object's multipart ETag")
+    } else if held.blake3.is_some() {
+        Some("the blake3 in the object's metadata")
+    } else {
+        None
+    }
+}
+
 /// What comparing rebuilt bytes with the store's checksums found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Verdict {
