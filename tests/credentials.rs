@@ -69,6 +69,58 @@ fn azure_credential_errors_never_show_the_key() {
         );
         assert_not_shown(&out, SECRET, &case);
     }
+    // A SAS that expired an hour ago, signed with the right key: refused.
+    let container = util::azure::Container::new();
+    let expired = reqsign_azure_storage::ServiceSharedAccessSignature::new(
+        util::azure::ACCOUNT.to_string(),
+        util::azure::KEY.to_string(),
+        reqsign_azure_storage::ServiceSasResource::Container {
+            container: container.name.clone(),
+        },
+        "rwdl".into(),
+        reqsign_core::time::Timestamp::now() - std::time::Duration::from_secs(3600),
+    );
+    let pairs = expired.token().unwrap();
+    let signature = pairs
+        .iter()
+        .find(|(k, _)| k == "sig")
+        .map(|(_, v)| v.clone())
+        .unwrap();
+    let token = pairs
+        .iter()
+        .map(|(k, v)| {
+            format!(
+                "{k}={}",
+                percent_encoding::utf8_percent_encode(v, percent_encoding::NON_ALPHANUMERIC)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("&");
+    let out = run(
+        &scratch,
+        &[(
+            "AZURE_STORAGE_CONNECTION_STRING",
+            &format!(
+                "BlobEndpoint={};SharedAccessSignature={token}",
+                container.endpoint
+            ),
+        )],
+        &container.url("p"),
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "expired SAS: {}",
+        stderr_of(&out)
+    );
+    assert_not_shown(&out, &signature, "expired SAS");
+    assert!(container.keys().is_empty());
+
+    // Nothing configured at all: where credentials come from is named.
+    let out = run(&scratch, &[], "az://hugesync-creds/p");
+    assert_eq!(out.status.code(), Some(4), "{}", stderr_of(&out));
+    assert!(stderr_of(&out).contains("AZURE_STORAGE_CONNECTION_STRING"));
+
     // The account key on its own, wrong.
     let out = run(
         &scratch,
