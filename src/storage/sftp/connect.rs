@@ -93,21 +93,13 @@ pub async fn said(stderr: &mut tokio::process::ChildStderr) -> String {
     text
 }
 
-/// Starts `ssh … HOST -s sftp`. The process dies with HugeSync (kill on
-/// drop; on a kill -9 its stdin closes and it ends by itself).
-/// Starts `ssh -s HOST sftp`; `ciphers` is an order to ask for
-/// (`cipher::preferred`).
-pub fn spawn(
-    settings: &SftpSettings,
-    target: &SftpTarget,
-    ciphers: Option<&str>,
-) -> Result<SshProcess, StorageError> {
+/// `ssh` with the options every connection HugeSync makes gets: the config
+/// file, nothing that would ask a question, strict host keys (or
+/// `accept-new`), a bounded connect.
+fn unattended(settings: &SftpSettings, target: &SftpTarget) -> Command {
     let mut command = Command::new(settings.program());
-    command.args(settings.common_args(target));
-    if let Some(ciphers) = ciphers {
-        command.arg("-o").arg(format!("Ciphers={ciphers}"));
-    }
     command
+        .args(settings.common_args(target))
         .args(["-o", "BatchMode=yes"])
         .args([
             "-o",
@@ -117,6 +109,23 @@ pub fn spawn(
                 "StrictHostKeyChecking=yes"
             },
         ])
+        .args(["-o", "ConnectTimeout=30"]);
+    command
+}
+
+/// Starts `ssh … HOST -s sftp`. The process dies with HugeSync (kill on
+/// drop; on a kill -9 its stdin closes and it ends by itself). `ciphers` is
+/// an order to ask for (`cipher::preferred`).
+pub fn spawn(
+    settings: &SftpSettings,
+    target: &SftpTarget,
+    ciphers: Option<&str>,
+) -> Result<SshProcess, StorageError> {
+    let mut command = unattended(settings, target);
+    if let Some(ciphers) = ciphers {
+        command.arg("-o").arg(format!("Ciphers={ciphers}"));
+    }
+    command
         // A dead link is noticed within a minute rather than by TCP's hours.
         .args([
             "-o",
@@ -124,7 +133,6 @@ pub fn spawn(
             "-o",
             "ServerAliveCountMax=4",
         ])
-        .args(["-o", "ConnectTimeout=30"])
         .arg("-s")
         .arg("--")
         .arg(&target.host)
@@ -171,18 +179,7 @@ pub async fn run_command(
     target: &SftpTarget,
     command: &str,
 ) -> Option<std::process::Output> {
-    Command::new(settings.program())
-        .args(settings.common_args(target))
-        .args(["-o", "BatchMode=yes"])
-        .args([
-            "-o",
-            if settings.accept_new {
-                "StrictHostKeyChecking=accept-new"
-            } else {
-                "StrictHostKeyChecking=yes"
-            },
-        ])
-        .args(["-o", "ConnectTimeout=30"])
+    unattended(settings, target)
         .arg("--")
         .arg(&target.host)
         .arg(command)
