@@ -120,10 +120,19 @@ pub fn spawn(
     settings: &SftpSettings,
     target: &SftpTarget,
     ciphers: Option<&str>,
+    control: Option<&Path>,
 ) -> Result<SshProcess, StorageError> {
     let mut command = unattended(settings, target);
     if let Some(ciphers) = ciphers {
         command.arg("-o").arg(format!("Ciphers={ciphers}"));
+    }
+    // The session's connection also carries the commands run on the server
+    // (its hash command), without a login each.
+    if let Some(socket) = control {
+        command
+            .args(["-o", "ControlMaster=auto", "-o", "ControlPersist=no"])
+            .arg("-o")
+            .arg(format!("ControlPath={}", socket.display()));
     }
     command
         // A dead link is noticed within a minute rather than by TCP's hours.
@@ -170,17 +179,25 @@ pub fn spawn(
     })
 }
 
-/// Runs one shell command on the server over a connection of its own
-/// (`ssh … HOST -- COMMAND`), with the options the SFTP session has. `None`
+/// Runs one shell command on the server (`ssh … HOST -- COMMAND`), with the
+/// options the SFTP session has, over its connection (`control`). `None`
 /// when the server runs no commands for this login (an SFTP-only account,
 /// `ForceCommand internal-sftp`) or `ssh` cannot run at all.
 pub async fn run_command(
     settings: &SftpSettings,
     target: &SftpTarget,
+    control: Option<&Path>,
     command: &str,
 ) -> Option<std::process::Output> {
-    unattended(settings, target)
-        .arg("--")
+    let mut ssh = unattended(settings, target);
+    // Over the session's connection where it is up (ssh connects on its
+    // own where it is not).
+    if let Some(socket) = control {
+        ssh.args(["-o", "ControlMaster=no"])
+            .arg("-o")
+            .arg(format!("ControlPath={}", socket.display()));
+    }
+    ssh.arg("--")
         .arg(&target.host)
         .arg(command)
         .stdin(Stdio::null())

@@ -4,6 +4,8 @@
 //! `sha256sum` (coreutils: on nearly every server). An SFTP-only account
 //! runs neither; the caller then falls back (read-back, whole transfers).
 
+use std::path::Path;
+
 use super::connect::{self, SftpSettings};
 use crate::storage::RebuildCheck;
 use crate::types::ContentSums;
@@ -34,12 +36,17 @@ impl HashCommand {
 
 /// Which hash command the server runs, asked once per run: `None` when it
 /// runs neither, or no commands at all.
-pub async fn probe(settings: &SftpSettings, target: &SftpTarget) -> Option<HashCommand> {
+pub async fn probe(
+    settings: &SftpSettings,
+    target: &SftpTarget,
+    control: Option<&Path>,
+) -> Option<HashCommand> {
     // POSIX sh and fish both read this; a login that runs no commands
     // answers with an error or nothing.
     let output = connect::run_command(
         settings,
         target,
+        control,
         "command -v b3sum >/dev/null 2>&1 && echo hugesync-has-b3sum; \
          command -v sha256sum >/dev/null 2>&1 && echo hugesync-has-sha256sum; true",
     )
@@ -71,11 +78,12 @@ pub async fn probe(settings: &SftpSettings, target: &SftpTarget) -> Option<HashC
 pub async fn hash_file(
     settings: &SftpSettings,
     target: &SftpTarget,
+    control: Option<&Path>,
     command: HashCommand,
     path: &str,
 ) -> Result<ContentSums, String> {
     let line = format!("{} -- {}", command.program(), shell_quote(path));
-    let output = connect::run_command(settings, target, &line)
+    let output = connect::run_command(settings, target, control, &line)
         .await
         .ok_or_else(|| format!("cannot run `{}` on the server", command.program()))?;
     if !output.status.success() {
@@ -110,6 +118,7 @@ pub async fn hash_file(
 pub async fn blake3_of_ranges(
     settings: &SftpSettings,
     target: &SftpTarget,
+    control: Option<&Path>,
     path: &str,
     ranges: &[(u64, u64)],
 ) -> Option<Vec<[u8; 32]>> {
@@ -126,7 +135,7 @@ pub async fn blake3_of_ranges(
         })
         .collect::<Vec<_>>()
         .join(" && ");
-    let output = connect::run_command(settings, target, &script).await?;
+    let output = connect::run_command(settings, target, control, &script).await?;
     if !output.status.success() {
         return None;
     }

@@ -362,7 +362,10 @@ impl SftpStorage {
     async fn hash_command(&self) -> Option<hash::HashCommand> {
         *self
             .hash_command
-            .get_or_init(|| hash::probe(&self.settings, &self.target))
+            .get_or_init(|| async {
+                let control = self.link.control();
+                hash::probe(&self.settings, &self.target, control.as_deref()).await
+            })
             .await
     }
 
@@ -373,9 +376,11 @@ impl SftpStorage {
             return Ok(crate::types::ContentSums::default());
         };
         let path = self.path_of(key);
+        let control = self.link.control();
         hash::hash_file(
             &self.settings,
             &self.target,
+            control.as_deref(),
             command,
             &path.to_string_lossy(),
         )
@@ -847,7 +852,15 @@ impl ObjectStore for SftpStorage {
         let path = self.path_of(&upload.id).to_string_lossy().into_owned();
         let on_server = match self.hash_command().await {
             Some(hash::HashCommand::B3sum) => {
-                hash::blake3_of_ranges(&self.settings, &self.target, &path, &ranges).await
+                let control = self.link.control();
+                hash::blake3_of_ranges(
+                    &self.settings,
+                    &self.target,
+                    control.as_deref(),
+                    &path,
+                    &ranges,
+                )
+                .await
             }
             _ => None,
         };

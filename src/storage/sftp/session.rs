@@ -49,6 +49,9 @@ pub(super) struct Link {
     target: SftpTarget,
     ciphers: Option<String>,
     retry: RetryPolicy,
+    /// A private directory for the connection's control socket (removed
+    /// with the link), when one could be made.
+    control: Option<tempfile::TempDir>,
 }
 
 impl Link {
@@ -65,7 +68,17 @@ impl Link {
             &target.host,
         )
         .await;
-        let session = open_session(settings, target, ciphers.as_deref()).await?;
+        // Short (a socket path has ~100 bytes at most) and private.
+        let control = tempfile::Builder::new()
+            .prefix("hugesync-ssh-")
+            .tempdir_in(if std::path::Path::new("/tmp").is_dir() {
+                std::path::PathBuf::from("/tmp")
+            } else {
+                std::env::temp_dir()
+            })
+            .ok();
+        let socket = control.as_ref().map(|dir| dir.path().join("s"));
+        let session = open_session(settings, target, ciphers.as_deref(), socket.as_deref()).await?;
         Ok(Link {
             current: RwLock::new(Arc::new(session)),
             reconnecting: Mutex::new(()),
@@ -74,7 +87,13 @@ impl Link {
             target: target.clone(),
             ciphers,
             retry: retry.clone(),
+            control,
         })
+    }
+
+    /// The control socket commands on the server go through.
+    pub fn control(&self) -> Option<std::path::PathBuf> {
+        self.control.as_ref().map(|dir| dir.path().join("s"))
     }
 
     /// The session to send a request over: the current one while its `ssh`
@@ -107,7 +126,15 @@ impl Link {
                 self.target,
                 attempt + 1
             );
-            match open_session(&self.settings, &self.target, self.ciphers.as_deref()).await {
+            let socket = self.control();
+            match open_session(
+                &self.settings,
+                &self.target,
+                self.ciphers.as_deref(),
+                socket.as_deref(),
+            )
+            .await
+            {
                 Ok(session) => {
                     let session = Arc::new(session);
                     *self.current.write().await = session.clone();
@@ -139,13 +166,14 @@ async fn open_session(
     settings: &SftpSettings,
     target: &SftpTarget,
     ciphers: Option<&str>,
+    control: Option<&std::path::Path>,
 ) -> Result<Session, StorageError> {
     let connect::SshProcess {
         mut child,
         stdin,
         stdout,
         mut stderr,
-    } = connect::spawn(settings, target, ciphers)?;
+    } = connect::spawn(settings, target, ciphers, control)?;
     // Requests go out as soon as they are made: the library's default
     // holds each up to 0.5 ms to batch it, which a run of small files,
     // five round trips each, pays ten thousand times over.
