@@ -71,31 +71,11 @@ fn azure_credential_errors_never_show_the_key() {
     }
     // A SAS that expired an hour ago, signed with the right key: refused.
     let container = util::azure::Container::new();
-    let expired = reqsign_azure_storage::ServiceSharedAccessSignature::new(
-        util::azure::ACCOUNT.to_string(),
-        util::azure::KEY.to_string(),
-        reqsign_azure_storage::ServiceSasResource::Container {
-            container: container.name.clone(),
-        },
-        "rwdl".into(),
+    let (token, signature) = util::azure::container_sas(
+        &container.name,
+        "rwdl",
         reqsign_core::time::Timestamp::now() - std::time::Duration::from_secs(3600),
     );
-    let pairs = expired.token().unwrap();
-    let signature = pairs
-        .iter()
-        .find(|(k, _)| k == "sig")
-        .map(|(_, v)| v.clone())
-        .unwrap();
-    let token = pairs
-        .iter()
-        .map(|(k, v)| {
-            format!(
-                "{k}={}",
-                percent_encoding::utf8_percent_encode(v, percent_encoding::NON_ALPHANUMERIC)
-            )
-        })
-        .collect::<Vec<_>>()
-        .join("&");
     let out = run(
         &scratch,
         &[(

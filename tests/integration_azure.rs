@@ -773,27 +773,11 @@ fn a_read_only_sas_stops_the_run_at_the_first_refusal_with_exit_4() {
     }
     let container = Container::new();
     // A container SAS that may read and list, not write.
-    let sas = reqsign_azure_storage::ServiceSharedAccessSignature::new(
-        util::azure::ACCOUNT.to_string(),
-        util::azure::KEY.to_string(),
-        reqsign_azure_storage::ServiceSasResource::Container {
-            container: container.name.clone(),
-        },
-        "rl".into(),
+    let (token, _) = util::azure::container_sas(
+        &container.name,
+        "rl",
         reqsign_core::time::Timestamp::now() + std::time::Duration::from_secs(3600),
     );
-    let token = sas
-        .token()
-        .unwrap()
-        .iter()
-        .map(|(k, v)| {
-            format!(
-                "{k}={}",
-                percent_encoding::utf8_percent_encode(v, percent_encoding::NON_ALPHANUMERIC)
-            )
-        })
-        .collect::<Vec<_>>()
-        .join("&");
     let read_only = format!(
         "BlobEndpoint={};SharedAccessSignature={token}",
         container.endpoint

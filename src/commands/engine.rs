@@ -105,17 +105,7 @@ pub fn signature(
 }
 
 pub fn delta(args: &DeltaArgs, verbosity: Verbosity) -> Result<ExitStatus, Error> {
-    let to_stdout = args
-        .output
-        .as_deref()
-        .is_some_and(crate::outfile::is_stdout);
-    if to_stdout && args.json {
-        return Err(Error::Usage(
-            "`-o -` writes the delta to standard output, where `--json` would print its \
-             statistics: use one of them"
-                .into(),
-        ));
-    }
+    let to_stdout = super::output_is_stdout(args.output.as_deref(), args.json, "the delta")?;
     let started = Instant::now();
     let sig_path = &args.signature;
     let sig_file = File::open(sig_path).map_err(io_error(sig_path))?;

@@ -212,17 +212,7 @@ async fn plan_command(
     selectors: crate::cli::Selectors,
     ctx: &Context,
 ) -> Result<ExitStatus, Error> {
-    let to_stdout = args
-        .output
-        .as_deref()
-        .is_some_and(crate::outfile::is_stdout);
-    if to_stdout && args.json {
-        return Err(Error::Usage(
-            "`-o -` writes the plan file to standard output, where `--json` would print \
-             the plan too: use one of them"
-                .into(),
-        ));
-    }
+    let to_stdout = output_is_stdout(args.output.as_deref(), args.json, "the plan file")?;
     let source = Location::parse(&args.source)?;
     let destination = Location::parse(&args.destination)?;
     let options = sync_options(&ctx.settings, selectors, (&source, &destination))?;
@@ -993,6 +983,22 @@ fn print_plan(plan: &SyncPlan, json: bool, ctx: &Context) -> Result<(), Error> {
         print_plan_text(plan, listing_for(ctx.verbosity))?;
     }
     Ok(())
+}
+
+/// Whether `-o` names standard output (`-`), where `what` then goes; with
+/// `--json`, which prints there too, that is refused (exit 2).
+fn output_is_stdout(
+    output: Option<&std::path::Path>,
+    json: bool,
+    what: &str,
+) -> Result<bool, Error> {
+    let to_stdout = output.is_some_and(crate::outfile::is_stdout);
+    if to_stdout && json {
+        return Err(Error::Usage(format!(
+            "`-o -` writes {what} to standard output, where `--json` prints too: use one of them"
+        )));
+    }
+    Ok(to_stdout)
 }
 
 /// Which entries a printed plan lists: every one with `-v`.

@@ -314,6 +314,25 @@ async fn estimate_downloads(plan: &mut SyncPlan, src: &dyn ObjectStore, dst: &Lo
         return;
     }
     let fetched = fetch_sidecars(plan, src, |item| item.src.as_ref(), |_| true).await;
+    // Which checksum of the store's own each rebuilt file will be checked
+    // against: a HEAD per object with a usable sidecar, a few at a time (an
+    // SSH server's check is the same for every file).
+    let held: std::collections::HashMap<usize, _> = if check == RebuildCheck::StoreChecksum {
+        use futures::stream::{self, StreamExt};
+        let fresh: Vec<usize> = fetched
+            .iter()
+            .filter(|(_, f)| matches!(f, Ok(Sidecar::Fresh(..))))
+            .map(|(i, _)| *i)
+            .collect();
+        let items = &plan.items;
+        stream::iter(fresh)
+            .map(|i| async move { (i, src.content_sums(&src.key_of(&items[i].path)).await) })
+            .buffer_unordered(PARALLEL_SIDECARS)
+            .collect()
+            .await
+    } else {
+        Default::default()
+    };
     for (i, fetched) in fetched {
         let item = &mut plan.items[i];
         let signature = match fetched {
@@ -328,11 +347,9 @@ async fn estimate_downloads(plan: &mut SyncPlan, src: &dyn ObjectStore, dst: &Lo
                 continue;
             }
         };
-        // Which checksum of the store's own the rebuilt file will be checked
-        // against (a HEAD; an SSH server's check is the same for every file).
-        if check == RebuildCheck::StoreChecksum {
-            match src.content_sums(&src.key_of(&item.path)).await {
-                Ok(Some(held)) => match check_of(&held) {
+        if let Some(looked_up) = held.get(&i) {
+            match looked_up {
+                Ok(Some(held)) => match check_of(held) {
                     Some(check) => {
                         item.note = Some(format!("rebuilt file checked against {check}").into());
                     }

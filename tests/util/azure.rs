@@ -221,3 +221,39 @@ impl Container {
         String::from_utf8(body).unwrap().matches("<Block>").count()
     }
 }
+
+/// A container SAS for `container` with `permissions` (`rl`: read and list),
+/// expiring at `expiry`, as a query string; and its signature, to look for
+/// in what a run prints.
+pub fn container_sas(
+    container: &str,
+    permissions: &str,
+    expiry: reqsign_core::time::Timestamp,
+) -> (String, String) {
+    let sas = reqsign_azure_storage::ServiceSharedAccessSignature::new(
+        ACCOUNT.to_string(),
+        KEY.to_string(),
+        reqsign_azure_storage::ServiceSasResource::Container {
+            container: container.to_string(),
+        },
+        permissions.into(),
+        expiry,
+    );
+    let pairs = sas.token().unwrap();
+    let signature = pairs
+        .iter()
+        .find(|(k, _)| k == "sig")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default();
+    let token = pairs
+        .iter()
+        .map(|(k, v)| {
+            format!(
+                "{k}={}",
+                percent_encoding::utf8_percent_encode(v, percent_encoding::NON_ALPHANUMERIC)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("&");
+    (token, signature)
+}
