@@ -862,7 +862,10 @@ async fn finish_run(
         };
         print_plan_text(&plan, listing)?;
     }
-    if plan.stats.changes() == 0 {
+    // With nothing to change, the run still removes the temp files dead runs
+    // left in the destination (a connection dropped before their removal):
+    // they are HugeSync's own, so no confirmation is asked for them.
+    if plan.stats.changes() == 0 && plan.leftovers.is_empty() {
         if run.json {
             // A script reading the events gets its summary either way.
             let report = sync::ExecReport {
@@ -878,7 +881,7 @@ async fn finish_run(
         });
     }
     plan.check_safety()?;
-    if !run.yes {
+    if !run.yes && plan.stats.changes() > 0 {
         confirm(ctx).await?;
     }
 

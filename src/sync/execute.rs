@@ -116,6 +116,8 @@ impl Runner {
         })
         .await;
         if work.is_empty() {
+            // Nothing to send; the temp files of dead runs still go.
+            self.remove_leftovers().await;
             return;
         }
         let is_dir = |i: &usize| {

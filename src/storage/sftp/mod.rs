@@ -352,6 +352,75 @@ impl SftpStorage {
         }
     }
 
+    /// A symbolic link made as a temp link beside `key`, renamed into place.
+    async fn put_link(
+        &self,
+        key: &str,
+        target: &crate::types::RelPath,
+        expect: Expect<'_>,
+    ) -> Result<String, StorageError> {
+        self.make_parents(key).await?;
+        let temp = Self::temp_beside(key);
+        let made = self
+            .session()
+            .await?
+            .sftp
+            .fs()
+            .symlink(files::path_of_rel(target), self.path_of(&temp))
+            .await;
+        made.map_err(|e| self.error("cannot make the link", key, e))?;
+        self.check_expect(key, expect).await?;
+        let renamed = self
+            .session()
+            .await?
+            .sftp
+            .fs()
+            .rename(self.path_of(&temp), self.path_of(key))
+            .await;
+        if let Err(e) = renamed {
+            self.remove_quietly(&temp).await;
+            return Err(self.error("cannot rename into place", key, e));
+        }
+        Ok(self
+            .stat(key)
+            .await?
+            .and_then(|h| h.version)
+            .unwrap_or_default())
+    }
+
+    /// A regular file written to a temp file beside `key` and renamed into
+    /// place. A dropped connection fails only the attempt: the write starts
+    /// again over the new one (the body is read afresh), as an object store's
+    /// PUT is retried, instead of failing the item.
+    async fn put_file(
+        &self,
+        key: &str,
+        body: BodySource<'_>,
+        len: u64,
+        meta: &ObjectMeta,
+        expect: Expect<'_>,
+    ) -> Result<String, StorageError> {
+        let url = self.url_of(key);
+        self.retry
+            .run(&url, crate::retry::Budget::Unbounded, || async {
+                self.make_parents(key).await?;
+                let temp = Self::temp_beside(key);
+                let result = async {
+                    let file = files::create(self, &temp).await?;
+                    files::write_body(self, &file, &temp, 0, body, len).await?;
+                    files::flush(self, file, &temp, Some(files::attrs_of(meta))).await?;
+                    self.finish_temp(&temp, key, meta, expect, len).await
+                }
+                .await;
+                let result = self.explained(key, result).await;
+                if result.is_err() {
+                    self.remove_quietly(&temp).await;
+                }
+                result
+            })
+            .await
+    }
+
     /// The session to send requests over (made again if the connection
     /// dropped).
     async fn session(&self) -> Result<std::sync::Arc<session::Session>, StorageError> {
@@ -568,47 +637,10 @@ impl ObjectStore for SftpStorage {
             self.make_parents(&format!("{dir}/.")).await?;
             return Ok(String::new());
         }
-        self.make_parents(key).await?;
-        let temp = Self::temp_beside(key);
-        if let Some(target) = &meta.link_target {
-            let made = self
-                .session()
-                .await?
-                .sftp
-                .fs()
-                .symlink(files::path_of_rel(target), self.path_of(&temp))
-                .await;
-            made.map_err(|e| self.error("cannot make the link", key, e))?;
-            self.check_expect(key, expect).await?;
-            let renamed = self
-                .session()
-                .await?
-                .sftp
-                .fs()
-                .rename(self.path_of(&temp), self.path_of(key))
-                .await;
-            if let Err(e) = renamed {
-                self.remove_quietly(&temp).await;
-                return Err(self.error("cannot rename into place", key, e));
-            }
-            return Ok(self
-                .stat(key)
-                .await?
-                .and_then(|h| h.version)
-                .unwrap_or_default());
+        match &meta.link_target {
+            Some(target) => self.put_link(key, target, expect).await,
+            None => self.put_file(key, body, len, meta, expect).await,
         }
-        let result = async {
-            let file = files::create(self, &temp).await?;
-            files::write_body(self, &file, &temp, 0, body, len).await?;
-            files::flush(self, file, &temp, Some(files::attrs_of(meta))).await?;
-            self.finish_temp(&temp, key, meta, expect, len).await
-        }
-        .await;
-        let result = self.explained(key, result).await;
-        if result.is_err() {
-            self.remove_quietly(&temp).await;
-        }
-        result
     }
 
     fn copies_from(&self, source: &dyn ObjectStore) -> bool {
@@ -765,15 +797,22 @@ impl ObjectStore for SftpStorage {
                 message: format!("part {number} of {len} bytes is past this store's limits"),
             });
         }
-        let written = async {
-            let file = files::open_write(self, &upload.id).await?;
-            files::write_body(self, &file, &upload.id, at, body, len).await?;
-            file.close()
-                .await
-                .map_err(|e| self.error("cannot write", &upload.id, e))
-        }
-        .await;
-        self.explained(&upload.id, written).await?;
+        // A write at an offset of the temp file: written again whole over
+        // a new connection when the old one drops.
+        let url = self.url_of(&upload.key);
+        self.retry
+            .run(&url, crate::retry::Budget::Unbounded, || async {
+                let written = async {
+                    let file = files::open_write(self, &upload.id).await?;
+                    files::write_body(self, &file, &upload.id, at, body, len).await?;
+                    file.close()
+                        .await
+                        .map_err(|e| self.error("cannot write", &upload.id, e))
+                }
+                .await;
+                self.explained(&upload.id, written).await
+            })
+            .await?;
         Ok(StagedPart {
             number,
             tag: at.to_string(),

@@ -2,11 +2,12 @@
 //!
 //! One `ssh` process carries one SFTP session for the run. When it ends (a
 //! network cut, a restarted server, a killed session), the requests in
-//! flight fail and their items with them; the next request finds the
-//! process gone and connects anew — a bounded number of times, with the run's
-//! backoff — so the rest of the run goes on (rclone #1177: one broken pipe
-//! ended a 128 GB transfer). Temp files of the dropped session stay on the
-//! server and are removed as leftovers by the next run.
+//! flight fail; the next request finds the process gone and connects anew —
+//! a bounded number of times, with the run's backoff — so the rest of the
+//! run goes on (rclone #1177: one broken pipe ended a 128 GB transfer).
+//! Writes are retried by the store over the new session, as an object
+//! store's PUT is. Temp files the dropped session could not remove stay on
+//! the server and are removed as leftovers by the next run.
 
 use std::sync::Arc;
 
