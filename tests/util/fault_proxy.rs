@@ -56,6 +56,8 @@ pub struct Counters {
     /// Request body bytes of staged parts: requests whose first line contains
     /// `partNumber=` (S3) or `comp=block&` (Azure).
     pub part_bytes: AtomicU64,
+    /// Connections being handled now (reading, forwarding, answering).
+    pub active: AtomicU64,
 }
 
 /// A write made by "someone else" just before the first request whose first
@@ -145,9 +147,21 @@ impl FaultProxy {
         self.hold_at.store(bytes, Ordering::Relaxed);
     }
 
-    /// Reads bodies again (a held request whose client is gone ends unsent).
+    /// Reads bodies again, and waits until every connection is done with.
+    /// A held request whose client is gone ends unsent — unless the rest of
+    /// its body was already in the kernel's buffers, which a killed
+    /// process's socket still delivers: then it reaches the server, and a
+    /// run started before it did would race it.
     pub fn release(&self) {
         self.hold_at.store(u64::MAX, Ordering::Relaxed);
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while self.counters.active.load(Ordering::Relaxed) > 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the proxy's connections did not end"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     /// Arms a one-time concurrent write (see [`Interference`]).
@@ -223,6 +237,7 @@ async fn serve(
         let fate = fate_of(roll, *faults.lock().unwrap());
         let (upstream, counters, stop) = (upstream.clone(), counters.clone(), stop.clone());
         let (interference, hold_at) = (interference.clone(), hold_at.clone());
+        counters.active.fetch_add(1, Ordering::Relaxed);
         tokio::spawn(async move {
             let _ = handle(
                 client,
@@ -234,6 +249,7 @@ async fn serve(
                 &stop,
             )
             .await;
+            counters.active.fetch_sub(1, Ordering::Relaxed);
         });
     }
 }
