@@ -519,12 +519,16 @@ fn staged_objects_join_uploaded_and_copied_ranges() {
         limits.check_parts(&plan, old.len() as u64).unwrap();
 
         let upload = store
+            .staged()
+            .expect("staged")
             .begin_staged(key(store.as_ref(), "big.bin"), &meta(99))
             .await
             .unwrap();
         let first_bytes = Bytes::from(first.clone());
         let md5 = hugesync::storage::body::md5_of(&first_bytes);
         let p1 = store
+            .staged()
+            .expect("staged")
             .stage_bytes(
                 &upload,
                 1,
@@ -556,6 +560,8 @@ fn staged_objects_join_uploaded_and_copied_ranges() {
         let at = first.len() as u64;
         if checks_copies {
             let wrong = store
+                .staged_copies()
+                .expect("staged copies")
                 .stage_copy(&upload, 2, at, source, range([7u8; 16]))
                 .await
                 .unwrap_err();
@@ -569,6 +575,8 @@ fn staged_objects_join_uploaded_and_copied_ranges() {
             &old[copied.0 as usize..(copied.0 + copied.1) as usize],
         );
         let p2 = store
+            .staged_copies()
+            .expect("staged copies")
             .stage_copy(&upload, 2, at, source, range(copied_md5))
             .await
             .unwrap();
@@ -579,6 +587,8 @@ fn staged_objects_join_uploaded_and_copied_ranges() {
         );
         let last_bytes = Bytes::from(last.clone());
         let p3 = store
+            .staged()
+            .expect("staged")
             .stage_bytes(
                 &upload,
                 3,
@@ -592,7 +602,12 @@ fn staged_objects_join_uploaded_and_copied_ranges() {
         // What is staged can be listed (to resume), in order — except in an
         // SSH server's temp file, where a resumed upload writes every part
         // again in place.
-        let staged = store.list_staged(&upload).await.unwrap();
+        let staged = store
+            .staged()
+            .expect("staged")
+            .list_staged(&upload)
+            .await
+            .unwrap();
         if name == "sftp" {
             assert!(staged.is_empty(), "{name}");
         } else {
@@ -614,6 +629,8 @@ fn staged_objects_join_uploaded_and_copied_ranges() {
         // (tests/reliability.rs and integration_azure.rs cover that path).
         if name == "az" {
             let stale = store
+                .staged()
+                .expect("staged")
                 .commit_staged(
                     &upload,
                     &[p1.clone(), p2.clone(), p3.clone()],
@@ -629,6 +646,8 @@ fn staged_objects_join_uploaded_and_copied_ranges() {
             );
         }
         store
+            .staged()
+            .expect("staged")
             .commit_staged(
                 &upload,
                 &[p1, p2, p3],
@@ -659,14 +678,23 @@ fn staged_objects_join_uploaded_and_copied_ranges() {
 
         // An abandoned upload leaves no object behind.
         let abandoned = store
+            .staged()
+            .expect("staged")
             .begin_staged(key(store.as_ref(), "never.bin"), &meta(1))
             .await
             .unwrap();
         store
+            .staged()
+            .expect("staged")
             .stage_bytes(&abandoned, 1, 0, BodySource::Memory(&last_bytes), 4, None)
             .await
             .unwrap();
-        store.abort_staged(&abandoned).await.unwrap();
+        store
+            .staged()
+            .expect("staged")
+            .abort_staged(&abandoned)
+            .await
+            .unwrap();
         assert!(
             store
                 .head(key(store.as_ref(), "never.bin"))
@@ -698,6 +726,8 @@ async fn whole_object_staging(store: SharedStore) {
         version: Some(&old_version),
     };
     let upload = store
+        .staged()
+        .expect("staged")
         .begin_staged(key(store.as_ref(), "log.bin"), &meta(5))
         .await
         .unwrap();
@@ -708,6 +738,8 @@ async fn whole_object_staging(store: SharedStore) {
         expected_crc32c: None,
     };
     let wrong = store
+        .staged_copies()
+        .expect("staged copies")
         .stage_copy(&upload, 1, 0, source, whole([7u8; 16]))
         .await
         .unwrap_err();
@@ -725,6 +757,8 @@ async fn whole_object_staging(store: SharedStore) {
         expected_crc32c: Some(crc),
     };
     let wrong = store
+        .staged_copies()
+        .expect("staged copies")
         .stage_copy(&upload, 1, 0, source, by_crc(0xdead_beef))
         .await
         .unwrap_err();
@@ -734,11 +768,15 @@ async fn whole_object_staging(store: SharedStore) {
         "{name}: {wrong}"
     );
     store
+        .staged_copies()
+        .expect("staged copies")
         .stage_copy(&upload, 1, 0, source, by_crc(crc32c::crc32c(&old)))
         .await
         .unwrap();
     let old_md5 = hugesync::storage::body::md5_of(&old);
     let p1 = store
+        .staged_copies()
+        .expect("staged copies")
         .stage_copy(&upload, 1, 0, source, whole(old_md5))
         .await
         .unwrap();
@@ -755,6 +793,8 @@ async fn whole_object_staging(store: SharedStore) {
     };
     assert!(
         store
+            .staged_copies()
+            .expect("staged copies")
             .stage_copy(&upload, 1, 0, source, part_of_it)
             .await
             .is_err(),
@@ -762,6 +802,8 @@ async fn whole_object_staging(store: SharedStore) {
     );
     let tail = Bytes::from(noise(70_000, 32));
     let p2 = store
+        .staged()
+        .expect("staged")
         .stage_bytes(
             &upload,
             2,
@@ -772,7 +814,12 @@ async fn whole_object_staging(store: SharedStore) {
         )
         .await
         .unwrap();
-    let staged = store.list_staged(&upload).await.unwrap();
+    let staged = store
+        .staged()
+        .expect("staged")
+        .list_staged(&upload)
+        .await
+        .unwrap();
     assert_eq!(
         staged.iter().map(|p| p.number).collect::<Vec<_>>(),
         [2],
@@ -784,6 +831,8 @@ async fn whole_object_staging(store: SharedStore) {
         "{name}"
     );
     store
+        .staged()
+        .expect("staged")
         .commit_staged(&upload, &[p1, p2], &meta(5), Expect::Version(&old_version))
         .await
         .unwrap();
@@ -803,6 +852,8 @@ async fn whole_object_staging(store: SharedStore) {
 
     // 40 parts: more than one compose call takes.
     let many = store
+        .staged()
+        .expect("staged")
         .begin_staged(key(store.as_ref(), "many.bin"), &meta(6))
         .await
         .unwrap();
@@ -813,6 +864,8 @@ async fn whole_object_staging(store: SharedStore) {
         expected.extend_from_slice(&bytes);
         parts.push(
             store
+                .staged()
+                .expect("staged")
                 .stage_bytes(
                     &many,
                     number,
@@ -826,6 +879,8 @@ async fn whole_object_staging(store: SharedStore) {
         );
     }
     store
+        .staged()
+        .expect("staged")
         .commit_staged(&many, &parts, &meta(6), Expect::Absent)
         .await
         .unwrap();
@@ -837,10 +892,14 @@ async fn whole_object_staging(store: SharedStore) {
 
     // Abandoned: nothing left behind, and nothing pending.
     let abandoned = store
+        .staged()
+        .expect("staged")
         .begin_staged(key(store.as_ref(), "never.bin"), &meta(1))
         .await
         .unwrap();
     store
+        .staged()
+        .expect("staged")
         .stage_bytes(
             &abandoned,
             1,
@@ -851,8 +910,23 @@ async fn whole_object_staging(store: SharedStore) {
         )
         .await
         .unwrap();
-    assert_eq!(store.list_pending().await.unwrap().len(), 1, "{name}");
-    store.abort_staged(&abandoned).await.unwrap();
+    assert_eq!(
+        store
+            .staged()
+            .expect("staged")
+            .list_pending()
+            .await
+            .unwrap()
+            .len(),
+        1,
+        "{name}"
+    );
+    store
+        .staged()
+        .expect("staged")
+        .abort_staged(&abandoned)
+        .await
+        .unwrap();
     assert!(
         store
             .head(key(store.as_ref(), "never.bin"))
@@ -861,7 +935,16 @@ async fn whole_object_staging(store: SharedStore) {
             .is_none(),
         "{name}"
     );
-    assert!(store.list_pending().await.unwrap().is_empty(), "{name}");
+    assert!(
+        store
+            .staged()
+            .expect("staged")
+            .list_pending()
+            .await
+            .unwrap()
+            .is_empty(),
+        "{name}"
+    );
     // The temporaries never show as entries.
     let listing = store_list(&store).await;
     let paths: Vec<String> = listing
@@ -951,11 +1034,15 @@ fn limits_are_enforced_before_the_server_is_asked() {
         assert!(limits.check_parts(&past_end, 1000).is_err(), "{name}");
         // A part over the ceiling is refused by the store itself, unsent.
         let upload = store
+            .staged()
+            .expect("staged")
             .begin_staged(key(store.as_ref(), "x.bin"), &meta(1))
             .await
             .unwrap();
         let empty = Bytes::new();
         let refused = store
+            .staged()
+            .expect("staged")
             .stage_bytes(
                 &upload,
                 1,
@@ -971,6 +1058,8 @@ fn limits_are_enforced_before_the_server_is_asked() {
             "{name}: refused locally: {refused}"
         );
         let refused = store
+            .staged()
+            .expect("staged")
             .stage_bytes(
                 &upload,
                 limits.max_parts as u32 + 1,
@@ -985,7 +1074,7 @@ fn limits_are_enforced_before_the_server_is_asked() {
             kind(&refused).is_none(),
             "{name}: refused locally: {refused}"
         );
-        let _ = store.abort_staged(&upload).await;
+        let _ = store.staged().expect("staged").abort_staged(&upload).await;
     });
 }
 
@@ -1008,6 +1097,8 @@ fn readable_urls_serve_the_object_to_any_client() {
         )
         .await;
         let grant = store
+            .readable_urls()
+            .expect("readable urls")
             .readable_url(
                 key(store.as_ref(), "u.bin"),
                 std::time::Duration::from_secs(300),
@@ -1026,7 +1117,7 @@ fn readable_urls_serve_the_object_to_any_client() {
 fn streams_make_the_object_front_to_back_and_check_it() {
     use hugesync::storage::object::{StreamAck, StreamEnd};
     each_store(|store| async move {
-        if !store.streams_uploads() {
+        if store.streams().is_none() {
             return;
         }
         let name = store.scheme();
@@ -1038,6 +1129,8 @@ fn streams_make_the_object_front_to_back_and_check_it() {
         };
         let piece = 256 * 1024;
         let upload = store
+            .streams()
+            .expect("streams")
             .begin_stream(key(store.as_ref(), "s.bin"), &meta(9), Expect::Absent)
             .await
             .unwrap();
@@ -1049,6 +1142,8 @@ fn streams_make_the_object_front_to_back_and_check_it() {
         let odd = data.slice(..1000);
         assert!(
             store
+                .streams()
+                .expect("streams")
                 .stream_bytes(&upload, 0, BodySource::Memory(&odd), 1000, None)
                 .await
                 .is_err(),
@@ -1056,6 +1151,8 @@ fn streams_make_the_object_front_to_back_and_check_it() {
         );
         let first = data.slice(..2 * piece);
         let ack = store
+            .streams()
+            .expect("streams")
             .stream_bytes(
                 &upload,
                 0,
@@ -1075,12 +1172,16 @@ fn streams_make_the_object_front_to_back_and_check_it() {
             "{name}"
         );
         let held = store
+            .streams()
+            .expect("streams")
             .stream_persisted(&upload, 2 * piece as u64)
             .await
             .unwrap();
         assert_eq!(held, 2 * piece as u64, "{name}");
         let rest = data.slice(2 * piece..);
         let ack = store
+            .streams()
+            .expect("streams")
             .stream_bytes(
                 &upload,
                 held,
@@ -1105,6 +1206,8 @@ fn streams_make_the_object_front_to_back_and_check_it() {
 
         // An end that is not the bytes sent is refused.
         let wrong = store
+            .streams()
+            .expect("streams")
             .begin_stream(key(store.as_ref(), "w.bin"), &meta(9), Expect::Absent)
             .await
             .unwrap();
@@ -1115,6 +1218,8 @@ fn streams_make_the_object_front_to_back_and_check_it() {
             ..end
         };
         let refused = store
+            .streams()
+            .expect("streams")
             .stream_bytes(
                 &wrong,
                 0,
@@ -1127,6 +1232,11 @@ fn streams_make_the_object_front_to_back_and_check_it() {
             matches!(refused, Err(StorageError::Verification { .. })),
             "{name}: {refused:?}"
         );
-        store.abort_stream(&upload).await.unwrap();
+        store
+            .streams()
+            .expect("streams")
+            .abort_stream(&upload)
+            .await
+            .unwrap();
     });
 }

@@ -44,7 +44,7 @@ pub(super) async fn run(args: &UploadsArgs, ctx: &Context) -> Result<ExitStatus,
             args.location
         )));
     };
-    let pending = store.list_pending().await?;
+    let pending = store.need_staged()?.list_pending().await?;
     let id = store.id();
     let resume = ResumeStore::default_location();
     let states: Vec<(std::path::PathBuf, UploadState)> = resume
@@ -69,7 +69,7 @@ pub(super) async fn run(args: &UploadsArgs, ctx: &Context) -> Result<ExitStatus,
                 key: upload.key.clone(),
                 id: upload.id.clone(),
             };
-            match store.abort_staged(&handle).await {
+            match store.need_staged()?.abort_staged(&handle).await {
                 Ok(()) => {
                     aborted = true;
                     if let (Some(resume), Some((path, _))) = (&resume, state) {

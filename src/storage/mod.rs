@@ -6,6 +6,7 @@
 
 pub mod azure;
 pub mod body;
+pub mod capability;
 pub mod class;
 pub mod gcs;
 pub mod limits;
@@ -33,7 +34,7 @@ pub use local::LocalStorage;
 pub use meta::ObjectMeta;
 pub use object::{
     Direction, Expect, ObjectHead, ObjectStore, RebuildCheck, RecordedPart, ResolvedRoot,
-    StoreLimits, is_sidecar, same_version,
+    StoreInfo, StoreLimits, is_sidecar, same_version,
 };
 pub use s3::S3Settings;
 pub use sftp::SftpSettings;

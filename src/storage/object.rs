@@ -9,7 +9,6 @@
 //! state of an object (an ETag, a generation) — opaque, compared with
 //! [`same_version`].
 
-use std::any::Any;
 use std::fmt::Debug;
 
 use bytes::Bytes;
@@ -17,6 +16,11 @@ use futures::stream::BoxStream;
 
 use super::StorageError;
 use super::body::BodySource;
+pub use super::capability::{
+    CopyRange, KeptChunk, KeptChunks, PendingUpload, ReadableUrl, ReadableUrls, RecordedPart,
+    StagedCopies, StagedObjects, StagedPart, StagedUpload, StreamAck, StreamEnd, StreamUpload,
+    UploadStreams,
+};
 pub use super::limits::{
     ChecksumKind, LimitError, PlannedPart, RebuildCheck, Stitching, StoreLimits,
 };
@@ -69,20 +73,6 @@ impl ObjectHead {
     }
 }
 
-/// `sums` and the blake3 that metadata records, if any.
-/// A part an earlier run staged, as its journal recorded it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RecordedPart {
-    pub number: u32,
-    /// Where the part's bytes are in the file (and the object).
-    pub offset: u64,
-    pub len: u64,
-    /// The tag the store gave the part.
-    pub tag: String,
-    /// blake3 of the part's bytes.
-    pub blake3: [u8; 32],
-}
-
 /// A root as its server resolves it (see [`ObjectStore::resolved_root`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ResolvedRoot {
@@ -99,6 +89,7 @@ pub enum Direction {
     Download,
 }
 
+/// `sums` and the blake3 that metadata records, if any.
 pub fn with_recorded_blake3(sums: ContentSums, meta: Option<&ObjectMeta>) -> ContentSums {
     ContentSums {
         blake3: meta
@@ -158,85 +149,6 @@ impl Expect<'_> {
     }
 }
 
-/// An object being assembled from staged parts: it appears only at commit.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct StagedUpload {
-    pub key: String,
-    /// The store's handle on the upload (an S3 upload id; the block-id stem of
-    /// an Azure block list).
-    pub id: String,
-}
-
-/// A staged part as the commit names it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct StagedPart {
-    /// 1-based position in the object.
-    pub number: u32,
-    /// The store's name for the staged bytes (a part ETag, a block id).
-    pub tag: String,
-    pub size: u64,
-    /// The MD5 of the part's bytes as the store computed it, where it says.
-    pub md5: Option<[u8; 16]>,
-}
-
-/// An upload left incomplete (by this tool or another), found on the store.
-#[derive(Clone, Debug)]
-pub struct PendingUpload {
-    pub key: String,
-    pub id: String,
-    pub initiated_ns: Option<i64>,
-}
-
-/// An object being written front to back as one stream that outlives the
-/// process (a GCS resumable upload): it appears when its last bytes arrive.
-#[derive(Clone, PartialEq, Eq)]
-pub struct StreamUpload {
-    pub key: String,
-    /// The store's handle on the stream (a session URI: it grants the upload,
-    /// so it is never printed).
-    pub session: String,
-}
-
-impl Debug for StreamUpload {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StreamUpload")
-            .field("key", &self.key)
-            .finish_non_exhaustive()
-    }
-}
-
-/// What the whole object of a stream must be, given with its last bytes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct StreamEnd {
-    pub size: u64,
-    pub md5: [u8; 16],
-    pub crc32c: u32,
-}
-
-/// What the store holds after a piece of a stream.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum StreamAck {
-    /// The first this many bytes are kept; the stream goes on from there.
-    Persisted(u64),
-    /// The object is made (and checked against the [`StreamEnd`]): its version.
-    Done(String),
-}
-
-/// A piece of an object that the store keeps as an object of its own
-/// (chunked objects), which a later upload of the same key can stage whole
-/// as the part of the same number when the file's bytes there are unchanged.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct KeptChunk {
-    /// 1-based: the part it was, and will be again.
-    pub number: u32,
-    /// Where it sits in the object (chunks before it, summed).
-    pub start: u64,
-    pub len: u64,
-    /// Its checksums as the service computed them.
-    pub md5: Option<[u8; 16]>,
-    pub crc32c: Option<u32>,
-}
-
 /// An existing object to stage a range of, or to copy whole, server-side.
 #[derive(Clone, Copy, Debug)]
 pub struct CopySource<'a> {
@@ -246,35 +158,6 @@ pub struct CopySource<'a> {
     pub version: Option<&'a str>,
 }
 
-/// Which bytes of a source a staged copy takes, and what they must be.
-#[derive(Clone, Copy, Debug)]
-pub struct CopyRange {
-    pub start: u64,
-    pub len: u64,
-    /// The MD5 the copied bytes must have, when the caller knows it.
-    pub expected_md5: Option<[u8; 16]>,
-    /// Their CRC32C (Castagnoli), for stores that report that instead
-    /// (GCS's composite objects carry no MD5).
-    pub expected_crc32c: Option<u32>,
-}
-
-/// A URL another service can read an object from for a limited time (a
-/// presigned S3 URL, a SAS URL), or with the header given.
-#[derive(Clone)]
-pub struct ReadableUrl {
-    pub url: String,
-    /// `Authorization` value to present with it (a bearer token), if the URL
-    /// itself does not carry the grant.
-    pub authorization: Option<String>,
-}
-
-impl Debug for ReadableUrl {
-    // Presigned URLs are credentials: never printed.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("ReadableUrl(..)")
-    }
-}
-
 /// Which store, bucket and prefix: the identity resume state is recorded under.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StoreId {
@@ -282,6 +165,25 @@ pub struct StoreId {
     pub endpoint: String,
     /// Bucket or container.
     pub bucket: String,
+}
+
+/// What a store is and the facts about it, as data: filled by the store
+/// when it connects, read by everything above it.
+#[derive(Clone, Debug)]
+pub struct StoreInfo {
+    /// The URL scheme of its locations (`s3`, `az`, `gs`, `sftp`).
+    pub scheme: &'static str,
+    /// Bucket, container or host: what follows the scheme in its URLs.
+    pub bucket: String,
+    /// The key prefix: empty, or ending in `/`.
+    pub prefix: String,
+    /// The identity resume state is recorded under.
+    pub id: StoreId,
+    pub limits: &'static StoreLimits,
+    /// The policy its requests are retried by (clones share its count).
+    pub retry: RetryPolicy,
+    /// What to tell a user whose request was refused, in the store's terms.
+    pub hints: &'static super::StoreHints,
 }
 
 /// A raw body of one read attempt.
@@ -294,21 +196,9 @@ pub type ByteStream = BoxStream<'static, Result<Bytes, StorageError>>;
 /// attempt ([`ObjectStore::open_read`]) and the helpers in `storage::objects`
 /// resume them from where a cut-off body stopped.
 #[async_trait::async_trait]
-pub trait ObjectStore: Send + Sync + Debug + Any {
-    /// The URL scheme of locations on this store (`s3`, `az`).
-    fn scheme(&self) -> &'static str;
-    /// Bucket or container.
-    fn bucket(&self) -> &str;
-    /// The key prefix: empty, or ending in `/`.
-    fn prefix(&self) -> &str;
-    /// Which store this is, for resume state.
-    fn id(&self) -> StoreId;
-    fn limits(&self) -> &StoreLimits;
-    /// The retry policy of this store's requests (with its count of retries).
-    fn retry(&self) -> &RetryPolicy;
-    /// What to tell a user whose request was refused, in the store's terms.
-    fn hints(&self) -> &'static super::StoreHints;
-    fn as_any(&self) -> &dyn Any;
+pub trait ObjectStore: Send + Sync + Debug {
+    /// What this store is and the facts about it, as data.
+    fn info(&self) -> &StoreInfo;
 
     /// One page of the objects below the prefix, from `token` (`None`: the
     /// first page).
@@ -367,176 +257,67 @@ pub trait ObjectStore: Send + Sync + Debug + Any {
     /// Deletes keys, batched where the store can. Missing keys are no error.
     async fn delete_keys(&self, keys: &[String]) -> Result<(), StorageError>;
 
-    /// A URL other services can read `key` from for `ttl` (presigned), if the
-    /// store can grant one.
-    async fn readable_url(
-        &self,
-        key: &str,
-        ttl: std::time::Duration,
-    ) -> Result<Option<ReadableUrl>, StorageError>;
+    // The optional families, each handed out when the store has it.
 
-    // The staged object family.
-
-    /// Begins an object at `key` that will carry `meta`.
-    async fn begin_staged(
-        &self,
-        key: &str,
-        meta: &ObjectMeta,
-    ) -> Result<StagedUpload, StorageError>;
-
-    /// Stages `len` bytes from `body` as part `number`, which will sit at
-    /// byte `at` of the object (stores that write in place use it; the
-    /// others number their parts).
-    async fn stage_bytes(
-        &self,
-        upload: &StagedUpload,
-        number: u32,
-        at: u64,
-        body: BodySource<'_>,
-        len: u64,
-        md5: Option<[u8; 16]>,
-    ) -> Result<StagedPart, StorageError>;
-
-    /// Stages `len` bytes from `start` of an existing object as part `number`
-    /// (at byte `at` of the new object), server-side (stores with `range_copy`). Callers check the range against
-    /// the source's size first ([`StoreLimits::check_parts`]).
-    ///
-    /// With `expected_md5` (the MD5 of the bytes the part must hold, known from
-    /// a local file), the store makes sure the copied bytes have it — it hands
-    /// it to the service to check, or compares the MD5 the service reports —
-    /// and fails with [`RemoteErrorKind::ChecksumMismatch`](crate::storage::RemoteErrorKind)
-    /// when they differ (a store may keep such a part until it is staged again
-    /// or the upload aborted: callers abort). The part's `md5` is then `Some`
-    /// only if the check was made: `None` says the store could not check it.
-    async fn stage_copy(
-        &self,
-        upload: &StagedUpload,
-        number: u32,
-        at: u64,
-        source: CopySource<'_>,
-        range: CopyRange,
-    ) -> Result<StagedPart, StorageError>;
-
-    /// The parts staged so far, in order (to resume an upload). `NotFound`
-    /// when the upload is gone.
-    async fn list_staged(&self, upload: &StagedUpload) -> Result<Vec<StagedPart>, StorageError>;
-
-    /// Of the parts an earlier run recorded, those the store still holds
-    /// with the bytes recorded, to resume an upload. By default the store's
-    /// own list of staged parts, matched by number, size and tag; a store
-    /// that cannot list them (an SSH server's temp file, written at offsets)
-    /// checks the recorded bytes themselves. `NotFound` when the upload is
-    /// gone.
-    async fn staged_matching(
-        &self,
-        upload: &StagedUpload,
-        recorded: &[RecordedPart],
-    ) -> Result<Vec<StagedPart>, StorageError> {
-        let listed = self.list_staged(upload).await?;
-        Ok(recorded
-            .iter()
-            .filter_map(|done| {
-                listed
-                    .iter()
-                    .find(|p| {
-                        p.number == done.number
-                            && p.size == done.len
-                            && same_version(&p.tag, &done.tag)
-                    })
-                    .cloned()
-            })
-            .collect())
+    /// Objects assembled from staged parts.
+    fn staged(&self) -> Option<&dyn StagedObjects> {
+        None
     }
 
-    /// Makes the object from `parts`, if the key still holds what `expect`
-    /// says; checks what the store reports against the parts' checksums (a
-    /// `Verification` error leaves an object that must not stay). Returns the
-    /// new version.
-    async fn commit_staged(
-        &self,
-        upload: &StagedUpload,
-        parts: &[StagedPart],
-        meta: &ObjectMeta,
-        expect: Expect<'_>,
-    ) -> Result<String, StorageError>;
-
-    /// Abandons the upload and frees what was staged.
-    async fn abort_staged(&self, upload: &StagedUpload) -> Result<(), StorageError>;
-
-    /// Uploads left incomplete below the prefix (stores whose staged parts
-    /// expire by themselves list none).
-    async fn list_pending(&self) -> Result<Vec<PendingUpload>, StorageError>;
-
-    /// Whether large uploads go to this store as one resumable stream
-    /// ([`ObjectStore::begin_stream`]) rather than staged parts in parallel.
-    fn streams_uploads(&self) -> bool {
-        false
+    /// Parts staged server-side from existing objects.
+    fn staged_copies(&self) -> Option<&dyn StagedCopies> {
+        None
     }
 
-    /// Starts a stream that will make the object at `key` with `meta`, if
-    /// the key still holds what `expect` says when it ends. Stores that do
-    /// not stream (`streams_uploads` false) refuse.
-    async fn begin_stream(
-        &self,
-        key: &str,
-        _meta: &ObjectMeta,
-        _expect: Expect<'_>,
-    ) -> Result<StreamUpload, StorageError> {
-        Err(StorageError::Transfer {
-            target: self.url_of(key),
-            message: "this store takes large uploads as staged parts, not as a stream".into(),
-        })
+    /// Large uploads as one resumable stream rather than staged parts.
+    fn streams(&self) -> Option<&dyn UploadStreams> {
+        None
     }
 
-    /// How many bytes of the stream the store holds, where the next piece
-    /// must start; `recorded` is what this machine last heard it hold.
-    /// `NotFound` when the stream is gone (finished, expired, abandoned).
-    async fn stream_persisted(
-        &self,
-        upload: &StreamUpload,
-        _recorded: u64,
-    ) -> Result<u64, StorageError> {
-        Err(StorageError::Transfer {
-            target: self.url_of(&upload.key),
-            message: "this store has no upload streams".into(),
-        })
+    /// Chunks of objects kept past the commit, reused by later uploads.
+    fn chunks(&self) -> Option<&dyn KeptChunks> {
+        None
     }
 
-    /// Sends `len` bytes of the stream from `offset` (one attempt: callers
-    /// ask [`ObjectStore::stream_persisted`] where to go on from after a
-    /// failure). With `end`, these are the last bytes, and the object made is
-    /// checked against it.
-    async fn stream_bytes(
-        &self,
-        upload: &StreamUpload,
-        _offset: u64,
-        _body: BodySource<'_>,
-        _len: u64,
-        _end: Option<&StreamEnd>,
-    ) -> Result<StreamAck, StorageError> {
-        Err(StorageError::Transfer {
-            target: self.url_of(&upload.key),
-            message: "this store has no upload streams".into(),
-        })
+    /// URLs other services can read objects from.
+    fn readable_urls(&self) -> Option<&dyn ReadableUrls> {
+        None
     }
 
-    /// Abandons a stream (what it held is freed).
-    async fn abort_stream(&self, _upload: &StreamUpload) -> Result<(), StorageError> {
-        Ok(())
+    // Facts from [`ObjectStore::info`], by name.
+
+    /// The URL scheme of locations on this store (`s3`, `az`).
+    fn scheme(&self) -> &'static str {
+        self.info().scheme
     }
 
-    /// Whether this store keeps what it stages as chunks of the object (kept
-    /// past the commit, reused by later uploads of the key: [`KeptChunk`]).
-    fn keeps_chunks(&self) -> bool {
-        false
+    /// Bucket, container or host: what follows the scheme in its URLs.
+    fn bucket(&self) -> &str {
+        &self.info().bucket
     }
 
-    /// The chunks kept for `key`, in order (none on stores that keep none).
-    /// [`ObjectStore::stage_copy`] stages one as part `number` when given its
-    /// `start` and `len` as the range, after checking its checksums against
-    /// the expected ones.
-    async fn kept_chunks(&self, _key: &str) -> Result<Vec<KeptChunk>, StorageError> {
-        Ok(Vec::new())
+    /// The key prefix: empty, or ending in `/`.
+    fn prefix(&self) -> &str {
+        &self.info().prefix
+    }
+
+    /// Which store this is, for resume state.
+    fn id(&self) -> StoreId {
+        self.info().id.clone()
+    }
+
+    fn limits(&self) -> &StoreLimits {
+        self.info().limits
+    }
+
+    /// The retry policy of this store's requests (with its count of retries).
+    fn retry(&self) -> &RetryPolicy {
+        &self.info().retry
+    }
+
+    /// What to tell a user whose request was refused, in the store's terms.
+    fn hints(&self) -> &'static super::StoreHints {
+        self.info().hints
     }
 
     /// Whether the root (bucket prefix, server directory) exists. Object
@@ -561,15 +342,6 @@ pub trait ObjectStore: Send + Sync + Debug + Any {
             .head(key)
             .await?
             .map(|head| with_recorded_blake3(head.sums, Some(&head.meta))))
-    }
-
-    /// The same for a staged object before it is committed, where the store
-    /// can compute them (an SSH server's hash command); `None` otherwise.
-    async fn staged_sums(
-        &self,
-        _upload: &StagedUpload,
-    ) -> Result<Option<ContentSums>, StorageError> {
-        Ok(None)
     }
 
     /// How an object rebuilt by delta is checked on this store, in each
@@ -613,6 +385,33 @@ pub trait ObjectStore: Send + Sync + Debug + Any {
         // For messages: a key's control characters are shown escaped.
         let key = key.as_bytes().escape_ascii_non_utf8();
         format!("{}://{}/{key}", self.scheme(), self.bucket())
+    }
+}
+
+impl dyn ObjectStore + '_ {
+    /// The staged family, for callers that cannot go on without it.
+    pub fn need_staged(&self) -> Result<&dyn StagedObjects, StorageError> {
+        self.staged()
+            .ok_or_else(|| self.lacks("assemble an object from staged parts"))
+    }
+
+    /// Server-side staged copies, for callers that cannot go on without them.
+    pub fn need_staged_copies(&self) -> Result<&dyn StagedCopies, StorageError> {
+        self.staged_copies()
+            .ok_or_else(|| self.lacks("copy parts of objects server-side"))
+    }
+
+    /// Upload streams, for callers that cannot go on without them.
+    pub fn need_streams(&self) -> Result<&dyn UploadStreams, StorageError> {
+        self.streams()
+            .ok_or_else(|| self.lacks("take an upload as one resumable stream"))
+    }
+
+    fn lacks(&self, what: &str) -> StorageError {
+        StorageError::Transfer {
+            target: self.url_of(self.prefix()),
+            message: format!("this store cannot {what}"),
+        }
     }
 }
 

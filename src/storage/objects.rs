@@ -396,7 +396,8 @@ pub async fn assemble(
 ) -> Result<String, StorageError> {
     use super::object::{CopyRange, CopySource};
     let limits = *store.limits();
-    let upload = store.begin_staged(to, meta).await?;
+    let (assembly, copier) = (store.need_staged()?, store.need_staged_copies()?);
+    let upload = assembly.begin_staged(to, meta).await?;
     let staged = async {
         let mut parts = Vec::new();
         let mut at = 0u64;
@@ -422,7 +423,7 @@ pub async fn assemble(
                 };
                 let number = parts.len() as u32 + 1;
                 parts.push(
-                    store
+                    copier
                         .stage_copy(&upload, number, at + start, source, range)
                         .await?,
                 );
@@ -430,11 +431,11 @@ pub async fn assemble(
             }
             at += size;
         }
-        store.commit_staged(&upload, &parts, meta, expect).await
+        assembly.commit_staged(&upload, &parts, meta, expect).await
     }
     .await;
     if staged.is_err() {
-        let _ = store.abort_staged(&upload).await;
+        let _ = assembly.abort_staged(&upload).await;
     }
     staged
 }
@@ -453,6 +454,12 @@ pub async fn copy_within(
         version,
     };
     let limits = *store.limits();
+    let (Some(assembly), Some(copier)) = (store.staged(), store.staged_copies()) else {
+        store
+            .copy_object(source, to, None, super::Expect::Any)
+            .await?;
+        return Ok(());
+    };
     if size <= limits.max_single_copy || !limits.range_copy() {
         store
             .copy_object(source, to, None, super::Expect::Any)
@@ -467,7 +474,7 @@ pub async fn copy_within(
     let part = COPY_PART
         .min(limits.max_part)
         .max(size.div_ceil(limits.max_parts as u64));
-    let upload = store.begin_staged(to, &meta).await?;
+    let upload = assembly.begin_staged(to, &meta).await?;
     let staged = async {
         let mut parts = Vec::new();
         for (i, start) in (0..size).step_by(part as usize).enumerate() {
@@ -478,18 +485,18 @@ pub async fn copy_within(
                 expected_crc32c: None,
             };
             parts.push(
-                store
+                copier
                     .stage_copy(&upload, i as u32 + 1, start, source, range)
                     .await?,
             );
         }
-        store
+        assembly
             .commit_staged(&upload, &parts, &meta, super::Expect::Any)
             .await
     }
     .await;
     if staged.is_err() {
-        let _ = store.abort_staged(&upload).await;
+        let _ = assembly.abort_staged(&upload).await;
     }
     staged.map(|_| ())
 }

@@ -238,13 +238,16 @@ async fn estimate_chunked_uploads(
     dst: &dyn ObjectStore,
     in_chunks: &dyn Fn(&PlanItem) -> bool,
 ) {
+    let Some(chunks) = dst.chunks() else {
+        return;
+    };
     let block = plan.options.block_size as u32;
     for i in 0..plan.items.len() {
         let item = &plan.items[i];
         if item.action != SyncAction::Delta || !in_chunks(item) {
             continue;
         }
-        let kept = match dst.kept_chunks(&dst.key_of(&item.path)).await {
+        let kept = match chunks.kept_chunks(&dst.key_of(&item.path)).await {
             Ok(kept) => kept,
             Err(e) => {
                 tracing::warn!("{}: cannot list the chunks it is kept as: {e}", item.path);

@@ -125,7 +125,10 @@ pub async fn store_carried(
     let Some(version) = version else {
         return send_whole(store, &key, &bytes).await;
     };
-    let upload = store.begin_staged(&key, &ObjectMeta::default()).await?;
+    let upload = store
+        .need_staged()?
+        .begin_staged(&key, &ObjectMeta::default())
+        .await?;
     let staged = async {
         let mut parts: Vec<StagedPart> = Vec::with_capacity(plan.len());
         for (i, piece) in plan.iter().enumerate() {
@@ -134,6 +137,7 @@ pub async fn store_carried(
                 Piece::Send { at, len } => {
                     let body = bytes.slice(at as usize..(at + len) as usize);
                     store
+                        .need_staged()?
                         .stage_bytes(&upload, number, at, BodySource::Memory(&body), len, None)
                         .await?
                 }
@@ -149,12 +153,16 @@ pub async fn store_carried(
                         expected_md5: None,
                         expected_crc32c: None,
                     };
-                    store.stage_copy(&upload, number, at, source, range).await?
+                    store
+                        .need_staged_copies()?
+                        .stage_copy(&upload, number, at, source, range)
+                        .await?
                 }
             };
             parts.push(part);
         }
         store
+            .need_staged()?
             .commit_staged(&upload, &parts, &ObjectMeta::default(), Expect::Any)
             .await
     }
@@ -168,7 +176,9 @@ pub async fn store_carried(
             })
             .sum()),
         Err(e) => {
-            let _ = store.abort_staged(&upload).await;
+            if let Some(staged) = store.staged() {
+                let _ = staged.abort_staged(&upload).await;
+            }
             tracing::info!(
                 "{key}: copying the old sidecar's records failed ({e}); sending it whole"
             );

@@ -17,7 +17,6 @@ mod naming;
 mod request;
 mod xml;
 
-use std::any::Any;
 use std::sync::Arc;
 
 use base64::Engine;
@@ -35,8 +34,8 @@ use super::body::BodySource;
 use super::meta::ObjectMeta;
 use super::object::{
     ByteStream, ChecksumKind, CopyRange, CopySource, Expect, ListPage, ListedObject, ObjectHead,
-    ObjectStore, PendingUpload, ReadableUrl, RebuildCheck, StagedPart, StagedUpload, Stitching,
-    StoreId, StoreLimits,
+    ObjectStore, PendingUpload, ReadableUrl, ReadableUrls, RebuildCheck, StagedCopies,
+    StagedObjects, StagedPart, StagedUpload, Stitching, StoreId, StoreInfo, StoreLimits,
 };
 use super::{RemoteErrorKind, StorageError, StoreHints};
 use crate::retry::RetryPolicy;
@@ -106,6 +105,7 @@ pub struct AzureStorage {
     /// Empty, or ending in `/`.
     prefix: String,
     retry: RetryPolicy,
+    info: StoreInfo,
     list_page_size: u32,
     access_tier: Option<String>,
 }
@@ -183,17 +183,28 @@ impl AzureStorage {
                 )
             }
         };
-        let prefix = prefix.trim_matches('/');
+        let prefix = match prefix.trim_matches('/') {
+            "" => String::new(),
+            prefix => format!("{prefix}/"),
+        };
         Ok(AzureStorage {
             client,
             signer: Arc::new(signer),
+            info: StoreInfo {
+                scheme: "az",
+                bucket: container.to_string(),
+                prefix: prefix.clone(),
+                id: StoreId {
+                    endpoint: resolved.endpoint.clone(),
+                    bucket: container.to_string(),
+                },
+                limits: &LIMITS,
+                retry: retry.clone(),
+                hints: &HINTS,
+            },
             resolved,
             container: container.to_string(),
-            prefix: if prefix.is_empty() {
-                String::new()
-            } else {
-                format!("{prefix}/")
-            },
+            prefix,
             retry: retry.clone(),
             list_page_size: settings
                 .list_page_size
@@ -440,43 +451,24 @@ impl AzureStorage {
 
 #[async_trait::async_trait]
 impl ObjectStore for AzureStorage {
-    fn scheme(&self) -> &'static str {
-        "az"
+    fn info(&self) -> &StoreInfo {
+        &self.info
     }
 
-    fn bucket(&self) -> &str {
-        &self.container
+    fn staged(&self) -> Option<&dyn StagedObjects> {
+        Some(self)
     }
 
-    fn prefix(&self) -> &str {
-        &self.prefix
+    fn staged_copies(&self) -> Option<&dyn StagedCopies> {
+        Some(self)
     }
 
-    fn id(&self) -> StoreId {
-        StoreId {
-            endpoint: self.resolved.endpoint.clone(),
-            bucket: self.container.clone(),
-        }
-    }
-
-    fn limits(&self) -> &StoreLimits {
-        &LIMITS
-    }
-
-    fn retry(&self) -> &RetryPolicy {
-        &self.retry
+    fn readable_urls(&self) -> Option<&dyn ReadableUrls> {
+        Some(self)
     }
 
     fn refuses_key(&self, key: &str) -> Option<&'static str> {
         naming::refusal(key)
-    }
-
-    fn hints(&self) -> &'static StoreHints {
-        &HINTS
-    }
-
-    fn as_any(&self) -> &dyn Any {
-        self
     }
 
     async fn list_page(&self, token: Option<String>) -> Result<ListPage, StorageError> {
@@ -612,7 +604,7 @@ impl ObjectStore for AzureStorage {
         // Put Block From URL reads any URL the service can reach: this
         // account's blobs, another account's, another store's presigned
         // (S3) or signed (GCS) URLs.
-        source.as_any().is::<AzureStorage>() || matches!(source.scheme(), "s3" | "gs")
+        source.readable_urls().is_some()
     }
 
     async fn copy_object(
@@ -706,29 +698,10 @@ impl ObjectStore for AzureStorage {
             .try_collect::<()>()
             .await
     }
+}
 
-    async fn readable_url(
-        &self,
-        key: &str,
-        ttl: std::time::Duration,
-    ) -> Result<Option<ReadableUrl>, StorageError> {
-        let url = self.blob_url(key);
-        Ok(Some(match &self.resolved.auth {
-            Auth::SharedKey { .. } => ReadableUrl {
-                url: format!("{url}?{}", self.service_sas(key, ttl)?),
-                authorization: None,
-            },
-            Auth::Sas { token } => ReadableUrl {
-                url: format!("{url}?{token}"),
-                authorization: None,
-            },
-            Auth::EntraId => ReadableUrl {
-                authorization: self.bearer(&url, &self.url_of_key(key)).await?,
-                url,
-            },
-        }))
-    }
-
+#[async_trait::async_trait]
+impl StagedObjects for AzureStorage {
     async fn begin_staged(
         &self,
         key: &str,
@@ -741,7 +714,6 @@ impl ObjectStore for AzureStorage {
             id: blocks::new_stem(),
         })
     }
-
     async fn stage_bytes(
         &self,
         upload: &StagedUpload,
@@ -768,59 +740,6 @@ impl ObjectStore for AzureStorage {
         )
         .await
     }
-
-    async fn stage_copy(
-        &self,
-        upload: &StagedUpload,
-        number: u32,
-        _at: u64,
-        source: CopySource<'_>,
-        range: CopyRange,
-    ) -> Result<StagedPart, StorageError> {
-        let CopyRange { start, len, .. } = range;
-        let grant = source
-            .store
-            .readable_url(source.key, COPY_SOURCE_TTL)
-            .await?
-            // Credentials that cannot sign a URL (a GCS user login) leave
-            // the copy to go through this machine.
-            .ok_or_else(|| StorageError::Remote {
-                op: "cannot copy from",
-                target: source.store.url_of(source.key),
-                kind: RemoteErrorKind::SourceUnreachable,
-                message: "its credentials cannot grant a URL to read it".into(),
-                hints: source.store.hints(),
-            })?;
-        let mut headers: Vec<(Header, String)> = vec![
-            ("x-ms-copy-source".into(), grant.url),
-            (
-                "x-ms-source-range".into(),
-                format!("bytes={start}-{}", start + len.max(1) - 1),
-            ),
-        ];
-        if let Some(version) = source.version {
-            headers.push(("x-ms-source-if-match".into(), version.to_string()));
-        }
-        if let Some(authorization) = grant.authorization {
-            headers.push(("x-ms-copy-source-authorization".into(), authorization));
-        }
-        // The service hashes the range it read and refuses the block
-        // (Md5Mismatch) unless it has this MD5: checked before it is staged.
-        if let Some(md5) = range.expected_md5 {
-            headers.push((
-                "x-ms-source-content-md5".into(),
-                base64::engine::general_purpose::STANDARD.encode(md5),
-            ));
-        }
-        let mut part = self
-            .put_block(upload, number, headers, Payload::Empty, len)
-            .await?;
-        if range.expected_md5.is_some() {
-            part.md5 = range.expected_md5;
-        }
-        Ok(part)
-    }
-
     async fn list_staged(&self, upload: &StagedUpload) -> Result<Vec<StagedPart>, StorageError> {
         let mut parts: Vec<StagedPart> = self
             .uncommitted_blocks(&upload.key)
@@ -839,7 +758,6 @@ impl ObjectStore for AzureStorage {
         parts.sort_by_key(|p| p.number);
         Ok(parts)
     }
-
     async fn commit_staged(
         &self,
         upload: &StagedUpload,
@@ -867,7 +785,6 @@ impl ObjectStore for AzureStorage {
             .await?;
         etag_of(&response, &target)
     }
-
     async fn abort_staged(&self, upload: &StagedUpload) -> Result<(), StorageError> {
         // Uncommitted blocks cannot be dropped one by one: a blob that was
         // never committed goes with them; an existing blob keeps them until the
@@ -877,7 +794,6 @@ impl ObjectStore for AzureStorage {
         }
         Ok(())
     }
-
     async fn list_pending(&self) -> Result<Vec<PendingUpload>, StorageError> {
         // Blobs with uncommitted blocks are not marked in a listing: each blob
         // is asked for its uncommitted blocks, a few at a time.
@@ -922,5 +838,85 @@ impl ObjectStore for AzureStorage {
             .try_collect()
             .await?;
         Ok(found.into_iter().flatten().collect())
+    }
+}
+
+#[async_trait::async_trait]
+impl StagedCopies for AzureStorage {
+    async fn stage_copy(
+        &self,
+        upload: &StagedUpload,
+        number: u32,
+        _at: u64,
+        source: CopySource<'_>,
+        range: CopyRange,
+    ) -> Result<StagedPart, StorageError> {
+        let CopyRange { start, len, .. } = range;
+        let grant = match source.store.readable_urls() {
+            Some(urls) => urls.readable_url(source.key, COPY_SOURCE_TTL).await?,
+            None => None,
+        }
+        // Credentials that cannot sign a URL (a GCS user login) leave
+        // the copy to go through this machine.
+        .ok_or_else(|| StorageError::Remote {
+            op: "cannot copy from",
+            target: source.store.url_of(source.key),
+            kind: RemoteErrorKind::SourceUnreachable,
+            message: "its credentials cannot grant a URL to read it".into(),
+            hints: source.store.hints(),
+        })?;
+        let mut headers: Vec<(Header, String)> = vec![
+            ("x-ms-copy-source".into(), grant.url),
+            (
+                "x-ms-source-range".into(),
+                format!("bytes={start}-{}", start + len.max(1) - 1),
+            ),
+        ];
+        if let Some(version) = source.version {
+            headers.push(("x-ms-source-if-match".into(), version.to_string()));
+        }
+        if let Some(authorization) = grant.authorization {
+            headers.push(("x-ms-copy-source-authorization".into(), authorization));
+        }
+        // The service hashes the range it read and refuses the block
+        // (Md5Mismatch) unless it has this MD5: checked before it is staged.
+        if let Some(md5) = range.expected_md5 {
+            headers.push((
+                "x-ms-source-content-md5".into(),
+                base64::engine::general_purpose::STANDARD.encode(md5),
+            ));
+        }
+        let mut part = self
+            .put_block(upload, number, headers, Payload::Empty, len)
+            .await?;
+        if range.expected_md5.is_some() {
+            part.md5 = range.expected_md5;
+        }
+        Ok(part)
+    }
+}
+
+#[async_trait::async_trait]
+impl ReadableUrls for AzureStorage {
+    async fn readable_url(
+        &self,
+        key: &str,
+        ttl: std::time::Duration,
+    ) -> Result<Option<ReadableUrl>, StorageError> {
+        let url = self.blob_url(key);
+        Ok(Some(match &self.resolved.auth {
+            Auth::SharedKey { .. } => ReadableUrl {
+                url: format!("{url}?{}", self.service_sas(key, ttl)?),
+                authorization: None,
+            },
+            Auth::Sas { token } => ReadableUrl {
+                url: format!("{url}?{token}"),
+                authorization: None,
+            },
+            Auth::EntraId => ReadableUrl {
+                authorization: self.bearer(&url, &self.url_of_key(key)).await?,
+                url,
+            },
+        }))
     }
 }

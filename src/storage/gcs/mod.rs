@@ -20,7 +20,6 @@ mod request;
 mod staging;
 mod stream;
 
-use std::any::Any;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -33,9 +32,10 @@ use self::request::{Call, Payload};
 use super::body::BodySource;
 use super::meta::ObjectMeta;
 use super::object::{
-    ByteStream, ChecksumKind, CopyRange, CopySource, Expect, KeptChunk, ListPage, ListedObject,
-    ObjectHead, ObjectStore, PendingUpload, ReadableUrl, RebuildCheck, StagedPart, StagedUpload,
-    Stitching, StoreId, StoreLimits, StreamAck, StreamEnd, StreamUpload,
+    ByteStream, ChecksumKind, CopyRange, CopySource, Expect, KeptChunk, KeptChunks, ListPage,
+    ListedObject, ObjectHead, ObjectStore, PendingUpload, ReadableUrl, ReadableUrls, RebuildCheck,
+    StagedCopies, StagedObjects, StagedPart, StagedUpload, Stitching, StoreId, StoreInfo,
+    StoreLimits, StreamAck, StreamEnd, StreamUpload, UploadStreams,
 };
 use super::{RemoteErrorKind, StorageError, StoreHints};
 use crate::retry::RetryPolicy;
@@ -129,6 +129,7 @@ pub struct GcsStorage {
     /// Empty, or ending in `/`.
     prefix: String,
     retry: RetryPolicy,
+    info: StoreInfo,
     list_page_size: u32,
     /// Objects are kept as chunks too (`chunks`).
     chunked: bool,
@@ -202,17 +203,32 @@ impl GcsStorage {
                     .with_scope("https://www.googleapis.com/auth/devstorage.read_write"),
             ))
         });
-        let prefix = prefix.trim_matches('/');
+        let prefix = match prefix.trim_matches('/') {
+            "" => String::new(),
+            prefix => format!("{prefix}/"),
+        };
         Ok(GcsStorage {
             client,
             signer,
+            info: StoreInfo {
+                scheme: "gs",
+                bucket: bucket.to_string(),
+                prefix: prefix.clone(),
+                id: StoreId {
+                    endpoint: resolved.endpoint.clone(),
+                    bucket: bucket.to_string(),
+                },
+                limits: if settings.chunked_objects {
+                    &CHUNKED_LIMITS
+                } else {
+                    &LIMITS
+                },
+                retry: retry.clone(),
+                hints: &HINTS,
+            },
             resolved,
             bucket: bucket.to_string(),
-            prefix: if prefix.is_empty() {
-                String::new()
-            } else {
-                format!("{prefix}/")
-            },
+            prefix,
             retry: retry.clone(),
             list_page_size: settings
                 .list_page_size
@@ -242,11 +258,24 @@ impl GcsStorage {
     }
 
     fn bucket_url(&self) -> String {
+        self.bucket_url_of(&self.bucket)
+    }
+
+    /// The URL of a bucket of this service.
+    fn bucket_url_of(&self, bucket: &str) -> String {
         format!(
             "{}/storage/v1/b/{}",
             self.resolved.endpoint,
-            escaped(&self.bucket)
+            escaped(bucket)
         )
+    }
+
+    /// The bucket of `source` when it is on this GCS service, which rewrite
+    /// and compose read from.
+    fn same_service<'a>(&self, source: &'a dyn ObjectStore) -> Option<&'a str> {
+        let info = source.info();
+        (info.scheme == self.info.scheme && info.id.endpoint == self.info.id.endpoint)
+            .then_some(info.bucket.as_str())
     }
 
     /// The object resource's URL (its name is one escaped segment).
@@ -449,47 +478,32 @@ impl GcsStorage {
 
 #[async_trait::async_trait]
 impl ObjectStore for GcsStorage {
-    fn scheme(&self) -> &'static str {
-        "gs"
+    fn info(&self) -> &StoreInfo {
+        &self.info
     }
 
-    fn bucket(&self) -> &str {
-        &self.bucket
+    fn staged(&self) -> Option<&dyn StagedObjects> {
+        Some(self)
     }
 
-    fn prefix(&self) -> &str {
-        &self.prefix
+    fn staged_copies(&self) -> Option<&dyn StagedCopies> {
+        Some(self)
     }
 
-    fn id(&self) -> StoreId {
-        StoreId {
-            endpoint: self.resolved.endpoint.clone(),
-            bucket: self.bucket.clone(),
-        }
+    fn streams(&self) -> Option<&dyn UploadStreams> {
+        self.streams.then_some(self as &dyn UploadStreams)
     }
 
-    fn limits(&self) -> &StoreLimits {
-        if self.chunked {
-            &CHUNKED_LIMITS
-        } else {
-            &LIMITS
-        }
+    fn chunks(&self) -> Option<&dyn KeptChunks> {
+        self.chunked.then_some(self as &dyn KeptChunks)
     }
 
-    fn retry(&self) -> &RetryPolicy {
-        &self.retry
+    fn readable_urls(&self) -> Option<&dyn ReadableUrls> {
+        Some(self)
     }
 
     fn refuses_key(&self, key: &str) -> Option<&'static str> {
         naming::refusal(key)
-    }
-
-    fn hints(&self) -> &'static StoreHints {
-        &HINTS
-    }
-
-    fn as_any(&self) -> &dyn Any {
-        self
     }
 
     async fn list_page(&self, token: Option<String>) -> Result<ListPage, StorageError> {
@@ -596,10 +610,7 @@ impl ObjectStore for GcsStorage {
 
     fn copies_from(&self, source: &dyn ObjectStore) -> bool {
         // Rewrite copies between buckets of the same service.
-        source
-            .as_any()
-            .downcast_ref::<GcsStorage>()
-            .is_some_and(|s| s.resolved.endpoint == self.resolved.endpoint)
+        self.same_service(source).is_some()
     }
 
     async fn copy_object(
@@ -610,7 +621,7 @@ impl ObjectStore for GcsStorage {
         expect: Expect<'_>,
     ) -> Result<String, StorageError> {
         let target = self.url_of_key(key);
-        let Some(from) = source.store.as_any().downcast_ref::<GcsStorage>() else {
+        let Some(from_bucket) = self.same_service(source.store) else {
             return Err(StorageError::Transfer {
                 target,
                 message: "GCS copies server-side only from GCS".into(),
@@ -649,8 +660,9 @@ impl ObjectStore for GcsStorage {
             }
         };
         let mut base = format!(
-            "{}/rewriteTo/b/{}/o/{}?projection=noAcl",
-            from.object_url(source.key),
+            "{}/o/{}/rewriteTo/b/{}/o/{}?projection=noAcl",
+            self.bucket_url_of(from_bucket),
+            escaped(source.key),
             escaped(&self.bucket),
             escaped(key)
         );
@@ -735,43 +747,10 @@ impl ObjectStore for GcsStorage {
         self.delete_names(keys).await?;
         self.drop_chunks_of(keys).await
     }
+}
 
-    async fn readable_url(
-        &self,
-        key: &str,
-        ttl: std::time::Duration,
-    ) -> Result<Option<ReadableUrl>, StorageError> {
-        let Some(signer) = &self.signer else {
-            // An emulator serves anyone.
-            return Ok(Some(ReadableUrl {
-                url: format!("{}?alt=media", self.object_url(key)),
-                authorization: None,
-            }));
-        };
-        // A V4 signed URL needs a service account's key (or a signer email):
-        // credentials that cannot sign grant no URL, and copies go through
-        // this machine instead.
-        let url = format!(
-            "{}/{}/{}",
-            self.resolved.endpoint,
-            escaped(&self.bucket),
-            percent_encoding::utf8_percent_encode(key, ESCAPES)
-                .to_string()
-                .replace("%2F", "/")
-        );
-        let Ok(request) = http::Request::get(&url).body(()) else {
-            return Ok(None);
-        };
-        let (mut parts, ()) = request.into_parts();
-        if signer.sign(&mut parts, Some(ttl)).await.is_err() {
-            return Ok(None);
-        }
-        Ok(Some(ReadableUrl {
-            url: parts.uri.to_string(),
-            authorization: None,
-        }))
-    }
-
+#[async_trait::async_trait]
+impl StagedObjects for GcsStorage {
     async fn begin_staged(
         &self,
         key: &str,
@@ -784,7 +763,6 @@ impl ObjectStore for GcsStorage {
             id: staging::new_stem(),
         })
     }
-
     async fn stage_bytes(
         &self,
         upload: &StagedUpload,
@@ -823,90 +801,6 @@ impl ObjectStore for GcsStorage {
             md5: stored_md5,
         })
     }
-
-    async fn stage_copy(
-        &self,
-        upload: &StagedUpload,
-        number: u32,
-        _at: u64,
-        source: CopySource<'_>,
-        range: CopyRange,
-    ) -> Result<StagedPart, StorageError> {
-        // Compose takes whole objects of this bucket: an existing object
-        // becomes a part as it is (an append's old content), by reference.
-        let target = self.url_of_key(&upload.key);
-        let same_bucket = source
-            .store
-            .as_any()
-            .downcast_ref::<GcsStorage>()
-            .is_some_and(|s| s.bucket == self.bucket && s.resolved == self.resolved);
-        if !same_bucket {
-            return Err(StorageError::Transfer {
-                target,
-                message: "GCS composes objects of the same bucket only".into(),
-            });
-        }
-        if self.chunked && source.key == upload.key {
-            // A chunk the object is kept as; without one, the first range
-            // may still be the old object whole (an append to an object
-            // uploaded before chunks were kept).
-            match self.stage_kept_chunk(upload, number, &range).await? {
-                Some(part) => return Ok(part),
-                None if range.start == 0 => {}
-                None => {
-                    return Err(StorageError::Remote {
-                        op: "cannot compose from",
-                        target: self.url_of_key(&chunks::name(&upload.key, number)),
-                        kind: RemoteErrorKind::ChecksumMismatch,
-                        message: "no kept chunk holds this range any more".into(),
-                        hints: &HINTS,
-                    });
-                }
-            }
-        }
-        let object = self
-            .head_object(source.key)
-            .await?
-            .ok_or_else(|| StorageError::Remote {
-                op: "cannot compose from",
-                target: self.url_of_key(source.key),
-                kind: RemoteErrorKind::NotFound,
-                message: "the source object is gone".into(),
-                hints: &HINTS,
-            })?;
-        let generation = object.generation.clone().unwrap_or_default();
-        if let Some(version) = source.version
-            && version.trim_matches('"') != generation
-        {
-            return Err(StorageError::Remote {
-                op: "cannot compose from",
-                target: self.url_of_key(source.key),
-                kind: RemoteErrorKind::PreconditionFailed,
-                message: "the source object changed".into(),
-                hints: &HINTS,
-            });
-        }
-        if range.start != 0 || range.len != object.size() {
-            return Err(StorageError::Transfer {
-                target,
-                message: format!(
-                    "GCS cannot reuse bytes {}..{} of a {}-byte object: compose takes whole objects",
-                    range.start,
-                    range.start + range.len,
-                    object.size()
-                ),
-            });
-        }
-        let checked = self.compare_reused(&range, &object, source.key)?;
-        let md5 = range.expected_md5.filter(|_| checked);
-        Ok(StagedPart {
-            number,
-            tag: staging::tag(source.key, &generation),
-            size: range.len,
-            md5,
-        })
-    }
-
     async fn list_staged(&self, upload: &StagedUpload) -> Result<Vec<StagedPart>, StorageError> {
         if self.chunked {
             // What is staged for the key is its chunks.
@@ -957,7 +851,6 @@ impl ObjectStore for GcsStorage {
         parts.sort_by_key(|p| p.number);
         Ok(parts)
     }
-
     async fn commit_staged(
         &self,
         upload: &StagedUpload,
@@ -1053,7 +946,6 @@ impl ObjectStore for GcsStorage {
         self.drop_chunks_after_write(&upload.key).await;
         Ok(generation)
     }
-
     async fn abort_staged(&self, upload: &StagedUpload) -> Result<(), StorageError> {
         if upload.id != chunks::ORPHANED {
             self.remove_upload_folder(&upload.id).await?;
@@ -1073,72 +965,6 @@ impl ObjectStore for GcsStorage {
         }
         Ok(())
     }
-
-    fn keeps_chunks(&self) -> bool {
-        self.chunked
-    }
-
-    fn streams_uploads(&self) -> bool {
-        self.streams
-    }
-
-    async fn begin_stream(
-        &self,
-        key: &str,
-        meta: &ObjectMeta,
-        expect: Expect<'_>,
-    ) -> Result<StreamUpload, StorageError> {
-        self.start_session(key, meta, expect).await
-    }
-
-    async fn stream_persisted(
-        &self,
-        upload: &StreamUpload,
-        recorded: u64,
-    ) -> Result<u64, StorageError> {
-        self.session_persisted(upload, recorded).await
-    }
-
-    async fn stream_bytes(
-        &self,
-        upload: &StreamUpload,
-        offset: u64,
-        body: BodySource<'_>,
-        len: u64,
-        end: Option<&StreamEnd>,
-    ) -> Result<StreamAck, StorageError> {
-        let ack = self.send_piece(upload, offset, body, len, end).await?;
-        if matches!(ack, StreamAck::Done(_)) {
-            self.drop_chunks_after_write(&upload.key).await;
-        }
-        Ok(ack)
-    }
-
-    async fn abort_stream(&self, upload: &StreamUpload) -> Result<(), StorageError> {
-        self.cancel_session(upload).await
-    }
-
-    async fn kept_chunks(&self, key: &str) -> Result<Vec<KeptChunk>, StorageError> {
-        // Chunks are placed by the sizes of those before them: a gap (a
-        // chunk removed meanwhile) leaves the rest unplaced.
-        let mut kept = Vec::new();
-        let mut start = 0;
-        for (number, object) in self.chunk_objects(key).await? {
-            if number as usize != kept.len() + 1 {
-                break;
-            }
-            kept.push(KeptChunk {
-                number,
-                start,
-                len: object.size(),
-                md5: object.md5(),
-                crc32c: object.crc32c(),
-            });
-            start += object.size();
-        }
-        Ok(kept)
-    }
-
     async fn list_pending(&self) -> Result<Vec<PendingUpload>, StorageError> {
         let mut pending: Vec<PendingUpload> = Vec::new();
         for object in self.list_all(staging::STAGING).await? {
@@ -1184,6 +1010,187 @@ impl ObjectStore for GcsStorage {
             }
         }
         Ok(pending)
+    }
+}
+
+#[async_trait::async_trait]
+impl StagedCopies for GcsStorage {
+    async fn stage_copy(
+        &self,
+        upload: &StagedUpload,
+        number: u32,
+        _at: u64,
+        source: CopySource<'_>,
+        range: CopyRange,
+    ) -> Result<StagedPart, StorageError> {
+        // Compose takes whole objects of this bucket: an existing object
+        // becomes a part as it is (an append's old content), by reference.
+        let target = self.url_of_key(&upload.key);
+        let same_bucket = self.same_service(source.store) == Some(self.bucket.as_str());
+        if !same_bucket {
+            return Err(StorageError::Transfer {
+                target,
+                message: "GCS composes objects of the same bucket only".into(),
+            });
+        }
+        if self.chunked && source.key == upload.key {
+            // A chunk the object is kept as; without one, the first range
+            // may still be the old object whole (an append to an object
+            // uploaded before chunks were kept).
+            match self.stage_kept_chunk(upload, number, &range).await? {
+                Some(part) => return Ok(part),
+                None if range.start == 0 => {}
+                None => {
+                    return Err(StorageError::Remote {
+                        op: "cannot compose from",
+                        target: self.url_of_key(&chunks::name(&upload.key, number)),
+                        kind: RemoteErrorKind::ChecksumMismatch,
+                        message: "no kept chunk holds this range any more".into(),
+                        hints: &HINTS,
+                    });
+                }
+            }
+        }
+        let object = self
+            .head_object(source.key)
+            .await?
+            .ok_or_else(|| StorageError::Remote {
+                op: "cannot compose from",
+                target: self.url_of_key(source.key),
+                kind: RemoteErrorKind::NotFound,
+                message: "the source object is gone".into(),
+                hints: &HINTS,
+            })?;
+        let generation = object.generation.clone().unwrap_or_default();
+        if let Some(version) = source.version
+            && version.trim_matches('"') != generation
+        {
+            return Err(StorageError::Remote {
+                op: "cannot compose from",
+                target: self.url_of_key(source.key),
+                kind: RemoteErrorKind::PreconditionFailed,
+                message: "the source object changed".into(),
+                hints: &HINTS,
+            });
+        }
+        if range.start != 0 || range.len != object.size() {
+            return Err(StorageError::Transfer {
+                target,
+                message: format!(
+                    "GCS cannot reuse bytes {}..{} of a {}-byte object: compose takes whole objects",
+                    range.start,
+                    range.start + range.len,
+                    object.size()
+                ),
+            });
+        }
+        let checked = self.compare_reused(&range, &object, source.key)?;
+        let md5 = range.expected_md5.filter(|_| checked);
+        Ok(StagedPart {
+            number,
+            tag: staging::tag(source.key, &generation),
+            size: range.len,
+            md5,
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl UploadStreams for GcsStorage {
+    async fn begin_stream(
+        &self,
+        key: &str,
+        meta: &ObjectMeta,
+        expect: Expect<'_>,
+    ) -> Result<StreamUpload, StorageError> {
+        self.start_session(key, meta, expect).await
+    }
+    async fn stream_persisted(
+        &self,
+        upload: &StreamUpload,
+        recorded: u64,
+    ) -> Result<u64, StorageError> {
+        self.session_persisted(upload, recorded).await
+    }
+    async fn stream_bytes(
+        &self,
+        upload: &StreamUpload,
+        offset: u64,
+        body: BodySource<'_>,
+        len: u64,
+        end: Option<&StreamEnd>,
+    ) -> Result<StreamAck, StorageError> {
+        let ack = self.send_piece(upload, offset, body, len, end).await?;
+        if matches!(ack, StreamAck::Done(_)) {
+            self.drop_chunks_after_write(&upload.key).await;
+        }
+        Ok(ack)
+    }
+    async fn abort_stream(&self, upload: &StreamUpload) -> Result<(), StorageError> {
+        self.cancel_session(upload).await
+    }
+}
+
+#[async_trait::async_trait]
+impl KeptChunks for GcsStorage {
+    async fn kept_chunks(&self, key: &str) -> Result<Vec<KeptChunk>, StorageError> {
+        // Chunks are placed by the sizes of those before them: a gap (a
+        // chunk removed meanwhile) leaves the rest unplaced.
+        let mut kept = Vec::new();
+        let mut start = 0;
+        for (number, object) in self.chunk_objects(key).await? {
+            if number as usize != kept.len() + 1 {
+                break;
+            }
+            kept.push(KeptChunk {
+                number,
+                start,
+                len: object.size(),
+                md5: object.md5(),
+                crc32c: object.crc32c(),
+            });
+            start += object.size();
+        }
+        Ok(kept)
+    }
+}
+
+#[async_trait::async_trait]
+impl ReadableUrls for GcsStorage {
+    async fn readable_url(
+        &self,
+        key: &str,
+        ttl: std::time::Duration,
+    ) -> Result<Option<ReadableUrl>, StorageError> {
+        let Some(signer) = &self.signer else {
+            // An emulator serves anyone.
+            return Ok(Some(ReadableUrl {
+                url: format!("{}?alt=media", self.object_url(key)),
+                authorization: None,
+            }));
+        };
+        // A V4 signed URL needs a service account's key (or a signer email):
+        // credentials that cannot sign grant no URL, and copies go through
+        // this machine instead.
+        let url = format!(
+            "{}/{}/{}",
+            self.resolved.endpoint,
+            escaped(&self.bucket),
+            percent_encoding::utf8_percent_encode(key, ESCAPES)
+                .to_string()
+                .replace("%2F", "/")
+        );
+        let Ok(request) = http::Request::get(&url).body(()) else {
+            return Ok(None);
+        };
+        let (mut parts, ()) = request.into_parts();
+        if signer.sign(&mut parts, Some(ttl)).await.is_err() {
+            return Ok(None);
+        }
+        Ok(Some(ReadableUrl {
+            url: parts.uri.to_string(),
+            authorization: None,
+        }))
     }
 }
 

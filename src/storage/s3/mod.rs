@@ -13,8 +13,6 @@ mod object;
 pub mod providers;
 mod read;
 
-use std::any::Any;
-
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::retry::RetryConfig;
 use aws_sdk_s3::config::timeout::TimeoutConfig;
@@ -26,8 +24,8 @@ use super::body::BodySource;
 use super::meta::ObjectMeta;
 use super::object::{
     ByteStream, ChecksumKind, CopyRange, CopySource, Expect, ListPage, ObjectHead, ObjectStore,
-    PendingUpload, ReadableUrl, RebuildCheck, StagedPart, StagedUpload, Stitching, StoreId,
-    StoreLimits,
+    PendingUpload, ReadableUrl, ReadableUrls, RebuildCheck, StagedCopies, StagedObjects,
+    StagedPart, StagedUpload, Stitching, StoreId, StoreInfo, StoreLimits,
 };
 use super::{RemoteErrorKind, StorageError, StoreHints, error_chain};
 use crate::retry::RetryPolicy;
@@ -121,8 +119,7 @@ pub struct S3Storage {
     /// Empty, or ending in `/`.
     prefix: String,
     retry: RetryPolicy,
-    /// The endpoint URL, or `aws`: which store this is, for resume state.
-    endpoint: String,
+    info: StoreInfo,
     list_page_size: Option<u32>,
     storage_class: Option<String>,
 }
@@ -177,22 +174,33 @@ impl S3Storage {
             // S3-compatible stores rarely care; AWS itself redirects.
             config = config.region(Region::new("us-east-1"));
         }
-        let prefix = prefix.trim_matches('/');
+        let prefix = match prefix.trim_matches('/') {
+            "" => String::new(),
+            prefix => format!("{prefix}/"),
+        };
         S3Storage {
             client: Client::from_conf(config.build()),
             retry: retry.clone(),
             list_page_size: settings.list_page_size,
             storage_class: settings.storage_class.clone(),
-            endpoint: settings
-                .endpoint_url
-                .clone()
-                .unwrap_or_else(|| "aws".into()),
-            bucket: bucket.to_string(),
-            prefix: if prefix.is_empty() {
-                String::new()
-            } else {
-                format!("{prefix}/")
+            info: StoreInfo {
+                scheme: "s3",
+                bucket: bucket.to_string(),
+                prefix: prefix.clone(),
+                id: StoreId {
+                    // The endpoint URL, or `aws`.
+                    endpoint: settings
+                        .endpoint_url
+                        .clone()
+                        .unwrap_or_else(|| "aws".into()),
+                    bucket: bucket.to_string(),
+                },
+                limits: &LIMITS,
+                retry: retry.clone(),
+                hints: &HINTS,
             },
+            bucket: bucket.to_string(),
+            prefix,
         }
     }
 
@@ -209,51 +217,31 @@ impl S3Storage {
             .then(|| aws_sdk_s3::types::StorageClass::from(class))
     }
 
-    /// Whether `source` is a bucket on the same S3 service as this one, which
-    /// CopyObject and UploadPartCopy can read from.
-    fn same_service<'a>(&self, source: &'a dyn ObjectStore) -> Option<&'a S3Storage> {
-        source
-            .as_any()
-            .downcast_ref::<S3Storage>()
-            .filter(|s3| s3.endpoint == self.endpoint)
+    /// The bucket of `source` when it is on the same S3 service as this
+    /// store, which CopyObject and UploadPartCopy can read from.
+    fn same_service<'a>(&self, source: &'a dyn ObjectStore) -> Option<&'a str> {
+        let info = source.info();
+        (info.scheme == self.info.scheme && info.id.endpoint == self.info.id.endpoint)
+            .then_some(info.bucket.as_str())
     }
 }
 
 #[async_trait::async_trait]
 impl ObjectStore for S3Storage {
-    fn scheme(&self) -> &'static str {
-        "s3"
+    fn info(&self) -> &StoreInfo {
+        &self.info
     }
 
-    fn bucket(&self) -> &str {
-        &self.bucket
+    fn staged(&self) -> Option<&dyn StagedObjects> {
+        Some(self)
     }
 
-    fn prefix(&self) -> &str {
-        &self.prefix
+    fn staged_copies(&self) -> Option<&dyn StagedCopies> {
+        Some(self)
     }
 
-    fn id(&self) -> StoreId {
-        StoreId {
-            endpoint: self.endpoint.clone(),
-            bucket: self.bucket.clone(),
-        }
-    }
-
-    fn limits(&self) -> &StoreLimits {
-        &LIMITS
-    }
-
-    fn retry(&self) -> &RetryPolicy {
-        &self.retry
-    }
-
-    fn hints(&self) -> &'static StoreHints {
-        &HINTS
-    }
-
-    fn as_any(&self) -> &dyn Any {
-        self
+    fn readable_urls(&self) -> Option<&dyn ReadableUrls> {
+        Some(self)
     }
 
     async fn list_page(&self, token: Option<String>) -> Result<ListPage, StorageError> {
@@ -335,22 +323,23 @@ impl ObjectStore for S3Storage {
             Expect::Version(version) => Some(version),
             _ => None,
         };
-        self.copy_whole(&self.copy_source(key), version, key, Some(meta), expect)
-            .await
+        self.copy_whole(
+            &object::copy_source(&self.bucket, key),
+            version,
+            key,
+            Some(meta),
+            expect,
+        )
+        .await
     }
 
     async fn delete_keys(&self, keys: &[String]) -> Result<(), StorageError> {
         self.delete_objects(keys).await
     }
+}
 
-    async fn readable_url(
-        &self,
-        key: &str,
-        ttl: std::time::Duration,
-    ) -> Result<Option<ReadableUrl>, StorageError> {
-        self.presigned_get(key, ttl).await.map(Some)
-    }
-
+#[async_trait::async_trait]
+impl StagedObjects for S3Storage {
     async fn begin_staged(
         &self,
         key: &str,
@@ -358,7 +347,6 @@ impl ObjectStore for S3Storage {
     ) -> Result<StagedUpload, StorageError> {
         self.create_multipart(key, meta).await
     }
-
     async fn stage_bytes(
         &self,
         upload: &StagedUpload,
@@ -370,7 +358,29 @@ impl ObjectStore for S3Storage {
     ) -> Result<StagedPart, StorageError> {
         self.upload_part(upload, number, body, len, md5).await
     }
+    async fn list_staged(&self, upload: &StagedUpload) -> Result<Vec<StagedPart>, StorageError> {
+        self.list_parts(upload).await
+    }
+    async fn commit_staged(
+        &self,
+        upload: &StagedUpload,
+        parts: &[StagedPart],
+        _meta: &ObjectMeta,
+        expect: Expect<'_>,
+    ) -> Result<String, StorageError> {
+        // The metadata went with CreateMultipartUpload.
+        self.complete_multipart(upload, parts, expect).await
+    }
+    async fn abort_staged(&self, upload: &StagedUpload) -> Result<(), StorageError> {
+        self.abort_multipart(upload).await
+    }
+    async fn list_pending(&self) -> Result<Vec<PendingUpload>, StorageError> {
+        self.list_multipart_uploads().await
+    }
+}
 
+#[async_trait::async_trait]
+impl StagedCopies for S3Storage {
     async fn stage_copy(
         &self,
         upload: &StagedUpload,
@@ -383,41 +393,29 @@ impl ObjectStore for S3Storage {
         self.upload_part_copy(upload, number, &from, source.version, range)
             .await
     }
+}
 
-    async fn list_staged(&self, upload: &StagedUpload) -> Result<Vec<StagedPart>, StorageError> {
-        self.list_parts(upload).await
-    }
-
-    async fn commit_staged(
+#[async_trait::async_trait]
+impl ReadableUrls for S3Storage {
+    async fn readable_url(
         &self,
-        upload: &StagedUpload,
-        parts: &[StagedPart],
-        _meta: &ObjectMeta,
-        expect: Expect<'_>,
-    ) -> Result<String, StorageError> {
-        // The metadata went with CreateMultipartUpload.
-        self.complete_multipart(upload, parts, expect).await
-    }
-
-    async fn abort_staged(&self, upload: &StagedUpload) -> Result<(), StorageError> {
-        self.abort_multipart(upload).await
-    }
-
-    async fn list_pending(&self) -> Result<Vec<PendingUpload>, StorageError> {
-        self.list_multipart_uploads().await
+        key: &str,
+        ttl: std::time::Duration,
+    ) -> Result<Option<ReadableUrl>, StorageError> {
+        self.presigned_get(key, ttl).await.map(Some)
     }
 }
 
 impl S3Storage {
     /// The `x-amz-copy-source` of an object on this service.
     fn copy_source_of(&self, source: CopySource<'_>) -> Result<String, StorageError> {
-        let s3 = self
+        let bucket = self
             .same_service(source.store)
             .ok_or_else(|| StorageError::Transfer {
                 target: source.store.url_of(source.key),
                 message: "S3 copies server-side only from buckets of the same service".into(),
             })?;
-        Ok(s3.copy_source(source.key))
+        Ok(object::copy_source(bucket, source.key))
     }
 
     /// PUTs bytes held in memory (sidecars, small objects), with Content-MD5.

@@ -265,21 +265,6 @@ impl S3Storage {
             })
     }
 
-    /// `bucket/key`, URL-encoded, as x-amz-copy-source wants it.
-    pub(crate) fn copy_source(&self, key: &str) -> String {
-        const KEY_ESCAPES: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-            .remove(b'/')
-            .remove(b'-')
-            .remove(b'_')
-            .remove(b'.')
-            .remove(b'~');
-        format!(
-            "{}/{}",
-            self.bucket,
-            percent_encoding::utf8_percent_encode(key, KEY_ESCAPES)
-        )
-    }
-
     /// Deletes keys, a thousand per request. Missing keys are not an error.
     pub(super) async fn delete_objects(&self, keys: &[String]) -> Result<(), StorageError> {
         for batch in keys.chunks(LIMITS.delete_batch) {
@@ -345,4 +330,18 @@ fn full_object_crc64nvme(
         .decode(out.checksum_crc64_nvme()?)
         .ok()?;
     Some(u64::from_be_bytes(bytes.try_into().ok()?))
+}
+
+/// `bucket/key`, URL-encoded, as x-amz-copy-source wants it.
+pub(super) fn copy_source(bucket: &str, key: &str) -> String {
+    const KEY_ESCAPES: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'/')
+        .remove(b'-')
+        .remove(b'_')
+        .remove(b'.')
+        .remove(b'~');
+    format!(
+        "{bucket}/{}",
+        percent_encoding::utf8_percent_encode(key, KEY_ESCAPES)
+    )
 }

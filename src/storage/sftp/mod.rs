@@ -20,7 +20,6 @@ mod session;
 mod temp_name;
 mod walk;
 
-use std::any::Any;
 use std::collections::HashSet;
 use std::path::PathBuf;
 
@@ -29,7 +28,7 @@ use super::meta::ObjectMeta;
 use super::object::Stitching;
 use super::object::{
     ByteStream, CopyRange, CopySource, Expect, ListPage, ObjectHead, ObjectStore, PendingUpload,
-    ReadableUrl, StagedPart, StagedUpload, StoreId,
+    StagedCopies, StagedObjects, StagedPart, StagedUpload, StoreId, StoreInfo,
 };
 use super::{RebuildCheck, RemoteErrorKind, StorageError, StoreHints, StoreLimits};
 use crate::retry::RetryPolicy;
@@ -78,6 +77,7 @@ pub struct SftpStorage {
     copies: bool,
     fsyncs: bool,
     retry: RetryPolicy,
+    info: StoreInfo,
     /// fsync each written file (`--no-fsync` turns it off).
     fsync: bool,
     /// Directories known to exist (made or seen), so each is made once.
@@ -115,6 +115,18 @@ impl SftpStorage {
             copies,
             fsyncs,
             retry: retry.clone(),
+            info: StoreInfo {
+                scheme: "sftp",
+                bucket: target.host.clone(),
+                prefix: target.path.clone(),
+                id: StoreId {
+                    endpoint: format!("sftp://{}", target.authority()),
+                    bucket: target.path.clone(),
+                },
+                limits: &LIMITS,
+                retry: retry.clone(),
+                hints: &HINTS,
+            },
             fsync: settings.fsync,
             made_dirs: std::sync::Mutex::default(),
             walks: walk::Walks::default(),
@@ -470,39 +482,17 @@ impl SftpStorage {
 
 #[async_trait::async_trait]
 impl ObjectStore for SftpStorage {
-    fn scheme(&self) -> &'static str {
-        "sftp"
+    fn info(&self) -> &StoreInfo {
+        &self.info
     }
 
-    fn bucket(&self) -> &str {
-        &self.target.host
+    fn staged(&self) -> Option<&dyn StagedObjects> {
+        Some(self)
     }
 
-    fn prefix(&self) -> &str {
-        &self.target.path
-    }
-
-    fn id(&self) -> StoreId {
-        StoreId {
-            endpoint: format!("sftp://{}", self.target.authority()),
-            bucket: self.target.path.clone(),
-        }
-    }
-
-    fn limits(&self) -> &StoreLimits {
-        &LIMITS
-    }
-
-    fn retry(&self) -> &RetryPolicy {
-        &self.retry
-    }
-
-    fn hints(&self) -> &'static StoreHints {
-        &HINTS
-    }
-
-    fn as_any(&self) -> &dyn Any {
-        self
+    fn staged_copies(&self) -> Option<&dyn StagedCopies> {
+        // copy-data (OpenSSH 9.0 and later) is what copies server-side.
+        self.copies.then_some(self as &dyn StagedCopies)
     }
 
     fn cannot_rebuild(&self) -> Option<&'static str> {
@@ -579,13 +569,6 @@ impl ObjectStore for SftpStorage {
         self.server_sums(key).await.map(Some)
     }
 
-    async fn staged_sums(
-        &self,
-        upload: &StagedUpload,
-    ) -> Result<Option<crate::types::ContentSums>, StorageError> {
-        self.server_sums(&upload.id).await.map(Some)
-    }
-
     async fn rebuild_check(&self, direction: crate::storage::Direction) -> RebuildCheck {
         match (self.hash_command().await, direction) {
             (Some(command), _) => command.rebuild_check(),
@@ -645,11 +628,7 @@ impl ObjectStore for SftpStorage {
 
     fn copies_from(&self, source: &dyn ObjectStore) -> bool {
         // copy-data works between handles of one session: this store's.
-        self.copies
-            && source
-                .as_any()
-                .downcast_ref::<SftpStorage>()
-                .is_some_and(|other| std::ptr::eq(other, self))
+        self.copies && std::ptr::addr_eq(source, self)
     }
 
     async fn copy_object(
@@ -756,15 +735,16 @@ impl ObjectStore for SftpStorage {
         }
         Ok(())
     }
+}
 
-    async fn readable_url(
+#[async_trait::async_trait]
+impl StagedObjects for SftpStorage {
+    async fn staged_sums(
         &self,
-        _key: &str,
-        _ttl: std::time::Duration,
-    ) -> Result<Option<ReadableUrl>, StorageError> {
-        Ok(None)
+        upload: &StagedUpload,
+    ) -> Result<Option<crate::types::ContentSums>, StorageError> {
+        self.server_sums(&upload.id).await.map(Some)
     }
-
     async fn begin_staged(
         &self,
         key: &str,
@@ -781,7 +761,6 @@ impl ObjectStore for SftpStorage {
             id: temp,
         })
     }
-
     async fn stage_bytes(
         &self,
         upload: &StagedUpload,
@@ -820,53 +799,6 @@ impl ObjectStore for SftpStorage {
             md5: None,
         })
     }
-
-    async fn stage_copy(
-        &self,
-        upload: &StagedUpload,
-        number: u32,
-        at: u64,
-        source: CopySource<'_>,
-        range: CopyRange,
-    ) -> Result<StagedPart, StorageError> {
-        if !self.copies_from(source.store) {
-            return Err(StorageError::Remote {
-                op: "cannot copy",
-                hints: &HINTS,
-                kind: RemoteErrorKind::SourceUnreachable,
-                target: self.url_of(&upload.key),
-                message: "only a file of the same SFTP session can be copied server-side".into(),
-            });
-        }
-        let copied = async {
-            let file = files::open_write(self, &upload.id).await?;
-            files::copy_range(
-                self,
-                source.key,
-                source.version,
-                range.start,
-                &file,
-                at,
-                range.len,
-            )
-            .await?;
-            file.close()
-                .await
-                .map_err(|e| self.error("cannot write", &upload.id, e))
-        }
-        .await;
-        self.explained(&upload.id, copied).await?;
-        // copy-data carries no checksum: the rebuilt file is checked whole
-        // before its commit (a hash run on the server) or its copied ranges
-        // are read back first, as `rebuild_check` says.
-        Ok(StagedPart {
-            number,
-            tag: at.to_string(),
-            size: range.len,
-            md5: None,
-        })
-    }
-
     /// The recorded parts whose bytes the temp file still holds, checked on
     /// the server (`b3sum` of each range) where it can, else read back.
     async fn staged_matching(
@@ -933,7 +865,6 @@ impl ObjectStore for SftpStorage {
             })
             .collect())
     }
-
     async fn list_staged(&self, upload: &StagedUpload) -> Result<Vec<StagedPart>, StorageError> {
         // Which ranges of a temp file were written cannot be told from the
         // file: a resumed upload writes every part again, in place.
@@ -948,7 +879,6 @@ impl ObjectStore for SftpStorage {
             }),
         }
     }
-
     async fn commit_staged(
         &self,
         upload: &StagedUpload,
@@ -970,13 +900,60 @@ impl ObjectStore for SftpStorage {
         self.finish_temp(&upload.id, &upload.key, meta, expect, size)
             .await
     }
-
     async fn abort_staged(&self, upload: &StagedUpload) -> Result<(), StorageError> {
         self.remove_quietly(&upload.id).await;
         Ok(())
     }
-
     async fn list_pending(&self) -> Result<Vec<PendingUpload>, StorageError> {
         walk::temp_files(self).await
+    }
+}
+
+#[async_trait::async_trait]
+impl StagedCopies for SftpStorage {
+    async fn stage_copy(
+        &self,
+        upload: &StagedUpload,
+        number: u32,
+        at: u64,
+        source: CopySource<'_>,
+        range: CopyRange,
+    ) -> Result<StagedPart, StorageError> {
+        if !self.copies_from(source.store) {
+            return Err(StorageError::Remote {
+                op: "cannot copy",
+                hints: &HINTS,
+                kind: RemoteErrorKind::SourceUnreachable,
+                target: self.url_of(&upload.key),
+                message: "only a file of the same SFTP session can be copied server-side".into(),
+            });
+        }
+        let copied = async {
+            let file = files::open_write(self, &upload.id).await?;
+            files::copy_range(
+                self,
+                source.key,
+                source.version,
+                range.start,
+                &file,
+                at,
+                range.len,
+            )
+            .await?;
+            file.close()
+                .await
+                .map_err(|e| self.error("cannot write", &upload.id, e))
+        }
+        .await;
+        self.explained(&upload.id, copied).await?;
+        // copy-data carries no checksum: the rebuilt file is checked whole
+        // before its commit (a hash run on the server) or its copied ranges
+        // are read back first, as `rebuild_check` says.
+        Ok(StagedPart {
+            number,
+            tag: at.to_string(),
+            size: range.len,
+            md5: None,
+        })
     }
 }

@@ -26,7 +26,7 @@ use crate::sync::sidecar;
 /// Whether an upload of `size` bytes to `store` goes in chunks (one request
 /// carries smaller files whole).
 pub(crate) fn goes_in_chunks(store: &dyn ObjectStore, size: u64) -> bool {
-    store.keeps_chunks() && size > super::upload::MULTIPART_THRESHOLD
+    store.chunks().is_some() && size > super::upload::MULTIPART_THRESHOLD
 }
 
 /// The checksums of one chunk of the local file.
@@ -156,7 +156,10 @@ pub(super) async fn upload_chunked(
             what: "while it was read",
         });
     };
-    let kept = t.dst.kept_chunks(t.key).await?;
+    let kept = match t.dst.chunks() {
+        Some(chunks) => chunks.kept_chunks(t.key).await?,
+        None => Vec::new(),
+    };
     let parts = chunk_parts(&local, &kept);
     let (outcome, version) = match assemble(t, source, parts).await {
         Err(ItemError::CopiedRangeMismatch { detail }) => {
@@ -187,7 +190,7 @@ async fn assemble(
     source: &SourceFile<'_>,
     parts: Vec<(u32, PartSpec)>,
 ) -> Result<(Outcome, String), ItemError> {
-    let upload = t.dst.begin_staged(t.key, t.meta).await?;
+    let upload = t.dst.need_staged()?.begin_staged(t.key, t.meta).await?;
     let assembly = Assembly {
         id: t.id,
         dst: t.dst.as_ref(),
@@ -217,8 +220,10 @@ async fn assemble(
             // An interruption leaves everything for the next run, which
             // reuses the chunks sent; anything else abandons the upload (the
             // chunks stay only if the object they belong to exists).
-            if !error.is_interruption() {
-                let _ = t.dst.abort_staged(&upload).await;
+            if !error.is_interruption()
+                && let Some(staged) = t.dst.staged()
+            {
+                let _ = staged.abort_staged(&upload).await;
             }
             Err(error)
         }

@@ -117,10 +117,10 @@ pub(super) async fn upload_signed(
         sidecar::store(t.dst.as_ref(), &t.item.path, &signature, &etag).await?;
         return Ok(Outcome::sent(size, 0));
     }
-    if t.dst.keeps_chunks() {
+    if t.dst.chunks().is_some() {
         return super::chunked::upload_chunked(t, source, true).await;
     }
-    if t.dst.streams_uploads() {
+    if t.dst.streams().is_some() {
         return super::stream::upload_streamed(t, source, true).await;
     }
     let part = super::chunked::chunk_size(size, t.dst.limits(), block);
@@ -238,7 +238,7 @@ pub(super) async fn upload_delta(
     t: &Target<'_>,
     source: &SourceFile<'_>,
 ) -> Result<Outcome, ItemError> {
-    if t.dst.keeps_chunks() && t.planned.size > SINGLE_PUT_MAX {
+    if t.dst.chunks().is_some() && t.planned.size > SINGLE_PUT_MAX {
         // The object's kept chunks, not its sidecar, say what can be reused.
         return super::chunked::upload_chunked(t, source, true).await;
     }
@@ -428,7 +428,7 @@ pub(super) async fn upload_delta(
     };
     // Not journaled: a delta is small to send again, and its copied parts are
     // only valid against the object as it is now.
-    let upload = t.dst.begin_staged(t.key, &meta).await?;
+    let upload = t.dst.need_staged()?.begin_staged(t.key, &meta).await?;
     let assembly = Assembly {
         id: t.id,
         dst: t.dst.as_ref(),
@@ -453,7 +453,12 @@ pub(super) async fn upload_delta(
             RebuildCheck::ServerB3sum | RebuildCheck::ServerSha256sum
         ) {
             // The staged file as the server holds it, hashed there.
-            let held = t.dst.staged_sums(&upload).await?.unwrap_or_default();
+            let held = t
+                .dst
+                .need_staged()?
+                .staged_sums(&upload)
+                .await?
+                .unwrap_or_default();
             match compare_sums(&held, &local_sums) {
                 Verdict::Alike(_) => {}
                 Verdict::Differ(checksum) => {
@@ -475,7 +480,9 @@ pub(super) async fn upload_delta(
     let (etag, assembled) = match result {
         Ok(done) => done,
         Err(error) => {
-            let _ = t.dst.abort_staged(&upload).await;
+            if let Some(staged) = t.dst.staged() {
+                let _ = staged.abort_staged(&upload).await;
+            }
             return sidecar_lied(t, source, error).await;
         }
     };

@@ -249,6 +249,7 @@ impl Assembly<'_> {
                     },
                 };
                 let part = dst
+                    .need_staged()?
                     .stage_bytes(upload, number, offset, source, len, md5)
                     .await?;
                 // The store's MD5 of what it received (where it says) must be
@@ -308,6 +309,7 @@ impl Assembly<'_> {
                     expected_crc32c,
                 };
                 match dst
+                    .need_staged_copies()?
                     .stage_copy(upload, number, new_offset, base, range)
                     .await
                 {
@@ -347,6 +349,7 @@ impl Assembly<'_> {
         recheck(self.dst, key, self.expect).await?;
         let result = self
             .dst
+            .need_staged()?
             .commit_staged(self.upload, &assembled.parts, meta, self.expect)
             .await;
         let version = settle_write(self.dst, key, result).await?;

@@ -141,7 +141,11 @@ impl ObjectCopy<'_> {
             .map(|i| (i as u32 + 1, i * part, part.min(size - i * part)))
             .collect::<Vec<_>>();
         let meta = self.source_meta().await?;
-        let upload = &self.dst.begin_staged(self.key, &meta).await?;
+        let upload = &self
+            .dst
+            .need_staged()?
+            .begin_staged(self.key, &meta)
+            .await?;
         let result = self
             .stage_all(upload, &meta, ranges, |number, start, len| async move {
                 let range = CopyRange {
@@ -152,6 +156,7 @@ impl ObjectCopy<'_> {
                 };
                 let part = self
                     .dst
+                    .need_staged_copies()?
                     .stage_copy(upload, number, start, self.src, range)
                     .await?;
                 Ok(part)
@@ -189,7 +194,11 @@ impl ObjectCopy<'_> {
         let ranges = (0..size.div_ceil(part))
             .map(|i| (i as u32 + 1, i * part, part.min(size - i * part)))
             .collect::<Vec<_>>();
-        let upload = &self.dst.begin_staged(self.key, &meta).await?;
+        let upload = &self
+            .dst
+            .need_staged()?
+            .begin_staged(self.key, &meta)
+            .await?;
         let result = self
             .stage_all(upload, &meta, ranges, |number, start, len| async move {
                 let bytes = read_range(self.src.store, self.src.key, start, len, version)
@@ -198,6 +207,7 @@ impl ObjectCopy<'_> {
                 let md5 = md5_of(&bytes);
                 let part = self
                     .dst
+                    .need_staged()?
                     .stage_bytes(
                         upload,
                         number,
@@ -250,6 +260,7 @@ impl ObjectCopy<'_> {
         recheck(self.dst, self.key, expect_of(self.item)).await?;
         let result = self
             .dst
+            .need_staged()?
             .commit_staged(upload, &parts, meta, expect_of(self.item))
             .await;
         settle_write(self.dst, self.key, result).await?;
@@ -262,8 +273,10 @@ impl ObjectCopy<'_> {
         upload: &StagedUpload,
         result: Result<(), ItemError>,
     ) -> Result<(), ItemError> {
-        if result.is_err() {
-            let _ = self.dst.abort_staged(upload).await;
+        if result.is_err()
+            && let Some(staged) = self.dst.staged()
+        {
+            let _ = staged.abort_staged(upload).await;
         }
         result
     }

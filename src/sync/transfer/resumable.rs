@@ -59,7 +59,9 @@ impl Started {
     /// file or the object changed, a refusal) abandons them.
     pub async fn fail(self, dst: &dyn ObjectStore, error: ItemError) -> ItemError {
         if !(error.is_interruption() && self.journal.is_some()) {
-            let _ = dst.abort_staged(&self.upload).await;
+            if let Some(staged) = dst.staged() {
+                let _ = staged.abort_staged(&self.upload).await;
+            }
             self.completed();
         }
         error
@@ -93,7 +95,7 @@ pub(super) async fn start(
     ctx: &ItemContext,
 ) -> Result<Started, ItemError> {
     let Some(store) = ctx.resume.clone() else {
-        let upload = dst.begin_staged(key, meta).await?;
+        let upload = dst.need_staged()?.begin_staged(key, meta).await?;
         return Ok(Started {
             upload,
             resumed: Vec::new(),
@@ -153,11 +155,13 @@ pub(super) async fn start(
             }
         } else {
             // The file changed since: its parts are of no use.
-            let _ = dst.abort_staged(&upload).await;
+            if let Some(staged) = dst.staged() {
+                let _ = staged.abort_staged(&upload).await;
+            }
         }
         store.remove(&target);
     }
-    let upload = dst.begin_staged(key, meta).await?;
+    let upload = dst.need_staged()?.begin_staged(key, meta).await?;
     let state = UploadState {
         version: STATE_VERSION,
         target,
@@ -204,7 +208,10 @@ async fn resume(
             })
         })
         .collect();
-    let held = dst.staged_matching(upload, &recorded).await?;
+    let held = dst
+        .need_staged()?
+        .staged_matching(upload, &recorded)
+        .await?;
     let on_server: Vec<(DonePart, StagedPart)> = state
         .parts
         .iter()

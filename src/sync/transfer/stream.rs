@@ -142,7 +142,9 @@ pub(super) async fn upload_streamed(
         Ok(version) => version,
         Err(error) => {
             if !(error.is_interruption() && session.journal.is_some()) {
-                let _ = dst.abort_stream(&session.upload).await;
+                if let Some(streams) = dst.streams() {
+                    let _ = streams.abort_stream(&session.upload).await;
+                }
                 session.forget();
             }
             return Err(error);
@@ -168,7 +170,10 @@ pub(super) async fn upload_streamed(
 async fn open_session(t: &Target<'_>, path: &Path) -> Result<Session, ItemError> {
     let dst = t.dst.as_ref();
     let Some(store) = t.ctx.resume.clone() else {
-        let upload = dst.begin_stream(t.key, t.meta, expect_of(t.item)).await?;
+        let upload = dst
+            .need_streams()?
+            .begin_stream(t.key, t.meta, expect_of(t.item))
+            .await?;
         return Ok(Session {
             upload,
             held: 0,
@@ -208,10 +213,15 @@ async fn open_session(t: &Target<'_>, path: &Path) -> Result<Session, ItemError>
                 journal: Some((store, Mutex::new(state))),
             });
         }
-        let _ = dst.abort_stream(&upload).await;
+        if let Some(streams) = dst.streams() {
+            let _ = streams.abort_stream(&upload).await;
+        }
         store.remove(&target);
     }
-    let upload = dst.begin_stream(t.key, t.meta, expect_of(t.item)).await?;
+    let upload = dst
+        .need_streams()?
+        .begin_stream(t.key, t.meta, expect_of(t.item))
+        .await?;
     let state = UploadState {
         version: STATE_VERSION,
         target,
@@ -251,7 +261,7 @@ async fn still_held(
         }
         recorded += part.len;
     }
-    let held = match dst.stream_persisted(upload, recorded).await {
+    let held = match dst.need_streams()?.stream_persisted(upload, recorded).await {
         Ok(held) => held,
         Err(StorageError::Remote {
             kind: RemoteErrorKind::NotFound,
@@ -365,7 +375,7 @@ async fn send_rest(
         ahead = read_ahead(path, next_offset.min(size), size, piece.hash.clone());
         let body = BodySource::Memory(&piece.bytes);
         let sent = tokio::select! {
-            sent = dst.stream_bytes(&session.upload, offset, body, len, end.as_ref()) => sent,
+            sent = dst.need_streams()?.stream_bytes(&session.upload, offset, body, len, end.as_ref()) => sent,
             () = t.ctx.cancel.cancelled() => return Err(ItemError::Cancelled),
         };
         match sent {
@@ -402,7 +412,10 @@ async fn send_rest(
                     delay.as_millis()
                 );
                 tokio::time::sleep(delay).await;
-                let held = dst.stream_persisted(&session.upload, session.held).await?;
+                let held = dst
+                    .need_streams()?
+                    .stream_persisted(&session.upload, session.held)
+                    .await?;
                 if held < session.held || held > size {
                     return Err(StorageError::Transfer {
                         target: dst.url_of(t.key),

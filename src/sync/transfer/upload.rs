@@ -203,7 +203,7 @@ async fn upload_file(
         ctx.advanced(id, size).await;
         return Ok(Outcome::sent(size, 0));
     }
-    if dst.keeps_chunks() || dst.streams_uploads() {
+    if dst.chunks().is_some() || dst.streams().is_some() {
         let target = Target {
             id,
             item,
@@ -213,7 +213,7 @@ async fn upload_file(
             meta: &meta,
             ctx,
         };
-        if dst.keeps_chunks() {
+        if dst.chunks().is_some() {
             return super::chunked::upload_chunked(&target, &source, false).await;
         }
         return super::stream::upload_streamed(&target, &source, false).await;
