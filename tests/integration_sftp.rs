@@ -144,7 +144,12 @@ fn a_name_that_is_not_utf8_comes_back_with_its_bytes_and_backups_stay_on_the_ser
     );
 
     // An absolute --backup-dir is a directory on the server, outside the root.
+    // The new version has the old one's size: its mtime, a few seconds on,
+    // is what shows the change (the server keeps whole seconds, and this
+    // runs within one).
     std::fs::write(&kept, b"version 2").unwrap();
+    let later = filetime::FileTime::from_unix_time(filetime::FileTime::now().unix_seconds() + 5, 0);
+    filetime::set_file_mtime(&kept, later).unwrap();
     let backups = remote.join("kept");
     let report = sync_json(
         &scratch,
