@@ -76,10 +76,7 @@ async fn stores(
         std::env::set_var("AWS_SECRET_ACCESS_KEY", "test");
         std::env::set_var("AWS_EC2_METADATA_DISABLED", "true");
     }
-    let s3_location = Location::S3 {
-        bucket: bucket.name.clone(),
-        prefix: "root/".into(),
-    };
+    let s3_location = Location::parse(&format!("s3://{}/root/", bucket.name)).unwrap();
     let azure = StoreSettings {
         azure: AzureSettings {
             connection_string: Some(util::azure::connection_string(&container.endpoint)),
@@ -124,22 +121,12 @@ async fn stores(
         retry: retry.clone(),
         ..StoreSettings::default()
     };
-    let gcs_streamed_location = Location::Gcs {
-        bucket: gcs_streamed.name.clone(),
-        prefix: "root/".into(),
-    };
-    let gcs_chunked_location = Location::Gcs {
-        bucket: gcs_chunked.name.clone(),
-        prefix: "root/".into(),
-    };
-    let gcs_location = Location::Gcs {
-        bucket: gcs.name.clone(),
-        prefix: "root/".into(),
-    };
-    let azure_location = Location::Azure {
-        container: container.name.clone(),
-        prefix: "root/".into(),
-    };
+    let gcs_streamed_location =
+        Location::parse(&format!("gs://{}/root/", gcs_streamed.name)).unwrap();
+    let gcs_chunked_location =
+        Location::parse(&format!("gs://{}/root/", gcs_chunked.name)).unwrap();
+    let gcs_location = Location::parse(&format!("gs://{}/root/", gcs.name)).unwrap();
+    let azure_location = Location::parse(&format!("az://{}/root/", container.name)).unwrap();
     let sftp = StoreSettings {
         sftp: SftpSettings {
             config_file: Some(util::sftp::config().into()),

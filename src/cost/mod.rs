@@ -414,12 +414,14 @@ pub fn billing_for(
     class: Option<&str>,
     overrides: &PriceOverrides,
 ) -> Billing {
-    use crate::uri::Location;
-    let service = match location {
-        Location::Local(_) | Location::Sftp(_) => return Billing::Free,
-        Location::Azure { .. } => Service::Azure,
-        Location::Gcs { .. } => Service::Gcs,
-        Location::S3 { .. } => match provider {
+    use crate::storage::kind::PriceService;
+    let Some(remote) = location.remote() else {
+        return Billing::Free;
+    };
+    let service = match remote.kind.prices {
+        PriceService::Free => return Billing::Free,
+        PriceService::Named(name) => Service::named(name),
+        PriceService::S3Compatible => match provider {
             Some("aws") => Service::Aws,
             Some(name) => Service::Provider(name.to_string()),
             None if endpoint_set => Service::S3Compatible,
@@ -451,10 +453,9 @@ impl StoreModel {
 
 /// Keys a listing request returns on a location's store.
 pub fn list_page_of(location: &crate::uri::Location) -> u64 {
-    match location {
-        crate::uri::Location::Azure { .. } => 5000,
-        _ => 1000,
-    }
+    location
+        .remote()
+        .map_or(1000, |remote| remote.kind.list_page)
 }
 
 impl CostEstimate {

@@ -184,6 +184,17 @@ pub enum Service {
 }
 
 impl Service {
+    /// The service config.toml's `[prices.NAME]` calls `name`.
+    pub fn named(name: &str) -> Service {
+        match name {
+            "aws" => Service::Aws,
+            "azure" => Service::Azure,
+            "gcs" => Service::Gcs,
+            "s3-compatible" => Service::S3Compatible,
+            other => Service::Provider(other.to_string()),
+        }
+    }
+
     /// The name config.toml's `[prices.NAME]` uses.
     pub fn name(&self) -> &str {
         match self {

@@ -30,32 +30,6 @@ pub enum ClassAccess {
     RestoreFirst,
 }
 
-/// The classes of each store, in the store's spelling, with their access.
-const S3_CLASSES: &[(&str, ClassAccess)] = &[
-    ("STANDARD", ClassAccess::Immediate),
-    ("INTELLIGENT_TIERING", ClassAccess::Immediate),
-    ("STANDARD_IA", ClassAccess::RetrievalFee),
-    ("ONEZONE_IA", ClassAccess::RetrievalFee),
-    ("GLACIER_IR", ClassAccess::RetrievalFee),
-    ("GLACIER", ClassAccess::RestoreFirst),
-    ("DEEP_ARCHIVE", ClassAccess::RestoreFirst),
-    ("REDUCED_REDUNDANCY", ClassAccess::Immediate),
-];
-const AZURE_TIERS: &[(&str, ClassAccess)] = &[
-    ("Hot", ClassAccess::Immediate),
-    ("Cool", ClassAccess::RetrievalFee),
-    ("Cold", ClassAccess::RetrievalFee),
-    ("Archive", ClassAccess::RestoreFirst),
-];
-// GCS's Archive class is online (reads take milliseconds), but charged per
-// byte read, with a year's minimum storage.
-const GCS_CLASSES: &[(&str, ClassAccess)] = &[
-    ("STANDARD", ClassAccess::Immediate),
-    ("NEARLINE", ClassAccess::RetrievalFee),
-    ("COLDLINE", ClassAccess::RetrievalFee),
-    ("ARCHIVE", ClassAccess::RetrievalFee),
-];
-
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum StorageClassError {
@@ -82,22 +56,19 @@ impl StorageClass {
         given: &str,
         destination: &Location,
     ) -> Result<StorageClass, StorageClassError> {
-        let (store, what, classes) = match destination {
-            Location::S3 { .. } => ("S3", "storage class", S3_CLASSES),
-            Location::Azure { .. } => ("Azure Blob Storage", "access tier", AZURE_TIERS),
-            Location::Gcs { .. } => ("Google Cloud Storage", "storage class", GCS_CLASSES),
-            Location::Local(_) | Location::Sftp(_) => {
-                return Err(StorageClassError::NoClasses {
-                    given: given.to_string(),
-                    destination: destination.to_string(),
-                    what: if destination.is_local() {
-                        "a local directory"
-                    } else {
-                        "an SSH server"
-                    },
-                });
-            }
+        let table = destination
+            .remote()
+            .and_then(|remote| remote.kind.classes.map(|table| (remote.kind, table)));
+        let Some((kind, table)) = table else {
+            return Err(StorageClassError::NoClasses {
+                given: given.to_string(),
+                destination: destination.to_string(),
+                what: destination
+                    .remote()
+                    .map_or("a local directory", |remote| remote.kind.service),
+            });
         };
+        let (store, what, classes) = (kind.service, table.word, table.classes);
         let wanted = given.trim().replace(['-', ' '], "_");
         classes
             .iter()

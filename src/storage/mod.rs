@@ -9,6 +9,7 @@ pub mod body;
 pub mod capability;
 pub mod class;
 pub mod gcs;
+pub mod kind;
 pub mod limits;
 pub mod local;
 pub mod meta;
@@ -317,25 +318,16 @@ pub enum Storage {
 }
 
 impl Storage {
-    /// Opens the store for a location: the one place stores are registered.
+    /// Opens the store for a location (its kind connects to it).
     pub async fn open(
         location: &Location,
         settings: &StoreSettings,
     ) -> Result<Storage, StorageError> {
         match location {
             Location::Local(path) => Ok(Storage::Local(LocalStorage::new(path.clone()))),
-            Location::S3 { bucket, prefix } => Ok(Storage::Object(Arc::new(
-                s3::S3Storage::connect(&settings.s3, &settings.retry, bucket, prefix).await,
-            ))),
-            Location::Azure { container, prefix } => Ok(Storage::Object(Arc::new(
-                azure::AzureStorage::connect(&settings.azure, &settings.retry, container, prefix)?,
-            ))),
-            Location::Gcs { bucket, prefix } => Ok(Storage::Object(Arc::new(
-                gcs::GcsStorage::connect(&settings.gcs, &settings.retry, bucket, prefix)?,
-            ))),
-            Location::Sftp(target) => Ok(Storage::Object(Arc::new(
-                sftp::SftpStorage::connect(&settings.sftp, &settings.retry, target).await?,
-            ))),
+            Location::Remote(remote) => {
+                Ok(Storage::Object((remote.kind.open)(remote, settings).await?))
+            }
         }
     }
 

@@ -90,13 +90,15 @@ impl BackupDir {
         if dir.starts_with('/') {
             return match destination {
                 Location::Local(_) => Ok(BackupDir::LocalPath(PathBuf::from(dir))),
-                Location::Sftp(target) => {
-                    Ok(Self::on_store(dir, &target.path, &slashed(dir.to_string())))
-                }
+                Location::Remote(remote) if remote.kind.absolute_paths => Ok(Self::on_store(
+                    dir,
+                    &(remote.kind.key_prefix)(&remote.prefix),
+                    &slashed(dir.to_string()),
+                )),
                 other => Err(BackupDirError::LocalPathForStore {
                     dir: dir.to_string(),
                     destination: other.to_string(),
-                    what: what_of(other),
+                    what: other.container(),
                     scheme: other.scheme(),
                 }),
             };
@@ -111,7 +113,7 @@ impl BackupDir {
         })?;
         let other_store = || BackupDirError::OtherStore {
             dir: dir.to_string(),
-            what: what_of(destination),
+            what: destination.container(),
             destination: destination.to_string(),
         };
         match (&location, destination) {
@@ -119,25 +121,19 @@ impl BackupDir {
                 dir: dir.to_string(),
                 destination: destination.to_string(),
             }),
-            (Location::Sftp(there), Location::Sftp(here)) => {
-                let same_login = there.authority() == here.authority()
-                    && there.path.starts_with('/') == here.path.starts_with('/');
-                if !same_login {
+            (Location::Remote(there), Location::Remote(here))
+                if there.kind.scheme == here.kind.scheme && there.bucket == here.bucket =>
+            {
+                let root = (here.kind.key_prefix)(&here.prefix);
+                let key_prefix = (there.kind.key_prefix)(&there.prefix);
+                // A path below an SSH login's home and an absolute one
+                // cannot be compared: which one holds the other is unknown.
+                if root.starts_with('/') != key_prefix.starts_with('/') {
                     return Err(other_store());
                 }
-                Ok(Self::on_store(dir, &here.path, &there.path))
+                Ok(Self::on_store(dir, &root, &key_prefix))
             }
-            _ => match (
-                location.bucket_and_prefix(),
-                destination.bucket_and_prefix(),
-            ) {
-                (Some((bucket, prefix)), Some((root_bucket, root_prefix)))
-                    if location.scheme() == destination.scheme() && bucket == root_bucket =>
-                {
-                    Ok(Self::on_store(dir, root_prefix, prefix))
-                }
-                _ => Err(other_store()),
-            },
+            _ => Err(other_store()),
         }
     }
 
@@ -244,16 +240,6 @@ fn slashed(mut text: String) -> String {
         text.push('/');
     }
     text
-}
-
-/// What the destination's root lives on, for messages.
-fn what_of(location: &Location) -> &'static str {
-    match location {
-        Location::Azure { .. } => "container",
-        Location::Sftp(_) => "server",
-        Location::Local(_) => "disk",
-        _ => "bucket",
-    }
 }
 
 /// A suffix as a literal in a glob.

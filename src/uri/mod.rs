@@ -1,18 +1,46 @@
-//! Parsing `SRC`/`DST` arguments into a [`Location`].
+//! Parsing `SRC`/`DST` arguments into a [`Location`]: a local path, or a
+//! location on a kind of store registered in `storage::kind`, which parses
+//! what follows its scheme and knows the facts about itself.
 
 use std::fmt;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::storage::kind::{self, StoreKind};
+
 /// Where one side of a sync lives.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Location {
     Local(PathBuf),
-    S3 { bucket: String, prefix: String },
-    Gcs { bucket: String, prefix: String },
-    Azure { container: String, prefix: String },
-    Sftp(SftpTarget),
+    Remote(RemoteLocation),
+}
+
+/// A location on a store: its kind, the bucket, container or server, and
+/// the prefix below it.
+#[derive(Clone, Debug)]
+pub struct RemoteLocation {
+    pub kind: &'static StoreKind,
+    /// Bucket, container or server (`[USER@]HOST[:PORT]`), as written.
+    pub bucket: String,
+    /// Empty, or ending in `/`.
+    pub prefix: String,
+}
+
+impl PartialEq for RemoteLocation {
+    fn eq(&self, other: &Self) -> bool {
+        self.kind.scheme == other.kind.scheme
+            && self.bucket == other.bucket
+            && self.prefix == other.prefix
+    }
+}
+
+impl Eq for RemoteLocation {}
+
+impl std::hash::Hash for RemoteLocation {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        (self.kind.scheme, &self.bucket, &self.prefix).hash(state);
+    }
 }
 
 /// How a side keeps modification times.
@@ -26,19 +54,17 @@ pub enum TimeGrain {
     WrittenOnly,
 }
 
-mod sftp;
-
-pub use sftp::SftpTarget;
-
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum LocationError {
     #[error("`{uri}`: empty location")]
     Empty { uri: String },
-    #[error(
-        "`{uri}`: unknown scheme `{scheme}://` (use a local path, s3://, gs://, az://, sftp:// or HOST:PATH)"
-    )]
-    UnknownScheme { uri: String, scheme: String },
+    #[error("`{uri}`: unknown scheme `{scheme}://` (use a local path, {known} or HOST:PATH)")]
+    UnknownScheme {
+        uri: String,
+        scheme: String,
+        known: String,
+    },
     #[error("`{uri}`: the {what} name is missing (expected {scheme}://NAME/prefix)")]
     MissingBucket {
         uri: String,
@@ -54,10 +80,13 @@ pub enum LocationError {
     },
     #[error("`{uri}`: invalid prefix: {why}")]
     BadPrefix { uri: String, why: &'static str },
-    #[error(
-        "`{uri}`: {why} (expected sftp://[USER@]HOST[:PORT]/PATH, sftp://HOST/~/PATH or USER@HOST:PATH)"
-    )]
-    BadSftp { uri: String, why: &'static str },
+    /// A location that is not in any of its kind's forms.
+    #[error("`{uri}`: {why} (expected {forms})")]
+    Malformed {
+        uri: String,
+        why: &'static str,
+        forms: &'static str,
+    },
 }
 
 impl Location {
@@ -70,9 +99,19 @@ impl Location {
         let Some((scheme, rest)) = uri.split_once("://") else {
             // rsync's HOST:PATH: a colon before the first slash (`./a:b` and
             // `/x/a:b` stay local paths).
-            return match uri.split_once(':') {
-                Some((host, _)) if !host.is_empty() && !host.contains('/') => {
-                    sftp::parse_rsync_form(uri).map(Location::Sftp)
+            let host_path = kind::KINDS
+                .iter()
+                .find_map(|kind| kind.parse_host_path.map(|parse| (*kind, parse)));
+            return match (uri.split_once(':'), host_path) {
+                (Some((host, _)), Some((kind, parse)))
+                    if !host.is_empty() && !host.contains('/') =>
+                {
+                    let (bucket, prefix) = parse(uri)?;
+                    Ok(Location::Remote(RemoteLocation {
+                        kind,
+                        bucket,
+                        prefix,
+                    }))
                 }
                 _ => Ok(Location::Local(PathBuf::from(uri))),
             };
@@ -81,64 +120,37 @@ impl Location {
         if scheme.contains('/') || scheme.is_empty() {
             return Ok(Location::Local(PathBuf::from(uri)));
         }
-        let (kind, scheme) = match scheme.to_ascii_lowercase().as_str() {
-            "file" => {
-                if rest.is_empty() {
-                    return Err(LocationError::Empty { uri: uri.into() });
-                }
-                return Ok(Location::Local(PathBuf::from(rest)));
+        if scheme.eq_ignore_ascii_case("file") {
+            if rest.is_empty() {
+                return Err(LocationError::Empty { uri: uri.into() });
             }
-            "sftp" => return sftp::parse_sftp_url(uri, rest).map(Location::Sftp),
-            "s3" => (BucketKind::S3, "s3"),
-            "gs" => (BucketKind::Gcs, "gs"),
-            "az" => (BucketKind::Azure, "az"),
-            other => {
-                return Err(LocationError::UnknownScheme {
-                    uri: uri.into(),
-                    scheme: other.into(),
-                });
-            }
-        };
-        let (bucket, raw_prefix) = rest.split_once('/').unwrap_or((rest, ""));
-        if bucket.is_empty() {
-            return Err(LocationError::MissingBucket {
-                uri: uri.into(),
-                what: kind.what(),
-                scheme,
-            });
+            return Ok(Location::Local(PathBuf::from(rest)));
         }
-        if let Err(why) = kind.validate(bucket) {
-            return Err(LocationError::BadBucket {
-                uri: uri.into(),
-                what: kind.what(),
-                name: bucket.into(),
-                why,
-            });
-        }
-        let prefix = normalize_prefix(raw_prefix).map_err(|why| LocationError::BadPrefix {
+        let kind = kind::by_scheme(scheme).ok_or_else(|| LocationError::UnknownScheme {
             uri: uri.into(),
-            why,
+            scheme: scheme.to_ascii_lowercase(),
+            known: kind::schemes(),
         })?;
-        let bucket = bucket.to_string();
-        Ok(match kind {
-            BucketKind::S3 => Location::S3 { bucket, prefix },
-            BucketKind::Gcs => Location::Gcs { bucket, prefix },
-            BucketKind::Azure => Location::Azure {
-                container: bucket,
-                prefix,
-            },
-        })
+        let (bucket, prefix) = (kind.parse)(uri, rest)?;
+        Ok(Location::Remote(RemoteLocation {
+            kind,
+            bucket,
+            prefix,
+        }))
     }
 
-    /// The bucket (or container) and prefix of an object-store location.
-    pub fn bucket_and_prefix(&self) -> Option<(&str, &str)> {
+    /// The store location, unless this is a local path.
+    pub fn remote(&self) -> Option<&RemoteLocation> {
         match self {
-            Location::Local(_) | Location::Sftp(_) => None,
-            Location::S3 { bucket, prefix } | Location::Gcs { bucket, prefix } => {
-                Some((bucket, prefix))
-            }
-            Location::Azure { container, prefix } => Some((container, prefix)),
+            Location::Local(_) => None,
+            Location::Remote(remote) => Some(remote),
         }
+    }
+
+    /// The bucket (container, server) and prefix of a store location.
+    pub fn bucket_and_prefix(&self) -> Option<(&str, &str)> {
+        self.remote()
+            .map(|remote| (remote.bucket.as_str(), remote.prefix.as_str()))
     }
 
     pub fn is_local(&self) -> bool {
@@ -147,52 +159,37 @@ impl Location {
 
     /// How finely this side keeps a file's modification time.
     pub fn time_grain(&self) -> TimeGrain {
-        match self {
-            Location::Local(_) => TimeGrain::Nanoseconds,
-            // SFTP v3 carries whole seconds.
-            Location::Sftp(_) => TimeGrain::Seconds,
-            Location::S3 { .. } | Location::Gcs { .. } | Location::Azure { .. } => {
-                TimeGrain::WrittenOnly
-            }
-        }
+        self.remote()
+            .map_or(TimeGrain::Nanoseconds, |remote| remote.kind.time_grain)
     }
 
     /// The delta block size for files kept on this side, when it is not the
-    /// default (`signature::DEFAULT_BLOCK_SIZE`, S3's 5 MiB part floor). An
-    /// SSH server copies ranges of any length, and a sidecar there is updated
-    /// by copying its unchanged records, so the smallest block costs only its
-    /// first upload's sidecar (0.05% of the file) and keeps an edit's cost
-    /// near the bytes edited.
+    /// default (`signature::DEFAULT_BLOCK_SIZE`, S3's 5 MiB part floor).
     pub fn delta_block_size(&self) -> Option<u32> {
-        match self {
-            Location::Sftp(_) => Some(crate::signature::MIN_BLOCK_SIZE),
-            Location::Local(_)
-            | Location::S3 { .. }
-            | Location::Gcs { .. }
-            | Location::Azure { .. } => None,
-        }
+        self.remote()
+            .and_then(|remote| remote.kind.delta_block_size)
     }
 
     /// Whether a listing of this side carries each file's permission bits.
     pub fn lists_modes(&self) -> bool {
-        matches!(self, Location::Local(_) | Location::Sftp(_))
+        self.remote().is_none_or(|remote| remote.kind.lists_modes)
     }
 
     /// The scheme name shown in messages (`local`, `s3`, `gs`, `az`).
     pub fn scheme(&self) -> &'static str {
-        match self {
-            Location::Local(_) => "local",
-            Location::S3 { .. } => "s3",
-            Location::Gcs { .. } => "gs",
-            Location::Azure { .. } => "az",
-            Location::Sftp(_) => "sftp",
-        }
+        self.remote().map_or("local", |remote| remote.kind.scheme)
+    }
+
+    /// What the root lives on, in messages (`disk`, `bucket`, `container`,
+    /// `server`).
+    pub fn container(&self) -> &'static str {
+        self.remote().map_or("disk", |remote| remote.kind.container)
     }
 }
 
 /// Turns `a/b/` or `a/b` into `a/b/` (empty stays empty), rejecting segments that
 /// would make keys ambiguous or escape the prefix.
-fn normalize_prefix(raw: &str) -> Result<String, &'static str> {
+pub fn normalize_prefix(raw: &str) -> Result<String, &'static str> {
     let trimmed = raw.strip_suffix('/').unwrap_or(raw);
     if trimmed.is_empty() {
         return Ok(String::new());
@@ -210,53 +207,9 @@ fn normalize_prefix(raw: &str) -> Result<String, &'static str> {
     Ok(format!("{trimmed}/"))
 }
 
-#[derive(Clone, Copy)]
-enum BucketKind {
-    S3,
-    Gcs,
-    Azure,
-}
-
-impl BucketKind {
-    fn what(self) -> &'static str {
-        match self {
-            BucketKind::S3 | BucketKind::Gcs => "bucket",
-            BucketKind::Azure => "container",
-        }
-    }
-
-    /// The providers' naming rules, so that a typo fails here and not after a scan.
-    fn validate(self, name: &str) -> Result<(), &'static str> {
-        let max = match self {
-            BucketKind::Gcs if name.contains('.') => 222,
-            _ => 63,
-        };
-        if name.len() < 3 || name.len() > max {
-            return Err("must be 3 to 63 characters long");
-        }
-        let allowed = |c: char| match self {
-            BucketKind::S3 => c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.',
-            BucketKind::Gcs => {
-                c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_' | '.')
-            }
-            BucketKind::Azure => c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-',
-        };
-        if !name.chars().all(allowed) {
-            return Err(match self {
-                BucketKind::S3 => "only lowercase letters, digits, `-` and `.` are allowed",
-                BucketKind::Gcs => "only lowercase letters, digits, `-`, `_` and `.` are allowed",
-                BucketKind::Azure => "only lowercase letters, digits and `-` are allowed",
-            });
-        }
-        let edge_ok =
-            |c: Option<char>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
-        if !edge_ok(name.chars().next()) || !edge_ok(name.chars().last()) {
-            return Err("must start and end with a letter or digit");
-        }
-        if name.contains("..") || name.contains("--") && matches!(self, BucketKind::Azure) {
-            return Err("consecutive `.` or `-` are not allowed");
-        }
-        Ok(())
+impl fmt::Display for RemoteLocation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}://{}/{}", self.kind.scheme, self.bucket, self.prefix)
     }
 }
 
@@ -264,10 +217,7 @@ impl fmt::Display for Location {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Location::Local(path) => write!(f, "{}", path.display()),
-            Location::S3 { bucket, prefix } => write!(f, "s3://{bucket}/{prefix}"),
-            Location::Gcs { bucket, prefix } => write!(f, "gs://{bucket}/{prefix}"),
-            Location::Azure { container, prefix } => write!(f, "az://{container}/{prefix}"),
-            Location::Sftp(target) => write!(f, "{target}"),
+            Location::Remote(remote) => remote.fmt(f),
         }
     }
 }
@@ -311,34 +261,21 @@ mod tests {
 
     #[test]
     fn buckets_and_prefixes() {
+        let parts = |uri: &str| {
+            let location = Location::parse(uri).unwrap();
+            let (bucket, prefix) = location.bucket_and_prefix().unwrap();
+            (location.scheme(), bucket.to_string(), prefix.to_string())
+        };
         assert_eq!(
-            Location::parse("s3://my-bucket").unwrap(),
-            Location::S3 {
-                bucket: "my-bucket".into(),
-                prefix: String::new()
-            }
+            parts("s3://my-bucket"),
+            ("s3", "my-bucket".into(), String::new())
         );
         assert_eq!(
-            Location::parse("s3://my-bucket/a/b").unwrap(),
-            Location::S3 {
-                bucket: "my-bucket".into(),
-                prefix: "a/b/".into()
-            }
+            parts("s3://my-bucket/a/b"),
+            ("s3", "my-bucket".into(), "a/b/".into())
         );
-        assert_eq!(
-            Location::parse("gs://b_1/x/").unwrap(),
-            Location::Gcs {
-                bucket: "b_1".into(),
-                prefix: "x/".into()
-            }
-        );
-        assert_eq!(
-            Location::parse("az://cont/p").unwrap(),
-            Location::Azure {
-                container: "cont".into(),
-                prefix: "p/".into()
-            }
-        );
+        assert_eq!(parts("gs://b_1/x/"), ("gs", "b_1".into(), "x/".into()));
+        assert_eq!(parts("az://cont/p"), ("az", "cont".into(), "p/".into()));
     }
 
     #[test]

@@ -13,6 +13,7 @@
 mod blocks;
 mod credentials;
 mod headers;
+mod kind;
 mod naming;
 mod request;
 mod xml;
@@ -42,6 +43,7 @@ use crate::retry::RetryPolicy;
 use crate::types::ContentSums;
 
 pub use credentials::{AzureSettings, CredentialsError};
+pub use kind::KIND;
 
 /// What to check when Azure refuses a request.
 pub(crate) const HINTS: StoreHints = StoreHints {

@@ -15,6 +15,7 @@ mod chunks;
 mod compose;
 mod credentials;
 mod json;
+mod kind;
 mod naming;
 mod request;
 mod staging;
@@ -42,6 +43,7 @@ use crate::retry::RetryPolicy;
 use crate::types::ContentSums;
 
 pub use credentials::GcsSettings;
+pub use kind::KIND;
 
 /// What to check when GCS refuses a request.
 pub(crate) const HINTS: StoreHints = StoreHints {

@@ -7,6 +7,8 @@
 //! attributes a plain object store does not have.
 
 pub mod etag;
+mod kind;
+pub use kind::KIND;
 mod list;
 mod multipart;
 mod object;

@@ -6,10 +6,10 @@
 
 use std::path::Path;
 
+use super::SftpTarget;
 use super::connect::{self, SftpSettings};
 use crate::storage::RebuildCheck;
 use crate::types::ContentSums;
-use crate::uri::SftpTarget;
 
 /// A hash command the server runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -16,7 +16,9 @@ mod cipher;
 mod connect;
 mod files;
 mod hash;
+mod kind;
 mod session;
+mod target;
 mod temp_name;
 mod walk;
 
@@ -32,7 +34,8 @@ use super::object::{
 };
 use super::{RebuildCheck, RemoteErrorKind, StorageError, StoreHints, StoreLimits};
 use crate::retry::RetryPolicy;
-use crate::uri::SftpTarget;
+pub use kind::KIND;
+pub use target::SftpTarget;
 
 pub use connect::SftpSettings;
 

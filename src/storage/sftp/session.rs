@@ -14,11 +14,11 @@ use std::sync::Arc;
 use openssh_sftp_client::Sftp;
 use tokio::sync::{Mutex, RwLock};
 
+use super::SftpTarget;
 use super::cipher;
 use super::connect::{self, SftpSettings};
 use crate::retry::RetryPolicy;
 use crate::storage::StorageError;
-use crate::uri::SftpTarget;
 
 /// One SFTP session over one `ssh` process.
 pub(super) struct Session {
