@@ -17,6 +17,21 @@ pub mod gcs;
 pub mod s3;
 pub mod sftp;
 
+/// Whether the test server `variable` points to is running: `None`, with a
+/// note, when it is not set — except under scripts/test.sh, which sets
+/// `HUGESYNC_TEST_STRICT` so that a skip fails the suite instead.
+pub fn server_running(variable: &str) -> Option<()> {
+    if std::env::var_os(variable).is_some() {
+        return Some(());
+    }
+    assert!(
+        std::env::var_os("HUGESYNC_TEST_STRICT").is_none(),
+        "{variable} is not set, and scripts/test.sh never skips: its server did not start"
+    );
+    eprintln!("skipped: {variable} is not set (scripts/test.sh starts its server)");
+    None
+}
+
 /// A bucket or container name no other test (or run) uses.
 pub fn unique_name() -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
