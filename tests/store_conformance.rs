@@ -160,6 +160,39 @@ mod fixtures {
             _holds: Box::new(remote),
         })
     }
+
+    /// This process's memory, every family on, pages as small as the others'.
+    pub fn memory() -> Option<Fixture> {
+        use hugesync::storage::memory::{MemoryOptions, MemoryStore};
+        let options = MemoryOptions {
+            streams: true,
+            page_size: PAGE as usize,
+            ..MemoryOptions::default()
+        };
+        let store = MemoryStore::new(&util::unique_name(), "root/", options, &retry());
+        Some(Fixture {
+            store: Made::Store(std::sync::Arc::new(store)),
+            _holds: Box::new(()),
+        })
+    }
+
+    /// Memory without any optional family: what the engine does for a
+    /// store that only has the core.
+    pub fn memory_core_only() -> Option<Fixture> {
+        use hugesync::storage::memory::{MemoryOptions, MemoryStore};
+        let options = MemoryOptions {
+            staged: false,
+            staged_copies: false,
+            streams: false,
+            page_size: PAGE as usize,
+            ..MemoryOptions::default()
+        };
+        let store = MemoryStore::new(&util::unique_name(), "root/", options, &retry());
+        Some(Fixture {
+            store: Made::Store(std::sync::Arc::new(store)),
+            _holds: Box::new(()),
+        })
+    }
 }
 
 /// Runs one body against the fixture `make` makes, on a runtime of its own
@@ -220,7 +253,16 @@ macro_rules! every_body {
     };
 }
 
-every_body!(s3, azure, gcs_composite, gcs_chunked, gcs_streamed, sftp,);
+every_body!(
+    s3,
+    azure,
+    gcs_composite,
+    gcs_chunked,
+    gcs_streamed,
+    sftp,
+    memory,
+    memory_core_only,
+);
 
 /// Metadata with an mtime of `mtime` whole seconds (SFTP keeps no finer).
 fn meta(mtime: i64) -> ObjectMeta {

@@ -87,6 +87,7 @@ pub static KINDS: &[&StoreKind] = &[
     &super::azure::KIND,
     &super::gcs::KIND,
     &super::sftp::KIND,
+    &super::memory::KIND,
 ];
 
 /// The kind of store with this scheme (any case).

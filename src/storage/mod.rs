@@ -12,6 +12,7 @@ pub mod gcs;
 pub mod kind;
 pub mod limits;
 pub mod local;
+pub mod memory;
 pub mod meta;
 pub mod names;
 pub mod object;
