@@ -1,19 +1,24 @@
-//! A sync planned and executed through the library, as `hugesync sync --yes`
-//! does it: scan both sides, build the plan, estimate its deltas, execute it
-//! on a background task and print the engine's events as they come.
+//! A sync through the library, as `hugesync sync --yes SRC DST` makes it:
+//! the same settings (config file, `HUGESYNC_*` environment), the same
+//! session — both sides opened and checked, scanned, planned with restored
+//! times, delta estimates, rebuild checks and cost, refused when unsafe —
+//! executed with the engine's events printed as they come, and the same
+//! exit code.
 //!
 //! ```sh
 //! cargo run --example basic_sync -- ./data s3://my-bucket/data
 //! ```
 //!
-//! Any two locations work (local paths, s3://, gs://, az://, sftp://);
-//! credentials come from each store's usual chain (AWS_PROFILE, …).
+//! Any two locations work (local paths, s3://, gs://, az://, sftp://,
+//! mem://); credentials come from each store's usual chain (AWS_PROFILE, …).
 
 use std::sync::Arc;
 
-use hugesync::progress::ExecEvent;
-use hugesync::storage::{Storage, StoreSettings};
-use hugesync::sync::{self, ExecOptions, ScanProgress, SyncOptions};
+use hugesync::config::{Overrides, Settings, process_env};
+use hugesync::error::ExitStatus;
+use hugesync::progress::LineReporter;
+use hugesync::sync::ScanProgress;
+use hugesync::sync::session::{self, RunKind, Selectors, Session};
 use hugesync::uri::Location;
 use tokio_util::sync::CancellationToken;
 
@@ -25,63 +30,32 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         std::process::exit(2);
     };
     let (source, destination) = (Location::parse(&src)?, Location::parse(&dst)?);
-    sync::check_locations(&source, &destination)?;
+    let (settings, _config_file) = Settings::resolve(None, &process_env, Overrides::default())?;
 
-    // Scan → plan: pure data until `execute`.
-    let stores = StoreSettings::default();
-    let source_store = Storage::open(&source, &stores).await?;
-    let destination_store = Storage::open(&destination, &stores).await?;
-    let options = SyncOptions::default();
-    let scan = sync::scan(
-        &source_store,
-        &destination_store,
-        &options,
-        &ScanProgress::default(),
-    )
-    .await?;
-    let mut plan = sync::build_plan(source, destination, &scan, options);
-    sync::estimate::estimate_deltas(&mut plan, &source_store, &destination_store).await;
+    // Settings → options → both sides → scan → plan: pure data until run.
+    let options = session::sync_options(&settings, Selectors::default(), (&source, &destination))?;
+    let cancel = CancellationToken::new();
+    let session = Session::open(&source, &destination, &options, &settings, cancel).await?;
+    let Some(scanned) = session.scan(&options, &ScanProgress::default()).await else {
+        return Err("interrupted".into());
+    };
+    let scan = scanned?;
+    let plan = session.plan(source, destination, &scan, options).await;
     println!(
-        "plan: {} items, {} bytes to send, {} saved by delta",
-        plan.items.len(),
+        "plan: {} changes, {} bytes to send, {} saved by delta",
+        plan.stats.changes(),
         plan.stats.bytes_to_send,
         plan.stats.bytes_saved
     );
+    plan.check_safety()?;
 
-    // Execute on a task of its own; the events arrive on a channel.
-    let (events, mut received) = tokio::sync::mpsc::channel(1024);
-    let options = ExecOptions {
-        jobs: 8,
-        fsync: true,
-        pause: None,
-        conflicts: Default::default(),
-        resume: None,
-        withhold_deletes: None,
-        leave_for_finalize: false,
-    };
-    let run = tokio::spawn(sync::execute(
-        Arc::new(plan),
-        source_store,
-        destination_store,
-        options,
-        events,
-        CancellationToken::new(),
-    ));
-    while let Some(event) = received.recv().await {
-        match event {
-            ExecEvent::Finished {
-                path,
-                action,
-                bytes_sent,
-                bytes_saved,
-                ..
-            } => println!("{action:?} {path}: sent {bytes_sent}, saved {bytes_saved}"),
-            ExecEvent::Failed { path, error, .. } => println!("failed {path}: {error}"),
-            ExecEvent::Warning { message } => println!("warning: {message}"),
-            _ => {}
-        }
-    }
-    let report = run.await?;
+    // Run, with the events as `hugesync sync` prints them.
+    let options = session.exec_options(RunKind::Whole, session.withheld_deletes(&scan));
+    let partial_scan = scan.error_count() > 0;
+    drop(scan);
+    let reporters: Vec<Box<dyn hugesync::progress::Reporter>> =
+        vec![Box::new(LineReporter { verbose: true })];
+    let report = session.execute(Arc::new(plan), options, reporters).await;
     println!(
         "done: {} copied, {} by delta, {} deleted, {} failed; {} bytes sent, {} saved",
         report.copied,
@@ -91,8 +65,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         report.bytes_sent,
         report.bytes_saved
     );
-    if report.failed > 0 {
-        std::process::exit(1);
-    }
-    Ok(())
+    let status = match ExitStatus::of_report(&report) {
+        ExitStatus::Success if partial_scan => ExitStatus::Partial,
+        status => status,
+    };
+    std::process::exit(status as i32);
 }

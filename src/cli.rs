@@ -547,11 +547,7 @@ impl ExecFlags {
 
 /// What selects the entries of a sync besides the settings: the filter rules
 /// in command-line order and the `--files-from` list.
-#[derive(Debug, Default)]
-pub struct Selectors {
-    pub filters: Vec<FilterRule>,
-    pub files_from: Option<Vec<crate::types::RelPath>>,
-}
+pub use crate::sync::session::Selectors;
 
 /// The `--include`/`--exclude` rules (and those of `--include-from` /
 /// `--exclude-from` files, at the flag's place) in the order they were given:

@@ -126,6 +126,18 @@ pub enum Error {
     Interrupted,
 }
 
+impl From<crate::sync::session::SessionError> for Error {
+    fn from(error: crate::sync::session::SessionError) -> Error {
+        use crate::sync::session::SessionError;
+        match error {
+            SessionError::Overlap(e) => Error::Overlap(e),
+            SessionError::Storage(e) => Error::Storage(e),
+            SessionError::StorageClass(e) => Error::StorageClass(e),
+            SessionError::BackupDir(e) => Error::BackupDir(e),
+        }
+    }
+}
+
 impl Error {
     pub fn exit_status(&self) -> ExitStatus {
         match self {

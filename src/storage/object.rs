@@ -355,10 +355,13 @@ pub trait ObjectStore: Send + Sync + Debug {
     }
 
     /// Why this store cannot rebuild an object server-side from ranges of the
-    /// old one, when it cannot (an SSH server without `copy-data`): delta
-    /// uploads are then planned whole, with this as the reason.
+    /// old one, when it cannot (no server-side staged copies; an SSH server
+    /// without `copy-data` says why): delta uploads are then planned whole,
+    /// with this as the reason.
     fn cannot_rebuild(&self) -> Option<&'static str> {
-        None
+        self.staged_copies()
+            .is_none()
+            .then_some("the store cannot copy parts of objects server-side")
     }
 
     /// Why the store would refuse (or mangle) an object of this key, if it

@@ -11,6 +11,7 @@ pub mod plan;
 pub mod refine;
 mod report;
 pub mod scan;
+pub mod session;
 pub mod shard;
 pub mod sidecar;
 pub mod sidecar_update;

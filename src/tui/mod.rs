@@ -20,11 +20,10 @@ use ratatui::DefaultTerminal;
 use ratatui::text::Line;
 use ratatui::widgets::{Block, Borders, Paragraph};
 use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
 
 use crate::error::ExitStatus;
 use crate::format;
-use crate::storage::Storage;
+use crate::sync::session::Session;
 use crate::sync::{self, ExecOptions, ScanProgress, SyncPlan};
 use action::Action;
 use app::{App, Effect, Screen};
@@ -112,17 +111,13 @@ impl Tui {
     pub async fn review_and_run(
         &mut self,
         plan: SyncPlan,
-        source: Storage,
-        destination: Storage,
-        options: ExecOptions,
-        cancel: CancellationToken,
+        session: &Session,
+        mut options: ExecOptions,
     ) -> ExitStatus {
         let mut app = App::new(plan);
         let (pause_tx, pause_rx) = tokio::sync::watch::channel(false);
-        let options = ExecOptions {
-            pause: Some(pause_rx),
-            ..options
-        };
+        options.pause = Some(pause_rx);
+        let cancel = session.cancel().clone();
         let (events_tx, mut events) = mpsc::channel(4096);
         let mut events_tx = Some(events_tx);
         let mut running: Option<tokio::task::JoinHandle<sync::ExecReport>> = None;
@@ -155,14 +150,10 @@ impl Tui {
                                 app.screen = Screen::Review;
                             } else if let Some(tx) = events_tx.take() {
                                 let plan = Arc::new(app.plan.clone());
-                                running = Some(tokio::spawn(sync::execute(
-                                    plan,
-                                    source.clone(),
-                                    destination.clone(),
-                                    options.clone(),
-                                    tx,
-                                    cancel.clone(),
-                                )));
+                                let (session, options) = (session.clone(), options.clone());
+                                running = Some(tokio::spawn(async move {
+                                    session.execute_to(plan, options, tx).await
+                                }));
                             }
                         }
                     }

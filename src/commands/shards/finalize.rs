@@ -6,13 +6,14 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use super::super::{Context, Error, Verbosity, conflict_policy};
+use super::super::{Context, Error, Verbosity};
 use super::reports::{ReportDir, ShardReport};
 use super::{load_and_scan, plan_id_of, skip, splittable};
 use crate::error::ExitStatus;
 use crate::progress::{LineReporter, Reporter};
+use crate::sync::session::RunKind;
 use crate::sync::shard::{self, Assignment, ShardId};
-use crate::sync::{self, ExecOptions, ExecReport};
+use crate::sync::{self, ExecReport};
 use crate::types::{EntryKind, SyncAction};
 
 /// `finalize PLAN`: every shard's report present and clean, then the cut
@@ -89,7 +90,7 @@ pub(in crate::commands) async fn finalize(
     }
 
     let quiet = json || ctx.verbosity == Verbosity::Quiet;
-    let (plan, _scan, sides, done_before) = load_and_scan(plan_file, ctx, quiet).await?;
+    let (plan, _scan, session, done_before) = load_and_scan(plan_file, ctx, quiet).await?;
     let assignment: Assignment = shard::assign(&plan, count, splittable(&plan));
     let fsync = ctx.settings.fsync.value;
     let mut failures = 0u64;
@@ -110,7 +111,7 @@ pub(in crate::commands) async fn finalize(
                 plan.items[item].path
             )));
         }
-        match sync::pieces::assemble(&plan, &plan_id, &pieces, &sides.destination, fsync).await {
+        match sync::pieces::assemble(&plan, &plan_id, &pieces, &session.destination, fsync).await {
             Ok(()) => assembled += 1,
             Err(e) => {
                 failures += 1;
@@ -146,18 +147,10 @@ pub(in crate::commands) async fn finalize(
             verbose: ctx.verbosity == Verbosity::Verbose,
         })]
     };
-    let options = ExecOptions {
-        jobs: ctx.settings.jobs.value,
-        fsync,
-        pause: None,
-        conflicts: conflict_policy(&ctx.settings),
-        resume: None,
-        withhold_deletes: (failures > 0)
-            .then(|| format!("{failures} cut file(s) could not be put together")),
-        leave_for_finalize: false,
-    };
-    let report =
-        super::super::execute_reported(Arc::new(last), sides, options, reporters, ctx).await;
+    let withheld =
+        (failures > 0).then(|| format!("{failures} cut file(s) could not be put together"));
+    let options = session.exec_options(RunKind::Finalize, withheld);
+    let report = session.execute(Arc::new(last), options, reporters).await;
 
     let whole = Summary::of(&by_shard, &report, assembled, failures);
     if json {

@@ -12,11 +12,13 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use super::{Context, Error, Sides, Verbosity, conflict_policy, scan_sides};
+use super::pipeline::open_and_scan;
+use super::{Context, Error, Verbosity};
 use crate::error::ExitStatus;
 use crate::progress::{ExecEvent, LineReporter, Progress, Reporter};
+use crate::sync::session::{RunKind, Session};
 use crate::sync::shard::{self, Piece, ShardId, Unit};
-use crate::sync::{self, ExecOptions, Scan, SyncPlan};
+use crate::sync::{self, Scan, SyncPlan};
 use crate::types::{EntryKind, SyncAction};
 
 pub(super) use finalize::finalize;
@@ -45,10 +47,10 @@ async fn load_and_scan(
     plan_file: &Path,
     ctx: &Context,
     quiet: bool,
-) -> Result<(SyncPlan, Scan, Sides, BTreeSet<usize>), Error> {
+) -> Result<(SyncPlan, Scan, Session, BTreeSet<usize>), Error> {
     let plan = SyncPlan::load(plan_file)?;
-    let (scan, sides) =
-        scan_sides(&plan.source, &plan.destination, &plan.options, ctx, quiet).await?;
+    let (scan, session) =
+        open_and_scan(&plan.source, &plan.destination, &plan.options, ctx, quiet).await?;
     let diff = sync::plan::diff_options(&plan.source, &plan.destination, &plan.options);
     let mut done = BTreeSet::new();
     let mut stale = Vec::new();
@@ -85,7 +87,7 @@ async fn load_and_scan(
         }
         .into());
     }
-    Ok((plan, scan, sides, done))
+    Ok((plan, scan, session, done))
 }
 
 /// Leaves an item to others (another shard, finalize, or an earlier attempt).
@@ -145,7 +147,7 @@ pub(super) async fn run_shard(
     let reports = ReportDir::open(plan_file, report_dir, ctx).await?;
     let started = std::time::Instant::now();
     let quiet = json || ctx.verbosity == Verbosity::Quiet;
-    let (plan, _scan, sides, done_before) = load_and_scan(plan_file, ctx, quiet).await?;
+    let (plan, _scan, session, done_before) = load_and_scan(plan_file, ctx, quiet).await?;
     let assignment = shard::assign(&plan, shard.count, splittable(&plan));
     let mine = &assignment.shards[(shard.index - 1) as usize];
     let my_items: BTreeSet<usize> = mine
@@ -220,17 +222,9 @@ pub(super) async fn run_shard(
             verbose: ctx.verbosity == Verbosity::Verbose,
         }));
     }
-    let options = ExecOptions {
-        jobs: ctx.settings.jobs.value,
-        fsync: ctx.settings.fsync.value,
-        pause: None,
-        conflicts: conflict_policy(&ctx.settings),
-        resume: crate::resume::ResumeStore::default_location(),
-        withhold_deletes: None,
-        leave_for_finalize: true,
-    };
-    let (source, destination) = (sides.source.clone(), sides.destination.clone());
-    let report = super::execute_reported(Arc::new(part), sides, options, reporters, ctx).await;
+    let options = session.exec_options(RunKind::Shard, None);
+    let (source, destination) = (session.source.clone(), session.destination.clone());
+    let report = session.execute(Arc::new(part), options, reporters).await;
 
     let mut pieces_done: Vec<(usize, u32)> = pieces_before.into_iter().collect();
     let mut piece_bytes = 0;

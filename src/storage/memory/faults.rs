@@ -104,42 +104,66 @@ impl Faulty {
         }
     }
 
-    /// Runs `request` on the inner store as the fault it meets says.
-    async fn run<T, F>(&self, kind: Request, key: &str, request: F) -> Result<T, StorageError>
+    /// Runs a request on the inner store as a store client does: each
+    /// attempt (`attempt` makes it) meets the next fault armed for its
+    /// kind, and is retried within the store's policy as a network store
+    /// retries its requests.
+    async fn run<T, F, Fut>(
+        &self,
+        kind: Request,
+        key: &str,
+        mut attempt: F,
+    ) -> Result<T, StorageError>
     where
-        F: std::future::Future<Output = Result<T, StorageError>>,
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, StorageError>>,
     {
-        match self.meet(kind).await {
-            None | Some(Fault::StallAfter(_)) => request.await,
-            Some(Fault::ResetBefore) => {
-                Err(self.failure(key, RemoteErrorKind::Network, "connection reset"))
-            }
-            Some(Fault::Unavailable) => {
-                Err(self.failure(key, RemoteErrorKind::Unavailable, "503 Slow Down"))
-            }
-            Some(Fault::ResetAfter) => {
-                let _ = request.await;
-                Err(self.failure(
-                    key,
-                    RemoteErrorKind::Network,
-                    "connection reset after the request",
-                ))
-            }
-            Some(Fault::ConcurrentWrite(bytes)) => {
-                let len = bytes.len() as u64;
-                self.inner
-                    .put(
-                        key,
-                        BodySource::Memory(&bytes),
-                        len,
-                        &ObjectMeta::default(),
-                        None,
-                        Expect::Any,
-                    )
-                    .await?;
-                request.await
-            }
-        }
+        let url = self.inner.url_of(key);
+        let policy = self.inner.retry();
+        policy
+            .run(&url, crate::retry::Budget::Unbounded, || {
+                let request = attempt();
+                async move {
+                    match self.meet(kind).await {
+                        None | Some(Fault::StallAfter(_)) => request.await,
+                        Some(Fault::ResetBefore) => {
+                            Err(self.failure(key, RemoteErrorKind::Network, "connection reset"))
+                        }
+                        Some(Fault::Unavailable) => {
+                            Err(self.failure(key, RemoteErrorKind::Unavailable, "503 Slow Down"))
+                        }
+                        Some(Fault::ResetAfter) => {
+                            let _ = request.await;
+                            Err(self.failure(
+                                key,
+                                RemoteErrorKind::Network,
+                                "connection reset after the request",
+                            ))
+                        }
+                        Some(Fault::ConcurrentWrite(bytes)) => {
+                            self.write_first(key, &bytes).await?;
+                            request.await
+                        }
+                    }
+                }
+            })
+            .await
+    }
+
+    /// Someone else's write of `bytes` at `key`.
+    async fn write_first(&self, key: &str, bytes: &bytes::Bytes) -> Result<(), StorageError> {
+        let len = bytes.len() as u64;
+        self.inner
+            .put(
+                key,
+                BodySource::Memory(bytes),
+                len,
+                &ObjectMeta::default(),
+                None,
+                Expect::Any,
+            )
+            .await
+            .map(|_| ())
     }
 }
 
@@ -165,12 +189,14 @@ impl ObjectStore for Faulty {
 
     async fn list_page(&self, token: Option<String>) -> Result<ListPage, StorageError> {
         let prefix = self.inner.prefix().to_string();
-        self.run(Request::List, &prefix, self.inner.list_page(token))
-            .await
+        self.run(Request::List, &prefix, || {
+            self.inner.list_page(token.clone())
+        })
+        .await
     }
 
     async fn head(&self, key: &str) -> Result<Option<ObjectHead>, StorageError> {
-        self.run(Request::Head, key, self.inner.head(key)).await
+        self.run(Request::Head, key, || self.inner.head(key)).await
     }
 
     async fn open_read(
@@ -241,11 +267,9 @@ impl ObjectStore for Faulty {
         md5: Option<[u8; 16]>,
         expect: Expect<'_>,
     ) -> Result<String, StorageError> {
-        self.run(
-            Request::Write,
-            key,
-            self.inner.put(key, body, len, meta, md5, expect),
-        )
+        self.run(Request::Write, key, || {
+            self.inner.put(key, body, len, meta, md5, expect)
+        })
         .await
     }
 
@@ -260,11 +284,9 @@ impl ObjectStore for Faulty {
         meta: Option<&ObjectMeta>,
         expect: Expect<'_>,
     ) -> Result<String, StorageError> {
-        self.run(
-            Request::Write,
-            key,
-            self.inner.copy_object(source, key, meta, expect),
-        )
+        self.run(Request::Write, key, || {
+            self.inner.copy_object(source, key, meta, expect)
+        })
         .await
     }
 
@@ -274,17 +296,15 @@ impl ObjectStore for Faulty {
         meta: &ObjectMeta,
         expect: Expect<'_>,
     ) -> Result<String, StorageError> {
-        self.run(
-            Request::Write,
-            key,
-            self.inner.set_metadata(key, meta, expect),
-        )
+        self.run(Request::Write, key, || {
+            self.inner.set_metadata(key, meta, expect)
+        })
         .await
     }
 
     async fn delete_keys(&self, keys: &[String]) -> Result<(), StorageError> {
         let first = keys.first().cloned().unwrap_or_default();
-        self.run(Request::Delete, &first, self.inner.delete_keys(keys))
+        self.run(Request::Delete, &first, || self.inner.delete_keys(keys))
             .await
     }
 }
@@ -297,7 +317,7 @@ impl StagedObjects for Faulty {
         meta: &ObjectMeta,
     ) -> Result<StagedUpload, StorageError> {
         let staged = self.inner.need_staged()?;
-        self.run(Request::Write, key, staged.begin_staged(key, meta))
+        self.run(Request::Write, key, || staged.begin_staged(key, meta))
             .await
     }
 
@@ -311,13 +331,15 @@ impl StagedObjects for Faulty {
         md5: Option<[u8; 16]>,
     ) -> Result<StagedPart, StorageError> {
         let staged = self.inner.need_staged()?;
-        let request = staged.stage_bytes(upload, number, at, body, len, md5);
-        self.run(Request::Write, &upload.key, request).await
+        self.run(Request::Write, &upload.key, || {
+            staged.stage_bytes(upload, number, at, body, len, md5)
+        })
+        .await
     }
 
     async fn list_staged(&self, upload: &StagedUpload) -> Result<Vec<StagedPart>, StorageError> {
         let staged = self.inner.need_staged()?;
-        self.run(Request::List, &upload.key, staged.list_staged(upload))
+        self.run(Request::List, &upload.key, || staged.list_staged(upload))
             .await
     }
 
@@ -329,20 +351,22 @@ impl StagedObjects for Faulty {
         expect: Expect<'_>,
     ) -> Result<String, StorageError> {
         let staged = self.inner.need_staged()?;
-        let request = staged.commit_staged(upload, parts, meta, expect);
-        self.run(Request::Commit, &upload.key, request).await
+        self.run(Request::Commit, &upload.key, || {
+            staged.commit_staged(upload, parts, meta, expect)
+        })
+        .await
     }
 
     async fn abort_staged(&self, upload: &StagedUpload) -> Result<(), StorageError> {
         let staged = self.inner.need_staged()?;
-        self.run(Request::Delete, &upload.key, staged.abort_staged(upload))
+        self.run(Request::Delete, &upload.key, || staged.abort_staged(upload))
             .await
     }
 
     async fn list_pending(&self) -> Result<Vec<PendingUpload>, StorageError> {
         let staged = self.inner.need_staged()?;
         let prefix = self.inner.prefix().to_string();
-        self.run(Request::List, &prefix, staged.list_pending())
+        self.run(Request::List, &prefix, || staged.list_pending())
             .await
     }
 }
@@ -358,8 +382,10 @@ impl StagedCopies for Faulty {
         range: CopyRange,
     ) -> Result<StagedPart, StorageError> {
         let copies = self.inner.need_staged_copies()?;
-        let request = copies.stage_copy(upload, number, at, source, range);
-        self.run(Request::Write, &upload.key, request).await
+        self.run(Request::Write, &upload.key, || {
+            copies.stage_copy(upload, number, at, source, range)
+        })
+        .await
     }
 }
 
@@ -372,8 +398,10 @@ impl UploadStreams for Faulty {
         expect: Expect<'_>,
     ) -> Result<StreamUpload, StorageError> {
         let streams = self.inner.need_streams()?;
-        self.run(Request::Write, key, streams.begin_stream(key, meta, expect))
-            .await
+        self.run(Request::Write, key, || {
+            streams.begin_stream(key, meta, expect)
+        })
+        .await
     }
 
     async fn stream_persisted(
@@ -382,11 +410,9 @@ impl UploadStreams for Faulty {
         recorded: u64,
     ) -> Result<u64, StorageError> {
         let streams = self.inner.need_streams()?;
-        self.run(
-            Request::Head,
-            &upload.key,
-            streams.stream_persisted(upload, recorded),
-        )
+        self.run(Request::Head, &upload.key, || {
+            streams.stream_persisted(upload, recorded)
+        })
         .await
     }
 
@@ -399,13 +425,17 @@ impl UploadStreams for Faulty {
         end: Option<&StreamEnd>,
     ) -> Result<StreamAck, StorageError> {
         let streams = self.inner.need_streams()?;
-        let request = streams.stream_bytes(upload, offset, body, len, end);
-        self.run(Request::Write, &upload.key, request).await
+        self.run(Request::Write, &upload.key, || {
+            streams.stream_bytes(upload, offset, body, len, end)
+        })
+        .await
     }
 
     async fn abort_stream(&self, upload: &StreamUpload) -> Result<(), StorageError> {
         let streams = self.inner.need_streams()?;
-        self.run(Request::Delete, &upload.key, streams.abort_stream(upload))
-            .await
+        self.run(Request::Delete, &upload.key, || {
+            streams.abort_stream(upload)
+        })
+        .await
     }
 }

@@ -78,6 +78,37 @@ fn task_error(e: tokio::task::JoinError) -> ItemError {
     })
 }
 
+/// A large file to a store of the core alone (no staged parts, no
+/// streams): one request of the whole file, read from the disk as it goes
+/// (up to the store's `max_single_put`, which refuses beyond), its signature
+/// from a read of its own.
+async fn upload_signed_whole(
+    t: &Target<'_>,
+    source: &SourceFile<'_>,
+) -> Result<Outcome, ItemError> {
+    let size = t.planned.size;
+    let (path, block) = (source.path.clone(), t.ctx.block_size);
+    let signature = tokio::task::spawn_blocking(move || {
+        crate::signature::signature_of_file(&path, block)
+            .map_err(|e| StorageError::io("cannot read", &path, e))
+    })
+    .await
+    .map_err(task_error)??;
+    let body = BodySource::File {
+        path: &source.path,
+        offset: 0,
+    };
+    let result = t
+        .dst
+        .put(t.key, body, size, t.meta, None, expect_of(t.item))
+        .await;
+    let etag = settle_write(t.dst.as_ref(), t.key, result).await?;
+    source.check("while it was uploaded")?;
+    t.ctx.advanced(t.id, size).await;
+    sidecar::store(t.dst.as_ref(), &t.item.path, &signature, &etag).await?;
+    Ok(Outcome::sent(size, 0))
+}
+
 /// Uploads the whole file and writes its sidecar, reading it once.
 pub(super) async fn upload_signed(
     t: &Target<'_>,
@@ -122,6 +153,9 @@ pub(super) async fn upload_signed(
     }
     if t.dst.streams().is_some() {
         return super::stream::upload_streamed(t, source, true).await;
+    }
+    if t.dst.staged().is_none() {
+        return upload_signed_whole(t, source).await;
     }
     let part = super::chunked::chunk_size(size, t.dst.limits(), block);
     let mut started = resumable::start(

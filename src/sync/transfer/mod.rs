@@ -13,6 +13,8 @@ mod parts;
 mod remote;
 mod resumable;
 mod stream;
+#[cfg(test)]
+mod tests;
 pub(crate) mod upload;
 pub(crate) mod verify;
 
