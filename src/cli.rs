@@ -252,8 +252,8 @@ pub struct ApplyArgs {
     /// Run only shard K of N of the plan (`2/8`), or `auto`: K and N from the
     /// batch engine (Kubernetes Indexed Jobs, Slurm arrays, AWS Batch arrays).
     /// Deletions and directory times wait for `hugesync finalize`.
-    #[arg(long, value_name = "K/N|auto", value_parser = crate::commands::shards::parse_shard)]
-    pub shard: Option<crate::commands::shards::ShardSpec>,
+    #[arg(long, value_name = "K/N|auto", value_parser = crate::sync::shard::parse_shard)]
+    pub shard: Option<crate::sync::shard::ShardSpec>,
     /// Where shard reports go (default: next to the plan): a local directory
     /// or an object-store prefix every worker reaches.
     #[arg(long, value_name = "DIR", requires = "shard")]

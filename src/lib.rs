@@ -2,7 +2,8 @@
 //! storage, moving only what changed.
 //!
 //! The pipeline runs one way: [`sync::scan`] both sides → [`sync::diff`] →
-//! [`sync::build_plan`] → (review) → [`sync::execute`] → [`progress::ExecEvent`]s.
+//! [`sync::build_plan`] → (review) → [`sync::execute`] → [`progress::ExecEvent`]s,
+//! entered once through [`sync::session::Session`].
 
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
@@ -22,6 +23,7 @@ pub mod outfile;
 pub mod progress;
 pub mod resume;
 pub mod retry;
+pub mod sending;
 pub mod signature;
 pub mod storage;
 pub mod sync;

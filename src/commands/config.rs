@@ -9,7 +9,7 @@ pub(super) fn config_command(args: &ConfigArgs, ctx: &Context) -> Result<ExitSta
     let file = ctx.config_path.as_ref().map(|p| p.display().to_string());
     // What `provider` makes of the S3 settings (checked when they resolved).
     let s3 = ctx.settings.provider.value.as_ref().map(|name| {
-        let s3 = crate::storage::S3Settings::from_config(&ctx.settings);
+        let s3 = ctx.settings.store_settings().s3;
         (name.clone(), s3)
     });
     if args.json {

@@ -134,7 +134,7 @@ pub async fn run(
 
 /// How object stores are reached, from the effective settings.
 fn store_settings(settings: &Settings) -> crate::storage::StoreSettings {
-    crate::storage::StoreSettings::from_config(settings)
+    settings.store_settings()
 }
 
 fn write_stdout(bytes: &[u8]) -> Result<ExitStatus, Error> {

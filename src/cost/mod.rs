@@ -366,7 +366,7 @@ fn money_of(side: &SideUse, billing: &Billing, is_destination: bool) -> Option<M
 
 /// The part size the uploader picks for a file of `size`.
 fn part_size(size: u64, store: &StoreModel) -> u64 {
-    crate::sync::transfer::upload::part_size_within(size, store.max_parts, store.min_part)
+    crate::sending::part_size_within(size, store.max_parts, store.min_part)
 }
 
 fn part_of(side: &SideModel) -> u64 {
@@ -377,21 +377,12 @@ fn part_of(side: &SideModel) -> u64 {
 
 /// Requests to write `len` bytes as one object.
 fn put_requests(len: u64, store: &StoreModel) -> u64 {
-    if len <= crate::sync::transfer::upload::MULTIPART_THRESHOLD {
-        1
-    } else {
-        len.div_ceil(part_size(len, store)) + 2
-    }
+    crate::sending::put_requests(len, store.max_parts, store.min_part)
 }
 
 /// Requests to read `len` bytes of one object.
 fn get_requests(len: u64) -> u64 {
-    use crate::sync::transfer::download::{RANGE_SIZE, RANGED_THRESHOLD};
-    if len <= RANGED_THRESHOLD {
-        1
-    } else {
-        len.div_ceil(RANGE_SIZE)
-    }
+    crate::sending::get_requests(len)
 }
 
 /// Requests to copy an object of `size` server-side: one copy, or a

@@ -287,19 +287,6 @@ pub struct StoreSettings {
 }
 
 impl StoreSettings {
-    /// Each store's settings from the effective configuration. One retry
-    /// policy serves both sides of a run (and so counts their retries
-    /// together).
-    pub fn from_config(settings: &crate::config::Settings) -> StoreSettings {
-        StoreSettings {
-            s3: S3Settings::from_config(settings),
-            azure: AzureSettings::from_config(settings),
-            gcs: GcsSettings::from_config(settings),
-            sftp: SftpSettings::from_config(settings),
-            retry: settings.retry_policy(),
-        }
-    }
-
     /// The same, writing files in `class` (the destination's settings).
     pub fn writing_in(&self, class: Option<&StorageClass>) -> StoreSettings {
         let mut settings = self.clone();
@@ -407,55 +394,6 @@ impl Storage {
                 store.delete_keys(&[marker]).await
             }
             Storage::Object(store) => objects::delete_path(store.as_ref(), path).await,
-        }
-    }
-}
-
-impl Storage {
-    /// Keeps a copy of the entry at `path` (a file or a link) at `target`
-    /// before it is replaced or deleted: a hard link (a copy across file
-    /// systems) on a local disk, a server-side copy pinned to `version` in an
-    /// object store — never through this machine.
-    pub async fn backup(
-        &self,
-        path: &RelPath,
-        target: &crate::sync::BackupTarget,
-        size: u64,
-        version: Option<&str>,
-    ) -> Result<(), StorageError> {
-        use crate::sync::BackupTarget;
-        match (self, target) {
-            (Storage::Local(local), BackupTarget::Below(rel)) => {
-                let (from, to) = (local.path_of(path), local.path_of(rel));
-                run_blocking(move || local::keep_copy(&from, &to)).await
-            }
-            (Storage::Local(local), BackupTarget::LocalPath(to)) => {
-                let (from, to) = (local.path_of(path), to.clone());
-                run_blocking(move || local::keep_copy(&from, &to)).await
-            }
-            (Storage::Object(store), BackupTarget::Below(rel)) => {
-                let key = store.key_of(rel);
-                objects::copy_within(store.as_ref(), &store.key_of(path), &key, size, version).await
-            }
-            (Storage::Object(store), BackupTarget::Elsewhere { key_prefix, name }) => {
-                let key = format!("{key_prefix}{}", names::encode(name.as_bytes()));
-                objects::copy_within(store.as_ref(), &store.key_of(path), &key, size, version).await
-            }
-            // `BackupDir::place` gives local paths to local destinations and
-            // store keys to stores only.
-            (Storage::Local(local), BackupTarget::Elsewhere { key_prefix, .. }) => {
-                Err(StorageError::Transfer {
-                    target: local.path_of(path).display().to_string(),
-                    message: format!("--backup-dir {key_prefix} is not a local path"),
-                })
-            }
-            (Storage::Object(store), BackupTarget::LocalPath(dir)) => Err(StorageError::Transfer {
-                target: store.url_of(&store.key_of(path)),
-                message: format!(
-                    "--backup-dir {} is a local path; on an object store give a prefix below the destination",
-                    dir.display()
-                ),
-            }),
         }
     }
 }

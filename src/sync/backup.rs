@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::filter::FilterRule;
+use crate::storage::{Storage, StorageError};
 use crate::types::RelPath;
 use crate::uri::Location;
 
@@ -44,6 +45,69 @@ pub enum BackupTarget {
         key_prefix: String,
         name: RelPath,
     },
+}
+
+/// Keeps a copy of the entry at `path` (a file or a link) at `target`
+/// before it is replaced or deleted: a hard link (a copy across file
+/// systems) on a local disk, a server-side copy pinned to `version` in an
+/// object store — never through this machine.
+pub async fn keep_copy(
+    storage: &Storage,
+    path: &RelPath,
+    target: &BackupTarget,
+    size: u64,
+    version: Option<&str>,
+) -> Result<(), StorageError> {
+    match (storage, target) {
+        (Storage::Local(local), BackupTarget::Below(rel)) => {
+            let (from, to) = (local.path_of(path), local.path_of(rel));
+            crate::storage::run_blocking(move || crate::storage::local::keep_copy(&from, &to)).await
+        }
+        (Storage::Local(local), BackupTarget::LocalPath(to)) => {
+            let (from, to) = (local.path_of(path), to.clone());
+            crate::storage::run_blocking(move || crate::storage::local::keep_copy(&from, &to)).await
+        }
+        (Storage::Object(store), BackupTarget::Below(rel)) => {
+            let key = store.key_of(rel);
+            crate::storage::objects::copy_within(
+                store.as_ref(),
+                &store.key_of(path),
+                &key,
+                size,
+                version,
+            )
+            .await
+        }
+        (Storage::Object(store), BackupTarget::Elsewhere { key_prefix, name }) => {
+            let key = format!(
+                "{key_prefix}{}",
+                crate::storage::names::encode(name.as_bytes())
+            );
+            crate::storage::objects::copy_within(
+                store.as_ref(),
+                &store.key_of(path),
+                &key,
+                size,
+                version,
+            )
+            .await
+        }
+        // `BackupDir::place` gives local paths to local destinations and
+        // store keys to stores only.
+        (Storage::Local(local), BackupTarget::Elsewhere { key_prefix, .. }) => {
+            Err(StorageError::Transfer {
+                target: local.path_of(path).display().to_string(),
+                message: format!("--backup-dir {key_prefix} is not a local path"),
+            })
+        }
+        (Storage::Object(store), BackupTarget::LocalPath(dir)) => Err(StorageError::Transfer {
+            target: store.url_of(&store.key_of(path)),
+            message: format!(
+                "--backup-dir {} is a local path; on an object store give a prefix below the destination",
+                dir.display()
+            ),
+        }),
+    }
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

@@ -17,7 +17,7 @@ use super::{
 use crate::config::{Origin, Settings};
 use crate::filter::{FilterRule, RuleKind};
 use crate::progress::{ExecEvent, Reporter};
-use crate::storage::{Storage, StorageClass, StorageClassError, StorageError, StoreSettings};
+use crate::storage::{Storage, StorageClass, StorageClassError, StorageError};
 use crate::types::RelPath;
 use crate::uri::Location;
 
@@ -158,7 +158,7 @@ impl Session {
         cancel: CancellationToken,
     ) -> Result<Session, SessionError> {
         super::check_locations(source, destination)?;
-        let stores = StoreSettings::from_config(settings);
+        let stores = settings.store_settings();
         let source_store = Storage::open(source, &stores).await?;
         let destination_store = Storage::open(
             destination,

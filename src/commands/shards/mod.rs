@@ -6,7 +6,6 @@
 
 mod finalize;
 mod reports;
-mod spec;
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -17,13 +16,12 @@ use super::{Context, Error, Verbosity};
 use crate::error::ExitStatus;
 use crate::progress::{ExecEvent, LineReporter, Progress, Reporter};
 use crate::sync::session::{RunKind, Session};
-use crate::sync::shard::{self, Piece, ShardId, Unit};
+use crate::sync::shard::{self, Piece, ShardId, ShardSpec, Unit, shard_from_env};
 use crate::sync::{self, Scan, SyncPlan};
 use crate::types::{EntryKind, SyncAction};
 
 pub(super) use finalize::finalize;
 use reports::{REPORT_FORMAT, ReportDir, ShardFailure, ShardReport};
-pub use spec::{ShardSpec, parse_shard, shard_from_env};
 
 /// blake3 of the plan file, the first 16 hex digits.
 fn plan_id_of(path: &Path) -> Result<String, Error> {

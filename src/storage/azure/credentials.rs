@@ -49,32 +49,6 @@ impl std::fmt::Debug for AzureSettings {
     }
 }
 
-impl AzureSettings {
-    pub fn from_config(settings: &crate::config::Settings) -> AzureSettings {
-        let secret =
-            |value: &Option<crate::config::Secret>| value.as_ref().map(|s| s.expose().to_string());
-        AzureSettings {
-            account: settings.azure_account.value.clone(),
-            key: secret(&settings.azure_key.value),
-            sas_token: secret(&settings.azure_sas_token.value),
-            connection_string: secret(&settings.azure_connection_string.value),
-            // A store-specific endpoint wins; else the one --endpoint-url gives
-            // every object store of the run, unless a connection string names
-            // its own (so s3:// and az:// sides can each have theirs).
-            endpoint_url: settings.azure_endpoint_url.value.clone().or_else(|| {
-                settings
-                    .azure_connection_string
-                    .value
-                    .is_none()
-                    .then(|| settings.endpoint_url.value.clone())
-                    .flatten()
-            }),
-            list_page_size: None,
-            storage_class: None,
-        }
-    }
-}
-
 /// How requests are authorised.
 #[derive(Clone)]
 pub enum Auth {

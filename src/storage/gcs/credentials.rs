@@ -43,18 +43,6 @@ impl Default for GcsSettings {
     }
 }
 
-impl GcsSettings {
-    pub fn from_config(settings: &crate::config::Settings) -> GcsSettings {
-        GcsSettings {
-            endpoint_url: settings.endpoint_url.value.clone(),
-            list_page_size: None,
-            chunked_objects: settings.gcs_chunked_objects.value,
-            composite_uploads: settings.gcs_composite_uploads.value && settings.jobs.value > 1,
-            storage_class: None,
-        }
-    }
-}
-
 /// How requests are authorised.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Auth {

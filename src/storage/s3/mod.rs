@@ -87,32 +87,6 @@ pub struct S3Settings {
     pub storage_class: Option<String>,
 }
 
-impl S3Settings {
-    pub fn from_config(settings: &crate::config::Settings) -> S3Settings {
-        let mut s3 = S3Settings {
-            profile: settings.profile.value.clone(),
-            region: settings.region.value.clone(),
-            endpoint_url: settings.endpoint_url.value.clone(),
-            path_style: settings.path_style.value,
-            list_page_size: None,
-            storage_class: None,
-        };
-        // Checked when the settings were resolved: a provider that cannot
-        // be applied never gets this far.
-        if let Some(Ok(resolved)) = settings
-            .provider
-            .value
-            .as_deref()
-            .map(|name| settings.provider_resolved(name))
-        {
-            s3.endpoint_url = resolved.endpoint_url;
-            s3.region = resolved.region;
-            s3.path_style = resolved.path_style;
-        }
-        s3
-    }
-}
-
 /// A bucket and a prefix, with a client shared by every clone.
 #[derive(Clone)]
 pub struct S3Storage {

@@ -45,15 +45,6 @@ impl Default for SftpSettings {
 }
 
 impl SftpSettings {
-    pub fn from_config(settings: &crate::config::Settings) -> SftpSettings {
-        SftpSettings {
-            config_file: settings.ssh_config.value.clone().map(PathBuf::from),
-            accept_new: settings.ssh_accept_new.value,
-            program: std::env::var_os("HUGESYNC_SSH").map(PathBuf::from),
-            fsync: settings.fsync.value,
-        }
-    }
-
     pub(super) fn program(&self) -> &Path {
         self.program.as_deref().unwrap_or(Path::new("ssh"))
     }

@@ -23,11 +23,7 @@ use super::local::check_destination_unchanged;
 use super::verify::effective_check;
 use super::{ItemContext, ItemError, Outcome, planned_source, source_changed};
 
-/// Objects above this come down in ranges fetched in parallel.
-pub(crate) const RANGED_THRESHOLD: u64 = 32 * 1024 * 1024;
-/// Bytes per ranged GET (held in memory until written: at most
-/// `jobs` of them across the run).
-pub(crate) const RANGE_SIZE: u64 = 16 * 1024 * 1024;
+use crate::sending::{RANGE_SIZE, RANGED_THRESHOLD};
 
 /// The local attributes of a downloaded entry: mtime is the object's
 /// LastModified (what the next listing compares against), or with `-a` the

@@ -165,15 +165,15 @@ pub async fn keep_backup(item: &PlanItem, ctx: &ItemContext) -> Result<(), ItemE
     if old.kind == crate::types::EntryKind::Dir {
         return Ok(());
     }
-    ctx.destination
-        .backup(
-            &item.path,
-            &backup.target_of(&item.path),
-            old.size,
-            old.etag(),
-        )
-        .await
-        .map_err(conflict_or)
+    super::backup::keep_copy(
+        &ctx.destination,
+        &item.path,
+        &backup.target_of(&item.path),
+        old.size,
+        old.etag(),
+    )
+    .await
+    .map_err(conflict_or)
 }
 
 fn item_backup(item: &PlanItem, ctx: &ItemContext) -> Option<super::Backup> {

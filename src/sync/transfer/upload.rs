@@ -19,23 +19,12 @@ use super::{
     settle_write,
 };
 
-/// Files above this go up in parts (and can later be rebuilt by delta).
-pub const MULTIPART_THRESHOLD: u64 = 32 * 1024 * 1024;
-/// Smallest part of a whole upload; larger files get larger parts to stay
-/// within the store's count of parts.
-const MIN_PART_SIZE: u64 = 16 * 1024 * 1024;
+pub use crate::sending::MULTIPART_THRESHOLD;
 
-/// Part size for a file of `size` bytes: at least 16 MiB (and the store's
-/// floor), whole MiB, and few enough parts for the store's limit.
+/// Part size for a file of `size` bytes on a store with these limits
+/// (`sending::part_size_within`).
 pub fn part_size(size: u64, limits: &StoreLimits) -> u64 {
-    part_size_within(size, limits.max_parts as u64, limits.min_part)
-}
-
-/// The same rule, from the two limits it reads.
-pub(crate) fn part_size_within(size: u64, max_parts: u64, min_part: u64) -> u64 {
-    const MIB: u64 = 1024 * 1024;
-    let fitting = size.div_ceil(max_parts.max(1)).div_ceil(MIB).max(1) * MIB;
-    fitting.max(MIN_PART_SIZE).max(min_part)
+    crate::sending::part_size_within(size, limits.max_parts as u64, limits.min_part)
 }
 
 /// The metadata that travels with an uploaded file.

@@ -19,6 +19,10 @@
 //! where the destination can put ranges together (a local file written at
 //! offsets, an object assembled from parts server-side).
 
+mod spec;
+
+pub use spec::{ShardSpec, parse_shard, shard_from_env};
+
 use serde::{Deserialize, Serialize};
 
 use super::plan::{PlanItem, SyncPlan};

@@ -1,7 +1,7 @@
 //! Which shard this process is: `--shard K/N`, or `auto` from the batch
 //! engine's environment.
 
-use crate::sync::shard::ShardId;
+use super::ShardId;
 
 /// `--shard`: given, or from the batch engine's environment.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

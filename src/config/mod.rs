@@ -2,6 +2,8 @@
 //! variables, then command-line flags (the later wins). Every value remembers where
 //! it came from so `hugesync config` can say so.
 
+mod stores;
+
 use std::fmt;
 use std::path::{Path, PathBuf};
 

@@ -1,0 +1,88 @@
+//! The stores' settings, built from the effective settings: configuration
+//! builds stores' settings, stores never read it (object_store's builders
+//! the same way).
+
+use std::path::PathBuf;
+
+use super::Settings;
+use crate::storage::{AzureSettings, GcsSettings, S3Settings, SftpSettings, StoreSettings};
+
+impl Settings {
+    /// Each store's settings. One retry policy serves both sides of a run
+    /// (and so counts their retries together).
+    pub fn store_settings(&self) -> StoreSettings {
+        StoreSettings {
+            s3: s3(self),
+            azure: azure(self),
+            gcs: gcs(self),
+            sftp: sftp(self),
+            retry: self.retry_policy(),
+        }
+    }
+}
+
+fn s3(settings: &Settings) -> S3Settings {
+    let mut s3 = S3Settings {
+        profile: settings.profile.value.clone(),
+        region: settings.region.value.clone(),
+        endpoint_url: settings.endpoint_url.value.clone(),
+        path_style: settings.path_style.value,
+        list_page_size: None,
+        storage_class: None,
+    };
+    // Checked when the settings were resolved: a provider that cannot
+    // be applied never gets this far.
+    if let Some(Ok(resolved)) = settings
+        .provider
+        .value
+        .as_deref()
+        .map(|name| settings.provider_resolved(name))
+    {
+        s3.endpoint_url = resolved.endpoint_url;
+        s3.region = resolved.region;
+        s3.path_style = resolved.path_style;
+    }
+    s3
+}
+
+fn azure(settings: &Settings) -> AzureSettings {
+    let secret = |value: &Option<super::Secret>| value.as_ref().map(|s| s.expose().to_string());
+    AzureSettings {
+        account: settings.azure_account.value.clone(),
+        key: secret(&settings.azure_key.value),
+        sas_token: secret(&settings.azure_sas_token.value),
+        connection_string: secret(&settings.azure_connection_string.value),
+        // A store-specific endpoint wins; else the one --endpoint-url gives
+        // every object store of the run, unless a connection string names
+        // its own (so s3:// and az:// sides can each have theirs).
+        endpoint_url: settings.azure_endpoint_url.value.clone().or_else(|| {
+            settings
+                .azure_connection_string
+                .value
+                .is_none()
+                .then(|| settings.endpoint_url.value.clone())
+                .flatten()
+        }),
+        list_page_size: None,
+        storage_class: None,
+    }
+}
+
+fn gcs(settings: &Settings) -> GcsSettings {
+    GcsSettings {
+        endpoint_url: settings.endpoint_url.value.clone(),
+        list_page_size: None,
+        chunked_objects: settings.gcs_chunked_objects.value,
+        composite_uploads: settings.gcs_composite_uploads.value && settings.jobs.value > 1,
+        storage_class: None,
+    }
+}
+
+fn sftp(settings: &Settings) -> SftpSettings {
+    SftpSettings {
+        config_file: settings.ssh_config.value.clone().map(PathBuf::from),
+        accept_new: settings.ssh_accept_new.value,
+        program: std::env::var_os("HUGESYNC_SSH").map(PathBuf::from),
+        fsync: settings.fsync.value,
+    }
+}
