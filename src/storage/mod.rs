@@ -17,6 +17,7 @@ pub mod meta;
 pub mod names;
 pub mod object;
 pub mod objects;
+pub(crate) mod rest;
 pub mod s3;
 pub mod sftp;
 

@@ -60,6 +60,9 @@ pub struct Counters {
     pub active: AtomicU64,
 }
 
+/// `hold_at` while held requests are being dropped.
+const DROP_HELD: u64 = u64::MAX - 1;
+
 /// A write made by "someone else" just before the first request whose first
 /// line starts with `trigger` goes through: a concurrent change, on cue.
 #[derive(Clone, Debug)]
@@ -147,13 +150,13 @@ impl FaultProxy {
         self.hold_at.store(bytes, Ordering::Relaxed);
     }
 
-    /// Reads bodies again, and waits until every connection is done with.
-    /// A held request whose client is gone ends unsent — unless the rest of
-    /// its body was already in the kernel's buffers, which a killed
-    /// process's socket still delivers: then it reaches the server, and a
-    /// run started before it did would race it.
+    /// Drops the requests held (as a server sees a client killed before its
+    /// body was whole), waits until every connection is done with, then
+    /// reads bodies again. Forwarding a held request instead could deliver
+    /// it whole after its client was killed (the rest of its body already
+    /// in the kernel's buffers), behind the back of the run that resumes.
     pub fn release(&self) {
-        self.hold_at.store(u64::MAX, Ordering::Relaxed);
+        self.hold_at.store(DROP_HELD, Ordering::Relaxed);
         let deadline = std::time::Instant::now() + Duration::from_secs(60);
         while self.counters.active.load(Ordering::Relaxed) > 0 {
             assert!(
@@ -162,6 +165,7 @@ impl FaultProxy {
             );
             std::thread::sleep(Duration::from_millis(10));
         }
+        self.hold_at.store(u64::MAX, Ordering::Relaxed);
     }
 
     /// Arms a one-time concurrent write (see [`Interference`]).
@@ -390,9 +394,13 @@ async fn handle(
         client.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await?;
     }
     while body.len() < length {
-        while counters.received_bytes.load(Ordering::Relaxed) >= hold_at.load(Ordering::Relaxed) {
-            if stop.load(Ordering::Relaxed) {
+        loop {
+            let hold = hold_at.load(Ordering::Relaxed);
+            if stop.load(Ordering::Relaxed) || hold == DROP_HELD {
                 return Ok(());
+            }
+            if counters.received_bytes.load(Ordering::Relaxed) < hold {
+                break;
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
         }

@@ -30,7 +30,7 @@ use self::headers::{
     condition_headers, etag_of, header, http_date_ns, md5_header, md5_of_base64, meta_from_pairs,
     meta_headers, quoted,
 };
-use self::request::{Call, Header, Payload, body_text};
+use self::request::{Call, Header, Payload};
 use super::body::BodySource;
 use super::meta::ObjectMeta;
 use super::object::{
@@ -100,13 +100,12 @@ fn query_value(value: &str) -> String {
 /// A container and a prefix, with a client and signer shared by every clone.
 #[derive(Clone)]
 pub struct AzureStorage {
-    client: reqwest::Client,
+    http: crate::storage::rest::HttpClient,
     signer: Arc<reqsign_core::Signer<reqsign_azure_storage::Credential>>,
     resolved: Resolved,
     container: String,
     /// Empty, or ending in `/`.
     prefix: String,
-    retry: RetryPolicy,
     info: StoreInfo,
     list_page_size: u32,
     access_tier: Option<String>,
@@ -190,7 +189,10 @@ impl AzureStorage {
             prefix => format!("{prefix}/"),
         };
         Ok(AzureStorage {
-            client,
+            http: crate::storage::rest::HttpClient {
+                client,
+                retry: retry.clone(),
+            },
             signer: Arc::new(signer),
             info: StoreInfo {
                 scheme: "az",
@@ -207,7 +209,6 @@ impl AzureStorage {
             resolved,
             container: container.to_string(),
             prefix,
-            retry: retry.clone(),
             list_page_size: settings
                 .list_page_size
                 .unwrap_or(PAGE_SIZE)
@@ -276,24 +277,23 @@ impl AzureStorage {
     ) -> Result<T, StorageError> {
         // The answer is read within the attempt: one that stalls or is cut
         // off midway is retried like a request that got none.
-        let activity = Arc::default();
-        self.retry
-            .run(&target, crate::retry::Budget::Quick, || async {
-                let call = Call {
-                    method: Method::GET,
-                    url: url.clone(),
-                    headers: Vec::new(),
-                    payload: Payload::Empty,
-                    server_side: false,
-                };
-                let response = self.send_once(op, &target, call, &activity).await?;
-                let text = body_text(response, &target).await?;
-                xml::parse(&text).map_err(|e| StorageError::Transfer {
-                    target: target.clone(),
-                    message: format!("unreadable answer: {e}"),
-                })
+        let bytes = self
+            .answer(op, &target, || Call {
+                method: Method::GET,
+                url: url.clone(),
+                headers: Vec::new(),
+                payload: Payload::Empty,
+                server_side: false,
             })
-            .await
+            .await?;
+        let text = std::str::from_utf8(&bytes).map_err(|e| StorageError::Transfer {
+            target: target.clone(),
+            message: format!("unreadable answer: {e}"),
+        })?;
+        xml::parse(text).map_err(|e| StorageError::Transfer {
+            target: target.clone(),
+            message: format!("unreadable answer: {e}"),
+        })
     }
 
     /// A read-only SAS for a blob of this account, signed with the key.

@@ -1,18 +1,20 @@
-//! Sending one Blob service request: signed (Shared Key, SAS or an Entra ID
-//! bearer token, by reqsign), retried within the store's policy, with errors
-//! turned into [`StorageError`]s in the store's terms. Credentials never reach
-//! a message: only status, error code and the service's own message do.
+//! Blob service requests over the shared HTTP layer (`storage::rest`): what
+//! is Azure's own — signing (Shared Key, SAS or an Entra ID bearer token, by
+//! reqsign), the API version and lengths each request carries, and the
+//! service's error codes. Credentials never reach a message: only status,
+//! error code and the service's own message do.
 
 use std::sync::Arc;
 
 use bytes::Bytes;
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use reqwest::header::HeaderMap;
 use reqwest::{Method, Response, StatusCode};
 
 use super::{AzureStorage, HINTS};
-use crate::retry::{Activity, Budget};
+use crate::retry::Activity;
 use crate::storage::body::BodySource;
 pub(super) use crate::storage::error_chain;
+use crate::storage::rest;
 use crate::storage::{RemoteErrorKind, StorageError};
 
 /// The REST API version every request asks for.
@@ -41,58 +43,127 @@ pub(super) struct Call<'a> {
     pub server_side: bool,
 }
 
-fn invalid(target: &str, message: impl std::fmt::Display) -> StorageError {
-    StorageError::Transfer {
-        target: target.to_string(),
-        message: message.to_string(),
-    }
-}
-
 /// The kind of a failed request, from its status and the service's code.
 fn kind_of(status: StatusCode, code: &str) -> RemoteErrorKind {
     match (status.as_u16(), code) {
-        (401 | 403, _) | (_, "AuthenticationFailed" | "AuthorizationFailure") => {
-            RemoteErrorKind::Denied
-        }
-        (412, _) | (409, "BlobAlreadyExists" | "ConditionNotMet" | "TargetConditionNotMet") => {
+        (_, "AuthenticationFailed" | "AuthorizationFailure") => RemoteErrorKind::Denied,
+        (409, "BlobAlreadyExists" | "ConditionNotMet" | "TargetConditionNotMet") => {
             RemoteErrorKind::PreconditionFailed
         }
         // The service could not read a copy source (its answer, other than a
         // failed source condition, wrapped in this code).
-        (_, "CannotVerifyCopySource") => RemoteErrorKind::SourceUnreachable,
+        (status, "CannotVerifyCopySource") if status != 412 => RemoteErrorKind::SourceUnreachable,
         (_, "Md5Mismatch" | "Crc64Mismatch" | "InvalidMd5") => RemoteErrorKind::ChecksumMismatch,
-        (404, _) => RemoteErrorKind::NotFound,
-        (408 | 429 | 500..=599, _) | (_, "OperationTimedOut" | "ServerBusy") => {
-            RemoteErrorKind::Unavailable
-        }
-        _ => RemoteErrorKind::Rejected,
+        (_, "OperationTimedOut" | "ServerBusy") => RemoteErrorKind::Unavailable,
+        // 410 is no answer of the Blob service's: a refusal like any other.
+        (410, _) => RemoteErrorKind::Rejected,
+        _ => rest::kind_of_status(status),
+    }
+}
+
+#[async_trait::async_trait]
+impl rest::Service for AzureStorage {
+    async fn sign(
+        &self,
+        head: &mut http::request::Parts,
+        op: &'static str,
+        target: &str,
+    ) -> Result<(), StorageError> {
+        self.signer
+            .sign(head, None)
+            .await
+            .map_err(|e| credentials_error(op, target, &e))
+    }
+
+    fn refusal(
+        &self,
+        status: StatusCode,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> (RemoteErrorKind, String) {
+        let code = headers
+            .get("x-ms-error-code")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        let detail = std::str::from_utf8(body)
+            .ok()
+            .and_then(|text| super::xml::parse::<super::xml::ErrorBody>(text).ok())
+            .and_then(|e| e.message)
+            .map(|m| m.lines().next().unwrap_or_default().trim().to_string())
+            .filter(|m| !m.is_empty());
+        (
+            kind_of(status, code),
+            rest::refusal_message(status, code, detail),
+        )
+    }
+
+    fn hints(&self) -> &'static crate::storage::StoreHints {
+        &HINTS
+    }
+}
+
+/// A call as it goes out: the API version, its length, its headers.
+fn outgoing(call: Call<'_>) -> rest::Outgoing<'_> {
+    let len = match call.payload {
+        Payload::Empty => 0,
+        Payload::Text(text) => text.len() as u64,
+        Payload::Body { len, .. } => len,
+    };
+    let mut headers = vec![("x-ms-version".to_string(), API_VERSION.to_string())];
+    if call.method == Method::PUT || len > 0 {
+        headers.push(("content-length".to_string(), len.to_string()));
+    }
+    headers.extend(
+        call.headers
+            .into_iter()
+            .map(|(name, value)| (name.into_owned(), value)),
+    );
+    rest::Outgoing {
+        method: call.method,
+        url: call.url,
+        headers,
+        body: match call.payload {
+            Payload::Empty => rest::Body::Empty,
+            Payload::Text(text) => rest::Body::Text(text.to_string()),
+            Payload::Body { source, len } => rest::Body::Stream {
+                source,
+                len,
+                frame: None,
+            },
+        },
+        also_ok: None,
     }
 }
 
 impl AzureStorage {
-    /// Sends the call `build` makes, retried within `budget`; a non-success
-    /// status is an error naming `op` and `target`.
+    /// Sends the call `build` makes, retried within the policy; a refusal
+    /// is an error naming `op` and `target`.
     pub(super) async fn send<'a>(
         &self,
         op: &'static str,
         target: &str,
         build: impl Fn() -> Call<'a>,
     ) -> Result<Response, StorageError> {
-        let activity = Arc::new(Activity::default());
-        let call = build();
-        let budget = match call.payload {
-            Payload::Body { len, .. } if len > 0 => Budget::Watched(activity.clone()),
-            _ if call.server_side => Budget::ServerSide,
-            _ => Budget::Quick,
-        };
-        self.retry
-            .run(target, budget, || {
-                self.send_once(op, target, build(), &activity)
-            })
+        let server_side = build().server_side;
+        self.http
+            .send(self, op, target, server_side, || Ok(outgoing(build())))
             .await
     }
 
-    /// One attempt: signs, sends, and checks the status.
+    /// The same, with the answer read whole within each attempt.
+    pub(super) async fn answer<'a>(
+        &self,
+        op: &'static str,
+        target: &str,
+        build: impl Fn() -> Call<'a>,
+    ) -> Result<Bytes, StorageError> {
+        let server_side = build().server_side;
+        self.http
+            .answer(self, op, target, server_side, || Ok(outgoing(build())))
+            .await
+    }
+
+    /// One attempt (a read whose body the caller streams).
     pub(super) async fn send_once(
         &self,
         op: &'static str,
@@ -100,110 +171,21 @@ impl AzureStorage {
         call: Call<'_>,
         activity: &Arc<Activity>,
     ) -> Result<Response, StorageError> {
-        let mut headers = HeaderMap::new();
-        let mut put = |name: &str, value: &str| -> Result<(), StorageError> {
-            let name = HeaderName::from_bytes(name.as_bytes()).map_err(|e| invalid(target, e))?;
-            let value = HeaderValue::from_str(value).map_err(|e| invalid(target, e))?;
-            headers.insert(name, value);
-            Ok(())
-        };
-        put("x-ms-version", API_VERSION)?;
-        let len = match call.payload {
-            Payload::Empty => 0,
-            Payload::Text(text) => text.len() as u64,
-            Payload::Body { len, .. } => len,
-        };
-        if call.method == Method::PUT || len > 0 {
-            put("content-length", &len.to_string())?;
-        }
-        for (name, value) in &call.headers {
-            put(name, value)?;
-        }
-        let mut request = http::Request::builder()
-            .method(call.method.clone())
-            .uri(&call.url)
-            .body(())
-            .map_err(|e| invalid(target, e))?;
-        *request.headers_mut() = headers;
-        let (mut parts, ()) = request.into_parts();
-        self.signer
-            .sign(&mut parts, None)
+        self.http
+            .send_once(self, op, target, outgoing(call), activity)
             .await
-            .map_err(|e| self.credentials_error(op, target, &e))?;
-        let url = reqwest::Url::parse(&parts.uri.to_string()).map_err(|e| invalid(target, e))?;
-        let mut request = reqwest::Request::new(parts.method, url);
-        *request.headers_mut() = parts.headers;
-        *request.body_mut() = match call.payload {
-            Payload::Empty => None,
-            Payload::Text(text) => Some(reqwest::Body::from(text.to_string())),
-            Payload::Body { source, len } => {
-                Some(reqwest::Body::wrap(source.open(len, activity).await?))
-            }
-        };
-        let response = self
-            .client
-            .execute(request)
-            .await
-            .map_err(|e| crate::storage::http_error(op, target, e, &HINTS))?;
-        let status = response.status();
-        if status.is_success() {
-            return Ok(response);
-        }
-        let code = response
-            .headers()
-            .get("x-ms-error-code")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_string();
-        let body = response.bytes().await.unwrap_or_default();
-        let detail = std::str::from_utf8(&body)
-            .ok()
-            .and_then(|text| super::xml::parse::<super::xml::ErrorBody>(text).ok())
-            .and_then(|e| e.message)
-            .map(|m| m.lines().next().unwrap_or_default().trim().to_string())
-            .filter(|m| !m.is_empty());
-        let message = match (code.is_empty(), detail) {
-            (false, Some(detail)) => format!("{code}: {detail}"),
-            (false, None) => format!("{code} (HTTP {})", status.as_u16()),
-            (true, Some(detail)) => format!("HTTP {}: {detail}", status.as_u16()),
-            (true, None) => format!("HTTP {}", status.as_u16()),
-        };
-        Err(StorageError::Remote {
-            op,
-            target: target.to_string(),
-            kind: kind_of(status, &code),
-            message,
-            hints: &HINTS,
-        })
-    }
-
-    /// A credential that could not be had (or used) is a refusal: exit code 4.
-    fn credentials_error(
-        &self,
-        op: &'static str,
-        target: &str,
-        error: &reqsign_core::Error,
-    ) -> StorageError {
-        StorageError::Remote {
-            op,
-            target: target.to_string(),
-            kind: RemoteErrorKind::Denied,
-            message: format!("no usable Azure credentials: {error}"),
-            hints: &HINTS,
-        }
     }
 }
 
-/// A response body read whole (small answers: listings, block lists).
-pub(super) async fn body_text(response: Response, target: &str) -> Result<String, StorageError> {
-    let bytes: Bytes = response
-        .bytes()
-        .await
-        .map_err(|e| StorageError::Interrupted {
-            target: target.to_string(),
-            message: error_chain(&e.without_url()),
-        })?;
-    String::from_utf8(bytes.to_vec()).map_err(|e| invalid(target, e))
+/// A credential that could not be had (or used) is a refusal: exit code 4.
+fn credentials_error(op: &'static str, target: &str, error: &reqsign_core::Error) -> StorageError {
+    StorageError::Remote {
+        op,
+        target: target.to_string(),
+        kind: RemoteErrorKind::Denied,
+        message: format!("no usable Azure credentials: {error}"),
+        hints: &HINTS,
+    }
 }
 
 #[cfg(test)]

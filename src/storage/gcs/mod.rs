@@ -123,7 +123,7 @@ type ChunkIndex = HashMap<String, Vec<String>>;
 /// A bucket and a prefix, with a client and signer shared by every clone.
 #[derive(Clone)]
 pub struct GcsStorage {
-    client: reqwest::Client,
+    http: crate::storage::rest::HttpClient,
     /// `None` for an emulator.
     signer: Option<Arc<reqsign_core::Signer<reqsign_google::Credential>>>,
     resolved: Resolved,
@@ -210,7 +210,10 @@ impl GcsStorage {
             prefix => format!("{prefix}/"),
         };
         Ok(GcsStorage {
-            client,
+            http: crate::storage::rest::HttpClient {
+                client,
+                retry: retry.clone(),
+            },
             signer,
             info: StoreInfo {
                 scheme: "gs",
