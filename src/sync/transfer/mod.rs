@@ -12,6 +12,7 @@ mod local;
 mod parts;
 mod remote;
 mod resumable;
+mod signed;
 mod stream;
 #[cfg(test)]
 mod tests;

@@ -10,10 +10,11 @@ use crate::storage::{LocalStorage, ObjectMeta, SharedStore, StorageError, StoreL
 use crate::types::{Entry, EntryKind, SyncAction};
 
 use super::super::plan::PlanItem;
-use super::delta_upload::{Target, upload_delta, upload_signed, whole_file_parts};
+use super::delta_upload::{Target, upload_delta};
 use super::local::SourceFile;
 use super::parts::Assembly;
 use super::resumable;
+use super::signed::{upload_signed, whole_file_parts};
 use super::{
     ItemContext, ItemError, Outcome, checked_key, conflict_or, expect_of, planned_source,
     settle_write,

@@ -1,0 +1,276 @@
+//! The core operations on Google Cloud Storage ([`ObjectStore`]).
+
+use super::*;
+
+#[async_trait::async_trait]
+impl ObjectStore for GcsStorage {
+    fn info(&self) -> &StoreInfo {
+        &self.info
+    }
+
+    fn staged(&self) -> Option<&dyn StagedObjects> {
+        Some(self)
+    }
+
+    fn staged_copies(&self) -> Option<&dyn StagedCopies> {
+        Some(self)
+    }
+
+    fn streams(&self) -> Option<&dyn UploadStreams> {
+        self.streams.then_some(self as &dyn UploadStreams)
+    }
+
+    fn chunks(&self) -> Option<&dyn KeptChunks> {
+        self.chunked.then_some(self as &dyn KeptChunks)
+    }
+
+    fn readable_urls(&self) -> Option<&dyn ReadableUrls> {
+        Some(self)
+    }
+
+    fn refuses_key(&self, key: &str) -> Option<&'static str> {
+        naming::refusal(key)
+    }
+
+    async fn list_page(&self, token: Option<String>) -> Result<ListPage, StorageError> {
+        let page = self.list_objects(&self.prefix, token.as_deref()).await?;
+        let objects = page
+            .items
+            .into_iter()
+            // A composite upload's temporaries and kept chunks are never
+            // user files.
+            .filter(|o| {
+                !o.name.starts_with(staging::STAGING) && !o.name.starts_with(chunks::CHUNKS)
+            })
+            .filter_map(|o| {
+                let head = Self::head_of(&o);
+                Some(ListedObject {
+                    rel_key: o.name.strip_prefix(&self.prefix)?.to_string(),
+                    size: head.size,
+                    mtime_ns: head.mtime_ns,
+                    version: head.version,
+                    meta: Some(head.meta),
+                    sums: head.sums,
+                })
+            })
+            .collect();
+        Ok(ListPage {
+            objects,
+            next: page.next_page_token.filter(|t| !t.is_empty()),
+            leftovers: Vec::new(),
+        })
+    }
+
+    async fn head(&self, key: &str) -> Result<Option<ObjectHead>, StorageError> {
+        Ok(self.head_object(key).await?.as_ref().map(Self::head_of))
+    }
+
+    async fn open_read(
+        &self,
+        key: &str,
+        range: Option<(u64, u64)>,
+        version: Option<&str>,
+    ) -> Result<ByteStream, StorageError> {
+        let target = self.url_of_key(key);
+        let mut url = format!("{}?alt=media", self.object_url(key));
+        if let Some(version) = version {
+            // The generation itself is read: a replaced object is no longer
+            // there under it, whether or not a server honours the condition.
+            let generation = version.trim_matches('"');
+            url.push_str(&format!(
+                "&generation={generation}&ifGenerationMatch={generation}"
+            ));
+        }
+        let mut call = Call::new(Method::GET, &url);
+        if let Some((start, len)) = range.filter(|&(_, len)| len > 0) {
+            call.headers
+                .push(("range", format!("bytes={start}-{}", start + len - 1)));
+        }
+        let activity = Arc::default();
+        let response = self
+            .send_once("cannot read", &target, call, &activity)
+            .await
+            .map_err(|e| match e {
+                // Under a pinned generation, "not found" means replaced or
+                // deleted since it was listed.
+                StorageError::Remote {
+                    op,
+                    target,
+                    kind: RemoteErrorKind::NotFound,
+                    message,
+                    hints,
+                } if version.is_some() => StorageError::Remote {
+                    op,
+                    target,
+                    kind: RemoteErrorKind::PreconditionFailed,
+                    message,
+                    hints,
+                },
+                other => other,
+            })?;
+        Ok(response
+            .bytes_stream()
+            .map_err(move |e| StorageError::Interrupted {
+                target: target.clone(),
+                message: request::error_chain(&e.without_url()),
+            })
+            .boxed())
+    }
+
+    async fn put(
+        &self,
+        key: &str,
+        body: BodySource<'_>,
+        len: u64,
+        meta: &ObjectMeta,
+        md5: Option<[u8; 16]>,
+        expect: Expect<'_>,
+    ) -> Result<String, StorageError> {
+        let object = self
+            .upload(key, body, len, meta.to_headers(), md5, expect)
+            .await?;
+        let generation = Self::generation_of(object, &self.url_of_key(key))?;
+        self.drop_chunks_after_write(key).await;
+        Ok(generation)
+    }
+
+    fn copies_from(&self, source: &dyn ObjectStore) -> bool {
+        // Rewrite copies between buckets of the same service.
+        self.same_service(source).is_some()
+    }
+
+    async fn copy_object(
+        &self,
+        source: CopySource<'_>,
+        key: &str,
+        meta: Option<&ObjectMeta>,
+        expect: Expect<'_>,
+    ) -> Result<String, StorageError> {
+        let target = self.url_of_key(key);
+        let Some(from_bucket) = self.same_service(source.store) else {
+            return Err(StorageError::Transfer {
+                target,
+                message: "GCS copies server-side only from GCS".into(),
+            });
+        };
+        // Without a resource the copy keeps the source's metadata; with one
+        // it takes the resource's (and the run's class, which a rewrite
+        // would otherwise leave to the bucket's default).
+        let body = match (meta, self.class_for(key)) {
+            (None, None) => "{}".to_string(),
+            (meta, storage_class) => {
+                let head;
+                let meta = match meta {
+                    Some(meta) => meta,
+                    None => {
+                        head = source.store.head(source.key).await?.ok_or_else(|| {
+                            StorageError::Transfer {
+                                target: source.store.url_of(source.key),
+                                message: "the source object is gone".into(),
+                            }
+                        })?;
+                        &head.meta
+                    }
+                };
+                serde_json::to_string(&json::NewObject {
+                    name: None,
+                    content_type: CONTENT_TYPE,
+                    md5_hash: None,
+                    metadata: meta.to_headers(),
+                    storage_class,
+                })
+                .map_err(|e| StorageError::Transfer {
+                    target: target.clone(),
+                    message: e.to_string(),
+                })?
+            }
+        };
+        let mut base = format!(
+            "{}/o/{}/rewriteTo/b/{}/o/{}?projection=noAcl",
+            self.bucket_url_of(from_bucket),
+            escaped(source.key),
+            escaped(&self.bucket),
+            escaped(key)
+        );
+        if let Some(generation) = source.version {
+            base.push_str(&format!(
+                "&ifSourceGenerationMatch={}",
+                generation.trim_matches('"')
+            ));
+        }
+        if let Some(generation) = generation_condition(expect) {
+            base.push_str(&format!("&ifGenerationMatch={generation}"));
+        }
+        // Large copies across locations or classes take several calls.
+        let mut token: Option<String> = None;
+        loop {
+            let url = match &token {
+                Some(token) => format!("{base}&rewriteToken={}", escaped(token)),
+                None => base.clone(),
+            };
+            let answer: json::RewriteResponse = self
+                .json("cannot copy to", &target, || Call {
+                    payload: Payload::Json(&body),
+                    server_side: true,
+                    ..Call::new(Method::POST, &url)
+                })
+                .await?;
+            if answer.done {
+                let object = answer.resource.ok_or_else(|| StorageError::Transfer {
+                    target: target.clone(),
+                    message: "the finished copy's answer has no object".into(),
+                })?;
+                let generation = Self::generation_of(object, &target)?;
+                if source.key != key {
+                    self.drop_chunks_after_write(key).await;
+                }
+                return Ok(generation);
+            }
+            token = answer.rewrite_token;
+            if token.is_none() {
+                return Err(StorageError::Transfer {
+                    target,
+                    message: "an unfinished copy's answer has no token to continue with".into(),
+                });
+            }
+        }
+    }
+
+    async fn set_metadata(
+        &self,
+        key: &str,
+        meta: &ObjectMeta,
+        expect: Expect<'_>,
+    ) -> Result<String, StorageError> {
+        let target = self.url_of_key(key);
+        // A patch merges keys: every key HugeSync writes is named, those
+        // without a value now are removed.
+        let mut metadata: HashMap<String, Option<String>> = ObjectMeta::KEYS
+            .iter()
+            .map(|k| ((*k).to_string(), None))
+            .collect();
+        metadata.extend(meta.to_headers().into_iter().map(|(k, v)| (k, Some(v))));
+        let body = serde_json::to_string(&json::MetadataPatch { metadata }).map_err(|e| {
+            StorageError::Transfer {
+                target: target.clone(),
+                message: e.to_string(),
+            }
+        })?;
+        let mut url = format!("{}?projection=noAcl", self.object_url(key));
+        if let Some(generation) = generation_condition(expect) {
+            url.push_str(&format!("&ifGenerationMatch={generation}"));
+        }
+        let object: json::Object = self
+            .json("cannot set the metadata of", &target, || Call {
+                payload: Payload::Json(&body),
+                ..Call::new(Method::PATCH, &url)
+            })
+            .await?;
+        Self::generation_of(object, &target)
+    }
+
+    async fn delete_keys(&self, keys: &[String]) -> Result<(), StorageError> {
+        self.delete_names(keys).await?;
+        self.drop_chunks_of(keys).await
+    }
+}
