@@ -238,6 +238,19 @@ pub(crate) async fn read_answer(response: Response, target: &str) -> Result<Byte
         })
 }
 
+/// An answer's body as it arrives; a body cut off midway ends in an
+/// interruption, which the readers of `storage::objects` resume from.
+pub(crate) fn body_stream(response: Response, target: String) -> super::object::ByteStream {
+    use futures::{StreamExt, TryStreamExt};
+    response
+        .bytes_stream()
+        .map_err(move |e| StorageError::Interrupted {
+            target: target.clone(),
+            message: error_chain(&e.without_url()),
+        })
+        .boxed()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -92,13 +92,7 @@ impl ObjectStore for AzureStorage {
         let response = self
             .send_once("cannot read", &target, call, &activity)
             .await?;
-        Ok(response
-            .bytes_stream()
-            .map_err(move |e| StorageError::Interrupted {
-                target: target.clone(),
-                message: request::error_chain(&e.without_url()),
-            })
-            .boxed())
+        Ok(crate::storage::rest::body_stream(response, target))
     }
 
     async fn put(

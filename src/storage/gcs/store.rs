@@ -108,13 +108,7 @@ impl ObjectStore for GcsStorage {
                 },
                 other => other,
             })?;
-        Ok(response
-            .bytes_stream()
-            .map_err(move |e| StorageError::Interrupted {
-                target: target.clone(),
-                message: request::error_chain(&e.without_url()),
-            })
-            .boxed())
+        Ok(crate::storage::rest::body_stream(response, target))
     }
 
     async fn put(
