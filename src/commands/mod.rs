@@ -5,13 +5,16 @@ mod apply;
 mod check;
 mod completions;
 mod config;
+mod delta;
 mod engine;
 mod man;
+mod patch;
 mod pipeline;
 mod plan;
 mod providers;
 mod report;
 pub mod shards;
+mod signature;
 mod sync;
 mod tui;
 mod uploads;
@@ -120,10 +123,10 @@ pub async fn run(
         }
         Command::Config(args) => config::config_command(&args, &ctx),
         Command::Signature(args) => {
-            engine::signature(&args, ctx.settings.block_size.value.0, ctx.verbosity)
+            signature::signature(&args, ctx.settings.block_size.value.0, ctx.verbosity)
         }
-        Command::Delta(args) => engine::delta(&args, ctx.verbosity),
-        Command::Patch(args) => engine::patch(&args, ctx.verbosity),
+        Command::Delta(args) => delta::delta(&args, ctx.verbosity),
+        Command::Patch(args) => patch::patch(&args, ctx.verbosity),
         Command::Uploads(args) => uploads::run(&args, &ctx).await,
         Command::Check(args) => check::check_command(args, selectors, &ctx).await,
         Command::Completions(args) => completions::completions(args.shell),
