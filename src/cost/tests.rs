@@ -1,4 +1,4 @@
-//! The README's worked example ("Storage classes and what a push costs"),
+//! The worked example of docs/cost.md ("Storage classes and what a push costs"),
 //! figure by figure, and the other directions.
 
 use super::*;
@@ -31,7 +31,7 @@ fn bucket() -> Location {
     Location::parse("s3://bucket/data").unwrap()
 }
 
-/// The README's example: 1,000 new 1 MiB files, a new 10 GiB image, a 1 GiB
+/// docs/cost.md's example: 1,000 new 1 MiB files, a new 10 GiB image, a 1 GiB
 /// checkpoint edited (a delta sending 48 MiB and reusing 976 MiB), and ten
 /// 1 MiB files deleted, pushed to S3 in STANDARD_IA.
 fn worked_example() -> SyncPlan {
@@ -91,7 +91,7 @@ fn close(a: f64, b: f64) -> bool {
 }
 
 #[test]
-fn the_readme_worked_example() {
+fn the_worked_example_of_the_cost_page() {
     let plan = worked_example();
     let cost = estimate(&plan).unwrap();
     // 1,000 small PUTs; the image's 640 parts of 16 MiB, the two requests
@@ -122,13 +122,13 @@ fn the_readme_worked_example() {
     );
     assert!(text.contains("costs $0.0102 more"), "{text}");
     assert!(text.contains("$0.1472 a month"), "{text}");
-    // The README shows these lines as they are printed.
-    let readme = include_str!("../../README.md");
-    let shown = readme
+    // docs/cost.md shows these lines as they are printed.
+    let page = include_str!("../../docs/cost.md");
+    let shown = page
         .split("details and in the approval dialog:\n\n```\n")
         .nth(1)
         .and_then(|rest| rest.split("\n```").next())
-        .expect("the README's cost example");
+        .expect("the cost example of docs/cost.md");
     assert_eq!(text, shown);
 
     // The same push in STANDARD: cheaper requests, no retrieval.
