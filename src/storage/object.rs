@@ -171,8 +171,9 @@ pub struct StoreId {
 /// when it connects, read by everything above it.
 #[derive(Clone, Debug)]
 pub struct StoreInfo {
-    /// The URL scheme of its locations (`s3`, `az`, `gs`, `sftp`).
-    pub scheme: &'static str,
+    /// The kind of store it is: its scheme, and the facts about every store
+    /// of that kind (time precision, storage classes, price service).
+    pub kind: &'static super::kind::StoreKind,
     /// Bucket, container or host: what follows the scheme in its URLs.
     pub bucket: String,
     /// The key prefix: empty, or ending in `/`.
@@ -184,6 +185,8 @@ pub struct StoreInfo {
     pub retry: RetryPolicy,
     /// What to tell a user whose request was refused, in the store's terms.
     pub hints: &'static super::StoreHints,
+    /// Keys a listing request returns.
+    pub page_size: u32,
 }
 
 /// A raw body of one read attempt.
@@ -288,7 +291,7 @@ pub trait ObjectStore: Send + Sync + Debug {
 
     /// The URL scheme of locations on this store (`s3`, `az`).
     fn scheme(&self) -> &'static str {
-        self.info().scheme
+        self.info().kind.scheme
     }
 
     /// Bucket, container or host: what follows the scheme in its URLs.

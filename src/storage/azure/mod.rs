@@ -190,6 +190,10 @@ impl AzureStorage {
             "" => String::new(),
             prefix => format!("{prefix}/"),
         };
+        let list_page_size = settings
+            .list_page_size
+            .unwrap_or(PAGE_SIZE)
+            .clamp(1, PAGE_SIZE);
         Ok(AzureStorage {
             http: crate::storage::rest::HttpClient {
                 client,
@@ -197,7 +201,7 @@ impl AzureStorage {
             },
             signer: Arc::new(signer),
             info: StoreInfo {
-                scheme: "az",
+                kind: &KIND,
                 bucket: container.to_string(),
                 prefix: prefix.clone(),
                 id: StoreId {
@@ -207,14 +211,12 @@ impl AzureStorage {
                 limits: &LIMITS,
                 retry: retry.clone(),
                 hints: &HINTS,
+                page_size: list_page_size,
             },
             resolved,
             container: container.to_string(),
             prefix,
-            list_page_size: settings
-                .list_page_size
-                .unwrap_or(PAGE_SIZE)
-                .clamp(1, PAGE_SIZE),
+            list_page_size,
             access_tier: settings.storage_class.clone(),
         })
     }

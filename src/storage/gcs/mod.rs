@@ -211,6 +211,10 @@ impl GcsStorage {
             "" => String::new(),
             prefix => format!("{prefix}/"),
         };
+        let list_page_size = settings
+            .list_page_size
+            .unwrap_or(PAGE_SIZE)
+            .clamp(1, PAGE_SIZE);
         Ok(GcsStorage {
             http: crate::storage::rest::HttpClient {
                 client,
@@ -218,7 +222,7 @@ impl GcsStorage {
             },
             signer,
             info: StoreInfo {
-                scheme: "gs",
+                kind: &KIND,
                 bucket: bucket.to_string(),
                 prefix: prefix.clone(),
                 id: StoreId {
@@ -232,15 +236,13 @@ impl GcsStorage {
                 },
                 retry: retry.clone(),
                 hints: &HINTS,
+                page_size: list_page_size,
             },
             resolved,
             bucket: bucket.to_string(),
             prefix,
             retry: retry.clone(),
-            list_page_size: settings
-                .list_page_size
-                .unwrap_or(PAGE_SIZE)
-                .clamp(1, PAGE_SIZE),
+            list_page_size,
             chunked: settings.chunked_objects,
             streams: !settings.composite_uploads && !settings.chunked_objects,
             chunk_index: Arc::default(),
@@ -281,7 +283,7 @@ impl GcsStorage {
     /// and compose read from.
     fn same_service<'a>(&self, source: &'a dyn ObjectStore) -> Option<&'a str> {
         let info = source.info();
-        (info.scheme == self.info.scheme && info.id.endpoint == self.info.id.endpoint)
+        (info.kind.scheme == self.info.kind.scheme && info.id.endpoint == self.info.id.endpoint)
             .then_some(info.bucket.as_str())
     }
 

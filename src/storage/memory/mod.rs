@@ -151,7 +151,7 @@ impl MemoryStore {
         MemoryStore {
             bucket: bucket(name),
             info: StoreInfo {
-                scheme: KIND.scheme,
+                kind: &KIND,
                 bucket: name.to_string(),
                 prefix: prefix.to_string(),
                 id: StoreId {
@@ -161,6 +161,7 @@ impl MemoryStore {
                 limits: options.limits,
                 retry: retry.clone(),
                 hints: &HINTS,
+                page_size: u32::try_from(options.page_size).unwrap_or(u32::MAX),
             },
             options,
         }
@@ -424,7 +425,7 @@ impl ObjectStore for MemoryStore {
 
     fn copies_from(&self, source: &dyn ObjectStore) -> bool {
         // Any bucket of this process.
-        source.info().scheme == self.info.scheme
+        source.info().kind.scheme == self.info.kind.scheme
     }
 
     async fn copy_object(

@@ -160,7 +160,7 @@ impl S3Storage {
             list_page_size: settings.list_page_size,
             storage_class: settings.storage_class.clone(),
             info: StoreInfo {
-                scheme: "s3",
+                kind: &KIND,
                 bucket: bucket.to_string(),
                 prefix: prefix.clone(),
                 id: StoreId {
@@ -174,6 +174,7 @@ impl S3Storage {
                 limits: &LIMITS,
                 retry: retry.clone(),
                 hints: &HINTS,
+                page_size: settings.list_page_size.unwrap_or(1000),
             },
             bucket: bucket.to_string(),
             prefix,
@@ -197,7 +198,7 @@ impl S3Storage {
     /// store, which CopyObject and UploadPartCopy can read from.
     fn same_service<'a>(&self, source: &'a dyn ObjectStore) -> Option<&'a str> {
         let info = source.info();
-        (info.scheme == self.info.scheme && info.id.endpoint == self.info.id.endpoint)
+        (info.kind.scheme == self.info.kind.scheme && info.id.endpoint == self.info.id.endpoint)
             .then_some(info.bucket.as_str())
     }
 }

@@ -121,7 +121,7 @@ impl SftpStorage {
             fsyncs,
             retry: retry.clone(),
             info: StoreInfo {
-                scheme: "sftp",
+                kind: &KIND,
                 bucket: target.host.clone(),
                 prefix: target.path.clone(),
                 id: StoreId {
@@ -131,6 +131,7 @@ impl SftpStorage {
                 limits: &LIMITS,
                 retry: retry.clone(),
                 hints: &HINTS,
+                page_size: KIND.list_page as u32,
             },
             fsync: settings.fsync,
             made_dirs: std::sync::Mutex::default(),
