@@ -10,7 +10,7 @@ use crate::storage::StorageError;
 use crate::sync::{LocationConflict, PlanError, ScanError};
 use crate::uri::LocationError;
 
-/// Process exit codes (documented in the README).
+/// Process exit codes (documented in the README and the manual pages).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ExitStatus {
     /// Everything planned was done (or there was nothing to do).

@@ -5,7 +5,7 @@
 //! prices published in euros (Hetzner, Scaleway, OVHcloud) are converted at
 //! 1 EUR = 1.08 USD. Contracts, regions and free tiers differ: every figure
 //! can be overridden in config.toml (`[prices.SERVICE]`,
-//! `[prices."SERVICE/CLASS"]`; README, "Storage classes and what a push costs").
+//! `[prices."SERVICE/CLASS"]`; docs/cost.md).
 
 use std::collections::BTreeMap;
 

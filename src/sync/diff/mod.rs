@@ -134,8 +134,8 @@ pub struct DiffOptions {
 }
 
 /// The quick check's time rule. Object stores list only LastModified, the time
-/// an object was written, so each pairing with them has its own rule (README,
-/// "When is a file unchanged?").
+/// an object was written, so each pairing with them has its own rule
+/// (docs/planning.md, "When is a file unchanged?").
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TimeRule {
     /// Local to local: mtimes equal to the nanosecond.

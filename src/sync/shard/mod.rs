@@ -319,7 +319,7 @@ mod tests {
         let mean_requests = a.loads.iter().map(|l| l.requests).sum::<u64>() as f64 / 8.0;
         let max_bytes = a.loads.iter().map(|l| l.bytes).max().unwrap() as f64;
         let max_requests = a.loads.iter().map(|l| l.requests).max().unwrap() as f64;
-        // The bound the README states: within 1% of the mean on both.
+        // The bound docs/sharding.md states: within 1% of the mean on both.
         assert!(max_bytes / mean_bytes < 1.01, "{:?}", a.loads);
         assert!(max_requests / mean_requests < 1.01, "{:?}", a.loads);
     }

@@ -4,7 +4,7 @@
 //! checksums is staged from it server-side; the others are sent. The first
 //! upload sends every chunk; an edit in place re-sends the chunks it touches.
 //! Bytes inserted or removed move every later chunk, which is then sent
-//! again (the README says so).
+//! again (docs/stores/gcs.md says so).
 //!
 //! Not journaled: the chunks a killed run left are kept chunks, and the next
 //! run reuses those that match the file.
