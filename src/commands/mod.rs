@@ -135,11 +135,6 @@ pub async fn run(
     }
 }
 
-/// How object stores are reached, from the effective settings.
-fn store_settings(settings: &Settings) -> crate::storage::StoreSettings {
-    settings.store_settings()
-}
-
 fn write_stdout(bytes: &[u8]) -> Result<ExitStatus, Error> {
     use std::io::Write;
     let mut stdout = std::io::stdout().lock();

@@ -7,7 +7,7 @@
 
 use serde::Serialize;
 
-use super::{Context, Verbosity, print_json, store_settings};
+use super::{Context, Verbosity, print_json};
 use crate::cli::UploadsArgs;
 use crate::error::{Error, ExitStatus};
 use crate::format;
@@ -37,7 +37,7 @@ struct Resumable {
 
 pub(super) async fn run(args: &UploadsArgs, ctx: &Context) -> Result<ExitStatus, Error> {
     let location = Location::parse(&args.location)?;
-    let Storage::Object(store) = Storage::open(&location, &store_settings(&ctx.settings)).await?
+    let Storage::Object(store) = Storage::open(&location, &ctx.settings.store_settings()).await?
     else {
         return Err(Error::Usage(format!(
             "{}: `hugesync uploads` looks at an object store; give s3://bucket/prefix or az://container/prefix",

@@ -332,6 +332,15 @@ impl Settings {
 
     /// The S3 endpoint, region and addressing the `provider` setting makes
     /// of the others (an explicit one wins).
+    /// The canonical name of the `--provider` set, whose price sheet an
+    /// S3-compatible destination is charged at.
+    pub fn price_provider(&self) -> Option<&'static str> {
+        let name = self.provider.value.as_deref()?;
+        crate::storage::s3::providers::find(name)
+            .ok()
+            .map(|provider| provider.name)
+    }
+
     pub fn provider_resolved(
         &self,
         name: &str,

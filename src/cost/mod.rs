@@ -215,14 +215,15 @@ fn estimate_of<'a>(
                 match (&model.source.store, &model.destination.store) {
                     (None, None) => {}
                     (None, Some(dst)) => {
-                        destination.requests.put += put_requests(sent, dst);
+                        destination.requests.put +=
+                            crate::sending::put_requests(sent, dst.max_parts, dst.min_part);
                         if is_file && dst.sidecars && size >= plan.options.delta_threshold {
                             destination.requests.put += 1;
                         }
                         up += sent;
                     }
                     (Some(_), None) => {
-                        source.requests.get += get_requests(sent);
+                        source.requests.get += crate::sending::get_requests(sent);
                         source.bytes_out += sent;
                         source.bytes_retrieved += sent;
                         down += sent;
@@ -233,10 +234,11 @@ fn estimate_of<'a>(
                     }
                     (Some(_), Some(dst)) => {
                         // Through this machine: read there, written here.
-                        source.requests.get += get_requests(sent);
+                        source.requests.get += crate::sending::get_requests(sent);
                         source.bytes_out += sent;
                         source.bytes_retrieved += sent;
-                        destination.requests.put += put_requests(sent, dst);
+                        destination.requests.put +=
+                            crate::sending::put_requests(sent, dst.max_parts, dst.min_part);
                         down += sent;
                         up += sent;
                     }
@@ -249,7 +251,8 @@ fn estimate_of<'a>(
                     // A delta upload: the new bytes as parts, the rest
                     // copied from the old object, then the sidecar.
                     (true, false, Some(dst)) => {
-                        let part = part_size(size, dst);
+                        let part =
+                            crate::sending::part_size_within(size, dst.max_parts, dst.min_part);
                         destination.requests.put += sent.div_ceil(part).max(1) + 2 + 1;
                         destination.requests.copy += saved.div_ceil(part);
                         destination.bytes_retrieved += saved;
@@ -364,25 +367,10 @@ fn money_of(side: &SideUse, billing: &Billing, is_destination: bool) -> Option<M
     })
 }
 
-/// The part size the uploader picks for a file of `size`.
-fn part_size(size: u64, store: &StoreModel) -> u64 {
-    crate::sending::part_size_within(size, store.max_parts, store.min_part)
-}
-
 fn part_of(side: &SideModel) -> u64 {
     side.store
         .as_ref()
         .map_or(16 * 1024 * 1024, |store| store.min_part.max(1))
-}
-
-/// Requests to write `len` bytes as one object.
-fn put_requests(len: u64, store: &StoreModel) -> u64 {
-    crate::sending::put_requests(len, store.max_parts, store.min_part)
-}
-
-/// Requests to read `len` bytes of one object.
-fn get_requests(len: u64) -> u64 {
-    crate::sending::get_requests(len)
 }
 
 /// Requests to copy an object of `size` server-side: one copy, or a

@@ -65,18 +65,9 @@ pub(crate) struct Outgoing<'a> {
     /// A status besides 2xx that is an answer, not a refusal (a resumable
     /// upload's 308).
     pub also_ok: Option<u16>,
-}
-
-/// How long an attempt may take: a body is watched piece by piece,
-/// server-side work gets longer, anything else is quick.
-pub(crate) fn budget(body_len: u64, server_side: bool, activity: &Arc<Activity>) -> Budget {
-    if body_len > 0 {
-        Budget::Watched(activity.clone())
-    } else if server_side {
-        Budget::ServerSide
-    } else {
-        Budget::Quick
-    }
+    /// The service does the work before it answers (a copy, a commit,
+    /// compose): allowed the longer server-side budget.
+    pub server_side: bool,
 }
 
 /// The kind of a refusal from its status alone, when the store's codes do
@@ -124,11 +115,10 @@ impl HttpClient {
         service: &dyn Service,
         op: &'static str,
         target: &str,
-        server_side: bool,
         build: impl Fn() -> Result<Outgoing<'a>, StorageError>,
     ) -> Result<Response, StorageError> {
         let activity = Arc::new(Activity::default());
-        let budget = budget(body_len(&build()?), server_side, &activity);
+        let budget = budget_of(&build()?, &activity);
         self.retry
             .run(target, budget, || async {
                 self.send_once(service, op, target, build()?, &activity)
@@ -143,11 +133,10 @@ impl HttpClient {
         service: &dyn Service,
         op: &'static str,
         target: &str,
-        server_side: bool,
         build: impl Fn() -> Result<Outgoing<'a>, StorageError>,
     ) -> Result<Bytes, StorageError> {
         let activity = Arc::new(Activity::default());
-        let budget = budget(body_len(&build()?), server_side, &activity);
+        let budget = budget_of(&build()?, &activity);
         self.retry
             .run(target, budget, || async {
                 let response = self
@@ -217,12 +206,20 @@ impl HttpClient {
     }
 }
 
-/// The bytes a request sends.
-fn body_len(outgoing: &Outgoing<'_>) -> u64 {
-    match &outgoing.body {
+/// How long an attempt may take: a body is watched piece by piece,
+/// server-side work gets longer, anything else is quick.
+fn budget_of(outgoing: &Outgoing<'_>, activity: &Arc<Activity>) -> Budget {
+    let body_len = match &outgoing.body {
         Body::Empty => 0,
         Body::Text(text) => text.len() as u64,
         Body::Stream { len, .. } => *len,
+    };
+    if body_len > 0 {
+        Budget::Watched(activity.clone())
+    } else if outgoing.server_side {
+        Budget::ServerSide
+    } else {
+        Budget::Quick
     }
 }
 

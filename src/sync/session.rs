@@ -236,12 +236,7 @@ impl Session {
     fn cost_model(&self, plan: &SyncPlan, scan: &Scan) -> crate::cost::CostModel {
         use crate::cost::{SideModel, StoreModel, billing_for, list_page_of};
         let settings = &self.settings;
-        let provider = settings
-            .provider
-            .value
-            .as_deref()
-            .and_then(|name| crate::storage::s3::providers::find(name).ok())
-            .map(|provider| provider.name);
+        let provider = settings.price_provider();
         let endpoint_set = settings.endpoint_url.value.is_some();
         let side = |location: &Location, storage: &Storage, class: Option<&str>| SideModel {
             store: storage

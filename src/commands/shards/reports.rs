@@ -80,15 +80,13 @@ impl ReportDir {
                 dir,
                 stem: String::new(),
             }),
-            remote => {
-                match Storage::open(&remote, &super::super::store_settings(&ctx.settings)).await? {
-                    Storage::Object(store) => Ok(ReportDir::Store(store)),
-                    Storage::Local(local) => Ok(ReportDir::Local {
-                        dir: local.root().to_path_buf(),
-                        stem: String::new(),
-                    }),
-                }
-            }
+            remote => match Storage::open(&remote, &ctx.settings.store_settings()).await? {
+                Storage::Object(store) => Ok(ReportDir::Store(store)),
+                Storage::Local(local) => Ok(ReportDir::Local {
+                    dir: local.root().to_path_buf(),
+                    stem: String::new(),
+                }),
+            },
         }
     }
 

@@ -132,6 +132,7 @@ fn outgoing(call: Call<'_>) -> rest::Outgoing<'_> {
             },
         },
         also_ok: None,
+        server_side: call.server_side,
     }
 }
 
@@ -144,9 +145,8 @@ impl AzureStorage {
         target: &str,
         build: impl Fn() -> Call<'a>,
     ) -> Result<Response, StorageError> {
-        let server_side = build().server_side;
         self.http
-            .send(self, op, target, server_side, || Ok(outgoing(build())))
+            .send(self, op, target, || Ok(outgoing(build())))
             .await
     }
 
@@ -157,9 +157,8 @@ impl AzureStorage {
         target: &str,
         build: impl Fn() -> Call<'a>,
     ) -> Result<Bytes, StorageError> {
-        let server_side = build().server_side;
         self.http
-            .answer(self, op, target, server_side, || Ok(outgoing(build())))
+            .answer(self, op, target, || Ok(outgoing(build())))
             .await
     }
 

@@ -186,6 +186,7 @@ fn outgoing(call: Call<'_>) -> rest::Outgoing<'_> {
         body,
         // A piece of a resumable upload: 308 ("go on") is an answer.
         also_ok: call.resumable.then_some(308),
+        server_side: call.server_side,
     }
 }
 
@@ -199,9 +200,8 @@ impl GcsStorage {
         target: &str,
         build: impl Fn() -> Call<'a>,
     ) -> Result<Response, StorageError> {
-        let server_side = build().server_side;
         self.http
-            .send(self, op, target, server_side, || Ok(outgoing(build())))
+            .send(self, op, target, || Ok(outgoing(build())))
             .await
     }
 
@@ -228,10 +228,9 @@ impl GcsStorage {
         target: &str,
         build: impl Fn() -> Call<'a>,
     ) -> Result<T, StorageError> {
-        let server_side = build().server_side;
         let bytes = self
             .http
-            .answer(self, op, target, server_side, || Ok(outgoing(build())))
+            .answer(self, op, target, || Ok(outgoing(build())))
             .await?;
         serde_json::from_slice(&bytes).map_err(|e| StorageError::Transfer {
             target: target.to_string(),
