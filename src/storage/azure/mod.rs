@@ -11,12 +11,15 @@
 //! (the staged upload's id) tells one upload's blocks from another's.
 
 mod blocks;
+mod connect;
+mod copy;
 mod credentials;
-mod families;
 mod headers;
 mod kind;
+mod list;
 mod naming;
 mod request;
+mod staged;
 mod store;
 mod xml;
 
@@ -125,116 +128,20 @@ impl std::fmt::Debug for AzureStorage {
 }
 
 impl AzureStorage {
-    /// Resolves credentials and builds the client. No request is made yet; a
-    /// missing account is an error now (exit code 4, with the variables to set).
-    pub fn connect(
-        settings: &AzureSettings,
-        retry: &RetryPolicy,
-        container: &str,
-        prefix: &str,
-    ) -> Result<AzureStorage, StorageError> {
-        let resolved = credentials::resolve(settings).map_err(|e| StorageError::Remote {
-            op: "cannot reach",
-            target: format!("az://{container}/{prefix}"),
-            kind: RemoteErrorKind::Denied,
-            message: e.to_string(),
-            hints: &HINTS,
-        })?;
-        let client = reqwest::Client::builder()
-            .connect_timeout(retry.stall_timeout.min(std::time::Duration::from_secs(10)))
-            // Servers close idle connections (Node's default, azurite's, is
-            // 5 s): one reused just as it is closed fails its request, so idle
-            // ones are dropped before then.
-            .pool_idle_timeout(std::time::Duration::from_secs(4))
-            .build()
-            .map_err(|e| StorageError::Transfer {
-                target: format!("az://{container}"),
-                message: request::error_chain(&e.without_url()),
-            })?;
-        let context = reqsign_core::Context::new()
-            .with_file_read(reqsign_file_read_tokio::TokioFileRead)
-            .with_http_send(reqsign_http_send_reqwest::ReqwestHttpSend::new(
-                client.clone(),
-            ))
-            .with_command_execute(reqsign_command_execute_tokio::TokioCommandExecute)
-            .with_env(reqsign_core::OsEnv);
-        let builder = reqsign_azure_storage::RequestSigner::new();
-        let signer = match &resolved.auth {
-            Auth::SharedKey { account, key } => reqsign_core::Signer::new(
-                context,
-                reqsign_azure_storage::StaticCredentialProvider::new_shared_key(account, key),
-                builder,
-            ),
-            Auth::Sas { token } => reqsign_core::Signer::new(
-                context,
-                reqsign_azure_storage::StaticCredentialProvider::new_sas_token(token),
-                builder,
-            ),
-            Auth::EntraId => {
-                // az's order: an environment service principal, workload
-                // identity, managed identity, then the Azure CLI's login.
-                let chain = reqsign_core::ProvideCredentialChain::new()
-                    .push(reqsign_azure_storage::ClientSecretCredentialProvider::new())
-                    .push(reqsign_azure_storage::ClientCertificateCredentialProvider::new())
-                    .push(reqsign_azure_storage::WorkloadIdentityCredentialProvider::new())
-                    .push(reqsign_azure_storage::ImdsCredentialProvider::new())
-                    .push(reqsign_azure_storage::AzureCliCredentialProvider::new());
-                reqsign_core::Signer::new(
-                    context,
-                    reqsign_azure_storage::DefaultCredentialProvider::with_chain(chain),
-                    builder,
-                )
-            }
-        };
-        let prefix = match prefix.trim_matches('/') {
-            "" => String::new(),
-            prefix => format!("{prefix}/"),
-        };
-        let list_page_size = settings
-            .list_page_size
-            .unwrap_or(PAGE_SIZE)
-            .clamp(1, PAGE_SIZE);
-        Ok(AzureStorage {
-            http: crate::storage::rest::HttpClient {
-                client,
-                retry: retry.clone(),
-            },
-            signer: Arc::new(signer),
-            info: StoreInfo {
-                kind: &KIND,
-                bucket: container.to_string(),
-                prefix: prefix.clone(),
-                id: StoreId {
-                    endpoint: resolved.endpoint.clone(),
-                    bucket: container.to_string(),
-                },
-                limits: &LIMITS,
-                retry: retry.clone(),
-                hints: &HINTS,
-                page_size: list_page_size,
-            },
-            resolved,
-            container: container.to_string(),
-            prefix,
-            list_page_size,
-            access_tier: settings.storage_class.clone(),
-        })
-    }
-
     /// The access tier a write of `key` asks for: the run's, for files;
     /// none (the account's default) for sidecars and directory markers,
     /// which every plan reads.
-    fn tier_header(&self, key: &str) -> Option<(Header, String)> {
+    pub(super) fn tier_header(&self, key: &str) -> Option<(Header, String)> {
         let tier = self.access_tier.as_ref()?;
         (!crate::storage::is_sidecar(key.as_bytes()) && !key.ends_with('/'))
             .then(|| ("x-ms-access-tier".into(), tier.clone()))
     }
 
-    fn container_url(&self) -> String {
+    pub(super) fn container_url(&self) -> String {
         format!("{}/{}", self.resolved.endpoint, self.container)
     }
 
-    fn blob_url(&self, key: &str) -> String {
+    pub(super) fn blob_url(&self, key: &str) -> String {
         format!(
             "{}/{}",
             self.container_url(),
@@ -242,215 +149,7 @@ impl AzureStorage {
         )
     }
 
-    fn url_of_key(&self, key: &str) -> String {
+    pub(super) fn url_of_key(&self, key: &str) -> String {
         ObjectStore::url_of(self, key)
-    }
-
-    /// The List Blobs request for a page from `marker`.
-    fn list_url(&self, marker: Option<&str>, include: &str) -> String {
-        let mut url = format!(
-            "{}?restype=container&comp=list&include={include}&maxresults={}",
-            self.container_url(),
-            self.list_page_size
-        );
-        if !self.prefix.is_empty() {
-            url.push_str(&format!("&prefix={}", query_value(&self.prefix)));
-        }
-        if let Some(marker) = marker {
-            url.push_str(&format!("&marker={}", query_value(marker)));
-        }
-        url
-    }
-
-    async fn list_blobs(
-        &self,
-        marker: Option<&str>,
-        include: &str,
-    ) -> Result<xml::EnumerationResults, StorageError> {
-        let target = self.url_of_key(&self.prefix);
-        self.get_xml("cannot list", target, self.list_url(marker, include))
-            .await
-    }
-
-    /// A GET whose answer is an XML document (a listing, a block list).
-    async fn get_xml<T: serde::de::DeserializeOwned>(
-        &self,
-        op: &'static str,
-        target: String,
-        url: String,
-    ) -> Result<T, StorageError> {
-        // The answer is read within the attempt: one that stalls or is cut
-        // off midway is retried like a request that got none.
-        let bytes = self
-            .answer(op, &target, || Call {
-                method: Method::GET,
-                url: url.clone(),
-                headers: Vec::new(),
-                payload: Payload::Empty,
-                server_side: false,
-            })
-            .await?;
-        let text = std::str::from_utf8(&bytes).map_err(|e| StorageError::Transfer {
-            target: target.clone(),
-            message: format!("unreadable answer: {e}"),
-        })?;
-        xml::parse(text).map_err(|e| StorageError::Transfer {
-            target: target.clone(),
-            message: format!("unreadable answer: {e}"),
-        })
-    }
-
-    /// A read-only SAS for a blob of this account, signed with the key.
-    fn service_sas(&self, key: &str, ttl: std::time::Duration) -> Result<String, StorageError> {
-        let Auth::SharedKey {
-            account,
-            key: secret,
-        } = &self.resolved.auth
-        else {
-            return Ok(String::new());
-        };
-        let expiry = reqsign_core::time::Timestamp::now() + ttl;
-        let sas = reqsign_azure_storage::ServiceSharedAccessSignature::new(
-            account.clone(),
-            secret.clone(),
-            reqsign_azure_storage::ServiceSasResource::Blob {
-                container: self.container.clone(),
-                blob: key.to_string(),
-            },
-            "r".into(),
-            expiry,
-        );
-        let pairs = sas.token().map_err(|e| StorageError::Transfer {
-            target: self.url_of_key(key),
-            message: format!("cannot sign a read grant: {e}"),
-        })?;
-        Ok(pairs
-            .iter()
-            .map(|(k, v)| format!("{}={}", query_value(k), query_value(v)))
-            .collect::<Vec<_>>()
-            .join("&"))
-    }
-
-    /// A bearer token's `Authorization` value, for a copy source under Entra ID.
-    async fn bearer(&self, url: &str, target: &str) -> Result<Option<String>, StorageError> {
-        let request = http::Request::get(url)
-            .header("x-ms-version", request::API_VERSION)
-            .body(())
-            .map_err(|e| StorageError::Transfer {
-                target: target.to_string(),
-                message: e.to_string(),
-            })?;
-        let (mut parts, ()) = request.into_parts();
-        self.signer
-            .sign(&mut parts, None)
-            .await
-            .map_err(|e| StorageError::Remote {
-                op: "cannot authorise a copy from",
-                target: target.to_string(),
-                kind: RemoteErrorKind::Denied,
-                message: e.to_string(),
-                hints: &HINTS,
-            })?;
-        Ok(parts
-            .headers
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string))
-    }
-
-    async fn put_block(
-        &self,
-        upload: &StagedUpload,
-        number: u32,
-        extra: Vec<(Header, String)>,
-        payload: Payload<'_>,
-        len: u64,
-    ) -> Result<StagedPart, StorageError> {
-        let target = self.url_of_key(&upload.key);
-        if number == 0 || number as usize > LIMITS.max_parts {
-            return Err(StorageError::Transfer {
-                target,
-                message: format!("block number {number} is outside 1..=50000"),
-            });
-        }
-        if len == 0 || len > LIMITS.max_part {
-            return Err(StorageError::Transfer {
-                target,
-                message: format!("a {len}-byte block is outside 1 byte..4000 MiB"),
-            });
-        }
-        let id = block_id(&upload.id, number);
-        let url = format!(
-            "{}?comp=block&blockid={}",
-            self.blob_url(&upload.key),
-            query_value(&id)
-        );
-        let response = self
-            .send("cannot stage a block of", &target, || Call {
-                method: Method::PUT,
-                url: url.clone(),
-                headers: extra.clone(),
-                payload,
-                // A block copied from a URL is read by the service first.
-                server_side: matches!(payload, Payload::Empty),
-            })
-            .await?;
-        Ok(StagedPart {
-            number,
-            tag: id,
-            size: len,
-            md5: md5_header(&response),
-        })
-    }
-
-    async fn head_blob(&self, key: &str) -> Result<Option<ObjectHead>, StorageError> {
-        let target = self.url_of_key(key);
-        let url = self.blob_url(key);
-        let result = self
-            .send("cannot head", &target, || Call {
-                method: Method::HEAD,
-                url: url.clone(),
-                headers: Vec::new(),
-                payload: Payload::Empty,
-                server_side: false,
-            })
-            .await;
-        let response = match result {
-            Ok(response) => response,
-            Err(StorageError::Remote {
-                kind: RemoteErrorKind::NotFound,
-                ..
-            }) => return Ok(None),
-            Err(e) => return Err(e),
-        };
-        let meta = meta_from_pairs(response.headers().iter().filter_map(|(name, value)| {
-            let name = name.as_str().strip_prefix("x-ms-meta-")?;
-            Some((name, value.to_str().ok()?))
-        }));
-        Ok(Some(ObjectHead {
-            size: header(&response, "content-length")
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0),
-            mtime_ns: header(&response, "last-modified").map_or(0, http_date_ns),
-            version: header(&response, "etag").map(str::to_string),
-            meta,
-            sums: ContentSums {
-                md5: md5_header(&response),
-                ..ContentSums::default()
-            },
-        }))
-    }
-
-    /// The uncommitted blocks of a blob (`NotFound` when it has none and no
-    /// committed content either).
-    async fn uncommitted_blocks(&self, key: &str) -> Result<Vec<xml::Block>, StorageError> {
-        let url = format!(
-            "{}?comp=blocklist&blocklisttype=uncommitted",
-            self.blob_url(key)
-        );
-        let list: xml::BlockList = self
-            .get_xml("cannot list the blocks of", self.url_of_key(key), url)
-            .await?;
-        Ok(list.uncommitted_blocks.block)
     }
 }

@@ -25,39 +25,7 @@ impl ObjectStore for AzureStorage {
     }
 
     async fn list_page(&self, token: Option<String>) -> Result<ListPage, StorageError> {
-        let page = self.list_blobs(token.as_deref(), "metadata").await?;
-        let objects = page
-            .blobs
-            .blob
-            .into_iter()
-            .filter_map(|blob| {
-                let rel_key = blob.name.strip_prefix(&self.prefix)?.to_string();
-                let meta = blob
-                    .metadata
-                    .as_ref()
-                    .map(|m| meta_from_pairs(m.iter().map(|(k, v)| (k.as_str(), v.as_str()))));
-                Some(ListedObject {
-                    rel_key,
-                    size: blob.properties.content_length,
-                    mtime_ns: http_date_ns(&blob.properties.last_modified),
-                    version: Some(quoted(&blob.properties.etag)),
-                    meta: Some(meta.unwrap_or_default()),
-                    sums: ContentSums {
-                        md5: blob
-                            .properties
-                            .content_md5
-                            .as_deref()
-                            .and_then(md5_of_base64),
-                        ..ContentSums::default()
-                    },
-                })
-            })
-            .collect();
-        Ok(ListPage {
-            objects,
-            next: page.next_marker.filter(|m| !m.is_empty()),
-            leftovers: Vec::new(),
-        })
+        self.list_blob_page(token).await
     }
 
     async fn head(&self, key: &str) -> Result<Option<ObjectHead>, StorageError> {
@@ -161,39 +129,7 @@ impl ObjectStore for AzureStorage {
         meta: Option<&ObjectMeta>,
         expect: Expect<'_>,
     ) -> Result<String, StorageError> {
-        let head = source
-            .store
-            .head(source.key)
-            .await?
-            .ok_or_else(|| StorageError::Remote {
-                op: "cannot copy",
-                target: source.store.url_of(source.key),
-                kind: RemoteErrorKind::NotFound,
-                message: "the source object is gone".into(),
-                hints: source.store.hints(),
-            })?;
-        let meta = meta.cloned().unwrap_or(head.meta);
-        if head.size > LIMITS.max_single_copy {
-            return Err(StorageError::Transfer {
-                target: self.url_of_key(key),
-                message: format!("{} bytes is over one block's 4000 MiB", head.size),
-            });
-        }
-        if head.size == 0 {
-            let empty = bytes::Bytes::new();
-            return self
-                .put(key, BodySource::Memory(&empty), 0, &meta, None, expect)
-                .await;
-        }
-        let upload = self.begin_staged(key, &meta).await?;
-        let whole = CopyRange {
-            start: 0,
-            len: head.size,
-            expected_md5: None,
-            expected_crc32c: None,
-        };
-        let part = self.stage_copy(&upload, 1, 0, source, whole).await?;
-        self.commit_staged(&upload, &[part], &meta, expect).await
+        self.copy_blob(source, key, meta, expect).await
     }
 
     async fn set_metadata(
@@ -244,5 +180,45 @@ impl ObjectStore for AzureStorage {
             .buffer_unordered(PARALLEL_DELETES)
             .try_collect::<()>()
             .await
+    }
+}
+
+impl AzureStorage {
+    pub(super) async fn head_blob(&self, key: &str) -> Result<Option<ObjectHead>, StorageError> {
+        let target = self.url_of_key(key);
+        let url = self.blob_url(key);
+        let result = self
+            .send("cannot head", &target, || Call {
+                method: Method::HEAD,
+                url: url.clone(),
+                headers: Vec::new(),
+                payload: Payload::Empty,
+                server_side: false,
+            })
+            .await;
+        let response = match result {
+            Ok(response) => response,
+            Err(StorageError::Remote {
+                kind: RemoteErrorKind::NotFound,
+                ..
+            }) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let meta = meta_from_pairs(response.headers().iter().filter_map(|(name, value)| {
+            let name = name.as_str().strip_prefix("x-ms-meta-")?;
+            Some((name, value.to_str().ok()?))
+        }));
+        Ok(Some(ObjectHead {
+            size: header(&response, "content-length")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0),
+            mtime_ns: header(&response, "last-modified").map_or(0, http_date_ns),
+            version: header(&response, "etag").map(str::to_string),
+            meta,
+            sums: ContentSums {
+                md5: md5_header(&response),
+                ..ContentSums::default()
+            },
+        }))
     }
 }

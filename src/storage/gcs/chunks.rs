@@ -9,6 +9,8 @@
 //! service) are those of the file's bytes at its place, so a chunk left by an
 //! interrupted run, or changed by anyone, is never taken for other bytes.
 
+use super::*;
+
 /// The reserved folder, at the top of the bucket.
 pub const CHUNKS: &str = ".hugesync-chunks/";
 
@@ -153,6 +155,30 @@ impl GcsStorage {
             size: range.len,
             md5: range.expected_md5,
         }))
+    }
+}
+
+#[async_trait::async_trait]
+impl KeptChunks for GcsStorage {
+    async fn kept_chunks(&self, key: &str) -> Result<Vec<KeptChunk>, StorageError> {
+        // Chunks are placed by the sizes of those before them: a gap (a
+        // chunk removed meanwhile) leaves the rest unplaced.
+        let mut kept = Vec::new();
+        let mut start = 0;
+        for (number, object) in self.chunk_objects(key).await? {
+            if number as usize != kept.len() + 1 {
+                break;
+            }
+            kept.push(KeptChunk {
+                number,
+                start,
+                len: object.size(),
+                md5: object.md5(),
+                crc32c: object.crc32c(),
+            });
+            start += object.size();
+        }
+        Ok(kept)
     }
 }
 

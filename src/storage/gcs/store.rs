@@ -33,32 +33,7 @@ impl ObjectStore for GcsStorage {
     }
 
     async fn list_page(&self, token: Option<String>) -> Result<ListPage, StorageError> {
-        let page = self.list_objects(&self.prefix, token.as_deref()).await?;
-        let objects = page
-            .items
-            .into_iter()
-            // A composite upload's temporaries and kept chunks are never
-            // user files.
-            .filter(|o| {
-                !o.name.starts_with(staging::STAGING) && !o.name.starts_with(chunks::CHUNKS)
-            })
-            .filter_map(|o| {
-                let head = Self::head_of(&o);
-                Some(ListedObject {
-                    rel_key: o.name.strip_prefix(&self.prefix)?.to_string(),
-                    size: head.size,
-                    mtime_ns: head.mtime_ns,
-                    version: head.version,
-                    meta: Some(head.meta),
-                    sums: head.sums,
-                })
-            })
-            .collect();
-        Ok(ListPage {
-            objects,
-            next: page.next_page_token.filter(|t| !t.is_empty()),
-            leftovers: Vec::new(),
-        })
+        self.list_object_page(token).await
     }
 
     async fn head(&self, key: &str) -> Result<Option<ObjectHead>, StorageError> {
@@ -140,94 +115,7 @@ impl ObjectStore for GcsStorage {
         meta: Option<&ObjectMeta>,
         expect: Expect<'_>,
     ) -> Result<String, StorageError> {
-        let target = self.url_of_key(key);
-        let Some(from_bucket) = self.same_service(source.store) else {
-            return Err(StorageError::Transfer {
-                target,
-                message: "GCS copies server-side only from GCS".into(),
-            });
-        };
-        // Without a resource the copy keeps the source's metadata; with one
-        // it takes the resource's (and the run's class, which a rewrite
-        // would otherwise leave to the bucket's default).
-        let body = match (meta, self.class_for(key)) {
-            (None, None) => "{}".to_string(),
-            (meta, storage_class) => {
-                let head;
-                let meta = match meta {
-                    Some(meta) => meta,
-                    None => {
-                        head = source.store.head(source.key).await?.ok_or_else(|| {
-                            StorageError::Transfer {
-                                target: source.store.url_of(source.key),
-                                message: "the source object is gone".into(),
-                            }
-                        })?;
-                        &head.meta
-                    }
-                };
-                serde_json::to_string(&json::NewObject {
-                    name: None,
-                    content_type: CONTENT_TYPE,
-                    md5_hash: None,
-                    metadata: meta.to_headers(),
-                    storage_class,
-                })
-                .map_err(|e| StorageError::Transfer {
-                    target: target.clone(),
-                    message: e.to_string(),
-                })?
-            }
-        };
-        let mut base = format!(
-            "{}/o/{}/rewriteTo/b/{}/o/{}?projection=noAcl",
-            self.bucket_url_of(from_bucket),
-            escaped(source.key),
-            escaped(&self.bucket),
-            escaped(key)
-        );
-        if let Some(generation) = source.version {
-            base.push_str(&format!(
-                "&ifSourceGenerationMatch={}",
-                generation.trim_matches('"')
-            ));
-        }
-        if let Some(generation) = generation_condition(expect) {
-            base.push_str(&format!("&ifGenerationMatch={generation}"));
-        }
-        // Large copies across locations or classes take several calls.
-        let mut token: Option<String> = None;
-        loop {
-            let url = match &token {
-                Some(token) => format!("{base}&rewriteToken={}", escaped(token)),
-                None => base.clone(),
-            };
-            let answer: json::RewriteResponse = self
-                .json("cannot copy to", &target, || Call {
-                    payload: Payload::Json(&body),
-                    server_side: true,
-                    ..Call::new(Method::POST, &url)
-                })
-                .await?;
-            if answer.done {
-                let object = answer.resource.ok_or_else(|| StorageError::Transfer {
-                    target: target.clone(),
-                    message: "the finished copy's answer has no object".into(),
-                })?;
-                let generation = Self::generation_of(object, &target)?;
-                if source.key != key {
-                    self.drop_chunks_after_write(key).await;
-                }
-                return Ok(generation);
-            }
-            token = answer.rewrite_token;
-            if token.is_none() {
-                return Err(StorageError::Transfer {
-                    target,
-                    message: "an unfinished copy's answer has no token to continue with".into(),
-                });
-            }
-        }
+        self.rewrite_object(source, key, meta, expect).await
     }
 
     async fn set_metadata(

@@ -4,6 +4,8 @@
 //! the caller keeps it in its resume state — and a credential in itself (it
 //! grants the upload), so it is never printed.
 
+use super::*;
+
 use std::sync::Arc;
 
 use base64::Engine;
@@ -266,6 +268,42 @@ fn check_made(target: &str, object: &json::Object, end: &StreamEnd) -> Result<()
         ));
     }
     Ok(())
+}
+
+#[async_trait::async_trait]
+impl UploadStreams for GcsStorage {
+    async fn begin_stream(
+        &self,
+        key: &str,
+        meta: &ObjectMeta,
+        expect: Expect<'_>,
+    ) -> Result<StreamUpload, StorageError> {
+        self.start_session(key, meta, expect).await
+    }
+    async fn stream_persisted(
+        &self,
+        upload: &StreamUpload,
+        recorded: u64,
+    ) -> Result<u64, StorageError> {
+        self.session_persisted(upload, recorded).await
+    }
+    async fn stream_bytes(
+        &self,
+        upload: &StreamUpload,
+        offset: u64,
+        body: BodySource<'_>,
+        len: u64,
+        end: Option<&StreamEnd>,
+    ) -> Result<StreamAck, StorageError> {
+        let ack = self.send_piece(upload, offset, body, len, end).await?;
+        if matches!(ack, StreamAck::Done(_)) {
+            self.drop_chunks_after_write(&upload.key).await;
+        }
+        Ok(ack)
+    }
+    async fn abort_stream(&self, upload: &StreamUpload) -> Result<(), StorageError> {
+        self.cancel_session(upload).await
+    }
 }
 
 #[cfg(test)]

@@ -1,7 +1,69 @@
-//! The optional families Azure Blob Storage has: staged objects and their server-side
-//! copies and readable URLs.
+//! Staged objects: blocks put (Put Block) and committed (Put Block List).
 
 use super::*;
+
+impl AzureStorage {
+    pub(super) async fn put_block(
+        &self,
+        upload: &StagedUpload,
+        number: u32,
+        extra: Vec<(Header, String)>,
+        payload: Payload<'_>,
+        len: u64,
+    ) -> Result<StagedPart, StorageError> {
+        let target = self.url_of_key(&upload.key);
+        if number == 0 || number as usize > LIMITS.max_parts {
+            return Err(StorageError::Transfer {
+                target,
+                message: format!("block number {number} is outside 1..=50000"),
+            });
+        }
+        if len == 0 || len > LIMITS.max_part {
+            return Err(StorageError::Transfer {
+                target,
+                message: format!("a {len}-byte block is outside 1 byte..4000 MiB"),
+            });
+        }
+        let id = block_id(&upload.id, number);
+        let url = format!(
+            "{}?comp=block&blockid={}",
+            self.blob_url(&upload.key),
+            query_value(&id)
+        );
+        let response = self
+            .send("cannot stage a block of", &target, || Call {
+                method: Method::PUT,
+                url: url.clone(),
+                headers: extra.clone(),
+                payload,
+                // A block copied from a URL is read by the service first.
+                server_side: matches!(payload, Payload::Empty),
+            })
+            .await?;
+        Ok(StagedPart {
+            number,
+            tag: id,
+            size: len,
+            md5: md5_header(&response),
+        })
+    }
+
+    /// The uncommitted blocks of a blob (`NotFound` when it has none and no
+    /// committed content either).
+    pub(super) async fn uncommitted_blocks(
+        &self,
+        key: &str,
+    ) -> Result<Vec<xml::Block>, StorageError> {
+        let url = format!(
+            "{}?comp=blocklist&blocklisttype=uncommitted",
+            self.blob_url(key)
+        );
+        let list: xml::BlockList = self
+            .get_xml("cannot list the blocks of", self.url_of_key(key), url)
+            .await?;
+        Ok(list.uncommitted_blocks.block)
+    }
+}
 
 #[async_trait::async_trait]
 impl StagedObjects for AzureStorage {
@@ -141,85 +203,5 @@ impl StagedObjects for AzureStorage {
             .try_collect()
             .await?;
         Ok(found.into_iter().flatten().collect())
-    }
-}
-
-#[async_trait::async_trait]
-impl StagedCopies for AzureStorage {
-    async fn stage_copy(
-        &self,
-        upload: &StagedUpload,
-        number: u32,
-        _at: u64,
-        source: CopySource<'_>,
-        range: CopyRange,
-    ) -> Result<StagedPart, StorageError> {
-        let CopyRange { start, len, .. } = range;
-        let grant = match source.store.readable_urls() {
-            Some(urls) => urls.readable_url(source.key, COPY_SOURCE_TTL).await?,
-            None => None,
-        }
-        // Credentials that cannot sign a URL (a GCS user login) leave
-        // the copy to go through this machine.
-        .ok_or_else(|| StorageError::Remote {
-            op: "cannot copy from",
-            target: source.store.url_of(source.key),
-            kind: RemoteErrorKind::SourceUnreachable,
-            message: "its credentials cannot grant a URL to read it".into(),
-            hints: source.store.hints(),
-        })?;
-        let mut headers: Vec<(Header, String)> = vec![
-            ("x-ms-copy-source".into(), grant.url),
-            (
-                "x-ms-source-range".into(),
-                format!("bytes={start}-{}", start + len.max(1) - 1),
-            ),
-        ];
-        if let Some(version) = source.version {
-            headers.push(("x-ms-source-if-match".into(), version.to_string()));
-        }
-        if let Some(authorization) = grant.authorization {
-            headers.push(("x-ms-copy-source-authorization".into(), authorization));
-        }
-        // The service hashes the range it read and refuses the block
-        // (Md5Mismatch) unless it has this MD5: checked before it is staged.
-        if let Some(md5) = range.expected_md5 {
-            headers.push((
-                "x-ms-source-content-md5".into(),
-                base64::engine::general_purpose::STANDARD.encode(md5),
-            ));
-        }
-        let mut part = self
-            .put_block(upload, number, headers, Payload::Empty, len)
-            .await?;
-        if range.expected_md5.is_some() {
-            part.md5 = range.expected_md5;
-        }
-        Ok(part)
-    }
-}
-
-#[async_trait::async_trait]
-impl ReadableUrls for AzureStorage {
-    async fn readable_url(
-        &self,
-        key: &str,
-        ttl: std::time::Duration,
-    ) -> Result<Option<ReadableUrl>, StorageError> {
-        let url = self.blob_url(key);
-        Ok(Some(match &self.resolved.auth {
-            Auth::SharedKey { .. } => ReadableUrl {
-                url: format!("{url}?{}", self.service_sas(key, ttl)?),
-                authorization: None,
-            },
-            Auth::Sas { token } => ReadableUrl {
-                url: format!("{url}?{token}"),
-                authorization: None,
-            },
-            Auth::EntraId => ReadableUrl {
-                authorization: self.bearer(&url, &self.url_of_key(key)).await?,
-                url,
-            },
-        }))
     }
 }

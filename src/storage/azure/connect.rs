@@ -1,0 +1,101 @@
+//! Building a client for a container: credentials, the HTTP client, the signer.
+
+use super::*;
+
+impl AzureStorage {
+    /// Resolves credentials and builds the client. No request is made yet; a
+    /// missing account is an error now (exit code 4, with the variables to set).
+    pub fn connect(
+        settings: &AzureSettings,
+        retry: &RetryPolicy,
+        container: &str,
+        prefix: &str,
+    ) -> Result<AzureStorage, StorageError> {
+        let resolved = credentials::resolve(settings).map_err(|e| StorageError::Remote {
+            op: "cannot reach",
+            target: format!("az://{container}/{prefix}"),
+            kind: RemoteErrorKind::Denied,
+            message: e.to_string(),
+            hints: &HINTS,
+        })?;
+        let client = reqwest::Client::builder()
+            .connect_timeout(retry.stall_timeout.min(std::time::Duration::from_secs(10)))
+            // Servers close idle connections (Node's default, azurite's, is
+            // 5 s): one reused just as it is closed fails its request, so idle
+            // ones are dropped before then.
+            .pool_idle_timeout(std::time::Duration::from_secs(4))
+            .build()
+            .map_err(|e| StorageError::Transfer {
+                target: format!("az://{container}"),
+                message: request::error_chain(&e.without_url()),
+            })?;
+        let context = reqsign_core::Context::new()
+            .with_file_read(reqsign_file_read_tokio::TokioFileRead)
+            .with_http_send(reqsign_http_send_reqwest::ReqwestHttpSend::new(
+                client.clone(),
+            ))
+            .with_command_execute(reqsign_command_execute_tokio::TokioCommandExecute)
+            .with_env(reqsign_core::OsEnv);
+        let builder = reqsign_azure_storage::RequestSigner::new();
+        let signer = match &resolved.auth {
+            Auth::SharedKey { account, key } => reqsign_core::Signer::new(
+                context,
+                reqsign_azure_storage::StaticCredentialProvider::new_shared_key(account, key),
+                builder,
+            ),
+            Auth::Sas { token } => reqsign_core::Signer::new(
+                context,
+                reqsign_azure_storage::StaticCredentialProvider::new_sas_token(token),
+                builder,
+            ),
+            Auth::EntraId => {
+                // az's order: an environment service principal, workload
+                // identity, managed identity, then the Azure CLI's login.
+                let chain = reqsign_core::ProvideCredentialChain::new()
+                    .push(reqsign_azure_storage::ClientSecretCredentialProvider::new())
+                    .push(reqsign_azure_storage::ClientCertificateCredentialProvider::new())
+                    .push(reqsign_azure_storage::WorkloadIdentityCredentialProvider::new())
+                    .push(reqsign_azure_storage::ImdsCredentialProvider::new())
+                    .push(reqsign_azure_storage::AzureCliCredentialProvider::new());
+                reqsign_core::Signer::new(
+                    context,
+                    reqsign_azure_storage::DefaultCredentialProvider::with_chain(chain),
+                    builder,
+                )
+            }
+        };
+        let prefix = match prefix.trim_matches('/') {
+            "" => String::new(),
+            prefix => format!("{prefix}/"),
+        };
+        let list_page_size = settings
+            .list_page_size
+            .unwrap_or(PAGE_SIZE)
+            .clamp(1, PAGE_SIZE);
+        Ok(AzureStorage {
+            http: crate::storage::rest::HttpClient {
+                client,
+                retry: retry.clone(),
+            },
+            signer: Arc::new(signer),
+            info: StoreInfo {
+                kind: &KIND,
+                bucket: container.to_string(),
+                prefix: prefix.clone(),
+                id: StoreId {
+                    endpoint: resolved.endpoint.clone(),
+                    bucket: container.to_string(),
+                },
+                limits: &LIMITS,
+                retry: retry.clone(),
+                hints: &HINTS,
+                page_size: list_page_size,
+            },
+            resolved,
+            container: container.to_string(),
+            prefix,
+            list_page_size,
+            access_tier: settings.storage_class.clone(),
+        })
+    }
+}
