@@ -5,7 +5,6 @@ mod util;
 
 use std::fs;
 
-use util::fault_proxy::{FaultProxy, Faults};
 use util::s3::{Bucket, auth_endpoint};
 use util::{Scratch, local, noise, sample_tree, set_mode, set_mtime, stderr_of, stdout_of, tree};
 
@@ -26,76 +25,6 @@ fn sync(
         .args(extra)
         .output()
         .unwrap()
-}
-
-#[test]
-fn upload_then_rerun_is_a_noop() {
-    let (scratch, bucket) = (Scratch::new(), Bucket::new());
-    sample_tree(&scratch);
-    let out = sync(
-        &scratch,
-        &bucket,
-        &local(&scratch.src()),
-        &bucket.url("data"),
-        &[],
-    );
-    assert!(out.status.success(), "{}", stderr_of(&out));
-    assert_eq!(
-        bucket.keys(),
-        [
-            "data/a.txt",
-            "data/dir/b.bin",
-            "data/dir/deeper/c.txt",
-            "data/empty.txt"
-        ]
-    );
-    assert_eq!(bucket.get("data/dir/b.bin"), noise(100_000, 1));
-    let before: Vec<_> = bucket
-        .keys()
-        .iter()
-        .map(|k| bucket.head(k).unwrap().etag)
-        .collect();
-
-    // Through a counting proxy: the re-run lists, and writes nothing.
-    let proxy = FaultProxy::start(&bucket.endpoint, Faults::default());
-    let again = scratch
-        .cmd()
-        .args(["sync", "--yes"])
-        .arg(scratch.src())
-        .arg(bucket.url("data"))
-        .args(proxy.args())
-        .output()
-        .unwrap();
-    assert!(again.status.success(), "{}", stderr_of(&again));
-    assert!(
-        stdout_of(&again).contains("Nothing to do"),
-        "{}",
-        stdout_of(&again)
-    );
-    assert_eq!(
-        proxy.writes(),
-        0,
-        "a no-op re-run made PUT/POST/DELETE requests"
-    );
-    assert_eq!(proxy.requests(), 1, "one listing page, no HEAD per object");
-    let after: Vec<_> = bucket
-        .keys()
-        .iter()
-        .map(|k| bucket.head(k).unwrap().etag)
-        .collect();
-    assert_eq!(before, after);
-
-    // The dry-run plan of an unchanged tree transfers nothing.
-    let plan = scratch
-        .cmd()
-        .args(["plan", "--json"])
-        .arg(scratch.src())
-        .arg(bucket.url("data"))
-        .args(bucket.args())
-        .output()
-        .unwrap();
-    let plan: serde_json::Value = serde_json::from_slice(&plan.stdout).unwrap();
-    assert_eq!(plan["stats"]["bytes_to_send"], 0, "{plan}");
 }
 
 #[test]

@@ -9,7 +9,7 @@ use std::fs;
 
 use util::fault_proxy::{FaultProxy, Faults, Interference, Store};
 use util::s3::{Bucket, auth_endpoint};
-use util::{Scratch, noise, stderr_of, tree};
+use util::{Scratch, noise, stderr_of};
 
 const MIB: usize = 1024 * 1024;
 
@@ -58,45 +58,6 @@ fn sync_via(
 
 fn text(path: &std::path::Path) -> String {
     path.to_str().unwrap().to_string()
-}
-
-#[test]
-fn a_tree_goes_up_and_comes_back_through_ten_percent_faults() {
-    let (scratch, bucket) = (Scratch::new(), Bucket::new());
-    let mut files = Vec::new();
-    for i in 0..60usize {
-        let rel = format!("d{}/f{i:02}.bin", i % 4);
-        scratch.write(&format!("src/{rel}"), &noise(500 + i * 1733, i as u64));
-        files.push(rel);
-    }
-    // Large enough for a signed multipart upload and a ranged download.
-    scratch.write("src/big.bin", &noise(40 * MIB, 99));
-    files.push("big.bin".into());
-
-    let proxy = FaultProxy::start(&bucket.endpoint, Faults::mixed(0.10));
-    let src = text(&scratch.src());
-    let (sent, _, retries) = sync_via(&scratch, &proxy, &src, &bucket.url("d"), &[]);
-    assert!(sent >= 40 * MIB as u64);
-    assert!(retries > 0, "faults met, yet no retries counted");
-    for rel in &files {
-        let local = fs::read(scratch.src().join(rel)).unwrap();
-        assert!(bucket.get(&format!("d/{rel}")) == local, "{rel} differs");
-    }
-    assert_eq!(bucket.pending_uploads(), 0, "no upload left behind");
-
-    // Unchanged: nothing to send, though the listing meets faults too.
-    let (sent, _, _) = sync_via(&scratch, &proxy, &src, &bucket.url("d"), &[]);
-    assert_eq!(sent, 0);
-
-    let back = scratch.path("back");
-    sync_via(&scratch, &proxy, &bucket.url("d"), &text(&back), &[]);
-    assert_eq!(tree(&back), tree(&scratch.src()));
-    assert!(
-        proxy.faults() >= 10,
-        "only {} of {} requests met a fault",
-        proxy.faults(),
-        proxy.requests()
-    );
 }
 
 #[test]
