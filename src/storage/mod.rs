@@ -146,6 +146,27 @@ fn remote_hint(kind: RemoteErrorKind, hints: &StoreHints) -> String {
     }
 }
 
+/// What a request found: `None` when the store answered "not found" (a
+/// HEAD of a missing object, a delete of one already gone).
+pub(crate) fn found<T>(result: Result<T, StorageError>) -> Result<Option<T>, StorageError> {
+    match result {
+        Ok(value) => Ok(Some(value)),
+        Err(StorageError::Remote {
+            kind: RemoteErrorKind::NotFound,
+            ..
+        }) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// A key prefix as stores keep it: empty, or ending in one `/`.
+pub(crate) fn folder_prefix(prefix: &str) -> String {
+    match prefix.trim_matches('/') {
+        "" => String::new(),
+        prefix => format!("{prefix}/"),
+    }
+}
+
 /// An error and its sources, one after the other, for messages (no debug
 /// dumps: they can be long, and must never risk printing secrets).
 pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {

@@ -100,6 +100,18 @@ fn invalid(target: &str, message: impl std::fmt::Display) -> StorageError {
     }
 }
 
+/// A store's own description of one request, made into what goes out (the
+/// headers every request of the service carries, its length, its body).
+pub(crate) trait Request<'a> {
+    fn outgoing(self) -> Outgoing<'a>;
+}
+
+impl<'a> Request<'a> for Outgoing<'a> {
+    fn outgoing(self) -> Outgoing<'a> {
+        self
+    }
+}
+
 /// A store's HTTP client and the policy its requests are retried by.
 #[derive(Clone, Debug)]
 pub(crate) struct HttpClient {
@@ -108,39 +120,58 @@ pub(crate) struct HttpClient {
 }
 
 impl HttpClient {
+    /// A client for one store (`target` names it in an error).
+    pub fn new(retry: &RetryPolicy, target: &str) -> Result<HttpClient, StorageError> {
+        let client = reqwest::Client::builder()
+            .connect_timeout(retry.stall_timeout.min(std::time::Duration::from_secs(10)))
+            // Servers close idle connections (Node's default, azurite's, is
+            // 5 s): one reused just as it is closed fails its request, so idle
+            // ones are dropped before then.
+            .pool_idle_timeout(std::time::Duration::from_secs(4))
+            .build()
+            .map_err(|e| StorageError::Transfer {
+                target: target.to_string(),
+                message: crate::storage::error_chain(&e.without_url()),
+            })?;
+        Ok(HttpClient {
+            client,
+            retry: retry.clone(),
+        })
+    }
+
     /// Sends what `build` makes, retried within the policy; a refusal is an
     /// error naming `op` and `target`. The answer's body is not read.
-    pub async fn send<'a>(
+    pub async fn send<'a, R: Request<'a>>(
         &self,
         service: &dyn Service,
         op: &'static str,
         target: &str,
-        build: impl Fn() -> Result<Outgoing<'a>, StorageError>,
+        build: impl Fn() -> R,
     ) -> Result<Response, StorageError> {
         let activity = Arc::new(Activity::default());
-        let budget = budget_of(&build()?, &activity);
+        let budget = budget_of(&build().outgoing(), &activity);
         self.retry
             .run(target, budget, || async {
-                self.send_once(service, op, target, build()?, &activity)
+                self.send_once(service, op, target, build(), &activity)
                     .await
             })
             .await
     }
 
     /// The same, with the answer's body read whole within each attempt.
-    pub async fn answer<'a>(
+    pub async fn answer<'a, R: Request<'a>>(
         &self,
         service: &dyn Service,
         op: &'static str,
         target: &str,
-        build: impl Fn() -> Result<Outgoing<'a>, StorageError>,
+        build: impl Fn() -> R,
     ) -> Result<Bytes, StorageError> {
         let activity = Arc::new(Activity::default());
-        let budget = budget_of(&build()?, &activity);
+        let budget = budget_of(&build().outgoing(), &activity);
         self.retry
             .run(target, budget, || async {
                 let response = self
-                    .send_once(service, op, target, build()?, &activity)
+                    .send_once(service, op, target, build(), &activity)
                     .await?;
                 read_answer(response, target).await
             })
@@ -153,9 +184,10 @@ impl HttpClient {
         service: &dyn Service,
         op: &'static str,
         target: &str,
-        outgoing: Outgoing<'_>,
+        request: impl Request<'_>,
         activity: &Arc<Activity>,
     ) -> Result<Response, StorageError> {
+        let outgoing = request.outgoing();
         let mut headers = HeaderMap::new();
         for (name, value) in &outgoing.headers {
             let name = HeaderName::from_bytes(name.as_bytes()).map_err(|e| invalid(target, e))?;

@@ -18,21 +18,11 @@ impl AzureStorage {
             message: e.to_string(),
             hints: &HINTS,
         })?;
-        let client = reqwest::Client::builder()
-            .connect_timeout(retry.stall_timeout.min(std::time::Duration::from_secs(10)))
-            // Servers close idle connections (Node's default, azurite's, is
-            // 5 s): one reused just as it is closed fails its request, so idle
-            // ones are dropped before then.
-            .pool_idle_timeout(std::time::Duration::from_secs(4))
-            .build()
-            .map_err(|e| StorageError::Transfer {
-                target: format!("az://{container}"),
-                message: request::error_chain(&e.without_url()),
-            })?;
+        let http = crate::storage::rest::HttpClient::new(retry, &format!("az://{container}"))?;
         let context = reqsign_core::Context::new()
             .with_file_read(reqsign_file_read_tokio::TokioFileRead)
             .with_http_send(reqsign_http_send_reqwest::ReqwestHttpSend::new(
-                client.clone(),
+                http.client.clone(),
             ))
             .with_command_execute(reqsign_command_execute_tokio::TokioCommandExecute)
             .with_env(reqsign_core::OsEnv);
@@ -64,19 +54,13 @@ impl AzureStorage {
                 )
             }
         };
-        let prefix = match prefix.trim_matches('/') {
-            "" => String::new(),
-            prefix => format!("{prefix}/"),
-        };
+        let prefix = crate::storage::folder_prefix(prefix);
         let list_page_size = settings
             .list_page_size
             .unwrap_or(PAGE_SIZE)
             .clamp(1, PAGE_SIZE);
         Ok(AzureStorage {
-            http: crate::storage::rest::HttpClient {
-                client,
-                retry: retry.clone(),
-            },
+            http,
             signer: Arc::new(signer),
             info: StoreInfo {
                 kind: &KIND,

@@ -39,7 +39,8 @@ impl AzureStorage {
         // The answer is read within the attempt: one that stalls or is cut
         // off midway is retried like a request that got none.
         let bytes = self
-            .answer(op, &target, || Call {
+            .http
+            .answer(self, op, &target, || Call {
                 method: Method::GET,
                 url: url.clone(),
                 headers: Vec::new(),

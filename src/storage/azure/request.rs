@@ -4,16 +4,11 @@
 //! service's error codes. Credentials never reach a message: only status,
 //! error code and the service's own message do.
 
-use std::sync::Arc;
-
-use bytes::Bytes;
 use reqwest::header::HeaderMap;
-use reqwest::{Method, Response, StatusCode};
+use reqwest::{Method, StatusCode};
 
 use super::{AzureStorage, HINTS};
-use crate::retry::Activity;
 use crate::storage::body::BodySource;
-pub(super) use crate::storage::error_chain;
 use crate::storage::rest;
 use crate::storage::{RemoteErrorKind, StorageError};
 
@@ -103,76 +98,39 @@ impl rest::Service for AzureStorage {
 }
 
 /// A call as it goes out: the API version, its length, its headers.
-fn outgoing(call: Call<'_>) -> rest::Outgoing<'_> {
-    let len = match call.payload {
-        Payload::Empty => 0,
-        Payload::Text(text) => text.len() as u64,
-        Payload::Body { len, .. } => len,
-    };
-    let mut headers = vec![("x-ms-version".to_string(), API_VERSION.to_string())];
-    if call.method == Method::PUT || len > 0 {
-        headers.push(("content-length".to_string(), len.to_string()));
-    }
-    headers.extend(
-        call.headers
-            .into_iter()
-            .map(|(name, value)| (name.into_owned(), value)),
-    );
-    rest::Outgoing {
-        method: call.method,
-        url: call.url,
-        headers,
-        body: match call.payload {
-            Payload::Empty => rest::Body::Empty,
-            Payload::Text(text) => rest::Body::Text(text.to_string()),
-            Payload::Body { source, len } => rest::Body::Stream {
-                source,
-                len,
-                frame: None,
+impl<'a> rest::Request<'a> for Call<'a> {
+    fn outgoing(self) -> rest::Outgoing<'a> {
+        let call = self;
+        let len = match call.payload {
+            Payload::Empty => 0,
+            Payload::Text(text) => text.len() as u64,
+            Payload::Body { len, .. } => len,
+        };
+        let mut headers = vec![("x-ms-version".to_string(), API_VERSION.to_string())];
+        if call.method == Method::PUT || len > 0 {
+            headers.push(("content-length".to_string(), len.to_string()));
+        }
+        headers.extend(
+            call.headers
+                .into_iter()
+                .map(|(name, value)| (name.into_owned(), value)),
+        );
+        rest::Outgoing {
+            method: call.method,
+            url: call.url,
+            headers,
+            body: match call.payload {
+                Payload::Empty => rest::Body::Empty,
+                Payload::Text(text) => rest::Body::Text(text.to_string()),
+                Payload::Body { source, len } => rest::Body::Stream {
+                    source,
+                    len,
+                    frame: None,
+                },
             },
-        },
-        also_ok: None,
-        server_side: call.server_side,
-    }
-}
-
-impl AzureStorage {
-    /// Sends the call `build` makes, retried within the policy; a refusal
-    /// is an error naming `op` and `target`.
-    pub(super) async fn send<'a>(
-        &self,
-        op: &'static str,
-        target: &str,
-        build: impl Fn() -> Call<'a>,
-    ) -> Result<Response, StorageError> {
-        self.http
-            .send(self, op, target, || Ok(outgoing(build())))
-            .await
-    }
-
-    /// The same, with the answer read whole within each attempt.
-    pub(super) async fn answer<'a>(
-        &self,
-        op: &'static str,
-        target: &str,
-        build: impl Fn() -> Call<'a>,
-    ) -> Result<Bytes, StorageError> {
-        self.http
-            .answer(self, op, target, || Ok(outgoing(build())))
-            .await
-    }
-
-    /// One attempt (a read whose body the caller streams).
-    pub(super) async fn send_once(
-        &self,
-        op: &'static str,
-        target: &str,
-        call: Call<'_>,
-        activity: &Arc<Activity>,
-    ) -> Result<Response, StorageError> {
-        self.http
-            .send_once(self, op, target, outgoing(call), activity)
-            .await
+            also_ok: None,
+            server_side: call.server_side,
+        }
     }
 }
 

@@ -31,7 +31,8 @@ impl AzureStorage {
             query_value(&id)
         );
         let response = self
-            .send("cannot stage a block of", &target, || Call {
+            .http
+            .send(self, "cannot stage a block of", &target, || Call {
                 method: Method::PUT,
                 url: url.clone(),
                 headers: extra.clone(),
@@ -140,7 +141,8 @@ impl StagedObjects for AzureStorage {
         headers.extend(self.tier_header(&upload.key));
         headers.push(("content-type".into(), "application/xml".into()));
         let response = self
-            .send("cannot commit the blocks of", &target, || Call {
+            .http
+            .send(self, "cannot commit the blocks of", &target, || Call {
                 method: Method::PUT,
                 url: url.clone(),
                 headers: headers.clone(),
@@ -176,14 +178,8 @@ impl StagedObjects for AzureStorage {
         }
         let found: Vec<Vec<PendingUpload>> = futures::stream::iter(keys)
             .map(|key| async move {
-                let blocks = match self.uncommitted_blocks(&key).await {
-                    Ok(blocks) => blocks,
-                    Err(StorageError::Remote {
-                        kind: RemoteErrorKind::NotFound,
-                        ..
-                    }) => Vec::new(),
-                    Err(e) => return Err(e),
-                };
+                let blocks =
+                    crate::storage::found(self.uncommitted_blocks(&key).await)?.unwrap_or_default();
                 let mut stems: Vec<String> = blocks
                     .iter()
                     .filter_map(|b| parse_block_id(&b.name).map(|(stem, _)| stem))

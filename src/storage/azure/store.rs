@@ -58,7 +58,8 @@ impl ObjectStore for AzureStorage {
         };
         let activity = Arc::default();
         let response = self
-            .send_once("cannot read", &target, call, &activity)
+            .http
+            .send_once(self, "cannot read", &target, call, &activity)
             .await?;
         Ok(crate::storage::rest::body_stream(response, target))
     }
@@ -92,7 +93,8 @@ impl ObjectStore for AzureStorage {
         let meta_headers = meta_headers(meta);
         let url = self.blob_url(key);
         let response = self
-            .send("cannot upload", &target, || {
+            .http
+            .send(self, "cannot upload", &target, || {
                 let mut headers = headers.clone();
                 headers.extend(meta_headers.iter().cloned());
                 Call {
@@ -143,7 +145,8 @@ impl ObjectStore for AzureStorage {
         let mut headers: Vec<(Header, String)> = condition_headers(expect);
         headers.extend(meta_headers(meta));
         let response = self
-            .send("cannot set the metadata of", &target, || Call {
+            .http
+            .send(self, "cannot set the metadata of", &target, || Call {
                 method: Method::PUT,
                 url: url.clone(),
                 headers: headers.clone(),
@@ -160,7 +163,8 @@ impl ObjectStore for AzureStorage {
                 let target = self.url_of_key(&key);
                 let url = self.blob_url(&key);
                 let result = self
-                    .send("cannot delete", &target, || Call {
+                    .http
+                    .send(self, "cannot delete", &target, || Call {
                         method: Method::DELETE,
                         url: url.clone(),
                         headers: Vec::new(),
@@ -168,14 +172,7 @@ impl ObjectStore for AzureStorage {
                         server_side: false,
                     })
                     .await;
-                match result {
-                    Ok(_)
-                    | Err(StorageError::Remote {
-                        kind: RemoteErrorKind::NotFound,
-                        ..
-                    }) => Ok(()),
-                    Err(e) => Err(e),
-                }
+                crate::storage::found(result).map(drop)
             })
             .buffer_unordered(PARALLEL_DELETES)
             .try_collect::<()>()
@@ -188,7 +185,8 @@ impl AzureStorage {
         let target = self.url_of_key(key);
         let url = self.blob_url(key);
         let result = self
-            .send("cannot head", &target, || Call {
+            .http
+            .send(self, "cannot head", &target, || Call {
                 method: Method::HEAD,
                 url: url.clone(),
                 headers: Vec::new(),
@@ -196,13 +194,8 @@ impl AzureStorage {
                 server_side: false,
             })
             .await;
-        let response = match result {
-            Ok(response) => response,
-            Err(StorageError::Remote {
-                kind: RemoteErrorKind::NotFound,
-                ..
-            }) => return Ok(None),
-            Err(e) => return Err(e),
+        let Some(response) = crate::storage::found(result)? else {
+            return Ok(None);
         };
         let meta = meta_from_pairs(response.headers().iter().filter_map(|(name, value)| {
             let name = name.as_str().strip_prefix("x-ms-meta-")?;

@@ -14,14 +14,7 @@ impl GcsStorage {
     ) -> Result<GcsStorage, StorageError> {
         let emulator = std::env::var("STORAGE_EMULATOR_HOST").ok();
         let resolved = credentials::resolve(settings, emulator.as_deref());
-        let client = reqwest::Client::builder()
-            .connect_timeout(retry.stall_timeout.min(std::time::Duration::from_secs(10)))
-            .pool_idle_timeout(std::time::Duration::from_secs(4))
-            .build()
-            .map_err(|e| StorageError::Transfer {
-                target: format!("gs://{bucket}"),
-                message: request::error_chain(&e.without_url()),
-            })?;
+        let http = crate::storage::rest::HttpClient::new(retry, &format!("gs://{bucket}"))?;
         if resolved.auth == Auth::Adc
             && let Some(path) =
                 std::env::var_os("GOOGLE_APPLICATION_CREDENTIALS").filter(|p| !p.is_empty())
@@ -44,7 +37,7 @@ impl GcsStorage {
             let context = reqsign_core::Context::new()
                 .with_file_read(reqsign_file_read_tokio::TokioFileRead)
                 .with_http_send(reqsign_http_send_reqwest::ReqwestHttpSend::new(
-                    client.clone(),
+                    http.client.clone(),
                 ))
                 .with_env(reqsign_core::OsEnv);
             Arc::new(reqsign_core::Signer::new(
@@ -54,19 +47,13 @@ impl GcsStorage {
                     .with_scope("https://www.googleapis.com/auth/devstorage.read_write"),
             ))
         });
-        let prefix = match prefix.trim_matches('/') {
-            "" => String::new(),
-            prefix => format!("{prefix}/"),
-        };
+        let prefix = crate::storage::folder_prefix(prefix);
         let list_page_size = settings
             .list_page_size
             .unwrap_or(PAGE_SIZE)
             .clamp(1, PAGE_SIZE);
         Ok(GcsStorage {
-            http: crate::storage::rest::HttpClient {
-                client,
-                retry: retry.clone(),
-            },
+            http,
             signer,
             info: StoreInfo {
                 kind: &KIND,

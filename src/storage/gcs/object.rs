@@ -14,14 +14,7 @@ impl GcsStorage {
                 Call::new(Method::GET, &url)
             })
             .await;
-        match found {
-            Ok(object) => Ok(Some(object)),
-            Err(StorageError::Remote {
-                kind: RemoteErrorKind::NotFound,
-                ..
-            }) => Ok(None),
-            Err(e) => Err(e),
-        }
+        crate::storage::found(found)
     }
 
     /// One multipart upload: the resource and the bytes in one request.
@@ -85,17 +78,13 @@ impl GcsStorage {
             .map(|name| async move {
                 let target = self.url_of_key(&name);
                 let url = self.object_url(&name);
-                match self
-                    .send("cannot delete", &target, || Call::new(Method::DELETE, &url))
-                    .await
-                {
-                    Ok(_)
-                    | Err(StorageError::Remote {
-                        kind: RemoteErrorKind::NotFound,
-                        ..
-                    }) => Ok(()),
-                    Err(e) => Err(e),
-                }
+                let result = self
+                    .http
+                    .send(self, "cannot delete", &target, || {
+                        Call::new(Method::DELETE, &url)
+                    })
+                    .await;
+                crate::storage::found(result).map(drop)
             })
             .buffer_unordered(PARALLEL_DELETES)
             .try_collect::<()>()

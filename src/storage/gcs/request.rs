@@ -4,15 +4,12 @@
 //! and the service's error reasons. Tokens never reach a message: only the
 //! status, the error's reason and the service's own message do.
 
-use std::sync::Arc;
-
 use bytes::Bytes;
 use reqwest::header::HeaderMap;
-use reqwest::{Method, Response, StatusCode};
+use reqwest::{Method, StatusCode};
 
 use super::credentials::Auth;
 use super::{GcsStorage, HINTS, json};
-use crate::retry::Activity;
 use crate::storage::body::BodySource;
 pub(super) use crate::storage::error_chain;
 use crate::storage::rest;
@@ -129,96 +126,71 @@ impl rest::Service for GcsStorage {
 }
 
 /// A call as it goes out: its length and content type, its headers.
-fn outgoing(call: Call<'_>) -> rest::Outgoing<'_> {
-    let mut headers: Vec<(String, String)> = call
-        .headers
-        .into_iter()
-        .map(|(name, value)| (name.to_string(), value))
-        .collect();
-    let mut head = |name: &str, value: String| headers.push((name.to_string(), value));
-    let body = match call.payload {
-        Payload::Empty => {
-            if call.method == Method::POST || call.method == Method::PUT {
-                head("content-length", "0".into());
+impl<'a> rest::Request<'a> for Call<'a> {
+    fn outgoing(self) -> rest::Outgoing<'a> {
+        let call = self;
+        let mut headers: Vec<(String, String)> = call
+            .headers
+            .into_iter()
+            .map(|(name, value)| (name.to_string(), value))
+            .collect();
+        let mut head = |name: &str, value: String| headers.push((name.to_string(), value));
+        let body = match call.payload {
+            Payload::Empty => {
+                if call.method == Method::POST || call.method == Method::PUT {
+                    head("content-length", "0".into());
+                }
+                rest::Body::Empty
             }
-            rest::Body::Empty
-        }
-        Payload::Json(text) => {
-            head("content-type", "application/json".into());
-            head("content-length", text.len().to_string());
-            rest::Body::Text(text.to_string())
-        }
-        Payload::Media { source, len } => {
-            head("content-type", super::CONTENT_TYPE.into());
-            head("content-length", len.to_string());
-            rest::Body::Stream {
+            Payload::Json(text) => {
+                head("content-type", "application/json".into());
+                head("content-length", text.len().to_string());
+                rest::Body::Text(text.to_string())
+            }
+            Payload::Media { source, len } => {
+                head("content-type", super::CONTENT_TYPE.into());
+                head("content-length", len.to_string());
+                rest::Body::Stream {
+                    source,
+                    len,
+                    frame: None,
+                }
+            }
+            Payload::Upload {
+                resource,
                 source,
                 len,
-                frame: None,
+            } => {
+                let front = format!(
+                    "--{BOUNDARY}\r\ncontent-type: application/json; charset=UTF-8\r\n\r\n{resource}\r\n--{BOUNDARY}\r\ncontent-type: application/octet-stream\r\n\r\n"
+                );
+                let back = format!("\r\n--{BOUNDARY}--\r\n");
+                head(
+                    "content-type",
+                    format!("multipart/related; boundary={BOUNDARY}"),
+                );
+                let total = front.len() as u64 + len + back.len() as u64;
+                head("content-length", total.to_string());
+                rest::Body::Stream {
+                    source,
+                    len,
+                    frame: Some((Bytes::from(front), Bytes::from(back))),
+                }
             }
+        };
+        rest::Outgoing {
+            method: call.method,
+            url: call.url,
+            headers,
+            body,
+            // A piece of a resumable upload: 308 ("go on") is an answer.
+            also_ok: call.resumable.then_some(308),
+            server_side: call.server_side,
         }
-        Payload::Upload {
-            resource,
-            source,
-            len,
-        } => {
-            let front = format!(
-                "--{BOUNDARY}\r\ncontent-type: application/json; charset=UTF-8\r\n\r\n{resource}\r\n--{BOUNDARY}\r\ncontent-type: application/octet-stream\r\n\r\n"
-            );
-            let back = format!("\r\n--{BOUNDARY}--\r\n");
-            head(
-                "content-type",
-                format!("multipart/related; boundary={BOUNDARY}"),
-            );
-            let total = front.len() as u64 + len + back.len() as u64;
-            head("content-length", total.to_string());
-            rest::Body::Stream {
-                source,
-                len,
-                frame: Some((Bytes::from(front), Bytes::from(back))),
-            }
-        }
-    };
-    rest::Outgoing {
-        method: call.method,
-        url: call.url,
-        headers,
-        body,
-        // A piece of a resumable upload: 308 ("go on") is an answer.
-        also_ok: call.resumable.then_some(308),
-        server_side: call.server_side,
     }
 }
 
 impl GcsStorage {
-    /// Sends the call `build` makes, retried within the policy; a refusal
-    /// is an error naming `op` and `target`. The answer's body is not read:
-    /// callers that need it use [`GcsStorage::json`].
-    pub(super) async fn send<'a>(
-        &self,
-        op: &'static str,
-        target: &str,
-        build: impl Fn() -> Call<'a>,
-    ) -> Result<Response, StorageError> {
-        self.http
-            .send(self, op, target, || Ok(outgoing(build())))
-            .await
-    }
-
-    /// One attempt (a read whose body the caller streams; a stream's piece,
-    /// which its caller resumes itself).
-    pub(super) async fn send_once(
-        &self,
-        op: &'static str,
-        target: &str,
-        call: Call<'_>,
-        activity: &Arc<Activity>,
-    ) -> Result<Response, StorageError> {
-        self.http
-            .send_once(self, op, target, outgoing(call), activity)
-            .await
-    }
-
     /// A request whose answer is a JSON resource, read within the attempt:
     /// an answer that stalls or is cut off midway is retried like a request
     /// that got none.
@@ -228,10 +200,7 @@ impl GcsStorage {
         target: &str,
         build: impl Fn() -> Call<'a>,
     ) -> Result<T, StorageError> {
-        let bytes = self
-            .http
-            .answer(self, op, target, || Ok(outgoing(build())))
-            .await?;
+        let bytes = self.http.answer(self, op, target, build).await?;
         serde_json::from_slice(&bytes).map_err(|e| StorageError::Transfer {
             target: target.to_string(),
             message: format!("unreadable answer: {e}"),

@@ -63,7 +63,8 @@ impl ObjectStore for GcsStorage {
         }
         let activity = Arc::default();
         let response = self
-            .send_once("cannot read", &target, call, &activity)
+            .http
+            .send_once(self, "cannot read", &target, call, &activity)
             .await
             .map_err(|e| match e {
                 // Under a pinned generation, "not found" means replaced or

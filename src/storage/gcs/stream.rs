@@ -88,7 +88,8 @@ impl GcsStorage {
             url.push_str(&format!("&ifGenerationMatch={generation}"));
         }
         let response = self
-            .send("cannot start the upload of", &target, || Call {
+            .http
+            .send(self, "cannot start the upload of", &target, || Call {
                 payload: Payload::Json(&resource),
                 ..Call::new(Method::POST, &url)
             })
@@ -120,7 +121,8 @@ impl GcsStorage {
         }
         let target = self.url_of_key(&upload.key);
         let response = self
-            .send("cannot resume the upload of", &target, || Call {
+            .http
+            .send(self, "cannot resume the upload of", &target, || Call {
                 headers: vec![("content-range", "bytes */*".to_string())],
                 resumable: true,
                 ..Call::new(Method::PUT, &upload.session)
@@ -175,7 +177,8 @@ impl GcsStorage {
                     resumable: true,
                     ..Call::new(Method::PUT, &upload.session)
                 };
-                self.send_once("cannot upload", &target, call, &activity)
+                self.http
+                    .send_once(self, "cannot upload", &target, call, &activity)
             })
             .await?;
         if response.status().as_u16() == 308 {
@@ -216,7 +219,9 @@ impl GcsStorage {
     pub(super) async fn cancel_session(&self, upload: &StreamUpload) -> Result<(), StorageError> {
         let target = self.url_of_key(&upload.key);
         match self
+            .http
             .send_once(
+                self,
                 "cannot abandon the upload of",
                 &target,
                 Call::new(Method::DELETE, &upload.session),

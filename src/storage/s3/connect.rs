@@ -42,10 +42,7 @@ impl S3Storage {
             // S3-compatible stores rarely care; AWS itself redirects.
             config = config.region(Region::new("us-east-1"));
         }
-        let prefix = match prefix.trim_matches('/') {
-            "" => String::new(),
-            prefix => format!("{prefix}/"),
-        };
+        let prefix = crate::storage::folder_prefix(prefix);
         S3Storage {
             client: Client::from_conf(config.build()),
             retry: retry.clone(),
