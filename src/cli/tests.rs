@@ -1,4 +1,5 @@
 use super::*;
+use crate::filter::RuleKind;
 use clap::{CommandFactory, FromArgMatches};
 
 #[test]
