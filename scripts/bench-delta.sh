@@ -8,8 +8,14 @@ cd "$(dirname "$0")/.."
 work=${1:-target/bench-delta}
 need() { command -v "$1" >/dev/null || { apt-get update -qq && apt-get install -y -qq "$2"; }; }
 need b3sum b3sum; need rdiff rdiff; need hyperfine hyperfine
-cargo build --release --quiet
-bin=$(realpath "${CARGO_TARGET_DIR:-target}/release/hugesync")
+# HUGESYNC_BIN=path runs that binary instead of this checkout's release build
+# (to compare two versions in the same run).
+if [ -n "${HUGESYNC_BIN:-}" ]; then
+  bin=$(realpath "$HUGESYNC_BIN")
+else
+  cargo build --release --quiet
+  bin=$(realpath "${CARGO_TARGET_DIR:-target}/release/hugesync")
+fi
 mkdir -p "$work" && cd "$work"
 if [ ! -f .complete ]; then
   python3 - <<'PY'

@@ -8,8 +8,14 @@ work=${1:-target/bench-local}
 command -v rsync >/dev/null || { apt-get update -qq && apt-get install -y -qq rsync; }
 command -v hyperfine >/dev/null || { apt-get update -qq && apt-get install -y -qq hyperfine; }
 
-cargo build --release --quiet
-bin=${CARGO_TARGET_DIR:-target}/release/hugesync
+# HUGESYNC_BIN=path runs that binary instead of this checkout's release build
+# (to compare two versions in the same run).
+if [ -n "${HUGESYNC_BIN:-}" ]; then
+  bin=$(realpath "$HUGESYNC_BIN")
+else
+  cargo build --release --quiet
+  bin=$(realpath "${CARGO_TARGET_DIR:-target}/release/hugesync")
+fi
 
 if [ ! -f "$work/.complete" ]; then
   rm -rf "$work" && mkdir -p "$work/src"

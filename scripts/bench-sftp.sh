@@ -17,8 +17,14 @@ source scripts/sshd.sh
 install_sshd
 command -v hyperfine >/dev/null && command -v rsync >/dev/null ||
   { apt-get update -qq && apt-get install -y -qq hyperfine rsync; }
-cargo build --release --quiet
-bin=$(realpath "${CARGO_TARGET_DIR:-target}/release/hugesync")
+# HUGESYNC_BIN=path runs that binary instead of this checkout's release build
+# (to compare two versions in the same run).
+if [ -n "${HUGESYNC_BIN:-}" ]; then
+  bin=$(realpath "$HUGESYNC_BIN")
+else
+  cargo build --release --quiet
+  bin=$(realpath "${CARGO_TARGET_DIR:-target}/release/hugesync")
+fi
 relay_pid=
 trap 'stop_sshd; [ -z "$relay_pid" ] || kill "$relay_pid" 2>/dev/null || true' EXIT
 

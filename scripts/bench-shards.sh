@@ -8,8 +8,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 files=${1:-100000}
-env -u CARGO_TARGET_DIR cargo build --release --quiet
-bin=$PWD/target/release/hugesync
+# HUGESYNC_BIN=path runs that binary instead of this checkout's release build
+# (to compare two versions in the same run).
+if [ -n "${HUGESYNC_BIN:-}" ]; then
+  bin=$(realpath "$HUGESYNC_BIN")
+else
+  env -u CARGO_TARGET_DIR cargo build --release --quiet
+  bin=$PWD/target/release/hugesync
+fi
 work=target/bench-shards
 rm -rf "$work" && mkdir -p "$work"
 python3 - "$work/src" "$files" <<'PY'
