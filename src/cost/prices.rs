@@ -195,6 +195,16 @@ impl Service {
         }
     }
 
+    /// What a plan calls the service.
+    fn title(&self) -> &'static str {
+        match self {
+            Service::Aws => "AWS S3",
+            Service::Azure => "Azure Blob",
+            Service::Gcs => "Google Cloud Storage",
+            Service::Provider(_) | Service::S3Compatible => "S3-compatible",
+        }
+    }
+
     /// The name config.toml's `[prices.NAME]` uses.
     pub fn name(&self) -> &str {
         match self {
@@ -206,12 +216,20 @@ impl Service {
         }
     }
 
+    /// The service's own table of classes, when it has one (each table's
+    /// first row is the class a write lands in when none is asked for).
+    fn table(&self) -> Option<&'static [(&'static str, Figures)]> {
+        match self {
+            Service::Aws => Some(AWS),
+            Service::Azure => Some(AZURE),
+            Service::Gcs => Some(GCS),
+            Service::Provider(_) | Service::S3Compatible => None,
+        }
+    }
+
     /// The class a write lands in when none is asked for.
     fn default_class(&self) -> &'static str {
-        match self {
-            Service::Azure => "Hot",
-            _ => "STANDARD",
-        }
+        self.table().map_or("STANDARD", |table| table[0].0)
     }
 }
 
@@ -225,9 +243,10 @@ pub fn sheet(
 ) -> Option<PriceSheet> {
     let class = class.unwrap_or(service.default_class());
     let built_in = match service {
-        Service::Aws => find_class(AWS, class).map(|f| ("AWS S3", f)),
-        Service::Azure => find_class(AZURE, class).map(|f| ("Azure Blob", f)),
-        Service::Gcs => find_class(GCS, class).map(|f| ("Google Cloud Storage", f)),
+        Service::Aws | Service::Azure | Service::Gcs => service
+            .table()
+            .and_then(|table| find_class(table, class))
+            .map(|f| (service.title(), f)),
         Service::Provider(name) => S3_COMPATIBLE
             .iter()
             .find(|(known, _, _)| known == name)
