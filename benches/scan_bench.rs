@@ -46,7 +46,10 @@ fn scan(c: &mut Criterion) {
             let listing = storage
                 .list(
                     &filter,
-                    ListOptions { symlinks: false },
+                    ListOptions {
+                        symlinks: false,
+                        list_requests: None,
+                    },
                     &ScanCounter::default(),
                 )
                 .expect("list");

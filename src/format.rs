@@ -43,6 +43,22 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
 }
 
 /// An integer with thousands separators: `1234567` → `1,234,567`.
+/// One side of a running scan: entries and bytes so far, the rate, and the
+/// listing requests in flight (when any).
+pub fn scan_side(entries: u64, bytes_seen: u64, listing: u64, elapsed: Duration) -> String {
+    let rate = entries as f64 / elapsed.as_secs_f64().max(0.001);
+    let mut line = format!(
+        "{} entries ({}), {}/s",
+        count(entries),
+        bytes(bytes_seen),
+        count(rate as u64)
+    );
+    if listing > 0 {
+        line.push_str(&format!(", {listing} listing requests in flight"));
+    }
+    line
+}
+
 pub fn count(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);

@@ -248,6 +248,7 @@ macro_rules! every_body {
                 limits_are_enforced_before_the_server_is_asked,
                 readable_urls_serve_the_object_to_any_client,
                 streams_make_the_object_front_to_back_and_check_it,
+                a_listing_split_across_requests_equals_the_sequential_one,
             );
         )*
     };
@@ -326,6 +327,66 @@ async fn read_all(store: &dyn ObjectStore, key: &str) -> Vec<u8> {
     }
 }
 
+/// Pages of 7 keys make a listing of these split many times: directories,
+/// a flat run of counters (cut by ranges where the store lists them), names
+/// that sort around `/`, a name past ASCII.
+async fn a_listing_split_across_requests_equals_the_sequential_one(store: SharedStore) {
+    let mut rels: Vec<String> = (0..60).map(|i| format!("a/{i:03}.bin")).collect();
+    rels.extend((0..60).map(|i| format!("flat-{i:04}")));
+    rels.extend(
+        [
+            "b.txt",
+            "b-",
+            "b/c/d.txt",
+            "b/c/d/e.txt",
+            "é/ü.txt",
+            "x.y/z",
+            "x/y",
+            "z",
+        ]
+        .map(String::from),
+    );
+    for rel in &rels {
+        put(
+            store.as_ref(),
+            key(store.as_ref(), rel),
+            rel.as_bytes(),
+            Expect::Absent,
+        )
+        .await;
+    }
+    let list = |in_flight: usize| {
+        let store = store.clone();
+        async move {
+            let mut keys = Vec::new();
+            let counter = ScanCounter::default();
+            let stats = hugesync::storage::listing::list_all(
+                store.as_ref(),
+                in_flight,
+                &counter,
+                |found| {
+                    keys.extend(found.objects.into_iter().map(|o| o.rel_key));
+                },
+            )
+            .await
+            .unwrap();
+            keys.sort();
+            (keys, stats)
+        }
+    };
+    let (sequential, one) = list(1).await;
+    let (parallel, many) = list(16).await;
+    let name = store.scheme();
+    assert_eq!(parallel, sequential, "{name}: {many:?}");
+    for rel in &rels {
+        assert!(sequential.contains(rel), "{name}: {rel} not listed");
+    }
+    assert_eq!(one.most_in_flight, 1, "{name}");
+    if store.info().list_split != hugesync::storage::object::ListSplit::Whole {
+        assert!(many.most_in_flight > 1, "{name}: {many:?}");
+    }
+}
+
 async fn listings_page_and_carry_size_version_and_metadata(store: SharedStore) {
     let name = store.scheme();
     let mut written = Vec::new();
@@ -349,7 +410,10 @@ async fn listings_page_and_carry_size_version_and_metadata(store: SharedStore) {
     let mut token = None;
     let mut listed = Vec::new();
     loop {
-        let page = store.list_page(token).await.unwrap();
+        let page = store
+            .list_page(&hugesync::storage::object::ListQuery::default(), token)
+            .await
+            .unwrap();
         assert!(walks_dirs || page.objects.len() <= PAGE as usize, "{name}");
         pages += 1;
         listed.extend(page.objects);
@@ -419,7 +483,10 @@ async fn store_list(store: &SharedStore) -> hugesync::storage::Listing {
     objects::list_tree(
         store.as_ref(),
         &filter,
-        ListOptions { symlinks: true },
+        ListOptions {
+            symlinks: true,
+            list_requests: None,
+        },
         &ScanCounter::default(),
     )
     .await

@@ -22,6 +22,10 @@ pub struct PlanFlags {
     /// Refuse to run a plan that deletes more than N entries.
     #[arg(long, value_name = "N")]
     pub max_delete: Option<u64>,
+    /// Listing requests in flight per side (default: the store's own; 1
+    /// lists page after page).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=4096))]
+    pub list_requests: Option<u16>,
     /// Allow --delete to empty the destination when the source is empty.
     #[arg(long)]
     pub allow_empty_source: bool,
@@ -233,6 +237,9 @@ impl PlanFlags {
         overrides.archive = flag(self.archive);
         overrides.delete = flag(self.delete);
         overrides.max_delete = self.max_delete.map(Some);
+        overrides.list_requests = self
+            .list_requests
+            .map(|n| crate::config::StoreDefault(Some(usize::from(n))));
         overrides.allow_empty_source = flag(self.allow_empty_source);
         overrides.checksum = flag(self.checksum);
         overrides.delta_threshold = self.delta_threshold.map(Size);

@@ -83,16 +83,14 @@ fn scan_spinner(progress: ScanProgress) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let bar = indicatif::ProgressBar::new_spinner();
         let mut tick = tokio::time::interval(Duration::from_millis(100));
+        let started = std::time::Instant::now();
         loop {
             tick.tick().await;
-            let (src_n, src_b) = progress.source.get();
-            let (dst_n, dst_b) = progress.destination.get();
+            let elapsed = started.elapsed();
             bar.set_message(format!(
-                "scanning: source {} entries ({}), destination {} entries ({})",
-                crate::format::count(src_n),
-                crate::format::bytes(src_b),
-                crate::format::count(dst_n),
-                crate::format::bytes(dst_b),
+                "scanning: source {}, destination {}",
+                progress.source.describe(elapsed),
+                progress.destination.describe(elapsed),
             ));
             bar.tick();
         }

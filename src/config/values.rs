@@ -113,6 +113,35 @@ impl ShowValue for Option<u64> {
     }
 }
 
+/// A count the store chooses unless one is set (`auto`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StoreDefault(pub Option<usize>);
+
+impl<'de> Deserialize<'de> for StoreDefault {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Repr {
+            Number(u64),
+            Text(String),
+        }
+        let text = match Repr::deserialize(d)? {
+            Repr::Number(n) => n.to_string(),
+            Repr::Text(t) => t,
+        };
+        parse_store_default(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+impl ShowValue for StoreDefault {
+    fn show(&self) -> String {
+        self.0.map_or_else(|| "auto".into(), |n| n.to_string())
+    }
+    fn to_json(&self) -> serde_json::Value {
+        self.0.into()
+    }
+}
+
 impl ShowValue for Vec<String> {
     fn show(&self) -> String {
         if self.is_empty() {
@@ -228,6 +257,16 @@ pub(super) fn parse_rate(text: &str) -> Result<Option<Size>, String> {
     match parse_optional_size(size)? {
         Some(Size(0)) | None => Ok(None),
         rate => Ok(rate),
+    }
+}
+
+pub(super) fn parse_store_default(text: &str) -> Result<StoreDefault, String> {
+    match text.trim() {
+        "" | "auto" => Ok(StoreDefault(None)),
+        n => match n.parse::<usize>() {
+            Ok(n @ 1..=4096) => Ok(StoreDefault(Some(n))),
+            _ => Err("expected `auto` or a whole number from 1 to 4096".into()),
+        },
     }
 }
 

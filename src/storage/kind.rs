@@ -44,6 +44,9 @@ pub struct StoreKind {
     pub delta_block_size: Option<u32>,
     /// Keys a listing request returns (for the cost estimate).
     pub list_page: u64,
+    /// Listing requests in flight at once by default (`--list-requests`):
+    /// what the service takes from one client without slowing down.
+    pub list_requests: usize,
     /// Its storage classes (`--storage-class`), if it has any.
     pub classes: Option<&'static ClassTable>,
     /// Whose prices its requests are charged at.

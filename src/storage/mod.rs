@@ -11,6 +11,7 @@ pub mod class;
 pub mod gcs;
 pub mod kind;
 pub mod limits;
+pub mod listing;
 pub mod local;
 pub mod memory;
 pub mod meta;
@@ -218,6 +219,8 @@ impl StorageError {
 pub struct ListOptions {
     /// Report symbolic links as links (`-a`); otherwise they are skipped with a note.
     pub symlinks: bool,
+    /// Listing requests in flight (`None`: the store's own default).
+    pub list_requests: Option<usize>,
 }
 
 /// Live counts of a running scan, read by progress displays while it runs.
@@ -225,9 +228,27 @@ pub struct ListOptions {
 pub struct ScanCounter {
     entries: AtomicU64,
     bytes: AtomicU64,
+    /// Listing requests in flight now.
+    listing: AtomicU64,
 }
 
 impl ScanCounter {
+    /// Sets how many listing requests are in flight.
+    pub fn set_listing(&self, in_flight: usize) {
+        self.listing.store(in_flight as u64, Ordering::Relaxed);
+    }
+
+    /// Listing requests in flight now.
+    pub fn listing(&self) -> u64 {
+        self.listing.load(Ordering::Relaxed)
+    }
+
+    /// The side's line of a scan's progress, `elapsed` into it.
+    pub fn describe(&self, elapsed: std::time::Duration) -> String {
+        let (entries, bytes) = self.get();
+        crate::format::scan_side(entries, bytes, self.listing(), elapsed)
+    }
+
     pub fn add(&self, bytes: u64) {
         self.entries.fetch_add(1, Ordering::Relaxed);
         self.bytes.fetch_add(bytes, Ordering::Relaxed);

@@ -112,10 +112,50 @@ pub struct ListedObject {
     pub sums: ContentSums,
 }
 
+/// Which keys one listing asks for, all relative to the store's prefix: those
+/// starting with `prefix`, from `from` (inclusive) up to `to` (exclusive).
+/// With `delimited`, keys with a `/` after `prefix` are rolled up into their
+/// common prefixes (one per "directory"), as S3's delimiter does.
+///
+/// A store may return keys outside the range (S3 has no end key): the lister
+/// keeps those in range. A page token continues the query it came from.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ListQuery {
+    pub prefix: String,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub delimited: bool,
+}
+
+impl ListQuery {
+    /// Whether `rel_key` is one this query asks for.
+    pub fn holds(&self, rel_key: &str) -> bool {
+        rel_key.starts_with(&self.prefix)
+            && self.from.as_deref().is_none_or(|from| rel_key >= from)
+            && self.to.as_deref().is_none_or(|to| rel_key < to)
+    }
+}
+
+/// How a store's listing can be split across requests in flight.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ListSplit {
+    /// Key ranges and delimiters (S3 `start-after`, GCS
+    /// `startOffset`/`endOffset`): any range can be listed on its own.
+    Ranges,
+    /// Prefixes and delimiters only (Azure): a listing splits by "directory".
+    Prefixes,
+    /// One listing of the whole prefix (an SSH server walks its directories
+    /// itself).
+    Whole,
+}
+
 /// A page of a listing, and where the next one starts.
 #[derive(Clone, Debug, Default)]
 pub struct ListPage {
     pub objects: Vec<ListedObject>,
+    /// With a delimited query: the common prefixes (relative, each ending in
+    /// `/`) this page rolled keys up into.
+    pub prefixes: Vec<String>,
     pub next: Option<String>,
     /// Keys (relative, as `rel_key`) of temp files that interrupted runs
     /// left, for stores that write files in place (SFTP): removed when a
@@ -187,6 +227,8 @@ pub struct StoreInfo {
     pub hints: &'static super::StoreHints,
     /// Keys a listing request returns.
     pub page_size: u32,
+    /// How its listing may be split across requests in flight.
+    pub list_split: ListSplit,
 }
 
 /// A raw body of one read attempt.
@@ -203,9 +245,14 @@ pub trait ObjectStore: Send + Sync + Debug {
     /// What this store is and the facts about it, as data.
     fn info(&self) -> &StoreInfo;
 
-    /// One page of the objects below the prefix, from `token` (`None`: the
-    /// first page).
-    async fn list_page(&self, token: Option<String>) -> Result<ListPage, StorageError>;
+    /// One page of the objects `query` asks for (as far as the store can
+    /// narrow them: see [`ListQuery`] and [`StoreInfo::list_split`]), from
+    /// `token` (`None`: the first page).
+    async fn list_page(
+        &self,
+        query: &ListQuery,
+        token: Option<String>,
+    ) -> Result<ListPage, StorageError>;
 
     /// Describes the object at `key` now, or `None` when there is none.
     async fn head(&self, key: &str) -> Result<Option<ObjectHead>, StorageError>;

@@ -47,7 +47,6 @@ pub async fn list_tree(
     options: ListOptions,
     counter: &ScanCounter,
 ) -> Result<Listing, StorageError> {
-    let mut token: Option<String> = None;
     let mut entries = Vec::new();
     let mut dirs: BTreeSet<RelPath> = BTreeSet::new();
     let mut issues = Vec::new();
@@ -57,10 +56,13 @@ pub async fn list_tree(
         filter,
         decided: HashMap::new(),
     };
-    loop {
-        // Each page is retried on its own by the store: a failure on page 900
-        // of a large bucket does not start the listing over.
-        let page = store.list_page(token.take()).await?;
+    // Many pages in flight, each retried on its own by the store: a failure
+    // on page 900 of a large bucket does not start the listing over. Pages
+    // come in any order; the manifest sorts.
+    let in_flight = options
+        .list_requests
+        .unwrap_or(store.info().kind.list_requests);
+    super::listing::list_all(store, in_flight, counter, |page| {
         leftovers.extend(
             page.leftovers
                 .iter()
@@ -132,11 +134,8 @@ pub async fn list_tree(
             }
             entries.push(ManifestEntry { path, entry });
         }
-        match page.next {
-            Some(next) => token = Some(next),
-            None => break,
-        }
-    }
+    })
+    .await?;
     // With -a, an empty object may be a symbolic link stored by HugeSync: only
     // its metadata says so. Empty objects are rare, so they alone are HEADed.
     for index in empty_objects {

@@ -115,6 +115,7 @@ mod tests {
         SyncOptions {
             delete: false,
             max_delete: None,
+            list_requests: None,
             archive: false,
             checksum: false,
             delta_threshold: 1 << 40,

@@ -39,6 +39,9 @@ pub use scan::{Scan, ScanError, ScanProgress, scan};
 pub struct SyncOptions {
     pub delete: bool,
     pub max_delete: Option<u64>,
+    /// Listing requests in flight per side (`None`: the store's own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub list_requests: Option<usize>,
     pub archive: bool,
     pub checksum: bool,
     pub delta_threshold: u64,
@@ -75,6 +78,7 @@ impl Default for SyncOptions {
         SyncOptions {
             delete: false,
             max_delete: None,
+            list_requests: None,
             archive: false,
             checksum: false,
             delta_threshold: 32 * 1024 * 1024,

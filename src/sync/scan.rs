@@ -64,6 +64,7 @@ pub async fn scan(
     )?);
     let list_options = ListOptions {
         symlinks: options.archive,
+        list_requests: options.list_requests,
     };
     let (src, dst) = tokio::join!(
         source.list(filter.clone(), list_options, progress.source.clone()),

@@ -86,6 +86,7 @@ pub fn sync_options(
     Ok(SyncOptions {
         delete: settings.delete.value,
         max_delete: settings.max_delete.value,
+        list_requests: settings.list_requests.value.0,
         archive: settings.archive.value,
         checksum: settings.checksum.value,
         delta_threshold: settings.delta_threshold.value.0,

@@ -36,6 +36,7 @@ pub fn options() -> SyncOptions {
     SyncOptions {
         delete: true,
         max_delete: None,
+        list_requests: None,
         archive: false,
         checksum: false,
         delta_threshold: 100,

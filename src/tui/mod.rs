@@ -88,11 +88,10 @@ impl Tui {
                     }
                 }
                 _ = tick.tick() => {
-                    let (src_n, src_b) = progress.source.get();
-                    let (dst_n, dst_b) = progress.destination.get();
+                    let elapsed = started.elapsed();
                     let lines = vec![
-                        Line::from(format!("source       {:>12} entries  {:>12}", format::count(src_n), format::bytes(src_b))),
-                        Line::from(format!("destination  {:>12} entries  {:>12}", format::count(dst_n), format::bytes(dst_b))),
+                        Line::from(format!("source       {}", progress.source.describe(elapsed))),
+                        Line::from(format!("destination  {}", progress.destination.describe(elapsed))),
                         Line::from(format!("elapsed      {}", format::duration(started.elapsed()))),
                         Line::from(""),
                         Line::from("q: quit"),

@@ -177,7 +177,9 @@ impl ReportDir {
             ReportDir::Store(store) => {
                 let mut token = None;
                 loop {
-                    let page = store.list_page(token.take()).await?;
+                    let page = store
+                        .list_page(&crate::storage::object::ListQuery::default(), token.take())
+                        .await?;
                     for object in page.objects {
                         if object.rel_key.contains('/') || !is_report_name(&object.rel_key) {
                             continue;

@@ -74,6 +74,7 @@ impl AzureStorage {
                 retry: retry.clone(),
                 hints: &HINTS,
                 page_size: list_page_size,
+                list_split: crate::storage::object::ListSplit::Prefixes,
             },
             resolved,
             container: container.to_string(),

@@ -24,6 +24,7 @@ pub static KIND: StoreKind = StoreKind {
     lists_modes: false,
     delta_block_size: None,
     list_page: 5000,
+    list_requests: 32,
     classes: Some(&TIERS),
     prices: PriceService::Named("azure"),
     open,

@@ -1,17 +1,29 @@
 //! Listing: List Blobs pages, and the XML answers a listing or block list reads.
 
 use super::*;
+use crate::storage::object::ListQuery;
 
 impl AzureStorage {
-    /// The List Blobs request for a page from `marker`.
-    pub(super) fn list_url(&self, marker: Option<&str>, include: &str) -> String {
+    /// The List Blobs request for a page from `marker` of the blobs whose
+    /// names start with `prefix` (container-level), rolled up at `/` when
+    /// `delimited`.
+    pub(super) fn list_url(
+        &self,
+        prefix: &str,
+        delimited: bool,
+        marker: Option<&str>,
+        include: &str,
+    ) -> String {
         let mut url = format!(
             "{}?restype=container&comp=list&include={include}&maxresults={}",
             self.container_url(),
             self.list_page_size
         );
-        if !self.prefix.is_empty() {
-            url.push_str(&format!("&prefix={}", query_value(&self.prefix)));
+        if !prefix.is_empty() {
+            url.push_str(&format!("&prefix={}", query_value(prefix)));
+        }
+        if delimited {
+            url.push_str("&delimiter=%2F");
         }
         if let Some(marker) = marker {
             url.push_str(&format!("&marker={}", query_value(marker)));
@@ -21,12 +33,14 @@ impl AzureStorage {
 
     pub(super) async fn list_blobs(
         &self,
+        prefix: &str,
+        delimited: bool,
         marker: Option<&str>,
         include: &str,
     ) -> Result<xml::EnumerationResults, StorageError> {
-        let target = self.url_of_key(&self.prefix);
-        self.get_xml("cannot list", target, self.list_url(marker, include))
-            .await
+        let target = self.url_of_key(prefix);
+        let url = self.list_url(prefix, delimited, marker, include);
+        self.get_xml("cannot list", target, url).await
     }
 
     /// A GET whose answer is an XML document (a listing, a block list).
@@ -58,14 +72,19 @@ impl AzureStorage {
         })
     }
 
+    /// One page of the blobs `query` asks for: Azure narrows by prefix, so
+    /// the lister splits a listing by prefixes (and keeps a range itself).
     pub(super) async fn list_blob_page(
         &self,
+        query: &ListQuery,
         token: Option<String>,
     ) -> Result<ListPage, StorageError> {
-        let page = self.list_blobs(token.as_deref(), "metadata").await?;
-        let objects = page
-            .blobs
-            .blob
+        let prefix = format!("{}{}", self.prefix, query.prefix);
+        let page = self
+            .list_blobs(&prefix, query.delimited, token.as_deref(), "metadata")
+            .await?;
+        let (blobs, prefixes) = page.blobs.into_parts();
+        let objects = blobs
             .into_iter()
             .filter_map(|blob| {
                 let rel_key = blob.name.strip_prefix(&self.prefix)?.to_string();
@@ -90,8 +109,13 @@ impl AzureStorage {
                 })
             })
             .collect();
+        let prefixes = prefixes
+            .into_iter()
+            .filter_map(|p| Some(p.strip_prefix(&self.prefix)?.to_string()))
+            .collect();
         Ok(ListPage {
             objects,
+            prefixes,
             next: page.next_marker.filter(|m| !m.is_empty()),
             leftovers: Vec::new(),
         })

@@ -168,9 +168,9 @@ impl StagedObjects for AzureStorage {
         let mut marker: Option<String> = None;
         loop {
             let page = self
-                .list_blobs(marker.as_deref(), "uncommittedblobs")
+                .list_blobs(&self.prefix, false, marker.as_deref(), "uncommittedblobs")
                 .await?;
-            keys.extend(page.blobs.blob.into_iter().map(|b| b.name));
+            keys.extend(page.blobs.into_parts().0.into_iter().map(|b| b.name));
             match page.next_marker.filter(|m| !m.is_empty()) {
                 Some(next) => marker = Some(next),
                 None => break,

@@ -1,6 +1,7 @@
 //! The core operations on Azure Blob Storage ([`ObjectStore`]).
 
 use super::*;
+use crate::storage::object::ListQuery;
 
 #[async_trait::async_trait]
 impl ObjectStore for AzureStorage {
@@ -24,8 +25,12 @@ impl ObjectStore for AzureStorage {
         naming::refusal(key)
     }
 
-    async fn list_page(&self, token: Option<String>) -> Result<ListPage, StorageError> {
-        self.list_blob_page(token).await
+    async fn list_page(
+        &self,
+        query: &ListQuery,
+        token: Option<String>,
+    ) -> Result<ListPage, StorageError> {
+        self.list_blob_page(query, token).await
     }
 
     async fn head(&self, key: &str) -> Result<Option<ObjectHead>, StorageError> {

@@ -15,10 +15,38 @@ pub struct EnumerationResults {
     pub next_marker: Option<String>,
 }
 
+/// A page's blobs and, with a delimiter, the prefixes between them.
 #[derive(Debug, Default, Deserialize)]
 pub struct Blobs {
-    #[serde(rename = "Blob", default)]
-    pub blob: Vec<Blob>,
+    #[serde(rename = "$value", default)]
+    items: Vec<BlobItem>,
+}
+
+#[derive(Debug, Deserialize)]
+enum BlobItem {
+    Blob(Blob),
+    BlobPrefix(BlobPrefix),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct BlobPrefix {
+    name: String,
+}
+
+impl Blobs {
+    /// The blobs, and the common prefixes (full names, ending in `/`).
+    pub fn into_parts(self) -> (Vec<Blob>, Vec<String>) {
+        let mut blobs = Vec::new();
+        let mut prefixes = Vec::new();
+        for item in self.items {
+            match item {
+                BlobItem::Blob(blob) => blobs.push(blob),
+                BlobItem::BlobPrefix(prefix) => prefixes.push(prefix.name),
+            }
+        }
+        (blobs, prefixes)
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -102,17 +130,29 @@ mod tests {
   <NextMarker>token</NextMarker>
 </EnumerationResults>"#;
         let page: EnumerationResults = parse(text).unwrap();
-        assert_eq!(page.blobs.blob.len(), 2);
-        assert_eq!(page.blobs.blob[0].name, "p/a.txt");
-        assert_eq!(page.blobs.blob[0].properties.content_length, 12);
-        assert_eq!(
-            page.blobs.blob[0].metadata.as_ref().unwrap()["hugesync_mtime"],
-            "5"
-        );
         assert_eq!(page.next_marker.as_deref(), Some("token"));
+        let (blobs, prefixes) = page.blobs.into_parts();
+        assert_eq!(blobs.len(), 2);
+        assert_eq!(blobs[0].name, "p/a.txt");
+        assert_eq!(blobs[0].properties.content_length, 12);
+        assert_eq!(blobs[0].metadata.as_ref().unwrap()["hugesync_mtime"], "5");
+        assert!(prefixes.is_empty());
         let last: EnumerationResults =
             parse("<EnumerationResults><Blobs /><NextMarker /></EnumerationResults>").unwrap();
-        assert!(last.blobs.blob.is_empty());
+        assert!(last.blobs.into_parts().0.is_empty());
+        // With a delimiter, prefixes come between the blobs.
+        let delimited: EnumerationResults = parse(
+            r#"<EnumerationResults><Prefix>p/</Prefix><Delimiter>/</Delimiter><Blobs>
+    <Blob><Name>p/a.txt</Name><Properties><Last-Modified>Sat, 28 Nov 2026 16:00:00 GMT</Last-Modified><Etag>0x8D</Etag><Content-Length>1</Content-Length></Properties></Blob>
+    <BlobPrefix><Name>p/d/</Name></BlobPrefix>
+    <Blob><Name>p/e.txt</Name><Properties><Last-Modified>Sat, 28 Nov 2026 16:00:00 GMT</Last-Modified><Etag>0x8E</Etag><Content-Length>2</Content-Length></Properties></Blob>
+    <BlobPrefix><Name>p/f/</Name></BlobPrefix>
+  </Blobs><NextMarker /></EnumerationResults>"#,
+        )
+        .unwrap();
+        let (blobs, prefixes) = delimited.blobs.into_parts();
+        assert_eq!(blobs.len(), 2);
+        assert_eq!(prefixes, ["p/d/", "p/f/"]);
         assert!(last.next_marker.unwrap_or_default().is_empty());
     }
 

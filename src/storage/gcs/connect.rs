@@ -71,6 +71,7 @@ impl GcsStorage {
                 retry: retry.clone(),
                 hints: &HINTS,
                 page_size: list_page_size,
+                list_split: crate::storage::object::ListSplit::Ranges,
             },
             resolved,
             bucket: bucket.to_string(),

@@ -62,6 +62,9 @@ impl Object {
 pub struct ObjectList {
     #[serde(default)]
     pub items: Vec<Object>,
+    /// With a delimiter: the common prefixes of this page.
+    #[serde(default)]
+    pub prefixes: Vec<String>,
     #[serde(default)]
     pub next_page_token: Option<String>,
 }

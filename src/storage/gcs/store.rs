@@ -1,6 +1,7 @@
 //! The core operations on Google Cloud Storage ([`ObjectStore`]).
 
 use super::*;
+use crate::storage::object::ListQuery;
 
 #[async_trait::async_trait]
 impl ObjectStore for GcsStorage {
@@ -32,8 +33,12 @@ impl ObjectStore for GcsStorage {
         naming::refusal(key)
     }
 
-    async fn list_page(&self, token: Option<String>) -> Result<ListPage, StorageError> {
-        self.list_object_page(token).await
+    async fn list_page(
+        &self,
+        query: &ListQuery,
+        token: Option<String>,
+    ) -> Result<ListPage, StorageError> {
+        self.list_object_page(query, token).await
     }
 
     async fn head(&self, key: &str) -> Result<Option<ObjectHead>, StorageError> {

@@ -14,9 +14,9 @@ use super::lock;
 use crate::storage::body::BodySource;
 use crate::storage::meta::ObjectMeta;
 use crate::storage::object::{
-    ByteStream, CopyRange, CopySource, Expect, ListPage, ObjectHead, ObjectStore, PendingUpload,
-    StagedCopies, StagedObjects, StagedPart, StagedUpload, StoreInfo, StreamAck, StreamEnd,
-    StreamUpload, UploadStreams,
+    ByteStream, CopyRange, CopySource, Expect, ListPage, ListQuery, ObjectHead, ObjectStore,
+    PendingUpload, StagedCopies, StagedObjects, StagedPart, StagedUpload, StoreInfo, StreamAck,
+    StreamEnd, StreamUpload, UploadStreams,
 };
 use crate::storage::{RemoteErrorKind, SharedStore, StorageError};
 
@@ -187,10 +187,14 @@ impl ObjectStore for Faulty {
         self.inner.streams().map(|_| self as &dyn UploadStreams)
     }
 
-    async fn list_page(&self, token: Option<String>) -> Result<ListPage, StorageError> {
+    async fn list_page(
+        &self,
+        query: &ListQuery,
+        token: Option<String>,
+    ) -> Result<ListPage, StorageError> {
         let prefix = self.inner.prefix().to_string();
         self.run(Request::List, &prefix, || {
-            self.inner.list_page(token.clone())
+            self.inner.list_page(query, token.clone())
         })
         .await
     }

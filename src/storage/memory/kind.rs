@@ -21,6 +21,7 @@ pub static KIND: StoreKind = StoreKind {
     lists_modes: false,
     delta_block_size: None,
     list_page: 1000,
+    list_requests: 32,
     classes: None,
     prices: PriceService::Free,
     open,

@@ -23,9 +23,9 @@ pub use kind::KIND;
 use super::body::BodySource;
 use super::meta::ObjectMeta;
 use super::object::{
-    ByteStream, ChecksumKind, CopySource, Expect, ListPage, ListedObject, ObjectHead, ObjectStore,
-    RebuildCheck, StagedCopies, StagedObjects, Stitching, StoreId, StoreInfo, StoreLimits,
-    UploadStreams,
+    ByteStream, ChecksumKind, CopySource, Expect, ListPage, ListQuery, ListSplit, ListedObject,
+    ObjectHead, ObjectStore, RebuildCheck, StagedCopies, StagedObjects, Stitching, StoreId,
+    StoreInfo, StoreLimits, UploadStreams,
 };
 use super::{RemoteErrorKind, StorageError, StoreHints};
 use crate::retry::RetryPolicy;
@@ -61,6 +61,9 @@ pub struct MemoryOptions {
     pub streams: bool,
     /// Keys per listing page.
     pub page_size: usize,
+    /// How its listing may be split (ranges, as S3 and GCS; prefixes
+    /// alone, as Azure; or whole).
+    pub list_split: ListSplit,
     pub limits: &'static StoreLimits,
 }
 
@@ -71,6 +74,7 @@ impl Default for MemoryOptions {
             staged_copies: true,
             streams: false,
             page_size: 1000,
+            list_split: ListSplit::Ranges,
             limits: &LIMITS,
         }
     }
@@ -162,6 +166,7 @@ impl MemoryStore {
                 retry: retry.clone(),
                 hints: &HINTS,
                 page_size: u32::try_from(options.page_size).unwrap_or(u32::MAX),
+                list_split: options.list_split,
             },
             options,
         }
@@ -321,44 +326,67 @@ impl ObjectStore for MemoryStore {
         self.options.streams.then_some(self as &dyn UploadStreams)
     }
 
-    async fn list_page(&self, token: Option<String>) -> Result<ListPage, StorageError> {
+    async fn list_page(
+        &self,
+        query: &ListQuery,
+        token: Option<String>,
+    ) -> Result<ListPage, StorageError> {
         self.counted();
         let objects = lock(&self.bucket.objects);
-        let prefix = self.info.prefix.as_str();
-        // Keys from the prefix on; after the token's (the last one listed)
-        // for the pages after the first.
-        let from = match &token {
-            Some(last) => std::ops::Bound::Excluded(last.as_str()),
-            None => std::ops::Bound::Included(prefix),
+        let store_prefix = self.info.prefix.as_str();
+        let prefix = format!("{store_prefix}{}", query.prefix);
+        // What this kind of store narrows by; the rest is the lister's.
+        let (from, to) = match self.info.list_split {
+            ListSplit::Ranges => (query.from.as_deref(), query.to.as_deref()),
+            ListSplit::Prefixes | ListSplit::Whole => (None, None),
         };
-        let mut listed = Vec::new();
-        let mut next = None;
-        let range = objects.range::<str, _>((from, std::ops::Bound::Unbounded));
-        for (key, object) in range {
-            let Some(rel) = key.strip_prefix(prefix) else {
-                break;
-            };
-            if listed.len() == self.options.page_size.max(1) {
-                next = listed
-                    .last()
-                    .map(|o: &ListedObject| format!("{prefix}{}", o.rel_key));
-                break;
+        let to = to.map(|to| format!("{store_prefix}{to}"));
+        // The token is the key the next page starts at.
+        let mut start = match (token, from) {
+            (Some(next), _) => next,
+            (None, Some(from)) => format!("{store_prefix}{from}").max(prefix.clone()),
+            (None, None) => prefix.clone(),
+        };
+        let delimited = query.delimited && self.info.list_split != ListSplit::Whole;
+        let page_size = self.options.page_size.max(1);
+        let mut page = ListPage::default();
+        let mut listed = 0;
+        'pages: loop {
+            let range = (
+                std::ops::Bound::Included(start.as_str()),
+                std::ops::Bound::Unbounded,
+            );
+            for (key, object) in objects.range::<str, _>(range) {
+                if !key.starts_with(&prefix) || to.as_deref().is_some_and(|to| key.as_str() >= to) {
+                    break 'pages;
+                }
+                if listed == page_size {
+                    page.next = Some(key.clone());
+                    break 'pages;
+                }
+                listed += 1;
+                let rel = &key[store_prefix.len()..];
+                if delimited && let Some(slash) = rel[query.prefix.len()..].find('/') {
+                    // Every key below this common prefix is rolled up into
+                    // it: the listing goes on after the last of them.
+                    let common = &rel[..query.prefix.len() + slash + 1];
+                    page.prefixes.push(common.to_string());
+                    start = format!("{store_prefix}{}0", &common[..common.len() - 1]);
+                    continue 'pages;
+                }
+                let head = head_of(object);
+                page.objects.push(ListedObject {
+                    rel_key: rel.to_string(),
+                    size: head.size,
+                    mtime_ns: head.mtime_ns,
+                    version: head.version,
+                    meta: Some(head.meta),
+                    sums: head.sums,
+                });
             }
-            let head = head_of(object);
-            listed.push(ListedObject {
-                rel_key: rel.to_string(),
-                size: head.size,
-                mtime_ns: head.mtime_ns,
-                version: head.version,
-                meta: Some(head.meta),
-                sums: head.sums,
-            });
+            break;
         }
-        Ok(ListPage {
-            objects: listed,
-            next,
-            leftovers: Vec::new(),
-        })
+        Ok(page)
     }
 
     async fn head(&self, key: &str) -> Result<Option<ObjectHead>, StorageError> {

@@ -23,6 +23,7 @@ pub static KIND: StoreKind = StoreKind {
     lists_modes: false,
     delta_block_size: None,
     list_page: 1000,
+    list_requests: 64,
     classes: Some(&CLASSES),
     prices: PriceService::S3Compatible,
     open,

@@ -1,6 +1,7 @@
 //! The trait impls: each method routes to the file that does its job.
 
 use super::*;
+use crate::storage::object::ListQuery;
 
 #[async_trait::async_trait]
 impl ObjectStore for S3Storage {
@@ -20,8 +21,12 @@ impl ObjectStore for S3Storage {
         Some(self)
     }
 
-    async fn list_page(&self, token: Option<String>) -> Result<ListPage, StorageError> {
-        self.list_objects(token).await
+    async fn list_page(
+        &self,
+        query: &ListQuery,
+        token: Option<String>,
+    ) -> Result<ListPage, StorageError> {
+        self.list_objects(query, token).await
     }
 
     async fn head(&self, key: &str) -> Result<Option<ObjectHead>, StorageError> {

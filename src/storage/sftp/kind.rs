@@ -28,6 +28,7 @@ pub static KIND: StoreKind = StoreKind {
     // edit's cost near the bytes edited.
     delta_block_size: Some(crate::signature::MIN_BLOCK_SIZE),
     list_page: 1000,
+    list_requests: 1,
     classes: None,
     prices: PriceService::Free,
     open,

@@ -132,6 +132,7 @@ impl SftpStorage {
                 retry: retry.clone(),
                 hints: &HINTS,
                 page_size: KIND.list_page as u32,
+                list_split: crate::storage::object::ListSplit::Whole,
             },
             fsync: settings.fsync,
             made_dirs: std::sync::Mutex::default(),

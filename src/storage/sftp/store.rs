@@ -30,7 +30,13 @@ impl ObjectStore for SftpStorage {
         self.target.url_of(&key.as_bytes().escape_ascii_non_utf8())
     }
 
-    async fn list_page(&self, token: Option<String>) -> Result<ListPage, StorageError> {
+    async fn list_page(
+        &self,
+        _query: &crate::storage::object::ListQuery,
+        token: Option<String>,
+    ) -> Result<ListPage, StorageError> {
+        // A walk of the whole tree (`ListSplit::Whole`): the lister keeps
+        // what a narrower query asks for.
         walk::page(self, token).await
     }
 

@@ -94,6 +94,7 @@ async fn page_with_temps(
     };
     let page = ListPage {
         objects,
+        prefixes: Vec::new(),
         next,
         leftovers,
     };
