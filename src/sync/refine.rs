@@ -13,7 +13,8 @@ use super::plan::SyncPlan;
 use crate::storage::Storage;
 use crate::types::{EntryKind, SyncAction};
 
-/// HEAD requests in flight at once.
+/// HEAD requests in flight at once, at the least: a store that takes more
+/// listing requests at once takes as many HEADs.
 const PARALLEL_HEADS: usize = 16;
 
 pub async fn confirm_restored_times(plan: &mut SyncPlan, source: &Storage, destination: &Storage) {
@@ -38,12 +39,13 @@ pub async fn confirm_restored_times(plan: &mut SyncPlan, source: &Storage, desti
     if candidates.is_empty() {
         return;
     }
+    let in_flight = src.info().kind.list_requests.max(PARALLEL_HEADS);
     let heads: Vec<_> = stream::iter(candidates)
         .map(|i| {
             let key = src.key_of(&plan.items[i].path);
             async move { (i, src.head(&key).await) }
         })
-        .buffer_unordered(PARALLEL_HEADS)
+        .buffer_unordered(in_flight)
         .collect()
         .await;
     for (i, head) in heads {

@@ -81,8 +81,9 @@ pub async fn scan(
     }
     if options.checksum {
         let wanted = checksum_candidates(&scan);
-        let src_hashes = hash_side(source, &scan.source, &wanted).await;
-        let dst_hashes = hash_side(destination, &scan.destination, &wanted).await;
+        let requests = options.list_requests;
+        let src_hashes = hash_side(source, &scan.source, &wanted, requests).await;
+        let dst_hashes = hash_side(destination, &scan.destination, &wanted, requests).await;
         set_hashes(&mut scan.source, &wanted, src_hashes);
         set_hashes(&mut scan.destination, &wanted, dst_hashes);
     }
@@ -116,10 +117,15 @@ fn checksum_candidates(scan: &Scan) -> Arc<Vec<RelPath>> {
 /// blake3 of each wanted file on one side. Local files are hashed in parallel;
 /// objects carry theirs in metadata (small uploads) or in their fresh sidecar
 /// (signed uploads). A file with no hash is compared by size and time.
+///
+/// Where the listing carried the metadata (Azure, GCS), its blake3 is taken
+/// as it is; a HEAD is made only where a listing cannot say (S3), as many in
+/// flight as the store's listing requests (`requests` overrides).
 async fn hash_side(
     storage: &Storage,
     listing: &Listing,
     wanted: &Arc<Vec<RelPath>>,
+    requests: Option<usize>,
 ) -> Vec<Option<String>> {
     match storage {
         Storage::Local(local) => {
@@ -135,22 +141,23 @@ async fn hash_side(
         }
         Storage::Object(store) => {
             use futures::stream::{self, StreamExt};
+            let in_flight = requests.unwrap_or(store.info().kind.list_requests).max(1);
             stream::iter(wanted.iter())
                 .map(|path| async move {
                     let entry = listing.manifest.get(path)?;
                     recorded_hash(store.as_ref(), path, entry).await
                 })
-                .buffered(PARALLEL_REQUESTS)
+                .buffered(in_flight)
                 .collect()
                 .await
         }
     }
 }
 
-/// Requests in flight while collecting objects' recorded hashes.
-const PARALLEL_REQUESTS: usize = 16;
-
 async fn recorded_hash(store: &dyn ObjectStore, path: &RelPath, entry: &Entry) -> Option<String> {
+    if let Some(listed) = entry.sums().blake3 {
+        return Some(blake3::Hash::from_bytes(listed).to_hex().to_string());
+    }
     let head = store.head(&store.key_of(path)).await.ok()??;
     let hash = super::sidecar::recorded_blake3(store, path, entry, &head)
         .await

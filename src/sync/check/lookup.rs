@@ -13,7 +13,8 @@ use crate::storage::{SharedStore, StorageError};
 use crate::sync::sidecar;
 use crate::types::{ContentSums, Entry, RelPath};
 
-/// Requests in flight while looking objects up.
+/// Requests in flight while looking objects up, at the least: a store that
+/// takes more listing requests at once takes as many HEADs.
 const PARALLEL_LOOKUPS: usize = 16;
 /// Objects read at once with `--download` (each a stream of its own).
 const PARALLEL_READS: usize = 4;
@@ -28,6 +29,12 @@ pub(super) async fn look_up(
     report: &mut CheckReport,
 ) {
     let jobs = object_sides(indices, sides);
+    let in_flight = jobs
+        .iter()
+        .map(|(_, _, store)| store.info().kind.list_requests)
+        .max()
+        .unwrap_or(0)
+        .max(PARALLEL_LOOKUPS);
     let found: Vec<(usize, usize, Result<ContentSums, StorageError>)> = {
         let pairs = &*pairs;
         stream::iter(jobs)
@@ -39,7 +46,7 @@ pub(super) async fn look_up(
                     object_sums(store.as_ref(), path, entry, progress).await,
                 )
             })
-            .buffer_unordered(PARALLEL_LOOKUPS)
+            .buffer_unordered(in_flight)
             .collect()
             .await
     };
