@@ -368,16 +368,24 @@ mod tests {
             .unwrap()
     }
 
-    /// A memory store holding `keys` below `data/`, and one key outside it.
-    async fn store_with(
-        keys: &BTreeSet<String>,
-        page_size: usize,
-        split: ListSplit,
-    ) -> MemoryStore {
+    /// How the store splits, and whether its delimited pages name prefixes
+    /// past them (as fake-gcs-server's do).
+    type Split = (ListSplit, bool);
+
+    const SPLITS: [Split; 4] = [
+        (ListSplit::Ranges, false),
+        (ListSplit::Prefixes, false),
+        (ListSplit::Prefixes, true),
+        (ListSplit::Whole, false),
+    ];
+
+    /// A memory store holding `keys` below `data/`, and keys just outside it.
+    async fn store_with(keys: &BTreeSet<String>, page_size: usize, split: Split) -> MemoryStore {
         let name = format!("listing-{}", fastrand::u64(..));
         let options = MemoryOptions {
             page_size,
-            list_split: split,
+            list_split: split.0,
+            prefixes_past_the_page: split.1,
             ..MemoryOptions::default()
         };
         let outside = MemoryStore::new(&name, "", options, &RetryPolicy::default());
@@ -449,7 +457,7 @@ mod tests {
         ) {
             runtime().block_on(async {
                 let expected: Vec<String> = keys.iter().cloned().collect();
-                for split in [ListSplit::Ranges, ListSplit::Prefixes, ListSplit::Whole] {
+                for split in SPLITS {
                     let store = store_with(&keys, page_size, split).await;
                     let (sequential, _) = listed(&store, 1).await;
                     assert_eq!(sequential, expected, "{split:?}: sequential");
@@ -467,7 +475,7 @@ mod tests {
             let keys: BTreeSet<String> = (0..20_000)
                 .map(|i| format!("part-{i:07}.parquet"))
                 .collect();
-            let store = store_with(&keys, 100, ListSplit::Ranges).await;
+            let store = store_with(&keys, 100, (ListSplit::Ranges, false)).await;
             let (sequential, one) = listed(&store, 1).await;
             let (parallel, many) = listed(&store, 64).await;
             assert_eq!(parallel, sequential);

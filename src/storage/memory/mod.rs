@@ -64,6 +64,9 @@ pub struct MemoryOptions {
     /// How its listing may be split (ranges, as S3 and GCS; prefixes
     /// alone, as Azure; or whole).
     pub list_split: ListSplit,
+    /// A delimited page also names the common prefixes of every key past it,
+    /// as fake-gcs-server does (and does again on the next page).
+    pub prefixes_past_the_page: bool,
     pub limits: &'static StoreLimits,
 }
 
@@ -75,6 +78,7 @@ impl Default for MemoryOptions {
             streams: false,
             page_size: 1000,
             list_split: ListSplit::Ranges,
+            prefixes_past_the_page: false,
             limits: &LIMITS,
         }
     }
@@ -385,6 +389,26 @@ impl ObjectStore for MemoryStore {
                 });
             }
             break;
+        }
+        if let (true, true, Some(next)) =
+            (delimited, self.options.prefixes_past_the_page, &page.next)
+        {
+            let range = (
+                std::ops::Bound::Included(next.as_str()),
+                std::ops::Bound::Unbounded,
+            );
+            for key in objects.range::<str, _>(range).map(|(key, _)| key) {
+                if !key.starts_with(&prefix) || to.as_deref().is_some_and(|to| key.as_str() >= to) {
+                    break;
+                }
+                let rel = &key[store_prefix.len()..];
+                if let Some(slash) = rel[query.prefix.len()..].find('/') {
+                    let common = &rel[..query.prefix.len() + slash + 1];
+                    if page.prefixes.last().is_none_or(|last| last != common) {
+                        page.prefixes.push(common.to_string());
+                    }
+                }
+            }
         }
         Ok(page)
     }
