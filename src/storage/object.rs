@@ -231,6 +231,14 @@ pub struct StoreInfo {
     pub list_split: ListSplit,
 }
 
+impl StoreInfo {
+    /// Requests to keep in flight on this store: those `asked` for
+    /// (`--list-requests`), else its kind's own.
+    pub fn requests_in_flight(&self, asked: Option<usize>) -> usize {
+        asked.unwrap_or(self.kind.list_requests).max(1)
+    }
+}
+
 /// A raw body of one read attempt.
 pub type ByteStream = BoxStream<'static, Result<Bytes, StorageError>>;
 

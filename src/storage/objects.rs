@@ -59,9 +59,7 @@ pub async fn list_tree(
     // Many pages in flight, each retried on its own by the store: a failure
     // on page 900 of a large bucket does not start the listing over. Pages
     // come in any order; the manifest sorts.
-    let in_flight = options
-        .list_requests
-        .unwrap_or(store.info().kind.list_requests);
+    let in_flight = store.info().requests_in_flight(options.list_requests);
     super::listing::list_all(store, in_flight, counter, |page| {
         leftovers.extend(
             page.leftovers

@@ -141,7 +141,7 @@ async fn hash_side(
         }
         Storage::Object(store) => {
             use futures::stream::{self, StreamExt};
-            let in_flight = requests.unwrap_or(store.info().kind.list_requests).max(1);
+            let in_flight = store.info().requests_in_flight(requests);
             stream::iter(wanted.iter())
                 .map(|path| async move {
                     let entry = listing.manifest.get(path)?;

@@ -352,6 +352,11 @@ impl ObjectStore for MemoryStore {
             (None, None) => prefix.clone(),
         };
         let delimited = query.delimited && self.info.list_split != ListSplit::Whole;
+        // The common prefix a delimited listing rolls a key (relative) up into.
+        let rolled_up = |rel: &'_ str| -> Option<String> {
+            let slash = rel[query.prefix.len()..].find('/')?;
+            Some(rel[..query.prefix.len() + slash + 1].to_string())
+        };
         let page_size = self.options.page_size.max(1);
         let mut page = ListPage::default();
         let mut listed = 0;
@@ -370,12 +375,11 @@ impl ObjectStore for MemoryStore {
                 }
                 listed += 1;
                 let rel = &key[store_prefix.len()..];
-                if delimited && let Some(slash) = rel[query.prefix.len()..].find('/') {
+                if let Some(common) = delimited.then(|| rolled_up(rel)).flatten() {
                     // Every key below this common prefix is rolled up into
                     // it: the listing goes on after the last of them.
-                    let common = &rel[..query.prefix.len() + slash + 1];
-                    page.prefixes.push(common.to_string());
                     start = format!("{store_prefix}{}0", &common[..common.len() - 1]);
+                    page.prefixes.push(common);
                     continue 'pages;
                 }
                 let head = head_of(object);
@@ -401,12 +405,10 @@ impl ObjectStore for MemoryStore {
                 if !key.starts_with(&prefix) || to.as_deref().is_some_and(|to| key.as_str() >= to) {
                     break;
                 }
-                let rel = &key[store_prefix.len()..];
-                if let Some(slash) = rel[query.prefix.len()..].find('/') {
-                    let common = &rel[..query.prefix.len() + slash + 1];
-                    if page.prefixes.last().is_none_or(|last| last != common) {
-                        page.prefixes.push(common.to_string());
-                    }
+                if let Some(common) = rolled_up(&key[store_prefix.len()..])
+                    && page.prefixes.last() != Some(&common)
+                {
+                    page.prefixes.push(common);
                 }
             }
         }
