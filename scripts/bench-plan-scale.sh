@@ -48,7 +48,7 @@ export HUGESYNC_CONFIG="$empty_config"
 rm -rf "$work/dst" "$work/plan.json"
 read -r plan_kib plan_s < <(rss "$bin" plan --dry-run -q "$tree" "$work/dst")
 read -r save_kib save_s < <(rss "$bin" plan -o "$work/plan.json" "$tree" "$work/dst")
-plan_bytes=$(stat -c %s "$work/plan.json")
+plan_bytes=$(du -sb "$work/plan.json" | cut -f1)  # a directory of parts
 read -r apply_kib apply_s < <(rss "$bin" apply -q --yes "$work/plan.json")
 copied=$(find "$work/dst" -type f | wc -l)
 rm -rf "$work/dst"
@@ -60,7 +60,7 @@ items, plan_bytes, copied = map(int, sys.argv[1:4])
 rows = [("plan --dry-run (planner)", sys.argv[4], sys.argv[5]),
         ("plan -o (listing printed)", sys.argv[6], sys.argv[7]),
         ("apply --yes", sys.argv[8], sys.argv[9])]
-print(f"plan file: {plan_bytes / 2**20:.1f} MiB ({plan_bytes / items:.0f} B/item); apply wrote {copied} files")
+print(f"plan (header and parts): {plan_bytes / 2**20:.1f} MiB ({plan_bytes / items:.0f} B/item); apply wrote {copied} files")
 planner = int(rows[0][1]) * 1024
 for name, kib, secs in rows:
     peak = int(kib) * 1024

@@ -45,7 +45,9 @@ start=$(date +%s.%N)
 "$bin" apply -q --yes "$work/plan.json"
 one=$(echo "$(date +%s.%N) - $start" | bc)
 # The same plan again, into an empty destination of its own.
-sed "s#$work/one#$work/four#g" "$work/plan.json" > "$work/plan4.json"
+# The same plan to another destination: only the header names it.
+rm -rf "$work/plan4.json" && cp -r "$work/plan.json" "$work/plan4.json"
+sed -i "s#$work/one#$work/four#g" "$work/plan4.json/plan.json"
 sync
 start=$(date +%s.%N)
 for k in 1 2 3 4; do "$bin" apply -q "$work/plan4.json" --shard "$k/4" & done

@@ -6,6 +6,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+mod manifest;
+pub use manifest::{Manifest, ManifestBuilder, ManifestEntry};
+
 /// A path relative to a sync root, with `/` separators.
 ///
 /// Stored as raw bytes so that local file names that are not valid UTF-8 survive a
@@ -304,79 +307,6 @@ impl Entry {
     }
 }
 
-/// One path and what a scan found there.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ManifestEntry {
-    pub path: RelPath,
-    pub entry: Entry,
-}
-
-/// Everything a scan found on one side, sorted by path, plus the subtrees it could
-/// not read completely (nothing below those may be deleted on the other side).
-#[derive(Clone, Debug, Default)]
-pub struct Manifest {
-    entries: Vec<ManifestEntry>,
-    incomplete: Vec<RelPath>,
-    /// Whether the root itself exists (a missing destination is simply empty).
-    pub root_exists: bool,
-}
-
-impl Manifest {
-    pub fn new(
-        mut entries: Vec<ManifestEntry>,
-        incomplete: Vec<RelPath>,
-        root_exists: bool,
-    ) -> Self {
-        entries.sort_unstable_by(|a, b| a.path.cmp(&b.path));
-        entries.dedup_by(|a, b| a.path == b.path);
-        Self {
-            entries,
-            incomplete,
-            root_exists,
-        }
-    }
-
-    pub fn entries(&self) -> &[ManifestEntry] {
-        &self.entries
-    }
-
-    pub fn entries_mut(&mut self) -> &mut [ManifestEntry] {
-        &mut self.entries
-    }
-
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-
-    pub fn get(&self, path: &RelPath) -> Option<&Entry> {
-        self.entries
-            .binary_search_by(|e| e.path.cmp(path))
-            .ok()
-            .map(|i| &self.entries[i].entry)
-    }
-
-    /// Subtrees whose listing failed part way (unreadable directories).
-    pub fn incomplete(&self) -> &[RelPath] {
-        &self.incomplete
-    }
-
-    pub fn is_incomplete_at(&self, path: &RelPath) -> bool {
-        self.incomplete.iter().any(|dir| path.is_within(dir))
-    }
-
-    pub fn total_bytes(&self) -> u64 {
-        self.entries
-            .iter()
-            .filter(|e| e.entry.kind == EntryKind::File)
-            .map(|e| e.entry.size)
-            .sum()
-    }
-}
-
 /// What a plan does with one path.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -491,7 +421,7 @@ mod tests {
             vec!["locked".into()],
             true,
         );
-        assert_eq!(m.entries()[0].path, RelPath::from("a"));
+        assert_eq!(m.iter().next().map(|e| e.path), Some(RelPath::from("a")));
         assert_eq!(m.get(&"b".into()).map(|e| e.size), Some(1));
         assert!(m.is_incomplete_at(&"locked/x".into()));
         assert!(!m.is_incomplete_at(&"lockedx".into()));

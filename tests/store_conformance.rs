@@ -455,7 +455,6 @@ async fn listings_page_and_carry_size_version_and_metadata(store: SharedStore) {
     let listing = store_list(&store).await;
     let paths: Vec<String> = listing
         .manifest
-        .entries()
         .iter()
         .map(|e| e.path.to_string())
         .collect();
@@ -1098,7 +1097,6 @@ async fn whole_object_staging(store: SharedStore) {
     let listing = store_list(&store).await;
     let paths: Vec<String> = listing
         .manifest
-        .entries()
         .iter()
         .map(|e| e.path.to_string())
         .collect();

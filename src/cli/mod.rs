@@ -229,9 +229,11 @@ pub struct PlanArgs {
     pub destination: String,
     #[command(flatten)]
     pub plan: PlanFlags,
-    /// Save the plan as JSON to FILE (for `hugesync apply`); `-` writes it to
-    /// standard output and the summary to stderr.
-    #[arg(short, long, value_name = "FILE")]
+    /// Save the plan for `hugesync apply` at PLAN: a local directory (made if
+    /// need be) or an object-store prefix (`s3://bucket/plans/run-1/`), as a
+    /// header and parts of JSON lines. `-` writes it to standard output as
+    /// one JSON document and the summary to stderr.
+    #[arg(short, long, value_name = "PLAN")]
     pub output: Option<PathBuf>,
     /// Print the plan as JSON.
     #[arg(long)]
@@ -243,9 +245,10 @@ pub struct PlanArgs {
 
 #[derive(Debug, Args)]
 pub struct ApplyArgs {
-    /// A plan file written by `hugesync plan -o` or the TUI.
+    /// A plan saved by `hugesync plan -o` or the TUI: its directory or
+    /// object-store prefix (or a plan file of an earlier version).
     #[arg(value_name = "PLAN")]
-    pub plan_file: PathBuf,
+    pub plan: String,
     /// When planned entries changed since the plan was made, plan again (keeping
     /// the plan's edits) instead of refusing.
     #[arg(long, conflicts_with = "shard")]
@@ -255,8 +258,9 @@ pub struct ApplyArgs {
     /// Deletions and directory times wait for `hugesync finalize`.
     #[arg(long, value_name = "K/N|auto", value_parser = crate::sync::shard::parse_shard)]
     pub shard: Option<crate::sync::shard::ShardSpec>,
-    /// Where shard reports go (default: next to the plan): a local directory
-    /// or an object-store prefix every worker reaches.
+    /// Where shard reports go (default: with the plan, in its directory or
+    /// prefix): a local directory or an object-store prefix every worker
+    /// reaches.
     #[arg(long, value_name = "DIR", requires = "shard")]
     pub report_dir: Option<String>,
     #[command(flatten)]
@@ -269,7 +273,7 @@ pub struct ApplyArgs {
 pub struct FinalizeArgs {
     /// The plan the shards ran.
     #[arg(value_name = "PLAN")]
-    pub plan_file: PathBuf,
+    pub plan: String,
     /// Where the shard reports are (as given to `apply --report-dir`).
     #[arg(long, value_name = "DIR")]
     pub report_dir: Option<String>,

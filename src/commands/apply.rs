@@ -8,7 +8,10 @@ use crate::error::{Error, ExitStatus};
 use crate::sync::{self, SyncPlan};
 
 pub(super) async fn apply_command(args: ApplyArgs, ctx: &Context) -> Result<ExitStatus, Error> {
-    let saved = SyncPlan::load(&args.plan_file)?;
+    let location = crate::uri::Location::parse(&args.plan)?;
+    let saved = SyncPlan::load_saved(&location, &ctx.settings.store_settings())
+        .await?
+        .plan;
     let quiet_scan = args.run.json || ctx.verbosity == Verbosity::Quiet;
     let (scan, session) = open_and_scan(
         &saved.source,

@@ -108,7 +108,7 @@ pub async fn run(
         Command::Apply(args) => match args.shard {
             Some(spec) => {
                 shards::run_shard(
-                    &args.plan_file,
+                    &args.plan,
                     spec,
                     args.report_dir.as_deref(),
                     &args.run,
@@ -119,7 +119,7 @@ pub async fn run(
             None => apply::apply_command(args, &ctx).await,
         },
         Command::Finalize(args) => {
-            shards::finalize(&args.plan_file, args.report_dir.as_deref(), args.json, &ctx).await
+            shards::finalize(&args.plan, args.report_dir.as_deref(), args.json, &ctx).await
         }
         Command::Config(args) => config::config_command(&args, &ctx),
         Command::Signature(args) => {

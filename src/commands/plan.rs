@@ -24,13 +24,14 @@ pub(super) async fn plan_command(
     // plan is written and printed.
     drop(scan);
     if let Some(path) = &args.output {
-        plan.save(path)?;
-        if !to_stdout && !args.json && ctx.verbosity != Verbosity::Quiet {
-            eprintln!(
-                "Plan saved to {}; run it with `hugesync apply {}`.",
-                path.display(),
-                path.display()
-            );
+        if to_stdout {
+            plan.save(path)?;
+        } else {
+            let at = plan_place(path)?;
+            plan.save_to(&at, &ctx.settings.store_settings()).await?;
+            if !args.json && ctx.verbosity != Verbosity::Quiet {
+                eprintln!("Plan saved to {at}; run it with `hugesync apply {at}`.");
+            }
         }
     }
     if to_stdout {
@@ -51,4 +52,22 @@ pub(super) async fn plan_command(
     } else {
         ExitStatus::Success
     })
+}
+
+/// Where `-o` saves a plan in parts. A regular file there (a plan file of
+/// an earlier version, or anything else) is not replaced by a directory.
+fn plan_place(path: &std::path::Path) -> Result<Location, Error> {
+    let at = match path.to_str() {
+        Some(text) => Location::parse(text)?,
+        None => Location::Local(path.to_path_buf()),
+    };
+    if let Location::Local(local) = &at
+        && local.is_file()
+    {
+        return Err(Error::Usage(format!(
+            "{} is a file; a plan is saved as a directory of parts: name a new directory, or remove the file first",
+            local.display()
+        )));
+    }
+    Ok(at)
 }

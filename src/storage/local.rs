@@ -15,7 +15,9 @@ mod write;
 
 use super::{ListOptions, Listing, ScanCounter, ScanIssue, ScanIssueKind, StorageError};
 use crate::filter::Filter;
-use crate::types::{Entry, EntryExtra, EntryKind, Manifest, ManifestEntry, RelPath};
+use crate::types::{
+    Entry, EntryExtra, EntryKind, Manifest, ManifestBuilder, ManifestEntry, RelPath,
+};
 
 /// Temp files are named `.hugesync-<random>.tmp` in the target's directory; scans
 /// never report them, so an interrupted run leaves nothing that looks like data.
@@ -127,7 +129,7 @@ impl LocalStorage {
                 });
             });
 
-        let mut entries = Vec::new();
+        let mut entries = ManifestBuilder::default();
         let mut incomplete = Vec::new();
         let mut issues = Vec::new();
         for item in walker {
@@ -187,7 +189,7 @@ impl LocalStorage {
         issues.sort_by(|a, b| a.path.cmp(&b.path));
         let leftovers = std::mem::take(&mut *leftovers.lock().unwrap_or_else(|e| e.into_inner()));
         Ok(Listing {
-            manifest: Manifest::new(entries, incomplete, true),
+            manifest: entries.finish(incomplete, true),
             issues,
             leftovers,
         })

@@ -2,7 +2,7 @@
 //! store: a listing turned into a manifest, reads that survive being cut off,
 //! small whole-object reads, deletes of an object with its sidecar.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -12,7 +12,7 @@ use super::object::{ByteStream, ObjectStore, is_sidecar};
 use super::{ListOptions, Listing, ScanCounter, ScanIssue, ScanIssueKind, StorageError};
 use crate::filter::Filter;
 use crate::retry::Budget;
-use crate::types::{Entry, EntryKind, Manifest, ManifestEntry, RelPath};
+use crate::types::{Entry, EntryKind, ManifestBuilder, ManifestEntry, RelPath};
 
 /// Whether every directory above `path` passes the filter (rsync semantics: an
 /// excluded directory hides its subtree), remembering answers per directory.
@@ -47,10 +47,11 @@ pub async fn list_tree(
     options: ListOptions,
     counter: &ScanCounter,
 ) -> Result<Listing, StorageError> {
-    let mut entries = Vec::new();
-    let mut dirs: BTreeSet<RelPath> = BTreeSet::new();
+    let mut entries = ManifestBuilder::default();
+    let mut dirs: HashSet<RelPath> = HashSet::new();
     let mut issues = Vec::new();
     let mut empty_objects = Vec::new();
+    let mut listed = 0u64;
     let mut leftovers = Vec::new();
     let mut ancestors = AncestorFilter {
         filter,
@@ -91,12 +92,18 @@ pub async fn list_tree(
             let mut parent = path.parent();
             while let Some(dir) = parent {
                 parent = dir.parent();
-                if !dirs.insert(dir) {
+                if !dirs.insert(dir.clone()) {
                     break;
                 }
+                // In the run of the page that implies it (it sorts just
+                // before the keys below it), not in one run of all
+                // directories that would overlap every page.
+                entries.push(implied_dir(dir));
             }
             if is_dir {
-                dirs.insert(path);
+                if dirs.insert(path.clone()) {
+                    entries.push(implied_dir(path));
+                }
                 continue;
             }
             let listed_link = object.meta.as_ref().and_then(|m| m.link_target.clone());
@@ -127,37 +134,52 @@ pub async fn list_tree(
                             set_link(&mut entry, target, meta.mtime_ns);
                         }
                     }
-                    None => empty_objects.push(entries.len()),
+                    None => empty_objects.push(ManifestEntry {
+                        path: path.clone(),
+                        entry: entry.clone(),
+                    }),
                 }
             }
+            listed += 1;
             entries.push(ManifestEntry { path, entry });
         }
+        // A page is one stretch of keys no other page overlaps: as a run of
+        // its own, the final merge moves it across in whole blocks.
+        entries.end_run();
     })
     .await?;
     // With -a, an empty object may be a symbolic link stored by HugeSync: only
     // its metadata says so. Empty objects are rare, so they alone are HEADed.
-    for index in empty_objects {
-        let entry: &mut ManifestEntry = &mut entries[index];
-        if let Some(head) = store.head(&store.key_of(&entry.path)).await?
+    let mut links = Vec::new();
+    for mut empty in empty_objects {
+        if let Some(head) = store.head(&store.key_of(&empty.path)).await?
             && let Some(target) = head.meta.link_target
         {
-            set_link(&mut entry.entry, target, head.meta.mtime_ns);
+            set_link(&mut empty.entry, target, head.meta.mtime_ns);
+            links.push(empty);
         }
     }
-    for dir in dirs {
-        // Implied directories have no attributes of their own.
-        let entry = Entry {
-            kind: EntryKind::Dir,
-            ..Entry::file(0, 0, 0)
-        };
-        entries.push(ManifestEntry { path: dir, entry });
-    }
-    let root_exists = !entries.is_empty() || store.root_exists().await?;
+    let has_entries = listed > 0 || !dirs.is_empty();
+    drop(dirs);
+    let root_exists = has_entries || store.root_exists().await?;
+    let mut manifest = entries.finish(Vec::new(), root_exists);
+    manifest.replace(links);
     Ok(Listing {
-        manifest: Manifest::new(entries, Vec::new(), root_exists),
+        manifest,
         issues,
         leftovers,
     })
+}
+
+/// A directory the keys imply: it has no attributes of its own.
+fn implied_dir(path: RelPath) -> ManifestEntry {
+    ManifestEntry {
+        path,
+        entry: Entry {
+            kind: EntryKind::Dir,
+            ..Entry::file(0, 0, 0)
+        },
+    }
 }
 
 fn set_link(entry: &mut Entry, target: RelPath, mtime_ns: Option<i64>) {

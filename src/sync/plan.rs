@@ -44,6 +44,22 @@ pub enum PlanError {
         "the plan is stale: {count} planned entries changed since it was made (first: {first}); run `hugesync apply --replan` to plan them again, or make a new plan"
     )]
     Stale { count: usize, first: String },
+    #[error("plan {plan}: {source}")]
+    Place {
+        plan: String,
+        #[source]
+        source: crate::storage::StorageError,
+    },
+    #[error(
+        "plan {plan}: part {part} does not match the plan's header ({why}); it was changed, damaged or left by another plan: make the plan again with `hugesync plan -o`"
+    )]
+    PartDamaged {
+        plan: String,
+        part: String,
+        why: String,
+    },
+    #[error("no plan at {plan}: it holds no {header}; make one with `hugesync plan SRC DST -o {plan}`", header = parts::HEADER_NAME)]
+    NotFound { plan: String },
 }
 
 /// A user's edit of an item during review; kept so a re-plan can honour it.
@@ -121,18 +137,23 @@ impl PlanStats {
     pub fn of(items: &[PlanItem]) -> PlanStats {
         let mut stats = PlanStats::default();
         for item in items {
-            let size = item
-                .src
-                .as_ref()
-                .or(item.dst.as_ref())
-                .map_or(0, |e| e.size);
-            let totals = stats.totals_mut(item.action);
-            totals.count += 1;
-            totals.bytes += size;
-            stats.bytes_to_send += item.bytes_to_send;
-            stats.bytes_saved += item.bytes_saved;
+            stats.add(item);
         }
         stats
+    }
+
+    /// Counts one more item.
+    pub fn add(&mut self, item: &PlanItem) {
+        let size = item
+            .src
+            .as_ref()
+            .or(item.dst.as_ref())
+            .map_or(0, |e| e.size);
+        let totals = self.totals_mut(item.action);
+        totals.count += 1;
+        totals.bytes += size;
+        self.bytes_to_send += item.bytes_to_send;
+        self.bytes_saved += item.bytes_saved;
     }
 
     pub fn totals(&self, action: SyncAction) -> ActionTotals {
@@ -202,6 +223,34 @@ pub struct SyncPlan {
     /// when the plan is made.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cost_model: Option<crate::cost::CostModel>,
+}
+
+/// Where a saved plan is.
+#[derive(Clone, Debug)]
+pub enum PlanAt {
+    /// A plan file of version 1 (one JSON document).
+    File(PathBuf),
+    /// A plan in parts: a local directory or an object-store prefix.
+    Parts(Location),
+}
+
+impl std::fmt::Display for PlanAt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PlanAt::File(path) => write!(f, "{}", path.display()),
+            PlanAt::Parts(location) => write!(f, "{location}"),
+        }
+    }
+}
+
+/// A plan loaded from where it was saved.
+#[derive(Debug)]
+pub struct SavedPlan {
+    pub plan: SyncPlan,
+    /// Names this plan among others (16 hex digits of a blake3 over the
+    /// file, or over the header that names every part's blake3).
+    pub id: String,
+    pub at: PlanAt,
 }
 
 /// How the diff compares entries for this pair of sides and these options.
@@ -396,6 +445,14 @@ impl SyncPlan {
         }
         match header.version {
             Some(v) if v == u64::from(PLAN_VERSION) => {}
+            Some(v) if v == u64::from(parts::PARTS_VERSION) => {
+                return Err(invalid(format!(
+                    "this is the header of a plan in parts: name its directory or prefix{}",
+                    path.parent()
+                        .map(|dir| format!(" (`{}`)", dir.display()))
+                        .unwrap_or_default()
+                )));
+            }
             Some(v) => {
                 return Err(invalid(format!(
                     "plan format version {v} is not supported (this build reads version {PLAN_VERSION})"
@@ -405,23 +462,79 @@ impl SyncPlan {
         }
         let mut plan: SyncPlan = serde_json::from_reader(open()?).map_err(parse_err)?;
         plan.items.shrink_to_fit();
-        // A plan file is input: nothing in it may point outside the roots or
-        // configure the engine out of its range.
-        if let Some(item) = plan.items.iter().find(|item| !item.path.is_contained()) {
-            return Err(invalid(format!(
+        plan.validate().map_err(invalid)?;
+        Ok(plan)
+    }
+
+    /// A plan read from a file or store is input: nothing in it may point
+    /// outside the roots or configure the engine out of its range, and its
+    /// totals are its items' own.
+    fn validate(&mut self) -> Result<(), String> {
+        if let Some(item) = self.items.iter().find(|item| !item.path.is_contained()) {
+            return Err(format!(
                 "entry path {:?} would leave the sync root",
                 item.path.display()
-            )));
+            ));
         }
-        let block = plan.options.block_size;
+        let block = self.options.block_size;
         if crate::signature::valid_block_size(block).is_none() {
-            return Err(invalid(format!(
+            return Err(format!(
                 "block size {block} is not {}",
                 crate::signature::BLOCK_SIZE_RULE
-            )));
+            ));
         }
-        plan.refresh_stats();
-        Ok(plan)
+        self.refresh_stats();
+        Ok(())
+    }
+
+    /// Saves the plan in parts at `location`: a local directory (made if
+    /// need be) or an object-store prefix.
+    pub async fn save_to(
+        &self,
+        location: &Location,
+        settings: &crate::storage::StoreSettings,
+    ) -> Result<(), PlanError> {
+        let place = parts::PlanPlace::open(location, settings).await?;
+        parts::save(self, &place).await
+    }
+
+    /// Loads the plan at `location`: a plan in parts (a directory or an
+    /// object-store prefix), or a plan file of version 1.
+    pub async fn load_saved(
+        location: &Location,
+        settings: &crate::storage::StoreSettings,
+    ) -> Result<SavedPlan, PlanError> {
+        let id = |hash: blake3::Hash| hash.to_hex()[..16].to_string();
+        if let Location::Local(path) = location
+            && path.is_file()
+        {
+            let plan = SyncPlan::load(path)?;
+            let bytes = std::fs::read(path).map_err(|source| PlanError::Read {
+                path: path.clone(),
+                source,
+            })?;
+            return Ok(SavedPlan {
+                plan,
+                id: id(blake3::hash(&bytes)),
+                at: PlanAt::File(path.clone()),
+            });
+        }
+        let place = parts::PlanPlace::open(location, settings).await?;
+        let (mut plan, header_hash) =
+            parts::load(&place)
+                .await?
+                .ok_or_else(|| PlanError::NotFound {
+                    plan: location.to_string(),
+                })?;
+        plan.validate().map_err(|reason| PlanError::Invalid {
+            path: location.to_string().into(),
+            reason,
+        })?;
+        Ok(SavedPlan {
+            plan,
+            id: id(header_hash),
+            at: PlanAt::Parts(location.clone()),
+        })
     }
 
     /// Paths whose source or destination no longer looks as the plan saw it.
@@ -430,8 +543,13 @@ impl SyncPlan {
             .iter()
             .filter(|item| item.action != SyncAction::Skip)
             .filter(|item| {
-                !same_entry(item.src.as_ref(), scan.source.manifest.get(&item.path))
-                    || !same_entry(item.dst.as_ref(), scan.destination.manifest.get(&item.path))
+                !same_entry(
+                    item.src.as_ref(),
+                    scan.source.manifest.get(&item.path).as_ref(),
+                ) || !same_entry(
+                    item.dst.as_ref(),
+                    scan.destination.manifest.get(&item.path).as_ref(),
+                )
             })
             .collect()
     }
@@ -478,5 +596,6 @@ pub fn same_entry(planned: Option<&Entry>, now: Option<&Entry>) -> bool {
     }
 }
 
+pub mod parts;
 #[cfg(test)]
 mod tests;

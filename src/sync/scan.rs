@@ -10,7 +10,7 @@ use crate::filter::{Filter, FilterError};
 use crate::storage::{
     ListOptions, Listing, LocalStorage, ObjectStore, ScanCounter, Storage, StorageError,
 };
-use crate::types::{Entry, EntryKind, RelPath};
+use crate::types::{Entry, EntryKind, ManifestEntry, RelPath};
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -93,25 +93,33 @@ pub async fn scan(
 /// Every file present on both sides with equal sizes (files of different sizes
 /// differ anyway), in path order.
 fn checksum_candidates(scan: &Scan) -> Arc<Vec<RelPath>> {
-    let dst_sizes: std::collections::HashMap<&RelPath, u64> = scan
-        .destination
-        .manifest
-        .entries()
-        .iter()
-        .filter(|e| e.entry.kind == EntryKind::File)
-        .map(|e| (&e.path, e.entry.size))
-        .collect();
-    Arc::new(
-        scan.source
-            .manifest
-            .entries()
-            .iter()
-            .filter(|e| {
-                e.entry.kind == EntryKind::File && dst_sizes.get(&e.path) == Some(&e.entry.size)
-            })
-            .map(|e| e.path.clone())
-            .collect(),
-    )
+    let mut destination = scan.destination.manifest.iter().peekable();
+    let mut wanted = Vec::new();
+    // Both manifests are in path order: one merge pass.
+    for src in scan.source.manifest.iter() {
+        while destination.next_if(|dst| dst.path < src.path).is_some() {}
+        if let Some(dst) = destination.next_if(|dst| dst.path == src.path)
+            && src.entry.kind == EntryKind::File
+            && dst.entry.kind == EntryKind::File
+            && src.entry.size == dst.entry.size
+        {
+            wanted.push(src.path);
+        }
+    }
+    Arc::new(wanted)
+}
+
+/// The entries of `manifest` at the `wanted` paths (both in path order), in
+/// that order: `None` where it has none.
+fn entries_at<'a>(
+    manifest: &'a crate::types::Manifest,
+    wanted: &'a [RelPath],
+) -> impl Iterator<Item = (&'a RelPath, Option<Entry>)> + 'a {
+    let mut entries = manifest.iter().peekable();
+    wanted.iter().map(move |path| {
+        while entries.next_if(|e| e.path < *path).is_some() {}
+        (path, entries.next_if(|e| e.path == *path).map(|e| e.entry))
+    })
 }
 
 /// blake3 of each wanted file on one side. Local files are hashed in parallel;
@@ -142,10 +150,9 @@ async fn hash_side(
         Storage::Object(store) => {
             use futures::stream::{self, StreamExt};
             let in_flight = store.info().requests_in_flight(requests);
-            stream::iter(wanted.iter())
-                .map(|path| async move {
-                    let entry = listing.manifest.get(path)?;
-                    recorded_hash(store.as_ref(), path, entry).await
+            stream::iter(entries_at(&listing.manifest, wanted))
+                .map(|(path, entry)| async move {
+                    recorded_hash(store.as_ref(), path, &entry?).await
                 })
                 .buffered(in_flight)
                 .collect()
@@ -166,19 +173,18 @@ async fn recorded_hash(store: &dyn ObjectStore, path: &RelPath, entry: &Entry) -
 }
 
 fn set_hashes(listing: &mut Listing, paths: &[RelPath], hashes: Vec<Option<String>>) {
-    let mut wanted = paths.iter().zip(hashes).peekable();
-    // Both sequences are in path order: one merge pass.
-    for entry in listing.manifest.entries_mut() {
-        while wanted.peek().is_some_and(|(p, _)| **p < entry.path) {
-            wanted.next();
-        }
-        if let Some((path, hash)) = wanted.peek_mut()
-            && **path == entry.path
-            && let Some(hash) = hash.take()
-        {
-            entry.entry.set_blake3(hash);
-        }
-    }
+    let updates = entries_at(&listing.manifest, paths)
+        .zip(hashes)
+        .filter_map(|((path, entry), hash)| {
+            let mut entry = entry?;
+            entry.set_blake3(hash?);
+            Some(ManifestEntry {
+                path: path.clone(),
+                entry,
+            })
+        })
+        .collect();
+    listing.manifest.replace(updates);
 }
 
 fn local_hash(local: &LocalStorage, path: &RelPath) -> Option<String> {

@@ -63,7 +63,7 @@ pub const BINDINGS: &[(&str, &str)] = &[
     ("d", "veto deletes"),
     ("e", "exclude the subtree (also from re-plans)"),
     ("/", "filter by path (Enter keeps, Esc clears)"),
-    ("w", "write the edited plan to hugesync-plan.json"),
+    ("w", "write the edited plan to hugesync-plan/"),
     ("u", "undo the last edit"),
     ("h", "hide / show skipped entries"),
     ("s", "sort by path, size or bytes to send"),

@@ -119,6 +119,7 @@ impl Tui {
         let cancel = session.cancel().clone();
         let (events_tx, mut events) = mpsc::channel(4096);
         let mut events_tx = Some(events_tx);
+        let (written_tx, mut written) = mpsc::channel::<String>(4);
         let mut running: Option<tokio::task::JoinHandle<sync::ExecReport>> = None;
         let mut tick = tokio::time::interval(TICK);
         let mut dirty = true;
@@ -133,10 +134,16 @@ impl Tui {
                         Effect::None => {}
                         Effect::Quit => break,
                         Effect::WritePlan => {
-                            let path = std::path::Path::new("hugesync-plan.json");
-                            app.message = Some(match app.plan.save(path) {
-                                Ok(()) => format!("plan written to {}; run it with `hugesync apply {}`", path.display(), path.display()),
-                                Err(e) => e.to_string(),
+                            // Written off the UI loop: a large plan takes a while.
+                            app.message = Some(format!("writing the plan to {SAVED_PLAN}/ …"));
+                            let (plan, settings, written) = (app.plan.clone(), session.settings().store_settings(), written_tx.clone());
+                            tokio::spawn(async move {
+                                let at = crate::uri::Location::Local(SAVED_PLAN.into());
+                                let message = match plan.save_to(&at, &settings).await {
+                                    Ok(()) => format!("plan written to {SAVED_PLAN}/; run it with `hugesync apply {SAVED_PLAN}`"),
+                                    Err(e) => e.to_string(),
+                                };
+                                let _ = written.send(message).await;
                             });
                         }
                         Effect::Cancel => cancel.cancel(),
@@ -160,6 +167,10 @@ impl Tui {
                 }
                 Some(event) = events.recv() => {
                     app.on_event(&event);
+                    dirty = true;
+                }
+                Some(message) = written.recv() => {
+                    app.message = Some(message);
                     dirty = true;
                 }
                 _ = tick.tick() => {
@@ -188,6 +199,10 @@ impl Tui {
             .map_or(ExitStatus::Success, ExitStatus::of_report)
     }
 }
+
+/// Where the review's `w` saves the edited plan (a directory of parts, in
+/// the working directory).
+const SAVED_PLAN: &str = "hugesync-plan";
 
 fn to_action(event: &Event, typing: bool) -> Option<Action> {
     match event {

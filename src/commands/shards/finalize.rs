@@ -1,14 +1,13 @@
 //! `finalize PLAN`: the last step of a sharded run.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
 use std::sync::Arc;
 
 use serde::Serialize;
 
 use super::super::{Context, Error, Verbosity};
 use super::reports::{ReportDir, ShardReport};
-use super::{load_and_scan, plan_id_of, skip, splittable};
+use super::{load_and_scan, load_saved, skip, splittable};
 use crate::error::ExitStatus;
 use crate::progress::{LineReporter, Reporter};
 use crate::sync::session::RunKind;
@@ -20,13 +19,14 @@ use crate::types::{EntryKind, SyncAction};
 /// files put together, then what must come last (deletions, directory
 /// times), and the whole run's summary.
 pub(in crate::commands) async fn finalize(
-    plan_file: &Path,
+    plan: &str,
     report_dir: Option<&str>,
     json: bool,
     ctx: &Context,
 ) -> Result<ExitStatus, Error> {
-    let plan_id = plan_id_of(plan_file)?;
-    let reports_dir = ReportDir::open(plan_file, report_dir, ctx).await?;
+    let saved = load_saved(plan, ctx).await?;
+    let plan_id = saved.id.clone();
+    let reports_dir = ReportDir::open(&saved.at, report_dir, ctx).await?;
     let mut by_shard: BTreeMap<u32, ShardReport> = BTreeMap::new();
     let mut problems = Vec::new();
     let mut count = None;
@@ -53,7 +53,7 @@ pub(in crate::commands) async fn finalize(
             reports_dir
                 .describe(ShardId { index: 1, count: 1 })
                 .replace("shard-1-of-1.json", ""),
-            plan_file.display()
+            saved.at
         )));
     };
     let missing: Vec<String> = (1..=count)
@@ -84,13 +84,13 @@ pub(in crate::commands) async fn finalize(
         why.extend(problems);
         return Err(Error::Usage(format!(
             "refusing to finalize {}: {}",
-            plan_file.display(),
+            saved.at,
             why.join("; ")
         )));
     }
 
     let quiet = json || ctx.verbosity == Verbosity::Quiet;
-    let (plan, _scan, session, done_before) = load_and_scan(plan_file, ctx, quiet).await?;
+    let (plan, _scan, session, done_before) = load_and_scan(saved.plan, ctx, quiet).await?;
     let assignment: Assignment = shard::assign(&plan, count, splittable(&plan));
     let fsync = ctx.settings.fsync.value;
     let mut failures = 0u64;

@@ -8,7 +8,6 @@ mod finalize;
 mod reports;
 
 use std::collections::BTreeSet;
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use super::pipeline::open_and_scan;
@@ -23,13 +22,10 @@ use crate::types::{EntryKind, SyncAction};
 pub(super) use finalize::finalize;
 use reports::{REPORT_FORMAT, ReportDir, ShardFailure, ShardReport};
 
-/// blake3 of the plan file, the first 16 hex digits.
-fn plan_id_of(path: &Path) -> Result<String, Error> {
-    let bytes = std::fs::read(path).map_err(|source| sync::PlanError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    Ok(blake3::hash(&bytes).to_hex()[..16].to_string())
+/// The saved plan a shard or `finalize` names.
+async fn load_saved(plan: &str, ctx: &Context) -> Result<sync::plan::SavedPlan, Error> {
+    let location = crate::uri::Location::parse(plan)?;
+    Ok(SyncPlan::load_saved(&location, &ctx.settings.store_settings()).await?)
 }
 
 /// Whether a file can be put together from ranges sent separately on this
@@ -42,11 +38,10 @@ fn splittable(plan: &SyncPlan) -> bool {
 /// tolerating what shards have done since: an entry whose destination
 /// already holds what the plan would make of it is done, not stale.
 async fn load_and_scan(
-    plan_file: &Path,
+    plan: SyncPlan,
     ctx: &Context,
     quiet: bool,
 ) -> Result<(SyncPlan, Scan, Session, BTreeSet<usize>), Error> {
-    let plan = SyncPlan::load(plan_file)?;
     let (scan, session) =
         open_and_scan(&plan.source, &plan.destination, &plan.options, ctx, quiet).await?;
     let diff = sync::plan::diff_options(&plan.source, &plan.destination, &plan.options);
@@ -58,17 +53,17 @@ async fn load_and_scan(
         }
         let src_now = scan.source.manifest.get(&item.path);
         let dst_now = scan.destination.manifest.get(&item.path);
-        if !sync::plan::same_entry(item.src.as_ref(), src_now) {
+        if !sync::plan::same_entry(item.src.as_ref(), src_now.as_ref()) {
             stale.push(item.path.display());
             continue;
         }
-        if sync::plan::same_entry(item.dst.as_ref(), dst_now) {
+        if sync::plan::same_entry(item.dst.as_ref(), dst_now.as_ref()) {
             continue;
         }
         let finished = match (item.action, src_now, dst_now) {
             (SyncAction::Delete, _, None) => true,
             (_, Some(src), Some(dst)) if item.action != SyncAction::Delete => {
-                sync::diff::up_to_date(src, dst, &diff)
+                sync::diff::up_to_date(&src, &dst, &diff)
             }
             _ => false,
         };
@@ -125,7 +120,7 @@ impl Reporter for Recorder {
 
 /// `apply PLAN --shard K/N|auto`.
 pub(super) async fn run_shard(
-    plan_file: &Path,
+    plan: &str,
     spec: ShardSpec,
     report_dir: Option<&str>,
     run: &crate::cli::RunFlags,
@@ -138,14 +133,15 @@ pub(super) async fn run_shard(
             shard_from_env(&|name| std::env::var(name).ok()).map_err(Error::Usage)?
         }
     };
+    let saved = load_saved(plan, ctx).await?;
     if run.dry_run {
-        return print_shares(plan_file, shard, json);
+        return print_shares(&saved.plan, shard, json);
     }
-    let plan_id = plan_id_of(plan_file)?;
-    let reports = ReportDir::open(plan_file, report_dir, ctx).await?;
+    let plan_id = saved.id;
+    let reports = ReportDir::open(&saved.at, report_dir, ctx).await?;
     let started = std::time::Instant::now();
     let quiet = json || ctx.verbosity == Verbosity::Quiet;
-    let (plan, _scan, session, done_before) = load_and_scan(plan_file, ctx, quiet).await?;
+    let (plan, _scan, session, done_before) = load_and_scan(saved.plan, ctx, quiet).await?;
     let assignment = shard::assign(&plan, shard.count, splittable(&plan));
     let mine = &assignment.shards[(shard.index - 1) as usize];
     let my_items: BTreeSet<usize> = mine
@@ -328,9 +324,8 @@ pub(super) async fn run_shard(
 
 /// `apply PLAN --shard K/N -n`: what this shard and every other would do,
 /// and how even the split is, without scanning or sending anything.
-fn print_shares(plan_file: &Path, shard: ShardId, json: bool) -> Result<ExitStatus, Error> {
-    let plan = SyncPlan::load(plan_file)?;
-    let assignment = shard::assign(&plan, shard.count, splittable(&plan));
+fn print_shares(plan: &SyncPlan, shard: ShardId, json: bool) -> Result<ExitStatus, Error> {
+    let assignment = shard::assign(plan, shard.count, splittable(plan));
     let shares: Vec<serde_json::Value> = assignment
         .shards
         .iter()

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::super::{Context, Error};
 use crate::storage::{Expect, ObjectMeta, SharedStore, Storage};
+use crate::sync::plan::PlanAt;
 use crate::sync::shard::ShardId;
 use crate::uri::Location;
 
@@ -60,22 +61,28 @@ pub(super) enum ReportDir {
 
 impl ReportDir {
     pub(super) async fn open(
-        plan_file: &Path,
+        plan: &PlanAt,
         report_dir: Option<&str>,
         ctx: &Context,
     ) -> Result<ReportDir, Error> {
-        let Some(dir) = report_dir else {
-            let stem = plan_file
-                .file_name()
-                .map(|n| format!("{}.", n.to_string_lossy()))
-                .unwrap_or_default();
-            let dir = plan_file
-                .parent()
-                .filter(|p| !p.as_os_str().is_empty())
-                .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
-            return Ok(ReportDir::Local { dir, stem });
+        let location = match (report_dir, plan) {
+            (Some(dir), _) => Location::parse(dir)?,
+            // With a plan in parts: in its directory or under its prefix.
+            (None, PlanAt::Parts(location)) => location.clone(),
+            // With a plan file: beside it, named after it.
+            (None, PlanAt::File(plan_file)) => {
+                let stem = plan_file
+                    .file_name()
+                    .map(|n| format!("{}.", n.to_string_lossy()))
+                    .unwrap_or_default();
+                let dir = plan_file
+                    .parent()
+                    .filter(|p| !p.as_os_str().is_empty())
+                    .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+                return Ok(ReportDir::Local { dir, stem });
+            }
         };
-        match Location::parse(dir)? {
+        match location {
             Location::Local(dir) => Ok(ReportDir::Local {
                 dir,
                 stem: String::new(),

@@ -22,7 +22,7 @@ const PARALLEL_READS: usize = 4;
 /// Looks up every object side of the pairs at `indices`, adding what each
 /// holds to the pair's known checksums.
 pub(super) async fn look_up(
-    pairs: &mut [Pair<'_>],
+    pairs: &mut [Pair],
     indices: &[usize],
     sides: [Side<'_>; 2],
     progress: &CheckProgress,
@@ -39,7 +39,7 @@ pub(super) async fn look_up(
         let pairs = &*pairs;
         stream::iter(jobs)
             .map(|(i, side, store)| async move {
-                let (path, entry) = (pairs[i].path, pairs[i].entries[side]);
+                let (path, entry) = (&pairs[i].path, &pairs[i].entries[side]);
                 (
                     i,
                     side,
@@ -117,7 +117,7 @@ async fn object_sums(
 /// Reads every object side of the pairs at `indices` whole, keeping the
 /// blake3 of its bytes (`--download`).
 pub(super) async fn read_bytes(
-    pairs: &mut [Pair<'_>],
+    pairs: &mut [Pair],
     indices: &[usize],
     sides: [Side<'_>; 2],
     progress: &Arc<CheckProgress>,
@@ -128,7 +128,7 @@ pub(super) async fn read_bytes(
         let pairs = &*pairs;
         stream::iter(jobs)
             .map(|(i, side, store)| async move {
-                let (path, entry) = (pairs[i].path, pairs[i].entries[side]);
+                let (path, entry) = (&pairs[i].path, &pairs[i].entries[side]);
                 (i, side, hash_object(store, path, entry, progress).await)
             })
             .buffer_unordered(PARALLEL_READS)

@@ -31,7 +31,7 @@ use serde::Serialize;
 use super::scan::Scan;
 use crate::storage::local::LocalStorage;
 use crate::storage::{SharedStore, Storage};
-use crate::types::{ContentSums, Entry, EntryKind, ManifestEntry, RelPath};
+use crate::types::{ContentSums, Entry, EntryKind, Manifest, ManifestEntry, RelPath};
 
 /// How a pair was compared.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -218,16 +218,16 @@ impl Known {
 }
 
 /// A pair of files with one path and one size, being compared.
-struct Pair<'a> {
-    path: &'a RelPath,
-    entries: [&'a Entry; 2],
+struct Pair {
+    path: RelPath,
+    entries: [Entry; 2],
     known: [Known; 2],
     /// Computed or looked-up checksums, per side.
     sums: [ContentSums; 2],
     looked_up: bool,
 }
 
-impl Pair<'_> {
+impl Pair {
     /// The checksum to compare by: blake3 between two local files, else the
     /// first both sides hold (or can compute), the store's own first.
     fn common(&self) -> Option<Evidence> {
@@ -250,11 +250,8 @@ impl Pair<'_> {
 }
 
 /// The files of a manifest (directories and links are not compared).
-fn files(entries: &[ManifestEntry]) -> Vec<&ManifestEntry> {
-    entries
-        .iter()
-        .filter(|e| e.entry.kind == EntryKind::File)
-        .collect()
+fn files(manifest: &Manifest) -> impl Iterator<Item = ManifestEntry> + '_ {
+    manifest.iter().filter(|e| e.entry.kind == EntryKind::File)
 }
 
 /// Compares the scan's two sides.
@@ -309,7 +306,7 @@ pub async fn check(
     let failed: std::collections::HashSet<&RelPath> =
         report.unchecked.iter().map(|u| &u.path).collect();
     let rest: Vec<usize> = (0..pairs.len())
-        .filter(|&i| chosen[i].is_none() && !failed.contains(pairs[i].path))
+        .filter(|&i| chosen[i].is_none() && !failed.contains(&pairs[i].path))
         .collect();
     drop(failed);
     if options.download && !rest.is_empty() {
@@ -350,27 +347,33 @@ pub async fn check(
 
 /// Pairs the two sides' files by path: those of one size to compare, the
 /// rest reported as missing, extra or of different sizes.
-fn pair_up<'a>(scan: &'a Scan, sides: [Side<'_>; 2], report: &mut CheckReport) -> Vec<Pair<'a>> {
+fn pair_up(scan: &Scan, sides: [Side<'_>; 2], report: &mut CheckReport) -> Vec<Pair> {
     let known = |side: Side<'_>, entry: &Entry| match side {
         Side::Local(_) => Known::Computable,
         Side::Object(_) => Known::Held(entry.sums()),
     };
-    let (s, d) = (
-        files(scan.source.manifest.entries()),
-        files(scan.destination.manifest.entries()),
-    );
+    let mut s = files(&scan.source.manifest).peekable();
+    let mut d = files(&scan.destination.manifest).peekable();
     let mut pairs = Vec::new();
-    let (mut i, mut j) = (0, 0);
-    while i < s.len() || j < d.len() {
-        match (s.get(i), d.get(j)) {
-            (Some(a), Some(b)) if a.path == b.path => {
-                i += 1;
-                j += 1;
+    loop {
+        let order = match (s.peek(), d.peek()) {
+            (Some(a), Some(b)) => a.path.cmp(&b.path),
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (None, None) => break,
+        };
+        match order {
+            std::cmp::Ordering::Less => report.missing.extend(s.next().map(|a| a.path)),
+            std::cmp::Ordering::Greater => report.extra.extend(d.next().map(|b| b.path)),
+            std::cmp::Ordering::Equal => {
+                let (Some(a), Some(b)) = (s.next(), d.next()) else {
+                    break;
+                };
                 if a.entry.size == b.entry.size {
                     pairs.push(Pair {
-                        path: &a.path,
-                        entries: [&a.entry, &b.entry],
                         known: [known(sides[0], &a.entry), known(sides[1], &b.entry)],
+                        path: a.path,
+                        entries: [a.entry, b.entry],
                         sums: [ContentSums::default(); 2],
                         looked_up: false,
                     });
@@ -385,19 +388,6 @@ fn pair_up<'a>(scan: &'a Scan, sides: [Side<'_>; 2], report: &mut CheckReport) -
                     });
                 }
             }
-            (Some(a), Some(b)) if a.path < b.path => {
-                i += 1;
-                report.missing.push(a.path.clone());
-            }
-            (Some(a), None) => {
-                i += 1;
-                report.missing.push(a.path.clone());
-            }
-            (_, Some(b)) => {
-                j += 1;
-                report.extra.push(b.path.clone());
-            }
-            (None, None) => break,
         }
     }
     pairs
@@ -405,7 +395,7 @@ fn pair_up<'a>(scan: &'a Scan, sides: [Side<'_>; 2], report: &mut CheckReport) -
 
 /// Marks as settled the pairs given a kind whose verdict is now known.
 fn decide(
-    pairs: &[Pair<'_>],
+    pairs: &[Pair],
     kinds: &[Option<Evidence>],
     settled: &mut [Option<Evidence>],
     progress: &CheckProgress,
@@ -424,7 +414,7 @@ fn decide(
 /// Computes, on every local side, the checksum of the kind chosen per pair,
 /// many files at once.
 async fn local_sums(
-    pairs: &mut [Pair<'_>],
+    pairs: &mut [Pair],
     kinds: &[Option<Evidence>],
     sides: [Side<'_>; 2],
     progress: &Arc<CheckProgress>,
@@ -439,7 +429,7 @@ async fn local_sums(
             .enumerate()
             .filter_map(|(i, pair)| {
                 let kind = kinds[i]?;
-                Some((i, local.path_of(pair.path), local::Wanted::of(kind)))
+                Some((i, local.path_of(&pair.path), local::Wanted::of(kind)))
             })
             .collect();
         if jobs.is_empty() {
@@ -488,13 +478,10 @@ fn merge(sums: &mut ContentSums, more: ContentSums) {
 mod tests {
     use super::*;
 
-    fn pair_with(a: Known, b: Known) -> Pair<'static> {
-        static PATH: std::sync::OnceLock<RelPath> = std::sync::OnceLock::new();
-        static ENTRY: std::sync::OnceLock<Entry> = std::sync::OnceLock::new();
-        let entry = ENTRY.get_or_init(|| Entry::file(1, 0, 0));
+    fn pair_with(a: Known, b: Known) -> Pair {
         Pair {
-            path: PATH.get_or_init(|| RelPath::from("f")),
-            entries: [entry, entry],
+            path: RelPath::from("f"),
+            entries: [Entry::file(1, 0, 0), Entry::file(1, 0, 0)],
             known: [a, b],
             sums: [ContentSums::default(); 2],
             looked_up: false,

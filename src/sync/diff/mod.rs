@@ -196,37 +196,30 @@ impl TimeRule {
 
 /// Merges the two sorted manifests into plan items, in path order.
 pub fn diff(src: &Manifest, dst: &Manifest, opts: &DiffOptions) -> Vec<PlanItem> {
-    let (s, d) = (src.entries(), dst.entries());
     // With -a, an empty directory goes to an object store as a `dir/` marker
     // (one with entries is implied by their keys).
     let non_empty: std::collections::HashSet<RelPath> =
         if opts.archive && !opts.destination_has_dirs {
-            s.iter().filter_map(|e| e.path.parent()).collect()
+            src.iter().filter_map(|e| e.path.parent()).collect()
         } else {
             Default::default()
         };
-    let mut items = Vec::with_capacity(s.len().max(d.len()));
-    let (mut i, mut j) = (0, 0);
-    while i < s.len() || j < d.len() {
-        let order = match (s.get(i), d.get(j)) {
+    let mut items = Vec::with_capacity(src.len().max(dst.len()));
+    let (mut s, mut d) = (src.iter().peekable(), dst.iter().peekable());
+    loop {
+        let order = match (s.peek(), d.peek()) {
             (Some(a), Some(b)) => a.path.cmp(&b.path),
             (Some(_), None) => std::cmp::Ordering::Less,
-            _ => std::cmp::Ordering::Greater,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (None, None) => break,
         };
         let item = match order {
-            std::cmp::Ordering::Less => {
-                i += 1;
-                only_at_source(&s[i - 1], opts, &non_empty)
-            }
-            std::cmp::Ordering::Greater => {
-                j += 1;
-                Some(only_at_destination(&d[j - 1], src, opts))
-            }
-            std::cmp::Ordering::Equal => {
-                i += 1;
-                j += 1;
-                on_both_sides(&s[i - 1], &d[j - 1], opts)
-            }
+            std::cmp::Ordering::Less => s.next().and_then(|a| only_at_source(a, opts, &non_empty)),
+            std::cmp::Ordering::Greater => d.next().map(|b| only_at_destination(b, src, opts)),
+            std::cmp::Ordering::Equal => s
+                .next()
+                .zip(d.next())
+                .and_then(|(a, b)| on_both_sides(a, b, opts)),
         };
         items.extend(item);
     }
@@ -234,7 +227,7 @@ pub fn diff(src: &Manifest, dst: &Manifest, opts: &DiffOptions) -> Vec<PlanItem>
 }
 
 fn only_at_source(
-    src: &ManifestEntry,
+    src: ManifestEntry,
     opts: &DiffOptions,
     non_empty: &std::collections::HashSet<RelPath>,
 ) -> Option<PlanItem> {
@@ -248,14 +241,14 @@ fn only_at_source(
         outside_size_bounds(&src.entry, opts)
     };
     let mut item = match skipped {
-        Some(reason) => PlanItem::new(src.path.clone(), SyncAction::Skip, reason),
+        Some(reason) => PlanItem::new(src.path, SyncAction::Skip, reason),
         None => {
-            let mut item = PlanItem::new(src.path.clone(), opts.transfer, Reason::New);
+            let mut item = PlanItem::new(src.path, opts.transfer, Reason::New);
             item.bytes_to_send = transferred_size(&src.entry);
             item
         }
     };
-    item.src = Some(src.entry.clone());
+    item.src = Some(src.entry);
     Some(item)
 }
 
@@ -299,7 +292,7 @@ pub fn up_to_date(
     }
 }
 
-fn only_at_destination(dst: &ManifestEntry, src: &Manifest, opts: &DiffOptions) -> PlanItem {
+fn only_at_destination(dst: ManifestEntry, src: &Manifest, opts: &DiffOptions) -> PlanItem {
     let (action, reason) = if !opts.delete {
         (SyncAction::Skip, Reason::OnlyAtDestination)
     } else if src.is_incomplete_at(&dst.path) {
@@ -307,12 +300,12 @@ fn only_at_destination(dst: &ManifestEntry, src: &Manifest, opts: &DiffOptions) 
     } else {
         (SyncAction::Delete, Reason::MissingAtSource)
     };
-    let mut item = PlanItem::new(dst.path.clone(), action, reason);
-    item.dst = Some(dst.entry.clone());
+    let mut item = PlanItem::new(dst.path, action, reason);
+    item.dst = Some(dst.entry);
     item
 }
 
-fn on_both_sides(src: &ManifestEntry, dst: &ManifestEntry, opts: &DiffOptions) -> Option<PlanItem> {
+fn on_both_sides(src: ManifestEntry, dst: ManifestEntry, opts: &DiffOptions) -> Option<PlanItem> {
     let (s, d) = (&src.entry, &dst.entry);
     if s.kind == EntryKind::Dir && d.kind == EntryKind::Dir && !opts.destination_has_dirs {
         return None;
@@ -346,7 +339,7 @@ fn on_both_sides(src: &ManifestEntry, dst: &ManifestEntry, opts: &DiffOptions) -
             EntryKind::Dir => (SyncAction::Skip, Reason::Unchanged),
         }
     };
-    let mut item = PlanItem::new(src.path.clone(), action, reason);
+    let mut item = PlanItem::new(src.path, action, reason);
     if action == SyncAction::Delta && !opts.delta_supported {
         item.action = opts.transfer;
         item.note = Some(
@@ -369,8 +362,8 @@ fn on_both_sides(src: &ManifestEntry, dst: &ManifestEntry, opts: &DiffOptions) -
     if item.action.transfers() {
         item.bytes_to_send = transferred_size(s);
     }
-    item.src = Some(s.clone());
-    item.dst = Some(d.clone());
+    item.src = Some(src.entry);
+    item.dst = Some(dst.entry);
     Some(item)
 }
 

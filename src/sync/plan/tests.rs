@@ -147,3 +147,110 @@ fn staleness_and_edit_carry_over() {
     assert_eq!(fresh.items[1].action, SyncAction::Copy);
     assert_eq!(fresh.stats.copy.count, 1);
 }
+
+mod in_parts {
+    use super::*;
+    use crate::storage::StoreSettings;
+
+    fn many(n: usize) -> SyncPlan {
+        let files: Vec<(String, u64, i64)> = (0..n)
+            .map(|i| (format!("d/f{i:05}"), i as u64, 1))
+            .collect();
+        let src: Vec<(&str, u64, i64)> =
+            files.iter().map(|(p, s, t)| (p.as_str(), *s, *t)).collect();
+        plan(&src, &src[..n / 2], options())
+    }
+
+    async fn saved(plan: &SyncPlan, at: &Location) -> parts::PlanPlace {
+        let place = parts::PlanPlace::open(at, &StoreSettings::default())
+            .await
+            .unwrap();
+        parts::save_in_parts_of(plan, &place, 7).await.unwrap();
+        place
+    }
+
+    async fn load(at: &Location) -> Result<SavedPlan, PlanError> {
+        SyncPlan::load_saved(at, &StoreSettings::default()).await
+    }
+
+    fn parts_in(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+        let mut parts: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
+            .collect();
+        parts.sort();
+        parts
+    }
+
+    #[tokio::test]
+    async fn a_plan_in_parts_reads_back_as_it_was_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let at = Location::Local(dir.path().join("plan"));
+        let plan = many(40);
+        saved(&plan, &at).await;
+        assert_eq!(
+            parts_in(&dir.path().join("plan")).len(),
+            6,
+            "40 items, 7 a part"
+        );
+        let back = load(&at).await.unwrap();
+        assert_eq!(back.plan, plan);
+        assert!(matches!(back.at, PlanAt::Parts(_)));
+
+        // Saved again over itself: one plan's parts remain, the id changes.
+        let mut again = many(10);
+        again.created_ns += 1;
+        saved(&again, &at).await;
+        assert_eq!(parts_in(&dir.path().join("plan")).len(), 2);
+        let second = load(&at).await.unwrap();
+        assert_eq!(second.plan, again);
+        assert_ne!(second.id, back.id);
+    }
+
+    #[tokio::test]
+    async fn a_part_that_does_not_match_the_header_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("plan");
+        let at = Location::Local(root.clone());
+        saved(&many(20), &at).await;
+        let part = parts_in(&root)[1].clone();
+        let text = std::fs::read_to_string(&part).unwrap();
+
+        // One byte changed, the length kept: only the hash can tell.
+        std::fs::write(&part, text.replacen("\"size\":8", "\"size\":9", 1)).unwrap();
+        let err = load(&at).await.unwrap_err();
+        assert!(matches!(err, PlanError::PartDamaged { .. }), "{err}");
+        assert!(err.to_string().contains("blake3"), "{err}");
+        assert!(err.to_string().contains("make the plan again"), "{err}");
+
+        std::fs::write(&part, &text[..text.len() - 1]).unwrap();
+        assert!(load(&at).await.unwrap_err().to_string().contains("bytes"));
+
+        std::fs::remove_file(&part).unwrap();
+        assert!(load(&at).await.unwrap_err().to_string().contains("missing"));
+    }
+
+    #[tokio::test]
+    async fn a_plan_file_of_version_1_still_loads_and_no_plan_is_said_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("old.json");
+        let plan = many(6);
+        plan.save(&file).unwrap();
+        let back = load(&Location::Local(file.clone())).await.unwrap();
+        assert_eq!(back.plan, plan);
+        assert!(matches!(back.at, PlanAt::File(_)));
+
+        let nothing = Location::Local(dir.path().join("nothing"));
+        let err = load(&nothing).await.unwrap_err();
+        assert!(matches!(err, PlanError::NotFound { .. }), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_plan_lives_under_an_object_store_prefix() {
+        let at = Location::parse("mem://plans-in-parts/plans/run-1/").unwrap();
+        let plan = many(30);
+        saved(&plan, &at).await;
+        assert_eq!(load(&at).await.unwrap().plan, plan);
+    }
+}

@@ -1,0 +1,424 @@
+//! A plan saved in parts: a header (`plan.json`: what the plan syncs, with
+//! what options, its totals, and for each part its name, item count, byte
+//! length, blake3 and first and last path) and parts of compact JSON lines,
+//! one item a line, in path order.
+//!
+//! The place is a local directory or an object-store prefix
+//! (`s3://bucket/plans/run-1/`), so workers need no shared disk. Parts are
+//! written first and the header last, in one step (a rename, or a single
+//! PUT): a reader finds the old plan or the new one, never half of one.
+//! Each part is checked against the header's blake3 before any of its items
+//! is used, so a part edited, truncated or left from another plan is refused.
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use super::{PLAN_FORMAT, PlanError, PlanItem, PlanStats, ScanTotals, SyncPlan};
+use crate::storage::objects::{SmallObject, read_small};
+use crate::storage::{Expect, ObjectMeta, Storage, StoreSettings};
+use crate::types::RelPath;
+use crate::uri::Location;
+
+/// The version of plans in parts (a single JSON document is version 1).
+pub const PARTS_VERSION: u32 = 2;
+
+/// The header's name in the plan's place.
+pub const HEADER_NAME: &str = "plan.json";
+
+/// Items per part: ~25–60 MB of JSON lines, read and checked one at a time.
+const ITEMS_PER_PART: usize = 100_000;
+
+/// The header's own size limit: it holds no items, only one line per part.
+const HEADER_LIMIT: u64 = 256 << 20;
+
+/// A part longer than this is not a part this build wrote.
+const PART_LIMIT: u64 = 1 << 30;
+
+/// One part as the header describes it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartInfo {
+    pub name: String,
+    pub items: u64,
+    pub bytes: u64,
+    pub blake3: String,
+    pub first: RelPath,
+    pub last: RelPath,
+}
+
+/// Everything of a plan but its items, and where they are.
+#[derive(Serialize, Deserialize)]
+struct Header {
+    format: String,
+    version: u32,
+    source: Location,
+    destination: Location,
+    options: super::super::SyncOptions,
+    created_ns: i64,
+    scanned: ScanTotals,
+    stats: PlanStats,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    leftovers: Vec<RelPath>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    rebuild_check: Option<crate::storage::RebuildCheck>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    cost_model: Option<crate::cost::CostModel>,
+    parts: Vec<PartInfo>,
+}
+
+/// Where a plan in parts lives: a local directory or an object-store prefix.
+pub struct PlanPlace {
+    storage: Storage,
+    shown: String,
+}
+
+impl PlanPlace {
+    pub async fn open(location: &Location, settings: &StoreSettings) -> Result<Self, PlanError> {
+        let shown = location.to_string();
+        let storage =
+            Storage::open(location, settings)
+                .await
+                .map_err(|source| PlanError::Place {
+                    plan: shown.clone(),
+                    source,
+                })?;
+        Ok(Self { storage, shown })
+    }
+
+    fn place_err(&self) -> impl Fn(crate::storage::StorageError) -> PlanError + '_ {
+        |source| PlanError::Place {
+            plan: self.shown.clone(),
+            source,
+        }
+    }
+
+    /// Writes `name` whole: a temp file renamed into place, or one PUT.
+    async fn put(&self, name: &str, bytes: Bytes) -> Result<(), PlanError> {
+        match &self.storage {
+            Storage::Local(local) => {
+                let path = local.root().join(name);
+                let write_err = |source| PlanError::Write {
+                    path: path.clone(),
+                    source,
+                };
+                std::fs::create_dir_all(local.root()).map_err(write_err)?;
+                crate::outfile::write_output(&path, write_err, |out| {
+                    std::io::Write::write_all(out, &bytes).map_err(write_err)
+                })
+            }
+            Storage::Object(store) => {
+                let key = store.key_of(&RelPath::from(name));
+                store
+                    .put(
+                        &key,
+                        crate::storage::body::BodySource::Memory(&bytes),
+                        bytes.len() as u64,
+                        &ObjectMeta::default(),
+                        None,
+                        Expect::Any,
+                    )
+                    .await
+                    .map(drop)
+                    .map_err(self.place_err())
+            }
+        }
+    }
+
+    /// Reads `name` whole, up to `limit` bytes; `None` when it is not there.
+    async fn get(&self, name: &str, limit: u64) -> Result<Option<Bytes>, PlanError> {
+        let too_large = || PlanError::Invalid {
+            path: self.shown.clone().into(),
+            reason: format!("{name} is larger than {limit} bytes"),
+        };
+        match &self.storage {
+            Storage::Local(local) => {
+                let path = local.root().join(name);
+                let read_err = |source| PlanError::Read {
+                    path: path.clone(),
+                    source,
+                };
+                match std::fs::metadata(&path) {
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+                    Err(e) => return Err(read_err(e)),
+                    Ok(meta) if meta.len() > limit => return Err(too_large()),
+                    Ok(_) => {}
+                }
+                std::fs::read(&path)
+                    .map(|b| Some(b.into()))
+                    .map_err(read_err)
+            }
+            Storage::Object(store) => {
+                let key = store.key_of(&RelPath::from(name));
+                match read_small(store.as_ref(), &key, limit)
+                    .await
+                    .map_err(self.place_err())?
+                {
+                    SmallObject::Bytes(bytes) => Ok(Some(bytes)),
+                    SmallObject::Missing => Ok(None),
+                    SmallObject::TooLarge => Err(too_large()),
+                }
+            }
+        }
+    }
+
+    /// Removes parts an earlier plan at this place left (once the new
+    /// header no longer names them). A failure only leaves them behind.
+    async fn remove(&self, names: &[String]) {
+        match &self.storage {
+            Storage::Local(local) => {
+                for name in names {
+                    let _ = std::fs::remove_file(local.root().join(name));
+                }
+            }
+            Storage::Object(store) => {
+                let keys: Vec<String> = names
+                    .iter()
+                    .map(|name| store.key_of(&RelPath::from(name.as_str())))
+                    .collect();
+                if let Err(e) = store.delete_keys(&keys).await {
+                    tracing::warn!("{}: old plan parts left behind: {e}", self.shown);
+                }
+            }
+        }
+    }
+
+    fn invalid(&self, reason: String) -> PlanError {
+        PlanError::Invalid {
+            path: self.shown.clone().into(),
+            reason,
+        }
+    }
+
+    /// The header at this place, checked for format and version, with its
+    /// bytes' blake3 (which, naming every part's, names the whole plan).
+    async fn header(&self) -> Result<Option<(Header, blake3::Hash)>, PlanError> {
+        let Some(bytes) = self.get(HEADER_NAME, HEADER_LIMIT).await? else {
+            return Ok(None);
+        };
+        #[derive(Deserialize)]
+        struct Kind {
+            format: Option<String>,
+            version: Option<u64>,
+        }
+        let kind: Kind = serde_json::from_slice(&bytes)
+            .map_err(|e| self.invalid(format!("{HEADER_NAME} is not a JSON object ({e})")))?;
+        if kind.format.as_deref() != Some(PLAN_FORMAT) {
+            return Err(self.invalid(format!(
+                "the `format` field of {HEADER_NAME} is missing or wrong"
+            )));
+        }
+        if kind.version != Some(u64::from(PARTS_VERSION)) {
+            return Err(self.invalid(format!(
+                "{HEADER_NAME} has plan format version {}, not {PARTS_VERSION} (a plan in parts)",
+                kind.version.map_or("(none)".into(), |v| v.to_string())
+            )));
+        }
+        serde_json::from_slice(&bytes)
+            .map(|header| Some((header, blake3::hash(&bytes))))
+            .map_err(|e| self.invalid(format!("{HEADER_NAME}: {e}")))
+    }
+}
+
+/// Writes a plan's items into parts as they come, then its header.
+pub struct PartsWriter<'a> {
+    place: &'a PlanPlace,
+    /// Names parts apart from any an earlier plan at the place left.
+    run: String,
+    part: Vec<u8>,
+    items: u64,
+    first: Option<RelPath>,
+    last: Option<RelPath>,
+    parts: Vec<PartInfo>,
+    stats: PlanStats,
+    items_per_part: usize,
+}
+
+impl<'a> PartsWriter<'a> {
+    pub fn new(place: &'a PlanPlace, created_ns: i64) -> Self {
+        Self {
+            items_per_part: ITEMS_PER_PART,
+            place,
+            run: format!("{created_ns:x}"),
+            part: Vec::new(),
+            items: 0,
+            first: None,
+            last: None,
+            parts: Vec::new(),
+            stats: PlanStats::default(),
+        }
+    }
+
+    pub async fn push(&mut self, item: &PlanItem) -> Result<(), PlanError> {
+        self.stats.add(item);
+        serde_json::to_writer(&mut self.part, item).map_err(|e| PlanError::Write {
+            path: self.place.shown.clone().into(),
+            source: e.into(),
+        })?;
+        self.part.push(b'\n');
+        if self.first.is_none() {
+            self.first = Some(item.path.clone());
+        }
+        self.last = Some(item.path.clone());
+        self.items += 1;
+        if self.items as usize == self.items_per_part {
+            self.seal().await?;
+        }
+        Ok(())
+    }
+
+    async fn seal(&mut self) -> Result<(), PlanError> {
+        let (Some(first), Some(last)) = (self.first.take(), self.last.take()) else {
+            return Ok(());
+        };
+        let name = format!("part-{}-{:05}.jsonl", self.run, self.parts.len());
+        let bytes = Bytes::from(std::mem::take(&mut self.part));
+        self.parts.push(PartInfo {
+            name: name.clone(),
+            items: std::mem::take(&mut self.items),
+            bytes: bytes.len() as u64,
+            blake3: blake3::hash(&bytes).to_hex().to_string(),
+            first,
+            last,
+        });
+        self.place.put(&name, bytes).await
+    }
+
+    /// Writes the last part and the header, which makes the plan the one at
+    /// the place; then removes the parts of the plan it replaced.
+    pub async fn finish(mut self, plan: &SyncPlan) -> Result<(), PlanError> {
+        self.seal().await?;
+        let replaced = self.place.header().await.ok().flatten();
+        let header = Header {
+            format: PLAN_FORMAT.into(),
+            version: PARTS_VERSION,
+            source: plan.source.clone(),
+            destination: plan.destination.clone(),
+            options: plan.options.clone(),
+            created_ns: plan.created_ns,
+            scanned: plan.scanned,
+            stats: self.stats,
+            leftovers: plan.leftovers.clone(),
+            rebuild_check: plan.rebuild_check,
+            cost_model: plan.cost_model.clone(),
+            parts: self.parts,
+        };
+        let bytes = serde_json::to_vec_pretty(&header).map_err(|e| PlanError::Write {
+            path: self.place.shown.clone().into(),
+            source: e.into(),
+        })?;
+        self.place.put(HEADER_NAME, bytes.into()).await?;
+        if let Some((replaced, _)) = replaced {
+            let stale: Vec<String> = replaced
+                .parts
+                .into_iter()
+                .map(|p| p.name)
+                .filter(|name| header.parts.iter().all(|p| p.name != *name))
+                .collect();
+            self.place.remove(&stale).await;
+        }
+        Ok(())
+    }
+}
+
+/// Saves `plan` in parts at `place`.
+pub async fn save(plan: &SyncPlan, place: &PlanPlace) -> Result<(), PlanError> {
+    save_in_parts_of(plan, place, ITEMS_PER_PART).await
+}
+
+pub(super) async fn save_in_parts_of(
+    plan: &SyncPlan,
+    place: &PlanPlace,
+    items_per_part: usize,
+) -> Result<(), PlanError> {
+    let mut writer = PartsWriter::new(place, plan.created_ns);
+    writer.items_per_part = items_per_part;
+    for item in &plan.items {
+        writer.push(item).await?;
+    }
+    writer.finish(plan).await
+}
+
+/// Reads the plan in parts at `place`, with the blake3 of its header; `None`
+/// when no plan is there. Every part is checked against the header before
+/// its items are taken.
+pub async fn load(place: &PlanPlace) -> Result<Option<(SyncPlan, blake3::Hash)>, PlanError> {
+    let Some((header, id)) = place.header().await? else {
+        return Ok(None);
+    };
+    let total: u64 = header.parts.iter().map(|p| p.items).sum();
+    let mut items = Vec::with_capacity(usize::try_from(total).unwrap_or(0).min(1 << 24));
+    let mut previous: Option<RelPath> = None;
+    for part in &header.parts {
+        let damaged = |why: String| PlanError::PartDamaged {
+            plan: place.shown.clone(),
+            part: part.name.clone(),
+            why,
+        };
+        if part.name.contains('/') || part.name == HEADER_NAME {
+            return Err(damaged("the header names a part outside the plan".into()));
+        }
+        let bytes = place
+            .get(&part.name, PART_LIMIT.min(part.bytes))
+            .await
+            .map_err(|e| match e {
+                PlanError::Invalid { .. } => damaged(format!(
+                    "it is longer than the {} bytes the header gives",
+                    part.bytes
+                )),
+                other => other,
+            })?
+            .ok_or_else(|| damaged("it is missing".into()))?;
+        if bytes.len() as u64 != part.bytes {
+            return Err(damaged(format!(
+                "it holds {} bytes, the header says {}",
+                bytes.len(),
+                part.bytes
+            )));
+        }
+        if blake3::hash(&bytes).to_hex().as_str() != part.blake3 {
+            return Err(damaged("its blake3 is not the one in the header".into()));
+        }
+        let before = items.len();
+        for (n, line) in bytes.split(|&b| b == b'\n').enumerate() {
+            if line.is_empty() {
+                continue;
+            }
+            let item: PlanItem = serde_json::from_slice(line)
+                .map_err(|e| damaged(format!("line {}: {e}", n + 1)))?;
+            // Items in path order, each path once: what the executor, the
+            // shards and the header's bounds all rely on.
+            if previous.as_ref().is_some_and(|p| *p >= item.path) {
+                return Err(damaged(format!(
+                    "line {}: {} is out of path order",
+                    n + 1,
+                    item.path
+                )));
+            }
+            previous = Some(item.path.clone());
+            items.push(item);
+        }
+        let read = &items[before..];
+        if read.len() as u64 != part.items
+            || read.first().map(|i| &i.path) != Some(&part.first)
+            || read.last().map(|i| &i.path) != Some(&part.last)
+        {
+            return Err(damaged(
+                "its items are not the count or the bounds the header gives".into(),
+            ));
+        }
+    }
+    let plan = SyncPlan {
+        format: header.format,
+        version: super::PLAN_VERSION,
+        source: header.source,
+        destination: header.destination,
+        options: header.options,
+        created_ns: header.created_ns,
+        scanned: header.scanned,
+        stats: header.stats,
+        items,
+        leftovers: header.leftovers,
+        rebuild_check: header.rebuild_check,
+        cost_model: header.cost_model,
+    };
+    Ok(Some((plan, id)))
+}
