@@ -101,7 +101,7 @@ fn main() {
             .unwrap()
             .unwrap();
         let scanned = started.elapsed();
-        let plan = session.plan(from, to, &scan, options).await;
+        let plan = session.plan(from, to, &scan, options).await.unwrap();
         let planned = started.elapsed() - scanned;
         let grown = peak_rss().saturating_sub(filled);
         let items = plan.items.len();

@@ -49,6 +49,7 @@ fn scan(c: &mut Criterion) {
                     ListOptions {
                         symlinks: false,
                         list_requests: None,
+                        memory_budget: None,
                     },
                     &ScanCounter::default(),
                 )

@@ -40,7 +40,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Err("interrupted".into());
     };
     let scan = scanned?;
-    let plan = session.plan(source, destination, &scan, options).await;
+    let plan = session.plan(source, destination, &scan, options).await?;
     println!(
         "plan: {} changes, {} bytes to send, {} saved by delta",
         plan.stats.changes(),

@@ -154,7 +154,9 @@ impl Error {
                 | PlanError::EmptySource { .. }
                 | PlanError::Invalid { .. }
                 | PlanError::Read { .. }
-                | PlanError::Stale { .. },
+                | PlanError::Stale { .. }
+                | PlanError::PartDamaged { .. }
+                | PlanError::NotFound { .. },
             )
             | Error::Scan(ScanError::Filter(_) | ScanError::SourceMissing { .. })
             | Error::Scan(
@@ -165,7 +167,9 @@ impl Error {
             // One file changed under the command: that file failed, nothing broke.
             Error::Engine(EngineError::Changed { .. }) => ExitStatus::Partial,
             Error::Interrupted => ExitStatus::Interrupted,
-            Error::Storage(e) | Error::Scan(ScanError::Source(e) | ScanError::Destination(e))
+            Error::Storage(e)
+            | Error::Scan(ScanError::Source(e) | ScanError::Destination(e))
+            | Error::Plan(PlanError::Place { source: e, .. })
                 if e.is_denied() =>
             {
                 ExitStatus::Denied

@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 mod manifest;
-pub use manifest::{Manifest, ManifestBuilder, ManifestEntry};
+pub use manifest::{
+    IntoIter as ManifestIntoIter, Manifest, ManifestBuilder, ManifestEntry, ReadWatch,
+};
 
 /// A path relative to a sync root, with `/` separators.
 ///

@@ -86,7 +86,7 @@ fn four_shards_and_finalize_make_what_one_sync_makes_on_a_disk() {
     make_source(&s, "src");
     make_extras(&s, "dst");
     make_extras(&s, "single");
-    let plan = s.path("plan.json");
+    let plan = s.path("plan");
     let (src, dst) = (local(&s.src()), local(&s.dst()));
     let out = s
         .cmd()
@@ -111,7 +111,7 @@ fn four_shards_and_finalize_make_what_one_sync_makes_on_a_disk() {
     assert!(s.path("dst/old/gone.txt").exists());
     assert!(s.path("dst/stale.txt").exists());
     assert!(!s.path("dst/big/image.raw").exists());
-    let report_of = |k: u32| s.path(&format!("plan.json.shard-{k}-of-4.json"));
+    let report_of = |k: u32| s.path(&format!("plan/shard-{k}-of-4.json"));
     let reports: Vec<serde_json::Value> = (1..=4)
         .map(|k| serde_json::from_slice(&std::fs::read(report_of(k)).unwrap()).unwrap())
         .collect();
@@ -182,7 +182,7 @@ fn a_source_changed_since_the_plan_is_refused_by_every_shard() {
     for i in 0..8 {
         s.write(&format!("src/f{i}"), &noise(1000, i));
     }
-    let plan = s.path("plan.json");
+    let plan = s.path("plan");
     let out = s
         .cmd()
         .args(["plan", "-o"])
@@ -214,7 +214,7 @@ fn four_shards_and_finalize_make_what_one_sync_makes_on_s3() {
     bucket.put("single/old/gone.txt", b"to delete");
     bucket.put("single/stale.txt", b"to delete too");
     let args: Vec<String> = bucket.args().to_vec();
-    let plan = s.path("plan.json");
+    let plan = s.path("plan");
     let src = local(&s.src());
     let out = s
         .cmd()

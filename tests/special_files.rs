@@ -241,8 +241,9 @@ fn a_directory_as_output_is_refused_with_its_name() {
     assert!(engine.path("adir").is_dir());
 }
 
-/// `plan -o` into a device, a FIFO and standard output: the plan file is the
-/// same JSON a regular file gets, and the summary goes to stderr.
+/// `plan -o` into a device, a FIFO and standard output: the plan is one JSON
+/// document with the items a directory of parts gets, and the summary goes
+/// to stderr.
 #[test]
 fn plan_output_goes_into_devices_fifos_and_standard_output() {
     let scratch = Scratch::new();
@@ -262,9 +263,17 @@ fn plan_output_goes_into_devices_fifos_and_standard_output() {
         assert_eq!(value["format"], "hugesync-plan");
         value["items"].as_array().unwrap().len()
     };
-    let regular = scratch.path("plan.json");
-    assert!(plan(&regular).output().unwrap().status.success());
-    let items = items_of(&fs::read(&regular).unwrap());
+    let parts = scratch.path("plan");
+    assert!(plan(&parts).output().unwrap().status.success());
+    let header: serde_json::Value =
+        serde_json::from_slice(&fs::read(parts.join("plan.json")).unwrap()).unwrap();
+    assert_eq!(header["format"], "hugesync-plan");
+    let items = header["parts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|part| part["items"].as_u64().unwrap() as usize)
+        .sum::<usize>();
     assert!(items >= 4);
 
     if let Some(device) = null_device(&scratch.path("null")) {

@@ -485,6 +485,7 @@ async fn store_list(store: &SharedStore) -> hugesync::storage::Listing {
         ListOptions {
             symlinks: true,
             list_requests: None,
+            memory_budget: None,
         },
         &ScanCounter::default(),
     )

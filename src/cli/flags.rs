@@ -116,6 +116,23 @@ pub struct PlanFlags {
     pub from0: bool,
 }
 
+/// How much a scan may hold in memory.
+#[derive(Debug, Args, Default)]
+pub struct ScanFlags {
+    /// Memory both scans together may hold before they spill to a temporary
+    /// file (e.g. 4GiB, at least 1MiB; default: half of the machine's memory).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size_arg)]
+    pub memory_budget: Option<u64>,
+}
+
+impl ScanFlags {
+    pub fn apply_to(&self, overrides: &mut Overrides) {
+        overrides.memory_budget = self
+            .memory_budget
+            .map(|n| crate::config::MemoryBudget(Some(n.max(1 << 20))));
+    }
+}
+
 /// Flags that decide how a plan is executed.
 #[derive(Debug, Args, Default)]
 pub struct ExecFlags {

@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand};
 mod flags;
 
 use flags::parse_size_arg;
-pub use flags::{ExecFlags, PlanFlags, RunFlags, S3Flags, Selectors, selectors};
+pub use flags::{ExecFlags, PlanFlags, RunFlags, S3Flags, ScanFlags, Selectors, selectors};
 
 const AFTER_HELP: &str = "\
 Locations are local paths, s3://bucket/prefix, gs://bucket/prefix, az://container/prefix,
@@ -92,6 +92,21 @@ pub enum Command {
     Man(ManArgs),
 }
 
+impl Command {
+    /// The scan flags of a command that scans.
+    pub fn scan_flags(&self) -> Option<&ScanFlags> {
+        match self {
+            Command::Sync(args) => Some(&args.scan),
+            Command::Tui(args) => Some(&args.scan),
+            Command::Plan(args) => Some(&args.scan),
+            Command::Apply(args) => Some(&args.scan),
+            Command::Finalize(args) => Some(&args.scan),
+            Command::Check(args) => Some(&args.scan),
+            _ => None,
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct ManArgs {
     /// The subcommand whose page to print (default: hugesync(1)).
@@ -128,6 +143,8 @@ pub struct CheckArgs {
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub scan: ScanFlags,
 }
 
 #[derive(Debug, Args)]
@@ -207,6 +224,8 @@ pub struct SyncArgs {
     pub exec: ExecFlags,
     #[command(flatten)]
     pub run: RunFlags,
+    #[command(flatten)]
+    pub scan: ScanFlags,
 }
 
 #[derive(Debug, Args)]
@@ -219,6 +238,8 @@ pub struct TuiArgs {
     pub plan: PlanFlags,
     #[command(flatten)]
     pub exec: ExecFlags,
+    #[command(flatten)]
+    pub scan: ScanFlags,
 }
 
 #[derive(Debug, Args)]
@@ -232,7 +253,8 @@ pub struct PlanArgs {
     /// Save the plan for `hugesync apply` at PLAN: a local directory (made if
     /// need be) or an object-store prefix (`s3://bucket/plans/run-1/`), as a
     /// header and parts of JSON lines. `-` writes it to standard output as
-    /// one JSON document and the summary to stderr.
+    /// one JSON document and the summary to stderr; so does a FIFO or device
+    /// that exists.
     #[arg(short, long, value_name = "PLAN")]
     pub output: Option<PathBuf>,
     /// Print the plan as JSON.
@@ -241,6 +263,8 @@ pub struct PlanArgs {
     /// Accepted for symmetry with `sync`; `plan` never changes anything.
     #[arg(short = 'n', long)]
     pub dry_run: bool,
+    #[command(flatten)]
+    pub scan: ScanFlags,
 }
 
 #[derive(Debug, Args)]
@@ -267,6 +291,8 @@ pub struct ApplyArgs {
     pub exec: ExecFlags,
     #[command(flatten)]
     pub run: RunFlags,
+    #[command(flatten)]
+    pub scan: ScanFlags,
 }
 
 #[derive(Debug, Args)]
@@ -282,6 +308,8 @@ pub struct FinalizeArgs {
     /// One JSON line with the whole run's summary.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub scan: ScanFlags,
 }
 
 #[derive(Debug, Args)]

@@ -37,7 +37,7 @@ pub(super) async fn apply_command(args: ApplyArgs, ctx: &Context) -> Result<Exit
                     &scan,
                     saved.options.clone(),
                 )
-                .await;
+                .await?;
             fresh.carry_edits_from(&saved);
             if ctx.verbosity != Verbosity::Quiet {
                 eprintln!(

@@ -62,6 +62,9 @@ pub async fn run(
     };
     let mut overrides = Overrides::default();
     cli.s3.apply_to(&mut overrides);
+    if let Some(scan) = cli.command.scan_flags() {
+        scan.apply_to(&mut overrides);
+    }
     match &cli.command {
         Command::Sync(args) => {
             args.plan.apply_to(&mut overrides);

@@ -4,7 +4,8 @@ use super::pipeline::open_and_scan;
 use super::{Context, Verbosity, listing_for, output_is_stdout, print_plan, report};
 use crate::cli::{PlanArgs, Selectors};
 use crate::error::{Error, ExitStatus};
-use crate::sync::session;
+use crate::sync::plan::parts::PlanPlace;
+use crate::sync::session::{self, Keep};
 use crate::uri::Location;
 
 pub(super) async fn plan_command(
@@ -17,23 +18,41 @@ pub(super) async fn plan_command(
     let destination = Location::parse(&args.destination)?;
     let options = session::sync_options(&ctx.settings, selectors, (&source, &destination))?;
     let quiet_scan = args.json || ctx.verbosity == Verbosity::Quiet;
+    let place = match &args.output {
+        Some(path) if !to_stdout && !is_special_file(path) => Some(plan_place(path)?),
+        _ => None,
+    };
     let (scan, session) = open_and_scan(&source, &destination, &options, ctx, quiet_scan).await?;
-    let plan = session.plan(source, destination, &scan, options).await;
     let partial_scan = scan.error_count() > 0;
-    // The plan holds all it needs from the scan; the manifests go before the
-    // plan is written and printed.
-    drop(scan);
-    if let Some(path) = &args.output {
-        if to_stdout {
-            plan.save(path)?;
-        } else {
-            let at = plan_place(path)?;
-            plan.save_to(&at, &ctx.settings.store_settings()).await?;
+    let plan = match &place {
+        // Saved as it is made: the scan and the plan are never held whole.
+        Some(at) => {
+            let saving = PlanPlace::open(at, &ctx.settings.store_settings()).await?;
+            let keep = if args.json || ctx.verbosity == Verbosity::Verbose {
+                Keep::All
+            } else {
+                Keep::Changes
+            };
+            let plan = session
+                .plan_into((source, destination), scan, options, &saving, keep)
+                .await?;
             if !args.json && ctx.verbosity != Verbosity::Quiet {
                 eprintln!("Plan saved to {at}; run it with `hugesync apply {at}`.");
             }
+            plan
         }
-    }
+        None => {
+            let plan = session.plan(source, destination, &scan, options).await?;
+            // The plan holds all it needs from the scan; the manifests go
+            // before the plan is written and printed.
+            drop(scan);
+            // Standard output, a FIFO or a device: one JSON document.
+            if let Some(path) = &args.output {
+                plan.save(path)?;
+            }
+            plan
+        }
+    };
     if to_stdout {
         // Standard output holds the plan file: the summary goes to stderr.
         if ctx.verbosity != Verbosity::Quiet {
@@ -52,6 +71,12 @@ pub(super) async fn plan_command(
     } else {
         ExitStatus::Success
     })
+}
+
+/// Whether `path` is a FIFO, a device or a socket that exists: `-o` writes
+/// the plan into it as one JSON document, as a stream.
+fn is_special_file(path: &std::path::Path) -> bool {
+    std::fs::metadata(path).is_ok_and(|meta| !meta.is_file() && !meta.is_dir())
 }
 
 /// Where `-o` saves a plan in parts. A regular file there (a plan file of

@@ -17,7 +17,7 @@ pub(super) async fn sync_command(
     let options = session::sync_options(&ctx.settings, selectors, (&source, &destination))?;
     let quiet_scan = args.run.json || ctx.verbosity == Verbosity::Quiet;
     let (scan, session) = open_and_scan(&source, &destination, &options, ctx, quiet_scan).await?;
-    let plan = session.plan(source, destination, &scan, options).await;
+    let plan = session.plan(source, destination, &scan, options).await?;
     let verdict = ScanVerdict::of(scan, &session);
     finish_run(plan, verdict, session, &args.run, ctx).await
 }

@@ -39,7 +39,7 @@ pub(super) async fn tui_command(
         };
         let plan = session
             .plan(source, destination, &scan, options.clone())
-            .await;
+            .await?;
         Ok::<_, Error>((plan, scan))
     };
     let Some(planned) = tui.scanning(&progress, planning).await else {

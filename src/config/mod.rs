@@ -6,7 +6,7 @@ mod stores;
 mod values;
 
 use values::*;
-pub use values::{Secret, ShowValue, Size, Span, StoreDefault};
+pub use values::{MemoryBudget, Secret, ShowValue, Size, Span, StoreDefault};
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -164,6 +164,8 @@ settings! {
     jobs: usize = 8, env "HUGESYNC_JOBS", parse parse_usize;
     /// Listing requests in flight per side (`auto`: the store's own: S3 64, Azure and GCS 32).
     list_requests: StoreDefault = StoreDefault(None), env "HUGESYNC_LIST_REQUESTS", parse parse_store_default;
+    /// Memory the two scans may hold before they spill to a temporary file (`auto`: half of the machine's memory).
+    memory_budget: MemoryBudget = MemoryBudget(None), env "HUGESYNC_MEMORY_BUDGET", parse parse_memory_budget;
     /// Delete destination entries that are missing at the source.
     delete: bool = false, env "HUGESYNC_DELETE", parse parse_bool;
     /// Refuse a plan that deletes more than this many entries.

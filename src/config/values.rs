@@ -113,6 +113,63 @@ impl ShowValue for Option<u64> {
     }
 }
 
+/// Memory the scans may hold (`auto`: half of the machine's memory).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MemoryBudget(pub Option<u64>);
+
+impl MemoryBudget {
+    /// The budget in bytes: the one set, or half of the machine's memory
+    /// (4 GiB where it cannot be read).
+    pub fn bytes(self) -> u64 {
+        self.0.unwrap_or_else(|| {
+            std::fs::read_to_string("/proc/meminfo")
+                .ok()
+                .and_then(|info| {
+                    let line = info.lines().find(|l| l.starts_with("MemTotal:"))?;
+                    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+                    Some(kib * 1024 / 2)
+                })
+                .unwrap_or(4 << 30)
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for MemoryBudget {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Repr {
+            Number(u64),
+            Text(String),
+        }
+        match Repr::deserialize(d)? {
+            Repr::Number(n) => Ok(MemoryBudget(Some(n))),
+            Repr::Text(t) => parse_memory_budget(&t).map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+impl ShowValue for MemoryBudget {
+    fn show(&self) -> String {
+        self.0
+            .map_or_else(|| "auto".into(), |n| format::bytes(n).to_string())
+    }
+    fn to_json(&self) -> serde_json::Value {
+        self.0.into()
+    }
+}
+
+pub(super) fn parse_memory_budget(text: &str) -> Result<MemoryBudget, String> {
+    match text.trim() {
+        "" | "auto" => Ok(MemoryBudget(None)),
+        size => match format::parse_size(size) {
+            Ok(n) if n >= 1 << 20 => Ok(MemoryBudget(Some(n))),
+            Ok(_) => Err("expected `auto` or a size of at least 1MiB".into()),
+            Err(e) => Err(e),
+        },
+    }
+}
+
 /// A count the store chooses unless one is set (`auto`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct StoreDefault(pub Option<usize>);

@@ -15,9 +15,7 @@ mod write;
 
 use super::{ListOptions, Listing, ScanCounter, ScanIssue, ScanIssueKind, StorageError};
 use crate::filter::Filter;
-use crate::types::{
-    Entry, EntryExtra, EntryKind, Manifest, ManifestBuilder, ManifestEntry, RelPath,
-};
+use crate::types::{Entry, EntryExtra, EntryKind, Manifest, ManifestEntry, RelPath};
 
 /// Temp files are named `.hugesync-<random>.tmp` in the target's directory; scans
 /// never report them, so an interrupted run leaves nothing that looks like data.
@@ -129,7 +127,7 @@ impl LocalStorage {
                 });
             });
 
-        let mut entries = ManifestBuilder::default();
+        let mut entries = options.manifest_builder();
         let mut incomplete = Vec::new();
         let mut issues = Vec::new();
         for item in walker {

@@ -221,6 +221,19 @@ pub struct ListOptions {
     pub symlinks: bool,
     /// Listing requests in flight (`None`: the store's own default).
     pub list_requests: Option<usize>,
+    /// Memory the listing may hold before it spills to a temporary file
+    /// (`None`: no limit).
+    pub memory_budget: Option<u64>,
+}
+
+impl ListOptions {
+    /// The manifest builder for a listing under these options.
+    pub(crate) fn manifest_builder(&self) -> crate::types::ManifestBuilder {
+        match self.memory_budget {
+            Some(bytes) => crate::types::ManifestBuilder::with_budget(bytes, &std::env::temp_dir()),
+            None => crate::types::ManifestBuilder::default(),
+        }
+    }
 }
 
 /// Live counts of a running scan, read by progress displays while it runs.

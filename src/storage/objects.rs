@@ -12,7 +12,7 @@ use super::object::{ByteStream, ObjectStore, is_sidecar};
 use super::{ListOptions, Listing, ScanCounter, ScanIssue, ScanIssueKind, StorageError};
 use crate::filter::Filter;
 use crate::retry::Budget;
-use crate::types::{Entry, EntryKind, ManifestBuilder, ManifestEntry, RelPath};
+use crate::types::{Entry, EntryKind, ManifestEntry, RelPath};
 
 /// Whether every directory above `path` passes the filter (rsync semantics: an
 /// excluded directory hides its subtree), remembering answers per directory.
@@ -47,7 +47,7 @@ pub async fn list_tree(
     options: ListOptions,
     counter: &ScanCounter,
 ) -> Result<Listing, StorageError> {
-    let mut entries = ManifestBuilder::default();
+    let mut entries = options.manifest_builder();
     let mut dirs: HashSet<RelPath> = HashSet::new();
     let mut issues = Vec::new();
     let mut empty_objects = Vec::new();

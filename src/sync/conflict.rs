@@ -116,6 +116,7 @@ mod tests {
             delete: false,
             max_delete: None,
             list_requests: None,
+            memory_budget: None,
             archive: false,
             checksum: false,
             delta_threshold: 1 << 40,

@@ -42,6 +42,10 @@ pub struct SyncOptions {
     /// Listing requests in flight per side (`None`: the store's own).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub list_requests: Option<usize>,
+    /// Memory both scans may hold before they spill (`None`: no limit). A
+    /// setting of the run, not of the plan: never saved.
+    #[serde(skip)]
+    pub memory_budget: Option<u64>,
     pub archive: bool,
     pub checksum: bool,
     pub delta_threshold: u64,
@@ -79,6 +83,7 @@ impl Default for SyncOptions {
             delete: false,
             max_delete: None,
             list_requests: None,
+            memory_budget: None,
             archive: false,
             checksum: false,
             delta_threshold: 32 * 1024 * 1024,

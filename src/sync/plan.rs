@@ -60,6 +60,8 @@ pub enum PlanError {
     },
     #[error("no plan at {plan}: it holds no {header}; make one with `hugesync plan SRC DST -o {plan}`", header = parts::HEADER_NAME)]
     NotFound { plan: String },
+    #[error("the scan could not be read back whole, so no plan is made: {reason}")]
+    ScanLost { reason: String },
 }
 
 /// A user's edit of an item during review; kept so a re-plan can honour it.
@@ -292,13 +294,26 @@ pub fn build_plan(
     scan: &Scan,
     options: SyncOptions,
 ) -> SyncPlan {
-    let diff_options = diff_options(&source, &destination, &options);
-    let mut items = diff::diff(
+    let mut plan = plan_head(source, destination, scan, options);
+    let diff_options = diff_options(&plan.source, &plan.destination, &plan.options);
+    plan.items = diff::diff(
         &scan.source.manifest,
         &scan.destination.manifest,
         &diff_options,
     );
-    keep_skipped_destination_links(&mut items, &scan.destination.issues);
+    keep_skipped_destination_links(&mut plan.items, &skipped_links(&scan.destination.issues));
+    plan.refresh_stats();
+    plan
+}
+
+/// A plan of a scan without its items yet: what it syncs, with what
+/// options, and what the scan saw.
+pub(crate) fn plan_head(
+    source: Location,
+    destination: Location,
+    scan: &Scan,
+    options: SyncOptions,
+) -> SyncPlan {
     let src = &scan.source.manifest;
     let dst = &scan.destination.manifest;
     let scanned = ScanTotals {
@@ -318,23 +333,49 @@ pub fn build_plan(
         options,
         created_ns,
         scanned,
-        stats: PlanStats::of(&items),
-        items,
+        stats: PlanStats::default(),
+        items: Vec::new(),
         leftovers: scan.destination.leftovers.clone(),
         rebuild_check: None,
         cost_model: None,
     }
 }
 
+/// Whether both manifests were read back whole (a spilled block that could
+/// not be read ends a reading early: a plan made from it would take what
+/// follows for missing).
+pub(crate) fn scan_read_whole(scan: &Scan) -> Result<(), PlanError> {
+    match scan
+        .source
+        .manifest
+        .read_failure()
+        .or(scan.destination.manifest.read_failure())
+    {
+        Some(reason) => Err(PlanError::ScanLost {
+            reason: reason.to_string(),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// The destination's symbolic links the scan passed over.
+pub(crate) fn skipped_links(
+    issues: &[crate::storage::ScanIssue],
+) -> std::collections::HashSet<RelPath> {
+    issues
+        .iter()
+        .filter(|i| i.kind == crate::storage::ScanIssueKind::SkippedSymlink)
+        .map(|i| i.path.clone())
+        .collect()
+}
+
 /// A destination symbolic link the scan passed over (no `-a`) is not in the
 /// destination's manifest, yet it is there: an item that would write over it is
 /// skipped with the scan's note, instead of meeting it as a conflict.
-fn keep_skipped_destination_links(items: &mut [PlanItem], issues: &[crate::storage::ScanIssue]) {
-    let skipped: std::collections::HashSet<&RelPath> = issues
-        .iter()
-        .filter(|i| i.kind == crate::storage::ScanIssueKind::SkippedSymlink)
-        .map(|i| &i.path)
-        .collect();
+pub(crate) fn keep_skipped_destination_links(
+    items: &mut [PlanItem],
+    skipped: &std::collections::HashSet<RelPath>,
+) {
     if skipped.is_empty() {
         return;
     }

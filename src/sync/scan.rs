@@ -65,6 +65,8 @@ pub async fn scan(
     let list_options = ListOptions {
         symlinks: options.archive,
         list_requests: options.list_requests,
+        // Both sides scan at once: half each.
+        memory_budget: options.memory_budget.map(|b| b / 2),
     };
     let (src, dst) = tokio::join!(
         source.list(filter.clone(), list_options, progress.source.clone()),

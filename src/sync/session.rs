@@ -18,7 +18,7 @@ use crate::config::{Origin, Settings};
 use crate::filter::{FilterRule, RuleKind};
 use crate::progress::{ExecEvent, Reporter};
 use crate::storage::{Storage, StorageClass, StorageClassError, StorageError};
-use crate::types::RelPath;
+use crate::types::{ReadWatch, RelPath};
 use crate::uri::Location;
 
 /// Why a session could not begin.
@@ -87,6 +87,7 @@ pub fn sync_options(
         delete: settings.delete.value,
         max_delete: settings.max_delete.value,
         list_requests: settings.list_requests.value.0,
+        memory_budget: None,
         archive: settings.archive.value,
         checksum: settings.checksum.value,
         delta_threshold: settings.delta_threshold.value.0,
@@ -136,6 +137,16 @@ pub enum RunKind {
     /// `finalize`: what the shards left. Uploads it makes are not resumable
     /// (each is a directory's times or a deletion).
     Finalize,
+}
+
+/// Which items a plan saved as it is made keeps in memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Keep {
+    /// Those that change something, and those a selection flag held back
+    /// (what a summary lists).
+    Changes,
+    /// Every item (what `-v` or `--json` prints).
+    All,
 }
 
 /// Both sides of one sync, opened, with the settings the run goes by.
@@ -210,6 +221,12 @@ impl Session {
         options: &SyncOptions,
         progress: &ScanProgress,
     ) -> Option<Result<Scan, ScanError>> {
+        // The budget is the run's (this session's settings), also for a
+        // saved plan's options.
+        let options = &SyncOptions {
+            memory_budget: Some(self.settings.memory_budget.value.bytes()),
+            ..options.clone()
+        };
         tokio::select! {
             scanned = super::scan(&self.source, &self.destination, options, progress) => Some(scanned),
             () = self.cancel.cancelled() => None,
@@ -224,17 +241,92 @@ impl Session {
         destination: Location,
         scan: &Scan,
         options: SyncOptions,
-    ) -> SyncPlan {
+    ) -> Result<SyncPlan, super::PlanError> {
         let mut plan = super::build_plan(source, destination, scan, options);
+        super::plan::scan_read_whole(scan)?;
         super::refine::confirm_restored_times(&mut plan, &self.source, &self.destination).await;
         super::estimate::estimate_deltas(&mut plan, &self.source, &self.destination).await;
-        plan.cost_model = Some(self.cost_model(&plan, scan));
-        plan
+        plan.cost_model = Some(self.cost_model(&plan));
+        Ok(plan)
+    }
+
+    /// Makes the plan of `scan` and saves it in parts at `place` as it is
+    /// made, never holding it whole: the scan is consumed as the diff
+    /// passes it, and items go to the parts a chunk at a time, each chunk
+    /// checked and estimated as [`Session::plan`] does a whole plan. The plan
+    /// returned has the totals of all items but holds only those `keep`
+    /// asks for (the changes, to print them).
+    pub async fn plan_into(
+        &self,
+        (source, destination): (Location, Location),
+        scan: Scan,
+        options: SyncOptions,
+        place: &super::plan::parts::PlanPlace,
+        keep: Keep,
+    ) -> Result<SyncPlan, super::PlanError> {
+        /// Items planned, checked and estimated together: enough for the
+        /// HEADs and sidecar reads of one chunk to go many at once.
+        const CHUNK: usize = 10_000;
+        let mut plan = super::plan::plan_head(source, destination, &scan, options);
+        let diff_options =
+            super::plan::diff_options(&plan.source, &plan.destination, &plan.options);
+        let skipped = super::plan::skipped_links(&scan.destination.issues);
+        let Scan {
+            source: src,
+            destination: dst,
+        } = scan;
+        let watches = [src.manifest.read_watch(), dst.manifest.read_watch()];
+        let mut items = super::diff::diff_owned(src.manifest, dst.manifest, &diff_options);
+        let mut writer = super::plan::parts::PartsWriter::new(place, plan.created_ns);
+        let mut chunk = SyncPlan {
+            items: Vec::with_capacity(CHUNK),
+            ..plan.clone()
+        };
+        let mut kept = Vec::new();
+        let mut delta_check_found = false;
+        loop {
+            chunk.items.extend(items.by_ref().take(CHUNK));
+            if chunk.items.is_empty() {
+                break;
+            }
+            super::plan::keep_skipped_destination_links(&mut chunk.items, &skipped);
+            chunk.refresh_stats();
+            chunk.rebuild_check = None;
+            let had_deltas = chunk.stats.delta.count > 0;
+            super::refine::confirm_restored_times(&mut chunk, &self.source, &self.destination)
+                .await;
+            super::estimate::estimate_deltas(&mut chunk, &self.source, &self.destination).await;
+            // The check of a chunk with deltas is the plan's (the store's
+            // default otherwise, where it has one).
+            if (had_deltas && !delta_check_found) || plan.rebuild_check.is_none() {
+                plan.rebuild_check = chunk.rebuild_check;
+                delta_check_found |= had_deltas;
+            }
+            for item in chunk.items.drain(..) {
+                writer.push(&item).await?;
+                if keep == Keep::All
+                    || item.action != crate::types::SyncAction::Skip
+                    || item.reason.is_selection()
+                {
+                    kept.push(item);
+                }
+            }
+        }
+        drop(items);
+        // Before the header makes the plan the one at the place.
+        if let Some(reason) = watches.iter().find_map(ReadWatch::failure) {
+            return Err(super::PlanError::ScanLost { reason });
+        }
+        plan.stats = writer.stats().clone();
+        plan.cost_model = Some(self.cost_model(&plan));
+        writer.finish(&plan).await?;
+        plan.items = kept;
+        Ok(plan)
     }
 
     /// What the plan's cost estimate needs: each side's store limits and
     /// prices.
-    fn cost_model(&self, plan: &SyncPlan, scan: &Scan) -> crate::cost::CostModel {
+    fn cost_model(&self, plan: &SyncPlan) -> crate::cost::CostModel {
         use crate::cost::{SideModel, StoreModel, billing_for, list_page_of};
         let settings = &self.settings;
         let provider = settings.price_provider();
@@ -254,8 +346,8 @@ impl Session {
                 _ => false,
             },
             listed: (
-                scan.source.manifest.len() as u64,
-                scan.destination.manifest.len() as u64,
+                plan.scanned.source_entries,
+                plan.scanned.destination_entries,
             ),
         }
     }

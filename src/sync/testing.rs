@@ -37,6 +37,7 @@ pub fn options() -> SyncOptions {
         delete: true,
         max_delete: None,
         list_requests: None,
+        memory_budget: None,
         archive: false,
         checksum: false,
         delta_threshold: 100,

@@ -1,26 +1,22 @@
 //! Everything a scan found on one side, held compactly.
 //!
-//! Entries live in blocks of up to [`BLOCK_ENTRIES`] in path order, each
-//! block one byte buffer in the form `codec` writes (paths front-coded, digests
-//! as bytes). Reading decodes an entry at a time; a lookup by path
-//! binary-searches the blocks' first paths and decodes within one block. A
-//! scan adds entries in any order through a [`ManifestBuilder`], which sorts
-//! them in runs and merges the runs once at the end.
+//! Entries live in blocks of up to 64 in path order, each block one byte
+//! buffer in the form `codec` writes (paths front-coded, digests as bytes).
+//! Reading decodes an entry at a time; a lookup by path binary-searches the
+//! blocks' first paths and decodes within one block. A scan adds entries in
+//! any order through a [`ManifestBuilder`], which sorts them in runs, spills
+//! runs past a memory budget to a temporary file, and merges them at the end.
 
+mod block;
+mod build;
 mod codec;
 
-use std::cmp::Ordering;
-use std::collections::BinaryHeap;
+use std::borrow::Cow;
+use std::sync::Arc;
 
 use super::{Entry, EntryKind, RelPath};
-
-/// Entries per block: a lookup decodes at most this many; each block costs
-/// its first path and a buffer header, ~1 byte per entry at this size.
-const BLOCK_ENTRIES: usize = 64;
-
-/// Entries a builder sorts before it encodes them as a run: bounds what it
-/// holds decoded (~400 B each) while a scan adds entries.
-const RUN_ENTRIES: usize = 8192;
+use block::{Block, BlockReader, BlockWriter, SpillFile};
+pub use build::ManifestBuilder;
 
 /// One path and what a scan found there.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -29,142 +25,13 @@ pub struct ManifestEntry {
     pub entry: Entry,
 }
 
-#[derive(Clone, Debug)]
-struct Block {
-    /// The paths of the block's first entry (for lookups) and last (so a
-    /// merge can move a block whole past the other runs).
-    first: RelPath,
-    last: RelPath,
-    count: u32,
-    file_bytes: u64,
-    bytes: Box<[u8]>,
-}
-
-/// Encodes entries, already in path order, into blocks.
-#[derive(Default)]
-struct BlockWriter {
-    blocks: Vec<Block>,
-    bytes: Vec<u8>,
-    count: u32,
-    file_bytes: u64,
-    first: Option<RelPath>,
-    previous: codec::Previous,
-    last: Option<RelPath>,
-    /// Entries and file bytes of every block written.
-    len: usize,
-    total_file_bytes: u64,
-}
-
-impl BlockWriter {
-    fn push(&mut self, item: ManifestEntry) {
-        if self.count as usize == BLOCK_ENTRIES {
-            self.seal();
-        }
-        if self.count == 0 {
-            self.first = Some(item.path.clone());
-        }
-        codec::put_entry(&mut self.bytes, &mut self.previous, &item);
-        self.count += 1;
-        self.file_bytes += file_bytes(&item);
-        self.last = Some(item.path);
-    }
-
-    /// Appends a block whose entries all follow the last one written.
-    fn push_block(&mut self, block: Block) {
-        self.seal();
-        self.last = Some(block.last.clone());
-        self.len += block.count as usize;
-        self.total_file_bytes += block.file_bytes;
-        self.blocks.push(block);
-    }
-
-    fn last_path(&self) -> Option<&RelPath> {
-        self.last.as_ref()
-    }
-
-    fn seal(&mut self) {
-        if let (Some(first), Some(last)) = (self.first.take(), &self.last) {
-            self.len += self.count as usize;
-            self.total_file_bytes += self.file_bytes;
-            self.blocks.push(Block {
-                first,
-                last: last.clone(),
-                count: std::mem::take(&mut self.count),
-                file_bytes: std::mem::take(&mut self.file_bytes),
-                bytes: std::mem::take(&mut self.bytes).into_boxed_slice(),
-            });
-            self.previous = codec::Previous::default();
-        }
-    }
-
-    fn finish(mut self) -> Vec<Block> {
-        self.seal();
-        self.blocks.shrink_to_fit();
-        self.blocks
-    }
-}
-
-/// Decodes the entries of blocks it owns, in order, freeing each block once
-/// it is read: a merge that consumes manifests holds little more than its
-/// output.
-struct BlockReader {
-    blocks: std::vec::IntoIter<Block>,
-    current: Box<[u8]>,
-    at: usize,
-    previous: codec::Previous,
-}
-
-impl BlockReader {
-    fn new(blocks: Vec<Block>) -> Self {
-        Self {
-            blocks: blocks.into_iter(),
-            current: Box::default(),
-            at: 0,
-            previous: codec::Previous::default(),
-        }
-    }
-
-    /// The next entry of the block being read, if one is left in it.
-    fn next_in_block(&mut self) -> Option<ManifestEntry> {
-        if self.at == self.current.len() {
-            return None;
-        }
-        let mut reader = codec::Reader::new(&self.current[self.at..]);
-        let entry = codec::read_entry(&mut reader, &mut self.previous);
-        self.at = self.current.len() - reader.remaining();
-        Some(entry)
-    }
-
-    /// Starts reading `block` (its first entry returned).
-    fn open(&mut self, block: Block) -> Option<ManifestEntry> {
-        self.current = block.bytes;
-        self.at = 0;
-        self.previous = codec::Previous::default();
-        self.next_in_block()
-    }
-}
-
-impl Iterator for BlockReader {
-    type Item = ManifestEntry;
-
-    fn next(&mut self) -> Option<ManifestEntry> {
-        loop {
-            if let Some(entry) = self.next_in_block() {
-                return Some(entry);
-            }
-            let block = self.blocks.next()?;
-            if let Some(entry) = self.open(block) {
-                return Some(entry);
-            }
-        }
-    }
-}
-
 /// Everything a scan found on one side, sorted by path, plus the subtrees it could
 /// not read completely (nothing below those may be deleted on the other side).
 #[derive(Clone, Debug, Default)]
 pub struct Manifest {
     blocks: Vec<Block>,
+    /// Where blocks past the scan's memory budget are.
+    spill: Option<Arc<SpillFile>>,
     len: usize,
     file_bytes: u64,
     incomplete: Vec<RelPath>,
@@ -187,7 +54,9 @@ impl Manifest {
     pub fn iter(&self) -> Iter<'_> {
         Iter {
             blocks: self.blocks.iter(),
-            current: None,
+            spill: self.spill.as_deref(),
+            current: Cow::Borrowed(&[]),
+            at: 0,
             previous: codec::Previous::default(),
         }
     }
@@ -210,7 +79,7 @@ impl Manifest {
 
     pub fn get(&self, path: &RelPath) -> Option<Entry> {
         let block = &self.blocks[self.block_of(path)?];
-        Iter::of_block(block)
+        self.iter_block(block)
             .find(|e| e.path >= *path)
             .filter(|e| e.path == *path)
             .map(|e| e.entry)
@@ -228,16 +97,22 @@ impl Manifest {
                 continue;
             };
             let end = self.blocks.get(index + 1).map(|b| b.first.clone());
+            let block = &self.blocks[index];
+            let entries: Vec<ManifestEntry> = self.iter_block(block).collect();
+            // A spilled block that cannot be read back stays as it is (its
+            // `read_failure` is recorded); it is never cut short.
+            let readable = entries.len() == block.count as usize;
             let mut writer = BlockWriter::default();
-            for mut entry in Iter::of_block(&self.blocks[index]) {
+            let (mut removed, mut added) = (0, 0);
+            for mut entry in entries {
                 while updates.peek().is_some_and(|u| u.path < entry.path) {
                     updates.next();
                 }
                 if updates.peek().is_some_and(|u| u.path == entry.path)
                     && let Some(update) = updates.next()
                 {
-                    self.file_bytes -= file_bytes(&entry);
-                    self.file_bytes += file_bytes(&update);
+                    removed += file_bytes(&entry);
+                    added += file_bytes(&update);
                     entry = update;
                 }
                 writer.push(entry);
@@ -250,8 +125,9 @@ impl Manifest {
                 updates.next();
             }
             // A block in, a block out: the entries and their count are kept.
-            if let Some(block) = writer.finish().pop() {
+            if let Some(block) = writer.finish().pop().filter(|_| readable) {
                 self.blocks[index] = block;
+                self.file_bytes = self.file_bytes - removed + added;
             }
         }
     }
@@ -270,12 +146,41 @@ impl Manifest {
         self.file_bytes
     }
 
-    /// The bytes the manifest holds its entries in (the measure of its memory).
+    /// The memory its entries take (the measure of what a scan costs).
     pub fn encoded_bytes(&self) -> usize {
         self.blocks
             .iter()
-            .map(|b| b.bytes.len() + std::mem::size_of::<Block>() + b.first.as_bytes().len())
+            .map(|b| {
+                b.memory() as usize
+                    + std::mem::size_of::<Block>()
+                    + b.first.as_bytes().len()
+                    + b.last.as_bytes().len()
+            })
             .sum()
+    }
+
+    /// The bytes it spilled to disk.
+    pub fn spilled_bytes(&self) -> u64 {
+        self.spill.as_ref().map_or(0, |s| s.len())
+    }
+
+    /// Why reading it back stopped short, if it did: a spilled block could
+    /// not be read. Whatever was made from such a reading is incomplete.
+    pub fn read_failure(&self) -> Option<&str> {
+        self.spill.as_ref().and_then(|s| s.failure())
+    }
+
+    /// What tells, after the manifest is consumed, whether it was read
+    /// back whole.
+    pub fn read_watch(&self) -> ReadWatch {
+        ReadWatch(self.spill.clone())
+    }
+
+    fn iter_block<'a>(&'a self, block: &'a Block) -> Iter<'a> {
+        Iter {
+            blocks: std::slice::from_ref(block).iter(),
+            ..self.iter()
+        }
     }
 }
 
@@ -285,7 +190,18 @@ impl IntoIterator for Manifest {
 
     /// The entries in path order; each block is freed once read.
     fn into_iter(self) -> IntoIter {
-        IntoIter(BlockReader::new(self.blocks))
+        IntoIter(BlockReader::new(self.blocks, self.spill))
+    }
+}
+
+/// Whether a manifest's spilled blocks were all read back (see
+/// [`Manifest::read_failure`]), kept past the manifest itself.
+#[derive(Clone, Debug, Default)]
+pub struct ReadWatch(Option<Arc<SpillFile>>);
+
+impl ReadWatch {
+    pub fn failure(&self) -> Option<String> {
+        self.0.as_ref()?.failure().map(str::to_string)
     }
 }
 
@@ -303,33 +219,27 @@ impl Iterator for IntoIter {
 /// A manifest's entries, decoded as they are read.
 pub struct Iter<'a> {
     blocks: std::slice::Iter<'a, Block>,
-    current: Option<codec::Reader<'a>>,
+    spill: Option<&'a SpillFile>,
+    current: Cow<'a, [u8]>,
+    at: usize,
     previous: codec::Previous,
-}
-
-impl<'a> Iter<'a> {
-    fn of_block(block: &'a Block) -> Iter<'a> {
-        Iter {
-            blocks: std::slice::from_ref(block).iter(),
-            current: None,
-            previous: codec::Previous::default(),
-        }
-    }
 }
 
 impl Iterator for Iter<'_> {
     type Item = ManifestEntry;
 
     fn next(&mut self) -> Option<ManifestEntry> {
-        loop {
-            if let Some(reader) = &mut self.current
-                && !reader.is_empty()
-            {
-                return Some(codec::read_entry(reader, &mut self.previous));
-            }
-            self.current = Some(codec::Reader::new(&self.blocks.next()?.bytes));
+        if self.at == self.current.len() {
+            // `None` from `bytes`: a spilled block could not be read back
+            // (the manifest's `read_failure` says so); the reading stops.
+            self.current = self.blocks.next()?.bytes(self.spill)?;
+            self.at = 0;
             self.previous = codec::Previous::default();
         }
+        let mut reader = codec::Reader::new(&self.current[self.at..]);
+        let entry = codec::read_entry(&mut reader, &mut self.previous);
+        self.at = self.current.len() - reader.remaining();
+        Some(entry)
     }
 }
 
@@ -338,167 +248,6 @@ fn file_bytes(item: &ManifestEntry) -> u64 {
         item.entry.size
     } else {
         0
-    }
-}
-
-/// Gathers a scan's entries, in any order, into a [`Manifest`]: sorted runs
-/// of [`RUN_ENTRIES`] are encoded as they fill, and merged at the end.
-pub struct ManifestBuilder {
-    pending: Vec<ManifestEntry>,
-    runs: Vec<Vec<Block>>,
-    run_entries: usize,
-}
-
-impl Default for ManifestBuilder {
-    fn default() -> Self {
-        Self {
-            pending: Vec::new(),
-            runs: Vec::new(),
-            run_entries: RUN_ENTRIES,
-        }
-    }
-}
-
-impl ManifestBuilder {
-    pub fn push(&mut self, entry: ManifestEntry) {
-        self.pending.push(entry);
-        if self.pending.len() >= self.run_entries {
-            self.seal_run();
-        }
-    }
-
-    /// Ends the current run: entries pushed since the last run began are
-    /// sorted and encoded now. A caller whose input comes in stretches
-    /// that do not overlap (pages of a listing) ends a run after each, so
-    /// that `finish` moves their blocks whole instead of merging entries.
-    pub fn end_run(&mut self) {
-        self.seal_run();
-    }
-
-    fn seal_run(&mut self) {
-        if self.pending.is_empty() {
-            return;
-        }
-        self.pending.sort_by(|a, b| a.path.cmp(&b.path));
-        let mut writer = BlockWriter::default();
-        for entry in self.pending.drain(..) {
-            // Of several entries with one path, the first added is kept.
-            if writer.last_path() != Some(&entry.path) {
-                writer.push(entry);
-            }
-        }
-        self.runs.push(writer.finish());
-    }
-
-    pub fn finish(mut self, incomplete: Vec<RelPath>, root_exists: bool) -> Manifest {
-        self.seal_run();
-        let mut writer = BlockWriter::default();
-        // The runs merged by path. A block that ends before every other
-        // run's next path moves across whole, not decoded (the runs of a
-        // listing hold long stretches no other run interleaves); each run's
-        // blocks are freed as the merge passes them.
-        let mut heap = BinaryHeap::new();
-        for (index, run) in self.runs.into_iter().enumerate() {
-            let mut reader = BlockReader::new(run);
-            if let Some(block) = reader.blocks.next() {
-                heap.push(RunHead {
-                    head: Head::Block(block),
-                    index,
-                    reader,
-                });
-            }
-        }
-        while let Some(RunHead {
-            head,
-            index,
-            mut reader,
-        }) = heap.pop()
-        {
-            let next = match head {
-                Head::Block(block) => {
-                    let clear = heap.peek().is_none_or(|other| block.last < *other.path());
-                    if clear && writer.last_path() != Some(&block.first) {
-                        writer.push_block(block);
-                        reader.blocks.next().map(Head::Block)
-                    } else {
-                        reader.open(block).map(Head::Entry)
-                    }
-                }
-                Head::Entry(entry) => {
-                    // Of several entries with one path, the first added is kept.
-                    if writer.last_path() != Some(&entry.path) {
-                        writer.push(entry);
-                    }
-                    match reader.next_in_block() {
-                        Some(entry) => Some(Head::Entry(entry)),
-                        None => reader.blocks.next().map(Head::Block),
-                    }
-                }
-            };
-            if let Some(head) = next {
-                heap.push(RunHead {
-                    head,
-                    index,
-                    reader,
-                });
-            }
-        }
-        writer.seal();
-        let (len, file_bytes) = (writer.len, writer.total_file_bytes);
-        Manifest {
-            blocks: writer.finish(),
-            len,
-            file_bytes,
-            incomplete,
-            root_exists,
-        }
-    }
-}
-
-/// What a run offers the merge next: a block not yet opened, or the next
-/// entry of the block it reads.
-enum Head {
-    Block(Block),
-    Entry(ManifestEntry),
-}
-
-/// A run in the merge, ordered for a min-heap by its next path, then by run
-/// (the earlier run's entry wins a tie).
-struct RunHead {
-    head: Head,
-    index: usize,
-    reader: BlockReader,
-}
-
-impl RunHead {
-    fn path(&self) -> &RelPath {
-        match &self.head {
-            Head::Block(block) => &block.first,
-            Head::Entry(entry) => &entry.path,
-        }
-    }
-}
-
-impl PartialEq for RunHead {
-    fn eq(&self, other: &Self) -> bool {
-        self.cmp(other) == Ordering::Equal
-    }
-}
-
-impl Eq for RunHead {}
-
-impl PartialOrd for RunHead {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for RunHead {
-    fn cmp(&self, other: &Self) -> Ordering {
-        other
-            .path()
-            .cmp(self.path())
-            .then(other.index.cmp(&self.index))
     }
 }
 

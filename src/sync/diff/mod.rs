@@ -21,7 +21,9 @@
 use serde::{Deserialize, Serialize};
 
 use super::plan::PlanItem;
-use crate::types::{Entry, EntryKind, Manifest, ManifestEntry, RelPath, SyncAction};
+use crate::types::{
+    Entry, EntryKind, Manifest, ManifestEntry, ManifestIntoIter, RelPath, SyncAction,
+};
 use crate::uri::TimeGrain;
 
 /// Why the planner chose an item's action.
@@ -196,34 +198,96 @@ impl TimeRule {
 
 /// Merges the two sorted manifests into plan items, in path order.
 pub fn diff(src: &Manifest, dst: &Manifest, opts: &DiffOptions) -> Vec<PlanItem> {
-    // With -a, an empty directory goes to an object store as a `dir/` marker
-    // (one with entries is implied by their keys).
-    let non_empty: std::collections::HashSet<RelPath> =
-        if opts.archive && !opts.destination_has_dirs {
-            src.iter().filter_map(|e| e.path.parent()).collect()
+    DiffItems::new(src.iter(), dst.iter(), src, opts).collect()
+}
+
+/// The same as [`diff`], item by item, consuming the manifests: each side's
+/// memory is given back as the merge passes it.
+pub fn diff_owned(
+    src: Manifest,
+    dst: Manifest,
+    opts: &DiffOptions,
+) -> DiffItems<'_, ManifestIntoIter, ManifestIntoIter> {
+    let items = DiffItems::new(std::iter::empty(), std::iter::empty(), &src, opts);
+    DiffItems {
+        src: src.into_iter().peekable(),
+        dst: dst.into_iter().peekable(),
+        source_incomplete: items.source_incomplete,
+        non_empty: items.non_empty,
+        opts,
+    }
+}
+
+/// Plan items from two sorted streams of entries, in path order.
+pub struct DiffItems<'o, S: Iterator<Item = ManifestEntry>, D: Iterator<Item = ManifestEntry>> {
+    src: std::iter::Peekable<S>,
+    dst: std::iter::Peekable<D>,
+    /// Subtrees the source could not read whole: nothing below them is deleted.
+    source_incomplete: Vec<RelPath>,
+    /// With -a to an object store, the source's directories that hold
+    /// entries: an empty one goes as a `dir/` marker (one with entries is
+    /// implied by their keys).
+    non_empty: std::collections::HashSet<RelPath>,
+    opts: &'o DiffOptions,
+}
+
+impl<'o, S, D> DiffItems<'o, S, D>
+where
+    S: Iterator<Item = ManifestEntry>,
+    D: Iterator<Item = ManifestEntry>,
+{
+    fn new(src: S, dst: D, source: &Manifest, opts: &'o DiffOptions) -> Self {
+        let non_empty = if opts.archive && !opts.destination_has_dirs {
+            source.iter().filter_map(|e| e.path.parent()).collect()
         } else {
             Default::default()
         };
-    let mut items = Vec::with_capacity(src.len().max(dst.len()));
-    let (mut s, mut d) = (src.iter().peekable(), dst.iter().peekable());
-    loop {
-        let order = match (s.peek(), d.peek()) {
-            (Some(a), Some(b)) => a.path.cmp(&b.path),
-            (Some(_), None) => std::cmp::Ordering::Less,
-            (None, Some(_)) => std::cmp::Ordering::Greater,
-            (None, None) => break,
-        };
-        let item = match order {
-            std::cmp::Ordering::Less => s.next().and_then(|a| only_at_source(a, opts, &non_empty)),
-            std::cmp::Ordering::Greater => d.next().map(|b| only_at_destination(b, src, opts)),
-            std::cmp::Ordering::Equal => s
-                .next()
-                .zip(d.next())
-                .and_then(|(a, b)| on_both_sides(a, b, opts)),
-        };
-        items.extend(item);
+        Self {
+            src: src.peekable(),
+            dst: dst.peekable(),
+            source_incomplete: source.incomplete().to_vec(),
+            non_empty,
+            opts,
+        }
     }
-    items
+}
+
+impl<S, D> Iterator for DiffItems<'_, S, D>
+where
+    S: Iterator<Item = ManifestEntry>,
+    D: Iterator<Item = ManifestEntry>,
+{
+    type Item = PlanItem;
+
+    fn next(&mut self) -> Option<PlanItem> {
+        let opts = self.opts;
+        loop {
+            let order = match (self.src.peek(), self.dst.peek()) {
+                (Some(a), Some(b)) => a.path.cmp(&b.path),
+                (Some(_), None) => std::cmp::Ordering::Less,
+                (None, Some(_)) => std::cmp::Ordering::Greater,
+                (None, None) => return None,
+            };
+            let item = match order {
+                std::cmp::Ordering::Less => self
+                    .src
+                    .next()
+                    .and_then(|a| only_at_source(a, opts, &self.non_empty)),
+                std::cmp::Ordering::Greater => self
+                    .dst
+                    .next()
+                    .map(|b| only_at_destination(b, &self.source_incomplete, opts)),
+                std::cmp::Ordering::Equal => self
+                    .src
+                    .next()
+                    .zip(self.dst.next())
+                    .and_then(|(a, b)| on_both_sides(a, b, opts)),
+            };
+            if item.is_some() {
+                return item;
+            }
+        }
+    }
 }
 
 fn only_at_source(
@@ -292,10 +356,14 @@ pub fn up_to_date(
     }
 }
 
-fn only_at_destination(dst: ManifestEntry, src: &Manifest, opts: &DiffOptions) -> PlanItem {
+fn only_at_destination(
+    dst: ManifestEntry,
+    source_incomplete: &[RelPath],
+    opts: &DiffOptions,
+) -> PlanItem {
     let (action, reason) = if !opts.delete {
         (SyncAction::Skip, Reason::OnlyAtDestination)
-    } else if src.is_incomplete_at(&dst.path) {
+    } else if source_incomplete.iter().any(|dir| dst.path.is_within(dir)) {
         (SyncAction::Skip, Reason::SourceUnreadable)
     } else {
         (SyncAction::Delete, Reason::MissingAtSource)

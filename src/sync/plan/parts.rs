@@ -265,6 +265,11 @@ impl<'a> PartsWriter<'a> {
         Ok(())
     }
 
+    /// The totals of the items pushed so far.
+    pub fn stats(&self) -> &PlanStats {
+        &self.stats
+    }
+
     async fn seal(&mut self) -> Result<(), PlanError> {
         let (Some(first), Some(last)) = (self.first.take(), self.last.take()) else {
             return Ok(());
@@ -295,7 +300,7 @@ impl<'a> PartsWriter<'a> {
             options: plan.options.clone(),
             created_ns: plan.created_ns,
             scanned: plan.scanned,
-            stats: self.stats,
+            stats: self.stats.clone(),
             leftovers: plan.leftovers.clone(),
             rebuild_check: plan.rebuild_check,
             cost_model: plan.cost_model.clone(),

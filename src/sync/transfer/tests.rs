@@ -75,7 +75,7 @@ async fn sync(
         .await
         .unwrap()
         .unwrap();
-    let plan = session.plan(from, to, &scan, options).await;
+    let plan = session.plan(from, to, &scan, options).await.unwrap();
     let exec = session.exec_options(RunKind::Whole, session.withheld_deletes(&scan));
     let report = session
         .execute(Arc::new(plan.clone()), exec, Vec::new())

@@ -30,6 +30,7 @@ impl<'a> Reader<'a> {
         Self { bytes }
     }
 
+    #[cfg(test)]
     pub(super) fn is_empty(&self) -> bool {
         self.bytes.is_empty()
     }

@@ -1,6 +1,9 @@
 use proptest::prelude::*;
 
+use super::block::BLOCK_ENTRIES;
 use super::*;
+
+const RUN_ENTRIES: usize = 8192;
 use crate::types::ContentSums;
 
 fn entry(path: &[u8], size: u64, mtime_ns: i64, tagged: bool) -> ManifestEntry {
@@ -52,7 +55,8 @@ proptest! {
         expected.sort_by(|a, b| a.path.cmp(&b.path));
 
         // Small runs exercise the merge as a large scan would.
-        let mut builder = ManifestBuilder { run_entries: 7, ..Default::default() };
+        let mut builder = ManifestBuilder::default();
+        builder.run_entries = 7;
         for e in entries {
             builder.push(e);
         }
@@ -154,4 +158,48 @@ fn runs_of_separate_ranges_merge_by_whole_blocks() {
         .map(|e| e.entry.size)
         .sum();
     assert_eq!(manifest.total_bytes(), files);
+}
+
+#[test]
+fn a_tiny_memory_budget_spills_and_reads_back_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let entries: Vec<ManifestEntry> = (0..20_000u64)
+        .map(|i| {
+            // Out of order, a few duplicates, every kind of extra.
+            let k = (i * 7919) % 20_000;
+            entry(
+                format!("p/{:03}/f{k:06}", k % 97).as_bytes(),
+                k + 1,
+                k as i64,
+                k % 3 == 0,
+            )
+        })
+        .collect();
+    let in_memory = Manifest::new(entries.clone(), Vec::new(), true);
+    let mut builder = ManifestBuilder::with_budget(4096, dir.path());
+    builder.run_entries = 1000;
+    for e in entries {
+        builder.push(e);
+    }
+    let spilled = builder.finish(vec!["p/001".into()], true);
+    assert!(
+        spilled.spilled_bytes() > 100_000,
+        "{}",
+        spilled.spilled_bytes()
+    );
+    assert!(spilled.encoded_bytes() < in_memory.encoded_bytes() / 2);
+    assert_eq!(
+        spilled.iter().collect::<Vec<_>>(),
+        in_memory.iter().collect::<Vec<_>>()
+    );
+    assert_eq!(spilled.len(), in_memory.len());
+    assert_eq!(spilled.total_bytes(), in_memory.total_bytes());
+    let probe = RelPath::from(format!("p/{:03}/f{:06}", 9741 % 97, 9741).as_str());
+    assert_eq!(spilled.get(&probe), in_memory.get(&probe));
+    assert!(spilled.get(&probe).is_some());
+    assert_eq!(spilled.read_failure(), None);
+    assert_eq!(
+        spilled.into_iter().collect::<Vec<_>>(),
+        in_memory.into_iter().collect::<Vec<_>>()
+    );
 }
