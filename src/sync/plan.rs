@@ -98,6 +98,20 @@ pub struct PlanItem {
 }
 
 impl PlanItem {
+    /// The size of its entry: the source's, or the destination's for a delete.
+    pub fn size(&self) -> u64 {
+        self.src
+            .as_ref()
+            .or(self.dst.as_ref())
+            .map_or(0, |e| e.size)
+    }
+
+    /// An entry the plan leaves alone because it is the same on both sides
+    /// (not one a flag or the user held back).
+    pub fn is_unchanged(&self) -> bool {
+        self.action == SyncAction::Skip && self.reason == Reason::Unchanged && self.edit.is_none()
+    }
+
     pub fn new(path: RelPath, action: SyncAction, reason: Reason) -> Self {
         Self {
             path,
@@ -119,6 +133,17 @@ pub struct ActionTotals {
     pub count: u64,
     /// Size of the entries concerned (source size; destination size for deletes).
     pub bytes: u64,
+}
+
+impl ActionTotals {
+    pub fn is_zero(&self) -> bool {
+        *self == ActionTotals::default()
+    }
+
+    fn add(&mut self, bytes: u64) {
+        self.count += 1;
+        self.bytes += bytes;
+    }
 }
 
 /// Totals derived from the items; recomputed, never trusted from a file.
@@ -146,14 +171,7 @@ impl PlanStats {
 
     /// Counts one more item.
     pub fn add(&mut self, item: &PlanItem) {
-        let size = item
-            .src
-            .as_ref()
-            .or(item.dst.as_ref())
-            .map_or(0, |e| e.size);
-        let totals = self.totals_mut(item.action);
-        totals.count += 1;
-        totals.bytes += size;
+        self.totals_mut(item.action).add(item.size());
         self.bytes_to_send += item.bytes_to_send;
         self.bytes_saved += item.bytes_saved;
     }
@@ -213,6 +231,11 @@ pub struct SyncPlan {
     pub scanned: ScanTotals,
     pub stats: PlanStats,
     pub items: Vec<PlanItem>,
+    /// Unchanged entries a saved plan counts but does not list (a plan in
+    /// parts lists what it changes: at 10⁸ objects and 1% changed, the rest
+    /// would be 99% of its bytes). Counted among the skips.
+    #[serde(default, skip_serializing_if = "ActionTotals::is_zero")]
+    pub unlisted: ActionTotals,
     /// Temp files of interrupted runs found in the (local) destination: removed
     /// when the plan runs, unless a live process still writes them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -335,6 +358,7 @@ pub(crate) fn plan_head(
         scanned,
         stats: PlanStats::default(),
         items: Vec::new(),
+        unlisted: ActionTotals::default(),
         leftovers: scan.destination.leftovers.clone(),
         rebuild_check: None,
         cost_model: None,
@@ -406,6 +430,8 @@ impl SyncPlan {
     /// Recomputes the totals after the items were edited.
     pub fn refresh_stats(&mut self) {
         self.stats = PlanStats::of(&self.items);
+        self.stats.skip.count += self.unlisted.count;
+        self.stats.skip.bytes += self.unlisted.bytes;
     }
 
     /// The guards that stand between a plan and its execution.

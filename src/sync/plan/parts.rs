@@ -1,7 +1,9 @@
 //! A plan saved in parts: a header (`plan.json`: what the plan syncs, with
 //! what options, its totals, and for each part its name, item count, byte
 //! length, blake3 and first and last path) and parts of compact JSON lines,
-//! one item a line, in path order.
+//! one item a line, in path order. Entries the plan leaves alone because
+//! they are the same on both sides are counted in the header, not listed:
+//! a plan's bytes grow with what it changes, not with the tree.
 //!
 //! The place is a local directory or an object-store prefix
 //! (`s3://bucket/plans/run-1/`), so workers need no shared disk. Parts are
@@ -56,6 +58,9 @@ struct Header {
     created_ns: i64,
     scanned: ScanTotals,
     stats: PlanStats,
+    /// Unchanged entries counted, not listed in the parts.
+    #[serde(default)]
+    unchanged: super::ActionTotals,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     leftovers: Vec<RelPath>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -229,6 +234,7 @@ pub struct PartsWriter<'a> {
     last: Option<RelPath>,
     parts: Vec<PartInfo>,
     stats: PlanStats,
+    unchanged: super::ActionTotals,
     items_per_part: usize,
 }
 
@@ -244,11 +250,17 @@ impl<'a> PartsWriter<'a> {
             last: None,
             parts: Vec::new(),
             stats: PlanStats::default(),
+            unchanged: super::ActionTotals::default(),
         }
     }
 
     pub async fn push(&mut self, item: &PlanItem) -> Result<(), PlanError> {
         self.stats.add(item);
+        if item.is_unchanged() {
+            self.unchanged.count += 1;
+            self.unchanged.bytes += item.size();
+            return Ok(());
+        }
         serde_json::to_writer(&mut self.part, item).map_err(|e| PlanError::Write {
             path: self.place.shown.clone().into(),
             source: e.into(),
@@ -301,6 +313,7 @@ impl<'a> PartsWriter<'a> {
             created_ns: plan.created_ns,
             scanned: plan.scanned,
             stats: self.stats.clone(),
+            unchanged: self.unchanged,
             leftovers: plan.leftovers.clone(),
             rebuild_check: plan.rebuild_check,
             cost_model: plan.cost_model.clone(),
@@ -421,6 +434,7 @@ pub async fn load(place: &PlanPlace) -> Result<Option<(SyncPlan, blake3::Hash)>,
         scanned: header.scanned,
         stats: header.stats,
         items,
+        unlisted: header.unchanged,
         leftovers: header.leftovers,
         rebuild_check: header.rebuild_check,
         cost_model: header.cost_model,
