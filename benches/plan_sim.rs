@@ -66,14 +66,14 @@ impl Generated {
     fn object(&self, i: u64) -> ListedObject {
         let differs = self.changed && i.is_multiple_of(100);
         let size = 1_000_000 + (i % 7_919) + u64::from(differs);
-        let md5 = format!(
-            "{:032x}",
-            i.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ u64::from(differs)
-        );
-        let mut sums = ContentSums::default();
         let mut digest = [0u8; 16];
-        hex::decode_to_slice(&md5, &mut digest).unwrap();
-        sums.md5 = Some(digest);
+        digest[..8].copy_from_slice(&i.wrapping_mul(0x9e37_79b9_7f4a_7c15).to_be_bytes());
+        digest[15] = u8::from(differs);
+        let md5 = hex::encode(digest);
+        let sums = ContentSums {
+            md5: Some(digest),
+            ..ContentSums::default()
+        };
         ListedObject {
             rel_key: key(i),
             size,

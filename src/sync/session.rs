@@ -318,8 +318,14 @@ impl Session {
             return Err(super::PlanError::ScanLost { reason });
         }
         plan.stats = writer.stats().clone();
+        plan.unlisted = writer.unchanged();
         plan.cost_model = Some(self.cost_model(&plan));
         writer.finish(&plan).await?;
+        // What it holds now: the changes (or, with `Keep::All`, every item,
+        // none of them left uncounted).
+        if keep == Keep::All {
+            plan.unlisted = super::plan::ActionTotals::default();
+        }
         plan.items = kept;
         Ok(plan)
     }

@@ -282,6 +282,11 @@ impl<'a> PartsWriter<'a> {
         &self.stats
     }
 
+    /// The unchanged items among them, counted and not written.
+    pub fn unchanged(&self) -> super::ActionTotals {
+        self.unchanged
+    }
+
     async fn seal(&mut self) -> Result<(), PlanError> {
         let (Some(first), Some(last)) = (self.first.take(), self.last.take()) else {
             return Ok(());

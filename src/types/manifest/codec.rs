@@ -121,12 +121,23 @@ fn kind_of(code: u8) -> EntryKind {
     }
 }
 
+/// The bytes `text` spells in lowercase hex, exactly `N` of them (an ETag
+/// in any other form is kept as text, so that it reads back as it was).
 fn lower_hex<const N: usize>(text: &[u8]) -> Option<[u8; N]> {
-    if text.len() != 2 * N || !text.iter().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+    fn nibble(digit: u8) -> Option<u8> {
+        match digit {
+            b'0'..=b'9' => Some(digit - b'0'),
+            b'a'..=b'f' => Some(digit - b'a' + 10),
+            _ => None,
+        }
+    }
+    if text.len() != 2 * N {
         return None;
     }
     let mut out = [0; N];
-    hex::decode_to_slice(text, &mut out).ok()?;
+    for (byte, pair) in out.iter_mut().zip(text.chunks_exact(2)) {
+        *byte = nibble(pair[0])? << 4 | nibble(pair[1])?;
+    }
     Some(out)
 }
 
@@ -135,8 +146,8 @@ fn quoted_md5(text: &str) -> Option<[u8; 16]> {
     lower_hex(text.strip_prefix('"')?.strip_suffix('"')?.as_bytes())
 }
 
-fn put_text(out: &mut Vec<u8>, text: &str) {
-    if let Some(md5) = quoted_md5(text) {
+fn put_text(out: &mut Vec<u8>, text: &str, as_md5: Option<[u8; 16]>) {
+    if let Some(md5) = as_md5 {
         out.push(TEXT_QUOTED_MD5);
         out.extend_from_slice(&md5);
     } else if let Some(digest) = lower_hex::<32>(text.as_bytes()) {
@@ -154,14 +165,14 @@ fn read_text(reader: &mut Reader<'_>) -> String {
         TEXT_QUOTED_MD5 => {
             // One allocation: ETags are decoded once per listed object.
             const DIGITS: &[u8; 16] = b"0123456789abcdef";
-            let mut text = String::with_capacity(34);
-            text.push('"');
+            let mut text = Vec::with_capacity(34);
+            text.push(b'"');
             for byte in reader.array::<16>() {
-                text.push(char::from(DIGITS[usize::from(byte >> 4)]));
-                text.push(char::from(DIGITS[usize::from(byte & 15)]));
+                text.push(DIGITS[usize::from(byte >> 4)]);
+                text.push(DIGITS[usize::from(byte & 15)]);
             }
-            text.push('"');
-            text
+            text.push(b'"');
+            String::from_utf8(text).unwrap_or_default()
         }
         TEXT_HEX32 => hex::encode(reader.array::<32>()),
         _ => {
@@ -248,10 +259,10 @@ fn put_extra(out: &mut Vec<u8>, extra: &EntryExtra) {
         out.extend_from_slice(target.as_bytes());
     }
     if let Some(blake3) = &extra.blake3 {
-        put_text(out, blake3);
+        put_text(out, blake3, quoted_md5(blake3));
     }
     if let Some(etag) = &extra.etag {
-        put_text(out, etag);
+        put_text(out, etag, etag_md5);
     }
     if let Some(digest) = sums.blake3 {
         out.extend_from_slice(&digest);
