@@ -785,3 +785,76 @@ fn a_destination_link_without_a_is_noted_not_a_conflict() {
     );
     assert_eq!(fs::read(s.dst().join("other.txt")).unwrap(), b"o");
 }
+
+/// `plan -o` saves a header and parts; `apply` refuses a part changed since,
+/// still runs a one-document plan (`plan -o -`, or an earlier version's
+/// file), and `-o` inside either side is refused.
+#[test]
+fn plans_in_parts_are_checked_and_kept_outside_both_sides() {
+    let s = Scratch::new();
+    basic_tree(&s);
+    let plan = |out: &std::path::Path| {
+        s.cmd()
+            .arg("plan")
+            .arg(s.src())
+            .arg(s.dst())
+            .arg("-o")
+            .arg(out)
+            .output()
+            .unwrap()
+    };
+    for inside in [s.src().join("plans"), s.dst().join("plans/run-1")] {
+        let out = plan(&inside);
+        assert_eq!(out.status.code(), Some(2), "{}", stderr_of(&out));
+        assert!(
+            stderr_of(&out).contains("overlaps the"),
+            "{}",
+            stderr_of(&out)
+        );
+        assert!(!inside.exists());
+    }
+
+    let parts = s.path("plan");
+    assert!(plan(&parts).status.success());
+    let part = fs::read_dir(&parts)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "jsonl"))
+        .unwrap();
+    let text = fs::read_to_string(&part).unwrap();
+    fs::write(&part, text.replacen("\"copy\"", "\"skip\"", 1)).unwrap();
+    let out = s
+        .cmd()
+        .arg("apply")
+        .arg("--yes")
+        .arg(&parts)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains("does not match the plan's header"),
+        "{}",
+        stderr_of(&out)
+    );
+    assert!(!s.dst().exists(), "nothing was executed");
+
+    // One JSON document, as `plan -o -` writes it and earlier versions saved.
+    let document = s
+        .cmd()
+        .arg("plan")
+        .arg(s.src())
+        .arg(s.dst())
+        .args(["-o", "-"])
+        .output()
+        .unwrap();
+    assert!(document.status.success());
+    let file = s.path("plan.json");
+    fs::write(&file, &document.stdout).unwrap();
+    s.cmd()
+        .arg("apply")
+        .arg("--yes")
+        .arg(&file)
+        .assert()
+        .success();
+    assert_eq!(tree(&s.src()), tree(&s.dst()));
+}

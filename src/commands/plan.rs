@@ -19,7 +19,9 @@ pub(super) async fn plan_command(
     let options = session::sync_options(&ctx.settings, selectors, (&source, &destination))?;
     let quiet_scan = args.json || ctx.verbosity == Verbosity::Quiet;
     let place = match &args.output {
-        Some(path) if !to_stdout && !is_special_file(path) => Some(plan_place(path)?),
+        Some(path) if !to_stdout && !is_special_file(path) => {
+            Some(plan_place(path, [&source, &destination])?)
+        }
         _ => None,
     };
     let (scan, session) = open_and_scan(&source, &destination, &options, ctx, quiet_scan).await?;
@@ -80,12 +82,21 @@ fn is_special_file(path: &std::path::Path) -> bool {
 }
 
 /// Where `-o` saves a plan in parts. A regular file there (a plan file of
-/// an earlier version, or anything else) is not replaced by a directory.
-fn plan_place(path: &std::path::Path) -> Result<Location, Error> {
+/// an earlier version, or anything else) is not replaced by a directory,
+/// and a place inside either side is refused: the plan would be synced with
+/// it, or deleted by `--delete`.
+fn plan_place(path: &std::path::Path, sides: [&Location; 2]) -> Result<Location, Error> {
     let at = match path.to_str() {
         Some(text) => Location::parse(text)?,
         None => Location::Local(path.to_path_buf()),
     };
+    for (side, root) in ["source", "destination"].into_iter().zip(sides) {
+        if crate::sync::check_locations(root, &at).is_err() {
+            return Err(Error::Usage(format!(
+                "the plan's place {at} overlaps the {side} {root}: the plan would be synced (or deleted) with it; save it outside both sides"
+            )));
+        }
+    }
     if let Location::Local(local) = &at
         && local.is_file()
     {
