@@ -468,13 +468,15 @@ fn compare_files(s: &Entry, d: &Entry, opts: &DiffOptions) -> (SyncAction, Reaso
         if s.size != d.size {
             return changed(Reason::SizeChanged);
         }
-        if let (Some(a), Some(b)) = (s.blake3(), d.blake3())
-            && a != b
-        {
-            return changed(Reason::ContentChanged);
-        }
-        if !same_time {
-            return (SyncAction::Metadata, Reason::MtimeOnly);
+        match (s.blake3(), d.blake3()) {
+            (Some(a), Some(b)) if a != b => return changed(Reason::ContentChanged),
+            (Some(_), Some(_)) if !same_time => {
+                return (SyncAction::Metadata, Reason::MtimeOnly);
+            }
+            // A side whose content nobody could hash: the times decide, as
+            // without --checksum, never "same content" on no evidence.
+            (None, _) | (_, None) if !same_time => return changed(Reason::MtimeChanged),
+            _ => {}
         }
     } else if s.size != d.size {
         return changed(Reason::SizeChanged);

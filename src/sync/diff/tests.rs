@@ -152,13 +152,18 @@ fn checksum_mode_compares_content() {
     other.entry.set_blake3("bb".into());
     let mut other_dst = file("other", 4, 1);
     other_dst.entry.set_blake3("cc".into());
+    // No hash at the destination (an object nobody recorded one for): the
+    // times decide, not a metadata-only change taken on trust.
+    let mut unknown = file("unknown", 4, 1);
+    unknown.entry.set_blake3("dd".into());
+    let unknown_dst = file("unknown", 4, 2);
     let o = DiffOptions {
         checksum: true,
         ..opts()
     };
     let items = diff(
-        &manifest(vec![same, other]),
-        &manifest(vec![moved, other_dst]),
+        &manifest(vec![same, other, unknown]),
+        &manifest(vec![moved, other_dst, unknown_dst]),
         &o,
     );
     assert_eq!(
@@ -166,6 +171,7 @@ fn checksum_mode_compares_content() {
         vec![
             ("other".into(), SyncAction::Copy, Reason::ContentChanged),
             ("same".into(), SyncAction::Metadata, Reason::MtimeOnly),
+            ("unknown".into(), SyncAction::Copy, Reason::MtimeChanged),
         ]
     );
 }

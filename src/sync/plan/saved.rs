@@ -1,0 +1,190 @@
+//! Plans saved and loaded: a plan in parts at a directory or an
+//! object-store prefix (`parts`), or one JSON document (version 1, and what
+//! `plan -o -` writes), each read back as input to be checked.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use super::{PLAN_FORMAT, PLAN_VERSION, PlanError, SyncPlan, parts};
+use crate::uri::Location;
+
+/// Where a saved plan is.
+#[derive(Clone, Debug)]
+pub enum PlanAt {
+    /// A plan file of version 1 (one JSON document).
+    File(PathBuf),
+    /// A plan in parts: a local directory or an object-store prefix.
+    Parts(Location),
+}
+
+impl std::fmt::Display for PlanAt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PlanAt::File(path) => write!(f, "{}", path.display()),
+            PlanAt::Parts(location) => write!(f, "{location}"),
+        }
+    }
+}
+
+/// A plan loaded from where it was saved.
+#[derive(Debug)]
+pub struct SavedPlan {
+    pub plan: SyncPlan,
+    /// Names this plan among others (16 hex digits of a blake3 over the
+    /// file, or over the header that names every part's blake3).
+    pub id: String,
+    pub at: PlanAt,
+}
+
+impl SyncPlan {
+    /// Saves the plan as JSON, atomically (temp file + rename).
+    pub fn save(&self, path: &Path) -> Result<(), PlanError> {
+        let write_err = |source| PlanError::Write {
+            path: path.to_path_buf(),
+            source,
+        };
+        crate::outfile::write_output(path, write_err, |out| {
+            serde_json::to_writer_pretty(out, self).map_err(|e| write_err(e.into()))
+        })
+    }
+
+    /// Loads and validates a saved plan.
+    ///
+    /// Read as a stream, twice: first only the header (so a plan of another
+    /// format or version is named as such, not reported as whichever field
+    /// changed), then the plan itself straight into its items. Neither pass
+    /// holds the file's text or a JSON tree: a million-item plan costs what its
+    /// items cost.
+    pub fn load(path: &Path) -> Result<SyncPlan, PlanError> {
+        let invalid = |reason: String| PlanError::Invalid {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let read_err = |source| PlanError::Read {
+            path: path.to_path_buf(),
+            source,
+        };
+        let parse_err = |e: serde_json::Error| {
+            if e.is_io() {
+                read_err(e.into())
+            } else if e.is_syntax() || e.is_eof() {
+                invalid(format!("not JSON ({e})"))
+            } else {
+                invalid(e.to_string())
+            }
+        };
+        let open = || {
+            std::fs::File::open(path)
+                .map(|file| std::io::BufReader::with_capacity(1 << 20, file))
+                .map_err(read_err)
+        };
+
+        /// The fields that say what a file is; everything else is skipped
+        /// unread in this pass.
+        #[derive(Deserialize)]
+        struct Header {
+            format: Option<String>,
+            version: Option<u64>,
+        }
+        let header: Header = serde_json::from_reader(open()?).map_err(|e| match e.classify() {
+            serde_json::error::Category::Data => invalid("not a JSON object".into()),
+            _ => parse_err(e),
+        })?;
+        if header.format.as_deref() != Some(PLAN_FORMAT) {
+            return Err(invalid("the `format` field is missing or wrong".into()));
+        }
+        match header.version {
+            Some(v) if v == u64::from(PLAN_VERSION) => {}
+            Some(v) if v == u64::from(parts::PARTS_VERSION) => {
+                return Err(invalid(format!(
+                    "this is the header of a plan in parts: name its directory or prefix{}",
+                    path.parent()
+                        .map(|dir| format!(" (`{}`)", dir.display()))
+                        .unwrap_or_default()
+                )));
+            }
+            Some(v) => {
+                return Err(invalid(format!(
+                    "plan format version {v} is not supported (this build reads version {PLAN_VERSION})"
+                )));
+            }
+            None => return Err(invalid("the `version` field is missing".into())),
+        }
+        let mut plan: SyncPlan = serde_json::from_reader(open()?).map_err(parse_err)?;
+        plan.items.shrink_to_fit();
+        plan.validate().map_err(invalid)?;
+        Ok(plan)
+    }
+
+    /// A plan read from a file or store is input: nothing in it may point
+    /// outside the roots or configure the engine out of its range, and its
+    /// totals are its items' own.
+    fn validate(&mut self) -> Result<(), String> {
+        if let Some(item) = self.items.iter().find(|item| !item.path.is_contained()) {
+            return Err(format!(
+                "entry path {:?} would leave the sync root",
+                item.path.display()
+            ));
+        }
+        let block = self.options.block_size;
+        if crate::signature::valid_block_size(block).is_none() {
+            return Err(format!(
+                "block size {block} is not {}",
+                crate::signature::BLOCK_SIZE_RULE
+            ));
+        }
+        self.refresh_stats();
+        Ok(())
+    }
+
+    /// Saves the plan in parts at `location`: a local directory (made if
+    /// need be) or an object-store prefix.
+    pub async fn save_to(
+        &self,
+        location: &Location,
+        settings: &crate::storage::StoreSettings,
+    ) -> Result<(), PlanError> {
+        let place = parts::PlanPlace::open(location, settings).await?;
+        parts::save(self, &place).await
+    }
+
+    /// Loads the plan at `location`: a plan in parts (a directory or an
+    /// object-store prefix), or a plan file of version 1.
+    pub async fn load_saved(
+        location: &Location,
+        settings: &crate::storage::StoreSettings,
+    ) -> Result<SavedPlan, PlanError> {
+        let id = |hash: blake3::Hash| hash.to_hex()[..16].to_string();
+        if let Location::Local(path) = location
+            && path.is_file()
+        {
+            let plan = SyncPlan::load(path)?;
+            let bytes = std::fs::read(path).map_err(|source| PlanError::Read {
+                path: path.clone(),
+                source,
+            })?;
+            return Ok(SavedPlan {
+                plan,
+                id: id(blake3::hash(&bytes)),
+                at: PlanAt::File(path.clone()),
+            });
+        }
+        let place = parts::PlanPlace::open(location, settings).await?;
+        let (mut plan, header_hash) =
+            parts::load(&place)
+                .await?
+                .ok_or_else(|| PlanError::NotFound {
+                    plan: location.to_string(),
+                })?;
+        plan.validate().map_err(|reason| PlanError::Invalid {
+            path: location.to_string().into(),
+            reason,
+        })?;
+        Ok(SavedPlan {
+            plan,
+            id: id(header_hash),
+            at: PlanAt::Parts(location.clone()),
+        })
+    }
+}
