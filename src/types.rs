@@ -23,6 +23,12 @@ impl RelPath {
         Self(bytes.into())
     }
 
+    /// The path these bytes spell, without copying them where the vector
+    /// holds no spare capacity.
+    pub fn from_vec(bytes: Vec<u8>) -> Self {
+        Self(bytes.into_boxed_slice())
+    }
+
     pub fn as_bytes(&self) -> &[u8] {
         &self.0
     }

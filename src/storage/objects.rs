@@ -52,6 +52,7 @@ pub async fn list_tree(
     let mut issues = Vec::new();
     let mut empty_objects = Vec::new();
     let mut listed = 0u64;
+    let mut last_parent: Option<Vec<u8>> = None;
     let mut leftovers = Vec::new();
     let mut ancestors = AncestorFilter {
         filter,
@@ -78,7 +79,7 @@ pub async fn list_tree(
                 Some(dir) => (dir, true),
                 None => (rel, false),
             };
-            let path = RelPath::from_bytes(&super::names::decode(rel));
+            let path = RelPath::from_vec(super::names::decode(rel));
             if !path.is_contained() {
                 issues.push(ScanIssue {
                     path,
@@ -86,19 +87,34 @@ pub async fn list_tree(
                 });
                 continue;
             }
-            if !ancestors.parents_included(&path) || !filter.includes(&path, is_dir) {
+            // Keys of a page come in order, most below the same directory
+            // as the one before: that directory is known to pass the filter
+            // and to be implied already, so nothing is asked of it again.
+            let parent_bytes = path
+                .as_bytes()
+                .iter()
+                .rposition(|&b| b == b'/')
+                .map(|end| &path.as_bytes()[..end]);
+            let known_parent = parent_bytes.is_some() && parent_bytes == last_parent.as_deref();
+            if !known_parent && !ancestors.parents_included(&path) {
                 continue;
             }
-            let mut parent = path.parent();
-            while let Some(dir) = parent {
-                parent = dir.parent();
-                if !dirs.insert(dir.clone()) {
-                    break;
+            if !filter.includes(&path, is_dir) {
+                continue;
+            }
+            if !known_parent {
+                let mut parent = path.parent();
+                while let Some(dir) = parent {
+                    parent = dir.parent();
+                    if !dirs.insert(dir.clone()) {
+                        break;
+                    }
+                    // In the run of the page that implies it (it sorts just
+                    // before the keys below it), not in one run of all
+                    // directories that would overlap every page.
+                    entries.push(implied_dir(dir));
                 }
-                // In the run of the page that implies it (it sorts just
-                // before the keys below it), not in one run of all
-                // directories that would overlap every page.
-                entries.push(implied_dir(dir));
+                last_parent = parent_bytes.map(<[u8]>::to_vec);
             }
             if is_dir {
                 if dirs.insert(path.clone()) {
