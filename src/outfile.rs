@@ -62,6 +62,12 @@ pub fn is_stdout(path: &Path) -> bool {
     path.as_os_str() == "-"
 }
 
+/// Whether `path` (its links followed) is a device, FIFO or socket that
+/// exists: what an output is written into, as a stream, never replaced.
+pub fn is_special(path: &Path) -> bool {
+    fs::metadata(path).is_ok_and(|meta| !meta.is_file() && !meta.is_dir())
+}
+
 /// `path` as messages name it.
 pub fn describe(path: &Path) -> String {
     if is_stdout(path) {

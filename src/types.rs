@@ -8,7 +8,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 mod manifest;
 pub use manifest::{
-    IntoIter as ManifestIntoIter, Manifest, ManifestBuilder, ManifestEntry, ReadWatch,
+    IntoIter as ManifestIntoIter, Manifest, ManifestBuilder, ManifestEntry, ReadWatch, by_path,
 };
 
 /// A path relative to a sync root, with `/` separators.
@@ -83,6 +83,11 @@ impl RelPath {
                 .0
                 .split(|&b| b == b'/')
                 .all(|part| !part.is_empty() && part != b"." && part != b"..")
+    }
+
+    /// True when `self` equals or lies below one of `ancestors`.
+    pub fn is_within_any(&self, ancestors: &[RelPath]) -> bool {
+        ancestors.iter().any(|dir| self.is_within(dir))
     }
 
     /// True when `self` equals `ancestor` or lies below it.

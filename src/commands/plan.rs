@@ -19,7 +19,7 @@ pub(super) async fn plan_command(
     let options = session::sync_options(&ctx.settings, selectors, (&source, &destination))?;
     let quiet_scan = args.json || ctx.verbosity == Verbosity::Quiet;
     let place = match &args.output {
-        Some(path) if !to_stdout && !is_special_file(path) => {
+        Some(path) if !to_stdout && !crate::outfile::is_special(path) => {
             Some(plan_place(path, [&source, &destination])?)
         }
         _ => None,
@@ -73,12 +73,6 @@ pub(super) async fn plan_command(
     } else {
         ExitStatus::Success
     })
-}
-
-/// Whether `path` is a FIFO, a device or a socket that exists: `-o` writes
-/// the plan into it as one JSON document, as a stream.
-fn is_special_file(path: &std::path::Path) -> bool {
-    std::fs::metadata(path).is_ok_and(|meta| !meta.is_file() && !meta.is_dir())
 }
 
 /// Where `-o` saves a plan in parts. A regular file there (a plan file of

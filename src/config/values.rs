@@ -136,17 +136,22 @@ impl MemoryBudget {
 
 impl<'de> Deserialize<'de> for MemoryBudget {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Repr {
-            Number(u64),
-            Text(String),
-        }
-        match Repr::deserialize(d)? {
-            Repr::Number(n) => Ok(MemoryBudget(Some(n))),
-            Repr::Text(t) => parse_memory_budget(&t).map_err(serde::de::Error::custom),
-        }
+        parse_memory_budget(&number_or_text(d)?).map_err(serde::de::Error::custom)
     }
+}
+
+/// A setting written as a number or as text, as text (one parser checks both).
+fn number_or_text<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Repr {
+        Number(u64),
+        Text(String),
+    }
+    Ok(match Repr::deserialize(d)? {
+        Repr::Number(n) => n.to_string(),
+        Repr::Text(t) => t,
+    })
 }
 
 impl ShowValue for MemoryBudget {
@@ -176,17 +181,7 @@ pub struct StoreDefault(pub Option<usize>);
 
 impl<'de> Deserialize<'de> for StoreDefault {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Repr {
-            Number(u64),
-            Text(String),
-        }
-        let text = match Repr::deserialize(d)? {
-            Repr::Number(n) => n.to_string(),
-            Repr::Text(t) => t,
-        };
-        parse_store_default(&text).map_err(serde::de::Error::custom)
+        parse_store_default(&number_or_text(d)?).map_err(serde::de::Error::custom)
     }
 }
 

@@ -140,7 +140,8 @@ impl ActionTotals {
         *self == ActionTotals::default()
     }
 
-    fn add(&mut self, bytes: u64) {
+    /// Counts one more entry of `bytes`.
+    pub fn add(&mut self, bytes: u64) {
         self.count += 1;
         self.bytes += bytes;
     }

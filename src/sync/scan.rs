@@ -10,7 +10,9 @@ use crate::filter::{Filter, FilterError};
 use crate::storage::{
     ListOptions, Listing, LocalStorage, ObjectStore, ScanCounter, Storage, StorageError,
 };
-use crate::types::{Entry, EntryKind, ManifestEntry, RelPath};
+use itertools::{EitherOrBoth, Itertools};
+
+use crate::types::{Entry, EntryKind, ManifestEntry, RelPath, by_path};
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -95,20 +97,22 @@ pub async fn scan(
 /// Every file present on both sides with equal sizes (files of different sizes
 /// differ anyway), in path order.
 fn checksum_candidates(scan: &Scan) -> Arc<Vec<RelPath>> {
-    let mut destination = scan.destination.manifest.iter().peekable();
-    let mut wanted = Vec::new();
-    // Both manifests are in path order: one merge pass.
-    for src in scan.source.manifest.iter() {
-        while destination.next_if(|dst| dst.path < src.path).is_some() {}
-        if let Some(dst) = destination.next_if(|dst| dst.path == src.path)
-            && src.entry.kind == EntryKind::File
-            && dst.entry.kind == EntryKind::File
-            && src.entry.size == dst.entry.size
-        {
-            wanted.push(src.path);
-        }
-    }
-    Arc::new(wanted)
+    let (src, dst) = (&scan.source.manifest, &scan.destination.manifest);
+    Arc::new(
+        src.iter()
+            .merge_join_by(dst.iter(), by_path)
+            .filter_map(|joined| match joined {
+                EitherOrBoth::Both(s, d)
+                    if s.entry.kind == EntryKind::File
+                        && d.entry.kind == EntryKind::File
+                        && s.entry.size == d.entry.size =>
+                {
+                    Some(s.path)
+                }
+                _ => None,
+            })
+            .collect(),
+    )
 }
 
 /// The entries of `manifest` at the `wanted` paths (both in path order), in

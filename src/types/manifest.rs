@@ -25,6 +25,12 @@ pub struct ManifestEntry {
     pub entry: Entry,
 }
 
+/// Orders entries by path: the order of a manifest, and how two are joined
+/// (`itertools::merge_join_by(a, b, by_path)`).
+pub fn by_path(a: &ManifestEntry, b: &ManifestEntry) -> std::cmp::Ordering {
+    a.path.cmp(&b.path)
+}
+
 /// Everything a scan found on one side, sorted by path, plus the subtrees it could
 /// not read completely (nothing below those may be deleted on the other side).
 #[derive(Clone, Debug, Default)]
@@ -138,7 +144,7 @@ impl Manifest {
     }
 
     pub fn is_incomplete_at(&self, path: &RelPath) -> bool {
-        self.incomplete.iter().any(|dir| path.is_within(dir))
+        path.is_within_any(&self.incomplete)
     }
 
     /// The bytes of its files.

@@ -31,7 +31,9 @@ use serde::Serialize;
 use super::scan::Scan;
 use crate::storage::local::LocalStorage;
 use crate::storage::{SharedStore, Storage};
-use crate::types::{ContentSums, Entry, EntryKind, Manifest, ManifestEntry, RelPath};
+use itertools::{EitherOrBoth, Itertools};
+
+use crate::types::{ContentSums, Entry, EntryKind, Manifest, ManifestEntry, RelPath, by_path};
 
 /// How a pair was compared.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -352,42 +354,30 @@ fn pair_up(scan: &Scan, sides: [Side<'_>; 2], report: &mut CheckReport) -> Vec<P
         Side::Local(_) => Known::Computable,
         Side::Object(_) => Known::Held(entry.sums()),
     };
-    let mut s = files(&scan.source.manifest).peekable();
-    let mut d = files(&scan.destination.manifest).peekable();
+    let (s, d) = (
+        files(&scan.source.manifest),
+        files(&scan.destination.manifest),
+    );
     let mut pairs = Vec::new();
-    loop {
-        let order = match (s.peek(), d.peek()) {
-            (Some(a), Some(b)) => a.path.cmp(&b.path),
-            (Some(_), None) => std::cmp::Ordering::Less,
-            (None, Some(_)) => std::cmp::Ordering::Greater,
-            (None, None) => break,
-        };
-        match order {
-            std::cmp::Ordering::Less => report.missing.extend(s.next().map(|a| a.path)),
-            std::cmp::Ordering::Greater => report.extra.extend(d.next().map(|b| b.path)),
-            std::cmp::Ordering::Equal => {
-                let (Some(a), Some(b)) = (s.next(), d.next()) else {
-                    break;
-                };
-                if a.entry.size == b.entry.size {
-                    pairs.push(Pair {
-                        known: [known(sides[0], &a.entry), known(sides[1], &b.entry)],
-                        path: a.path,
-                        entries: [a.entry, b.entry],
-                        sums: [ContentSums::default(); 2],
-                        looked_up: false,
-                    });
-                } else {
-                    report.differ.push(Difference {
-                        path: a.path.clone(),
-                        evidence: Evidence::SizeOnly,
-                        why: format!(
-                            "sizes differ ({} at the source, {} at the destination)",
-                            a.entry.size, b.entry.size
-                        ),
-                    });
-                }
-            }
+    for joined in s.merge_join_by(d, by_path) {
+        match joined {
+            EitherOrBoth::Left(a) => report.missing.push(a.path),
+            EitherOrBoth::Right(b) => report.extra.push(b.path),
+            EitherOrBoth::Both(a, b) if a.entry.size == b.entry.size => pairs.push(Pair {
+                known: [known(sides[0], &a.entry), known(sides[1], &b.entry)],
+                path: a.path,
+                entries: [a.entry, b.entry],
+                sums: [ContentSums::default(); 2],
+                looked_up: false,
+            }),
+            EitherOrBoth::Both(a, b) => report.differ.push(Difference {
+                why: format!(
+                    "sizes differ ({} at the source, {} at the destination)",
+                    a.entry.size, b.entry.size
+                ),
+                path: a.path,
+                evidence: Evidence::SizeOnly,
+            }),
         }
     }
     pairs

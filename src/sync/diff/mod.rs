@@ -21,8 +21,10 @@
 use serde::{Deserialize, Serialize};
 
 use super::plan::PlanItem;
+use itertools::{EitherOrBoth, Itertools};
+
 use crate::types::{
-    Entry, EntryKind, Manifest, ManifestEntry, ManifestIntoIter, RelPath, SyncAction,
+    Entry, EntryKind, Manifest, ManifestEntry, ManifestIntoIter, RelPath, SyncAction, by_path,
 };
 use crate::uri::TimeGrain;
 
@@ -198,7 +200,8 @@ impl TimeRule {
 
 /// Merges the two sorted manifests into plan items, in path order.
 pub fn diff(src: &Manifest, dst: &Manifest, opts: &DiffOptions) -> Vec<PlanItem> {
-    DiffItems::new(src.iter(), dst.iter(), src, opts).collect()
+    let facts = SourceFacts::of(src, opts);
+    DiffItems::new(src.iter(), dst.iter(), facts, opts).collect()
 }
 
 /// The same as [`diff`], item by item, consuming the manifests: each side's
@@ -208,26 +211,40 @@ pub fn diff_owned(
     dst: Manifest,
     opts: &DiffOptions,
 ) -> DiffItems<'_, ManifestIntoIter, ManifestIntoIter> {
-    let items = DiffItems::new(std::iter::empty(), std::iter::empty(), &src, opts);
-    DiffItems {
-        src: src.into_iter().peekable(),
-        dst: dst.into_iter().peekable(),
-        source_incomplete: items.source_incomplete,
-        non_empty: items.non_empty,
-        opts,
-    }
+    let facts = SourceFacts::of(&src, opts);
+    DiffItems::new(src.into_iter(), dst.into_iter(), facts, opts)
 }
 
-/// Plan items from two sorted streams of entries, in path order.
-pub struct DiffItems<'o, S: Iterator<Item = ManifestEntry>, D: Iterator<Item = ManifestEntry>> {
-    src: std::iter::Peekable<S>,
-    dst: std::iter::Peekable<D>,
+/// What the diff needs of the source beyond its entries.
+struct SourceFacts {
     /// Subtrees the source could not read whole: nothing below them is deleted.
-    source_incomplete: Vec<RelPath>,
+    incomplete: Vec<RelPath>,
     /// With -a to an object store, the source's directories that hold
     /// entries: an empty one goes as a `dir/` marker (one with entries is
     /// implied by their keys).
     non_empty: std::collections::HashSet<RelPath>,
+}
+
+impl SourceFacts {
+    fn of(source: &Manifest, opts: &DiffOptions) -> Self {
+        let non_empty = if opts.archive && !opts.destination_has_dirs {
+            source.iter().filter_map(|e| e.path.parent()).collect()
+        } else {
+            Default::default()
+        };
+        Self {
+            incomplete: source.incomplete().to_vec(),
+            non_empty,
+        }
+    }
+}
+
+type ByPath = fn(&ManifestEntry, &ManifestEntry) -> std::cmp::Ordering;
+
+/// Plan items from two sorted streams of entries, in path order.
+pub struct DiffItems<'o, S: Iterator<Item = ManifestEntry>, D: Iterator<Item = ManifestEntry>> {
+    pairs: itertools::MergeJoinBy<S, D, ByPath>,
+    source: SourceFacts,
     opts: &'o DiffOptions,
 }
 
@@ -236,17 +253,10 @@ where
     S: Iterator<Item = ManifestEntry>,
     D: Iterator<Item = ManifestEntry>,
 {
-    fn new(src: S, dst: D, source: &Manifest, opts: &'o DiffOptions) -> Self {
-        let non_empty = if opts.archive && !opts.destination_has_dirs {
-            source.iter().filter_map(|e| e.path.parent()).collect()
-        } else {
-            Default::default()
-        };
+    fn new(src: S, dst: D, source: SourceFacts, opts: &'o DiffOptions) -> Self {
         Self {
-            src: src.peekable(),
-            dst: dst.peekable(),
-            source_incomplete: source.incomplete().to_vec(),
-            non_empty,
+            pairs: src.merge_join_by(dst, by_path as ByPath),
+            source,
             opts,
         }
     }
@@ -262,26 +272,12 @@ where
     fn next(&mut self) -> Option<PlanItem> {
         let opts = self.opts;
         loop {
-            let order = match (self.src.peek(), self.dst.peek()) {
-                (Some(a), Some(b)) => a.path.cmp(&b.path),
-                (Some(_), None) => std::cmp::Ordering::Less,
-                (None, Some(_)) => std::cmp::Ordering::Greater,
-                (None, None) => return None,
-            };
-            let item = match order {
-                std::cmp::Ordering::Less => self
-                    .src
-                    .next()
-                    .and_then(|a| only_at_source(a, opts, &self.non_empty)),
-                std::cmp::Ordering::Greater => self
-                    .dst
-                    .next()
-                    .map(|b| only_at_destination(b, &self.source_incomplete, opts)),
-                std::cmp::Ordering::Equal => self
-                    .src
-                    .next()
-                    .zip(self.dst.next())
-                    .and_then(|(a, b)| on_both_sides(a, b, opts)),
+            let item = match self.pairs.next()? {
+                EitherOrBoth::Left(a) => only_at_source(a, opts, &self.source.non_empty),
+                EitherOrBoth::Right(b) => {
+                    Some(only_at_destination(b, &self.source.incomplete, opts))
+                }
+                EitherOrBoth::Both(a, b) => on_both_sides(a, b, opts),
             };
             if item.is_some() {
                 return item;
@@ -363,7 +359,7 @@ fn only_at_destination(
 ) -> PlanItem {
     let (action, reason) = if !opts.delete {
         (SyncAction::Skip, Reason::OnlyAtDestination)
-    } else if source_incomplete.iter().any(|dir| dst.path.is_within(dir)) {
+    } else if dst.path.is_within_any(source_incomplete) {
         (SyncAction::Skip, Reason::SourceUnreadable)
     } else {
         (SyncAction::Delete, Reason::MissingAtSource)

@@ -257,8 +257,7 @@ impl<'a> PartsWriter<'a> {
     pub async fn push(&mut self, item: &PlanItem) -> Result<(), PlanError> {
         self.stats.add(item);
         if item.is_unchanged() {
-            self.unchanged.count += 1;
-            self.unchanged.bytes += item.size();
+            self.unchanged.add(item.size());
             return Ok(());
         }
         serde_json::to_writer(&mut self.part, item).map_err(|e| PlanError::Write {

@@ -57,6 +57,12 @@ impl SyncPlan {
     /// holds the file's text or a JSON tree: a million-item plan costs what its
     /// items cost.
     pub fn load(path: &Path) -> Result<SyncPlan, PlanError> {
+        Self::load_hashed(path).map(|(plan, _)| plan)
+    }
+
+    /// [`SyncPlan::load`], with the blake3 of the file's bytes, taken as the
+    /// first pass reads them (it reads to the end, past the header).
+    fn load_hashed(path: &Path) -> Result<(SyncPlan, blake3::Hash), PlanError> {
         let invalid = |reason: String| PlanError::Invalid {
             path: path.to_path_buf(),
             reason,
@@ -74,11 +80,10 @@ impl SyncPlan {
                 invalid(e.to_string())
             }
         };
-        let open = || {
-            std::fs::File::open(path)
-                .map(|file| std::io::BufReader::with_capacity(1 << 20, file))
-                .map_err(read_err)
-        };
+        let open = || std::fs::File::open(path).map_err(read_err);
+        fn buffered<R: std::io::Read>(reader: R) -> std::io::BufReader<R> {
+            std::io::BufReader::with_capacity(1 << 20, reader)
+        }
 
         /// The fields that say what a file is; everything else is skipped
         /// unread in this pass.
@@ -87,10 +92,16 @@ impl SyncPlan {
             format: Option<String>,
             version: Option<u64>,
         }
-        let header: Header = serde_json::from_reader(open()?).map_err(|e| match e.classify() {
+        let mut hashing = blake3::Hasher::new();
+        let header: Header = serde_json::from_reader(buffered(Hashing {
+            inner: open()?,
+            hasher: &mut hashing,
+        }))
+        .map_err(|e| match e.classify() {
             serde_json::error::Category::Data => invalid("not a JSON object".into()),
             _ => parse_err(e),
         })?;
+        let hash = hashing.finalize();
         if header.format.as_deref() != Some(PLAN_FORMAT) {
             return Err(invalid("the `format` field is missing or wrong".into()));
         }
@@ -111,10 +122,10 @@ impl SyncPlan {
             }
             None => return Err(invalid("the `version` field is missing".into())),
         }
-        let mut plan: SyncPlan = serde_json::from_reader(open()?).map_err(parse_err)?;
+        let mut plan: SyncPlan = serde_json::from_reader(buffered(open()?)).map_err(parse_err)?;
         plan.items.shrink_to_fit();
         plan.validate().map_err(invalid)?;
-        Ok(plan)
+        Ok((plan, hash))
     }
 
     /// A plan read from a file or store is input: nothing in it may point
@@ -159,14 +170,10 @@ impl SyncPlan {
         if let Location::Local(path) = location
             && path.is_file()
         {
-            let plan = SyncPlan::load(path)?;
-            let bytes = std::fs::read(path).map_err(|source| PlanError::Read {
-                path: path.clone(),
-                source,
-            })?;
+            let (plan, hash) = SyncPlan::load_hashed(path)?;
             return Ok(SavedPlan {
                 plan,
-                id: id(blake3::hash(&bytes)),
+                id: id(hash),
                 at: PlanAt::File(path.clone()),
             });
         }
@@ -186,5 +193,19 @@ impl SyncPlan {
             id: id(header_hash),
             at: PlanAt::Parts(location.clone()),
         })
+    }
+}
+
+/// A reader that hashes what passes through it.
+struct Hashing<'h, R> {
+    inner: R,
+    hasher: &'h mut blake3::Hasher,
+}
+
+impl<R: std::io::Read> std::io::Read for Hashing<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
     }
 }

@@ -166,8 +166,7 @@ mod in_parts {
         let mut saved = plan.clone();
         saved.items.retain(|item| !item.is_unchanged());
         for item in plan.items.iter().filter(|item| item.is_unchanged()) {
-            saved.unlisted.count += 1;
-            saved.unlisted.bytes += item.size();
+            saved.unlisted.add(item.size());
         }
         saved
     }

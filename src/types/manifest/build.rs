@@ -65,7 +65,7 @@ impl ManifestBuilder {
     pub fn push(&mut self, entry: ManifestEntry) {
         self.pending.push(entry);
         if self.pending.len() >= self.run_entries {
-            self.seal_run();
+            self.end_run();
         }
     }
 
@@ -74,10 +74,6 @@ impl ManifestBuilder {
     /// that do not overlap (pages of a listing) ends a run after each, so
     /// that `finish` moves their blocks whole instead of merging entries.
     pub fn end_run(&mut self) {
-        self.seal_run();
-    }
-
-    fn seal_run(&mut self) {
         if self.pending.is_empty() {
             return;
         }
@@ -118,7 +114,7 @@ impl ManifestBuilder {
     }
 
     pub fn finish(mut self, incomplete: Vec<RelPath>, root_exists: bool) -> Manifest {
-        self.seal_run();
+        self.end_run();
         let spill = self.budget.as_ref().map(|b| b.spill.clone());
         let mut writer = BlockWriter::with_budget(self.budget.clone());
         // The runs merged by path. A block that ends before every other
