@@ -71,6 +71,7 @@ fn app() -> App {
     let scan = Scan {
         source: listing(src),
         destination: listing(dst),
+        compared: None,
     };
     let before = resident_bytes();
     let plan = build_plan(

@@ -202,9 +202,6 @@ pub struct EntryExtra {
     /// Target of a symbolic link, as raw bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub link_target: Option<RelPath>,
-    /// blake3 of the content, hex, when it was computed (`--checksum`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub blake3: Option<String>,
     /// The object's ETag, for entries listed from an object store.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub etag: Option<String>,
@@ -263,6 +260,20 @@ impl ContentSums {
         *self == ContentSums::default()
     }
 
+    /// Whether two contents are the same, by the strongest checksum both
+    /// hold — the store's own before the blake3 HugeSync records (a rewrite
+    /// that copied the metadata carries that over unchanged), as `check`
+    /// ranks them: `None` where they hold none in common.
+    pub fn same_content(&self, other: &ContentSums) -> Option<bool> {
+        fn same<T: PartialEq>(a: Option<T>, b: Option<T>) -> Option<bool> {
+            Some(a? == b?)
+        }
+        same(self.crc64nvme, other.crc64nvme)
+            .or_else(|| same(self.md5, other.md5))
+            .or_else(|| same(self.crc32c, other.crc32c))
+            .or_else(|| same(self.blake3, other.blake3))
+    }
+
     /// The blake3 of a hex text (as metadata carries it).
     pub fn blake3_of_hex(hex_text: &str) -> Option<[u8; 32]> {
         let mut out = [0; 32];
@@ -286,20 +297,12 @@ impl Entry {
         self.extra.as_ref()?.link_target.as_ref()
     }
 
-    pub fn blake3(&self) -> Option<&str> {
-        self.extra.as_ref()?.blake3.as_deref()
-    }
-
     pub fn etag(&self) -> Option<&str> {
         self.extra.as_ref()?.etag.as_deref()
     }
 
     pub fn set_etag(&mut self, etag: String) {
         self.extra.get_or_insert_with(Default::default).etag = Some(etag);
-    }
-
-    pub fn set_blake3(&mut self, hex: String) {
-        self.extra.get_or_insert_with(Default::default).blake3 = Some(hex);
     }
 
     /// The store's checksums of an object's content, from its listing.

@@ -18,6 +18,42 @@ pub enum Listing {
     All,
 }
 
+/// What `--checksum` compared: "3 pairs compared: 2 alike (MD5 2), 1
+/// differ; 1 requests beyond the listings, 60 B of local files read".
+fn describe_compared(c: &crate::sync::check::ContentCompared) -> String {
+    let by: Vec<String> = c
+        .alike
+        .by_evidence()
+        .into_iter()
+        .map(|(name, n)| format!("{name} {}", format::count(n)))
+        .collect();
+    let mut text = format!(
+        "{} pairs compared: {} alike",
+        format::count(c.pairs),
+        format::count(c.alike.total())
+    );
+    if !by.is_empty() {
+        write!(text, " ({})", by.join(", ")).ok();
+    }
+    write!(text, ", {} differ", format::count(c.differ)).ok();
+    if c.unsettled > 0 {
+        write!(
+            text,
+            ", {} unsettled (their times decide)",
+            format::count(c.unsettled)
+        )
+        .ok();
+    }
+    write!(
+        text,
+        "; {} requests beyond the listings, {} of local files read",
+        format::count(c.requests),
+        format::bytes(c.bytes_read)
+    )
+    .ok();
+    text
+}
+
 /// The plan as a table grouped by action, with totals, written as it is
 /// made: a million-item listing never sits in memory as one string.
 pub fn write_plan_text(
@@ -35,6 +71,9 @@ pub fn write_plan_text(
         format::count(plan.scanned.destination_entries),
         format::bytes(plan.scanned.destination_bytes),
     )?;
+    if let Some(compared) = &plan.scanned.compared {
+        writeln!(out, "  --checksum: {}", describe_compared(compared))?;
+    }
     if let Some(check) = plan.rebuild_check_note() {
         writeln!(out, "  delta rebuilds: {check}")?;
     }

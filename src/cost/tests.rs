@@ -59,6 +59,7 @@ fn worked_example() -> SyncPlan {
         &Scan {
             source: as_refs(&source),
             destination: as_refs(&destination),
+            compared: None,
         },
         opts,
     );
@@ -150,6 +151,7 @@ fn a_delta_download_saves_egress_and_a_whole_one_pays_it() {
         &Scan {
             source: listing(&[("a.bin", Some(GIB), LATE), ("b.bin", Some(100 * MIB), LATE)]),
             destination: listing(&[("a.bin", Some(GIB), EARLY)]),
+            compared: None,
         },
         opts,
     );

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use super::check::sync_checksum::ContentCompared;
 use super::diff::{self, DiffOptions, Reason};
 use super::scan::Scan;
 use super::{SyncOptions, transfer_action};
@@ -218,6 +219,9 @@ pub struct ScanTotals {
     pub source_bytes: u64,
     pub destination_entries: u64,
     pub destination_bytes: u64,
+    /// What `--checksum` compared, and by which checksums.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compared: Option<ContentCompared>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -317,6 +321,7 @@ pub(crate) fn plan_head(
         source_bytes: src.total_bytes(),
         destination_entries: dst.len() as u64,
         destination_bytes: dst.total_bytes(),
+        compared: scan.compared,
     };
     let created_ns = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -274,6 +274,7 @@ impl Session {
         let Scan {
             source: src,
             destination: dst,
+            ..
         } = scan;
         let watches = [src.manifest.read_watch(), dst.manifest.read_watch()];
         let mut items = super::diff::diff_owned(src.manifest, dst.manifest, &diff_options);

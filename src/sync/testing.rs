@@ -61,6 +61,7 @@ pub fn plan_of(source: Listing, destination: Listing, options: SyncOptions) -> S
         &Scan {
             source,
             destination,
+            compared: None,
         },
         options,
     )

@@ -67,6 +67,20 @@ impl Manifest {
         }
     }
 
+    /// The entries from `path` on (those at or after it), in path order:
+    /// the blocks before its own are skipped unread.
+    pub fn iter_from<'a>(&'a self, path: &'a RelPath) -> impl Iterator<Item = ManifestEntry> + 'a {
+        let first = self.block_of(path).unwrap_or(0);
+        Iter {
+            blocks: self.blocks[first..].iter(),
+            spill: self.spill.as_deref(),
+            current: Cow::Borrowed(&[]),
+            at: 0,
+            previous: codec::Previous::default(),
+        }
+        .skip_while(move |e| e.path < *path)
+    }
+
     pub fn len(&self) -> usize {
         self.len
     }

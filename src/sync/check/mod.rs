@@ -22,6 +22,9 @@
 
 pub(crate) mod local;
 mod lookup;
+pub(crate) mod sync_checksum;
+
+pub use sync_checksum::ContentCompared;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -101,7 +104,7 @@ pub struct Unchecked {
 }
 
 /// How many pairs were found alike, by evidence.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Alike {
     pub blake3: u64,
     pub md5: u64,
@@ -230,12 +233,27 @@ struct Pair {
 }
 
 impl Pair {
+    fn new(path: RelPath, entries: [Entry; 2], sides: [Side<'_>; 2]) -> Pair {
+        let known = |side: Side<'_>, entry: &Entry| match side {
+            Side::Local(_) => Known::Computable,
+            Side::Object(_) => Known::Held(entry.sums()),
+        };
+        Pair {
+            known: [known(sides[0], &entries[0]), known(sides[1], &entries[1])],
+            path,
+            entries,
+            sums: [ContentSums::default(); 2],
+            looked_up: false,
+        }
+    }
+
     /// The checksum to compare by: blake3 between two local files, else the
     /// first both sides hold (or can compute), the store's own first.
     fn common(&self) -> Option<Evidence> {
         if self.known == [Known::Computable; 2] {
             return Some(Evidence::Blake3);
         }
+        // The order of ContentSums::same_content, which the diff follows.
         Evidence::CHECKSUMS
             .into_iter()
             .find(|&kind| self.known[0].has(kind) && self.known[1].has(kind))
@@ -268,64 +286,7 @@ pub async fn check(
     let mut report = CheckReport::default();
     let mut pairs = pair_up(scan, sides, &mut report);
     progress.pairs.store(pairs.len() as u64, Ordering::Relaxed);
-    let mut settled = vec![None::<Evidence>; pairs.len()];
-
-    // The listings' checksums; one lookup per object where they hold none.
-    let unknown: Vec<usize> = (0..pairs.len())
-        .filter(|&i| pairs[i].common().is_none())
-        .collect();
-    lookup::look_up(&mut pairs, &unknown, sides, &progress, &mut report).await;
-    let mut chosen: Vec<Option<Evidence>> = pairs.iter().map(Pair::common).collect();
-    // The local files' checksums of the chosen kinds.
-    local_sums(&mut pairs, &chosen, sides, &progress, &mut report).await;
-    decide(&pairs, &chosen, &mut settled, &progress);
-
-    // A difference by a listed MD5 is confirmed by a HEAD: a listing cannot
-    // tell an S3 ETag that is no MD5 (SSE-KMS, SSE-C), and the HEAD's
-    // answer drops it. Where the MD5 stands, so does the difference.
-    let doubtful: Vec<usize> = (0..pairs.len())
-        .filter(|&i| settled[i] == Some(Evidence::Md5))
-        .filter(|&i| pairs[i].verdict(Evidence::Md5) == Some(false))
-        .filter(|&i| !pairs[i].looked_up)
-        .collect();
-    if !doubtful.is_empty() {
-        lookup::look_up(&mut pairs, &doubtful, sides, &progress, &mut report).await;
-        let mut again = vec![None; pairs.len()];
-        for &i in &doubtful {
-            let kind = pairs[i].common();
-            if kind != Some(Evidence::Md5) {
-                again[i] = kind;
-                chosen[i] = kind;
-                settled[i] = None;
-                progress.settled.fetch_sub(1, Ordering::Relaxed);
-            }
-        }
-        local_sums(&mut pairs, &again, sides, &progress, &mut report).await;
-        decide(&pairs, &again, &mut settled, &progress);
-    }
-
-    // What no checksum settles: the bytes, when allowed, else the size.
-    let failed: std::collections::HashSet<&RelPath> =
-        report.unchecked.iter().map(|u| &u.path).collect();
-    let rest: Vec<usize> = (0..pairs.len())
-        .filter(|&i| chosen[i].is_none() && !failed.contains(&pairs[i].path))
-        .collect();
-    drop(failed);
-    if options.download && !rest.is_empty() {
-        let mut only_rest = vec![None; pairs.len()];
-        for &i in &rest {
-            only_rest[i] = Some(Evidence::Bytes);
-        }
-        lookup::read_bytes(&mut pairs, &rest, sides, &progress, &mut report).await;
-        local_sums(&mut pairs, &only_rest, sides, &progress, &mut report).await;
-        decide(&pairs, &only_rest, &mut settled, &progress);
-    } else {
-        for &i in &rest {
-            settled[i] = Some(Evidence::SizeOnly);
-            progress.settled.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-
+    let settled = compare(&mut pairs, sides, options, &progress, &mut report).await;
     for (pair, evidence) in pairs.iter().zip(settled) {
         let Some(evidence) = evidence else {
             continue;
@@ -347,13 +308,81 @@ pub async fn check(
     report
 }
 
+/// Settles each pair by the strongest checksum both sides hold or can
+/// compute (a listed MD5 difference confirmed by a HEAD), else by the bytes
+/// (`--download`) or the size: the evidence each pair was settled by, `None`
+/// where it could not be compared (in `report.unchecked`).
+async fn compare(
+    pairs: &mut [Pair],
+    sides: [Side<'_>; 2],
+    options: CheckOptions,
+    progress: &Arc<CheckProgress>,
+    report: &mut CheckReport,
+) -> Vec<Option<Evidence>> {
+    let mut settled = vec![None::<Evidence>; pairs.len()];
+
+    // The listings' checksums; one lookup per object where they hold none.
+    let unknown: Vec<usize> = (0..pairs.len())
+        .filter(|&i| pairs[i].common().is_none())
+        .collect();
+    lookup::look_up(pairs, &unknown, sides, progress, report).await;
+    let mut chosen: Vec<Option<Evidence>> = pairs.iter().map(Pair::common).collect();
+    // The local files' checksums of the chosen kinds.
+    local_sums(pairs, &chosen, sides, progress, report).await;
+    decide(pairs, &chosen, &mut settled, progress);
+
+    // A difference by a listed MD5 is confirmed by a HEAD: a listing cannot
+    // tell an S3 ETag that is no MD5 (SSE-KMS, SSE-C), and the HEAD's
+    // answer drops it. Where the MD5 stands, so does the difference.
+    let doubtful: Vec<usize> = (0..pairs.len())
+        .filter(|&i| settled[i] == Some(Evidence::Md5))
+        .filter(|&i| pairs[i].verdict(Evidence::Md5) == Some(false))
+        .filter(|&i| !pairs[i].looked_up)
+        .collect();
+    if !doubtful.is_empty() {
+        lookup::look_up(pairs, &doubtful, sides, progress, report).await;
+        let mut again = vec![None; pairs.len()];
+        for &i in &doubtful {
+            let kind = pairs[i].common();
+            if kind != Some(Evidence::Md5) {
+                again[i] = kind;
+                chosen[i] = kind;
+                settled[i] = None;
+                progress.settled.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+        local_sums(pairs, &again, sides, progress, report).await;
+        decide(pairs, &again, &mut settled, progress);
+    }
+
+    // What no checksum settles: the bytes, when allowed, else the size.
+    let failed: std::collections::HashSet<&RelPath> =
+        report.unchecked.iter().map(|u| &u.path).collect();
+    let rest: Vec<usize> = (0..pairs.len())
+        .filter(|&i| chosen[i].is_none() && !failed.contains(&pairs[i].path))
+        .collect();
+    drop(failed);
+    if options.download && !rest.is_empty() {
+        let mut only_rest = vec![None; pairs.len()];
+        for &i in &rest {
+            only_rest[i] = Some(Evidence::Bytes);
+        }
+        lookup::read_bytes(pairs, &rest, sides, progress, report).await;
+        local_sums(pairs, &only_rest, sides, progress, report).await;
+        decide(pairs, &only_rest, &mut settled, progress);
+    } else {
+        for &i in &rest {
+            settled[i] = Some(Evidence::SizeOnly);
+            progress.settled.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    settled
+}
+
 /// Pairs the two sides' files by path: those of one size to compare, the
 /// rest reported as missing, extra or of different sizes.
 fn pair_up(scan: &Scan, sides: [Side<'_>; 2], report: &mut CheckReport) -> Vec<Pair> {
-    let known = |side: Side<'_>, entry: &Entry| match side {
-        Side::Local(_) => Known::Computable,
-        Side::Object(_) => Known::Held(entry.sums()),
-    };
     let (s, d) = (
         files(&scan.source.manifest),
         files(&scan.destination.manifest),
@@ -363,13 +392,9 @@ fn pair_up(scan: &Scan, sides: [Side<'_>; 2], report: &mut CheckReport) -> Vec<P
         match joined {
             EitherOrBoth::Left(a) => report.missing.push(a.path),
             EitherOrBoth::Right(b) => report.extra.push(b.path),
-            EitherOrBoth::Both(a, b) if a.entry.size == b.entry.size => pairs.push(Pair {
-                known: [known(sides[0], &a.entry), known(sides[1], &b.entry)],
-                path: a.path,
-                entries: [a.entry, b.entry],
-                sums: [ContentSums::default(); 2],
-                looked_up: false,
-            }),
+            EitherOrBoth::Both(a, b) if a.entry.size == b.entry.size => {
+                pairs.push(Pair::new(a.path, [a.entry, b.entry], sides));
+            }
             EitherOrBoth::Both(a, b) => report.differ.push(Difference {
                 why: format!(
                     "sizes differ ({} at the source, {} at the destination)",

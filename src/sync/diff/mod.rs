@@ -464,14 +464,15 @@ fn compare_files(s: &Entry, d: &Entry, opts: &DiffOptions) -> (SyncAction, Reaso
         if s.size != d.size {
             return changed(Reason::SizeChanged);
         }
-        match (s.blake3(), d.blake3()) {
-            (Some(a), Some(b)) if a != b => return changed(Reason::ContentChanged),
-            (Some(_), Some(_)) if !same_time => {
+        // The checksums the scan recorded (see check::sync_checksum).
+        match s.sums().same_content(&d.sums()) {
+            Some(false) => return changed(Reason::ContentChanged),
+            Some(true) if !same_time => {
                 return (SyncAction::Metadata, Reason::MtimeOnly);
             }
-            // A side whose content nobody could hash: the times decide, as
-            // without --checksum, never "same content" on no evidence.
-            (None, _) | (_, None) if !same_time => return changed(Reason::MtimeChanged),
+            // A pair no checksum settled: the times decide, as without
+            // --checksum, never "same content" on no evidence.
+            None if !same_time => return changed(Reason::MtimeChanged),
             _ => {}
         }
     } else if s.size != d.size {

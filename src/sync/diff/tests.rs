@@ -1,5 +1,5 @@
 use super::*;
-use crate::types::{EntryExtra, RelPath};
+use crate::types::{ContentSums, EntryExtra, RelPath};
 
 fn file(path: &str, size: u64, mtime: i64) -> ManifestEntry {
     ManifestEntry {
@@ -144,26 +144,52 @@ fn delta_candidates_by_threshold() {
 
 #[test]
 fn checksum_mode_compares_content() {
-    let mut same = file("same", 4, 1);
-    same.entry.set_blake3("aa".into());
-    let mut moved = file("same", 4, 2);
-    moved.entry.set_blake3("aa".into());
-    let mut other = file("other", 4, 1);
-    other.entry.set_blake3("bb".into());
-    let mut other_dst = file("other", 4, 1);
-    other_dst.entry.set_blake3("cc".into());
-    // No hash at the destination (an object nobody recorded one for): the
-    // times decide, not a metadata-only change taken on trust.
-    let mut unknown = file("unknown", 4, 1);
-    unknown.entry.set_blake3("dd".into());
+    let with = |mut item: ManifestEntry, sums: ContentSums| {
+        item.entry.set_sums(sums);
+        item
+    };
+    let blake3 = |b: u8| ContentSums {
+        blake3: Some([b; 32]),
+        ..ContentSums::default()
+    };
+    let md5 = |b: u8| ContentSums {
+        md5: Some([b; 16]),
+        ..ContentSums::default()
+    };
+    let same = with(file("same", 4, 1), blake3(0xaa));
+    let moved = with(file("same", 4, 2), blake3(0xaa));
+    let other = with(file("other", 4, 1), blake3(0xbb));
+    let other_dst = with(file("other", 4, 1), blake3(0xcc));
+    // No checksum at the destination (an object nobody recorded one for):
+    // the times decide, not a metadata-only change taken on trust.
+    let unknown = with(file("unknown", 4, 1), blake3(0xdd));
     let unknown_dst = file("unknown", 4, 2);
+    // Checksums of different kinds settle nothing either.
+    let unlike = with(file("unlike", 4, 1), md5(1));
+    let unlike_dst = with(file("unlike", 4, 2), blake3(1));
+    // The store's own MD5 outranks a recorded blake3 (a rewrite that kept
+    // the metadata): the MD5s differ, so the content does.
+    let stale = with(
+        file("stale", 4, 1),
+        ContentSums {
+            md5: Some([2; 16]),
+            ..blake3(0xee)
+        },
+    );
+    let stale_dst = with(
+        file("stale", 4, 1),
+        ContentSums {
+            md5: Some([3; 16]),
+            ..blake3(0xee)
+        },
+    );
     let o = DiffOptions {
         checksum: true,
         ..opts()
     };
     let items = diff(
-        &manifest(vec![same, other, unknown]),
-        &manifest(vec![moved, other_dst, unknown_dst]),
+        &manifest(vec![same, other, unknown, unlike, stale]),
+        &manifest(vec![moved, other_dst, unknown_dst, unlike_dst, stale_dst]),
         &o,
     );
     assert_eq!(
@@ -171,7 +197,9 @@ fn checksum_mode_compares_content() {
         vec![
             ("other".into(), SyncAction::Copy, Reason::ContentChanged),
             ("same".into(), SyncAction::Metadata, Reason::MtimeOnly),
+            ("stale".into(), SyncAction::Copy, Reason::ContentChanged),
             ("unknown".into(), SyncAction::Copy, Reason::MtimeChanged),
+            ("unlike".into(), SyncAction::Copy, Reason::MtimeChanged),
         ]
     );
 }

@@ -136,6 +136,7 @@ fn staleness_and_edit_carry_over() {
     let now = Scan {
         source: listing(&[("a", 1, 1), ("b", 3, 3)]),
         destination: listing(&[]),
+        compared: None,
     };
     let stale = p.stale_items(&now);
     assert_eq!(stale.len(), 1);
@@ -301,6 +302,7 @@ fn a_plan_from_spilled_scans_equals_the_one_made_in_memory() {
     let scan = |budget| crate::sync::Scan {
         source: list(&src, budget),
         destination: list(&dst, budget),
+        compared: None,
     };
     let spilled = scan(Some(16 << 10));
     // ~10 bytes an entry: 3,030 at the source, 2,030 at the destination.

@@ -41,6 +41,7 @@ fn app() -> App {
         &Scan {
             source: src,
             destination: dst,
+            compared: None,
         },
         options,
     );
@@ -219,6 +220,7 @@ fn a_directory_row_summarises_its_subtree() {
         &Scan {
             source: listing(&src),
             destination: listing(&dst),
+            compared: None,
         },
         options(),
     );
@@ -269,6 +271,7 @@ fn a_priced_plan_shows_its_cost_in_the_header_details_and_dialog() {
                 ("notes.txt", Some(4096), T),
             ]),
             destination: listing(&[("checkpoint.bin", Some(1 << 30), T)]),
+            compared: None,
         },
         options,
     );

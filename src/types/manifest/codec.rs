@@ -86,23 +86,22 @@ const HAS_EXTRA: u8 = 1 << 3;
 
 // The extra's flags.
 const LINK: u16 = 1 << 0;
-const BLAKE3_TEXT: u16 = 1 << 1;
-const ETAG: u16 = 1 << 2;
-const SUM_BLAKE3: u16 = 1 << 3;
-const SUM_MD5: u16 = 1 << 4;
+const ETAG: u16 = 1 << 1;
+const SUM_BLAKE3: u16 = 1 << 2;
+const SUM_MD5: u16 = 1 << 3;
 /// The MD5 is the one the ETag spells (an S3 object uploaded whole): it is
 /// not stored twice.
-const SUM_MD5_IS_ETAG: u16 = 1 << 5;
-const SUM_CRC32C: u16 = 1 << 6;
-const SUM_CRC64NVME: u16 = 1 << 7;
-const SUM_SHA256: u16 = 1 << 8;
-const SUM_MULTIPART: u16 = 1 << 9;
+const SUM_MD5_IS_ETAG: u16 = 1 << 4;
+const SUM_CRC32C: u16 = 1 << 5;
+const SUM_CRC64NVME: u16 = 1 << 6;
+const SUM_SHA256: u16 = 1 << 7;
+const SUM_MULTIPART: u16 = 1 << 8;
 
-// How a text field (ETag, blake3 hex) is held.
+// How an ETag is held.
 const TEXT_RAW: u8 = 0;
 /// `"` + 32 lowercase hex digits + `"`: an S3 or GCS-style MD5 ETag.
 const TEXT_QUOTED_MD5: u8 = 1;
-/// 64 lowercase hex digits: a blake3.
+/// 64 lowercase hex digits, held as the 32 bytes they spell.
 const TEXT_HEX32: u8 = 2;
 
 fn kind_code(kind: EntryKind) -> u8 {
@@ -239,7 +238,6 @@ fn put_extra(out: &mut Vec<u8>, extra: &EntryExtra) {
     let mut flags = 0u16;
     for (present, flag) in [
         (extra.link_target.is_some(), LINK),
-        (extra.blake3.is_some(), BLAKE3_TEXT),
         (extra.etag.is_some(), ETAG),
         (sums.blake3.is_some(), SUM_BLAKE3),
         (sums.md5.is_some() && !md5_is_etag, SUM_MD5),
@@ -257,9 +255,6 @@ fn put_extra(out: &mut Vec<u8>, extra: &EntryExtra) {
     if let Some(target) = &extra.link_target {
         put_varint(out, target.as_bytes().len() as u64);
         out.extend_from_slice(target.as_bytes());
-    }
-    if let Some(blake3) = &extra.blake3 {
-        put_text(out, blake3, quoted_md5(blake3));
     }
     if let Some(etag) = &extra.etag {
         put_text(out, etag, etag_md5);
@@ -322,7 +317,6 @@ fn read_extra(reader: &mut Reader<'_>) -> EntryExtra {
         let len = reader.varint() as usize;
         RelPath::from_bytes(reader.take(len))
     });
-    let blake3 = has(BLAKE3_TEXT).then(|| read_text(reader));
     let etag = has(ETAG).then(|| read_text(reader));
     let mut sums = ContentSums {
         blake3: has(SUM_BLAKE3).then(|| reader.array()),
@@ -347,7 +341,6 @@ fn read_extra(reader: &mut Reader<'_>) -> EntryExtra {
     }
     EntryExtra {
         link_target,
-        blake3,
         etag,
         sums,
     }
@@ -387,7 +380,6 @@ mod tests {
         }));
         let mut object = Entry::file(u64::MAX, i64::MAX, 0);
         object.set_etag("\"0123456789abcdef0123456789abcdef\"".into());
-        object.set_blake3("ab".repeat(32));
         object.set_sums(ContentSums {
             blake3: Some([7; 32]),
             md5: Some(

@@ -110,10 +110,10 @@ fn replace_rewrites_only_the_entries_named() {
     let mut manifest = Manifest::new(entries.clone(), Vec::new(), true);
     let before = manifest.total_bytes();
     let mut changed = entries[500].clone();
-    changed.entry.set_blake3("ab".repeat(32));
+    changed.entry.set_etag("\"changed\"".into());
     changed.entry.size += 4;
     let mut last = entries[999].clone();
-    last.entry.set_blake3("cd".repeat(32));
+    last.entry.set_etag("\"last\"".into());
     manifest.replace(vec![
         last.clone(),
         entry(b"absent", 1, 1, false),
