@@ -10,8 +10,10 @@
 //! same run.
 //!
 //! `cargo bench --bench plan_sim -- [ITEMS] [LATENCY_MS] [--sequential]
-//! [--budget SIZE]` (defaults 1000000 20; the budget defaults to the
-//! setting's, half of the machine's memory). scripts/bench-plan-sim.sh runs it.
+//! [--list-requests N] [--budget SIZE]` (defaults 1000000 20; the parallel
+//! listing keeps the store's default of requests in flight, 32, unless N is
+//! given; the budget defaults to the setting's, half of the machine's
+//! memory). scripts/bench-plan-sim.sh runs it.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -45,9 +47,40 @@ fn peak_rss() -> u64 {
         .map_or(0, |kb| kb * 1024)
 }
 
-/// Hive-style keys in index order: a partition per 5,000 files.
+/// Hive-style keys in index order: a partition per 5,000 files
+/// (`table/day=00012/part-01234.parquet`). Written digit by digit: the
+/// simulated store runs on the client's cores, and a real store's work of
+/// making its pages is not the client's (`format!` took a third of the
+/// listing's CPU here).
 fn key(i: u64) -> String {
-    format!("table/day={:05}/part-{:05}.parquet", i / 5_000, i % 5_000)
+    let mut key = String::with_capacity(36);
+    key.push_str("table/day=");
+    push_digits(&mut key, i / 5_000);
+    key.push_str("/part-");
+    push_digits(&mut key, i % 5_000);
+    key.push_str(".parquet");
+    key
+}
+
+/// `n` in five decimal digits, zero-padded (wider when it needs more).
+fn push_digits(out: &mut String, n: u64) {
+    let digits = n.checked_ilog10().unwrap_or(0).max(4) + 1;
+    for place in (0..digits).rev() {
+        out.push(char::from(b'0' + (n / 10u64.pow(place) % 10) as u8));
+    }
+}
+
+/// A quoted lowercase-hex ETag of `digest`, in one allocation.
+fn quoted_hex(digest: &[u8; 16]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut text = String::with_capacity(34);
+    text.push('"');
+    for byte in digest {
+        text.push(char::from(DIGITS[usize::from(byte >> 4)]));
+        text.push(char::from(DIGITS[usize::from(byte & 15)]));
+    }
+    text.push('"');
+    text
 }
 
 /// A bucket of `n` objects generated from their index: the in-memory store
@@ -69,7 +102,6 @@ impl Generated {
         let mut digest = [0u8; 16];
         digest[..8].copy_from_slice(&i.wrapping_mul(0x9e37_79b9_7f4a_7c15).to_be_bytes());
         digest[15] = u8::from(differs);
-        let md5 = hex::encode(digest);
         let sums = ContentSums {
             md5: Some(digest),
             ..ContentSums::default()
@@ -78,7 +110,7 @@ impl Generated {
             rel_key: key(i),
             size,
             mtime_ns: 1_700_000_000_000_000_000 + (i as i64 % 86_400) * 1_000_000_000,
-            version: Some(format!("\"{md5}\"")),
+            version: Some(quoted_hex(&digest)),
             meta: None,
             sums,
         }
@@ -191,6 +223,8 @@ fn generated(name: &str, n: u64, latency: Duration, changed: bool) -> Arc<Genera
 }
 
 fn main() {
+    assert_eq!(key(61_234), "table/day=00012/part-01234.parquet");
+    assert_eq!(quoted_hex(&[0xab; 16]), format!("\"{}\"", "ab".repeat(16)));
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut numbers = args
         .iter()
@@ -202,6 +236,11 @@ fn main() {
         .unwrap_or(1_000_000);
     let latency = Duration::from_millis(numbers.next().and_then(|a| a.parse().ok()).unwrap_or(20));
     let sequential = args.iter().any(|a| a == "--sequential");
+    let list_requests: Option<usize> = args
+        .iter()
+        .position(|a| a == "--list-requests")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|n| n.parse().ok());
     let budget = args
         .iter()
         .position(|a| a == "--budget")
@@ -228,7 +267,7 @@ fn main() {
         if sequential {
             // The same listing, page after page and then many at once.
             let mut times = Vec::new();
-            for in_flight in [1, source.info().kind.list_requests] {
+            for in_flight in [1, list_requests.unwrap_or(source.info().kind.list_requests)] {
                 let started = Instant::now();
                 let mut listed = 0u64;
                 let stats = list_all(source.as_ref(), in_flight, &ScanCounter::default(), |found| {

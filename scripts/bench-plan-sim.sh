@@ -5,7 +5,7 @@
 # `plan -o DIR` does and prints the scan and plan times, the peak RSS growth
 # per object and the plan's bytes; with --sequential also one side listed page
 # after page against the parallel listing, in the same run.
-# Usage: scripts/bench-plan-sim.sh [ITEMS] [LATENCY_MS] [--sequential] [--budget SIZE]
+# Usage: scripts/bench-plan-sim.sh [ITEMS] [LATENCY_MS] [--sequential] [--list-requests N] [--budget SIZE]
 #        (defaults 1000000 20; targets at 10000000: listing >= 20x the
 #        sequential one, <= 150 B per object; at 100000000 with spilling:
 #        <= 4 GiB peak, e.g. --budget 2GiB)

@@ -28,6 +28,7 @@ pub(super) async fn check_command(
     let bar = (!quiet && std::io::stderr().is_terminal()).then(|| check_bar(progress.clone()));
     let check_options = sync::check::CheckOptions {
         download: args.download,
+        requests: options.list_requests,
     };
     let checked = tokio::select! {
         report = sync::check::check(&scan, &session.source, &session.destination, check_options, progress) => report,

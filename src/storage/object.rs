@@ -141,7 +141,11 @@ impl ListQuery {
 pub enum ListSplit {
     /// Key ranges and delimiters (S3 `start-after`, GCS
     /// `startOffset`/`endOffset`): any range can be listed on its own.
-    Ranges,
+    Ranges {
+        /// Whether a request can name where its range ends (GCS
+        /// `endOffset`); S3 cannot, so a range's last page reads past it.
+        end_key: bool,
+    },
     /// Prefixes and delimiters only (Azure): a listing splits by "directory".
     Prefixes,
     /// One listing of the whole prefix (an SSH server walks its directories

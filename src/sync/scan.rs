@@ -82,7 +82,8 @@ pub async fn scan(
         });
     }
     if options.checksum {
-        let compared = record_content_sums(&mut scan, source, destination).await;
+        let compared =
+            record_content_sums(&mut scan, source, destination, options.list_requests).await;
         scan.compared = Some(compared);
     }
     Ok(scan)

@@ -71,7 +71,7 @@ impl GcsStorage {
                 retry: retry.clone(),
                 hints: &HINTS,
                 page_size: list_page_size,
-                list_split: crate::storage::object::ListSplit::Ranges,
+                list_split: crate::storage::object::ListSplit::Ranges { end_key: true },
             },
             resolved,
             bucket: bucket.to_string(),

@@ -77,7 +77,7 @@ impl Default for MemoryOptions {
             staged_copies: true,
             streams: false,
             page_size: 1000,
-            list_split: ListSplit::Ranges,
+            list_split: ListSplit::Ranges { end_key: true },
             prefixes_past_the_page: false,
             limits: &LIMITS,
         }
@@ -341,7 +341,10 @@ impl ObjectStore for MemoryStore {
         let prefix = format!("{store_prefix}{}", query.prefix);
         // What this kind of store narrows by; the rest is the lister's.
         let (from, to) = match self.info.list_split {
-            ListSplit::Ranges => (query.from.as_deref(), query.to.as_deref()),
+            ListSplit::Ranges { end_key } => (
+                query.from.as_deref(),
+                query.to.as_deref().filter(|_| end_key),
+            ),
             ListSplit::Prefixes | ListSplit::Whole => (None, None),
         };
         let to = to.map(|to| format!("{store_prefix}{to}"));

@@ -64,7 +64,7 @@ impl S3Storage {
                 retry: retry.clone(),
                 hints: &HINTS,
                 page_size: settings.list_page_size.unwrap_or(1000),
-                list_split: crate::storage::object::ListSplit::Ranges,
+                list_split: crate::storage::object::ListSplit::Ranges { end_key: false },
             },
             bucket: bucket.to_string(),
             prefix,

@@ -25,16 +25,18 @@ pub(super) async fn look_up(
     pairs: &mut [Pair],
     indices: &[usize],
     sides: [Side<'_>; 2],
+    requests: Option<usize>,
     progress: &CheckProgress,
     report: &mut CheckReport,
 ) {
     let jobs = object_sides(indices, sides);
-    let in_flight = jobs
-        .iter()
-        .map(|(_, _, store)| store.info().kind.list_requests)
-        .max()
-        .unwrap_or(0)
-        .max(PARALLEL_LOOKUPS);
+    let in_flight = requests.unwrap_or_else(|| {
+        jobs.iter()
+            .map(|(_, _, store)| store.info().kind.list_requests)
+            .max()
+            .unwrap_or(0)
+            .max(PARALLEL_LOOKUPS)
+    });
     let found: Vec<(usize, usize, Result<ContentSums, StorageError>)> = {
         let pairs = &*pairs;
         stream::iter(jobs)

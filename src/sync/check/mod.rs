@@ -177,6 +177,9 @@ impl CheckReport {
 pub struct CheckOptions {
     /// Read both sides' bytes where no checksum can settle a pair.
     pub download: bool,
+    /// Requests in flight while looking objects up (`--list-requests`);
+    /// `None`: the store's listing requests, at least 16.
+    pub requests: Option<usize>,
 }
 
 /// Where a check stands, for a progress bar (shared with the caller).
@@ -325,7 +328,7 @@ async fn compare(
     let unknown: Vec<usize> = (0..pairs.len())
         .filter(|&i| pairs[i].common().is_none())
         .collect();
-    lookup::look_up(pairs, &unknown, sides, progress, report).await;
+    lookup::look_up(pairs, &unknown, sides, options.requests, progress, report).await;
     let mut chosen: Vec<Option<Evidence>> = pairs.iter().map(Pair::common).collect();
     // The local files' checksums of the chosen kinds.
     local_sums(pairs, &chosen, sides, progress, report).await;
@@ -340,7 +343,7 @@ async fn compare(
         .filter(|&i| !pairs[i].looked_up)
         .collect();
     if !doubtful.is_empty() {
-        lookup::look_up(pairs, &doubtful, sides, progress, report).await;
+        lookup::look_up(pairs, &doubtful, sides, options.requests, progress, report).await;
         let mut again = vec![None; pairs.len()];
         for &i in &doubtful {
             let kind = pairs[i].common();

@@ -48,6 +48,7 @@ pub async fn record_content_sums(
     scan: &mut Scan,
     source: &Storage,
     destination: &Storage,
+    requests: Option<usize>,
 ) -> ContentCompared {
     let sides = [Side::of(source), Side::of(destination)];
     let progress = Arc::new(CheckProgress::default());
@@ -64,7 +65,10 @@ pub async fn record_content_sums(
         let settled = compare(
             &mut pairs,
             sides,
-            CheckOptions::default(),
+            CheckOptions {
+                download: false,
+                requests,
+            },
             &progress,
             &mut report,
         )
