@@ -272,12 +272,17 @@ impl Pair {
     }
 }
 
+/// Pairs compared at once: enough to keep every request and core busy, few
+/// enough that a tree of 10⁸ files never has them all in memory.
+const PAIRS_AT_ONCE: usize = 50_000;
+
 /// The files of a manifest (directories and links are not compared).
 fn files(manifest: &Manifest) -> impl Iterator<Item = ManifestEntry> + '_ {
     manifest.iter().filter(|e| e.entry.kind == EntryKind::File)
 }
 
-/// Compares the scan's two sides.
+/// Compares the scan's two sides, [`PAIRS_AT_ONCE`] pairs at a time: what
+/// it holds follows the chunk and the differences found, not the tree.
 pub async fn check(
     scan: &Scan,
     source: &Storage,
@@ -285,22 +290,48 @@ pub async fn check(
     options: CheckOptions,
     progress: Arc<CheckProgress>,
 ) -> CheckReport {
+    check_in_chunks(
+        scan,
+        [source, destination],
+        options,
+        progress,
+        PAIRS_AT_ONCE,
+    )
+    .await
+}
+
+async fn check_in_chunks(
+    scan: &Scan,
+    [source, destination]: [&Storage; 2],
+    options: CheckOptions,
+    progress: Arc<CheckProgress>,
+    chunk: usize,
+) -> CheckReport {
     let sides = [Side::of(source), Side::of(destination)];
     let mut report = CheckReport::default();
-    let mut pairs = pair_up(scan, sides, &mut report);
-    progress.pairs.store(pairs.len() as u64, Ordering::Relaxed);
-    let settled = compare(&mut pairs, sides, options, &progress, &mut report).await;
-    for (pair, evidence) in pairs.iter().zip(settled) {
-        let Some(evidence) = evidence else {
-            continue;
-        };
-        match pair.verdict(evidence) {
-            Some(false) => report.differ.push(Difference {
-                path: pair.path.clone(),
-                evidence,
-                why: format!("content differs ({})", evidence.name()),
-            }),
-            _ => report.alike.count(evidence),
+    let mut joined =
+        files(&scan.source.manifest).merge_join_by(files(&scan.destination.manifest), by_path);
+    loop {
+        let mut pairs = pair_up(&mut joined, sides, chunk, &mut report);
+        if pairs.is_empty() {
+            break;
+        }
+        progress
+            .pairs
+            .fetch_add(pairs.len() as u64, Ordering::Relaxed);
+        let settled = compare(&mut pairs, sides, options, &progress, &mut report).await;
+        for (pair, evidence) in pairs.iter().zip(settled) {
+            let Some(evidence) = evidence else {
+                continue;
+            };
+            match pair.verdict(evidence) {
+                Some(false) => report.differ.push(Difference {
+                    path: pair.path.clone(),
+                    evidence,
+                    why: format!("content differs ({})", evidence.name()),
+                }),
+                _ => report.alike.count(evidence),
+            }
         }
     }
     report.differ.sort_by(|a, b| a.path.cmp(&b.path));
@@ -383,20 +414,24 @@ async fn compare(
     settled
 }
 
-/// Pairs the two sides' files by path: those of one size to compare, the
-/// rest reported as missing, extra or of different sizes.
-fn pair_up(scan: &Scan, sides: [Side<'_>; 2], report: &mut CheckReport) -> Vec<Pair> {
-    let (s, d) = (
-        files(&scan.source.manifest),
-        files(&scan.destination.manifest),
-    );
+/// The next `chunk` pairs of files with one path and one size, the
+/// files between them reported as missing, extra or of different sizes.
+fn pair_up(
+    joined: &mut impl Iterator<Item = EitherOrBoth<ManifestEntry, ManifestEntry>>,
+    sides: [Side<'_>; 2],
+    chunk: usize,
+    report: &mut CheckReport,
+) -> Vec<Pair> {
     let mut pairs = Vec::new();
-    for joined in s.merge_join_by(d, by_path) {
+    for joined in joined.by_ref() {
         match joined {
             EitherOrBoth::Left(a) => report.missing.push(a.path),
             EitherOrBoth::Right(b) => report.extra.push(b.path),
             EitherOrBoth::Both(a, b) if a.entry.size == b.entry.size => {
                 pairs.push(Pair::new(a.path, [a.entry, b.entry], sides));
+                if pairs.len() == chunk {
+                    break;
+                }
             }
             EitherOrBoth::Both(a, b) => report.differ.push(Difference {
                 why: format!(
@@ -541,6 +576,62 @@ mod tests {
             pair_with(local, Known::Held(md5_and_blake3)).common(),
             Some(Evidence::Md5)
         );
+    }
+
+    #[test]
+    fn a_check_in_chunks_reports_what_one_chunk_does() {
+        let (src, dst) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        for i in 0..40u8 {
+            let name = format!("f{i:02}");
+            std::fs::write(src.path().join(&name), [i; 8]).unwrap();
+            match i % 5 {
+                0 => {}
+                1 => std::fs::write(dst.path().join(&name), [i ^ 1; 8]).unwrap(),
+                2 => std::fs::write(dst.path().join(&name), [i; 9]).unwrap(),
+                _ => std::fs::write(dst.path().join(&name), [i; 8]).unwrap(),
+            }
+        }
+        std::fs::write(dst.path().join("only-here"), b"x").unwrap();
+        let local = |dir: &tempfile::TempDir| LocalStorage::new(dir.path().to_path_buf());
+        let list = |local: &LocalStorage| {
+            local
+                .list(
+                    &Arc::new(crate::filter::Filter::default()),
+                    crate::storage::ListOptions {
+                        symlinks: false,
+                        list_requests: None,
+                        memory_budget: None,
+                    },
+                    &crate::storage::ScanCounter::default(),
+                )
+                .unwrap()
+        };
+        let (src_local, dst_local) = (local(&src), local(&dst));
+        let scan = Scan {
+            source: list(&src_local),
+            destination: list(&dst_local),
+            compared: None,
+        };
+        let (source, destination) = (Storage::Local(src_local), Storage::Local(dst_local));
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let run = |chunk| {
+            runtime.block_on(check_in_chunks(
+                &scan,
+                [&source, &destination],
+                CheckOptions::default(),
+                Arc::new(CheckProgress::default()),
+                chunk,
+            ))
+        };
+        let (whole, chunked) = (run(PAIRS_AT_ONCE), run(3));
+        let json = |report: &CheckReport| serde_json::to_value(report).unwrap();
+        assert_eq!(json(&chunked), json(&whole));
+        assert_eq!(whole.alike.blake3, 16);
+        assert_eq!(whole.differ.len(), 16);
+        assert_eq!((whole.missing.len(), whole.extra.len()), (8, 1));
     }
 
     #[test]

@@ -15,14 +15,12 @@ use std::sync::Arc;
 use itertools::{EitherOrBoth, Itertools};
 use serde::{Deserialize, Serialize};
 
-use super::{Alike, CheckOptions, CheckProgress, CheckReport, Known, Pair, Side, compare};
+use super::{
+    Alike, CheckOptions, CheckProgress, CheckReport, Known, PAIRS_AT_ONCE, Pair, Side, compare,
+};
 use crate::storage::Storage;
 use crate::sync::scan::Scan;
 use crate::types::{EntryKind, Manifest, ManifestEntry, RelPath, by_path};
-
-/// Pairs compared at once: enough to keep every request and core busy, few
-/// enough that a tree of 10⁸ files never has them all in memory.
-const CHUNK: usize = 50_000;
 
 /// What `--checksum` compared, for the plan's summary.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -50,12 +48,21 @@ pub async fn record_content_sums(
     destination: &Storage,
     requests: Option<usize>,
 ) -> ContentCompared {
+    record_in_chunks(scan, [source, destination], requests, PAIRS_AT_ONCE).await
+}
+
+async fn record_in_chunks(
+    scan: &mut Scan,
+    [source, destination]: [&Storage; 2],
+    requests: Option<usize>,
+    chunk: usize,
+) -> ContentCompared {
     let sides = [Side::of(source), Side::of(destination)];
     let progress = Arc::new(CheckProgress::default());
     let mut compared = ContentCompared::default();
     let mut after: Option<RelPath> = None;
     loop {
-        let mut pairs = next_pairs(scan, after.as_ref(), sides);
+        let mut pairs = next_pairs(scan, after.as_ref(), sides, chunk);
         let Some(last) = pairs.last() else {
             break;
         };
@@ -117,8 +124,13 @@ pub async fn record_content_sums(
     compared
 }
 
-/// The next [`CHUNK`] file pairs of one size past `after`, in path order.
-fn next_pairs(scan: &Scan, after: Option<&RelPath>, sides: [Side<'_>; 2]) -> Vec<Pair> {
+/// The next `chunk` file pairs of one size past `after`, in path order.
+fn next_pairs(
+    scan: &Scan,
+    after: Option<&RelPath>,
+    sides: [Side<'_>; 2],
+    chunk: usize,
+) -> Vec<Pair> {
     files_after(&scan.source.manifest, after)
         .merge_join_by(files_after(&scan.destination.manifest, after), by_path)
         .filter_map(|joined| match joined {
@@ -127,7 +139,7 @@ fn next_pairs(scan: &Scan, after: Option<&RelPath>, sides: [Side<'_>; 2]) -> Vec
             }
             _ => None,
         })
-        .take(CHUNK)
+        .take(chunk)
         .collect()
 }
 
@@ -145,4 +157,74 @@ fn files_after<'a>(
         None => Box::new(manifest.iter()),
     };
     entries.filter(|e| e.entry.kind == EntryKind::File)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::{ListOptions, LocalStorage, ScanCounter};
+
+    #[test]
+    fn checksums_recorded_in_chunks_are_those_of_one_chunk() {
+        let (src, dst) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        for i in 0..30u8 {
+            let name = format!("d{}/f{i:02}", i % 3);
+            for (root, byte) in [(&src, i), (&dst, if i % 4 == 0 { i ^ 1 } else { i })] {
+                std::fs::create_dir_all(root.path().join(format!("d{}", i % 3))).unwrap();
+                std::fs::write(root.path().join(&name), [byte; 6]).unwrap();
+            }
+        }
+        let local = |dir: &tempfile::TempDir| LocalStorage::new(dir.path().to_path_buf());
+        let (src_local, dst_local) = (local(&src), local(&dst));
+        let scan = || Scan {
+            source: list(&src_local),
+            destination: list(&dst_local),
+            compared: None,
+        };
+        let (source, destination) = (
+            Storage::Local(src_local.clone()),
+            Storage::Local(dst_local.clone()),
+        );
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let mut results = Vec::new();
+        for chunk in [PAIRS_AT_ONCE, 4] {
+            let mut scan = scan();
+            let compared = runtime.block_on(record_in_chunks(
+                &mut scan,
+                [&source, &destination],
+                None,
+                chunk,
+            ));
+            let sums: Vec<_> = scan
+                .source
+                .manifest
+                .iter()
+                .chain(scan.destination.manifest.iter())
+                .map(|e| (e.path, e.entry.sums()))
+                .collect();
+            results.push((compared, sums));
+        }
+        assert_eq!(results[1], results[0]);
+        let (compared, sums) = &results[0];
+        assert_eq!((compared.pairs, compared.differ), (30, 8));
+        assert_eq!(compared.alike.blake3, 22);
+        assert_eq!(sums.iter().filter(|(_, s)| s.blake3.is_some()).count(), 60);
+    }
+
+    fn list(local: &LocalStorage) -> crate::storage::Listing {
+        local
+            .list(
+                &Arc::new(crate::filter::Filter::default()),
+                ListOptions {
+                    symlinks: false,
+                    list_requests: None,
+                    memory_budget: None,
+                },
+                &ScanCounter::default(),
+            )
+            .unwrap()
+    }
 }
