@@ -41,6 +41,11 @@ pub fn encode(name: &[u8]) -> String {
 
 /// The name a key stands for.
 pub fn decode(key: &str) -> Vec<u8> {
+    // U+F700–U+F7FF are EF 9C 80 – EF 9F BF in UTF-8: a key without an
+    // 0xEF byte (almost every key) is its name, copied at once.
+    if !key.as_bytes().contains(&0xEF) {
+        return key.as_bytes().to_vec();
+    }
     let mut out = Vec::with_capacity(key.len());
     let mut chars = key.chars();
     let mut buffer = [0u8; 4];
