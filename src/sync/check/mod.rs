@@ -635,6 +635,31 @@ mod tests {
     }
 
     #[test]
+    fn the_diff_ranks_checksums_as_check_does() {
+        // Each kind with the weaker ones beside it: check chooses it, and the
+        // diff (ContentSums::same_content) decides by it.
+        for (at, &kind) in Evidence::CHECKSUMS.iter().enumerate() {
+            let held = |differing: u8| {
+                let mut sums = ContentSums::default();
+                for &weaker in &Evidence::CHECKSUMS[at..] {
+                    let byte = if weaker == kind { differing } else { 9 };
+                    match weaker {
+                        Evidence::Crc64nvme => sums.crc64nvme = Some(u64::from(byte)),
+                        Evidence::Md5 => sums.md5 = Some([byte; 16]),
+                        Evidence::Crc32c => sums.crc32c = Some(u32::from(byte)),
+                        _ => sums.blake3 = Some([byte; 32]),
+                    }
+                }
+                sums
+            };
+            let pair = pair_with(Known::Held(held(1)), Known::Held(held(2)));
+            assert_eq!(pair.common(), Some(kind));
+            assert_eq!(held(1).same_content(&held(2)), Some(false), "{kind:?}");
+            assert_eq!(held(1).same_content(&held(1)), Some(true), "{kind:?}");
+        }
+    }
+
+    #[test]
     fn a_verdict_needs_both_sides_checksums() {
         let held = ContentSums {
             md5: Some([1; 16]),
