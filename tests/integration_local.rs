@@ -858,3 +858,44 @@ fn plans_in_parts_are_checked_and_kept_outside_both_sides() {
         .success();
     assert_eq!(tree(&s.src()), tree(&s.dst()));
 }
+
+/// `plan -o` prints its text read back from the parts it saved (nothing of
+/// the plan held in memory): the same text as a plan printed whole, cost
+/// lines included where a side is a store.
+#[test]
+fn a_saved_plan_prints_what_a_plan_printed_whole_does() {
+    let s = Scratch::new();
+    basic_tree(&s);
+    s.sync(&[]).assert().success();
+    s.write("src/a.txt", b"alpha, longer now");
+    s.write("src/new.txt", b"new");
+    fs::remove_file(s.path("src/dir/b.txt")).unwrap();
+    let src = s.src().display().to_string();
+    for (n, dst) in [
+        s.dst().display().to_string(),
+        "mem://plans-text/dst".to_string(),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let plan = |extra: &[String]| {
+            let out = s
+                .cmd()
+                .arg("plan")
+                .arg("--delete")
+                .args(extra)
+                .arg(&src)
+                .arg(&dst)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{}", stderr_of(&out));
+            (stdout_of(&out), stderr_of(&out))
+        };
+        let (whole, _) = plan(&[]);
+        let place = s.path(&format!("plan-{n}"));
+        let (saved, note) = plan(&["-o".into(), place.display().to_string()]);
+        assert_eq!(saved, whole, "{dst}");
+        assert!(whole.contains("new.txt"), "{whole}");
+        assert!(note.contains("Plan saved to"), "{note}");
+    }
+}

@@ -1,10 +1,13 @@
 //! `hugesync plan SRC DST [-o FILE]`: the plan, shown or saved for `apply`.
 
 use super::pipeline::open_and_scan;
+use super::report::Listing;
 use super::{Context, Verbosity, listing_for, output_is_stdout, print_plan, report};
 use crate::cli::{PlanArgs, Selectors};
+use crate::cost::{Usage, estimate_of_usage};
 use crate::error::{Error, ExitStatus};
-use crate::sync::plan::parts::PlanPlace;
+use crate::sync::SyncPlan;
+use crate::sync::plan::parts::{PartsReader, PlanPlace};
 use crate::sync::session::{self, Keep};
 use crate::uri::Location;
 
@@ -30,16 +33,24 @@ pub(super) async fn plan_command(
         // Saved as it is made: the scan and the plan are never held whole.
         Some(at) => {
             let saving = PlanPlace::open(at, &ctx.settings.store_settings()).await?;
+            // What the text lists is read back from the parts; `-v`
+            // (unchanged entries too) and `--json` print the plan held.
             let keep = if args.json || ctx.verbosity == Verbosity::Verbose {
                 Keep::All
             } else {
-                Keep::Changes
+                Keep::Nothing
             };
             let plan = session
                 .plan_into((source, destination), scan, options, &saving, keep)
                 .await?;
+            if keep == Keep::Nothing && ctx.verbosity != Verbosity::Quiet {
+                print_from_parts(&plan, &saving, at).await?;
+            }
             if !args.json && ctx.verbosity != Verbosity::Quiet {
                 eprintln!("Plan saved to {at}; run it with `hugesync apply {at}`.");
+            }
+            if keep == Keep::Nothing {
+                return finish(&plan, partial_scan);
             }
             plan
         }
@@ -65,6 +76,11 @@ pub(super) async fn plan_command(
     } else {
         print_plan(&plan, args.json, ctx)?;
     }
+    finish(&plan, partial_scan)
+}
+
+/// The plan's warning, if `sync` would refuse it, and the exit status.
+fn finish(plan: &SyncPlan, partial_scan: bool) -> Result<ExitStatus, Error> {
     if let Err(refusal) = plan.check_safety() {
         eprintln!("warning: `sync` would refuse this plan: {refusal}");
     }
@@ -73,6 +89,42 @@ pub(super) async fn plan_command(
     } else {
         ExitStatus::Success
     })
+}
+
+/// The plan's text, its items and cost read back from the parts just saved,
+/// a part at a time.
+async fn print_from_parts(plan: &SyncPlan, place: &PlanPlace, at: &Location) -> Result<(), Error> {
+    use std::io::Write;
+    let print = |text: &mut Vec<u8>| -> Result<(), Error> {
+        let mut out = std::io::stdout().lock();
+        out.write_all(text)
+            .and_then(|()| out.flush())
+            .map_err(Error::Output)?;
+        text.clear();
+        Ok(())
+    };
+    let mut text = Vec::new();
+    report::write_plan_head(&mut text, plan).map_err(Error::Output)?;
+    print(&mut text)?;
+    let mut reader =
+        PartsReader::open(place)
+            .await?
+            .ok_or_else(|| crate::sync::PlanError::NotFound {
+                plan: at.to_string(),
+            })?;
+    let mut usage = Usage::default();
+    while let Some(items) = reader.next_part().await? {
+        report::write_plan_items(&mut text, &items, Listing::Changes).map_err(Error::Output)?;
+        print(&mut text)?;
+        if let Some(model) = &plan.cost_model {
+            for item in &items {
+                usage.add(plan, model, item);
+            }
+        }
+    }
+    report::write_plan_tail(&mut text, plan, estimate_of_usage(plan, usage))
+        .map_err(Error::Output)?;
+    print(&mut text)
 }
 
 /// Where `-o` saves a plan in parts. A regular file there (a plan file of

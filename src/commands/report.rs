@@ -61,6 +61,13 @@ pub fn write_plan_text(
     plan: &SyncPlan,
     listing: Listing,
 ) -> std::io::Result<()> {
+    write_plan_head(out, plan)?;
+    write_plan_items(out, &plan.items, listing)?;
+    write_plan_tail(out, plan, crate::cost::estimate(plan))
+}
+
+/// What the plan syncs, how, and its totals by action.
+pub fn write_plan_head(out: &mut impl std::io::Write, plan: &SyncPlan) -> std::io::Result<()> {
     let s = &plan.stats;
     writeln!(out, "Plan: {} → {}", plan.source, plan.destination)?;
     writeln!(
@@ -126,8 +133,17 @@ pub fn write_plan_text(
             }
         )?;
     }
+    Ok(())
+}
+
+/// The items the listing shows, one line each.
+pub fn write_plan_items(
+    out: &mut impl std::io::Write,
+    items: &[crate::sync::PlanItem],
+    listing: Listing,
+) -> std::io::Result<()> {
     if listing != Listing::None {
-        for item in &plan.items {
+        for item in items {
             // Skips are listed when asked for, or when a selection flag
             // made them (the user wants to see what it held back).
             if item.action == SyncAction::Skip
@@ -163,6 +179,16 @@ pub fn write_plan_text(
             out.write_all(b"\n")?;
         }
     }
+    Ok(())
+}
+
+/// What the plan sends and what it costs (`cost`: the estimate of its items).
+pub fn write_plan_tail(
+    out: &mut impl std::io::Write,
+    plan: &SyncPlan,
+    cost: Option<crate::cost::CostEstimate>,
+) -> std::io::Result<()> {
+    let s = &plan.stats;
     if s.changes() == 0 {
         writeln!(out, "Nothing to do: the destination is up to date.")?;
     } else {
@@ -174,7 +200,7 @@ pub fn write_plan_text(
             format::count(s.changes()),
             format::count(s.delete.count),
         )?;
-        if let (Some(model), Some(cost)) = (&plan.cost_model, crate::cost::estimate(plan)) {
+        if let (Some(model), Some(cost)) = (&plan.cost_model, cost) {
             for line in cost.lines(model) {
                 writeln!(out, "{line}")?;
             }

@@ -148,12 +148,16 @@ pub struct CostEstimate {
 
 /// The estimate of `plan`, or `None` for a plan made without a cost model.
 pub fn estimate(plan: &SyncPlan) -> Option<CostEstimate> {
-    let model = plan
-        .cost_model
-        .as_ref()
-        // Between local disks nothing is billed, and nothing is worth saying.
-        .filter(|m| m.source.store.is_some() || m.destination.store.is_some())?;
+    let model = billed_model(plan)?;
     Some(estimate_of(plan, model, plan.items.iter(), true))
+}
+
+/// The plan's cost model, where a side is billed: between local disks
+/// nothing is, and nothing is worth saying.
+fn billed_model(plan: &SyncPlan) -> Option<&CostModel> {
+    plan.cost_model
+        .as_ref()
+        .filter(|m| m.source.store.is_some() || m.destination.store.is_some())
 }
 
 /// The estimate of one item alone (the TUI's details), listings left out.
@@ -164,23 +168,24 @@ pub fn item_estimate(plan: &SyncPlan, index: usize) -> Option<CostEstimate> {
     Some(estimate)
 }
 
-fn estimate_of<'a>(
-    plan: &SyncPlan,
-    model: &CostModel,
-    items: impl Iterator<Item = &'a crate::sync::PlanItem>,
-    with_listings: bool,
-) -> CostEstimate {
-    let mut source = SideUse::default();
-    let mut destination = SideUse::default();
-    let (mut up, mut down) = (0u64, 0u64);
-    let (mut delta_egress_saved, mut delta_copied) = (0u64, 0u64);
-    let mut deletes = 0u64;
-    let source_local = plan.source.is_local();
-    let destination_local = plan.destination.is_local();
-    let backups = plan.options.backup.is_some();
-    for item in items {
+/// What a plan's items ask of each side, summed item by item: a plan in
+/// parts is priced part by part, never held whole.
+#[derive(Clone, Debug, Default)]
+pub struct Usage {
+    source: SideUse,
+    destination: SideUse,
+    up: u64,
+    down: u64,
+    delta_egress_saved: u64,
+    delta_copied: u64,
+    deletes: u64,
+}
+
+impl Usage {
+    /// Adds what `item` of `plan` asks.
+    pub fn add(&mut self, plan: &SyncPlan, model: &CostModel, item: &crate::sync::PlanItem) {
         let Some(entry) = item.src.as_ref().or(item.dst.as_ref()) else {
-            continue;
+            return;
         };
         let size = entry.size;
         let is_file = entry.kind == EntryKind::File;
@@ -188,11 +193,12 @@ fn estimate_of<'a>(
         let replaces_or_deletes = item.dst.is_some()
             && (item.action.transfers() || item.action == SyncAction::Delete)
             && item.dst.as_ref().is_some_and(|d| d.kind != EntryKind::Dir);
-        if backups && replaces_or_deletes && model.destination.store.is_some() {
+        if plan.options.backup.is_some() && replaces_or_deletes && model.destination.store.is_some()
+        {
             // A server-side copy of the old version (a link on disks).
-            destination.requests.copy += 1;
-            destination.bytes_retrieved += old_size as u64;
-            destination.bytes_stored_added += old_size;
+            self.destination.requests.copy += 1;
+            self.destination.bytes_retrieved += old_size as u64;
+            self.destination.bytes_stored_added += old_size;
         }
         match item.action {
             SyncAction::Skip => {}
@@ -200,14 +206,18 @@ fn estimate_of<'a>(
                 // Directories take no request of their own: a store's are
                 // implied by its keys.
                 if entry.kind != EntryKind::Dir {
-                    deletes += 1;
+                    self.deletes += 1;
                 }
-                destination.bytes_stored_added -= if backups { 0 } else { old_size };
+                self.destination.bytes_stored_added -= if plan.options.backup.is_some() {
+                    0
+                } else {
+                    old_size
+                };
             }
             SyncAction::Metadata => {
                 if model.destination.store.is_some() {
                     // An object's metadata is rewritten server-side.
-                    destination.requests.copy += 1;
+                    self.destination.requests.copy += 1;
                 }
             }
             SyncAction::Upload | SyncAction::Download | SyncAction::Copy => {
@@ -215,66 +225,102 @@ fn estimate_of<'a>(
                 match (&model.source.store, &model.destination.store) {
                     (None, None) => {}
                     (None, Some(dst)) => {
-                        destination.requests.put +=
+                        self.destination.requests.put +=
                             crate::sending::put_requests(sent, dst.max_parts, dst.min_part);
                         if is_file && dst.sidecars && size >= plan.options.delta_threshold {
-                            destination.requests.put += 1;
+                            self.destination.requests.put += 1;
                         }
-                        up += sent;
+                        self.up += sent;
                     }
                     (Some(_), None) => {
-                        source.requests.get += crate::sending::get_requests(sent);
-                        source.bytes_out += sent;
-                        source.bytes_retrieved += sent;
-                        down += sent;
+                        self.source.requests.get += crate::sending::get_requests(sent);
+                        self.source.bytes_out += sent;
+                        self.source.bytes_retrieved += sent;
+                        self.down += sent;
                     }
                     (Some(_), Some(dst)) if model.same_service => {
-                        destination.requests.copy += copy_requests(size, dst);
-                        source.bytes_retrieved += size;
+                        self.destination.requests.copy += copy_requests(size, dst);
+                        self.source.bytes_retrieved += size;
                     }
                     (Some(_), Some(dst)) => {
                         // Through this machine: read there, written here.
-                        source.requests.get += crate::sending::get_requests(sent);
-                        source.bytes_out += sent;
-                        source.bytes_retrieved += sent;
-                        destination.requests.put +=
+                        self.source.requests.get += crate::sending::get_requests(sent);
+                        self.source.bytes_out += sent;
+                        self.source.bytes_retrieved += sent;
+                        self.destination.requests.put +=
                             crate::sending::put_requests(sent, dst.max_parts, dst.min_part);
-                        down += sent;
-                        up += sent;
+                        self.down += sent;
+                        self.up += sent;
                     }
                 }
-                destination.bytes_stored_added += size as i64 - old_size;
+                self.destination.bytes_stored_added += size as i64 - old_size;
             }
             SyncAction::Delta => {
                 let (sent, saved) = (item.bytes_to_send, item.bytes_saved);
-                match (source_local, destination_local, &model.destination.store) {
+                match (
+                    plan.source.is_local(),
+                    plan.destination.is_local(),
+                    &model.destination.store,
+                ) {
                     // A delta upload: the new bytes as parts, the rest
                     // copied from the old object, then the sidecar.
                     (true, false, Some(dst)) => {
                         let part =
                             crate::sending::part_size_within(size, dst.max_parts, dst.min_part);
-                        destination.requests.put += sent.div_ceil(part).max(1) + 2 + 1;
-                        destination.requests.copy += saved.div_ceil(part);
-                        destination.bytes_retrieved += saved;
-                        delta_copied += saved;
-                        up += sent;
+                        self.destination.requests.put += sent.div_ceil(part).max(1) + 2 + 1;
+                        self.destination.requests.copy += saved.div_ceil(part);
+                        self.destination.bytes_retrieved += saved;
+                        self.delta_copied += saved;
+                        self.up += sent;
                     }
                     // A delta download: the missing ranges only, the
                     // sidecar, and the HEAD whose checksum the rebuilt file
                     // is checked against (priced as a GET).
                     (false, true, _) => {
-                        source.requests.get += sent.div_ceil(part_of(&model.source)) + 2;
-                        source.bytes_out += sent;
-                        source.bytes_retrieved += sent;
-                        delta_egress_saved += saved;
-                        down += sent;
+                        self.source.requests.get += sent.div_ceil(part_of(&model.source)) + 2;
+                        self.source.bytes_out += sent;
+                        self.source.bytes_retrieved += sent;
+                        self.delta_egress_saved += saved;
+                        self.down += sent;
                     }
                     _ => {}
                 }
-                destination.bytes_stored_added += size as i64 - old_size;
+                self.destination.bytes_stored_added += size as i64 - old_size;
             }
         }
     }
+}
+
+/// The estimate of `plan` from the usage of its items, or `None` for a plan
+/// made without a cost model.
+pub fn estimate_of_usage(plan: &SyncPlan, usage: Usage) -> Option<CostEstimate> {
+    let model = billed_model(plan)?;
+    Some(finish(plan, model, usage, true))
+}
+
+fn estimate_of<'a>(
+    plan: &SyncPlan,
+    model: &CostModel,
+    items: impl Iterator<Item = &'a crate::sync::PlanItem>,
+    with_listings: bool,
+) -> CostEstimate {
+    let mut usage = Usage::default();
+    for item in items {
+        usage.add(plan, model, item);
+    }
+    finish(plan, model, usage, with_listings)
+}
+
+fn finish(plan: &SyncPlan, model: &CostModel, usage: Usage, with_listings: bool) -> CostEstimate {
+    let Usage {
+        mut source,
+        mut destination,
+        up,
+        down,
+        delta_egress_saved,
+        delta_copied,
+        deletes,
+    } = usage;
     if let Some(store) = &model.destination.store {
         destination.requests.delete += deletes.div_ceil(store.delete_batch.max(1));
     }

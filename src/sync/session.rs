@@ -142,6 +142,9 @@ pub enum RunKind {
 /// Which items a plan saved as it is made keeps in memory.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Keep {
+    /// None: the plan's text is read back from its parts (a plan of 10⁸
+    /// new files never sits in memory).
+    Nothing,
     /// Those that change something, and those a selection flag held back
     /// (what a summary lists).
     Changes,
@@ -306,8 +309,9 @@ impl Session {
             for item in chunk.items.drain(..) {
                 writer.push(&item).await?;
                 if keep == Keep::All
-                    || item.action != crate::types::SyncAction::Skip
-                    || item.reason.is_selection()
+                    || (keep == Keep::Changes
+                        && (item.action != crate::types::SyncAction::Skip
+                            || item.reason.is_selection()))
                 {
                     kept.push(item);
                 }

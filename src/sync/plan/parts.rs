@@ -48,7 +48,7 @@ pub struct PartInfo {
 }
 
 /// Everything of a plan but its items, and where they are.
-#[derive(Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 struct Header {
     format: String,
     version: u32,
@@ -363,13 +363,72 @@ pub(super) async fn save_in_parts_of(
 /// when no plan is there. Every part is checked against the header before
 /// its items are taken.
 pub async fn load(place: &PlanPlace) -> Result<Option<(SyncPlan, blake3::Hash)>, PlanError> {
-    let Some((header, id)) = place.header().await? else {
+    let Some(mut reader) = PartsReader::open(place).await? else {
         return Ok(None);
     };
-    let total: u64 = header.parts.iter().map(|p| p.items).sum();
+    let mut plan = reader.plan_without_items();
+    let total: u64 = reader.header.parts.iter().map(|p| p.items).sum();
     let mut items = Vec::with_capacity(usize::try_from(total).unwrap_or(0).min(1 << 24));
-    let mut previous: Option<RelPath> = None;
-    for part in &header.parts {
+    while let Some(part) = reader.next_part().await? {
+        items.extend(part);
+    }
+    plan.items = items;
+    Ok(Some((plan, reader.id)))
+}
+
+/// A plan in parts read a part at a time, each checked against the header
+/// (length, blake3, count, bounds, path order) before its items are given.
+pub struct PartsReader<'a> {
+    place: &'a PlanPlace,
+    header: Header,
+    /// The blake3 of the header: the plan's id.
+    pub id: blake3::Hash,
+    next: usize,
+    previous: Option<RelPath>,
+}
+
+impl<'a> PartsReader<'a> {
+    /// `None` when no plan is at `place`.
+    pub async fn open(place: &'a PlanPlace) -> Result<Option<PartsReader<'a>>, PlanError> {
+        Ok(place.header().await?.map(|(header, id)| PartsReader {
+            place,
+            header,
+            id,
+            next: 0,
+            previous: None,
+        }))
+    }
+
+    /// The plan the header describes, its items left in the parts.
+    pub fn plan_without_items(&self) -> SyncPlan {
+        let header = self.header.clone();
+        SyncPlan {
+            format: header.format,
+            version: super::PLAN_VERSION,
+            source: header.source,
+            destination: header.destination,
+            options: header.options,
+            created_ns: header.created_ns,
+            scanned: header.scanned,
+            stats: header.stats,
+            items: Vec::new(),
+            unlisted: header.unchanged,
+            leftovers: header.leftovers,
+            rebuild_check: header.rebuild_check,
+            cost_model: header.cost_model,
+        }
+    }
+
+    /// The next part's items, in path order; `None` after the last.
+    pub async fn next_part(&mut self) -> Result<Option<Vec<PlanItem>>, PlanError> {
+        let Some(part) = self.header.parts.get(self.next) else {
+            return Ok(None);
+        };
+        self.next += 1;
+        let place = self.place;
+        let previous = &mut self.previous;
+        // The header's count is checked below, not trusted for memory.
+        let mut items = Vec::with_capacity(usize::try_from(part.items).unwrap_or(0).min(1 << 17));
         let damaged = |why: String| PlanError::PartDamaged {
             plan: place.shown.clone(),
             part: part.name.clone(),
@@ -399,7 +458,6 @@ pub async fn load(place: &PlanPlace) -> Result<Option<(SyncPlan, blake3::Hash)>,
         if blake3::hash(&bytes).to_hex().as_str() != part.blake3 {
             return Err(damaged("its blake3 is not the one in the header".into()));
         }
-        let before = items.len();
         for (n, line) in bytes.split(|&b| b == b'\n').enumerate() {
             if line.is_empty() {
                 continue;
@@ -415,10 +473,10 @@ pub async fn load(place: &PlanPlace) -> Result<Option<(SyncPlan, blake3::Hash)>,
                     item.path
                 )));
             }
-            previous = Some(item.path.clone());
+            *previous = Some(item.path.clone());
             items.push(item);
         }
-        let read = &items[before..];
+        let read = &items[..];
         if read.len() as u64 != part.items
             || read.first().map(|i| &i.path) != Some(&part.first)
             || read.last().map(|i| &i.path) != Some(&part.last)
@@ -427,21 +485,6 @@ pub async fn load(place: &PlanPlace) -> Result<Option<(SyncPlan, blake3::Hash)>,
                 "its items are not the count or the bounds the header gives".into(),
             ));
         }
+        Ok(Some(items))
     }
-    let plan = SyncPlan {
-        format: header.format,
-        version: super::PLAN_VERSION,
-        source: header.source,
-        destination: header.destination,
-        options: header.options,
-        created_ns: header.created_ns,
-        scanned: header.scanned,
-        stats: header.stats,
-        items,
-        unlisted: header.unchanged,
-        leftovers: header.leftovers,
-        rebuild_check: header.rebuild_check,
-        cost_model: header.cost_model,
-    };
-    Ok(Some((plan, id)))
 }
