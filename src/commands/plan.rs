@@ -136,12 +136,10 @@ fn plan_place(path: &std::path::Path, sides: [&Location; 2]) -> Result<Location,
         Some(text) => Location::parse(text)?,
         None => Location::Local(path.to_path_buf()),
     };
-    for (side, root) in ["source", "destination"].into_iter().zip(sides) {
-        if crate::sync::check_locations(root, &at).is_err() {
-            return Err(Error::Usage(format!(
-                "the plan's place {at} overlaps the {side} {root}: the plan would be synced (or deleted) with it; save it outside both sides"
-            )));
-        }
+    if let Some((side, root)) = crate::sync::plan::parts::side_holding(&at, sides) {
+        return Err(Error::Usage(format!(
+            "the plan's place {at} overlaps the {side} {root}: the plan would be synced (or deleted) with it; save it outside both sides"
+        )));
     }
     if let Location::Local(local) = &at
         && local.is_file()

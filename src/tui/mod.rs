@@ -139,9 +139,14 @@ impl Tui {
                             let (plan, settings, written) = (app.plan.clone(), session.settings().store_settings(), written_tx.clone());
                             tokio::spawn(async move {
                                 let at = crate::uri::Location::Local(SAVED_PLAN.into());
-                                let message = match plan.save_to(&at, &settings).await {
-                                    Ok(()) => format!("plan written to {SAVED_PLAN}/; run it with `hugesync apply {SAVED_PLAN}`"),
-                                    Err(e) => e.to_string(),
+                                let inside = crate::sync::plan::parts::side_holding(&at, [&plan.source, &plan.destination]);
+                                let message = match inside {
+                                    // It would be synced, or deleted, with that side.
+                                    Some((side, root)) => format!("not written: {SAVED_PLAN}/ here lies inside the {side} {root}; run the review from outside both sides, or save with `hugesync plan -o`"),
+                                    None => match plan.save_to(&at, &settings).await {
+                                        Ok(()) => format!("plan written to {SAVED_PLAN}/; run it with `hugesync apply {SAVED_PLAN}`"),
+                                        Err(e) => e.to_string(),
+                                    },
                                 };
                                 let _ = written.send(message).await;
                             });

@@ -359,6 +359,18 @@ pub(super) async fn save_in_parts_of(
     writer.finish(plan).await
 }
 
+/// The side (its name and root) a plan's place overlaps, if any: a plan
+/// there would be synced, or deleted, with it.
+pub fn side_holding<'a>(
+    at: &Location,
+    sides: [&'a Location; 2],
+) -> Option<(&'static str, &'a Location)> {
+    ["source", "destination"]
+        .into_iter()
+        .zip(sides)
+        .find(|(_, root)| crate::sync::check_locations(root, at).is_err())
+}
+
 /// Reads the plan in parts at `place`, with the blake3 of its header; `None`
 /// when no plan is there. Every part is checked against the header before
 /// its items are taken.

@@ -320,3 +320,29 @@ fn a_plan_from_spilled_scans_equals_the_one_made_in_memory() {
     assert_eq!(from_disk.scanned, in_memory.scanned);
     assert!(in_memory.stats.changes() > 1000);
 }
+
+#[test]
+fn a_plan_place_inside_either_side_is_found() {
+    use super::parts::side_holding;
+    let local = |p: &str| Location::Local(p.into());
+    let (src, dst) = (local("/data/src"), local("/data/dst"));
+    assert_eq!(
+        side_holding(&local("/data/src/hugesync-plan"), [&src, &dst]).map(|(side, _)| side),
+        Some("source")
+    );
+    assert_eq!(
+        side_holding(&local("/data/dst"), [&src, &dst]).map(|(side, _)| side),
+        Some("destination")
+    );
+    assert!(side_holding(&local("/data/plans/run-1"), [&src, &dst]).is_none());
+    let bucket = Location::parse("s3://bucket/data/").unwrap();
+    let inside = Location::parse("s3://bucket/data/plans/").unwrap();
+    assert!(side_holding(&inside, [&src, &bucket]).is_some());
+    assert!(
+        side_holding(
+            &Location::parse("s3://bucket/plans/").unwrap(),
+            [&src, &bucket]
+        )
+        .is_none()
+    );
+}
