@@ -87,11 +87,15 @@ fn scan_spinner(progress: ScanProgress) -> tokio::task::JoinHandle<()> {
         loop {
             tick.tick().await;
             let elapsed = started.elapsed();
-            bar.set_message(format!(
+            let mut message = format!(
                 "scanning: source {}, destination {}",
                 progress.source.describe(elapsed),
                 progress.destination.describe(elapsed),
-            ));
+            );
+            if let Some(content) = progress.content.describe() {
+                message = format!("comparing content (--checksum): {content}");
+            }
+            bar.set_message(message);
             bar.tick();
         }
     })

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use super::SyncOptions;
+use super::check::CheckProgress;
 use super::check::sync_checksum::{ContentCompared, record_content_sums};
 use crate::filter::{Filter, FilterError};
 use crate::storage::{ListOptions, Listing, ScanCounter, Storage, StorageError};
@@ -27,6 +28,8 @@ pub enum ScanError {
 pub struct ScanProgress {
     pub source: Arc<ScanCounter>,
     pub destination: Arc<ScanCounter>,
+    /// `--checksum`'s comparison of the same-size pairs, once listed.
+    pub content: Arc<CheckProgress>,
 }
 
 /// Both listings.
@@ -82,8 +85,14 @@ pub async fn scan(
         });
     }
     if options.checksum {
-        let compared =
-            record_content_sums(&mut scan, source, destination, options.list_requests).await;
+        let compared = record_content_sums(
+            &mut scan,
+            source,
+            destination,
+            options.list_requests,
+            progress,
+        )
+        .await;
         scan.compared = Some(compared);
     }
     Ok(scan)

@@ -89,13 +89,18 @@ impl Tui {
                 }
                 _ = tick.tick() => {
                     let elapsed = started.elapsed();
-                    let lines = vec![
+                    let mut lines = vec![
                         Line::from(format!("source       {}", progress.source.describe(elapsed))),
                         Line::from(format!("destination  {}", progress.destination.describe(elapsed))),
+                    ];
+                    if let Some(content) = progress.content.describe() {
+                        lines.push(Line::from(format!("content      {content}")));
+                    }
+                    lines.extend([
                         Line::from(format!("elapsed      {}", format::duration(started.elapsed()))),
                         Line::from(""),
                         Line::from("q: quit"),
-                    ];
+                    ]);
                     let _ = self.terminal.draw(|frame| {
                         let block = Block::default().borders(Borders::ALL).title(" scanning ");
                         frame.render_widget(Paragraph::new(lines).block(block), frame.area());

@@ -192,6 +192,23 @@ pub struct CheckProgress {
     pub bytes_read: AtomicU64,
 }
 
+impl CheckProgress {
+    /// "412 of 1,000 pairs settled, 3.2 GiB read, 12 requests"; `None`
+    /// before any pair is known.
+    pub fn describe(&self) -> Option<String> {
+        let pairs = self.pairs.load(Ordering::Relaxed);
+        (pairs > 0).then(|| {
+            format!(
+                "{} of {} pairs settled, {} read, {} requests",
+                crate::format::count(self.settled.load(Ordering::Relaxed)),
+                crate::format::count(pairs),
+                crate::format::bytes(self.bytes_read.load(Ordering::Relaxed)),
+                crate::format::count(self.requests.load(Ordering::Relaxed)),
+            )
+        })
+    }
+}
+
 /// One side of the check.
 #[derive(Clone, Copy)]
 enum Side<'a> {

@@ -11,6 +11,7 @@
 //! not the tree.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
 
 use itertools::{EitherOrBoth, Itertools};
 use serde::{Deserialize, Serialize};
@@ -47,18 +48,31 @@ pub async fn record_content_sums(
     source: &Storage,
     destination: &Storage,
     requests: Option<usize>,
+    progress: &crate::sync::ScanProgress,
 ) -> ContentCompared {
-    record_in_chunks(scan, [source, destination], requests, PAIRS_AT_ONCE).await
+    let progress = progress.content.clone();
+    record_in_chunks(
+        scan,
+        [source, destination],
+        requests,
+        progress,
+        PAIRS_AT_ONCE,
+    )
+    .await
 }
 
 async fn record_in_chunks(
     scan: &mut Scan,
     [source, destination]: [&Storage; 2],
     requests: Option<usize>,
+    progress: Arc<CheckProgress>,
     chunk: usize,
 ) -> ContentCompared {
     let sides = [Side::of(source), Side::of(destination)];
-    let progress = Arc::new(CheckProgress::default());
+    let (requests_before, bytes_before) = (
+        progress.requests.load(Relaxed),
+        progress.bytes_read.load(Relaxed),
+    );
     let mut compared = ContentCompared::default();
     let mut after: Option<RelPath> = None;
     loop {
@@ -68,6 +82,7 @@ async fn record_in_chunks(
         };
         after = Some(last.path.clone());
         compared.pairs += pairs.len() as u64;
+        progress.pairs.fetch_add(pairs.len() as u64, Relaxed);
         let mut report = CheckReport::default();
         let settled = compare(
             &mut pairs,
@@ -117,10 +132,9 @@ async fn record_in_chunks(
         scan.source.manifest.replace(src);
         scan.destination.manifest.replace(dst);
     }
-    compared.requests = progress.requests.load(std::sync::atomic::Ordering::Relaxed);
-    compared.bytes_read = progress
-        .bytes_read
-        .load(std::sync::atomic::Ordering::Relaxed);
+    // This comparison's share of the counters (they may have counted before).
+    compared.requests = progress.requests.load(Relaxed) - requests_before;
+    compared.bytes_read = progress.bytes_read.load(Relaxed) - bytes_before;
     compared
 }
 
@@ -190,12 +204,14 @@ mod tests {
             .build()
             .unwrap();
         let mut results = Vec::new();
+        let progress = Arc::new(CheckProgress::default());
         for chunk in [PAIRS_AT_ONCE, 4] {
             let mut scan = scan();
             let compared = runtime.block_on(record_in_chunks(
                 &mut scan,
                 [&source, &destination],
                 None,
+                progress.clone(),
                 chunk,
             ));
             let sums: Vec<_> = scan
@@ -207,7 +223,15 @@ mod tests {
                 .collect();
             results.push((compared, sums));
         }
-        assert_eq!(results[1], results[0]);
+        assert!(
+            results[1] == results[0],
+            "chunks of 4 differ from one chunk"
+        );
+        // Both runs counted on the scan's progress line.
+        assert_eq!(
+            progress.describe().as_deref(),
+            Some("60 of 60 pairs settled, 720 B read, 0 requests")
+        );
         let (compared, sums) = &results[0];
         assert_eq!((compared.pairs, compared.differ), (30, 8));
         assert_eq!(compared.alike.blake3, 22);
