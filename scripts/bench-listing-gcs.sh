@@ -32,22 +32,10 @@ work=$(realpath -m target/bench-listing-gcs)
 root="$work/fs-$n"
 mkdir -p "$work/empty"
 port=$(free_port)
-start_server() {
-  mkdir -p "$root"
-  "$(gcs_binary)" -scheme http -host 127.0.0.1 -port "$port" -backend filesystem \
-    -filesystem-root "$root" -external-url "http://127.0.0.1:$port" -log-level error \
-    >"target/emu/gcs-$port.log" 2>&1 &
-  server=$!
-  for _ in $(seq 600); do
-    curl -sf -o /dev/null "http://127.0.0.1:$port/storage/v1/b?project=test" && return 0
-    sleep 0.1
-  done
-  echo "fake-gcs-server did not start; see target/emu/gcs-$port.log" >&2
-  return 1
-}
 proxy=""
-trap 'kill $server $proxy 2>/dev/null || true' EXIT
-start_server
+trap 'stop_gcs; kill $proxy 2>/dev/null || true' EXIT
+mkdir -p "$root"
+start_gcs "$port" -backend filesystem -filesystem-root "$root"
 if [ ! -f "$root/.complete" ]; then
   rm -rf "$work/data"
   mkdir -p "$work/data"

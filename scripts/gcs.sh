@@ -21,10 +21,14 @@ install_gcs() {
   fi
 }
 
-# start_gcs PORT: starts a server with an empty in-memory store and waits until it answers.
+# start_gcs PORT [BACKEND ARGS...]: starts a server (by default with an empty
+# in-memory store; e.g. `-backend filesystem -filesystem-root DIR` instead)
+# and waits until it answers.
 start_gcs() {
   local port=$1
-  "$(gcs_binary)" -scheme http -host 127.0.0.1 -port "$port" -backend memory \
+  shift
+  [ $# -gt 0 ] || set -- -backend memory
+  "$(gcs_binary)" -scheme http -host 127.0.0.1 -port "$port" "$@" \
     -external-url "http://127.0.0.1:$port" -log-level error \
     >"target/emu/gcs-$port.log" 2>&1 &
   gcs_pids+=($!)

@@ -58,8 +58,13 @@ impl Manifest {
 
     /// The entries in path order, decoded one at a time.
     pub fn iter(&self) -> Iter<'_> {
+        self.iter_blocks(0)
+    }
+
+    /// The entries of the blocks from `first` on.
+    fn iter_blocks(&self, first: usize) -> Iter<'_> {
         Iter {
-            blocks: self.blocks.iter(),
+            blocks: self.blocks[first..].iter(),
             spill: self.spill.as_deref(),
             current: Cow::Borrowed(&[]),
             at: 0,
@@ -70,15 +75,8 @@ impl Manifest {
     /// The entries from `path` on (those at or after it), in path order:
     /// the blocks before its own are skipped unread.
     pub fn iter_from<'a>(&'a self, path: &'a RelPath) -> impl Iterator<Item = ManifestEntry> + 'a {
-        let first = self.block_of(path).unwrap_or(0);
-        Iter {
-            blocks: self.blocks[first..].iter(),
-            spill: self.spill.as_deref(),
-            current: Cow::Borrowed(&[]),
-            at: 0,
-            previous: codec::Previous::default(),
-        }
-        .skip_while(move |e| e.path < *path)
+        self.iter_blocks(self.block_of(path).unwrap_or(0))
+            .skip_while(move |e| e.path < *path)
     }
 
     pub fn len(&self) -> usize {
