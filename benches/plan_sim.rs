@@ -316,7 +316,7 @@ fn main() {
         let at = Location::Local(dir.path().join("plan"));
         let place = PlanPlace::open(&at, &settings.store_settings()).await.unwrap();
         let plan = session
-            .plan_into((from, to), scan, options, &place, Keep::Changes)
+            .plan_into((from, to), scan, options, (&place, Keep::Changes), &Default::default())
             .await
             .unwrap();
         let planned = started.elapsed() - scanned;

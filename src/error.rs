@@ -41,6 +41,8 @@ impl ExitStatus {
             ExitStatus::Interrupted
         } else if report.stopped_on_denial.is_some() {
             ExitStatus::Denied
+        } else if report.stopped_on_plan.is_some() {
+            ExitStatus::Fatal
         } else if report.stopped_on_conflict {
             ExitStatus::Conflict
         } else if report.failed > 0 || report.deletes_withheld > 0 {

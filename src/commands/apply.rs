@@ -5,72 +5,110 @@ use super::{Context, Verbosity};
 use crate::cli::ApplyArgs;
 use crate::config::Settings;
 use crate::error::{Error, ExitStatus};
-use crate::sync::{self, SyncPlan};
+use crate::sync;
+use crate::sync::execute::PlanToRun;
+use crate::sync::plan::OpenedPlan;
+use crate::sync::plan::parts::{PlanParts, PlanPlace};
+use crate::sync::session::Keep;
+use std::sync::Arc;
 
 pub(super) async fn apply_command(args: ApplyArgs, ctx: &Context) -> Result<ExitStatus, Error> {
     let location = crate::uri::Location::parse(&args.plan)?;
-    let saved = SyncPlan::load_saved(&location, &ctx.settings.store_settings())
-        .await?
-        .plan;
+    let store_settings = ctx.settings.store_settings();
+    let saved = OpenedPlan::open(&location, &store_settings).await?.plan;
+    let head = saved.head().clone();
     let quiet_scan = args.run.json || ctx.verbosity == Verbosity::Quiet;
     let (scan, session) = open_and_scan(
-        &saved.source,
-        &saved.destination,
-        &saved.options,
+        &head.source,
+        &head.destination,
+        &head.options,
         ctx,
         quiet_scan,
     )
     .await?;
-    let (stale_count, first_stale) = {
-        let stale = saved.stale_items(&scan);
-        (stale.len(), stale.first().map(|item| item.path.display()))
-    };
-    let plan = match first_stale {
-        None => saved,
+    let verdict = ScanVerdict::of(&scan, &session);
+    // One pass over the plan's parts against the scans: stale entries, the
+    // totals and the cost counted from the items themselves.
+    let check = sync::plan::check_current(&saved, &scan).await?;
+    let (plan, counted, _replanned_in) = match check.first_stale {
+        None => {
+            drop(scan);
+            (with_stats(saved, check.stats), Some(check.usage), None)
+        }
         Some(_) if args.replan => {
-            // Only a stale plan is planned again: a fresh one would double
-            // the memory a large plan takes.
+            // Planned again into a temporary place, a part at a time as
+            // `plan -o` does, and run from there: neither the old plan nor
+            // the new one is held whole.
+            let dir = tempfile::Builder::new()
+                .prefix("hugesync-replan-")
+                .tempdir()
+                .map_err(|source| sync::PlanError::Write {
+                    path: std::env::temp_dir(),
+                    source,
+                })?;
+            let at = crate::uri::Location::Local(dir.path().to_path_buf());
+            let place = PlanPlace::open(&at, &store_settings).await?;
             let mut fresh = session
-                .plan(
-                    saved.source.clone(),
-                    saved.destination.clone(),
-                    &scan,
-                    saved.options.clone(),
+                .plan_into(
+                    (head.source.clone(), head.destination.clone()),
+                    scan,
+                    head.options.clone(),
+                    (&place, Keep::Nothing),
+                    &check.edits,
                 )
                 .await?;
-            fresh.carry_edits_from(&saved);
             if ctx.verbosity != Verbosity::Quiet {
                 eprintln!(
-                    "{stale_count} planned entries changed since the plan was made; planned again."
+                    "{} planned entries changed since the plan was made; planned again.",
+                    check.stale
                 );
             }
-            fresh
+            let parts = PlanParts::open(place)
+                .await?
+                .ok_or_else(|| sync::PlanError::NotFound {
+                    plan: at.to_string(),
+                })?;
+            fresh.items = Vec::new();
+            let plan = PlanToRun::InParts {
+                head: Arc::new(fresh),
+                parts: Arc::new(parts),
+            };
+            (plan, None, Some(dir))
         }
         Some(first) => {
             return Err(sync::PlanError::Stale {
-                count: stale_count,
-                first,
+                count: check.stale,
+                first: first.display(),
             }
             .into());
         }
     };
     let plan = with_current_guards(plan, &ctx.settings);
-    let verdict = ScanVerdict::of(scan, &session);
-    finish_run(plan, verdict, session, &args.run, ctx).await
+    finish_run(plan, counted, (verdict, session), &args.run, ctx).await
+}
+
+/// The plan with the totals counted from its items.
+fn with_stats(mut plan: PlanToRun, stats: sync::plan::PlanStats) -> PlanToRun {
+    // A plan held whole was counted as it was read.
+    if matches!(plan, PlanToRun::InParts { .. }) {
+        plan.head_mut().stats = stats;
+    }
+    plan
 }
 
 /// The deletion guards set now (config file, environment) apply to a saved
 /// plan as well as those it was made with: the stricter wins.
-fn with_current_guards(mut plan: SyncPlan, settings: &Settings) -> SyncPlan {
+fn with_current_guards(mut plan: PlanToRun, settings: &Settings) -> PlanToRun {
     use crate::config::Origin;
+    let head = plan.head_mut();
     let set_now = |origin: &Origin| !matches!(origin, Origin::Default);
     if set_now(&settings.max_delete.origin)
         && let Some(now) = settings.max_delete.value
     {
-        plan.options.max_delete = Some(plan.options.max_delete.map_or(now, |saved| saved.min(now)));
+        head.options.max_delete = Some(head.options.max_delete.map_or(now, |saved| saved.min(now)));
     }
     if set_now(&settings.allow_empty_source.origin) && !settings.allow_empty_source.value {
-        plan.options.allow_empty_source = false;
+        head.options.allow_empty_source = false;
     }
     plan
 }

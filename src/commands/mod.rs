@@ -11,6 +11,7 @@ mod man;
 mod patch;
 mod pipeline;
 mod plan;
+mod printed;
 mod providers;
 mod report;
 pub mod shards;
@@ -152,14 +153,7 @@ fn write_stdout(bytes: &[u8]) -> Result<ExitStatus, Error> {
 /// The full plan: JSON, or the table listing every change (every item with -v).
 fn print_plan(plan: &SyncPlan, json: bool, ctx: &Context) -> Result<(), Error> {
     if json {
-        /// The plan, and what it will cost.
-        #[derive(serde::Serialize)]
-        struct Priced<'a> {
-            #[serde(flatten)]
-            plan: &'a SyncPlan,
-            cost: Option<crate::cost::CostEstimate>,
-        }
-        return print_json(&Priced {
+        return print_json(&printed::Priced {
             plan,
             cost: crate::cost::estimate(plan),
         });

@@ -3,15 +3,17 @@
 //! printed and confirmed, the run reported.
 
 use std::io::{IsTerminal, Write};
-use std::sync::Arc;
 use std::time::Duration;
 
-use super::{Context, Listing, Verbosity, print_json_line, print_plan, print_plan_text, report};
+use super::printed::{PlanOutput, print_plan_to_run};
+use super::{Context, Listing, Verbosity, listing_for, print_json_line, report};
 use crate::cli::RunFlags;
+use crate::cost::Usage;
 use crate::error::{Error, ExitStatus};
 use crate::progress::{BarReporter, JsonLinesReporter, LineReporter, Reporter};
+use crate::sync::execute::PlanToRun;
 use crate::sync::session::{RunKind, Session};
-use crate::sync::{self, Scan, ScanProgress, SyncOptions, SyncPlan};
+use crate::sync::{self, Scan, ScanProgress, SyncOptions};
 use crate::uri::Location;
 
 /// Opens both sides and scans them (with a spinner on a terminal unless
@@ -53,10 +55,10 @@ pub(super) struct ScanVerdict {
 }
 
 impl ScanVerdict {
-    pub(super) fn of(scan: Scan, session: &Session) -> ScanVerdict {
+    pub(super) fn of(scan: &Scan, session: &Session) -> ScanVerdict {
         ScanVerdict {
             partial: scan.error_count() > 0,
-            withhold_deletes: session.withheld_deletes(&scan),
+            withhold_deletes: session.withheld_deletes(scan),
         }
     }
 }
@@ -101,18 +103,25 @@ fn scan_spinner(progress: ScanProgress) -> tokio::task::JoinHandle<()> {
     })
 }
 
-/// Prints, confirms and executes a plan; the common tail of `sync` and `apply`.
+/// Prints, confirms and executes a plan; the common tail of `sync` and
+/// `apply`. `counted`: what the plan's items cost, where a pass over them
+/// counted it already.
 pub(super) async fn finish_run(
-    plan: SyncPlan,
-    scan: ScanVerdict,
-    session: Session,
+    plan: PlanToRun,
+    counted: Option<Usage>,
+    (scan, session): (ScanVerdict, Session),
     run: &RunFlags,
     ctx: &Context,
 ) -> Result<ExitStatus, Error> {
     let partial_scan = scan.partial;
+    let head = plan.head().clone();
     let human = !run.json && ctx.verbosity != Verbosity::Quiet;
     if run.dry_run {
-        print_plan(&plan, run.json, ctx)?;
+        if run.json {
+            print_plan_to_run(&plan, PlanOutput::Json, counted).await?;
+        } else if human {
+            print_plan_to_run(&plan, PlanOutput::Text(listing_for(ctx.verbosity)), counted).await?;
+        }
         return Ok(if partial_scan {
             ExitStatus::Partial
         } else {
@@ -125,16 +134,16 @@ pub(super) async fn finish_run(
         } else {
             Listing::None
         };
-        print_plan_text(&plan, listing)?;
+        print_plan_to_run(&plan, PlanOutput::Text(listing), counted).await?;
     }
     // With nothing to change, the run still removes the temp files dead runs
     // left in the destination (a connection dropped before their removal):
     // they are HugeSync's own, so no confirmation is asked for them.
-    if plan.stats.changes() == 0 && plan.leftovers.is_empty() {
+    if head.stats.changes() == 0 && head.leftovers.is_empty() {
         if run.json {
             // A script reading the events gets its summary either way.
             let report = sync::ExecReport {
-                skipped: plan.stats.skip.count,
+                skipped: head.stats.skip.count,
                 ..sync::ExecReport::default()
             };
             print_json_line(&serde_json::json!({ "event": "summary", "report": report }))?;
@@ -145,12 +154,11 @@ pub(super) async fn finish_run(
             ExitStatus::Success
         });
     }
-    plan.check_safety()?;
-    if !run.yes && plan.stats.changes() > 0 {
+    head.check_safety()?;
+    if !run.yes && head.stats.changes() > 0 {
         confirm(ctx).await?;
     }
 
-    let plan = Arc::new(plan);
     let mut reporters: Vec<Box<dyn Reporter>> = Vec::new();
     if run.json {
         reporters.push(Box::new(JsonLinesReporter));
@@ -163,12 +171,12 @@ pub(super) async fn finish_run(
         }
     }
     let options = session.exec_options(RunKind::Whole, scan.withhold_deletes);
-    let report = session.execute(plan.clone(), options, reporters).await;
+    let report = session.execute(plan, options, reporters).await;
 
     if run.json {
         print_json_line(&serde_json::json!({ "event": "summary", "report": report }))?;
     } else if ctx.verbosity != Verbosity::Quiet {
-        print!("{}", report::summary_text(&report, &plan));
+        print!("{}", report::summary_text(&report, &head));
     }
     Ok(match ExitStatus::of_report(&report) {
         ExitStatus::Success if partial_scan => ExitStatus::Partial,

@@ -1,13 +1,14 @@
 //! `hugesync plan SRC DST [-o FILE]`: the plan, shown or saved for `apply`.
 
 use super::pipeline::open_and_scan;
+use super::printed::{PlanOutput, print_plan_to_run};
 use super::report::Listing;
 use super::{Context, Verbosity, listing_for, output_is_stdout, print_plan, report};
 use crate::cli::{PlanArgs, Selectors};
-use crate::cost::{Usage, estimate_of_usage};
 use crate::error::{Error, ExitStatus};
 use crate::sync::SyncPlan;
-use crate::sync::plan::parts::{PartsReader, PlanPlace};
+use crate::sync::execute::PlanToRun;
+use crate::sync::plan::parts::{PlanParts, PlanPlace};
 use crate::sync::session::{self, Keep};
 use crate::uri::Location;
 
@@ -41,7 +42,13 @@ pub(super) async fn plan_command(
                 Keep::Nothing
             };
             let plan = session
-                .plan_into((source, destination), scan, options, &saving, keep)
+                .plan_into(
+                    (source, destination),
+                    scan,
+                    options,
+                    (&saving, keep),
+                    &Default::default(),
+                )
                 .await?;
             if keep == Keep::Nothing && ctx.verbosity != Verbosity::Quiet {
                 print_from_parts(&plan, &saving, at).await?;
@@ -94,37 +101,17 @@ fn finish(plan: &SyncPlan, partial_scan: bool) -> Result<ExitStatus, Error> {
 /// The plan's text, its items and cost read back from the parts just saved,
 /// a part at a time.
 async fn print_from_parts(plan: &SyncPlan, place: &PlanPlace, at: &Location) -> Result<(), Error> {
-    use std::io::Write;
-    let print = |text: &mut Vec<u8>| -> Result<(), Error> {
-        let mut out = std::io::stdout().lock();
-        out.write_all(text)
-            .and_then(|()| out.flush())
-            .map_err(Error::Output)?;
-        text.clear();
-        Ok(())
-    };
-    let mut text = Vec::new();
-    report::write_plan_head(&mut text, plan).map_err(Error::Output)?;
-    print(&mut text)?;
-    let mut reader =
-        PartsReader::open(place)
+    let parts =
+        PlanParts::open(place.clone())
             .await?
             .ok_or_else(|| crate::sync::PlanError::NotFound {
                 plan: at.to_string(),
             })?;
-    let mut usage = Usage::default();
-    while let Some(items) = reader.next_part().await? {
-        report::write_plan_items(&mut text, &items, Listing::Changes).map_err(Error::Output)?;
-        print(&mut text)?;
-        if let Some(model) = &plan.cost_model {
-            for item in &items {
-                usage.add(plan, model, item);
-            }
-        }
-    }
-    report::write_plan_tail(&mut text, plan, estimate_of_usage(plan, usage))
-        .map_err(Error::Output)?;
-    print(&mut text)
+    let plan = PlanToRun::InParts {
+        head: std::sync::Arc::new(plan.clone()),
+        parts: std::sync::Arc::new(parts),
+    };
+    print_plan_to_run(&plan, PlanOutput::Text(Listing::Changes), None).await
 }
 
 /// Where `-o` saves a plan in parts. A regular file there (a plan file of

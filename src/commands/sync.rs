@@ -18,6 +18,7 @@ pub(super) async fn sync_command(
     let quiet_scan = args.run.json || ctx.verbosity == Verbosity::Quiet;
     let (scan, session) = open_and_scan(&source, &destination, &options, ctx, quiet_scan).await?;
     let plan = session.plan(source, destination, &scan, options).await?;
-    let verdict = ScanVerdict::of(scan, &session);
-    finish_run(plan, verdict, session, &args.run, ctx).await
+    let verdict = ScanVerdict::of(&scan, &session);
+    drop(scan);
+    finish_run(plan.into(), None, (verdict, session), &args.run, ctx).await
 }

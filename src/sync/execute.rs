@@ -42,8 +42,14 @@ pub struct ExecOptions {
     pub leave_for_finalize: bool,
 }
 
+mod items;
+
+pub use items::PlanToRun;
+
 struct Runner {
-    plan: Arc<SyncPlan>,
+    /// The plan without need of its items: what it syncs and how.
+    head: Arc<SyncPlan>,
+    plan: PlanToRun,
     ctx: ItemContext,
     report: ExecReport,
     touched_dirs: BTreeSet<Option<RelPath>>,
@@ -54,9 +60,9 @@ struct Runner {
 }
 
 /// Runs the plan's items. Per-item failures are reported as events and counted;
-/// the rest of the plan goes on.
+/// the rest of the plan goes on. A plan in parts is read a part at a time.
 pub async fn execute(
-    plan: Arc<SyncPlan>,
+    plan: impl Into<PlanToRun>,
     source: Storage,
     destination: Storage,
     options: ExecOptions,
@@ -64,17 +70,19 @@ pub async fn execute(
     cancel: CancellationToken,
 ) -> ExecReport {
     let started = Instant::now();
+    let plan: PlanToRun = plan.into();
+    let head = plan.head().clone();
     let ctx = ItemContext {
         source,
         destination,
-        archive: plan.options.archive,
+        archive: head.options.archive,
         fsync: options.fsync,
-        block_size: u32::try_from(plan.options.block_size)
+        block_size: u32::try_from(head.options.block_size)
             .unwrap_or(crate::signature::DEFAULT_BLOCK_SIZE),
-        delta_threshold: plan.options.delta_threshold,
-        remote_signature: plan.options.remote_signature,
-        unverified_rebuilds: plan.options.unverified_rebuilds,
-        backup: plan.options.backup.clone(),
+        delta_threshold: head.options.delta_threshold,
+        remote_signature: head.options.remote_signature,
+        unverified_rebuilds: head.options.unverified_rebuilds,
+        backup: head.options.backup.clone(),
         requests: Arc::new(Semaphore::new(options.jobs.max(1))),
         request_limit: options.jobs.max(1),
         events,
@@ -83,9 +91,10 @@ pub async fn execute(
     };
     let mut runner = Runner {
         report: ExecReport {
-            skipped: plan.stats.skip.count,
+            skipped: head.stats.skip.count,
             ..ExecReport::default()
         },
+        head,
         plan,
         ctx,
         touched_dirs: BTreeSet::new(),
@@ -104,40 +113,48 @@ pub async fn execute(
     runner.report
 }
 
+/// What the forward pass does with an item.
+enum Turn {
+    /// A directory made before anything is written into it.
+    MakeDir,
+    /// A file, link or metadata update, `jobs` at a time.
+    Transfer,
+    /// Left for the backward pass (a deletion, a directory's times), or
+    /// nothing to do.
+    NotNow,
+}
+
+impl Turn {
+    fn of(item: &PlanItem) -> Turn {
+        match item.action {
+            SyncAction::Skip | SyncAction::Delete => Turn::NotNow,
+            action if item.is_dir() && action.transfers() => Turn::MakeDir,
+            _ if item.is_dir() => Turn::NotNow,
+            _ => Turn::Transfer,
+        }
+    }
+}
+
 impl Runner {
+    /// Two passes over the plan's parts: forward, directories made and
+    /// transfers run; then, unless shards leave them to `finalize`,
+    /// backward over the parts that hold them, deletions and directory
+    /// times. In reverse path order an entry comes before its directory,
+    /// so entries go before their directories and a directory's times are
+    /// set once nothing below it changes any more — what sorting every
+    /// deletion by depth gave, without holding them.
     async fn run(&mut self, jobs: usize) {
-        let plan = self.plan.clone();
-        let work: Vec<usize> = (0..plan.items.len())
-            .filter(|&i| plan.items[i].action != SyncAction::Skip)
-            .collect();
+        let (changes, deletes) = self.plan.changes_and_deletes();
         self.emit(ExecEvent::Begin {
-            items: work.len() as u64,
-            bytes: plan.stats.bytes_to_send,
+            items: changes,
+            bytes: self.head.stats.bytes_to_send,
         })
         .await;
-        if work.is_empty() {
+        if changes == 0 {
             // Nothing to send; the temp files of dead runs still go.
             self.remove_leftovers().await;
             return;
         }
-        let is_dir = |i: &usize| {
-            plan.items[*i]
-                .src
-                .as_ref()
-                .or(plan.items[*i].dst.as_ref())
-                .map(|e| e.kind)
-                == Some(EntryKind::Dir)
-        };
-        let (mkdirs, rest): (Vec<usize>, Vec<usize>) = work
-            .iter()
-            .partition(|i| is_dir(i) && plan.items[**i].action.transfers());
-        let (dir_meta, rest): (Vec<usize>, Vec<usize>) = rest
-            .into_iter()
-            .partition(|i| is_dir(i) && plan.items[*i].action == SyncAction::Metadata);
-        let (deletes, transfers): (Vec<usize>, Vec<usize>) = rest
-            .into_iter()
-            .partition(|i| plan.items[*i].action == SyncAction::Delete);
-
         if let Err(e) = self.ensure_destination_root().await {
             self.emit(ExecEvent::Warning {
                 message: e.to_string(),
@@ -145,21 +162,13 @@ impl Runner {
             .await;
         }
         self.remove_leftovers().await;
-        for &id in &mkdirs {
-            if self.ctx.cancel.is_cancelled() || self.stopped() {
-                break;
-            }
-            let outcome = self.run_dir(id).await;
-            self.finish(id, outcome).await;
-        }
-        self.run_transfers(&transfers, jobs).await;
+        self.run_forward(jobs).await;
         if self.ctx.cancel.is_cancelled() {
             self.report.interrupted = true;
             return;
         }
-        if !self.leave_for_finalize {
-            self.run_deletes(deletes).await;
-            self.run_dir_metadata(&mkdirs, &dir_meta).await;
+        if !self.leave_for_finalize && self.report.stopped_on_plan.is_none() {
+            self.run_backward(deletes).await;
         }
         self.sync_touched_dirs().await;
         self.report.interrupted = self.ctx.cancel.is_cancelled();
@@ -168,12 +177,12 @@ impl Runner {
     /// Temp files an interrupted run left in the destination go before new
     /// ones are written beside them.
     async fn remove_leftovers(&self) {
-        if self.plan.leftovers.is_empty() {
+        if self.head.leftovers.is_empty() {
             return;
         }
         let removed = match &self.ctx.destination {
             Storage::Local(dst) => {
-                let (dst, leftovers) = (dst.clone(), self.plan.leftovers.clone());
+                let (dst, leftovers) = (dst.clone(), self.head.leftovers.clone());
                 crate::storage::run_blocking(move || {
                     Ok(leftovers
                         .iter()
@@ -198,7 +207,7 @@ impl Runner {
                     None => Default::default(),
                 };
                 let keys: Vec<String> = self
-                    .plan
+                    .head
                     .leftovers
                     .iter()
                     .map(|rel| store.key_of(rel))
@@ -232,63 +241,87 @@ impl Runner {
         }
     }
 
-    async fn run_dir(&mut self, id: usize) -> Result<Outcome, ItemError> {
-        self.started(id).await;
+    async fn run_dir(&mut self, id: usize, item: &PlanItem) -> Result<Outcome, ItemError> {
+        self.started(id, item).await;
         match &self.ctx.destination {
             Storage::Local(dst) => {
-                let (dst, path) = (dst.clone(), self.plan.items[id].path.clone());
+                let (dst, path) = (dst.clone(), item.path.clone());
                 crate::storage::run_blocking(move || dst.create_dir(&path)).await?;
                 Ok(Outcome::default())
             }
             // An empty directory kept with -a: its marker object.
-            Storage::Object(_) => {
-                transfer::run(id, self.plan.items[id].clone(), self.ctx.clone()).await
-            }
+            Storage::Object(_) => transfer::run(id, item.clone(), self.ctx.clone()).await,
         }
     }
 
-    /// Files, links and metadata updates, `jobs` at a time. New work stops being
-    /// scheduled on cancellation; running items notice it and discard their temp
-    /// files.
-    async fn run_transfers(&mut self, ids: &[usize], jobs: usize) {
-        type Done = (usize, Result<Outcome, ItemError>);
+    /// The forward pass: directories made (parents come first in path
+    /// order), then files, links and metadata updates, `jobs` at a time
+    /// across parts (the next part is read while this one runs). New work
+    /// stops being scheduled on cancellation; running items notice it and
+    /// discard their temp files.
+    async fn run_forward(&mut self, jobs: usize) {
+        type Done = (usize, PlanItem, Result<Outcome, ItemError>);
         let mut running: JoinSet<Done> = JoinSet::new();
-        'schedule: for &id in ids {
-            self.wait_while_paused().await;
-            // Reap what finished meanwhile so events flow in order of
-            // completion; with every slot busy, wait for one. An item that
-            // stops the run (a refusal, a conflict under --fail-on-conflict)
-            // is seen before the next starts.
-            while let Some(joined) = running.try_join_next() {
-                self.reap(joined).await;
-            }
-            while running.len() >= jobs {
-                tokio::select! {
-                    Some(joined) = running.join_next() => self.reap(joined).await,
-                    () = self.ctx.cancel.cancelled() => break 'schedule,
+        let mut parts = self.plan.read_ahead((0..self.plan.part_count()).collect());
+        'parts: while let Some(part) = parts.next().await {
+            let part = match part {
+                Ok(part) => part,
+                Err(unreadable) => {
+                    self.stop_on_plan(unreadable).await;
+                    break;
                 }
-            }
-            if self.stopped() || self.ctx.cancel.is_cancelled() {
-                break;
-            }
-            self.started(id).await;
-            let item = self.plan.items[id].clone();
-            let ctx = self.ctx.clone();
-            let (plan, policy) = (self.plan.clone(), self.conflicts);
-            running.spawn(async move {
-                let ran = match transfer::keep_backup(&item, &ctx).await {
-                    Ok(()) => transfer::run(id, item.clone(), ctx.clone()).await,
-                    Err(kept) => Err(kept),
-                };
-                let outcome = match ran {
-                    Err(ItemError::DestinationChanged) if policy == ConflictPolicy::Replan => {
-                        conflict::replan_and_run(id, &item, &plan, ctx).await
+            };
+            for (id, item) in part.items() {
+                let turn = Turn::of(item);
+                if matches!(turn, Turn::NotNow) {
+                    continue;
+                }
+                self.wait_while_paused().await;
+                // Reap what finished meanwhile so events flow in order of
+                // completion; with every slot busy, wait for one. An item
+                // that stops the run (a refusal, a conflict under
+                // --fail-on-conflict) is seen before the next starts.
+                while let Some(joined) = running.try_join_next() {
+                    self.reap(joined).await;
+                }
+                if matches!(turn, Turn::Transfer) {
+                    while running.len() >= jobs {
+                        tokio::select! {
+                            Some(joined) = running.join_next() => self.reap(joined).await,
+                            () = self.ctx.cancel.cancelled() => break 'parts,
+                        }
                     }
-                    other => other,
-                };
-                (id, outcome)
-            });
+                }
+                if self.stopped() || self.ctx.cancel.is_cancelled() {
+                    break 'parts;
+                }
+                if matches!(turn, Turn::MakeDir) {
+                    // What comes after it in path order may be written
+                    // into it: it is made before the next item starts.
+                    let outcome = self.run_dir(id, item).await;
+                    self.finish(id, item, outcome).await;
+                    continue;
+                }
+                self.started(id, item).await;
+                let item = item.clone();
+                let ctx = self.ctx.clone();
+                let (plan, policy) = (self.head.clone(), self.conflicts);
+                running.spawn(async move {
+                    let ran = match transfer::keep_backup(&item, &ctx).await {
+                        Ok(()) => transfer::run(id, item.clone(), ctx.clone()).await,
+                        Err(kept) => Err(kept),
+                    };
+                    let outcome = match ran {
+                        Err(ItemError::DestinationChanged) if policy == ConflictPolicy::Replan => {
+                            conflict::replan_and_run(id, &item, &plan, ctx).await
+                        }
+                        other => other,
+                    };
+                    (id, item, outcome)
+                });
+            }
         }
+        drop(parts);
         while let Some(joined) = running.join_next().await {
             self.reap(joined).await;
         }
@@ -297,10 +330,10 @@ impl Runner {
     /// Records one finished transfer task.
     async fn reap(
         &mut self,
-        joined: Result<(usize, Result<Outcome, ItemError>), tokio::task::JoinError>,
+        joined: Result<(usize, PlanItem, Result<Outcome, ItemError>), tokio::task::JoinError>,
     ) {
         match joined {
-            Ok((id, outcome)) => self.finish(id, outcome).await,
+            Ok((id, item, outcome)) => self.finish(id, &item, outcome).await,
             Err(e) => {
                 self.report.failed += 1;
                 self.emit(ExecEvent::Warning {
@@ -311,60 +344,121 @@ impl Runner {
         }
     }
 
-    /// Deletes entries before their directories (deepest first). Withheld entirely
-    /// when any transfer failed: a half-applied sync should not also lose data.
-    async fn run_deletes(&mut self, mut ids: Vec<usize>) {
-        if ids.is_empty() {
-            return;
-        }
-        let withheld_because = match &self.withhold_deletes {
+    /// A part of the plan could not be read (changed or damaged since the
+    /// run began): nothing more starts.
+    async fn stop_on_plan(&mut self, unreadable: String) {
+        self.emit(ExecEvent::Warning {
+            message: format!("the run stopped: {unreadable}"),
+        })
+        .await;
+        self.report.stopped_on_plan = Some(unreadable);
+    }
+
+    /// Why the plan's deletions may not run, if they may not: withheld
+    /// entirely when any transfer failed (a half-applied sync should not
+    /// also lose data), or for the reason known before the run.
+    fn deletes_withheld_because(&self) -> Option<String> {
+        match &self.withhold_deletes {
             Some(reason) => Some(reason.clone()),
             None if self.report.failed > 0 => Some(format!(
                 "{} item(s) failed; fix the errors and re-run",
                 self.report.failed
             )),
             None => None,
-        };
-        if let Some(reason) = withheld_because {
-            self.report.deletes_withheld = ids.len() as u64;
-            self.emit(ExecEvent::Warning {
-                message: format!("{} deletion(s) withheld: {reason}", ids.len()),
-            })
-            .await;
-            self.report.deletes_withheld_because = Some(reason);
-            return;
-        }
-        let plan = self.plan.clone();
-        ids.sort_by(|a, b| {
-            let (a, b) = (&plan.items[*a].path, &plan.items[*b].path);
-            b.depth().cmp(&a.depth()).then_with(|| a.cmp(b))
-        });
-        for id in ids {
-            if self.ctx.cancel.is_cancelled() || self.stopped() {
-                return;
-            }
-            self.started(id).await;
-            let outcome = match self.delete_one(&plan.items[id]).await {
-                // Something written since the plan is never deleted unseen.
-                Err(ItemError::DestinationChanged) if self.conflicts == ConflictPolicy::Replan => {
-                    self.emit(ExecEvent::Conflict {
-                        id,
-                        path: plan.items[id].path.clone(),
-                        resolution: "changed at the destination since the plan; kept".into(),
-                    })
-                    .await;
-                    Ok(Outcome {
-                        replanned: Some(SyncAction::Skip),
-                        ..Outcome::default()
-                    })
-                }
-                other => other,
-            };
-            self.finish(id, outcome).await;
         }
     }
 
-    async fn delete_one(&self, item: &PlanItem) -> Result<Outcome, ItemError> {
+    /// The backward pass: deletions (entries before their directories) and
+    /// directory times (deepest first, once their contents stopped
+    /// changing), over the parts that hold any, last part first.
+    async fn run_backward(&mut self, deletes: u64) {
+        let mut deleting = deletes > 0;
+        if deleting && let Some(reason) = self.deletes_withheld_because() {
+            self.report.deletes_withheld = deletes;
+            self.emit(ExecEvent::Warning {
+                message: format!("{deletes} deletion(s) withheld: {reason}"),
+            })
+            .await;
+            self.report.deletes_withheld_because = Some(reason);
+            deleting = false;
+        }
+        // Object stores keep no directory attributes; directories implied
+        // by object keys have none to copy (created ones keep what creation
+        // gave them, not mode 0 and the epoch).
+        let dir_times = match &self.ctx.destination {
+            Storage::Local(dst) if self.ctx.source.has_directories() => Some(dst.clone()),
+            _ => None,
+        };
+        if !deleting && dir_times.is_none() {
+            return;
+        }
+        let order: Vec<usize> = (0..self.plan.part_count())
+            .rev()
+            .filter(|n| self.plan.holds_later_work(*n))
+            .collect();
+        let mut parts = self.plan.read_ahead(order);
+        while let Some(part) = parts.next().await {
+            let part = match part {
+                Ok(part) => part,
+                Err(unreadable) => {
+                    self.stop_on_plan(unreadable).await;
+                    return;
+                }
+            };
+            for (id, item) in part.items().rev() {
+                if self.ctx.cancel.is_cancelled() {
+                    return;
+                }
+                match item.action {
+                    SyncAction::Delete if deleting && !self.stopped() => {
+                        self.started(id, item).await;
+                        let outcome = self.delete_one(id, item).await;
+                        self.finish(id, item, outcome).await;
+                    }
+                    SyncAction::Metadata if item.is_dir() => {
+                        if let Some(dst) = &dir_times {
+                            self.started(id, item).await;
+                            let set = set_dir_times(dst, item).await.map(|()| Outcome::default());
+                            self.finish(id, item, set.map_err(Into::into)).await;
+                        }
+                    }
+                    action if action.transfers() && item.is_dir() && self.head.options.archive => {
+                        if let Some(dst) = &dir_times
+                            && let Err(e) = set_dir_times(dst, item).await
+                        {
+                            self.emit(ExecEvent::Warning {
+                                message: e.to_string(),
+                            })
+                            .await;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    /// Deletes one entry, unless it changed since the plan: something
+    /// written since is never deleted unseen.
+    async fn delete_one(&self, id: usize, item: &PlanItem) -> Result<Outcome, ItemError> {
+        match self.check_and_delete(item).await {
+            Err(ItemError::DestinationChanged) if self.conflicts == ConflictPolicy::Replan => {
+                self.emit(ExecEvent::Conflict {
+                    id,
+                    path: item.path.clone(),
+                    resolution: "changed at the destination since the plan; kept".into(),
+                })
+                .await;
+                Ok(Outcome {
+                    replanned: Some(SyncAction::Skip),
+                    ..Outcome::default()
+                })
+            }
+            other => other,
+        }
+    }
+
+    async fn check_and_delete(&self, item: &PlanItem) -> Result<Outcome, ItemError> {
         let planned = item.dst.as_ref().ok_or(ItemError::Incomplete {
             side: "destination",
         })?;
@@ -389,62 +483,6 @@ impl Runner {
             .delete(&item.path, planned.kind)
             .await?;
         Ok(Outcome::default())
-    }
-
-    /// Directory times are set last, deepest first: writing into a directory
-    /// changes its mtime.
-    async fn run_dir_metadata(&mut self, created: &[usize], updated: &[usize]) {
-        let plan = self.plan.clone();
-        let mut ids: Vec<usize> = updated.to_vec();
-        if plan.options.archive {
-            ids.extend_from_slice(created);
-        }
-        ids.sort_by(|a, b| {
-            plan.items[*b]
-                .path
-                .depth()
-                .cmp(&plan.items[*a].path.depth())
-        });
-        let Storage::Local(dst) = self.ctx.destination.clone() else {
-            return; // object stores keep no directory attributes
-        };
-        if !self.ctx.source.has_directories() {
-            // Directories implied by object keys have no attributes to
-            // copy: created ones keep what creation gave them (not mode 0
-            // and the epoch).
-            return;
-        }
-        for id in ids {
-            let item = &plan.items[id];
-            let Some(src) = item.src.as_ref() else {
-                continue;
-            };
-            let meta = WriteMeta {
-                mtime_ns: src.mtime_ns,
-                mode: Some(src.mode),
-            };
-            let is_update = item.action == SyncAction::Metadata;
-            if is_update {
-                self.started(id).await;
-            }
-            let (dst, path) = (dst.clone(), item.path.clone());
-            let result =
-                crate::storage::run_blocking(move || dst.set_meta(&path, EntryKind::Dir, meta))
-                    .await;
-            match (is_update, result) {
-                (true, result) => {
-                    self.finish(id, result.map(|()| Outcome::default()).map_err(Into::into))
-                        .await
-                }
-                (false, Err(e)) => {
-                    self.emit(ExecEvent::Warning {
-                        message: e.to_string(),
-                    })
-                    .await
-                }
-                (false, Ok(())) => {}
-            }
-        }
     }
 
     async fn sync_touched_dirs(&mut self) {
@@ -484,8 +522,7 @@ impl Runner {
         }
     }
 
-    async fn started(&self, id: usize) {
-        let item = &self.plan.items[id];
+    async fn started(&self, id: usize, item: &PlanItem) {
         self.emit(ExecEvent::Started {
             id,
             path: item.path.clone(),
@@ -495,8 +532,7 @@ impl Runner {
         .await;
     }
 
-    async fn finish(&mut self, id: usize, outcome: Result<Outcome, ItemError>) {
-        let item = &self.plan.items[id];
+    async fn finish(&mut self, id: usize, item: &PlanItem, outcome: Result<Outcome, ItemError>) {
         let event = match outcome {
             Ok(outcome) => {
                 let report = &mut self.report;
@@ -569,11 +605,29 @@ impl Runner {
 
     /// Whether a failure stopped the run: no new item starts after it.
     fn stopped(&self) -> bool {
-        self.report.stopped_on_conflict || self.report.stopped_on_denial.is_some()
+        self.report.stopped_on_conflict
+            || self.report.stopped_on_denial.is_some()
+            || self.report.stopped_on_plan.is_some()
     }
 
     async fn emit(&self, event: ExecEvent) {
         // A consumer that went away (e.g. the UI quit) must not stop the engine.
         let _ = self.ctx.events.send(event).await;
     }
+}
+
+/// Gives a directory the source's times and mode.
+async fn set_dir_times(
+    dst: &crate::storage::LocalStorage,
+    item: &PlanItem,
+) -> Result<(), crate::storage::StorageError> {
+    let Some(src) = item.src.as_ref() else {
+        return Ok(());
+    };
+    let meta = WriteMeta {
+        mtime_ns: src.mtime_ns,
+        mode: Some(src.mode),
+    };
+    let (dst, path) = (dst.clone(), item.path.clone());
+    crate::storage::run_blocking(move || dst.set_meta(&path, EntryKind::Dir, meta)).await
 }

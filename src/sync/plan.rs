@@ -113,6 +113,18 @@ impl PlanItem {
         self.action == SyncAction::Skip && self.reason == Reason::Unchanged && self.edit.is_none()
     }
 
+    /// Whether it is a directory's (made, updated or deleted).
+    pub fn is_dir(&self) -> bool {
+        self.src.as_ref().or(self.dst.as_ref()).map(|e| e.kind)
+            == Some(crate::types::EntryKind::Dir)
+    }
+
+    /// Whether a run comes to it after every transfer: a deletion, or a
+    /// directory (whose times are set once its contents stopped changing).
+    pub fn runs_after_transfers(&self) -> bool {
+        self.action == SyncAction::Delete || (self.action != SyncAction::Skip && self.is_dir())
+    }
+
     pub fn new(path: RelPath, action: SyncAction, reason: Reason) -> Self {
         Self {
             path,
@@ -431,52 +443,29 @@ impl SyncPlan {
         }
         Ok(())
     }
+}
 
-    /// Paths whose source or destination no longer looks as the plan saw it.
-    pub fn stale_items(&self, scan: &Scan) -> Vec<&PlanItem> {
-        self.items
-            .iter()
-            .filter(|item| item.action != SyncAction::Skip)
-            .filter(|item| {
-                !same_entry(
-                    item.src.as_ref(),
-                    scan.source.manifest.get(&item.path).as_ref(),
-                ) || !same_entry(
-                    item.dst.as_ref(),
-                    scan.destination.manifest.get(&item.path).as_ref(),
-                )
-            })
-            .collect()
-    }
+/// The user's edits of a plan, by path: what a new plan of the same sides
+/// keeps.
+pub type Edits = std::collections::HashMap<RelPath, UserEdit>;
 
-    /// Re-applies the user's edits of `previous` to this (fresh) plan, by path.
-    pub fn carry_edits_from(&mut self, previous: &SyncPlan) {
-        let edits = previous
-            .items
-            .iter()
-            .filter_map(|item| item.edit.map(|edit| (&item.path, edit)))
-            .collect::<std::collections::HashMap<_, _>>();
-        if edits.is_empty() {
-            return;
+/// Gives a freshly planned `item` the edit the user made of its path, where
+/// it still applies (`transfer`: what a whole transfer is between the sides).
+pub fn carry_edit(item: &mut PlanItem, edits: &Edits, transfer: SyncAction) {
+    match edits.get(&item.path) {
+        Some(UserEdit::Skipped(_)) if item.action != SyncAction::Skip => {
+            item.edit = Some(UserEdit::Skipped(item.action));
+            item.action = SyncAction::Skip;
+            item.bytes_to_send = 0;
+            item.bytes_saved = 0;
         }
-        for item in &mut self.items {
-            match edits.get(&item.path) {
-                Some(UserEdit::Skipped(_)) if item.action != SyncAction::Skip => {
-                    item.edit = Some(UserEdit::Skipped(item.action));
-                    item.action = SyncAction::Skip;
-                    item.bytes_to_send = 0;
-                    item.bytes_saved = 0;
-                }
-                Some(UserEdit::ForcedFull(_)) if item.action == SyncAction::Delta => {
-                    item.edit = Some(UserEdit::ForcedFull(item.action));
-                    item.action = transfer_action(&self.source, &self.destination);
-                    item.bytes_to_send = item.src.as_ref().map_or(0, |e| e.size);
-                    item.bytes_saved = 0;
-                }
-                _ => {}
-            }
+        Some(UserEdit::ForcedFull(_)) if item.action == SyncAction::Delta => {
+            item.edit = Some(UserEdit::ForcedFull(item.action));
+            item.action = transfer;
+            item.bytes_to_send = item.src.as_ref().map_or(0, |e| e.size);
+            item.bytes_saved = 0;
         }
-        self.refresh_stats();
+        _ => {}
     }
 }
 
@@ -491,9 +480,11 @@ pub fn same_entry(planned: Option<&Entry>, now: Option<&Entry>) -> bool {
     }
 }
 
+mod current;
 pub mod parts;
 mod saved;
 #[cfg(test)]
 mod tests;
 
-pub use saved::{PlanAt, SavedPlan};
+pub use current::{PlanCheck, check_current};
+pub use saved::{OpenedPlan, PlanAt, SavedPlan};

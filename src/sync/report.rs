@@ -36,6 +36,10 @@ pub struct ExecReport {
     /// after it. What the store said.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stopped_on_denial: Option<String>,
+    /// A part of a plan in parts could not be read back (changed or
+    /// damaged since the run began): the run stopped. Why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped_on_plan: Option<String>,
     /// Requests to object stores that failed and were tried again (the scan's
     /// included).
     #[serde(default)]
@@ -87,6 +91,11 @@ impl ExecReport {
         if let Some(refusal) = &self.stopped_on_denial {
             lines.push(format!(
                 "Stopped: the store refused access ({refusal}); every other item would be refused too. Grant the permission it names and re-run."
+            ));
+        }
+        if let Some(unreadable) = &self.stopped_on_plan {
+            lines.push(format!(
+                "Stopped: {unreadable}. What was done stays done; make the plan again and run it."
             ));
         }
         if self.stopped_on_conflict {

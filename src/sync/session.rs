@@ -5,8 +5,6 @@
 //! pipeline is made here once; it knows no terminal and renders nothing
 //! (gitui keeps its engine in `asyncgit`, which knows no UI, the same way).
 
-use std::sync::Arc;
-
 use tokio_util::sync::CancellationToken;
 
 use super::conflict::ConflictPolicy;
@@ -256,16 +254,17 @@ impl Session {
     /// Makes the plan of `scan` and saves it in parts at `place` as it is
     /// made, never holding it whole: the scan is consumed as the diff
     /// passes it, and items go to the parts a chunk at a time, each chunk
-    /// checked and estimated as [`Session::plan`] does a whole plan. The plan
-    /// returned has the totals of all items but holds only those `keep`
-    /// asks for (the changes, to print them).
+    /// checked and estimated as [`Session::plan`] does a whole plan, and
+    /// given the user's `edits` of an earlier plan. The plan returned has
+    /// the totals of all items but holds only those `keep` asks for (the
+    /// changes, to print them).
     pub async fn plan_into(
         &self,
         (source, destination): (Location, Location),
         scan: Scan,
         options: SyncOptions,
-        place: &super::plan::parts::PlanPlace,
-        keep: Keep,
+        (place, keep): (&super::plan::parts::PlanPlace, Keep),
+        edits: &super::plan::Edits,
     ) -> Result<SyncPlan, super::PlanError> {
         /// Items planned, checked and estimated together: enough for the
         /// HEADs and sidecar reads of one chunk to go many at once.
@@ -306,7 +305,8 @@ impl Session {
                 plan.rebuild_check = chunk.rebuild_check;
                 delta_check_found |= had_deltas;
             }
-            for item in chunk.items.drain(..) {
+            for mut item in chunk.items.drain(..) {
+                super::plan::carry_edit(&mut item, edits, diff_options.transfer);
                 writer.push(&item).await?;
                 if keep == Keep::All
                     || (keep == Keep::Changes
@@ -402,7 +402,7 @@ impl Session {
     /// Executes `plan`, its events sent to `events` as they happen.
     pub async fn execute_to(
         &self,
-        plan: Arc<SyncPlan>,
+        plan: impl Into<super::execute::PlanToRun>,
         options: ExecOptions,
         events: tokio::sync::mpsc::Sender<ExecEvent>,
     ) -> ExecReport {
@@ -421,7 +421,7 @@ impl Session {
     /// once they have shown the last one.
     pub async fn execute(
         &self,
-        plan: Arc<SyncPlan>,
+        plan: impl Into<super::execute::PlanToRun>,
         options: ExecOptions,
         reporters: Vec<Box<dyn Reporter>>,
     ) -> ExecReport {

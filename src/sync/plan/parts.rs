@@ -45,6 +45,11 @@ pub struct PartInfo {
     pub blake3: String,
     pub first: RelPath,
     pub last: RelPath,
+    /// How many of its items run after every transfer (deletions,
+    /// directories), so that a run's second pass reads only the parts
+    /// holding some. Absent in plans of earlier builds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub later: Option<u64>,
 }
 
 /// Everything of a plan but its items, and where they are.
@@ -71,6 +76,7 @@ struct Header {
 }
 
 /// Where a plan in parts lives: a local directory or an object-store prefix.
+#[derive(Clone)]
 pub struct PlanPlace {
     storage: Storage,
     shown: String,
@@ -230,6 +236,7 @@ pub struct PartsWriter<'a> {
     run: String,
     part: Vec<u8>,
     items: u64,
+    later: u64,
     first: Option<RelPath>,
     last: Option<RelPath>,
     parts: Vec<PartInfo>,
@@ -246,6 +253,7 @@ impl<'a> PartsWriter<'a> {
             run: format!("{created_ns:x}"),
             part: Vec::new(),
             items: 0,
+            later: 0,
             first: None,
             last: None,
             parts: Vec::new(),
@@ -270,6 +278,7 @@ impl<'a> PartsWriter<'a> {
         }
         self.last = Some(item.path.clone());
         self.items += 1;
+        self.later += u64::from(item.runs_after_transfers());
         if self.items as usize == self.items_per_part {
             self.seal().await?;
         }
@@ -299,6 +308,7 @@ impl<'a> PartsWriter<'a> {
             blake3: blake3::hash(&bytes).to_hex().to_string(),
             first,
             last,
+            later: Some(std::mem::take(&mut self.later)),
         });
         self.place.put(&name, bytes).await
     }
@@ -374,40 +384,72 @@ pub fn side_holding<'a>(
 /// Reads the plan in parts at `place`, with the blake3 of its header; `None`
 /// when no plan is there. Every part is checked against the header before
 /// its items are taken.
-pub async fn load(place: &PlanPlace) -> Result<Option<(SyncPlan, blake3::Hash)>, PlanError> {
-    let Some(mut reader) = PartsReader::open(place).await? else {
+pub async fn load(place: PlanPlace) -> Result<Option<(SyncPlan, blake3::Hash)>, PlanError> {
+    let Some(parts) = PlanParts::open(place).await? else {
         return Ok(None);
     };
-    let mut plan = reader.plan_without_items();
-    let total: u64 = reader.header.parts.iter().map(|p| p.items).sum();
+    let mut plan = parts.plan_without_items();
+    let total: u64 = parts.header.parts.iter().map(|p| p.items).sum();
     let mut items = Vec::with_capacity(usize::try_from(total).unwrap_or(0).min(1 << 24));
-    while let Some(part) = reader.next_part().await? {
-        items.extend(part);
+    for n in 0..parts.count() {
+        items.extend(parts.read(n).await?);
     }
     plan.items = items;
-    Ok(Some((plan, reader.id)))
+    Ok(Some((plan, parts.id)))
 }
 
-/// A plan in parts read a part at a time, each checked against the header
+/// A plan in parts, its header read: each part is read when asked for
+/// (any number of times, in any order), and checked against the header
 /// (length, blake3, count, bounds, path order) before its items are given.
-pub struct PartsReader<'a> {
-    place: &'a PlanPlace,
+/// The header's bounds are checked in order when it is opened, so parts
+/// read one by one give the plan's items in path order, each path once.
+pub struct PlanParts {
+    place: PlanPlace,
     header: Header,
     /// The blake3 of the header: the plan's id.
     pub id: blake3::Hash,
-    next: usize,
-    previous: Option<RelPath>,
+    /// Where each part's items begin in the plan's order.
+    first_ids: Vec<usize>,
 }
 
-impl<'a> PartsReader<'a> {
+impl PlanParts {
     /// `None` when no plan is at `place`.
-    pub async fn open(place: &'a PlanPlace) -> Result<Option<PartsReader<'a>>, PlanError> {
-        Ok(place.header().await?.map(|(header, id)| PartsReader {
+    pub async fn open(place: PlanPlace) -> Result<Option<PlanParts>, PlanError> {
+        let Some((header, id)) = place.header().await? else {
+            return Ok(None);
+        };
+        let mut first_ids = Vec::with_capacity(header.parts.len());
+        let mut next = 0usize;
+        let mut previous: Option<&RelPath> = None;
+        for part in &header.parts {
+            let damaged = |why: &str| PlanError::PartDamaged {
+                plan: place.shown.clone(),
+                part: part.name.clone(),
+                why: why.into(),
+            };
+            if part.name.contains('/') || part.name == HEADER_NAME {
+                return Err(damaged("the header names a part outside the plan"));
+            }
+            // Items in path order, each path once: what the executor, the
+            // shards and the header's bounds all rely on.
+            if part.items == 0
+                || part.first > part.last
+                || previous.is_some_and(|last| *last >= part.first)
+            {
+                return Err(damaged("the header's bounds for it are out of path order"));
+            }
+            previous = Some(&part.last);
+            first_ids.push(next);
+            next = usize::try_from(part.items)
+                .ok()
+                .and_then(|items| next.checked_add(items))
+                .ok_or_else(|| damaged("the header's item count is out of range"))?;
+        }
+        Ok(Some(PlanParts {
             place,
             header,
             id,
-            next: 0,
-            previous: None,
+            first_ids,
         }))
     }
 
@@ -431,24 +473,37 @@ impl<'a> PartsReader<'a> {
         }
     }
 
-    /// The next part's items, in path order; `None` after the last.
-    pub async fn next_part(&mut self) -> Result<Option<Vec<PlanItem>>, PlanError> {
-        let Some(part) = self.header.parts.get(self.next) else {
-            return Ok(None);
+    /// How many parts the plan has.
+    pub fn count(&self) -> usize {
+        self.header.parts.len()
+    }
+
+    /// The id (place in the plan's order) of part `n`'s first item.
+    pub fn first_id(&self, n: usize) -> usize {
+        self.first_ids.get(n).copied().unwrap_or(0)
+    }
+
+    /// Whether part `n` holds items that run after every transfer
+    /// (deletions, directories); a header of a build that did not count
+    /// them says yes.
+    pub fn holds_later_work(&self, n: usize) -> bool {
+        self.header
+            .parts
+            .get(n)
+            .is_none_or(|part| part.later.is_none_or(|later| later > 0))
+    }
+
+    /// Part `n`'s items, in path order, once checked against the header.
+    pub async fn read(&self, n: usize) -> Result<Vec<PlanItem>, PlanError> {
+        let place = &self.place;
+        let Some(part) = self.header.parts.get(n) else {
+            return Ok(Vec::new());
         };
-        self.next += 1;
-        let place = self.place;
-        let previous = &mut self.previous;
-        // The header's count is checked below, not trusted for memory.
-        let mut items = Vec::with_capacity(usize::try_from(part.items).unwrap_or(0).min(1 << 17));
         let damaged = |why: String| PlanError::PartDamaged {
             plan: place.shown.clone(),
             part: part.name.clone(),
             why,
         };
-        if part.name.contains('/') || part.name == HEADER_NAME {
-            return Err(damaged("the header names a part outside the plan".into()));
-        }
         let bytes = place
             .get(&part.name, PART_LIMIT.min(part.bytes))
             .await
@@ -470,33 +525,32 @@ impl<'a> PartsReader<'a> {
         if blake3::hash(&bytes).to_hex().as_str() != part.blake3 {
             return Err(damaged("its blake3 is not the one in the header".into()));
         }
+        // The header's count is checked below, not trusted for memory.
+        let mut items: Vec<PlanItem> =
+            Vec::with_capacity(usize::try_from(part.items).unwrap_or(0).min(1 << 17));
         for (n, line) in bytes.split(|&b| b == b'\n').enumerate() {
             if line.is_empty() {
                 continue;
             }
             let item: PlanItem = serde_json::from_slice(line)
                 .map_err(|e| damaged(format!("line {}: {e}", n + 1)))?;
-            // Items in path order, each path once: what the executor, the
-            // shards and the header's bounds all rely on.
-            if previous.as_ref().is_some_and(|p| *p >= item.path) {
+            if items.last().is_some_and(|p| p.path >= item.path) {
                 return Err(damaged(format!(
                     "line {}: {} is out of path order",
                     n + 1,
                     item.path
                 )));
             }
-            *previous = Some(item.path.clone());
             items.push(item);
         }
-        let read = &items[..];
-        if read.len() as u64 != part.items
-            || read.first().map(|i| &i.path) != Some(&part.first)
-            || read.last().map(|i| &i.path) != Some(&part.last)
+        if items.len() as u64 != part.items
+            || items.first().map(|i| &i.path) != Some(&part.first)
+            || items.last().map(|i| &i.path) != Some(&part.last)
         {
             return Err(damaged(
                 "its items are not the count or the bounds the header gives".into(),
             ));
         }
-        Ok(Some(items))
+        Ok(items)
     }
 }

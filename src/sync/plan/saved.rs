@@ -138,6 +138,25 @@ impl SyncPlan {
                 item.path.display()
             ));
         }
+        // A run and its checks go through the items in path order.
+        if let Some(pair) = self
+            .items
+            .windows(2)
+            .find(|pair| pair[0].path >= pair[1].path)
+        {
+            return Err(format!(
+                "entry {:?} is out of path order (after {:?}); make the plan again",
+                pair[1].path.display(),
+                pair[0].path.display()
+            ));
+        }
+        self.validate_options()?;
+        self.refresh_stats();
+        Ok(())
+    }
+
+    /// The options a saved plan configures the engine with are in range.
+    fn validate_options(&self) -> Result<(), String> {
         let block = self.options.block_size;
         if crate::signature::valid_block_size(block).is_none() {
             return Err(format!(
@@ -145,7 +164,6 @@ impl SyncPlan {
                 crate::signature::BLOCK_SIZE_RULE
             ));
         }
-        self.refresh_stats();
         Ok(())
     }
 
@@ -166,7 +184,7 @@ impl SyncPlan {
         location: &Location,
         settings: &crate::storage::StoreSettings,
     ) -> Result<SavedPlan, PlanError> {
-        let id = |hash: blake3::Hash| hash.to_hex()[..16].to_string();
+        let id = plan_id;
         if let Location::Local(path) = location
             && path.is_file()
         {
@@ -179,7 +197,7 @@ impl SyncPlan {
         }
         let place = parts::PlanPlace::open(location, settings).await?;
         let (mut plan, header_hash) =
-            parts::load(&place)
+            parts::load(place)
                 .await?
                 .ok_or_else(|| PlanError::NotFound {
                     plan: location.to_string(),
@@ -194,6 +212,62 @@ impl SyncPlan {
             at: PlanAt::Parts(location.clone()),
         })
     }
+}
+
+/// A saved plan opened to run: a plan file of version 1 read whole, or a
+/// plan in parts of which only the header is read — each part is read and
+/// checked against it when its turn comes, so the plan is never held whole.
+pub struct OpenedPlan {
+    pub plan: crate::sync::execute::PlanToRun,
+    /// As [`SavedPlan::id`].
+    pub id: String,
+    pub at: PlanAt,
+}
+
+impl OpenedPlan {
+    /// Opens the plan at `location` (a plan in parts, or a plan file of
+    /// version 1).
+    pub async fn open(
+        location: &Location,
+        settings: &crate::storage::StoreSettings,
+    ) -> Result<OpenedPlan, PlanError> {
+        use crate::sync::execute::PlanToRun;
+        if let Location::Local(path) = location
+            && path.is_file()
+        {
+            let (plan, hash) = SyncPlan::load_hashed(path)?;
+            return Ok(OpenedPlan {
+                plan: PlanToRun::from(plan),
+                id: plan_id(hash),
+                at: PlanAt::File(path.clone()),
+            });
+        }
+        let place = parts::PlanPlace::open(location, settings).await?;
+        let parts = parts::PlanParts::open(place)
+            .await?
+            .ok_or_else(|| PlanError::NotFound {
+                plan: location.to_string(),
+            })?;
+        let head = parts.plan_without_items();
+        head.validate_options()
+            .map_err(|reason| PlanError::Invalid {
+                path: location.to_string().into(),
+                reason,
+            })?;
+        Ok(OpenedPlan {
+            id: plan_id(parts.id),
+            plan: PlanToRun::InParts {
+                head: std::sync::Arc::new(head),
+                parts: std::sync::Arc::new(parts),
+            },
+            at: PlanAt::Parts(location.clone()),
+        })
+    }
+}
+
+/// How a plan is named among others: 16 hex digits of its blake3.
+fn plan_id(hash: blake3::Hash) -> String {
+    hash.to_hex()[..16].to_string()
 }
 
 /// A reader that hashes what passes through it.

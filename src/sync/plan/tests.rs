@@ -128,25 +128,44 @@ fn save_load_round_trip_and_rejects_foreign_files() {
     assert!(err.starts_with("cannot read plan"), "{err}");
 }
 
-#[test]
-fn staleness_and_edit_carry_over() {
-    let mut p = plan(&[("a", 1, 1), ("b", 2, 2)], &[], options());
+#[tokio::test]
+async fn staleness_and_edit_carry_over() {
+    let mut p = plan(
+        &[("a", 1, 1), ("b", 2, 2), ("c", 4, 4), ("d", 5, 5)],
+        &[("d", 9, 9)],
+        options(),
+    );
     p.items[0].edit = Some(UserEdit::Skipped(SyncAction::Copy));
     p.items[0].action = SyncAction::Skip;
+    p.refresh_stats();
     let now = Scan {
-        source: listing(&[("a", 1, 1), ("b", 3, 3)]),
-        destination: listing(&[]),
+        source: listing(&[("a", 1, 1), ("b", 3, 3), ("c", 4, 4), ("d", 5, 5)]),
+        destination: listing(&[("c", 4, 4), ("d", 9, 9)]),
         compared: None,
     };
-    let stale = p.stale_items(&now);
-    assert_eq!(stale.len(), 1);
-    assert_eq!(stale[0].path, RelPath::from("b"));
+    let check = check_current(&p.clone().into(), &now).await.unwrap();
+    // b changed at the source, c appeared at the destination; a is
+    // skipped (not checked), d is as planned.
+    assert_eq!(check.stale, 2);
+    assert_eq!(check.first_stale, Some(RelPath::from("b")));
+    assert_eq!(check.stats, p.stats);
+    assert_eq!(
+        check.edits.get(&RelPath::from("a")),
+        Some(&UserEdit::Skipped(SyncAction::Copy))
+    );
 
     let mut fresh = build_plan(p.source.clone(), p.destination.clone(), &now, options());
-    fresh.carry_edits_from(&p);
+    for item in &mut fresh.items {
+        carry_edit(item, &check.edits, SyncAction::Copy);
+    }
+    fresh.refresh_stats();
     assert_eq!(fresh.items[0].action, SyncAction::Skip);
+    assert_eq!(
+        fresh.items[0].edit,
+        Some(UserEdit::Skipped(SyncAction::Copy))
+    );
     assert_eq!(fresh.items[1].action, SyncAction::Copy);
-    assert_eq!(fresh.stats.copy.count, 1);
+    assert_eq!(fresh.stats.copy.count, 2);
 }
 
 mod in_parts {

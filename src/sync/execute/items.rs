@@ -1,0 +1,189 @@
+//! Where a run takes a plan's items from, a part at a time: the plan in
+//! memory, or its parts at their place. A plan in parts is never held whole:
+//! a run reads each part when its turn comes, and reads again, backwards,
+//! the few that hold deletions and directories once the transfers are done.
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use super::super::plan::parts::PlanParts;
+use super::super::plan::{PlanError, PlanItem, SyncPlan};
+use crate::types::SyncAction;
+
+/// A plan a run can carry out.
+#[derive(Clone)]
+pub enum PlanToRun {
+    /// Every item in memory (a plan just made, or one the review edited).
+    InMemory(Arc<SyncPlan>),
+    /// A plan in parts: `head` is the plan without its items (its totals
+    /// counted from the parts, not taken from the header).
+    InParts {
+        head: Arc<SyncPlan>,
+        parts: Arc<PlanParts>,
+    },
+}
+
+impl From<Arc<SyncPlan>> for PlanToRun {
+    fn from(plan: Arc<SyncPlan>) -> Self {
+        PlanToRun::InMemory(plan)
+    }
+}
+
+impl From<SyncPlan> for PlanToRun {
+    fn from(plan: SyncPlan) -> Self {
+        PlanToRun::InMemory(Arc::new(plan))
+    }
+}
+
+/// Items of a plan in memory taken as one part: what a pass holds at once
+/// beyond the plan itself is bounded by it.
+const IN_MEMORY_PART: usize = 100_000;
+
+/// One part's items, and the id of its first (ids run on across parts in
+/// the plan's order: the index in a plan held whole).
+pub enum Part {
+    Shared {
+        plan: Arc<SyncPlan>,
+        range: Range<usize>,
+    },
+    Read {
+        first_id: usize,
+        items: Vec<PlanItem>,
+    },
+}
+
+impl Part {
+    /// Its items with their ids, in path order (reversible).
+    pub fn items(&self) -> impl DoubleEndedIterator<Item = (usize, &PlanItem)> + '_ {
+        let (first_id, items) = match self {
+            Part::Shared { plan, range } => (range.start, &plan.items[range.clone()]),
+            Part::Read { first_id, items } => (*first_id, &items[..]),
+        };
+        items
+            .iter()
+            .enumerate()
+            .map(move |(i, item)| (first_id + i, item))
+    }
+}
+
+impl PlanToRun {
+    /// The plan, with its items when it holds them.
+    pub fn head(&self) -> &Arc<SyncPlan> {
+        match self {
+            PlanToRun::InMemory(plan) => plan,
+            PlanToRun::InParts { head, .. } => head,
+        }
+    }
+
+    /// The plan to change before it runs: a plan held whole by this value
+    /// only is changed in place; a head shared is copied (without items).
+    pub fn head_mut(&mut self) -> &mut SyncPlan {
+        match self {
+            PlanToRun::InMemory(plan) => Arc::make_mut(plan),
+            PlanToRun::InParts { head, .. } => Arc::make_mut(head),
+        }
+    }
+
+    /// How many items change something, and how many of them delete:
+    /// counted from a plan in memory (its totals may predate an edit), the
+    /// counted totals of a plan in parts.
+    pub fn changes_and_deletes(&self) -> (u64, u64) {
+        match self {
+            PlanToRun::InMemory(plan) => {
+                plan.items.iter().fold((0, 0), |(changes, deletes), item| {
+                    (
+                        changes + u64::from(item.action != SyncAction::Skip),
+                        deletes + u64::from(item.action == SyncAction::Delete),
+                    )
+                })
+            }
+            PlanToRun::InParts { head, .. } => (head.stats.changes(), head.stats.delete.count),
+        }
+    }
+
+    pub fn part_count(&self) -> usize {
+        match self {
+            PlanToRun::InMemory(plan) => plan.items.len().div_ceil(IN_MEMORY_PART),
+            PlanToRun::InParts { parts, .. } => parts.count(),
+        }
+    }
+
+    /// Part `n`, read (and checked against the plan's header) if it is not
+    /// in memory.
+    pub async fn part(&self, n: usize) -> Result<Part, PlanError> {
+        match self {
+            PlanToRun::InMemory(plan) => {
+                let start = (n * IN_MEMORY_PART).min(plan.items.len());
+                let end = (start + IN_MEMORY_PART).min(plan.items.len());
+                Ok(Part::Shared {
+                    plan: plan.clone(),
+                    range: start..end,
+                })
+            }
+            PlanToRun::InParts { parts, .. } => Ok(Part::Read {
+                first_id: parts.first_id(n),
+                items: parts.read(n).await?,
+            }),
+        }
+    }
+
+    /// Whether part `n` may hold items that run after every transfer.
+    pub fn holds_later_work(&self, n: usize) -> bool {
+        match self {
+            PlanToRun::InMemory(plan) => {
+                let start = (n * IN_MEMORY_PART).min(plan.items.len());
+                let end = (start + IN_MEMORY_PART).min(plan.items.len());
+                plan.items[start..end]
+                    .iter()
+                    .any(PlanItem::runs_after_transfers)
+            }
+            PlanToRun::InParts { parts, .. } => parts.holds_later_work(n),
+        }
+    }
+
+    /// Reads the parts `order` names one ahead of their use: the next is
+    /// fetched while this one runs.
+    pub fn read_ahead(&self, order: Vec<usize>) -> ReadAhead {
+        let mut ahead = ReadAhead {
+            plan: self.clone(),
+            order: order.into_iter(),
+            next: None,
+        };
+        ahead.fetch_next();
+        ahead
+    }
+}
+
+/// Parts read one ahead of their use.
+pub struct ReadAhead {
+    plan: PlanToRun,
+    order: std::vec::IntoIter<usize>,
+    next: Option<tokio::task::JoinHandle<Result<Part, PlanError>>>,
+}
+
+impl ReadAhead {
+    fn fetch_next(&mut self) {
+        self.next = self.order.next().map(|n| {
+            let plan = self.plan.clone();
+            tokio::spawn(async move { plan.part(n).await })
+        });
+    }
+
+    /// The next part; `None` after the last.
+    pub async fn next(&mut self) -> Option<Result<Part, String>> {
+        let fetching = self.next.take()?;
+        self.fetch_next();
+        Some(match fetching.await {
+            Ok(read) => read.map_err(|e| e.to_string()),
+            Err(e) => Err(format!("reading a part of the plan failed: {e}")),
+        })
+    }
+}
+
+impl Drop for ReadAhead {
+    fn drop(&mut self) {
+        if let Some(fetching) = self.next.take() {
+            fetching.abort();
+        }
+    }
+}
