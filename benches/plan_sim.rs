@@ -32,7 +32,7 @@ use hugesync::storage::{
 };
 use hugesync::sync::ScanProgress;
 use hugesync::sync::plan::parts::PlanPlace;
-use hugesync::sync::session::{self, Keep, Selectors, Session};
+use hugesync::sync::session::{self, Keep, Saving, Selectors, Session};
 use hugesync::types::ContentSums;
 use hugesync::uri::Location;
 use tokio_util::sync::CancellationToken;
@@ -316,7 +316,7 @@ fn main() {
         let at = Location::Local(dir.path().join("plan"));
         let place = PlanPlace::open(&at, &settings.store_settings()).await.unwrap();
         let plan = session
-            .plan_into((from, to), scan, options, (&place, Keep::Changes), &Default::default())
+            .plan_into((from, to), scan, options, &place, Saving::keeping(Keep::Changes))
             .await
             .unwrap();
         let planned = started.elapsed() - scanned;

@@ -349,6 +349,62 @@ fn stale_plans_are_refused_and_replan_works() {
 }
 
 #[test]
+fn apply_n_prints_a_plan_in_parts_as_plan_printed_it() {
+    let s = Scratch::new();
+    basic_tree(&s);
+    s.sync(&[]).assert().success();
+    s.write("src/a.txt", b"changed");
+    s.write("src/new/one.txt", b"1");
+    s.write("dst/gone.txt", b"g");
+    let plan = s.path("plan");
+    let planned = s
+        .cmd()
+        .args(["plan", "--delete", "--json", "-o"])
+        .arg(&plan)
+        .arg(s.src())
+        .arg(s.dst())
+        .output()
+        .unwrap();
+    assert!(planned.status.success(), "{}", stderr_of(&planned));
+    let planned: serde_json::Value = serde_json::from_slice(&planned.stdout).unwrap();
+
+    let out = s
+        .cmd()
+        .args(["apply", "-n", "--json"])
+        .arg(&plan)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let shown: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let changes = |plan: &serde_json::Value| -> Vec<serde_json::Value> {
+        plan["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|item| item["action"] != "skip")
+            .cloned()
+            .collect()
+    };
+    assert_eq!(changes(&shown).len(), 4, "{shown}");
+    assert_eq!(changes(&shown), changes(&planned));
+    assert_eq!(shown["stats"], planned["stats"]);
+    assert_eq!(shown["cost"], planned["cost"]);
+
+    // The text lists the same changes.
+    let text = s.cmd().args(["apply", "-n"]).arg(&plan).output().unwrap();
+    let text = stdout_of(&text);
+    for path in ["a.txt", "new/one.txt", "gone.txt"] {
+        assert!(text.contains(path), "{text}");
+    }
+    s.cmd()
+        .args(["apply", "--yes"])
+        .arg(&plan)
+        .assert()
+        .success();
+    assert_eq!(tree(&s.src()), tree(&s.dst()));
+}
+
+#[test]
 fn json_events_and_summary() {
     let s = Scratch::new();
     basic_tree(&s);

@@ -144,8 +144,11 @@ fn veto_a_delete_then_run() {
     let exit_file = s.path("exit-code");
     let session = Session::start(&tui_delete_command(&s, &exit_file));
     session.wait_for("keep.txt");
-    // Rows: a.txt, keep.txt. Veto the delete, approve, run.
-    session.keys(&["Down", "d"]);
+    // Rows: a.txt, keep.txt. The details pane reads keep.txt's entries
+    // from the plan's parts; veto the delete, approve, run.
+    session.keys(&["Down"]);
+    session.wait_for("dest.: 1 B");
+    session.keys(&["d"]);
     let screen = session.wait_for("1 skip");
     assert!(!screen.contains("1 delete"), "{screen}");
     session.keys(&["a"]);

@@ -14,8 +14,9 @@ Locations are local paths, s3://bucket/prefix, gs://bucket/prefix, az://containe
 sftp://[user@]host[:port]/path or rsync's [user@]host:path.
 
 Exit codes: 0 done, 1 some entries failed, 2 usage/config error or refused plan,
-3 a side could not be listed or written, 4 credentials missing or refused,
-5 stopped on a conflict (--fail-on-conflict), 130 interrupted.";
+3 a side could not be listed or written (or a plan changed while it ran),
+4 credentials missing or refused, 5 stopped on a conflict (--fail-on-conflict),
+130 interrupted.";
 
 /// The version, with the commit it was built from (`--version`).
 const VERSION: &str = concat!(

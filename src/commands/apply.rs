@@ -9,7 +9,7 @@ use crate::sync;
 use crate::sync::execute::PlanToRun;
 use crate::sync::plan::OpenedPlan;
 use crate::sync::plan::parts::{PlanParts, PlanPlace};
-use crate::sync::session::Keep;
+use crate::sync::session::{Keep, Saving};
 use std::sync::Arc;
 
 pub(super) async fn apply_command(args: ApplyArgs, ctx: &Context) -> Result<ExitStatus, Error> {
@@ -53,8 +53,13 @@ pub(super) async fn apply_command(args: ApplyArgs, ctx: &Context) -> Result<Exit
                     (head.source.clone(), head.destination.clone()),
                     scan,
                     head.options.clone(),
-                    (&place, Keep::Nothing),
-                    &check.edits,
+                    &place,
+                    Saving {
+                        keep: Keep::Nothing,
+                        edits: &check.edits,
+                        list_unchanged: false,
+                        each: None,
+                    },
                 )
                 .await?;
             if ctx.verbosity != Verbosity::Quiet {

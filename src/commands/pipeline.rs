@@ -50,8 +50,8 @@ pub(super) async fn open_and_scan(
 /// the biggest thing in memory after the plan.
 pub(super) struct ScanVerdict {
     /// Some entries could not be read: the run is at best a partial success.
-    partial: bool,
-    withhold_deletes: Option<String>,
+    pub(super) partial: bool,
+    pub(super) withhold_deletes: Option<String>,
 }
 
 impl ScanVerdict {
@@ -66,8 +66,15 @@ impl ScanVerdict {
 /// What the scans passed over or could not read, on stderr unless -q (the exit
 /// code reports unreadable entries either way).
 pub(super) fn print_scan_notes(scan: &Scan, ctx: &Context) {
+    for line in scan_notes(scan, ctx) {
+        eprintln!("{line}");
+    }
+}
+
+/// What the scans passed over or could not read, a line each (none with -q).
+pub(super) fn scan_notes(scan: &Scan, ctx: &Context) -> Vec<String> {
     if ctx.verbosity == Verbosity::Quiet {
-        return;
+        return Vec::new();
     }
     let issues: Vec<_> = scan
         .source
@@ -75,9 +82,7 @@ pub(super) fn print_scan_notes(scan: &Scan, ctx: &Context) {
         .iter()
         .chain(&scan.destination.issues)
         .collect();
-    for line in report::scan_notes(&issues, ctx.verbosity == Verbosity::Verbose) {
-        eprintln!("{line}");
-    }
+    report::scan_notes(&issues, ctx.verbosity == Verbosity::Verbose)
 }
 
 /// A stderr spinner with both sides' live counts while a scan runs.

@@ -9,7 +9,7 @@ use crate::error::{Error, ExitStatus};
 use crate::sync::SyncPlan;
 use crate::sync::execute::PlanToRun;
 use crate::sync::plan::parts::{PlanParts, PlanPlace};
-use crate::sync::session::{self, Keep};
+use crate::sync::session::{self, Keep, Saving};
 use crate::uri::Location;
 
 pub(super) async fn plan_command(
@@ -46,8 +46,8 @@ pub(super) async fn plan_command(
                     (source, destination),
                     scan,
                     options,
-                    (&saving, keep),
-                    &Default::default(),
+                    &saving,
+                    Saving::keeping(keep),
                 )
                 .await?;
             if keep == Keep::Nothing && ctx.verbosity != Verbosity::Quiet {

@@ -59,7 +59,7 @@ pub(super) async fn print_plan_to_run(
                         print_text(|out| report::write_plan_items(out, &items, listing))?;
                         if let Some(model) = &head.cost_model {
                             for item in &items {
-                                usage.add(head, model, item);
+                                usage.add(head, model, &item.facts());
                             }
                         }
                     }
@@ -87,7 +87,7 @@ pub(super) async fn print_plan_to_run(
                 })?;
                 if let Some(model) = &head.cost_model {
                     for item in &items {
-                        usage.add(head, model, item);
+                        usage.add(head, model, &item.facts());
                     }
                 }
             }

@@ -1,11 +1,17 @@
 //! `hugesync tui SRC DST`: scan, review, approve and watch, on the terminal.
 
+use std::sync::Arc;
+
 use super::Context;
-use super::pipeline::print_scan_notes;
+use super::pipeline::{ScanVerdict, scan_notes};
 use crate::cli::Selectors;
 use crate::error::{Error, ExitStatus};
 use crate::sync::ScanProgress;
-use crate::sync::session::{self, RunKind, Session};
+use crate::sync::execute::PlanToRun;
+use crate::sync::plan::parts::{PlanParts, PlanPlace};
+use crate::sync::session::{self, Keep, RunKind, Saving, Session};
+use crate::tui::app::App;
+use crate::tui::model::TreeBuilder;
 use crate::uri::Location;
 
 pub(super) async fn tui_command(
@@ -32,26 +38,60 @@ pub(super) async fn tui_command(
     .await?;
     let progress = ScanProgress::default();
     let mut tui = crate::tui::Tui::start();
+    // The plan is made into a temporary directory of parts, every entry
+    // listed (the details pane shows any); the review keeps its tree.
+    let kept = tempfile::Builder::new()
+        .prefix("hugesync-review-")
+        .tempdir()
+        .map_err(|source| crate::sync::PlanError::Write {
+            path: std::env::temp_dir(),
+            source,
+        })?;
+    let at = Location::Local(kept.path().to_path_buf());
+    let place = PlanPlace::open(&at, &ctx.settings.store_settings()).await?;
     let planning = async {
         let scan = match session.scan(&options, &progress).await {
             Some(scanned) => scanned?,
             None => return Err(Error::Interrupted),
         };
-        let plan = session
-            .plan(source, destination, &scan, options.clone())
+        let seen = (ScanVerdict::of(&scan, &session), scan_notes(&scan, ctx));
+        let mut tree = TreeBuilder::default();
+        let mut each = |item: &crate::sync::PlanItem| tree.push(item);
+        let saving = Saving {
+            keep: Keep::Nothing,
+            edits: &Default::default(),
+            list_unchanged: true,
+            each: Some(&mut each),
+        };
+        let head = session
+            .plan_into((source, destination), scan, options.clone(), &place, saving)
             .await?;
-        Ok::<_, Error>((plan, scan))
+        Ok::<_, Error>((head, tree.finish(), seen))
     };
     let Some(planned) = tui.scanning(&progress, planning).await else {
         return Ok(ExitStatus::Success);
     };
-    let (plan, scan) = planned?;
-    let exec = session.exec_options(RunKind::Whole, session.withheld_deletes(&scan));
-    let status = tui.review_and_run(plan, &session, exec).await;
+    let (head, tree, seen) = planned?;
+    let parts = PlanParts::open(place)
+        .await?
+        .ok_or_else(|| crate::sync::PlanError::NotFound {
+            plan: at.to_string(),
+        })?;
+    let items = PlanToRun::InParts {
+        head: Arc::new(head.head_only()),
+        parts: Arc::new(parts),
+    };
+    let app = App::with_tree(head, items, tree);
+    let (verdict, notes) = seen;
+    let exec = session.exec_options(RunKind::Whole, verdict.withhold_deletes);
+    let status = tui.review_and_run(app, &session, exec).await;
     drop(tui);
-    print_scan_notes(&scan, ctx);
+    drop(kept);
+    for line in notes {
+        eprintln!("{line}");
+    }
     Ok(match status {
-        ExitStatus::Success if scan.error_count() > 0 => ExitStatus::Partial,
+        ExitStatus::Success if verdict.partial => ExitStatus::Partial,
         other => other,
     })
 }

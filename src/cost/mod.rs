@@ -17,6 +17,7 @@ pub mod prices;
 use serde::{Deserialize, Serialize};
 
 use crate::sync::SyncPlan;
+use crate::sync::plan::{ItemFacts, PlanItem};
 use crate::types::{EntryKind, SyncAction};
 
 pub use prices::{PriceOverride, PriceOverrides, PriceSheet, Service};
@@ -149,7 +150,12 @@ pub struct CostEstimate {
 /// The estimate of `plan`, or `None` for a plan made without a cost model.
 pub fn estimate(plan: &SyncPlan) -> Option<CostEstimate> {
     let model = billed_model(plan)?;
-    Some(estimate_of(plan, model, plan.items.iter(), true))
+    Some(estimate_of(
+        plan,
+        model,
+        plan.items.iter().map(PlanItem::facts),
+        true,
+    ))
 }
 
 /// The plan's cost model, where a side is billed: between local disks
@@ -161,11 +167,21 @@ fn billed_model(plan: &SyncPlan) -> Option<&CostModel> {
 }
 
 /// The estimate of one item alone (the TUI's details), listings left out.
-pub fn item_estimate(plan: &SyncPlan, index: usize) -> Option<CostEstimate> {
+pub fn item_estimate(plan: &SyncPlan, item: &ItemFacts) -> Option<CostEstimate> {
     let model = plan.cost_model.as_ref()?;
-    let mut estimate = estimate_of(plan, model, plan.items.get(index).into_iter(), false);
-    estimate.delta_saved_bytes = plan.items.get(index).map_or(0, |item| item.bytes_saved);
+    let mut estimate = estimate_of(plan, model, std::iter::once(*item), false);
+    estimate.delta_saved_bytes = item.bytes_saved;
     Some(estimate)
+}
+
+/// The estimate of the plan whose items are `items` (the review's, as
+/// edited).
+pub fn estimate_of_facts<'a>(
+    plan: &SyncPlan,
+    items: impl Iterator<Item = &'a ItemFacts>,
+) -> Option<CostEstimate> {
+    let model = billed_model(plan)?;
+    Some(estimate_of(plan, model, items.copied(), true))
 }
 
 /// What a plan's items ask of each side, summed item by item: a plan in
@@ -183,16 +199,12 @@ pub struct Usage {
 
 impl Usage {
     /// Adds what `item` of `plan` asks.
-    pub fn add(&mut self, plan: &SyncPlan, model: &CostModel, item: &crate::sync::PlanItem) {
-        let Some(entry) = item.src.as_ref().or(item.dst.as_ref()) else {
-            return;
-        };
-        let size = entry.size;
-        let is_file = entry.kind == EntryKind::File;
-        let old_size = item.dst.as_ref().map_or(0, |d| d.size) as i64;
-        let replaces_or_deletes = item.dst.is_some()
-            && (item.action.transfers() || item.action == SyncAction::Delete)
-            && item.dst.as_ref().is_some_and(|d| d.kind != EntryKind::Dir);
+    pub fn add(&mut self, plan: &SyncPlan, model: &CostModel, item: &ItemFacts) {
+        let size = item.size;
+        let is_file = item.kind == EntryKind::File;
+        let old_size = item.dst.map_or(0, |(_, size)| size) as i64;
+        let replaces_or_deletes = (item.action.transfers() || item.action == SyncAction::Delete)
+            && item.dst.is_some_and(|(kind, _)| kind != EntryKind::Dir);
         if plan.options.backup.is_some() && replaces_or_deletes && model.destination.store.is_some()
         {
             // A server-side copy of the old version (a link on disks).
@@ -205,7 +217,7 @@ impl Usage {
             SyncAction::Delete => {
                 // Directories take no request of their own: a store's are
                 // implied by its keys.
-                if entry.kind != EntryKind::Dir {
+                if item.kind != EntryKind::Dir {
                     self.deletes += 1;
                 }
                 self.destination.bytes_stored_added -= if plan.options.backup.is_some() {
@@ -298,15 +310,15 @@ pub fn estimate_of_usage(plan: &SyncPlan, usage: Usage) -> Option<CostEstimate> 
     Some(finish(plan, model, usage, true))
 }
 
-fn estimate_of<'a>(
+fn estimate_of(
     plan: &SyncPlan,
     model: &CostModel,
-    items: impl Iterator<Item = &'a crate::sync::PlanItem>,
+    items: impl Iterator<Item = ItemFacts>,
     with_listings: bool,
 ) -> CostEstimate {
     let mut usage = Usage::default();
     for item in items {
-        usage.add(plan, model, item);
+        usage.add(plan, model, &item);
     }
     finish(plan, model, usage, with_listings)
 }

@@ -44,7 +44,7 @@ pub struct ExecOptions {
 
 mod items;
 
-pub use items::PlanToRun;
+pub use items::{Part, PlanToRun};
 
 struct Runner {
     /// The plan without need of its items: what it syncs and how.
@@ -631,3 +631,6 @@ async fn set_dir_times(
     let (dst, path) = (dst.clone(), item.path.clone());
     crate::storage::run_blocking(move || dst.set_meta(&path, EntryKind::Dir, meta)).await
 }
+
+#[cfg(test)]
+mod tests;

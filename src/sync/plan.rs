@@ -98,7 +98,54 @@ pub struct PlanItem {
     pub edit: Option<UserEdit>,
 }
 
+/// What the review's tree, the totals and the cost estimate need of an
+/// item: its action and estimates, its entry's kind and size and the
+/// destination's — not its path, times or checksums (those stay in the
+/// plan, read back when an item is shown).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ItemFacts {
+    pub action: SyncAction,
+    pub edit: Option<UserEdit>,
+    /// The kind of its entry: the source's, or the destination's for a delete.
+    pub kind: crate::types::EntryKind,
+    /// The size of that entry.
+    pub size: u64,
+    /// The destination's entry, when there is one: its kind and size.
+    pub dst: Option<(crate::types::EntryKind, u64)>,
+    pub bytes_to_send: u64,
+    pub bytes_saved: u64,
+}
+
+impl ItemFacts {
+    pub fn is_dir(&self) -> bool {
+        self.kind == crate::types::EntryKind::Dir
+    }
+}
+
 impl PlanItem {
+    /// What the tree and the estimates need of it.
+    pub fn facts(&self) -> ItemFacts {
+        let entry = self.src.as_ref().or(self.dst.as_ref());
+        ItemFacts {
+            action: self.action,
+            edit: self.edit,
+            kind: entry.map_or(crate::types::EntryKind::File, |e| e.kind),
+            size: entry.map_or(0, |e| e.size),
+            dst: self.dst.as_ref().map(|e| (e.kind, e.size)),
+            bytes_to_send: self.bytes_to_send,
+            bytes_saved: self.bytes_saved,
+        }
+    }
+
+    /// Takes what a review edit changes (action, edit, estimates) from
+    /// `facts` of the same item.
+    pub fn take_edit(&mut self, facts: &ItemFacts) {
+        self.action = facts.action;
+        self.edit = facts.edit;
+        self.bytes_to_send = facts.bytes_to_send;
+        self.bytes_saved = facts.bytes_saved;
+    }
+
     /// The size of its entry: the source's, or the destination's for a delete.
     pub fn size(&self) -> u64 {
         self.src
@@ -188,6 +235,21 @@ impl PlanStats {
         self.totals_mut(item.action).add(item.size());
         self.bytes_to_send += item.bytes_to_send;
         self.bytes_saved += item.bytes_saved;
+    }
+
+    /// Counts one more item (`sign` 1), or one less (−1), from its facts.
+    pub fn count(&mut self, facts: &ItemFacts, sign: i8) {
+        let totals = self.totals_mut(facts.action);
+        if sign >= 0 {
+            totals.add(facts.size);
+            self.bytes_to_send += facts.bytes_to_send;
+            self.bytes_saved += facts.bytes_saved;
+        } else {
+            totals.count = totals.count.saturating_sub(1);
+            totals.bytes = totals.bytes.saturating_sub(facts.size);
+            self.bytes_to_send = self.bytes_to_send.saturating_sub(facts.bytes_to_send);
+            self.bytes_saved = self.bytes_saved.saturating_sub(facts.bytes_saved);
+        }
     }
 
     pub fn totals(&self, action: SyncAction) -> ActionTotals {
@@ -404,6 +466,25 @@ pub(crate) fn keep_skipped_destination_links(
 }
 
 impl SyncPlan {
+    /// A copy of the plan without its items.
+    pub fn head_only(&self) -> SyncPlan {
+        SyncPlan {
+            format: self.format.clone(),
+            version: self.version,
+            source: self.source.clone(),
+            destination: self.destination.clone(),
+            options: self.options.clone(),
+            created_ns: self.created_ns,
+            scanned: self.scanned,
+            stats: self.stats.clone(),
+            items: Vec::new(),
+            unlisted: self.unlisted,
+            leftovers: self.leftovers.clone(),
+            rebuild_check: self.rebuild_check,
+            cost_model: self.cost_model.clone(),
+        }
+    }
+
     /// What the plan says about verifying server-side rebuilds: only when it
     /// holds delta uploads to a store that rebuilds them (or any upload to a
     /// store keeping chunks, whose price — the data stored twice — it states).

@@ -150,6 +150,32 @@ pub enum Keep {
     All,
 }
 
+/// How [`Session::plan_into`] saves a plan, besides where.
+pub struct Saving<'a> {
+    pub keep: Keep,
+    /// The user's edits of an earlier plan, carried over by path.
+    pub edits: &'a super::plan::Edits,
+    /// Unchanged items listed in the parts too, not only counted (the
+    /// review's own plan, whose details pane shows any entry).
+    pub list_unchanged: bool,
+    /// Given every item as it is written (the review builds its tree so).
+    pub each: Option<&'a mut (dyn FnMut(&super::PlanItem) + Send)>,
+}
+
+impl Saving<'static> {
+    /// Saved as `plan -o` saves, keeping `keep` in memory.
+    pub fn keeping(keep: Keep) -> Saving<'static> {
+        static NO_EDITS: std::sync::LazyLock<super::plan::Edits> =
+            std::sync::LazyLock::new(Default::default);
+        Saving {
+            keep,
+            edits: &NO_EDITS,
+            list_unchanged: false,
+            each: None,
+        }
+    }
+}
+
 /// Both sides of one sync, opened, with the settings the run goes by.
 /// Cheap to clone: the stores share their clients.
 #[derive(Clone)]
@@ -263,9 +289,15 @@ impl Session {
         (source, destination): (Location, Location),
         scan: Scan,
         options: SyncOptions,
-        (place, keep): (&super::plan::parts::PlanPlace, Keep),
-        edits: &super::plan::Edits,
+        place: &super::plan::parts::PlanPlace,
+        saving: Saving<'_>,
     ) -> Result<SyncPlan, super::PlanError> {
+        let Saving {
+            keep,
+            edits,
+            list_unchanged,
+            mut each,
+        } = saving;
         /// Items planned, checked and estimated together: enough for the
         /// HEADs and sidecar reads of one chunk to go many at once.
         const CHUNK: usize = 10_000;
@@ -281,6 +313,9 @@ impl Session {
         let watches = [src.manifest.read_watch(), dst.manifest.read_watch()];
         let mut items = super::diff::diff_owned(src.manifest, dst.manifest, &diff_options);
         let mut writer = super::plan::parts::PartsWriter::new(place, plan.created_ns);
+        if list_unchanged {
+            writer = writer.listing_unchanged();
+        }
         let mut chunk = SyncPlan {
             items: Vec::with_capacity(CHUNK),
             ..plan.clone()
@@ -308,6 +343,9 @@ impl Session {
             for mut item in chunk.items.drain(..) {
                 super::plan::carry_edit(&mut item, edits, diff_options.transfer);
                 writer.push(&item).await?;
+                if let Some(each) = each.as_mut() {
+                    each(&item);
+                }
                 if keep == Keep::All
                     || (keep == Keep::Changes
                         && (item.action != crate::types::SyncAction::Skip

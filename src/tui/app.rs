@@ -1,7 +1,12 @@
 //! The TUI's state and its one update function: actions and engine events in,
 //! effects out. Views only read it.
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
 use crate::progress::{ExecEvent, Progress};
+use crate::sync::execute::{Part, PlanToRun};
+use crate::sync::plan::{ItemFacts, PlanItem};
 use crate::sync::{ExecReport, SyncPlan};
 use crate::types::SyncAction;
 
@@ -31,7 +36,14 @@ pub enum Effect {
 }
 
 pub struct App {
+    /// The plan without its items: what it syncs, its options (with the
+    /// review's exclusions) and its totals, as edited.
     pub plan: SyncPlan,
+    /// Where the plan's items are: in memory, or in parts read when the
+    /// details pane shows one of them. The tree keeps their facts.
+    pub items: PlanToRun,
+    /// The part of the plan last read for the details pane.
+    part: Option<Part>,
     pub tree: PlanTree,
     pub screen: Screen,
     /// Index into the tree's rows.
@@ -59,12 +71,22 @@ pub struct App {
 }
 
 impl App {
+    /// The review of a plan held whole.
     pub fn new(plan: SyncPlan) -> Self {
         let tree = PlanTree::build(&plan);
-        let cost = crate::cost::estimate(&plan);
+        let head = plan.head_only();
+        Self::with_tree(head, PlanToRun::InMemory(Arc::new(plan)), tree)
+    }
+
+    /// The review of a plan whose items are in `items` and whose tree was
+    /// built as they were planned.
+    pub fn with_tree(plan: SyncPlan, items: PlanToRun, tree: PlanTree) -> Self {
+        let cost = crate::cost::estimate_of_facts(&plan, tree.all_facts().iter());
         Self {
             cost,
             plan,
+            items,
+            part: None,
             tree,
             screen: Screen::Review,
             selected: 0,
@@ -157,21 +179,21 @@ impl App {
                     let query = self.filter.get_or_insert_with(String::new);
                     query.push(c);
                     let query = query.clone();
-                    self.tree.set_filter(&self.plan, &query);
+                    self.tree.set_filter(&query);
                     self.selected = 0;
                 }
                 Action::Erase => {
                     let query = self.filter.get_or_insert_with(String::new);
                     query.pop();
                     let query = query.clone();
-                    self.tree.set_filter(&self.plan, &query);
+                    self.tree.set_filter(&query);
                     self.selected = 0;
                 }
                 Action::Accept => self.typing = false,
                 Action::Back => {
                     self.typing = false;
                     self.filter = None;
-                    self.tree.set_filter(&self.plan, "");
+                    self.tree.set_filter("");
                 }
                 Action::Up => self.selected = self.selected.saturating_sub(1),
                 Action::Down => self.selected = (self.selected + 1).min(last),
@@ -187,12 +209,12 @@ impl App {
             Action::PageDown => self.selected = (self.selected + self.page.max(1)).min(last),
             Action::Home => self.selected = 0,
             Action::End => self.selected = last,
-            Action::Toggle => self.tree.toggle(&self.plan, self.selected),
+            Action::Toggle => self.tree.toggle(self.selected),
             Action::Expand | Action::Collapse => {
                 if let Some(&id) = self.tree.rows().get(self.selected) {
                     let node = self.tree.node(id);
                     if node.is_dir() && node.expanded == (action == Action::Collapse) {
-                        self.tree.toggle(&self.plan, self.selected);
+                        self.tree.toggle(self.selected);
                     }
                 }
             }
@@ -206,19 +228,19 @@ impl App {
             }
             Action::Back if self.filter.is_some() => {
                 self.filter = None;
-                self.tree.set_filter(&self.plan, "");
+                self.tree.set_filter("");
             }
             Action::WritePlan => return Effect::WritePlan,
             Action::CycleSort => {
                 let next = self.tree.sort().next();
-                self.tree.set_sort(&self.plan, next);
+                self.tree.set_sort(next);
             }
             Action::Undo => {
                 self.tree.undo(&mut self.plan);
             }
             Action::ToggleHideSkipped => {
                 self.hide_skipped = !self.hide_skipped;
-                self.tree.set_hide_skipped(&self.plan, self.hide_skipped);
+                self.tree.set_hide_skipped(self.hide_skipped);
             }
             Action::ToggleHelp => self.show_help = true,
             Action::NextChange => self.jump_to_change(true),
@@ -238,10 +260,10 @@ impl App {
         let changes = |&id: &crate::tui::model::NodeId| {
             let node = self.tree.node(id);
             if node.is_dir() {
-                !node.expanded && self.tree.totals_of(id, &self.plan).changes() > 0
+                !node.expanded && self.tree.totals_of(id).changes() > 0
             } else {
                 node.item()
-                    .is_some_and(|i| self.plan.items[i].action != SyncAction::Skip)
+                    .is_some_and(|i| self.tree.facts(i).action != SyncAction::Skip)
             }
         };
         let found = if forward {
@@ -274,8 +296,53 @@ impl App {
     fn edit(&mut self, edit: Edit) {
         if let Some(&id) = self.tree.rows().get(self.selected) {
             self.tree.edit(&mut self.plan, id, edit);
-            self.cost = crate::cost::estimate(&self.plan);
+            self.cost = crate::cost::estimate_of_facts(&self.plan, self.tree.all_facts().iter());
         }
+    }
+
+    /// Plan item `index` as edited, when it is at hand: a plan in parts
+    /// has only the part last read (see [`App::wanted_part`]).
+    pub fn item(&self, index: usize) -> Option<PlanItem> {
+        let mut item = match &self.items {
+            PlanToRun::InMemory(plan) => plan.items.get(index)?.clone(),
+            PlanToRun::InParts { .. } => self.part.as_ref()?.get(index)?.clone(),
+        };
+        item.take_edit(self.tree.facts(index));
+        Some(item)
+    }
+
+    /// The part of the plan the selected entry's details need read, when
+    /// it is not at hand.
+    pub fn wanted_part(&self) -> Option<usize> {
+        let index = self
+            .tree
+            .rows()
+            .get(self.selected)
+            .and_then(|&id| self.tree.node(id).item())?;
+        match &self.items {
+            PlanToRun::InMemory(_) => None,
+            PlanToRun::InParts { .. }
+                if self.part.as_ref().is_some_and(|p| p.get(index).is_some()) =>
+            {
+                None
+            }
+            PlanToRun::InParts { .. } => self.items.part_of(index),
+        }
+    }
+
+    /// Keeps a part read for the details pane (in place of the last).
+    pub fn take_part(&mut self, part: Part) {
+        self.part = Some(part);
+    }
+
+    /// The items the review changed, with their facts as edited now: what
+    /// a run or a saved plan takes in place of the plan's.
+    pub fn edited(&self) -> HashMap<usize, ItemFacts> {
+        self.tree
+            .edited_items()
+            .into_iter()
+            .map(|index| (index, *self.tree.facts(index)))
+            .collect()
     }
 
     /// Folds an engine event into the progress shown.

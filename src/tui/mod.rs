@@ -7,6 +7,7 @@
 
 pub mod action;
 pub mod app;
+mod edited;
 pub mod model;
 pub mod view;
 
@@ -24,7 +25,7 @@ use tokio::sync::mpsc;
 use crate::error::ExitStatus;
 use crate::format;
 use crate::sync::session::Session;
-use crate::sync::{self, ExecOptions, ScanProgress, SyncPlan};
+use crate::sync::{self, ExecOptions, ScanProgress};
 use action::Action;
 use app::{App, Effect, Screen};
 use view::Palette;
@@ -114,17 +115,19 @@ impl Tui {
     /// `sync` would give.
     pub async fn review_and_run(
         &mut self,
-        plan: SyncPlan,
+        mut app: App,
         session: &Session,
         mut options: ExecOptions,
     ) -> ExitStatus {
-        let mut app = App::new(plan);
         let (pause_tx, pause_rx) = tokio::sync::watch::channel(false);
         options.pause = Some(pause_rx);
         let cancel = session.cancel().clone();
         let (events_tx, mut events) = mpsc::channel(4096);
         let mut events_tx = Some(events_tx);
         let (written_tx, mut written) = mpsc::channel::<String>(4);
+        // Parts of a plan in parts, read for the details pane off the loop.
+        let (parts_tx, mut parts_read) = mpsc::channel::<Result<sync::execute::Part, String>>(2);
+        let mut reading = false;
         let mut running: Option<tokio::task::JoinHandle<sync::ExecReport>> = None;
         let mut tick = tokio::time::interval(TICK);
         let mut dirty = true;
@@ -141,17 +144,24 @@ impl Tui {
                         Effect::WritePlan => {
                             // Written off the UI loop: a large plan takes a while.
                             app.message = Some(format!("writing the plan to {SAVED_PLAN}/ …"));
-                            let (plan, settings, written) = (app.plan.clone(), session.settings().store_settings(), written_tx.clone());
+                            let (plan, items, edits) = (app.plan.clone(), app.items.clone(), app.edited());
+                            let (settings, written) = (session.settings().store_settings(), written_tx.clone());
                             tokio::spawn(async move {
                                 let at = crate::uri::Location::Local(SAVED_PLAN.into());
                                 let inside = crate::sync::plan::parts::side_holding(&at, [&plan.source, &plan.destination]);
                                 let message = match inside {
                                     // It would be synced, or deleted, with that side.
                                     Some((side, root)) => format!("not written: {SAVED_PLAN}/ here lies inside the {side} {root}; run the review from outside both sides, or save with `hugesync plan -o`"),
-                                    None => match plan.save_to(&at, &settings).await {
-                                        Ok(()) => format!("plan written to {SAVED_PLAN}/; run it with `hugesync apply {SAVED_PLAN}`"),
-                                        Err(e) => e.to_string(),
-                                    },
+                                    None => {
+                                        let saved = async {
+                                            let place = crate::sync::plan::parts::PlanPlace::open(&at, &settings).await?;
+                                            edited::write(&plan, &items, &edits, &place).await
+                                        };
+                                        match saved.await {
+                                            Ok(_) => format!("plan written to {SAVED_PLAN}/; run it with `hugesync apply {SAVED_PLAN}`"),
+                                            Err(e) => e.to_string(),
+                                        }
+                                    }
                                 };
                                 let _ = written.send(message).await;
                             });
@@ -165,10 +175,18 @@ impl Tui {
                                 app.progress.warnings.push(refusal.to_string());
                                 app.screen = Screen::Review;
                             } else if let Some(tx) = events_tx.take() {
-                                let plan = Arc::new(app.plan.clone());
+                                let (plan, items, edits) = (app.plan.clone(), app.items.clone(), app.edited());
                                 let (session, options) = (session.clone(), options.clone());
                                 running = Some(tokio::spawn(async move {
-                                    session.execute_to(plan, options, tx).await
+                                    // The plan as edited; kept (a temporary
+                                    // directory of parts) until the run ends.
+                                    match edited::to_run(&plan, &items, &edits).await {
+                                        Ok((plan, _kept)) => session.execute_to(plan, options, tx).await,
+                                        Err(e) => sync::ExecReport {
+                                            stopped_on_plan: Some(e.to_string()),
+                                            ..sync::ExecReport::default()
+                                        },
+                                    }
                                 }));
                             }
                         }
@@ -183,7 +201,22 @@ impl Tui {
                     app.message = Some(message);
                     dirty = true;
                 }
+                Some(read) = parts_read.recv() => {
+                    reading = false;
+                    match read {
+                        Ok(part) => app.take_part(part),
+                        Err(e) => app.message = Some(e),
+                    }
+                    dirty = true;
+                }
                 _ = tick.tick() => {
+                    if let Some(n) = app.wanted_part().filter(|_| !reading) {
+                        reading = true;
+                        let (items, done) = (app.items.clone(), parts_tx.clone());
+                        tokio::spawn(async move {
+                            let _ = done.send(items.part(n).await.map_err(|e| e.to_string())).await;
+                        });
+                    }
                     if let Some(handle) = running.as_mut().filter(|h| h.is_finished()) {
                         if let Ok(report) = handle.await {
                             while let Ok(event) = events.try_recv() {

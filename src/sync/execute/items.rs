@@ -53,6 +53,14 @@ pub enum Part {
 }
 
 impl Part {
+    /// Item `id`, if this part holds it.
+    pub fn get(&self, id: usize) -> Option<&PlanItem> {
+        match self {
+            Part::Shared { plan, range } => range.contains(&id).then(|| &plan.items[id]),
+            Part::Read { first_id, items } => items.get(id.checked_sub(*first_id)?),
+        }
+    }
+
     /// Its items with their ids, in path order (reversible).
     pub fn items(&self) -> impl DoubleEndedIterator<Item = (usize, &PlanItem)> + '_ {
         let (first_id, items) = match self {
@@ -105,6 +113,14 @@ impl PlanToRun {
         match self {
             PlanToRun::InMemory(plan) => plan.items.len().div_ceil(IN_MEMORY_PART),
             PlanToRun::InParts { parts, .. } => parts.count(),
+        }
+    }
+
+    /// The part that holds item `id`.
+    pub fn part_of(&self, id: usize) -> Option<usize> {
+        match self {
+            PlanToRun::InMemory(plan) => (id < plan.items.len()).then_some(id / IN_MEMORY_PART),
+            PlanToRun::InParts { parts, .. } => parts.part_of(id),
         }
     }
 

@@ -50,7 +50,7 @@ pub async fn check_current(plan: &PlanToRun, scan: &Scan) -> Result<PlanCheck, P
             }
             check.stats.add(item);
             if let Some(model) = &head.cost_model {
-                check.usage.add(head, model, item);
+                check.usage.add(head, model, &item.facts());
             }
             if let Some(edit) = item.edit {
                 check.edits.insert(item.path.clone(), edit);

@@ -243,6 +243,9 @@ pub struct PartsWriter<'a> {
     stats: PlanStats,
     unchanged: super::ActionTotals,
     items_per_part: usize,
+    /// Unchanged items are listed too (the review's own plan, whose
+    /// details pane shows any entry), not only counted.
+    list_unchanged: bool,
 }
 
 impl<'a> PartsWriter<'a> {
@@ -259,12 +262,26 @@ impl<'a> PartsWriter<'a> {
             parts: Vec::new(),
             stats: PlanStats::default(),
             unchanged: super::ActionTotals::default(),
+            list_unchanged: false,
         }
+    }
+
+    /// A writer that seals a part every `items` items.
+    #[cfg(test)]
+    pub(crate) fn with_items_per_part(mut self, items: usize) -> Self {
+        self.items_per_part = items;
+        self
+    }
+
+    /// A writer that lists unchanged items too.
+    pub fn listing_unchanged(mut self) -> Self {
+        self.list_unchanged = true;
+        self
     }
 
     pub async fn push(&mut self, item: &PlanItem) -> Result<(), PlanError> {
         self.stats.add(item);
-        if item.is_unchanged() {
+        if item.is_unchanged() && !self.list_unchanged {
             self.unchanged.add(item.size());
             return Ok(());
         }
@@ -356,7 +373,7 @@ pub async fn save(plan: &SyncPlan, place: &PlanPlace) -> Result<(), PlanError> {
     save_in_parts_of(plan, place, ITEMS_PER_PART).await
 }
 
-pub(super) async fn save_in_parts_of(
+pub(crate) async fn save_in_parts_of(
     plan: &SyncPlan,
     place: &PlanPlace,
     items_per_part: usize,
@@ -367,6 +384,33 @@ pub(super) async fn save_in_parts_of(
         writer.push(item).await?;
     }
     writer.finish(plan).await
+}
+
+/// Writes `plan` (the items of `items`, each given the edit `edit` makes of
+/// it by its id) as a plan in parts at `place`, a part at a time. The head
+/// of the plan written is returned, its totals counted.
+pub async fn write_edited(
+    plan: &SyncPlan,
+    items: &crate::sync::execute::PlanToRun,
+    place: &PlanPlace,
+    mut edit: impl FnMut(usize, &mut PlanItem),
+) -> Result<SyncPlan, PlanError> {
+    let mut writer = PartsWriter::new(place, plan.created_ns);
+    for n in 0..items.part_count() {
+        let part = items.part(n).await?;
+        for (id, item) in part.items() {
+            let mut item = item.clone();
+            edit(id, &mut item);
+            writer.push(&item).await?;
+        }
+    }
+    let written = SyncPlan {
+        stats: writer.stats().clone(),
+        unlisted: writer.unchanged(),
+        ..plan.head_only()
+    };
+    writer.finish(&written).await?;
+    Ok(written)
 }
 
 /// The side (its name and root) a plan's place overlaps, if any: a plan
@@ -481,6 +525,16 @@ impl PlanParts {
     /// The id (place in the plan's order) of part `n`'s first item.
     pub fn first_id(&self, n: usize) -> usize {
         self.first_ids.get(n).copied().unwrap_or(0)
+    }
+
+    /// The part that holds item `id`.
+    pub fn part_of(&self, id: usize) -> Option<usize> {
+        let n = self
+            .first_ids
+            .partition_point(|first| *first <= id)
+            .checked_sub(1)?;
+        let items = usize::try_from(self.header.parts[n].items).ok()?;
+        (id < self.first_ids[n] + items).then_some(n)
     }
 
     /// Whether part `n` holds items that run after every transfer

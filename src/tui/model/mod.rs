@@ -2,4 +2,4 @@
 
 pub mod tree;
 
-pub use tree::{Edit, Node, NodeId, PlanTree, SortKey, Totals};
+pub use tree::{Edit, Node, NodeId, PlanTree, SortKey, Totals, TreeBuilder};

@@ -10,11 +10,12 @@ mod search;
 mod tests;
 
 pub use edit::Edit;
+
 use edit::Undo;
 
 use crate::sync::SyncPlan;
-use crate::sync::plan::PlanItem;
-use crate::types::{EntryKind, RelPath, SyncAction};
+use crate::sync::plan::{ItemFacts, PlanItem};
+use crate::types::SyncAction;
 
 pub type NodeId = u32;
 const NONE: u32 = u32::MAX;
@@ -31,16 +32,12 @@ pub struct Totals {
 }
 
 impl Totals {
-    fn of_item(item: &PlanItem) -> Totals {
+    fn of_item(item: &ItemFacts) -> Totals {
         let mut totals = Totals::default();
         totals.counts[action_index(item.action)] = 1;
         totals.bytes_to_send = item.bytes_to_send;
         totals.bytes_saved = item.bytes_saved;
-        totals.size = item
-            .src
-            .as_ref()
-            .or(item.dst.as_ref())
-            .map_or(0, |e| e.size);
+        totals.size = item.size;
         totals.sizes[action_index(item.action)] = totals.size;
         totals
     }
@@ -159,6 +156,8 @@ pub struct PlanTree {
     rows: Vec<NodeId>,
     /// The node of each plan item.
     item_node: Vec<NodeId>,
+    /// What the tree keeps of each plan item (by its index in the plan).
+    facts: Vec<ItemFacts>,
     undo: Vec<Undo>,
     filter: Option<PathFilter>,
     search: search::SearchText,
@@ -176,16 +175,43 @@ struct PathFilter {
 /// Path order, a component at a time, so a directory's descendants follow it
 /// directly (`a`, `a/b`, `a.txt`), and names in natural order within a
 /// directory (`s2` before `s10`).
-fn tree_order(a: &RelPath, b: &RelPath) -> std::cmp::Ordering {
-    a.as_bytes()
-        .split(|&c| c == b'/')
-        .zip(b.as_bytes().split(|&c| c == b'/'))
+fn tree_order(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
+    a.split(|&c| c == b'/')
+        .zip(b.split(|&c| c == b'/'))
         .map(|(x, y)| natural_order(x, y))
         .find(|o| o.is_ne())
         .unwrap_or_else(|| {
-            let depth = |p: &RelPath| p.as_bytes().iter().filter(|&&c| c == b'/').count();
+            let depth = |p: &[u8]| p.iter().filter(|&&c| c == b'/').count();
             depth(a).cmp(&depth(b))
         })
+}
+
+/// A tree built from a plan's items as they come: each item's path and
+/// facts are kept, nothing else of it (its entries stay in the plan).
+#[derive(Debug, Default)]
+pub struct TreeBuilder {
+    paths: Vec<u8>,
+    /// Where item `i`'s path ends in `paths`.
+    ends: Vec<usize>,
+    facts: Vec<ItemFacts>,
+}
+
+impl TreeBuilder {
+    /// Adds the plan's next item (its index is the count before it).
+    pub fn push(&mut self, item: &PlanItem) {
+        self.paths.extend_from_slice(item.path.as_bytes());
+        self.ends.push(self.paths.len());
+        self.facts.push(item.facts());
+    }
+
+    fn path(&self, item: usize) -> &[u8] {
+        let start = if item == 0 { 0 } else { self.ends[item - 1] };
+        &self.paths[start..self.ends[item]]
+    }
+
+    pub fn finish(self) -> PlanTree {
+        PlanTree::build_from(self)
+    }
 }
 
 /// Natural order of two names: runs of digits compare as numbers (`s2` <
@@ -228,11 +254,19 @@ pub(crate) fn natural_order(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
 }
 
 impl PlanTree {
+    /// The tree of a plan held whole.
     pub fn build(plan: &SyncPlan) -> PlanTree {
-        let mut order: Vec<u32> = (0..plan.items.len() as u32).collect();
-        order.sort_by(|&x, &y| {
-            tree_order(&plan.items[x as usize].path, &plan.items[y as usize].path)
-        });
+        let mut builder = TreeBuilder::default();
+        for item in &plan.items {
+            builder.push(item);
+        }
+        builder.finish()
+    }
+
+    fn build_from(built: TreeBuilder) -> PlanTree {
+        let items = built.facts.len();
+        let mut order: Vec<u32> = (0..items as u32).collect();
+        order.sort_by(|&x, &y| tree_order(built.path(x as usize), built.path(y as usize)));
         let mut tree = PlanTree {
             nodes: vec![Node {
                 name: Box::default(),
@@ -247,7 +281,8 @@ impl PlanTree {
             }],
             dir_totals: vec![Totals::default()],
             rows: Vec::new(),
-            item_node: vec![NONE; plan.items.len()],
+            item_node: vec![NONE; items],
+            facts: Vec::new(),
             undo: Vec::new(),
             filter: None,
             search: search::SearchText::default(),
@@ -258,8 +293,8 @@ impl PlanTree {
         let mut stack: Vec<(NodeId, Vec<u8>)> = vec![(0, Vec::new())];
         let mut last_child: Vec<NodeId> = vec![NONE];
         for index in order {
-            let item = &plan.items[index as usize];
-            let path = item.path.as_bytes();
+            let facts = &built.facts[index as usize];
+            let path = built.path(index as usize);
             // Close directories that are not ancestors of this path.
             while stack.len() > 1 {
                 let dir = &stack[stack.len() - 1].1;
@@ -281,22 +316,31 @@ impl PlanTree {
                 dir_path.extend_from_slice(component);
                 stack.push((id, dir_path));
             }
-            let is_dir =
-                item.src.as_ref().or(item.dst.as_ref()).map(|e| e.kind) == Some(EntryKind::Dir);
+            let is_dir = facts.is_dir();
             let parent = stack[stack.len() - 1].0;
             let name = components[components.len() - 1];
             let id = tree.add_node(&mut last_child, parent, name, index, is_dir);
             tree.item_node[index as usize] = id;
-            let totals = Totals::of_item(item);
-            tree.add_to_ancestors(id, &totals, 1);
+            tree.add_to_ancestors(id, &Totals::of_item(facts), 1);
             if is_dir {
                 stack.push((id, path.to_vec()));
             }
         }
-        tree.search = search::SearchText::build(&tree, plan);
-        tree.expand_to_first_changes(plan);
-        tree.rebuild_rows(plan);
+        tree.search = search::SearchText::build(&tree, |item| built.path(item));
+        tree.facts = built.facts;
+        tree.expand_to_first_changes();
+        tree.rebuild_rows();
         tree
+    }
+
+    /// What the tree keeps of the plan's item `index`, as edited.
+    pub fn facts(&self, index: usize) -> &ItemFacts {
+        &self.facts[index]
+    }
+
+    /// Every item's facts, in the plan's order.
+    pub fn all_facts(&self) -> &[ItemFacts] {
+        &self.facts
     }
 
     fn add_node(
@@ -345,17 +389,17 @@ impl PlanTree {
     }
 
     /// Opens directories from the root down until a level shows a change.
-    fn expand_to_first_changes(&mut self, plan: &SyncPlan) {
+    fn expand_to_first_changes(&mut self) {
         let mut frontier = vec![0];
         while let Some(dir) = frontier.pop() {
             self.nodes[dir as usize].expanded = true;
             let children: Vec<NodeId> = self.children(dir).collect();
-            let shows_change = children.iter().any(|&c| {
-                !self.nodes[c as usize].is_dir() && self.totals_of(c, plan).changes() > 0
-            });
+            let shows_change = children
+                .iter()
+                .any(|&c| !self.nodes[c as usize].is_dir() && self.totals_of(c).changes() > 0);
             if !shows_change {
                 frontier.extend(children.into_iter().filter(|&c| {
-                    self.nodes[c as usize].is_dir() && self.totals_of(c, plan).changes() > 0
+                    self.nodes[c as usize].is_dir() && self.totals_of(c).changes() > 0
                 }));
             }
         }
@@ -391,16 +435,16 @@ impl PlanTree {
 
     /// Totals of a node: its subtree's for a directory (its own item included),
     /// its item's otherwise.
-    pub fn totals_of(&self, id: NodeId, plan: &SyncPlan) -> Totals {
+    pub fn totals_of(&self, id: NodeId) -> Totals {
         let node = &self.nodes[id as usize];
         match (node.is_dir(), node.item()) {
             (true, Some(item)) => {
                 let mut t = self.dir_totals[node.totals as usize];
-                t.add(&Totals::of_item(&plan.items[item]), 1);
+                t.add(&Totals::of_item(&self.facts[item]), 1);
                 t
             }
             (true, None) => self.dir_totals[node.totals as usize],
-            (false, Some(item)) => Totals::of_item(&plan.items[item]),
+            (false, Some(item)) => Totals::of_item(&self.facts[item]),
             (false, None) => Totals::default(),
         }
     }

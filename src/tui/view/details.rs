@@ -14,47 +14,23 @@ use crate::types::{Entry, SyncAction};
 pub fn draw(frame: &mut Frame, area: Rect, app: &App, palette: &Palette) {
     let mut lines = Vec::new();
     if let Some(&id) = app.tree.rows().get(app.selected) {
-        let path = app.tree.path_of(id, &app.plan);
+        let path = app.tree.path_of(id);
         lines.push(Line::from(String::from_utf8_lossy(&path).into_owned()));
         let node = app.tree.node(id);
         if node.is_dir() {
-            let own = node.item().map(|i| app.plan.items[i].action);
+            let own = node.item().map(|i| app.tree.facts(i).action);
             let unchanged_self = own.filter(|a| *a == SyncAction::Skip);
-            lines.extend(subtree_lines(
-                &app.tree.totals_of(id, &app.plan).below(unchanged_self),
-            ));
+            lines.extend(subtree_lines(&app.tree.totals_of(id).below(unchanged_self)));
         }
-        let own = node.item().map(|i| &app.plan.items[i]);
         // A directory's own entry says something only when it changes.
-        let own = own.filter(|item| !node.is_dir() || item.action != SyncAction::Skip);
-        if let Some(item) = own {
-            lines.push(Line::styled(
-                format!("{}: {}", item.action.name(), item.reason.describe()),
-                palette.action(item.action),
-            ));
-            lines.extend(side("source", item.src.as_ref()));
-            lines.extend(side("dest.", item.dst.as_ref()));
-            if item.action == SyncAction::Delta {
-                lines.push(Line::from(format!(
-                    "delta: sends {}, saves {}",
-                    format::bytes(item.bytes_to_send),
-                    format::bytes(item.bytes_saved)
-                )));
-                if let Some(check) = app.plan.rebuild_check_note() {
-                    lines.push(Line::styled(format!("check: {check}"), palette.dim()));
-                }
-            }
-            if let Some(note) = &item.note {
-                lines.push(Line::from(note.to_string()));
-            }
-            if item.action != SyncAction::Skip
-                && let Some(index) = node.item()
-                && let Some(cost) = crate::cost::item_estimate(&app.plan, index)
-            {
-                lines.push(Line::from(format!("cost: {}", cost.short())));
-            }
-            if let Some(edit) = item.edit {
-                lines.push(Line::styled(format!("edited: {edit:?}"), palette.dim()));
+        let own = node
+            .item()
+            .filter(|&i| !node.is_dir() || app.tree.facts(i).action != SyncAction::Skip);
+        if let Some(index) = own {
+            match app.item(index) {
+                Some(item) => lines.extend(item_lines(app, &item, palette)),
+                // A plan in parts: its part is being read.
+                None => lines.push(Line::styled("reading the plan…", palette.dim())),
             }
         }
     }
@@ -65,6 +41,38 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, palette: &Palette) {
             .block(block),
         area,
     );
+}
+
+/// What the plan does with one entry, and why.
+fn item_lines(app: &App, item: &crate::sync::PlanItem, palette: &Palette) -> Vec<Line<'static>> {
+    let mut lines = vec![Line::styled(
+        format!("{}: {}", item.action.name(), item.reason.describe()),
+        palette.action(item.action),
+    )];
+    lines.extend(side("source", item.src.as_ref()));
+    lines.extend(side("dest.", item.dst.as_ref()));
+    if item.action == SyncAction::Delta {
+        lines.push(Line::from(format!(
+            "delta: sends {}, saves {}",
+            format::bytes(item.bytes_to_send),
+            format::bytes(item.bytes_saved)
+        )));
+        if let Some(check) = app.plan.rebuild_check_note() {
+            lines.push(Line::styled(format!("check: {check}"), palette.dim()));
+        }
+    }
+    if let Some(note) = &item.note {
+        lines.push(Line::from(note.to_string()));
+    }
+    if item.action != SyncAction::Skip
+        && let Some(cost) = crate::cost::item_estimate(&app.plan, &item.facts())
+    {
+        lines.push(Line::from(format!("cost: {}", cost.short())));
+    }
+    if let Some(edit) = item.edit {
+        lines.push(Line::styled(format!("edited: {edit:?}"), palette.dim()));
+    }
+    lines
 }
 
 /// What a directory's subtree will do, an action per line, then the totals.

@@ -19,11 +19,11 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, palette: &Palette) {
     let mut lines = Vec::with_capacity(height);
     for (index, &id) in rows.iter().enumerate().skip(app.offset).take(height) {
         let node = app.tree.node(id);
-        let totals = app.tree.totals_of(id, &app.plan);
+        let totals = app.tree.totals_of(id);
         // A file shows its action; a directory shows one only when its whole
         // subtree does the same, else what each action does below it.
         // The directory's own entry counts only when it changes something.
-        let own = node.item().map(|i| app.plan.items[i].action);
+        let own = node.item().map(|i| app.tree.facts(i).action);
         let action = if node.is_dir() {
             uniform(&totals.below(own.filter(|a| *a == SyncAction::Skip)))
         } else {

@@ -14,6 +14,10 @@ use crate::types::SyncAction;
 use crate::uri::Location;
 
 fn app() -> App {
+    App::new(plan())
+}
+
+fn plan() -> crate::sync::SyncPlan {
     const T: i64 = 1_700_000_000_000_000_000;
     let src = listing(&[
         ("datasets", None, T),
@@ -53,7 +57,7 @@ fn app() -> App {
         }
     }
     plan.refresh_stats();
-    App::new(plan)
+    plan
 }
 
 fn render(app: &mut App, width: u16, height: u16) -> String {
@@ -106,8 +110,7 @@ fn execution_and_summary() {
     let mut app = app();
     app.update(Action::Approve);
     app.update(Action::Confirm);
-    let path = app
-        .plan
+    let path = plan()
         .items
         .iter()
         .find(|i| i.action == SyncAction::Delta)
@@ -168,18 +171,19 @@ fn execution_and_summary() {
 
 #[test]
 fn details_show_object_etags_and_the_delta_estimate() {
-    let mut app = app();
-    for item in &mut app.plan.items {
+    let mut plan = plan();
+    for item in &mut plan.items {
         if let Some(dst) = item.dst.as_mut() {
             dst.set_etag("\"9b2cf535f27731c974343645a3985328-8\"".into());
         }
     }
+    let mut app = App::new(plan);
     // Open every directory, then select the delta item (datasets/train.parquet).
     let mut row = 0;
     while row < app.tree.rows().len() {
         let node = app.tree.node(app.tree.rows()[row]);
         if node.is_dir() && !node.expanded {
-            app.tree.toggle(&app.plan, row);
+            app.tree.toggle(row);
         }
         row += 1;
     }
@@ -191,7 +195,7 @@ fn details_show_object_etags_and_the_delta_estimate() {
             app.tree
                 .node(id)
                 .item()
-                .is_some_and(|i| app.plan.items[i].action == SyncAction::Delta)
+                .is_some_and(|i| app.tree.facts(i).action == SyncAction::Delta)
         })
         .unwrap();
     let screen = render(&mut app, 120, 40);

@@ -1,7 +1,7 @@
 //! Review edits of plan items, entry by entry or a whole subtree, and their undo.
 
 use super::{NodeId, PlanTree, Totals};
-use crate::sync::plan::{PlanItem, UserEdit};
+use crate::sync::plan::{ItemFacts, UserEdit};
 use crate::sync::{SyncPlan, transfer_action};
 use crate::types::SyncAction;
 
@@ -22,7 +22,7 @@ pub enum Edit {
 /// What an edit changed, to undo it.
 #[derive(Clone, Debug)]
 pub struct Undo {
-    previous: Vec<(u32, PlanItem)>,
+    previous: Vec<(u32, ItemFacts)>,
     /// Filter rules the plan had before the edit added one.
     filters_before: Option<usize>,
 }
@@ -42,14 +42,14 @@ impl PlanTree {
     }
 
     /// Applies an edit to the entry at `id` or its whole subtree; returns how many
-    /// items changed. The plan's stats are refreshed.
+    /// items changed. The plan's stats follow.
     pub fn edit(&mut self, plan: &mut SyncPlan, id: NodeId, edit: Edit) -> usize {
         let targets = self.items_below(id);
-        let user_skipped = |item: &PlanItem| matches!(item.edit, Some(UserEdit::Skipped(_)));
+        let user_skipped = |item: &ItemFacts| matches!(item.edit, Some(UserEdit::Skipped(_)));
         let unskip = edit == Edit::ToggleSkip
-            && targets.iter().any(|(_, i)| user_skipped(&plan.items[*i]))
+            && targets.iter().any(|(_, i)| user_skipped(&self.facts[*i]))
             && targets.iter().all(|(_, i)| {
-                user_skipped(&plan.items[*i]) || plan.items[*i].action == SyncAction::Skip
+                user_skipped(&self.facts[*i]) || self.facts[*i].action == SyncAction::Skip
             });
         let whole = transfer_action(&plan.source, &plan.destination);
         let mut undo = Undo {
@@ -57,7 +57,7 @@ impl PlanTree {
             filters_before: None,
         };
         if edit == Edit::Exclude && id != 0 {
-            let path = self.path_of(id, plan);
+            let path = self.path_of(id);
             let mut pattern = format!("/{}", String::from_utf8_lossy(&path));
             if self.nodes[id as usize].is_dir() {
                 pattern.push('/');
@@ -72,9 +72,9 @@ impl PlanTree {
                 plan.options.filters.insert(0, rule);
             }
         }
-        for (node, index) in targets {
-            let before = plan.items[index].clone();
-            let mut after = before.clone();
+        for (_, index) in targets {
+            let before = self.facts[index];
+            let mut after = before;
             match edit {
                 Edit::ToggleSkip if unskip => {
                     let Some(UserEdit::Skipped(was)) = before.edit else {
@@ -101,24 +101,42 @@ impl PlanTree {
                     }
                     after.edit = Some(UserEdit::ForcedFull(SyncAction::Delta));
                     after.action = whole;
-                    after.bytes_to_send = after.src.as_ref().map_or(0, |e| e.size);
+                    // A delta's entry is the source's.
+                    after.bytes_to_send = after.size;
                     after.bytes_saved = 0;
                 }
             }
-            self.add_to_ancestors(node, &Totals::of_item(&before), -1);
-            self.add_to_ancestors(node, &Totals::of_item(&after), 1);
-            plan.items[index] = after;
+            self.replace_facts(plan, index, after);
             undo.previous.push((index as u32, before));
         }
         let changed = undo.previous.len();
         if changed > 0 || undo.filters_before.is_some() {
-            plan.refresh_stats();
             self.undo.push(undo);
             if self.hide_skipped {
-                self.rebuild_rows(plan);
+                self.rebuild_rows();
             }
         }
         changed
+    }
+
+    /// Puts `facts` in place of item `index`'s, in the totals of its
+    /// directories and the plan's.
+    fn replace_facts(&mut self, plan: &mut SyncPlan, index: usize, facts: ItemFacts) {
+        let node = self.item_node[index];
+        let before = self.facts[index];
+        self.add_to_ancestors(node, &Totals::of_item(&before), -1);
+        self.add_to_ancestors(node, &Totals::of_item(&facts), 1);
+        plan.stats.count(&before, -1);
+        plan.stats.count(&facts, 1);
+        self.facts[index] = facts;
+    }
+
+    /// The items an edit still in effect changed (an undone one's are not).
+    pub fn edited_items(&self) -> std::collections::BTreeSet<usize> {
+        self.undo
+            .iter()
+            .flat_map(|undo| undo.previous.iter().map(|(index, _)| *index as usize))
+            .collect()
     }
 
     /// Reverts the last edit; false when there is none.
@@ -130,15 +148,10 @@ impl PlanTree {
             plan.options.filters.remove(0);
         }
         for (index, before) in undo.previous.into_iter().rev() {
-            let node = self.item_node[index as usize];
-            let current = Totals::of_item(&plan.items[index as usize]);
-            self.add_to_ancestors(node, &current, -1);
-            self.add_to_ancestors(node, &Totals::of_item(&before), 1);
-            plan.items[index as usize] = before;
+            self.replace_facts(plan, index as usize, before);
         }
-        plan.refresh_stats();
         if self.hide_skipped {
-            self.rebuild_rows(plan);
+            self.rebuild_rows();
         }
         true
     }
@@ -146,8 +159,9 @@ impl PlanTree {
 
 /// An unskipped item gets its planned estimates back (whole size for transfers;
 /// a delta's estimate is re-derived on the next plan).
-fn restore_estimates(item: &mut PlanItem, whole: SyncAction) {
+fn restore_estimates(item: &mut ItemFacts, whole: SyncAction) {
     if item.action == whole || item.action == SyncAction::Delta {
-        item.bytes_to_send = item.src.as_ref().map_or(0, |e| e.size);
+        // What is sent is the source's entry.
+        item.bytes_to_send = item.size;
     }
 }

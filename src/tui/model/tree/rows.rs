@@ -1,7 +1,6 @@
 //! The visible rows: expand/collapse, path filter, hidden skips and sorting.
 
 use super::{NONE, NodeId, PathFilter, PlanTree, SortKey};
-use crate::sync::SyncPlan;
 
 impl PlanTree {
     /// The visible nodes in display order (the root itself is not shown).
@@ -9,26 +8,26 @@ impl PlanTree {
         &self.rows
     }
 
-    pub(super) fn rebuild_rows(&mut self, plan: &SyncPlan) {
+    pub(super) fn rebuild_rows(&mut self) {
         if let Some(matches) = self.filter.as_ref().map(|f| f.matches.clone()) {
-            self.rows = self.with_ancestors(&matches, plan);
+            self.rows = self.with_ancestors(&matches);
             return;
         }
         let mut rows = Vec::new();
-        self.push_visible(0, &mut rows, plan);
+        self.push_visible(0, &mut rows);
         self.rows = rows;
     }
 
     /// Whether a node is shown at all: with "hide skipped" on, only entries (or
     /// directories holding entries) that change something are.
-    fn shown(&self, id: NodeId, plan: &SyncPlan) -> bool {
-        !self.hide_skipped || self.totals_of(id, plan).changes() > 0
+    fn shown(&self, id: NodeId) -> bool {
+        !self.hide_skipped || self.totals_of(id).changes() > 0
     }
 
     /// Relinks a directory's children in the current sort order, when they are
     /// not in it yet. Only directories about to be shown are sorted, so changing
     /// the order costs what is visible, not the whole tree.
-    fn ensure_sorted(&mut self, dir: NodeId, plan: &SyncPlan) {
+    fn ensure_sorted(&mut self, dir: NodeId) {
         if self.nodes[dir as usize].sorted_by == self.sort {
             return;
         }
@@ -37,10 +36,11 @@ impl PlanTree {
             // Nodes were created in path order.
             SortKey::Path => children.sort_unstable(),
             SortKey::Size => {
-                children.sort_by_key(|&c| (std::cmp::Reverse(self.totals_of(c, plan).size), c))
+                children.sort_by_key(|&c| (std::cmp::Reverse(self.totals_of(c).size), c))
             }
-            SortKey::ToSend => children
-                .sort_by_key(|&c| (std::cmp::Reverse(self.totals_of(c, plan).bytes_to_send), c)),
+            SortKey::ToSend => {
+                children.sort_by_key(|&c| (std::cmp::Reverse(self.totals_of(c).bytes_to_send), c))
+            }
         }
         let mut next = NONE;
         for &child in children.iter().rev() {
@@ -51,18 +51,18 @@ impl PlanTree {
         self.nodes[dir as usize].sorted_by = self.sort;
     }
 
-    fn push_visible(&mut self, dir: NodeId, rows: &mut Vec<NodeId>, plan: &SyncPlan) {
-        self.ensure_sorted(dir, plan);
+    fn push_visible(&mut self, dir: NodeId, rows: &mut Vec<NodeId>) {
+        self.ensure_sorted(dir);
         let mut stack: Vec<NodeId> = self.children(dir).collect();
         stack.reverse();
         while let Some(id) = stack.pop() {
-            if !self.shown(id, plan) {
+            if !self.shown(id) {
                 continue;
             }
             rows.push(id);
             let node = &self.nodes[id as usize];
             if node.is_dir() && node.expanded {
-                self.ensure_sorted(id, plan);
+                self.ensure_sorted(id);
                 let first = stack.len();
                 stack.extend(self.children(id));
                 stack[first..].reverse();
@@ -72,13 +72,13 @@ impl PlanTree {
 
     /// `ids` and all their directories, in display order: a walk that enters only
     /// directories holding a match.
-    fn with_ancestors(&mut self, ids: &[NodeId], plan: &SyncPlan) -> Vec<NodeId> {
+    fn with_ancestors(&mut self, ids: &[NodeId]) -> Vec<NodeId> {
         if self.sort == SortKey::Path {
-            return self.with_ancestors_in_path_order(ids, plan);
+            return self.with_ancestors_in_path_order(ids);
         }
         let mut marked = vec![false; self.nodes.len()];
         for &id in ids {
-            if !self.shown(id, plan) {
+            if !self.shown(id) {
                 continue;
             }
             let mut at = id;
@@ -94,7 +94,7 @@ impl PlanTree {
                 rows.push(dir);
             }
             if dir == 0 || self.nodes[dir as usize].is_dir() {
-                self.ensure_sorted(dir, plan);
+                self.ensure_sorted(dir);
                 let first = stack.len();
                 stack.extend(self.children(dir).filter(|&c| marked[c as usize]));
                 stack[first..].reverse();
@@ -107,12 +107,12 @@ impl PlanTree {
     /// node order (nodes are created depth first in path order): a node's
     /// ancestors that are not shown yet go right before it, and no sibling list
     /// is walked.
-    fn with_ancestors_in_path_order(&self, ids: &[NodeId], plan: &SyncPlan) -> Vec<NodeId> {
+    fn with_ancestors_in_path_order(&self, ids: &[NodeId]) -> Vec<NodeId> {
         let mut emitted = vec![false; self.nodes.len()];
         let mut rows = Vec::with_capacity(ids.len());
         let mut chain = Vec::new();
         for &id in ids {
-            if !self.shown(id, plan) || emitted[id as usize] {
+            if !self.shown(id) || emitted[id as usize] {
                 continue;
             }
             let mut at = self.nodes[id as usize].parent;
@@ -132,9 +132,9 @@ impl PlanTree {
     }
 
     /// Orders siblings by `key` (directories by their subtree's totals).
-    pub fn set_sort(&mut self, plan: &SyncPlan, key: SortKey) {
+    pub fn set_sort(&mut self, key: SortKey) {
         self.sort = key;
-        self.rebuild_rows(plan);
+        self.rebuild_rows();
     }
 
     pub fn sort(&self) -> SortKey {
@@ -142,9 +142,9 @@ impl PlanTree {
     }
 
     /// The full path of a node.
-    pub fn path_of<'a>(&self, id: NodeId, plan: &'a SyncPlan) -> std::borrow::Cow<'a, [u8]> {
-        if let Some(item) = self.nodes[id as usize].item() {
-            return std::borrow::Cow::Borrowed(plan.items[item].path.as_bytes());
+    pub fn path_of(&self, id: NodeId) -> std::borrow::Cow<'_, [u8]> {
+        if self.nodes[id as usize].item().is_some() {
+            return std::borrow::Cow::Borrowed(self.search.path(id));
         }
         let mut parts: Vec<&[u8]> = Vec::new();
         let mut at = id;
@@ -159,10 +159,10 @@ impl PlanTree {
     /// Shows only entries whose path contains `query`, with their directories; an
     /// empty query returns to the tree as it was expanded. A longer query narrows
     /// the previous matches rather than searching everything again.
-    pub fn set_filter(&mut self, plan: &SyncPlan, query: &str) {
+    pub fn set_filter(&mut self, query: &str) {
         if query.is_empty() {
             self.filter = None;
-            self.rebuild_rows(plan);
+            self.rebuild_rows();
             return;
         }
         let needle = query.as_bytes();
@@ -176,18 +176,18 @@ impl PlanTree {
             query: query.to_string(),
             matches,
         });
-        self.rebuild_rows(plan);
+        self.rebuild_rows();
     }
 
     /// Shows or hides entries that change nothing.
-    pub fn set_hide_skipped(&mut self, plan: &SyncPlan, hide: bool) {
+    pub fn set_hide_skipped(&mut self, hide: bool) {
         self.hide_skipped = hide;
-        self.rebuild_rows(plan);
+        self.rebuild_rows();
     }
 
     /// Expands or collapses the directory shown at `row`; the rows below it move,
     /// nothing else is visited. While a filter is active every match is shown.
-    pub fn toggle(&mut self, plan: &SyncPlan, row: usize) {
+    pub fn toggle(&mut self, row: usize) {
         if self.filter.is_some() {
             return;
         }
@@ -208,7 +208,7 @@ impl PlanTree {
         } else {
             self.nodes[id as usize].expanded = true;
             let mut shown = Vec::new();
-            self.push_visible(id, &mut shown, plan);
+            self.push_visible(id, &mut shown);
             self.rows.splice(row + 1..row + 1, shown);
         }
     }

@@ -8,7 +8,6 @@
 use rayon::prelude::*;
 
 use super::{NodeId, PlanTree};
-use crate::sync::SyncPlan;
 
 /// Nodes each parallel search task takes at least.
 const MIN_NODES_PER_TASK: usize = 16 * 1024;
@@ -24,15 +23,15 @@ pub(super) struct SearchText {
 }
 
 impl SearchText {
-    pub fn build(tree: &PlanTree, plan: &SyncPlan) -> Self {
+    /// The text of `tree`'s nodes, `path` giving each plan item's path.
+    pub fn build<'a>(tree: &PlanTree, path: impl Fn(usize) -> &'a [u8]) -> Self {
         let mut text = SearchText {
             bytes: Vec::new(),
             ends: Vec::with_capacity(tree.nodes.len()),
         };
         for node in &tree.nodes {
             if let Some(item) = node.item() {
-                text.bytes
-                    .extend_from_slice(plan.items[item].path.as_bytes());
+                text.bytes.extend_from_slice(path(item));
             }
             text.ends.push(text.bytes.len());
         }
@@ -40,7 +39,8 @@ impl SearchText {
         text
     }
 
-    fn path(&self, id: NodeId) -> &[u8] {
+    /// The path of node `id` (empty for a directory the plan only implies).
+    pub fn path(&self, id: NodeId) -> &[u8] {
         let id = id as usize;
         let start = if id == 0 { 0 } else { self.ends[id - 1] };
         &self.bytes[start..self.ends[id]]

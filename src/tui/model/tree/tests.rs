@@ -44,7 +44,7 @@ fn builds_directories_before_siblings_and_aggregates() {
     // Root level shows changes (a.txt, old), so only the root is expanded.
     assert_eq!(names(&tree), ["a", "a.txt", "old", "same"]);
     let a = tree.rows()[0];
-    let t = tree.totals_of(a, &plan);
+    let t = tree.totals_of(a);
     assert_eq!(t.count(SyncAction::Delta), 1);
     assert_eq!(t.count(SyncAction::Copy), 1);
     assert_eq!(t.bytes_to_send, 1010);
@@ -56,22 +56,22 @@ fn builds_directories_before_siblings_and_aggregates() {
 fn expand_and_collapse_move_only_the_rows_below() {
     let plan = sample();
     let mut tree = PlanTree::build(&plan);
-    tree.toggle(&plan, 0);
+    tree.toggle(0);
     assert_eq!(names(&tree), ["a", "  b", "a.txt", "old", "same"]);
-    tree.toggle(&plan, 1);
+    tree.toggle(1);
     assert_eq!(
         names(&tree),
         ["a", "  b", "    big", "    c", "a.txt", "old", "same"]
     );
-    tree.toggle(&plan, 0);
+    tree.toggle(0);
     assert_eq!(names(&tree), ["a", "a.txt", "old", "same"]);
-    tree.toggle(&plan, 0);
+    tree.toggle(0);
     assert_eq!(
         names(&tree),
         ["a", "  b", "    big", "    c", "a.txt", "old", "same"],
         "b stays open"
     );
-    tree.toggle(&plan, 6);
+    tree.toggle(6);
     assert_eq!(tree.rows().len(), 7, "files do not toggle");
 }
 
@@ -79,13 +79,13 @@ fn expand_and_collapse_move_only_the_rows_below() {
 fn filter_narrows_and_shows_directories_of_matches() {
     let plan = sample();
     let mut tree = PlanTree::build(&plan);
-    tree.set_filter(&plan, "b");
+    tree.set_filter("b");
     assert_eq!(names(&tree), ["a", "  b", "    big", "    c"]);
-    tree.set_filter(&plan, "bi");
+    tree.set_filter("bi");
     assert_eq!(names(&tree), ["a", "  b", "    big"]);
-    tree.set_filter(&plan, "txt");
+    tree.set_filter("txt");
     assert_eq!(names(&tree), ["a.txt"]);
-    tree.set_filter(&plan, "");
+    tree.set_filter("");
     assert_eq!(names(&tree), ["a", "a.txt", "old", "same"]);
 }
 
@@ -93,20 +93,20 @@ fn filter_narrows_and_shows_directories_of_matches() {
 fn sort_orders_siblings_lazily() {
     let plan = sample();
     let mut tree = PlanTree::build(&plan);
-    tree.toggle(&plan, 0);
-    tree.toggle(&plan, 1);
-    tree.set_sort(&plan, SortKey::Size);
+    tree.toggle(0);
+    tree.toggle(1);
+    tree.set_sort(SortKey::Size);
     assert_eq!(
         names(&tree),
         ["a", "  b", "    big", "    c", "old", "a.txt", "same"]
     );
-    tree.set_sort(&plan, SortKey::Path);
+    tree.set_sort(SortKey::Path);
     assert_eq!(
         names(&tree),
         ["a", "  b", "    big", "    c", "a.txt", "old", "same"]
     );
-    tree.set_sort(&plan, SortKey::Size);
-    tree.set_filter(&plan, "a");
+    tree.set_sort(SortKey::Size);
+    tree.set_filter("a");
     assert_eq!(
         names(&tree),
         ["a", "  b", "    big", "    c", "a.txt", "same"]
@@ -117,7 +117,7 @@ fn sort_orders_siblings_lazily() {
 fn hide_skipped_keeps_only_changes() {
     let mut plan = sample();
     let mut tree = PlanTree::build(&plan);
-    tree.set_hide_skipped(&plan, true);
+    tree.set_hide_skipped(true);
     assert_eq!(names(&tree), ["a", "a.txt", "old"]);
     let txt = tree.rows()[1];
     tree.edit(&mut plan, txt, Edit::ToggleSkip);
@@ -134,14 +134,14 @@ fn subtree_edits_update_totals_and_undo_restores() {
     let a = tree.rows()[0];
     assert_eq!(tree.edit(&mut plan, a, Edit::ForceFull), 1);
     assert_eq!(plan.stats.delta.count, 0);
-    assert_eq!(tree.totals_of(a, &plan).count(SyncAction::Copy), 2);
+    assert_eq!(tree.totals_of(a).count(SyncAction::Copy), 2);
     assert_eq!(tree.edit(&mut plan, a, Edit::ToggleSkip), 2);
-    assert_eq!(tree.totals_of(a, &plan).changes(), 0);
+    assert_eq!(tree.totals_of(a).changes(), 0);
     assert_eq!(tree.totals().changes(), 2);
     assert_eq!(plan.stats.bytes_to_send, 5);
     // Space again unskips what the user skipped.
     assert_eq!(tree.edit(&mut plan, a, Edit::ToggleSkip), 2);
-    assert_eq!(tree.totals_of(a, &plan).changes(), 2);
+    assert_eq!(tree.totals_of(a).changes(), 2);
 
     let old = tree.rows()[2];
     assert_eq!(tree.edit(&mut plan, old, Edit::VetoDelete), 1);
@@ -167,13 +167,13 @@ fn filter_finds_directories_known_only_from_their_entries() {
     ]);
     let plan = plan_of(src, listing(&[]), options());
     let mut tree = PlanTree::build(&plan);
-    tree.set_sort(&plan, SortKey::Size);
-    tree.set_sort(&plan, SortKey::Path);
-    tree.set_filter(&plan, "er");
+    tree.set_sort(SortKey::Size);
+    tree.set_sort(SortKey::Path);
+    tree.set_filter("er");
     assert_eq!(names(&tree), ["deep", "  er", "    one", "    two"]);
-    tree.set_filter(&plan, "er/t");
+    tree.set_filter("er/t");
     assert_eq!(names(&tree), ["deep", "  er", "    two"]);
-    tree.set_filter(&plan, "a");
+    tree.set_filter("a");
     assert_eq!(names(&tree), ["flat"]);
 }
 
