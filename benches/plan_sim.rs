@@ -315,7 +315,7 @@ fn main() {
         let dir = tempfile::tempdir().unwrap();
         let at = Location::Local(dir.path().join("plan"));
         let place = PlanPlace::open(&at, &settings.store_settings()).await.unwrap();
-        let plan = session
+        let (plan, _) = session
             .plan_into((from, to), scan, options, &place, Saving::keeping(Keep::Changes))
             .await
             .unwrap();

@@ -8,7 +8,7 @@ use crate::error::{Error, ExitStatus};
 use crate::sync;
 use crate::sync::execute::PlanToRun;
 use crate::sync::plan::OpenedPlan;
-use crate::sync::plan::parts::{PlanParts, PlanPlace};
+use crate::sync::plan::parts::TemporaryPlace;
 use crate::sync::session::{Keep, Saving};
 use std::sync::Arc;
 
@@ -39,21 +39,13 @@ pub(super) async fn apply_command(args: ApplyArgs, ctx: &Context) -> Result<Exit
             // Planned again into a temporary place, a part at a time as
             // `plan -o` does, and run from there: neither the old plan nor
             // the new one is held whole.
-            let dir = tempfile::Builder::new()
-                .prefix("hugesync-replan-")
-                .tempdir()
-                .map_err(|source| sync::PlanError::Write {
-                    path: std::env::temp_dir(),
-                    source,
-                })?;
-            let at = crate::uri::Location::Local(dir.path().to_path_buf());
-            let place = PlanPlace::open(&at, &store_settings).await?;
-            let mut fresh = session
+            let temporary = TemporaryPlace::new("replan").await?;
+            let (fresh, usage) = session
                 .plan_into(
                     (head.source.clone(), head.destination.clone()),
                     scan,
                     head.options.clone(),
-                    &place,
+                    &temporary.place,
                     Saving {
                         keep: Keep::Nothing,
                         edits: &check.edits,
@@ -68,17 +60,11 @@ pub(super) async fn apply_command(args: ApplyArgs, ctx: &Context) -> Result<Exit
                     check.stale
                 );
             }
-            let parts = PlanParts::open(place)
-                .await?
-                .ok_or_else(|| sync::PlanError::NotFound {
-                    plan: at.to_string(),
-                })?;
-            fresh.items = Vec::new();
             let plan = PlanToRun::InParts {
                 head: Arc::new(fresh),
-                parts: Arc::new(parts),
+                parts: Arc::new(temporary.open().await?),
             };
-            (plan, None, Some(dir))
+            (plan, Some(usage), Some(temporary))
         }
         Some(first) => {
             return Err(sync::PlanError::Stale {

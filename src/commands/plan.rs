@@ -41,7 +41,7 @@ pub(super) async fn plan_command(
             } else {
                 Keep::Nothing
             };
-            let plan = session
+            let (plan, _) = session
                 .plan_into(
                     (source, destination),
                     scan,

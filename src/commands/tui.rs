@@ -8,7 +8,7 @@ use crate::cli::Selectors;
 use crate::error::{Error, ExitStatus};
 use crate::sync::ScanProgress;
 use crate::sync::execute::PlanToRun;
-use crate::sync::plan::parts::{PlanParts, PlanPlace};
+use crate::sync::plan::parts::TemporaryPlace;
 use crate::sync::session::{self, Keep, RunKind, Saving, Session};
 use crate::tui::app::App;
 use crate::tui::model::TreeBuilder;
@@ -40,21 +40,24 @@ pub(super) async fn tui_command(
     let mut tui = crate::tui::Tui::start();
     // The plan is made into a temporary directory of parts, every entry
     // listed (the details pane shows any); the review keeps its tree.
-    let kept = tempfile::Builder::new()
-        .prefix("hugesync-review-")
-        .tempdir()
-        .map_err(|source| crate::sync::PlanError::Write {
-            path: std::env::temp_dir(),
-            source,
-        })?;
-    let at = Location::Local(kept.path().to_path_buf());
-    let place = PlanPlace::open(&at, &ctx.settings.store_settings()).await?;
+    let temporary = TemporaryPlace::new("review").await;
     let planning = async {
         let scan = match session.scan(&options, &progress).await {
             Some(scanned) => scanned?,
             None => return Err(Error::Interrupted),
         };
         let seen = (ScanVerdict::of(&scan, &session), scan_notes(&scan, ctx));
+        let temporary = match &temporary {
+            Ok(temporary) => temporary,
+            Err(cannot) => {
+                // As a scan that cannot spill: the review holds the plan.
+                tracing::warn!("{cannot}; the plan is held in memory");
+                let plan = session
+                    .plan(source, destination, &scan, options.clone())
+                    .await?;
+                return Ok((App::new(plan), seen));
+            }
+        };
         let mut tree = TreeBuilder::default();
         let mut each = |item: &crate::sync::PlanItem| tree.push(item);
         let saving = Saving {
@@ -63,30 +66,30 @@ pub(super) async fn tui_command(
             list_unchanged: true,
             each: Some(&mut each),
         };
-        let head = session
-            .plan_into((source, destination), scan, options.clone(), &place, saving)
+        let (head, _) = session
+            .plan_into(
+                (source, destination),
+                scan,
+                options.clone(),
+                &temporary.place,
+                saving,
+            )
             .await?;
-        Ok::<_, Error>((head, tree.finish(), seen))
+        let items = PlanToRun::InParts {
+            head: Arc::new(head.head_only()),
+            parts: Arc::new(temporary.open().await?),
+        };
+        Ok::<_, Error>((App::with_tree(head, items, tree.finish()), seen))
     };
     let Some(planned) = tui.scanning(&progress, planning).await else {
         return Ok(ExitStatus::Success);
     };
-    let (head, tree, seen) = planned?;
-    let parts = PlanParts::open(place)
-        .await?
-        .ok_or_else(|| crate::sync::PlanError::NotFound {
-            plan: at.to_string(),
-        })?;
-    let items = PlanToRun::InParts {
-        head: Arc::new(head.head_only()),
-        parts: Arc::new(parts),
-    };
-    let app = App::with_tree(head, items, tree);
+    let (app, seen) = planned?;
     let (verdict, notes) = seen;
     let exec = session.exec_options(RunKind::Whole, verdict.withhold_deletes);
     let status = tui.review_and_run(app, &session, exec).await;
     drop(tui);
-    drop(kept);
+    drop(temporary);
     for line in notes {
         eprintln!("{line}");
     }

@@ -35,6 +35,15 @@ pub enum PlanError {
     },
     #[error("{} is not a HugeSync plan: {reason}", path.display())]
     Invalid { path: PathBuf, reason: String },
+    #[error(
+        "cannot make a temporary directory for the plan in {}: {source}; set TMPDIR to a directory with room for it",
+        dir.display()
+    )]
+    Temporary {
+        dir: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot write plan {}: {source}", path.display())]
     Write {
         path: PathBuf,

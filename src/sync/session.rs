@@ -283,7 +283,8 @@ impl Session {
     /// checked and estimated as [`Session::plan`] does a whole plan, and
     /// given the user's `edits` of an earlier plan. The plan returned has
     /// the totals of all items but holds only those `keep` asks for (the
-    /// changes, to print them).
+    /// changes, to print them); with it, what its items will cost (for the
+    /// estimate, without reading the parts again).
     pub async fn plan_into(
         &self,
         (source, destination): (Location, Location),
@@ -291,7 +292,7 @@ impl Session {
         options: SyncOptions,
         place: &super::plan::parts::PlanPlace,
         saving: Saving<'_>,
-    ) -> Result<SyncPlan, super::PlanError> {
+    ) -> Result<(SyncPlan, crate::cost::Usage), super::PlanError> {
         let Saving {
             keep,
             edits,
@@ -302,6 +303,8 @@ impl Session {
         /// HEADs and sidecar reads of one chunk to go many at once.
         const CHUNK: usize = 10_000;
         let mut plan = super::plan::plan_head(source, destination, &scan, options);
+        let model = self.cost_model(&plan);
+        let mut usage = crate::cost::Usage::default();
         let diff_options =
             super::plan::diff_options(&plan.source, &plan.destination, &plan.options);
         let skipped = super::plan::skipped_links(&scan.destination.issues);
@@ -343,6 +346,7 @@ impl Session {
             for mut item in chunk.items.drain(..) {
                 super::plan::carry_edit(&mut item, edits, diff_options.transfer);
                 writer.push(&item).await?;
+                usage.add(&plan, &model, &item.facts());
                 if let Some(each) = each.as_mut() {
                     each(&item);
                 }
@@ -362,7 +366,7 @@ impl Session {
         }
         plan.stats = writer.stats().clone();
         plan.unlisted = writer.unchanged();
-        plan.cost_model = Some(self.cost_model(&plan));
+        plan.cost_model = Some(model);
         writer.finish(&plan).await?;
         // What it holds now: the changes (or, with `Keep::All`, every item,
         // none of them left uncounted).
@@ -370,7 +374,7 @@ impl Session {
             plan.unlisted = super::plan::ActionTotals::default();
         }
         plan.items = kept;
-        Ok(plan)
+        Ok((plan, usage))
     }
 
     /// What the plan's cost estimate needs: each side's store limits and

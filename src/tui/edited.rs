@@ -7,9 +7,8 @@ use std::sync::Arc;
 
 use crate::sync::SyncPlan;
 use crate::sync::execute::PlanToRun;
-use crate::sync::plan::parts::{self, PlanParts, PlanPlace};
+use crate::sync::plan::parts::{self, PlanPlace, TemporaryPlace};
 use crate::sync::plan::{ItemFacts, PlanError};
-use crate::uri::Location;
 
 /// The edits of a review: the items it changed, by index, with their facts.
 pub type Edited = HashMap<usize, ItemFacts>;
@@ -22,7 +21,7 @@ pub async fn to_run(
     head: &SyncPlan,
     items: &PlanToRun,
     edited: &Edited,
-) -> Result<(PlanToRun, Option<tempfile::TempDir>), PlanError> {
+) -> Result<(PlanToRun, Option<TemporaryPlace>), PlanError> {
     match items {
         PlanToRun::InMemory(plan) => {
             let plan = if edited.is_empty() && head.options == plan.options {
@@ -48,29 +47,13 @@ pub async fn to_run(
             Ok((PlanToRun::InMemory(plan), None))
         }
         PlanToRun::InParts { .. } => {
-            let dir = tempfile::Builder::new()
-                .prefix("hugesync-review-")
-                .tempdir()
-                .map_err(|source| PlanError::Write {
-                    path: std::env::temp_dir(),
-                    source,
-                })?;
-            let place = PlanPlace::open(
-                &Location::Local(dir.path().to_path_buf()),
-                &Default::default(),
-            )
-            .await?;
-            let written = write(head, items, edited, &place).await?;
-            let parts = PlanParts::open(place)
-                .await?
-                .ok_or_else(|| PlanError::NotFound {
-                    plan: dir.path().display().to_string(),
-                })?;
+            let temporary = TemporaryPlace::new("review").await?;
+            let written = write(head, items, edited, &temporary.place).await?;
             let plan = PlanToRun::InParts {
                 head: Arc::new(written),
-                parts: Arc::new(parts),
+                parts: Arc::new(temporary.open().await?),
             };
-            Ok((plan, Some(dir)))
+            Ok((plan, Some(temporary)))
         }
     }
 }
@@ -94,12 +77,13 @@ pub async fn write(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sync::plan::parts::PartsWriter;
+    use crate::sync::plan::parts::{PartsWriter, PlanParts};
     use crate::sync::testing::{listing, options, plan_of};
     use crate::tui::action::Action;
     use crate::tui::app::App;
     use crate::tui::model::TreeBuilder;
     use crate::types::SyncAction;
+    use crate::uri::Location;
 
     /// A review of a plan in parts of 4 items, every entry listed, as
     /// `hugesync tui` makes it.

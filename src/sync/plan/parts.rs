@@ -229,6 +229,42 @@ impl PlanPlace {
     }
 }
 
+/// A plan's place in a new temporary directory (under `$TMPDIR`), removed
+/// when this is dropped: where `sync`, the review and `apply --replan` keep
+/// the plan they run, so that it is never held whole in memory.
+pub struct TemporaryPlace {
+    pub place: PlanPlace,
+    dir: tempfile::TempDir,
+}
+
+impl TemporaryPlace {
+    /// `purpose` names the directory (`hugesync-PURPOSE-…`).
+    pub async fn new(purpose: &str) -> Result<TemporaryPlace, PlanError> {
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("hugesync-{purpose}-"))
+            .tempdir()
+            .map_err(|source| PlanError::Temporary {
+                dir: std::env::temp_dir(),
+                source,
+            })?;
+        let place = PlanPlace::open(
+            &Location::Local(dir.path().to_path_buf()),
+            &StoreSettings::default(),
+        )
+        .await?;
+        Ok(TemporaryPlace { place, dir })
+    }
+
+    /// The plan written there, opened to be read a part at a time.
+    pub async fn open(&self) -> Result<PlanParts, PlanError> {
+        PlanParts::open(self.place.clone())
+            .await?
+            .ok_or_else(|| PlanError::NotFound {
+                plan: self.dir.path().display().to_string(),
+            })
+    }
+}
+
 /// Writes a plan's items into parts as they come, then its header.
 pub struct PartsWriter<'a> {
     place: &'a PlanPlace,
