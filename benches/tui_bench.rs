@@ -7,6 +7,7 @@ use hugesync::storage::Listing;
 use hugesync::sync::{Scan, SyncOptions, build_plan};
 use hugesync::tui::action::Action;
 use hugesync::tui::app::App;
+use hugesync::tui::model::TreeBuilder;
 use hugesync::tui::view::{self, Palette};
 use hugesync::types::{Entry, EntryKind, Manifest, ManifestEntry};
 use hugesync::uri::Location;
@@ -81,12 +82,26 @@ fn app() -> App {
         options,
     );
     drop(scan);
+    let entries = plan.items.len();
+    // What `hugesync tui` holds: the tree, built as the items are planned
+    // (the plan itself goes to parts on disk).
+    let planned = resident_bytes();
+    let mut builder = TreeBuilder::default();
+    for item in &plan.items {
+        builder.push(item);
+    }
+    let tree = builder.finish();
+    let with_tree = resident_bytes();
+    eprintln!(
+        "tree alone for {entries} entries: {:.0} bytes per entry (resident)",
+        with_tree.saturating_sub(planned) as f64 / entries as f64
+    );
+    drop(tree);
     let app = App::new(plan);
     let after = resident_bytes();
     eprintln!(
-        "plan + tree for {} entries: {:.0} bytes per entry (resident)",
-        app.plan.items.len(),
-        after.saturating_sub(before) as f64 / app.plan.items.len() as f64
+        "plan in memory + tree for {entries} entries: {:.0} bytes per entry (resident)",
+        after.saturating_sub(before) as f64 / entries as f64
     );
     app
 }

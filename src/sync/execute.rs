@@ -389,7 +389,12 @@ impl Runner {
             Storage::Local(dst) if self.ctx.source.has_directories() => Some(dst.clone()),
             _ => None,
         };
-        if !deleting && dir_times.is_none() {
+        // Directories' times are set where they were updated (metadata) or,
+        // with -a, made; without either, and nothing to delete, the parts
+        // are not read again.
+        let times_to_set =
+            dir_times.is_some() && (self.head.options.archive || self.plan.updates_metadata());
+        if !deleting && !times_to_set {
             return;
         }
         let order: Vec<usize> = (0..self.plan.part_count())

@@ -109,6 +109,17 @@ impl PlanToRun {
         }
     }
 
+    /// Whether any item updates metadata (a directory's among them, maybe).
+    pub fn updates_metadata(&self) -> bool {
+        match self {
+            PlanToRun::InMemory(plan) => plan
+                .items
+                .iter()
+                .any(|item| item.action == SyncAction::Metadata),
+            PlanToRun::InParts { head, .. } => head.stats.metadata.count > 0,
+        }
+    }
+
     pub fn part_count(&self) -> usize {
         match self {
             PlanToRun::InMemory(plan) => plan.items.len().div_ceil(IN_MEMORY_PART),
