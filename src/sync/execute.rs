@@ -271,9 +271,29 @@ impl Runner {
                     break;
                 }
             };
+            // The part's directories first, parents before children (path
+            // order), then its transfers: every file's directory is in this
+            // part or an earlier one. Made in one go, as a whole tree's
+            // were, a filesystem places them apart (ext4 spreads new
+            // directories over its groups); made between the files of
+            // their neighbours, creating and renaming files in them took
+            // twice as long here.
             for (id, item) in part.items() {
-                let turn = Turn::of(item);
-                if matches!(turn, Turn::NotNow) {
+                if !matches!(Turn::of(item), Turn::MakeDir) {
+                    continue;
+                }
+                self.wait_while_paused().await;
+                while let Some(joined) = running.try_join_next() {
+                    self.reap(joined).await;
+                }
+                if self.stopped() || self.ctx.cancel.is_cancelled() {
+                    break 'parts;
+                }
+                let outcome = self.run_dir(id, item).await;
+                self.finish(id, item, outcome).await;
+            }
+            for (id, item) in part.items() {
+                if !matches!(Turn::of(item), Turn::Transfer) {
                     continue;
                 }
                 self.wait_while_paused().await;
@@ -284,23 +304,14 @@ impl Runner {
                 while let Some(joined) = running.try_join_next() {
                     self.reap(joined).await;
                 }
-                if matches!(turn, Turn::Transfer) {
-                    while running.len() >= jobs {
-                        tokio::select! {
-                            Some(joined) = running.join_next() => self.reap(joined).await,
-                            () = self.ctx.cancel.cancelled() => break 'parts,
-                        }
+                while running.len() >= jobs {
+                    tokio::select! {
+                        Some(joined) = running.join_next() => self.reap(joined).await,
+                        () = self.ctx.cancel.cancelled() => break 'parts,
                     }
                 }
                 if self.stopped() || self.ctx.cancel.is_cancelled() {
                     break 'parts;
-                }
-                if matches!(turn, Turn::MakeDir) {
-                    // What comes after it in path order may be written
-                    // into it: it is made before the next item starts.
-                    let outcome = self.run_dir(id, item).await;
-                    self.finish(id, item, outcome).await;
-                    continue;
                 }
                 self.started(id, item).await;
                 let item = item.clone();
