@@ -30,6 +30,11 @@ pub const HEADER_NAME: &str = "plan.json";
 /// Items per part: ~25–60 MB of JSON lines, read and checked one at a time.
 const ITEMS_PER_PART: usize = 100_000;
 
+/// Items per part of a temporary plan (`sync`'s, the review's): a run
+/// holds the part it runs and the next, so its memory beyond the scans is
+/// a few megabytes; a local directory minds no number of files.
+const ITEMS_PER_TEMPORARY_PART: usize = 10_000;
+
 /// The header's own size limit: it holds no items, only one line per part.
 const HEADER_LIMIT: u64 = 256 << 20;
 
@@ -80,6 +85,8 @@ struct Header {
 pub struct PlanPlace {
     storage: Storage,
     shown: String,
+    /// How many items a part written here holds.
+    items_per_part: usize,
 }
 
 impl PlanPlace {
@@ -92,7 +99,11 @@ impl PlanPlace {
                     plan: shown.clone(),
                     source,
                 })?;
-        Ok(Self { storage, shown })
+        Ok(Self {
+            storage,
+            shown,
+            items_per_part: ITEMS_PER_PART,
+        })
     }
 
     fn place_err(&self) -> impl Fn(crate::storage::StorageError) -> PlanError + '_ {
@@ -247,11 +258,14 @@ impl TemporaryPlace {
                 dir: std::env::temp_dir(),
                 source,
             })?;
-        let place = PlanPlace::open(
-            &Location::Local(dir.path().to_path_buf()),
-            &StoreSettings::default(),
-        )
-        .await?;
+        let place = PlanPlace {
+            items_per_part: ITEMS_PER_TEMPORARY_PART,
+            ..PlanPlace::open(
+                &Location::Local(dir.path().to_path_buf()),
+                &StoreSettings::default(),
+            )
+            .await?
+        };
         Ok(TemporaryPlace { place, dir })
     }
 
@@ -287,7 +301,7 @@ pub struct PartsWriter<'a> {
 impl<'a> PartsWriter<'a> {
     pub fn new(place: &'a PlanPlace, created_ns: i64) -> Self {
         Self {
-            items_per_part: ITEMS_PER_PART,
+            items_per_part: place.items_per_part,
             place,
             run: format!("{created_ns:x}"),
             part: Vec::new(),
@@ -406,7 +420,7 @@ impl<'a> PartsWriter<'a> {
 
 /// Saves `plan` in parts at `place`.
 pub async fn save(plan: &SyncPlan, place: &PlanPlace) -> Result<(), PlanError> {
-    save_in_parts_of(plan, place, ITEMS_PER_PART).await
+    save_in_parts_of(plan, place, place.items_per_part).await
 }
 
 pub(crate) async fn save_in_parts_of(
