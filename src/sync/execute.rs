@@ -1,10 +1,13 @@
 //! Executing a plan: bounded concurrency, cancellation, events out.
 //!
-//! Phases, in order: create directories (parents first); transfer files, links and
-//! metadata with at most `jobs` at once; delete (entries before their directories,
-//! and only when every transfer succeeded, as rsync does); set directory metadata
-//! (deepest first, after their contents stopped changing); fsync the directories
-//! that received entries.
+//! The plan is taken a part at a time (`items`: in memory, or read from a
+//! plan in parts), in two passes. Forward: each part's directories are
+//! created (parents first), then its files, links and metadata are sent
+//! with at most `jobs` at once, across parts. Backward, over the parts that
+//! hold them: deletions (entries before their directories, and only when
+//! every transfer succeeded, as rsync does) and directory metadata (deepest
+//! first, after their contents stopped changing). Last, the directories
+//! that received entries are fsynced.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
