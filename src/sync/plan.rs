@@ -559,12 +559,21 @@ pub fn carry_edit(item: &mut PlanItem, edits: &Edits, transfer: SyncAction) {
     }
 }
 
-/// The quick-check identity used for staleness: kind, size, mtime (and link target).
+/// The quick-check identity used for staleness: kind, size, mtime, link
+/// target, and the store's version tag (ETag, generation) where both
+/// entries carry one — an object rewritten within its mtime's second with
+/// the same size is another object.
 pub fn same_entry(planned: Option<&Entry>, now: Option<&Entry>) -> bool {
     match (planned, now) {
         (None, None) => true,
         (Some(a), Some(b)) => {
-            a.kind == b.kind && a.same_size_and_mtime(b) && a.link_target() == b.link_target()
+            a.kind == b.kind
+                && a.same_size_and_mtime(b)
+                && a.link_target() == b.link_target()
+                && match (a.etag(), b.etag()) {
+                    (Some(x), Some(y)) => crate::storage::same_version(x, y),
+                    _ => true,
+                }
         }
         _ => false,
     }

@@ -365,3 +365,23 @@ fn a_plan_place_inside_either_side_is_found() {
         .is_none()
     );
 }
+
+#[test]
+fn an_entry_is_the_same_only_with_the_same_version_tag() {
+    let planned = {
+        let mut e = crate::types::Entry::file(10, 1_000_000_000, 0o644);
+        e.set_etag("\"abc\"".into());
+        e
+    };
+    let mut now = planned.clone();
+    assert!(same_entry(Some(&planned), Some(&now)));
+    // Quoted or not, one version.
+    now.set_etag("abc".into());
+    assert!(same_entry(Some(&planned), Some(&now)));
+    // Rewritten with the same size within the same second.
+    now.set_etag("\"def\"".into());
+    assert!(!same_entry(Some(&planned), Some(&now)));
+    // A side that keeps no tag (a local file) goes by size and mtime.
+    let local = crate::types::Entry::file(10, 1_000_000_000, 0o644);
+    assert!(same_entry(Some(&planned), Some(&local)));
+}
