@@ -116,6 +116,9 @@ pub async fn execute(
     runner.report
 }
 
+/// A finished transfer task: its item and how it went.
+type Done = (usize, PlanItem, Result<Outcome, ItemError>);
+
 /// What the forward pass does with an item.
 enum Turn {
     /// A directory made before anything is written into it.
@@ -263,7 +266,6 @@ impl Runner {
     /// stops being scheduled on cancellation; running items notice it and
     /// discard their temp files.
     async fn run_forward(&mut self, jobs: usize) {
-        type Done = (usize, PlanItem, Result<Outcome, ItemError>);
         let mut running: JoinSet<Done> = JoinSet::new();
         let mut parts = self.plan.read_ahead((0..self.plan.part_count()).collect());
         'parts: while let Some(part) = parts.next().await {
@@ -285,10 +287,7 @@ impl Runner {
                 if !matches!(Turn::of(item), Turn::MakeDir) {
                     continue;
                 }
-                self.wait_while_paused().await;
-                while let Some(joined) = running.try_join_next() {
-                    self.reap(joined).await;
-                }
+                self.pause_and_reap(&mut running).await;
                 if self.stopped() || self.ctx.cancel.is_cancelled() {
                     break 'parts;
                 }
@@ -299,14 +298,8 @@ impl Runner {
                 if !matches!(Turn::of(item), Turn::Transfer) {
                     continue;
                 }
-                self.wait_while_paused().await;
-                // Reap what finished meanwhile so events flow in order of
-                // completion; with every slot busy, wait for one. An item
-                // that stops the run (a refusal, a conflict under
-                // --fail-on-conflict) is seen before the next starts.
-                while let Some(joined) = running.try_join_next() {
-                    self.reap(joined).await;
-                }
+                self.pause_and_reap(&mut running).await;
+                // With every slot busy, wait for one.
                 while running.len() >= jobs {
                     tokio::select! {
                         Some(joined) = running.join_next() => self.reap(joined).await,
@@ -341,11 +334,19 @@ impl Runner {
         }
     }
 
+    /// Before the next item: holds back while paused, then reaps what
+    /// finished meanwhile, so events flow in order of completion and an item
+    /// that stops the run (a refusal, a conflict under --fail-on-conflict)
+    /// is seen before the next starts.
+    async fn pause_and_reap(&mut self, running: &mut JoinSet<Done>) {
+        self.wait_while_paused().await;
+        while let Some(joined) = running.try_join_next() {
+            self.reap(joined).await;
+        }
+    }
+
     /// Records one finished transfer task.
-    async fn reap(
-        &mut self,
-        joined: Result<(usize, PlanItem, Result<Outcome, ItemError>), tokio::task::JoinError>,
-    ) {
+    async fn reap(&mut self, joined: Result<Done, tokio::task::JoinError>) {
         match joined {
             Ok((id, item, outcome)) => self.finish(id, &item, outcome).await,
             Err(e) => {

@@ -39,6 +39,12 @@ impl From<SyncPlan> for PlanToRun {
 /// beyond the plan itself is bounded by it.
 const IN_MEMORY_PART: usize = 100_000;
 
+/// The items of part `n` of a plan held whole.
+fn in_memory_part(plan: &SyncPlan, n: usize) -> Range<usize> {
+    let start = n.saturating_mul(IN_MEMORY_PART).min(plan.items.len());
+    start..(start + IN_MEMORY_PART).min(plan.items.len())
+}
+
 /// One part's items, and the id of its first (ids run on across parts in
 /// the plan's order: the index in a plan held whole).
 pub enum Part {
@@ -55,18 +61,21 @@ pub enum Part {
 impl Part {
     /// Item `id`, if this part holds it.
     pub fn get(&self, id: usize) -> Option<&PlanItem> {
+        let (first_id, items) = self.slice();
+        items.get(id.checked_sub(first_id)?)
+    }
+
+    /// The id of its first item, and its items.
+    fn slice(&self) -> (usize, &[PlanItem]) {
         match self {
-            Part::Shared { plan, range } => range.contains(&id).then(|| &plan.items[id]),
-            Part::Read { first_id, items } => items.get(id.checked_sub(*first_id)?),
+            Part::Shared { plan, range } => (range.start, &plan.items[range.clone()]),
+            Part::Read { first_id, items } => (*first_id, &items[..]),
         }
     }
 
     /// Its items with their ids, in path order (reversible).
     pub fn items(&self) -> impl DoubleEndedIterator<Item = (usize, &PlanItem)> + '_ {
-        let (first_id, items) = match self {
-            Part::Shared { plan, range } => (range.start, &plan.items[range.clone()]),
-            Part::Read { first_id, items } => (*first_id, &items[..]),
-        };
+        let (first_id, items) = self.slice();
         items
             .iter()
             .enumerate()
@@ -139,14 +148,10 @@ impl PlanToRun {
     /// in memory.
     pub async fn part(&self, n: usize) -> Result<Part, PlanError> {
         match self {
-            PlanToRun::InMemory(plan) => {
-                let start = (n * IN_MEMORY_PART).min(plan.items.len());
-                let end = (start + IN_MEMORY_PART).min(plan.items.len());
-                Ok(Part::Shared {
-                    plan: plan.clone(),
-                    range: start..end,
-                })
-            }
+            PlanToRun::InMemory(plan) => Ok(Part::Shared {
+                plan: plan.clone(),
+                range: in_memory_part(plan, n),
+            }),
             PlanToRun::InParts { parts, .. } => Ok(Part::Read {
                 first_id: parts.first_id(n),
                 items: parts.read(n).await?,
@@ -157,13 +162,9 @@ impl PlanToRun {
     /// Whether part `n` may hold items that run after every transfer.
     pub fn holds_later_work(&self, n: usize) -> bool {
         match self {
-            PlanToRun::InMemory(plan) => {
-                let start = (n * IN_MEMORY_PART).min(plan.items.len());
-                let end = (start + IN_MEMORY_PART).min(plan.items.len());
-                plan.items[start..end]
-                    .iter()
-                    .any(PlanItem::runs_after_transfers)
-            }
+            PlanToRun::InMemory(plan) => plan.items[in_memory_part(plan, n)]
+                .iter()
+                .any(PlanItem::runs_after_transfers),
             PlanToRun::InParts { parts, .. } => parts.holds_later_work(n),
         }
     }

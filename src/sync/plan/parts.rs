@@ -475,23 +475,6 @@ pub fn side_holding<'a>(
         .find(|(_, root)| crate::sync::check_locations(root, at).is_err())
 }
 
-/// Reads the plan in parts at `place`, with the blake3 of its header; `None`
-/// when no plan is there. Every part is checked against the header before
-/// its items are taken.
-pub async fn load(place: PlanPlace) -> Result<Option<(SyncPlan, blake3::Hash)>, PlanError> {
-    let Some(parts) = PlanParts::open(place).await? else {
-        return Ok(None);
-    };
-    let mut plan = parts.plan_without_items();
-    let total: u64 = parts.header.parts.iter().map(|p| p.items).sum();
-    let mut items = Vec::with_capacity(usize::try_from(total).unwrap_or(0).min(1 << 24));
-    for n in 0..parts.count() {
-        items.extend(parts.read(n).await?);
-    }
-    plan.items = items;
-    Ok(Some((plan, parts.id)))
-}
-
 /// A plan in parts, its header read: each part is read when asked for
 /// (any number of times, in any order), and checked against the header
 /// (length, blake3, count, bounds, path order) before its items are given.

@@ -4,9 +4,12 @@
 
 use std::path::{Path, PathBuf};
 
+use std::sync::Arc;
+
 use serde::Deserialize;
 
 use super::{PLAN_FORMAT, PLAN_VERSION, PlanError, SyncPlan, parts};
+use crate::sync::execute::PlanToRun;
 use crate::uri::Location;
 
 /// Where a saved plan is.
@@ -178,39 +181,29 @@ impl SyncPlan {
         parts::save(self, &place).await
     }
 
-    /// Loads the plan at `location`: a plan in parts (a directory or an
-    /// object-store prefix), or a plan file of version 1.
+    /// Loads the plan at `location` whole: a plan in parts (a directory or
+    /// an object-store prefix), or a plan file of version 1.
     pub async fn load_saved(
         location: &Location,
         settings: &crate::storage::StoreSettings,
     ) -> Result<SavedPlan, PlanError> {
-        let id = plan_id;
-        if let Location::Local(path) = location
-            && path.is_file()
-        {
-            let (plan, hash) = SyncPlan::load_hashed(path)?;
-            return Ok(SavedPlan {
-                plan,
-                id: id(hash),
-                at: PlanAt::File(path.clone()),
-            });
-        }
-        let place = parts::PlanPlace::open(location, settings).await?;
-        let (mut plan, header_hash) =
-            parts::load(place)
-                .await?
-                .ok_or_else(|| PlanError::NotFound {
-                    plan: location.to_string(),
+        let OpenedPlan { plan, id, at } = OpenedPlan::open(location, settings).await?;
+        let plan = match plan {
+            // A plan file: read whole and checked as it was opened.
+            PlanToRun::InMemory(plan) => Arc::unwrap_or_clone(plan),
+            PlanToRun::InParts { head, parts } => {
+                let mut plan = head.head_only();
+                for n in 0..parts.count() {
+                    plan.items.extend(parts.read(n).await?);
+                }
+                plan.validate().map_err(|reason| PlanError::Invalid {
+                    path: location.to_string().into(),
+                    reason,
                 })?;
-        plan.validate().map_err(|reason| PlanError::Invalid {
-            path: location.to_string().into(),
-            reason,
-        })?;
-        Ok(SavedPlan {
-            plan,
-            id: id(header_hash),
-            at: PlanAt::Parts(location.clone()),
-        })
+                plan
+            }
+        };
+        Ok(SavedPlan { plan, id, at })
     }
 }
 
@@ -231,7 +224,6 @@ impl OpenedPlan {
         location: &Location,
         settings: &crate::storage::StoreSettings,
     ) -> Result<OpenedPlan, PlanError> {
-        use crate::sync::execute::PlanToRun;
         if let Location::Local(path) = location
             && path.is_file()
         {
@@ -257,8 +249,8 @@ impl OpenedPlan {
         Ok(OpenedPlan {
             id: plan_id(parts.id),
             plan: PlanToRun::InParts {
-                head: std::sync::Arc::new(head),
-                parts: std::sync::Arc::new(parts),
+                head: Arc::new(head),
+                parts: Arc::new(parts),
             },
             at: PlanAt::Parts(location.clone()),
         })
