@@ -140,6 +140,20 @@ impl From<crate::sync::session::SessionError> for Error {
     }
 }
 
+impl From<crate::sync::shard::CheckError> for Error {
+    fn from(error: crate::sync::shard::CheckError) -> Error {
+        use crate::sync::shard::CheckError;
+        match error {
+            CheckError::Plan(e) => Error::Plan(e),
+            CheckError::Lookup {
+                side: "source",
+                source,
+            } => Error::Scan(ScanError::Source(source)),
+            CheckError::Lookup { source, .. } => Error::Scan(ScanError::Destination(source)),
+        }
+    }
+}
+
 impl Error {
     pub fn exit_status(&self) -> ExitStatus {
         match self {

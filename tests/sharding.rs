@@ -67,8 +67,10 @@ fn done_exactly_once(reports: &[serde_json::Value]) -> (usize, usize) {
     for report in reports {
         assert_eq!(report["complete"], true, "{report}");
         assert!(report["failed"].as_array().unwrap().is_empty(), "{report}");
-        for item in report["done"].as_array().unwrap() {
-            *seen.entry(item.as_u64().unwrap()).or_default() += 1;
+        for range in report["done"].as_array().unwrap() {
+            for item in range[0].as_u64().unwrap()..range[1].as_u64().unwrap() {
+                *seen.entry(item).or_default() += 1;
+            }
         }
         for piece in report["pieces_done"].as_array().unwrap() {
             let key = (piece[0].as_u64().unwrap(), piece[1].as_u64().unwrap());
@@ -90,7 +92,7 @@ fn four_shards_and_finalize_make_what_one_sync_makes_on_a_disk() {
     let (src, dst) = (local(&s.src()), local(&s.dst()));
     let out = s
         .cmd()
-        .args(["plan", "--delete", "-o"])
+        .args(["plan", "--delete", "--shards", "4", "-o"])
         .arg(&plan)
         .args([&src, &dst])
         .output()
@@ -116,7 +118,7 @@ fn four_shards_and_finalize_make_what_one_sync_makes_on_a_disk() {
         .map(|k| serde_json::from_slice(&std::fs::read(report_of(k)).unwrap()).unwrap())
         .collect();
     let (items, pieces) = done_exactly_once(&reports);
-    assert_eq!(items, 120, "every small file once");
+    assert_eq!(items, 127, "every small file and directory once");
     assert!(
         pieces >= 4,
         "200 MiB cut across the shards: {pieces} pieces"
@@ -177,7 +179,7 @@ fn four_shards_and_finalize_make_what_one_sync_makes_on_a_disk() {
 }
 
 #[test]
-fn a_source_changed_since_the_plan_is_refused_by_every_shard() {
+fn an_entry_changed_since_the_plan_is_refused_by_its_own_shard_only() {
     let s = Scratch::new();
     for i in 0..8 {
         s.write(&format!("src/f{i}"), &noise(1000, i));
@@ -185,24 +187,100 @@ fn a_source_changed_since_the_plan_is_refused_by_every_shard() {
     let plan = s.path("plan");
     let out = s
         .cmd()
-        .args(["plan", "-o"])
+        .args(["plan", "--shards", "2", "-o"])
         .arg(&plan)
         .args([&local(&s.src()), &local(&s.dst())])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr_of(&out));
+    // Each shard's share is printed with the plan.
+    assert!(
+        stdout_of(&out).contains("shard 2/2: 4 item(s)"),
+        "{}",
+        stdout_of(&out)
+    );
     s.write("src/f3", b"changed since the plan");
-    for k in 1..=2 {
-        let out = s
-            .cmd()
-            .args(["apply", "--shard", &format!("{k}/2")])
-            .arg(&plan)
-            .output()
-            .unwrap();
-        assert_eq!(out.status.code(), Some(2), "{}", stderr_of(&out));
-        assert!(stderr_of(&out).contains("f3"), "{}", stderr_of(&out));
+    let outs: Vec<std::process::Output> = (1..=2)
+        .map(|k| {
+            s.cmd()
+                .args(["apply", "--shard", &format!("{k}/2")])
+                .arg(&plan)
+                .output()
+                .unwrap()
+        })
+        .collect();
+    // The shard that owns f3 refuses, naming it; its neighbour checks only
+    // its own entries, does not see the change, and runs.
+    let refused: Vec<&std::process::Output> =
+        outs.iter().filter(|o| o.status.code() == Some(2)).collect();
+    assert_eq!(
+        refused.len(),
+        1,
+        "{:?}",
+        outs.iter().map(stderr_of).collect::<Vec<_>>()
+    );
+    assert!(
+        stderr_of(refused[0]).contains("f3"),
+        "{}",
+        stderr_of(refused[0])
+    );
+    let ran = outs.iter().find(|o| o.status.success()).unwrap();
+    assert!(stdout_of(ran).contains("4 done"), "{}", stdout_of(ran));
+    assert!(!s.path("dst/f3").exists());
+    assert_eq!(tree(&s.dst()).len(), 4, "{:?}", tree(&s.dst()));
+    // finalize waits for the shard that refused.
+    let out = s.cmd().arg("finalize").arg(&plan).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains("no report from shard"),
+        "{}",
+        stderr_of(&out)
+    );
+}
+
+#[test]
+fn finalize_refuses_a_deletion_whose_source_reappeared() {
+    let s = Scratch::new();
+    for i in 0..6 {
+        s.write(&format!("src/f{i}"), &noise(1000, i));
     }
-    assert!(!s.dst().exists() || tree(&s.dst()).is_empty());
+    s.write("dst/gone.txt", b"planned for deletion");
+    let plan = s.path("plan");
+    let out = s
+        .cmd()
+        .args(["plan", "--delete", "--shards", "2", "-o"])
+        .arg(&plan)
+        .args([&local(&s.src()), &local(&s.dst())])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    wait_all(
+        (1..=2)
+            .map(|k| {
+                s.std_cmd()
+                    .args(["apply", "--shard", &format!("{k}/2")])
+                    .arg(&plan)
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect(),
+    );
+    s.write("src/gone.txt", b"back again");
+    let out = s.cmd().arg("finalize").arg(&plan).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr_of(&out));
+    assert!(stderr_of(&out).contains("gone.txt"), "{}", stderr_of(&out));
+    assert_eq!(
+        std::fs::read(s.path("dst/gone.txt")).unwrap(),
+        b"planned for deletion"
+    );
+    // Gone again: finalize deletes it.
+    std::fs::remove_file(s.path("src/gone.txt")).unwrap();
+    let out = s.cmd().arg("finalize").arg(&plan).output().unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert!(!s.path("dst/gone.txt").exists());
+    assert_eq!(tree(&s.dst()), tree(&s.src()));
 }
 
 #[test]
@@ -218,7 +296,7 @@ fn four_shards_and_finalize_make_what_one_sync_makes_on_s3() {
     let src = local(&s.src());
     let out = s
         .cmd()
-        .args(["plan", "--delete", "-o"])
+        .args(["plan", "--delete", "--shards", "4", "-o"])
         .arg(&plan)
         .args([&src, &bucket.url("d")])
         .args(&args)

@@ -258,6 +258,13 @@ pub struct PlanArgs {
     /// that exists.
     #[arg(short, long, value_name = "PLAN")]
     pub output: Option<PathBuf>,
+    /// Divide the saved plan into N shards for `apply PLAN --shard K/N`
+    /// (separate workers at once), `finalize PLAN` after them. Each shard's
+    /// share (a few runs of consecutive paths, balanced by bytes and by
+    /// requests) is kept in the plan and printed, with the memory a worker
+    /// needs. Needs `-o` naming a directory or an object-store prefix.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub shards: Option<u32>,
     /// Print the plan as JSON.
     #[arg(long)]
     pub json: bool,

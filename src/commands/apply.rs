@@ -51,6 +51,7 @@ pub(super) async fn apply_command(args: ApplyArgs, ctx: &Context) -> Result<Exit
                         edits: &check.edits,
                         list_unchanged: false,
                         each: None,
+                        shards: None,
                     },
                 )
                 .await?;
@@ -60,10 +61,7 @@ pub(super) async fn apply_command(args: ApplyArgs, ctx: &Context) -> Result<Exit
                     check.stale
                 );
             }
-            let plan = PlanToRun::InParts {
-                head: Arc::new(fresh),
-                parts: Arc::new(temporary.open().await?),
-            };
+            let plan = PlanToRun::in_parts(Arc::new(fresh), Arc::new(temporary.open().await?));
             (plan, Some(usage), Some(temporary))
         }
         Some(first) => {

@@ -28,6 +28,12 @@ pub(super) async fn plan_command(
         }
         _ => None,
     };
+    if args.shards.is_some() && place.is_none() {
+        return Err(Error::Usage(
+            "--shards needs -o naming a directory or an object-store prefix: shards read a plan in parts"
+                .into(),
+        ));
+    }
     let (scan, session) = open_and_scan(&source, &destination, &options, ctx, quiet_scan).await?;
     let partial_scan = scan.error_count() > 0;
     let plan = match &place {
@@ -47,9 +53,15 @@ pub(super) async fn plan_command(
                     scan,
                     options,
                     &saving,
-                    Saving::keeping(keep),
+                    Saving {
+                        shards: args.shards,
+                        ..Saving::keeping(keep)
+                    },
                 )
                 .await?;
+            if args.shards.is_some() && ctx.verbosity != Verbosity::Quiet {
+                super::shards::print_saved_shares(&saving, at, args.json).await?;
+            }
             if keep == Keep::Nothing && ctx.verbosity != Verbosity::Quiet {
                 print_from_parts(&plan, &saving, at).await?;
             }
@@ -107,10 +119,10 @@ async fn print_from_parts(plan: &SyncPlan, place: &PlanPlace, at: &Location) -> 
             .ok_or_else(|| crate::sync::PlanError::NotFound {
                 plan: at.to_string(),
             })?;
-    let plan = PlanToRun::InParts {
-        head: std::sync::Arc::new(plan.clone()),
-        parts: std::sync::Arc::new(parts),
-    };
+    let plan = PlanToRun::in_parts(
+        std::sync::Arc::new(plan.clone()),
+        std::sync::Arc::new(parts),
+    );
     print_plan_to_run(&plan, PlanOutput::Text(Listing::Changes), None).await
 }
 

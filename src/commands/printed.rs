@@ -45,7 +45,7 @@ pub(super) async fn print_plan_to_run(
                 }
             };
         }
-        PlanToRun::InParts { head, parts } => (head, parts),
+        PlanToRun::InParts { head, parts, .. } => (head, parts),
     };
     match output {
         PlanOutput::Text(listing) => {

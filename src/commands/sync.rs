@@ -54,10 +54,7 @@ pub(super) async fn sync_command(
         .await?;
     let plan = match keep {
         Keep::All => PlanToRun::from(plan),
-        _ => PlanToRun::InParts {
-            head: Arc::new(plan),
-            parts: Arc::new(temporary.open().await?),
-        },
+        _ => PlanToRun::in_parts(Arc::new(plan), Arc::new(temporary.open().await?)),
     };
     let status = finish_run(plan, Some(usage), (verdict, session), &args.run, ctx).await;
     drop(temporary);

@@ -65,6 +65,7 @@ pub(super) async fn tui_command(
             edits: &Default::default(),
             list_unchanged: true,
             each: Some(&mut each),
+            shards: None,
         };
         let (head, _) = session
             .plan_into(
@@ -75,10 +76,10 @@ pub(super) async fn tui_command(
                 saving,
             )
             .await?;
-        let items = PlanToRun::InParts {
-            head: Arc::new(head.head_only()),
-            parts: Arc::new(temporary.open().await?),
-        };
+        let items = PlanToRun::in_parts(
+            Arc::new(head.head_only()),
+            Arc::new(temporary.open().await?),
+        );
         Ok::<_, Error>((App::with_tree(head, items, tree.finish()), seen))
     };
     let Some(planned) = tui.scanning(&progress, planning).await else {

@@ -8,6 +8,7 @@ pub mod azure;
 pub mod body;
 pub mod capability;
 pub mod class;
+mod entries;
 pub mod gcs;
 pub mod kind;
 pub mod limits;
@@ -33,6 +34,7 @@ use crate::uri::Location;
 
 pub use azure::AzureSettings;
 pub use class::{ClassAccess, StorageClass, StorageClassError};
+pub use entries::{LookupOptions, Lookups};
 pub use gcs::GcsSettings;
 pub use local::LocalStorage;
 pub use meta::ObjectMeta;

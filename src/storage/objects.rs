@@ -198,7 +198,7 @@ fn implied_dir(path: RelPath) -> ManifestEntry {
     }
 }
 
-fn set_link(entry: &mut Entry, target: RelPath, mtime_ns: Option<i64>) {
+pub(crate) fn set_link(entry: &mut Entry, target: RelPath, mtime_ns: Option<i64>) {
     entry.kind = EntryKind::Symlink;
     entry.extra.get_or_insert_with(Default::default).link_target = Some(target);
     if let Some(mtime) = mtime_ns {
@@ -215,6 +215,24 @@ pub async fn head_path(
         .head(&store.key_of(path))
         .await?
         .map(|head| head.entry()))
+}
+
+/// Describes the object at `path` now as a scan's listing would (a link's
+/// time is the one its metadata keeps), or `None`.
+pub async fn head_as_listed(
+    store: &dyn ObjectStore,
+    path: &RelPath,
+) -> Result<Option<Entry>, StorageError> {
+    let Some(head) = store.head(&store.key_of(path)).await? else {
+        return Ok(None);
+    };
+    let mut entry = head.entry();
+    if entry.kind == EntryKind::Symlink
+        && let Some(target) = head.meta.link_target.clone()
+    {
+        set_link(&mut entry, target, head.meta.mtime_ns);
+    }
+    Ok(Some(entry))
 }
 
 /// Deletes the object at `path` and its signature sidecar.

@@ -47,7 +47,7 @@ pub struct ExecOptions {
 
 mod items;
 
-pub use items::{Part, PlanToRun};
+pub use items::{Part, PlanToRun, Selection};
 
 struct Runner {
     /// The plan without need of its items: what it syncs and how.

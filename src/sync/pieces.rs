@@ -13,7 +13,7 @@
 
 use std::os::unix::fs::FileExt;
 
-use super::plan::{PlanItem, SyncPlan};
+use super::plan::PlanItem;
 use super::shard::Piece;
 use super::transfer::ItemError;
 use crate::storage::{Expect, ObjectMeta, ObjectStore, Storage, StorageError};
@@ -54,14 +54,13 @@ pub fn piece_key(store: &dyn ObjectStore, plan_id: &str, piece: &Piece) -> Strin
 
 /// Sends one piece of a file.
 pub async fn send_piece(
-    plan: &SyncPlan,
+    item: &PlanItem,
     plan_id: &str,
     piece: Piece,
     source: &Storage,
     destination: &Storage,
     fsync: bool,
 ) -> Result<u64, ItemError> {
-    let item = &plan.items[piece.item];
     let planned = item
         .src
         .as_ref()
@@ -218,7 +217,7 @@ fn copy_range(
 
 /// Puts a cut file together from all its pieces, under its name.
 pub async fn assemble(
-    plan: &SyncPlan,
+    item: &PlanItem,
     plan_id: &str,
     pieces: &[Piece],
     destination: &Storage,
@@ -227,7 +226,6 @@ pub async fn assemble(
     let Some(first) = pieces.first() else {
         return Ok(());
     };
-    let item = &plan.items[first.item];
     let planned = item
         .src
         .as_ref()

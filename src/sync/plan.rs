@@ -169,6 +169,14 @@ impl PlanItem {
         self.action == SyncAction::Skip && self.reason == Reason::Unchanged && self.edit.is_none()
     }
 
+    /// Made a skip: left to another run (another shard, finalize, an
+    /// earlier attempt).
+    pub fn leave_alone(&mut self) {
+        self.action = SyncAction::Skip;
+        self.bytes_to_send = 0;
+        self.bytes_saved = 0;
+    }
+
     /// Whether it is a directory's (made, updated or deleted).
     pub fn is_dir(&self) -> bool {
         self.src.as_ref().or(self.dst.as_ref()).map(|e| e.kind)

@@ -160,6 +160,8 @@ pub struct Saving<'a> {
     pub list_unchanged: bool,
     /// Given every item as it is written (the review builds its tree so).
     pub each: Option<&'a mut (dyn FnMut(&super::PlanItem) + Send)>,
+    /// Divided into this many shards, the layout kept in the header.
+    pub shards: Option<u32>,
 }
 
 impl Saving<'static> {
@@ -172,6 +174,7 @@ impl Saving<'static> {
             edits: &NO_EDITS,
             list_unchanged: false,
             each: None,
+            shards: None,
         }
     }
 }
@@ -298,6 +301,7 @@ impl Session {
             edits,
             list_unchanged,
             mut each,
+            shards,
         } = saving;
         /// Items planned, checked and estimated together: enough for the
         /// HEADs and sidecar reads of one chunk to go many at once.
@@ -318,6 +322,9 @@ impl Session {
         let mut writer = super::plan::parts::PartsWriter::new(place, plan.created_ns);
         if list_unchanged {
             writer = writer.listing_unchanged();
+        }
+        if let Some(count) = shards {
+            writer = writer.with_shards(count, super::shard::splittable(&plan));
         }
         let mut chunk = SyncPlan {
             items: Vec::with_capacity(CHUNK),

@@ -49,10 +49,7 @@ pub async fn to_run(
         PlanToRun::InParts { .. } => {
             let temporary = TemporaryPlace::new("review").await?;
             let written = write(head, items, edited, &temporary.place).await?;
-            let plan = PlanToRun::InParts {
-                head: Arc::new(written),
-                parts: Arc::new(temporary.open().await?),
-            };
+            let plan = PlanToRun::in_parts(Arc::new(written), Arc::new(temporary.open().await?));
             Ok((plan, Some(temporary)))
         }
     }
@@ -109,10 +106,7 @@ mod tests {
         writer.finish(&plan.head_only()).await.unwrap();
         let parts = PlanParts::open(place).await.unwrap().unwrap();
         assert_eq!(parts.count(), 5);
-        let items = PlanToRun::InParts {
-            head: Arc::new(plan.head_only()),
-            parts: Arc::new(parts),
-        };
+        let items = PlanToRun::in_parts(Arc::new(plan.head_only()), Arc::new(parts));
         App::with_tree(plan.head_only(), items, tree.finish())
     }
 

@@ -1,19 +1,29 @@
-//! `finalize PLAN`: the last step of a sharded run.
+//! `finalize PLAN`: the last step of a sharded run. It scans neither tree:
+//! what the shards finished comes from their reports, the cut files are put
+//! together from the pieces the reports name, and each planned deletion is
+//! looked up on both sides (its source still absent, its destination as
+//! planned) before anything is deleted.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde::Serialize;
 
 use super::super::{Context, Error, Verbosity};
 use super::reports::{ReportDir, ShardReport};
-use super::{load_and_scan, load_saved, skip, splittable};
+use super::{open_sharded, open_sides, read_items, refuse_stale, sides};
 use crate::error::ExitStatus;
 use crate::progress::{LineReporter, Reporter};
+use crate::sync::execute::{PlanToRun, Selection};
 use crate::sync::session::RunKind;
-use crate::sync::shard::{self, Assignment, ShardId};
-use crate::sync::{self, ExecReport};
-use crate::types::{EntryKind, SyncAction};
+use crate::sync::shard::{self, IdRanges, ShardId};
+use crate::sync::{self, ExecReport, PlanItem};
+
+/// What finalize runs: deletions, and directories (made again, so that
+/// their times are set once their contents stopped changing).
+fn finalize_takes(item: &PlanItem) -> bool {
+    shard::is_finalize_work(item) || (item.is_dir() && item.action.transfers())
+}
 
 /// `finalize PLAN`: every shard's report present and clean, then the cut
 /// files put together, then what must come last (deletions, directory
@@ -24,122 +34,95 @@ pub(in crate::commands) async fn finalize(
     json: bool,
     ctx: &Context,
 ) -> Result<ExitStatus, Error> {
-    let saved = load_saved(plan, ctx).await?;
-    let plan_id = saved.id.clone();
-    let reports_dir = ReportDir::open(&saved.at, report_dir, ctx).await?;
-    let mut by_shard: BTreeMap<u32, ShardReport> = BTreeMap::new();
-    let mut problems = Vec::new();
-    let mut count = None;
-    for (name, parsed) in reports_dir.read_all().await? {
-        match parsed {
-            Err(why) => problems.push(format!("{name}: {why}")),
-            Ok(report) if report.plan_id != plan_id => {}
-            Ok(report) => {
-                if *count.get_or_insert(report.shard.count) != report.shard.count {
-                    problems.push(format!(
-                        "{name}: shard {} belongs to a run of {} shards, others to {}",
-                        report.shard,
-                        report.shard.count,
-                        count.unwrap_or(0)
-                    ));
-                }
-                by_shard.insert(report.shard.index, report);
-            }
-        }
-    }
-    let Some(count) = count else {
-        return Err(Error::Usage(format!(
-            "no shard report of this plan ({plan_id}) at {}: run `hugesync apply {} --shard K/N` for every shard first",
-            reports_dir
-                .describe(ShardId { index: 1, count: 1 })
-                .replace("shard-1-of-1.json", ""),
-            saved.at
-        )));
-    };
-    let missing: Vec<String> = (1..=count)
-        .filter(|k| !by_shard.contains_key(k))
-        .map(|k| format!("{k}/{count}"))
-        .collect();
-    let failed: Vec<String> = by_shard
-        .values()
-        .filter(|r| !r.is_clean())
-        .map(|r| {
-            let first = r.failed.first().map_or("interrupted".to_string(), |f| {
-                format!("{}: {}", f.path, f.error)
-            });
-            format!("{} ({} failed; {first})", r.shard, r.failed.len())
-        })
-        .collect();
-    if !missing.is_empty() || !failed.is_empty() || !problems.is_empty() {
-        let mut why = Vec::new();
-        if !missing.is_empty() {
-            why.push(format!("no report from shard(s) {}", missing.join(", ")));
-        }
-        if !failed.is_empty() {
-            why.push(format!(
-                "shard(s) {} did not finish cleanly: re-run them (`apply --shard K/N` redoes only their unfinished items)",
-                failed.join("; ")
-            ));
-        }
-        why.extend(problems);
-        return Err(Error::Usage(format!(
-            "refusing to finalize {}: {}",
-            saved.at,
-            why.join("; ")
-        )));
-    }
+    let sharded = open_sharded(plan, None, ctx).await?;
+    let plan_id = sharded.id.clone();
+    let count = sharded.layout.count;
+    let reports_dir = ReportDir::open(&sharded.at, report_dir, ctx).await?;
+    let by_shard = reports_of(&reports_dir, &plan_id, count, &sharded.at.to_string()).await?;
 
-    let quiet = json || ctx.verbosity == Verbosity::Quiet;
-    let (plan, _scan, session, done_before) = load_and_scan(saved.plan, ctx, quiet).await?;
-    let assignment: Assignment = shard::assign(&plan, count, splittable(&plan));
-    let fsync = ctx.settings.fsync.value;
-    let mut failures = 0u64;
-    let mut assembled = 0u64;
-    for (item, pieces) in assignment.pieces_by_item() {
-        if done_before.contains(&item) {
-            continue;
-        }
-        let sent: BTreeSet<(usize, u32)> = by_shard
-            .values()
-            .flat_map(|r| r.pieces_done.iter().copied())
-            .collect();
-        if let Some(gap) = pieces.iter().find(|p| !sent.contains(&(p.item, p.number))) {
+    let head = &sharded.head;
+    let session = open_sides(head, ctx).await?;
+    let sides = sides(&session, head, ctx);
+
+    // Deletions and directories, checked before anything is done: only the
+    // parts that hold some are read.
+    let parts = &sharded.parts;
+    let later: IdRanges = (0..parts.count())
+        .filter(|&n| parts.holds_later_work(n))
+        .map(|n| {
+            let ids = parts.ids_of(n);
+            [ids.start, ids.end]
+        })
+        .collect::<Vec<_>>()
+        .into();
+    let mut selection = Selection {
+        ranges: later,
+        takes: finalize_takes,
+        done: IdRanges::default(),
+    };
+    let check = shard::check_selection(parts, &sharded.layout, &selection, &sides).await?;
+    refuse_stale(&check)?;
+    selection.done.extend(&check.done);
+
+    // The cut files: every piece in a report, each file's source as
+    // planned, then put together (unless an earlier finalize did).
+    let sent: std::collections::BTreeSet<(usize, u32)> = by_shard
+        .values()
+        .flat_map(|r| r.pieces_done.iter().copied())
+        .collect();
+    for cut in &sharded.layout.cut {
+        if let Some((gap, _)) = cut
+            .pieces()
+            .find(|(p, _)| !sent.contains(&(p.item, p.number)))
+        {
             return Err(Error::Usage(format!(
-                "refusing to finalize: piece {} of {} of {} is in no shard's report",
+                "refusing to finalize: piece {} of {} of item {} is in no shard's report",
                 gap.number + 1,
                 gap.of,
-                plan.items[item].path
+                cut.item
             )));
         }
-        match sync::pieces::assemble(&plan, &plan_id, &pieces, &session.destination, fsync).await {
+    }
+    let cut_items = read_items(parts, sharded.layout.cut.iter().map(|c| c.item)).await?;
+    let fsync = ctx.settings.fsync.value;
+    let (mut assembled, mut failures) = (0u64, 0u64);
+    for cut in &sharded.layout.cut {
+        let Some(item) = cut_items.get(&cut.item) else {
+            continue;
+        };
+        let path = [&item.path];
+        let (src_now, _) = session.source.entries_at(&path, 1, sides.lookup).await?;
+        let (dst_now, _) = session
+            .destination
+            .entries_at(&path, 1, sides.lookup)
+            .await?;
+        let (src_now, dst_now) = (
+            src_now.into_iter().next().flatten(),
+            dst_now.into_iter().next().flatten(),
+        );
+        if !sync::plan::same_entry(item.src.as_ref(), src_now.as_ref()) {
+            return Err(sync::PlanError::Stale {
+                count: 1,
+                first: item.path.display(),
+            }
+            .into());
+        }
+        if let (Some(src), Some(dst)) = (&src_now, &dst_now)
+            && !sync::plan::same_entry(item.dst.as_ref(), Some(dst))
+            && sync::diff::up_to_date(src, dst, &sides.diff)
+        {
+            continue;
+        }
+        let pieces: Vec<shard::Piece> = cut.pieces().map(|(p, _)| p).collect();
+        match sync::pieces::assemble(item, &plan_id, &pieces, &session.destination, fsync).await {
             Ok(()) => assembled += 1,
             Err(e) => {
                 failures += 1;
-                eprintln!(
-                    "error: {}: cannot put the file together: {e}",
-                    plan.items[item].path
-                );
+                eprintln!("error: {}: cannot put the file together: {e}", item.path);
             }
         }
     }
 
-    // What only finalize does: deletions, directory times (and the
-    // directories themselves once more, so that their times are set).
-    let mut last = plan.clone();
-    for item in &mut last.items {
-        let is_dir =
-            item.src.as_ref().or(item.dst.as_ref()).map(|e| e.kind) == Some(EntryKind::Dir);
-        let keep = shard::is_finalize_work(item) || (is_dir && item.action.transfers());
-        if !keep {
-            skip(item);
-        }
-    }
-    for &i in &done_before {
-        if last.items[i].action == SyncAction::Delete {
-            skip(&mut last.items[i]);
-        }
-    }
-    last.refresh_stats();
     let reporters: Vec<Box<dyn Reporter>> = if json {
         Vec::new()
     } else {
@@ -150,9 +133,18 @@ pub(in crate::commands) async fn finalize(
     let withheld =
         (failures > 0).then(|| format!("{failures} cut file(s) could not be put together"));
     let options = session.exec_options(RunKind::Finalize, withheld);
-    let report = session.execute(Arc::new(last), options, reporters).await;
+    let to_run = PlanToRun::InParts {
+        head: Arc::new(sync::SyncPlan {
+            stats: check.stats.clone(),
+            unlisted: Default::default(),
+            ..head.head_only()
+        }),
+        parts: parts.clone(),
+        only: Some(Arc::new(selection)),
+    };
+    let report = session.execute(to_run, options, reporters).await;
 
-    let whole = Summary::of(&by_shard, &report, assembled, failures);
+    let whole = Summary::of(&by_shard, &report, assembled, failures, check.done.len());
     if json {
         super::super::print_json_line(
             &serde_json::json!({ "event": "finalized", "summary": whole }),
@@ -176,6 +168,85 @@ pub(in crate::commands) async fn finalize(
     })
 }
 
+/// Every shard's report of this plan, each present, clean and of this run;
+/// anything else refuses, naming what is wrong.
+async fn reports_of(
+    dir: &ReportDir,
+    plan_id: &str,
+    count: u32,
+    plan: &str,
+) -> Result<BTreeMap<u32, ShardReport>, Error> {
+    let mut by_shard: BTreeMap<u32, ShardReport> = BTreeMap::new();
+    let mut problems = Vec::new();
+    let mut foreign = Vec::new();
+    let mut found_any = false;
+    for (name, parsed) in dir.read_all().await? {
+        match parsed {
+            Err(why) => problems.push(format!("{name}: {why}")),
+            Ok(report) if report.shard.count != count => {
+                if report.plan_id == plan_id {
+                    problems.push(format!(
+                        "{name}: shard {} belongs to a run of {} shards; the plan has {count}",
+                        report.shard, report.shard.count
+                    ));
+                }
+            }
+            Ok(report) if report.plan_id != plan_id => {
+                foreign.push(format!("{name} (plan {})", report.plan_id));
+            }
+            Ok(report) => {
+                found_any = true;
+                by_shard.insert(report.shard.index, report);
+            }
+        }
+    }
+    if !found_any && problems.is_empty() && foreign.is_empty() {
+        return Err(Error::Usage(format!(
+            "no shard report of this plan ({plan_id}) at {}: run `hugesync apply {plan} --shard K/{count}` for every shard first",
+            dir.describe(ShardId { index: 1, count })
+                .replace(&format!("shard-1-of-{count}.json"), ""),
+        )));
+    }
+    let missing: Vec<String> = (1..=count)
+        .filter(|k| !by_shard.contains_key(k))
+        .map(|k| format!("{k}/{count}"))
+        .collect();
+    let failed: Vec<String> = by_shard
+        .values()
+        .filter(|r| !r.is_clean())
+        .map(|r| {
+            let first = r.failed.first().map_or("interrupted".to_string(), |f| {
+                format!("{}: {}", f.path, f.error)
+            });
+            format!("{} ({} failed; {first})", r.shard, r.failed.len())
+        })
+        .collect();
+    if missing.is_empty() && failed.is_empty() && problems.is_empty() && foreign.is_empty() {
+        return Ok(by_shard);
+    }
+    let mut why = Vec::new();
+    if !missing.is_empty() {
+        why.push(format!("no report from shard(s) {}", missing.join(", ")));
+    }
+    if !failed.is_empty() {
+        why.push(format!(
+            "shard(s) {} did not finish cleanly: re-run them (`apply --shard K/N` redoes only their unfinished items)",
+            failed.join("; ")
+        ));
+    }
+    if !foreign.is_empty() {
+        why.push(format!(
+            "reports of another plan are in the same place: {} (give each plan its own --report-dir, or remove them)",
+            foreign.join(", ")
+        ));
+    }
+    why.extend(problems);
+    Err(Error::Usage(format!(
+        "refusing to finalize {plan}: {}",
+        why.join("; ")
+    )))
+}
+
 /// The whole sharded run, as finalize tells it.
 #[derive(Debug, Serialize)]
 struct Summary {
@@ -196,11 +267,13 @@ impl Summary {
         last: &ExecReport,
         assembled: u64,
         failures: u64,
+        deleted_before: u64,
     ) -> Summary {
         Summary {
             shards: reports.len() as u32,
-            transferred: reports.values().map(|r| r.done.len() as u64).sum(),
-            already_done: reports.values().map(|r| r.already_done.len() as u64).sum(),
+            transferred: reports.values().map(|r| r.done.len()).sum(),
+            already_done: reports.values().map(|r| r.already_done.len()).sum::<u64>()
+                + deleted_before,
             assembled,
             deleted: last.deleted,
             failed: last.failed + failures,

@@ -1,111 +1,177 @@
 //! A saved plan run as shards by a batch engine (`apply PLAN --shard K/N`),
-//! then finished once (`finalize PLAN`). `sync::shard` decides who does what;
-//! this module runs one shard (which one: `spec`), keeps its report where
-//! every worker can reach it (`reports`), and `finalize` finishes the run
-//! when every report is in and clean.
+//! then finished once (`finalize PLAN`). The plan's header says who does
+//! what (`sync::shard`, written by `plan --shards N`); this module runs one
+//! shard from its own parts (which one: `spec`), journals and reports what
+//! it did where every worker can reach it (`journal`, `reports`), and
+//! `finalize` finishes the run when every report is in and clean.
 
 mod finalize;
+mod journal;
 mod reports;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
-use super::pipeline::open_and_scan;
 use super::{Context, Error, Verbosity};
 use crate::error::ExitStatus;
 use crate::progress::{ExecEvent, LineReporter, Progress, Reporter};
+use crate::storage::LookupOptions;
+use crate::sync::execute::{PlanToRun, Selection};
+use crate::sync::plan::parts::PlanParts;
+use crate::sync::plan::{OpenedPlan, PlanAt};
 use crate::sync::session::{RunKind, Session};
-use crate::sync::shard::{self, Piece, ShardId, ShardSpec, Unit, shard_from_env};
-use crate::sync::{self, Scan, SyncPlan};
-use crate::types::{EntryKind, SyncAction};
+use crate::sync::shard::{
+    self, IdRanges, Piece, SelectionCheck, ShardLayout, ShardSpec, Sides, shard_from_env,
+};
+use crate::sync::{self, PlanItem, SyncPlan};
 
 pub(super) use finalize::finalize;
-use reports::{REPORT_FORMAT, ReportDir, ShardFailure, ShardReport};
+use journal::{Finished, Journal};
+use reports::{CheckFigures, REPORT_FORMAT, ReportDir, ShardFailure, ShardReport};
 
-/// The saved plan a shard or `finalize` names.
-async fn load_saved(plan: &str, ctx: &Context) -> Result<sync::plan::SavedPlan, Error> {
+/// A plan written for shards, opened: its header and layout read, its
+/// parts left where they are.
+struct ShardedPlan {
+    head: SyncPlan,
+    parts: Arc<PlanParts>,
+    layout: ShardLayout,
+    id: String,
+    at: PlanAt,
+}
+
+/// Opens the plan at `plan`, which must have been written for shards
+/// (`count` of them, when given).
+async fn open_sharded(plan: &str, count: Option<u32>, ctx: &Context) -> Result<ShardedPlan, Error> {
     let location = crate::uri::Location::parse(plan)?;
-    Ok(SyncPlan::load_saved(&location, &ctx.settings.store_settings()).await?)
+    let opened = OpenedPlan::open(&location, &ctx.settings.store_settings()).await?;
+    let how = |n: &str| {
+        format!(
+            "write it with `hugesync plan SRC DST -o {plan} --shards {n}`, then run `hugesync apply {plan} --shard K/{n}` on each worker"
+        )
+    };
+    let n = count.map_or("N".to_string(), |c| c.to_string());
+    let PlanToRun::InParts { head, parts, .. } = opened.plan else {
+        return Err(Error::Usage(format!(
+            "{plan} is a plan file of an earlier version, which shards cannot run: {}",
+            how(&n)
+        )));
+    };
+    let Some(layout) = parts.layout().cloned() else {
+        return Err(Error::Usage(format!(
+            "{plan} was not written for shards: {}",
+            how(&n)
+        )));
+    };
+    if let Some(count) = count
+        && count != layout.count
+    {
+        return Err(Error::Usage(format!(
+            "{plan} was written for {} shards, not {count}: run `--shard K/{}`, or write it again with `--shards {count}`",
+            layout.count, layout.count
+        )));
+    }
+    Ok(ShardedPlan {
+        head: Arc::unwrap_or_clone(head),
+        parts,
+        layout,
+        id: opened.id,
+        at: opened.at,
+    })
 }
 
-/// Whether a file can be put together from ranges sent separately on this
-/// pair of sides (one side local; copies between stores stay whole).
-fn splittable(plan: &SyncPlan) -> bool {
-    plan.source.is_local() || plan.destination.is_local()
+/// Opens both sides of the plan.
+async fn open_sides(plan: &SyncPlan, ctx: &Context) -> Result<Session, Error> {
+    Ok(Session::open(
+        &plan.source,
+        &plan.destination,
+        &plan.options,
+        &ctx.settings,
+        ctx.cancel.clone(),
+    )
+    .await?)
 }
 
-/// Loads the plan, scans both sides and checks the plan is still current —
-/// tolerating what shards have done since: an entry whose destination
-/// already holds what the plan would make of it is done, not stale.
-async fn load_and_scan(
-    plan: SyncPlan,
-    ctx: &Context,
-    quiet: bool,
-) -> Result<(SyncPlan, Scan, Session, BTreeSet<usize>), Error> {
-    let (scan, session) =
-        open_and_scan(&plan.source, &plan.destination, &plan.options, ctx, quiet).await?;
-    let diff = sync::plan::diff_options(&plan.source, &plan.destination, &plan.options);
-    let mut done = BTreeSet::new();
-    let mut stale = Vec::new();
-    for (i, item) in plan.items.iter().enumerate() {
-        if item.action == SyncAction::Skip {
-            continue;
+/// How a shard or finalize looks entries up on the sides.
+fn sides<'a>(session: &'a Session, plan: &SyncPlan, ctx: &Context) -> Sides<'a> {
+    Sides {
+        source: &session.source,
+        destination: &session.destination,
+        lookup: LookupOptions {
+            symlinks: plan.options.archive,
+            in_flight: ctx.settings.jobs.value.max(1),
+        },
+        diff: sync::plan::diff_options(&plan.source, &plan.destination, &plan.options),
+    }
+}
+
+/// Refuses a selection with stale entries, as `apply` refuses a stale plan.
+fn refuse_stale(check: &SelectionCheck) -> Result<(), Error> {
+    match &check.first_stale {
+        None => Ok(()),
+        Some(first) => Err(sync::PlanError::Stale {
+            count: check.stale as usize,
+            first: first.display(),
         }
-        let src_now = scan.source.manifest.get(&item.path);
-        let dst_now = scan.destination.manifest.get(&item.path);
-        if !sync::plan::same_entry(item.src.as_ref(), src_now.as_ref()) {
-            stale.push(item.path.display());
-            continue;
+        .into()),
+    }
+}
+
+/// Items `ids` of the plan, read from the parts that hold them.
+async fn read_items(
+    parts: &PlanParts,
+    ids: impl IntoIterator<Item = usize>,
+) -> Result<BTreeMap<usize, PlanItem>, Error> {
+    let wanted: BTreeSet<usize> = ids.into_iter().collect();
+    let mut found = BTreeMap::new();
+    let mut by_part: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+    for &id in &wanted {
+        if let Some(n) = parts.part_of(id) {
+            by_part.entry(n).or_default().push(id);
         }
-        if sync::plan::same_entry(item.dst.as_ref(), dst_now.as_ref()) {
-            continue;
-        }
-        let finished = match (item.action, src_now, dst_now) {
-            (SyncAction::Delete, _, None) => true,
-            (_, Some(src), Some(dst)) if item.action != SyncAction::Delete => {
-                sync::diff::up_to_date(&src, &dst, &diff)
+    }
+    for (n, ids) in by_part {
+        let first = parts.first_id(n);
+        let items = parts.read(n).await?;
+        for id in ids {
+            if let Some(item) = items.get(id - first) {
+                found.insert(id, item.clone());
             }
-            _ => false,
-        };
-        if finished {
-            done.insert(i);
-        } else {
-            stale.push(item.path.display());
         }
     }
-    if let Some(first) = stale.first() {
-        return Err(sync::PlanError::Stale {
-            count: stale.len(),
-            first: first.clone(),
-        }
-        .into());
-    }
-    Ok((plan, scan, session, done))
+    Ok(found)
 }
 
-/// Leaves an item to others (another shard, finalize, or an earlier attempt).
-fn skip(item: &mut sync::PlanItem) {
-    item.action = SyncAction::Skip;
-    item.bytes_to_send = 0;
-    item.bytes_saved = 0;
+/// What a shard runs of its runs: its files, links and attribute changes,
+/// and the directories it makes (their times are finalize's).
+fn shard_takes(item: &PlanItem) -> bool {
+    shard::is_shard_work(item) || (item.is_dir() && item.action.transfers())
 }
 
-/// Records which items finished and failed, for the report.
+/// Records which items finished and failed, for the report and the journal.
 #[derive(Default)]
 struct Outcomes {
-    done: Vec<usize>,
+    done: IdRanges,
     failed: Vec<ShardFailure>,
 }
 
-struct Recorder(Arc<Mutex<Outcomes>>);
+struct Recorder {
+    outcomes: Arc<Mutex<Outcomes>>,
+    journal: tokio::sync::mpsc::UnboundedSender<Finished>,
+}
 
 impl Reporter for Recorder {
     fn event(&mut self, event: &ExecEvent, _: &Progress) {
-        let Ok(mut outcomes) = self.0.lock() else {
+        let Ok(mut outcomes) = self.outcomes.lock() else {
             return;
         };
         match event {
-            ExecEvent::Finished { id, .. } => outcomes.done.push(*id),
+            ExecEvent::Finished { id, bytes_sent, .. } => {
+                outcomes.done.insert(*id);
+                let _ = self.journal.send(Finished::Item {
+                    id: *id,
+                    bytes: *bytes_sent,
+                });
+            }
             ExecEvent::Failed {
                 id, path, error, ..
             } => outcomes.failed.push(ShardFailure {
@@ -133,168 +199,181 @@ pub(super) async fn run_shard(
             shard_from_env(&|name| std::env::var(name).ok()).map_err(Error::Usage)?
         }
     };
-    let saved = load_saved(plan, ctx).await?;
-    if run.dry_run {
-        return print_shares(&saved.plan, shard, json);
-    }
-    let plan_id = saved.id;
-    let reports = ReportDir::open(&saved.at, report_dir, ctx).await?;
     let started = std::time::Instant::now();
+    let sharded = open_sharded(plan, Some(shard.count), ctx).await?;
+    if run.dry_run {
+        print_layout(&sharded, Some(shard.index), json)?;
+        return Ok(ExitStatus::Success);
+    }
+    let ShardedPlan {
+        head,
+        parts,
+        layout,
+        id: plan_id,
+        at,
+    } = sharded;
+    let reports = Arc::new(ReportDir::open(&at, report_dir, ctx).await?);
     let quiet = json || ctx.verbosity == Verbosity::Quiet;
-    let (plan, _scan, session, done_before) = load_and_scan(saved.plan, ctx, quiet).await?;
-    let assignment = shard::assign(&plan, shard.count, splittable(&plan));
-    let mine = &assignment.shards[(shard.index - 1) as usize];
-    let my_items: BTreeSet<usize> = mine
-        .iter()
-        .filter_map(|unit| match unit {
-            Unit::Item(i) => Some(*i),
-            Unit::Piece(_) => None,
-        })
-        .collect();
-    // Pieces sent by an earlier attempt of this shard are not sent again.
+
+    // What earlier attempts of this shard finished: its report, and the
+    // journal a killed attempt left.
     let previous = reports
         .read(shard)
         .await
         .filter(|report| report.plan_id == plan_id);
-    let pieces_before: BTreeSet<(usize, u32)> = previous
-        .as_ref()
-        .map(|r| r.pieces_done.iter().copied().collect())
-        .unwrap_or_default();
-    let my_pieces: Vec<Piece> = mine
-        .iter()
-        .filter_map(|unit| match unit {
-            // A file finalize has already put together needs none of them.
-            Unit::Piece(p)
-                if !pieces_before.contains(&(p.item, p.number))
-                    && !done_before.contains(&p.item) =>
-            {
-                Some(*p)
-            }
-            _ => None,
-        })
-        .collect();
+    let (journaled, next_segment) = reports.read_journal(shard, &plan_id).await?;
+    let mut finished_before = journaled.done.clone();
+    let mut pieces_before: BTreeSet<(usize, u32)> = journaled.pieces_done.iter().copied().collect();
+    if let Some(previous) = &previous {
+        finished_before.extend(&previous.done);
+        finished_before.extend(&previous.already_done);
+        pieces_before.extend(previous.pieces_done.iter().copied());
+    }
 
-    // This shard's part of the plan: its items; the directories its files
-    // need (every shard on a disk; the first on an object store, where
-    // they are markers); nothing of finalize's.
-    let mut part = plan.clone();
-    let mut already_done = Vec::new();
-    for (i, item) in part.items.iter_mut().enumerate() {
-        let is_dir =
-            item.src.as_ref().or(item.dst.as_ref()).map(|e| e.kind) == Some(EntryKind::Dir);
-        let keep = if shard::is_finalize_work(item) {
-            false
-        } else if is_dir {
-            item.action.transfers() && (plan.destination.is_local() || shard.index == 1)
-        } else {
-            my_items.contains(&i)
-        };
-        if keep && done_before.contains(&i) && !is_dir {
-            already_done.push(i);
-        }
-        if !keep || (done_before.contains(&i) && !is_dir) {
-            skip(item);
+    // This shard's items: its runs, less what earlier attempts finished and
+    // the files cut into pieces (sent piece by piece, below).
+    let ranges: IdRanges = layout
+        .runs_of(shard.index)
+        .map(|run| [run.start, run.end])
+        .collect::<Vec<_>>()
+        .into();
+    let mut left = finished_before.clone();
+    for cut in &layout.cut {
+        left.insert(cut.item);
+    }
+    let mut selection = Selection {
+        ranges,
+        takes: shard_takes,
+        done: left,
+    };
+    let session = open_sides(&head, ctx).await?;
+    let sides = sides(&session, &head, ctx);
+    let check = shard::check_selection(&parts, &layout, &selection, &sides).await?;
+    refuse_stale(&check)?;
+    selection.done.extend(&check.done);
+
+    // The pieces of cut files this shard sends, and their files' items,
+    // whose sources are checked as the shard's own.
+    let my_pieces: Vec<Piece> = layout
+        .pieces_of(shard.index)
+        .into_iter()
+        .filter(|p| !pieces_before.contains(&(p.item, p.number)))
+        .collect();
+    let cut_items = read_items(&parts, my_pieces.iter().map(|p| p.item)).await?;
+    let cut_paths: Vec<&crate::types::RelPath> = cut_items.values().map(|i| &i.path).collect();
+    if !cut_paths.is_empty() {
+        let (now, _) = session
+            .source
+            .entries_at(&cut_paths, cut_paths.len() as u64, sides.lookup)
+            .await?;
+        if let Some((item, _)) = cut_items
+            .values()
+            .zip(&now)
+            .find(|(item, now)| !sync::plan::same_entry(item.src.as_ref(), now.as_ref()))
+        {
+            return Err(sync::PlanError::Stale {
+                count: 1,
+                first: item.path.display(),
+            }
+            .into());
         }
     }
-    part.refresh_stats();
+    let piece_bytes_planned: u64 = my_pieces.iter().map(|p| p.len).sum();
     if !quiet {
         eprintln!(
-            "Shard {shard} of plan {plan_id}: {} item(s), {} piece(s) of cut files, {} to send; {} already done.",
-            crate::format::count(part.stats.changes()),
+            "Shard {shard} of plan {plan_id}: {} item(s), {} piece(s) of cut files, {} to send; {} already done. Checked {} entries ({} listing pages, {} lookups) from {} of the plan.",
+            crate::format::count(check.stats.changes()),
             my_pieces.len(),
-            crate::format::bytes(
-                part.stats.bytes_to_send + my_pieces.iter().map(|p| p.len).sum::<u64>()
-            ),
-            already_done.len(),
+            crate::format::bytes(check.stats.bytes_to_send + piece_bytes_planned),
+            crate::format::count(finished_before.len() + check.done.len()),
+            crate::format::count(check.checked),
+            crate::format::count(check.source_lookups.lists + check.destination_lookups.lists),
+            crate::format::count(check.source_lookups.heads + check.destination_lookups.heads),
+            crate::format::bytes(check.plan_bytes),
         );
     }
+    let figures = CheckFigures {
+        entries: check.checked,
+        plan_bytes_read: check.plan_bytes,
+        parts_read: check.parts_read,
+        source_lists: check.source_lookups.lists,
+        source_heads: check.source_lookups.heads,
+        destination_lists: check.destination_lookups.lists,
+        destination_heads: check.destination_lookups.heads,
+        ready_s: started.elapsed().as_secs_f64(),
+    };
+    let already_done = check.done.clone();
 
+    let journal = Journal::start(reports.clone(), shard, plan_id.clone(), next_segment);
     let outcomes = Arc::new(Mutex::new(Outcomes::default()));
-    let mut reporters: Vec<Box<dyn Reporter>> = vec![Box::new(Recorder(outcomes.clone()))];
+    let mut reporters: Vec<Box<dyn Reporter>> = vec![Box::new(Recorder {
+        outcomes: outcomes.clone(),
+        journal: journal.sender(),
+    })];
     if !json {
         reporters.push(Box::new(LineReporter {
             verbose: ctx.verbosity == Verbosity::Verbose,
         }));
     }
+    let head = SyncPlan {
+        stats: check.stats.clone(),
+        unlisted: Default::default(),
+        ..head
+    };
+    let to_run = PlanToRun::InParts {
+        head: Arc::new(head),
+        parts: parts.clone(),
+        only: Some(Arc::new(selection)),
+    };
     let options = session.exec_options(RunKind::Shard, None);
-    let (source, destination) = (session.source.clone(), session.destination.clone());
-    let report = session.execute(Arc::new(part), options, reporters).await;
+    let report = session.execute(to_run, options, reporters).await;
 
-    let mut pieces_done: Vec<(usize, u32)> = pieces_before.into_iter().collect();
-    let mut piece_bytes = 0;
     let mut outcomes = std::mem::take(&mut *outcomes.lock().unwrap_or_else(|e| e.into_inner()));
-    let jobs = ctx.settings.jobs.value.max(1);
-    let mut running = tokio::task::JoinSet::new();
-    let plan = Arc::new(plan);
-    for piece in my_pieces {
-        if ctx.cancel.is_cancelled() {
-            break;
-        }
-        while running.len() >= jobs {
-            collect_piece(
-                running.join_next().await,
-                &plan,
-                &mut pieces_done,
-                &mut piece_bytes,
-                &mut outcomes,
-            );
-        }
-        let (plan, plan_id, source, destination) = (
-            plan.clone(),
-            plan_id.clone(),
-            source.clone(),
-            destination.clone(),
-        );
-        let fsync = ctx.settings.fsync.value;
-        running.spawn(async move {
-            let sent =
-                sync::pieces::send_piece(&plan, &plan_id, piece, &source, &destination, fsync)
-                    .await;
-            (piece, sent)
-        });
-    }
-    while let Some(joined) = running.join_next().await {
-        collect_piece(
-            Some(joined),
-            &plan,
-            &mut pieces_done,
-            &mut piece_bytes,
-            &mut outcomes,
-        );
-    }
-    pieces_done.sort_unstable();
+    let (pieces_done, piece_bytes) = send_pieces(
+        my_pieces,
+        &cut_items,
+        &plan_id,
+        &session,
+        &journal,
+        &mut outcomes,
+        ctx,
+    )
+    .await;
+    journal.close().await?;
+
     let complete = !report.interrupted
         && !report.stopped_on_conflict
         && report.stopped_on_denial.is_none()
+        && report.stopped_on_plan.is_none()
         && !ctx.cancel.is_cancelled();
-    // Directories are every shard's; the report counts the shard's own work.
-    outcomes
-        .done
-        .retain(|&i| shard::is_shard_work(&plan.items[i]));
-    // A re-run adds to what the earlier attempt of this shard did.
-    let (mut done, mut bytes_sent) = (outcomes.done, report.bytes_sent + piece_bytes);
+    // A re-run adds to what the earlier attempts of this shard did.
+    let mut done = outcomes.done;
+    done.extend(&journaled.done);
+    let mut all_pieces: Vec<(usize, u32)> = pieces_before.into_iter().collect();
+    all_pieces.extend(pieces_done);
+    all_pieces.sort_unstable();
+    all_pieces.dedup();
+    let mut already = already_done;
+    let mut bytes_sent = report.bytes_sent + piece_bytes + journaled.bytes_sent;
+    let mut duration_s = started.elapsed().as_secs_f64();
     if let Some(previous) = &previous {
         done.extend(&previous.done);
+        already.extend(&previous.already_done);
         bytes_sent += previous.bytes_sent;
-        already_done.retain(|i| !previous.done.contains(i));
-        already_done.extend(&previous.already_done);
+        duration_s += previous.duration_s;
     }
-    done.sort_unstable();
-    done.dedup();
-    already_done.sort_unstable();
-    already_done.dedup();
     let shard_report = ShardReport {
         format: REPORT_FORMAT.into(),
         plan_id,
         shard,
         complete,
         done,
-        already_done,
-        pieces_done,
+        already_done: already,
+        pieces_done: all_pieces,
         failed: outcomes.failed,
         bytes_sent,
-        duration_s: started.elapsed().as_secs_f64()
-            + previous.as_ref().map_or(0.0, |p| p.duration_s),
+        duration_s,
+        checked: figures,
     };
     reports.write(&shard_report).await?;
     let clean = shard_report.is_clean();
@@ -303,7 +382,7 @@ pub(super) async fn run_shard(
     } else if ctx.verbosity != Verbosity::Quiet {
         println!(
             "Shard {shard}: {} done, {} piece(s), {} failed, {} sent in {:.1}s; report: {}",
-            crate::format::count(shard_report.done.len() as u64),
+            crate::format::count(shard_report.done.len()),
             crate::format::count(shard_report.pieces_done.len() as u64),
             crate::format::count(shard_report.failed.len() as u64),
             crate::format::bytes(shard_report.bytes_sent),
@@ -322,40 +401,172 @@ pub(super) async fn run_shard(
     })
 }
 
-/// `apply PLAN --shard K/N -n`: what this shard and every other would do,
-/// and how even the split is, without scanning or sending anything.
-fn print_shares(plan: &SyncPlan, shard: ShardId, json: bool) -> Result<ExitStatus, Error> {
-    let assignment = shard::assign(plan, shard.count, splittable(plan));
-    let shares: Vec<serde_json::Value> = assignment
-        .shards
+/// Sends this shard's pieces of cut files, `--jobs` at once, each journaled
+/// as it is sent; returns the pieces sent and their bytes.
+async fn send_pieces(
+    pieces: Vec<Piece>,
+    items: &BTreeMap<usize, PlanItem>,
+    plan_id: &str,
+    session: &Session,
+    journal: &Journal,
+    outcomes: &mut Outcomes,
+    ctx: &Context,
+) -> (Vec<(usize, u32)>, u64) {
+    let jobs = ctx.settings.jobs.value.max(1);
+    let fsync = ctx.settings.fsync.value;
+    let mut sent_pieces = Vec::new();
+    let mut bytes = 0;
+    let mut running = tokio::task::JoinSet::new();
+    let mut pending = pieces.into_iter();
+    loop {
+        while running.len() < jobs && !ctx.cancel.is_cancelled() {
+            let Some(piece) = pending.next() else {
+                break;
+            };
+            let Some(item) = items.get(&piece.item).cloned() else {
+                continue;
+            };
+            let (plan_id, source, destination) = (
+                plan_id.to_string(),
+                session.source.clone(),
+                session.destination.clone(),
+            );
+            running.spawn(async move {
+                let sent =
+                    sync::pieces::send_piece(&item, &plan_id, piece, &source, &destination, fsync)
+                        .await;
+                (piece, item.path, sent)
+            });
+        }
+        let Some(joined) = running.join_next().await else {
+            break;
+        };
+        match joined {
+            Ok((piece, _, Ok(sent))) => {
+                sent_pieces.push((piece.item, piece.number));
+                bytes += sent;
+                let _ = journal.sender().send(Finished::Piece {
+                    item: piece.item,
+                    number: piece.number,
+                    bytes: sent,
+                });
+            }
+            Ok((piece, path, Err(e))) => {
+                let path = path.display();
+                eprintln!(
+                    "error: {path} (piece {} of {}): {e}",
+                    piece.number + 1,
+                    piece.of
+                );
+                outcomes.failed.push(ShardFailure {
+                    item: piece.item,
+                    path,
+                    error: format!("piece {} of {}: {e}", piece.number + 1, piece.of),
+                });
+            }
+            Err(e) => eprintln!("error: a piece's task failed: {e}"),
+        }
+    }
+    (sent_pieces, bytes)
+}
+
+/// The memory one shard needs to run its share: what the process holds
+/// whatever the share, two parts of the plan in memory (the one running and
+/// the next) at most, and the entries of a part being checked.
+pub(super) fn memory_needed(layout: &ShardLayout, index: u32, parts: &PlanParts) -> u64 {
+    /// Measured with `scripts/bench-shards.sh` (see docs/sharding.md).
+    const BASE: u64 = 96 << 20;
+    const PER_ITEM_HELD: u64 = 1200;
+    let own: u64 = layout
+        .runs_of(index)
+        .map(|run| (run.end - run.start) as u64)
+        .sum();
+    let largest_part = (0..parts.count())
+        .map(|n| parts.ids_of(n).len() as u64)
+        .max()
+        .unwrap_or(0);
+    BASE + 3 * own.min(largest_part) * PER_ITEM_HELD
+}
+
+/// The shares of the plan just saved at `place` (`plan --shards`): on
+/// standard output, or on stderr when the plan's JSON goes there.
+pub(super) async fn print_saved_shares(
+    place: &crate::sync::plan::parts::PlanPlace,
+    at: &crate::uri::Location,
+    json: bool,
+) -> Result<(), Error> {
+    let parts = PlanParts::open(place.clone())
+        .await?
+        .ok_or_else(|| sync::PlanError::NotFound {
+            plan: at.to_string(),
+        })?;
+    let Some(layout) = parts.layout() else {
+        return Ok(());
+    };
+    if json {
+        print_shares(layout, &parts, None, false, &mut std::io::stderr().lock())
+    } else {
+        print_shares(layout, &parts, None, false, &mut std::io::stdout().lock())
+    }
+}
+
+/// Every shard's share (`plan --shards`, `apply --shard -n`): items,
+/// pieces, bytes, requests, runs, the memory a shard needs; `mine` marked.
+fn print_layout(plan: &ShardedPlan, mine: Option<u32>, json: bool) -> Result<(), Error> {
+    print_shares(
+        &plan.layout,
+        &plan.parts,
+        mine,
+        json,
+        &mut std::io::stdout().lock(),
+    )
+}
+
+pub(super) fn print_shares(
+    layout: &ShardLayout,
+    parts: &PlanParts,
+    mine: Option<u32>,
+    json: bool,
+    out: &mut dyn std::io::Write,
+) -> Result<(), Error> {
+    let shares: Vec<serde_json::Value> = layout
+        .loads
         .iter()
-        .zip(&assignment.loads)
         .enumerate()
-        .map(|(k, (units, load))| {
-            let pieces = units.iter().filter(|u| matches!(u, Unit::Piece(_))).count();
+        .map(|(k, load)| {
+            let index = k as u32 + 1;
             serde_json::json!({
-                "shard": format!("{}/{}", k + 1, shard.count),
-                "items": units.len() - pieces,
-                "pieces": pieces,
+                "shard": format!("{index}/{}", layout.count),
+                "items": load.items,
+                "pieces": load.pieces,
                 "bytes": load.bytes,
                 "requests": load.requests,
+                "runs": layout.runs_of(index).count(),
+                "memory_bytes": memory_needed(layout, index, parts),
             })
         })
         .collect();
-    let (bytes_ratio, requests_ratio) = assignment.balance();
+    let (bytes_ratio, requests_ratio) = layout.balance();
+    let memory = shares
+        .iter()
+        .filter_map(|s| s["memory_bytes"].as_u64())
+        .max()
+        .unwrap_or(0);
     if json {
         super::print_json_line(&serde_json::json!({
             "event": "shares",
-            "shard": shard,
+            "shard": mine.map(|k| format!("{k}/{}", layout.count)),
             "shards": shares,
             "largest_over_mean": { "bytes": bytes_ratio, "requests": requests_ratio },
+            "memory_per_shard_bytes": memory,
         }))?;
-        return Ok(ExitStatus::Success);
+        return Ok(());
     }
     for (k, share) in shares.iter().enumerate() {
-        println!(
-            "{} shard {}: {} item(s), {} piece(s), {} to send, {} request(s)",
-            if k + 1 == shard.index as usize {
+        writeln!(
+            out,
+            "{} shard {}: {} item(s), {} piece(s), {} to send, {} request(s), {} run(s), needs {}",
+            if mine == Some(k as u32 + 1) {
                 "→"
             } else {
                 " "
@@ -365,44 +576,16 @@ fn print_shares(plan: &SyncPlan, shard: ShardId, json: bool) -> Result<ExitStatu
             share["pieces"],
             crate::format::bytes(share["bytes"].as_u64().unwrap_or(0)),
             crate::format::count(share["requests"].as_u64().unwrap_or(0)),
-        );
+            share["runs"],
+            crate::format::bytes(share["memory_bytes"].as_u64().unwrap_or(0)),
+        )
+        .map_err(Error::Output)?;
     }
-    println!(
-        "largest shard over the mean: {bytes_ratio:.3}× the bytes, {requests_ratio:.3}× the requests"
-    );
-    Ok(ExitStatus::Success)
-}
-
-/// A piece's task, joined: the piece, and what sending it came to.
-type JoinedPiece =
-    Result<(Piece, Result<u64, crate::sync::transfer::ItemError>), tokio::task::JoinError>;
-
-fn collect_piece(
-    joined: Option<JoinedPiece>,
-    plan: &SyncPlan,
-    done: &mut Vec<(usize, u32)>,
-    bytes: &mut u64,
-    outcomes: &mut Outcomes,
-) {
-    match joined {
-        Some(Ok((piece, Ok(sent)))) => {
-            done.push((piece.item, piece.number));
-            *bytes += sent;
-        }
-        Some(Ok((piece, Err(e)))) => {
-            let path = plan.items[piece.item].path.display();
-            eprintln!(
-                "error: {path} (piece {} of {}): {e}",
-                piece.number + 1,
-                piece.of
-            );
-            outcomes.failed.push(ShardFailure {
-                item: piece.item,
-                path,
-                error: format!("piece {} of {}: {e}", piece.number + 1, piece.of),
-            });
-        }
-        Some(Err(e)) => eprintln!("error: a piece's task failed: {e}"),
-        None => {}
-    }
+    writeln!(
+        out,
+        "largest shard over the mean: {bytes_ratio:.3}× the bytes, {requests_ratio:.3}× the requests; memory per shard: {}",
+        crate::format::bytes(memory)
+    )
+    .map_err(Error::Output)?;
+    Ok(())
 }

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use super::super::plan::parts::PlanParts;
 use super::super::plan::{PlanError, PlanItem, SyncPlan};
+use crate::sync::shard::IdRanges;
 use crate::types::SyncAction;
 
 /// A plan a run can carry out.
@@ -20,7 +21,38 @@ pub enum PlanToRun {
     InParts {
         head: Arc<SyncPlan>,
         parts: Arc<PlanParts>,
+        /// The items this run may carry out (a shard's, finalize's); the
+        /// rest are left alone, and parts holding none are never read.
+        only: Option<Arc<Selection>>,
     },
+}
+
+/// Which items of a plan in parts one run carries out: those in `ranges`
+/// that `takes` accepts and an earlier attempt did not finish. Its head's
+/// totals are the selection's, counted when it was made.
+pub struct Selection {
+    /// Ids, disjoint, in order.
+    pub ranges: IdRanges,
+    pub takes: fn(&PlanItem) -> bool,
+    /// Ids finished by an earlier attempt.
+    pub done: IdRanges,
+}
+
+impl Selection {
+    pub fn holds(&self, id: usize, item: &PlanItem) -> bool {
+        self.ranges.contains(id) && !self.done.contains(id) && (self.takes)(item)
+    }
+}
+
+impl PlanToRun {
+    /// A plan in parts, the whole of it to run.
+    pub fn in_parts(head: Arc<SyncPlan>, parts: Arc<PlanParts>) -> PlanToRun {
+        PlanToRun::InParts {
+            head,
+            parts,
+            only: None,
+        }
+    }
 }
 
 impl From<Arc<SyncPlan>> for PlanToRun {
@@ -152,10 +184,28 @@ impl PlanToRun {
                 plan: plan.clone(),
                 range: in_memory_part(plan, n),
             }),
-            PlanToRun::InParts { parts, .. } => Ok(Part::Read {
-                first_id: parts.first_id(n),
-                items: parts.read(n).await?,
-            }),
+            PlanToRun::InParts { parts, only, .. } => {
+                let first_id = parts.first_id(n);
+                let Some(only) = only else {
+                    return Ok(Part::Read {
+                        first_id,
+                        items: parts.read(n).await?,
+                    });
+                };
+                if !only.ranges.overlaps(&parts.ids_of(n)) {
+                    return Ok(Part::Read {
+                        first_id,
+                        items: Vec::new(),
+                    });
+                }
+                let mut items = parts.read(n).await?;
+                for (i, item) in items.iter_mut().enumerate() {
+                    if !only.holds(first_id + i, item) {
+                        item.leave_alone();
+                    }
+                }
+                Ok(Part::Read { first_id, items })
+            }
         }
     }
 
@@ -165,7 +215,12 @@ impl PlanToRun {
             PlanToRun::InMemory(plan) => plan.items[in_memory_part(plan, n)]
                 .iter()
                 .any(PlanItem::runs_after_transfers),
-            PlanToRun::InParts { parts, .. } => parts.holds_later_work(n),
+            PlanToRun::InParts { parts, only, .. } => {
+                parts.holds_later_work(n)
+                    && only
+                        .as_ref()
+                        .is_none_or(|only| only.ranges.overlaps(&parts.ids_of(n)))
+            }
         }
     }
 

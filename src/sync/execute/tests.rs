@@ -127,13 +127,13 @@ async fn in_parts(plan: &SyncPlan, at: &Path, per_part: usize) -> PlanToRun {
         .unwrap();
     let parts = PlanParts::open(place).await.unwrap().unwrap();
     assert!(parts.count() > 2, "{} parts", parts.count());
-    PlanToRun::InParts {
-        head: Arc::new(SyncPlan {
+    PlanToRun::in_parts(
+        Arc::new(SyncPlan {
             items: Vec::new(),
             ..plan.clone()
         }),
-        parts: Arc::new(parts),
-    }
+        Arc::new(parts),
+    )
 }
 
 #[tokio::test]

@@ -78,6 +78,9 @@ struct Header {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     cost_model: Option<crate::cost::CostModel>,
     parts: Vec<PartInfo>,
+    /// Every shard's share, when the plan was written for shards.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    shards: Option<crate::sync::shard::ShardLayout>,
 }
 
 /// Where a plan in parts lives: a local directory or an object-store prefix.
@@ -296,6 +299,8 @@ pub struct PartsWriter<'a> {
     /// Unchanged items are listed too (the review's own plan, whose
     /// details pane shows any entry), not only counted.
     list_unchanged: bool,
+    /// The shards' shares, weighed as the items come.
+    layout: Option<crate::sync::shard::LayoutBuilder>,
 }
 
 impl<'a> PartsWriter<'a> {
@@ -313,7 +318,16 @@ impl<'a> PartsWriter<'a> {
             stats: PlanStats::default(),
             unchanged: super::ActionTotals::default(),
             list_unchanged: false,
+            layout: None,
         }
+    }
+
+    /// A writer that divides the plan into `count` shards (`splittable`:
+    /// large files may be cut into pieces) and keeps the layout in the
+    /// header.
+    pub fn with_shards(mut self, count: u32, splittable: bool) -> Self {
+        self.layout = Some(crate::sync::shard::LayoutBuilder::new(count, splittable));
+        self
     }
 
     /// A writer that seals a part every `items` items.
@@ -331,7 +345,11 @@ impl<'a> PartsWriter<'a> {
 
     pub async fn push(&mut self, item: &PlanItem) -> Result<(), PlanError> {
         self.stats.add(item);
-        if item.is_unchanged() && !self.list_unchanged {
+        let listed = !item.is_unchanged() || self.list_unchanged;
+        if let Some(layout) = &mut self.layout {
+            layout.push(item, listed);
+        }
+        if !listed {
             self.unchanged.add(item.size());
             return Ok(());
         }
@@ -399,6 +417,7 @@ impl<'a> PartsWriter<'a> {
             rebuild_check: plan.rebuild_check,
             cost_model: plan.cost_model.clone(),
             parts: self.parts,
+            shards: self.layout.map(crate::sync::shard::LayoutBuilder::finish),
         };
         let bytes = serde_json::to_vec_pretty(&header).map_err(|e| PlanError::Write {
             path: self.place.shown.clone().into(),
@@ -522,6 +541,12 @@ impl PlanParts {
                 .and_then(|items| next.checked_add(items))
                 .ok_or_else(|| damaged("the header's item count is out of range"))?;
         }
+        if let Some(layout) = &header.shards {
+            layout.validate(next).map_err(|why| PlanError::Invalid {
+                path: place.shown.clone().into(),
+                reason: format!("{HEADER_NAME}: its shard layout is damaged: {why}"),
+            })?;
+        }
         Ok(Some(PlanParts {
             place,
             header,
@@ -548,6 +573,51 @@ impl PlanParts {
             rebuild_check: header.rebuild_check,
             cost_model: header.cost_model,
         }
+    }
+
+    /// Every shard's share, when the plan was written for shards.
+    pub fn layout(&self) -> Option<&crate::sync::shard::ShardLayout> {
+        self.header.shards.as_ref()
+    }
+
+    /// How many items the plan lists.
+    pub fn item_count(&self) -> usize {
+        self.first_ids.last().copied().unwrap_or(0)
+            + self
+                .header
+                .parts
+                .last()
+                .map_or(0, |p| usize::try_from(p.items).unwrap_or(0))
+    }
+
+    /// Part `n`'s length in bytes, as the header gives it.
+    pub fn part_bytes(&self, n: usize) -> u64 {
+        self.header.parts.get(n).map_or(0, |p| p.bytes)
+    }
+
+    /// The ids of part `n`'s items.
+    pub fn ids_of(&self, n: usize) -> std::ops::Range<usize> {
+        let first = self.first_id(n);
+        first
+            ..first
+                + self
+                    .header
+                    .parts
+                    .get(n)
+                    .map_or(0, |p| usize::try_from(p.items).unwrap_or(0))
+    }
+
+    /// The parts that hold ids `ids`.
+    pub fn parts_holding(&self, ids: std::ops::Range<usize>) -> std::ops::Range<usize> {
+        if ids.is_empty() {
+            return 0..0;
+        }
+        let first = self
+            .first_ids
+            .partition_point(|f| *f <= ids.start)
+            .saturating_sub(1);
+        let end = self.first_ids.partition_point(|f| *f < ids.end);
+        first..end
     }
 
     /// How many parts the plan has.

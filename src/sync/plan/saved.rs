@@ -191,7 +191,7 @@ impl SyncPlan {
         let plan = match plan {
             // A plan file: read whole and checked as it was opened.
             PlanToRun::InMemory(plan) => Arc::unwrap_or_clone(plan),
-            PlanToRun::InParts { head, parts } => {
+            PlanToRun::InParts { head, parts, .. } => {
                 let mut plan = head.head_only();
                 for n in 0..parts.count() {
                     plan.items.extend(parts.read(n).await?);
@@ -248,10 +248,7 @@ impl OpenedPlan {
             })?;
         Ok(OpenedPlan {
             id: plan_id(parts.id),
-            plan: PlanToRun::InParts {
-                head: Arc::new(head),
-                parts: Arc::new(parts),
-            },
+            plan: PlanToRun::in_parts(Arc::new(head), Arc::new(parts)),
             at: PlanAt::Parts(location.clone()),
         })
     }
