@@ -367,3 +367,251 @@ fn four_shards_and_finalize_make_what_one_sync_makes_on_s3() {
     assert!(down.status.success(), "{}", stderr_of(&down));
     assert_eq!(tree(&back), tree(&s.src()));
 }
+
+/// The paths of a plan in parts, by item id (the items' order across the
+/// parts the header names).
+fn plan_paths(plan: &Path) -> Vec<String> {
+    let header: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(plan.join("plan.json")).unwrap()).unwrap();
+    let mut paths = Vec::new();
+    for part in header["parts"].as_array().unwrap() {
+        let text = std::fs::read_to_string(plan.join(part["name"].as_str().unwrap())).unwrap();
+        for line in text.lines() {
+            let item: serde_json::Value = serde_json::from_str(line).unwrap();
+            paths.push(item["path"].as_str().unwrap().to_string());
+        }
+    }
+    paths
+}
+
+/// The ids a shard's journal segments hold.
+fn journaled(plan: &Path, shard: &str) -> Vec<usize> {
+    let mut ids = Vec::new();
+    for entry in std::fs::read_dir(plan).unwrap().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !name.starts_with(&format!("shard-{shard}.journal-")) {
+            continue;
+        }
+        let segment: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(entry.path()).unwrap()).unwrap();
+        for range in segment["done"].as_array().unwrap() {
+            ids.extend(range[0].as_u64().unwrap() as usize..range[1].as_u64().unwrap() as usize);
+        }
+    }
+    ids
+}
+
+#[test]
+fn a_shard_killed_midway_and_run_again_sends_nothing_it_had_finished() {
+    use util::fault_proxy::{FaultProxy, Faults};
+    let (s, bucket) = (Scratch::new(), Bucket::new());
+    for i in 0..120 {
+        s.write(
+            &format!("src/d{}/f{i:03}.bin", i % 4),
+            &noise(256 * 1024, i as u64),
+        );
+    }
+    let plan = s.path("plan");
+    let src = local(&s.src());
+    let out = s
+        .cmd()
+        .args(["plan", "--shards", "2", "-o"])
+        .arg(&plan)
+        .args([&src, &bucket.url("d")])
+        .args(bucket.args())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+
+    // Shard 1 through a proxy that stops reading bodies a third of the way
+    // through its share: the shard stalls there, with a journal of what it
+    // finished, and is killed.
+    let proxy = FaultProxy::start(&bucket.endpoint, Faults::default());
+    proxy.hold_bodies_after(60 * 256 * 1024 / 3);
+    let mut shard = s
+        .std_cmd()
+        .args(["apply", "--shard", "1/2", "--jobs", "2"])
+        .arg(&plan)
+        .args(proxy.args())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while journaled(&plan, "1-of-2").is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no journal segment written"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    shard.kill().unwrap();
+    shard.wait().unwrap();
+    proxy.release();
+    let finished = journaled(&plan, "1-of-2");
+    let paths = plan_paths(&plan);
+    let finished_keys: Vec<String> = finished
+        .iter()
+        .map(|&id| format!("/{}/d/{}", bucket.name, paths[id]))
+        .collect();
+    let files_finished = finished
+        .iter()
+        .filter(|&&id| paths[id].ends_with(".bin"))
+        .count();
+    assert!(files_finished > 0, "{finished:?}");
+
+    // Run again: what the journal holds is not sent again.
+    let seen_before = proxy.counters.lines.lock().unwrap().len();
+    let bytes_before = proxy
+        .counters
+        .body_bytes
+        .load(std::sync::atomic::Ordering::Relaxed);
+    let again = s
+        .cmd()
+        .args(["apply", "--json", "--shard", "1/2"])
+        .arg(&plan)
+        .args(proxy.args())
+        .output()
+        .unwrap();
+    assert!(again.status.success(), "{}", stderr_of(&again));
+    let lines: Vec<String> = proxy.counters.lines.lock().unwrap()[seen_before..].to_vec();
+    for key in &finished_keys {
+        assert!(
+            !lines
+                .iter()
+                .any(|l| l.starts_with("PUT ") && l.contains(key.as_str())),
+            "{key} finished before the kill and was sent again: {lines:#?}"
+        );
+    }
+    let sent_again = proxy
+        .counters
+        .body_bytes
+        .load(std::sync::atomic::Ordering::Relaxed)
+        - bytes_before;
+    let share = 60 * 256 * 1024;
+    assert!(
+        sent_again <= (share - files_finished * 256 * 1024) as u64 + 64 * 1024,
+        "{sent_again} bytes sent again; {files_finished} files had finished"
+    );
+    let report: serde_json::Value = stdout_of(&again)
+        .lines()
+        .find_map(|l| serde_json::from_str(l).ok())
+        .unwrap();
+    assert_eq!(report["report"]["complete"], true, "{report}");
+
+    // The rest, and the destination equals the source.
+    let out = s
+        .cmd()
+        .args(["apply", "--shard", "2/2"])
+        .arg(&plan)
+        .args(bucket.args())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let out = s
+        .cmd()
+        .arg("finalize")
+        .arg(&plan)
+        .args(bucket.args())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let back = s.path("back");
+    let down = s
+        .cmd()
+        .args(["sync", "--yes", &bucket.url("d")])
+        .arg(&back)
+        .args(bucket.args())
+        .output()
+        .unwrap();
+    assert!(down.status.success(), "{}", stderr_of(&down));
+    assert_eq!(tree(&back), tree(&s.src()));
+}
+
+#[test]
+fn eight_shards_list_about_what_one_apply_lists() {
+    use util::fault_proxy::{FaultProxy, Faults};
+    let (s, bucket) = (Scratch::new(), Bucket::new());
+    const FILES: usize = 20_000;
+    for i in 0..FILES {
+        s.write(
+            &format!("src/d{:02}/f{i:05}", i % 40),
+            format!("{i:016}").as_bytes(),
+        );
+    }
+    let src = local(&s.src());
+    let first = s
+        .cmd()
+        .args(["sync", "--yes", "--jobs", "32", &src, &bucket.url("d")])
+        .args(bucket.args())
+        .output()
+        .unwrap();
+    assert!(first.status.success(), "{}", stderr_of(&first));
+    // One file in seven changed since, spread over every directory.
+    for i in (0..FILES).step_by(7) {
+        s.write(
+            &format!("src/d{:02}/f{i:05}", i % 40),
+            format!("changed {i:08}").as_bytes(),
+        );
+    }
+    let plan = s.path("plan");
+    let out = s
+        .cmd()
+        .args(["plan", "--shards", "8", "-o"])
+        .arg(&plan)
+        .args([&src, &bucket.url("d")])
+        .args(bucket.args())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+
+    let proxy = FaultProxy::start(&bucket.endpoint, Faults::default());
+    let lists_since = |from: usize| {
+        proxy.counters.lines.lock().unwrap()[from..]
+            .iter()
+            .filter(|l| l.starts_with("GET ") && l.contains("list-type=2"))
+            .count()
+    };
+    // What one `apply` lists: the same scan, without running anything.
+    let whole = s
+        .cmd()
+        .args(["apply", "-n"])
+        .arg(&plan)
+        .args(proxy.args())
+        .output()
+        .unwrap();
+    assert!(whole.status.success(), "{}", stderr_of(&whole));
+    let one_apply = lists_since(0);
+    assert!(one_apply >= FILES / 1000, "{one_apply}");
+
+    let from = proxy.counters.lines.lock().unwrap().len();
+    let shards: Vec<Child> = (1..=8)
+        .map(|k| {
+            s.std_cmd()
+                .args(["apply", "--shard", &format!("{k}/8")])
+                .arg(&plan)
+                .args(proxy.args())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    wait_all(shards);
+    let all_shards = lists_since(from);
+    assert!(
+        all_shards as f64 <= 1.5 * one_apply as f64,
+        "8 shards listed {all_shards} pages, one apply {one_apply}"
+    );
+    let out = s
+        .cmd()
+        .arg("finalize")
+        .arg(&plan)
+        .args(bucket.args())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(bucket.get("d/d14/f00014"), b"changed 00000014");
+    assert_eq!(bucket.get("d/d11/f00011"), format!("{:016}", 11).as_bytes());
+    eprintln!("LIST requests: one apply {one_apply}, 8 shards {all_shards}");
+}

@@ -36,6 +36,8 @@ pub(super) async fn plan_command(
     }
     let (scan, session) = open_and_scan(&source, &destination, &options, ctx, quiet_scan).await?;
     let partial_scan = scan.error_count() > 0;
+    let show_shares = args.shards.is_some() && ctx.verbosity != Verbosity::Quiet;
+    let mut shares_after = None;
     let plan = match &place {
         // Saved as it is made: the scan and the plan are never held whole.
         Some(at) => {
@@ -59,11 +61,13 @@ pub(super) async fn plan_command(
                     },
                 )
                 .await?;
-            if args.shards.is_some() && ctx.verbosity != Verbosity::Quiet {
-                super::shards::print_saved_shares(&saving, at, args.json).await?;
-            }
             if keep == Keep::Nothing && ctx.verbosity != Verbosity::Quiet {
                 print_from_parts(&plan, &saving, at).await?;
+                if show_shares {
+                    super::shards::print_saved_shares(&saving, at, false).await?;
+                }
+            } else if show_shares {
+                shares_after = Some((saving, at));
             }
             if !args.json && ctx.verbosity != Verbosity::Quiet {
                 eprintln!("Plan saved to {at}; run it with `hugesync apply {at}`.");
@@ -94,6 +98,10 @@ pub(super) async fn plan_command(
         }
     } else {
         print_plan(&plan, args.json, ctx)?;
+    }
+    // Each shard's share follows the plan (on stderr beside its JSON).
+    if let Some((saving, at)) = shares_after {
+        super::shards::print_saved_shares(&saving, at, args.json).await?;
     }
     finish(&plan, partial_scan)
 }
