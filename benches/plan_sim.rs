@@ -19,208 +19,18 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+#[path = "common/generated.rs"]
+mod generated;
+
+use generated::{generated, key, peak_rss, quoted_hex};
 use hugesync::config::{Overrides, Settings};
-use hugesync::retry::RetryPolicy;
-use hugesync::storage::body::BodySource;
 use hugesync::storage::listing::list_all;
-use hugesync::storage::memory::{MemoryOptions, MemoryStore};
-use hugesync::storage::object::{
-    ByteStream, CopySource, ListPage, ListQuery, ListedObject, ObjectHead,
-};
-use hugesync::storage::{
-    Expect, ObjectMeta, ObjectStore, ScanCounter, Storage, StorageError, StoreInfo,
-};
+use hugesync::storage::{ObjectStore, ScanCounter, Storage};
 use hugesync::sync::ScanProgress;
 use hugesync::sync::plan::parts::PlanPlace;
 use hugesync::sync::session::{self, Keep, Saving, Selectors, Session};
-use hugesync::types::ContentSums;
 use hugesync::uri::Location;
 use tokio_util::sync::CancellationToken;
-
-/// The process's peak resident set so far, in bytes.
-fn peak_rss() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmHWM:"))
-        .and_then(|kb| kb.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .map_or(0, |kb| kb * 1024)
-}
-
-/// Hive-style keys in index order: a partition per 5,000 files
-/// (`table/day=00012/part-01234.parquet`). Written digit by digit: the
-/// simulated store runs on the client's cores, and a real store's work of
-/// making its pages is not the client's (`format!` took a third of the
-/// listing's CPU here).
-fn key(i: u64) -> String {
-    let mut key = String::with_capacity(36);
-    key.push_str("table/day=");
-    push_digits(&mut key, i / 5_000);
-    key.push_str("/part-");
-    push_digits(&mut key, i % 5_000);
-    key.push_str(".parquet");
-    key
-}
-
-/// `n` in five decimal digits, zero-padded (wider when it needs more).
-fn push_digits(out: &mut String, n: u64) {
-    let digits = n.checked_ilog10().unwrap_or(0).max(4) + 1;
-    for place in (0..digits).rev() {
-        out.push(char::from(b'0' + (n / 10u64.pow(place) % 10) as u8));
-    }
-}
-
-/// A quoted lowercase-hex ETag of `digest`, in one allocation.
-fn quoted_hex(digest: &[u8; 16]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut text = String::with_capacity(34);
-    text.push('"');
-    for byte in digest {
-        text.push(char::from(DIGITS[usize::from(byte >> 4)]));
-        text.push(char::from(DIGITS[usize::from(byte & 15)]));
-    }
-    text.push('"');
-    text
-}
-
-/// A bucket of `n` objects generated from their index: the in-memory store
-/// answers everything but listings (it is empty), and listings come from
-/// `key`, with sizes, times and MD5 ETags a function of the index.
-#[derive(Debug)]
-struct Generated {
-    empty: MemoryStore,
-    n: u64,
-    latency: Duration,
-    /// The source's 1% differ in size and content.
-    changed: bool,
-}
-
-impl Generated {
-    fn object(&self, i: u64) -> ListedObject {
-        let differs = self.changed && i.is_multiple_of(100);
-        let size = 1_000_000 + (i % 7_919) + u64::from(differs);
-        let mut digest = [0u8; 16];
-        digest[..8].copy_from_slice(&i.wrapping_mul(0x9e37_79b9_7f4a_7c15).to_be_bytes());
-        digest[15] = u8::from(differs);
-        let sums = ContentSums {
-            md5: Some(digest),
-            ..ContentSums::default()
-        };
-        ListedObject {
-            rel_key: key(i),
-            size,
-            mtime_ns: 1_700_000_000_000_000_000 + (i as i64 % 86_400) * 1_000_000_000,
-            version: Some(quoted_hex(&digest)),
-            meta: None,
-            sums,
-        }
-    }
-
-    /// The first index whose key is at or after `bound`.
-    fn index_at(&self, bound: &str) -> u64 {
-        let (mut lo, mut hi) = (0, self.n);
-        while lo < hi {
-            let mid = lo + (hi - lo) / 2;
-            if key(mid).as_str() < bound {
-                lo = mid + 1;
-            } else {
-                hi = mid;
-            }
-        }
-        lo
-    }
-}
-
-#[async_trait::async_trait]
-impl ObjectStore for Generated {
-    fn info(&self) -> &StoreInfo {
-        self.empty.info()
-    }
-
-    async fn list_page(
-        &self,
-        query: &ListQuery,
-        token: Option<String>,
-    ) -> Result<ListPage, StorageError> {
-        assert!(!query.delimited, "the generated store lists by ranges");
-        tokio::time::sleep(self.latency).await;
-        let start = match token {
-            Some(next) => next.parse().unwrap(),
-            None => self.index_at(query.from.as_deref().unwrap_or(&query.prefix)),
-        };
-        let end = query.to.as_deref().map_or(self.n, |to| self.index_at(to));
-        let page = u64::from(self.info().page_size);
-        let mut listed = ListPage::default();
-        let stop = end.min(start + page);
-        listed.objects = (start..stop)
-            .map(|i| self.object(i))
-            .filter(|o| o.rel_key.starts_with(&query.prefix))
-            .collect();
-        listed.next = (stop < end).then(|| stop.to_string());
-        Ok(listed)
-    }
-
-    async fn head(&self, key: &str) -> Result<Option<ObjectHead>, StorageError> {
-        self.empty.head(key).await
-    }
-
-    async fn open_read(
-        &self,
-        key: &str,
-        range: Option<(u64, u64)>,
-        version: Option<&str>,
-    ) -> Result<ByteStream, StorageError> {
-        self.empty.open_read(key, range, version).await
-    }
-
-    async fn put(
-        &self,
-        key: &str,
-        body: BodySource<'_>,
-        len: u64,
-        meta: &ObjectMeta,
-        md5: Option<[u8; 16]>,
-        expect: Expect<'_>,
-    ) -> Result<String, StorageError> {
-        self.empty.put(key, body, len, meta, md5, expect).await
-    }
-
-    fn copies_from(&self, _source: &dyn ObjectStore) -> bool {
-        false
-    }
-
-    async fn copy_object(
-        &self,
-        source: CopySource<'_>,
-        key: &str,
-        meta: Option<&ObjectMeta>,
-        expect: Expect<'_>,
-    ) -> Result<String, StorageError> {
-        self.empty.copy_object(source, key, meta, expect).await
-    }
-
-    async fn set_metadata(
-        &self,
-        key: &str,
-        meta: &ObjectMeta,
-        expect: Expect<'_>,
-    ) -> Result<String, StorageError> {
-        self.empty.set_metadata(key, meta, expect).await
-    }
-
-    async fn delete_keys(&self, keys: &[String]) -> Result<(), StorageError> {
-        self.empty.delete_keys(keys).await
-    }
-}
-
-fn generated(name: &str, n: u64, latency: Duration, changed: bool) -> Arc<Generated> {
-    Arc::new(Generated {
-        empty: MemoryStore::new(name, "", MemoryOptions::default(), &RetryPolicy::default()),
-        n,
-        latency,
-        changed,
-    })
-}
 
 fn main() {
     assert_eq!(key(61_234), "table/day=00012/part-01234.parquet");
@@ -261,8 +71,8 @@ fn main() {
         .0;
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
-        let source = generated("plan-sim-src", n, latency, true);
-        let destination = generated("plan-sim-dst", n, latency, false);
+        let source = generated("plan-sim-src", n, latency, 100);
+        let destination = generated("plan-sim-dst", n, latency, 0);
 
         if sequential {
             // The same listing, page after page and then many at once.

@@ -35,9 +35,10 @@ with open(os.path.join(root, "big.raw"), "wb") as f:
         f.write(rng.randbytes(8 << 20))
 PY
 echo "source: $(find "$work/src" -type f | wc -l) files, $(du -sh "$work/src" | cut -f1)"
-"$bin" plan -q -o "$work/plan.json" "$work/src" "$work/one"
+"$bin" plan -q --shards 8 -o "$work/plan8" "$work/src" "$work/one"
 echo "== the split into 8 shards"
-"$bin" apply "$work/plan.json" --shard 1/8 -n
+"$bin" apply "$work/plan8" --shard 1/8 -n
+"$bin" plan -q --shards 4 -o "$work/plan.json" "$work/src" "$work/one"
 echo "== the split into 4 shards"
 "$bin" apply "$work/plan.json" --shard 1/4 -n | tail -1
 sync
@@ -50,7 +51,9 @@ rm -rf "$work/plan4.json" && cp -r "$work/plan.json" "$work/plan4.json"
 sed -i "s#$work/one#$work/four#g" "$work/plan4.json/plan.json"
 sync
 start=$(date +%s.%N)
-for k in 1 2 3 4; do "$bin" apply -q "$work/plan4.json" --shard "$k/4" & done
+for k in 1 2 3 4; do
+  /usr/bin/time -f "shard $k/4: %e s, peak RSS %M KiB" "$bin" apply -q "$work/plan4.json" --shard "$k/4" &
+done
 wait
 "$bin" finalize -q "$work/plan4.json"
 four=$(echo "$(date +%s.%N) - $start" | bc)

@@ -80,14 +80,14 @@ with open(os.path.join(root, "big.raw"), "wb") as f:
         f.write(rng.randbytes(8 << 20))
 PY
 mkdir -p "$work/dst/old" && echo gone > "$work/dst/old/gone.txt"
-"$bin" plan --delete -q -o "$work/plan.json" "$work/src" "$work/dst"
-"$bin" apply "$work/plan.json" --shard "1/$shards" -n
+"$bin" plan --delete -q --shards "$shards" -o "$work/plan" "$work/src" "$work/dst"
+"$bin" apply "$work/plan" --shard "1/$shards" -n
 
 echo "== submitting $shards shards as a job array, and finalize after them"
 cd "$work"
 export HUGESYNC=$bin
-array=$(sbatch --parsable --array=1-"$shards" "$OLDPWD/deploy/slurm-array.sbatch" "$work/plan.json")
-final=$(sbatch --parsable --dependency=afterok:"$array" "$OLDPWD/deploy/slurm-array.sbatch" --finalize "$work/plan.json")
+array=$(sbatch --parsable --array=1-"$shards" "$OLDPWD/deploy/slurm-array.sbatch" "$work/plan")
+final=$(sbatch --parsable --dependency=afterok:"$array" "$OLDPWD/deploy/slurm-array.sbatch" --finalize "$work/plan")
 echo "array job $array, finalize job $final"
 squeue
 for _ in $(seq 600); do

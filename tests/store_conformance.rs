@@ -249,6 +249,7 @@ macro_rules! every_body {
                 readable_urls_serve_the_object_to_any_client,
                 streams_make_the_object_front_to_back_and_check_it,
                 a_listing_split_across_requests_equals_the_sequential_one,
+                entries_looked_up_by_path_are_what_a_listing_says,
             );
         )*
     };
@@ -384,6 +385,76 @@ async fn a_listing_split_across_requests_equals_the_sequential_one(store: Shared
     assert_eq!(one.most_in_flight, 1, "{name}");
     if store.info().list_split != hugesync::storage::object::ListSplit::Whole {
         assert!(many.most_in_flight > 1, "{name}: {many:?}");
+    }
+}
+
+/// What `apply --shard` and `finalize` check entries with: a few looked up
+/// by HEAD, many by listing the key range they span, either way what a
+/// listing of the whole tree says of them (absent ones too).
+async fn entries_looked_up_by_path_are_what_a_listing_says(store: SharedStore) {
+    use hugesync::storage::{LookupOptions, Storage};
+    use hugesync::types::RelPath;
+    let name = store.scheme();
+    let mut rels: Vec<String> = (0..40).map(|i| format!("d/{i:03}.bin")).collect();
+    rels.extend(["d/é/ü.txt", "e", "e-f", "f/g"].map(String::from));
+    for (i, rel) in rels.iter().enumerate() {
+        put(
+            store.as_ref(),
+            key(store.as_ref(), rel),
+            &noise(10 + i, i as u64),
+            Expect::Absent,
+        )
+        .await;
+    }
+    let listing = store_list(&store).await;
+    let mut asked: Vec<RelPath> = rels
+        .iter()
+        .step_by(3)
+        .map(|r| RelPath::from(r.as_str()))
+        .collect();
+    asked.extend(["d/000.bin.missing", "d/zz", "e-e"].map(RelPath::from));
+    asked.sort();
+    let paths: Vec<&RelPath> = asked.iter().collect();
+    let side = Storage::Object(store.clone());
+    let options = LookupOptions {
+        symlinks: true,
+        in_flight: 4,
+    };
+    // Many entries next to the keys around them (listed where the store
+    // lists ranges), then few (a HEAD each).
+    for around in [paths.len() as u64, 1_000_000] {
+        let (found, lookups) = side.entries_at(&paths, around, options).await.unwrap();
+        assert_eq!(found.len(), paths.len(), "{name}");
+        for (path, now) in paths.iter().zip(&found) {
+            let listed = listing.manifest.get(path);
+            match (&listed, now) {
+                (None, None) => {}
+                (Some(listed), Some(now)) => {
+                    assert_eq!(listed.kind, now.kind, "{name}: {path}");
+                    assert!(
+                        listed.same_size_and_mtime(now),
+                        "{name}: {path}: {listed:?} {now:?}"
+                    );
+                    if let (Some(a), Some(b)) = (listed.etag(), now.etag()) {
+                        assert!(hugesync::storage::same_version(a, b), "{name}: {path}");
+                    }
+                }
+                _ => panic!("{name}: {path}: listed {listed:?}, looked up {now:?}"),
+            }
+        }
+        let ranges = matches!(
+            store.info().list_split,
+            hugesync::storage::object::ListSplit::Ranges { .. }
+        );
+        if around == 1_000_000 || !ranges {
+            assert_eq!(lookups.lists, 0, "{name}: {lookups:?}");
+            assert_eq!(lookups.heads, paths.len() as u64, "{name}");
+        } else {
+            assert!(
+                lookups.lists >= 1 && lookups.heads == 0,
+                "{name}: {lookups:?}"
+            );
+        }
     }
 }
 

@@ -254,6 +254,18 @@ impl PlanStats {
         self.bytes_saved += item.bytes_saved;
     }
 
+    /// Adds the totals of `other`.
+    pub fn absorb(&mut self, other: &PlanStats) {
+        for action in SyncAction::ALL {
+            let theirs = other.totals(action);
+            let ours = self.totals_mut(action);
+            ours.count += theirs.count;
+            ours.bytes += theirs.bytes;
+        }
+        self.bytes_to_send += other.bytes_to_send;
+        self.bytes_saved += other.bytes_saved;
+    }
+
     /// Counts one more item (`sign` 1), or one less (−1), from its facts.
     pub fn count(&mut self, facts: &ItemFacts, sign: i8) {
         let totals = self.totals_mut(facts.action);

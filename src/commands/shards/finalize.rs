@@ -14,16 +14,10 @@ use super::reports::{ReportDir, ShardReport};
 use super::{open_sharded, open_sides, read_items, refuse_stale, sides};
 use crate::error::ExitStatus;
 use crate::progress::{LineReporter, Reporter};
-use crate::sync::execute::{PlanToRun, Selection};
+use crate::sync::execute::PlanToRun;
 use crate::sync::session::RunKind;
-use crate::sync::shard::{self, IdRanges, ShardId};
-use crate::sync::{self, ExecReport, PlanItem};
-
-/// What finalize runs: deletions, and directories (made again, so that
-/// their times are set once their contents stopped changing).
-fn finalize_takes(item: &PlanItem) -> bool {
-    shard::is_finalize_work(item) || (item.is_dir() && item.action.transfers())
-}
+use crate::sync::shard::{self, ShardId};
+use crate::sync::{self, ExecReport};
 
 /// `finalize PLAN`: every shard's report present and clean, then the cut
 /// files put together, then what must come last (deletions, directory
@@ -47,19 +41,7 @@ pub(in crate::commands) async fn finalize(
     // Deletions and directories, checked before anything is done: only the
     // parts that hold some are read.
     let parts = &sharded.parts;
-    let later: IdRanges = (0..parts.count())
-        .filter(|&n| parts.holds_later_work(n))
-        .map(|n| {
-            let ids = parts.ids_of(n);
-            [ids.start, ids.end]
-        })
-        .collect::<Vec<_>>()
-        .into();
-    let mut selection = Selection {
-        ranges: later,
-        takes: finalize_takes,
-        done: IdRanges::default(),
-    };
+    let mut selection = shard::finalize_selection(parts);
     let check = shard::check_selection(parts, &sharded.layout, &selection, &sides).await?;
     refuse_stale(&check)?;
     selection.done.extend(&check.done);

@@ -16,7 +16,7 @@ use super::{Context, Error, Verbosity};
 use crate::error::ExitStatus;
 use crate::progress::{ExecEvent, LineReporter, Progress, Reporter};
 use crate::storage::LookupOptions;
-use crate::sync::execute::{PlanToRun, Selection};
+use crate::sync::execute::PlanToRun;
 use crate::sync::plan::parts::PlanParts;
 use crate::sync::plan::{OpenedPlan, PlanAt};
 use crate::sync::session::{RunKind, Session};
@@ -141,12 +141,6 @@ async fn read_items(
     Ok(found)
 }
 
-/// What a shard runs of its runs: its files, links and attribute changes,
-/// and the directories it makes (their times are finalize's).
-fn shard_takes(item: &PlanItem) -> bool {
-    shard::is_shard_work(item) || (item.is_dir() && item.action.transfers())
-}
-
 /// Records which items finished and failed, for the report and the journal.
 #[derive(Default)]
 struct Outcomes {
@@ -232,20 +226,7 @@ pub(super) async fn run_shard(
 
     // This shard's items: its runs, less what earlier attempts finished and
     // the files cut into pieces (sent piece by piece, below).
-    let ranges: IdRanges = layout
-        .runs_of(shard.index)
-        .map(|run| [run.start, run.end])
-        .collect::<Vec<_>>()
-        .into();
-    let mut left = finished_before.clone();
-    for cut in &layout.cut {
-        left.insert(cut.item);
-    }
-    let mut selection = Selection {
-        ranges,
-        takes: shard_takes,
-        done: left,
-    };
+    let mut selection = shard::shard_selection(&layout, shard.index, finished_before.clone());
     let session = open_sides(&head, ctx).await?;
     let sides = sides(&session, &head, ctx);
     let check = shard::check_selection(&parts, &layout, &selection, &sides).await?;

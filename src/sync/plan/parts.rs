@@ -35,6 +35,9 @@ const ITEMS_PER_PART: usize = 100_000;
 /// a few megabytes; a local directory minds no number of files.
 const ITEMS_PER_TEMPORARY_PART: usize = 10_000;
 
+/// Items per part of a plan written for shards.
+const ITEMS_PER_SHARDED_PART: usize = 10_000;
+
 /// The header's own size limit: it holds no items, only one line per part.
 const HEADER_LIMIT: u64 = 256 << 20;
 
@@ -327,6 +330,9 @@ impl<'a> PartsWriter<'a> {
     /// header.
     pub fn with_shards(mut self, count: u32, splittable: bool) -> Self {
         self.layout = Some(crate::sync::shard::LayoutBuilder::new(count, splittable));
+        // A shard reads the parts its runs touch: smaller parts make what it
+        // reads beyond its share smaller (at most a part at each end of a run).
+        self.items_per_part = self.items_per_part.min(ITEMS_PER_SHARDED_PART);
         self
     }
 

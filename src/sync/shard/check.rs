@@ -6,6 +6,8 @@
 
 use std::ops::Range;
 
+use futures::StreamExt;
+
 use super::{IdRanges, ShardLayout};
 use crate::storage::{LookupOptions, Lookups, Storage, StorageError};
 use crate::sync::diff::{DiffOptions, up_to_date};
@@ -66,33 +68,69 @@ pub async fn check_selection(
     only: &Selection,
     sides: &Sides<'_>,
 ) -> Result<SelectionCheck, CheckError> {
+    let wanted = (0..parts.count()).filter(|&n| only.ranges.overlaps(&parts.ids_of(n)));
+    // A few parts at once: one's lookups wait on the network while the next
+    // is read and parsed.
+    let mut checked = futures::stream::iter(wanted)
+        .map(|n| check_part(parts, n, layout, only, sides))
+        .buffered(PARTS_AT_ONCE);
     let mut check = SelectionCheck::default();
-    for n in 0..parts.count() {
-        let ids = parts.ids_of(n);
-        if !only.ranges.overlaps(&ids) {
-            continue;
-        }
-        let items = parts.read(n).await?;
-        check.plan_bytes += parts.part_bytes(n);
-        check.parts_read += 1;
-        for range in only.ranges.ranges() {
-            let chunk = range.start.max(ids.start)..range.end.min(ids.end);
-            if chunk.is_empty() {
-                continue;
-            }
-            let slice = &items[chunk.start - ids.start..chunk.end - ids.start];
-            check_chunk(
-                chunk.start,
-                slice,
-                layout.entries_around(&chunk),
-                only,
-                sides,
-                &mut check,
-            )
-            .await?;
-        }
+    while let Some(part) = checked.next().await {
+        check.absorb(part?);
     }
     Ok(check)
+}
+
+/// Parts checked at once.
+const PARTS_AT_ONCE: usize = 4;
+
+/// Checks the items `only` holds in part `n`.
+async fn check_part(
+    parts: &PlanParts,
+    n: usize,
+    layout: &ShardLayout,
+    only: &Selection,
+    sides: &Sides<'_>,
+) -> Result<SelectionCheck, CheckError> {
+    let mut check = SelectionCheck::default();
+    let ids = parts.ids_of(n);
+    let items = parts.read(n).await?;
+    check.plan_bytes += parts.part_bytes(n);
+    check.parts_read += 1;
+    for range in only.ranges.ranges() {
+        let chunk = range.start.max(ids.start)..range.end.min(ids.end);
+        if chunk.is_empty() {
+            continue;
+        }
+        let slice = &items[chunk.start - ids.start..chunk.end - ids.start];
+        check_chunk(
+            chunk.start,
+            slice,
+            layout.entries_around(&chunk),
+            only,
+            sides,
+            &mut check,
+        )
+        .await?;
+    }
+    Ok(check)
+}
+
+impl SelectionCheck {
+    /// Adds what a later part's check found.
+    fn absorb(&mut self, later: SelectionCheck) {
+        self.stats.absorb(&later.stats);
+        self.checked += later.checked;
+        self.stale += later.stale;
+        if self.first_stale.is_none() {
+            self.first_stale = later.first_stale;
+        }
+        self.done.extend(&later.done);
+        self.source_lookups += later.source_lookups;
+        self.destination_lookups += later.destination_lookups;
+        self.plan_bytes += later.plan_bytes;
+        self.parts_read += later.parts_read;
+    }
 }
 
 /// Checks the items of one stretch of ids (`first` is the first's id) whose

@@ -34,6 +34,8 @@ pub use spec::{ShardSpec, parse_shard, shard_from_env};
 
 use serde::{Deserialize, Serialize};
 
+use super::execute::Selection;
+use super::plan::parts::PlanParts;
 use super::plan::{PlanItem, SyncPlan};
 use crate::types::{EntryKind, SyncAction};
 
@@ -93,6 +95,54 @@ pub(crate) fn can_cut(item: &PlanItem) -> bool {
         item.action,
         SyncAction::Upload | SyncAction::Download | SyncAction::Copy
     ) && item.src.as_ref().map(|e| e.kind) == Some(EntryKind::File)
+}
+
+/// What a shard runs of its runs: its files, links and attribute changes,
+/// and the directories it makes (their times are finalize's).
+pub fn shard_takes(item: &PlanItem) -> bool {
+    is_shard_work(item) || (item.is_dir() && item.action.transfers())
+}
+
+/// What finalize runs: deletions, and directories (made again, so that
+/// their times are set once their contents stopped changing).
+pub fn finalize_takes(item: &PlanItem) -> bool {
+    is_finalize_work(item) || (item.is_dir() && item.action.transfers())
+}
+
+/// What shard `index` runs: its runs, less what earlier attempts
+/// `finished` and the files cut into pieces (sent piece by piece).
+pub fn shard_selection(layout: &ShardLayout, index: u32, finished: IdRanges) -> Selection {
+    let ranges: IdRanges = layout
+        .runs_of(index)
+        .map(|run| [run.start, run.end])
+        .collect::<Vec<_>>()
+        .into();
+    let mut left = finished;
+    for cut in &layout.cut {
+        left.insert(cut.item);
+    }
+    Selection {
+        ranges,
+        takes: shard_takes,
+        done: left,
+    }
+}
+
+/// What finalize runs, from the parts that hold deletions or directories.
+pub fn finalize_selection(parts: &PlanParts) -> Selection {
+    let later: IdRanges = (0..parts.count())
+        .filter(|&n| parts.holds_later_work(n))
+        .map(|n| {
+            let ids = parts.ids_of(n);
+            [ids.start, ids.end]
+        })
+        .collect::<Vec<_>>()
+        .into();
+    Selection {
+        ranges: later,
+        takes: finalize_takes,
+        done: IdRanges::default(),
+    }
 }
 
 /// Whether a file can be put together from ranges sent separately on this
