@@ -218,11 +218,8 @@ fn main() {
             "finalize" => {
                 let parts = open(&dir, &world.settings).await;
                 let layout = parts.layout().unwrap().clone();
-                let selection = shard::finalize_selection(&parts);
                 let sides = world.sides(&parts);
-                let check = shard::check_selection(&parts, &layout, &selection, &sides)
-                    .await
-                    .unwrap();
+                let check = shard::check_later(&parts, &layout, &sides).await.unwrap();
                 assert_eq!(check.stale, 0, "{:?}", check.first_stale);
                 println!(
                     "step=finalize deletions={} plan_bytes_read={} parts_read={} seconds={:.2} peak_rss={} {}",

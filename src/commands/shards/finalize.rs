@@ -15,9 +15,11 @@ use super::{open_sharded, open_sides, read_items, refuse_stale, sides};
 use crate::error::ExitStatus;
 use crate::progress::{LineReporter, Reporter};
 use crate::sync::execute::PlanToRun;
+use crate::sync::plan::parts::{PartsWriter, PlanParts, TemporaryPlace};
 use crate::sync::session::RunKind;
 use crate::sync::shard::{self, ShardId};
 use crate::sync::{self, ExecReport};
+use crate::types::SyncAction;
 
 /// `finalize PLAN`: every shard's report present and clean, then the cut
 /// files put together, then what must come last (deletions, directory
@@ -38,13 +40,11 @@ pub(in crate::commands) async fn finalize(
     let session = open_sides(head, ctx).await?;
     let sides = sides(&session, head, ctx);
 
-    // Deletions and directories, checked before anything is done: only the
-    // parts that hold some are read.
+    // Deletions and directories, checked before anything is done: read
+    // from the parts that hold them alone, never the whole plan.
     let parts = &sharded.parts;
-    let mut selection = shard::finalize_selection(parts);
-    let check = shard::check_selection(parts, &sharded.layout, &selection, &sides).await?;
+    let check = shard::check_later(parts, &sharded.layout, &sides).await?;
     refuse_stale(&check)?;
-    selection.done.extend(&check.done);
 
     // The cut files: every piece in a report, each file's source as
     // planned, then put together (unless an earlier finalize did).
@@ -115,15 +115,7 @@ pub(in crate::commands) async fn finalize(
     let withheld =
         (failures > 0).then(|| format!("{failures} cut file(s) could not be put together"));
     let options = session.exec_options(RunKind::Finalize, withheld);
-    let to_run = PlanToRun::InParts {
-        head: Arc::new(sync::SyncPlan {
-            stats: check.stats.clone(),
-            unlisted: Default::default(),
-            ..head.head_only()
-        }),
-        parts: parts.clone(),
-        only: Some(Arc::new(selection)),
-    };
+    let (to_run, _temporary) = later_to_run(parts, head, &check.done).await?;
     let report = session.execute(to_run, options, reporters).await;
 
     let whole = Summary::of(&by_shard, &report, assembled, failures, check.done.len());
@@ -148,6 +140,33 @@ pub(in crate::commands) async fn finalize(
     } else {
         ExitStatus::of_report(&report)
     })
+}
+
+/// The later items still to run (not found done), as a temporary plan of
+/// their own, written a part at a time.
+async fn later_to_run(
+    parts: &PlanParts,
+    head: &sync::SyncPlan,
+    done: &shard::IdRanges,
+) -> Result<(PlanToRun, TemporaryPlace), Error> {
+    let temporary = TemporaryPlace::new("finalize").await?;
+    let mut writer = PartsWriter::new(&temporary.place, head.created_ns);
+    for n in 0..parts.later_count() {
+        for (id, item) in parts.read_later(n).await? {
+            if item.action != SyncAction::Skip && shard::finalize_takes(&item) && !done.contains(id)
+            {
+                writer.push(&item).await?;
+            }
+        }
+    }
+    let written = sync::SyncPlan {
+        stats: writer.stats().clone(),
+        unlisted: Default::default(),
+        ..head.head_only()
+    };
+    writer.finish(&written).await?;
+    let to_run = PlanToRun::in_parts(Arc::new(written), Arc::new(temporary.open().await?));
+    Ok((to_run, temporary))
 }
 
 /// Every shard's report of this plan, each present, clean and of this run;

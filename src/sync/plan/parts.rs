@@ -84,6 +84,35 @@ struct Header {
     /// Every shard's share, when the plan was written for shards.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     shards: Option<crate::sync::shard::ShardLayout>,
+    /// With shards: the items that run after every transfer (deletions,
+    /// directories) again, each with its id, in parts of their own, so that
+    /// `finalize` reads them and nothing else.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    later_parts: Vec<PartInfo>,
+}
+
+/// A line of a part of later items: an item and its id in the plan.
+#[derive(Serialize, Deserialize)]
+struct LaterLine {
+    id: usize,
+    item: PlanItem,
+}
+
+/// A [`LaterLine`] written from a borrowed item.
+#[derive(Serialize)]
+struct LaterLineRef<'a> {
+    id: usize,
+    item: &'a PlanItem,
+}
+
+/// Later items (deletions, directories) being copied into parts of their own.
+#[derive(Default)]
+struct LaterParts {
+    part: Vec<u8>,
+    items: u64,
+    first: Option<RelPath>,
+    last: Option<RelPath>,
+    parts: Vec<PartInfo>,
 }
 
 /// Where a plan in parts lives: a local directory or an object-store prefix.
@@ -304,6 +333,10 @@ pub struct PartsWriter<'a> {
     list_unchanged: bool,
     /// The shards' shares, weighed as the items come.
     layout: Option<crate::sync::shard::LayoutBuilder>,
+    /// With shards, the later items copied apart.
+    later_parts: LaterParts,
+    /// The id the next item listed gets.
+    next_id: usize,
 }
 
 impl<'a> PartsWriter<'a> {
@@ -322,6 +355,8 @@ impl<'a> PartsWriter<'a> {
             unchanged: super::ActionTotals::default(),
             list_unchanged: false,
             layout: None,
+            later_parts: LaterParts::default(),
+            next_id: 0,
         }
     }
 
@@ -369,11 +404,56 @@ impl<'a> PartsWriter<'a> {
         }
         self.last = Some(item.path.clone());
         self.items += 1;
+        let id = self.next_id;
+        self.next_id += 1;
         self.later += u64::from(item.runs_after_transfers());
+        if self.layout.is_some() && item.runs_after_transfers() {
+            self.push_later(id, item).await?;
+        }
         if self.items as usize == self.items_per_part {
             self.seal().await?;
         }
         Ok(())
+    }
+
+    /// Copies a later item, with its id, into the later parts.
+    async fn push_later(&mut self, id: usize, item: &PlanItem) -> Result<(), PlanError> {
+        let later = &mut self.later_parts;
+        serde_json::to_writer(&mut later.part, &LaterLineRef { id, item }).map_err(|e| {
+            PlanError::Write {
+                path: self.place.shown.clone().into(),
+                source: e.into(),
+            }
+        })?;
+        later.part.push(b'\n');
+        if later.first.is_none() {
+            later.first = Some(item.path.clone());
+        }
+        later.last = Some(item.path.clone());
+        later.items += 1;
+        if later.items as usize == self.items_per_part {
+            self.seal_later().await?;
+        }
+        Ok(())
+    }
+
+    async fn seal_later(&mut self) -> Result<(), PlanError> {
+        let later = &mut self.later_parts;
+        let (Some(first), Some(last)) = (later.first.take(), later.last.take()) else {
+            return Ok(());
+        };
+        let name = format!("later-{}-{:05}.jsonl", self.run, later.parts.len());
+        let bytes = Bytes::from(std::mem::take(&mut later.part));
+        later.parts.push(PartInfo {
+            name: name.clone(),
+            items: std::mem::take(&mut later.items),
+            bytes: bytes.len() as u64,
+            blake3: blake3::hash(&bytes).to_hex().to_string(),
+            first,
+            last,
+            later: None,
+        });
+        self.place.put(&name, bytes).await
     }
 
     /// The totals of the items pushed so far.
@@ -408,6 +488,7 @@ impl<'a> PartsWriter<'a> {
     /// the place; then removes the parts of the plan it replaced.
     pub async fn finish(mut self, plan: &SyncPlan) -> Result<(), PlanError> {
         self.seal().await?;
+        self.seal_later().await?;
         let replaced = self.place.header().await.ok().flatten();
         let header = Header {
             format: PLAN_FORMAT.into(),
@@ -424,6 +505,7 @@ impl<'a> PartsWriter<'a> {
             cost_model: plan.cost_model.clone(),
             parts: self.parts,
             shards: self.layout.map(crate::sync::shard::LayoutBuilder::finish),
+            later_parts: self.later_parts.parts,
         };
         let bytes = serde_json::to_vec_pretty(&header).map_err(|e| PlanError::Write {
             path: self.place.shown.clone().into(),
@@ -434,8 +516,15 @@ impl<'a> PartsWriter<'a> {
             let stale: Vec<String> = replaced
                 .parts
                 .into_iter()
+                .chain(replaced.later_parts)
                 .map(|p| p.name)
-                .filter(|name| header.parts.iter().all(|p| p.name != *name))
+                .filter(|name| {
+                    header
+                        .parts
+                        .iter()
+                        .chain(&header.later_parts)
+                        .all(|p| p.name != *name)
+                })
                 .collect();
             self.place.remove(&stale).await;
         }
@@ -546,6 +635,17 @@ impl PlanParts {
                 .ok()
                 .and_then(|items| next.checked_add(items))
                 .ok_or_else(|| damaged("the header's item count is out of range"))?;
+        }
+        if header
+            .later_parts
+            .iter()
+            .any(|p| p.name.contains('/') || p.name == HEADER_NAME || p.items == 0)
+        {
+            return Err(PlanError::PartDamaged {
+                plan: place.shown.clone(),
+                part: HEADER_NAME.into(),
+                why: "the header names a later part outside the plan".into(),
+            });
         }
         if let Some(layout) = &header.shards {
             layout.validate(next).map_err(|why| PlanError::Invalid {
@@ -658,10 +758,50 @@ impl PlanParts {
 
     /// Part `n`'s items, in path order, once checked against the header.
     pub async fn read(&self, n: usize) -> Result<Vec<PlanItem>, PlanError> {
-        let place = &self.place;
         let Some(part) = self.header.parts.get(n) else {
             return Ok(Vec::new());
         };
+        let bytes = self.checked_bytes(part).await?;
+        self.parse(part, &bytes, |item: PlanItem| Ok(item), |item| &item.path)
+    }
+
+    /// How many parts of later items (deletions, directories, with their
+    /// ids) the plan has: a plan written for shards has them.
+    pub fn later_count(&self) -> usize {
+        self.header.later_parts.len()
+    }
+
+    /// Later part `n`'s items with their ids, in path order, once checked
+    /// against the header (and each id against the plan's items).
+    pub async fn read_later(&self, n: usize) -> Result<Vec<(usize, PlanItem)>, PlanError> {
+        let Some(part) = self.header.later_parts.get(n) else {
+            return Ok(Vec::new());
+        };
+        let bytes = self.checked_bytes(part).await?;
+        let items = self.item_count();
+        let mut previous: Option<usize> = None;
+        self.parse(
+            part,
+            &bytes,
+            |line: LaterLine| {
+                if line.id >= items || previous.is_some_and(|p| p >= line.id) {
+                    return Err(format!("item id {} is out of order or range", line.id));
+                }
+                previous = Some(line.id);
+                Ok((line.id, line.item))
+            },
+            |(_, item)| &item.path,
+        )
+    }
+
+    /// Part `n` of the later items' length in bytes.
+    pub fn later_bytes(&self, n: usize) -> u64 {
+        self.header.later_parts.get(n).map_or(0, |p| p.bytes)
+    }
+
+    /// A part's bytes, checked against the header's length and blake3.
+    async fn checked_bytes(&self, part: &PartInfo) -> Result<Bytes, PlanError> {
+        let place = &self.place;
         let damaged = |why: String| PlanError::PartDamaged {
             plan: place.shown.clone(),
             part: part.name.clone(),
@@ -688,27 +828,46 @@ impl PlanParts {
         if blake3::hash(&bytes).to_hex().as_str() != part.blake3 {
             return Err(damaged("its blake3 is not the one in the header".into()));
         }
+        Ok(bytes)
+    }
+
+    /// A part's lines, each read as `L` and made a value by `take`, checked
+    /// (by the path `path_of` gives) for path order, count and the header's
+    /// bounds.
+    fn parse<L: serde::de::DeserializeOwned, T>(
+        &self,
+        part: &PartInfo,
+        bytes: &[u8],
+        mut take: impl FnMut(L) -> Result<T, String>,
+        path_of: fn(&T) -> &RelPath,
+    ) -> Result<Vec<T>, PlanError> {
+        let damaged = |why: String| PlanError::PartDamaged {
+            plan: self.place.shown.clone(),
+            part: part.name.clone(),
+            why,
+        };
         // The header's count is checked below, not trusted for memory.
-        let mut items: Vec<PlanItem> =
+        let mut items: Vec<T> =
             Vec::with_capacity(usize::try_from(part.items).unwrap_or(0).min(1 << 17));
         for (n, line) in bytes.split(|&b| b == b'\n').enumerate() {
             if line.is_empty() {
                 continue;
             }
-            let item: PlanItem = serde_json::from_slice(line)
+            let read: L = serde_json::from_slice(line)
                 .map_err(|e| damaged(format!("line {}: {e}", n + 1)))?;
-            if items.last().is_some_and(|p| p.path >= item.path) {
+            let value = take(read).map_err(|why| damaged(format!("line {}: {why}", n + 1)))?;
+            if items.last().is_some_and(|p| path_of(p) >= path_of(&value)) {
                 return Err(damaged(format!(
                     "line {}: {} is out of path order",
                     n + 1,
-                    item.path
+                    path_of(&value)
                 )));
             }
-            items.push(item);
+            items.push(value);
         }
         if items.len() as u64 != part.items
-            || items.first().map(|i| &i.path) != Some(&part.first)
-            || items.last().map(|i| &i.path) != Some(&part.last)
+            || items.first().map(path_of) != Some(&part.first)
+            || items.last().map(path_of) != Some(&part.last)
         {
             return Err(damaged(
                 "its items are not the count or the bounds the header gives".into(),

@@ -279,6 +279,85 @@ mod in_parts {
         assert!(matches!(err, PlanError::NotFound { .. }), "{err}");
     }
 
+    /// A plan written for shards keeps its layout and, apart, its later
+    /// items with their ids: what finalize reads instead of the plan.
+    #[tokio::test]
+    async fn a_plan_for_shards_keeps_its_layout_and_its_later_items_apart() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("plan");
+        let at = Location::Local(root.clone());
+        // 20 files to send, 10 to delete (--delete), in between each other.
+        let files: Vec<(String, u64, i64)> = (0..20)
+            .map(|i| (format!("d/f{:03}", 2 * i), 10, 1))
+            .collect();
+        let extra: Vec<(String, u64, i64)> = (0..10)
+            .map(|i| (format!("d/f{:03}", 4 * i + 1), 10, 1))
+            .collect();
+        let src: Vec<(&str, u64, i64)> =
+            files.iter().map(|(p, s, t)| (p.as_str(), *s, *t)).collect();
+        let dst: Vec<(&str, u64, i64)> =
+            extra.iter().map(|(p, s, t)| (p.as_str(), *s, *t)).collect();
+        let mut opts = options();
+        opts.delete = true;
+        let plan = plan(&src, &dst, opts);
+        let place = parts::PlanPlace::open(&at, &StoreSettings::default())
+            .await
+            .unwrap();
+        let mut writer = parts::PartsWriter::new(&place, plan.created_ns)
+            .with_shards(3, true)
+            .with_items_per_part(4);
+        for item in &plan.items {
+            writer.push(item).await.unwrap();
+        }
+        writer.finish(&plan).await.unwrap();
+
+        let opened = parts::PlanParts::open(place.clone())
+            .await
+            .unwrap()
+            .unwrap();
+        let layout = opened.layout().unwrap();
+        assert_eq!(layout.count, 3);
+        assert_eq!(opened.item_count(), plan.items.len());
+        let mut later = Vec::new();
+        for n in 0..opened.later_count() {
+            later.extend(opened.read_later(n).await.unwrap());
+        }
+        let deletions: Vec<(usize, PlanItem)> = plan
+            .items
+            .iter()
+            .cloned()
+            .enumerate()
+            .filter(|(_, item)| item.runs_after_transfers())
+            .collect();
+        assert!(deletions.len() >= 10);
+        assert_eq!(later, deletions);
+
+        // A later part edited after the plan was written is refused.
+        let part = std::fs::read_dir(&root)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| {
+                p.file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .starts_with("later-")
+            })
+            .unwrap();
+        let text = std::fs::read_to_string(&part).unwrap();
+        std::fs::write(&part, text.replacen("\"id\":", "\"id\": ", 1)).unwrap();
+        let opened = parts::PlanParts::open(place).await.unwrap().unwrap();
+        let mut refused = None;
+        for n in 0..opened.later_count() {
+            if let Err(e) = opened.read_later(n).await {
+                refused = Some(e);
+            }
+        }
+        assert!(
+            matches!(refused, Some(PlanError::PartDamaged { .. })),
+            "{refused:?}"
+        );
+    }
+
     #[tokio::test]
     async fn a_plan_lives_under_an_object_store_prefix() {
         let at = Location::parse("mem://plans-in-parts/plans/run-1/").unwrap();

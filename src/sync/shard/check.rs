@@ -116,6 +116,47 @@ async fn check_part(
     Ok(check)
 }
 
+/// Checks what finalize runs: the plan's later items (deletions,
+/// directories), read from their own parts (a plan written for shards keeps
+/// them apart), each deletion looked up on both sides.
+pub async fn check_later(
+    parts: &PlanParts,
+    layout: &ShardLayout,
+    sides: &Sides<'_>,
+) -> Result<SelectionCheck, CheckError> {
+    let mut checked = futures::stream::iter(0..parts.later_count())
+        .map(|n| async move {
+            let items = parts.read_later(n).await?;
+            let mut check = SelectionCheck {
+                plan_bytes: parts.later_bytes(n),
+                parts_read: 1,
+                ..SelectionCheck::default()
+            };
+            let ids = match (items.first(), items.last()) {
+                (Some((first, _)), Some((last, _))) => *first..*last + 1,
+                _ => 0..0,
+            };
+            let held = items
+                .iter()
+                .map(|(id, item)| (*id, item))
+                .filter(|(_, item)| item.action != SyncAction::Skip && super::finalize_takes(item));
+            check_held(
+                contained(held)?,
+                layout.entries_around(&ids),
+                sides,
+                &mut check,
+            )
+            .await?;
+            Ok::<_, CheckError>(check)
+        })
+        .buffered(PARTS_AT_ONCE);
+    let mut check = SelectionCheck::default();
+    while let Some(part) = checked.next().await {
+        check.absorb(part?);
+    }
+    Ok(check)
+}
+
 impl SelectionCheck {
     /// Adds what a later part's check found.
     fn absorb(&mut self, later: SelectionCheck) {
@@ -143,21 +184,40 @@ async fn check_chunk(
     sides: &Sides<'_>,
     check: &mut SelectionCheck,
 ) -> Result<(), CheckError> {
-    let mut held: Vec<(usize, &PlanItem)> = Vec::new();
-    for (i, item) in items.iter().enumerate() {
-        let id = first + i;
-        if item.action == SyncAction::Skip || !only.holds(id, item) {
-            continue;
-        }
-        if !item.path.is_contained() {
-            return Err(PlanError::Invalid {
-                path: item.path.display().into(),
-                reason: "an entry path would leave the sync root".into(),
+    let held = items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| (first + i, item))
+        .filter(|(id, item)| item.action != SyncAction::Skip && only.holds(*id, item));
+    check_held(contained(held)?, around, sides, check).await
+}
+
+/// The items, each refused if its path would leave the roots.
+fn contained<'a>(
+    items: impl Iterator<Item = (usize, &'a PlanItem)>,
+) -> Result<Vec<(usize, &'a PlanItem)>, CheckError> {
+    items
+        .map(|(id, item)| {
+            if item.path.is_contained() {
+                Ok((id, item))
+            } else {
+                Err(PlanError::Invalid {
+                    path: item.path.display().into(),
+                    reason: "an entry path would leave the sync root".into(),
+                }
+                .into())
             }
-            .into());
-        }
-        held.push((id, item));
-    }
+        })
+        .collect()
+}
+
+/// Looks `held` (in path order) up on both sides and judges each.
+async fn check_held(
+    held: Vec<(usize, &PlanItem)>,
+    around: (u64, u64),
+    sides: &Sides<'_>,
+    check: &mut SelectionCheck,
+) -> Result<(), CheckError> {
     // A directory is made (again) whatever its times: its kind is all a
     // run relies on, and other shards' files change its times.
     let looked: Vec<&RelPath> = held

@@ -24,7 +24,7 @@ mod ids;
 mod layout;
 mod spec;
 
-pub use check::{CheckError, SelectionCheck, Sides, check_selection};
+pub use check::{CheckError, SelectionCheck, Sides, check_later, check_selection};
 pub use ids::IdRanges;
 
 pub use layout::{
@@ -35,7 +35,6 @@ pub use spec::{ShardSpec, parse_shard, shard_from_env};
 use serde::{Deserialize, Serialize};
 
 use super::execute::Selection;
-use super::plan::parts::PlanParts;
 use super::plan::{PlanItem, SyncPlan};
 use crate::types::{EntryKind, SyncAction};
 
@@ -125,23 +124,6 @@ pub fn shard_selection(layout: &ShardLayout, index: u32, finished: IdRanges) -> 
         ranges,
         takes: shard_takes,
         done: left,
-    }
-}
-
-/// What finalize runs, from the parts that hold deletions or directories.
-pub fn finalize_selection(parts: &PlanParts) -> Selection {
-    let later: IdRanges = (0..parts.count())
-        .filter(|&n| parts.holds_later_work(n))
-        .map(|n| {
-            let ids = parts.ids_of(n);
-            [ids.start, ids.end]
-        })
-        .collect::<Vec<_>>()
-        .into();
-    Selection {
-        ranges: later,
-        takes: finalize_takes,
-        done: IdRanges::default(),
     }
 }
 
