@@ -16,7 +16,9 @@ else
   env -u CARGO_TARGET_DIR cargo build --release --quiet
   bin=$PWD/target/release/hugesync
 fi
-work=target/bench-shards
+# BENCH_DIR=path works there instead (e.g. on tmpfs, whose times vary less
+# than this machine's disk).
+work=${BENCH_DIR:-target/bench-shards}
 rm -rf "$work" && mkdir -p "$work"
 python3 - "$work/src" "$files" <<'PY'
 import os, random, sys

@@ -451,13 +451,16 @@ async fn send_pieces(
     (sent_pieces, bytes)
 }
 
-/// The memory one shard needs to run its share: what the process holds
-/// whatever the share, two parts of the plan in memory (the one running and
-/// the next) at most, and the entries of a part being checked.
+/// The memory one shard needs to run its share, transfers in flight aside:
+/// what the process holds whatever the share, and the parts of the plan it
+/// holds at once (four while checking, two while running).
 pub(super) fn memory_needed(layout: &ShardLayout, index: u32, parts: &PlanParts) -> u64 {
-    /// Measured with `scripts/bench-shards.sh` (see docs/sharding.md).
-    const BASE: u64 = 96 << 20;
-    const PER_ITEM_HELD: u64 = 1200;
+    // Measured (docs/performance.md): a shard checking 100,000 entries of a
+    // 10-million-object plan of S3 objects peaked at 72–77 MiB, four parts
+    // of 10,000 items at once; shards of scripts/bench-shards.sh at 47–52 MiB.
+    const BASE: u64 = 48 << 20;
+    const PARTS_HELD: u64 = 4;
+    const PER_ITEM_HELD: u64 = 1000;
     let own: u64 = layout
         .runs_of(index)
         .map(|run| (run.end - run.start) as u64)
@@ -466,7 +469,7 @@ pub(super) fn memory_needed(layout: &ShardLayout, index: u32, parts: &PlanParts)
         .map(|n| parts.ids_of(n).len() as u64)
         .max()
         .unwrap_or(0);
-    BASE + 3 * own.min(largest_part) * PER_ITEM_HELD
+    BASE + PARTS_HELD * own.min(largest_part) * PER_ITEM_HELD
 }
 
 /// The shares of the plan just saved at `place` (`plan --shards`): on

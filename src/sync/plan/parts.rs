@@ -108,11 +108,50 @@ struct LaterLineRef<'a> {
 /// Later items (deletions, directories) being copied into parts of their own.
 #[derive(Default)]
 struct LaterParts {
-    part: Vec<u8>,
+    buffer: PartBuffer,
+    parts: Vec<PartInfo>,
+}
+
+/// The part being written: its lines, how many, its first and last paths.
+#[derive(Default)]
+struct PartBuffer {
+    bytes: Vec<u8>,
     items: u64,
     first: Option<RelPath>,
     last: Option<RelPath>,
-    parts: Vec<PartInfo>,
+}
+
+impl PartBuffer {
+    /// Adds one line, `value` as JSON, for the entry at `path`.
+    fn push(&mut self, path: &RelPath, value: &impl Serialize) -> serde_json::Result<()> {
+        serde_json::to_writer(&mut self.bytes, value)?;
+        self.bytes.push(b'\n');
+        if self.first.is_none() {
+            self.first = Some(path.clone());
+        }
+        self.last = Some(path.clone());
+        self.items += 1;
+        Ok(())
+    }
+
+    /// The part sealed under `name`, its description and its bytes; `None`
+    /// when it holds nothing. The buffer starts again empty.
+    fn seal(&mut self, name: String, later: Option<u64>) -> Option<(PartInfo, Bytes)> {
+        let (Some(first), Some(last)) = (self.first.take(), self.last.take()) else {
+            return None;
+        };
+        let bytes = Bytes::from(std::mem::take(&mut self.bytes));
+        let info = PartInfo {
+            name,
+            items: std::mem::take(&mut self.items),
+            bytes: bytes.len() as u64,
+            blake3: blake3::hash(&bytes).to_hex().to_string(),
+            first,
+            last,
+            later,
+        };
+        Some((info, bytes))
+    }
 }
 
 /// Where a plan in parts lives: a local directory or an object-store prefix.
@@ -319,11 +358,8 @@ pub struct PartsWriter<'a> {
     place: &'a PlanPlace,
     /// Names parts apart from any an earlier plan at the place left.
     run: String,
-    part: Vec<u8>,
-    items: u64,
+    part: PartBuffer,
     later: u64,
-    first: Option<RelPath>,
-    last: Option<RelPath>,
     parts: Vec<PartInfo>,
     stats: PlanStats,
     unchanged: super::ActionTotals,
@@ -345,11 +381,8 @@ impl<'a> PartsWriter<'a> {
             items_per_part: place.items_per_part,
             place,
             run: format!("{created_ns:x}"),
-            part: Vec::new(),
-            items: 0,
+            part: PartBuffer::default(),
             later: 0,
-            first: None,
-            last: None,
             parts: Vec::new(),
             stats: PlanStats::default(),
             unchanged: super::ActionTotals::default(),
@@ -394,23 +427,16 @@ impl<'a> PartsWriter<'a> {
             self.unchanged.add(item.size());
             return Ok(());
         }
-        serde_json::to_writer(&mut self.part, item).map_err(|e| PlanError::Write {
-            path: self.place.shown.clone().into(),
-            source: e.into(),
-        })?;
-        self.part.push(b'\n');
-        if self.first.is_none() {
-            self.first = Some(item.path.clone());
-        }
-        self.last = Some(item.path.clone());
-        self.items += 1;
+        self.part
+            .push(&item.path, item)
+            .map_err(|e| self.write_err(e))?;
         let id = self.next_id;
         self.next_id += 1;
         self.later += u64::from(item.runs_after_transfers());
         if self.layout.is_some() && item.runs_after_transfers() {
             self.push_later(id, item).await?;
         }
-        if self.items as usize == self.items_per_part {
+        if self.part.items as usize == self.items_per_part {
             self.seal().await?;
         }
         Ok(())
@@ -418,20 +444,11 @@ impl<'a> PartsWriter<'a> {
 
     /// Copies a later item, with its id, into the later parts.
     async fn push_later(&mut self, id: usize, item: &PlanItem) -> Result<(), PlanError> {
-        let later = &mut self.later_parts;
-        serde_json::to_writer(&mut later.part, &LaterLineRef { id, item }).map_err(|e| {
-            PlanError::Write {
-                path: self.place.shown.clone().into(),
-                source: e.into(),
-            }
-        })?;
-        later.part.push(b'\n');
-        if later.first.is_none() {
-            later.first = Some(item.path.clone());
-        }
-        later.last = Some(item.path.clone());
-        later.items += 1;
-        if later.items as usize == self.items_per_part {
+        self.later_parts
+            .buffer
+            .push(&item.path, &LaterLineRef { id, item })
+            .map_err(|e| self.write_err(e))?;
+        if self.later_parts.buffer.items as usize == self.items_per_part {
             self.seal_later().await?;
         }
         Ok(())
@@ -439,21 +456,19 @@ impl<'a> PartsWriter<'a> {
 
     async fn seal_later(&mut self) -> Result<(), PlanError> {
         let later = &mut self.later_parts;
-        let (Some(first), Some(last)) = (later.first.take(), later.last.take()) else {
+        let name = format!("later-{}-{:05}.jsonl", self.run, later.parts.len());
+        let Some((info, bytes)) = later.buffer.seal(name.clone(), None) else {
             return Ok(());
         };
-        let name = format!("later-{}-{:05}.jsonl", self.run, later.parts.len());
-        let bytes = Bytes::from(std::mem::take(&mut later.part));
-        later.parts.push(PartInfo {
-            name: name.clone(),
-            items: std::mem::take(&mut later.items),
-            bytes: bytes.len() as u64,
-            blake3: blake3::hash(&bytes).to_hex().to_string(),
-            first,
-            last,
-            later: None,
-        });
+        later.parts.push(info);
         self.place.put(&name, bytes).await
+    }
+
+    fn write_err(&self, e: serde_json::Error) -> PlanError {
+        PlanError::Write {
+            path: self.place.shown.clone().into(),
+            source: e.into(),
+        }
     }
 
     /// The totals of the items pushed so far.
@@ -467,20 +482,13 @@ impl<'a> PartsWriter<'a> {
     }
 
     async fn seal(&mut self) -> Result<(), PlanError> {
-        let (Some(first), Some(last)) = (self.first.take(), self.last.take()) else {
+        let name = format!("part-{}-{:05}.jsonl", self.run, self.parts.len());
+        let later = Some(self.later);
+        let Some((info, bytes)) = self.part.seal(name.clone(), later) else {
             return Ok(());
         };
-        let name = format!("part-{}-{:05}.jsonl", self.run, self.parts.len());
-        let bytes = Bytes::from(std::mem::take(&mut self.part));
-        self.parts.push(PartInfo {
-            name: name.clone(),
-            items: std::mem::take(&mut self.items),
-            bytes: bytes.len() as u64,
-            blake3: blake3::hash(&bytes).to_hex().to_string(),
-            first,
-            last,
-            later: Some(std::mem::take(&mut self.later)),
-        });
+        self.later = 0;
+        self.parts.push(info);
         self.place.put(&name, bytes).await
     }
 

@@ -212,10 +212,10 @@ fn contained<'a>(
 }
 
 /// Looks `held` (in path order) up on both sides and judges each.
-async fn check_held(
+async fn check_held<'a>(
     held: Vec<(usize, &PlanItem)>,
     around: (u64, u64),
-    sides: &Sides<'_>,
+    sides: &Sides<'a>,
     check: &mut SelectionCheck,
 ) -> Result<(), CheckError> {
     // A directory is made (again) whatever its times: its kind is all a
@@ -225,27 +225,18 @@ async fn check_held(
         .filter(|(_, item)| !item.is_dir())
         .map(|(_, item)| &item.path)
         .collect();
+    let look_up = |side: &'static str, storage: &'a Storage, around: u64| {
+        let looked = &looked;
+        async move {
+            storage
+                .entries_at(looked, around, sides.lookup)
+                .await
+                .map_err(|source| CheckError::Lookup { side, source })
+        }
+    };
     let (source_now, destination_now) = tokio::try_join!(
-        async {
-            sides
-                .source
-                .entries_at(&looked, around.0, sides.lookup)
-                .await
-                .map_err(|source| CheckError::Lookup {
-                    side: "source",
-                    source,
-                })
-        },
-        async {
-            sides
-                .destination
-                .entries_at(&looked, around.1, sides.lookup)
-                .await
-                .map_err(|source| CheckError::Lookup {
-                    side: "destination",
-                    source,
-                })
-        },
+        look_up("source", sides.source, around.0),
+        look_up("destination", sides.destination, around.1),
     )?;
     check.source_lookups += source_now.1;
     check.destination_lookups += destination_now.1;
