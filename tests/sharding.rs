@@ -228,11 +228,11 @@ fn an_entry_changed_since_the_plan_is_refused_by_its_own_shard_only() {
     assert!(stdout_of(ran).contains("4 done"), "{}", stdout_of(ran));
     assert!(!s.path("dst/f3").exists());
     assert_eq!(tree(&s.dst()).len(), 4, "{:?}", tree(&s.dst()));
-    // finalize waits for the shard that refused.
+    // finalize waits for the shard that refused, and says why.
     let out = s.cmd().arg("finalize").arg(&plan).output().unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", stderr_of(&out));
     assert!(
-        stderr_of(&out).contains("no report from shard"),
+        stderr_of(&out).contains("refused: 1 of its entries changed since the plan, first f3"),
         "{}",
         stderr_of(&out)
     );

@@ -215,11 +215,17 @@ async fn reports_of(
     let failed: Vec<String> = by_shard
         .values()
         .filter(|r| !r.is_clean())
-        .map(|r| {
-            let first = r.failed.first().map_or("interrupted".to_string(), |f| {
-                format!("{}: {}", f.path, f.error)
-            });
-            format!("{} ({} failed; {first})", r.shard, r.failed.len())
+        .map(|r| match &r.stale {
+            Some(stale) => format!(
+                "{} (refused: {} of its entries changed since the plan, first {}; make the plan again)",
+                r.shard, stale.count, stale.first
+            ),
+            None => {
+                let first = r.failed.first().map_or("interrupted".to_string(), |f| {
+                    format!("{}: {}", f.path, f.error)
+                });
+                format!("{} ({} failed; {first})", r.shard, r.failed.len())
+            }
         })
         .collect();
     if missing.is_empty() && failed.is_empty() && problems.is_empty() && foreign.is_empty() {

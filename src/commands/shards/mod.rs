@@ -27,7 +27,7 @@ use crate::sync::{self, PlanItem, SyncPlan};
 
 pub(super) use finalize::finalize;
 use journal::{Finished, Journal};
-use reports::{CheckFigures, REPORT_FORMAT, ReportDir, ShardFailure, ShardReport};
+use reports::{CheckFigures, REPORT_FORMAT, ReportDir, ShardFailure, ShardReport, StaleEntries};
 
 /// A plan written for shards, opened: its header and layout read, its
 /// parts left where they are.
@@ -230,6 +230,27 @@ pub(super) async fn run_shard(
     let session = open_sides(&head, ctx).await?;
     let sides = sides(&session, &head, ctx);
     let check = shard::check_selection(&parts, &layout, &selection, &sides).await?;
+    if let Some(first) = &check.first_stale {
+        // Said in the report too, so that finalize names why it waits.
+        let refused = ShardReport {
+            format: REPORT_FORMAT.into(),
+            plan_id: plan_id.clone(),
+            shard,
+            complete: false,
+            done: finished_before.clone(),
+            already_done: IdRanges::default(),
+            pieces_done: pieces_before.iter().copied().collect(),
+            failed: Vec::new(),
+            bytes_sent: journaled.bytes_sent + previous.as_ref().map_or(0, |p| p.bytes_sent),
+            duration_s: started.elapsed().as_secs_f64(),
+            checked: CheckFigures::default(),
+            stale: Some(StaleEntries {
+                count: check.stale,
+                first: first.display(),
+            }),
+        };
+        reports.write(&refused).await?;
+    }
     refuse_stale(&check)?;
     selection.done.extend(&check.done);
 
@@ -355,6 +376,7 @@ pub(super) async fn run_shard(
         bytes_sent,
         duration_s,
         checked: figures,
+        stale: None,
     };
     reports.write(&shard_report).await?;
     let clean = shard_report.is_clean();

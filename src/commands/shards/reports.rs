@@ -40,6 +40,17 @@ pub struct ShardReport {
     /// What checking its entries took (the last attempt's).
     #[serde(default)]
     pub checked: CheckFigures,
+    /// Entries of its share that changed since the plan: the shard refused
+    /// to run (exit 2), and so does finalize until the plan is made again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stale: Option<StaleEntries>,
+}
+
+/// Entries a shard found changed since the plan.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct StaleEntries {
+    pub count: u64,
+    pub first: String,
 }
 
 /// What a shard read and asked to check its entries.
@@ -75,7 +86,7 @@ pub struct ShardFailure {
 
 impl ShardReport {
     pub(super) fn is_clean(&self) -> bool {
-        self.complete && self.failed.is_empty()
+        self.complete && self.failed.is_empty() && self.stale.is_none()
     }
 }
 
