@@ -285,9 +285,11 @@ pub struct ApplyArgs {
     /// the plan's edits) instead of refusing.
     #[arg(long, conflicts_with = "shard")]
     pub replan: bool,
-    /// Run only shard K of N of the plan (`2/8`), or `auto`: K and N from the
-    /// batch engine (Kubernetes Indexed Jobs, Slurm arrays, AWS Batch arrays).
-    /// Deletions and directory times wait for `hugesync finalize`.
+    /// Run only shard K of N of a plan written with `plan --shards N` (`2/8`),
+    /// or `auto`: K and N from the batch engine (Kubernetes Indexed Jobs,
+    /// Slurm arrays, AWS Batch arrays). The shard reads its own parts, looks up
+    /// only its own entries and journals what it finishes; deletions and
+    /// directory times wait for `hugesync finalize`.
     #[arg(long, value_name = "K/N|auto", value_parser = crate::sync::shard::parse_shard)]
     pub shard: Option<crate::sync::shard::ShardSpec>,
     /// Where shard reports go (default: with the plan, in its directory or
