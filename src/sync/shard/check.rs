@@ -1,8 +1,9 @@
 //! Whether the entries of a selection of a saved plan (a shard's runs,
 //! finalize's deletions) are still as the plan saw them, looked up by path
 //! on both sides — a few key ranges listed, or a HEAD each — never by
-//! listing the whole trees. Read a part at a time; nothing of a part is
-//! kept past it.
+//! listing the whole trees. A few parts are read and checked at once (one's
+//! lookups wait on the network while the next is parsed); nothing of a part
+//! is kept past its check.
 
 use std::ops::Range;
 
