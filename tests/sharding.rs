@@ -36,6 +36,29 @@ fn make_extras(s: &Scratch, root: &str) {
     s.write(&format!("{root}/stale.txt"), b"to delete too");
 }
 
+/// `plan FLAGS --shards N -o PLAN SRC DST EXTRA`, which must succeed.
+fn plan_for_shards(
+    s: &Scratch,
+    shards: u32,
+    flags: &[&str],
+    [src, dst]: [&str; 2],
+    extra: &[String],
+    plan: &Path,
+) -> std::process::Output {
+    let out = s
+        .cmd()
+        .arg("plan")
+        .args(flags)
+        .args(["--shards", &shards.to_string(), "-o"])
+        .arg(plan)
+        .args([src, dst])
+        .args(extra)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    out
+}
+
 fn spawn_shards(s: &Scratch, plan: &Path, extra: &[String]) -> Vec<Child> {
     (1..=4)
         .map(|k| {
@@ -90,14 +113,7 @@ fn four_shards_and_finalize_make_what_one_sync_makes_on_a_disk() {
     make_extras(&s, "single");
     let plan = s.path("plan");
     let (src, dst) = (local(&s.src()), local(&s.dst()));
-    let out = s
-        .cmd()
-        .args(["plan", "--delete", "--shards", "4", "-o"])
-        .arg(&plan)
-        .args([&src, &dst])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr_of(&out));
+    plan_for_shards(&s, 4, &["--delete"], [&src, &dst], &[], &plan);
 
     // Nothing to finalize yet: refused, naming the shards it waits for.
     let early = s.cmd().arg("finalize").arg(&plan).output().unwrap();
@@ -185,14 +201,7 @@ fn an_entry_changed_since_the_plan_is_refused_by_its_own_shard_only() {
         s.write(&format!("src/f{i}"), &noise(1000, i));
     }
     let plan = s.path("plan");
-    let out = s
-        .cmd()
-        .args(["plan", "--shards", "2", "-o"])
-        .arg(&plan)
-        .args([&local(&s.src()), &local(&s.dst())])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr_of(&out));
+    let out = plan_for_shards(&s, 2, &[], [&local(&s.src()), &local(&s.dst())], &[], &plan);
     // Each shard's share is printed with the plan.
     assert!(
         stdout_of(&out).contains("shard 2/2: 4 item(s)"),
@@ -246,14 +255,14 @@ fn finalize_refuses_a_deletion_whose_source_reappeared() {
     }
     s.write("dst/gone.txt", b"planned for deletion");
     let plan = s.path("plan");
-    let out = s
-        .cmd()
-        .args(["plan", "--delete", "--shards", "2", "-o"])
-        .arg(&plan)
-        .args([&local(&s.src()), &local(&s.dst())])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr_of(&out));
+    plan_for_shards(
+        &s,
+        2,
+        &["--delete"],
+        [&local(&s.src()), &local(&s.dst())],
+        &[],
+        &plan,
+    );
     wait_all(
         (1..=2)
             .map(|k| {
@@ -294,15 +303,7 @@ fn four_shards_and_finalize_make_what_one_sync_makes_on_s3() {
     let args: Vec<String> = bucket.args().to_vec();
     let plan = s.path("plan");
     let src = local(&s.src());
-    let out = s
-        .cmd()
-        .args(["plan", "--delete", "--shards", "4", "-o"])
-        .arg(&plan)
-        .args([&src, &bucket.url("d")])
-        .args(&args)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr_of(&out));
+    plan_for_shards(&s, 4, &["--delete"], [&src, &bucket.url("d")], &args, &plan);
     // Reports on the store, where every worker of a cluster would reach them.
     let mut extra = args.clone();
     extra.extend(["--report-dir".to_string(), bucket.url("reports")]);
@@ -413,15 +414,7 @@ fn a_shard_killed_midway_and_run_again_sends_nothing_it_had_finished() {
     }
     let plan = s.path("plan");
     let src = local(&s.src());
-    let out = s
-        .cmd()
-        .args(["plan", "--shards", "2", "-o"])
-        .arg(&plan)
-        .args([&src, &bucket.url("d")])
-        .args(bucket.args())
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr_of(&out));
+    plan_for_shards(&s, 2, &[], [&src, &bucket.url("d")], &bucket.args(), &plan);
 
     // Shard 1 through a proxy that stops reading bodies a third of the way
     // through its share: the shard stalls there, with a journal of what it
@@ -555,15 +548,7 @@ fn eight_shards_list_about_what_one_apply_lists() {
         );
     }
     let plan = s.path("plan");
-    let out = s
-        .cmd()
-        .args(["plan", "--shards", "8", "-o"])
-        .arg(&plan)
-        .args([&src, &bucket.url("d")])
-        .args(bucket.args())
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr_of(&out));
+    plan_for_shards(&s, 8, &[], [&src, &bucket.url("d")], &bucket.args(), &plan);
 
     let proxy = FaultProxy::start(&bucket.endpoint, Faults::default());
     let lists_since = |from: usize| {

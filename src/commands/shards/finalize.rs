@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use super::super::{Context, Error, Verbosity};
 use super::reports::{ReportDir, ShardReport};
-use super::{open_sharded, open_sides, read_items, refuse_stale, sides};
+use super::{open_sharded, open_sides, read_items, refuse_changed_sources, refuse_stale, sides};
 use crate::error::ExitStatus;
 use crate::progress::{LineReporter, Reporter};
 use crate::sync::execute::PlanToRun;
@@ -66,30 +66,22 @@ pub(in crate::commands) async fn finalize(
         }
     }
     let cut_items = read_items(parts, sharded.layout.cut.iter().map(|c| c.item)).await?;
+    refuse_changed_sources(&sides, cut_items.values()).await?;
+    let paths: Vec<&crate::types::RelPath> = cut_items.values().map(|i| &i.path).collect();
+    let (dst_now, _) = session
+        .destination
+        .entries_at(&paths, paths.len() as u64, sides.lookup)
+        .await?;
+    let dst_now: BTreeMap<usize, Option<crate::types::Entry>> =
+        cut_items.keys().copied().zip(dst_now).collect();
     let fsync = ctx.settings.fsync.value;
     let (mut assembled, mut failures) = (0u64, 0u64);
     for cut in &sharded.layout.cut {
         let Some(item) = cut_items.get(&cut.item) else {
             continue;
         };
-        let path = [&item.path];
-        let (src_now, _) = session.source.entries_at(&path, 1, sides.lookup).await?;
-        let (dst_now, _) = session
-            .destination
-            .entries_at(&path, 1, sides.lookup)
-            .await?;
-        let (src_now, dst_now) = (
-            src_now.into_iter().next().flatten(),
-            dst_now.into_iter().next().flatten(),
-        );
-        if !sync::plan::same_entry(item.src.as_ref(), src_now.as_ref()) {
-            return Err(sync::PlanError::Stale {
-                count: 1,
-                first: item.path.display(),
-            }
-            .into());
-        }
-        if let (Some(src), Some(dst)) = (&src_now, &dst_now)
+        // Put together by an earlier finalize (its source is as planned).
+        if let (Some(src), Some(Some(dst))) = (&item.src, dst_now.get(&cut.item))
             && !sync::plan::same_entry(item.dst.as_ref(), Some(dst))
             && sync::diff::up_to_date(src, dst, &sides.diff)
         {
@@ -118,7 +110,7 @@ pub(in crate::commands) async fn finalize(
     let (to_run, _temporary) = later_to_run(parts, head, &check.done).await?;
     let report = session.execute(to_run, options, reporters).await;
 
-    let whole = Summary::of(&by_shard, &report, assembled, failures, check.done.len());
+    let whole = Summary::of(&by_shard, &report, assembled, failures, check.done.count());
     if json {
         super::super::print_json_line(
             &serde_json::json!({ "event": "finalized", "summary": whole }),
@@ -278,8 +270,11 @@ impl Summary {
     ) -> Summary {
         Summary {
             shards: reports.len() as u32,
-            transferred: reports.values().map(|r| r.done.len()).sum(),
-            already_done: reports.values().map(|r| r.already_done.len()).sum::<u64>()
+            transferred: reports.values().map(|r| r.done.count()).sum(),
+            already_done: reports
+                .values()
+                .map(|r| r.already_done.count())
+                .sum::<u64>()
                 + deleted_before,
             assembled,
             deleted: last.deleted,

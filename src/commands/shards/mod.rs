@@ -17,8 +17,8 @@ use crate::error::ExitStatus;
 use crate::progress::{ExecEvent, LineReporter, Progress, Reporter};
 use crate::storage::LookupOptions;
 use crate::sync::execute::PlanToRun;
+use crate::sync::plan::OpenedPlan;
 use crate::sync::plan::parts::PlanParts;
-use crate::sync::plan::{OpenedPlan, PlanAt};
 use crate::sync::session::{RunKind, Session};
 use crate::sync::shard::{
     self, IdRanges, Piece, SelectionCheck, ShardLayout, ShardSpec, Sides, shard_from_env,
@@ -36,7 +36,8 @@ struct ShardedPlan {
     parts: Arc<PlanParts>,
     layout: ShardLayout,
     id: String,
-    at: PlanAt,
+    /// Its directory or prefix.
+    at: crate::uri::Location,
 }
 
 /// Opens the plan at `plan`, which must have been written for shards
@@ -75,7 +76,7 @@ async fn open_sharded(plan: &str, count: Option<u32>, ctx: &Context) -> Result<S
         parts,
         layout,
         id: opened.id,
-        at: opened.at,
+        at: location,
     })
 }
 
@@ -113,6 +114,32 @@ fn refuse_stale(check: &SelectionCheck) -> Result<(), Error> {
             first: first.display(),
         }
         .into()),
+    }
+}
+
+/// Refuses, as stale, the first of `items` whose source is no longer what
+/// the plan saw.
+async fn refuse_changed_sources<'a>(
+    sides: &Sides<'_>,
+    items: impl Iterator<Item = &'a PlanItem>,
+) -> Result<(), Error> {
+    let items: Vec<&PlanItem> = items.collect();
+    let paths: Vec<&crate::types::RelPath> = items.iter().map(|i| &i.path).collect();
+    let (now, _) = sides
+        .source
+        .entries_at(&paths, paths.len() as u64, sides.lookup)
+        .await?;
+    match items
+        .iter()
+        .zip(&now)
+        .find(|(item, now)| !sync::plan::same_entry(item.src.as_ref(), now.as_ref()))
+    {
+        Some((item, _)) => Err(sync::PlanError::Stale {
+            count: 1,
+            first: item.path.display(),
+        }
+        .into()),
+        None => Ok(()),
     }
 }
 
@@ -233,21 +260,15 @@ pub(super) async fn run_shard(
     if let Some(first) = &check.first_stale {
         // Said in the report too, so that finalize names why it waits.
         let refused = ShardReport {
-            format: REPORT_FORMAT.into(),
-            plan_id: plan_id.clone(),
-            shard,
-            complete: false,
             done: finished_before.clone(),
-            already_done: IdRanges::default(),
             pieces_done: pieces_before.iter().copied().collect(),
-            failed: Vec::new(),
             bytes_sent: journaled.bytes_sent + previous.as_ref().map_or(0, |p| p.bytes_sent),
             duration_s: started.elapsed().as_secs_f64(),
-            checked: CheckFigures::default(),
             stale: Some(StaleEntries {
                 count: check.stale,
                 first: first.display(),
             }),
+            ..ShardReport::empty(&plan_id, shard)
         };
         reports.write(&refused).await?;
     }
@@ -262,24 +283,7 @@ pub(super) async fn run_shard(
         .filter(|p| !pieces_before.contains(&(p.item, p.number)))
         .collect();
     let cut_items = read_items(&parts, my_pieces.iter().map(|p| p.item)).await?;
-    let cut_paths: Vec<&crate::types::RelPath> = cut_items.values().map(|i| &i.path).collect();
-    if !cut_paths.is_empty() {
-        let (now, _) = session
-            .source
-            .entries_at(&cut_paths, cut_paths.len() as u64, sides.lookup)
-            .await?;
-        if let Some((item, _)) = cut_items
-            .values()
-            .zip(&now)
-            .find(|(item, now)| !sync::plan::same_entry(item.src.as_ref(), now.as_ref()))
-        {
-            return Err(sync::PlanError::Stale {
-                count: 1,
-                first: item.path.display(),
-            }
-            .into());
-        }
-    }
+    refuse_changed_sources(&sides, cut_items.values()).await?;
     let piece_bytes_planned: u64 = my_pieces.iter().map(|p| p.len).sum();
     if !quiet {
         eprintln!(
@@ -287,7 +291,7 @@ pub(super) async fn run_shard(
             crate::format::count(check.stats.changes()),
             my_pieces.len(),
             crate::format::bytes(check.stats.bytes_to_send + piece_bytes_planned),
-            crate::format::count(finished_before.len() + check.done.len()),
+            crate::format::count(finished_before.count() + check.done.count()),
             crate::format::count(check.checked),
             crate::format::count(check.source_lookups.lists + check.destination_lookups.lists),
             crate::format::count(check.source_lookups.heads + check.destination_lookups.heads),
@@ -385,7 +389,7 @@ pub(super) async fn run_shard(
     } else if ctx.verbosity != Verbosity::Quiet {
         println!(
             "Shard {shard}: {} done, {} piece(s), {} failed, {} sent in {:.1}s; report: {}",
-            crate::format::count(shard_report.done.len()),
+            crate::format::count(shard_report.done.count()),
             crate::format::count(shard_report.pieces_done.len() as u64),
             crate::format::count(shard_report.failed.len() as u64),
             crate::format::bytes(shard_report.bytes_sent),

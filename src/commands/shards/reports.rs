@@ -2,13 +2,12 @@
 //! directory or under an object-store prefix every worker reaches.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
 use super::super::{Context, Error};
 use crate::storage::{Expect, ObjectMeta, SharedStore, Storage};
-use crate::sync::plan::PlanAt;
 use crate::sync::shard::{IdRanges, ShardId};
 use crate::uri::Location;
 
@@ -85,56 +84,54 @@ pub struct ShardFailure {
 }
 
 impl ShardReport {
+    /// A report of plan `plan_id` by `shard` that did nothing yet.
+    pub(super) fn empty(plan_id: &str, shard: ShardId) -> ShardReport {
+        ShardReport {
+            format: REPORT_FORMAT.into(),
+            plan_id: plan_id.to_string(),
+            shard,
+            complete: false,
+            done: IdRanges::default(),
+            already_done: IdRanges::default(),
+            pieces_done: Vec::new(),
+            failed: Vec::new(),
+            bytes_sent: 0,
+            duration_s: 0.0,
+            checked: CheckFigures::default(),
+            stale: None,
+        }
+    }
+
     pub(super) fn is_clean(&self) -> bool {
         self.complete && self.failed.is_empty() && self.stale.is_none()
     }
 }
 
-/// Where reports are kept: next to the plan, a local directory, or a prefix
-/// on an object store every worker reaches.
+/// Where reports are kept: with the plan (in its directory or under its
+/// prefix), or in a local directory or object-store prefix every worker
+/// reaches.
 pub(super) enum ReportDir {
-    /// Files named `STEM` + `shard-K-of-N.json` in `dir`.
-    Local {
-        dir: PathBuf,
-        stem: String,
-    },
+    /// Files named `shard-K-of-N.json` in `dir`.
+    Local(PathBuf),
     Store(SharedStore),
 }
 
 impl ReportDir {
+    /// `report_dir`, else the plan's own place.
     pub(super) async fn open(
-        plan: &PlanAt,
+        plan: &Location,
         report_dir: Option<&str>,
         ctx: &Context,
     ) -> Result<ReportDir, Error> {
-        let location = match (report_dir, plan) {
-            (Some(dir), _) => Location::parse(dir)?,
-            // With a plan in parts: in its directory or under its prefix.
-            (None, PlanAt::Parts(location)) => location.clone(),
-            // With a plan file: beside it, named after it.
-            (None, PlanAt::File(plan_file)) => {
-                let stem = plan_file
-                    .file_name()
-                    .map(|n| format!("{}.", n.to_string_lossy()))
-                    .unwrap_or_default();
-                let dir = plan_file
-                    .parent()
-                    .filter(|p| !p.as_os_str().is_empty())
-                    .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
-                return Ok(ReportDir::Local { dir, stem });
-            }
+        let location = match report_dir {
+            Some(dir) => Location::parse(dir)?,
+            None => plan.clone(),
         };
         match location {
-            Location::Local(dir) => Ok(ReportDir::Local {
-                dir,
-                stem: String::new(),
-            }),
+            Location::Local(dir) => Ok(ReportDir::Local(dir)),
             remote => match Storage::open(&remote, &ctx.settings.store_settings()).await? {
                 Storage::Object(store) => Ok(ReportDir::Store(store)),
-                Storage::Local(local) => Ok(ReportDir::Local {
-                    dir: local.root().to_path_buf(),
-                    stem: String::new(),
-                }),
+                Storage::Local(local) => Ok(ReportDir::Local(local.root().to_path_buf())),
             },
         }
     }
@@ -150,9 +147,7 @@ impl ReportDir {
 
     fn shown(&self, name: &str) -> String {
         match self {
-            ReportDir::Local { dir, stem } => {
-                dir.join(format!("{stem}{name}")).display().to_string()
-            }
+            ReportDir::Local(dir) => dir.join(name).display().to_string(),
             ReportDir::Store(store) => store.url_of(&format!("{}{name}", store.prefix())),
         }
     }
@@ -164,8 +159,8 @@ impl ReportDir {
     /// Writes `name` whole (a temp file renamed, or one PUT).
     async fn put(&self, name: &str, bytes: Vec<u8>) -> Result<(), Error> {
         match self {
-            ReportDir::Local { dir, stem } => {
-                let path = dir.join(format!("{stem}{name}"));
+            ReportDir::Local(dir) => {
+                let path = dir.join(name);
                 let io_error = |e| {
                     Error::from(crate::storage::StorageError::io(
                         "cannot write the shard report",
@@ -199,8 +194,8 @@ impl ReportDir {
     /// Reads `name`; `None` when it is not there.
     async fn get(&self, name: &str) -> Result<Option<Vec<u8>>, String> {
         match self {
-            ReportDir::Local { dir, stem } => {
-                let path = dir.join(format!("{stem}{name}"));
+            ReportDir::Local(dir) => {
+                let path = dir.join(name);
                 match std::fs::read(&path) {
                     Ok(bytes) => Ok(Some(bytes)),
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
@@ -222,11 +217,11 @@ impl ReportDir {
         }
     }
 
-    /// The names here that start with `prefix` (after the stem), in order.
+    /// The names here that start with `prefix`, in order.
     async fn names(&self, prefix: &str) -> Result<Vec<String>, Error> {
         let mut names = Vec::new();
         match self {
-            ReportDir::Local { dir, stem } => {
+            ReportDir::Local(dir) => {
                 let entries = match std::fs::read_dir(dir) {
                     Ok(entries) => entries,
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(names),
@@ -241,10 +236,8 @@ impl ReportDir {
                 };
                 for entry in entries.flatten() {
                     let name = entry.file_name().to_string_lossy().into_owned();
-                    if let Some(rest) = name.strip_prefix(stem.as_str())
-                        && rest.starts_with(prefix)
-                    {
-                        names.push(rest.to_string());
+                    if name.starts_with(prefix) {
+                        names.push(name);
                     }
                 }
             }
@@ -276,9 +269,9 @@ impl ReportDir {
     /// Removes `names`; a failure only leaves them behind.
     async fn remove(&self, names: &[String]) {
         match self {
-            ReportDir::Local { dir, stem } => {
+            ReportDir::Local(dir) => {
                 for name in names {
-                    let _ = std::fs::remove_file(dir.join(format!("{stem}{name}")));
+                    let _ = std::fs::remove_file(dir.join(name));
                 }
             }
             ReportDir::Store(store) => {

@@ -72,11 +72,20 @@ pub async fn check_selection(
     let wanted = (0..parts.count()).filter(|&n| only.ranges.overlaps(&parts.ids_of(n)));
     // A few parts at once: one's lookups wait on the network while the next
     // is read and parsed.
-    let mut checked = futures::stream::iter(wanted)
-        .map(|n| check_part(parts, n, layout, only, sides))
-        .buffered(PARTS_AT_ONCE);
+    gathered(
+        futures::stream::iter(wanted)
+            .map(|n| check_part(parts, n, layout, only, sides))
+            .buffered(PARTS_AT_ONCE),
+    )
+    .await
+}
+
+/// The checks of parts, in order, added up.
+async fn gathered(
+    mut parts: impl futures::Stream<Item = Result<SelectionCheck, CheckError>> + Unpin,
+) -> Result<SelectionCheck, CheckError> {
     let mut check = SelectionCheck::default();
-    while let Some(part) = checked.next().await {
+    while let Some(part) = parts.next().await {
         check.absorb(part?);
     }
     Ok(check)
@@ -125,7 +134,7 @@ pub async fn check_later(
     layout: &ShardLayout,
     sides: &Sides<'_>,
 ) -> Result<SelectionCheck, CheckError> {
-    let mut checked = futures::stream::iter(0..parts.later_count())
+    let checked = futures::stream::iter(0..parts.later_count())
         .map(|n| async move {
             let items = parts.read_later(n).await?;
             let mut check = SelectionCheck {
@@ -151,11 +160,7 @@ pub async fn check_later(
             Ok::<_, CheckError>(check)
         })
         .buffered(PARTS_AT_ONCE);
-    let mut check = SelectionCheck::default();
-    while let Some(part) = checked.next().await {
-        check.absorb(part?);
-    }
-    Ok(check)
+    gathered(std::pin::pin!(checked)).await
 }
 
 impl SelectionCheck {

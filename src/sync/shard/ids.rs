@@ -102,23 +102,14 @@ impl IdRanges {
     }
 
     /// How many ids.
-    pub fn len(&self) -> u64 {
+    pub fn count(&self) -> u64 {
         self.ranges.iter().map(|r| (r.end - r.start) as u64).sum()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.ranges.is_empty()
     }
 
     /// Whether any id of `ids` is in the set.
     pub fn overlaps(&self, ids: &Range<usize>) -> bool {
         let at = self.ranges.partition_point(|r| r.end <= ids.start);
         self.ranges.get(at).is_some_and(|r| r.start < ids.end)
-    }
-
-    /// Every id, in order.
-    pub fn iter(&self) -> impl Iterator<Item = usize> + '_ {
-        self.ranges.iter().flat_map(Clone::clone)
     }
 
     pub fn ranges(&self) -> &[Range<usize>] {
@@ -140,7 +131,7 @@ mod tests {
         assert_eq!(a, b);
         assert_eq!(a.ranges(), &[0..6, 9..11]);
         assert!(a.contains(10) && !a.contains(6) && !a.contains(11));
-        assert_eq!(a.len(), 8);
+        assert_eq!(a.count(), 8);
         assert!(a.overlaps(&(6..10)) && !a.overlaps(&(6..9)));
         let json = serde_json::to_string(&a).unwrap();
         assert_eq!(json, "[[0,6],[9,11]]");

@@ -119,6 +119,7 @@ impl ShardLayout {
     }
 
     /// Whether item `id` is a cut file (sent in pieces, not whole).
+    #[cfg(test)]
     pub fn is_cut(&self, id: usize) -> bool {
         self.cut.binary_search_by_key(&id, |c| c.item).is_ok()
     }

@@ -134,6 +134,7 @@ pub fn splittable(plan: &SyncPlan) -> bool {
 }
 
 /// The layout of a plan held whole, as a writer of its parts would make it.
+#[cfg(test)]
 pub fn layout_of(plan: &SyncPlan, count: u32, splittable: bool) -> ShardLayout {
     let mut builder = LayoutBuilder::new(count, splittable);
     for item in &plan.items {
