@@ -27,12 +27,18 @@ impl Hasher for WeakHasher {
         }
     }
     fn write_u32(&mut self, value: u32) {
-        self.0 = mix(value);
+        self.0 = u64::from(value).wrapping_mul(0x9E37_79B9_7F4A_7C15);
     }
 }
 
-fn mix(weak: u32) -> u64 {
-    u64::from(weak).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+/// The pre-filter's bit for a weak sum, before masking to the filter's size: a
+/// 32-bit multiply and a constant shift, the same in the scalar loop and in
+/// eight lanes at once (`scan_avx2`).
+pub(super) const FILTER_MIX: u32 = 0x9E37_79B1;
+
+#[inline(always)]
+fn filter_hash(weak: u32) -> u32 {
+    weak.wrapping_mul(FILTER_MIX) >> (32 - FILTER_MAX_BITS_LOG2)
 }
 
 /// The pre-filter holds 64 bits per block, between 16 KiB and 2 MiB. The floor
@@ -41,8 +47,9 @@ fn mix(weak: u32) -> u64 {
 /// unrelated data); 16 KiB still sits in L1 cache. Large signatures keep false
 /// positives near 1/64.
 const FILTER_MIN_BITS_LOG2: u32 = 17;
-const FILTER_MAX_BITS_LOG2: u32 = 24;
-const FILTER_WORDS: usize = 1 << (FILTER_MAX_BITS_LOG2 - 6);
+pub(super) const FILTER_MAX_BITS_LOG2: u32 = 24;
+/// 32-bit words, the unit a vector gather loads.
+pub(super) const FILTER_WORDS: usize = 1 << (FILTER_MAX_BITS_LOG2 - 5);
 
 /// New-file bytes each parallel matcher takes at least.
 const PARALLEL_MIN: usize = 16 * 1024 * 1024;
@@ -53,11 +60,13 @@ struct BlockIndex {
     /// Always the largest filter's size, so that an index taken from the top
     /// `FILTER_MAX_BITS_LOG2` bits of a product needs no bounds check; only the
     /// first `bit_mask + 1` bits are used (calloc'd pages never touched stay free).
-    bits: Box<[u64; FILTER_WORDS]>,
-    bit_mask: usize,
+    bits: Box<[u32; FILTER_WORDS]>,
+    bit_mask: u32,
     blocks: HashMap<u32, Vec<u32>, BuildHasherDefault<WeakHasher>>,
     full_blocks: usize,
     places: Places,
+    /// Whether the scan runs eight windows at a time (`scan_avx2`).
+    vector: bool,
 }
 
 /// Where the old file's blocks lie and were hashed: at `i × n` for a tiling
@@ -91,15 +100,19 @@ impl BlockIndex {
             .next_power_of_two()
             .trailing_zeros()
             .clamp(FILTER_MIN_BITS_LOG2, FILTER_MAX_BITS_LOG2);
-        let bits: Box<[u64]> = vec![0; FILTER_WORDS].into_boxed_slice();
+        let bits: Box<[u32]> = vec![0; FILTER_WORDS].into_boxed_slice();
         let Ok(bits) = bits.try_into() else {
             unreachable!("the vector has FILTER_WORDS elements")
         };
         let mut index = BlockIndex {
             bits,
-            bit_mask: (1 << log2) - 1,
+            bit_mask: (1u32 << log2) - 1,
             blocks: HashMap::default(),
             full_blocks,
+            #[cfg(target_arch = "x86_64")]
+            vector: super::scan_avx2::available(),
+            #[cfg(not(target_arch = "x86_64"))]
+            vector: false,
             places: if sig.is_placed() {
                 Places::Placed(sig.placements())
             } else {
@@ -108,22 +121,22 @@ impl BlockIndex {
         };
         for (i, block) in sig.blocks[..full_blocks].iter().enumerate() {
             let bit = index.bit(block.weak);
-            index.bits[bit >> 6] |= 1 << (bit & 63);
+            index.bits[(bit >> 5) as usize] |= 1 << (bit & 31);
             index.blocks.entry(block.weak).or_default().push(i as u32);
         }
         index
     }
 
     #[inline(always)]
-    fn bit(&self, weak: u32) -> usize {
+    fn bit(&self, weak: u32) -> u32 {
         // A constant shift (a variable one costs three µops in the hot loop).
-        (mix(weak) >> (64 - FILTER_MAX_BITS_LOG2)) as usize & self.bit_mask
+        filter_hash(weak) & self.bit_mask
     }
 
     #[inline(always)]
     fn may_contain(&self, weak: u32) -> bool {
         let bit = self.bit(weak);
-        self.bits[bit >> 6] & (1 << (bit & 63)) != 0
+        self.bits[(bit >> 5) as usize] & (1 << (bit & 31)) != 0
     }
 
     /// The old block equal to `window`, if any. Strong hashes are bound to their
@@ -157,12 +170,12 @@ pub fn compute_delta(new: &[u8], sig: &Signature) -> Delta {
     let pieces = rayon::current_num_threads()
         .min(new.len() / PARALLEL_MIN)
         .max(1);
-    delta_in_pieces(new, sig, pieces)
+    delta_in_pieces(new, sig, pieces, true)
 }
 
 /// [`compute_delta`] with the new file split into `pieces` stretches matched in
-/// parallel.
-fn delta_in_pieces(new: &[u8], sig: &Signature, pieces: usize) -> Delta {
+/// parallel, by the vector scan where the CPU has it and `vector` allows.
+fn delta_in_pieces(new: &[u8], sig: &Signature, pieces: usize, vector: bool) -> Delta {
     let n = sig.block_size as usize;
     let len = new.len();
     let mut delta = Delta {
@@ -180,7 +193,8 @@ fn delta_in_pieces(new: &[u8], sig: &Signature, pieces: usize) -> Delta {
     let mut covered = 0usize;
 
     if full_blocks > 0 && len >= n {
-        let index = BlockIndex::new(sig, full_blocks);
+        let mut index = BlockIndex::new(sig, full_blocks);
+        index.vector &= vector;
         let pieces = pieces.clamp(1, len);
         // Stretches start on block boundaries, where an unchanged file's matches are.
         let cut = |i: usize| {
@@ -309,6 +323,30 @@ fn next_candidate(
     if pos >= last_start {
         return None;
     }
+    let mut pos = pos;
+    #[cfg(target_arch = "x86_64")]
+    if index.vector {
+        // SAFETY: AVX2 is present; the window at `pos` and at `last_start`
+        // both lie within `new` (`last_start <= new.len() - n`).
+        let stop = unsafe {
+            super::scan_avx2::scan(
+                new,
+                pos,
+                last_start,
+                rolling.parts(),
+                &index.bits,
+                index.bit_mask,
+            )
+        };
+        *rolling = Rolling::from_parts(stop.a, stop.b, rolling.parts().2);
+        if stop.found {
+            return Some(stop.start);
+        }
+        pos = stop.start;
+        if pos >= last_start {
+            return None;
+        }
+    }
     let outgoing = &new[pos..last_start];
     let incoming = &new[pos + n..last_start + n];
     // A local copy keeps the sums in registers for the whole loop.
@@ -385,6 +423,25 @@ pub(crate) mod tests {
             "{}",
             delta.bytes_new()
         );
+    }
+
+    #[test]
+    fn the_vector_scan_finds_what_the_scalar_one_finds() {
+        // Old blocks shuffled into new noise at odd offsets, some near the end
+        // (where the vector scan hands over to the scalar loop).
+        let old = noise(12 * BLOCK as usize, 5);
+        let block = |i: usize| &old[i * BLOCK as usize..(i + 1) * BLOCK as usize];
+        let mut new = noise(3001, 6);
+        for (i, gap) in [(7, 13), (2, 1), (11, 4099), (0, 7), (5, 0)] {
+            new.extend_from_slice(block(i));
+            new.extend(noise(gap, i as u64 + 10));
+        }
+        let sig = signature_of_bytes(&old, BLOCK);
+        let scalar = delta_in_pieces(&new, &sig, 1, false);
+        let vector = delta_in_pieces(&new, &sig, 1, true);
+        assert_eq!(scalar.ops, vector.ops);
+        assert_eq!(scalar.bytes_reused(), 5 * u64::from(BLOCK));
+        assert_eq!(apply_delta(&old, &vector, &new).unwrap(), new);
     }
 
     #[test]
@@ -470,6 +527,7 @@ pub(crate) mod tests {
             repeated in any::<bool>(),
             edits in proptest::collection::vec(edit(), 0..5),
             pieces in 1usize..5,
+            vector in any::<bool>(),
         ) {
             let old = if repeated { vec![0xAB; size] } else { noise(size, seed) };
             let mut new = old.clone();
@@ -477,7 +535,7 @@ pub(crate) mod tests {
                 apply_edit(&mut new, e);
             }
             let sig = signature_of_bytes(&old, BLOCK);
-            let delta = delta_in_pieces(&new, &sig, pieces);
+            let delta = delta_in_pieces(&new, &sig, pieces, vector);
             prop_assert_eq!(apply_delta(&old, &delta, &new).unwrap(), new.clone());
             if edits.is_empty() && !new.is_empty() {
                 prop_assert_eq!(delta.bytes_new(), 0, "an unchanged file is all copies");

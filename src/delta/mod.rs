@@ -5,6 +5,8 @@ pub mod carry;
 pub mod coalesce;
 pub mod compute;
 pub mod file;
+#[cfg(target_arch = "x86_64")]
+mod scan_avx2;
 
 pub use coalesce::{Part, PartLimits, PartPlan, PartPlanError, plan_append, plan_parts};
 pub use compute::compute_delta;
