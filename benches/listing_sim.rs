@@ -44,7 +44,14 @@ async fn fill(name: &str, keys: &[String]) {
     let meta = ObjectMeta::default();
     for key in keys {
         store
-            .put(key, BodySource::Memory(&empty), 0, &meta, None, Expect::Any)
+            .put(
+                key,
+                BodySource::Memory(&empty),
+                0,
+                &meta,
+                hugesync::storage::body::BodySums::NONE,
+                Expect::Any,
+            )
             .await
             .unwrap();
     }

@@ -544,7 +544,15 @@ fn stale_temp_files_are_ignored_and_never_synced() {
 fn as_unprivileged(s: &Scratch) -> std::process::Command {
     let binary = assert_cmd::cargo::cargo_bin("hugesync");
     let copy = s.path("hugesync-bin");
-    fs::copy(&binary, &copy).unwrap();
+    // Copied by another process: a write handle of ours, inherited by a
+    // child another test forks meanwhile, would make the exec below fail
+    // with "Text file busy" until that child execs.
+    let copied = std::process::Command::new("cp")
+        .arg(&binary)
+        .arg(&copy)
+        .status()
+        .unwrap();
+    assert!(copied.success());
     set_mode(&copy, 0o755);
     set_mode(s.dir.path(), 0o777);
     let is_root = unsafe_free_is_root();

@@ -10,7 +10,7 @@ mod util;
 
 use bytes::Bytes;
 use hugesync::filter::Filter;
-use hugesync::storage::body::BodySource;
+use hugesync::storage::body::{BodySource, BodySums};
 use hugesync::storage::object::{CopyRange, CopySource, PlannedPart};
 use hugesync::storage::objects::{self, SmallObject};
 use hugesync::storage::{
@@ -286,14 +286,15 @@ async fn try_put(
     expect: Expect<'_>,
 ) -> Result<String, StorageError> {
     let bytes = Bytes::copy_from_slice(bytes);
-    let md5 = hugesync::storage::body::md5_of(&bytes);
+    // Each store's own body checksum (S3's CRC64NVME, elsewhere MD5).
+    let sums = BodySums::of(&bytes, store.limits().body_checksum);
     store
         .put(
             key,
             BodySource::Memory(&bytes),
             bytes.len() as u64,
             &meta(42),
-            Some(md5),
+            sums,
             expect,
         )
         .await
@@ -757,7 +758,7 @@ async fn staged_objects_join_uploaded_and_copied_ranges(store: SharedStore) {
             0,
             BodySource::Memory(&first_bytes),
             first.len() as u64,
-            Some(md5),
+            BodySums::of(&first_bytes, store.limits().body_checksum),
         )
         .await
         .unwrap();
@@ -816,7 +817,7 @@ async fn staged_objects_join_uploaded_and_copied_ranges(store: SharedStore) {
             at + copied.1,
             BodySource::Memory(&last_bytes),
             4,
-            None,
+            BodySums::NONE,
         )
         .await
         .unwrap();
@@ -907,7 +908,14 @@ async fn staged_objects_join_uploaded_and_copied_ranges(store: SharedStore) {
     store
         .staged()
         .expect("staged")
-        .stage_bytes(&abandoned, 1, 0, BodySource::Memory(&last_bytes), 4, None)
+        .stage_bytes(
+            &abandoned,
+            1,
+            0,
+            BodySource::Memory(&last_bytes),
+            4,
+            BodySums::NONE,
+        )
         .await
         .unwrap();
     store
@@ -1030,7 +1038,7 @@ async fn whole_object_staging(store: SharedStore) {
             old.len() as u64,
             BodySource::Memory(&tail),
             tail.len() as u64,
-            Some(hugesync::storage::body::md5_of(&tail)),
+            BodySums::md5(Some(hugesync::storage::body::md5_of(&tail))),
         )
         .await
         .unwrap();
@@ -1092,7 +1100,7 @@ async fn whole_object_staging(store: SharedStore) {
                     expected.len() as u64 - bytes.len() as u64,
                     BodySource::Memory(&bytes),
                     bytes.len() as u64,
-                    None,
+                    BodySums::NONE,
                 )
                 .await
                 .unwrap(),
@@ -1126,7 +1134,7 @@ async fn whole_object_staging(store: SharedStore) {
             0,
             BodySource::Memory(&tail),
             tail.len() as u64,
-            None,
+            BodySums::NONE,
         )
         .await
         .unwrap();
@@ -1266,7 +1274,7 @@ async fn limits_are_enforced_before_the_server_is_asked(store: SharedStore) {
             0,
             BodySource::Memory(&empty),
             limits.max_part + 1,
-            None,
+            BodySums::NONE,
         )
         .await
         .unwrap_err();
@@ -1283,7 +1291,7 @@ async fn limits_are_enforced_before_the_server_is_asked(store: SharedStore) {
             0,
             BodySource::Memory(&empty),
             1,
-            None,
+            BodySums::NONE,
         )
         .await
         .unwrap_err();

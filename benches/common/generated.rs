@@ -193,10 +193,10 @@ impl ObjectStore for Generated {
         body: BodySource<'_>,
         len: u64,
         meta: &ObjectMeta,
-        md5: Option<[u8; 16]>,
+        sums: hugesync::storage::body::BodySums,
         expect: Expect<'_>,
     ) -> Result<String, StorageError> {
-        self.empty.put(key, body, len, meta, md5, expect).await
+        self.empty.put(key, body, len, meta, sums, expect).await
     }
 
     fn copies_from(&self, _source: &dyn ObjectStore) -> bool {

@@ -181,6 +181,12 @@ pub struct S3Flags {
     /// The account id the provider's endpoint names (Cloudflare R2).
     #[arg(long, global = true, value_name = "ID")]
     pub provider_account: Option<String>,
+    /// The checksum every body uploaded to s3:// carries for the server to
+    /// check: crc64nvme (S3's default, a tenth of MD5's CPU) or md5 (for
+    /// S3-compatible services that lack the newer checksums; the default for
+    /// providers known to).
+    #[arg(long, global = true, value_name = "KIND", value_parser = ["crc64nvme", "md5"])]
+    pub upload_checksum: Option<String>,
     /// Retry a failed request up to N times (throttling, 5xx, network errors,
     /// stalls; never 403/404), backing off up to `retry_max_delay`.
     #[arg(long, global = true, value_name = "N")]
@@ -213,6 +219,7 @@ impl S3Flags {
         overrides.path_style = self.path_style.then_some(true);
         overrides.provider = self.provider.clone().map(Some);
         overrides.provider_account = self.provider_account.clone().map(Some);
+        overrides.upload_checksum = self.upload_checksum.clone().map(Some);
         overrides.retries = self.retries;
         overrides.gcs_chunked_objects = self.gcs_chunked_objects.then_some(true);
         overrides.gcs_composite_uploads = self.gcs_no_composite.then_some(false);

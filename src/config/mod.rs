@@ -217,6 +217,8 @@ settings! {
     provider: Option<String> = None, env "HUGESYNC_PROVIDER", parse parse_optional_text;
     /// The account id a provider's endpoint names (Cloudflare R2).
     provider_account: Option<String> = None, env "HUGESYNC_PROVIDER_ACCOUNT", parse parse_optional_text;
+    /// The checksum every body uploaded to S3 carries for the server to check: `crc64nvme` (S3's own default, a tenth of MD5's CPU) or `md5` (Content-MD5, for S3-compatible services without the newer checksums); unset: `crc64nvme`, or `md5` for a --provider that lacks it.
+    upload_checksum: Option<String> = None, env "HUGESYNC_UPLOAD_CHECKSUM", parse parse_upload_checksum;
     /// Azure storage account for az:// locations (unset: from the connection string or the endpoint).
     azure_account: Option<String> = None, env "AZURE_STORAGE_ACCOUNT", parse parse_optional_text;
     /// Azure account key (Shared Key); never shown.

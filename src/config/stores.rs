@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 
 use super::Settings;
+use crate::storage::s3::BodyChecksum;
 use crate::storage::{AzureSettings, GcsSettings, S3Settings, SftpSettings, StoreSettings};
 
 impl Settings {
@@ -29,6 +30,16 @@ fn s3(settings: &Settings) -> S3Settings {
         path_style: settings.path_style.value,
         list_page_size: None,
         storage_class: None,
+        body_checksum: BodyChecksum::default(),
+    };
+    let provider = settings
+        .provider
+        .value
+        .as_deref()
+        .and_then(|name| crate::storage::s3::providers::find(name).ok());
+    s3.body_checksum = match settings.upload_checksum.value.as_deref() {
+        Some(name) => BodyChecksum::parse(name).unwrap_or_default(),
+        None => provider.map_or(BodyChecksum::default(), |p| p.upload_checksum),
     };
     // Checked when the settings were resolved: a provider that cannot
     // be applied never gets this far.

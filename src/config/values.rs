@@ -272,6 +272,16 @@ pub(super) fn parse_secret(text: &str) -> Result<Option<Secret>, String> {
     Ok((!text.is_empty()).then(|| Secret(text.to_string())))
 }
 
+pub(super) fn parse_upload_checksum(text: &str) -> Result<Option<String>, String> {
+    use crate::storage::s3::BodyChecksum;
+    match text.trim() {
+        "" | "auto" => Ok(None),
+        name => BodyChecksum::parse(name)
+            .map(|kind| Some(kind.name().to_string()))
+            .ok_or_else(|| format!("expected one of {}", BodyChecksum::NAMES)),
+    }
+}
+
 pub(super) fn parse_optional_text(text: &str) -> Result<Option<String>, String> {
     let text = text.trim();
     Ok((!text.is_empty()).then(|| text.to_string()))

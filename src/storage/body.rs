@@ -99,6 +99,105 @@ pub fn md5_of(bytes: &[u8]) -> [u8; 16] {
     md5::Md5::digest(bytes).into()
 }
 
+/// The CRC64NVME of some bytes (S3's full-object checksum): a tenth of
+/// MD5's cost per byte, by carry-less multiplication.
+pub fn crc64nvme_of(bytes: &[u8]) -> u64 {
+    crc_fast::checksum(crc_fast::CrcAlgorithm::Crc64Nvme, bytes)
+}
+
+/// Checksums of a request body, taken by the caller in the pass that read
+/// its bytes, for the store to send where its server checks them (which one
+/// a store wants: `StoreLimits::body_checksum`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BodySums {
+    pub md5: Option<[u8; 16]>,
+    pub crc64nvme: Option<u64>,
+}
+
+impl BodySums {
+    /// No checksum: the store sends the body as it is.
+    pub const NONE: BodySums = BodySums {
+        md5: None,
+        crc64nvme: None,
+    };
+
+    /// The sums `kind` asks for, of `bytes`.
+    pub fn of(bytes: &[u8], kind: Option<super::limits::ChecksumKind>) -> BodySums {
+        use super::limits::ChecksumKind;
+        BodySums {
+            md5: (kind == Some(ChecksumKind::Md5)).then(|| md5_of(bytes)),
+            crc64nvme: (kind == Some(ChecksumKind::Crc64Nvme)).then(|| crc64nvme_of(bytes)),
+        }
+    }
+
+    pub fn md5(md5: Option<[u8; 16]>) -> BodySums {
+        BodySums {
+            md5,
+            crc64nvme: None,
+        }
+    }
+}
+
+/// [`BodySums`] of bytes fed a piece at a time.
+pub struct BodyHasher {
+    md5: Option<md5::Md5>,
+    crc64nvme: Option<crc_fast::Digest>,
+}
+
+impl BodyHasher {
+    /// A hasher of the sum `kind` asks for (none: it computes nothing).
+    pub fn new(kind: Option<super::limits::ChecksumKind>) -> BodyHasher {
+        use super::limits::ChecksumKind;
+        use md5::Digest;
+        BodyHasher {
+            md5: (kind == Some(ChecksumKind::Md5)).then(md5::Md5::new),
+            crc64nvme: (kind == Some(ChecksumKind::Crc64Nvme))
+                .then(|| crc_fast::Digest::new(crc_fast::CrcAlgorithm::Crc64Nvme)),
+        }
+    }
+
+    pub fn update(&mut self, bytes: &[u8]) {
+        use md5::Digest;
+        if let Some(md5) = self.md5.as_mut() {
+            md5.update(bytes);
+        }
+        if let Some(crc) = self.crc64nvme.as_mut() {
+            crc.update(bytes);
+        }
+    }
+
+    pub fn finish(self) -> BodySums {
+        use md5::Digest;
+        BodySums {
+            md5: self.md5.map(|md5| md5.finalize().into()),
+            crc64nvme: self.crc64nvme.map(|crc| crc.finalize()),
+        }
+    }
+}
+
+/// The sums `kind` asks for of `len` bytes of `file` from `offset`, read a
+/// mebibyte at a time.
+pub fn sums_of_range(
+    file: &std::fs::File,
+    path: &Path,
+    offset: u64,
+    len: u64,
+    kind: Option<super::limits::ChecksumKind>,
+) -> Result<BodySums, StorageError> {
+    use std::os::unix::fs::FileExt;
+    let mut hasher = BodyHasher::new(kind);
+    let mut buffer = vec![0u8; (1 << 20).min(len.max(1) as usize)];
+    let mut done = 0;
+    while done < len {
+        let n = (buffer.len() as u64).min(len - done) as usize;
+        file.read_exact_at(&mut buffer[..n], offset + done)
+            .map_err(|e| StorageError::io("cannot read", path, e))?;
+        hasher.update(&buffer[..n]);
+        done += n as u64;
+    }
+    Ok(hasher.finish())
+}
+
 /// Where a request body comes from; opened afresh for every attempt.
 #[derive(Clone, Copy, Debug)]
 pub enum BodySource<'a> {
@@ -109,6 +208,27 @@ pub enum BodySource<'a> {
 }
 
 impl BodySource<'_> {
+    /// The sums `kind` asks for of the body's `len` bytes, read for them (for
+    /// the few bodies whose caller had no pass of its own to take them in).
+    pub async fn sums(
+        self,
+        len: u64,
+        kind: Option<super::limits::ChecksumKind>,
+    ) -> Result<BodySums, StorageError> {
+        match self {
+            BodySource::Memory(bytes) => Ok(BodySums::of(bytes, kind)),
+            BodySource::File { path, offset } => {
+                let path = path.to_path_buf();
+                super::run_blocking(move || {
+                    let file = std::fs::File::open(&path)
+                        .map_err(|e| StorageError::io("cannot open", &path, e))?;
+                    sums_of_range(&file, &path, offset, len, kind)
+                })
+                .await
+            }
+        }
+    }
+
     /// A body of `len` bytes reporting its progress to `activity`, its pieces
     /// paced by the run's `--bwlimit` when there is one.
     pub async fn open(
@@ -159,5 +279,39 @@ impl BodySource<'_> {
                 ))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::limits::ChecksumKind;
+
+    #[test]
+    fn sums_fed_in_pieces_equal_sums_of_the_whole() {
+        let bytes: Vec<u8> = (0..300_000u32).map(|i| (i ^ (i >> 9)) as u8).collect();
+        for kind in [None, Some(ChecksumKind::Md5), Some(ChecksumKind::Crc64Nvme)] {
+            let mut hasher = BodyHasher::new(kind);
+            for piece in bytes.chunks(77_777) {
+                hasher.update(piece);
+            }
+            assert_eq!(hasher.finish(), BodySums::of(&bytes, kind));
+        }
+        let crc = BodySums::of(&bytes, Some(ChecksumKind::Crc64Nvme));
+        assert!(crc.md5.is_none() && crc.crc64nvme.is_some());
+        // The standard's check value.
+        assert_eq!(crc64nvme_of(b"123456789"), 0xae8b_1486_0a79_9888);
+    }
+
+    #[test]
+    fn a_file_range_is_summed_as_its_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let bytes: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&path, &bytes).unwrap();
+        let file = std::fs::File::open(&path).unwrap();
+        let kind = Some(ChecksumKind::Crc64Nvme);
+        let sums = sums_of_range(&file, &path, 1000, 2_500_000, kind).unwrap();
+        assert_eq!(sums, BodySums::of(&bytes[1000..2_501_000], kind));
     }
 }

@@ -5,6 +5,7 @@
 //! which store it is (object_store keeps `MultipartStore` apart from
 //! `ObjectStore` the same way; rclone fills `fs.Features` per backend).
 
+use crate::storage::body::BodySums;
 use std::fmt::Debug;
 
 use super::StorageError;
@@ -45,6 +46,9 @@ pub struct StagedPart {
     pub size: u64,
     /// The MD5 of the part's bytes as the store computed it, where it says.
     pub md5: Option<[u8; 16]>,
+    /// Their CRC64NVME as the store computed it, where it says (S3 names
+    /// each part's again when the upload is completed).
+    pub crc64nvme: Option<u64>,
 }
 
 /// An upload left incomplete (by this tool or another), found on the store.
@@ -156,7 +160,7 @@ pub trait StagedObjects: Send + Sync {
         at: u64,
         body: BodySource<'_>,
         len: u64,
-        md5: Option<[u8; 16]>,
+        sums: BodySums,
     ) -> Result<StagedPart, StorageError>;
 
     /// The parts staged so far, in order (to resume an upload). `NotFound`

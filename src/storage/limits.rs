@@ -10,6 +10,9 @@ pub enum ChecksumKind {
     Md5,
     /// CRC32C (GCS).
     Crc32c,
+    /// CRC64NVME sent with each body and checked by the server (S3's
+    /// `x-amz-checksum-crc64nvme`), which reports the object's whole.
+    Crc64Nvme,
 }
 
 /// What a store can do and the limits it imposes, as data: the part planner
@@ -31,8 +34,12 @@ pub struct StoreLimits {
     pub stitching: Stitching,
     /// Keys per batched delete request.
     pub delete_batch: usize,
-    /// Checksums the store verifies on upload.
+    /// Checksums the store verifies on upload and reports of what it holds
+    /// (server-side copies are checked by these).
     pub checksums: &'static [ChecksumKind],
+    /// The checksum sent with every body: the cheapest the server verifies
+    /// (`None`: nothing is hashed for the store).
+    pub body_checksum: Option<ChecksumKind>,
     /// Whether objects keep user metadata (the blake3 HugeSync records for
     /// `--checksum` and `check`); an SSH server's files keep only mode and
     /// times, so nothing is hashed for it.
@@ -257,6 +264,7 @@ mod tests {
         stitching: Stitching::Ranges,
         delete_batch: 10,
         checksums: &[],
+        body_checksum: None,
         keeps_metadata: false,
         cheap_range_copies: false,
         rebuild_check: RebuildCheck::SizeOnly,

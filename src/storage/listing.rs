@@ -456,7 +456,7 @@ mod tests {
                     BodySource::Memory(&empty),
                     0,
                     &ObjectMeta::default(),
-                    None,
+                    crate::storage::body::BodySums::NONE,
                     Expect::Any,
                 )
                 .await

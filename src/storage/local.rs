@@ -348,6 +348,12 @@ impl std::ops::Deref for MappedFile {
     }
 }
 
+impl AsRef<[u8]> for MappedFile {
+    fn as_ref(&self) -> &[u8] {
+        self
+    }
+}
+
 impl MappedFile {
     /// Whether a read met the end of the file cut short: whatever was computed
     /// from these bytes describes no version of the file.
@@ -372,7 +378,8 @@ pub fn map_readonly(file: &File) -> io::Result<MappedFile> {
     map_range(file, 0, len)
 }
 
-/// Maps `len` bytes of `file` from `offset` (a multiple of the page size).
+/// Maps `len` bytes of `file` from `offset` (any offset: the map starts at
+/// the page holding it).
 pub fn map_range(file: &File, offset: u64, len: u64) -> io::Result<MappedFile> {
     // SAFETY: read-only mapping; a truncation by another process meanwhile is
     // caught by the guard (the pages read as zeros, `faulted` tells).

@@ -9,6 +9,7 @@
 //! state of an object (an ETag, a generation) — opaque, compared with
 //! [`same_version`].
 
+use crate::storage::body::BodySums;
 use std::fmt::Debug;
 
 use bytes::Bytes;
@@ -288,7 +289,7 @@ pub trait ObjectStore: Send + Sync + Debug {
         body: BodySource<'_>,
         len: u64,
         meta: &ObjectMeta,
-        md5: Option<[u8; 16]>,
+        sums: BodySums,
         expect: Expect<'_>,
     ) -> Result<String, StorageError>;
 

@@ -11,6 +11,7 @@
 //! part copies, Azure blocks from URL, GCS compose), then removes them.
 //! Nothing is visible under the file's name before finalize.
 
+use crate::storage::body::BodySums;
 use std::os::unix::fs::FileExt;
 
 use super::plan::PlanItem;
@@ -87,23 +88,25 @@ pub async fn send_piece(
         }
         (Storage::Local(src), Storage::Object(dst)) => {
             let from = src.path_of(&item.path);
-            // The store checks the body against its MD5 where it can, as
-            // for every other upload.
-            let md5 = if dst
-                .limits()
-                .checks(crate::storage::limits::ChecksumKind::Md5)
-            {
+            // The store checks the body against the checksum its bodies
+            // carry, as for every other upload.
+            let kind = dst.limits().body_checksum;
+            let sums = {
                 let path = from.clone();
-                Some(
-                    crate::storage::run_blocking(move || {
-                        let file = open_unchanged(&path, size)?;
-                        md5_of_range(&file, &path, piece)
-                    })
-                    .await?,
-                )
-            } else {
-                open_unchanged(&from, size)?;
-                None
+                crate::storage::run_blocking(move || {
+                    let file = open_unchanged(&path, size)?;
+                    match kind {
+                        Some(_) => crate::storage::body::sums_of_range(
+                            &file,
+                            &path,
+                            piece.start,
+                            piece.len,
+                            kind,
+                        ),
+                        None => Ok(BodySums::NONE),
+                    }
+                })
+                .await?
             };
             let key = piece_key(dst.as_ref(), plan_id, &piece);
             dst.put(
@@ -114,7 +117,7 @@ pub async fn send_piece(
                 },
                 piece.len,
                 &ObjectMeta::default(),
-                md5,
+                sums,
                 Expect::Any,
             )
             .await?;
@@ -172,27 +175,6 @@ fn open_unchanged(path: &std::path::Path, size: u64) -> Result<std::fs::File, St
         ));
     }
     Ok(file)
-}
-
-/// The MD5 of a piece's bytes.
-fn md5_of_range(
-    file: &std::fs::File,
-    path: &std::path::Path,
-    piece: Piece,
-) -> Result<[u8; 16], StorageError> {
-    use md5::Digest;
-    let mut hasher = md5::Md5::new();
-    let mut buf = vec![0u8; (1 << 20).min(piece.len.max(1) as usize)];
-    let mut at = piece.start;
-    let end = piece.start + piece.len;
-    while at < end {
-        let len = (buf.len() as u64).min(end - at) as usize;
-        file.read_exact_at(&mut buf[..len], at)
-            .map_err(|e| StorageError::io("cannot read", path, e))?;
-        hasher.update(&buf[..len]);
-        at += len as u64;
-    }
-    Ok(hasher.finalize().into())
 }
 
 /// Copies a piece's range chunk by chunk: `read(at, buf)` fills `buf` with the

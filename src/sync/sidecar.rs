@@ -5,7 +5,7 @@
 use crate::signature::{
     MIN_BLOCK_SIZE, Signature, SourceIdentity, read_signature, write_signature,
 };
-use crate::storage::body::BodySource;
+use crate::storage::body::{BodySource, BodySums};
 use crate::storage::objects::{SmallObject, read_small};
 use crate::storage::{Expect, ObjectMeta, ObjectStore, StorageError};
 use crate::types::{Entry, RelPath};
@@ -131,14 +131,14 @@ pub async fn store(
         mtime_ns: None,
     };
     let bytes = bytes::Bytes::from(write_signature(signature, &identity));
-    let md5 = crate::storage::body::md5_of(&bytes);
+    let sums = BodySums::of(&bytes, store.limits().body_checksum);
     store
         .put(
             &store.sidecar_key_of(path),
             BodySource::Memory(&bytes),
             bytes.len() as u64,
             &ObjectMeta::default(),
-            Some(md5),
+            sums,
             Expect::Any,
         )
         .await?;

@@ -8,7 +8,7 @@
 
 use crate::delta::carry::{BlockOrigin, Carried};
 use crate::signature::{BLOCK_RECORD, SourceIdentity, table_offset, write_signature};
-use crate::storage::body::BodySource;
+use crate::storage::body::{BodySource, BodySums};
 use crate::storage::object::{CopyRange, CopySource, StagedPart};
 use crate::storage::{Expect, ObjectMeta, ObjectStore, StorageError};
 use crate::types::RelPath;
@@ -138,7 +138,14 @@ pub async fn store_carried(
                     let body = bytes.slice(at as usize..(at + len) as usize);
                     store
                         .need_staged()?
-                        .stage_bytes(&upload, number, at, BodySource::Memory(&body), len, None)
+                        .stage_bytes(
+                            &upload,
+                            number,
+                            at,
+                            BodySource::Memory(&body),
+                            len,
+                            BodySums::NONE,
+                        )
                         .await?
                 }
                 Piece::Copy { from, at, len } => {
@@ -192,14 +199,14 @@ async fn send_whole(
     key: &str,
     bytes: &bytes::Bytes,
 ) -> Result<u64, StorageError> {
-    let md5 = crate::storage::body::md5_of(bytes);
+    let sums = BodySums::of(bytes, store.limits().body_checksum);
     store
         .put(
             key,
             BodySource::Memory(bytes),
             bytes.len() as u64,
             &ObjectMeta::default(),
-            Some(md5),
+            sums,
             Expect::Any,
         )
         .await?;

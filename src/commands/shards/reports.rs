@@ -1,6 +1,7 @@
 //! Shard reports: what each shard did, kept next to the plan, in a local
 //! directory or under an object-store prefix every worker reaches.
 
+use crate::storage::body::BodySums;
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -182,7 +183,7 @@ impl ReportDir {
                         crate::storage::body::BodySource::Memory(&body),
                         body.len() as u64,
                         &ObjectMeta::default(),
-                        None,
+                        BodySums::NONE,
                         Expect::Any,
                     )
                     .await?;

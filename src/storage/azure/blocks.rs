@@ -67,6 +67,7 @@ mod tests {
 
     fn part(number: u32, tag: &str, size: u64) -> StagedPart {
         StagedPart {
+            crc64nvme: None,
             number,
             tag: tag.into(),
             size,

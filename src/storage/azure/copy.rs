@@ -2,6 +2,7 @@
 //! From URL), and the URLs (SAS or bearer) the service reads a copy from.
 
 use super::*;
+use crate::storage::body::BodySums;
 
 impl AzureStorage {
     pub(super) async fn copy_blob(
@@ -32,7 +33,14 @@ impl AzureStorage {
         if head.size == 0 {
             let empty = bytes::Bytes::new();
             return self
-                .put(key, BodySource::Memory(&empty), 0, &meta, None, expect)
+                .put(
+                    key,
+                    BodySource::Memory(&empty),
+                    0,
+                    &meta,
+                    BodySums::NONE,
+                    expect,
+                )
                 .await;
         }
         let upload = self.begin_staged(key, &meta).await?;

@@ -71,6 +71,7 @@ const LIMITS: StoreLimits = StoreLimits {
     stitching: Stitching::Ranges,
     delete_batch: 256,
     checksums: &[ChecksumKind::Md5],
+    body_checksum: Some(ChecksumKind::Md5),
     keeps_metadata: true,
     cheap_range_copies: false,
     rebuild_check: RebuildCheck::StoreRefusesMismatch,

@@ -1,6 +1,7 @@
 //! Staged objects: blocks put (Put Block) and committed (Put Block List).
 
 use super::*;
+use crate::storage::body::BodySums;
 
 impl AzureStorage {
     pub(super) async fn put_block(
@@ -42,6 +43,7 @@ impl AzureStorage {
             })
             .await?;
         Ok(StagedPart {
+            crc64nvme: None,
             number,
             tag: id,
             size: len,
@@ -87,8 +89,9 @@ impl StagedObjects for AzureStorage {
         _at: u64,
         body: BodySource<'_>,
         len: u64,
-        md5: Option<[u8; 16]>,
+        sums: BodySums,
     ) -> Result<StagedPart, StorageError> {
+        let md5 = sums.md5;
         let headers = md5
             .map(|m| {
                 vec![(
@@ -114,6 +117,7 @@ impl StagedObjects for AzureStorage {
             .filter_map(|block| {
                 let (stem, number) = parse_block_id(&block.name)?;
                 (stem == upload.id).then_some(StagedPart {
+                    crc64nvme: None,
                     number,
                     tag: block.name,
                     size: block.size,

@@ -1,6 +1,7 @@
 //! The core operations on Azure Blob Storage ([`ObjectStore`]).
 
 use super::*;
+use crate::storage::body::BodySums;
 use crate::storage::object::ListQuery;
 
 #[async_trait::async_trait]
@@ -75,9 +76,10 @@ impl ObjectStore for AzureStorage {
         body: BodySource<'_>,
         len: u64,
         meta: &ObjectMeta,
-        md5: Option<[u8; 16]>,
+        sums: BodySums,
         expect: Expect<'_>,
     ) -> Result<String, StorageError> {
+        let md5 = sums.md5;
         let target = self.url_of_key(key);
         if len > LIMITS.max_single_put {
             return Err(StorageError::Transfer {

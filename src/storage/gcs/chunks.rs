@@ -150,6 +150,7 @@ impl GcsStorage {
         }
         let generation = Self::generation_of(object, &self.url_of_key(&name))?;
         Ok(Some(StagedPart {
+            crc64nvme: None,
             number,
             tag: staging::tag(&name, &generation),
             size: range.len,

@@ -206,6 +206,7 @@ impl StagedCopies for GcsStorage {
         let checked = self.compare_reused(&range, &object, source.key)?;
         let md5 = range.expected_md5.filter(|_| checked);
         Ok(StagedPart {
+            crc64nvme: None,
             number,
             tag: staging::tag(source.key, &generation),
             size: range.len,

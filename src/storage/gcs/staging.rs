@@ -7,6 +7,7 @@
 //! when the object is composed or the upload aborted.
 
 use super::*;
+use crate::storage::body::BodySums;
 
 /// The reserved folder, at the top of the bucket.
 pub const STAGING: &str = ".hugesync-staging/";
@@ -84,8 +85,9 @@ impl StagedObjects for GcsStorage {
         _at: u64,
         body: BodySource<'_>,
         len: u64,
-        md5: Option<[u8; 16]>,
+        sums: BodySums,
     ) -> Result<StagedPart, StorageError> {
+        let md5 = sums.md5;
         if number == 0 || number as usize > LIMITS.max_parts {
             return Err(StorageError::Transfer {
                 target: self.url_of_key(&upload.key),
@@ -109,6 +111,7 @@ impl StagedObjects for GcsStorage {
         let stored_md5 = object.md5();
         let generation = Self::generation_of(object, &self.url_of_key(&upload.key))?;
         Ok(StagedPart {
+            crc64nvme: None,
             number,
             tag: staging::tag(&name, &generation),
             size: len,
@@ -123,6 +126,7 @@ impl StagedObjects for GcsStorage {
                 .await?
                 .into_iter()
                 .map(|(number, o)| StagedPart {
+                    crc64nvme: None,
                     number,
                     tag: staging::tag(&o.name, o.generation.as_deref().unwrap_or_default()),
                     size: o.size(),
@@ -155,6 +159,7 @@ impl StagedObjects for GcsStorage {
             .filter_map(|o| {
                 let (_, number, key) = staging::parse_part_name(&o.name)?;
                 (key == upload.key).then(|| StagedPart {
+                    crc64nvme: None,
                     number,
                     tag: staging::tag(&o.name, o.generation.as_deref().unwrap_or_default()),
                     size: o.size(),

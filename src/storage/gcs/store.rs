@@ -1,6 +1,7 @@
 //! The core operations on Google Cloud Storage ([`ObjectStore`]).
 
 use super::*;
+use crate::storage::body::BodySums;
 use crate::storage::object::ListQuery;
 
 #[async_trait::async_trait]
@@ -98,9 +99,10 @@ impl ObjectStore for GcsStorage {
         body: BodySource<'_>,
         len: u64,
         meta: &ObjectMeta,
-        md5: Option<[u8; 16]>,
+        sums: BodySums,
         expect: Expect<'_>,
     ) -> Result<String, StorageError> {
+        let md5 = sums.md5;
         let object = self
             .upload(key, body, len, meta.to_headers(), md5, expect)
             .await?;

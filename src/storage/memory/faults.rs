@@ -11,7 +11,7 @@ use std::time::Duration;
 use futures::StreamExt;
 
 use super::lock;
-use crate::storage::body::BodySource;
+use crate::storage::body::{BodySource, BodySums};
 use crate::storage::meta::ObjectMeta;
 use crate::storage::object::{
     ByteStream, CopyRange, CopySource, Expect, ListPage, ListQuery, ObjectHead, ObjectStore,
@@ -159,7 +159,7 @@ impl Faulty {
                 BodySource::Memory(bytes),
                 len,
                 &ObjectMeta::default(),
-                None,
+                BodySums::NONE,
                 Expect::Any,
             )
             .await
@@ -252,7 +252,7 @@ impl ObjectStore for Faulty {
                         BodySource::Memory(&bytes),
                         len,
                         &ObjectMeta::default(),
-                        None,
+                        BodySums::NONE,
                         Expect::Any,
                     )
                     .await?;
@@ -268,11 +268,11 @@ impl ObjectStore for Faulty {
         body: BodySource<'_>,
         len: u64,
         meta: &ObjectMeta,
-        md5: Option<[u8; 16]>,
+        sums: BodySums,
         expect: Expect<'_>,
     ) -> Result<String, StorageError> {
         self.run(Request::Write, key, || {
-            self.inner.put(key, body, len, meta, md5, expect)
+            self.inner.put(key, body, len, meta, sums, expect)
         })
         .await
     }
@@ -332,11 +332,11 @@ impl StagedObjects for Faulty {
         at: u64,
         body: BodySource<'_>,
         len: u64,
-        md5: Option<[u8; 16]>,
+        sums: BodySums,
     ) -> Result<StagedPart, StorageError> {
         let staged = self.inner.need_staged()?;
         self.run(Request::Write, &upload.key, || {
-            staged.stage_bytes(upload, number, at, body, len, md5)
+            staged.stage_bytes(upload, number, at, body, len, sums)
         })
         .await
     }

@@ -11,6 +11,7 @@ mod kind;
 mod staged;
 mod stream;
 
+use crate::storage::body::BodySums;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex};
@@ -48,6 +49,7 @@ pub static LIMITS: StoreLimits = StoreLimits {
     stitching: Stitching::Ranges,
     delete_batch: 1000,
     checksums: &[ChecksumKind::Md5],
+    body_checksum: Some(ChecksumKind::Md5),
     keeps_metadata: true,
     cheap_range_copies: false,
     rebuild_check: RebuildCheck::ComparedBeforeCommit,
@@ -456,9 +458,10 @@ impl ObjectStore for MemoryStore {
         body: BodySource<'_>,
         len: u64,
         meta: &ObjectMeta,
-        md5: Option<[u8; 16]>,
+        sums: BodySums,
         expect: Expect<'_>,
     ) -> Result<String, StorageError> {
+        let md5 = sums.md5;
         self.counted();
         if len > self.info.limits.max_single_put {
             return Err(self.error(

@@ -2,6 +2,7 @@
 //! until the commit joins them, copies checked against the checksum the
 //! caller expects, as S3's UploadPartCopy ETag lets it be.
 
+use crate::storage::body::BodySums;
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
@@ -44,6 +45,7 @@ impl MemoryStore {
 
 fn part(number: u32, bytes: &Bytes, md5: Option<[u8; 16]>) -> StagedPart {
     StagedPart {
+        crc64nvme: None,
         number,
         tag: hex::encode(crate::storage::body::md5_of(bytes)),
         size: bytes.len() as u64,
@@ -81,8 +83,9 @@ impl StagedObjects for MemoryStore {
         _at: u64,
         body: crate::storage::body::BodySource<'_>,
         len: u64,
-        md5: Option<[u8; 16]>,
+        sums: BodySums,
     ) -> Result<StagedPart, StorageError> {
+        let md5 = sums.md5;
         self.counted();
         let limits = self.info.limits;
         if len > limits.max_part || number as usize > limits.max_parts || number == 0 {

@@ -60,7 +60,10 @@ impl S3Storage {
                         .unwrap_or_else(|| "aws".into()),
                     bucket: bucket.to_string(),
                 },
-                limits: &LIMITS,
+                limits: match settings.body_checksum {
+                    BodyChecksum::Crc64Nvme => &LIMITS,
+                    BodyChecksum::Md5 => &LIMITS_MD5,
+                },
                 retry: retry.clone(),
                 hints: &HINTS,
                 page_size: settings.list_page_size.unwrap_or(1000),

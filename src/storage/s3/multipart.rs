@@ -5,13 +5,16 @@
 //! — is checked against the parts that made it.
 
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, ServerSideEncryption};
+use aws_sdk_s3::types::{
+    ChecksumAlgorithm, ChecksumType, CompletedMultipartUpload, CompletedPart, ServerSideEncryption,
+};
 
 use super::etag::{etag_md5, multipart_etag};
-use super::object::content_md5;
+use super::object::{check_received_crc64nvme, content_md5, crc64nvme_header, parse_crc64nvme};
 use super::{LIMITS, S3Storage, remote_error};
 use crate::retry::{Activity, Budget};
-use crate::storage::body::BodySource;
+use crate::storage::body::{BodySource, BodySums};
+use crate::storage::limits::ChecksumKind;
 use crate::storage::meta::ObjectMeta;
 use crate::storage::object::{
     CopyRange, Expect, PendingUpload, StagedPart, StagedUpload, same_version,
@@ -44,6 +47,28 @@ fn md5_of_part(
     }
 }
 
+/// The CRC64NVME of the object `parts` make, when every part's is known.
+fn whole_crc64nvme(parts: &[StagedPart]) -> Option<u64> {
+    let mut parts = parts.iter();
+    let first = parts.next()?;
+    parts.try_fold(first.crc64nvme?, |whole, part| {
+        Some(crc_fast::checksum_combine(
+            crc_fast::CrcAlgorithm::Crc64Nvme,
+            whole,
+            part.crc64nvme?,
+            part.size,
+        ))
+    })
+}
+
+impl S3Storage {
+    /// Whether this store's bodies carry CRC64NVME (uploads are made
+    /// full-object CRC64NVME ones).
+    fn sends_crc64nvme(&self) -> bool {
+        crate::storage::ObjectStore::limits(self).body_checksum == Some(ChecksumKind::Crc64Nvme)
+    }
+}
+
 /// S3 numbers parts from 1 to 10,000: anything else is refused here.
 fn part_number(number: u32, target: &str) -> Result<i32, StorageError> {
     if number == 0 || number as usize > LIMITS.max_parts {
@@ -71,6 +96,13 @@ impl S3Storage {
                     .key(key)
                     .set_metadata(Some(meta.to_headers()))
                     .set_storage_class(self.class_of(key))
+                    // Parts carry their CRC64NVME, and the object gets the
+                    // whole file's (S3 combines the parts').
+                    .set_checksum_algorithm(
+                        self.sends_crc64nvme()
+                            .then_some(ChecksumAlgorithm::Crc64Nvme),
+                    )
+                    .set_checksum_type(self.sends_crc64nvme().then_some(ChecksumType::FullObject))
                     .send()
                     .await
                     .map_err(|e| remote_error("cannot start an upload of", url.clone(), e))
@@ -86,16 +118,30 @@ impl S3Storage {
     }
 
     /// Uploads `len` bytes from `source` as part `number`, retried; with their
-    /// MD5 known, the server checks them. The body is streamed, not hashed for
-    /// the signature (one hash pass, not two; TLS covers the rest).
+    /// MD5 or CRC64NVME known, the server checks them. The body is streamed,
+    /// not hashed for the signature (one hash pass, not two; TLS covers the
+    /// rest).
     pub(super) async fn upload_part(
         &self,
         upload: &StagedUpload,
         number: u32,
         source: BodySource<'_>,
         len: u64,
-        md5: Option<[u8; 16]>,
+        sums: BodySums,
     ) -> Result<StagedPart, StorageError> {
+        // An upload made a CRC64NVME one takes no part without its CRC.
+        let sums = if self.sends_crc64nvme() && sums.crc64nvme.is_none() {
+            BodySums {
+                crc64nvme: source
+                    .sums(len, Some(ChecksumKind::Crc64Nvme))
+                    .await?
+                    .crc64nvme,
+                ..sums
+            }
+        } else {
+            sums
+        };
+        let md5 = sums.md5;
         let url = self.url_of_key(&upload.key);
         let sdk_number = part_number(number, &url)?;
         if len > LIMITS.max_part {
@@ -109,7 +155,8 @@ impl S3Storage {
             .retry
             .run(&url, Budget::Watched(activity.clone()), || async {
                 let body = source.open(len, &activity).await?;
-                self.client()
+                let out = self
+                    .client()
                     .upload_part()
                     .bucket(&self.bucket)
                     .key(&upload.key)
@@ -117,18 +164,23 @@ impl S3Storage {
                     .part_number(sdk_number)
                     .content_length(len as i64)
                     .set_content_md5(md5.map(|m| content_md5(&m)))
+                    .set_checksum_algorithm(sums.crc64nvme.map(|_| ChecksumAlgorithm::Crc64Nvme))
+                    .set_checksum_crc64_nvme(sums.crc64nvme.map(crc64nvme_header))
                     .body(ByteStream::from_body_1_x(body))
                     .customize()
                     .disable_payload_signing()
                     .send()
                     .await
-                    .map_err(|e| remote_error("cannot upload a part of", url.clone(), e))
+                    .map_err(|e| remote_error("cannot upload a part of", url.clone(), e))?;
+                check_received_crc64nvme(sums.crc64nvme, out.checksum_crc64_nvme(), &url)?;
+                Ok(out)
             })
             .await?;
         let etag = out
             .e_tag()
             .ok_or_else(|| transfer_error(url, "the server gave no part ETag"))?;
         Ok(StagedPart {
+            crc64nvme: sums.crc64nvme,
             number,
             tag: etag.to_string(),
             size: len,
@@ -205,6 +257,10 @@ impl S3Storage {
             });
         }
         Ok(StagedPart {
+            crc64nvme: out
+                .copy_part_result()
+                .and_then(|r| r.checksum_crc64_nvme())
+                .and_then(parse_crc64nvme),
             number,
             tag: etag.to_string(),
             size: len,
@@ -239,9 +295,17 @@ impl S3Storage {
                 Ok(CompletedPart::builder()
                     .part_number(part_number(p.number, &url)?)
                     .e_tag(&p.tag)
+                    .set_checksum_crc64_nvme(p.crc64nvme.map(crc64nvme_header))
                     .build())
             })
             .collect::<Result<Vec<_>, StorageError>>()?;
+        // The whole object's CRC64NVME, combined from its parts': S3 checks
+        // it against the object it assembles.
+        let whole_crc = if self.sends_crc64nvme() {
+            whole_crc64nvme(parts)
+        } else {
+            None
+        };
         let completed = CompletedMultipartUpload::builder()
             .set_parts(Some(sdk_parts))
             .build();
@@ -254,6 +318,8 @@ impl S3Storage {
                     .key(&upload.key)
                     .upload_id(&upload.id)
                     .multipart_upload(completed.clone())
+                    .set_checksum_crc64_nvme(whole_crc.map(crc64nvme_header))
+                    .set_checksum_type(whole_crc.map(|_| ChecksumType::FullObject))
                     .set_if_match(expect.if_match())
                     .set_if_none_match(expect.if_none_match())
                     .send()
@@ -338,6 +404,7 @@ impl S3Storage {
             parts.extend(page.parts().iter().filter_map(|p| {
                 let etag = p.e_tag()?;
                 Some(StagedPart {
+                    crc64nvme: p.checksum_crc64_nvme().and_then(parse_crc64nvme),
                     number: u32::try_from(p.part_number()?).ok()?,
                     tag: etag.to_string(),
                     size: p.size()?.max(0) as u64,
@@ -394,5 +461,42 @@ impl S3Storage {
             }
         }
         Ok(uploads)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn part(number: u32, bytes: &[u8]) -> StagedPart {
+        StagedPart {
+            crc64nvme: Some(crate::storage::body::crc64nvme_of(bytes)),
+            number,
+            tag: String::new(),
+            size: bytes.len() as u64,
+            md5: None,
+        }
+    }
+
+    #[test]
+    fn the_whole_objects_crc_is_its_parts_combined() {
+        let bytes: Vec<u8> = (0..10_000u32).map(|i| (i * 7 + i / 13) as u8).collect();
+        let parts = [
+            part(1, &bytes[..4096]),
+            part(2, &bytes[4096..9000]),
+            part(3, &bytes[9000..]),
+        ];
+        assert_eq!(
+            whole_crc64nvme(&parts),
+            Some(crate::storage::body::crc64nvme_of(&bytes))
+        );
+        let unknown = StagedPart {
+            crc64nvme: None,
+            ..parts[1].clone()
+        };
+        assert_eq!(
+            whole_crc64nvme(&[parts[0].clone(), unknown, parts[2].clone()]),
+            None
+        );
     }
 }

@@ -6,12 +6,12 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use aws_sdk_s3::operation::head_object::HeadObjectError;
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{Delete, MetadataDirective, ObjectIdentifier};
+use aws_sdk_s3::types::{ChecksumAlgorithm, Delete, MetadataDirective, ObjectIdentifier};
 
 use super::list::timestamp_ns;
 use super::{LIMITS, S3Storage, remote_error};
 use crate::retry::{Activity, Budget};
-use crate::storage::body::BodySource;
+use crate::storage::body::{BodySource, BodySums};
 use crate::storage::meta::ObjectMeta;
 use crate::storage::object::{Expect, ObjectHead};
 use crate::storage::{RemoteErrorKind, StorageError};
@@ -21,6 +21,45 @@ use crate::types::ContentSums;
 pub(crate) fn content_md5(md5: &[u8; 16]) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(md5)
+}
+
+/// The `x-amz-checksum-crc64nvme` value: base64 of the big-endian CRC.
+pub(crate) fn crc64nvme_header(crc: u64) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(crc.to_be_bytes())
+}
+
+/// A CRC64NVME as S3 reports it, back to a number.
+pub(crate) fn parse_crc64nvme(value: &str) -> Option<u64> {
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(value)
+        .ok()?;
+    Some(u64::from_be_bytes(bytes.try_into().ok()?))
+}
+
+/// Checks what the server says it received against the CRC64NVME sent: a
+/// server that names none did not check it (an S3-compatible service
+/// without the newer checksums), and one that names another got other bytes.
+pub(crate) fn check_received_crc64nvme(
+    sent: Option<u64>,
+    received: Option<&str>,
+    url: &str,
+) -> Result<(), StorageError> {
+    let Some(sent) = sent else { return Ok(()) };
+    match received.map(parse_crc64nvme) {
+        Some(Some(received)) if received == sent => Ok(()),
+        Some(_) => Err(StorageError::Verification {
+            target: url.to_string(),
+            message: "the server's CRC64NVME of what it received differs from what was sent".into(),
+        }),
+        None => Err(StorageError::Verification {
+            target: url.to_string(),
+            message: "the server did not confirm the body's CRC64NVME, so it may not check it: \
+                      use --upload-checksum md5 (config upload_checksum) for this service"
+                .into(),
+        }),
+    }
 }
 
 /// Whether the object is encrypted with a KMS or customer key, under which
@@ -119,17 +158,19 @@ impl S3Storage {
     }
 
     /// One PutObject, retried, conditional on `expect`; with the bytes' MD5
-    /// the server checks them (Content-MD5), and the returned ETag is checked
-    /// against it too. Returns the new ETag.
+    /// or CRC64NVME the server checks them (Content-MD5,
+    /// x-amz-checksum-crc64nvme), and what it reports is checked against them
+    /// too. Returns the new ETag.
     pub(super) async fn put_object(
         &self,
         key: &str,
         source: BodySource<'_>,
         len: u64,
         meta: &ObjectMeta,
-        md5: Option<[u8; 16]>,
+        sums: BodySums,
         expect: Expect<'_>,
     ) -> Result<String, StorageError> {
+        let md5 = sums.md5;
         if len > LIMITS.max_single_put {
             return Err(StorageError::Transfer {
                 target: self.url_of_key(key),
@@ -151,6 +192,8 @@ impl S3Storage {
                     .key(key)
                     .content_length(len as i64)
                     .set_content_md5(md5.map(|m| content_md5(&m)))
+                    .set_checksum_algorithm(sums.crc64nvme.map(|_| ChecksumAlgorithm::Crc64Nvme))
+                    .set_checksum_crc64_nvme(sums.crc64nvme.map(crc64nvme_header))
                     .set_metadata(Some(meta.to_headers()))
                     .set_storage_class(self.class_of(key))
                     .set_if_match(expect.if_match())
@@ -158,17 +201,18 @@ impl S3Storage {
                     .body(ByteStream::from_body_1_x(body))
                     .customize()
                     // A streamed body is not hashed for the signature: the
-                    // server checks Content-MD5 where we have it, TLS the rest.
+                    // server checks the checksum it carries, TLS the rest.
                     .disable_payload_signing()
                     .send()
                     .await
                     .map_err(|e| remote_error("cannot upload", url.clone(), e))?;
+                check_received_crc64nvme(sums.crc64nvme, out.checksum_crc64_nvme(), &url)?;
                 Ok(out.e_tag().map(str::to_string))
             })
             .await;
         let retried = attempts.load(Ordering::Relaxed) > 1;
         let etag = self
-            .settle_conditional_put(key, result, retried, md5)
+            .settle_conditional_put(key, result, retried, sums)
             .await?
             .ok_or_else(|| StorageError::Transfer {
                 target: url.clone(),
@@ -187,36 +231,37 @@ impl S3Storage {
 
     /// A conditional write that was retried can fail its condition on our own
     /// earlier attempt: one that reached the server although its answer was
-    /// lost. The object then holds exactly our bytes (same MD5), and the write
-    /// counts as done rather than as a conflict.
+    /// lost. The object then holds exactly our bytes (same MD5, or same
+    /// full-object CRC64NVME), and the write counts as done rather than as a
+    /// conflict.
     async fn settle_conditional_put(
         &self,
         key: &str,
         result: Result<Option<String>, StorageError>,
         retried: bool,
-        md5: Option<[u8; 16]>,
+        sums: BodySums,
     ) -> Result<Option<String>, StorageError> {
-        match (result, md5) {
-            (
-                Err(
-                    error @ StorageError::Remote {
-                        kind: RemoteErrorKind::PreconditionFailed,
-                        ..
-                    },
-                ),
-                Some(md5),
-            ) if retried => match self.head_object(key).await? {
+        match result {
+            Err(
+                error @ StorageError::Remote {
+                    kind: RemoteErrorKind::PreconditionFailed,
+                    ..
+                },
+            ) if retried && sums != BodySums::NONE => match self.head_object(key).await? {
                 Some(head)
-                    if head
-                        .version
-                        .as_deref()
-                        .is_some_and(|e| super::etag::etag_md5(e) == Some(md5)) =>
+                    if sums.md5.is_some_and(|md5| {
+                        head.version
+                            .as_deref()
+                            .is_some_and(|e| super::etag::etag_md5(e) == Some(md5))
+                    }) || sums
+                        .crc64nvme
+                        .is_some_and(|crc| head.sums.crc64nvme == Some(crc)) =>
                 {
                     Ok(head.version)
                 }
                 _ => Err(error),
             },
-            (result, _) => result,
+            result => result,
         }
     }
 
@@ -322,14 +367,10 @@ impl S3Storage {
 fn full_object_crc64nvme(
     out: &aws_sdk_s3::operation::head_object::HeadObjectOutput,
 ) -> Option<u64> {
-    use base64::Engine;
     if out.checksum_type() != Some(&aws_sdk_s3::types::ChecksumType::FullObject) {
         return None;
     }
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(out.checksum_crc64_nvme()?)
-        .ok()?;
-    Some(u64::from_be_bytes(bytes.try_into().ok()?))
+    parse_crc64nvme(out.checksum_crc64_nvme()?)
 }
 
 /// `bucket/key`, URL-encoded, as x-amz-copy-source wants it.

@@ -3,6 +3,8 @@
 //! fills in what the user left unset: an explicit `--endpoint-url`,
 //! `--region` or `--path-style` wins.
 
+use super::BodyChecksum;
+
 /// Where a provider's endpoint comes from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Endpoint {
@@ -37,6 +39,9 @@ pub struct Provider {
     pub needs_account: bool,
     /// Path-style addressing unless the user asks otherwise.
     pub path_style: bool,
+    /// The checksum uploads carry unless the user asks otherwise: CRC64NVME
+    /// where the service is known to check it, else Content-MD5.
+    pub upload_checksum: BodyChecksum,
 }
 
 /// The services HugeSync knows by name.
@@ -48,6 +53,7 @@ pub const PROVIDERS: &[Provider] = &[
         region: RegionRule::Sdk,
         needs_account: false,
         path_style: false,
+        upload_checksum: BodyChecksum::Crc64Nvme,
     },
     Provider {
         name: "r2",
@@ -56,6 +62,7 @@ pub const PROVIDERS: &[Provider] = &[
         region: RegionRule::Default("auto"),
         needs_account: true,
         path_style: false,
+        upload_checksum: BodyChecksum::Md5,
     },
     Provider {
         name: "b2",
@@ -66,6 +73,7 @@ pub const PROVIDERS: &[Provider] = &[
         },
         needs_account: false,
         path_style: false,
+        upload_checksum: BodyChecksum::Md5,
     },
     Provider {
         name: "wasabi",
@@ -74,6 +82,7 @@ pub const PROVIDERS: &[Provider] = &[
         region: RegionRule::Default("us-east-1"),
         needs_account: false,
         path_style: false,
+        upload_checksum: BodyChecksum::Md5,
     },
     Provider {
         name: "minio",
@@ -82,6 +91,7 @@ pub const PROVIDERS: &[Provider] = &[
         region: RegionRule::Default("us-east-1"),
         needs_account: false,
         path_style: true,
+        upload_checksum: BodyChecksum::Crc64Nvme,
     },
     Provider {
         name: "digitalocean",
@@ -92,6 +102,7 @@ pub const PROVIDERS: &[Provider] = &[
         },
         needs_account: false,
         path_style: false,
+        upload_checksum: BodyChecksum::Md5,
     },
     Provider {
         name: "hetzner",
@@ -102,6 +113,7 @@ pub const PROVIDERS: &[Provider] = &[
         },
         needs_account: false,
         path_style: false,
+        upload_checksum: BodyChecksum::Md5,
     },
     Provider {
         name: "scaleway",
@@ -112,6 +124,7 @@ pub const PROVIDERS: &[Provider] = &[
         },
         needs_account: false,
         path_style: false,
+        upload_checksum: BodyChecksum::Md5,
     },
     Provider {
         name: "linode",
@@ -122,6 +135,7 @@ pub const PROVIDERS: &[Provider] = &[
         },
         needs_account: false,
         path_style: false,
+        upload_checksum: BodyChecksum::Md5,
     },
     Provider {
         name: "ovh",
@@ -132,6 +146,7 @@ pub const PROVIDERS: &[Provider] = &[
         },
         needs_account: false,
         path_style: false,
+        upload_checksum: BodyChecksum::Md5,
     },
     Provider {
         name: "idrive",
@@ -140,6 +155,7 @@ pub const PROVIDERS: &[Provider] = &[
         region: RegionRule::Default("us-east-1"),
         needs_account: false,
         path_style: true,
+        upload_checksum: BodyChecksum::Md5,
     },
 ];
 

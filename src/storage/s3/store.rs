@@ -1,6 +1,7 @@
 //! The trait impls: each method routes to the file that does its job.
 
 use super::*;
+use crate::storage::body::BodySums;
 use crate::storage::object::ListQuery;
 
 #[async_trait::async_trait]
@@ -71,10 +72,10 @@ impl ObjectStore for S3Storage {
         body: BodySource<'_>,
         len: u64,
         meta: &ObjectMeta,
-        md5: Option<[u8; 16]>,
+        sums: BodySums,
         expect: Expect<'_>,
     ) -> Result<String, StorageError> {
-        self.put_object(key, body, len, meta, md5, expect).await
+        self.put_object(key, body, len, meta, sums, expect).await
     }
 
     fn copies_from(&self, source: &dyn ObjectStore) -> bool {
@@ -135,9 +136,9 @@ impl StagedObjects for S3Storage {
         _at: u64,
         body: BodySource<'_>,
         len: u64,
-        md5: Option<[u8; 16]>,
+        sums: BodySums,
     ) -> Result<StagedPart, StorageError> {
-        self.upload_part(upload, number, body, len, md5).await
+        self.upload_part(upload, number, body, len, sums).await
     }
     async fn list_staged(&self, upload: &StagedUpload) -> Result<Vec<StagedPart>, StorageError> {
         self.list_parts(upload).await
@@ -199,7 +200,8 @@ impl S3Storage {
         Ok(object::copy_source(bucket, source.key))
     }
 
-    /// PUTs bytes held in memory (sidecars, small objects), with Content-MD5.
+    /// PUTs bytes held in memory (sidecars, small objects), with the
+    /// checksum the store's bodies carry.
     pub async fn put_bytes(
         &self,
         key: &str,
@@ -207,16 +209,12 @@ impl S3Storage {
         meta: &ObjectMeta,
         expect: Expect<'_>,
     ) -> Result<String, StorageError> {
-        let md5 = etag::md5(&bytes);
+        let sums = BodySums::of(
+            &bytes,
+            crate::storage::ObjectStore::limits(self).body_checksum,
+        );
         let len = bytes.len() as u64;
-        self.put_object(
-            key,
-            BodySource::Memory(&bytes),
-            len,
-            meta,
-            Some(md5),
-            expect,
-        )
-        .await
+        self.put_object(key, BodySource::Memory(&bytes), len, meta, sums, expect)
+            .await
     }
 }

@@ -2,6 +2,7 @@
 //! copies.
 
 use super::*;
+use crate::storage::body::BodySums;
 
 #[async_trait::async_trait]
 impl StagedObjects for SftpStorage {
@@ -34,7 +35,7 @@ impl StagedObjects for SftpStorage {
         at: u64,
         body: BodySource<'_>,
         len: u64,
-        _md5: Option<[u8; 16]>,
+        _sums: BodySums,
     ) -> Result<StagedPart, StorageError> {
         if len > LIMITS.max_part || number as usize > LIMITS.max_parts {
             return Err(StorageError::Transfer {
@@ -59,6 +60,7 @@ impl StagedObjects for SftpStorage {
             })
             .await?;
         Ok(StagedPart {
+            crc64nvme: None,
             number,
             tag: at.to_string(),
             size: len,
@@ -124,6 +126,7 @@ impl StagedObjects for SftpStorage {
             .zip(digests)
             .filter(|(part, digest)| part.blake3 == *digest)
             .map(|(part, _)| StagedPart {
+                crc64nvme: None,
                 number: part.number,
                 tag: part.offset.to_string(),
                 size: part.len,
@@ -216,6 +219,7 @@ impl StagedCopies for SftpStorage {
         // before its commit (a hash run on the server) or its copied ranges
         // are read back first, as `rebuild_check` says.
         Ok(StagedPart {
+            crc64nvme: None,
             number,
             tag: at.to_string(),
             size: range.len,

@@ -64,6 +64,7 @@ const LIMITS: StoreLimits = StoreLimits {
     stitching: Stitching::Ranges,
     delete_batch: 64,
     checksums: &[],
+    body_checksum: None,
     keeps_metadata: false,
     cheap_range_copies: true,
     rebuild_check: RebuildCheck::SizeOnly,

@@ -1,6 +1,7 @@
 //! The core operations on an SSH server ([`ObjectStore`]).
 
 use super::*;
+use crate::storage::body::BodySums;
 
 #[async_trait::async_trait]
 impl ObjectStore for SftpStorage {
@@ -120,7 +121,7 @@ impl ObjectStore for SftpStorage {
         body: BodySource<'_>,
         len: u64,
         meta: &ObjectMeta,
-        _md5: Option<[u8; 16]>,
+        _sums: BodySums,
         expect: Expect<'_>,
     ) -> Result<String, StorageError> {
         if let Some(dir) = key.strip_suffix('/') {

@@ -12,6 +12,7 @@
 //! Each part is checked against the header's blake3 before any of its items
 //! is used, so a part edited, truncated or left from another plan is refused.
 
+use crate::storage::body::BodySums;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
@@ -158,7 +159,7 @@ impl PlanPlace {
                         crate::storage::body::BodySource::Memory(&bytes),
                         bytes.len() as u64,
                         &ObjectMeta::default(),
-                        None,
+                        BodySums::NONE,
                         Expect::Any,
                     )
                     .await

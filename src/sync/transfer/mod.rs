@@ -77,7 +77,8 @@ impl ItemError {
     fn of_read(error: StorageError) -> ItemError {
         match error {
             StorageError::Io { source, .. }
-                if source.kind() == std::io::ErrorKind::UnexpectedEof =>
+                if source.kind() == std::io::ErrorKind::UnexpectedEof
+                    || crate::mapguard::ChangedWhileRead::is(&source) =>
             {
                 ItemError::SourceChanged {
                     what: "while it was read",

@@ -11,7 +11,7 @@ use std::path::Path;
 use futures::stream::{self, StreamExt, TryStreamExt};
 
 use crate::signature::{SignedBlocks, sign_blocks};
-use crate::storage::body::BodySource;
+use crate::storage::body::{BodySource, BodySums, crc64nvme_of};
 use crate::storage::object::{ChecksumKind, CopyRange, CopySource, StagedPart, StagedUpload};
 use crate::storage::{Expect, ObjectMeta, ObjectStore, RemoteErrorKind, StorageError};
 
@@ -72,6 +72,8 @@ pub(super) struct Assembled {
 struct RangeRead {
     /// Its MD5, for stores that check bodies and copies by it.
     md5: Option<[u8; 16]>,
+    /// Its CRC64NVME, for stores that check bodies by it.
+    crc64nvme: Option<u64>,
     /// Its CRC32C, for stores that check copies by it.
     crc32c: Option<u32>,
     /// Its blake3, when a journal records it.
@@ -80,11 +82,11 @@ struct RangeRead {
     bytes: Option<bytes::Bytes>,
 }
 
-/// Reads `len` bytes at `offset`, hashing them as they pass (MD5, blake3 and
-/// CRC32C, those asked for), keeping the bytes if asked. Kept bytes live in an anonymous
-/// mapping of their own, returned to the kernel when the request drops them:
-/// part-sized heap buffers would raise glibc's mmap threshold and stay in its
-/// arenas, growing the resident set with every part in flight.
+/// Reads `len` bytes at `offset`, hashing them as they pass (MD5, CRC64NVME,
+/// blake3 and CRC32C, those asked for), keeping the bytes if asked. Kept bytes
+/// are a memory map of the file's range, sent from the page cache as they are:
+/// no buffer to zero and fill, no copy, and the map is returned when the
+/// request drops it (a cut-short file reads as zeros there and is reported).
 fn read_range(
     path: &Path,
     offset: u64,
@@ -95,28 +97,32 @@ fn read_range(
     use md5::Digest;
     let file = std::fs::File::open(path).map_err(|e| StorageError::io("cannot open", path, e))?;
     let read_err = |e| StorageError::io("cannot read", path, e);
-    if keep {
-        let mut buffer = memmap2::MmapMut::map_anon(len.max(1) as usize).map_err(read_err)?;
-        let bytes = &mut buffer[..len as usize];
-        file.read_exact_at(bytes, offset).map_err(read_err)?;
-        let bytes: &[u8] = bytes;
+    if keep && len > 0 {
+        let map = crate::storage::local::map_range(&file, offset, len).map_err(read_err)?;
+        let bytes: &[u8] = &map;
         let (md5, blake3) = rayon::join(
             || want.md5.then(|| md5(bytes)),
             || want.blake3.then(|| blake3::hash(bytes)),
         );
         let crc32c = want.crc32c.then(|| crc32c::crc32c(bytes));
-        let frozen = buffer.make_read_only().map_err(read_err)?;
-        let bytes = bytes::Bytes::from_owner(frozen).slice(..len as usize);
+        let crc64nvme = want.crc64nvme.then(|| crc64nvme_of(bytes));
+        if map.faulted() {
+            return Err(read_err(crate::mapguard::ChangedWhileRead::io()));
+        }
         return Ok(RangeRead {
             md5,
+            crc64nvme,
             crc32c,
             blake3,
-            bytes: Some(bytes),
+            bytes: Some(bytes::Bytes::from_owner(map)),
         });
     }
     let mut hasher = want.md5.then(md5::Md5::new);
     let mut tree = want.blake3.then(blake3::Hasher::new);
     let mut crc = want.crc32c.then_some(0u32);
+    let mut crc64 = want
+        .crc64nvme
+        .then(|| crc_fast::Digest::new(crc_fast::CrcAlgorithm::Crc64Nvme));
     let mut buffer = vec![0u8; (1 << 20).min(len as usize)];
     let mut done = 0u64;
     while done < len {
@@ -132,10 +138,14 @@ fn read_range(
         if let Some(crc) = crc.as_mut() {
             *crc = crc32c::crc32c_append(*crc, &buffer[..n]);
         }
+        if let Some(crc64) = crc64.as_mut() {
+            crc64.update(&buffer[..n]);
+        }
         done += n as u64;
     }
     Ok(RangeRead {
         md5: hasher.map(|h| h.finalize().into()),
+        crc64nvme: crc64.map(|d| d.finalize()),
         crc32c: crc,
         blake3: tree.map(|t| t.finalize()),
         bytes: None,
@@ -146,13 +156,14 @@ fn read_range(
 #[derive(Clone, Copy, Default)]
 struct WantedSums {
     md5: bool,
+    crc64nvme: bool,
     blake3: bool,
     crc32c: bool,
 }
 
 impl WantedSums {
     fn any(self) -> bool {
-        self.md5 || self.blake3 || self.crc32c
+        self.md5 || self.crc64nvme || self.blake3 || self.crc32c
     }
 }
 
@@ -226,8 +237,10 @@ impl Assembly<'_> {
                 // hashes and the request alike; only a huge one (a delta's long
                 // run of new bytes) is hashed first and streamed from disk after.
                 let keep = sign.is_some() || len <= KEEP_IN_MEMORY;
+                let body_checksum = dst.limits().body_checksum;
                 let want = WantedSums {
-                    md5: dst.limits().checks(ChecksumKind::Md5),
+                    md5: body_checksum == Some(ChecksumKind::Md5),
+                    crc64nvme: body_checksum == Some(ChecksumKind::Crc64Nvme),
                     blake3: journaled,
                     crc32c: false,
                 };
@@ -241,6 +254,10 @@ impl Assembly<'_> {
                 })
                 .await?;
                 let md5 = read.md5;
+                let sums = BodySums {
+                    md5,
+                    crc64nvme: read.crc64nvme,
+                };
                 let source = match &read.bytes {
                     Some(bytes) => BodySource::Memory(bytes),
                     None => BodySource::File {
@@ -250,7 +267,7 @@ impl Assembly<'_> {
                 };
                 let part = dst
                     .need_staged()?
-                    .stage_bytes(upload, number, offset, source, len, md5)
+                    .stage_bytes(upload, number, offset, source, len, sums)
                     .await?;
                 // The store's MD5 of what it received (where it says) must be
                 // ours of what we read: otherwise the file changed in between,
@@ -292,6 +309,7 @@ impl Assembly<'_> {
                 let limits = dst.limits();
                 let want = WantedSums {
                     md5: limits.checks(ChecksumKind::Md5),
+                    crc64nvme: false,
                     blake3: false,
                     crc32c: limits.checks(ChecksumKind::Crc32c),
                 };

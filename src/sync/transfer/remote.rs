@@ -6,7 +6,7 @@
 
 use futures::stream::{self, StreamExt, TryStreamExt};
 
-use crate::storage::body::{BodySource, md5_of};
+use crate::storage::body::{BodySource, BodySums};
 use crate::storage::object::{CopyRange, CopySource, StagedPart, StagedUpload};
 use crate::storage::objects::read_range;
 use crate::storage::{ObjectMeta, ObjectStore, SharedStore, StorageError};
@@ -42,7 +42,7 @@ pub(super) async fn run(
             };
             let empty = bytes::Bytes::new();
             let body = BodySource::Memory(&empty);
-            dst.put(&key, body, 0, &meta, None, expect_of(item))
+            dst.put(&key, body, 0, &meta, BodySums::NONE, expect_of(item))
                 .await
                 .map_err(conflict_or)?;
             return Ok(Outcome::default());
@@ -181,10 +181,10 @@ impl ObjectCopy<'_> {
                     .map_err(source_changed)?
             };
             let body = BodySource::Memory(&bytes);
-            let md5 = md5_of(&bytes);
+            let sums = BodySums::of(&bytes, self.dst.limits().body_checksum);
             let result = self
                 .dst
-                .put(self.key, body, size, &meta, Some(md5), expect_of(self.item))
+                .put(self.key, body, size, &meta, sums, expect_of(self.item))
                 .await;
             settle_write(self.dst, self.key, result).await?;
             self.ctx.advanced(self.id, size).await;
@@ -204,20 +204,16 @@ impl ObjectCopy<'_> {
                 let bytes = read_range(self.src.store, self.src.key, start, len, version)
                     .await
                     .map_err(source_changed)?;
-                let md5 = md5_of(&bytes);
+                let sums = BodySums::of(&bytes, self.dst.limits().body_checksum);
                 let part = self
                     .dst
                     .need_staged()?
-                    .stage_bytes(
-                        upload,
-                        number,
-                        start,
-                        BodySource::Memory(&bytes),
-                        len,
-                        Some(md5),
-                    )
+                    .stage_bytes(upload, number, start, BodySource::Memory(&bytes), len, sums)
                     .await?;
-                if part.md5.is_some_and(|theirs| theirs != md5) {
+                if part
+                    .md5
+                    .is_some_and(|theirs| sums.md5.is_some_and(|ours| theirs != ours))
+                {
                     return Err(ItemError::Storage(StorageError::Verification {
                         target: self.dst.url_of(self.key),
                         message: format!("part {number} arrived with other bytes than were sent"),

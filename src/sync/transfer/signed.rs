@@ -2,8 +2,7 @@
 //! that its next change can go up by delta.
 
 use crate::signature::{assemble_signature, signature_of_bytes};
-use crate::storage::body::BodySource;
-use crate::storage::body::md5_of as md5;
+use crate::storage::body::{BodySource, BodySums};
 use crate::storage::{ObjectMeta, StorageError};
 
 use super::super::sidecar;
@@ -35,7 +34,7 @@ async fn upload_signed_whole(
     };
     let result = t
         .dst
-        .put(t.key, body, size, t.meta, None, expect_of(t.item))
+        .put(t.key, body, size, t.meta, BodySums::NONE, expect_of(t.item))
         .await;
     let etag = settle_write(t.dst.as_ref(), t.key, result).await?;
     source.check("while it was uploaded")?;
@@ -66,16 +65,12 @@ pub(super) async fn upload_signed(
                 what: "before it was uploaded",
             });
         }
-        let sent_md5 = t
-            .dst
-            .limits()
-            .checks(crate::storage::object::ChecksumKind::Md5)
-            .then(|| md5(&bytes));
+        let sums = BodySums::of(&bytes, t.dst.limits().body_checksum);
         let bytes = bytes::Bytes::from(bytes);
         let body = BodySource::Memory(&bytes);
         let result = t
             .dst
-            .put(t.key, body, size, t.meta, sent_md5, expect_of(t.item))
+            .put(t.key, body, size, t.meta, sums, expect_of(t.item))
             .await;
         let etag = settle_write(t.dst.as_ref(), t.key, result).await?;
         source.check("while it was uploaded")?;

@@ -2,6 +2,7 @@
 //! session as the commands use it: whole and delta uploads, downloads, and
 //! what each injected fault does to a run.
 
+use crate::storage::body::BodySums;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -243,7 +244,7 @@ async fn a_stalled_download_is_abandoned_and_asked_for_again() {
             crate::storage::body::BodySource::Memory(&Bytes::from(data.clone())),
             data.len() as u64,
             &crate::storage::ObjectMeta::default(),
-            None,
+            BodySums::NONE,
             crate::storage::Expect::Absent,
         )
         .await

@@ -4,7 +4,7 @@
 
 use std::os::unix::fs::MetadataExt;
 
-use crate::storage::body::{BodySource, md5_of};
+use crate::storage::body::{BodySource, BodySums};
 use crate::storage::object::ChecksumKind;
 use crate::storage::{LocalStorage, ObjectMeta, SharedStore, StorageError, StoreLimits};
 use crate::types::{Entry, EntryKind, SyncAction};
@@ -60,7 +60,7 @@ pub(super) async fn run(
                 BodySource::Memory(&empty),
                 0,
                 &meta,
-                None,
+                BodySums::NONE,
                 expect_of(item),
             )
             .await
@@ -75,7 +75,7 @@ pub(super) async fn run(
                 BodySource::Memory(&empty),
                 0,
                 &meta,
-                None,
+                BodySums::NONE,
                 expect_of(item),
             )
             .await
@@ -122,26 +122,58 @@ pub(super) async fn run(
     }
 }
 
-/// The blake3 (hex) and MD5 of a small file, those asked for; none when the
-/// file cannot be read whole or no longer has `size` bytes (the upload then
-/// finds out why).
-async fn small_file_hashes(
+/// Files up to this size are read once into memory, hashed there and sent
+/// from there: one blocking task a file, where a body read from the disk
+/// costs one per file operation.
+const READ_WHOLE: u64 = 1024 * 1024;
+
+/// A small file as read for its upload.
+#[derive(Default)]
+struct SmallRead {
+    /// Its bytes, when read whole (up to [`READ_WHOLE`]).
+    bytes: Option<bytes::Bytes>,
+    /// Its blake3 (hex), when asked for.
+    blake3: Option<String>,
+    /// The checksum its body carries.
+    sums: BodySums,
+}
+
+/// Reads a small file for its upload: its blake3 if asked for and the
+/// checksum `kind` the store wants, and the bytes themselves when small
+/// enough. Nothing when the file cannot be read whole or no longer has
+/// `size` bytes (the upload then finds out why).
+async fn read_small_file(
     path: std::path::PathBuf,
     size: u64,
     want_blake3: bool,
-    want_md5: bool,
-) -> (Option<String>, Option<[u8; 16]>) {
-    let hashes = tokio::task::spawn_blocking(move || {
+    kind: Option<ChecksumKind>,
+) -> SmallRead {
+    let read = tokio::task::spawn_blocking(move || {
+        if size <= READ_WHOLE {
+            let bytes = std::fs::read(&path)
+                .ok()
+                .filter(|bytes| bytes.len() as u64 == size)?;
+            return Some(SmallRead {
+                blake3: want_blake3.then(|| blake3::hash(&bytes).to_hex().to_string()),
+                sums: BodySums::of(&bytes, kind),
+                bytes: Some(bytes.into()),
+            });
+        }
         let map = std::fs::File::open(&path).and_then(|f| crate::storage::local::map_readonly(&f));
         map.ok().filter(|map| map.len() as u64 == size).map(|map| {
-            rayon::join(
+            let (blake3, sums) = rayon::join(
                 || want_blake3.then(|| blake3::hash(&map).to_hex().to_string()),
-                || want_md5.then(|| md5_of(&map)),
-            )
+                || BodySums::of(&map, kind),
+            );
+            SmallRead {
+                bytes: None,
+                blake3,
+                sums,
+            }
         })
     })
     .await;
-    hashes.ok().flatten().unwrap_or((None, None))
+    read.ok().flatten().unwrap_or_default()
 }
 
 async fn upload_file(
@@ -164,23 +196,27 @@ async fn upload_file(
     let whole = dst.staged().is_none() && dst.streams().is_none() && dst.chunks().is_none();
     if size <= MULTIPART_THRESHOLD || whole {
         // Small files carry their blake3 (for --checksum) where the store
-        // keeps metadata, and are sent with their MD5 where the server checks
-        // it: one read of a small file for both hashes, and the upload then
-        // reads it from the page cache. A store that wants neither (an SSH
-        // server) costs no hashing at all.
+        // keeps metadata, and are sent with the checksum the server checks:
+        // one read of a small file for both, and the upload sends the bytes
+        // read. A store that wants neither (an SSH server) costs no hashing.
         let limits = dst.limits();
-        let (want_blake3, want_md5) = (limits.keeps_metadata, limits.checks(ChecksumKind::Md5));
-        let (blake3, md5) = if want_blake3 || want_md5 {
-            small_file_hashes(source.path.clone(), size, want_blake3, want_md5).await
+        let (want_blake3, kind) = (limits.keeps_metadata, limits.body_checksum);
+        let read = if want_blake3 || kind.is_some() {
+            read_small_file(source.path.clone(), size, want_blake3, kind).await
         } else {
-            (None, None)
+            SmallRead::default()
         };
-        meta.blake3 = blake3;
-        let body = BodySource::File {
-            path: &source.path,
-            offset: 0,
+        meta.blake3 = read.blake3;
+        let body = match &read.bytes {
+            Some(bytes) => BodySource::Memory(bytes),
+            None => BodySource::File {
+                path: &source.path,
+                offset: 0,
+            },
         };
-        let result = dst.put(key, body, size, &meta, md5, expect_of(item)).await;
+        let result = dst
+            .put(key, body, size, &meta, read.sums, expect_of(item))
+            .await;
         if result.is_err() {
             // A body that ended early is the file changing, not the network.
             source.check("while it was uploaded")?;
@@ -272,6 +308,7 @@ mod tests {
             stitching: Stitching::Ranges,
             delete_batch: 1000,
             checksums: &[],
+            body_checksum: None,
             keeps_metadata: true,
             cheap_range_copies: false,
             rebuild_check: crate::storage::RebuildCheck::SizeOnly,
