@@ -94,6 +94,36 @@ pub struct SignedBlocks {
     blocks: Vec<(BlockChecksum, super::strong::BlockHash)>,
 }
 
+impl SignedBlocks {
+    /// A digest of the signed bytes, from their blocks' hashes (each a blake3
+    /// subtree bound to its offset): as binding as a blake3 of the bytes,
+    /// without a second pass over them.
+    pub fn digest(&self) -> blake3::Hash {
+        let mut hasher = blake3::Hasher::new();
+        hasher.update(&self.offset.to_le_bytes());
+        for (checksum, _) in &self.blocks {
+            hasher.update(&checksum.strong);
+        }
+        hasher.finalize()
+    }
+
+    /// Consecutive runs, in order (each starting where the one before ends),
+    /// as one.
+    pub fn concat(runs: Vec<SignedBlocks>) -> SignedBlocks {
+        let mut runs = runs.into_iter();
+        let Some(mut whole) = runs.next() else {
+            return SignedBlocks {
+                offset: 0,
+                blocks: Vec::new(),
+            };
+        };
+        for run in runs {
+            whole.blocks.extend(run.blocks);
+        }
+        whole
+    }
+}
+
 /// Signs `data`, which starts `offset` bytes into its file (a multiple of
 /// `block_size`; only the file's last run may end in a short block).
 pub fn sign_blocks(data: &[u8], offset: u64, block_size: u32) -> SignedBlocks {

@@ -205,6 +205,29 @@ pub enum BodySource<'a> {
     File { path: &'a Path, offset: u64 },
     /// Bytes held in memory, handed out piece by piece.
     Memory(&'a Bytes),
+    /// A memory map of the file's bytes, handed out piece by piece straight
+    /// from the page cache; each piece's pages are given back once the client
+    /// has sent it, so a request holds a few pieces of its body, not all.
+    Mapped(&'a Arc<super::local::MappedFile>),
+}
+
+/// A piece of a mapped body; its pages are released when the client drops it.
+struct MappedPiece {
+    map: Arc<super::local::MappedFile>,
+    at: usize,
+    len: usize,
+}
+
+impl AsRef<[u8]> for MappedPiece {
+    fn as_ref(&self) -> &[u8] {
+        &self.map[self.at..self.at + self.len]
+    }
+}
+
+impl Drop for MappedPiece {
+    fn drop(&mut self) {
+        self.map.release(self.at, self.len);
+    }
 }
 
 impl BodySource<'_> {
@@ -217,6 +240,7 @@ impl BodySource<'_> {
     ) -> Result<BodySums, StorageError> {
         match self {
             BodySource::Memory(bytes) => Ok(BodySums::of(bytes, kind)),
+            BodySource::Mapped(map) => Ok(BodySums::of(map, kind)),
             BodySource::File { path, offset } => {
                 let path = path.to_path_buf();
                 super::run_blocking(move || {
@@ -278,6 +302,21 @@ impl BodySource<'_> {
                     activity,
                 ))
             }
+            BodySource::Mapped(map) => {
+                let (map, size) = (Arc::clone(map), map.len());
+                let pieces = (0..size).step_by(PIECE).map(move |at| {
+                    Ok(Bytes::from_owner(MappedPiece {
+                        map: Arc::clone(&map),
+                        at,
+                        len: PIECE.min(size - at),
+                    }))
+                });
+                Ok(watched(
+                    Box::pin(futures::stream::iter(pieces)),
+                    len,
+                    activity,
+                ))
+            }
         }
     }
 }
@@ -313,5 +352,32 @@ mod tests {
         let kind = Some(ChecksumKind::Crc64Nvme);
         let sums = sums_of_range(&file, &path, 1000, 2_500_000, kind).unwrap();
         assert_eq!(sums, BodySums::of(&bytes[1000..2_501_000], kind));
+    }
+
+    #[tokio::test]
+    async fn a_mapped_body_hands_out_its_range_and_reads_the_same_once_given_back() {
+        use futures::StreamExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let bytes: Vec<u8> = (0..3_000_000u32).map(|i| (i % 253) as u8).collect();
+        std::fs::write(&path, &bytes).unwrap();
+        let file = std::fs::File::open(&path).unwrap();
+        let range = 5000..2_905_000;
+        let map = Arc::new(
+            crate::storage::local::map_range(&file, range.start, range.end - range.start).unwrap(),
+        );
+        let len = map.len() as u64;
+        let activity = Arc::new(Activity::default());
+        let body = BodySource::Mapped(&map).open(len, &activity).await.unwrap();
+        let sent: Vec<u8> = body
+            .into_pieces()
+            .map(|piece| piece.unwrap().to_vec())
+            .concat()
+            .await;
+        let range = range.start as usize..range.end as usize;
+        assert_eq!(sent, bytes[range.clone()]);
+        // Every piece dropped: the pages were given back, and read again.
+        assert_eq!(&map[..], &bytes[range]);
+        assert!(!map.faulted());
     }
 }

@@ -335,6 +335,7 @@ fn describe_walk_error(e: jwalk::Error) -> String {
 /// (which cannot be mapped). A file cut short by another process while it is
 /// read does not kill the process: the missing pages read as zeros and
 /// [`MappedFile::faulted`] says so (`crate::mapguard`).
+#[derive(Debug)]
 pub struct MappedFile {
     // The guard goes first: it is unregistered before the map is unmapped.
     guard: Option<crate::mapguard::Guard>,
@@ -361,6 +362,23 @@ impl MappedFile {
         self.guard
             .as_ref()
             .is_some_and(crate::mapguard::Guard::faulted)
+    }
+
+    /// Gives back the pages holding `len` bytes from `offset` once they have
+    /// been read: the process stops counting them (they stay in the page
+    /// cache, and a later read maps them again), so a large map read front to
+    /// back holds a window of it, not all of it.
+    pub fn release(&self, offset: usize, len: usize) {
+        let Some(map) = &self.map else { return };
+        let len = len.min(map.len().saturating_sub(offset));
+        if len == 0 {
+            return;
+        }
+        // SAFETY: the map is a read-only view of a file: dropping its pages
+        // discards no data (a later read faults them in from the page cache,
+        // or as zeros past a new end, which the guard reports).
+        let _ =
+            unsafe { map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, offset, len) };
     }
 }
 

@@ -88,6 +88,9 @@ pub async fn execute(
         backup: head.options.backup.clone(),
         requests: Arc::new(Semaphore::new(options.jobs.max(1))),
         request_limit: options.jobs.max(1),
+        hashing: Arc::new(Semaphore::new(
+            std::thread::available_parallelism().map_or(2, std::num::NonZero::get),
+        )),
         events,
         cancel,
         resume: options.resume.clone(),

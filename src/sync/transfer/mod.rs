@@ -129,6 +129,9 @@ pub struct ItemContext {
     pub requests: std::sync::Arc<tokio::sync::Semaphore>,
     /// The number of permits `requests` was made with.
     pub request_limit: usize,
+    /// Parts read and hashed at once, one per core: more would hash no
+    /// faster, and each holds a window of the file's pages meanwhile.
+    pub hashing: std::sync::Arc<tokio::sync::Semaphore>,
     pub events: mpsc::Sender<ExecEvent>,
     pub cancel: CancellationToken,
     /// Where staged uploads keep their resume state (`None`: they do not).
@@ -149,6 +152,14 @@ impl ItemContext {
     async fn request_slot(&self) -> Result<tokio::sync::OwnedSemaphorePermit, ItemError> {
         tokio::select! {
             permit = self.requests.clone().acquire_owned() => permit.map_err(|_| ItemError::Cancelled),
+            () = self.cancel.cancelled() => Err(ItemError::Cancelled),
+        }
+    }
+
+    /// Waits for a turn to read and hash a part (or cancellation).
+    async fn hashing_slot(&self) -> Result<tokio::sync::OwnedSemaphorePermit, ItemError> {
+        tokio::select! {
+            permit = self.hashing.clone().acquire_owned() => permit.map_err(|_| ItemError::Cancelled),
             () = self.cancel.cancelled() => Err(ItemError::Cancelled),
         }
     }

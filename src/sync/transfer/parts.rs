@@ -7,17 +7,18 @@
 
 use std::os::unix::fs::FileExt;
 use std::path::Path;
+use std::sync::Arc;
 
 use futures::stream::{self, StreamExt, TryStreamExt};
 
 use crate::signature::{SignedBlocks, sign_blocks};
-use crate::storage::body::{BodySource, BodySums, crc64nvme_of};
+use crate::storage::body::{BodySource, BodySums};
+use crate::storage::local::MappedFile;
 use crate::storage::object::{ChecksumKind, CopyRange, CopySource, StagedPart, StagedUpload};
 use crate::storage::{Expect, ObjectMeta, ObjectStore, RemoteErrorKind, StorageError};
 
 use super::resumable::{Journal, ResumedPart};
 use super::{ItemContext, ItemError, recheck, settle_write};
-use crate::storage::body::md5_of as md5;
 
 /// Parts up to this size are held in memory between reading and sending (at
 /// most one per request slot); larger ones are streamed from the file.
@@ -78,78 +79,135 @@ struct RangeRead {
     crc32c: Option<u32>,
     /// Its blake3, when a journal records it.
     blake3: Option<blake3::Hash>,
-    /// The bytes themselves, when kept for the request.
-    bytes: Option<bytes::Bytes>,
+    /// Its blocks' signatures, when the upload leaves a sidecar.
+    signed: Option<SignedBlocks>,
+    /// The file's range mapped, when kept for the request.
+    map: Option<Arc<MappedFile>>,
 }
 
+/// Bytes of a mapped range hashed before their pages are given back: the
+/// process holds this much of a part at a time, not the part.
+const HASH_WINDOW: usize = 1 << 20;
+
 /// Reads `len` bytes at `offset`, hashing them as they pass (MD5, CRC64NVME,
-/// blake3 and CRC32C, those asked for), keeping the bytes if asked. Kept bytes
-/// are a memory map of the file's range, sent from the page cache as they are:
-/// no buffer to zero and fill, no copy, and the map is returned when the
-/// request drops it (a cut-short file reads as zeros there and is reported).
+/// blake3 and CRC32C, those asked for) and signing their blocks of `sign`
+/// bytes if asked, keeping the range if asked. A kept range is a memory map
+/// of the file, sent from the page cache as it is: no buffer to zero and
+/// fill, no copy. Its pages are given back window by window as they are
+/// hashed, and piece by piece as they are sent (a cut-short file reads as
+/// zeros there and is reported).
 fn read_range(
     path: &Path,
     offset: u64,
     len: u64,
     keep: bool,
     want: WantedSums,
+    sign: Option<u32>,
 ) -> Result<RangeRead, StorageError> {
-    use md5::Digest;
     let file = std::fs::File::open(path).map_err(|e| StorageError::io("cannot open", path, e))?;
     let read_err = |e| StorageError::io("cannot read", path, e);
+    let mut sums = RangeHasher::new(want);
     if keep && len > 0 {
         let map = crate::storage::local::map_range(&file, offset, len).map_err(read_err)?;
-        let bytes: &[u8] = &map;
-        let (md5, blake3) = rayon::join(
-            || want.md5.then(|| md5(bytes)),
-            || want.blake3.then(|| blake3::hash(bytes)),
-        );
-        let crc32c = want.crc32c.then(|| crc32c::crc32c(bytes));
-        let crc64nvme = want.crc64nvme.then(|| crc64nvme_of(bytes));
+        // Windows of whole blocks, so each is signed on its own.
+        let window = sign.map_or(HASH_WINDOW, |block| {
+            let block = block as usize;
+            block * HASH_WINDOW.div_ceil(block)
+        });
+        let mut runs = Vec::new();
+        for at in (0..map.len()).step_by(window) {
+            let bytes = &map[at..map.len().min(at + window)];
+            sums.update(bytes);
+            if let Some(block) = sign {
+                runs.push(sign_blocks(bytes, offset + at as u64, block));
+            }
+            map.release(at, bytes.len());
+        }
         if map.faulted() {
             return Err(read_err(crate::mapguard::ChangedWhileRead::io()));
         }
-        return Ok(RangeRead {
-            md5,
-            crc64nvme,
-            crc32c,
-            blake3,
-            bytes: Some(bytes::Bytes::from_owner(map)),
-        });
+        return Ok(sums.finish(
+            sign.map(|_| SignedBlocks::concat(runs)),
+            Some(Arc::new(map)),
+        ));
     }
-    let mut hasher = want.md5.then(md5::Md5::new);
-    let mut tree = want.blake3.then(blake3::Hasher::new);
-    let mut crc = want.crc32c.then_some(0u32);
-    let mut crc64 = want
-        .crc64nvme
-        .then(|| crc_fast::Digest::new(crc_fast::CrcAlgorithm::Crc64Nvme));
     let mut buffer = vec![0u8; (1 << 20).min(len as usize)];
     let mut done = 0u64;
     while done < len {
         let n = buffer.len().min((len - done) as usize);
         file.read_exact_at(&mut buffer[..n], offset + done)
             .map_err(read_err)?;
-        if let Some(hasher) = hasher.as_mut() {
-            hasher.update(&buffer[..n]);
-        }
-        if let Some(tree) = tree.as_mut() {
-            tree.update(&buffer[..n]);
-        }
-        if let Some(crc) = crc.as_mut() {
-            *crc = crc32c::crc32c_append(*crc, &buffer[..n]);
-        }
-        if let Some(crc64) = crc64.as_mut() {
-            crc64.update(&buffer[..n]);
-        }
+        sums.update(&buffer[..n]);
         done += n as u64;
     }
-    Ok(RangeRead {
-        md5: hasher.map(|h| h.finalize().into()),
-        crc64nvme: crc64.map(|d| d.finalize()),
-        crc32c: crc,
-        blake3: tree.map(|t| t.finalize()),
-        bytes: None,
-    })
+    Ok(sums.finish(None, None))
+}
+
+/// The sums a read asked for, fed the bytes as they pass.
+struct RangeHasher {
+    md5: Option<md5::Md5>,
+    blake3: Option<blake3::Hasher>,
+    crc32c: Option<u32>,
+    crc64nvme: Option<crc_fast::Digest>,
+}
+
+impl RangeHasher {
+    fn new(want: WantedSums) -> RangeHasher {
+        use md5::Digest;
+        RangeHasher {
+            md5: want.md5.then(md5::Md5::new),
+            blake3: want.blake3.then(blake3::Hasher::new),
+            crc32c: want.crc32c.then_some(0),
+            crc64nvme: want
+                .crc64nvme
+                .then(|| crc_fast::Digest::new(crc_fast::CrcAlgorithm::Crc64Nvme)),
+        }
+    }
+
+    fn update(&mut self, bytes: &[u8]) {
+        use md5::Digest;
+        let RangeHasher {
+            md5,
+            blake3,
+            crc32c,
+            crc64nvme,
+        } = self;
+        let with_blake3 = blake3.is_some();
+        let mut rest = || {
+            if let Some(tree) = blake3 {
+                tree.update(bytes);
+            }
+            if let Some(crc) = crc32c {
+                *crc = crc32c::crc32c_append(*crc, bytes);
+            }
+            if let Some(crc) = crc64nvme {
+                crc.update(bytes);
+            }
+        };
+        match md5 {
+            // MD5 (the slowest, one core at most) beside the blake3.
+            Some(md5) if with_blake3 => {
+                rayon::join(|| md5.update(bytes), rest);
+            }
+            Some(md5) => {
+                md5.update(bytes);
+                rest();
+            }
+            None => rest(),
+        }
+    }
+
+    fn finish(self, signed: Option<SignedBlocks>, map: Option<Arc<MappedFile>>) -> RangeRead {
+        use md5::Digest;
+        RangeRead {
+            md5: self.md5.map(|h| h.finalize().into()),
+            crc64nvme: self.crc64nvme.map(|d| d.finalize()),
+            crc32c: self.crc32c,
+            blake3: self.blake3.map(|t| t.finalize()),
+            signed,
+            map,
+        }
+    }
 }
 
 /// Which checksums a read computes.
@@ -241,25 +299,22 @@ impl Assembly<'_> {
                 let want = WantedSums {
                     md5: body_checksum == Some(ChecksumKind::Md5),
                     crc64nvme: body_checksum == Some(ChecksumKind::Crc64Nvme),
-                    blake3: journaled,
+                    // A signed part's digest comes from its block hashes.
+                    blake3: journaled && sign.is_none(),
                     crc32c: false,
                 };
-                let (read, signed) = read_part(move || {
-                    let read = read_range(&path, offset, len, keep, want)?;
-                    let signed = match (&read.bytes, sign) {
-                        (Some(bytes), Some(block)) => Some(sign_blocks(bytes, offset, block)),
-                        _ => None,
-                    };
-                    Ok((read, signed))
-                })
-                .await?;
+                let hashing = self.ctx.hashing_slot().await?;
+                let mut read =
+                    read_part(move || read_range(&path, offset, len, keep, want, sign)).await?;
+                drop(hashing);
+                let signed = read.signed.take();
                 let md5 = read.md5;
                 let sums = BodySums {
                     md5,
                     crc64nvme: read.crc64nvme,
                 };
-                let source = match &read.bytes {
-                    Some(bytes) => BodySource::Memory(bytes),
+                let source = match &read.map {
+                    Some(map) => BodySource::Mapped(map),
                     None => BodySource::File {
                         path: self.file,
                         offset,
@@ -280,7 +335,10 @@ impl Assembly<'_> {
                         what: "while its part was uploaded",
                     });
                 }
-                if let (Some(journal), Some(blake3)) = (self.journal, read.blake3) {
+                let digest = read
+                    .blake3
+                    .or_else(|| signed.as_ref().map(SignedBlocks::digest));
+                if let (Some(journal), Some(blake3)) = (self.journal, digest) {
                     journal.record(crate::resume::DonePart {
                         number,
                         offset,
@@ -315,7 +373,8 @@ impl Assembly<'_> {
                 };
                 let (expected_md5, expected_crc32c) = if want.any() {
                     let read =
-                        read_part(move || read_range(&path, new_offset, len, false, want)).await?;
+                        read_part(move || read_range(&path, new_offset, len, false, want, None))
+                            .await?;
                     (read.md5, read.crc32c)
                 } else {
                     (None, None)
@@ -381,5 +440,57 @@ impl Assembly<'_> {
             return settle_write(self.dst, key, result).await;
         }
         Ok(version)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_kept_range_is_summed_and_signed_window_by_window_as_it_would_be_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let bytes: Vec<u8> = (0..7_000_000u32).map(|i| (i ^ (i >> 11)) as u8).collect();
+        std::fs::write(&path, &bytes).unwrap();
+        let block = 64 * 1024;
+        let (offset, len) = (2 * u64::from(block), 6_000_000);
+        let range = &bytes[offset as usize..(offset + len) as usize];
+        let want = WantedSums {
+            md5: true,
+            crc64nvme: true,
+            blake3: true,
+            crc32c: true,
+        };
+        let kept = read_range(&path, offset, len, true, want, Some(block)).unwrap();
+        assert_eq!(kept.md5, Some(crate::storage::body::md5_of(range)));
+        assert_eq!(
+            kept.crc64nvme,
+            Some(crate::storage::body::crc64nvme_of(range))
+        );
+        assert_eq!(kept.crc32c, Some(crc32c::crc32c(range)));
+        assert_eq!(kept.blake3, Some(blake3::hash(range)));
+        assert_eq!(
+            kept.signed.unwrap().digest(),
+            sign_blocks(range, offset, block).digest()
+        );
+        assert_eq!(&kept.map.unwrap()[..], range);
+        // Streamed from the file (no map kept), the sums are the same.
+        let streamed = read_range(&path, offset, len, false, want, None).unwrap();
+        assert_eq!(
+            (
+                streamed.md5,
+                streamed.crc64nvme,
+                streamed.crc32c,
+                streamed.blake3
+            ),
+            (
+                Some(crate::storage::body::md5_of(range)),
+                kept.crc64nvme,
+                kept.crc32c,
+                kept.blake3
+            )
+        );
+        assert!(streamed.map.is_none() && streamed.signed.is_none());
     }
 }
