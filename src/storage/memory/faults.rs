@@ -46,6 +46,8 @@ pub enum Fault {
     StallAfter(u64),
     /// Someone else writes these bytes at the request's key just before it.
     ConcurrentWrite(bytes::Bytes),
+    /// A read's body arrives with the byte at this offset of it flipped.
+    Damage(u64),
 }
 
 /// A store with latency and armed faults.
@@ -125,7 +127,7 @@ impl Faulty {
                 let request = attempt();
                 async move {
                     match self.meet(kind).await {
-                        None | Some(Fault::StallAfter(_)) => request.await,
+                        None | Some(Fault::StallAfter(_) | Fault::Damage(_)) => request.await,
                         Some(Fault::ResetBefore) => {
                             Err(self.failure(key, RemoteErrorKind::Network, "connection reset"))
                         }
@@ -229,6 +231,18 @@ impl ObjectStore for Faulty {
                 Ok(futures::stream::iter(through)
                     .chain(futures::stream::pending())
                     .boxed())
+            }
+            Some(Fault::Damage(at)) => {
+                let body = self.inner.open_read(key, range, version).await?;
+                let mut whole: Vec<u8> = Vec::new();
+                let pieces: Vec<_> = body.collect().await;
+                for piece in pieces {
+                    whole.extend_from_slice(&piece?);
+                }
+                if let Some(byte) = usize::try_from(at).ok().and_then(|at| whole.get_mut(at)) {
+                    *byte ^= 0x20;
+                }
+                Ok(futures::stream::iter([Ok(bytes::Bytes::from(whole))]).boxed())
             }
             Some(Fault::ResetBefore) => {
                 Err(self.failure(key, RemoteErrorKind::Network, "connection reset"))

@@ -10,6 +10,7 @@ use futures::stream::{self, StreamExt, TryStreamExt};
 
 use crate::progress::ExecEvent;
 use crate::storage::local::{WriteMeta, map_readonly};
+use crate::storage::object::ChecksumKind;
 use crate::storage::objects::{read_object, read_range};
 use crate::storage::{
     Direction, LocalStorage, ObjectMeta, RebuildCheck, SharedStore, StorageError, run_blocking,
@@ -20,6 +21,7 @@ use super::super::plan::PlanItem;
 use super::super::sidecar::{self, Sidecar};
 use super::delta_download::{assemble, match_local};
 use super::local::check_destination_unchanged;
+use super::received::ReceivedCheck;
 use super::verify::effective_check;
 use super::{ItemContext, ItemError, Outcome, planned_source, source_changed};
 
@@ -94,9 +96,23 @@ pub(super) async fn run(
             let size = planned.size;
             let fetched = tokio::task::spawn_blocking(move || {
                 let whole = || {
-                    dst.write_file_atomic(&path, create_mode, meta, ctx.fsync, |out| {
-                        handle.block_on(fetch_into(id, &planned, &src, &key, out, &ctx))
-                    })
+                    let attempt = || {
+                        dst.write_file_atomic(&path, create_mode, meta, ctx.fsync, |out| {
+                            handle.block_on(fetch_into(id, &planned, &src, &key, out, &ctx))
+                        })
+                    };
+                    match attempt() {
+                        // Damaged on the way (the version is pinned): once more.
+                        Err(ItemError::Damaged { checksum }) => {
+                            let message = format!(
+                                "{path}: the bytes received differ from the object's {checksum}; downloading it again"
+                            );
+                            let _ =
+                                handle.block_on(ctx.events.send(ExecEvent::Warning { message }));
+                            attempt()
+                        }
+                        other => other,
+                    }
                 };
                 let Some((remote_sig, held)) = rebuild else {
                     whole()?;
@@ -221,6 +237,7 @@ async fn fetch_into(
     let write_error = |e| StorageError::io("cannot write", format!("temp file for {key}"), e);
     if size <= RANGED_THRESHOLD {
         // Streamed; a cut-off body resumes where it stopped.
+        let check = ReceivedCheck::by_crc(&planned.sums());
         let mut body = std::pin::pin!(read_object(src.clone(), key, size, etag));
         let mut received = 0u64;
         while let Some(chunk) = body.next().await {
@@ -228,6 +245,9 @@ async fn fetch_into(
                 return Err(ItemError::Cancelled);
             }
             let chunk = chunk.map_err(source_changed)?;
+            if let Some(check) = &check {
+                check.take(received, &chunk);
+            }
             out.write_all(&chunk).map_err(write_error)?;
             received += chunk.len() as u64;
             ctx.advanced(id, chunk.len() as u64).await;
@@ -237,23 +257,59 @@ async fn fetch_into(
                 what: "the object's size differs from its listing",
             });
         }
-        return Ok(());
+        return finish_check(check, size);
     }
+    let check = ReceivedCheck::by_crc(&held_crcs(planned, src, key).await?);
     let ranges: Vec<(u64, u64)> = (0..size.div_ceil(RANGE_SIZE))
         .map(|i| (i * RANGE_SIZE, RANGE_SIZE.min(size - i * RANGE_SIZE)))
         .collect();
     let file: &std::fs::File = out;
+    let check_ref = check.as_ref();
     stream::iter(ranges)
         .map(|(start, len)| async move {
             let _slot = ctx.request_slot().await?;
             let bytes = read_range(src.as_ref(), key, start, len, etag)
                 .await
                 .map_err(source_changed)?;
+            if let Some(check) = check_ref {
+                check.take(start, &bytes);
+            }
             file.write_all_at(&bytes, start).map_err(write_error)?;
             ctx.advanced(id, len).await;
-            Ok(())
+            Ok::<(), ItemError>(())
         })
         .buffer_unordered(ctx.parallel_requests())
         .try_collect::<()>()
-        .await
+        .await?;
+    finish_check(check, size)
+}
+
+/// The object's checksums a ranged download can be checked by: the
+/// listing's, or where it has no CRC and the store keeps one, a HEAD's
+/// (S3 reports its full-object CRC64NVME there only), taken only when it
+/// describes the version the ranges are pinned to.
+async fn held_crcs(
+    planned: &Entry,
+    src: &SharedStore,
+    key: &str,
+) -> Result<ContentSums, ItemError> {
+    let listed = planned.sums();
+    let limits = src.limits();
+    let keeps_crc = limits.checks(ChecksumKind::Crc64Nvme) || limits.checks(ChecksumKind::Crc32c);
+    if listed.crc64nvme.is_some() || listed.crc32c.is_some() || !keeps_crc {
+        return Ok(listed);
+    }
+    Ok(match src.head(key).await? {
+        Some(head) if head.version.as_deref() == planned.etag() => head.sums,
+        _ => listed,
+    })
+}
+
+/// The verdict of a download's check, said in the log.
+fn finish_check(check: Option<ReceivedCheck>, size: u64) -> Result<(), ItemError> {
+    if let Some(check) = check {
+        let checksum = check.finish(size)?;
+        tracing::debug!("downloaded bytes match the object's {checksum}");
+    }
+    Ok(())
 }

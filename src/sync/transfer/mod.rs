@@ -10,6 +10,7 @@ mod delta_upload;
 pub(crate) mod download;
 mod local;
 mod parts;
+mod received;
 mod remote;
 mod resumable;
 mod signed;
@@ -57,6 +58,12 @@ pub enum ItemError {
     /// sidecar did not supply: the sidecar does not describe the source.
     #[error("the file rebuilt by delta differs from the source by its {checksum}")]
     RebuildMismatch { checksum: &'static str },
+    /// Bytes downloaded differ from the object's own checksum: damaged on
+    /// the way (the download is pinned to the object's version).
+    #[error(
+        "the bytes received differ from the object's {checksum}: damaged on the way; nothing was written, re-run to download it again"
+    )]
+    Damaged { checksum: &'static str },
     #[error("cancelled")]
     Cancelled,
 }

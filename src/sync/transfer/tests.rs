@@ -263,6 +263,61 @@ async fn a_stalled_download_is_abandoned_and_asked_for_again() {
     assert!(std::fs::read(down.path().join("f.bin")).unwrap() == data);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_download_damaged_on_the_way_never_takes_its_name_and_is_fetched_again() {
+    let settings = settings(&[]);
+    let inner: SharedStore = memory(MemoryOptions::default(), &settings);
+    // One streamed in one GET, one fetched in ranges.
+    let small = noise(600_000, 6);
+    let large = noise((crate::sending::RANGED_THRESHOLD + 1_000_000) as usize, 7);
+    for (name, data) in [("small.bin", &small), ("large.bin", &large)] {
+        let key = format!("{}{name}", inner.prefix());
+        let len = data.len() as u64;
+        inner
+            .put(
+                &key,
+                crate::storage::body::BodySource::Memory(&Bytes::from(data.clone())),
+                len,
+                &crate::storage::ObjectMeta::default(),
+                BodySums::NONE,
+                crate::storage::Expect::Absent,
+            )
+            .await
+            .unwrap();
+    }
+    for twice in [false, true] {
+        let faulty = Arc::new(Faulty::new(inner.clone(), Duration::ZERO));
+        // The first read damaged, or (twice) every read: the small file's
+        // one and the large one's three, each fetched twice.
+        for _ in 0..if twice { 8 } else { 1 } {
+            faulty.arm(Request::Read, Fault::Damage(12_345));
+        }
+        let down = tempfile::tempdir().unwrap();
+        let (_, report) = sync(
+            Storage::Object(faulty.clone()),
+            local(down.path()),
+            &settings,
+        )
+        .await;
+        assert!(faulty.spent());
+        let files: Vec<_> = std::fs::read_dir(down.path())
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name())
+            .collect();
+        if twice {
+            // Damaged again: an error each, and no file (nor a temp one) left.
+            assert_eq!((report.copied, report.failed), (0, 2), "{report:?}");
+            assert!(files.is_empty(), "{files:?}");
+        } else {
+            assert_eq!((report.copied, report.failed), (2, 0), "{report:?}");
+            assert_eq!(files.len(), 2, "{files:?}");
+            for (name, data) in [("small.bin", &small), ("large.bin", &large)] {
+                assert!(&std::fs::read(down.path().join(name)).unwrap() == data);
+            }
+        }
+    }
+}
+
 #[test]
 fn memory_locations_parse_and_name_their_kind() {
     let location = Location::parse("mem://scratch/a/b").unwrap();
