@@ -124,7 +124,9 @@ mod tests {
     use super::*;
 
     fn bytes() -> Vec<u8> {
-        (0..1_000_003u32).map(|i| (i * 31 ^ i >> 7) as u8).collect()
+        (0..1_000_003u32)
+            .map(|i| ((i * 31) ^ (i >> 7)) as u8)
+            .collect()
     }
 
     fn held(bytes: &[u8]) -> [ContentSums; 2] {
