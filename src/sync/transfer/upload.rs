@@ -127,6 +127,11 @@ pub(super) async fn run(
 /// costs one per file operation.
 const READ_WHOLE: u64 = 1024 * 1024;
 
+/// Files up to this size are read and hashed where the upload runs: a few
+/// microseconds from the page cache, less than handing the read to a
+/// blocking thread and back costs.
+const READ_IN_PLACE: u64 = 64 * 1024;
+
 /// A small file as read for its upload.
 #[derive(Default)]
 struct SmallRead {
@@ -148,16 +153,22 @@ async fn read_small_file(
     want_blake3: bool,
     kind: Option<ChecksumKind>,
 ) -> SmallRead {
+    let read_whole = move |path: &std::path::Path| {
+        let bytes = std::fs::read(path)
+            .ok()
+            .filter(|bytes| bytes.len() as u64 == size)?;
+        Some(SmallRead {
+            blake3: want_blake3.then(|| blake3::hash(&bytes).to_hex().to_string()),
+            sums: BodySums::of(&bytes, kind),
+            bytes: Some(bytes.into()),
+        })
+    };
+    if size <= READ_IN_PLACE {
+        return read_whole(&path).unwrap_or_default();
+    }
     let read = tokio::task::spawn_blocking(move || {
         if size <= READ_WHOLE {
-            let bytes = std::fs::read(&path)
-                .ok()
-                .filter(|bytes| bytes.len() as u64 == size)?;
-            return Some(SmallRead {
-                blake3: want_blake3.then(|| blake3::hash(&bytes).to_hex().to_string()),
-                sums: BodySums::of(&bytes, kind),
-                bytes: Some(bytes.into()),
-            });
+            return read_whole(&path);
         }
         let map = std::fs::File::open(&path).and_then(|f| crate::storage::local::map_readonly(&f));
         map.ok().filter(|map| map.len() as u64 == size).map(|map| {
