@@ -311,6 +311,74 @@ pub async fn read_range(
         .await
 }
 
+/// Reads `len` bytes from `start`, pinned to `version`, handing each piece
+/// to `take` with its offset as it arrives: nothing is held in memory. A
+/// body that stalls or ends early is asked for again from where it stopped,
+/// so each byte is handed over once, in order.
+pub async fn read_range_into<F>(
+    store: &dyn ObjectStore,
+    key: &str,
+    start: u64,
+    len: u64,
+    version: Option<&str>,
+    take: F,
+) -> Result<(), StorageError>
+where
+    F: FnMut(u64, &[u8]) -> Result<(), StorageError>,
+{
+    if len == 0 {
+        return Ok(());
+    }
+    let url = store.url_of(key);
+    let policy = store.retry();
+    // Bytes handed over so far, kept across attempts.
+    let state = std::sync::Mutex::new((0u64, take));
+    let got = || state.lock().unwrap_or_else(|e| e.into_inner()).0;
+    policy
+        .run(&url, Budget::Unbounded, || async {
+            let stall = policy.stall_timeout;
+            let from = got();
+            if from == len {
+                // Every byte came before the connection failed.
+                return Ok(());
+            }
+            let mut body = tokio::time::timeout(
+                stall,
+                store.open_read(key, Some((start + from, len - from)), version),
+            )
+            .await
+            .map_err(|_| stalled(&url, stall))??;
+            loop {
+                let chunk = match tokio::time::timeout(stall, body.next()).await {
+                    Err(_) => return Err(stalled(&url, stall)),
+                    Ok(None) => break,
+                    Ok(Some(chunk)) => chunk?,
+                };
+                {
+                    let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
+                    let (got, take) = &mut *state;
+                    if *got + chunk.len() as u64 > len {
+                        return Err(StorageError::Interrupted {
+                            target: url.clone(),
+                            message: format!("asked for {len} bytes at {start}, got more"),
+                        });
+                    }
+                    take(start + *got, &chunk)?;
+                    *got += chunk.len() as u64;
+                }
+                crate::bandwidth::take(chunk.len()).await;
+            }
+            match got() {
+                got if got == len => Ok(()),
+                got => Err(StorageError::Interrupted {
+                    target: url.clone(),
+                    message: format!("asked for {len} bytes at {start}, got {got}"),
+                }),
+            }
+        })
+        .await
+}
+
 /// Reads a small object whole (a sidecar), refusing to hold more than `limit`
 /// bytes of it in memory.
 pub async fn read_small(

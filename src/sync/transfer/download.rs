@@ -11,7 +11,7 @@ use futures::stream::{self, StreamExt, TryStreamExt};
 use crate::progress::ExecEvent;
 use crate::storage::local::{WriteMeta, map_readonly};
 use crate::storage::object::ChecksumKind;
-use crate::storage::objects::{read_object, read_range};
+use crate::storage::objects::{read_object, read_range_into};
 use crate::storage::{
     Direction, LocalStorage, ObjectMeta, RebuildCheck, SharedStore, StorageError, run_blocking,
 };
@@ -238,6 +238,7 @@ async fn fetch_into(
     if size <= RANGED_THRESHOLD {
         // Streamed; a cut-off body resumes where it stopped.
         let check = ReceivedCheck::by_crc(&planned.sums());
+        let mut sum = check.as_ref().map(|check| check.range(0));
         let mut body = std::pin::pin!(read_object(src.clone(), key, size, etag));
         let mut received = 0u64;
         while let Some(chunk) = body.next().await {
@@ -245,8 +246,8 @@ async fn fetch_into(
                 return Err(ItemError::Cancelled);
             }
             let chunk = chunk.map_err(source_changed)?;
-            if let Some(check) = &check {
-                check.take(received, &chunk);
+            if let Some(sum) = sum.as_mut() {
+                sum.update(&chunk);
             }
             out.write_all(&chunk).map_err(write_error)?;
             received += chunk.len() as u64;
@@ -256,6 +257,9 @@ async fn fetch_into(
             return Err(ItemError::SourceChanged {
                 what: "the object's size differs from its listing",
             });
+        }
+        if let (Some(check), Some(sum)) = (&check, sum) {
+            check.record(sum);
         }
         return finish_check(check, size);
     }
@@ -268,13 +272,19 @@ async fn fetch_into(
     stream::iter(ranges)
         .map(|(start, len)| async move {
             let _slot = ctx.request_slot().await?;
-            let bytes = read_range(src.as_ref(), key, start, len, etag)
-                .await
-                .map_err(source_changed)?;
-            if let Some(check) = check_ref {
-                check.take(start, &bytes);
+            // Each piece written where it goes as it arrives, and summed.
+            let mut sum = check_ref.map(|check| check.range(start));
+            read_range_into(src.as_ref(), key, start, len, etag, |at, piece| {
+                if let Some(sum) = sum.as_mut() {
+                    sum.update(piece);
+                }
+                file.write_all_at(piece, at).map_err(write_error)
+            })
+            .await
+            .map_err(source_changed)?;
+            if let (Some(check), Some(sum)) = (check_ref, sum) {
+                check.record(sum);
             }
-            file.write_all_at(&bytes, start).map_err(write_error)?;
             ctx.advanced(id, len).await;
             Ok::<(), ItemError>(())
         })

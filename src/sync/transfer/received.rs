@@ -55,15 +55,33 @@ impl ReceivedCheck {
         })
     }
 
-    /// Takes `bytes` received for `offset`.
-    pub(super) fn take(&self, offset: u64, bytes: &[u8]) {
-        let len = bytes.len() as u64;
+    /// The sum of a range starting at `start`, fed its bytes in order.
+    pub(super) fn range(&self, start: u64) -> RangeSum {
         let crc = match self.expected {
-            Expected::Crc64Nvme(_) => crate::storage::body::crc64nvme_of(bytes),
-            Expected::Crc32c(_) => u64::from(crc32c::crc32c(bytes)),
+            Expected::Crc64Nvme(_) => RangeCrc::Crc64Nvme(Box::new(crc_fast::Digest::new(
+                crc_fast::CrcAlgorithm::Crc64Nvme,
+            ))),
+            Expected::Crc32c(_) => RangeCrc::Crc32c(0),
+        };
+        RangeSum { start, len: 0, crc }
+    }
+
+    /// Records a range received whole.
+    pub(super) fn record(&self, range: RangeSum) {
+        let crc = match range.crc {
+            RangeCrc::Crc64Nvme(digest) => digest.finalize(),
+            RangeCrc::Crc32c(crc) => u64::from(crc),
         };
         let mut ranges = self.ranges.lock().unwrap_or_else(|e| e.into_inner());
-        ranges.crcs.push((offset, len, crc));
+        ranges.crcs.push((range.start, range.len, crc));
+    }
+
+    /// Takes `bytes` received whole for `offset`.
+    #[cfg(test)]
+    fn take(&self, offset: u64, bytes: &[u8]) {
+        let mut range = self.range(offset);
+        range.update(bytes);
+        self.record(range);
     }
 
     /// Whether the `size` bytes taken are the object's: an error naming the
@@ -88,6 +106,29 @@ impl ReceivedCheck {
             }
         };
         if alike { Ok(name) } else { damaged }
+    }
+}
+
+/// The CRC of one range, taken as its bytes arrive in order.
+pub(super) struct RangeSum {
+    start: u64,
+    len: u64,
+    crc: RangeCrc,
+}
+
+enum RangeCrc {
+    Crc64Nvme(Box<crc_fast::Digest>),
+    Crc32c(u32),
+}
+
+impl RangeSum {
+    /// Takes the range's next bytes.
+    pub(super) fn update(&mut self, bytes: &[u8]) {
+        match &mut self.crc {
+            RangeCrc::Crc64Nvme(digest) => digest.update(bytes),
+            RangeCrc::Crc32c(crc) => *crc = crc32c::crc32c_append(*crc, bytes),
+        }
+        self.len += bytes.len() as u64;
     }
 }
 

@@ -318,6 +318,44 @@ async fn a_download_damaged_on_the_way_never_takes_its_name_and_is_fetched_again
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_range_cut_off_goes_on_from_where_it_stopped() {
+    let settings = settings(&[("HUGESYNC_STALL_TIMEOUT", "1s")]);
+    let inner: SharedStore = memory(MemoryOptions::default(), &settings);
+    let data = noise((crate::sending::RANGED_THRESHOLD + 3_000_000) as usize, 8);
+    let key = format!("{}big.bin", inner.prefix());
+    inner
+        .put(
+            &key,
+            crate::storage::body::BodySource::Memory(&Bytes::from(data.clone())),
+            data.len() as u64,
+            &crate::storage::ObjectMeta::default(),
+            BodySums::NONE,
+            crate::storage::Expect::Absent,
+        )
+        .await
+        .unwrap();
+    for fault in [Fault::StallAfter(1_000_000), Fault::ResetAfter] {
+        let faulty = Arc::new(Faulty::new(inner.clone(), Duration::ZERO));
+        faulty.arm(Request::Read, fault.clone());
+        let down = tempfile::tempdir().unwrap();
+        let (_, report) = sync(
+            Storage::Object(faulty.clone()),
+            local(down.path()),
+            &settings,
+        )
+        .await;
+        assert!(faulty.spent(), "{fault:?}");
+        assert_eq!(
+            (report.copied, report.failed),
+            (1, 0),
+            "{fault:?}: {report:?}"
+        );
+        assert!(report.retries >= 1, "{fault:?}: {report:?}");
+        assert!(std::fs::read(down.path().join("big.bin")).unwrap() == data);
+    }
+}
+
 #[test]
 fn memory_locations_parse_and_name_their_kind() {
     let location = Location::parse("mem://scratch/a/b").unwrap();
