@@ -112,6 +112,7 @@ pub fn crc64nvme_of(bytes: &[u8]) -> u64 {
 pub struct BodySums {
     pub md5: Option<[u8; 16]>,
     pub crc64nvme: Option<u64>,
+    pub crc32c: Option<u32>,
 }
 
 impl BodySums {
@@ -119,6 +120,7 @@ impl BodySums {
     pub const NONE: BodySums = BodySums {
         md5: None,
         crc64nvme: None,
+        crc32c: None,
     };
 
     /// The sums `kind` asks for, of `bytes`.
@@ -127,13 +129,14 @@ impl BodySums {
         BodySums {
             md5: (kind == Some(ChecksumKind::Md5)).then(|| md5_of(bytes)),
             crc64nvme: (kind == Some(ChecksumKind::Crc64Nvme)).then(|| crc64nvme_of(bytes)),
+            crc32c: (kind == Some(ChecksumKind::Crc32c)).then(|| crc32c::crc32c(bytes)),
         }
     }
 
     pub fn md5(md5: Option<[u8; 16]>) -> BodySums {
         BodySums {
             md5,
-            crc64nvme: None,
+            ..BodySums::NONE
         }
     }
 }
@@ -142,6 +145,7 @@ impl BodySums {
 pub struct BodyHasher {
     md5: Option<md5::Md5>,
     crc64nvme: Option<crc_fast::Digest>,
+    crc32c: Option<u32>,
 }
 
 impl BodyHasher {
@@ -153,6 +157,7 @@ impl BodyHasher {
             md5: (kind == Some(ChecksumKind::Md5)).then(md5::Md5::new),
             crc64nvme: (kind == Some(ChecksumKind::Crc64Nvme))
                 .then(|| crc_fast::Digest::new(crc_fast::CrcAlgorithm::Crc64Nvme)),
+            crc32c: (kind == Some(ChecksumKind::Crc32c)).then_some(0),
         }
     }
 
@@ -164,6 +169,9 @@ impl BodyHasher {
         if let Some(crc) = self.crc64nvme.as_mut() {
             crc.update(bytes);
         }
+        if let Some(crc) = self.crc32c.as_mut() {
+            *crc = crc32c::crc32c_append(*crc, bytes);
+        }
     }
 
     pub fn finish(self) -> BodySums {
@@ -171,6 +179,7 @@ impl BodyHasher {
         BodySums {
             md5: self.md5.map(|md5| md5.finalize().into()),
             crc64nvme: self.crc64nvme.map(|crc| crc.finalize()),
+            crc32c: self.crc32c,
         }
     }
 }
@@ -329,7 +338,12 @@ mod tests {
     #[test]
     fn sums_fed_in_pieces_equal_sums_of_the_whole() {
         let bytes: Vec<u8> = (0..300_000u32).map(|i| (i ^ (i >> 9)) as u8).collect();
-        for kind in [None, Some(ChecksumKind::Md5), Some(ChecksumKind::Crc64Nvme)] {
+        for kind in [
+            None,
+            Some(ChecksumKind::Md5),
+            Some(ChecksumKind::Crc64Nvme),
+            Some(ChecksumKind::Crc32c),
+        ] {
             let mut hasher = BodyHasher::new(kind);
             for piece in bytes.chunks(77_777) {
                 hasher.update(piece);

@@ -79,6 +79,7 @@ impl GcsStorage {
                 name: None,
                 content_type: CONTENT_TYPE,
                 md5_hash: None,
+                crc32c: None,
                 metadata,
                 storage_class: self.class_for(key),
             },

@@ -41,6 +41,7 @@ impl GcsStorage {
                     name: None,
                     content_type: CONTENT_TYPE,
                     md5_hash: None,
+                    crc32c: None,
                     metadata: meta.to_headers(),
                     storage_class,
                 })

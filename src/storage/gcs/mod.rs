@@ -72,7 +72,7 @@ const LIMITS: StoreLimits = StoreLimits {
     },
     delete_batch: 100,
     checksums: &[ChecksumKind::Md5, ChecksumKind::Crc32c],
-    body_checksum: Some(ChecksumKind::Md5),
+    body_checksum: Some(ChecksumKind::Crc32c),
     keeps_metadata: true,
     cheap_range_copies: false,
     rebuild_check: RebuildCheck::WholeObjectCompared,

@@ -2,6 +2,7 @@
 //! object resource says.
 
 use super::*;
+use crate::storage::body::BodySums;
 
 impl GcsStorage {
     pub(super) async fn head_object(
@@ -24,14 +25,16 @@ impl GcsStorage {
         body: BodySource<'_>,
         len: u64,
         metadata: HashMap<String, String>,
-        md5: Option<[u8; 16]>,
+        sums: BodySums,
         expect: Expect<'_>,
     ) -> Result<json::Object, StorageError> {
         let target = self.url_of_key(key);
+        let base64 = base64::engine::general_purpose::STANDARD;
         let resource = serde_json::to_string(&json::NewObject {
             name: Some(key),
             content_type: CONTENT_TYPE,
-            md5_hash: md5.map(|m| base64::engine::general_purpose::STANDARD.encode(m)),
+            md5_hash: sums.md5.map(|m| base64.encode(m)),
+            crc32c: sums.crc32c.map(|crc| base64.encode(crc.to_be_bytes())),
             metadata,
             storage_class: self.class_for(key),
         })
@@ -53,14 +56,22 @@ impl GcsStorage {
                 ..Call::new(Method::POST, &url)
             })
             .await?;
-        // The service checks a given MD5; what it stored is compared too
-        // (emulators do not check).
-        if let (Some(sent), Some(stored)) = (md5, object.md5())
+        // The service checks a given MD5 or CRC32C; what it stored is
+        // compared too (emulators may not check).
+        if let (Some(sent), Some(stored)) = (sums.md5, object.md5())
             && sent != stored
         {
             return Err(StorageError::Verification {
                 target,
                 message: "the stored object's MD5 differs from what was sent".into(),
+            });
+        }
+        if let (Some(sent), Some(stored)) = (sums.crc32c, object.crc32c())
+            && sent != stored
+        {
+            return Err(StorageError::Verification {
+                target,
+                message: "the stored object's CRC32C differs from what was sent".into(),
             });
         }
         if object.size() != len {

@@ -87,7 +87,6 @@ impl StagedObjects for GcsStorage {
         len: u64,
         sums: BodySums,
     ) -> Result<StagedPart, StorageError> {
-        let md5 = sums.md5;
         if number == 0 || number as usize > LIMITS.max_parts {
             return Err(StorageError::Transfer {
                 target: self.url_of_key(&upload.key),
@@ -106,7 +105,7 @@ impl StagedObjects for GcsStorage {
             staging::part_name(&upload.id, number, &upload.key)
         };
         let object = self
-            .upload(&name, body, len, HashMap::new(), md5, Expect::Any)
+            .upload(&name, body, len, HashMap::new(), sums, Expect::Any)
             .await?;
         let stored_md5 = object.md5();
         let generation = Self::generation_of(object, &self.url_of_key(&upload.key))?;

@@ -102,9 +102,8 @@ impl ObjectStore for GcsStorage {
         sums: BodySums,
         expect: Expect<'_>,
     ) -> Result<String, StorageError> {
-        let md5 = sums.md5;
         let object = self
-            .upload(key, body, len, meta.to_headers(), md5, expect)
+            .upload(key, body, len, meta.to_headers(), sums, expect)
             .await?;
         let generation = Self::generation_of(object, &self.url_of_key(key))?;
         self.drop_chunks_after_write(key).await;

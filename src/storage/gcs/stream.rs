@@ -71,6 +71,7 @@ impl GcsStorage {
             name: Some(key),
             content_type: CONTENT_TYPE,
             md5_hash: None,
+            crc32c: None,
             metadata: meta.to_headers(),
             storage_class: self.class_for(key),
         })

@@ -301,7 +301,7 @@ impl Assembly<'_> {
                     crc64nvme: body_checksum == Some(ChecksumKind::Crc64Nvme),
                     // A signed part's digest comes from its block hashes.
                     blake3: journaled && sign.is_none(),
-                    crc32c: false,
+                    crc32c: body_checksum == Some(ChecksumKind::Crc32c),
                 };
                 let hashing = self.ctx.hashing_slot().await?;
                 let mut read =
@@ -312,6 +312,7 @@ impl Assembly<'_> {
                 let sums = BodySums {
                     md5,
                     crc64nvme: read.crc64nvme,
+                    crc32c: read.crc32c,
                 };
                 let source = match &read.map {
                     Some(map) => BodySource::Mapped(map),
