@@ -232,16 +232,13 @@ async fn someone_writing_the_key_first_is_a_conflict_not_an_overwrite() {
     assert!(object(inner.as_ref(), "f.bin").await.unwrap() == noise(200_000, 4));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_stalled_download_is_abandoned_and_asked_for_again() {
-    let settings = settings(&[("HUGESYNC_STALL_TIMEOUT", "1s")]);
-    let inner: SharedStore = memory(MemoryOptions::default(), &settings);
-    let data = noise(600_000, 5);
-    let key = format!("{}f.bin", inner.prefix());
-    inner
+/// Puts `data` as a new object `name` under the store's prefix.
+async fn put_new(store: &SharedStore, name: &str, data: &[u8]) {
+    let key = format!("{}{name}", store.prefix());
+    store
         .put(
             &key,
-            crate::storage::body::BodySource::Memory(&Bytes::from(data.clone())),
+            crate::storage::body::BodySource::Memory(&Bytes::copy_from_slice(data)),
             data.len() as u64,
             &crate::storage::ObjectMeta::default(),
             BodySums::NONE,
@@ -249,6 +246,14 @@ async fn a_stalled_download_is_abandoned_and_asked_for_again() {
         )
         .await
         .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_download_is_abandoned_and_asked_for_again() {
+    let settings = settings(&[("HUGESYNC_STALL_TIMEOUT", "1s")]);
+    let inner: SharedStore = memory(MemoryOptions::default(), &settings);
+    let data = noise(600_000, 5);
+    put_new(&inner, "f.bin", &data).await;
     let faulty = Arc::new(Faulty::new(inner.clone(), Duration::ZERO));
     faulty.arm(Request::Read, Fault::StallAfter(100_000));
     let down = tempfile::tempdir().unwrap();
@@ -271,19 +276,7 @@ async fn a_download_damaged_on_the_way_never_takes_its_name_and_is_fetched_again
     let small = noise(600_000, 6);
     let large = noise((crate::sending::RANGED_THRESHOLD + 1_000_000) as usize, 7);
     for (name, data) in [("small.bin", &small), ("large.bin", &large)] {
-        let key = format!("{}{name}", inner.prefix());
-        let len = data.len() as u64;
-        inner
-            .put(
-                &key,
-                crate::storage::body::BodySource::Memory(&Bytes::from(data.clone())),
-                len,
-                &crate::storage::ObjectMeta::default(),
-                BodySums::NONE,
-                crate::storage::Expect::Absent,
-            )
-            .await
-            .unwrap();
+        put_new(&inner, name, data).await;
     }
     for twice in [false, true] {
         let faulty = Arc::new(Faulty::new(inner.clone(), Duration::ZERO));
@@ -323,18 +316,7 @@ async fn a_range_cut_off_goes_on_from_where_it_stopped() {
     let settings = settings(&[("HUGESYNC_STALL_TIMEOUT", "1s")]);
     let inner: SharedStore = memory(MemoryOptions::default(), &settings);
     let data = noise((crate::sending::RANGED_THRESHOLD + 3_000_000) as usize, 8);
-    let key = format!("{}big.bin", inner.prefix());
-    inner
-        .put(
-            &key,
-            crate::storage::body::BodySource::Memory(&Bytes::from(data.clone())),
-            data.len() as u64,
-            &crate::storage::ObjectMeta::default(),
-            BodySums::NONE,
-            crate::storage::Expect::Absent,
-        )
-        .await
-        .unwrap();
+    put_new(&inner, "big.bin", &data).await;
     for fault in [Fault::StallAfter(1_000_000), Fault::ResetAfter] {
         let faulty = Arc::new(Faulty::new(inner.clone(), Duration::ZERO));
         faulty.arm(Request::Read, fault.clone());
