@@ -47,8 +47,7 @@ pub struct DonePart {
     pub offset: u64,
     pub len: u64,
     pub etag: String,
-    /// blake3 of the file's bytes `offset..offset + len`, hex (of a signed
-    /// upload's part: `SignedBlocks::digest`, from its blocks' hashes).
+    /// blake3 of the file's bytes `offset..offset + len`, hex.
     pub blake3: String,
 }
 

@@ -96,9 +96,9 @@ pub struct SignedBlocks {
 
 impl SignedBlocks {
     /// A digest of the signed bytes, from their blocks' hashes (each a blake3
-    /// subtree bound to its offset): as binding as a blake3 of the bytes,
-    /// without a second pass over them.
-    pub fn digest(&self) -> blake3::Hash {
+    /// subtree bound to its offset): runs signed apart compare by it.
+    #[cfg(test)]
+    pub(crate) fn digest(&self) -> blake3::Hash {
         let mut hasher = blake3::Hasher::new();
         hasher.update(&self.offset.to_le_bytes());
         for (checksum, _) in &self.blocks {

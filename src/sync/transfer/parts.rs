@@ -299,8 +299,10 @@ impl Assembly<'_> {
                 let want = WantedSums {
                     md5: body_checksum == Some(ChecksumKind::Md5),
                     crc64nvme: body_checksum == Some(ChecksumKind::Crc64Nvme),
-                    // A signed part's digest comes from its block hashes.
-                    blake3: journaled && sign.is_none(),
+                    // The journal keeps the bytes' own blake3: a store may
+                    // check a resumed part by it on the server (an SSH
+                    // server's b3sum of the range).
+                    blake3: journaled,
                     crc32c: body_checksum == Some(ChecksumKind::Crc32c),
                 };
                 let hashing = self.ctx.hashing_slot().await?;
@@ -336,10 +338,7 @@ impl Assembly<'_> {
                         what: "while its part was uploaded",
                     });
                 }
-                let digest = read
-                    .blake3
-                    .or_else(|| signed.as_ref().map(SignedBlocks::digest));
-                if let (Some(journal), Some(blake3)) = (self.journal, digest) {
+                if let (Some(journal), Some(blake3)) = (self.journal, read.blake3) {
                     journal.record(crate::resume::DonePart {
                         number,
                         offset,

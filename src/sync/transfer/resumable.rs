@@ -229,15 +229,13 @@ async fn resume(
             let mut bytes = vec![0u8; done.len as usize];
             std::os::unix::fs::FileExt::read_exact_at(&file, &mut bytes, done.offset)
                 .map_err(|e| StorageError::io("cannot read", &path, e))?;
-            // As the part was recorded: signed parts by their blocks' digest.
-            let signed = block_size.map(|block| sign_blocks(&bytes, done.offset, block));
-            let digest = signed
-                .as_ref()
-                .map_or_else(|| blake3::hash(&bytes), SignedBlocks::digest);
-            if digest.to_hex().as_str() != done.blake3 {
+            if blake3::hash(&bytes).to_hex().as_str() != done.blake3 {
                 continue; // changed in place: uploaded again
             }
-            kept.push(ResumedPart { signed, part });
+            kept.push(ResumedPart {
+                signed: block_size.map(|block| sign_blocks(&bytes, done.offset, block)),
+                part,
+            });
         }
         Ok(kept)
     })
