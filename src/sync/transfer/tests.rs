@@ -248,22 +248,37 @@ async fn put_new(store: &SharedStore, name: &str, data: &[u8]) {
         .unwrap();
 }
 
+/// Downloads everything in `inner` through a store with each of `faults`
+/// armed, in turn, for reads; the report, whether every fault met its
+/// request, and the directory downloaded to.
+async fn download_through(
+    inner: &SharedStore,
+    faults: &[Fault],
+    settings: &Settings,
+) -> (ExecReport, bool, tempfile::TempDir) {
+    let faulty = Arc::new(Faulty::new(inner.clone(), Duration::ZERO));
+    for fault in faults {
+        faulty.arm(Request::Read, fault.clone());
+    }
+    let down = tempfile::tempdir().unwrap();
+    let (_, report) = sync(
+        Storage::Object(faulty.clone()),
+        local(down.path()),
+        settings,
+    )
+    .await;
+    (report, faulty.spent(), down)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_download_is_abandoned_and_asked_for_again() {
     let settings = settings(&[("HUGESYNC_STALL_TIMEOUT", "1s")]);
     let inner: SharedStore = memory(MemoryOptions::default(), &settings);
     let data = noise(600_000, 5);
     put_new(&inner, "f.bin", &data).await;
-    let faulty = Arc::new(Faulty::new(inner.clone(), Duration::ZERO));
-    faulty.arm(Request::Read, Fault::StallAfter(100_000));
-    let down = tempfile::tempdir().unwrap();
-    let (_, report) = sync(
-        Storage::Object(faulty.clone()),
-        local(down.path()),
-        &settings,
-    )
-    .await;
-    assert!(faulty.spent());
+    let (report, spent, down) =
+        download_through(&inner, &[Fault::StallAfter(100_000)], &settings).await;
+    assert!(spent);
     assert_eq!((report.copied, report.failed), (1, 0), "{report:?}");
     assert!(std::fs::read(down.path().join("f.bin")).unwrap() == data);
 }
@@ -279,20 +294,11 @@ async fn a_download_damaged_on_the_way_never_takes_its_name_and_is_fetched_again
         put_new(&inner, name, data).await;
     }
     for twice in [false, true] {
-        let faulty = Arc::new(Faulty::new(inner.clone(), Duration::ZERO));
         // The first read damaged, or (twice) every read: the small file's
         // one and the large one's three, each fetched twice.
-        for _ in 0..if twice { 8 } else { 1 } {
-            faulty.arm(Request::Read, Fault::Damage(12_345));
-        }
-        let down = tempfile::tempdir().unwrap();
-        let (_, report) = sync(
-            Storage::Object(faulty.clone()),
-            local(down.path()),
-            &settings,
-        )
-        .await;
-        assert!(faulty.spent());
+        let damaged = vec![Fault::Damage(12_345); if twice { 8 } else { 1 }];
+        let (report, spent, down) = download_through(&inner, &damaged, &settings).await;
+        assert!(spent);
         let files: Vec<_> = std::fs::read_dir(down.path())
             .unwrap()
             .map(|entry| entry.unwrap().file_name())
@@ -318,16 +324,9 @@ async fn a_range_cut_off_goes_on_from_where_it_stopped() {
     let data = noise((crate::sending::RANGED_THRESHOLD + 3_000_000) as usize, 8);
     put_new(&inner, "big.bin", &data).await;
     for fault in [Fault::StallAfter(1_000_000), Fault::ResetAfter] {
-        let faulty = Arc::new(Faulty::new(inner.clone(), Duration::ZERO));
-        faulty.arm(Request::Read, fault.clone());
-        let down = tempfile::tempdir().unwrap();
-        let (_, report) = sync(
-            Storage::Object(faulty.clone()),
-            local(down.path()),
-            &settings,
-        )
-        .await;
-        assert!(faulty.spent(), "{fault:?}");
+        let (report, spent, down) =
+            download_through(&inner, std::slice::from_ref(&fault), &settings).await;
+        assert!(spent, "{fault:?}");
         assert_eq!(
             (report.copied, report.failed),
             (1, 0),
