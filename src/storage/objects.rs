@@ -275,8 +275,7 @@ async fn collect_body(
 }
 
 /// Reads `len` bytes from `start` into memory (callers bound `len`), pinned
-/// to `version`, with the whole exchange retried: a body that stalls or ends
-/// early is asked for again.
+/// to `version`: [`read_range_into`] a buffer of that size.
 pub async fn read_range(
     store: &dyn ObjectStore,
     key: &str,
@@ -284,31 +283,13 @@ pub async fn read_range(
     len: u64,
     version: Option<&str>,
 ) -> Result<Bytes, StorageError> {
-    if len == 0 {
-        return Ok(Bytes::new());
-    }
-    let url = store.url_of(key);
-    let policy = store.retry();
-    policy
-        .run(&url, Budget::Unbounded, || async {
-            let stall = policy.stall_timeout;
-            let body =
-                tokio::time::timeout(stall, store.open_read(key, Some((start, len)), version))
-                    .await
-                    .map_err(|_| stalled(&url, stall))??;
-            let bytes = collect_body(body, len, &url, stall).await?;
-            match bytes {
-                Some(bytes) if bytes.len() as u64 == len => Ok(bytes),
-                other => Err(StorageError::Interrupted {
-                    target: url.clone(),
-                    message: format!(
-                        "asked for {len} bytes at {start}, got {}",
-                        other.map_or_else(|| "more".to_string(), |b| b.len().to_string())
-                    ),
-                }),
-            }
-        })
-        .await
+    let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+    read_range_into(store, key, start, len, version, |_, piece| {
+        bytes.extend_from_slice(piece);
+        Ok(())
+    })
+    .await?;
+    Ok(Bytes::from(bytes))
 }
 
 /// Reads `len` bytes from `start`, pinned to `version`, handing each piece
