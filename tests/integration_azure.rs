@@ -199,6 +199,72 @@ fn a_small_edit_to_a_large_blob_sends_about_one_block() {
 }
 
 #[test]
+fn a_block_damaged_on_the_way_is_refused_by_its_crc64_and_never_committed() {
+    let (scratch, container) = (Scratch::new(), Container::new());
+    let data = noise(40 * MIB, 43);
+    scratch.write("src/big.bin", &data);
+    let proxy = proxy_for(&container, Faults::default());
+    proxy.damage_parts(1);
+    let out = scratch
+        .cmd()
+        .envs([via(&proxy)])
+        .args(["sync", "--yes", "-j", "2"])
+        .arg(scratch.src())
+        .arg(container.url("d"))
+        .output()
+        .unwrap();
+    assert_eq!(proxy.damaged(), 1);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains("Crc64Mismatch"),
+        "{}",
+        stderr_of(&out)
+    );
+    assert!(container.head("d/big.bin").is_none(), "nothing committed");
+    // Every block carried Azure's CRC64 (CRC-64/NVME, little-endian), not an MD5.
+    let heads = proxy.counters.part_heads.lock().unwrap().clone();
+    assert!(!heads.is_empty());
+    for head in &heads {
+        let lower = head.to_ascii_lowercase();
+        assert!(
+            lower.contains("x-ms-content-crc64:") && !lower.contains("content-md5:"),
+            "{head}"
+        );
+    }
+
+    // Undamaged, the next run sends it, and the service confirms each block.
+    let (sent, _, _) = sync_json(
+        &scratch,
+        &[via(&proxy)],
+        &local(&scratch.src()),
+        &container.url("d"),
+        &["-j", "2"],
+    );
+    assert!(sent >= data.len() as u64 / 2, "sent {sent}");
+    assert!(container.get("d/big.bin") == data, "the blob differs");
+
+    // --upload-checksum md5 sends Content-MD5 instead, refused the same way.
+    scratch.write("src/big.bin", &noise(40 * MIB, 44));
+    set_newer(&scratch.src().join("big.bin"));
+    proxy.damage_parts(1);
+    let out = scratch
+        .cmd()
+        .envs([via(&proxy)])
+        .args(["sync", "--yes", "--upload-checksum", "md5"])
+        .arg(scratch.src())
+        .arg(container.url("d"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains("Md5Mismatch"),
+        "{}",
+        stderr_of(&out)
+    );
+    assert!(container.get("d/big.bin") == data, "the old blob stays");
+}
+
+#[test]
 fn a_sidecar_that_lies_is_refused_by_the_service_and_the_whole_file_goes() {
     // As on S3 (tests/delta_s3.rs): a forged sidecar that passes for fresh.
     // Each Put Block From URL carries the MD5 the range must have; the service

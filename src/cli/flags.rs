@@ -181,10 +181,11 @@ pub struct S3Flags {
     /// The account id the provider's endpoint names (Cloudflare R2).
     #[arg(long, global = true, value_name = "ID")]
     pub provider_account: Option<String>,
-    /// The checksum every body uploaded to s3:// carries for the server to
-    /// check: crc64nvme (S3's default, a tenth of MD5's CPU) or md5 (for
-    /// S3-compatible services that lack the newer checksums; the default for
-    /// providers known to).
+    /// The checksum every body uploaded to s3:// or az:// carries for the
+    /// server to check: crc64nvme (S3's default and Azure's CRC64, a tenth of
+    /// MD5's CPU) or md5 (for S3-compatible services that lack the newer
+    /// checksums, the default for providers known to; Azure emulators older
+    /// than CRC64 support).
     #[arg(long, global = true, value_name = "KIND", value_parser = ["crc64nvme", "md5"])]
     pub upload_checksum: Option<String>,
     /// Retry a failed request up to N times (throttling, 5xx, network errors,

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use super::Settings;
-use crate::storage::s3::BodyChecksum;
+use crate::storage::body::BodyChecksum;
 use crate::storage::{AzureSettings, GcsSettings, S3Settings, SftpSettings, StoreSettings};
 
 impl Settings {
@@ -76,6 +76,14 @@ fn azure(settings: &Settings) -> AzureSettings {
         }),
         list_page_size: None,
         storage_class: None,
+        // Providers are S3's: Azure and its emulator (azurite from 3.37) both
+        // check CRC64.
+        body_checksum: settings
+            .upload_checksum
+            .value
+            .as_deref()
+            .and_then(BodyChecksum::parse)
+            .unwrap_or_default(),
     }
 }
 

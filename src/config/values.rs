@@ -273,7 +273,7 @@ pub(super) fn parse_secret(text: &str) -> Result<Option<Secret>, String> {
 }
 
 pub(super) fn parse_upload_checksum(text: &str) -> Result<Option<String>, String> {
-    use crate::storage::s3::BodyChecksum;
+    use crate::storage::body::BodyChecksum;
     match text.trim() {
         "" | "auto" => Ok(None),
         name => BodyChecksum::parse(name)

@@ -105,6 +105,39 @@ pub fn crc64nvme_of(bytes: &[u8]) -> u64 {
     crc_fast::checksum(crc_fast::CrcAlgorithm::Crc64Nvme, bytes)
 }
 
+/// What an upload's bodies carry for the server to check (`--upload-checksum`,
+/// s3:// and az://).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum BodyChecksum {
+    /// CRC-64/NVME on every body: S3's `x-amz-checksum-crc64nvme` (the
+    /// upload made a full-object CRC64NVME one: S3's own default), Azure's
+    /// `x-ms-content-crc64` (Azure Storage's CRC64 is the same function).
+    /// A tenth of MD5's CPU.
+    #[default]
+    Crc64Nvme,
+    /// Content-MD5, for services that lack the newer checksums.
+    Md5,
+}
+
+impl BodyChecksum {
+    pub const NAMES: &'static str = "crc64nvme, md5";
+
+    pub fn parse(text: &str) -> Option<BodyChecksum> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "crc64nvme" => Some(BodyChecksum::Crc64Nvme),
+            "md5" => Some(BodyChecksum::Md5),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            BodyChecksum::Crc64Nvme => "crc64nvme",
+            BodyChecksum::Md5 => "md5",
+        }
+    }
+}
+
 /// Checksums of a request body, taken by the caller in the pass that read
 /// its bytes, for the store to send where its server checks them (which one
 /// a store wants: `StoreLimits::body_checksum`).

@@ -58,6 +58,12 @@ pub struct Counters {
     pub part_bytes: AtomicU64,
     /// Connections being handled now (reading, forwarding, answering).
     pub active: AtomicU64,
+    /// Part bodies still to damage (one byte flipped on the way to the
+    /// server), and those damaged so far.
+    pub damage_parts: AtomicU64,
+    pub damaged: AtomicU64,
+    /// The header block of every staged part request, in order.
+    pub part_heads: std::sync::Mutex<Vec<String>>,
 }
 
 /// `hold_at` while held requests are being dropped.
@@ -166,6 +172,17 @@ impl FaultProxy {
             std::thread::sleep(Duration::from_millis(10));
         }
         self.hold_at.store(u64::MAX, Ordering::Relaxed);
+    }
+
+    /// Flips a byte in each of the next `count` staged part bodies (S3
+    /// parts, Azure blocks) on their way to the server, as a faulty link
+    /// would: only the body's checksum can tell.
+    pub fn damage_parts(&self, count: u64) {
+        self.counters.damage_parts.store(count, Ordering::Relaxed);
+    }
+
+    pub fn damaged(&self) -> u64 {
+        self.counters.damaged.load(Ordering::Relaxed)
     }
 
     /// Arms a one-time concurrent write (see [`Interference`]).
@@ -462,17 +479,31 @@ async fn handle(
             .await
             .expect("the interfering write");
     }
+    let is_part = head
+        .lines()
+        .next()
+        .is_some_and(|l| l.contains("partNumber=") || l.contains("comp=block&"));
+    if is_part && let Ok(mut heads) = counters.part_heads.lock() {
+        heads.push(head.clone());
+    }
+    if is_part
+        && !body.is_empty()
+        && counters
+            .damage_parts
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+            .is_ok()
+    {
+        let middle = body.len() / 2;
+        body[middle] ^= 0x20;
+        counters.damaged.fetch_add(1, Ordering::Relaxed);
+    }
     let mut server = TcpStream::connect(upstream).await?;
     server.write_all(&rewrite_head(&head)).await?;
     server.write_all(&body).await?;
     counters
         .body_bytes
         .fetch_add(body.len() as u64, Ordering::Relaxed);
-    if head
-        .lines()
-        .next()
-        .is_some_and(|l| l.contains("partNumber=") || l.contains("comp=block&"))
-    {
+    if is_part {
         counters
             .part_bytes
             .fetch_add(body.len() as u64, Ordering::Relaxed);

@@ -70,7 +70,10 @@ impl AzureStorage {
                     endpoint: resolved.endpoint.clone(),
                     bucket: container.to_string(),
                 },
-                limits: &LIMITS,
+                limits: match settings.body_checksum {
+                    BodyChecksum::Crc64Nvme => &LIMITS,
+                    BodyChecksum::Md5 => &LIMITS_MD5,
+                },
                 retry: retry.clone(),
                 hints: &HINTS,
                 page_size: list_page_size,

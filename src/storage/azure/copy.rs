@@ -167,7 +167,7 @@ impl StagedCopies for AzureStorage {
             ));
         }
         let mut part = self
-            .put_block(upload, number, headers, Payload::Empty, len)
+            .put_block(upload, number, headers, Payload::Empty, len, None)
             .await?;
         if range.expected_md5.is_some() {
             part.md5 = range.expected_md5;

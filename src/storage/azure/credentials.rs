@@ -30,6 +30,8 @@ pub struct AzureSettings {
     /// Cold, Archive); sidecars and directory markers take the account's
     /// default.
     pub storage_class: Option<String>,
+    /// The checksum every uploaded body carries (`--upload-checksum`).
+    pub body_checksum: crate::storage::body::BodyChecksum,
 }
 
 impl std::fmt::Debug for AzureSettings {
@@ -45,7 +47,8 @@ impl std::fmt::Debug for AzureSettings {
                 &self.connection_string.as_ref().map(|_| "(set)"),
             )
             .field("endpoint_url", &self.endpoint_url)
-            .finish()
+            .field("body_checksum", &self.body_checksum)
+            .finish_non_exhaustive()
     }
 }
 

@@ -1,5 +1,5 @@
 //! Headers of Blob service requests and answers: metadata in Azure's naming,
-//! conditions, ETags, MD5s and dates.
+//! conditions, ETags, checksums and dates.
 
 use std::collections::HashMap;
 
@@ -8,6 +8,7 @@ use reqwest::Response;
 
 use super::request::Header;
 use crate::storage::StorageError;
+use crate::storage::body::BodySums;
 use crate::storage::meta::ObjectMeta;
 use crate::storage::object::Expect;
 
@@ -49,6 +50,56 @@ pub(super) fn header<'a>(response: &'a Response, name: &str) -> Option<&'a str> 
 
 pub(super) fn md5_header(response: &Response) -> Option<[u8; 16]> {
     md5_of_base64(header(response, "content-md5")?)
+}
+
+/// The checksum headers of a body: `x-ms-content-crc64` (base64 of the
+/// little-endian CRC-64/NVME, as Azure's SDKs and the service write it) or
+/// Content-MD5, whichever the caller took (never both: the service refuses
+/// that).
+pub(super) fn body_sum_headers(sums: &BodySums) -> Vec<(Header, String)> {
+    let base64 = &base64::engine::general_purpose::STANDARD;
+    if let Some(crc) = sums.crc64nvme {
+        vec![(
+            "x-ms-content-crc64".into(),
+            base64.encode(crc.to_le_bytes()),
+        )]
+    } else if let Some(md5) = sums.md5 {
+        vec![("content-md5".into(), base64.encode(md5))]
+    } else {
+        Vec::new()
+    }
+}
+
+/// The CRC64 the service says it computed of what it received.
+pub(super) fn crc64_header(response: &Response) -> Option<u64> {
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(header(response, "x-ms-content-crc64")?)
+        .ok()?;
+    Some(u64::from_le_bytes(bytes.try_into().ok()?))
+}
+
+/// Checks the CRC64 the service computed of a block against the one sent.
+/// Put Block always answers with one when no MD5 was sent; a service that
+/// names none did not check ours (an emulator older than CRC64 support).
+pub(super) fn check_received_crc64(
+    sent: Option<u64>,
+    response: &Response,
+    target: &str,
+) -> Result<Option<u64>, StorageError> {
+    let Some(sent) = sent else { return Ok(None) };
+    match crc64_header(response) {
+        Some(received) if received == sent => Ok(Some(received)),
+        Some(_) => Err(StorageError::Verification {
+            target: target.to_string(),
+            message: "the service's CRC64 of what it received differs from what was sent".into(),
+        }),
+        None => Err(StorageError::Verification {
+            target: target.to_string(),
+            message: "the service did not confirm the block's CRC64, so it may not check it: \
+                      use --upload-checksum md5 (config upload_checksum) for this endpoint"
+                .into(),
+        }),
+    }
 }
 
 /// An MD5 as Azure writes it (base64); `None` for an empty or malformed one.
@@ -117,5 +168,27 @@ mod tests {
             784_111_777_000_000_000
         );
         assert_eq!(http_date_ns("yesterday"), 0);
+    }
+
+    #[test]
+    fn a_body_crc64_is_azures_crc64_little_endian() {
+        // Azure's own CRC64 test vector (azure-sdk-for-java's
+        // StorageCrc64CalculatorTests): the service's CRC64 is CRC-64/NVME.
+        let crc = crate::storage::body::crc64nvme_of(b"Hello World!");
+        assert_eq!(crc, 208_604_604_655_264_165);
+        let sums = BodySums {
+            crc64nvme: Some(crc),
+            md5: Some([0; 16]),
+            crc32c: None,
+        };
+        let headers = body_sum_headers(&sums);
+        assert_eq!(headers.len(), 1, "never both: the service refuses that");
+        assert_eq!(headers[0].0, "x-ms-content-crc64");
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(&headers[0].1)
+            .unwrap();
+        assert_eq!(bytes, crc.to_le_bytes());
+        let md5_only = body_sum_headers(&BodySums::md5(Some([7; 16])));
+        assert_eq!(md5_only[0].0, "content-md5");
     }
 }

@@ -32,11 +32,11 @@ use reqwest::Method;
 use self::blocks::{block_id, check_block_list, parse_block_id};
 use self::credentials::{Auth, Resolved};
 use self::headers::{
-    condition_headers, etag_of, header, http_date_ns, md5_header, md5_of_base64, meta_from_pairs,
-    meta_headers, quoted,
+    body_sum_headers, check_received_crc64, condition_headers, crc64_header, etag_of, header,
+    http_date_ns, md5_header, md5_of_base64, meta_from_pairs, meta_headers, quoted,
 };
 use self::request::{Call, Header, Payload};
-use super::body::BodySource;
+use super::body::{BodyChecksum, BodySource};
 use super::meta::ObjectMeta;
 use super::object::{
     ByteStream, ChecksumKind, CopyRange, CopySource, Expect, ListPage, ListedObject, ObjectHead,
@@ -70,11 +70,22 @@ const LIMITS: StoreLimits = StoreLimits {
     max_single_copy: 4000 * MIB,
     stitching: Stitching::Ranges,
     delete_batch: 256,
+    // Ranges copied from a URL are checked by MD5 (x-ms-source-content-md5);
+    // the service keeps no CRC of a whole blob to report.
     checksums: &[ChecksumKind::Md5],
-    body_checksum: Some(ChecksumKind::Md5),
+    // x-ms-content-crc64: Azure Storage's CRC64 is CRC-64/NVME (its SDKs'
+    // test vectors agree), sent little-endian.
+    body_checksum: Some(ChecksumKind::Crc64Nvme),
     keeps_metadata: true,
     cheap_range_copies: false,
     rebuild_check: RebuildCheck::StoreRefusesMismatch,
+};
+
+/// The same with Content-MD5 on every body (`--upload-checksum md5`), for an
+/// emulator older than CRC64 support.
+const LIMITS_MD5: StoreLimits = StoreLimits {
+    body_checksum: Some(ChecksumKind::Md5),
+    ..LIMITS
 };
 
 /// Deletes in flight at once.

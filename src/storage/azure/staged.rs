@@ -11,6 +11,7 @@ impl AzureStorage {
         extra: Vec<(Header, String)>,
         payload: Payload<'_>,
         len: u64,
+        sent_crc64: Option<u64>,
     ) -> Result<StagedPart, StorageError> {
         let target = self.url_of_key(&upload.key);
         if number == 0 || number as usize > LIMITS.max_parts {
@@ -43,7 +44,7 @@ impl AzureStorage {
             })
             .await?;
         Ok(StagedPart {
-            crc64nvme: None,
+            crc64nvme: check_received_crc64(sent_crc64, &response, &target)?,
             number,
             tag: id,
             size: len,
@@ -91,21 +92,13 @@ impl StagedObjects for AzureStorage {
         len: u64,
         sums: BodySums,
     ) -> Result<StagedPart, StorageError> {
-        let md5 = sums.md5;
-        let headers = md5
-            .map(|m| {
-                vec![(
-                    Header::from("content-md5"),
-                    base64::engine::general_purpose::STANDARD.encode(m),
-                )]
-            })
-            .unwrap_or_default();
         self.put_block(
             upload,
             number,
-            headers,
+            body_sum_headers(&sums),
             Payload::Body { source: body, len },
             len,
+            sums.crc64nvme,
         )
         .await
     }

@@ -79,7 +79,6 @@ impl ObjectStore for AzureStorage {
         sums: BodySums,
         expect: Expect<'_>,
     ) -> Result<String, StorageError> {
-        let md5 = sums.md5;
         let target = self.url_of_key(key);
         if len > LIMITS.max_single_put {
             return Err(StorageError::Transfer {
@@ -90,12 +89,7 @@ impl ObjectStore for AzureStorage {
         let mut headers: Vec<(Header, String)> =
             vec![("x-ms-blob-type".into(), "BlockBlob".to_string())];
         headers.extend(self.tier_header(key));
-        if let Some(md5) = md5 {
-            headers.push((
-                "content-md5".into(),
-                base64::engine::general_purpose::STANDARD.encode(md5),
-            ));
-        }
+        headers.extend(body_sum_headers(&sums));
         headers.extend(condition_headers(expect));
         let meta_headers = meta_headers(meta);
         let url = self.blob_url(key);
@@ -113,12 +107,23 @@ impl ObjectStore for AzureStorage {
                 }
             })
             .await?;
-        if let (Some(sent), Some(stored)) = (md5, md5_header(&response))
+        // The service refuses a body whose checksum differs (Md5Mismatch,
+        // Crc64Mismatch); what it says it stored is compared too, where it
+        // says (Put Blob need not echo a CRC64).
+        if let (Some(sent), Some(stored)) = (sums.md5, md5_header(&response))
             && sent != stored
         {
             return Err(StorageError::Verification {
                 target,
                 message: "the stored blob's MD5 differs from what was sent".into(),
+            });
+        }
+        if let (Some(sent), Some(stored)) = (sums.crc64nvme, crc64_header(&response))
+            && sent != stored
+        {
+            return Err(StorageError::Verification {
+                target,
+                message: "the stored blob's CRC64 differs from what was sent".into(),
             });
         }
         etag_of(&response, &target)

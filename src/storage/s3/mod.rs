@@ -29,7 +29,7 @@ use aws_sdk_s3::config::{Region, RequestChecksumCalculation, ResponseChecksumVal
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use bytes::Bytes;
 
-use super::body::BodySource;
+use super::body::{BodyChecksum, BodySource};
 use super::meta::ObjectMeta;
 use super::object::{
     ByteStream, ChecksumKind, CopyRange, CopySource, Expect, ListPage, ObjectHead, ObjectStore,
@@ -106,36 +106,6 @@ pub struct S3Settings {
     pub body_checksum: BodyChecksum,
 }
 
-/// What an upload's bodies carry for the server to check (`--upload-checksum`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum BodyChecksum {
-    /// `x-amz-checksum-crc64nvme` on every PutObject and part, the upload
-    /// made a full-object CRC64NVME one: S3's own default, a tenth of MD5's CPU.
-    #[default]
-    Crc64Nvme,
-    /// Content-MD5, for services that lack the newer checksums.
-    Md5,
-}
-
-impl BodyChecksum {
-    pub const NAMES: &'static str = "crc64nvme, md5";
-
-    pub fn parse(text: &str) -> Option<BodyChecksum> {
-        match text.trim().to_ascii_lowercase().as_str() {
-            "crc64nvme" => Some(BodyChecksum::Crc64Nvme),
-            "md5" => Some(BodyChecksum::Md5),
-            _ => None,
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            BodyChecksum::Crc64Nvme => "crc64nvme",
-            BodyChecksum::Md5 => "md5",
-        }
-    }
-}
-
 /// A bucket and a prefix, with a client shared by every clone.
 #[derive(Clone)]
 pub struct S3Storage {
@@ -161,7 +131,7 @@ impl std::fmt::Debug for S3Storage {
 
 #[cfg(test)]
 mod body_checksum_tests {
-    use super::BodyChecksum;
+    use crate::storage::body::BodyChecksum;
 
     #[test]
     fn upload_checksums_are_named_as_the_setting_takes_them() {

@@ -3,7 +3,7 @@
 //! fills in what the user left unset: an explicit `--endpoint-url`,
 //! `--region` or `--path-style` wins.
 
-use super::BodyChecksum;
+use crate::storage::body::BodyChecksum;
 
 /// Where a provider's endpoint comes from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
