@@ -47,8 +47,34 @@ pub struct DonePart {
     pub offset: u64,
     pub len: u64,
     pub etag: String,
-    /// blake3 of the file's bytes `offset..offset + len`, hex.
+    /// A digest of the file's bytes `offset..offset + len`, hex: their blake3,
+    /// or by `digest` the blake3 of their signed blocks' hashes.
     pub blake3: String,
+    /// What `blake3` is a digest of (state written before there was a choice:
+    /// the bytes).
+    #[serde(default, skip_serializing_if = "PartDigest::is_bytes")]
+    pub digest: PartDigest,
+}
+
+/// What a journaled part's digest was taken over. A signed part's blocks'
+/// hashes come with the signature that is computed anyway; the bytes' own
+/// blake3 is an extra pass, taken only for a store that checks a resumed part
+/// by it (an SSH server's `b3sum`). Either tells a file changed in place.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PartDigest {
+    /// blake3 of the bytes.
+    #[default]
+    Bytes,
+    /// blake3 over the offset and each signed block's (offset-bound) hash:
+    /// `SignedBlocks::digest`.
+    Blocks,
+}
+
+impl PartDigest {
+    fn is_bytes(&self) -> bool {
+        *self == PartDigest::Bytes
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -262,6 +288,7 @@ mod tests {
                 len: 16 << 20,
                 etag: "\"abc\"".into(),
                 blake3: "00".repeat(32),
+                digest: PartDigest::Blocks,
             }],
             started_ns: 1,
         }

@@ -23,8 +23,9 @@ pub struct RecordedPart {
     pub len: u64,
     /// The tag the store gave the part.
     pub tag: String,
-    /// blake3 of the part's bytes.
-    pub blake3: [u8; 32],
+    /// blake3 of the part's bytes, where the journal kept it: always for a
+    /// store that [checks resumed parts by it](StagedObjects::resumes_by_blake3).
+    pub blake3: Option<[u8; 32]>,
 }
 
 /// An object being assembled from staged parts: it appears only at commit.
@@ -143,6 +144,14 @@ impl Debug for ReadableUrl {
 /// server's temp file written at offsets).
 #[async_trait::async_trait]
 pub trait StagedObjects: Send + Sync {
+    /// Whether [`staged_matching`](Self::staged_matching) checks a recorded
+    /// part by the blake3 of its bytes (a store that cannot list its parts,
+    /// and so hashes what it holds): uploads then journal that blake3, an
+    /// extra pass over a signed part the others are spared.
+    fn resumes_by_blake3(&self) -> bool {
+        false
+    }
+
     /// Begins an object at `key` that will carry `meta`.
     async fn begin_staged(
         &self,

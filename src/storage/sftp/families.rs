@@ -67,6 +67,10 @@ impl StagedObjects for SftpStorage {
             md5: None,
         })
     }
+    fn resumes_by_blake3(&self) -> bool {
+        true
+    }
+
     /// The recorded parts whose bytes the temp file still holds, checked on
     /// the server (`b3sum` of each range) where it can, else read back.
     async fn staged_matching(
@@ -124,7 +128,7 @@ impl StagedObjects for SftpStorage {
         Ok(within
             .iter()
             .zip(digests)
-            .filter(|(part, digest)| part.blake3 == *digest)
+            .filter(|(part, digest)| part.blake3 == Some(*digest))
             .map(|(part, _)| StagedPart {
                 crc64nvme: None,
                 number: part.number,

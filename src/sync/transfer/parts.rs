@@ -19,6 +19,7 @@ use crate::storage::{Expect, ObjectMeta, ObjectStore, RemoteErrorKind, StorageEr
 
 use super::resumable::{Journal, ResumedPart};
 use super::{ItemContext, ItemError, recheck, settle_write};
+use crate::resume::PartDigest;
 
 /// Parts up to this size are held in memory between reading and sending (at
 /// most one per request slot); larger ones are streamed from the file.
@@ -299,10 +300,11 @@ impl Assembly<'_> {
                 let want = WantedSums {
                     md5: body_checksum == Some(ChecksumKind::Md5),
                     crc64nvme: body_checksum == Some(ChecksumKind::Crc64Nvme),
-                    // The journal keeps the bytes' own blake3: a store may
-                    // check a resumed part by it on the server (an SSH
-                    // server's b3sum of the range).
-                    blake3: journaled,
+                    // The journal keeps a signed part's blocks' digest, which
+                    // comes with the signature; the bytes' own blake3 only
+                    // where there is none, or the store checks a resumed part
+                    // by it (an SSH server's b3sum of the range).
+                    blake3: journaled && (sign.is_none() || dst.need_staged()?.resumes_by_blake3()),
                     crc32c: body_checksum == Some(ChecksumKind::Crc32c),
                 };
                 let hashing = self.ctx.hashing_slot().await?;
@@ -338,14 +340,22 @@ impl Assembly<'_> {
                         what: "while its part was uploaded",
                     });
                 }
-                if let (Some(journal), Some(blake3)) = (self.journal, read.blake3) {
-                    journal.record(crate::resume::DonePart {
-                        number,
-                        offset,
-                        len,
-                        etag: part.tag.clone(),
-                        blake3: blake3.to_hex().to_string(),
-                    });
+                if let Some(journal) = self.journal {
+                    let digest = match (read.blake3, &signed) {
+                        (Some(bytes), _) => Some((bytes, PartDigest::Bytes)),
+                        (None, Some(signed)) => Some((signed.digest(), PartDigest::Blocks)),
+                        (None, None) => None,
+                    };
+                    if let Some((hash, digest)) = digest {
+                        journal.record(crate::resume::DonePart {
+                            number,
+                            offset,
+                            len,
+                            etag: part.tag.clone(),
+                            blake3: hash.to_hex().to_string(),
+                            digest,
+                        });
+                    }
                 }
                 self.ctx.advanced(self.id, len).await;
                 Ok(PartDone::Uploaded(part, signed))

@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::sync::Mutex;
 
-use crate::resume::{DonePart, ResumeStore, STATE_VERSION, UploadState, UploadTarget};
+use crate::resume::{DonePart, PartDigest, ResumeStore, STATE_VERSION, UploadState, UploadTarget};
 use crate::signature::{SignedBlocks, sign_blocks};
 use crate::storage::object::{StagedPart, StagedUpload};
 use crate::storage::{ObjectMeta, ObjectStore, RecordedPart, RemoteErrorKind, StorageError};
@@ -204,7 +204,10 @@ async fn resume(
                 offset: done.offset,
                 len: done.len,
                 tag: done.etag.clone(),
-                blake3: ContentSums::blake3_of_hex(&done.blake3)?,
+                blake3: match done.digest {
+                    PartDigest::Bytes => Some(ContentSums::blake3_of_hex(&done.blake3)?),
+                    PartDigest::Blocks => None,
+                },
             })
         })
         .collect();
@@ -229,13 +232,16 @@ async fn resume(
             let mut bytes = vec![0u8; done.len as usize];
             std::os::unix::fs::FileExt::read_exact_at(&file, &mut bytes, done.offset)
                 .map_err(|e| StorageError::io("cannot read", &path, e))?;
-            if blake3::hash(&bytes).to_hex().as_str() != done.blake3 {
+            let signed = block_size.map(|block| sign_blocks(&bytes, done.offset, block));
+            let now = match (done.digest, &signed) {
+                (PartDigest::Bytes, _) => blake3::hash(&bytes),
+                (PartDigest::Blocks, Some(signed)) => signed.digest(),
+                (PartDigest::Blocks, None) => continue, // nothing to check it by
+            };
+            if now.to_hex().as_str() != done.blake3 {
                 continue; // changed in place: uploaded again
             }
-            kept.push(ResumedPart {
-                signed: block_size.map(|block| sign_blocks(&bytes, done.offset, block)),
-                part,
-            });
+            kept.push(ResumedPart { signed, part });
         }
         Ok(kept)
     })
@@ -257,4 +263,116 @@ fn now_ns() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::body::{BodySource, BodySums};
+    use crate::storage::memory::{MemoryOptions, MemoryStore};
+
+    /// Stages `data` in parts of `part_len` as a killed run left them, with
+    /// the journal it kept: each part by its signed blocks' digest.
+    async fn left_by_a_killed_run(
+        store: &MemoryStore,
+        data: &[u8],
+        part_len: usize,
+        block: u32,
+    ) -> (StagedUpload, UploadState) {
+        let store: &dyn ObjectStore = store;
+        let staged = store.need_staged().unwrap();
+        let upload = staged
+            .begin_staged("big.bin", &ObjectMeta::default())
+            .await
+            .unwrap();
+        let mut parts = Vec::new();
+        for (i, chunk) in data.chunks(part_len).enumerate() {
+            let (number, offset) = (i as u32 + 1, (i * part_len) as u64);
+            let body = bytes::Bytes::copy_from_slice(chunk);
+            let part = staged
+                .stage_bytes(
+                    &upload,
+                    number,
+                    offset,
+                    BodySource::Memory(&body),
+                    chunk.len() as u64,
+                    BodySums::NONE,
+                )
+                .await
+                .unwrap();
+            parts.push(DonePart {
+                number,
+                offset,
+                len: chunk.len() as u64,
+                etag: part.tag,
+                blake3: sign_blocks(chunk, offset, block)
+                    .digest()
+                    .to_hex()
+                    .to_string(),
+                digest: PartDigest::Blocks,
+            });
+        }
+        let state = UploadState {
+            version: STATE_VERSION,
+            target: UploadTarget {
+                scheme: "mem".into(),
+                endpoint: String::new(),
+                bucket: String::new(),
+                key: "big.bin".into(),
+                source: "big.bin".into(),
+            },
+            upload_id: upload.id.clone(),
+            size: data.len() as u64,
+            mtime_ns: 0,
+            part_size: part_len as u64,
+            block_size: Some(block),
+            parts,
+            started_ns: 0,
+        };
+        (upload, state)
+    }
+
+    #[tokio::test]
+    async fn a_part_journaled_by_its_blocks_is_kept_only_while_the_file_holds_them() {
+        let block = 64 * 1024;
+        let part_len = 4 * block as usize;
+        let data: Vec<u8> = (0..3 * part_len).map(|i| (i * 7 % 251) as u8).collect();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big.bin");
+        std::fs::write(&path, &data).unwrap();
+        let store = MemoryStore::new(
+            "resume-by-blocks",
+            "",
+            MemoryOptions::default(),
+            &crate::retry::RetryPolicy::default(),
+        );
+        let dyn_store: &dyn ObjectStore = &store;
+        assert!(!dyn_store.need_staged().unwrap().resumes_by_blake3());
+        let (upload, state) = left_by_a_killed_run(&store, &data, part_len, block).await;
+
+        let kept = resume(&store, &upload, &state, &path, Some(block))
+            .await
+            .unwrap();
+        assert_eq!(kept.len(), 3);
+        for (i, part) in kept.iter().enumerate() {
+            let at = i * part_len;
+            let fresh = sign_blocks(&data[at..at + part_len], at as u64, block);
+            assert_eq!(part.signed.as_ref().unwrap().digest(), fresh.digest());
+        }
+
+        // A byte changed in place (same size, the mtime put back): that
+        // part goes again, the others stay.
+        let mut edited = data.clone();
+        edited[part_len + 5] ^= 1;
+        std::fs::write(&path, &edited).unwrap();
+        let kept = resume(&store, &upload, &state, &path, Some(block))
+            .await
+            .unwrap();
+        let numbers: Vec<u32> = kept.iter().map(|p| p.part.number).collect();
+        assert_eq!(numbers, [1, 3]);
+
+        // Without a signature there is nothing to check a blocks digest by.
+        let kept = resume(&store, &upload, &state, &path, None).await.unwrap();
+        assert!(kept.is_empty());
+    }
 }

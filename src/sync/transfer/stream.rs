@@ -11,7 +11,7 @@ use std::sync::Mutex;
 
 use md5::Digest;
 
-use crate::resume::{DonePart, ResumeStore, STATE_VERSION, UploadState, UploadTarget};
+use crate::resume::{DonePart, PartDigest, ResumeStore, STATE_VERSION, UploadState, UploadTarget};
 use crate::signature::{Signature, signature_of_file};
 use crate::storage::body::BodySource;
 use crate::storage::object::{StreamAck, StreamEnd, StreamUpload};
@@ -105,6 +105,7 @@ impl Session {
             len: bytes.len() as u64,
             etag: String::new(),
             blake3: blake3::hash(bytes).to_hex().to_string(),
+            digest: PartDigest::Bytes,
         });
         if let Err(e) = store.save(&state) {
             tracing::warn!("{e}");
@@ -285,7 +286,9 @@ async fn still_held(
     let same = crate::storage::run_blocking(move || {
         for part in parts {
             let bytes = read_at(&path, part.offset, part.len)?;
-            if blake3::hash(&bytes).to_hex().as_str() != part.blake3 {
+            if part.digest != PartDigest::Bytes
+                || blake3::hash(&bytes).to_hex().as_str() != part.blake3
+            {
                 return Ok(false);
             }
         }
