@@ -5,6 +5,7 @@ mod util;
 
 use std::fs;
 
+use util::fault_proxy::{FaultProxy, Faults};
 use util::s3::{Bucket, auth_endpoint};
 use util::{Scratch, local, noise, sample_tree, set_mode, set_mtime, stderr_of, stdout_of, tree};
 
@@ -357,6 +358,58 @@ fn uploads_carry_the_files_crc64nvme_or_with_the_setting_their_md5() {
     );
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr_of(&out).contains("crc64nvme"), "{}", stderr_of(&out));
+}
+
+#[test]
+fn an_object_damaged_on_the_way_down_never_takes_its_name_and_is_fetched_again() {
+    let (scratch, bucket) = (Scratch::new(), Bucket::new());
+    let data = noise(300_000, 7);
+    scratch.write("src/small.bin", &data);
+    let out = sync(
+        &scratch,
+        &bucket,
+        &local(&scratch.src()),
+        &bucket.url("d"),
+        &[],
+    );
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let proxy = FaultProxy::start(&bucket.endpoint, Faults::default());
+    let down = scratch.path("down");
+    let download = || {
+        scratch
+            .cmd()
+            .args(["sync", "--yes"])
+            .arg(bucket.url("d"))
+            .arg(local(&down))
+            .args(proxy.args())
+            .output()
+            .unwrap()
+    };
+
+    // One GET damaged: the whole GET's CRC64NVME (which S3 sends when asked)
+    // catches it, and the object is fetched again.
+    proxy.damage_answers(1);
+    let out = download();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(proxy.damaged(), 1);
+    assert!(
+        stderr_of(&out).contains("CRC64NVME") && stderr_of(&out).contains("again"),
+        "{}{}",
+        stderr_of(&out),
+        stdout_of(&out)
+    );
+    assert!(fs::read(down.join("small.bin")).unwrap() == data);
+
+    // Damaged every time: the file fails, and nothing takes its name.
+    fs::remove_dir_all(&down).unwrap();
+    proxy.damage_answers(100);
+    let out = download();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
+    assert!(stderr_of(&out).contains("damaged"), "{}", stderr_of(&out));
+    let left: Vec<_> = fs::read_dir(&down)
+        .map(|dir| dir.map(|e| e.unwrap().file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "{left:?}");
 }
 
 #[test]

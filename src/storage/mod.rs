@@ -103,6 +103,14 @@ pub enum StorageError {
     /// A transfer's bytes did not arrive as expected.
     #[error("{target}: {message}")]
     Transfer { target: String, message: String },
+    /// The bytes read differ from the checksum the store gave with them:
+    /// damaged on the way. Not resumed (the damage may lie in what was
+    /// already received): the reader fetches the object again, whole.
+    #[error("{target}: the bytes received differ from the object's {checksum}: damaged on the way")]
+    Damaged {
+        target: String,
+        checksum: &'static str,
+    },
     /// A request was cut off or stalled: a body ended early, no answer came in
     /// time. Worth another attempt.
     #[error("{target}: interrupted: {message}")]

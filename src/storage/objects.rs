@@ -431,7 +431,10 @@ pub fn read_object(
             }
             let step = async {
                 if r.body.is_none() {
-                    let range = Some((r.offset, r.size - r.offset));
+                    // Whole at first (a store may check a whole object's
+                    // bytes against its checksum as they stream), ranged
+                    // from where a cut-off body stopped.
+                    let range = (r.offset > 0).then(|| (r.offset, r.size - r.offset));
                     let body = r
                         .store
                         .open_read(&r.key, range, r.version.as_deref())

@@ -62,6 +62,9 @@ pub struct Counters {
     /// server), and those damaged so far.
     pub damage_parts: AtomicU64,
     pub damaged: AtomicU64,
+    /// Answers to object GETs still to damage (one byte of the body flipped
+    /// on the way to the client).
+    pub damage_answers: AtomicU64,
     /// The header block of every staged part request, in order.
     pub part_heads: std::sync::Mutex<Vec<String>>,
 }
@@ -179,6 +182,12 @@ impl FaultProxy {
     /// would: only the body's checksum can tell.
     pub fn damage_parts(&self, count: u64) {
         self.counters.damage_parts.store(count, Ordering::Relaxed);
+    }
+
+    /// Flips a byte in the body of each of the next `count` answers to an
+    /// object GET (not a listing), on their way to the client.
+    pub fn damage_answers(&self, count: u64) {
+        self.counters.damage_answers.store(count, Ordering::Relaxed);
     }
 
     pub fn damaged(&self) -> u64 {
@@ -513,8 +522,28 @@ async fn handle(
     // The client must not keep this connection for a next request.
     if let Some(end) = answer.windows(4).position(|w| w == b"\r\n\r\n") {
         let rest = answer.split_off(end + 4);
-        let head = String::from_utf8_lossy(&answer).into_owned();
-        answer = rewrite_head(&head);
+        let head_text = String::from_utf8_lossy(&answer).into_owned();
+        let mut rest = rest;
+        // Object reads only: listings are left alone.
+        let object_read = head.lines().next().is_some_and(|line| {
+            line.starts_with("GET ")
+                && !["list-type=", "comp=list", "prefix=", "uploads"]
+                    .iter()
+                    .any(|query| line.contains(query))
+        });
+        if object_read
+            && !rest.is_empty()
+            && head_text.starts_with("HTTP/1.1 2")
+            && counters
+                .damage_answers
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+                .is_ok()
+        {
+            let middle = rest.len() / 2;
+            rest[middle] ^= 0x20;
+            counters.damaged.fetch_add(1, Ordering::Relaxed);
+        }
+        answer = rewrite_head(&head_text);
         answer.extend_from_slice(&rest);
     }
     match fate {

@@ -318,6 +318,7 @@ fn source_changed(error: StorageError) -> ItemError {
         } => ItemError::SourceChanged {
             what: "the object was replaced or removed",
         },
+        StorageError::Damaged { checksum, .. } => ItemError::Damaged { checksum },
         other => ItemError::Storage(other),
     }
 }
