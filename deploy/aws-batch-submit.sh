@@ -28,5 +28,5 @@ aws batch submit-job \
   --job-name hugesync-finalize --job-queue "$queue" --job-definition hugesync \
   --depends-on jobId="$array" \
   --parameters plan="$plan" \
-  --container-overrides "command=[finalize,$plan],resourceRequirements=[{type=MEMORY,value=$memory},{type=VCPU,value=1}]" \
+  --container-overrides "command=[finalize,--yes,$plan],resourceRequirements=[{type=MEMORY,value=$memory},{type=VCPU,value=1}]" \
   --query jobId --output text

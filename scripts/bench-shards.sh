@@ -54,10 +54,10 @@ sed -i "s#$work/one#$work/four#g" "$work/plan4.json/plan.json"
 sync
 start=$(date +%s.%N)
 for k in 1 2 3 4; do
-  /usr/bin/time -f "shard $k/4: %e s, peak RSS %M KiB" "$bin" apply -q "$work/plan4.json" --shard "$k/4" &
+  /usr/bin/time -f "shard $k/4: %e s, peak RSS %M KiB" "$bin" apply -q --yes "$work/plan4.json" --shard "$k/4" &
 done
 wait
-"$bin" finalize -q "$work/plan4.json"
+"$bin" finalize -q --yes "$work/plan4.json"
 four=$(echo "$(date +%s.%N) - $start" | bc)
 diff -r "$work/one" "$work/four" > /dev/null && echo "destinations equal"
 printf 'one apply: %.2f s; 4 shards at once + finalize: %.2f s (%.2fx)\n' "$one" "$four" "$(echo "$four / $one" | bc -l)"

@@ -63,7 +63,7 @@ fn spawn_shards(s: &Scratch, plan: &Path, extra: &[String]) -> Vec<Child> {
     (1..=4)
         .map(|k| {
             s.std_cmd()
-                .arg("apply")
+                .args(["apply", "--yes"])
                 .arg(plan)
                 .args(["--shard", &format!("{k}/4")])
                 .args(extra)
@@ -124,6 +124,18 @@ fn four_shards_and_finalize_make_what_one_sync_makes_on_a_disk() {
         stderr_of(&early)
     );
 
+    // A shard changes the destination too: refused without --yes when
+    // nobody can be asked, before anything is sent.
+    let unasked = s
+        .cmd()
+        .args(["apply", "--shard", "1/4"])
+        .arg(&plan)
+        .output()
+        .unwrap();
+    assert_eq!(unasked.status.code(), Some(2), "{}", stderr_of(&unasked));
+    assert!(stderr_of(&unasked).contains("pass --yes"));
+    assert!(!s.path("plan/shard-1-of-4.json").exists());
+
     wait_all(spawn_shards(&s, &plan, &[]));
     // The shards delete nothing, and the cut file is not under its name yet.
     assert!(s.path("dst/old/gone.txt").exists());
@@ -173,7 +185,23 @@ fn four_shards_and_finalize_make_what_one_sync_makes_on_a_disk() {
         "{line}"
     );
 
-    let out = s.cmd().arg("finalize").arg(&plan).output().unwrap();
+    // Finalize changes the destination: without a terminal to ask on, it
+    // refuses unless --yes, and changes nothing.
+    let unasked = s.cmd().arg("finalize").arg(&plan).output().unwrap();
+    assert_eq!(unasked.status.code(), Some(2), "{}", stderr_of(&unasked));
+    assert!(
+        stderr_of(&unasked).contains("pass --yes"),
+        "{}",
+        stderr_of(&unasked)
+    );
+    assert!(s.path("dst/stale.txt").exists() && !s.path("dst/big/image.raw").exists());
+
+    let out = s
+        .cmd()
+        .args(["finalize", "-y"])
+        .arg(&plan)
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", stderr_of(&out));
     assert!(
         stdout_of(&out).contains("1 cut file(s) put together, 3 deleted"),
@@ -212,7 +240,7 @@ fn an_entry_changed_since_the_plan_is_refused_by_its_own_shard_only() {
     let outs: Vec<std::process::Output> = (1..=2)
         .map(|k| {
             s.cmd()
-                .args(["apply", "--shard", &format!("{k}/2")])
+                .args(["apply", "--yes", "--shard", &format!("{k}/2")])
                 .arg(&plan)
                 .output()
                 .unwrap()
@@ -238,7 +266,12 @@ fn an_entry_changed_since_the_plan_is_refused_by_its_own_shard_only() {
     assert!(!s.path("dst/f3").exists());
     assert_eq!(tree(&s.dst()).len(), 4, "{:?}", tree(&s.dst()));
     // finalize waits for the shard that refused, and says why.
-    let out = s.cmd().arg("finalize").arg(&plan).output().unwrap();
+    let out = s
+        .cmd()
+        .args(["finalize", "--yes"])
+        .arg(&plan)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", stderr_of(&out));
     assert!(
         stderr_of(&out).contains("refused: 1 of its entries changed since the plan, first f3"),
@@ -267,7 +300,7 @@ fn finalize_refuses_a_deletion_whose_source_reappeared() {
         (1..=2)
             .map(|k| {
                 s.std_cmd()
-                    .args(["apply", "--shard", &format!("{k}/2")])
+                    .args(["apply", "--yes", "--shard", &format!("{k}/2")])
                     .arg(&plan)
                     .stdout(std::process::Stdio::piped())
                     .stderr(std::process::Stdio::piped())
@@ -277,7 +310,12 @@ fn finalize_refuses_a_deletion_whose_source_reappeared() {
             .collect(),
     );
     s.write("src/gone.txt", b"back again");
-    let out = s.cmd().arg("finalize").arg(&plan).output().unwrap();
+    let out = s
+        .cmd()
+        .args(["finalize", "--yes"])
+        .arg(&plan)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", stderr_of(&out));
     assert!(stderr_of(&out).contains("gone.txt"), "{}", stderr_of(&out));
     assert_eq!(
@@ -286,7 +324,12 @@ fn finalize_refuses_a_deletion_whose_source_reappeared() {
     );
     // Gone again: finalize deletes it.
     std::fs::remove_file(s.path("src/gone.txt")).unwrap();
-    let out = s.cmd().arg("finalize").arg(&plan).output().unwrap();
+    let out = s
+        .cmd()
+        .args(["finalize", "--yes"])
+        .arg(&plan)
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", stderr_of(&out));
     assert!(!s.path("dst/gone.txt").exists());
     assert_eq!(tree(&s.dst()), tree(&s.src()));
@@ -324,7 +367,7 @@ fn four_shards_and_finalize_make_what_one_sync_makes_on_s3() {
 
     let out = s
         .cmd()
-        .arg("finalize")
+        .args(["finalize", "--yes"])
         .arg(&plan)
         .args(["--report-dir", &bucket.url("reports")])
         .args(&args)
@@ -423,7 +466,7 @@ fn a_shard_killed_midway_and_run_again_sends_nothing_it_had_finished() {
     proxy.hold_bodies_after(60 * 256 * 1024 / 3);
     let mut shard = s
         .std_cmd()
-        .args(["apply", "--shard", "1/2", "--jobs", "2"])
+        .args(["apply", "--yes", "--shard", "1/2", "--jobs", "2"])
         .arg(&plan)
         .args(proxy.args())
         .stdout(std::process::Stdio::null())
@@ -461,7 +504,7 @@ fn a_shard_killed_midway_and_run_again_sends_nothing_it_had_finished() {
         .load(std::sync::atomic::Ordering::Relaxed);
     let again = s
         .cmd()
-        .args(["apply", "--json", "--shard", "1/2"])
+        .args(["apply", "--yes", "--json", "--shard", "1/2"])
         .arg(&plan)
         .args(proxy.args())
         .output()
@@ -495,7 +538,7 @@ fn a_shard_killed_midway_and_run_again_sends_nothing_it_had_finished() {
     // The rest, and the destination equals the source.
     let out = s
         .cmd()
-        .args(["apply", "--shard", "2/2"])
+        .args(["apply", "--yes", "--shard", "2/2"])
         .arg(&plan)
         .args(bucket.args())
         .output()
@@ -503,7 +546,7 @@ fn a_shard_killed_midway_and_run_again_sends_nothing_it_had_finished() {
     assert!(out.status.success(), "{}", stderr_of(&out));
     let out = s
         .cmd()
-        .arg("finalize")
+        .args(["finalize", "--yes"])
         .arg(&plan)
         .args(bucket.args())
         .output()
@@ -573,7 +616,7 @@ fn eight_shards_list_about_what_one_apply_lists() {
     let shards: Vec<Child> = (1..=8)
         .map(|k| {
             s.std_cmd()
-                .args(["apply", "--shard", &format!("{k}/8")])
+                .args(["apply", "--yes", "--shard", &format!("{k}/8")])
                 .arg(&plan)
                 .args(proxy.args())
                 .stdout(std::process::Stdio::piped())
@@ -590,7 +633,7 @@ fn eight_shards_list_about_what_one_apply_lists() {
     );
     let out = s
         .cmd()
-        .arg("finalize")
+        .args(["finalize", "--yes"])
         .arg(&plan)
         .args(bucket.args())
         .output()

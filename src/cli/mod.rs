@@ -73,8 +73,9 @@ pub enum Command {
     Delta(DeltaArgs),
     /// Rebuild NEWFILE from BASIS and a delta, like `rdiff patch`.
     Patch(PatchArgs),
-    /// List incomplete multipart uploads under s3://BUCKET/PREFIX (those with
-    /// resume state here are HugeSync's); `--abort` removes them.
+    /// List incomplete uploads under a location (S3 multipart uploads, Azure
+    /// uncommitted blocks, GCS and SSH temp objects; those with resume state
+    /// here are HugeSync's); `--abort` removes them.
     Uploads(UploadsArgs),
     /// Verify that DST holds what SRC holds, without downloading: each file
     /// compared by the strongest checksum both sides hold (blake3, MD5,
@@ -150,7 +151,7 @@ pub struct CheckArgs {
 
 #[derive(Debug, Args)]
 pub struct UploadsArgs {
-    /// s3://bucket/prefix to look under.
+    /// The location to look under (s3://, az://, gs://, sftp://).
     #[arg(value_name = "LOCATION")]
     pub location: String,
     /// Abort the uploads HugeSync started (those with resume state on this
@@ -318,6 +319,10 @@ pub struct FinalizeArgs {
     /// One JSON line with the whole run's summary.
     #[arg(long)]
     pub json: bool,
+    /// Do not ask for confirmation (without a terminal, finalize refuses to
+    /// change anything unless given).
+    #[arg(short, long)]
+    pub yes: bool,
     #[command(flatten)]
     pub scan: ScanFlags,
 }

@@ -123,7 +123,14 @@ pub async fn run(
             None => apply::apply_command(args, &ctx).await,
         },
         Command::Finalize(args) => {
-            shards::finalize(&args.plan, args.report_dir.as_deref(), args.json, &ctx).await
+            shards::finalize(
+                &args.plan,
+                args.report_dir.as_deref(),
+                args.json,
+                args.yes,
+                &ctx,
+            )
+            .await
         }
         Command::Config(args) => config::config_command(&args, &ctx),
         Command::Signature(args) => {

@@ -190,7 +190,7 @@ pub(super) async fn finish_run(
 }
 
 /// Asks on the terminal; refuses when nobody can answer.
-async fn confirm(ctx: &Context) -> Result<(), Error> {
+pub(super) async fn confirm(ctx: &Context) -> Result<(), Error> {
     if !std::io::stdin().is_terminal() {
         return Err(Error::Usage(
             "refusing to run without confirmation: stdin is not a terminal; pass --yes to run, or --dry-run to only see the plan".into(),

@@ -1,6 +1,6 @@
 //! `hugesync uploads STORE://bucket/prefix [--abort [--all]]`: incomplete staged
 //! uploads (S3 multipart uploads, uncommitted Azure blocks, the temporary parts
-//! of a GCS composite upload), which cost storage
+//! of a GCS composite upload, an SSH server's temp files), which cost storage
 //! until completed or aborted. Those with resume state on this machine are
 //! HugeSync's (the next sync resumes them); the store cannot tell who started
 //! the others.
@@ -40,7 +40,7 @@ pub(super) async fn run(args: &UploadsArgs, ctx: &Context) -> Result<ExitStatus,
     let Storage::Object(store) = Storage::open(&location, &ctx.settings.store_settings()).await?
     else {
         return Err(Error::Usage(format!(
-            "{}: `hugesync uploads` looks at an object store; give s3://bucket/prefix or az://container/prefix",
+            "{}: `hugesync uploads` looks at a remote store; give s3://, az://, gs:// or sftp:// and a prefix",
             args.location
         )));
     };

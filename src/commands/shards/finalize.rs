@@ -28,6 +28,7 @@ pub(in crate::commands) async fn finalize(
     plan: &str,
     report_dir: Option<&str>,
     json: bool,
+    yes: bool,
     ctx: &Context,
 ) -> Result<ExitStatus, Error> {
     let sharded = open_sharded(plan, None, ctx).await?;
@@ -67,6 +68,19 @@ pub(in crate::commands) async fn finalize(
     }
     let cut_items = read_items(parts, sharded.layout.cut.iter().map(|c| c.item)).await?;
     refuse_changed_sources(&sides, cut_items.values()).await?;
+    // Finalize changes the destination (files put together, deletions):
+    // said and asked for, unless --yes (which a scheduled job passes).
+    let to_finish = check.stats.changes();
+    if !yes && (to_finish > 0 || !sharded.layout.cut.is_empty()) {
+        if !json && ctx.verbosity != Verbosity::Quiet {
+            eprintln!(
+                "Finalize plan {plan_id}: {} cut file(s) to put together, {} item(s) to finish (deletions, directories).",
+                sharded.layout.cut.len(),
+                crate::format::count(to_finish),
+            );
+        }
+        super::super::pipeline::confirm(ctx).await?;
+    }
     let paths: Vec<&crate::types::RelPath> = cut_items.values().map(|i| &i.path).collect();
     let (dst_now, _) = session
         .destination

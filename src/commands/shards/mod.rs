@@ -298,6 +298,11 @@ pub(super) async fn run_shard(
             crate::format::bytes(check.plan_bytes),
         );
     }
+    // A shard changes the destination: asked for, as `apply` and `sync` do,
+    // unless --yes (which a scheduled job passes).
+    if !run.yes && (check.stats.changes() > 0 || !my_pieces.is_empty()) {
+        super::pipeline::confirm(ctx).await?;
+    }
     let figures = CheckFigures {
         entries: check.checked,
         plan_bytes_read: check.plan_bytes,

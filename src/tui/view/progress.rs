@@ -59,13 +59,19 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, palette: &Palette) {
     let elapsed = p.elapsed();
     let eta = p.eta().map_or_else(|| "-".into(), format::duration);
     frame.render_widget(
-        Paragraph::new(vec![Line::from(format!(
-            "rate {}  ·  eta {eta}  ·  elapsed {}  ·  saved by delta {}  ·  failed {}",
-            format::rate(p.bytes_sent, elapsed),
-            format::duration(elapsed),
-            format::bytes(p.bytes_saved),
-            format::count(p.failed_items),
-        ))]),
+        // Two lines, so that 80 columns hold them whole.
+        Paragraph::new(vec![
+            Line::from(format!(
+                "rate {}  ·  eta {eta}  ·  elapsed {}",
+                format::rate(p.bytes_sent, elapsed),
+                format::duration(elapsed),
+            )),
+            Line::from(format!(
+                "saved by delta {}  ·  failed {}",
+                format::bytes(p.bytes_saved),
+                format::count(p.failed_items),
+            )),
+        ]),
         stats_area,
     );
     let active: Vec<Line> = if let (Screen::Done, Some(report)) = (app.screen, &app.report) {

@@ -150,6 +150,7 @@ fn execution_and_summary() {
         assert!(text.contains("datasets/train.parquet"), "{text}");
         assert!(text.contains("Permission denied"), "{text}");
         assert!(text.contains("conflict logs/run.log"), "{text}");
+        assert!(text.contains("failed 1"), "{text}");
         insta::assert_snapshot!(format!("execution_{width}x{height}"), text);
     }
     app.on_finished(ExecReport {
