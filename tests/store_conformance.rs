@@ -120,6 +120,7 @@ mod fixtures {
                 chunked_objects: chunked,
                 composite_uploads: !streamed,
                 storage_class: None,
+                metadata_compat: None,
             },
             retry: retry(),
             ..StoreSettings::default()

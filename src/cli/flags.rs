@@ -188,6 +188,12 @@ pub struct S3Flags {
     /// than CRC64 support).
     #[arg(long, global = true, value_name = "KIND", value_parser = ["crc64nvme", "md5"])]
     pub upload_checksum: Option<String>,
+    /// Also write another tool's metadata keys on uploads, so it sees the
+    /// files' times and modes: rclone (mtime, octal mode, uid, gid, as
+    /// `rclone --metadata` writes them) or s3fs (s3fs-fuse's). Their keys are
+    /// read where HugeSync's are absent either way.
+    #[arg(long, global = true, value_name = "TOOL", value_parser = ["rclone", "s3fs", "none"])]
+    pub metadata_compat: Option<String>,
     /// Retry a failed request up to N times (throttling, 5xx, network errors,
     /// stalls; never 403/404), backing off up to `retry_max_delay`.
     #[arg(long, global = true, value_name = "N")]
@@ -221,6 +227,10 @@ impl S3Flags {
         overrides.provider = self.provider.clone().map(Some);
         overrides.provider_account = self.provider_account.clone().map(Some);
         overrides.upload_checksum = self.upload_checksum.clone().map(Some);
+        overrides.metadata_compat = self
+            .metadata_compat
+            .as_deref()
+            .map(|tool| (tool != "none").then(|| tool.to_string()));
         overrides.retries = self.retries;
         overrides.gcs_chunked_objects = self.gcs_chunked_objects.then_some(true);
         overrides.gcs_composite_uploads = self.gcs_no_composite.then_some(false);

@@ -217,8 +217,10 @@ settings! {
     provider: Option<String> = None, env "HUGESYNC_PROVIDER", parse parse_optional_text;
     /// The account id a provider's endpoint names (Cloudflare R2).
     provider_account: Option<String> = None, env "HUGESYNC_PROVIDER_ACCOUNT", parse parse_optional_text;
-    /// The checksum every body uploaded to S3 carries for the server to check: `crc64nvme` (S3's own default, a tenth of MD5's CPU) or `md5` (Content-MD5, for S3-compatible services without the newer checksums); unset: `crc64nvme`, or `md5` for a --provider that lacks it.
+    /// The checksum every body uploaded to S3 or Azure carries for the server to check: `crc64nvme` (S3's own default and Azure's CRC64, a tenth of MD5's CPU) or `md5` (Content-MD5, for S3-compatible services without the newer checksums and older Azure emulators); unset: `crc64nvme`, or `md5` for a --provider that lacks it.
     upload_checksum: Option<String> = None, env "HUGESYNC_UPLOAD_CHECKSUM", parse parse_upload_checksum;
+    /// Also write another tool's metadata keys on uploads, in its form: `rclone` (`mtime`, octal `mode`, `uid`, `gid`) or `s3fs` (whole-second `mtime`, decimal `mode`, `uid`, `gid`). Their keys are read where HugeSync's are absent either way.
+    metadata_compat: Option<String> = None, env "HUGESYNC_METADATA_COMPAT", parse parse_metadata_compat;
     /// Azure storage account for az:// locations (unset: from the connection string or the endpoint).
     azure_account: Option<String> = None, env "AZURE_STORAGE_ACCOUNT", parse parse_optional_text;
     /// Azure account key (Shared Key); never shown.

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use super::Settings;
 use crate::storage::body::BodyChecksum;
+use crate::storage::meta::MetadataCompat;
 use crate::storage::{AzureSettings, GcsSettings, S3Settings, SftpSettings, StoreSettings};
 
 impl Settings {
@@ -31,6 +32,7 @@ fn s3(settings: &Settings) -> S3Settings {
         list_page_size: None,
         storage_class: None,
         body_checksum: BodyChecksum::default(),
+        metadata_compat: metadata_compat(settings),
     };
     let provider = settings
         .provider
@@ -84,7 +86,17 @@ fn azure(settings: &Settings) -> AzureSettings {
             .as_deref()
             .and_then(BodyChecksum::parse)
             .unwrap_or_default(),
+        metadata_compat: metadata_compat(settings),
     }
+}
+
+/// `--metadata-compat`: checked when the settings were read.
+fn metadata_compat(settings: &Settings) -> Option<MetadataCompat> {
+    settings
+        .metadata_compat
+        .value
+        .as_deref()
+        .and_then(MetadataCompat::parse)
 }
 
 fn gcs(settings: &Settings) -> GcsSettings {
@@ -94,6 +106,7 @@ fn gcs(settings: &Settings) -> GcsSettings {
         chunked_objects: settings.gcs_chunked_objects.value,
         composite_uploads: settings.gcs_composite_uploads.value && settings.jobs.value > 1,
         storage_class: None,
+        metadata_compat: metadata_compat(settings),
     }
 }
 

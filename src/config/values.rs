@@ -282,6 +282,16 @@ pub(super) fn parse_upload_checksum(text: &str) -> Result<Option<String>, String
     }
 }
 
+pub(super) fn parse_metadata_compat(text: &str) -> Result<Option<String>, String> {
+    use crate::storage::meta::MetadataCompat;
+    match text.trim() {
+        "" | "none" => Ok(None),
+        name => MetadataCompat::parse(name)
+            .map(|compat| Some(compat.name().to_string()))
+            .ok_or_else(|| format!("expected one of {}, or none", MetadataCompat::NAMES)),
+    }
+}
+
 pub(super) fn parse_optional_text(text: &str) -> Result<Option<String>, String> {
     let text = text.trim();
     Ok((!text.is_empty()).then(|| text.to_string()))

@@ -32,6 +32,13 @@ pub fn server_running(variable: &str) -> Option<()> {
     None
 }
 
+/// A peer tool's path from `variable` (scripts/test.sh installs the peers and
+/// sets it); `None` skips the test, except under scripts/test.sh.
+pub fn peer_tool(variable: &str) -> Option<PathBuf> {
+    server_running(variable)?;
+    std::env::var_os(variable).map(PathBuf::from)
+}
+
 /// A bucket or container name no other test (or run) uses.
 pub fn unique_name() -> String {
     use std::sync::atomic::{AtomicU32, Ordering};

@@ -84,6 +84,7 @@ impl AzureStorage {
             prefix,
             list_page_size,
             access_tier: settings.storage_class.clone(),
+            metadata_compat: settings.metadata_compat,
         })
     }
 }

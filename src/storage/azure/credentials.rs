@@ -32,6 +32,8 @@ pub struct AzureSettings {
     pub storage_class: Option<String>,
     /// The checksum every uploaded body carries (`--upload-checksum`).
     pub body_checksum: crate::storage::body::BodyChecksum,
+    /// Another tool's metadata keys written too (`--metadata-compat`).
+    pub metadata_compat: Option<crate::storage::meta::MetadataCompat>,
 }
 
 impl std::fmt::Debug for AzureSettings {

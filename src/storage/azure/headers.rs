@@ -22,8 +22,12 @@ pub(super) fn http_date_ns(text: &str) -> i64 {
 
 /// Azure metadata names must be C# identifiers: `hugesync_mtime`, not the
 /// `hugesync-mtime` of S3.
-pub(super) fn meta_headers(meta: &ObjectMeta) -> Vec<(Header, String)> {
-    meta.to_headers()
+pub(super) fn meta_headers(
+    meta: &ObjectMeta,
+    compat: Option<crate::storage::meta::MetadataCompat>,
+) -> Vec<(Header, String)> {
+    // rclone writes `mtime` on Azure in RFC 3339.
+    meta.to_headers_for(compat, crate::storage::meta::CompatTime::Rfc3339)
         .into_iter()
         .map(|(name, value)| {
             let name = format!("x-ms-meta-{}", name.replace('-', "_"));
@@ -147,7 +151,7 @@ mod tests {
             mode: Some(0o600),
             ..ObjectMeta::default()
         };
-        let headers = meta_headers(&meta);
+        let headers = meta_headers(&meta, None);
         assert!(
             headers
                 .iter()

@@ -126,6 +126,7 @@ pub struct AzureStorage {
     info: StoreInfo,
     list_page_size: u32,
     access_tier: Option<String>,
+    metadata_compat: Option<crate::storage::meta::MetadataCompat>,
 }
 
 impl std::fmt::Debug for AzureStorage {

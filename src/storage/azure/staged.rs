@@ -134,7 +134,7 @@ impl StagedObjects for AzureStorage {
         let body = xml::block_list_body(&ids);
         let url = format!("{}?comp=blocklist", self.blob_url(&upload.key));
         let mut headers: Vec<(Header, String)> = condition_headers(expect);
-        headers.extend(meta_headers(meta));
+        headers.extend(meta_headers(meta, self.metadata_compat));
         headers.extend(self.tier_header(&upload.key));
         headers.push(("content-type".into(), "application/xml".into()));
         let response = self

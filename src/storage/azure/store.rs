@@ -91,7 +91,7 @@ impl ObjectStore for AzureStorage {
         headers.extend(self.tier_header(key));
         headers.extend(body_sum_headers(&sums));
         headers.extend(condition_headers(expect));
-        let meta_headers = meta_headers(meta);
+        let meta_headers = meta_headers(meta, self.metadata_compat);
         let url = self.blob_url(key);
         let response = self
             .http
@@ -155,7 +155,7 @@ impl ObjectStore for AzureStorage {
         let target = self.url_of_key(key);
         let url = format!("{}?comp=metadata", self.blob_url(key));
         let mut headers: Vec<(Header, String)> = condition_headers(expect);
-        headers.extend(meta_headers(meta));
+        headers.extend(meta_headers(meta, self.metadata_compat));
         let response = self
             .http
             .send(self, "cannot set the metadata of", &target, || Call {

@@ -52,7 +52,7 @@ impl GcsStorage {
             intermediates.extend(sources.iter().map(|(name, _)| name.clone()));
         }
         let object = self
-            .compose_once(key, &sources, meta.to_headers(), expect)
+            .compose_once(key, &sources, self.meta_headers(meta), expect)
             .await?;
         Ok((object, intermediates))
     }

@@ -82,6 +82,7 @@ impl GcsStorage {
             streams: !settings.composite_uploads && !settings.chunked_objects,
             chunk_index: Arc::default(),
             storage_class: settings.storage_class.clone(),
+            metadata_compat: settings.metadata_compat,
         })
     }
 

@@ -42,7 +42,7 @@ impl GcsStorage {
                     content_type: CONTENT_TYPE,
                     md5_hash: None,
                     crc32c: None,
-                    metadata: meta.to_headers(),
+                    metadata: self.meta_headers(meta),
                     storage_class,
                 })
                 .map_err(|e| StorageError::Transfer {

@@ -29,6 +29,8 @@ pub struct GcsSettings {
     /// The storage class files are written in (`--storage-class`); sidecars,
     /// directory markers and temporaries take the bucket's default.
     pub storage_class: Option<String>,
+    /// Another tool's metadata keys written too (`--metadata-compat`).
+    pub metadata_compat: Option<crate::storage::meta::MetadataCompat>,
 }
 
 impl Default for GcsSettings {
@@ -39,6 +41,7 @@ impl Default for GcsSettings {
             chunked_objects: false,
             composite_uploads: true,
             storage_class: None,
+            metadata_compat: None,
         }
     }
 }

@@ -123,6 +123,17 @@ fn generation_condition(expect: Expect<'_>) -> Option<String> {
     }
 }
 
+impl GcsStorage {
+    /// What a write's metadata says: HugeSync's keys, and another tool's
+    /// where `--metadata-compat` asks (rclone's `mtime` in RFC 3339).
+    fn meta_headers(&self, meta: &ObjectMeta) -> HashMap<String, String> {
+        meta.to_headers_for(
+            self.metadata_compat,
+            crate::storage::meta::CompatTime::Rfc3339,
+        )
+    }
+}
+
 /// Chunk objects by the key they are kept for.
 type ChunkIndex = HashMap<String, Vec<String>>;
 
@@ -147,6 +158,7 @@ pub struct GcsStorage {
     /// listed once, at the first write or delete that may leave them behind.
     chunk_index: Arc<tokio::sync::Mutex<Option<ChunkIndex>>>,
     storage_class: Option<String>,
+    metadata_compat: Option<crate::storage::meta::MetadataCompat>,
 }
 
 impl std::fmt::Debug for GcsStorage {

@@ -103,7 +103,7 @@ impl ObjectStore for GcsStorage {
         expect: Expect<'_>,
     ) -> Result<String, StorageError> {
         let object = self
-            .upload(key, body, len, meta.to_headers(), sums, expect)
+            .upload(key, body, len, self.meta_headers(meta), sums, expect)
             .await?;
         let generation = Self::generation_of(object, &self.url_of_key(key))?;
         self.drop_chunks_after_write(key).await;
@@ -138,7 +138,11 @@ impl ObjectStore for GcsStorage {
             .iter()
             .map(|k| ((*k).to_string(), None))
             .collect();
-        metadata.extend(meta.to_headers().into_iter().map(|(k, v)| (k, Some(v))));
+        metadata.extend(
+            self.meta_headers(meta)
+                .into_iter()
+                .map(|(k, v)| (k, Some(v))),
+        );
         let body = serde_json::to_string(&json::MetadataPatch { metadata }).map_err(|e| {
             StorageError::Transfer {
                 target: target.clone(),

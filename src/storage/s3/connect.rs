@@ -48,6 +48,7 @@ impl S3Storage {
             retry: retry.clone(),
             list_page_size: settings.list_page_size,
             storage_class: settings.storage_class.clone(),
+            metadata_compat: settings.metadata_compat,
             info: StoreInfo {
                 kind: &KIND,
                 bucket: bucket.to_string(),

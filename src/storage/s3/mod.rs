@@ -104,6 +104,8 @@ pub struct S3Settings {
     pub storage_class: Option<String>,
     /// The checksum every uploaded body carries.
     pub body_checksum: BodyChecksum,
+    /// Another tool's metadata keys written too (`--metadata-compat`).
+    pub metadata_compat: Option<crate::storage::meta::MetadataCompat>,
 }
 
 /// A bucket and a prefix, with a client shared by every clone.
@@ -117,6 +119,21 @@ pub struct S3Storage {
     info: StoreInfo,
     list_page_size: Option<u32>,
     storage_class: Option<String>,
+    metadata_compat: Option<crate::storage::meta::MetadataCompat>,
+}
+
+impl S3Storage {
+    /// What a write's metadata headers say: HugeSync's keys, and another
+    /// tool's where `--metadata-compat` asks (rclone's `mtime` as seconds).
+    pub(super) fn meta_headers(
+        &self,
+        meta: &ObjectMeta,
+    ) -> std::collections::HashMap<String, String> {
+        meta.to_headers_for(
+            self.metadata_compat,
+            crate::storage::meta::CompatTime::Seconds,
+        )
+    }
 }
 
 impl std::fmt::Debug for S3Storage {

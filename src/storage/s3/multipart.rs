@@ -94,7 +94,7 @@ impl S3Storage {
                     .create_multipart_upload()
                     .bucket(&self.bucket)
                     .key(key)
-                    .set_metadata(Some(meta.to_headers()))
+                    .set_metadata(Some(self.meta_headers(meta)))
                     .set_storage_class(self.class_of(key))
                     // Parts carry their CRC64NVME, and the object gets the
                     // whole file's (S3 combines the parts').

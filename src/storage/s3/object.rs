@@ -194,7 +194,7 @@ impl S3Storage {
                     .set_content_md5(md5.map(|m| content_md5(&m)))
                     .set_checksum_algorithm(sums.crc64nvme.map(|_| ChecksumAlgorithm::Crc64Nvme))
                     .set_checksum_crc64_nvme(sums.crc64nvme.map(crc64nvme_header))
-                    .set_metadata(Some(meta.to_headers()))
+                    .set_metadata(Some(self.meta_headers(meta)))
                     .set_storage_class(self.class_of(key))
                     .set_if_match(expect.if_match())
                     .set_if_none_match(expect.if_none_match())
@@ -290,7 +290,7 @@ impl S3Storage {
                     } else {
                         MetadataDirective::Copy
                     })
-                    .set_metadata(meta.map(ObjectMeta::to_headers))
+                    .set_metadata(meta.map(|meta| self.meta_headers(meta)))
                     // A copy (and a metadata change, a copy onto itself)
                     // would otherwise fall back to STANDARD.
                     .set_storage_class(self.class_of(key))
