@@ -90,6 +90,13 @@ fn init_logging(quiet: bool, verbose: u8, tui: bool) {
         (false, 2) => "debug",
         (false, _) => "trace",
     };
+    // The TUI's log pane shows retries and resumed uploads as they happen
+    // (info): it has room for them, where a terminal's stderr would not.
+    let level = if tui && !quiet && verbose == 0 {
+        "info"
+    } else {
+        level
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_env("HUGESYNC_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("hugesync={level}")));
     if tui {

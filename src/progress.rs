@@ -54,7 +54,21 @@ pub struct ActiveItem {
     pub action: SyncAction,
     pub total: u64,
     pub done: u64,
+    /// When it started, for its own rate.
+    pub started: Instant,
 }
+
+impl ActiveItem {
+    /// Bytes per second since it started (`None` before a whole tenth of a
+    /// second has passed, when a rate would mean little).
+    pub fn rate(&self, now: Instant) -> Option<f64> {
+        let secs = now.saturating_duration_since(self.started).as_secs_f64();
+        (secs >= 0.1).then(|| self.done as f64 / secs)
+    }
+}
+
+/// Seconds of rate history kept (the sparkline's widest).
+const HISTORY_SECONDS: usize = 600;
 
 /// The fold of the event stream; every display draws from this value.
 #[derive(Clone, Debug)]
@@ -73,6 +87,10 @@ pub struct Progress {
     pub conflicts: Vec<(RelPath, String)>,
     pub warnings: Vec<String>,
     pub per_action: BTreeMap<SyncAction, u64>,
+    /// Bytes sent in each whole second since the start, the last
+    /// [`HISTORY_SECONDS`] of them: `history[i]` is second `history_from + i`.
+    history: std::collections::VecDeque<u64>,
+    history_from: u64,
 }
 
 impl Default for Progress {
@@ -90,17 +108,26 @@ impl Default for Progress {
             conflicts: Vec::new(),
             warnings: Vec::new(),
             per_action: BTreeMap::new(),
+            history: std::collections::VecDeque::new(),
+            history_from: 0,
         }
     }
 }
 
 impl Progress {
     pub fn apply(&mut self, event: &ExecEvent) {
+        self.apply_at(event, Instant::now());
+    }
+
+    /// [`apply`](Self::apply) with the time it happened (tests give their own).
+    pub fn apply_at(&mut self, event: &ExecEvent, at: Instant) {
         match event {
             ExecEvent::Begin { items, bytes } => {
                 self.total_items = *items;
                 self.total_bytes = *bytes;
-                self.started = Instant::now();
+                self.started = at;
+                self.history.clear();
+                self.history_from = 0;
             }
             ExecEvent::Started {
                 id,
@@ -115,11 +142,13 @@ impl Progress {
                         action: *action,
                         total: *bytes,
                         done: 0,
+                        started: at,
                     },
                 );
             }
             ExecEvent::Advanced { id, bytes } => {
                 self.bytes_sent += bytes;
+                self.record(*bytes, at);
                 if let Some(item) = self.active.get_mut(id) {
                     item.done += bytes;
                 }
@@ -133,7 +162,9 @@ impl Progress {
             } => {
                 // Bytes not reported by Advanced (small items) are counted here.
                 let advanced = self.active.remove(id).map_or(0, |a| a.done);
-                self.bytes_sent += bytes_sent.saturating_sub(advanced);
+                let unreported = bytes_sent.saturating_sub(advanced);
+                self.bytes_sent += unreported;
+                self.record(unreported, at);
                 self.bytes_saved += bytes_saved;
                 self.done_items += 1;
                 *self.per_action.entry(*action).or_default() += 1;
@@ -154,12 +185,56 @@ impl Progress {
     }
 
     pub fn elapsed(&self) -> Duration {
-        self.started.elapsed()
+        self.elapsed_at(Instant::now())
+    }
+
+    pub fn elapsed_at(&self, now: Instant) -> Duration {
+        now.saturating_duration_since(self.started)
+    }
+
+    /// Counts `bytes` in the second they were sent.
+    fn record(&mut self, bytes: u64, at: Instant) {
+        let second = at.saturating_duration_since(self.started).as_secs();
+        let end = self.history_from + self.history.len() as u64;
+        if second >= end {
+            self.history
+                .extend(std::iter::repeat_n(0, (second + 1 - end) as usize));
+        }
+        while self.history.len() > HISTORY_SECONDS {
+            self.history.pop_front();
+            self.history_from += 1;
+        }
+        if let Some(slot) = second
+            .checked_sub(self.history_from)
+            .and_then(|i| self.history.get_mut(i as usize))
+        {
+            *slot += bytes;
+        }
+    }
+
+    /// Bytes sent in each of the last `seconds` whole seconds before `now`
+    /// (oldest first; seconds before the start or with nothing sent are 0).
+    pub fn rate_history(&self, now: Instant, seconds: usize) -> Vec<u64> {
+        let current = now.saturating_duration_since(self.started).as_secs();
+        (0..seconds as u64)
+            .rev()
+            .map(|back| {
+                current
+                    .checked_sub(back + 1)
+                    .and_then(|second| second.checked_sub(self.history_from))
+                    .and_then(|i| self.history.get(i as usize).copied())
+                    .unwrap_or(0)
+            })
+            .collect()
     }
 
     /// Estimated time left from the byte rate so far.
     pub fn eta(&self) -> Option<Duration> {
-        let secs = self.elapsed().as_secs_f64();
+        self.eta_at(Instant::now())
+    }
+
+    pub fn eta_at(&self, now: Instant) -> Option<Duration> {
+        let secs = self.elapsed_at(now).as_secs_f64();
         if self.bytes_sent == 0 || secs <= 0.0 || self.total_bytes <= self.bytes_sent {
             return None;
         }
@@ -326,6 +401,51 @@ pub async fn consume(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rate_history_counts_each_second_and_items_their_own_rate() {
+        let mut p = Progress::default();
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let path = RelPath::from("f");
+        p.apply_at(
+            &ExecEvent::Begin {
+                items: 2,
+                bytes: 100,
+            },
+            at(0),
+        );
+        p.apply_at(
+            &ExecEvent::Started {
+                id: 0,
+                path: path.clone(),
+                action: SyncAction::Copy,
+                bytes: 90,
+            },
+            at(0),
+        );
+        p.apply_at(&ExecEvent::Advanced { id: 0, bytes: 10 }, at(200));
+        p.apply_at(&ExecEvent::Advanced { id: 0, bytes: 30 }, at(1500));
+        p.apply_at(&ExecEvent::Advanced { id: 0, bytes: 40 }, at(3100));
+        // A small item's bytes come with its Finished.
+        p.apply_at(
+            &ExecEvent::Finished {
+                id: 1,
+                path: path.clone(),
+                action: SyncAction::Copy,
+                bytes_sent: 5,
+                bytes_saved: 0,
+            },
+            at(3200),
+        );
+        // Seconds 0..4 as of 4.5 s: the current second is not whole yet.
+        assert_eq!(p.rate_history(at(4500), 5), [0, 10, 30, 0, 45]);
+        assert_eq!(p.rate_history(at(4500), 2), [0, 45]);
+        let item = &p.active[&0];
+        assert_eq!(item.rate(at(4000)), Some(20.0));
+        assert_eq!(item.rate(at(50)), None);
+        assert_eq!(p.elapsed_at(at(4000)), Duration::from_secs(4));
+    }
 
     #[test]
     fn fold_counts_bytes_once() {

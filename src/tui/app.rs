@@ -68,6 +68,9 @@ pub struct App {
     pub message: Option<String>,
     /// What the plan will cost, as edited so far.
     pub cost: Option<crate::cost::CostEstimate>,
+    /// The time the screen is drawn at, when fixed (snapshot tests); else
+    /// the clock's.
+    pub frozen_now: Option<std::time::Instant>,
 }
 
 impl App {
@@ -102,7 +105,13 @@ impl App {
             filter: None,
             typing: false,
             message: None,
+            frozen_now: None,
         }
+    }
+
+    /// Now, as the screen shows it.
+    pub fn now(&self) -> std::time::Instant {
+        self.frozen_now.unwrap_or_else(std::time::Instant::now)
     }
 
     pub fn update(&mut self, action: Action) -> Effect {
@@ -355,7 +364,8 @@ impl App {
             } => tracing::warn!("conflict: {path}: {resolution}"),
             _ => {}
         }
-        self.progress.apply(event);
+        let now = self.now();
+        self.progress.apply_at(event, now);
     }
 
     pub fn on_finished(&mut self, report: ExecReport) {

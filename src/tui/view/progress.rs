@@ -1,10 +1,12 @@
-//! Execution: overall gauge, rate and ETA, one line per active item, failures;
-//! then the closing summary.
+//! Execution: overall gauge, rate and ETA beside the rate's last minutes (a
+//! sparkline), one line per active item with its own bar and rate, failures,
+//! the log (warnings and retries as they happen); then the closing summary,
+//! with what was planned beside what happened.
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::Line;
-use ratatui::widgets::{Block, Borders, Gauge, Paragraph};
+use ratatui::widgets::{Block, Borders, Gauge, Paragraph, Sparkline};
 
 use super::style::Palette;
 use crate::format;
@@ -23,8 +25,8 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, palette: &Palette) {
         Constraint::Length(3),
         Constraint::Length(2),
         Constraint::Min(3),
-        Constraint::Length(6),
-        Constraint::Length(6),
+        Constraint::Length(5),
+        Constraint::Length(5),
         Constraint::Length(1),
     ])
     .areas(area);
@@ -56,8 +58,19 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, palette: &Palette) {
             )),
         gauge_area,
     );
-    let elapsed = p.elapsed();
-    let eta = p.eta().map_or_else(|| "-".into(), format::duration);
+    let now = app.now();
+    let elapsed = p.elapsed_at(now);
+    let eta = p.eta_at(now).map_or_else(|| "-".into(), format::duration);
+    // The figures on the left, the rate of the last seconds on the right
+    // (a column a second, the newest rightmost).
+    let [stats_area, spark_area] =
+        Layout::horizontal([Constraint::Length(46), Constraint::Min(0)]).areas(stats_area);
+    frame.render_widget(
+        Sparkline::default()
+            .data(p.rate_history(now, usize::from(spark_area.width)))
+            .style(palette.accent()),
+        spark_area,
+    );
     frame.render_widget(
         // Two lines, so that 80 columns hold them whole.
         Paragraph::new(vec![
@@ -75,16 +88,26 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, palette: &Palette) {
         stats_area,
     );
     let active: Vec<Line> = if let (Screen::Done, Some(report)) = (app.screen, &app.report) {
-        report.summary_lines().into_iter().map(Line::from).collect()
+        report
+            .summary_lines()
+            .into_iter()
+            .chain(planned_beside_done(app, report))
+            .map(Line::from)
+            .collect()
     } else {
         p.active
             .values()
             .map(|item| {
+                let rate = item
+                    .rate(now)
+                    .map_or_else(|| "-".into(), |r| format!("{}/s", format::bytes(r as u64)));
                 Line::from(format!(
-                    "{:>8} {:>10}/{:<10} {}",
+                    "{:>8} {} {:>9}/{:<9} {:>11} {}",
                     item.action.name(),
+                    bar(item.done, item.total, 10),
                     format::bytes(item.done),
                     format::bytes(item.total),
+                    rate,
                     item.path
                 ))
             })
@@ -173,4 +196,48 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, palette: &Palette) {
         .to_string()
     };
     frame.render_widget(Paragraph::new(hint).style(palette.dim()), status);
+}
+
+/// A bar of `width` cells, `done` of `total` filled.
+fn bar(done: u64, total: u64, width: usize) -> String {
+    let filled = if total == 0 {
+        width
+    } else {
+        ((done.min(total) as f64 / total as f64) * width as f64).round() as usize
+    };
+    format!("{}{}", "█".repeat(filled), "░".repeat(width - filled))
+}
+
+/// What the plan said beside what happened: bytes to send and saved by
+/// delta, and the cost it estimated.
+fn planned_beside_done(app: &App, report: &crate::sync::ExecReport) -> Vec<String> {
+    let stats = &app.plan.stats;
+    let mut lines = vec![format!(
+        "Planned: {} to send, {} saved by delta; sent {} ({}), saved {}.",
+        format::bytes(stats.bytes_to_send),
+        format::bytes(stats.bytes_saved),
+        format::bytes(report.bytes_sent),
+        share(report.bytes_sent, stats.bytes_to_send),
+        format::bytes(report.bytes_saved),
+    )];
+    if let Some(cost) = &app.cost {
+        let money = cost
+            .money
+            .as_ref()
+            .map_or_else(|| "no known prices".into(), |m| format!("${:.4}", m.total));
+        lines.push(format!(
+            "Estimated: {} requests, {money}.",
+            format::count(cost.requests.total())
+        ));
+    }
+    lines
+}
+
+/// `part` of `whole` as a percentage ("-" of nothing).
+fn share(part: u64, whole: u64) -> String {
+    if whole == 0 {
+        "-".into()
+    } else {
+        format!("{:.0}% of it", part as f64 * 100.0 / whole as f64)
+    }
 }

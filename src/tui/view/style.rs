@@ -39,6 +39,15 @@ impl Palette {
         }
     }
 
+    /// The rate's sparkline.
+    pub fn accent(&self) -> Style {
+        if self.color {
+            Style::default().fg(Color::Cyan)
+        } else {
+            Style::default()
+        }
+    }
+
     /// Conflicts: worth a look, not failures.
     pub fn warning(&self) -> Style {
         if self.color {

@@ -70,22 +70,6 @@ fn render(app: &mut App, width: u16, height: u16) -> String {
     terminal.backend().to_string()
 }
 
-/// The live rate/ETA/elapsed line depends on the clock; everything else on the
-/// screen must match the snapshot exactly.
-fn timeless(screen: String) -> String {
-    screen
-        .lines()
-        .map(|line| {
-            if line.contains("elapsed") {
-                "<rate · eta · elapsed line>"
-            } else {
-                line
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
 #[test]
 fn review_screen() {
     let mut app = app();
@@ -116,37 +100,69 @@ fn execution_and_summary() {
         .find(|i| i.action == SyncAction::Delta)
         .map(|i| i.path.clone())
         .unwrap();
-    for event in [
-        ExecEvent::Begin {
-            items: 5,
-            bytes: 2 << 30,
-        },
-        ExecEvent::Started {
-            id: 1,
-            path: path.clone(),
-            action: SyncAction::Delta,
-            bytes: 600 << 20,
-        },
-        ExecEvent::Advanced {
-            id: 1,
-            bytes: 300 << 20,
-        },
-        ExecEvent::Failed {
-            id: 3,
-            path: "models/checkpoint-final.bin".into(),
-            action: SyncAction::Copy,
-            error: "cannot open: Permission denied".into(),
-        },
-        ExecEvent::Conflict {
-            id: 4,
-            path: "logs/run.log".into(),
-            resolution: "changed at the destination since the plan; planned again: upload".into(),
-        },
+    // A fixed clock: the rates, the sparkline and the times are the screen's.
+    let t0 = std::time::Instant::now();
+    let at = |ms: u64| t0 + std::time::Duration::from_millis(ms);
+    for (ms, event) in [
+        (
+            0,
+            ExecEvent::Begin {
+                items: 5,
+                bytes: 2 << 30,
+            },
+        ),
+        (
+            0,
+            ExecEvent::Started {
+                id: 1,
+                path: path.clone(),
+                action: SyncAction::Delta,
+                bytes: 600 << 20,
+            },
+        ),
+        (
+            1500,
+            ExecEvent::Advanced {
+                id: 1,
+                bytes: 100 << 20,
+            },
+        ),
+        (
+            2500,
+            ExecEvent::Advanced {
+                id: 1,
+                bytes: 200 << 20,
+            },
+        ),
+        (
+            2600,
+            ExecEvent::Failed {
+                id: 3,
+                path: "models/checkpoint-final.bin".into(),
+                action: SyncAction::Copy,
+                error: "cannot open: Permission denied".into(),
+            },
+        ),
+        (
+            2700,
+            ExecEvent::Conflict {
+                id: 4,
+                path: "logs/run.log".into(),
+                resolution: "changed at the destination since the plan; planned again: upload"
+                    .into(),
+            },
+        ),
     ] {
+        app.frozen_now = Some(at(ms));
         app.on_event(&event);
     }
+    app.frozen_now = Some(at(4000));
     for (width, height) in [(80, 24), (120, 40)] {
-        let text = timeless(render(&mut app, width, height));
+        let text = render(&mut app, width, height);
+        // The item's own bar and rate (300 MiB in 4 s), the whole run's.
+        assert!(text.contains("█████░░░░░"), "{text}");
+        assert!(text.contains("75 MiB/s"), "{text}");
+        assert!(text.contains("elapsed 4.0s"), "{text}");
         assert!(text.contains("datasets/train.parquet"), "{text}");
         assert!(text.contains("Permission denied"), "{text}");
         assert!(text.contains("conflict logs/run.log"), "{text}");
@@ -164,8 +180,9 @@ fn execution_and_summary() {
         ..ExecReport::default()
     });
     for (width, height) in [(80, 24), (120, 40)] {
-        let text = timeless(render(&mut app, width, height));
+        let text = render(&mut app, width, height);
         assert!(text.contains("3 copied, 1 by delta"), "{text}");
+        assert!(text.contains("Planned:"), "{text}");
         insta::assert_snapshot!(format!("summary_{width}x{height}"), text);
     }
 }
