@@ -531,6 +531,57 @@ fn an_object_damaged_on_the_way_down_never_takes_its_name_and_is_fetched_again()
 }
 
 #[test]
+fn the_summary_counts_the_requests_made_by_class() {
+    let (scratch, bucket) = (Scratch::new(), Bucket::new());
+    for name in ["a", "b", "c"] {
+        scratch.write(&format!("src/{name}.txt"), name.as_bytes());
+    }
+    let out = sync(
+        &scratch,
+        &bucket,
+        &local(&scratch.src()),
+        &bucket.url("r"),
+        &["--json"],
+    );
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let summary: serde_json::Value = stdout_of(&out)
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .find(|event| event["event"] == "summary")
+        .unwrap();
+    let requests = &summary["report"]["requests"];
+    // Three PutObjects, the destination's listing; nothing else.
+    assert_eq!(requests["put"], 3, "{requests}");
+    assert!(requests["list"].as_u64().unwrap() >= 1, "{requests}");
+    assert_eq!(requests["copy"], 0, "{requests}");
+    assert_eq!(requests["delete"], 0, "{requests}");
+
+    let out = sync(
+        &scratch,
+        &bucket,
+        &local(&scratch.src()),
+        &bucket.url("r"),
+        &["--delete"],
+    );
+    assert!(out.status.success());
+    std::fs::remove_file(scratch.src().join("c.txt")).unwrap();
+    let out = sync(
+        &scratch,
+        &bucket,
+        &local(&scratch.src()),
+        &bucket.url("r"),
+        &["--delete"],
+    );
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert!(
+        stdout_of(&out).contains("Requests: "),
+        "{}",
+        stdout_of(&out)
+    );
+    assert!(stdout_of(&out).contains("1 delete)"), "{}", stdout_of(&out));
+}
+
+#[test]
 fn keys_that_would_escape_the_destination_are_refused() {
     let (scratch, bucket) = (Scratch::new(), Bucket::new());
     bucket.put("in/ok.txt", b"fine");

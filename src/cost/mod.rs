@@ -87,7 +87,7 @@ pub struct Requests {
 }
 
 impl Requests {
-    fn add(&mut self, other: Requests) {
+    pub fn add(&mut self, other: Requests) {
         self.put += other.put;
         self.copy += other.copy;
         self.get += other.get;
@@ -164,6 +164,36 @@ fn billed_model(plan: &SyncPlan) -> Option<&CostModel> {
     plan.cost_model
         .as_ref()
         .filter(|m| m.source.store.is_some() || m.destination.store.is_some())
+}
+
+/// What the requests made so far cost, with the bytes read out of the
+/// source (egress), at the prices the plan's estimate used; `None` for a
+/// plan without a cost model or a billed side of unknown prices.
+pub fn spent(
+    plan: &SyncPlan,
+    source: Requests,
+    destination: Requests,
+    bytes_out_of_source: u64,
+) -> Option<Money> {
+    let model = billed_model(plan)?;
+    let source = SideUse {
+        requests: source,
+        bytes_out: bytes_out_of_source,
+        ..SideUse::default()
+    };
+    let destination = SideUse {
+        requests: destination,
+        ..SideUse::default()
+    };
+    let a = money_of(&source, &model.source.billing, false)?;
+    let b = money_of(&destination, &model.destination.billing, false)?;
+    Some(Money {
+        requests: a.requests + b.requests,
+        egress: a.egress + b.egress,
+        retrieval: a.retrieval + b.retrieval,
+        total: a.total + b.total,
+        storage_per_month: 0.0,
+    })
 }
 
 /// The estimate of one item alone (the TUI's details), listings left out.

@@ -19,6 +19,7 @@ pub mod meta;
 pub mod names;
 pub mod object;
 pub mod objects;
+pub mod requests;
 pub(crate) mod rest;
 pub mod s3;
 pub mod sftp;
@@ -372,6 +373,15 @@ pub enum Storage {
 }
 
 impl Storage {
+    /// The requests made to the side so far, by class (`None`: a local
+    /// disk, which makes none).
+    pub fn requests(&self) -> Option<std::sync::Arc<requests::RequestCounts>> {
+        match self {
+            Storage::Local(_) => None,
+            Storage::Object(store) => Some(store.info().requests.clone()),
+        }
+    }
+
     /// Opens the store for a location (its kind connects to it).
     pub async fn open(
         location: &Location,

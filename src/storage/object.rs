@@ -234,6 +234,8 @@ pub struct StoreInfo {
     pub page_size: u32,
     /// How its listing may be split across requests in flight.
     pub list_split: ListSplit,
+    /// The requests made to it so far, by class (clones share them).
+    pub requests: std::sync::Arc<super::requests::RequestCounts>,
 }
 
 impl StoreInfo {

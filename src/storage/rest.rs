@@ -41,6 +41,17 @@ pub(crate) trait Service: Send + Sync {
     ) -> (RemoteErrorKind, String);
 
     fn hints(&self) -> &'static StoreHints;
+
+    /// Where the store's requests are counted.
+    fn counts(&self) -> &super::requests::RequestCounts;
+
+    /// The class a request is billed in, from what goes out.
+    fn class_of(
+        &self,
+        method: &Method,
+        url: &str,
+        headers: &[(String, String)],
+    ) -> super::requests::RequestClass;
 }
 
 /// What a request sends, as it goes out.
@@ -188,6 +199,10 @@ impl HttpClient {
         activity: &Arc<Activity>,
     ) -> Result<Response, StorageError> {
         let outgoing = request.outgoing();
+        // Every attempt is a request the service counts (and bills).
+        service
+            .counts()
+            .add(service.class_of(&outgoing.method, &outgoing.url, &outgoing.headers));
         let mut headers = HeaderMap::new();
         for (name, value) in &outgoing.headers {
             let name = HeaderName::from_bytes(name.as_bytes()).map_err(|e| invalid(target, e))?;

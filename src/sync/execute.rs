@@ -116,6 +116,13 @@ pub async fn execute(
         (_, Storage::Object(store)) | (Storage::Object(store), _) => store.retry().retried(),
         _ => 0,
     };
+    // Both sides' requests since they were opened: the scan's listing too,
+    // as the plan's estimate counts it.
+    for side in [&runner.ctx.source, &runner.ctx.destination] {
+        if let Some(counts) = side.requests() {
+            runner.report.requests.add(counts.snapshot());
+        }
+    }
     runner.report
 }
 

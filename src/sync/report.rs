@@ -44,6 +44,10 @@ pub struct ExecReport {
     /// included).
     #[serde(default)]
     pub retries: u64,
+    /// Requests made to both sides since they were opened (the scan's
+    /// listing included), by the classes the cost estimate counts.
+    #[serde(default)]
+    pub requests: crate::cost::Requests,
 }
 
 impl ExecReport {
@@ -73,6 +77,18 @@ impl ExecReport {
                 format::bytes(self.bytes_saved),
             ),
         ];
+        let r = self.requests;
+        if r.total() > 0 {
+            lines.push(format!(
+                "Requests: {} ({} put/part, {} copy, {} get/head, {} list, {} delete).",
+                format::count(r.total()),
+                format::count(r.put),
+                format::count(r.copy),
+                format::count(r.get),
+                format::count(r.list),
+                format::count(r.delete),
+            ));
+        }
         if self.deletes_withheld > 0 {
             lines.push(format!(
                 "{} deletion(s) withheld: {}.",

@@ -71,6 +71,9 @@ pub struct App {
     /// The time the screen is drawn at, when fixed (snapshot tests); else
     /// the clock's.
     pub frozen_now: Option<std::time::Instant>,
+    /// The requests each side (source, destination) has made so far; `None`
+    /// for a local disk.
+    pub requests: [Option<Arc<crate::storage::requests::RequestCounts>>; 2],
 }
 
 impl App {
@@ -106,6 +109,7 @@ impl App {
             typing: false,
             message: None,
             frozen_now: None,
+            requests: [None, None],
         }
     }
 

@@ -121,6 +121,8 @@ impl Tui {
     ) -> ExitStatus {
         let (pause_tx, pause_rx) = tokio::sync::watch::channel(false);
         options.pause = Some(pause_rx);
+        // The run screen reads each side's request count as it draws.
+        app.requests = [session.source.requests(), session.destination.requests()];
         let cancel = session.cancel().clone();
         let (events_tx, mut events) = mpsc::channel(4096);
         let mut events_tx = Some(events_tx);

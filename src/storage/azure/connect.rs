@@ -78,6 +78,7 @@ impl AzureStorage {
                 hints: &HINTS,
                 page_size: list_page_size,
                 list_split: crate::storage::object::ListSplit::Prefixes,
+                requests: std::sync::Arc::default(),
             },
             resolved,
             container: container.to_string(),

@@ -95,6 +95,40 @@ impl rest::Service for AzureStorage {
     fn hints(&self) -> &'static crate::storage::StoreHints {
         &HINTS
     }
+
+    fn counts(&self) -> &crate::storage::requests::RequestCounts {
+        &self.info.requests
+    }
+
+    fn class_of(
+        &self,
+        method: &Method,
+        url: &str,
+        headers: &[(String, String)],
+    ) -> crate::storage::requests::RequestClass {
+        class_of(method, url, headers)
+    }
+}
+
+/// The class of a Blob service request: List Blobs is a list; Put Block
+/// From URL and Copy Blob copy; other writes put.
+fn class_of(
+    method: &Method,
+    url: &str,
+    headers: &[(String, String)],
+) -> crate::storage::requests::RequestClass {
+    use crate::storage::requests::{RequestClass, query_of};
+    let query = query_of(url);
+    let copies = headers
+        .iter()
+        .any(|(name, _)| name.eq_ignore_ascii_case("x-ms-copy-source"));
+    match *method {
+        Method::DELETE => RequestClass::Delete,
+        Method::GET if query.split('&').any(|pair| pair == "comp=list") => RequestClass::List,
+        Method::GET | Method::HEAD => RequestClass::Get,
+        _ if copies => RequestClass::Copy,
+        _ => RequestClass::Put,
+    }
 }
 
 /// A call as it goes out: the API version, its length, its headers.
@@ -182,5 +216,41 @@ mod tests {
             kind_of(StatusCode::BAD_REQUEST, "InvalidBlockList"),
             K::Rejected
         );
+    }
+}
+
+#[cfg(test)]
+mod class_tests {
+    use super::*;
+    use crate::storage::requests::RequestClass;
+
+    #[test]
+    fn blob_requests_are_classed_as_billed() {
+        let blob = "http://h/acct/ctr/k";
+        let none: &[(String, String)] = &[];
+        let copy = [("x-ms-copy-source".to_string(), "http://src".to_string())];
+        assert_eq!(class_of(&Method::PUT, blob, none), RequestClass::Put);
+        assert_eq!(
+            class_of(
+                &Method::PUT,
+                "http://h/acct/ctr/k?comp=block&blockid=x",
+                &copy
+            ),
+            RequestClass::Copy
+        );
+        assert_eq!(
+            class_of(
+                &Method::GET,
+                "http://h/acct/ctr?restype=container&comp=list",
+                none
+            ),
+            RequestClass::List
+        );
+        assert_eq!(
+            class_of(&Method::GET, "http://h/acct/ctr/k?comp=blocklist", none),
+            RequestClass::Get
+        );
+        assert_eq!(class_of(&Method::HEAD, blob, none), RequestClass::Get);
+        assert_eq!(class_of(&Method::DELETE, blob, none), RequestClass::Delete);
     }
 }

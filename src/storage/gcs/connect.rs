@@ -72,6 +72,7 @@ impl GcsStorage {
                 hints: &HINTS,
                 page_size: list_page_size,
                 list_split: crate::storage::object::ListSplit::Ranges { end_key: true },
+                requests: std::sync::Arc::default(),
             },
             resolved,
             bucket: bucket.to_string(),

@@ -123,6 +123,33 @@ impl rest::Service for GcsStorage {
     fn hints(&self) -> &'static crate::storage::StoreHints {
         &HINTS
     }
+
+    fn counts(&self) -> &crate::storage::requests::RequestCounts {
+        &self.info.requests
+    }
+
+    fn class_of(
+        &self,
+        method: &Method,
+        url: &str,
+        _headers: &[(String, String)],
+    ) -> crate::storage::requests::RequestClass {
+        class_of(method, url)
+    }
+}
+
+/// The class of a JSON API request: listing objects is a GET of `…/o`;
+/// rewrite and compose copy server-side; other writes put.
+fn class_of(method: &Method, url: &str) -> crate::storage::requests::RequestClass {
+    use crate::storage::requests::{RequestClass, path_of};
+    let path = path_of(url);
+    match *method {
+        Method::DELETE => RequestClass::Delete,
+        Method::GET if path.ends_with("/o") => RequestClass::List,
+        Method::GET | Method::HEAD => RequestClass::Get,
+        _ if path.contains("/rewriteTo/") || path.ends_with("/compose") => RequestClass::Copy,
+        _ => RequestClass::Put,
+    }
 }
 
 /// A call as it goes out: its length and content type, its headers.
@@ -246,5 +273,43 @@ mod tests {
             K::Unavailable
         );
         assert_eq!(kind_of(StatusCode::BAD_REQUEST, "invalid", ""), K::Rejected);
+    }
+}
+
+#[cfg(test)]
+mod class_tests {
+    use super::*;
+    use crate::storage::requests::RequestClass;
+
+    #[test]
+    fn json_api_requests_are_classed_as_billed() {
+        let api = "http://h/storage/v1/b/bkt/o";
+        assert_eq!(
+            class_of(&Method::GET, &format!("{api}?prefix=a")),
+            RequestClass::List
+        );
+        assert_eq!(
+            class_of(&Method::GET, &format!("{api}/k?alt=media")),
+            RequestClass::Get
+        );
+        assert_eq!(
+            class_of(
+                &Method::POST,
+                "http://h/upload/storage/v1/b/bkt/o?uploadType=media"
+            ),
+            RequestClass::Put
+        );
+        assert_eq!(
+            class_of(&Method::POST, &format!("{api}/k/compose")),
+            RequestClass::Copy
+        );
+        assert_eq!(
+            class_of(&Method::POST, &format!("{api}/a/rewriteTo/b/bkt/o/b")),
+            RequestClass::Copy
+        );
+        assert_eq!(
+            class_of(&Method::DELETE, &format!("{api}/k")),
+            RequestClass::Delete
+        );
     }
 }

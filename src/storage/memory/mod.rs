@@ -173,6 +173,7 @@ impl MemoryStore {
                 hints: &HINTS,
                 page_size: u32::try_from(options.page_size).unwrap_or(u32::MAX),
                 list_split: options.list_split,
+                requests: std::sync::Arc::default(),
             },
             options,
         }

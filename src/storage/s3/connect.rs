@@ -1,6 +1,56 @@
 //! Building a client for a bucket from the settings and the SDK's chain.
 
+use std::sync::Arc;
+
+use aws_sdk_s3::config::interceptors::BeforeTransmitInterceptorContextRef;
+use aws_sdk_s3::config::{ConfigBag, Intercept, RuntimeComponents};
+
 use super::*;
+use crate::storage::requests::{RequestClass, RequestCounts, query_of};
+
+/// Counts every attempt the SDK sends, by the class S3 bills it in.
+#[derive(Debug)]
+struct CountRequests(Arc<RequestCounts>);
+
+impl Intercept for CountRequests {
+    fn name(&self) -> &'static str {
+        "CountRequests"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &BeforeTransmitInterceptorContextRef<'_>,
+        _components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), aws_sdk_s3::error::BoxError> {
+        let request = context.request();
+        self.0.add(class_of(
+            request.method(),
+            request.uri(),
+            request.headers().contains_key("x-amz-copy-source"),
+        ));
+        Ok(())
+    }
+}
+
+/// The class of an S3 request, from its method, URL and whether it copies.
+fn class_of(method: &str, uri: &str, copies: bool) -> RequestClass {
+    let query = query_of(uri);
+    let has = |name: &str| {
+        query
+            .split('&')
+            .any(|pair| pair.split('=').next() == Some(name))
+    };
+    match method {
+        "DELETE" => RequestClass::Delete,
+        // DeleteObjects is a POST to ?delete.
+        "POST" if has("delete") => RequestClass::Delete,
+        "PUT" if copies => RequestClass::Copy,
+        "GET" if has("list-type") || has("uploads") || has("uploadId") => RequestClass::List,
+        "GET" | "HEAD" => RequestClass::Get,
+        _ => RequestClass::Put,
+    }
+}
 
 impl S3Storage {
     /// Builds a client from the settings and the SDK's configuration chain. No
@@ -22,8 +72,10 @@ impl S3Storage {
             loader = loader.endpoint_url(endpoint);
         }
         let shared = loader.load().await;
+        let requests = Arc::new(RequestCounts::default());
         let mut config = aws_sdk_s3::config::Builder::from(&shared)
             .force_path_style(settings.path_style)
+            .interceptor(CountRequests(requests.clone()))
             // Checksums only where S3 demands them (DeleteObjects): integrity is
             // checked end to end by size and ETag, and by blake3 for delta
             // transfers, without a CRC pass over every byte sent or received.
@@ -69,6 +121,7 @@ impl S3Storage {
                 hints: &HINTS,
                 page_size: settings.list_page_size.unwrap_or(1000),
                 list_split: crate::storage::object::ListSplit::Ranges { end_key: false },
+                requests,
             },
             bucket: bucket.to_string(),
             prefix,
@@ -94,5 +147,50 @@ impl S3Storage {
         let info = source.info();
         (info.kind.scheme == self.info.kind.scheme && info.id.endpoint == self.info.id.endpoint)
             .then_some(info.bucket.as_str())
+    }
+}
+
+#[cfg(test)]
+mod class_tests {
+    use super::*;
+
+    #[test]
+    fn s3_requests_are_classed_as_billed() {
+        let url = "http://h/b/k";
+        assert_eq!(class_of("PUT", url, false), RequestClass::Put);
+        assert_eq!(
+            class_of("PUT", "http://h/b/k?partNumber=2&uploadId=u", false),
+            RequestClass::Put
+        );
+        assert_eq!(
+            class_of("PUT", "http://h/b/k?partNumber=2&uploadId=u", true),
+            RequestClass::Copy
+        );
+        assert_eq!(
+            class_of("POST", "http://h/b/k?uploads", false),
+            RequestClass::Put
+        );
+        assert_eq!(
+            class_of("GET", "http://h/b?list-type=2&prefix=a", false),
+            RequestClass::List
+        );
+        assert_eq!(
+            class_of("GET", "http://h/b?uploads", false),
+            RequestClass::List
+        );
+        assert_eq!(
+            class_of("GET", "http://h/b/k?uploadId=u", false),
+            RequestClass::List
+        );
+        assert_eq!(
+            class_of("GET", "http://h/b/k?x-id=GetObject", false),
+            RequestClass::Get
+        );
+        assert_eq!(class_of("HEAD", url, false), RequestClass::Get);
+        assert_eq!(class_of("DELETE", url, false), RequestClass::Delete);
+        assert_eq!(
+            class_of("POST", "http://h/b?delete", false),
+            RequestClass::Delete
+        );
     }
 }

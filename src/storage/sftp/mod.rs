@@ -134,6 +134,7 @@ impl SftpStorage {
                 hints: &HINTS,
                 page_size: KIND.list_page as u32,
                 list_split: crate::storage::object::ListSplit::Whole,
+                requests: std::sync::Arc::default(),
             },
             fsync: settings.fsync,
             made_dirs: std::sync::Mutex::default(),

@@ -23,7 +23,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, palette: &Palette) {
         status,
     ] = Layout::vertical([
         Constraint::Length(3),
-        Constraint::Length(2),
+        Constraint::Length(3),
         Constraint::Min(3),
         Constraint::Length(5),
         Constraint::Length(5),
@@ -84,6 +84,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, palette: &Palette) {
                 format::bytes(p.bytes_saved),
                 format::count(p.failed_items),
             )),
+            Line::from(spending(app)),
         ]),
         stats_area,
     );
@@ -209,7 +210,7 @@ fn bar(done: u64, total: u64, width: usize) -> String {
 }
 
 /// What the plan said beside what happened: bytes to send and saved by
-/// delta, and the cost it estimated.
+/// delta, requests and their cost.
 fn planned_beside_done(app: &App, report: &crate::sync::ExecReport) -> Vec<String> {
     let stats = &app.plan.stats;
     let mut lines = vec![format!(
@@ -220,15 +221,8 @@ fn planned_beside_done(app: &App, report: &crate::sync::ExecReport) -> Vec<Strin
         share(report.bytes_sent, stats.bytes_to_send),
         format::bytes(report.bytes_saved),
     )];
-    if let Some(cost) = &app.cost {
-        let money = cost
-            .money
-            .as_ref()
-            .map_or_else(|| "no known prices".into(), |m| format!("${:.4}", m.total));
-        lines.push(format!(
-            "Estimated: {} requests, {money}.",
-            format::count(cost.requests.total())
-        ));
+    if app.requests.iter().any(Option::is_some) {
+        lines.push(format!("Made: {}.", spending(app)));
     }
     lines
 }
@@ -240,4 +234,42 @@ fn share(part: u64, whole: u64) -> String {
     } else {
         format!("{:.0}% of it", part as f64 * 100.0 / whole as f64)
     }
+}
+
+/// Requests made and money spent so far, beside the plan's estimate of them.
+fn spending(app: &App) -> String {
+    let [source, destination] = &app.requests;
+    if source.is_none() && destination.is_none() {
+        return "no requests: local disks".into();
+    }
+    let made = |side: &Option<std::sync::Arc<crate::storage::requests::RequestCounts>>| {
+        side.as_ref().map(|c| c.snapshot()).unwrap_or_default()
+    };
+    let (source_made, destination_made) = (made(source), made(destination));
+    let mut both = source_made;
+    both.add(destination_made);
+    let estimate = app.cost.as_ref();
+    let mut line = format!("requests {}", format::count(both.total()));
+    if let Some(estimate) = estimate {
+        line.push_str(&format!(
+            " of ~{}",
+            format::count(estimate.requests.total())
+        ));
+    }
+    // Bytes a download brings out of the source store are its egress.
+    let egress = if source.is_some() && destination.is_none() {
+        app.progress.bytes_sent
+    } else {
+        0
+    };
+    match crate::cost::spent(&app.plan, source_made, destination_made, egress) {
+        Some(money) => {
+            line.push_str(&format!("  ·  spent {}", crate::cost::dollars(money.total)));
+            if let Some(planned) = estimate.and_then(|e| e.money.as_ref()) {
+                line.push_str(&format!(" of ~{}", crate::cost::dollars(planned.total)));
+            }
+        }
+        None => line.push_str("  ·  no prices for this store"),
+    }
+    line
 }

@@ -157,8 +157,19 @@ fn execution_and_summary() {
         app.on_event(&event);
     }
     app.frozen_now = Some(at(4000));
+    // The destination's requests so far, read as the screen draws.
+    let counts = std::sync::Arc::new(crate::storage::requests::RequestCounts::default());
+    for class in [
+        crate::storage::requests::RequestClass::List,
+        crate::storage::requests::RequestClass::Put,
+        crate::storage::requests::RequestClass::Put,
+    ] {
+        counts.add(class);
+    }
+    app.requests = [None, Some(counts)];
     for (width, height) in [(80, 24), (120, 40)] {
         let text = render(&mut app, width, height);
+        assert!(text.contains("requests 3"), "{text}");
         // The item's own bar and rate (300 MiB in 4 s), the whole run's.
         assert!(text.contains("█████░░░░░"), "{text}");
         assert!(text.contains("75 MiB/s"), "{text}");
