@@ -138,6 +138,32 @@ impl BodyChecksum {
     }
 }
 
+/// Checks the CRC-64/NVME a server says it computed of a body against the one
+/// sent (`echoed`: what it named, `None` when it named none, `Some(None)`
+/// when it named something unreadable). A server that names none is taken
+/// not to check it (an S3-compatible service or an emulator without CRC64):
+/// the upload stops and says how to send MD5 instead.
+pub(crate) fn check_echoed_crc64(
+    sent: Option<u64>,
+    echoed: Option<Option<u64>>,
+    target: &str,
+) -> Result<Option<u64>, super::StorageError> {
+    let Some(sent) = sent else { return Ok(None) };
+    match echoed {
+        Some(Some(received)) if received == sent => Ok(Some(received)),
+        Some(_) => Err(super::StorageError::Verification {
+            target: target.to_string(),
+            message: "the server's CRC64 of what it received differs from what was sent".into(),
+        }),
+        None => Err(super::StorageError::Verification {
+            target: target.to_string(),
+            message: "the server did not confirm the body's CRC64, so it may not check it: \
+                      use --upload-checksum md5 (config upload_checksum) for this endpoint"
+                .into(),
+        }),
+    }
+}
+
 /// Checksums of a request body, taken by the caller in the pass that read
 /// its bytes, for the store to send where its server checks them (which one
 /// a store wants: `StoreLimits::body_checksum`).
@@ -366,6 +392,24 @@ impl BodySource<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_echoed_crc64_must_be_the_one_sent_and_must_be_there() {
+        assert_eq!(check_echoed_crc64(None, None, "t").unwrap(), None);
+        assert_eq!(
+            check_echoed_crc64(Some(7), Some(Some(7)), "t").unwrap(),
+            Some(7)
+        );
+        for echoed in [Some(Some(8)), Some(None)] {
+            let error = check_echoed_crc64(Some(7), echoed, "t").unwrap_err();
+            assert!(error.to_string().contains("differs"), "{error}");
+        }
+        let error = check_echoed_crc64(Some(7), None, "t").unwrap_err();
+        assert!(
+            error.to_string().contains("--upload-checksum md5"),
+            "{error}"
+        );
+    }
     use crate::storage::limits::ChecksumKind;
 
     #[test]

@@ -82,28 +82,15 @@ pub(super) fn crc64_header(response: &Response) -> Option<u64> {
     Some(u64::from_le_bytes(bytes.try_into().ok()?))
 }
 
-/// Checks the CRC64 the service computed of a block against the one sent.
-/// Put Block always answers with one when no MD5 was sent; a service that
-/// names none did not check ours (an emulator older than CRC64 support).
+/// Checks the CRC64 the service computed of a block against the one sent:
+/// Put Block always answers with one when no MD5 was sent.
 pub(super) fn check_received_crc64(
     sent: Option<u64>,
     response: &Response,
     target: &str,
 ) -> Result<Option<u64>, StorageError> {
-    let Some(sent) = sent else { return Ok(None) };
-    match crc64_header(response) {
-        Some(received) if received == sent => Ok(Some(received)),
-        Some(_) => Err(StorageError::Verification {
-            target: target.to_string(),
-            message: "the service's CRC64 of what it received differs from what was sent".into(),
-        }),
-        None => Err(StorageError::Verification {
-            target: target.to_string(),
-            message: "the service did not confirm the block's CRC64, so it may not check it: \
-                      use --upload-checksum md5 (config upload_checksum) for this endpoint"
-                .into(),
-        }),
-    }
+    let echoed = header(response, "x-ms-content-crc64").map(|_| crc64_header(response));
+    crate::storage::body::check_echoed_crc64(sent, echoed, target)
 }
 
 /// An MD5 as Azure writes it (base64); `None` for an empty or malformed one.

@@ -46,20 +46,7 @@ pub(crate) fn check_received_crc64nvme(
     received: Option<&str>,
     url: &str,
 ) -> Result<(), StorageError> {
-    let Some(sent) = sent else { return Ok(()) };
-    match received.map(parse_crc64nvme) {
-        Some(Some(received)) if received == sent => Ok(()),
-        Some(_) => Err(StorageError::Verification {
-            target: url.to_string(),
-            message: "the server's CRC64NVME of what it received differs from what was sent".into(),
-        }),
-        None => Err(StorageError::Verification {
-            target: url.to_string(),
-            message: "the server did not confirm the body's CRC64NVME, so it may not check it: \
-                      use --upload-checksum md5 (config upload_checksum) for this service"
-                .into(),
-        }),
-    }
+    crate::storage::body::check_echoed_crc64(sent, received.map(parse_crc64nvme), url).map(|_| ())
 }
 
 /// Whether the object is encrypted with a KMS or customer key, under which
