@@ -387,6 +387,21 @@ fn rewrite_head(head: &str) -> Vec<u8> {
     out.into_bytes()
 }
 
+/// Flips a byte in the middle of a non-empty `body` while `left` (taken
+/// one at a time) says to, counting it.
+fn damage(body: &mut [u8], left: &AtomicU64, counters: &Counters) {
+    if body.is_empty()
+        || left
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+            .is_err()
+    {
+        return;
+    }
+    let middle = body.len() / 2;
+    body[middle] ^= 0x20;
+    counters.damaged.fetch_add(1, Ordering::Relaxed);
+}
+
 fn reset(stream: TcpStream) {
     // Linger 0: closing sends RST, as a broken middlebox would.
     let _ = stream.set_zero_linger();
@@ -495,16 +510,8 @@ async fn handle(
     if is_part && let Ok(mut heads) = counters.part_heads.lock() {
         heads.push(head.clone());
     }
-    if is_part
-        && !body.is_empty()
-        && counters
-            .damage_parts
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
-            .is_ok()
-    {
-        let middle = body.len() / 2;
-        body[middle] ^= 0x20;
-        counters.damaged.fetch_add(1, Ordering::Relaxed);
+    if is_part {
+        damage(&mut body, &counters.damage_parts, counters);
     }
     let mut server = TcpStream::connect(upstream).await?;
     server.write_all(&rewrite_head(&head)).await?;
@@ -531,17 +538,8 @@ async fn handle(
                     .iter()
                     .any(|query| line.contains(query))
         });
-        if object_read
-            && !rest.is_empty()
-            && head_text.starts_with("HTTP/1.1 2")
-            && counters
-                .damage_answers
-                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
-                .is_ok()
-        {
-            let middle = rest.len() / 2;
-            rest[middle] ^= 0x20;
-            counters.damaged.fetch_add(1, Ordering::Relaxed);
+        if object_read && head_text.starts_with("HTTP/1.1 2") {
+            damage(&mut rest, &counters.damage_answers, counters);
         }
         answer = rewrite_head(&head_text);
         answer.extend_from_slice(&rest);
