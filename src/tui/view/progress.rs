@@ -1,4 +1,4 @@
-//! Execution: overall gauge, rate and ETA beside the rate's last minutes (a
+//! Execution: overall gauge, rate and ETA beside the rate's last seconds (a
 //! sparkline), one line per active item with its own bar and rate, failures,
 //! the log (warnings and retries as they happen); then the closing summary,
 //! with what was planned beside what happened.
