@@ -74,22 +74,29 @@ pub(super) fn body_sum_headers(sums: &BodySums) -> Vec<(Header, String)> {
     }
 }
 
-/// The CRC64 the service says it computed of what it received.
-pub(super) fn crc64_header(response: &Response) -> Option<u64> {
+/// A CRC64 as Azure writes it (base64 of the little-endian value); `None`
+/// for a malformed one.
+fn crc64_of_base64(value: &str) -> Option<u64> {
     let bytes = base64::engine::general_purpose::STANDARD
-        .decode(header(response, "x-ms-content-crc64")?)
+        .decode(value)
         .ok()?;
     Some(u64::from_le_bytes(bytes.try_into().ok()?))
 }
 
-/// Checks the CRC64 the service computed of a block against the one sent:
-/// Put Block always answers with one when no MD5 was sent.
+/// Checks the CRC64 the service says it computed of what it received
+/// against the one sent. `required`: a missing (or unreadable) one fails too
+/// (Put Block always answers with one when no MD5 was sent; Put Blob need
+/// not, and is then checked by the service alone).
 pub(super) fn check_received_crc64(
     sent: Option<u64>,
     response: &Response,
     target: &str,
+    required: bool,
 ) -> Result<Option<u64>, StorageError> {
-    let echoed = header(response, "x-ms-content-crc64").map(|_| crc64_header(response));
+    let echoed = header(response, "x-ms-content-crc64").map(crc64_of_base64);
+    if !required && !matches!(echoed, Some(Some(_))) {
+        return Ok(None);
+    }
     crate::storage::body::check_echoed_crc64(sent, echoed, target)
 }
 

@@ -32,8 +32,8 @@ use reqwest::Method;
 use self::blocks::{block_id, check_block_list, parse_block_id};
 use self::credentials::{Auth, Resolved};
 use self::headers::{
-    body_sum_headers, check_received_crc64, condition_headers, crc64_header, etag_of, header,
-    http_date_ns, md5_header, md5_of_base64, meta_from_pairs, meta_headers, quoted,
+    body_sum_headers, check_received_crc64, condition_headers, etag_of, header, http_date_ns,
+    md5_header, md5_of_base64, meta_from_pairs, meta_headers, quoted,
 };
 use self::request::{Call, Header, Payload};
 use super::body::{BodyChecksum, BodySource};

@@ -44,7 +44,7 @@ impl AzureStorage {
             })
             .await?;
         Ok(StagedPart {
-            crc64nvme: check_received_crc64(sent_crc64, &response, &target)?,
+            crc64nvme: check_received_crc64(sent_crc64, &response, &target, true)?,
             number,
             tag: id,
             size: len,

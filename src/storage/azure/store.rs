@@ -118,14 +118,7 @@ impl ObjectStore for AzureStorage {
                 message: "the stored blob's MD5 differs from what was sent".into(),
             });
         }
-        if let (Some(sent), Some(stored)) = (sums.crc64nvme, crc64_header(&response))
-            && sent != stored
-        {
-            return Err(StorageError::Verification {
-                target,
-                message: "the stored blob's CRC64 differs from what was sent".into(),
-            });
-        }
+        check_received_crc64(sums.crc64nvme, &response, &target, false)?;
         etag_of(&response, &target)
     }
 
