@@ -209,6 +209,10 @@ pub struct EntryExtra {
     /// them; a saved plan has no use for them).
     #[serde(skip)]
     pub sums: ContentSums,
+    /// The layout its sidecar was listed in, when that is not the one its
+    /// store keeps sidecars in now: read from there, and moved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sidecar_in: Option<crate::storage::sidecars::SidecarLayout>,
 }
 
 /// Checksums of an object's whole content as its store holds them: those the
@@ -303,6 +307,15 @@ impl Entry {
 
     pub fn set_etag(&mut self, etag: String) {
         self.extra.get_or_insert_with(Default::default).etag = Some(etag);
+    }
+
+    /// The layout its sidecar was listed in, when not its store's own.
+    pub fn sidecar_in(&self) -> Option<crate::storage::sidecars::SidecarLayout> {
+        self.extra.as_ref()?.sidecar_in
+    }
+
+    pub fn set_sidecar_in(&mut self, layout: crate::storage::sidecars::SidecarLayout) {
+        self.extra.get_or_insert_with(Default::default).sidecar_in = Some(layout);
     }
 
     /// The store's checksums of an object's content, from its listing.

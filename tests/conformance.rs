@@ -771,6 +771,102 @@ fn serves_as_a_source_for_a_local_copy(backend: Backend) {
     assert_eq!(Side::Local(scratch.dst()).files(), expected, "{backend:?}");
 }
 
+/// `sync --yes --json` of the scratch source to `side` with `extra`: the
+/// summary report, asserting success.
+fn sync_report(scratch: &Scratch, side: &Side, extra: &[&str]) -> serde_json::Value {
+    let out = sync_to(scratch, side, &[&["--json"], extra].concat());
+    assert!(
+        out.status.success(),
+        "{}{}",
+        stderr_of(&out),
+        stdout_of(&out)
+    );
+    stdout_of(&out)
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .find(|e| e["event"] == "summary")
+        .map(|e| e["report"].clone())
+        .expect("a summary event")
+}
+
+/// `--sidecars hidden` keeps signatures under `.hugesync/sig/` at the root;
+/// switching layouts moves them (nothing is sent again), a delta finds them
+/// where they are, and `--delete` takes them with their files.
+fn sidecars_move_between_layouts_without_resending(backend: Backend) {
+    let scratch = Scratch::new();
+    let side = Side::new(backend, &scratch, "dst");
+    // Large enough for S3, whose copied parts are 5 MiB at least.
+    let big = noise(12 * MIB, 31);
+    scratch.write("src/t/part-0.bin", &big);
+    scratch.write("src/t/small.txt", b"small");
+    let delta = ["--delta-threshold", "1MiB", "--block-size", "64KiB"];
+    let hidden = [&delta[..], &["--sidecars", "hidden"]].concat();
+    let beside = [&delta[..], &["--sidecars", "beside"]].concat();
+    let (beside_key, hidden_key) = ("t/part-0.bin.hssig", ".hugesync/sig/t/part-0.bin.hssig");
+
+    sync_report(&scratch, &side, &delta);
+    let names = side.names();
+    assert!(
+        names.contains(&beside_key.to_string()),
+        "{backend:?}: {names:?}"
+    );
+    let sidecar = side.files()[beside_key].clone();
+    let data_version = side.versions()["t/part-0.bin"].clone();
+
+    // Beside → hidden: the sidecar moves, its file stays as it was.
+    let report = sync_report(&scratch, &side, &hidden);
+    assert_eq!(report["bytes_sent"], 0, "{backend:?}: {report}");
+    assert_eq!(report["metadata"], 1, "{backend:?}: {report}");
+    let files = side.files();
+    assert!(
+        !files.contains_key(beside_key),
+        "{backend:?}: {:?}",
+        side.names()
+    );
+    assert_eq!(files.get(hidden_key), Some(&sidecar), "{backend:?}");
+    assert_eq!(side.versions()["t/part-0.bin"], data_version, "{backend:?}");
+    let again = sync_report(&scratch, &side, &hidden);
+    assert_eq!(
+        again["metadata"], 0,
+        "{backend:?}: nothing left to move: {again}"
+    );
+
+    // A change goes by delta from the hidden sidecar, which is replaced there.
+    let mut edited = big.clone();
+    edited.extend_from_slice(b"appended");
+    scratch.write("src/t/part-0.bin", &edited);
+    let report = sync_report(&scratch, &side, &hidden);
+    assert_eq!(report["delta"], 1, "{backend:?}: {report}");
+    assert!(
+        report["bytes_sent"].as_u64().unwrap() < MIB as u64,
+        "{backend:?}: {report}"
+    );
+    let files = side.files();
+    assert_eq!(files["t/part-0.bin"], edited, "{backend:?}");
+    assert!(
+        files.contains_key(hidden_key),
+        "{backend:?}: {:?}",
+        side.names()
+    );
+    assert!(!files.contains_key(beside_key), "{backend:?}");
+
+    // Hidden → beside, then --delete takes the file and its sidecar.
+    let report = sync_report(&scratch, &side, &beside);
+    assert_eq!(report["bytes_sent"], 0, "{backend:?}: {report}");
+    let names = side.names();
+    assert!(
+        names.contains(&beside_key.to_string()),
+        "{backend:?}: {names:?}"
+    );
+    assert!(
+        !names.iter().any(|n| n.starts_with(".hugesync")),
+        "{backend:?}: {names:?}"
+    );
+    fs::remove_file(scratch.path("src/t/part-0.bin")).unwrap();
+    sync_report(&scratch, &side, &[&beside[..], &["--delete"]].concat());
+    assert_eq!(side.names(), ["t/small.txt"], "{backend:?}");
+}
+
 /// Runs one body on one backend, when its server is running.
 fn run(backend: Backend, body: fn(Backend)) {
     if backend.available() {
@@ -812,8 +908,17 @@ macro_rules! on_every_backend {
 
 on_every_backend!(
     local => Backend::Local;
-    s3 => Backend::S3, plus [a_tree_goes_up_and_comes_back_through_ten_percent_faults];
-    azure => Backend::Azure, plus [a_tree_goes_up_and_comes_back_through_ten_percent_faults];
-    gcs => Backend::Gcs, plus [a_tree_goes_up_and_comes_back_through_ten_percent_faults];
-    sftp => Backend::Sftp;
+    s3 => Backend::S3, plus [
+        a_tree_goes_up_and_comes_back_through_ten_percent_faults,
+        sidecars_move_between_layouts_without_resending,
+    ];
+    azure => Backend::Azure, plus [
+        a_tree_goes_up_and_comes_back_through_ten_percent_faults,
+        sidecars_move_between_layouts_without_resending,
+    ];
+    gcs => Backend::Gcs, plus [
+        a_tree_goes_up_and_comes_back_through_ten_percent_faults,
+        sidecars_move_between_layouts_without_resending,
+    ];
+    sftp => Backend::Sftp, plus [sidecars_move_between_layouts_without_resending];
 );

@@ -194,6 +194,12 @@ pub struct S3Flags {
     /// read where HugeSync's are absent either way.
     #[arg(long, global = true, value_name = "TOOL", value_parser = ["rclone", "s3fs", "none"])]
     pub metadata_compat: Option<String>,
+    /// Where signature sidecars go on object stores and SSH servers: beside
+    /// (KEY.hssig next to each file) or hidden (ROOT/.hugesync/sig/REL.hssig,
+    /// out of sight of tools that read a whole prefix: Spark, Hive, Trino,
+    /// pyarrow). Sidecars found in the other layout are moved by the run.
+    #[arg(long, global = true, value_name = "LAYOUT", value_parser = ["beside", "hidden"])]
+    pub sidecars: Option<String>,
     /// Retry a failed request up to N times (throttling, 5xx, network errors,
     /// stalls; never 403/404), backing off up to `retry_max_delay`.
     #[arg(long, global = true, value_name = "N")]
@@ -231,6 +237,10 @@ impl S3Flags {
             .metadata_compat
             .as_deref()
             .map(|tool| (tool != "none").then(|| tool.to_string()));
+        overrides.sidecars = self
+            .sidecars
+            .as_deref()
+            .and_then(crate::storage::sidecars::SidecarLayout::parse);
         overrides.retries = self.retries;
         overrides.gcs_chunked_objects = self.gcs_chunked_objects.then_some(true);
         overrides.gcs_composite_uploads = self.gcs_no_composite.then_some(false);

@@ -221,6 +221,8 @@ settings! {
     upload_checksum: Option<String> = None, env "HUGESYNC_UPLOAD_CHECKSUM", parse parse_upload_checksum;
     /// Also write another tool's metadata keys on uploads, in its form: `rclone` (`mtime`, octal `mode`, `uid`, `gid`) or `s3fs` (whole-second `mtime`, decimal `mode`, `uid`, `gid`). Their keys are read where HugeSync's are absent either way.
     metadata_compat: Option<String> = None, env "HUGESYNC_METADATA_COMPAT", parse parse_metadata_compat;
+    /// Where signature sidecars go on object stores and SSH servers: `beside` (`KEY.hssig` next to each file, the format's documented place) or `hidden` (`ROOT/.hugesync/sig/REL.hssig`, out of sight of readers that list a prefix: Spark, Hive, Trino, pyarrow). Switching moves existing sidecars on the next run.
+    sidecars: crate::storage::sidecars::SidecarLayout = crate::storage::sidecars::SidecarLayout::Beside, env "HUGESYNC_SIDECARS", parse parse_sidecars;
     /// Azure storage account for az:// locations (unset: from the connection string or the endpoint).
     azure_account: Option<String> = None, env "AZURE_STORAGE_ACCOUNT", parse parse_optional_text;
     /// Azure account key (Shared Key); never shown.

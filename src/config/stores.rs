@@ -19,6 +19,7 @@ impl Settings {
             gcs: gcs(self),
             sftp: sftp(self),
             retry: self.retry_policy(),
+            sidecars: self.sidecars.value,
         }
     }
 }

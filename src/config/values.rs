@@ -292,6 +292,22 @@ pub(super) fn parse_metadata_compat(text: &str) -> Result<Option<String>, String
     }
 }
 
+impl ShowValue for crate::storage::sidecars::SidecarLayout {
+    fn show(&self) -> String {
+        self.name().into()
+    }
+    fn to_json(&self) -> serde_json::Value {
+        self.name().into()
+    }
+}
+
+pub(super) fn parse_sidecars(
+    text: &str,
+) -> Result<crate::storage::sidecars::SidecarLayout, String> {
+    use crate::storage::sidecars::SidecarLayout;
+    SidecarLayout::parse(text).ok_or_else(|| format!("expected one of {}", SidecarLayout::NAMES))
+}
+
 pub(super) fn parse_optional_text(text: &str) -> Result<Option<String>, String> {
     let text = text.trim();
     Ok((!text.is_empty()).then(|| text.to_string()))

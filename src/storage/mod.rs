@@ -23,6 +23,7 @@ pub mod requests;
 pub(crate) mod rest;
 pub mod s3;
 pub mod sftp;
+pub mod sidecars;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -351,6 +352,8 @@ pub struct StoreSettings {
     pub sftp: SftpSettings,
     /// Retries and stall detection for every request, on every store.
     pub retry: RetryPolicy,
+    /// Where object stores keep signature sidecars (`--sidecars`).
+    pub sidecars: sidecars::SidecarLayout,
 }
 
 impl StoreSettings {
@@ -455,8 +458,9 @@ impl Storage {
         }
     }
 
-    /// Removes one entry (a directory only when it is empty).
-    pub async fn delete(&self, path: &RelPath, kind: EntryKind) -> Result<(), StorageError> {
+    /// Removes one entry, as planned (a directory only when it is empty).
+    pub async fn delete(&self, path: &RelPath, planned: &Entry) -> Result<(), StorageError> {
+        let kind = planned.kind;
         match self {
             Storage::Local(local) => {
                 let local = local.clone();
@@ -469,7 +473,9 @@ impl Storage {
                 let marker = format!("{}/", store.key_of(path));
                 store.delete_keys(&[marker]).await
             }
-            Storage::Object(store) => objects::delete_path(store.as_ref(), path).await,
+            Storage::Object(store) => {
+                objects::delete_path(store.as_ref(), path, planned.sidecar_in()).await
+            }
         }
     }
 }

@@ -26,6 +26,7 @@ pub use super::limits::{
     ChecksumKind, LimitError, PlannedPart, RebuildCheck, Stitching, StoreLimits,
 };
 use super::meta::ObjectMeta;
+use super::sidecars::SidecarLayout;
 use crate::retry::RetryPolicy;
 use crate::types::{ContentSums, Entry, EntryKind, RelPath};
 
@@ -236,6 +237,8 @@ pub struct StoreInfo {
     pub list_split: ListSplit,
     /// The requests made to it so far, by class (clones share them).
     pub requests: std::sync::Arc<super::requests::RequestCounts>,
+    /// Where it keeps the signature sidecars of its objects.
+    pub sidecars: super::sidecars::SidecarLayout,
 }
 
 impl StoreInfo {
@@ -442,9 +445,23 @@ pub trait ObjectStore: Send + Sync + Debug {
         format!("{}{}", self.prefix(), super::names::encode(path.as_bytes()))
     }
 
-    /// The sidecar key of a path.
+    /// The sidecar key of a path, where this store keeps sidecars now.
     fn sidecar_key_of(&self, path: &RelPath) -> String {
-        format!("{}{SIDECAR_SUFFIX}", self.key_of(path))
+        self.sidecar_key_in(path, self.info().sidecars)
+    }
+
+    /// The sidecar key of a path in `layout` (where one listed in another
+    /// layout than the store's is read from, and moved from).
+    fn sidecar_key_in(&self, path: &RelPath, layout: SidecarLayout) -> String {
+        let rel = super::names::encode(path.as_bytes());
+        format!("{}{}", self.prefix(), layout.sidecar_of(&rel))
+    }
+
+    /// The sidecar key of the object at `key` (a key below the prefix),
+    /// where this store keeps sidecars now.
+    fn sidecar_key_of_key(&self, key: &str) -> String {
+        let rel = key.strip_prefix(self.prefix()).unwrap_or(key);
+        format!("{}{}", self.prefix(), self.info().sidecars.sidecar_of(rel))
     }
 
     /// `scheme://bucket/key`, for messages.

@@ -8,7 +8,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures::StreamExt;
 
-use super::object::{ByteStream, ObjectStore, is_sidecar};
+use super::object::{ByteStream, ObjectStore};
+use super::sidecars::{Bookkeeping, MisplacedSidecars, bookkeeping};
 use super::{ListOptions, Listing, ScanCounter, ScanIssue, ScanIssueKind, StorageError};
 use crate::filter::Filter;
 use crate::retry::Budget;
@@ -54,6 +55,10 @@ pub async fn list_tree(
     let mut listed = 0u64;
     let mut last_parent: Option<Vec<u8>> = None;
     let mut leftovers = Vec::new();
+    // Sidecars listed where the store no longer keeps them (the layout
+    // changed): as many as files large enough to be signed, never more.
+    let mut misplaced: Vec<RelPath> = Vec::new();
+    let kept_in = store.info().sidecars;
     let mut ancestors = AncestorFilter {
         filter,
         decided: HashMap::new(),
@@ -71,8 +76,18 @@ pub async fn list_tree(
         for object in page.objects {
             let rel = object.rel_key.as_str();
             // Pieces of files cut across shards wait there for `finalize`.
-            if rel.is_empty() || is_sidecar(rel.as_bytes()) || rel.starts_with(SPLIT_DIR) {
+            if rel.is_empty() || rel.starts_with(SPLIT_DIR) {
                 continue;
+            }
+            // Sidecars are bookkeeping in either layout; those in the layout
+            // not in use are noted, for the plan to move them.
+            match bookkeeping(rel) {
+                None => {}
+                Some(Bookkeeping::Sidecar { layout, signs }) if layout != kept_in => {
+                    misplaced.push(RelPath::from_vec(super::names::decode(signs)));
+                    continue;
+                }
+                Some(_) => continue,
             }
             // A "folder" marker object (`dir/`) stands for a directory.
             let (rel, is_dir) = match rel.strip_suffix('/') {
@@ -180,6 +195,14 @@ pub async fn list_tree(
     let root_exists = has_entries || store.root_exists().await?;
     let mut manifest = entries.finish(Vec::new(), root_exists);
     manifest.replace(links);
+    if !misplaced.is_empty() {
+        misplaced.sort_unstable();
+        misplaced.dedup();
+        manifest.set_misplaced_sidecars(MisplacedSidecars {
+            layout: kept_in.other(),
+            paths: misplaced,
+        });
+    }
     Ok(Listing {
         manifest,
         issues,
@@ -235,11 +258,18 @@ pub async fn head_as_listed(
     Ok(Some(entry))
 }
 
-/// Deletes the object at `path` and its signature sidecar.
-pub async fn delete_path(store: &dyn ObjectStore, path: &RelPath) -> Result<(), StorageError> {
-    store
-        .delete_keys(&[store.key_of(path), store.sidecar_key_of(path)])
-        .await
+/// Deletes the object at `path` and its signature sidecar — also the one
+/// listed in `misplaced`, a layout the store no longer keeps sidecars in.
+pub async fn delete_path(
+    store: &dyn ObjectStore,
+    path: &RelPath,
+    misplaced: Option<super::sidecars::SidecarLayout>,
+) -> Result<(), StorageError> {
+    let mut keys = vec![store.key_of(path), store.sidecar_key_of(path)];
+    if let Some(layout) = misplaced {
+        keys.push(store.sidecar_key_in(path, layout));
+    }
+    store.delete_keys(&keys).await
 }
 
 fn stalled(target: &str, limit: std::time::Duration) -> StorageError {

@@ -508,10 +508,7 @@ impl Runner {
             Some(_) => {}
         }
         transfer::keep_backup(item, &self.ctx).await?;
-        self.ctx
-            .destination
-            .delete(&item.path, planned.kind)
-            .await?;
+        self.ctx.destination.delete(&item.path, planned).await?;
         Ok(Outcome::default())
     }
 

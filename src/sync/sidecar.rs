@@ -6,8 +6,10 @@ use crate::signature::{
     MIN_BLOCK_SIZE, Signature, SourceIdentity, read_signature, write_signature,
 };
 use crate::storage::body::{BodySource, BodySums};
+use crate::storage::object::CopySource;
 use crate::storage::objects::{SmallObject, read_small};
-use crate::storage::{Expect, ObjectMeta, ObjectStore, StorageError};
+use crate::storage::sidecars::SidecarLayout;
+use crate::storage::{Expect, ObjectMeta, ObjectStore, RemoteErrorKind, StorageError};
 use crate::types::{Entry, RelPath};
 
 /// What the sidecar of an object says about it.
@@ -79,7 +81,10 @@ pub async fn fetch(
     path: &RelPath,
     object: &Entry,
 ) -> Result<Sidecar, StorageError> {
-    let key = store.sidecar_key_of(path);
+    // Where the listing found it: the store's layout, or the one it keeps
+    // no longer (until the run moves it).
+    let layout = object.sidecar_in().unwrap_or(store.info().sidecars);
+    let key = store.sidecar_key_in(path, layout);
     let limit = max_sidecar_len(object.size);
     let bytes = match read_small(store, &key, limit).await? {
         SmallObject::Bytes(bytes) => bytes,
@@ -98,6 +103,7 @@ pub async fn fetch(
     let layout = crate::sync::sidecar_update::OldSidecar {
         table_offset: crate::signature::table_offset(&signature, &identity),
         len: bytes.len() as u64,
+        layout,
     };
     // Some S3-compatible stores list objects without ETags: then a HEAD says.
     let current = match object.etag() {
@@ -143,4 +149,50 @@ pub async fn store(
         )
         .await?;
     Ok(())
+}
+
+/// Moves the sidecar of `path` from `from`, a layout the store no longer
+/// keeps sidecars in, to where it keeps them now: copied server-side, then
+/// the old one removed. A sidecar gone since it was listed has nothing to
+/// move. What it describes is not trusted here: every read checks it
+/// against the object's version.
+pub async fn relocate(
+    store: &dyn ObjectStore,
+    path: &RelPath,
+    from: SidecarLayout,
+) -> Result<(), StorageError> {
+    let old = store.sidecar_key_in(path, from);
+    let new = store.sidecar_key_of(path);
+    if old == new {
+        return Ok(());
+    }
+    let source = CopySource {
+        store,
+        key: &old,
+        version: None,
+    };
+    match store.copy_object(source, &new, None, Expect::Any).await {
+        Ok(_) => {}
+        Err(StorageError::Remote {
+            kind: RemoteErrorKind::NotFound,
+            ..
+        }) => return Ok(()),
+        Err(e) => return Err(e),
+    }
+    store.delete_keys(&[old]).await
+}
+
+/// Removes the sidecar of `path` left in `from`, a layout the store no
+/// longer keeps sidecars in, once the object was written anew (its new
+/// sidecar, if it has one, is where the store keeps them now).
+pub async fn remove_misplaced(
+    store: &dyn ObjectStore,
+    path: &RelPath,
+    from: SidecarLayout,
+) -> Result<(), StorageError> {
+    let old = store.sidecar_key_in(path, from);
+    if old == store.sidecar_key_of(path) {
+        return Ok(());
+    }
+    store.delete_keys(&[old]).await
 }

@@ -24,6 +24,9 @@ pub struct OldSidecar {
     pub table_offset: usize,
     /// Its length in bytes (checked against the file before copying).
     pub len: u64,
+    /// The layout it was read in (the store's, or the one it keeps no
+    /// longer, until the run moves it).
+    pub layout: crate::storage::sidecars::SidecarLayout,
 }
 
 /// One piece of the new sidecar.
@@ -113,12 +116,13 @@ pub async fn store_carried(
         old_blocks,
     );
     let key = store.sidecar_key_of(path);
+    let old_key = store.sidecar_key_in(path, old.layout);
     if !plan.iter().any(|p| matches!(p, Piece::Copy { .. })) {
         return send_whole(store, &key, &bytes).await;
     }
     // The old sidecar, pinned: its records are copied only from the file
     // that was read.
-    let version = match store.head(&key).await? {
+    let version = match store.head(&old_key).await? {
         Some(head) if head.size == old.len => head.version,
         _ => None,
     };
@@ -151,7 +155,7 @@ pub async fn store_carried(
                 Piece::Copy { from, at, len } => {
                     let source = CopySource {
                         store,
-                        key: &key,
+                        key: &old_key,
                         version: Some(&version),
                     };
                     let range = CopyRange {

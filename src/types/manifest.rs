@@ -41,6 +41,9 @@ pub struct Manifest {
     len: usize,
     file_bytes: u64,
     incomplete: Vec<RelPath>,
+    /// Objects whose sidecars were listed in the layout their store does not
+    /// keep them in (object stores only).
+    misplaced_sidecars: Option<crate::storage::sidecars::MisplacedSidecars>,
     /// Whether the root itself exists (a missing destination is simply empty).
     pub root_exists: bool,
 }
@@ -148,6 +151,28 @@ impl Manifest {
                 self.file_bytes = self.file_bytes - removed + added;
             }
         }
+    }
+
+    /// Notes the objects whose sidecars are in the layout their store does
+    /// not keep them in.
+    pub fn set_misplaced_sidecars(
+        &mut self,
+        misplaced: crate::storage::sidecars::MisplacedSidecars,
+    ) {
+        self.misplaced_sidecars = Some(misplaced);
+    }
+
+    /// The objects whose sidecars are in the layout their store does not
+    /// keep them in, taken out (the diff marks their items).
+    pub fn take_misplaced_sidecars(
+        &mut self,
+    ) -> Option<crate::storage::sidecars::MisplacedSidecars> {
+        self.misplaced_sidecars.take()
+    }
+
+    /// The same, left in place.
+    pub fn misplaced_sidecars(&self) -> Option<&crate::storage::sidecars::MisplacedSidecars> {
+        self.misplaced_sidecars.as_ref()
     }
 
     /// Subtrees whose listing failed part way (unreadable directories).

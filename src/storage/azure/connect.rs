@@ -79,6 +79,8 @@ impl AzureStorage {
                 page_size: list_page_size,
                 list_split: crate::storage::object::ListSplit::Prefixes,
                 requests: std::sync::Arc::default(),
+                // Set from the settings when the store is opened.
+                sidecars: Default::default(),
             },
             resolved,
             container: container.to_string(),

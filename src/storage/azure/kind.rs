@@ -60,12 +60,13 @@ fn open<'a>(
     settings: &'a StoreSettings,
 ) -> BoxFuture<'a, Result<SharedStore, StorageError>> {
     Box::pin(async move {
-        let store = AzureStorage::connect(
+        let mut store = AzureStorage::connect(
             &settings.azure,
             &settings.retry,
             &location.bucket,
             &location.prefix,
         )?;
+        store.info.sidecars = settings.sidecars;
         Ok(Arc::new(store) as SharedStore)
     })
 }

@@ -73,6 +73,8 @@ impl GcsStorage {
                 page_size: list_page_size,
                 list_split: crate::storage::object::ListSplit::Ranges { end_key: true },
                 requests: std::sync::Arc::default(),
+                // Set from the settings when the store is opened.
+                sidecars: Default::default(),
             },
             resolved,
             bucket: bucket.to_string(),

@@ -60,12 +60,13 @@ fn open<'a>(
     settings: &'a StoreSettings,
 ) -> BoxFuture<'a, Result<SharedStore, StorageError>> {
     Box::pin(async move {
-        let store = GcsStorage::connect(
+        let mut store = GcsStorage::connect(
             &settings.gcs,
             &settings.retry,
             &location.bucket,
             &location.prefix,
         )?;
+        store.info.sidecars = settings.sidecars;
         Ok(Arc::new(store) as SharedStore)
     })
 }

@@ -41,12 +41,13 @@ fn open<'a>(
     settings: &'a StoreSettings,
 ) -> BoxFuture<'a, Result<SharedStore, StorageError>> {
     Box::pin(async move {
-        let store = MemoryStore::new(
+        let mut store = MemoryStore::new(
             &location.bucket,
             &location.prefix,
             MemoryOptions::default(),
             &settings.retry,
         );
+        store.info.sidecars = settings.sidecars;
         Ok(Arc::new(store) as SharedStore)
     })
 }

@@ -174,6 +174,8 @@ impl MemoryStore {
                 page_size: u32::try_from(options.page_size).unwrap_or(u32::MAX),
                 list_split: options.list_split,
                 requests: std::sync::Arc::default(),
+                // Set from the settings when the store is opened.
+                sidecars: Default::default(),
             },
             options,
         }

@@ -122,6 +122,8 @@ impl S3Storage {
                 page_size: settings.list_page_size.unwrap_or(1000),
                 list_split: crate::storage::object::ListSplit::Ranges { end_key: false },
                 requests,
+                // Set from the settings when the store is opened.
+                sidecars: Default::default(),
             },
             bucket: bucket.to_string(),
             prefix,

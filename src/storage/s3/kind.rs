@@ -59,13 +59,14 @@ fn open<'a>(
     settings: &'a StoreSettings,
 ) -> BoxFuture<'a, Result<SharedStore, StorageError>> {
     Box::pin(async move {
-        let store = S3Storage::connect(
+        let mut store = S3Storage::connect(
             &settings.s3,
             &settings.retry,
             &location.bucket,
             &location.prefix,
         )
         .await;
+        store.info.sidecars = settings.sidecars;
         Ok(Arc::new(store) as SharedStore)
     })
 }

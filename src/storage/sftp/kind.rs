@@ -46,7 +46,8 @@ fn open<'a>(
             target: location.to_string(),
             message: e.to_string(),
         })?;
-        let store = SftpStorage::connect(&settings.sftp, &settings.retry, &target).await?;
+        let mut store = SftpStorage::connect(&settings.sftp, &settings.retry, &target).await?;
+        store.info.sidecars = settings.sidecars;
         Ok(Arc::new(store) as SharedStore)
     })
 }

@@ -135,6 +135,8 @@ impl SftpStorage {
                 page_size: KIND.list_page as u32,
                 list_split: crate::storage::object::ListSplit::Whole,
                 requests: std::sync::Arc::default(),
+                // Set from the settings when the store is opened.
+                sidecars: Default::default(),
             },
             fsync: settings.fsync,
             made_dirs: std::sync::Mutex::default(),

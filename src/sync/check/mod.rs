@@ -295,7 +295,16 @@ const PAIRS_AT_ONCE: usize = 50_000;
 
 /// The files of a manifest (directories and links are not compared).
 fn files(manifest: &Manifest) -> impl Iterator<Item = ManifestEntry> + '_ {
-    manifest.iter().filter(|e| e.entry.kind == EntryKind::File)
+    let misplaced = manifest.misplaced_sidecars();
+    manifest
+        .iter()
+        .filter(|e| e.entry.kind == EntryKind::File)
+        .map(move |mut e| {
+            if let Some(misplaced) = misplaced {
+                misplaced.mark(&mut e);
+            }
+            e
+        })
 }
 
 /// Compares the scan's two sides, [`PAIRS_AT_ONCE`] pairs at a time: what

@@ -170,7 +170,15 @@ fn files_after<'a>(
         ),
         None => Box::new(manifest.iter()),
     };
-    entries.filter(|e| e.entry.kind == EntryKind::File)
+    let misplaced = manifest.misplaced_sidecars();
+    entries
+        .filter(|e| e.entry.kind == EntryKind::File)
+        .map(move |mut e| {
+            if let Some(misplaced) = misplaced {
+                misplaced.mark(&mut e);
+            }
+            e
+        })
 }
 
 #[cfg(test)]

@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use super::plan::PlanItem;
 use itertools::{EitherOrBoth, Itertools};
 
+use crate::storage::sidecars::{MisplacedSidecars, SidecarLayout};
 use crate::types::{
     Entry, EntryKind, Manifest, ManifestEntry, ManifestIntoIter, RelPath, SyncAction, by_path,
 };
@@ -70,6 +71,9 @@ pub enum Reason {
     SameSize,
     /// `-I`: sent although size and time match.
     IgnoreTimes,
+    /// Its signature sidecar is in the layout the destination no longer
+    /// keeps sidecars in (`--sidecars` changed): moved, nothing sent.
+    SidecarMoved,
 }
 
 impl Reason {
@@ -110,6 +114,9 @@ impl Reason {
             Reason::AboveMaxSize => "larger than --max-size",
             Reason::SameSize => "same size (--size-only)",
             Reason::IgnoreTimes => "sent although size and time match (--ignore-times)",
+            Reason::SidecarMoved => {
+                "its signature sidecar moves to where --sidecars keeps them (nothing is sent)"
+            }
         }
     }
 }
@@ -201,18 +208,87 @@ impl TimeRule {
 /// Merges the two sorted manifests into plan items, in path order.
 pub fn diff(src: &Manifest, dst: &Manifest, opts: &DiffOptions) -> Vec<PlanItem> {
     let facts = SourceFacts::of(src, opts);
-    DiffItems::new(src.iter(), dst.iter(), facts, opts).collect()
+    let sidecars = SidecarMarks::new(
+        src.misplaced_sidecars().cloned(),
+        dst.misplaced_sidecars().cloned(),
+    );
+    DiffItems::new(src.iter(), dst.iter(), facts, sidecars, opts).collect()
 }
 
 /// The same as [`diff`], item by item, consuming the manifests: each side's
 /// memory is given back as the merge passes it.
 pub fn diff_owned(
-    src: Manifest,
-    dst: Manifest,
+    mut src: Manifest,
+    mut dst: Manifest,
     opts: &DiffOptions,
 ) -> DiffItems<'_, ManifestIntoIter, ManifestIntoIter> {
     let facts = SourceFacts::of(&src, opts);
-    DiffItems::new(src.into_iter(), dst.into_iter(), facts, opts)
+    let sidecars = SidecarMarks::new(src.take_misplaced_sidecars(), dst.take_misplaced_sidecars());
+    DiffItems::new(src.into_iter(), dst.into_iter(), facts, sidecars, opts)
+}
+
+/// Marks the entries of items whose sidecars were listed in the layout
+/// their store does not keep them in: read from there by a delta, and
+/// moved by the run on the destination. The lists are sorted, as the items
+/// are: one pass over each.
+struct SidecarMarks {
+    source: Option<Marks>,
+    destination: Option<Marks>,
+}
+
+struct Marks {
+    layout: SidecarLayout,
+    paths: std::iter::Peekable<std::vec::IntoIter<RelPath>>,
+}
+
+impl Marks {
+    fn of(misplaced: Option<MisplacedSidecars>) -> Option<Marks> {
+        misplaced.map(|m| Marks {
+            layout: m.layout,
+            paths: m.paths.into_iter().peekable(),
+        })
+    }
+
+    /// Whether `path` (later than every path asked before) is marked.
+    fn has(&mut self, path: &RelPath) -> bool {
+        while self.paths.next_if(|p| p < path).is_some() {}
+        self.paths.next_if(|p| p == path).is_some()
+    }
+}
+
+impl SidecarMarks {
+    fn new(source: Option<MisplacedSidecars>, destination: Option<MisplacedSidecars>) -> Self {
+        Self {
+            source: Marks::of(source),
+            destination: Marks::of(destination),
+        }
+    }
+
+    fn mark(&mut self, item: &mut PlanItem) {
+        let file = |e: &Option<Entry>| e.as_ref().is_some_and(|e| e.kind == EntryKind::File);
+        if let Some(marks) = self.source.as_mut()
+            && marks.has(&item.path)
+            && file(&item.src)
+            && let Some(src) = item.src.as_mut()
+        {
+            src.set_sidecar_in(marks.layout);
+        }
+        if let Some(marks) = self.destination.as_mut()
+            && marks.has(&item.path)
+            && file(&item.dst)
+            && let Some(dst) = item.dst.as_mut()
+        {
+            dst.set_sidecar_in(marks.layout);
+            // A file the run leaves alone still gets its sidecar moved:
+            // bookkeeping, not the user's data.
+            if item.action == SyncAction::Skip && item.reason != Reason::DestinationLinkSkipped {
+                item.action = SyncAction::Metadata;
+                item.reason = Reason::SidecarMoved;
+                item.bytes_to_send = 0;
+                item.bytes_saved = 0;
+            }
+        }
+    }
 }
 
 /// What the diff needs of the source beyond its entries.
@@ -245,6 +321,7 @@ type ByPath = fn(&ManifestEntry, &ManifestEntry) -> std::cmp::Ordering;
 pub struct DiffItems<'o, S: Iterator<Item = ManifestEntry>, D: Iterator<Item = ManifestEntry>> {
     pairs: itertools::MergeJoinBy<S, D, ByPath>,
     source: SourceFacts,
+    sidecars: SidecarMarks,
     opts: &'o DiffOptions,
 }
 
@@ -253,10 +330,17 @@ where
     S: Iterator<Item = ManifestEntry>,
     D: Iterator<Item = ManifestEntry>,
 {
-    fn new(src: S, dst: D, source: SourceFacts, opts: &'o DiffOptions) -> Self {
+    fn new(
+        src: S,
+        dst: D,
+        source: SourceFacts,
+        sidecars: SidecarMarks,
+        opts: &'o DiffOptions,
+    ) -> Self {
         Self {
             pairs: src.merge_join_by(dst, by_path as ByPath),
             source,
+            sidecars,
             opts,
         }
     }
@@ -279,8 +363,9 @@ where
                 }
                 EitherOrBoth::Both(a, b) => on_both_sides(a, b, opts),
             };
-            if item.is_some() {
-                return item;
+            if let Some(mut item) = item {
+                self.sidecars.mark(&mut item);
+                return Some(item);
             }
         }
     }

@@ -47,7 +47,7 @@ pub enum ItemError {
     #[error("{why}; rename it to sync it")]
     NameRefused { why: &'static str },
     #[error(
-        "names ending in .hssig are reserved for HugeSync's signature sidecars on object stores"
+        "names ending in .hssig, and the folder .hugesync at the sync root, are reserved for HugeSync's signature sidecars on object stores and SSH servers; rename it to sync it"
     )]
     ReservedName,
     /// A server-side copy of the old object's range is not the file's bytes
@@ -205,6 +205,35 @@ fn item_backup(item: &PlanItem, ctx: &ItemContext) -> Option<super::Backup> {
 
 /// Runs one non-directory item (directories are handled by the executor's phases).
 pub async fn run(id: usize, item: PlanItem, ctx: ItemContext) -> Result<Outcome, ItemError> {
+    // A sidecar in the layout the destination keeps sidecars in no longer:
+    // moved when that is all the item does; otherwise the object is written
+    // anew (with its new sidecar where they are kept now) and the old
+    // sidecar goes after it.
+    let misplaced = item
+        .dst
+        .as_ref()
+        .and_then(Entry::sidecar_in)
+        .zip(ctx.destination.object_store().cloned());
+    if let Some((layout, dst)) = &misplaced
+        && item.reason == super::diff::Reason::SidecarMoved
+    {
+        super::sidecar::relocate(dst.as_ref(), &item.path, *layout).await?;
+        return Ok(Outcome::default());
+    }
+    let path = item.path.clone();
+    let rewrites = item.action;
+    let outcome = run_on_sides(id, item, ctx).await?;
+    if let Some((layout, dst)) = misplaced {
+        if rewrites == crate::types::SyncAction::Metadata {
+            super::sidecar::relocate(dst.as_ref(), &path, layout).await?;
+        } else {
+            super::sidecar::remove_misplaced(dst.as_ref(), &path, layout).await?;
+        }
+    }
+    Ok(outcome)
+}
+
+async fn run_on_sides(id: usize, item: PlanItem, ctx: ItemContext) -> Result<Outcome, ItemError> {
     match (ctx.source.clone(), ctx.destination.clone()) {
         (Storage::Local(src), Storage::Local(dst)) => {
             tokio::task::spawn_blocking(move || local::run(id, &item, &src, &dst, &ctx))
@@ -267,16 +296,16 @@ const MAX_KEY_LEN: usize = 1024;
 /// The object key for a path, refusing names an object store cannot hold
 /// (names that are not UTF-8 are encoded: `storage::names`).
 fn checked_key(dst: &dyn ObjectStore, path: &crate::types::RelPath) -> Result<String, ItemError> {
-    if crate::storage::is_sidecar(path.as_bytes()) {
+    if crate::storage::sidecars::is_reserved(path.as_bytes()) {
         return Err(ItemError::ReservedName);
     }
     let key = dst.key_of(path);
-    // Room for the sidecar's suffix, which large files get.
-    let len = key.len() + crate::storage::object::SIDECAR_SUFFIX.len();
-    if len > MAX_KEY_LEN {
+    // Room for the sidecar's key, which large files get.
+    let sidecar = dst.sidecar_key_of(path);
+    if sidecar.len() > MAX_KEY_LEN {
         return Err(ItemError::KeyTooLong {
             len: key.len(),
-            max: MAX_KEY_LEN - crate::storage::object::SIDECAR_SUFFIX.len(),
+            max: MAX_KEY_LEN - (sidecar.len() - key.len()),
         });
     }
     if let Some(why) = dst.refuses_key(&key) {
@@ -295,7 +324,7 @@ async fn settle_write(
 ) -> Result<String, ItemError> {
     match result {
         Err(StorageError::Verification { target, message }) => {
-            let sidecar = format!("{key}{}", crate::storage::object::SIDECAR_SUFFIX);
+            let sidecar = dst.sidecar_key_of_key(key);
             let _ = dst.delete_keys(&[key.to_string(), sidecar]).await;
             Err(ItemError::Storage(StorageError::Verification {
                 target,

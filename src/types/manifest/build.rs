@@ -175,6 +175,7 @@ impl ManifestBuilder {
             len,
             file_bytes,
             incomplete,
+            misplaced_sidecars: None,
             root_exists,
         }
     }

@@ -343,6 +343,8 @@ fn read_extra(reader: &mut Reader<'_>) -> EntryExtra {
         link_target,
         etag,
         sums,
+        // Not kept in manifests: the diff marks it on plan items.
+        sidecar_in: None,
     }
 }
 
