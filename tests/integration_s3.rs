@@ -201,6 +201,119 @@ fn rclone(tool: &std::path::Path, bucket: &Bucket, args: &[&str]) -> std::proces
         .unwrap()
 }
 
+/// Writes and reads Parquet with pyarrow: `write DIR NAME ROWS SEED` makes a
+/// file of ROWS rows; `read ENDPOINT PATH` reads the dataset at PATH
+/// (`bucket/prefix`) over S3 and prints its row count, or fails as pyarrow
+/// does.
+const PARQUET_PEER: &str = r#"
+import sys
+import pyarrow as pa, pyarrow.parquet as pq, pyarrow.dataset as ds, pyarrow.fs as pafs
+if sys.argv[1] == "write":
+    _, _, path, rows, seed = sys.argv
+    rows, seed = int(rows), int(seed)
+    ids = pa.array(range(seed * rows, (seed + 1) * rows), type=pa.int64())
+    values = pa.array([(i * 2654435761) % 1000003 / 7.0 for i in range(rows)], type=pa.float64())
+    pq.write_table(pa.table({"id": ids, "value": values}), path, compression="none")
+else:
+    _, _, endpoint, path = sys.argv
+    s3 = pafs.S3FileSystem(access_key="test", secret_key="test", region="us-east-1",
+                           endpoint_override=endpoint, scheme="http")
+    print(ds.dataset(path, filesystem=s3, format="parquet").to_table().num_rows)
+"#;
+
+/// A table's Parquet files synced by delta read back as a dataset over the
+/// S3 prefix with pyarrow: with sidecars beside them it fails on the first
+/// `.hssig`; with `--sidecars hidden` every row is read.
+#[test]
+fn a_parquet_dataset_reads_back_over_s3_with_hidden_sidecars() {
+    let Some(python) = util::peer_tool("HUGESYNC_TEST_PYARROW") else {
+        return;
+    };
+    let (scratch, bucket) = (Scratch::new(), Bucket::new());
+    let script = scratch.write("peer.py", PARQUET_PEER.as_bytes());
+    let pyarrow = |args: &[&str]| {
+        std::process::Command::new(&python)
+            .arg(&script)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let rows = 150_000;
+    for (part, seed) in [("part-0", "0"), ("part-1", "1")] {
+        let path = scratch.path(&format!("src/t/{part}.parquet"));
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let out = pyarrow(&["write", &local(&path), &rows.to_string(), seed]);
+        assert!(out.status.success(), "{}", stderr_of(&out));
+        assert!(fs::metadata(&path).unwrap().len() > 2 * 1024 * 1024);
+    }
+    let src = local(&scratch.src());
+    let lake = bucket.url("lake");
+    let delta = ["--delta-threshold", "1MiB"];
+    let dataset = format!("{}/lake/t", bucket.name);
+    let read = || pyarrow(&["read", &bucket.endpoint, &dataset]);
+
+    // Signed on upload, then the table grows: its files go by delta.
+    let out = sync(&scratch, &bucket, &src, &lake, &delta);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let grown = scratch.path("src/t/part-1.parquet");
+    let out = pyarrow(&["write", &local(&grown), &(rows + 20_000).to_string(), "1"]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let out = sync(
+        &scratch,
+        &bucket,
+        &src,
+        &lake,
+        &[&delta[..], &["--json"]].concat(),
+    );
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert!(
+        stdout_of(&out).contains(r#""delta":1"#),
+        "{}",
+        stdout_of(&out)
+    );
+    assert!(
+        bucket
+            .keys()
+            .contains(&"lake/t/part-1.parquet.hssig".to_string())
+    );
+    let beside = read();
+    assert!(!beside.status.success(), "{}", stdout_of(&beside));
+    assert!(
+        stderr_of(&beside).contains("part-0.parquet.hssig")
+            || stderr_of(&beside).contains("part-1.parquet.hssig"),
+        "{}",
+        stderr_of(&beside)
+    );
+
+    // Hidden: the sidecars move under lake/.hugesync/sig/, the data stays.
+    let out = sync(
+        &scratch,
+        &bucket,
+        &src,
+        &lake,
+        &[&delta[..], &["--sidecars", "hidden"]].concat(),
+    );
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let keys = bucket.keys();
+    assert!(
+        keys.contains(&"lake/.hugesync/sig/t/part-0.parquet.hssig".to_string()),
+        "{keys:?}"
+    );
+    assert!(
+        !keys
+            .iter()
+            .any(|k| k.starts_with("lake/t/") && k.ends_with(".hssig")),
+        "{keys:?}"
+    );
+    let hidden = read();
+    assert!(hidden.status.success(), "{}", stderr_of(&hidden));
+    assert_eq!(stdout_of(&hidden).trim(), (2 * rows + 20_000).to_string());
+    // The whole lake too: pyarrow skips the dot-folder.
+    let whole = pyarrow(&["read", &bucket.endpoint, &format!("{}/lake", bucket.name)]);
+    assert!(whole.status.success(), "{}", stderr_of(&whole));
+    assert_eq!(stdout_of(&whole).trim(), (2 * rows + 20_000).to_string());
+}
+
 #[test]
 fn times_and_modes_cross_between_rclone_and_hugesync() {
     let Some(tool) = util::peer_tool("HUGESYNC_TEST_RCLONE") else {
