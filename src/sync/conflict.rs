@@ -129,6 +129,7 @@ mod tests {
             files_from: None,
             backup: None,
             storage_class: None,
+            sidecars: Default::default(),
         }
     }
 

@@ -74,6 +74,10 @@ pub struct SyncOptions {
     /// `--files-from`: only these paths (and what is below them) take part.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub files_from: Option<Vec<crate::types::RelPath>>,
+    /// `--sidecars`: where both sides keep signature sidecars. Saved with
+    /// the plan, whose sidecar moves were planned for it.
+    #[serde(default)]
+    pub sidecars: crate::storage::sidecars::SidecarLayout,
 }
 
 impl Default for SyncOptions {
@@ -96,6 +100,7 @@ impl Default for SyncOptions {
             backup: None,
             storage_class: None,
             files_from: None,
+            sidecars: Default::default(),
         }
     }
 }

@@ -108,6 +108,7 @@ pub fn sync_options(
         files_from,
         backup,
         storage_class,
+        sidecars: settings.sidecars.value,
     })
 }
 
@@ -200,7 +201,9 @@ impl Session {
         cancel: CancellationToken,
     ) -> Result<Session, SessionError> {
         super::check_locations(source, destination)?;
-        let stores = settings.store_settings();
+        let mut stores = settings.store_settings();
+        // The plan's layout (a saved plan's moves were planned for it).
+        stores.sidecars = options.sidecars;
         let source_store = Storage::open(source, &stores).await?;
         let destination_store = Storage::open(
             destination,

@@ -50,6 +50,7 @@ pub fn options() -> SyncOptions {
         files_from: None,
         backup: None,
         storage_class: None,
+        sidecars: Default::default(),
     }
 }
 

@@ -419,3 +419,45 @@ fn size_bounds_size_only_ignore_times_window_and_whole_file() {
         [("f".into(), SyncAction::Copy, Reason::IgnoreTimes)]
     );
 }
+
+#[test]
+fn sidecars_in_the_other_layout_are_marked_and_unchanged_files_move_theirs() {
+    use crate::storage::sidecars::{MisplacedSidecars, SidecarLayout};
+    let src = manifest(vec![
+        file("a", 10, 1),
+        file("b", 10, 1),
+        file("c", 20, 2),
+        file("d", 10, 1),
+    ]);
+    let mut dst = manifest(vec![
+        file("a", 10, 1),
+        file("b", 10, 1),
+        file("c", 10, 1),
+        file("e", 10, 1),
+        file("z", 10, 1),
+    ]);
+    dst.set_misplaced_sidecars(MisplacedSidecars {
+        layout: SidecarLayout::Beside,
+        // `gone` signs nothing listed; `z` is kept without --delete.
+        paths: vec!["a".into(), "c".into(), "gone".into(), "z".into()],
+    });
+    let mut items = diff_owned(src, dst, &opts()).collect::<Vec<_>>();
+    items.retain(|i| i.path.display() != "d");
+    assert_eq!(
+        actions(&items),
+        [
+            ("a".into(), SyncAction::Metadata, Reason::SidecarMoved),
+            ("b".into(), SyncAction::Skip, Reason::Unchanged),
+            ("c".into(), SyncAction::Copy, Reason::SizeChanged),
+            ("e".into(), SyncAction::Skip, Reason::OnlyAtDestination),
+            ("z".into(), SyncAction::Metadata, Reason::SidecarMoved),
+        ]
+    );
+    let marked = |i: usize| items[i].dst.as_ref().and_then(Entry::sidecar_in);
+    assert_eq!(marked(0), Some(SidecarLayout::Beside));
+    assert_eq!(marked(1), None);
+    // A changed file keeps its action: a delta reads the sidecar where it
+    // was listed, and the run removes it there once the file is written.
+    assert_eq!(marked(2), Some(SidecarLayout::Beside));
+    assert_eq!(items[0].bytes_to_send, 0);
+}
