@@ -91,7 +91,15 @@ pub struct Progress {
     /// [`HISTORY_SECONDS`] of them: `history[i]` is second `history_from + i`.
     history: std::collections::VecDeque<u64>,
     history_from: u64,
+    /// The run's whole time as first estimated, once the rate had
+    /// [`SETTLE`] to settle: (when, the estimate). What the summary sets
+    /// beside the time the run took.
+    first_estimate: Option<(Duration, Duration)>,
 }
+
+/// How long a run goes before its rate is taken as an estimate of its time:
+/// the first seconds are connections opening and slow starts.
+const SETTLE: Duration = Duration::from_secs(5);
 
 impl Default for Progress {
     fn default() -> Self {
@@ -110,6 +118,7 @@ impl Default for Progress {
             per_action: BTreeMap::new(),
             history: std::collections::VecDeque::new(),
             history_from: 0,
+            first_estimate: None,
         }
     }
 }
@@ -128,6 +137,7 @@ impl Progress {
                 self.started = at;
                 self.history.clear();
                 self.history_from = 0;
+                self.first_estimate = None;
             }
             ExecEvent::Started {
                 id,
@@ -192,8 +202,21 @@ impl Progress {
         now.saturating_duration_since(self.started)
     }
 
+    /// The run's whole time as estimated once its rate settled, and when
+    /// (time since the start); `None` for a run that ended before.
+    pub fn first_estimate(&self) -> Option<(Duration, Duration)> {
+        self.first_estimate
+    }
+
     /// Counts `bytes` in the second they were sent.
     fn record(&mut self, bytes: u64, at: Instant) {
+        let elapsed = self.elapsed_at(at);
+        if self.first_estimate.is_none()
+            && elapsed >= SETTLE
+            && let Some(eta) = self.eta_at(at)
+        {
+            self.first_estimate = Some((elapsed, elapsed + eta));
+        }
         let second = at.saturating_duration_since(self.started).as_secs();
         let end = self.history_from + self.history.len() as u64;
         if second >= end {

@@ -14,6 +14,13 @@ use crate::tui::app::{App, Screen};
 
 pub fn draw(frame: &mut Frame, area: Rect, app: &App, palette: &Palette) {
     let p = &app.progress;
+    // Once done, a short screen gives the summary the rows the log and the
+    // failures can spare (their last lines stay in sight).
+    let (failures_rows, log_rows) = if app.screen == Screen::Done && area.height < 30 {
+        (4, 3)
+    } else {
+        (5, 5)
+    };
     let [
         gauge_area,
         stats_area,
@@ -25,8 +32,8 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, palette: &Palette) {
         Constraint::Length(3),
         Constraint::Length(3),
         Constraint::Min(3),
-        Constraint::Length(5),
-        Constraint::Length(5),
+        Constraint::Length(failures_rows),
+        Constraint::Length(log_rows),
         Constraint::Length(1),
     ])
     .areas(area);
@@ -62,9 +69,10 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, palette: &Palette) {
     let elapsed = p.elapsed_at(now);
     let eta = p.eta_at(now).map_or_else(|| "-".into(), format::duration);
     // The figures on the left, the rate of the last seconds on the right
-    // (a column a second, the newest rightmost).
+    // (a column a second, the newest rightmost). The figures take the
+    // longest they grow to: "rate 999.99 MiB/s  ·  eta 1h 02m  ·  elapsed 59m 59s".
     let [stats_area, spark_area] =
-        Layout::horizontal([Constraint::Length(46), Constraint::Min(0)]).areas(stats_area);
+        Layout::horizontal([Constraint::Length(54), Constraint::Min(0)]).areas(stats_area);
     frame.render_widget(
         Sparkline::default()
             .data(p.rate_history(now, usize::from(spark_area.width)))
@@ -210,7 +218,7 @@ fn bar(done: u64, total: u64, width: usize) -> String {
 }
 
 /// What the plan said beside what happened: bytes to send and saved by
-/// delta, requests and their cost.
+/// delta, requests and their cost, the time taken beside the time estimated.
 fn planned_beside_done(app: &App, report: &crate::sync::ExecReport) -> Vec<String> {
     let stats = &app.plan.stats;
     let mut lines = vec![format!(
@@ -224,6 +232,20 @@ fn planned_beside_done(app: &App, report: &crate::sync::ExecReport) -> Vec<Strin
     if app.requests.iter().any(Option::is_some) {
         lines.push(format!("Made: {}.", spending(app)));
     }
+    // Plans carry no time: the estimate is the one the rate gave once it
+    // settled, which a run's end shows was right or not.
+    lines.push(match app.progress.first_estimate() {
+        Some((at, estimate)) => format!(
+            "Took {}; estimated {} after the first {}.",
+            format::duration(report.duration),
+            format::duration(estimate),
+            format::duration(at),
+        ),
+        None => format!(
+            "Took {}, too short for an estimate.",
+            format::duration(report.duration)
+        ),
+    });
     lines
 }
 

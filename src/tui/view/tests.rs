@@ -180,6 +180,13 @@ fn execution_and_summary() {
         assert!(text.contains("failed 1"), "{text}");
         insta::assert_snapshot!(format!("execution_{width}x{height}"), text);
     }
+    // Past the first seconds the rate gives the run's estimated time: 400 MiB
+    // of 2 GiB in 6 s.
+    app.frozen_now = Some(at(6000));
+    app.on_event(&ExecEvent::Advanced {
+        id: 1,
+        bytes: 100 << 20,
+    });
     app.on_finished(ExecReport {
         copied: 3,
         delta: 1,
@@ -194,6 +201,10 @@ fn execution_and_summary() {
         let text = render(&mut app, width, height);
         assert!(text.contains("3 copied, 1 by delta"), "{text}");
         assert!(text.contains("Planned:"), "{text}");
+        assert!(
+            text.contains("Took 1m 23s; estimated 30.7s after the first 6.0s."),
+            "{text}"
+        );
         insta::assert_snapshot!(format!("summary_{width}x{height}"), text);
     }
 }
