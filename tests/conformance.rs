@@ -817,6 +817,15 @@ fn sidecars_move_between_layouts_without_resending(backend: Backend) {
     let report = sync_report(&scratch, &side, &hidden);
     assert_eq!(report["bytes_sent"], 0, "{backend:?}: {report}");
     assert_eq!(report["metadata"], 1, "{backend:?}: {report}");
+    // One copy and one delete, counted like every store's requests.
+    assert!(
+        report["requests"]["copy"].as_u64() >= Some(1),
+        "{backend:?}: {report}"
+    );
+    assert!(
+        report["requests"]["delete"].as_u64() >= Some(1),
+        "{backend:?}: {report}"
+    );
     let files = side.files();
     assert!(
         !files.contains_key(beside_key),

@@ -30,6 +30,7 @@ use super::object::{
 };
 use super::{RemoteErrorKind, StorageError, StoreHints};
 use crate::retry::RetryPolicy;
+use crate::storage::requests::RequestClass;
 use crate::types::ContentSums;
 
 /// What to tell a user whose request this store refused.
@@ -186,8 +187,11 @@ impl MemoryStore {
         &self.bucket
     }
 
-    fn counted(&self) {
+    /// Counts one request: on the bucket (every store on it), and by class
+    /// on this store (what the run screen and the summary show).
+    fn counted(&self, class: RequestClass) {
         self.bucket.requests.fetch_add(1, Ordering::Relaxed);
+        self.info.requests.add(class);
     }
 
     fn error(
@@ -340,7 +344,7 @@ impl ObjectStore for MemoryStore {
         query: &ListQuery,
         token: Option<String>,
     ) -> Result<ListPage, StorageError> {
-        self.counted();
+        self.counted(RequestClass::List);
         let objects = lock(&self.bucket.objects);
         let store_prefix = self.info.prefix.as_str();
         let prefix = format!("{store_prefix}{}", query.prefix);
@@ -424,7 +428,7 @@ impl ObjectStore for MemoryStore {
     }
 
     async fn head(&self, key: &str) -> Result<Option<ObjectHead>, StorageError> {
-        self.counted();
+        self.counted(RequestClass::Get);
         Ok(lock(&self.bucket.objects).get(key).map(head_of))
     }
 
@@ -434,7 +438,7 @@ impl ObjectStore for MemoryStore {
         range: Option<(u64, u64)>,
         version: Option<&str>,
     ) -> Result<ByteStream, StorageError> {
-        self.counted();
+        self.counted(RequestClass::Get);
         let object = self.pinned(key, version)?;
         let size = object.bytes.len() as u64;
         let (start, len) = range.unwrap_or((0, size));
@@ -465,7 +469,7 @@ impl ObjectStore for MemoryStore {
         expect: Expect<'_>,
     ) -> Result<String, StorageError> {
         let md5 = sums.md5;
-        self.counted();
+        self.counted(RequestClass::Put);
         if len > self.info.limits.max_single_put {
             return Err(self.error(
                 "cannot write",
@@ -498,7 +502,7 @@ impl ObjectStore for MemoryStore {
         meta: Option<&ObjectMeta>,
         expect: Expect<'_>,
     ) -> Result<String, StorageError> {
-        self.counted();
+        self.counted(RequestClass::Copy);
         if !self.copies_from(source.store) {
             return Err(self.error(
                 "cannot copy",
@@ -541,14 +545,14 @@ impl ObjectStore for MemoryStore {
         meta: &ObjectMeta,
         expect: Expect<'_>,
     ) -> Result<String, StorageError> {
-        self.counted();
+        self.counted(RequestClass::Copy);
         let bytes = self.pinned(key, None)?.bytes;
         self.write(key, bytes, meta.clone(), expect)
     }
 
     async fn delete_keys(&self, keys: &[String]) -> Result<(), StorageError> {
         for batch in keys.chunks(self.info.limits.delete_batch.max(1)) {
-            self.counted();
+            self.counted(RequestClass::Delete);
             let mut objects = lock(&self.bucket.objects);
             for key in batch {
                 objects.remove(key);

@@ -13,6 +13,7 @@ use crate::storage::object::{
     CopyRange, CopySource, Expect, ObjectStore, PendingUpload, StagedCopies, StagedObjects,
     StagedPart, StagedUpload,
 };
+use crate::storage::requests::RequestClass;
 use crate::storage::{RemoteErrorKind, StorageError};
 
 /// An object being staged.
@@ -60,7 +61,7 @@ impl StagedObjects for MemoryStore {
         key: &str,
         _meta: &ObjectMeta,
     ) -> Result<StagedUpload, StorageError> {
-        self.counted();
+        self.counted(RequestClass::Put);
         let id = format!("upload-{}", self.bucket.next_generation());
         lock(&self.bucket.staged).insert(
             id.clone(),
@@ -86,7 +87,7 @@ impl StagedObjects for MemoryStore {
         sums: BodySums,
     ) -> Result<StagedPart, StorageError> {
         let md5 = sums.md5;
-        self.counted();
+        self.counted(RequestClass::Put);
         let limits = self.info.limits;
         if len > limits.max_part || number as usize > limits.max_parts || number == 0 {
             return Err(StorageError::Transfer {
@@ -110,7 +111,7 @@ impl StagedObjects for MemoryStore {
     }
 
     async fn list_staged(&self, upload: &StagedUpload) -> Result<Vec<StagedPart>, StorageError> {
-        self.counted();
+        self.counted(RequestClass::List);
         let staged = lock(&self.bucket.staged);
         let staging = staged.get(&upload.id).ok_or_else(|| self.gone(upload))?;
         Ok(staging
@@ -127,7 +128,7 @@ impl StagedObjects for MemoryStore {
         meta: &ObjectMeta,
         expect: Expect<'_>,
     ) -> Result<String, StorageError> {
-        self.counted();
+        self.counted(RequestClass::Put);
         let joined = {
             let staged = lock(&self.bucket.staged);
             let staging = staged.get(&upload.id).ok_or_else(|| self.gone(upload))?;
@@ -158,13 +159,13 @@ impl StagedObjects for MemoryStore {
     }
 
     async fn abort_staged(&self, upload: &StagedUpload) -> Result<(), StorageError> {
-        self.counted();
+        self.counted(RequestClass::Delete);
         lock(&self.bucket.staged).remove(&upload.id);
         Ok(())
     }
 
     async fn list_pending(&self) -> Result<Vec<PendingUpload>, StorageError> {
-        self.counted();
+        self.counted(RequestClass::List);
         Ok(lock(&self.bucket.staged)
             .iter()
             .filter(|(_, staging)| staging.key.starts_with(&self.info.prefix))
@@ -187,7 +188,7 @@ impl StagedCopies for MemoryStore {
         source: CopySource<'_>,
         range: CopyRange,
     ) -> Result<StagedPart, StorageError> {
-        self.counted();
+        self.counted(RequestClass::Copy);
         if !self.copies_from(source.store) {
             return Err(self.error(
                 "cannot copy",

@@ -11,6 +11,7 @@ use crate::storage::meta::ObjectMeta;
 use crate::storage::object::{
     Expect, ObjectStore, StreamAck, StreamEnd, StreamUpload, UploadStreams,
 };
+use crate::storage::requests::RequestClass;
 use crate::storage::{RemoteErrorKind, StorageError};
 
 /// Pieces but the last are multiples of this.
@@ -45,7 +46,7 @@ impl UploadStreams for MemoryStore {
         meta: &ObjectMeta,
         expect: Expect<'_>,
     ) -> Result<StreamUpload, StorageError> {
-        self.counted();
+        self.counted(RequestClass::Put);
         let session = format!("stream-{}", self.bucket.next_generation());
         let expect = match expect {
             Expect::Any => None,
@@ -72,7 +73,7 @@ impl UploadStreams for MemoryStore {
         upload: &StreamUpload,
         _recorded: u64,
     ) -> Result<u64, StorageError> {
-        self.counted();
+        self.counted(RequestClass::Get);
         let streams = lock(&self.bucket.streams);
         let streaming = streams
             .get(&upload.session)
@@ -88,7 +89,7 @@ impl UploadStreams for MemoryStore {
         len: u64,
         end: Option<&StreamEnd>,
     ) -> Result<StreamAck, StorageError> {
-        self.counted();
+        self.counted(RequestClass::Put);
         if end.is_none() && !len.is_multiple_of(QUANTUM) {
             return Err(self.error(
                 "cannot stream",
@@ -149,7 +150,7 @@ impl UploadStreams for MemoryStore {
     }
 
     async fn abort_stream(&self, upload: &StreamUpload) -> Result<(), StorageError> {
-        self.counted();
+        self.counted(RequestClass::Delete);
         lock(&self.bucket.streams).remove(&upload.session);
         Ok(())
     }

@@ -17,6 +17,7 @@ impl StagedObjects for SftpStorage {
         key: &str,
         _meta: &ObjectMeta,
     ) -> Result<StagedUpload, StorageError> {
+        self.count(RequestClass::Put);
         self.make_parents(key).await?;
         let temp = Self::temp_beside(key);
         let file = files::create(self, &temp).await?;
@@ -37,6 +38,7 @@ impl StagedObjects for SftpStorage {
         len: u64,
         _sums: BodySums,
     ) -> Result<StagedPart, StorageError> {
+        self.count(RequestClass::Put);
         if len > LIMITS.max_part || number as usize > LIMITS.max_parts {
             return Err(StorageError::Transfer {
                 target: self.url_of(&upload.key),
@@ -139,6 +141,7 @@ impl StagedObjects for SftpStorage {
             .collect())
     }
     async fn list_staged(&self, upload: &StagedUpload) -> Result<Vec<StagedPart>, StorageError> {
+        self.count(RequestClass::List);
         // Which ranges of a temp file were written cannot be told from the
         // file: a resumed upload writes every part again, in place.
         match self.stat(&upload.id).await? {
@@ -159,6 +162,7 @@ impl StagedObjects for SftpStorage {
         meta: &ObjectMeta,
         expect: Expect<'_>,
     ) -> Result<String, StorageError> {
+        self.count(RequestClass::Put);
         let size: u64 = parts.iter().map(|p| p.size).sum();
         let flushed = async {
             let mut file = files::open_write(self, &upload.id).await?;
@@ -174,10 +178,12 @@ impl StagedObjects for SftpStorage {
             .await
     }
     async fn abort_staged(&self, upload: &StagedUpload) -> Result<(), StorageError> {
+        self.count(RequestClass::Delete);
         self.remove_quietly(&upload.id).await;
         Ok(())
     }
     async fn list_pending(&self) -> Result<Vec<PendingUpload>, StorageError> {
+        self.count(RequestClass::List);
         walk::temp_files(self).await
     }
 }
@@ -192,6 +198,7 @@ impl StagedCopies for SftpStorage {
         source: CopySource<'_>,
         range: CopyRange,
     ) -> Result<StagedPart, StorageError> {
+        self.count(RequestClass::Copy);
         if !self.copies_from(source.store) {
             return Err(StorageError::Remote {
                 op: "cannot copy",

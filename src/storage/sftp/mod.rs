@@ -36,6 +36,7 @@ use super::object::{
 };
 use super::{RebuildCheck, RemoteErrorKind, StorageError, StoreHints, StoreLimits};
 use crate::retry::RetryPolicy;
+use crate::storage::requests::RequestClass;
 pub use kind::KIND;
 pub use target::SftpTarget;
 
@@ -104,6 +105,13 @@ impl std::fmt::Debug for SftpStorage {
 }
 
 impl SftpStorage {
+    /// Counts one store operation by class: an SSH server bills nothing,
+    /// but the run screen and the summary set requests beside the plan's
+    /// estimate, which counts the same operations.
+    fn count(&self, class: RequestClass) {
+        self.info.requests.add(class);
+    }
+
     /// Connects (one `ssh`, one SFTP session for the run) and checks the root.
     pub async fn connect(
         settings: &SftpSettings,

@@ -36,12 +36,14 @@ impl ObjectStore for SftpStorage {
         _query: &crate::storage::object::ListQuery,
         token: Option<String>,
     ) -> Result<ListPage, StorageError> {
+        self.count(RequestClass::List);
         // A walk of the whole tree (`ListSplit::Whole`): the lister keeps
         // what a narrower query asks for.
         walk::page(self, token).await
     }
 
     async fn head(&self, key: &str) -> Result<Option<ObjectHead>, StorageError> {
+        self.count(RequestClass::Get);
         self.stat(key).await
     }
 
@@ -112,6 +114,7 @@ impl ObjectStore for SftpStorage {
         range: Option<(u64, u64)>,
         version: Option<&str>,
     ) -> Result<ByteStream, StorageError> {
+        self.count(RequestClass::Get);
         files::read_stream(self, key, range, version).await
     }
 
@@ -124,6 +127,7 @@ impl ObjectStore for SftpStorage {
         _sums: BodySums,
         expect: Expect<'_>,
     ) -> Result<String, StorageError> {
+        self.count(RequestClass::Put);
         if let Some(dir) = key.strip_suffix('/') {
             // A directory kept with -a (object stores' `dir/` marker). The
             // plan saw the source's directory here: a link in its place is
@@ -167,6 +171,7 @@ impl ObjectStore for SftpStorage {
         meta: Option<&ObjectMeta>,
         expect: Expect<'_>,
     ) -> Result<String, StorageError> {
+        self.count(RequestClass::Copy);
         let head = self
             .stat(source.key)
             .await?
@@ -201,6 +206,7 @@ impl ObjectStore for SftpStorage {
         meta: &ObjectMeta,
         expect: Expect<'_>,
     ) -> Result<String, StorageError> {
+        self.count(RequestClass::Copy);
         self.check_expect(key, expect).await?;
         self.session()
             .await?
@@ -217,6 +223,7 @@ impl ObjectStore for SftpStorage {
     }
 
     async fn delete_keys(&self, keys: &[String]) -> Result<(), StorageError> {
+        self.count(RequestClass::Delete);
         use futures::stream::{self, StreamExt, TryStreamExt};
         // Files first, then directories deepest first (each emptied by then).
         let (dirs, plain): (Vec<&String>, Vec<&String>) =
