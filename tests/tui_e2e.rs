@@ -163,3 +163,58 @@ fn veto_a_delete_then_run() {
     );
     assert!(s.path("dst/a.txt").exists());
 }
+
+/// Requests the server throttles are retried, and the log pane says so as
+/// it happens: the run screen is run against moto through a proxy that
+/// answers some requests with 503 SlowDown.
+#[test]
+fn the_log_pane_shows_retries_as_they_happen() {
+    if util::server_running("HUGESYNC_TEST_S3_ENDPOINT").is_none() {
+        return;
+    }
+    let s = Scratch::new();
+    let bucket = util::s3::Bucket::new();
+    for i in 0..30 {
+        s.write(&format!("src/f{i:02}.txt"), format!("file {i}").as_bytes());
+    }
+    let proxy = util::fault_proxy::FaultProxy::start(
+        &bucket.endpoint,
+        util::fault_proxy::Faults {
+            slow_down: 0.25,
+            ..Default::default()
+        },
+    );
+    let exit_file = s.path("exit-code");
+    let command = format!(
+        "AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1 \
+         AWS_EC2_METADATA_DISABLED=true AWS_CONFIG_FILE={none} AWS_SHARED_CREDENTIALS_FILE={none} \
+         HUGESYNC_RETRY_MAX_DELAY=100ms XDG_CONFIG_HOME={config} XDG_STATE_HOME={state} \
+         {bin} tui {src} {dst} --endpoint-url {endpoint} --path-style; echo $? > {exit}",
+        none = s.path("none").display(),
+        config = s.path("config").display(),
+        state = s.path("state").display(),
+        bin = assert_cmd::cargo::cargo_bin("hugesync").display(),
+        src = s.src().display(),
+        dst = bucket.url("p"),
+        endpoint = proxy.endpoint,
+        exit = exit_file.display(),
+    );
+    let session = Session::start(&command);
+    session.wait_for("HugeSync plan");
+    session.keys(&["a"]);
+    session.wait_for("Run this plan?");
+    session.keys(&["y"]);
+    let done = session.wait_for("Done in");
+    let log = done
+        .split_once("log ─")
+        .map(|(_, pane)| pane)
+        .unwrap_or_default();
+    assert!(
+        log.contains("SlowDown") && log.contains("; retry "),
+        "the log pane shows no retry:\n{done}"
+    );
+    assert!(proxy.faults() > 0);
+    session.keys(&["q"]);
+    assert_eq!(wait_for_file(&exit_file).trim(), "0");
+    assert_eq!(bucket.keys().len(), 30);
+}
