@@ -839,6 +839,14 @@ fn sidecars_move_between_layouts_without_resending(backend: Backend) {
         again["metadata"], 0,
         "{backend:?}: nothing left to move: {again}"
     );
+    // One left behind in the old layout (a move whose delete failed) goes;
+    // the one where sidecars are kept now stays as it is.
+    side.put(beside_key, b"left behind");
+    let report = sync_report(&scratch, &side, &hidden);
+    assert_eq!(report["metadata"], 1, "{backend:?}: {report}");
+    let files = side.files();
+    assert!(!files.contains_key(beside_key), "{backend:?}");
+    assert_eq!(files.get(hidden_key), Some(&sidecar), "{backend:?}");
 
     // A change goes by delta from the hidden sidecar, which is replaced there.
     let mut edited = big.clone();

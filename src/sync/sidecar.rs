@@ -154,8 +154,10 @@ pub async fn store(
 /// Moves the sidecar of `path` from `from`, a layout the store no longer
 /// keeps sidecars in, to where it keeps them now: copied server-side, then
 /// the old one removed. A sidecar gone since it was listed has nothing to
-/// move. What it describes is not trusted here: every read checks it
-/// against the object's version.
+/// move; one already where sidecars are kept now (written by a run with the
+/// layout in use, or left by a move whose delete failed) is kept, and only
+/// the old one goes. What either describes is not trusted here: every read
+/// checks a sidecar against the object's version.
 pub async fn relocate(
     store: &dyn ObjectStore,
     path: &RelPath,
@@ -165,6 +167,9 @@ pub async fn relocate(
     let new = store.sidecar_key_of(path);
     if old == new {
         return Ok(());
+    }
+    if store.head(&new).await?.is_some() {
+        return store.delete_keys(&[old]).await;
     }
     let source = CopySource {
         store,
