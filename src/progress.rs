@@ -174,9 +174,10 @@ impl Progress {
                 let advanced = self.active.remove(id).map_or(0, |a| a.done);
                 let unreported = bytes_sent.saturating_sub(advanced);
                 self.bytes_sent += unreported;
-                self.record(unreported, at);
                 self.bytes_saved += bytes_saved;
                 self.done_items += 1;
+                // With the item counted: the estimate weighs items too.
+                self.record(unreported, at);
                 *self.per_action.entry(*action).or_default() += 1;
             }
             ExecEvent::Failed {
@@ -256,15 +257,27 @@ impl Progress {
         self.eta_at(Instant::now())
     }
 
+    /// The time left: the longer of what the bytes left take at the byte
+    /// rate so far and what the items left take at the item rate so far —
+    /// a tree of many small files is bound by its items long after its
+    /// bytes are sent. `None` before either has a rate, or once both are done.
     pub fn eta_at(&self, now: Instant) -> Option<Duration> {
         let secs = self.elapsed_at(now).as_secs_f64();
-        if self.bytes_sent == 0 || secs <= 0.0 || self.total_bytes <= self.bytes_sent {
+        if secs <= 0.0 {
             return None;
         }
-        let rate = self.bytes_sent as f64 / secs;
-        Some(Duration::from_secs_f64(
-            (self.total_bytes - self.bytes_sent) as f64 / rate,
-        ))
+        let left = |done: u64, total: u64| {
+            (done > 0 && total > done).then(|| (total - done) as f64 * secs / done as f64)
+        };
+        match (
+            left(self.bytes_sent, self.total_bytes),
+            left(self.done_items, self.total_items),
+        ) {
+            (None, None) => None,
+            (by_bytes, by_items) => Some(Duration::from_secs_f64(
+                by_bytes.unwrap_or(0.0).max(by_items.unwrap_or(0.0)),
+            )),
+        }
     }
 
     pub fn count(&self, action: SyncAction) -> u64 {
@@ -468,6 +481,49 @@ mod tests {
         assert_eq!(item.rate(at(4000)), Some(20.0));
         assert_eq!(item.rate(at(50)), None);
         assert_eq!(p.elapsed_at(at(4000)), Duration::from_secs(4));
+    }
+
+    #[test]
+    fn the_estimate_follows_items_when_they_outlast_the_bytes() {
+        let mut p = Progress::default();
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        p.apply_at(
+            &ExecEvent::Begin {
+                items: 100,
+                bytes: 1000,
+            },
+            at(0),
+        );
+        // One large file's 900 bytes and 9 small files in the first 6 s:
+        // the bytes say 0.7 s more, the items say 54 s.
+        for i in 0..10u64 {
+            p.apply_at(
+                &ExecEvent::Finished {
+                    id: i as usize,
+                    path: RelPath::from("f"),
+                    action: SyncAction::Copy,
+                    bytes_sent: if i == 0 { 900 } else { 0 },
+                    bytes_saved: 0,
+                },
+                at(600 * (i + 1)),
+            );
+        }
+        assert_eq!(p.eta_at(at(6000)), Some(Duration::from_secs(54)));
+        // First estimated at 5.4 s (9 items done): the whole run, 60 s.
+        let (when, whole) = p.first_estimate().unwrap();
+        assert_eq!(when, Duration::from_millis(5400));
+        assert_eq!(whole, Duration::from_secs(60));
+        // Before any item or byte is done there is no estimate.
+        let mut fresh = Progress::default();
+        fresh.apply_at(
+            &ExecEvent::Begin {
+                items: 1,
+                bytes: 10,
+            },
+            at(0),
+        );
+        assert_eq!(fresh.eta_at(at(1000)), None);
     }
 
     #[test]
