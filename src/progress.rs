@@ -211,12 +211,13 @@ impl Progress {
 
     /// Counts `bytes` in the second they were sent.
     fn record(&mut self, bytes: u64, at: Instant) {
-        let elapsed = self.elapsed_at(at);
-        if self.first_estimate.is_none()
-            && elapsed >= SETTLE
-            && let Some(eta) = self.eta_at(at)
-        {
-            self.first_estimate = Some((elapsed, elapsed + eta));
+        if self.first_estimate.is_none() {
+            let elapsed = self.elapsed_at(at);
+            if elapsed >= SETTLE
+                && let Some(eta) = self.eta_at(at)
+            {
+                self.first_estimate = Some((elapsed, elapsed + eta));
+            }
         }
         let second = at.saturating_duration_since(self.started).as_secs();
         let end = self.history_from + self.history.len() as u64;

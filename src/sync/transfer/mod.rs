@@ -205,35 +205,6 @@ fn item_backup(item: &PlanItem, ctx: &ItemContext) -> Option<super::Backup> {
 
 /// Runs one non-directory item (directories are handled by the executor's phases).
 pub async fn run(id: usize, item: PlanItem, ctx: ItemContext) -> Result<Outcome, ItemError> {
-    // A sidecar in the layout the destination keeps sidecars in no longer:
-    // moved when that is all the item does; otherwise the object is written
-    // anew (with its new sidecar where they are kept now) and the old
-    // sidecar goes after it.
-    let misplaced = item
-        .dst
-        .as_ref()
-        .and_then(Entry::sidecar_in)
-        .zip(ctx.destination.object_store().cloned());
-    if let Some((layout, dst)) = &misplaced
-        && item.reason == super::diff::Reason::SidecarMoved
-    {
-        super::sidecar::relocate(dst.as_ref(), &item.path, *layout).await?;
-        return Ok(Outcome::default());
-    }
-    let path = item.path.clone();
-    let rewrites = item.action;
-    let outcome = run_on_sides(id, item, ctx).await?;
-    if let Some((layout, dst)) = misplaced {
-        if rewrites == crate::types::SyncAction::Metadata {
-            super::sidecar::relocate(dst.as_ref(), &path, layout).await?;
-        } else {
-            super::sidecar::remove_misplaced(dst.as_ref(), &path, layout).await?;
-        }
-    }
-    Ok(outcome)
-}
-
-async fn run_on_sides(id: usize, item: PlanItem, ctx: ItemContext) -> Result<Outcome, ItemError> {
     match (ctx.source.clone(), ctx.destination.clone()) {
         (Storage::Local(src), Storage::Local(dst)) => {
             tokio::task::spawn_blocking(move || local::run(id, &item, &src, &dst, &ctx))
@@ -246,15 +217,51 @@ async fn run_on_sides(id: usize, item: PlanItem, ctx: ItemContext) -> Result<Out
                 })?
         }
         (Storage::Local(src), Storage::Object(dst)) => {
-            upload::run(id, &item, &src, &dst, &ctx).await
+            moving_sidecars(
+                &item,
+                dst.as_ref(),
+                upload::run(id, &item, &src, &dst, &ctx),
+            )
+            .await
         }
         (Storage::Object(src), Storage::Local(dst)) => {
             download::run(id, &item, &src, &dst, &ctx).await
         }
         (Storage::Object(src), Storage::Object(dst)) => {
-            remote::run(id, &item, &src, &dst, &ctx).await
+            moving_sidecars(
+                &item,
+                dst.as_ref(),
+                remote::run(id, &item, &src, &dst, &ctx),
+            )
+            .await
         }
     }
+}
+
+/// Runs `write`, the item's write to an object store, minding a sidecar it
+/// has in the layout the store keeps sidecars in no longer: moved when that
+/// is all the item does (`write` is then never run); otherwise the object
+/// is written anew (its new sidecar where sidecars are kept now) and the old
+/// sidecar goes after it.
+async fn moving_sidecars(
+    item: &PlanItem,
+    dst: &dyn ObjectStore,
+    write: impl std::future::Future<Output = Result<Outcome, ItemError>>,
+) -> Result<Outcome, ItemError> {
+    let Some(layout) = item.dst.as_ref().and_then(Entry::sidecar_in) else {
+        return write.await;
+    };
+    if item.reason == super::diff::Reason::SidecarMoved {
+        super::sidecar::relocate(dst, &item.path, layout).await?;
+        return Ok(Outcome::default());
+    }
+    let outcome = write.await?;
+    if item.action == crate::types::SyncAction::Metadata {
+        super::sidecar::relocate(dst, &item.path, layout).await?;
+    } else {
+        super::sidecar::remove_misplaced(dst, &item.path, layout).await?;
+    }
+    Ok(outcome)
 }
 
 /// What the destination must still hold for this item's write: the object the
