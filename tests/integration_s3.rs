@@ -761,6 +761,8 @@ fn names_an_object_store_cannot_hold_fail_per_file_and_others_round_trip() {
     let (scratch, bucket) = (Scratch::new(), Bucket::new());
     scratch.write("src/fine.txt", b"ok");
     scratch.write("src/looks-like.hssig", b"reserved");
+    // The folder hidden sidecars live in, whatever the layout set.
+    scratch.write("src/.hugesync/notes.txt", b"reserved too");
     // Each name within the file system's 255 bytes, the path over S3's 1024.
     let long = format!("src/{}", vec!["x".repeat(220); 5].join("/"));
     scratch.write(&long, b"too long a key");
@@ -778,7 +780,14 @@ fn names_an_object_store_cannot_hold_fail_per_file_and_others_round_trip() {
     );
     assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
     let stderr = stderr_of(&out);
-    assert!(stderr.contains("reserved"), "{stderr}");
+    assert!(
+        stderr.contains("looks-like.hssig: names ending in .hssig"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(".hugesync/notes.txt: names ending in .hssig"),
+        "{stderr}"
+    );
     assert!(
         stderr.contains("object key would be 1106 bytes, over the 1018"),
         "{stderr}"
