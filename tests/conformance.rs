@@ -319,14 +319,19 @@ fn sync_json(
         Some(proxy),
         &["sync", "--yes", "--json", from, to],
     );
+    summary_report(&out, &format!("sync {from} {to}"))
+}
+
+/// The summary report of a `--json` run, asserting it succeeded.
+fn summary_report(out: &std::process::Output, what: &str) -> serde_json::Value {
     assert!(
         out.status.success(),
-        "sync {from} {to}: {:?} {}{}",
+        "{what}: {:?} {}{}",
         out.status,
-        stderr_of(&out),
-        stdout_of(&out)
+        stderr_of(out),
+        stdout_of(out)
     );
-    stdout_of(&out)
+    stdout_of(out)
         .lines()
         .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
         .find(|e| e["event"] == "summary")
@@ -775,18 +780,7 @@ fn serves_as_a_source_for_a_local_copy(backend: Backend) {
 /// summary report, asserting success.
 fn sync_report(scratch: &Scratch, side: &Side, extra: &[&str]) -> serde_json::Value {
     let out = sync_to(scratch, side, &[&["--json"], extra].concat());
-    assert!(
-        out.status.success(),
-        "{}{}",
-        stderr_of(&out),
-        stdout_of(&out)
-    );
-    stdout_of(&out)
-        .lines()
-        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-        .find(|e| e["event"] == "summary")
-        .map(|e| e["report"].clone())
-        .expect("a summary event")
+    summary_report(&out, &format!("sync {extra:?}"))
 }
 
 /// `--sidecars hidden` keeps signatures under `.hugesync/sig/` at the root;

@@ -50,8 +50,6 @@ fn max_sidecar_len(size: u64) -> u64 {
     74 + 1024 + 4 + (36 + 20) * blocks + 32
 }
 
-/// Fetches and checks the sidecar of `path`, whose object the listing (or a
-/// HEAD) described as `object`.
 /// The blake3 of an object's content as HugeSync recorded it: in its
 /// metadata (`head`, what a HEAD said), else in its fresh sidecar (one small
 /// GET). `None` when neither holds one.
@@ -76,6 +74,8 @@ pub async fn recorded_blake3(
     })
 }
 
+/// Fetches and checks the sidecar of `path`, whose object the listing (or a
+/// HEAD) described as `object`, where the listing found it.
 pub async fn fetch(
     store: &dyn ObjectStore,
     path: &RelPath,
@@ -163,11 +163,10 @@ pub async fn relocate(
     path: &RelPath,
     from: SidecarLayout,
 ) -> Result<(), StorageError> {
-    let old = store.sidecar_key_in(path, from);
-    let new = store.sidecar_key_of(path);
-    if old == new {
+    let Some(old) = misplaced_key(store, path, from) else {
         return Ok(());
-    }
+    };
+    let new = store.sidecar_key_of(path);
     if store.head(&new).await?.is_some() {
         return store.delete_keys(&[old]).await;
     }
@@ -195,9 +194,14 @@ pub async fn remove_misplaced(
     path: &RelPath,
     from: SidecarLayout,
 ) -> Result<(), StorageError> {
-    let old = store.sidecar_key_in(path, from);
-    if old == store.sidecar_key_of(path) {
-        return Ok(());
+    match misplaced_key(store, path, from) {
+        Some(old) => store.delete_keys(&[old]).await,
+        None => Ok(()),
     }
-    store.delete_keys(&[old]).await
+}
+
+/// The key of the sidecar of `path` in `from`, unless that is where the
+/// store keeps sidecars now (nothing is then misplaced).
+fn misplaced_key(store: &dyn ObjectStore, path: &RelPath, from: SidecarLayout) -> Option<String> {
+    (from != store.info().sidecars).then(|| store.sidecar_key_in(path, from))
 }
