@@ -65,7 +65,8 @@ if [ ! -x "$peers/bin/rclone" ] || ! "$peers/bin/python" -c 'import pyarrow.data
   "$peers/bin/pip" install --quiet --disable-pip-version-check "${peer_packages[@]}"
 fi
 export HUGESYNC_TEST_RCLONE="$(realpath "$peers/bin/rclone")"
-export HUGESYNC_TEST_PYARROW="$(realpath "$peers/bin/python")"
+# The venv's own python (a link: resolved, it would be the system's, without pyarrow).
+export HUGESYNC_TEST_PYARROW="$PWD/$peers/bin/python"
 
 # A build directory reused run after run keeps every superseded test binary and
 # incremental session (56 GiB once, until the disk filled mid-suite). Past a
