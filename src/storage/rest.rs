@@ -14,13 +14,13 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Method, Response, StatusCode};
 
 use super::body::BodySource;
-use super::{RemoteErrorKind, StorageError, StoreHints, error_chain};
+use super::{RemoteErrorKind, StorageError, error_chain};
 use crate::retry::{Activity, Budget, RetryPolicy};
 
 /// A store's side of its requests: how they are signed and what its
 /// refusals mean.
 #[async_trait::async_trait]
-pub(crate) trait Service: Send + Sync {
+pub(crate) trait Service: super::ObjectStore {
     /// Signs the request's head (a header, a query), or refuses for want of
     /// credentials — a `Denied` error, exit code 4.
     async fn sign(
@@ -39,11 +39,6 @@ pub(crate) trait Service: Send + Sync {
         headers: &HeaderMap,
         body: &[u8],
     ) -> (RemoteErrorKind, String);
-
-    fn hints(&self) -> &'static StoreHints;
-
-    /// Where the store's requests are counted.
-    fn counts(&self) -> &super::requests::RequestCounts;
 
     /// The class a request is billed in, from what goes out.
     fn class_of(
@@ -200,9 +195,11 @@ impl HttpClient {
     ) -> Result<Response, StorageError> {
         let outgoing = request.outgoing();
         // Every attempt is a request the service counts (and bills).
-        service
-            .counts()
-            .add(service.class_of(&outgoing.method, &outgoing.url, &outgoing.headers));
+        service.info().requests.add(service.class_of(
+            &outgoing.method,
+            &outgoing.url,
+            &outgoing.headers,
+        ));
         let mut headers = HeaderMap::new();
         for (name, value) in &outgoing.headers {
             let name = HeaderName::from_bytes(name.as_bytes()).map_err(|e| invalid(target, e))?;
@@ -235,7 +232,7 @@ impl HttpClient {
             .client
             .execute(request)
             .await
-            .map_err(|e| super::http_error(op, target, e, service.hints()))?;
+            .map_err(|e| super::http_error(op, target, e, service.info().hints))?;
         let status = response.status();
         if status.is_success() || outgoing.also_ok == Some(status.as_u16()) {
             return Ok(response);
@@ -248,7 +245,7 @@ impl HttpClient {
             target: target.to_string(),
             kind,
             message,
-            hints: service.hints(),
+            hints: service.info().hints,
         })
     }
 }

@@ -89,15 +89,16 @@ pub struct MisplacedSidecars {
 }
 
 impl MisplacedSidecars {
-    /// Marks `entry` (a file of the listing these were found in) with the
-    /// layout its sidecar is in, when it is one of them. For readers that
-    /// walk a manifest without the diff's one-pass marking.
-    pub fn mark(&self, entry: &mut crate::types::ManifestEntry) {
-        if entry.entry.kind == crate::types::EntryKind::File
-            && self.paths.binary_search(&entry.path).is_ok()
-        {
-            entry.entry.set_sidecar_in(self.layout);
+    /// Marks `entry`, at `path` in the listing these were found in, with the
+    /// layout its sidecar is in when it is a file among them. Returns
+    /// whether it was.
+    pub fn mark(&self, path: &crate::types::RelPath, entry: &mut crate::types::Entry) -> bool {
+        let marked =
+            entry.kind == crate::types::EntryKind::File && self.paths.binary_search(path).is_ok();
+        if marked {
+            entry.set_sidecar_in(self.layout);
         }
+        marked
     }
 }
 

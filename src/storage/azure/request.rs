@@ -92,14 +92,6 @@ impl rest::Service for AzureStorage {
         )
     }
 
-    fn hints(&self) -> &'static crate::storage::StoreHints {
-        &HINTS
-    }
-
-    fn counts(&self) -> &crate::storage::requests::RequestCounts {
-        &self.info.requests
-    }
-
     fn class_of(
         &self,
         method: &Method,

@@ -120,14 +120,6 @@ impl rest::Service for GcsStorage {
         (kind, rest::refusal_message(status, &reason, detail))
     }
 
-    fn hints(&self) -> &'static crate::storage::StoreHints {
-        &HINTS
-    }
-
-    fn counts(&self) -> &crate::storage::requests::RequestCounts {
-        &self.info.requests
-    }
-
     fn class_of(
         &self,
         method: &Method,

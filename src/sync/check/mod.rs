@@ -301,7 +301,7 @@ fn files(manifest: &Manifest) -> impl Iterator<Item = ManifestEntry> + '_ {
         .filter(|e| e.entry.kind == EntryKind::File)
         .map(move |mut e| {
             if let Some(misplaced) = misplaced {
-                misplaced.mark(&mut e);
+                misplaced.mark(&e.path, &mut e.entry);
             }
             e
         })

@@ -175,7 +175,7 @@ fn files_after<'a>(
         .filter(|e| e.entry.kind == EntryKind::File)
         .map(move |mut e| {
             if let Some(misplaced) = misplaced {
-                misplaced.mark(&mut e);
+                misplaced.mark(&e.path, &mut e.entry);
             }
             e
         })

@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use super::plan::PlanItem;
 use itertools::{EitherOrBoth, Itertools};
 
-use crate::storage::sidecars::{MisplacedSidecars, SidecarLayout};
+use crate::storage::sidecars::MisplacedSidecars;
 use crate::types::{
     Entry, EntryKind, Manifest, ManifestEntry, ManifestIntoIter, RelPath, SyncAction, by_path,
 };
@@ -229,64 +229,35 @@ pub fn diff_owned(
 
 /// Marks the entries of items whose sidecars were listed in the layout
 /// their store does not keep them in: read from there by a delta, and
-/// moved by the run on the destination. The lists are sorted, as the items
-/// are: one pass over each.
+/// moved by the run on the destination.
 struct SidecarMarks {
-    source: Option<Marks>,
-    destination: Option<Marks>,
-}
-
-struct Marks {
-    layout: SidecarLayout,
-    paths: std::iter::Peekable<std::vec::IntoIter<RelPath>>,
-}
-
-impl Marks {
-    fn of(misplaced: Option<MisplacedSidecars>) -> Option<Marks> {
-        misplaced.map(|m| Marks {
-            layout: m.layout,
-            paths: m.paths.into_iter().peekable(),
-        })
-    }
-
-    /// Whether `path` (later than every path asked before) is marked.
-    fn has(&mut self, path: &RelPath) -> bool {
-        while self.paths.next_if(|p| p < path).is_some() {}
-        self.paths.next_if(|p| p == path).is_some()
-    }
+    source: Option<MisplacedSidecars>,
+    destination: Option<MisplacedSidecars>,
 }
 
 impl SidecarMarks {
     fn new(source: Option<MisplacedSidecars>, destination: Option<MisplacedSidecars>) -> Self {
         Self {
-            source: Marks::of(source),
-            destination: Marks::of(destination),
+            source,
+            destination,
         }
     }
 
-    fn mark(&mut self, item: &mut PlanItem) {
-        let file = |e: &Option<Entry>| e.as_ref().is_some_and(|e| e.kind == EntryKind::File);
-        if let Some(marks) = self.source.as_mut()
-            && marks.has(&item.path)
-            && file(&item.src)
-            && let Some(src) = item.src.as_mut()
-        {
-            src.set_sidecar_in(marks.layout);
+    fn mark(&self, item: &mut PlanItem) {
+        if let (Some(misplaced), Some(src)) = (&self.source, item.src.as_mut()) {
+            misplaced.mark(&item.path, src);
         }
-        if let Some(marks) = self.destination.as_mut()
-            && marks.has(&item.path)
-            && file(&item.dst)
-            && let Some(dst) = item.dst.as_mut()
-        {
-            dst.set_sidecar_in(marks.layout);
+        if let (Some(misplaced), Some(dst)) = (&self.destination, item.dst.as_mut())
+            && misplaced.mark(&item.path, dst)
             // A file the run leaves alone still gets its sidecar moved:
             // bookkeeping, not the user's data.
-            if item.action == SyncAction::Skip && item.reason != Reason::DestinationLinkSkipped {
-                item.action = SyncAction::Metadata;
-                item.reason = Reason::SidecarMoved;
-                item.bytes_to_send = 0;
-                item.bytes_saved = 0;
-            }
+            && item.action == SyncAction::Skip
+            && item.reason != Reason::DestinationLinkSkipped
+        {
+            item.action = SyncAction::Metadata;
+            item.reason = Reason::SidecarMoved;
+            item.bytes_to_send = 0;
+            item.bytes_saved = 0;
         }
     }
 }
